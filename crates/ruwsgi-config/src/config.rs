@@ -1,0 +1,238 @@
+//! The typed configuration the runtime reads. Built from the resolved option list by
+//! `Config::from_options`; the runtime never sees raw option strings.
+//!
+//! Field names are the uWSGI option names in snake case.
+
+use std::path::PathBuf;
+
+/// Where a listening socket's address points and which protocol it speaks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SocketSpec {
+    /// `[host]:port` (host empty = all interfaces, as uWSGI's `:8080`), or a unix path.
+    pub address: String,
+    /// Protocol spoken by the workers on this socket.
+    pub protocol: SocketProtocol,
+}
+
+/// Protocol of a listening socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SocketProtocol {
+    /// HTTP/1.1 (`http`, `http-socket`). Differs from uWSGI: `http` is served by the workers
+    /// themselves, there is no separate router process.
+    Http,
+    /// The uwsgi binary protocol (`socket`, `uwsgi-socket`), as spoken by nginx `uwsgi_pass`.
+    Uwsgi,
+}
+
+/// One `static-map`/`static-map2` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaticMap {
+    /// URL prefix, e.g. `/static`.
+    pub mount: String,
+    /// Directory (or file) it maps to.
+    pub dir: PathBuf,
+    /// `static-map2`: the mount prefix is kept in the file path.
+    pub keep_mount: bool,
+}
+
+/// Everything the runtime needs, typed. Defaults are uWSGI's.
+#[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::struct_excessive_bools)] // one bool per uWSGI boolean option
+pub struct Config {
+    /// Listening sockets in the order given (`http`, `http-socket`, `socket`, ...).
+    pub sockets: Vec<SocketSpec>,
+    /// `chdir`: directory to enter before loading the app.
+    pub chdir: Option<PathBuf>,
+    /// `chdir2`: directory to enter after loading the app.
+    pub chdir2: Option<PathBuf>,
+    /// `wsgi-file` (`file`): a Python file defining the callable.
+    pub wsgi_file: Option<PathBuf>,
+    /// `module` (`wsgi`, `-w`): `pkg.mod` or `pkg.mod:callable`.
+    pub module: Option<String>,
+    /// `callable`: default `application`.
+    pub callable: String,
+    /// `pythonpath` (`python-path`, `pp`): prepended to `sys.path`, in order.
+    pub pythonpath: Vec<PathBuf>,
+    /// `home` (`virtualenv`, `venv`, `pyhome`, `-H`).
+    pub home: Option<PathBuf>,
+    /// `env`: `KEY=VALUE` pairs set before loading the app.
+    pub env: Vec<(String, String)>,
+    /// `processes` (`workers`, `-p`): default 1.
+    pub processes: u32,
+    /// `threads`: Python threads per worker, default 1.
+    pub threads: u32,
+    /// `master` (`-M`). ruwsgi always runs a master; kept for `--show-config`.
+    pub master: bool,
+    /// `lazy-apps`: load the app in each worker after fork.
+    pub lazy_apps: bool,
+    /// `need-app`: exit non-zero when the app fails to load. Default true.
+    pub need_app: bool,
+    /// `vacuum`: remove unix sockets and pidfiles on exit.
+    pub vacuum: bool,
+    /// `pidfile`: master pid, written before privileges are dropped.
+    pub pidfile: Option<PathBuf>,
+    /// `pidfile2`: master pid, written after privileges are dropped.
+    pub pidfile2: Option<PathBuf>,
+    /// `buffer-size` (`-b`): max request header block / uwsgi vars packet, default 4096.
+    pub buffer_size: usize,
+    /// `listen` (`-l`): accept backlog, default 100.
+    pub listen: u32,
+    /// `chmod-socket`: mode for unix sockets (bare option = 0o666).
+    pub chmod_socket: Option<u32>,
+    /// `chown-socket`: `user[:group]` for unix sockets.
+    pub chown_socket: Option<String>,
+    /// `disable-logging` (`-L`): no request log lines.
+    pub disable_logging: bool,
+    /// `log-micros`: request times in microseconds.
+    pub log_micros: bool,
+    /// `logto`: append all logs to this file.
+    pub logto: Option<PathBuf>,
+    /// `daemonize`: detach and log to this file.
+    pub daemonize: Option<PathBuf>,
+    /// `daemonize2`: like `daemonize` but detaches after the app is loaded.
+    pub daemonize2: Option<PathBuf>,
+    /// `harakiri` (`-t`): seconds a request may run before its worker is killed; 0 = off.
+    pub harakiri: u64,
+    /// `harakiri-verbose`, `py-tracebacker`: log the stuck request's Python stack.
+    pub harakiri_verbose: bool,
+    /// `max-requests` (`-R`): recycle a worker after this many requests; 0 = off.
+    pub max_requests: u64,
+    /// `max-requests-delta`: per-worker jitter added to `max-requests` (worker id × delta).
+    pub max_requests_delta: u64,
+    /// `min-worker-lifetime`: seconds before any recycle, default 10.
+    pub min_worker_lifetime: u64,
+    /// `max-worker-lifetime`: seconds after which a worker is recycled; 0 = off.
+    pub max_worker_lifetime: u64,
+    /// `reload-on-rss`: MiB of RSS after which a worker recycles itself; 0 = off.
+    pub reload_on_rss: u64,
+    /// `evil-reload-on-rss`: MiB of RSS after which the master kills a worker; 0 = off.
+    pub evil_reload_on_rss: u64,
+    /// `worker-reload-mercy`: seconds a worker may take to finish on reload, default 60.
+    pub worker_reload_mercy: u64,
+    /// `reload-mercy`: seconds for the whole stack on reload/shutdown, default 60.
+    pub reload_mercy: u64,
+    /// `py-autoreload`: seconds between module mtime checks; 0 = off.
+    pub py_autoreload: u64,
+    /// `py-autoreload-ignore`: module file paths not checked.
+    pub py_autoreload_ignore: Vec<String>,
+    /// `touch-reload`: files whose mtime change triggers a graceful reload.
+    pub touch_reload: Vec<PathBuf>,
+    /// `touch-chain-reload`: files whose mtime change triggers a chain reload.
+    pub touch_chain_reload: Vec<PathBuf>,
+    /// `die-on-term`: accepted; SIGTERM always shuts down gracefully in ruwsgi.
+    pub die_on_term: bool,
+    /// `stats` (`stats-server`): address of the JSON stats server.
+    pub stats: Option<String>,
+    /// `stats-http`: prefix the stats JSON with HTTP response headers.
+    pub stats_http: bool,
+    /// `uid`: user to run as after binding.
+    pub uid: Option<String>,
+    /// `gid`: group to run as after binding.
+    pub gid: Option<String>,
+    /// `limit-post`: max request body bytes; 0 = unlimited. Larger bodies get 413.
+    pub limit_post: u64,
+    /// `post-buffering`: bodies up to this size are read before the app is called.
+    pub post_buffering: usize,
+    /// `socket-timeout` (`-z`): seconds of socket inactivity tolerated, default 4.
+    pub socket_timeout: u64,
+    /// `http-timeout`: seconds an HTTP connection may be idle or slow, default 60.
+    pub http_timeout: u64,
+    /// `http-keepalive`: max keep-alive connections per worker; 0 = no limit besides `max-fd`.
+    pub http_keepalive: u64,
+    /// `max-fd`: max open connections per worker.
+    pub max_fd: u64,
+    /// `static-map` / `static-map2`, in the order given.
+    pub static_map: Vec<StaticMap>,
+    /// `check-static`: docroots tried before the app.
+    pub check_static: Vec<PathBuf>,
+    /// `static-index`: file names tried for directory requests.
+    pub static_index: Vec<String>,
+    /// `static-expires-type`: `(mime type, seconds)`.
+    pub static_expires_type: Vec<(String, u64)>,
+    /// `static-expires`: `(regexp on the file path, seconds)`.
+    pub static_expires: Vec<(String, u64)>,
+    /// `static-expires-uri`: `(regexp on the request URI, seconds)`.
+    pub static_expires_uri: Vec<(String, u64)>,
+    /// `static-gzip-all`: serve `X.gz` for any static file when the client accepts gzip.
+    pub static_gzip_all: bool,
+    /// `static-gzip-dir`: directories whose files have gzip variants.
+    pub static_gzip_dir: Vec<PathBuf>,
+    /// `static-skip-ext`: extensions never served statically.
+    pub static_skip_ext: Vec<String>,
+    /// `static-safe`: extra roots that symlinks may point into.
+    pub static_safe: Vec<PathBuf>,
+    /// `mimefile`: extra `mime.types` files.
+    pub mimefile: Vec<PathBuf>,
+    /// `strict`: unknown options are errors (they are anyway unless uWSGI-only notices).
+    pub strict: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            sockets: Vec::new(),
+            chdir: None,
+            chdir2: None,
+            wsgi_file: None,
+            module: None,
+            callable: "application".to_owned(),
+            pythonpath: Vec::new(),
+            home: None,
+            env: Vec::new(),
+            processes: 1,
+            threads: 1,
+            master: false,
+            lazy_apps: false,
+            need_app: true,
+            vacuum: false,
+            pidfile: None,
+            pidfile2: None,
+            buffer_size: 4096,
+            listen: 100,
+            chmod_socket: None,
+            chown_socket: None,
+            disable_logging: false,
+            log_micros: false,
+            logto: None,
+            daemonize: None,
+            daemonize2: None,
+            harakiri: 0,
+            harakiri_verbose: false,
+            max_requests: 0,
+            max_requests_delta: 0,
+            min_worker_lifetime: 10,
+            max_worker_lifetime: 0,
+            reload_on_rss: 0,
+            evil_reload_on_rss: 0,
+            worker_reload_mercy: 60,
+            reload_mercy: 60,
+            py_autoreload: 0,
+            py_autoreload_ignore: Vec::new(),
+            touch_reload: Vec::new(),
+            touch_chain_reload: Vec::new(),
+            die_on_term: false,
+            stats: None,
+            stats_http: false,
+            uid: None,
+            gid: None,
+            limit_post: 0,
+            post_buffering: 0,
+            socket_timeout: 4,
+            http_timeout: 60,
+            http_keepalive: 0,
+            max_fd: 0,
+            static_map: Vec::new(),
+            check_static: Vec::new(),
+            static_index: Vec::new(),
+            static_expires_type: Vec::new(),
+            static_expires: Vec::new(),
+            static_expires_uri: Vec::new(),
+            static_gzip_all: false,
+            static_gzip_dir: Vec::new(),
+            static_skip_ext: Vec::new(),
+            static_safe: Vec::new(),
+            mimefile: Vec::new(),
+            strict: false,
+        }
+    }
+}
