@@ -1,0 +1,35 @@
+import os
+import threading
+
+from django.http import JsonResponse
+from django.shortcuts import redirect, render
+
+from .forms import EntryForm
+from .models import Entry
+
+
+def index(request):
+    """GET: list entries + form.  POST: validate, save, 303 back to /."""
+    if request.method == "POST":
+        form = EntryForm(request.POST)
+        if form.is_valid():
+            form.save()
+            response = redirect("index")
+            response.status_code = 303
+            return response
+        status = 400
+    else:
+        form = EntryForm()
+        status = 200
+    entries = Entry.objects.all()[:50]
+    return render(
+        request,
+        "guestbook/index.html",
+        {"form": form, "entries": entries},
+        status=status,
+    )
+
+
+def whoami(request):
+    """Which worker process / thread served this request (for tests)."""
+    return JsonResponse({"pid": os.getpid(), "thread": threading.get_ident()})
