@@ -1,2 +1,39 @@
-//! Placeholder.
+//! HTTP/1.1 and uwsgi wire formats for ruwsgi: bytes in, values out.
+//!
+//! This crate owns parsing and encoding only. It does no I/O, never blocks, never allocates
+//! on error paths and holds no state between calls except inside [`ChunkedDecoder`]. The
+//! runtime's connection loop (`ruwsgi::net`) owns the sockets and buffers: it calls the
+//! `parse_*` functions on what it has read so far (`Ok(None)` means "read more") and the
+//! `encode_*` functions to build what it writes.
+//!
+//! - [`parse_request_head`]: one HTTP/1.x request head, with request-smuggling checks
+//!   (RFC 9112) that httparse alone does not do.
+//! - [`ChunkedDecoder`]: incremental `Transfer-Encoding: chunked` body decoder.
+//! - [`parse_uwsgi_packet`] / [`encode_uwsgi_packet`]: the uwsgi binary protocol.
+//! - [`encode_response_head`], [`encode_chunk`], [`LAST_CHUNK`]: response framing.
+//! - [`validate_response_header`]: checks on headers a WSGI app passes to `start_response`.
+//! - [`percent_decode`]: `PATH_INFO` decoding.
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod chunked;
+mod head;
+mod percent;
+mod response;
+mod syntax;
+mod uwsgi;
+
+pub use chunked::{ChunkError, ChunkedDecoder, MAX_CHUNK_LINE, MAX_TRAILER_SECTION};
+pub use head::{
+    parse_request_head, BodyFraming, HeadError, Limits, RequestHead, DEFAULT_MAX_HEAD,
+    DEFAULT_MAX_HEADERS,
+};
+pub use percent::percent_decode;
+pub use response::{
+    encode_chunk, encode_response_head, validate_response_header, HeaderError, ResponseFraming,
+    CHUNK_END, LAST_CHUNK,
+};
+pub use uwsgi::{
+    encode_uwsgi_packet, parse_uwsgi_packet, try_encode_uwsgi_packet, PacketError, UwsgiPacket,
+    UwsgiVar, UWSGI_HEADER_LEN,
+};

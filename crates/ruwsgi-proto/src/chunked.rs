@@ -1,0 +1,359 @@
+//! Incremental decoder for `Transfer-Encoding: chunked` request bodies (RFC 9112 §7.1).
+//!
+//! The decoder is a state machine fed whatever bytes the connection loop has; it keeps no
+//! input between calls, so the caller may drop consumed bytes right away. Chunk data is
+//! copied out, bounded per call by `max_out` so the caller controls memory. Chunk
+//! extensions and trailer fields are checked for syntax, then discarded. No I/O here.
+
+use crate::syntax::{is_field_value_byte, is_tchar};
+
+/// Longest chunk-size line accepted, extensions included, CRLF excluded. Clients use a few
+/// bytes; 4096 matches uWSGI's default `buffer-size`. Longer gets [`ChunkError::LineTooLong`].
+pub const MAX_CHUNK_LINE: usize = 4096;
+/// Largest trailer section accepted, in bytes. Trailers are discarded, so this only bounds
+/// the work a client can make us do. Larger gets [`ChunkError::TrailerTooLarge`].
+pub const MAX_TRAILER_SECTION: usize = 4096;
+/// 16 hex digits fill a u64; a longer chunk-size is refused rather than parsed.
+const MAX_SIZE_DIGITS: u8 = 16;
+
+/// Why a chunked body was refused. Every variant answers 400 and closes the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ChunkError {
+    /// A chunk-size line without any hex digit.
+    #[error("empty chunk size")]
+    EmptySize,
+    /// A byte that is neither a hex digit nor the start of an extension or the line end.
+    #[error("invalid byte in chunk size")]
+    InvalidSize,
+    /// More than 16 hex digits.
+    #[error("chunk size overflows")]
+    SizeOverflow,
+    /// The chunk-size line is longer than [`MAX_CHUNK_LINE`].
+    #[error("chunk-size line too long")]
+    LineTooLong,
+    /// Chunk extension syntax: whitespace not followed by `;`, or a control byte.
+    #[error("invalid chunk extension")]
+    InvalidExtension,
+    /// Chunk data not followed by CRLF.
+    #[error("chunk data not followed by CRLF")]
+    MissingDataCrlf,
+    /// An LF not preceded by CR in the chunk framing.
+    #[error("bare LF in chunk framing")]
+    BareLf,
+    /// A CR not followed by LF in the chunk framing.
+    #[error("bare CR in chunk framing")]
+    BareCr,
+    /// A trailer line that isn't `token ":" field-value`.
+    #[error("invalid trailer field")]
+    InvalidTrailer,
+    /// The trailer section is larger than [`MAX_TRAILER_SECTION`].
+    #[error("trailer section too large")]
+    TrailerTooLarge,
+}
+
+impl ChunkError {
+    /// The HTTP status code to answer with (always 400 Bad Request).
+    #[must_use]
+    pub fn status(&self) -> u16 {
+        400
+    }
+}
+
+/// Where the decoder is within the chunked body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Reading chunk-size hex digits.
+    Size {
+        /// Value of the digits so far.
+        size: u64,
+        /// How many digits so far.
+        digits: u8,
+    },
+    /// After the size: optional BWS, then `;` extensions, up to the CR.
+    Ext {
+        /// The chunk size just read.
+        size: u64,
+        /// Length of the chunk-size line so far.
+        line: usize,
+        /// Whether a `;` has been seen (bare whitespace before CR is invalid).
+        semicolon: bool,
+    },
+    /// CR of the chunk-size line seen; LF must follow.
+    SizeLf {
+        /// The chunk size, 0 for the last chunk.
+        size: u64,
+    },
+    /// Inside chunk data.
+    Data {
+        /// Data bytes still to come in this chunk, never 0.
+        remaining: u64,
+    },
+    /// Chunk data done; CR must follow.
+    DataCr,
+    /// CR after chunk data seen; LF must follow.
+    DataLf,
+    /// Start of a trailer line, or of the empty line that ends the body.
+    TrailerStart {
+        /// Trailer bytes consumed so far.
+        total: usize,
+    },
+    /// Inside a trailer field name.
+    TrailerName {
+        /// Trailer bytes consumed so far.
+        total: usize,
+    },
+    /// Inside a trailer field value.
+    TrailerValue {
+        /// Trailer bytes consumed so far.
+        total: usize,
+    },
+    /// CR ending a trailer line seen; LF must follow.
+    TrailerLf {
+        /// Trailer bytes consumed so far.
+        total: usize,
+    },
+    /// CR of the final empty line seen; LF must follow.
+    EndLf,
+    /// The body is complete; nothing more is consumed.
+    Done,
+    /// An error happened; every later call returns it again.
+    Failed(ChunkError),
+}
+
+/// Incremental `chunked` body decoder. Create one per request body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChunkedDecoder {
+    /// Current position in the chunked grammar.
+    state: State,
+}
+
+impl Default for ChunkedDecoder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ChunkedDecoder {
+    /// A decoder expecting the first chunk-size line.
+    #[must_use]
+    pub fn new() -> Self {
+        Self {
+            state: State::Size { size: 0, digits: 0 },
+        }
+    }
+
+    /// Whether the last chunk and the trailer section have been consumed.
+    #[must_use]
+    pub fn is_finished(&self) -> bool {
+        self.state == State::Done
+    }
+
+    /// Decodes from `input`, appending body bytes to `out`, at most `max_out` of them in
+    /// this call.
+    ///
+    /// Returns `(consumed, finished)`: `input[..consumed]` has been used and must not be
+    /// passed again; `finished` is true once the last chunk and trailers are consumed (bytes
+    /// after that belong to the next request and are not consumed). Consumption stops early
+    /// when `max_out` body bytes were produced. After an error the decoder stays failed.
+    pub fn decode(
+        &mut self,
+        input: &[u8],
+        out: &mut Vec<u8>,
+        max_out: usize,
+    ) -> Result<(usize, bool), ChunkError> {
+        let mut pos = 0;
+        let mut room = max_out;
+        while pos < input.len() {
+            match self.state {
+                State::Done => break,
+                State::Failed(e) => return Err(e),
+                State::Data { remaining } => {
+                    let left = input.len() - pos;
+                    // `take` fits in usize: it is at most `left`.
+                    let take = remaining.min(left as u64).min(room as u64) as usize;
+                    if take == 0 {
+                        break;
+                    }
+                    out.extend_from_slice(&input[pos..pos + take]);
+                    pos += take;
+                    room -= take;
+                    let remaining = remaining - take as u64;
+                    self.state = if remaining == 0 {
+                        State::DataCr
+                    } else {
+                        State::Data { remaining }
+                    };
+                }
+                state => {
+                    self.state = match step(state, input[pos]) {
+                        Ok(next) => next,
+                        Err(e) => {
+                            self.state = State::Failed(e);
+                            return Err(e);
+                        }
+                    };
+                    pos += 1;
+                }
+            }
+        }
+        if let State::Failed(e) = self.state {
+            return Err(e);
+        }
+        Ok((pos, self.state == State::Done))
+    }
+}
+
+/// One framing byte (anything but chunk data) moves the machine on.
+fn step(state: State, b: u8) -> Result<State, ChunkError> {
+    match state {
+        State::Size { size, digits } => on_size(size, digits, b),
+        State::Ext {
+            size,
+            line,
+            semicolon,
+        } => on_ext(size, line, semicolon, b),
+        State::SizeLf { size } => on_size_lf(size, b),
+        State::DataCr => on_data_cr(b),
+        State::DataLf => expect_lf(b, State::Size { size: 0, digits: 0 }),
+        State::TrailerStart { total } => on_trailer_start(total, b),
+        State::TrailerName { total } => on_trailer_name(total, b),
+        State::TrailerValue { total } => on_trailer_value(total, b),
+        State::TrailerLf { total } => expect_lf(b, State::TrailerStart { total: total + 1 }),
+        State::EndLf => expect_lf(b, State::Done),
+        // `decode` handles these without calling `step`.
+        State::Data { .. } | State::Done | State::Failed(_) => Ok(state),
+    }
+}
+
+fn on_size(size: u64, digits: u8, b: u8) -> Result<State, ChunkError> {
+    if let Some(d) = hex_value(b) {
+        if digits == MAX_SIZE_DIGITS {
+            return Err(ChunkError::SizeOverflow);
+        }
+        return Ok(State::Size {
+            size: size << 4 | u64::from(d),
+            digits: digits + 1,
+        });
+    }
+    if digits == 0 {
+        return Err(match b {
+            b'\r' | b';' | b'\n' | b' ' | b'\t' => ChunkError::EmptySize,
+            _ => ChunkError::InvalidSize,
+        });
+    }
+    let line = usize::from(digits);
+    match b {
+        b'\r' => Ok(State::SizeLf { size }),
+        b'\n' => Err(ChunkError::BareLf),
+        b';' => Ok(State::Ext {
+            size,
+            line: line + 1,
+            semicolon: true,
+        }),
+        b' ' | b'\t' => Ok(State::Ext {
+            size,
+            line: line + 1,
+            semicolon: false,
+        }),
+        _ => Err(ChunkError::InvalidSize),
+    }
+}
+
+/// `chunk-ext = *( BWS ";" BWS ext-name [ BWS "=" BWS ext-val ] )` (RFC 9112 §7.1.1).
+/// Extensions are ignored, so beyond "whitespace leads to `;`" only the byte class is checked.
+fn on_ext(size: u64, line: usize, semicolon: bool, b: u8) -> Result<State, ChunkError> {
+    if line >= MAX_CHUNK_LINE {
+        return Err(ChunkError::LineTooLong);
+    }
+    match b {
+        b'\r' if semicolon => Ok(State::SizeLf { size }),
+        b'\n' => Err(ChunkError::BareLf),
+        b';' => Ok(State::Ext {
+            size,
+            line: line + 1,
+            semicolon: true,
+        }),
+        b' ' | b'\t' => Ok(State::Ext {
+            size,
+            line: line + 1,
+            semicolon,
+        }),
+        _ if semicolon && is_field_value_byte(b) => Ok(State::Ext {
+            size,
+            line: line + 1,
+            semicolon,
+        }),
+        _ => Err(ChunkError::InvalidExtension),
+    }
+}
+
+fn on_size_lf(size: u64, b: u8) -> Result<State, ChunkError> {
+    let next = if size == 0 {
+        State::TrailerStart { total: 0 }
+    } else {
+        State::Data { remaining: size }
+    };
+    expect_lf(b, next)
+}
+
+fn on_data_cr(b: u8) -> Result<State, ChunkError> {
+    match b {
+        b'\r' => Ok(State::DataLf),
+        b'\n' => Err(ChunkError::BareLf),
+        _ => Err(ChunkError::MissingDataCrlf),
+    }
+}
+
+fn on_trailer_start(total: usize, b: u8) -> Result<State, ChunkError> {
+    match b {
+        b'\r' => Ok(State::EndLf),
+        b'\n' => Err(ChunkError::BareLf),
+        _ if is_tchar(b) => trailer_byte(total, State::TrailerName { total: total + 1 }),
+        _ => Err(ChunkError::InvalidTrailer),
+    }
+}
+
+fn on_trailer_name(total: usize, b: u8) -> Result<State, ChunkError> {
+    match b {
+        b':' => trailer_byte(total, State::TrailerValue { total: total + 1 }),
+        _ if is_tchar(b) => trailer_byte(total, State::TrailerName { total: total + 1 }),
+        _ => Err(ChunkError::InvalidTrailer),
+    }
+}
+
+fn on_trailer_value(total: usize, b: u8) -> Result<State, ChunkError> {
+    match b {
+        b'\r' => trailer_byte(total, State::TrailerLf { total: total + 1 }),
+        b'\n' => Err(ChunkError::BareLf),
+        _ if is_field_value_byte(b) => {
+            trailer_byte(total, State::TrailerValue { total: total + 1 })
+        }
+        _ => Err(ChunkError::InvalidTrailer),
+    }
+}
+
+/// Accepts one more trailer byte unless the section would exceed its bound.
+fn trailer_byte(total: usize, next: State) -> Result<State, ChunkError> {
+    if total >= MAX_TRAILER_SECTION {
+        Err(ChunkError::TrailerTooLarge)
+    } else {
+        Ok(next)
+    }
+}
+
+fn expect_lf(b: u8, next: State) -> Result<State, ChunkError> {
+    if b == b'\n' {
+        Ok(next)
+    } else {
+        Err(ChunkError::BareCr)
+    }
+}
+
+fn hex_value(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}

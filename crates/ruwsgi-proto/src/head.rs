@@ -1,0 +1,396 @@
+//! HTTP/1.x request-head parsing with request-smuggling defences (RFC 9112).
+//!
+//! httparse tokenizes the request line and header fields; this module adds what httparse
+//! leaves to the caller: the head-size limit, body framing (Content-Length versus
+//! Transfer-Encoding), Host rules, bare-LF rejection, request-target checks, persistence
+//! (`Connection`) and `Expect: 100-continue`. Anything ambiguous is rejected here so the
+//! runtime never sees it. No I/O: the connection loop in the runtime owns the buffer and
+//! calls [`parse_request_head`] again when more bytes arrive.
+
+use crate::syntax::{is_token, list_elements, trim_ows};
+
+/// Default for [`Limits::max_head`]: uWSGI's default `buffer-size`.
+pub const DEFAULT_MAX_HEAD: usize = 4096;
+/// Default for [`Limits::max_headers`].
+pub const DEFAULT_MAX_HEADERS: usize = 100;
+
+/// Limits a request-head parser enforces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest request head in bytes, from the request line through the blank line that ends
+    /// it. Set by uWSGI's `buffer-size` (default 4096). A client whose head is longer, or
+    /// whose unfinished head already is, gets 431 Request Header Fields Too Large.
+    pub max_head: usize,
+    /// Most header fields one head may carry (default 100). uWSGI has no exact equivalent;
+    /// its `max-vars` bounds the CGI variables a request turns into. A client sending more
+    /// gets 431 Request Header Fields Too Large.
+    pub max_headers: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_head: DEFAULT_MAX_HEAD,
+            max_headers: DEFAULT_MAX_HEADERS,
+        }
+    }
+}
+
+/// A parsed request head. Every slice borrows from the caller's buffer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestHead<'b> {
+    /// Request method, an RFC 9110 token such as `GET`. Case is kept as sent.
+    pub method: &'b str,
+    /// Raw request-target as sent (`/path?query`, `*`, `http://host/x` or `host:port`).
+    /// Only visible ASCII (0x21..=0x7E) gets this far; nothing is decoded.
+    pub target: &'b str,
+    /// `0` for HTTP/1.0, `1` for HTTP/1.1. Other versions are rejected with 505.
+    pub minor_version: u8,
+    /// Header fields in the order received, duplicates kept. Names keep their case; values
+    /// are trimmed of surrounding whitespace and may contain obs-text (bytes >= 0x80).
+    pub headers: Vec<(&'b str, &'b [u8])>,
+    /// How the request body is delimited.
+    pub body: BodyFraming,
+    /// Whether the connection may carry another request after this one (RFC 9112 §9.3):
+    /// HTTP/1.1 unless `Connection: close`; HTTP/1.0 only with `Connection: keep-alive`.
+    pub keep_alive: bool,
+    /// `Expect: 100-continue` was sent in an HTTP/1.1 request (ignored in HTTP/1.0, as
+    /// RFC 9110 §10.1.1 requires).
+    pub expect_continue: bool,
+}
+
+impl<'b> RequestHead<'b> {
+    /// The value of the first header named `name` (ASCII case-insensitive).
+    #[must_use]
+    pub fn header(&self, name: &str) -> Option<&'b [u8]> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|&(_, v)| v)
+    }
+
+    /// The target up to the first `?` (still percent-encoded).
+    #[must_use]
+    pub fn path(&self) -> &'b str {
+        self.target.split_once('?').map_or(self.target, |(p, _)| p)
+    }
+
+    /// The target after the first `?`, or `""` when there is none.
+    #[must_use]
+    pub fn query(&self) -> &'b str {
+        self.target.split_once('?').map_or("", |(_, q)| q)
+    }
+}
+
+/// How a request body is delimited (RFC 9112 §6.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyFraming {
+    /// No body: neither Content-Length nor Transfer-Encoding was sent.
+    None,
+    /// Exactly this many bytes follow the head (`Content-Length`, possibly 0).
+    Length(u64),
+    /// `Transfer-Encoding: chunked`: decode with [`crate::ChunkedDecoder`].
+    Chunked,
+}
+
+/// Why a request head was refused. [`HeadError::status`] gives the response to send; after
+/// any of these the connection must be closed, since the framing can't be trusted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum HeadError {
+    /// The head is longer than [`Limits::max_head`] (431).
+    #[error("request head larger than the buffer-size limit")]
+    TooLarge,
+    /// More header fields than [`Limits::max_headers`] (431).
+    #[error("too many header fields")]
+    TooManyHeaders,
+    /// Syntax error in the request line or a header field (400).
+    #[error("malformed request head: {0}")]
+    Malformed(&'static str),
+    /// Ambiguous or invalid body framing, the usual request-smuggling vectors (400).
+    #[error("invalid body framing: {0}")]
+    BadFraming(&'static str),
+    /// A transfer coding other than `chunked` was applied before the final `chunked` (501).
+    #[error("unsupported transfer coding")]
+    UnsupportedTransferEncoding,
+    /// An `HTTP/x.y` version other than 1.0 and 1.1 (505).
+    #[error("unsupported HTTP version")]
+    UnsupportedVersion,
+}
+
+impl HeadError {
+    /// The HTTP status code to answer with.
+    #[must_use]
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::TooLarge | Self::TooManyHeaders => 431,
+            Self::Malformed(_) | Self::BadFraming(_) => 400,
+            Self::UnsupportedTransferEncoding => 501,
+            Self::UnsupportedVersion => 505,
+        }
+    }
+
+    /// The reason phrase that goes with [`HeadError::status`].
+    #[must_use]
+    pub fn reason(&self) -> &'static str {
+        match self.status() {
+            431 => "Request Header Fields Too Large",
+            501 => "Not Implemented",
+            505 => "HTTP Version Not Supported",
+            _ => "Bad Request",
+        }
+    }
+}
+
+/// Parses one request head from the front of `buf`.
+///
+/// `Ok(None)`: the head isn't complete yet; call again with more bytes. `Ok(Some((head,
+/// used)))`: `used` bytes (through the final CRLF CRLF) were consumed; the body, if any,
+/// starts at `buf[used..]`.
+///
+/// Only the first [`Limits::max_head`] bytes are ever looked at, so the result depends on
+/// those bytes (and on whether more exist), never on how the input was split across reads.
+///
+/// Decisions where RFC 9112 leaves a choice:
+/// - A bare LF line ending is rejected (400), although §2.2 allows accepting it: a proxy in
+///   front that doesn't split lines on bare LF would see different headers than we do.
+/// - Repeated Content-Length values that are all identical (`5, 5` or two `5` fields) are
+///   accepted as one, as §6.3 allows; differing values are rejected.
+/// - Empty elements in a Transfer-Encoding or Content-Length list are ignored (RFC 9110
+///   §5.6.1); a field with no element at all is rejected.
+pub fn parse_request_head<'b>(
+    buf: &'b [u8],
+    limits: &Limits,
+) -> Result<Option<(RequestHead<'b>, usize)>, HeadError> {
+    let window = &buf[..buf.len().min(limits.max_head)];
+    let mut slots = vec![httparse::EMPTY_HEADER; limits.max_headers];
+    let mut req = httparse::Request::new(&mut slots);
+    let used = match req.parse(window) {
+        Ok(httparse::Status::Complete(used)) => used,
+        Ok(httparse::Status::Partial) if buf.len() > limits.max_head => {
+            return Err(HeadError::TooLarge)
+        }
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(e) => return Err(map_httparse_error(e, window)),
+    };
+    // httparse sets all three once the parse is complete; the fallbacks are unreachable.
+    let (Some(method), Some(target), Some(minor_version)) = (req.method, req.path, req.version)
+    else {
+        return Err(HeadError::Malformed("incomplete request line"));
+    };
+    reject_bare_lf(&window[..used])?;
+    if !target.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(HeadError::Malformed(
+            "request-target contains bytes outside visible ASCII",
+        ));
+    }
+    let headers: Vec<(&'b str, &'b [u8])> = req.headers.iter().map(|h| (h.name, h.value)).collect();
+    let fields = HeaderSummary::collect(&headers)?;
+    let body = fields.body_framing(minor_version)?;
+    if minor_version == 1 && fields.host_count == 0 {
+        // RFC 9112 §3.2: a server MUST respond 400 to an HTTP/1.1 request without Host.
+        return Err(HeadError::Malformed("missing Host header"));
+    }
+    let keep_alive = if minor_version == 1 {
+        !fields.connection_close
+    } else {
+        fields.connection_keep_alive && !fields.connection_close
+    };
+    let head = RequestHead {
+        method,
+        target,
+        minor_version,
+        headers,
+        body,
+        keep_alive,
+        expect_continue: minor_version == 1 && fields.expect_continue,
+    };
+    Ok(Some((head, used)))
+}
+
+/// What the framing- and connection-relevant header fields said, gathered in one pass.
+// Independent facts about independent fields; an enum or bitflags would only hide them.
+#[allow(clippy::struct_excessive_bools)]
+#[derive(Debug, Default)]
+struct HeaderSummary {
+    /// The agreed Content-Length, if any field carried one.
+    content_length: Option<u64>,
+    /// Whether any Transfer-Encoding field was present.
+    transfer_encoding: bool,
+    /// Whether the last transfer coding seen so far is `chunked`.
+    chunked_last: bool,
+    /// Whether a coding other than `chunked` appears (before the final `chunked`).
+    other_coding: bool,
+    /// How many Host fields were sent (more than one is rejected on sight).
+    host_count: usize,
+    /// `Connection: close` seen.
+    connection_close: bool,
+    /// `Connection: keep-alive` seen.
+    connection_keep_alive: bool,
+    /// `Expect: 100-continue` seen.
+    expect_continue: bool,
+}
+
+impl HeaderSummary {
+    fn collect(headers: &[(&str, &[u8])]) -> Result<Self, HeadError> {
+        let mut s = Self::default();
+        for &(name, value) in headers {
+            if name.eq_ignore_ascii_case("content-length") {
+                s.add_content_length(value)?;
+            } else if name.eq_ignore_ascii_case("transfer-encoding") {
+                s.add_transfer_encoding(value)?;
+            } else if name.eq_ignore_ascii_case("host") {
+                s.host_count += 1;
+                if s.host_count > 1 {
+                    return Err(HeadError::Malformed("more than one Host header"));
+                }
+            } else if name.eq_ignore_ascii_case("connection") {
+                for option in list_elements(value) {
+                    s.connection_close |= option.eq_ignore_ascii_case(b"close");
+                    s.connection_keep_alive |= option.eq_ignore_ascii_case(b"keep-alive");
+                }
+            } else if name.eq_ignore_ascii_case("expect") {
+                s.expect_continue |= trim_ows(value).eq_ignore_ascii_case(b"100-continue");
+            }
+        }
+        Ok(s)
+    }
+
+    /// RFC 9112 §6.3 item 5 and RFC 9110 §8.6: only digits, and all values must agree.
+    fn add_content_length(&mut self, value: &[u8]) -> Result<(), HeadError> {
+        let mut any = false;
+        for element in value.split(|&b| b == b',').map(trim_ows) {
+            if element.is_empty() {
+                continue;
+            }
+            any = true;
+            let n = parse_decimal(element)?;
+            match self.content_length {
+                Some(prev) if prev != n => {
+                    return Err(HeadError::BadFraming("conflicting Content-Length values"))
+                }
+                _ => self.content_length = Some(n),
+            }
+        }
+        if any {
+            Ok(())
+        } else {
+            Err(HeadError::BadFraming("empty Content-Length"))
+        }
+    }
+
+    /// RFC 9112 §6.1: the codings of all Transfer-Encoding fields form one list, and
+    /// `chunked` must be its last element and appear only there.
+    fn add_transfer_encoding(&mut self, value: &[u8]) -> Result<(), HeadError> {
+        self.transfer_encoding = true;
+        let mut any = false;
+        for coding in list_elements(value) {
+            any = true;
+            if self.chunked_last {
+                return Err(HeadError::BadFraming(
+                    "chunked is not the final transfer coding",
+                ));
+            }
+            if coding.eq_ignore_ascii_case(b"chunked") {
+                self.chunked_last = true;
+            } else if is_token(coding) {
+                self.other_coding = true;
+            } else {
+                return Err(HeadError::BadFraming("invalid transfer coding"));
+            }
+        }
+        if any {
+            Ok(())
+        } else {
+            Err(HeadError::BadFraming("empty Transfer-Encoding"))
+        }
+    }
+
+    fn body_framing(&self, minor_version: u8) -> Result<BodyFraming, HeadError> {
+        if !self.transfer_encoding {
+            return Ok(self
+                .content_length
+                .map_or(BodyFraming::None, BodyFraming::Length));
+        }
+        if self.content_length.is_some() {
+            // RFC 9112 §6.1: a server MAY reject this outright, and we do (smuggling).
+            return Err(HeadError::BadFraming(
+                "both Content-Length and Transfer-Encoding",
+            ));
+        }
+        if minor_version == 0 {
+            // RFC 9112 §6.1: HTTP/1.0 has no chunked coding; treat as faulty framing.
+            return Err(HeadError::BadFraming("Transfer-Encoding in HTTP/1.0"));
+        }
+        if !self.chunked_last {
+            // RFC 9112 §6.3 item 4: the length can't be determined, so 400 and close.
+            return Err(HeadError::BadFraming(
+                "chunked is not the final transfer coding",
+            ));
+        }
+        if self.other_coding {
+            return Err(HeadError::UnsupportedTransferEncoding);
+        }
+        Ok(BodyFraming::Chunked)
+    }
+}
+
+/// `1*DIGIT` as a u64; signs, spaces, hex and overflow are errors.
+fn parse_decimal(digits: &[u8]) -> Result<u64, HeadError> {
+    let mut n: u64 = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return Err(HeadError::BadFraming(
+                "Content-Length is not a decimal number",
+            ));
+        }
+        n = n
+            .checked_mul(10)
+            .and_then(|n| n.checked_add(u64::from(d - b'0')))
+            .ok_or(HeadError::BadFraming("Content-Length overflows"))?;
+    }
+    Ok(n)
+}
+
+/// Rejects an LF not preceded by CR. httparse already rejects a CR not followed by LF.
+fn reject_bare_lf(head: &[u8]) -> Result<(), HeadError> {
+    let mut prev = 0u8;
+    for &b in head {
+        if b == b'\n' && prev != b'\r' {
+            return Err(HeadError::Malformed("bare LF line ending"));
+        }
+        prev = b;
+    }
+    Ok(())
+}
+
+fn map_httparse_error(e: httparse::Error, window: &[u8]) -> HeadError {
+    match e {
+        httparse::Error::TooManyHeaders => HeadError::TooManyHeaders,
+        httparse::Error::Version if version_token(window).starts_with(b"HTTP/") => {
+            HeadError::UnsupportedVersion
+        }
+        httparse::Error::Version => HeadError::Malformed("invalid HTTP version"),
+        httparse::Error::HeaderName => HeadError::Malformed(
+            "invalid header field name (whitespace before colon, obs-fold or bad byte)",
+        ),
+        httparse::Error::HeaderValue => HeadError::Malformed("invalid byte in header field value"),
+        httparse::Error::NewLine => HeadError::Malformed("invalid line ending"),
+        httparse::Error::Token => HeadError::Malformed("invalid method or request-target"),
+        httparse::Error::Status => HeadError::Malformed("invalid request line"),
+    }
+}
+
+/// The last space-separated word of the request line (leading empty lines skipped), as far
+/// as `window` goes. Used only to tell "HTTP/2.0" (505) from garbage (400).
+fn version_token(window: &[u8]) -> &[u8] {
+    let start = window
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(window.len());
+    let line = &window[start..];
+    let line = &line[..line
+        .iter()
+        .position(|&b| b == b'\r' || b == b'\n')
+        .unwrap_or(line.len())];
+    line.rsplit(|&b| b == b' ').next().unwrap_or(line)
+}

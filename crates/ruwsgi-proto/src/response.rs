@@ -1,0 +1,159 @@
+//! Response-side encoding: the status line and headers, chunk framing, and validation of
+//! the headers a WSGI app hands to `start_response`. Appends to caller-owned buffers; no I/O.
+
+use crate::syntax::{is_field_value_byte, is_token};
+
+/// The last chunk plus the empty trailer section that ends a chunked response body.
+pub const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
+/// What follows each chunk's data (after [`encode_chunk`] and the data itself).
+pub const CHUNK_END: &[u8] = b"\r\n";
+
+/// How [`encode_response_head`] frames the response body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResponseFraming {
+    /// The body is this long: adds `Content-Length` unless the app's headers carry one.
+    Length(u64),
+    /// Adds `Transfer-Encoding: chunked`; the caller frames the body with [`encode_chunk`],
+    /// [`CHUNK_END`] and [`LAST_CHUNK`]. Only valid for HTTP/1.1 requests.
+    Chunked,
+    /// The app's own headers decide (it set `Content-Length` or `Transfer-Encoding`);
+    /// nothing is added.
+    AsGiven,
+    /// No length: the body runs until the connection closes. Forces `keep_alive = false`.
+    Close,
+}
+
+/// Why a response header from the app was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum HeaderError {
+    /// The name is empty or not an RFC 9110 token (spaces, colons, control bytes...).
+    #[error("response header name is not a valid token")]
+    InvalidName,
+    /// The value contains CR, LF, NUL or another control byte (HTAB is allowed).
+    #[error("response header value contains a control character")]
+    InvalidValue,
+    /// A hop-by-hop header, which PEP 3333 forbids applications to set.
+    #[error("hop-by-hop header not allowed in a WSGI response (PEP 3333)")]
+    HopByHop,
+}
+
+/// Hop-by-hop headers an app may not set: the server owns connection management.
+///
+/// `Transfer-Encoding` is deliberately allowed (PEP 3333 lists it, wsgiref rejects it): an
+/// app that sends its own `Transfer-Encoding: chunked` body keeps working as under uWSGI,
+/// which passes headers through; the runtime must then use [`ResponseFraming::AsGiven`].
+/// `Proxy-Authenticate` and `Proxy-Authorization` are allowed too: RFC 9110 treats them as
+/// ordinary fields an origin (for example a proxy written in Python) may send.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "trailers",
+    "upgrade",
+];
+
+/// Checks one header from `start_response`: a token name, a value without CR, LF, NUL or
+/// other controls (HTAB allowed, obs-text allowed), and no hop-by-hop name (see
+/// [`HeaderError::HopByHop`]). Differs from uWSGI: uWSGI sends whatever the app gives.
+pub fn validate_response_header(name: &[u8], value: &[u8]) -> Result<(), HeaderError> {
+    if !is_token(name) {
+        return Err(HeaderError::InvalidName);
+    }
+    if !value.iter().all(|&b| is_field_value_byte(b)) {
+        return Err(HeaderError::InvalidValue);
+    }
+    if HOP_BY_HOP
+        .iter()
+        .any(|hop| name.eq_ignore_ascii_case(hop.as_bytes()))
+    {
+        return Err(HeaderError::HopByHop);
+    }
+    Ok(())
+}
+
+/// Appends a response head to `out`: `HTTP/1.x <status>\r\n`, the app's headers in order,
+/// the framing and connection headers this server adds, and the blank line.
+///
+/// `minor_version` is the request's (0 or 1; anything else is written as 1), copying
+/// uWSGI, which answers in the request's protocol. `status` is the app's status string
+/// (`b"200 OK"`), written as given; headers are written as given, so validate them first
+/// with [`validate_response_header`]. `keep_alive = false` adds `Connection: close` to an
+/// HTTP/1.1 response; `keep_alive = true` adds `Connection: keep-alive` to an HTTP/1.0 one.
+pub fn encode_response_head(
+    out: &mut Vec<u8>,
+    minor_version: u8,
+    status: &[u8],
+    headers: &[(&[u8], &[u8])],
+    framing: ResponseFraming,
+    keep_alive: bool,
+) {
+    let http10 = minor_version == 0;
+    out.extend_from_slice(if http10 { b"HTTP/1.0 " } else { b"HTTP/1.1 " });
+    out.extend_from_slice(status);
+    out.extend_from_slice(b"\r\n");
+    for (name, value) in headers {
+        push_header(out, name, value);
+    }
+    match framing {
+        ResponseFraming::Length(n)
+            if !headers
+                .iter()
+                .any(|(name, _)| name.eq_ignore_ascii_case(b"content-length")) =>
+        {
+            out.extend_from_slice(b"Content-Length: ");
+            push_decimal(out, n);
+            out.extend_from_slice(b"\r\n");
+        }
+        ResponseFraming::Chunked => push_header(out, b"Transfer-Encoding", b"chunked"),
+        _ => {}
+    }
+    let keep_alive = keep_alive && framing != ResponseFraming::Close;
+    if !http10 && !keep_alive {
+        push_header(out, b"Connection", b"close");
+    } else if http10 && keep_alive {
+        push_header(out, b"Connection", b"keep-alive");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Appends the chunk-size line for a chunk of `data_len` bytes (`<hex>\r\n`). The caller
+/// then appends the data and [`CHUNK_END`]. Don't call it with 0: that is [`LAST_CHUNK`].
+pub fn encode_chunk(out: &mut Vec<u8>, data_len: usize) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut digits = [0u8; 16];
+    let mut n = data_len as u64;
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = HEX[(n & 0xf) as usize];
+        n >>= 4;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+    out.extend_from_slice(b"\r\n");
+}
+
+fn push_header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}

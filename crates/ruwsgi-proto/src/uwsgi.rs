@@ -1,0 +1,190 @@
+//! The uwsgi binary protocol: what nginx's `uwsgi_pass` sends to a `socket` listener.
+//!
+//! A packet is a 4-byte header (`modifier1` u8, `datasize` u16 little-endian, `modifier2`
+//! u8) followed by `datasize` bytes of CGI-style variables, each `u16le key_len, key,
+//! u16le val_len, val`. The request body (`CONTENT_LENGTH` bytes) follows the packet and is
+//! not part of it. Only `modifier1 = 0` (a WSGI request) is accepted. No I/O here.
+
+/// Size of the fixed uwsgi packet header.
+pub const UWSGI_HEADER_LEN: usize = 4;
+/// The only `modifier1` ruwsgi serves: a WSGI/Python request.
+const MODIFIER1_WSGI: u8 = 0;
+
+/// One uwsgi variable: key and value, both raw bytes.
+pub type UwsgiVar<'b> = (&'b [u8], &'b [u8]);
+
+/// One uwsgi request packet. Keys and values borrow from the caller's buffer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UwsgiPacket<'b> {
+    /// Request type; always 0 (WSGI) in a parsed packet.
+    pub modifier1: u8,
+    /// Sub-type; uWSGI ignores it for WSGI requests and so do we.
+    pub modifier2: u8,
+    /// The variables in packet order, duplicates kept.
+    pub vars: Vec<UwsgiVar<'b>>,
+}
+
+impl<'b> UwsgiPacket<'b> {
+    /// The value of the first variable named exactly `key`.
+    #[must_use]
+    pub fn var(&self, key: &[u8]) -> Option<&'b [u8]> {
+        self.vars.iter().find(|(k, _)| *k == key).map(|&(_, v)| v)
+    }
+}
+
+/// Why a uwsgi packet was refused. uWSGI logs and closes the connection without a response
+/// (nginx then answers 502); the runtime should do the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PacketError {
+    /// `datasize + 4` exceeds the limit (`buffer-size`). Refused as soon as the header is
+    /// read, without waiting for the vars. The message is uWSGI's, word for word.
+    #[error("invalid request block size: {size} (max {max})...skip")]
+    TooLarge {
+        /// The `datasize` field of the header.
+        size: usize,
+        /// The limit in force.
+        max: usize,
+    },
+    /// The header bytes read as the start of an HTTP request line (`GET `, `POST`...):
+    /// someone sent HTTP to a uwsgi socket. Plain `GET` gives datasize 21573.
+    #[error("invalid request block size: {size} (max {max})...skip (looks like HTTP sent to a uwsgi socket)")]
+    LooksLikeHttp {
+        /// The `datasize` field of the header.
+        size: usize,
+        /// The limit in force.
+        max: usize,
+    },
+    /// A `modifier1` other than 0 (WSGI), e.g. 10 (management) or 100 (ping).
+    #[error("unsupported uwsgi modifier1 {0}")]
+    UnknownModifier(u8),
+    /// A key or value runs past the end of the vars block.
+    #[error("uwsgi vars block truncated at offset {offset}")]
+    Truncated {
+        /// Offset within the packet where the var that doesn't fit starts.
+        offset: usize,
+    },
+    /// [`try_encode_uwsgi_packet`]: the vars, a key or a value exceed 65535 bytes.
+    #[error("uwsgi packet too large to encode: {size} bytes of vars (max 65535)")]
+    EncodeTooLarge {
+        /// The vars block size that would have been needed.
+        size: usize,
+    },
+}
+
+/// Parses one uwsgi packet from the front of `buf`.
+///
+/// `Ok(None)`: need more bytes. `Ok(Some((packet, used)))`: `used = 4 + datasize` bytes were
+/// consumed; the body starts at `buf[used..]`. `max_size` is `buffer-size`: a packet whose
+/// `datasize + 4` exceeds it is refused once the 4-byte header is in.
+pub fn parse_uwsgi_packet(
+    buf: &[u8],
+    max_size: usize,
+) -> Result<Option<(UwsgiPacket<'_>, usize)>, PacketError> {
+    let Some(&[modifier1, lo, hi, modifier2]) = buf.first_chunk::<UWSGI_HEADER_LEN>() else {
+        return Ok(None);
+    };
+    let size = usize::from(u16::from_le_bytes([lo, hi]));
+    if looks_like_http(modifier1, lo, hi, modifier2) {
+        return Err(PacketError::LooksLikeHttp {
+            size,
+            max: max_size,
+        });
+    }
+    if size + UWSGI_HEADER_LEN > max_size {
+        return Err(PacketError::TooLarge {
+            size,
+            max: max_size,
+        });
+    }
+    if modifier1 != MODIFIER1_WSGI {
+        return Err(PacketError::UnknownModifier(modifier1));
+    }
+    let used = UWSGI_HEADER_LEN + size;
+    let Some(block) = buf.get(UWSGI_HEADER_LEN..used) else {
+        return Ok(None);
+    };
+    let vars = parse_vars(block)?;
+    let packet = UwsgiPacket {
+        modifier1,
+        modifier2,
+        vars,
+    };
+    Ok(Some((packet, used)))
+}
+
+/// The header spells an HTTP method start: uppercase letters, maybe a space after them.
+fn looks_like_http(modifier1: u8, lo: u8, hi: u8, modifier2: u8) -> bool {
+    let letter_or_space = |b: u8| b.is_ascii_uppercase() || b == b' ';
+    modifier1.is_ascii_uppercase()
+        && lo.is_ascii_uppercase()
+        && letter_or_space(hi)
+        && letter_or_space(modifier2)
+}
+
+fn parse_vars(block: &[u8]) -> Result<Vec<UwsgiVar<'_>>, PacketError> {
+    let mut vars = Vec::with_capacity(16);
+    let mut pos = 0;
+    while pos < block.len() {
+        let start = pos;
+        let truncated = PacketError::Truncated {
+            offset: UWSGI_HEADER_LEN + start,
+        };
+        let (key, after_key) = take_string(block, pos).ok_or(truncated)?;
+        let (value, after_value) = take_string(block, after_key).ok_or(truncated)?;
+        vars.push((key, value));
+        pos = after_value;
+    }
+    Ok(vars)
+}
+
+/// A `u16le len, bytes` string at `pos`: the bytes and the position after them.
+fn take_string(block: &[u8], pos: usize) -> Option<(&[u8], usize)> {
+    let &[lo, hi] = block.get(pos..pos + 2)? else {
+        return None;
+    };
+    let start = pos + 2;
+    let end = start + usize::from(u16::from_le_bytes([lo, hi]));
+    Some((block.get(start..end)?, end))
+}
+
+/// Encodes a uwsgi packet, or says why it can't: the vars block, or a key or value, would
+/// not fit a u16 length.
+pub fn try_encode_uwsgi_packet(
+    modifier1: u8,
+    modifier2: u8,
+    vars: &[(&[u8], &[u8])],
+) -> Result<Vec<u8>, PacketError> {
+    let size: usize = vars.iter().map(|(k, v)| 4 + k.len() + v.len()).sum();
+    let too_long = |s: &[u8]| u16::try_from(s.len()).is_err();
+    let Ok(datasize) = u16::try_from(size) else {
+        return Err(PacketError::EncodeTooLarge { size });
+    };
+    if vars.iter().any(|(k, v)| too_long(k) || too_long(v)) {
+        return Err(PacketError::EncodeTooLarge { size });
+    }
+    let mut out = Vec::with_capacity(UWSGI_HEADER_LEN + size);
+    out.push(modifier1);
+    out.extend_from_slice(&datasize.to_le_bytes());
+    out.push(modifier2);
+    for (key, value) in vars {
+        for s in [key, value] {
+            // Checked above: every length fits in a u16.
+            out.extend_from_slice(&(s.len() as u16).to_le_bytes());
+            out.extend_from_slice(s);
+        }
+    }
+    Ok(out)
+}
+
+/// Encodes a uwsgi packet: header, then the vars in order.
+///
+/// # Panics
+/// If the vars block would exceed 65535 bytes; use [`try_encode_uwsgi_packet`] when the
+/// input isn't known to be small.
+#[must_use]
+pub fn encode_uwsgi_packet(modifier1: u8, modifier2: u8, vars: &[(&[u8], &[u8])]) -> Vec<u8> {
+    match try_encode_uwsgi_packet(modifier1, modifier2, vars) {
+        Ok(bytes) => bytes,
+        Err(e) => panic!("{e}"),
+    }
+}
