@@ -380,8 +380,10 @@ fn map_httparse_error(e: httparse::Error, window: &[u8]) -> HeadError {
     }
 }
 
-/// The last space-separated word of the request line (leading empty lines skipped), as far
-/// as `window` goes. Used only to tell "HTTP/2.0" (505) from garbage (400).
+/// The third space-separated word of the request line (leading empty lines skipped), as far
+/// as `window` goes. Used only to tell `GET / HTTP/2.0` (505) from garbage such as
+/// `GET /a b HTTP/1.1` (400). It depends only on the word's first bytes, so a prefix of the
+/// input classifies the same way as the whole.
 fn version_token(window: &[u8]) -> &[u8] {
     let start = window
         .iter()
@@ -392,5 +394,341 @@ fn version_token(window: &[u8]) -> &[u8] {
         .iter()
         .position(|&b| b == b'\r' || b == b'\n')
         .unwrap_or(line.len())];
-    line.rsplit(|&b| b == b' ').next().unwrap_or(line)
+    line.split(|&b| b == b' ').nth(2).unwrap_or(b"")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(input: &[u8]) -> Result<Option<(RequestHead<'_>, usize)>, HeadError> {
+        parse_request_head(input, &Limits::default())
+    }
+
+    fn parse_ok(input: &[u8]) -> RequestHead<'_> {
+        match parse(input) {
+            Ok(Some((head, used))) => {
+                assert_eq!(used, input.len(), "whole input is the head");
+                head
+            }
+            other => panic!("{:?}: {other:?}", String::from_utf8_lossy(input)),
+        }
+    }
+
+    const MALFORMED: u16 = 400;
+
+    /// Request-smuggling and strictness table: input → expected status.
+    const REJECTED: &[(&str, &[u8], u16)] = &[
+        ("content_length_with_chunked", b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
+        ("chunked_with_content_length_after", b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n", 400),
+        ("content_length_zero_with_chunked", b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
+        ("duplicate_content_length_differing", b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n", 400),
+        ("content_length_list_differing", b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 6\r\n\r\n", 400),
+        ("content_length_signed_plus", b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n\r\n", 400),
+        ("content_length_negative", b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n", 400),
+        ("content_length_hex", b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0x10\r\n\r\n", 400),
+        ("content_length_inner_space", b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1 0\r\n\r\n", 400),
+        ("content_length_overflow", b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 18446744073709551616\r\n\r\n", 400),
+        ("content_length_huge", b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999999\r\n\r\n", 400),
+        ("content_length_empty", b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: \r\n\r\n", 400),
+        ("content_length_only_commas", b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: ,\r\n\r\n", 400),
+        ("content_length_decimal_point", b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5.0\r\n\r\n", 400),
+        ("gzip_then_chunked", b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501),
+        ("gzip_then_chunked_in_two_fields", b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n", 501),
+        ("chunked_then_gzip", b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", 400),
+        ("chunked_then_gzip_in_two_fields", b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n", 400),
+        ("chunked_twice", b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n", 400),
+        ("chunked_in_two_fields", b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
+        ("xchunked", b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked\r\n\r\n", 400),
+        ("chunked_with_suffix", b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunkedx\r\n\r\n", 400),
+        ("only_gzip", b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", 400),
+        ("identity", b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity\r\n\r\n", 400),
+        ("chunked_with_parameter", b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked;q=1\r\n\r\n", 400),
+        ("quoted_chunked", b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: \"chunked\"\r\n\r\n", 400),
+        ("empty_transfer_encoding", b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: \r\n\r\n", 400),
+        ("chunked_with_vertical_tab", b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: \x0bchunked\r\n\r\n", 400),
+        ("transfer_encoding_in_http10", b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
+        ("obs_fold", b"GET / HTTP/1.1\r\nHost: a\r\nX-A: b\r\n c\r\n\r\n", 400),
+        ("obs_fold_tab", b"GET / HTTP/1.1\r\nHost: a\r\nX-A: b\r\n\tc\r\n\r\n", 400),
+        ("obs_fold_hiding_transfer_encoding", b"POST / HTTP/1.1\r\nHost: a\r\nX: y\r\n Transfer-Encoding: chunked\r\n\r\n", 400),
+        ("space_before_colon", b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding : chunked\r\n\r\n", 400),
+        ("tab_before_colon", b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length\t: 5\r\n\r\n", 400),
+        ("space_before_first_header", b"GET / HTTP/1.1\r\n Host: a\r\n\r\n", 400),
+        ("bare_lf_line_endings", b"GET / HTTP/1.1\nHost: a\n\n", 400),
+        ("bare_lf_in_one_header", b"GET / HTTP/1.1\r\nHost: a\nX: b\r\n\r\n", 400),
+        ("bare_lf_after_request_line", b"GET / HTTP/1.1\nHost: a\r\n\r\n", 400),
+        ("bare_cr_in_header", b"GET / HTTP/1.1\r\nHost: a\rX: b\r\n\r\n", 400),
+        ("bare_cr_in_value", b"GET / HTTP/1.1\r\nHost: a\r\nX: a\rb\r\n\r\n", 400),
+        ("nul_in_value", b"GET / HTTP/1.1\r\nHost: a\r\nX: a\0b\r\n\r\n", 400),
+        ("escape_in_value", b"GET / HTTP/1.1\r\nHost: a\r\nX: a\x1bb\r\n\r\n", 400),
+        ("del_in_value", b"GET / HTTP/1.1\r\nHost: a\r\nX: a\x7fb\r\n\r\n", 400),
+        ("nul_in_name", b"GET / HTTP/1.1\r\nHost: a\r\nX\0Y: b\r\n\r\n", 400),
+        ("empty_header_name", b"GET / HTTP/1.1\r\nHost: a\r\n: b\r\n\r\n", 400),
+        ("header_without_colon", b"GET / HTTP/1.1\r\nHost: a\r\nNoColon\r\n\r\n", 400),
+        ("space_in_target", b"GET /a b HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+        ("tab_in_target", b"GET /a\tb HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+        ("control_in_target", b"GET /a\x01b HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+        ("del_in_target", b"GET /a\x7fb HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+        ("non_ascii_in_target", b"GET /caf\xc3\xa9 HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+        ("double_space_in_request_line", b"GET  / HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+        ("bad_method_byte", b"G\x01T / HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+        ("lowercase_version", b"GET / http/1.1\r\nHost: a\r\n\r\n", 400),
+        ("missing_version", b"GET /\r\nHost: a\r\n\r\n", 400),
+        ("http2", b"GET / HTTP/2.0\r\nHost: a\r\n\r\n", 505),
+        ("http09", b"GET / HTTP/0.9\r\nHost: a\r\n\r\n", 505),
+        ("http12", b"GET / HTTP/1.2\r\nHost: a\r\n\r\n", 505),
+        ("http3", b"GET / HTTP/3.0\r\n\r\n", 505),
+        ("missing_host_http11", b"GET / HTTP/1.1\r\n\r\n", 400),
+        ("two_host_headers", b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+        ("two_identical_host_headers", b"GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n", 400),
+        ("two_host_headers_http10", b"GET / HTTP/1.0\r\nHost: a\r\nhost: b\r\n\r\n", 400),
+    ];
+
+    #[test]
+    fn rejects_smuggling_and_malformed_heads() {
+        assert!(REJECTED.len() >= 40);
+        for &(name, input, status) in REJECTED {
+            match parse(input) {
+                Err(e) => assert_eq!(e.status(), status, "{name}: {e:?}"),
+                Ok(ok) => panic!("{name}: accepted as {ok:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn rejects_content_length_with_chunked() {
+        let input = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n";
+        assert!(matches!(parse(input), Err(HeadError::BadFraming(_))));
+    }
+
+    #[test]
+    fn parses_small_get() {
+        let head = parse_ok(b"GET /a/b?x=1&y HTTP/1.1\r\nHost: example.com\r\nAccept: */*\r\n\r\n");
+        assert_eq!(head.method, "GET");
+        assert_eq!(head.target, "/a/b?x=1&y");
+        assert_eq!(head.path(), "/a/b");
+        assert_eq!(head.query(), "x=1&y");
+        assert_eq!(head.minor_version, 1);
+        assert_eq!(
+            head.headers,
+            vec![("Host", &b"example.com"[..]), ("Accept", &b"*/*"[..])]
+        );
+        assert_eq!(head.body, BodyFraming::None);
+        assert!(head.keep_alive);
+        assert!(!head.expect_continue);
+        assert_eq!(head.header("host"), Some(&b"example.com"[..]));
+    }
+
+    #[test]
+    fn leaves_body_bytes_unconsumed() {
+        let input = b"POST /u HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabcGET";
+        let (head, used) = parse(input).unwrap().unwrap();
+        assert_eq!(head.body, BodyFraming::Length(3));
+        assert_eq!(&input[used..], b"abcGET");
+    }
+
+    #[test]
+    fn accepted_framing_table() {
+        let cases: &[(&[u8], BodyFraming)] = &[
+            (
+                b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n",
+                BodyFraming::Length(0),
+            ),
+            (
+                b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 007\r\n\r\n",
+                BodyFraming::Length(7),
+            ),
+            (
+                b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\n",
+                BodyFraming::Length(5),
+            ),
+            (
+                b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n",
+                BodyFraming::Length(5),
+            ),
+            (
+                b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 18446744073709551615\r\n\r\n",
+                BodyFraming::Length(u64::MAX),
+            ),
+            (
+                b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n",
+                BodyFraming::Chunked,
+            ),
+            (
+                b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: Chunked\r\n\r\n",
+                BodyFraming::Chunked,
+            ),
+            (
+                b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: CHUNKED \r\n\r\n",
+                BodyFraming::Chunked,
+            ),
+            (
+                b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: , chunked\r\n\r\n",
+                BodyFraming::Chunked,
+            ),
+            (
+                b"POST / HTTP/1.0\r\nContent-Length: 2\r\n\r\n",
+                BodyFraming::Length(2),
+            ),
+        ];
+        for &(input, framing) in cases {
+            assert_eq!(
+                parse_ok(input).body,
+                framing,
+                "{}",
+                String::from_utf8_lossy(input)
+            );
+        }
+    }
+
+    #[test]
+    fn keep_alive_follows_rfc9112_section_9_3() {
+        let cases: &[(&[u8], bool)] = &[
+            (b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", true),
+            (
+                b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+                false,
+            ),
+            (
+                b"GET / HTTP/1.1\r\nHost: a\r\nConnection: Keep-Alive, CLOSE\r\n\r\n",
+                false,
+            ),
+            (
+                b"GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\n\r\n",
+                true,
+            ),
+            (b"GET / HTTP/1.0\r\n\r\n", false),
+            (b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", true),
+            (b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n", true),
+            (
+                b"GET / HTTP/1.0\r\nConnection: keep-alive, close\r\n\r\n",
+                false,
+            ),
+        ];
+        for &(input, keep_alive) in cases {
+            assert_eq!(
+                parse_ok(input).keep_alive,
+                keep_alive,
+                "{}",
+                String::from_utf8_lossy(input)
+            );
+        }
+    }
+
+    #[test]
+    fn expect_continue_only_in_http11() {
+        let h = parse_ok(
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nExpect: 100-Continue\r\n\r\n",
+        );
+        assert!(h.expect_continue);
+        let h = parse_ok(b"POST / HTTP/1.0\r\nContent-Length: 1\r\nExpect: 100-continue\r\n\r\n");
+        assert!(!h.expect_continue);
+        let h = parse_ok(b"POST / HTTP/1.1\r\nHost: a\r\nExpect: something\r\n\r\n");
+        assert!(!h.expect_continue);
+    }
+
+    #[test]
+    fn http10_needs_no_host() {
+        let h = parse_ok(b"GET / HTTP/1.0\r\n\r\n");
+        assert_eq!(h.minor_version, 0);
+    }
+
+    #[test]
+    fn accepts_obs_text_in_values_and_leading_empty_line() {
+        let h = parse_ok(b"\r\nGET / HTTP/1.1\r\nHost: a\r\nX: caf\xe9\tok\r\n\r\n");
+        assert_eq!(h.header("x"), Some(&b"caf\xe9\tok"[..]));
+    }
+
+    #[test]
+    fn accepts_asterisk_and_absolute_targets() {
+        assert_eq!(
+            parse_ok(b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n").target,
+            "*"
+        );
+        assert_eq!(
+            parse_ok(b"GET http://a/x?y HTTP/1.1\r\nHost: a\r\n\r\n").target,
+            "http://a/x?y"
+        );
+    }
+
+    #[test]
+    fn incomplete_head_needs_more_bytes() {
+        for input in [
+            &b""[..],
+            b"GET",
+            b"GET / HTTP/1.1\r\nHost: a\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\n\r",
+        ] {
+            assert_eq!(parse(input), Ok(None));
+        }
+    }
+
+    #[test]
+    fn rejects_head_longer_than_buffer_size_with_431() {
+        let limits = Limits {
+            max_head: 64,
+            max_headers: 100,
+        };
+        let mut input = b"GET / HTTP/1.1\r\nHost: a\r\nX: ".to_vec();
+        input.resize(65, b'a');
+        // Incomplete but already over the limit.
+        assert_eq!(
+            parse_request_head(&input, &limits),
+            Err(HeadError::TooLarge)
+        );
+        // Complete but over the limit.
+        input.extend_from_slice(b"\r\n\r\n");
+        assert_eq!(
+            parse_request_head(&input, &limits),
+            Err(HeadError::TooLarge)
+        );
+        assert_eq!(HeadError::TooLarge.status(), 431);
+        assert_eq!(
+            HeadError::TooLarge.reason(),
+            "Request Header Fields Too Large"
+        );
+        // Exactly at the limit is fine.
+        let exact = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+        let limits = Limits {
+            max_head: exact.len(),
+            max_headers: 100,
+        };
+        assert!(parse_request_head(exact, &limits).unwrap().is_some());
+    }
+
+    #[test]
+    fn rejects_too_many_headers_with_431() {
+        let limits = Limits {
+            max_head: 1 << 20,
+            max_headers: 3,
+        };
+        let input = b"GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n";
+        assert_eq!(
+            parse_request_head(input, &limits),
+            Err(HeadError::TooManyHeaders)
+        );
+        assert_eq!(HeadError::TooManyHeaders.status(), 431);
+    }
+
+    #[test]
+    fn status_and_reason_mapping() {
+        let cases = [
+            (HeadError::Malformed("x"), 400, "Bad Request"),
+            (HeadError::BadFraming("x"), 400, "Bad Request"),
+            (
+                HeadError::UnsupportedTransferEncoding,
+                501,
+                "Not Implemented",
+            ),
+            (
+                HeadError::UnsupportedVersion,
+                505,
+                "HTTP Version Not Supported",
+            ),
+        ];
+        for (e, status, reason) in cases {
+            assert_eq!((e.status(), e.reason()), (status, reason));
+        }
+        assert_eq!(MALFORMED, HeadError::Malformed("").status());
+    }
 }
