@@ -357,3 +357,191 @@ fn hex_value(b: u8) -> Option<u8> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Decodes `input` in one call with unbounded output.
+    fn decode_all(input: &[u8]) -> Result<(Vec<u8>, usize, bool), ChunkError> {
+        let mut out = Vec::new();
+        let (used, done) = ChunkedDecoder::new().decode(input, &mut out, usize::MAX)?;
+        Ok((out, used, done))
+    }
+
+    #[test]
+    fn decodes_chunks_and_stops_after_trailers() {
+        let input = b"3\r\nabc\r\nA;name=\"v\"\r\n0123456789\r\n0\r\nX-T: 1\r\n\r\nNEXT";
+        let (out, used, done) = decode_all(input).unwrap();
+        assert_eq!(out, b"abc0123456789");
+        assert!(done);
+        assert_eq!(&input[used..], b"NEXT");
+    }
+
+    #[test]
+    fn accepts_uppercase_hex_leading_zeros_and_bws_before_extension() {
+        let (out, _, done) =
+            decode_all(b"0002\r\nhi\r\nB \t; x\r\nhello world\r\n0\r\n\r\n").unwrap();
+        assert_eq!(out, b"hihello world");
+        assert!(done);
+    }
+
+    #[test]
+    fn rejects_bad_framing_table() {
+        let long_ext = [
+            b"1;".as_slice(),
+            &[b'a'; MAX_CHUNK_LINE],
+            b"\r\nx\r\n0\r\n\r\n",
+        ]
+        .concat();
+        let big_trailer = [
+            b"0\r\nX: ".as_slice(),
+            &[b'a'; MAX_TRAILER_SECTION],
+            b"\r\n\r\n",
+        ]
+        .concat();
+        let cases: &[(&str, &[u8], ChunkError)] = &[
+            ("empty_size", b"\r\n", ChunkError::EmptySize),
+            ("extension_without_size", b";a\r\n", ChunkError::EmptySize),
+            ("invalid_hex", b"g\r\n", ChunkError::InvalidSize),
+            ("hex_prefix", b"0x5\r\n", ChunkError::InvalidSize),
+            ("signed_size", b"+5\r\n", ChunkError::InvalidSize),
+            (
+                "seventeen_digits",
+                b"00000000000000001\r\n",
+                ChunkError::SizeOverflow,
+            ),
+            (
+                "size_over_u64",
+                b"1ffffffffffffffff\r\n",
+                ChunkError::SizeOverflow,
+            ),
+            ("extension_too_long", &long_ext, ChunkError::LineTooLong),
+            (
+                "whitespace_without_semicolon",
+                b"5 \r\nhello\r\n",
+                ChunkError::InvalidExtension,
+            ),
+            (
+                "garbage_after_whitespace",
+                b"5 x\r\n",
+                ChunkError::InvalidExtension,
+            ),
+            (
+                "control_in_extension",
+                b"5;a\x01\r\n",
+                ChunkError::InvalidExtension,
+            ),
+            (
+                "nul_in_extension",
+                b"5;a=\0\r\n",
+                ChunkError::InvalidExtension,
+            ),
+            ("bare_lf_after_size", b"5\nhello\r\n", ChunkError::BareLf),
+            (
+                "bare_lf_after_extension",
+                b"5;a\nhello\r\n",
+                ChunkError::BareLf,
+            ),
+            ("bare_cr_after_size", b"5\rhello\r\n", ChunkError::BareCr),
+            (
+                "data_longer_than_size",
+                b"3\r\nabcd\r\n",
+                ChunkError::MissingDataCrlf,
+            ),
+            (
+                "bare_lf_after_data",
+                b"3\r\nabc\n0\r\n\r\n",
+                ChunkError::BareLf,
+            ),
+            (
+                "bare_cr_after_data",
+                b"3\r\nabc\r0\r\n\r\n",
+                ChunkError::BareCr,
+            ),
+            ("bare_lf_ending_body", b"0\r\n\n", ChunkError::BareLf),
+            ("bare_cr_ending_body", b"0\r\n\rx", ChunkError::BareCr),
+            (
+                "trailer_without_colon",
+                b"0\r\nX\r\n\r\n",
+                ChunkError::InvalidTrailer,
+            ),
+            (
+                "trailer_space_before_colon",
+                b"0\r\nX : 1\r\n\r\n",
+                ChunkError::InvalidTrailer,
+            ),
+            (
+                "trailer_obs_fold",
+                b"0\r\n y\r\n\r\n",
+                ChunkError::InvalidTrailer,
+            ),
+            (
+                "trailer_nul",
+                b"0\r\nX: \0\r\n\r\n",
+                ChunkError::InvalidTrailer,
+            ),
+            ("trailer_bare_lf", b"0\r\nX: 1\n\r\n", ChunkError::BareLf),
+            (
+                "trailer_too_large",
+                &big_trailer,
+                ChunkError::TrailerTooLarge,
+            ),
+        ];
+        for &(name, input, expected) in cases {
+            assert_eq!(decode_all(input).map(|_| ()), Err(expected), "{name}");
+            assert_eq!(expected.status(), 400);
+        }
+    }
+
+    #[test]
+    fn stays_failed_after_an_error() {
+        let mut d = ChunkedDecoder::new();
+        let mut out = Vec::new();
+        assert_eq!(d.decode(b"z", &mut out, 10), Err(ChunkError::InvalidSize));
+        assert_eq!(
+            d.decode(b"0\r\n\r\n", &mut out, 10),
+            Err(ChunkError::InvalidSize)
+        );
+    }
+
+    #[test]
+    fn max_out_bounds_each_call() {
+        let input = b"a\r\n0123456789\r\n0\r\n\r\n";
+        let mut d = ChunkedDecoder::new();
+        let mut out = Vec::new();
+        let (used, done) = d.decode(input, &mut out, 4).unwrap();
+        assert_eq!((out.as_slice(), done), (&b"0123"[..], false));
+        let (used2, done) = d.decode(&input[used..], &mut out, 0).unwrap();
+        assert_eq!((used2, done), (0, false));
+        let (used3, done) = d.decode(&input[used..], &mut out, 100).unwrap();
+        assert_eq!(out, b"0123456789");
+        assert!(done && d.is_finished());
+        assert_eq!(used + used3, input.len());
+    }
+
+    #[test]
+    fn consumes_nothing_after_finishing() {
+        let mut d = ChunkedDecoder::new();
+        let mut out = Vec::new();
+        assert_eq!(d.decode(b"0\r\n\r\n", &mut out, 0), Ok((5, true)));
+        assert_eq!(d.decode(b"0\r\n\r\n", &mut out, 0), Ok((0, true)));
+    }
+
+    #[test]
+    fn one_byte_at_a_time_matches_whole() {
+        let input = b"4;x=y\r\nWiki\r\n5\r\npedia\r\n0\r\nA: b\r\n\r\n";
+        let mut d = ChunkedDecoder::new();
+        let mut out = Vec::new();
+        let mut done = false;
+        for b in input {
+            let (used, finished) = d
+                .decode(std::slice::from_ref(b), &mut out, usize::MAX)
+                .unwrap();
+            assert_eq!(used, 1);
+            done = finished;
+        }
+        assert!(done);
+        assert_eq!(out, b"Wikipedia");
+    }
+}

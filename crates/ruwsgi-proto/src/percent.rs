@@ -43,3 +43,38 @@ fn escaped_byte(pair: Option<&[u8]>) -> Option<u8> {
 fn hex_digit(b: u8) -> Option<u8> {
     (b as char).to_digit(16).map(|d| d as u8)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decoding_table() {
+        let cases: &[(&[u8], &[u8])] = &[
+            (b"/plain", b"/plain"),
+            (b"/a%20b", b"/a b"),
+            (b"/%7e%7E", b"/~~"),
+            (b"/caf%C3%A9", b"/caf\xc3\xa9"),
+            (b"/a%2Fb", b"/a/b"),
+            (b"/%00", b"/\0"),
+            (b"/100%", b"/100%"),
+            (b"/%4", b"/%4"),
+            (b"/%zz%41", b"/%zzA"),
+            (b"/a+b", b"/a+b"),
+            (b"%%41", b"%A"),
+        ];
+        for &(input, expected) in cases {
+            assert_eq!(
+                &*percent_decode(input),
+                expected,
+                "{}",
+                String::from_utf8_lossy(input)
+            );
+        }
+    }
+
+    #[test]
+    fn borrows_when_nothing_to_decode() {
+        assert!(matches!(percent_decode(b"/x/y"), Cow::Borrowed(_)));
+    }
+}

@@ -157,3 +157,110 @@ fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
     }
     out.extend_from_slice(&digits[i..]);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(
+        minor: u8,
+        headers: &[(&[u8], &[u8])],
+        framing: ResponseFraming,
+        keep_alive: bool,
+    ) -> String {
+        let mut out = Vec::new();
+        encode_response_head(&mut out, minor, b"200 OK", headers, framing, keep_alive);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn encoding_table() {
+        let ct: &[(&[u8], &[u8])] = &[(b"Content-Type", b"text/plain")];
+        let cl: &[(&[u8], &[u8])] = &[(b"content-length", b"2")];
+        let cases = [
+            (1, ct, ResponseFraming::Length(5), true, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\n"),
+            (1, cl, ResponseFraming::Length(2), true, "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n"),
+            (1, ct, ResponseFraming::Chunked, true, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            (1, ct, ResponseFraming::AsGiven, false, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n"),
+            (1, ct, ResponseFraming::Close, true, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n"),
+            (0, ct, ResponseFraming::Length(0), true, "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 0\r\nConnection: keep-alive\r\n\r\n"),
+            (0, ct, ResponseFraming::Close, false, "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n"),
+            (0, ct, ResponseFraming::Close, true, "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n"),
+            (1, &[], ResponseFraming::Length(u64::MAX), true, "HTTP/1.1 200 OK\r\nContent-Length: 18446744073709551615\r\n\r\n"),
+        ];
+        for (minor, headers, framing, keep_alive, expected) in cases {
+            assert_eq!(head(minor, headers, framing, keep_alive), expected);
+        }
+    }
+
+    #[test]
+    fn appends_to_existing_buffer() {
+        let mut out = b"prev".to_vec();
+        encode_response_head(
+            &mut out,
+            1,
+            b"404 Not Found",
+            &[],
+            ResponseFraming::Length(0),
+            true,
+        );
+        assert_eq!(
+            out,
+            b"prevHTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn chunk_size_lines_are_lowercase_hex() {
+        for (len, expected) in [
+            (1usize, &b"1\r\n"[..]),
+            (10, b"a\r\n"),
+            (4096, b"1000\r\n"),
+            (usize::MAX, b"ffffffffffffffff\r\n"),
+        ] {
+            let mut out = Vec::new();
+            encode_chunk(&mut out, len);
+            assert_eq!(out, expected);
+        }
+        assert_eq!(LAST_CHUNK, b"0\r\n\r\n");
+    }
+
+    #[test]
+    fn validates_response_headers() {
+        let cases: &[(&[u8], &[u8], Result<(), HeaderError>)] = &[
+            (b"Content-Type", b"text/html; charset=utf-8", Ok(())),
+            (b"X-Tab", b"a\tb", Ok(())),
+            (b"X-Latin1", b"caf\xe9", Ok(())),
+            (b"X-Empty", b"", Ok(())),
+            (b"Transfer-Encoding", b"chunked", Ok(())),
+            (b"Set-Cookie", b"a=b; Path=/", Ok(())),
+            (b"", b"x", Err(HeaderError::InvalidName)),
+            (b"Bad Name", b"x", Err(HeaderError::InvalidName)),
+            (b"Bad:Name", b"x", Err(HeaderError::InvalidName)),
+            (b"X\r\nInjected", b"x", Err(HeaderError::InvalidName)),
+            (
+                b"X",
+                b"a\r\nSet-Cookie: evil",
+                Err(HeaderError::InvalidValue),
+            ),
+            (b"X", b"a\nb", Err(HeaderError::InvalidValue)),
+            (b"X", b"a\rb", Err(HeaderError::InvalidValue)),
+            (b"X", b"a\0b", Err(HeaderError::InvalidValue)),
+            (b"X", b"a\x7fb", Err(HeaderError::InvalidValue)),
+            (b"Connection", b"close", Err(HeaderError::HopByHop)),
+            (b"keep-alive", b"timeout=5", Err(HeaderError::HopByHop)),
+            (b"Upgrade", b"websocket", Err(HeaderError::HopByHop)),
+            (b"TE", b"trailers", Err(HeaderError::HopByHop)),
+            (b"Trailer", b"X", Err(HeaderError::HopByHop)),
+            (b"Proxy-Connection", b"x", Err(HeaderError::HopByHop)),
+        ];
+        for &(name, value, expected) in cases {
+            assert_eq!(
+                validate_response_header(name, value),
+                expected,
+                "{}",
+                String::from_utf8_lossy(name)
+            );
+        }
+    }
+}

@@ -188,3 +188,125 @@ pub fn encode_uwsgi_packet(modifier1: u8, modifier2: u8, vars: &[(&[u8], &[u8])]
         Err(e) => panic!("{e}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_nginx_style_packet_and_leaves_body() {
+        let vars: &[(&[u8], &[u8])] = &[
+            (b"REQUEST_METHOD", b"POST"),
+            (b"PATH_INFO", b"/x"),
+            (b"CONTENT_LENGTH", b"3"),
+            (b"EMPTY", b""),
+        ];
+        let mut bytes = encode_uwsgi_packet(0, 0, vars);
+        let packet_len = bytes.len();
+        bytes.extend_from_slice(b"abc");
+        let (packet, used) = parse_uwsgi_packet(&bytes, 4096).unwrap().unwrap();
+        assert_eq!(used, packet_len);
+        assert_eq!(packet.vars, vars);
+        assert_eq!(packet.var(b"PATH_INFO"), Some(&b"/x"[..]));
+        assert_eq!(&bytes[used..], b"abc");
+    }
+
+    #[test]
+    fn waits_for_header_and_vars() {
+        let bytes = encode_uwsgi_packet(0, 0, &[(b"A", b"B")]);
+        for cut in 0..bytes.len() {
+            assert_eq!(
+                parse_uwsgi_packet(&bytes[..cut], 4096),
+                Ok(None),
+                "cut {cut}"
+            );
+        }
+    }
+
+    #[test]
+    fn rejects_oversized_block_from_header_alone() {
+        let err = parse_uwsgi_packet(&[0, 0xff, 0x0f, 0], 4096).unwrap_err();
+        assert_eq!(
+            err,
+            PacketError::TooLarge {
+                size: 4095,
+                max: 4096
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            "invalid request block size: 4095 (max 4096)...skip"
+        );
+        // datasize + 4 == max fits.
+        assert_eq!(parse_uwsgi_packet(&[0, 0xfc, 0x0f, 0], 4096), Ok(None));
+    }
+
+    #[test]
+    fn recognises_http_sent_to_uwsgi_socket() {
+        let err = parse_uwsgi_packet(b"GET / HTTP/1.1\r\n", 4096).unwrap_err();
+        assert_eq!(
+            err,
+            PacketError::LooksLikeHttp {
+                size: 21573,
+                max: 4096
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            "invalid request block size: 21573 (max 4096)...skip (looks like HTTP sent to a uwsgi socket)"
+        );
+        for http in [
+            &b"POST /"[..],
+            b"PUT /",
+            b"HEAD /",
+            b"DELETE /",
+            b"OPTIONS *",
+        ] {
+            assert!(matches!(
+                parse_uwsgi_packet(http, 65535),
+                Err(PacketError::LooksLikeHttp { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn rejects_other_modifiers() {
+        for m in [5u8, 10, 17, 30, 72, 100, 255] {
+            let bytes = encode_uwsgi_packet(m, 0, &[]);
+            assert_eq!(
+                parse_uwsgi_packet(&bytes, 4096),
+                Err(PacketError::UnknownModifier(m))
+            );
+        }
+    }
+
+    #[test]
+    fn rejects_truncated_vars() {
+        let cases: &[&[u8]] = &[
+            &[0, 1, 0, 0, 5],                      // half a key length
+            &[0, 4, 0, 0, 3, 0, b'a', b'b'],       // key runs past the block
+            &[0, 5, 0, 0, 1, 0, b'a', 1, 0],       // value length but no value
+            &[0, 6, 0, 0, 1, 0, b'a', 9, 0, b'x'], // value runs past the block
+        ];
+        for &bytes in cases {
+            assert!(
+                matches!(
+                    parse_uwsgi_packet(bytes, 4096),
+                    Err(PacketError::Truncated { .. })
+                ),
+                "{bytes:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn refuses_to_encode_oversized_packets() {
+        let big = vec![b'x'; 70_000];
+        assert!(matches!(
+            try_encode_uwsgi_packet(0, 0, &[(b"K", &big)]),
+            Err(PacketError::EncodeTooLarge { .. })
+        ));
+        let half = vec![b'x'; 40_000];
+        assert!(try_encode_uwsgi_packet(0, 0, &[(b"A", &half), (b"B", &half)]).is_err());
+    }
+}
