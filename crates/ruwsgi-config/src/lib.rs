@@ -1,11 +1,171 @@
-//! uWSGI-compatible configuration. Placeholder: the readers and option table land next.
+//! uWSGI-compatible configuration: the option table, the ini/JSON/YAML, argv and `UWSGI_*`
+//! environment readers, and the typed `Config` the runtime reads.
+//!
+//! Every reader produces the same `(name, value, origin)` list (`Entry`), assembled lowest
+//! precedence first: `UWSGI_*` environment variables, then config files in command-line order
+//! (with their inclusions spliced in place), then command-line flags. `resolve` expands
+//! placeholders over the whole list, checks every name against `options::OPTIONS` and fills
+//! `Config`. No I/O beyond reading config files and the environment; never logs: start-up
+//! notices are returned to the runtime.
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
+mod argv;
 mod config;
+mod error;
+mod expand;
+pub mod options;
+mod reader;
+mod resolve;
+
+use std::path::PathBuf;
 
 pub use config::{Config, SocketProtocol, SocketSpec, StaticMap};
+pub use error::{ConfigError, Origin};
 
-/// Entry point the runtime calls with `sys.argv[1:]`. Reads `--ini`, flags, env vars.
-pub fn load(_args: &[String]) -> Result<Config, String> {
-    Ok(Config::default())
+/// What the command line asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// Serve with this config. `notices` are one-line messages to log at start-up (e.g.
+    /// `plugins = python3 is accepted and ignored: ruwsgi has Python built in`).
+    Run {
+        /// The resolved configuration.
+        config: Config,
+        /// One-line notices about accepted-and-ignored options.
+        notices: Vec<String>,
+    },
+    /// Print this text to stdout and exit 0 (`--help`, `--version`, `--show-config`).
+    Print(String),
+}
+
+/// What the readers may look at besides the config files: injected so tests don't depend on
+/// the machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Environment {
+    /// Environment variables (`UWSGI_*` options, `$(VAR)`, `if-env`).
+    pub vars: Vec<(String, String)>,
+    /// Working directory: relative config paths resolve against it first.
+    pub cwd: PathBuf,
+    /// `%h`.
+    pub hostname: String,
+    /// `%k`.
+    pub cpu_cores: usize,
+}
+
+impl Environment {
+    /// The current process's environment, working directory, hostname and CPU count.
+    #[must_use]
+    pub fn from_process() -> Self {
+        let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .ok()
+            .filter(|h| !h.is_empty())
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .unwrap_or_else(|| "localhost".to_owned());
+        Self {
+            // Variables that aren't UTF-8 can't be uWSGI options or `$(VAR)` values we print.
+            vars: std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+                .collect(),
+            cwd: std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/")),
+            hostname,
+            cpu_cores: std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+        }
+    }
+
+    /// An environment variable's value.
+    #[must_use]
+    pub fn var(&self, name: &str) -> Option<&str> {
+        self.vars
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// One option occurrence from any source, before placeholder expansion.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Entry {
+    /// The name as written (`workers`, `py_autoreload`, a custom key...).
+    pub key: String,
+    /// The value after magic variables, `$(VAR)` and `@(file)`; `true` for a bare key.
+    pub value: String,
+    /// Where it was written.
+    pub origin: Origin,
+}
+
+/// `args` = argv without the program name. Reads the process environment for `UWSGI_*` vars.
+pub fn load(args: &[String]) -> Result<Command, ConfigError> {
+    load_with_env(args, &Environment::from_process())
+}
+
+/// Same as [`load`] with an injected environment, for tests.
+pub fn load_with_env(args: &[String], env: &Environment) -> Result<Command, ConfigError> {
+    let parsed = argv::parse_args(args)?;
+    match parsed.action {
+        Some(argv::Action::Help) => return Ok(Command::Print(options::render_help())),
+        Some(argv::Action::Version) => {
+            return Ok(Command::Print(format!(
+                "ruwsgi {}\n",
+                env!("CARGO_PKG_VERSION")
+            )));
+        }
+        _ => {}
+    }
+    let mut reader = reader::Reader::new(env);
+    let env_entries = env_entries(env, &mut reader)?;
+    let mut flags = Vec::new();
+    for source in parsed.sources {
+        match source {
+            argv::Source::File {
+                option,
+                spec,
+                format,
+                origin,
+            } => reader.read(option, &spec, format, &origin, None)?,
+            argv::Source::Flag(entry) => flags.push(entry),
+        }
+    }
+    let mut entries = env_entries;
+    entries.append(&mut reader.entries);
+    entries.append(&mut flags);
+    let resolved = resolve::resolve(&entries)?;
+    if parsed.action == Some(argv::Action::ShowConfig) {
+        return Ok(Command::Print(resolve::render_show_config(&resolved)));
+    }
+    Ok(Command::Run {
+        config: resolved.config,
+        notices: resolved.notices,
+    })
+}
+
+/// `UWSGI_PROCESSES=4` → `processes = 4` (lowercase, `_` → `-`), sorted by name so the result
+/// doesn't depend on the environment's order. `UWSGI_INI` and friends are read as files.
+/// A variable can't repeat, so each gives one value.
+fn env_entries(
+    env: &Environment,
+    reader: &mut reader::Reader<'_>,
+) -> Result<Vec<Entry>, ConfigError> {
+    let mut vars: Vec<&(String, String)> = env
+        .vars
+        .iter()
+        .filter(|(k, _)| k.starts_with("UWSGI_") && k.len() > 6)
+        .collect();
+    vars.sort();
+    let mut out = Vec::new();
+    for (var, value) in vars {
+        let key = var["UWSGI_".len()..].to_ascii_lowercase().replace('_', "-");
+        let origin = Origin::Env { var: var.clone() };
+        match options::find(&key) {
+            Some(o) if o.kind == options::Kind::ConfigFile => {
+                reader.read(o.name, value, None, &origin, None)?
+            }
+            _ => out.push(Entry {
+                key,
+                value: value.clone(),
+                origin,
+            }),
+        }
+    }
+    Ok(out)
 }

@@ -1,0 +1,249 @@
+//! Command-line reader: `--name value`, `--name=value`, bare `--flag` for booleans, short
+//! aliases (`-p 4`, `-p4`, `-M`), `--ini file[:section]` and friends, and one positional
+//! config file. Produces the same `Entry` list as the file reader. No I/O: config files are
+//! returned as `Source::File` for `lib` to read in order.
+
+use crate::options::{self, Kind, OptionSpec};
+use crate::reader::Format;
+use crate::{ConfigError, Entry, Origin};
+
+/// Print-and-exit requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Action {
+    Help,
+    Version,
+    ShowConfig,
+}
+
+/// One thing the command line asks for, in order.
+#[derive(Debug, Clone)]
+pub(crate) enum Source {
+    /// A config file to read: (option name, `file[:section]`, format, origin).
+    File {
+        option: &'static str,
+        spec: String,
+        format: Option<Format>,
+        origin: Origin,
+    },
+    /// Any other option.
+    Flag(Entry),
+}
+
+/// The parsed command line.
+#[derive(Debug, Default)]
+pub(crate) struct Args {
+    /// The first action asked for, if any (`--help` beats the others).
+    pub action: Option<Action>,
+    /// Files and flags in command-line order.
+    pub sources: Vec<Source>,
+}
+
+pub(crate) fn parse_args(args: &[String]) -> Result<Args, ConfigError> {
+    let mut out = Args::default();
+    let mut positional_seen = false;
+    let mut i = 0;
+    while i < args.len() {
+        let arg = &args[i];
+        let origin = Origin::Arg { index: i + 1 };
+        i += 1;
+        let (spec, written, inline) = if let Some(long) = arg.strip_prefix("--") {
+            let (name, inline) = long
+                .split_once('=')
+                .map_or((long, None), |(n, v)| (n, Some(v.to_owned())));
+            let spec = options::find(name).ok_or_else(|| ConfigError::UnknownOption {
+                origin: origin.clone(),
+                name: name.to_owned(),
+                suggestion: options::suggest(name).map(str::to_owned),
+            })?;
+            (spec, name.to_owned(), inline)
+        } else if let Some(short) = arg.strip_prefix('-').filter(|s| !s.is_empty()) {
+            let mut chars = short.chars();
+            let c = chars.next().unwrap_or_default(); // non-empty: filtered above
+            let rest: String = chars.collect();
+            let spec = options::find_short(c).ok_or_else(|| ConfigError::UnknownOption {
+                origin: origin.clone(),
+                name: format!("-{c}"),
+                suggestion: None,
+            })?;
+            (
+                spec,
+                spec.name.to_owned(),
+                (!rest.is_empty()).then_some(rest),
+            )
+        } else {
+            if positional_seen {
+                return Err(ConfigError::Syntax {
+                    origin,
+                    message: format!("unexpected argument \"{arg}\" (only one config file may be given without --ini)"),
+                });
+            }
+            positional_seen = true;
+            let file =
+                arg.rsplit_once(':')
+                    .map_or(arg.as_str(), |(f, s)| if s.contains('/') { arg } else { f });
+            let format = Format::from_path(file).ok_or_else(|| ConfigError::Syntax {
+                origin: origin.clone(),
+                message: format!("\"{arg}\": expected a .ini, .json, .yaml or .yml config file"),
+            })?;
+            out.sources.push(Source::File {
+                option: "ini",
+                spec: arg.clone(),
+                format: Some(format),
+                origin,
+            });
+            continue;
+        };
+        let value = match (inline, spec.kind) {
+            (Some(v), _) => v,
+            (None, Kind::Bool | Kind::Action) => "true".to_owned(),
+            // `--chmod-socket` alone means 666; it takes the next argument only if it's a mode.
+            (None, Kind::Mode) => match args.get(i) {
+                Some(next) if !next.is_empty() && next.bytes().all(|b| b.is_ascii_digit()) => {
+                    i += 1;
+                    next.clone()
+                }
+                _ => "true".to_owned(),
+            },
+            (None, _) => {
+                let v = args.get(i).cloned().ok_or_else(|| ConfigError::Syntax {
+                    origin: origin.clone(),
+                    message: format!("{arg}: missing value"),
+                })?;
+                i += 1;
+                v
+            }
+        };
+        push(&mut out, spec, written, value, origin)?;
+    }
+    Ok(out)
+}
+
+fn push(
+    out: &mut Args,
+    spec: &'static OptionSpec,
+    written: String,
+    value: String,
+    origin: Origin,
+) -> Result<(), ConfigError> {
+    match spec.kind {
+        Kind::Action => {
+            let action = match spec.name {
+                "help" => Action::Help,
+                "version" => Action::Version,
+                _ => Action::ShowConfig,
+            };
+            if out.action.is_none() || action == Action::Help {
+                out.action = Some(action);
+            }
+        }
+        Kind::ConfigFile => out.sources.push(Source::File {
+            option: spec.name,
+            spec: value,
+            format: None,
+            origin,
+        }),
+        Kind::Logic => {
+            return Err(ConfigError::Syntax {
+                origin,
+                message: format!("--{written} is only valid in config files"),
+            });
+        }
+        _ => out.sources.push(Source::Flag(Entry {
+            key: written,
+            value,
+            origin,
+        })),
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    fn flags(a: &[&str]) -> Vec<(String, String)> {
+        parse_args(&args(a))
+            .unwrap()
+            .sources
+            .into_iter()
+            .map(|s| match s {
+                Source::Flag(e) => (e.key, e.value),
+                Source::File { option, spec, .. } => (format!("file:{option}"), spec),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn reads_long_short_inline_and_bare_forms() {
+        assert_eq!(
+            flags(&[
+                "--processes",
+                "4",
+                "--threads=2",
+                "-M",
+                "-p8",
+                "--vacuum",
+                "-s",
+                ":1",
+                "--chmod-socket",
+                "--master"
+            ]),
+            vec![
+                ("processes".into(), "4".into()),
+                ("threads".into(), "2".into()),
+                ("master".into(), "true".into()),
+                ("processes".into(), "8".into()),
+                ("vacuum".into(), "true".into()),
+                ("socket".into(), ":1".into()),
+                ("chmod-socket".into(), "true".into()),
+                ("master".into(), "true".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn positional_and_ini_flags_become_files() {
+        assert_eq!(
+            flags(&["app.ini", "--ini", "b.ini:prod", "--yaml", "c.yml"]),
+            vec![
+                ("file:ini".into(), "app.ini".into()),
+                ("file:ini".into(), "b.ini:prod".into()),
+                ("file:yaml".into(), "c.yml".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn help_wins_over_other_actions() {
+        assert_eq!(
+            parse_args(&args(&["--show-config", "--help"]))
+                .unwrap()
+                .action,
+            Some(Action::Help)
+        );
+        assert_eq!(
+            parse_args(&args(&["--version"])).unwrap().action,
+            Some(Action::Version)
+        );
+    }
+
+    #[test]
+    fn errors_name_the_argument() {
+        let e = |a: &[&str]| parse_args(&args(a)).unwrap_err().to_string();
+        assert_eq!(
+            e(&["--proccesses", "4"]),
+            "argument 1: unknown option \"proccesses\" (did you mean \"processes\"?)"
+        );
+        assert_eq!(e(&["--http"]), "argument 1: --http: missing value");
+        assert_eq!(e(&["a.ini", "b.ini"]), "argument 2: unexpected argument \"b.ini\" (only one config file may be given without --ini)");
+        assert_eq!(
+            e(&["app.conf"]),
+            "argument 1: \"app.conf\": expected a .ini, .json, .yaml or .yml config file"
+        );
+        assert_eq!(e(&["-Q"]), "argument 1: unknown option \"-Q\"");
+    }
+}

@@ -1,0 +1,549 @@
+//! Turns the assembled `(name, value, origin)` list into the typed `Config`: expands
+//! `%(name)` placeholders, checks every name against the option table, parses values, and
+//! records the notices for ignored options. Pure: no I/O.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use crate::config::{Config, SocketProtocol, SocketSpec, StaticMap};
+use crate::expand;
+use crate::options::{self, Kind, OptionSpec, Status};
+use crate::{ConfigError, Entry, Origin};
+
+/// The result of resolution: the config plus what `--show-config` and the runtime log need.
+#[derive(Debug)]
+pub(crate) struct Resolved {
+    pub config: Config,
+    /// One-line notices for accepted-and-ignored options, deduplicated, in order.
+    pub notices: Vec<String>,
+    /// Supported options as set, canonical name and normalised value, in order.
+    pub shown: Vec<(&'static OptionSpec, String)>,
+}
+
+/// Placeholder values: every key as written (with `_` as `-`) and every option under its
+/// uWSGI name, last value winning, plus `set-placeholder name=value` definitions.
+fn placeholder_values(entries: &[Entry]) -> HashMap<String, String> {
+    let mut values = HashMap::new();
+    for e in entries {
+        let spec = options::find(&e.key);
+        if spec.is_some_and(|o| o.name == "set-placeholder") {
+            if let Some((k, v)) = e.value.split_once('=') {
+                values.insert(options::normalise(k.trim()), v.trim().to_owned());
+            }
+            continue;
+        }
+        values.insert(options::normalise(&e.key), e.value.clone());
+        if let Some(o) = spec {
+            values.insert(o.name.to_owned(), e.value.clone());
+        }
+    }
+    values
+}
+
+pub(crate) fn resolve(entries: &[Entry]) -> Result<Resolved, ConfigError> {
+    let values = placeholder_values(entries);
+    let referenced: HashSet<String> = entries
+        .iter()
+        .flat_map(|e| expand::placeholder_names(&e.value))
+        .map(|n| options::normalise(&n))
+        .collect();
+    let strict = entries
+        .iter()
+        .rev()
+        .find(|e| options::find(&e.key).is_some_and(|o| o.name == "strict"))
+        .is_some_and(|e| parse_bool(&e.value));
+
+    let mut out = Resolved {
+        config: Config::default(),
+        notices: Vec::new(),
+        shown: Vec::new(),
+    };
+    for e in entries {
+        let value = expand::expand_placeholders(&e.value, &values)
+            .map_err(|err| crate::reader::expand_error(err, &e.key, &e.origin))?;
+        let Some(spec) = options::find(&e.key) else {
+            // Differs from uWSGI: there every unknown key silently becomes a placeholder. Here
+            // a custom key must be used as `%(key)` somewhere, so a typo can't vanish; under
+            // `strict` only `set-placeholder` defines placeholders. Unknown `UWSGI_*` variables
+            // only provide placeholders (uWSGI itself sets some, e.g. `UWSGI_RELOADS`).
+            if matches!(e.origin, Origin::Env { .. })
+                || (!strict && referenced.contains(&options::normalise(&e.key)))
+            {
+                continue;
+            }
+            return Err(ConfigError::UnknownOption {
+                origin: e.origin.clone(),
+                name: e.key.clone(),
+                suggestion: options::suggest(&e.key).map(str::to_owned),
+            });
+        };
+        match spec.status {
+            Status::Planned => {
+                return Err(ConfigError::NotYetSupported {
+                    origin: e.origin.clone(),
+                    name: e.key.clone(),
+                });
+            }
+            Status::NotPlanned(reason) => {
+                return Err(ConfigError::NotPlanned {
+                    origin: e.origin.clone(),
+                    name: e.key.clone(),
+                    reason,
+                });
+            }
+            Status::IgnoredWithNotice(reason) => {
+                if spec.name == "plugins" {
+                    check_plugins(e, &value)?;
+                }
+                let notice = format!("{} = {value} is accepted and ignored: {reason}", e.key);
+                if !out.notices.contains(&notice) {
+                    out.notices.push(notice);
+                }
+            }
+            Status::Supported | Status::SupportedWithDifference(_) => match spec.kind {
+                Kind::ConfigFile | Kind::Logic | Kind::Action => {
+                    if matches!(e.origin, Origin::Env { .. }) {
+                        continue;
+                    }
+                    return Err(ConfigError::Syntax {
+                        origin: e.origin.clone(),
+                        message: format!("\"{}\" is not valid here", e.key),
+                    });
+                }
+                _ if spec.name == "set-placeholder" => {
+                    if !value.contains('=') {
+                        return Err(bad(e, &value, "expected name=value"));
+                    }
+                }
+                _ => {
+                    let shown = apply(&mut out.config, spec, e, &value)?;
+                    out.shown.push((spec, shown));
+                }
+            },
+        }
+    }
+    Ok(out)
+}
+
+/// Distro-packaged configs always say `plugins = python3` (or `python`, `python312`, `http`);
+/// those are built in. Any other plugin would change behaviour we don't have, so it's an error.
+fn check_plugins(e: &Entry, value: &str) -> Result<(), ConfigError> {
+    for plugin in value.split([',', ' ']).filter(|p| !p.is_empty()) {
+        let python = plugin
+            .strip_prefix("python")
+            .is_some_and(|v| v.chars().all(|c| c.is_ascii_digit()));
+        if !(python || plugin == "http" || plugin == "0:python" || plugin == "corerouter") {
+            return Err(bad(e, value, &format!("plugin \"{plugin}\" is not available: ruwsgi has only python and http built in")));
+        }
+    }
+    Ok(())
+}
+
+fn bad(e: &Entry, value: &str, expected: &str) -> ConfigError {
+    ConfigError::BadValue {
+        origin: e.origin.clone(),
+        name: e.key.clone(),
+        value: value.to_owned(),
+        expected: expected.to_owned(),
+    }
+}
+
+/// uWSGI's rule: `false`, `off`, `no` and `0` (any case) are false, anything else is true.
+fn parse_bool(value: &str) -> bool {
+    !matches!(
+        value.trim().to_ascii_lowercase().as_str(),
+        "false" | "off" | "no" | "0"
+    )
+}
+
+/// Digits only: `30s`, `-1` and `1.5` are errors, not silently truncated as `atoi` would.
+fn parse_number(value: &str) -> Option<u64> {
+    let v = value.trim();
+    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    v.parse().ok()
+}
+
+fn number_expectation(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Seconds => "expected a whole number of seconds",
+        Kind::Bytes => "expected a whole number of bytes",
+        Kind::Megabytes => "expected a whole number of MiB",
+        _ => "expected a whole number",
+    }
+}
+
+/// `:8080`, `127.0.0.1:8080`, `[::1]:8080`, `localhost:80`, or a unix socket: a path with a
+/// `/`, a name without `:` (uWSGI binds it as a relative unix path) or `@abstract`.
+pub(crate) fn parse_address(value: &str) -> Option<String> {
+    let v = value.trim();
+    if v.is_empty() {
+        return None;
+    }
+    if v.contains('/') || v.starts_with('@') || !v.contains(':') {
+        return (v != "@").then(|| v.to_owned());
+    }
+    let (host, port) = v.rsplit_once(':')?;
+    let host_ok = if let Some(inner) = host.strip_prefix('[') {
+        inner.strip_suffix(']').is_some_and(|h| {
+            !h.is_empty()
+                && h.chars()
+                    .all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.')
+        })
+    } else {
+        host.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_')
+    };
+    let port_ok =
+        !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) && port.parse::<u16>().is_ok();
+    (host_ok && port_ok).then(|| v.to_owned())
+}
+
+/// Sets the field(s) for one supported option; returns the value as `--show-config` prints it.
+fn apply(c: &mut Config, spec: &OptionSpec, e: &Entry, value: &str) -> Result<String, ConfigError> {
+    let err = |expected: &str| bad(e, value, expected);
+    let num = || parse_number(value).ok_or_else(|| err(number_expectation(spec.kind)));
+    let small =
+        || num().and_then(|n| u32::try_from(n).map_err(|_| err(number_expectation(spec.kind))));
+    let size =
+        || num().and_then(|n| usize::try_from(n).map_err(|_| err(number_expectation(spec.kind))));
+    let path = || {
+        if value.is_empty() {
+            Err(err("expected a path"))
+        } else {
+            Ok(PathBuf::from(value))
+        }
+    };
+    let text = || {
+        if value.is_empty() {
+            Err(err("expected a value"))
+        } else {
+            Ok(value.to_owned())
+        }
+    };
+    let flag = parse_bool(value);
+    let seconds_pair = |(left, right): (&str, &str)| -> Option<(String, u64)> {
+        let left = left.trim();
+        (!left.is_empty()).then_some(())?;
+        Some((left.to_owned(), parse_number(right)?))
+    };
+    let socket = |protocol| -> Result<SocketSpec, ConfigError> {
+        let address = parse_address(value).ok_or_else(|| err("expected [host]:port"))?;
+        Ok(SocketSpec { address, protocol })
+    };
+    // The text `--show-config` prints; numbers and booleans in canonical form.
+    let mut shown = value.to_owned();
+    match spec.name {
+        "strict" => c.strict = flag,
+        "http" | "http-socket" => c.sockets.push(socket(SocketProtocol::Http)?),
+        "socket" => c.sockets.push(socket(SocketProtocol::Uwsgi)?),
+        "listen" => c.listen = small()?,
+        "chmod-socket" => {
+            // Bare option (read as `true`) or `1`: 666 "for lazy and brave users".
+            let mode = if value.is_empty() || value == "1" || value.eq_ignore_ascii_case("true") {
+                0o666
+            } else if (3..=4).contains(&value.len())
+                && value.bytes().all(|b| (b'0'..=b'7').contains(&b))
+            {
+                u32::from_str_radix(value, 8).map_err(|_| err("expected an octal mode like 660"))?
+            } else {
+                return Err(err("expected an octal mode like 660"));
+            };
+            c.chmod_socket = Some(mode);
+            shown = format!("{mode:o}");
+        }
+        "chown-socket" => c.chown_socket = Some(text()?),
+        "chdir" => c.chdir = Some(path()?),
+        "chdir2" => c.chdir2 = Some(path()?),
+        "wsgi-file" => c.wsgi_file = Some(path()?),
+        // Without `:callable` the runtime uses `callable` (default `application`).
+        "module" => c.module = Some(text()?),
+        "callable" => c.callable = text()?,
+        "pythonpath" => c.pythonpath.push(path()?),
+        "home" => c.home = Some(path()?),
+        "env" => {
+            let (k, v) = value
+                .split_once('=')
+                .filter(|(k, _)| !k.is_empty())
+                .ok_or_else(|| err("expected KEY=VALUE"))?;
+            c.env.push((k.to_owned(), v.to_owned()));
+        }
+        "lazy-apps" => c.lazy_apps = flag,
+        "need-app" => c.need_app = flag,
+        "master" => c.master = flag,
+        "processes" => c.processes = small()?,
+        "threads" => c.threads = small()?,
+        "die-on-term" => c.die_on_term = flag,
+        "uid" => c.uid = Some(text()?),
+        "gid" => c.gid = Some(text()?),
+        "pidfile" => c.pidfile = Some(path()?),
+        "pidfile2" => c.pidfile2 = Some(path()?),
+        "vacuum" => c.vacuum = flag,
+        "daemonize" => c.daemonize = Some(path()?),
+        "daemonize2" => c.daemonize2 = Some(path()?),
+        "logto" => c.logto = Some(path()?),
+        "disable-logging" => c.disable_logging = flag,
+        "log-micros" => c.log_micros = flag,
+        "harakiri" => c.harakiri = num()?,
+        "harakiri-verbose" => c.harakiri_verbose = flag,
+        // Differs from uWSGI: the value (a tracebacker socket path) is accepted but no socket
+        // is created; the stuck request's stack goes to the log as with `harakiri-verbose`.
+        "py-tracebacker" => c.harakiri_verbose = true,
+        "max-requests" => c.max_requests = num()?,
+        "max-requests-delta" => c.max_requests_delta = num()?,
+        "min-worker-lifetime" => c.min_worker_lifetime = num()?,
+        "max-worker-lifetime" => c.max_worker_lifetime = num()?,
+        "reload-on-rss" => c.reload_on_rss = num()?,
+        "evil-reload-on-rss" => c.evil_reload_on_rss = num()?,
+        "worker-reload-mercy" => c.worker_reload_mercy = num()?,
+        "reload-mercy" => c.reload_mercy = num()?,
+        "buffer-size" => c.buffer_size = size()?,
+        "limit-post" => c.limit_post = num()?,
+        "post-buffering" => c.post_buffering = size()?,
+        "socket-timeout" => c.socket_timeout = num()?,
+        "http-timeout" => c.http_timeout = num()?,
+        "http-keepalive" => c.http_keepalive = num()?,
+        "max-fd" => c.max_fd = num()?,
+        "py-autoreload" => c.py_autoreload = num()?,
+        "py-autoreload-ignore" => c.py_autoreload_ignore.push(text()?),
+        "touch-reload" => c.touch_reload.push(path()?),
+        "touch-chain-reload" => c.touch_chain_reload.push(path()?),
+        "stats" => c.stats = Some(parse_address(value).ok_or_else(|| err("expected [host]:port"))?),
+        "stats-http" => c.stats_http = flag,
+        "static-map" | "static-map2" => {
+            let (mount, dir) = value
+                .split_once('=')
+                .filter(|(m, d)| !m.trim().is_empty() && !d.trim().is_empty())
+                .ok_or_else(|| err("expected /mount=directory"))?;
+            c.static_map.push(StaticMap {
+                mount: mount.trim().to_owned(),
+                dir: PathBuf::from(dir.trim()),
+                keep_mount: spec.name == "static-map2",
+            });
+        }
+        "check-static" => c.check_static.push(path()?),
+        "static-index" => c.static_index.push(text()?),
+        "static-expires-type" => c.static_expires_type.push(
+            value
+                .rsplit_once('=')
+                .and_then(seconds_pair)
+                .ok_or_else(|| err("expected mime/type=seconds"))?,
+        ),
+        // uWSGI splits at the last space: the regexp may contain spaces.
+        "static-expires" => c.static_expires.push(
+            value
+                .rsplit_once(' ')
+                .and_then(seconds_pair)
+                .ok_or_else(|| err("expected <regexp> <seconds>"))?,
+        ),
+        "static-expires-uri" => c.static_expires_uri.push(
+            value
+                .rsplit_once(' ')
+                .and_then(seconds_pair)
+                .ok_or_else(|| err("expected <regexp> <seconds>"))?,
+        ),
+        "static-gzip-all" => c.static_gzip_all = flag,
+        "static-gzip-dir" => c.static_gzip_dir.push(path()?),
+        "static-skip-ext" => c.static_skip_ext.push(text()?),
+        "static-safe" => c.static_safe.push(path()?),
+        "mimefile" => c.mimefile.push(path()?),
+        other => unreachable!("supported option {other} has no Config mapping"),
+    }
+    if spec.kind == Kind::Bool {
+        shown = flag.to_string();
+    } else if matches!(
+        spec.kind,
+        Kind::Number | Kind::Seconds | Kind::Bytes | Kind::Megabytes
+    ) {
+        shown = parse_number(value).map_or(shown, |n| n.to_string());
+    }
+    Ok(shown)
+}
+
+/// `--show-config`: `name = value` lines in option-table order; repeatable options print every
+/// value, the others the last one, skipping values equal to uWSGI's default. Notices follow as
+/// `#` comments.
+pub(crate) fn render_show_config(resolved: &Resolved) -> String {
+    let mut out = String::new();
+    for spec in options::OPTIONS {
+        let values: Vec<&String> = resolved
+            .shown
+            .iter()
+            .filter(|(s, _)| s.name == spec.name)
+            .map(|(_, v)| v)
+            .collect();
+        let values = if spec.repeat {
+            values
+        } else {
+            values.last().copied().into_iter().collect()
+        };
+        for v in values {
+            let default = if spec.kind == Kind::Bool && spec.default.is_empty() {
+                "false"
+            } else {
+                spec.default
+            };
+            if !spec.repeat && v == default {
+                continue;
+            }
+            let _ = writeln!(out, "{} = {v}", spec.name);
+        }
+    }
+    for n in &resolved.notices {
+        let _ = writeln!(out, "# {n}");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(key: &str, value: &str) -> Entry {
+        Entry {
+            key: key.into(),
+            value: value.into(),
+            origin: Origin::File {
+                file: "t.ini".into(),
+                line: Some(1),
+            },
+        }
+    }
+
+    fn resolve_one(key: &str, value: &str) -> Result<Config, ConfigError> {
+        resolve(&[entry(key, value)]).map(|r| r.config)
+    }
+
+    #[test]
+    fn accepts_socket_address_forms() {
+        for ok in [
+            ":8080",
+            "127.0.0.1:8080",
+            "[::1]:8080",
+            "0.0.0.0:80",
+            "localhost:0",
+            "/tmp/a.sock",
+            "app.sock",
+            "@abstract",
+        ] {
+            assert_eq!(parse_address(ok).as_deref(), Some(ok), "{ok}");
+        }
+        for bad in [
+            ":80x", "", ":", "1.2.3.4:", ":99999", "[::1:80", "a b:80", "@",
+        ] {
+            assert_eq!(parse_address(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn booleans_follow_uwsgi() {
+        for f in ["false", "OFF", "no", "0"] {
+            assert!(!parse_bool(f));
+        }
+        for t in ["true", "1", "yes", "on", "whatever"] {
+            assert!(parse_bool(t));
+        }
+    }
+
+    #[test]
+    fn rejects_numbers_with_units() {
+        let e = resolve_one("harakiri", "30s").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "t.ini:1: harakiri = \"30s\": expected a whole number of seconds"
+        );
+        assert!(resolve_one("processes", "-1").is_err());
+        assert!(resolve_one("processes", "99999999999").is_err());
+    }
+
+    #[test]
+    fn chmod_socket_bare_means_666() {
+        assert_eq!(
+            resolve_one("chmod-socket", "true").unwrap().chmod_socket,
+            Some(0o666)
+        );
+        assert_eq!(
+            resolve_one("chmod-socket", "1").unwrap().chmod_socket,
+            Some(0o666)
+        );
+        assert_eq!(
+            resolve_one("chmod-socket", "660").unwrap().chmod_socket,
+            Some(0o660)
+        );
+        assert!(resolve_one("chmod-socket", "999").is_err());
+    }
+
+    #[test]
+    fn static_expires_splits_at_the_last_space() {
+        let c = resolve_one("static-expires", "/x y/.*\\.css 3600").unwrap();
+        assert_eq!(c.static_expires, vec![("/x y/.*\\.css".to_owned(), 3600)]);
+        let c = resolve_one("static-expires-type", "text/css=60").unwrap();
+        assert_eq!(c.static_expires_type, vec![("text/css".to_owned(), 60)]);
+        assert!(resolve_one("static-expires", "/x 1h").is_err());
+    }
+
+    #[test]
+    fn static_map2_keeps_the_mount() {
+        let c = resolve_one("static-map2", "/static=/srv/s").unwrap();
+        assert_eq!(
+            c.static_map,
+            vec![StaticMap {
+                mount: "/static".into(),
+                dir: "/srv/s".into(),
+                keep_mount: true
+            }]
+        );
+        assert!(resolve_one("static-map", "/static").is_err());
+    }
+
+    #[test]
+    fn env_splits_at_the_first_equals() {
+        let c = resolve_one("env", "A=b=c").unwrap();
+        assert_eq!(c.env, vec![("A".to_owned(), "b=c".to_owned())]);
+        assert!(resolve_one("env", "A").is_err());
+    }
+
+    #[test]
+    fn unknown_key_is_a_placeholder_only_when_used() {
+        let r = resolve(&[entry("base", "/srv"), entry("chdir", "%(base)/app")]).unwrap();
+        assert_eq!(r.config.chdir, Some(PathBuf::from("/srv/app")));
+        let e = resolve(&[entry("base", "/srv")]).unwrap_err();
+        assert!(matches!(e, ConfigError::UnknownOption { .. }));
+        let e = resolve(&[
+            entry("strict", "true"),
+            entry("base", "/srv"),
+            entry("chdir", "%(base)"),
+        ])
+        .unwrap_err();
+        assert!(matches!(e, ConfigError::UnknownOption { .. }));
+        let r = resolve(&[
+            entry("strict", "true"),
+            entry("set-ph", "base=/srv"),
+            entry("chdir", "%(base)"),
+        ])
+        .unwrap();
+        assert_eq!(r.config.chdir, Some(PathBuf::from("/srv")));
+    }
+
+    #[test]
+    fn every_supported_option_maps_to_config() {
+        for spec in options::OPTIONS.iter().filter(|o| o.status.is_supported()) {
+            if matches!(spec.kind, Kind::ConfigFile | Kind::Logic | Kind::Action)
+                || spec.name == "set-placeholder"
+            {
+                continue;
+            }
+            let value = match spec.kind {
+                Kind::Address => ":1",
+                Kind::Pair | Kind::Mapping => "/a=b",
+                Kind::TypeSeconds => "a/b=1",
+                Kind::RegexSeconds => "a 1",
+                Kind::Mode => "660",
+                _ => "1",
+            };
+            resolve_one(spec.name, value).unwrap_or_else(|e| panic!("{}: {e}", spec.name));
+        }
+    }
+}
