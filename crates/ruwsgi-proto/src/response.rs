@@ -227,7 +227,8 @@ mod tests {
 
     #[test]
     fn validates_response_headers() {
-        let cases: &[(&[u8], &[u8], Result<(), HeaderError>)] = &[
+        type Case = (&'static [u8], &'static [u8], Result<(), HeaderError>);
+        let cases: &[Case] = &[
             (b"Content-Type", b"text/html; charset=utf-8", Ok(())),
             (b"X-Tab", b"a\tb", Ok(())),
             (b"X-Latin1", b"caf\xe9", Ok(())),
