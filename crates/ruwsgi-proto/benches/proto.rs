@@ -1,6 +1,8 @@
 //! Criterion benches for the proto parsers: typical requests and adversarial inputs.
 //! Report medians from `cargo bench -p ruwsgi-proto`; timings never go into assertions.
 
+use std::fmt::Write as _;
+
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use ruwsgi_proto::{
     encode_chunk, encode_response_head, encode_uwsgi_packet, parse_request_head,
@@ -20,9 +22,8 @@ fn browser_request() -> Vec<u8> {
         "Cookie: sessionid=abcdef0123456789; csrftoken=0123456789abcdef0123456789abcdef\r\n",
     );
     for i in 0..34 {
-        s.push_str(&format!(
-            "X-Custom-Header-{i}: value-{i}-aaaaaaaaaaaaaaaa\r\n"
-        ));
+        let _ = write!(s, "X-Custom-Header-{i}: value-{i}-aaaaaaaaaaaaaaaa\r\n");
+        // String writes can't fail
     }
     s.push_str("\r\n");
     s.into_bytes()
@@ -65,11 +66,11 @@ fn bench_heads(c: &mut Criterion) {
     let mut g = c.benchmark_group("request_head");
     g.throughput(Throughput::Bytes(SMALL_GET.len() as u64));
     g.bench_function("small_get", |b| {
-        b.iter(|| parse_request_head(black_box(SMALL_GET), &limits))
+        b.iter(|| parse_request_head(black_box(SMALL_GET), &limits));
     });
     g.throughput(Throughput::Bytes(browser.len() as u64));
     g.bench_function("browser_40_headers", |b| {
-        b.iter(|| parse_request_head(black_box(&browser), &limits))
+        b.iter(|| parse_request_head(black_box(&browser), &limits));
     });
     g.throughput(Throughput::Bytes(many.len() as u64));
     g.bench_function("adversarial_99_headers", |b| {
@@ -131,10 +132,10 @@ fn bench_uwsgi(c: &mut Criterion) {
     let mut g = c.benchmark_group("uwsgi");
     g.throughput(Throughput::Bytes(packet.len() as u64));
     g.bench_function("nginx_packet", |b| {
-        b.iter(|| parse_uwsgi_packet(black_box(&packet), 4096))
+        b.iter(|| parse_uwsgi_packet(black_box(&packet), 4096));
     });
     g.bench_function("encode_nginx_packet", |b| {
-        b.iter(|| encode_uwsgi_packet(0, 0, black_box(vars)))
+        b.iter(|| encode_uwsgi_packet(0, 0, black_box(vars)));
     });
     g.throughput(Throughput::Bytes(empty_vars.len() as u64));
     g.bench_function("adversarial_1000_empty_vars", |b| {

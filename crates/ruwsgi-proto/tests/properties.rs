@@ -217,8 +217,12 @@ proptest! {
 
     #[test]
     fn percent_decode_inverts_full_encoding(bytes in prop::collection::vec(any::<u8>(), 0..64)) {
-        let encoded: String = bytes.iter().map(|b| format!("%{b:02X}")).collect();
-        prop_assert_eq!(percent_decode(encoded.as_bytes()).into_owned(), bytes);
+        const HEX: &[u8; 16] = b"0123456789ABCDEF";
+        let encoded: Vec<u8> = bytes
+            .iter()
+            .flat_map(|&b| [b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]])
+            .collect();
+        prop_assert_eq!(percent_decode(&encoded).into_owned(), bytes);
     }
 
     #[test]
