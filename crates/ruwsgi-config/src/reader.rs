@@ -60,8 +60,9 @@ struct FileCtx {
 /// Reads config files into entries. One per `load`.
 pub(crate) struct Reader<'e> {
     env: &'e Environment,
-    /// Canonical paths of the files being read, innermost last: a repeat is a cycle.
-    stack: Vec<PathBuf>,
+    /// Canonical paths and sections being read, innermost last: a repeat is a cycle. The
+    /// section counts: `ini = :prod` reading another section of the same file is the idiom.
+    stack: Vec<(PathBuf, String)>,
     /// The last file read and its name as written, for `ini = :section`.
     last_file: Option<(PathBuf, String)>,
     /// Everything read so far, in order.
@@ -107,7 +108,7 @@ impl<'e> Reader<'e> {
         let section = section.unwrap_or("uwsgi").to_owned();
         let text = std::fs::read_to_string(&path).map_err(|e| unreadable(expand::io_reason(&e)))?;
         let canonical = path.canonicalize().unwrap_or_else(|_| path.clone());
-        if self.stack.contains(&canonical) {
+        if self.stack.iter().any(|(p, s)| *p == canonical && *s == section) {
             return Err(ConfigError::IncludeCycle {
                 origin: origin.clone(),
                 name: name.to_owned(),
@@ -143,7 +144,7 @@ impl<'e> Reader<'e> {
             },
         };
         self.last_file = Some((path, display));
-        self.stack.push(canonical);
+        self.stack.push((canonical, ctx.magic.section.clone()));
         let result = self.process(&lines, &ctx, None);
         self.stack.pop();
         result
