@@ -85,8 +85,13 @@ pub(crate) fn parse_args(args: &[String]) -> Result<Args, ConfigError> {
                 origin: origin.clone(),
                 message: format!("\"{arg}\": expected a .ini, .json, .yaml or .yml config file"),
             })?;
+            let option = match format {
+                Format::Ini => "ini",
+                Format::Json => "json",
+                Format::Yaml => "yaml",
+            };
             out.sources.push(Source::File {
-                option: "ini",
+                option,
                 spec: arg.clone(),
                 format: Some(format),
                 origin,

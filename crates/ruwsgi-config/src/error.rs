@@ -1,5 +1,5 @@
 //! Where an option came from and what can go wrong while reading it. Pure data: every
-//! message is one line naming the file:line (or argv position / env var) and the option.
+//! message is one line naming the `file:line` (or argv position / env var) and the option.
 
 use std::fmt;
 

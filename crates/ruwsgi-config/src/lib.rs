@@ -25,6 +25,8 @@ pub use error::{ConfigError, Origin};
 
 /// What the command line asks for.
 #[derive(Debug, Clone, PartialEq)]
+// Built once at start-up and the runtime takes the Config by value: boxing buys nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Serve with this config. `notices` are one-line messages to log at start-up (e.g.
     /// `plugins = python3 is accepted and ignored: ruwsgi has Python built in`).
@@ -158,7 +160,7 @@ fn env_entries(
         let origin = Origin::Env { var: var.clone() };
         match options::find(&key) {
             Some(o) if o.kind == options::Kind::ConfigFile => {
-                reader.read(o.name, value, None, &origin, None)?
+                reader.read(o.name, value, None, &origin, None)?;
             }
             _ => out.push(Entry {
                 key,

@@ -46,7 +46,7 @@ impl Format {
 /// One `key = value` line before expansion.
 #[derive(Debug, Clone)]
 struct Line {
-    line: Option<usize>,
+    number: Option<usize>,
     key: String,
     value: String,
 }
@@ -108,7 +108,11 @@ impl<'e> Reader<'e> {
         let section = section.unwrap_or("uwsgi").to_owned();
         let text = std::fs::read_to_string(&path).map_err(|e| unreadable(expand::io_reason(&e)))?;
         let canonical = path.canonicalize().unwrap_or_else(|_| path.clone());
-        if self.stack.iter().any(|(p, s)| *p == canonical && *s == section) {
+        if self
+            .stack
+            .iter()
+            .any(|(p, s)| *p == canonical && *s == section)
+        {
             return Err(ConfigError::IncludeCycle {
                 origin: origin.clone(),
                 name: name.to_owned(),
@@ -163,7 +167,7 @@ impl<'e> Reader<'e> {
             let key = crate::options::normalise(&l.key);
             let origin = Origin::File {
                 file: ctx.magic.display.clone(),
-                line: l.line,
+                line: l.number,
             };
             if key == "endfor" || key == "endif" {
                 return Err(ConfigError::Syntax {
@@ -377,7 +381,7 @@ fn ini_lines(text: &str, section: &str) -> Vec<Line> {
             .split_once('=')
             .map_or((line, "true"), |(k, v)| (k.trim(), v.trim()));
         out.push(Line {
-            line: Some(n + 1),
+            number: Some(n + 1),
             key: key.to_owned(),
             value: value.to_owned(),
         });
@@ -448,7 +452,7 @@ fn structured_lines(doc: &Tree, section: &str) -> Result<Vec<Line>, String> {
     let mut out = Vec::new();
     for (key, value) in items {
         let line = |value: String| Line {
-            line: None,
+            number: None,
             key: key.clone(),
             value,
         };
@@ -487,7 +491,7 @@ mod tests {
         let text = "; c\n# c\n[other]\nx = 1\n[uwsgi]\nmaster\nenv = A=b=c\n  socket =  :1 ; not a comment\n[uwsgi]\nk=v\n";
         let lines: Vec<_> = ini_lines(text, "uwsgi")
             .into_iter()
-            .map(|l| (l.line, l.key, l.value))
+            .map(|l| (l.number, l.key, l.value))
             .collect();
         assert_eq!(
             lines,
