@@ -218,7 +218,7 @@ mod tests {
     fn env() -> Environment {
         Environment {
             vars: vec![("HOME".into(), "/home/u".into())],
-            cwd: PathBuf::from("/work"),
+            cwd: PathBuf::from("/srv"),
             hostname: "box".into(),
             cpu_cores: 2,
         }
