@@ -1,0 +1,139 @@
+//! Fuzz properties over `ruwsgi-proto`, one function per cargo-fuzz target.
+//!
+//! Each function takes arbitrary bytes and asserts properties, not only "no panic". They
+//! live in a library so `cargo test` (stable) can replay `corpus/<target>/` through them,
+//! and `cargo fuzz run <target>` (nightly) drives them with libFuzzer.
+#![forbid(unsafe_code)]
+
+use ruwsgi_proto::{
+    encode_uwsgi_packet, parse_request_head, parse_uwsgi_packet, ChunkedDecoder, Limits,
+    RequestHead,
+};
+
+/// `http_head`: no panic; `used` within bounds; the result doesn't depend on where the
+/// input is split; an accepted head re-serialised (method, target, version, headers) parses
+/// to the same values.
+pub fn http_head(data: &[u8]) {
+    let small = Limits {
+        max_head: 256,
+        max_headers: 8,
+    };
+    for limits in [Limits::default(), small] {
+        let whole = parse_request_head(data, &limits);
+        if let Ok(Some((head, used))) = &whole {
+            assert!(*used <= data.len() && *used <= limits.max_head);
+            reparses_identically(head, &limits);
+        }
+        let cut = data.first().map_or(0, |&b| usize::from(b) % (data.len() + 1));
+        let part = parse_request_head(&data[..cut], &limits);
+        assert!(
+            part == Ok(None) || part == whole,
+            "split at {cut} changed the result: {part:?} vs {whole:?}"
+        );
+    }
+}
+
+fn reparses_identically(head: &RequestHead<'_>, limits: &Limits) {
+    let mut again = Vec::new();
+    again.extend_from_slice(head.method.as_bytes());
+    again.push(b' ');
+    again.extend_from_slice(head.target.as_bytes());
+    again.extend_from_slice(if head.minor_version == 0 {
+        b" HTTP/1.0\r\n"
+    } else {
+        b" HTTP/1.1\r\n"
+    });
+    for (name, value) in &head.headers {
+        again.extend_from_slice(name.as_bytes());
+        again.extend_from_slice(b": ");
+        again.extend_from_slice(value);
+        again.extend_from_slice(b"\r\n");
+    }
+    again.extend_from_slice(b"\r\n");
+    // The canonical form is never longer than what was accepted, except that it spells out
+    // ": " where the client may have sent ":"; give it room for that.
+    let roomy = Limits {
+        max_head: limits.max_head + 2 * head.headers.len() + 2,
+        ..*limits
+    };
+    match parse_request_head(&again, &roomy) {
+        Ok(Some((head2, used2))) => {
+            assert_eq!(&head2, head);
+            assert_eq!(used2, again.len());
+        }
+        other => panic!("re-serialised head did not parse: {other:?}"),
+    }
+}
+
+/// `chunked`: the first byte picks `max_out`, the second a split point. The decoder never
+/// consumes more than it's given, never outputs more than `max_out` per call, and bounded
+/// output or a split gives the same body, consumption and outcome as one unbounded call.
+pub fn chunked(data: &[u8]) {
+    let (max_out, cut, input) = match data {
+        [a, b, rest @ ..] => (
+            usize::from(*a % 64),
+            usize::from(*b) % (rest.len() + 1),
+            rest,
+        ),
+        _ => return,
+    };
+    let whole = decode_in_parts(input, input.len(), usize::MAX);
+    assert_eq!(decode_in_parts(input, cut, usize::MAX), whole, "split at {cut}");
+    if max_out > 0 {
+        assert_eq!(decode_in_parts(input, cut, max_out), whole, "max_out {max_out}");
+    }
+}
+
+type Decoded = Result<(Vec<u8>, usize, bool), ruwsgi_proto::ChunkError>;
+
+fn decode_in_parts(input: &[u8], cut: usize, max_out: usize) -> Decoded {
+    let mut decoder = ChunkedDecoder::new();
+    let mut out = Vec::new();
+    let mut consumed = 0;
+    for part in [&input[..cut], &input[cut..]] {
+        let mut offset = 0;
+        loop {
+            let before = out.len();
+            let (used, done) = decoder.decode(&part[offset..], &mut out, max_out)?;
+            assert!(used <= part.len() - offset, "consumed more than given");
+            assert!(out.len() - before <= max_out, "output more than max_out");
+            offset += used;
+            consumed += used;
+            if done {
+                return Ok((out, consumed, true));
+            }
+            if offset == part.len() {
+                break;
+            }
+            // Not done, input left: only a full output budget may stop it.
+            assert_eq!(out.len() - before, max_out, "stopped early without reason");
+        }
+    }
+    Ok((out, consumed, false))
+}
+
+/// `uwsgi_packet`: no panic; a parsed packet re-encodes to exactly the bytes consumed; and
+/// the input read as a list of vars encodes then parses back to that list.
+pub fn uwsgi_packet(data: &[u8]) {
+    for max in [4096, 65_539] {
+        if let Ok(Some((packet, used))) = parse_uwsgi_packet(data, max) {
+            assert!(used <= data.len() && used <= max);
+            let encoded = encode_uwsgi_packet(packet.modifier1, packet.modifier2, &packet.vars);
+            assert_eq!(encoded, &data[..used]);
+        }
+    }
+    // Split the input on 0xff into alternating keys and values.
+    let pieces: Vec<&[u8]> = data.split(|&b| b == 0xff).collect();
+    let vars: Vec<(&[u8], &[u8])> = pieces
+        .chunks(2)
+        .map(|kv| (kv[0], kv.get(1).copied().unwrap_or_default()))
+        .collect();
+    if let Ok(encoded) = ruwsgi_proto::try_encode_uwsgi_packet(0, 7, &vars) {
+        let (packet, used) = parse_uwsgi_packet(&encoded, 65_539)
+            .expect("encoded packet parses")
+            .expect("encoded packet is complete");
+        assert_eq!(used, encoded.len());
+        assert_eq!((packet.modifier1, packet.modifier2), (0, 7));
+        assert_eq!(packet.vars, vars);
+    }
+}
