@@ -24,7 +24,9 @@ pub fn http_head(data: &[u8]) {
             assert!(*used <= data.len() && *used <= limits.max_head);
             reparses_identically(head, &limits);
         }
-        let cut = data.first().map_or(0, |&b| usize::from(b) % (data.len() + 1));
+        let cut = data
+            .first()
+            .map_or(0, |&b| usize::from(b) % (data.len() + 1));
         let part = parse_request_head(&data[..cut], &limits);
         assert!(
             part == Ok(None) || part == whole,
@@ -78,9 +80,17 @@ pub fn chunked(data: &[u8]) {
         _ => return,
     };
     let whole = decode_in_parts(input, input.len(), usize::MAX);
-    assert_eq!(decode_in_parts(input, cut, usize::MAX), whole, "split at {cut}");
+    assert_eq!(
+        decode_in_parts(input, cut, usize::MAX),
+        whole,
+        "split at {cut}"
+    );
     if max_out > 0 {
-        assert_eq!(decode_in_parts(input, cut, max_out), whole, "max_out {max_out}");
+        assert_eq!(
+            decode_in_parts(input, cut, max_out),
+            whole,
+            "max_out {max_out}"
+        );
     }
 }
 
