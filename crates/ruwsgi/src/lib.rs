@@ -1,0 +1,18 @@
+//! ruwsgi: a uWSGI-compatible WSGI server. This crate is the runtime, built as the Python
+//! extension module `ruwsgi._ruwsgi`:
+//! - `cli`: command line → config → master
+//! - `master/`: supervises workers (single-threaded, forks on every respawn)
+//! - `worker/`: one worker process: threads, recycling
+//! - `net/`: listeners, the per-thread connection loop, body reading, socket helpers
+//! - `wsgi/`: everything that touches Python (the only pyo3 user)
+//! - `scoreboard`: counters shared between master and workers
+//! - `log/`: server log set-up and the request-log line
+#![deny(unsafe_code)]
+
+mod cli;
+mod log;
+mod master;
+mod net;
+mod scoreboard;
+mod worker;
+mod wsgi;

@@ -1,0 +1,50 @@
+//! Logging: `tracing` set up once for server messages (plain lines on stderr, uWSGI
+//! style), and the uWSGI request-log line, built by a pure formatter and written with one
+//! `write(2)` so lines from concurrent threads and workers never interleave.
+
+mod request_line;
+
+pub use request_line::{format_request_line, RequestRecord};
+
+use std::io::Write;
+
+/// Installs the subscriber: messages only, no timestamps or levels, like uWSGI's log.
+pub fn init() {
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_level(false)
+        .without_time()
+        .with_ansi(false)
+        .with_max_level(if std::env::var_os("RUWSGI_DEBUG").is_some() { tracing::Level::DEBUG } else { tracing::Level::INFO })
+        .try_init();
+}
+
+/// Writes one complete line to stderr in a single call.
+pub fn write_line(line: &[u8]) {
+    let _ = std::io::stderr().lock().write_all(line);
+}
+
+/// This machine's host name (for `SERVER_NAME` on wildcard sockets).
+pub fn hostname() -> String {
+    nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "localhost".to_owned())
+}
+
+thread_local! {
+    /// Last formatted `ctime()` and the second it was made for.
+    static CTIME: std::cell::RefCell<(u64, String)> = const { std::cell::RefCell::new((u64::MAX, String::new())) };
+}
+
+/// `ctime()`-style local time of `micros` since the epoch, e.g. `Tue May 19 20:14:38 2020`,
+/// cached per second per thread.
+pub fn ctime(micros: u64) -> String {
+    let secs = micros / 1_000_000;
+    CTIME.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.0 != secs {
+            let t = chrono::DateTime::from_timestamp(secs as i64, 0).unwrap_or_default().with_timezone(&chrono::Local);
+            *c = (secs, t.format("%a %b %e %H:%M:%S %Y").to_string());
+        }
+        c.1.clone()
+    })
+}

@@ -1,0 +1,214 @@
+//! Request bodies: the bytes the app reads through `wsgi.input`. Framing comes from proto
+//! (Content-Length or chunked); the socket waits happen through a caller-supplied wait
+//! function so `wsgi/` can release the GIL around them.
+
+use std::io;
+use std::os::fd::RawFd;
+
+use ruwsgi_proto::ChunkedDecoder;
+
+use super::socket_io;
+
+/// Largest single socket read for a body.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// How the remaining body is delimited.
+#[derive(Debug)]
+enum Framing {
+    /// `remaining` body bytes are still on the socket (beyond `raw`).
+    Length { remaining: u64 },
+    /// Chunked: `raw` holds undecoded bytes.
+    Chunked(Box<ChunkedDecoder>),
+    /// The body has ended.
+    Done,
+}
+
+/// Reads one request's body from its connection.
+#[derive(Debug)]
+pub struct BodyReader {
+    /// The connection, non-blocking. `-1` after the request ended.
+    fd: RawFd,
+    /// Bytes read from the socket and not yet handed out (raw chunked bytes for chunked bodies).
+    raw: Vec<u8>,
+    /// Consumed prefix of `raw`.
+    pos: usize,
+    /// What's left.
+    framing: Framing,
+    /// An `Expect: 100-continue` request whose interim response is not sent yet.
+    continue_pending: bool,
+    /// Set once the peer vanished or broke the framing; the connection can't be reused.
+    broken: bool,
+}
+
+/// Outcome of one read attempt.
+pub enum Progress {
+    /// This many body bytes were appended.
+    Data(usize),
+    /// The body has ended.
+    End,
+    /// The socket has nothing now; wait for readability and retry.
+    WouldBlock,
+}
+
+impl BodyReader {
+    /// An empty body.
+    pub fn empty() -> Self {
+        Self { fd: -1, raw: Vec::new(), pos: 0, framing: Framing::Done, continue_pending: false, broken: false }
+    }
+
+    /// A body of `length` bytes of which `already` arrived with the head.
+    pub fn with_length(fd: RawFd, already: Vec<u8>, length: u64, expect_continue: bool) -> Self {
+        let remaining = length - already.len() as u64;
+        let framing = if length == 0 { Framing::Done } else { Framing::Length { remaining } };
+        Self { fd, raw: already, pos: 0, framing, continue_pending: expect_continue && remaining > 0, broken: false }
+    }
+
+    /// A chunked body; `already` holds the raw bytes that followed the head.
+    pub fn chunked(fd: RawFd, already: Vec<u8>, expect_continue: bool) -> Self {
+        Self {
+            fd,
+            raw: already,
+            pos: 0,
+            framing: Framing::Chunked(Box::default()),
+            continue_pending: expect_continue,
+            broken: false,
+        }
+    }
+
+    /// Appends up to `max` body bytes to `out`, doing at most one socket read.
+    pub fn read_some(&mut self, out: &mut Vec<u8>, max: usize) -> io::Result<Progress> {
+        match &mut self.framing {
+            Framing::Done => Ok(Progress::End),
+            Framing::Length { remaining } => {
+                if self.pos < self.raw.len() {
+                    let n = (self.raw.len() - self.pos).min(max);
+                    out.extend_from_slice(&self.raw[self.pos..self.pos + n]);
+                    self.pos += n;
+                    if self.pos == self.raw.len() && *remaining == 0 {
+                        self.framing = Framing::Done;
+                    }
+                    return Ok(Progress::Data(n));
+                }
+                if *remaining == 0 {
+                    self.framing = Framing::Done;
+                    return Ok(Progress::End);
+                }
+                let want = (*remaining).min(max.min(READ_CHUNK) as u64) as usize;
+                let start = out.len();
+                out.resize(start + want, 0);
+                match self.socket_read(&mut out[start..]) {
+                    Ok(n) => {
+                        out.truncate(start + n);
+                        if let Framing::Length { remaining } = &mut self.framing {
+                            *remaining -= n as u64;
+                            if *remaining == 0 {
+                                self.framing = Framing::Done;
+                            }
+                        }
+                        Ok(Progress::Data(n))
+                    }
+                    Err(e) => {
+                        out.truncate(start);
+                        if e.kind() == io::ErrorKind::WouldBlock {
+                            Ok(Progress::WouldBlock)
+                        } else {
+                            Err(e)
+                        }
+                    }
+                }
+            }
+            Framing::Chunked(decoder) => {
+                if self.pos < self.raw.len() {
+                    let before = out.len();
+                    let (used, finished) = decoder.decode(&self.raw[self.pos..], out, max).map_err(|e| {
+                        self.broken = true;
+                        io::Error::new(io::ErrorKind::InvalidData, format!("bad chunked body: {e}"))
+                    })?;
+                    self.pos += used;
+                    if finished {
+                        self.framing = Framing::Done;
+                    }
+                    let produced = out.len() - before;
+                    if produced > 0 || finished {
+                        return Ok(if produced > 0 { Progress::Data(produced) } else { Progress::End });
+                    }
+                    if used > 0 {
+                        // Consumed framing bytes only (a size line); decode again.
+                        return self.read_some(out, max);
+                    }
+                }
+                // Need more raw bytes.
+                if self.pos > 0 {
+                    self.raw.drain(..self.pos);
+                    self.pos = 0;
+                }
+                let start = self.raw.len();
+                self.raw.resize(start + READ_CHUNK, 0);
+                let mut tmp = std::mem::take(&mut self.raw);
+                let r = self.socket_read(&mut tmp[start..]);
+                match r {
+                    Ok(n) => {
+                        tmp.truncate(start + n);
+                        self.raw = tmp;
+                        self.read_some(out, max)
+                    }
+                    Err(e) => {
+                        tmp.truncate(start);
+                        self.raw = tmp;
+                        if e.kind() == io::ErrorKind::WouldBlock {
+                            Ok(Progress::WouldBlock)
+                        } else {
+                            Err(e)
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn socket_read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.fd < 0 {
+            return Err(io::Error::new(io::ErrorKind::NotConnected, "request already finished"));
+        }
+        if self.continue_pending {
+            self.continue_pending = false;
+            socket_io::write_all(self.fd, &[b"HTTP/1.1 100 Continue\r\n\r\n"], || {
+                socket_io::wait(self.fd, true, std::time::Duration::from_secs(4))
+            })?;
+        }
+        match socket_io::try_read(self.fd, buf) {
+            Ok(0) => {
+                self.broken = true;
+                Err(io::Error::new(io::ErrorKind::UnexpectedEof, "client closed the connection during the body"))
+            }
+            Ok(n) => Ok(n),
+            Err(e) => {
+                if e.kind() != io::ErrorKind::WouldBlock {
+                    self.broken = true;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// The fd to wait on.
+    pub fn fd(&self) -> RawFd {
+        self.fd
+    }
+
+    /// Ends the request: returns the bytes read past the body (a pipelined next request) and
+    /// whether the connection can carry another request (body fully read, framing intact).
+    pub fn finish(&mut self) -> (Vec<u8>, bool) {
+        self.fd = -1;
+        // A body that arrived whole with the head needn't be read by the app to reuse the
+        // connection; one still on the socket would have to be drained, so that closes.
+        let done = matches!(self.framing, Framing::Done | Framing::Length { remaining: 0 }) && !self.broken;
+        if matches!(self.framing, Framing::Length { .. }) {
+            self.pos = self.raw.len();
+        }
+        let mut raw = std::mem::take(&mut self.raw);
+        let leftover = if done { raw.split_off(self.pos) } else { Vec::new() };
+        self.pos = 0;
+        (leftover, done)
+    }
+}

@@ -1,0 +1,456 @@
+//! The connection loop one worker thread runs: accept, read, parse with proto, hand
+//! complete requests to the app, keep-alive and pipelining. Each thread has its own epoll,
+//! so idle and slow connections cost a buffer, never a thread; a thread runs the app only
+//! once a request's head (and a small body) has fully arrived.
+
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
+use ruwsgi_config::SocketProtocol;
+use ruwsgi_proto::{parse_request_head, parse_uwsgi_packet, BodyFraming, Limits};
+use slab::Slab;
+
+use super::body::BodyReader;
+use super::listener::Listener;
+use super::read_buf::ReadBuf;
+use super::socket_io;
+use crate::log::{format_request_line, RequestRecord};
+use crate::scoreboard::now_micros;
+use crate::worker::WorkerInfo;
+use crate::wsgi::{App, Origin, Request, Served};
+
+/// Token of the stop pipe in every thread's epoll.
+const STOP_TOKEN: u64 = u64::MAX;
+/// Connections accepted per wake-up of one listener, so one thread doesn't take them all.
+const ACCEPT_BATCH: usize = 8;
+
+/// Per-loop settings from the config.
+#[derive(Debug, Clone)]
+pub struct LoopSettings {
+    /// Parser limits (`buffer-size`).
+    pub limits: Limits,
+    /// `http-timeout`: idle keep-alive connections are closed after this.
+    pub idle_timeout: Duration,
+    /// `socket-timeout`: a started request must arrive whole within this.
+    pub request_timeout: Duration,
+    /// Bodies up to this size are read before the app is called (`post-buffering`, at least 64 KiB).
+    pub prebuffer: usize,
+    /// `limit-post`: larger declared bodies get 413; 0 = no limit.
+    pub limit_post: u64,
+    /// `max-fd`: most open connections per thread; 0 = no limit.
+    pub max_conns: usize,
+}
+
+/// What a loop thread shares with its siblings.
+pub struct LoopContext<'a> {
+    /// Listening sockets.
+    pub listeners: &'a [Listener],
+    /// The WSGI app.
+    pub app: &'a App,
+    /// Settings.
+    pub settings: &'a LoopSettings,
+    /// Set when the worker should stop accepting and finish.
+    pub stopping: &'a AtomicBool,
+    /// Becomes readable (and stays so) when `stopping` is set.
+    pub stop_fd: BorrowedFd<'a>,
+    /// Index of this thread in the worker ("core").
+    pub core: usize,
+    /// The worker this loop belongs to.
+    pub worker: &'a WorkerInfo,
+}
+
+/// Where a connection came from.
+#[derive(Debug)]
+struct Peer {
+    /// `REMOTE_ADDR`.
+    addr: String,
+    /// `REMOTE_PORT`.
+    port: String,
+}
+
+/// One client connection.
+struct Conn {
+    /// The socket, non-blocking.
+    fd: OwnedFd,
+    /// Index into `listeners`.
+    listener: usize,
+    /// Peer address for the environ and the log.
+    peer: Peer,
+    /// Input not yet consumed.
+    buf: ReadBuf,
+    /// When the connection last became idle or started a request.
+    since: Instant,
+    /// A `100 Continue` was sent for the request being buffered.
+    continue_sent: bool,
+}
+
+/// What to do with a connection after processing its input.
+enum Next {
+    /// Wait for more bytes.
+    Wait,
+    /// Close it.
+    Close,
+}
+
+/// Runs until `stopping` is set and every connection has finished.
+pub fn run(ctx: &LoopContext<'_>) -> std::io::Result<()> {
+    let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
+    for (i, l) in ctx.listeners.iter().enumerate() {
+        // EPOLLEXCLUSIVE: one waiting thread (of all workers) wakes per new connection.
+        epoll.add(l.fd(), EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLEXCLUSIVE, i as u64))?;
+    }
+    epoll.add(ctx.stop_fd, EpollEvent::new(EpollFlags::EPOLLIN, STOP_TOKEN))?;
+    let first_conn = ctx.listeners.len() as u64;
+    let mut conns: Slab<Conn> = Slab::new();
+    let mut events = vec![EpollEvent::empty(); 256];
+    let mut accepting = true;
+    let mut last_sweep = Instant::now();
+    loop {
+        let n = match epoll.wait(&mut events, EpollTimeout::from(1000u16)) {
+            Ok(n) => n,
+            Err(nix::errno::Errno::EINTR) => 0,
+            Err(e) => return Err(e.into()),
+        };
+        for ev in &events[..n] {
+            let token = ev.data();
+            if token == STOP_TOKEN {
+                continue;
+            }
+            if token < first_conn {
+                if accepting {
+                    accept_some(ctx, &epoll, &mut conns, token as usize, first_conn);
+                }
+                continue;
+            }
+            let key = (token - first_conn) as usize;
+            let Some(conn) = conns.get_mut(key) else { continue };
+            let close = ev.events().intersects(EpollFlags::EPOLLERR) || matches!(on_readable(ctx, conn), Next::Close);
+            if close {
+                let conn = conns.remove(key);
+                let _ = epoll.delete(conn.fd.as_fd());
+            }
+        }
+        if ctx.stopping.load(Ordering::Relaxed) {
+            if accepting {
+                accepting = false;
+                for l in ctx.listeners {
+                    let _ = epoll.delete(l.fd());
+                }
+            }
+            // Requests run to completion inside this thread, so any connection we see here is
+            // between requests or receiving one: idle ones go now, partial ones get the sweep.
+            conns.retain(|_, c| {
+                let keep = c.buf.len() > 0;
+                if !keep {
+                    let _ = epoll.delete(c.fd.as_fd());
+                }
+                keep
+            });
+            if conns.is_empty() {
+                return Ok(());
+            }
+        }
+        if last_sweep.elapsed() >= Duration::from_millis(500) {
+            last_sweep = Instant::now();
+            sweep(ctx.settings, &epoll, &mut conns);
+        }
+    }
+}
+
+/// Closes connections idle past `http-timeout` or with a request slower than `socket-timeout`.
+fn sweep(settings: &LoopSettings, epoll: &Epoll, conns: &mut Slab<Conn>) {
+    conns.retain(|_, c| {
+        let limit = if c.buf.len() == 0 { settings.idle_timeout } else { settings.request_timeout };
+        let keep = c.since.elapsed() < limit;
+        if !keep {
+            if c.buf.len() > 0 {
+                tracing::debug!("closing connection from {}: request not complete after {:?}", c.peer.addr, limit);
+                reply_error(c.fd.as_raw_fd(), 408, "Request Timeout");
+            }
+            let _ = epoll.delete(c.fd.as_fd());
+        }
+        keep
+    });
+}
+
+fn accept_some(ctx: &LoopContext<'_>, epoll: &Epoll, conns: &mut Slab<Conn>, index: usize, first_conn: u64) {
+    let listener = &ctx.listeners[index];
+    for _ in 0..ACCEPT_BATCH {
+        if ctx.settings.max_conns > 0 && conns.len() >= ctx.settings.max_conns {
+            return;
+        }
+        let (socket, addr) = match listener.socket.accept() {
+            Ok(pair) => pair,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+            Err(e) => {
+                tracing::warn!("accept() on {} failed: {e}", listener.name);
+                return;
+            }
+        };
+        if socket.set_nonblocking(true).is_err() {
+            continue;
+        }
+        let peer = match addr.as_socket() {
+            Some(a) => Peer { addr: a.ip().to_canonical().to_string(), port: a.port().to_string() },
+            None => Peer { addr: String::new(), port: String::new() },
+        };
+        if listener.protocol == SocketProtocol::Http {
+            let _ = socket.set_tcp_nodelay(true);
+        }
+        let fd: OwnedFd = socket.into();
+        let entry = conns.vacant_entry();
+        let token = first_conn + entry.key() as u64;
+        if epoll.add(fd.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP, token)).is_err() {
+            continue;
+        }
+        entry.insert(Conn {
+            fd,
+            listener: index,
+            peer,
+            buf: ReadBuf::default(),
+            since: Instant::now(),
+            continue_sent: false,
+        });
+    }
+}
+
+fn on_readable(ctx: &LoopContext<'_>, conn: &mut Conn) -> Next {
+    let fd = conn.fd.as_raw_fd();
+    let idle = conn.buf.len() == 0;
+    match conn.buf.read_from(fd, ctx.settings.prebuffer) {
+        Ok(0) => return Next::Close,
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Next::Wait,
+        Err(_) => return Next::Close,
+    }
+    if idle {
+        conn.since = Instant::now();
+    }
+    drive(ctx, conn)
+}
+
+/// Serves every complete request in the buffer (pipelining), then waits for more input.
+fn drive(ctx: &LoopContext<'_>, conn: &mut Conn) -> Next {
+    loop {
+        if conn.buf.len() == 0 {
+            conn.buf.shrink();
+            return Next::Wait;
+        }
+        let step = match ctx.listeners[conn.listener].protocol {
+            SocketProtocol::Http => serve_http(ctx, conn),
+            SocketProtocol::Uwsgi => serve_uwsgi(ctx, conn),
+        };
+        match step {
+            Step::Served { keep_alive: true } => {
+                conn.since = Instant::now();
+                conn.continue_sent = false;
+                if ctx.stopping.load(Ordering::Relaxed) {
+                    return Next::Close;
+                }
+            }
+            Step::Served { keep_alive: false } | Step::Reject => return Next::Close,
+            Step::Incomplete => return Next::Wait,
+        }
+    }
+}
+
+enum Step {
+    /// A request was answered.
+    Served { keep_alive: bool },
+    /// More bytes are needed.
+    Incomplete,
+    /// The input was refused (error already sent).
+    Reject,
+}
+
+fn serve_http(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
+    let fd = conn.fd.as_raw_fd();
+    let settings = ctx.settings;
+    let (head, used) = match parse_request_head(conn.buf.filled(), &settings.limits) {
+        Ok(Some(parsed)) => parsed,
+        Ok(None) => return Step::Incomplete,
+        Err(e) => {
+            tracing::info!("bad request from {}: {e} -> {}", conn.peer.addr, e.status());
+            reply_error(fd, e.status(), e.reason());
+            return Step::Reject;
+        }
+    };
+    let available = conn.buf.len() - used;
+    let (body, body_taken) = match head.body {
+        BodyFraming::None => (BodyReader::empty(), 0),
+        BodyFraming::Length(n) => {
+            if settings.limit_post > 0 && n > settings.limit_post {
+                tracing::info!(
+                    "request body of {n} bytes from {} exceeds limit-post ({}) -> 413",
+                    conn.peer.addr,
+                    settings.limit_post
+                );
+                reply_error(fd, 413, "Content Too Large");
+                return Step::Reject;
+            }
+            if (available as u64) < n && n <= settings.prebuffer as u64 {
+                if head.expect_continue && !conn.continue_sent {
+                    conn.continue_sent = true;
+                    let _ = socket_io::try_write(fd, &[std::io::IoSlice::new(b"HTTP/1.1 100 Continue\r\n\r\n")]);
+                }
+                return Step::Incomplete;
+            }
+            let take = available.min(n as usize);
+            let already = conn.buf.filled()[used..used + take].to_vec();
+            let expect = head.expect_continue && !conn.continue_sent;
+            (BodyReader::with_length(fd, already, n, expect), take)
+        }
+        BodyFraming::Chunked => {
+            let already = conn.buf.filled()[used..].to_vec();
+            let expect = head.expect_continue && !conn.continue_sent;
+            (BodyReader::chunked(fd, already, expect), available)
+        }
+    };
+    let listener = &ctx.listeners[conn.listener];
+    let request = Request {
+        origin: Origin::Http {
+            head: &head,
+            server_name: &listener.server_name,
+            server_port: &listener.server_port,
+            remote_addr: &conn.peer.addr,
+            remote_port: &conn.peer.port,
+            head_len: used,
+        },
+        fd,
+        core: ctx.core,
+    };
+    let client_keep_alive = head.keep_alive;
+    let started = begin_request(ctx);
+    let (served, mut body) = ctx.app.handle(&request, body);
+    let protocol = if head.minor_version == 0 { "HTTP/1.0" } else { "HTTP/1.1" };
+    end_request(ctx, started, &served, &Logged { addr: &conn.peer.addr, method: head.method, uri: head.target, protocol, packet_bytes: used });
+    drop(request);
+    conn.buf.consume(used + body_taken);
+    let (leftover, reusable) = body.finish();
+    conn.buf.unread(&leftover);
+    Step::Served { keep_alive: client_keep_alive && served.keep_alive && reusable }
+}
+
+fn serve_uwsgi(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
+    let fd = conn.fd.as_raw_fd();
+    let settings = ctx.settings;
+    let (packet, used) = match parse_uwsgi_packet(conn.buf.filled(), settings.limits.max_head) {
+        Ok(Some(parsed)) => parsed,
+        Ok(None) => return Step::Incomplete,
+        Err(e) => {
+            tracing::warn!("uwsgi packet from {}: {e}", peer_name(&conn.peer));
+            return Step::Reject;
+        }
+    };
+    let length: u64 = packet
+        .vars
+        .iter()
+        .find(|(k, _)| *k == b"CONTENT_LENGTH")
+        .and_then(|(_, v)| std::str::from_utf8(v).ok()?.trim().parse().ok())
+        .unwrap_or(0);
+    if settings.limit_post > 0 && length > settings.limit_post {
+        tracing::info!("request body of {length} bytes exceeds limit-post ({}) -> 413", settings.limit_post);
+        reply_error(fd, 413, "Content Too Large");
+        return Step::Reject;
+    }
+    let available = conn.buf.len() - used;
+    if (available as u64) < length && length <= settings.prebuffer as u64 {
+        return Step::Incomplete;
+    }
+    let take = available.min(length as usize);
+    let already = conn.buf.filled()[used..used + take].to_vec();
+    let body = BodyReader::with_length(fd, already, length, false);
+    let request = Request { origin: Origin::Uwsgi { packet: &packet, packet_len: used }, fd, core: ctx.core };
+    let started = begin_request(ctx);
+    let (served, _body) = ctx.app.handle(&request, body);
+    let var = |k: &[u8]| packet.vars.iter().find(|(n, _)| *n == k).and_then(|(_, v)| std::str::from_utf8(v).ok()).unwrap_or("");
+    let logged = Logged {
+        addr: var(b"REMOTE_ADDR"),
+        method: var(b"REQUEST_METHOD"),
+        uri: var(b"REQUEST_URI"),
+        protocol: var(b"SERVER_PROTOCOL"),
+        packet_bytes: used,
+    };
+    end_request(ctx, started, &served, &logged);
+    // uWSGI answers one request per uwsgi connection; nginx expects the close.
+    Step::Served { keep_alive: false }
+}
+
+fn peer_name(peer: &Peer) -> &str {
+    if peer.addr.is_empty() {
+        "unix socket peer"
+    } else {
+        &peer.addr
+    }
+}
+
+/// Best-effort error response before closing: the connection is going away anyway.
+fn reply_error(fd: RawFd, status: u16, reason: &str) {
+    let body = format!("{status} {reason}\n");
+    let head = format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = socket_io::try_write(fd, &[std::io::IoSlice::new(head.as_bytes()), std::io::IoSlice::new(body.as_bytes())]);
+}
+
+/// Request facts for the log line that the app's `Served` doesn't carry.
+struct Logged<'a> {
+    addr: &'a str,
+    method: &'a str,
+    uri: &'a str,
+    protocol: &'a str,
+    packet_bytes: usize,
+}
+
+/// Marks this thread busy (for harakiri and stats); returns the start time in µs.
+fn begin_request(ctx: &LoopContext<'_>) -> u64 {
+    let now = now_micros();
+    ctx.worker.slot().cores[ctx.core].request_start.store(now, Ordering::Relaxed);
+    now
+}
+
+/// Updates the counters and writes the request-log line.
+fn end_request(ctx: &LoopContext<'_>, started: u64, served: &Served, logged: &Logged<'_>) {
+    let micros = now_micros().saturating_sub(started);
+    let slot = ctx.worker.slot();
+    let core = &slot.cores[ctx.core];
+    core.request_start.store(0, Ordering::Relaxed);
+    core.requests.fetch_add(1, Ordering::Relaxed);
+    let worker_requests = slot.requests.fetch_add(1, Ordering::Relaxed) + 1;
+    let total_requests = ctx.worker.board.board().total_requests.fetch_add(1, Ordering::Relaxed) + 1;
+    slot.tx.fetch_add(served.body_bytes + served.header_bytes as u64, Ordering::Relaxed);
+    slot.busy_micros.fetch_add(micros, Ordering::Relaxed);
+    if served.app_error {
+        slot.exceptions.fetch_add(1, Ordering::Relaxed);
+    }
+    if !ctx.worker.log_requests {
+        return;
+    }
+    let ctime = crate::log::ctime(started);
+    let record = RequestRecord {
+        pid: ctx.worker.pid,
+        worker_requests,
+        total_requests,
+        remote_addr: logged.addr,
+        vars: served.vars,
+        packet_bytes: logged.packet_bytes,
+        ctime: &ctime,
+        method: logged.method,
+        uri: logged.uri,
+        body_bytes: served.body_bytes,
+        micros,
+        log_micros: ctx.worker.log_micros,
+        sendfile: served.sendfile,
+        protocol: logged.protocol,
+        status: served.status,
+        header_count: served.header_count,
+        header_bytes: served.header_bytes,
+        core: ctx.core,
+    };
+    let mut line = String::with_capacity(256);
+    format_request_line(&record, &mut line);
+    crate::log::write_line(line.as_bytes());
+}

@@ -1,0 +1,217 @@
+//! Listening sockets: bound by the master from the config (or inherited across a reload
+//! `exec`), then shared by every worker. No protocol knowledge here.
+
+use std::fs;
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use ruwsgi_config::{Config, SocketProtocol, SocketSpec};
+use socket2::{Domain, SockAddr, Socket, Type};
+
+/// Environment variable carrying listening fds across a reload `exec`: `fd=address;...`.
+pub const INHERIT_ENV: &str = "RUWSGI_LISTEN_FDS";
+
+/// One listening socket and what it speaks.
+#[derive(Debug)]
+pub struct Listener {
+    /// The bound socket, non-blocking.
+    pub socket: Socket,
+    /// Protocol spoken on it.
+    pub protocol: SocketProtocol,
+    /// The address as configured (`:8080`, `/run/app.sock`), used in logs and for inheritance.
+    pub name: String,
+    /// Unix socket path, removed by `vacuum`.
+    pub unix_path: Option<PathBuf>,
+    /// `SERVER_NAME` for requests arriving here.
+    pub server_name: String,
+    /// `SERVER_PORT` for requests arriving here.
+    pub server_port: String,
+}
+
+impl Listener {
+    /// The raw fd, for epoll registration.
+    pub fn raw_fd(&self) -> RawFd {
+        self.socket.as_raw_fd()
+    }
+
+    /// Borrowed fd, for epoll registration.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.socket.as_fd()
+    }
+}
+
+/// True for addresses that name a unix socket rather than `[host]:port`.
+fn is_unix(address: &str) -> bool {
+    address.contains('/') || address.starts_with('@') || !address.contains(':')
+}
+
+/// Binds every configured socket, reusing fds inherited from a previous master image.
+pub fn bind_all(cfg: &Config) -> Result<Vec<Listener>> {
+    let mut inherited = inherited_fds();
+    let mut out = Vec::with_capacity(cfg.sockets.len());
+    for spec in &cfg.sockets {
+        let listener = match inherited.iter().position(|(_, name)| *name == spec.address) {
+            Some(i) => {
+                let (fd, _) = inherited.swap_remove(i);
+                adopt(spec, fd)?
+            }
+            None => bind(spec, cfg)?,
+        };
+        out.push(listener);
+    }
+    // Sockets dropped from the config on reload are closed here.
+    for (fd, _) in inherited {
+        drop(fd);
+    }
+    Ok(out)
+}
+
+/// Parses `RUWSGI_LISTEN_FDS` and clears it so workers and child programs don't see it.
+fn inherited_fds() -> Vec<(OwnedFd, String)> {
+    let Ok(list) = std::env::var(INHERIT_ENV) else {
+        return Vec::new();
+    };
+    std::env::remove_var(INHERIT_ENV);
+    list.split(';')
+        .filter_map(|item| {
+            let (fd, name) = item.split_once('=')?;
+            let fd: RawFd = fd.parse().ok()?;
+            // SAFETY: the previous image of this process put the fd in the environment
+            // right before exec and nothing else in this process owns it.
+            #[allow(unsafe_code)]
+            let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+            Some((owned, name.to_owned()))
+        })
+        .collect()
+}
+
+/// Value of `RUWSGI_LISTEN_FDS` describing `listeners`, for the exec of a reload.
+pub fn inherit_value(listeners: &[Listener]) -> String {
+    listeners
+        .iter()
+        .map(|l| format!("{}={}", l.raw_fd(), l.name))
+        .collect::<Vec<_>>()
+        .join(";")
+}
+
+fn adopt(spec: &SocketSpec, fd: OwnedFd) -> Result<Listener> {
+    let socket = Socket::from(fd);
+    socket.set_nonblocking(true)?;
+    let unix_path = is_unix(&spec.address).then(|| PathBuf::from(&spec.address));
+    let (server_name, server_port) = server_identity(&spec.address, &socket);
+    Ok(Listener { socket, protocol: spec.protocol, name: spec.address.clone(), unix_path, server_name, server_port })
+}
+
+fn bind(spec: &SocketSpec, cfg: &Config) -> Result<Listener> {
+    let backlog = i32::try_from(cfg.listen).unwrap_or(i32::MAX);
+    let (socket, unix_path) = if is_unix(&spec.address) {
+        let path = PathBuf::from(&spec.address);
+        (bind_unix(&path, backlog, cfg).with_context(|| format!("cannot bind unix socket {}", spec.address))?, Some(path))
+    } else {
+        (bind_tcp(&spec.address, backlog).with_context(|| format!("cannot bind {}", spec.address))?, None)
+    };
+    socket.set_nonblocking(true)?;
+    let (server_name, server_port) = server_identity(&spec.address, &socket);
+    Ok(Listener { socket, protocol: spec.protocol, name: spec.address.clone(), unix_path, server_name, server_port })
+}
+
+/// `:8080` means all IPv4 interfaces as in uWSGI; `[::]:8080` all IPv6 ones.
+fn resolve(address: &str) -> Result<SocketAddr> {
+    let full = if address.starts_with(':') { format!("0.0.0.0{address}") } else { address.to_owned() };
+    full.to_socket_addrs()?.next().with_context(|| format!("{address} resolves to no address"))
+}
+
+fn bind_tcp(address: &str, backlog: i32) -> Result<Socket> {
+    let addr = resolve(address)?;
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(false).ok();
+    }
+    socket.set_tcp_nodelay(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(backlog)?;
+    Ok(socket)
+}
+
+fn bind_unix(path: &Path, backlog: i32, cfg: &Config) -> Result<Socket> {
+    if let Ok(meta) = fs::symlink_metadata(path) {
+        if !meta.file_type().is_socket() {
+            bail!("{} exists and is not a socket", path.display());
+        }
+        // A live server answers connect(); a stale file from a crashed run refuses it.
+        if UnixStream::connect(path).is_ok() {
+            bail!("{} is in use by another server", path.display());
+        }
+        fs::remove_file(path)?;
+    }
+    let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
+    socket.bind(&SockAddr::unix(path)?)?;
+    socket.listen(backlog)?;
+    if let Some(mode) = cfg.chmod_socket {
+        fs::set_permissions(path, fs::Permissions::from_mode(mode))?;
+    }
+    if let Some(owner) = &cfg.chown_socket {
+        chown(path, owner)?;
+    }
+    Ok(socket)
+}
+
+/// `chown-socket = user[:group]`, names or numbers.
+fn chown(path: &Path, owner: &str) -> Result<()> {
+    use nix::unistd::{Group, User};
+    let (user, group) = owner.split_once(':').map_or((owner, None), |(u, g)| (u, Some(g)));
+    let uid = match user.parse::<u32>() {
+        Ok(n) => nix::unistd::Uid::from_raw(n),
+        Err(_) => User::from_name(user)?.with_context(|| format!("chown-socket: no user {user}"))?.uid,
+    };
+    let gid = match group {
+        None => None,
+        Some(g) => Some(match g.parse::<u32>() {
+            Ok(n) => nix::unistd::Gid::from_raw(n),
+            Err(_) => Group::from_name(g)?.with_context(|| format!("chown-socket: no group {g}"))?.gid,
+        }),
+    };
+    nix::unistd::chown(path, Some(uid), gid)?;
+    Ok(())
+}
+
+/// `SERVER_NAME`/`SERVER_PORT` for a socket: the bound host and port; the host name for
+/// wildcard addresses; `localhost`/`0` for unix sockets.
+fn server_identity(address: &str, socket: &Socket) -> (String, String) {
+    let local = socket.local_addr().ok().and_then(|a| a.as_socket());
+    match local {
+        Some(addr) => {
+            let host = if addr.ip().is_unspecified() { crate::log::hostname() } else { addr.ip().to_string() };
+            (host, addr.port().to_string())
+        }
+        None => {
+            let _ = address;
+            ("localhost".to_owned(), "0".to_owned())
+        }
+    }
+}
+
+/// Human form of the bound address, with the real port when `:0` was asked.
+pub fn describe(l: &Listener) -> String {
+    match l.socket.local_addr().ok().and_then(|a| a.as_socket()) {
+        Some(addr) => addr.to_string(),
+        None => l.name.clone(),
+    }
+}
+
+/// Removes unix socket files (`vacuum`).
+pub fn vacuum(listeners: &[Listener]) {
+    for path in listeners.iter().filter_map(|l| l.unix_path.as_ref()) {
+        if let Err(e) = fs::remove_file(path) {
+            if e.kind() != io::ErrorKind::NotFound {
+                tracing::warn!("vacuum: cannot remove {}: {e}", path.display());
+            }
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! Sockets and connections: listeners (bound by the master, shared by workers) and the
+//! per-thread connection loop that drives the proto parsers and calls the app.
+
+pub mod body;
+pub mod connection;
+pub mod listener;
+mod read_buf;
+pub mod socket_io;

@@ -1,0 +1,135 @@
+//! Worker bookkeeping shared between the master and its workers: one anonymous shared
+//! mapping made by the master before the first fork. Workers write their own slot with
+//! relaxed atomics; the master reads all slots for harakiri, recycling and stats.
+
+use std::num::NonZeroUsize;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicI32, AtomicU64, AtomicU8, Ordering::Relaxed};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Most worker processes one instance can run.
+pub const MAX_WORKERS: usize = 256;
+/// Most threads one worker can run.
+pub const MAX_CORES: usize = 64;
+
+/// One worker thread ("core" in uWSGI's stats).
+#[repr(C)]
+#[derive(Debug)]
+pub struct CoreSlot {
+    /// Requests served by this thread.
+    pub requests: AtomicU64,
+    /// Start of the request in progress, µs since the epoch; 0 when idle.
+    pub request_start: AtomicU64,
+}
+
+/// Why a worker asked to be replaced.
+#[repr(u8)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Serving (or waiting for) requests.
+    Idle = 0,
+    /// Finishing its requests before exiting (reload, shutdown, recycle).
+    Stopping = 1,
+}
+
+/// One worker process.
+#[repr(C)]
+#[derive(Debug)]
+pub struct WorkerSlot {
+    /// Current pid, 0 when no process runs in this slot.
+    pub pid: AtomicI32,
+    /// `Status` as u8.
+    pub status: AtomicU8,
+    /// Requests served by this worker since it was spawned.
+    pub requests: AtomicU64,
+    /// Requests whose app raised.
+    pub exceptions: AtomicU64,
+    /// Response bytes sent.
+    pub tx: AtomicU64,
+    /// Sum of request durations in µs (for `avg_rt`).
+    pub busy_micros: AtomicU64,
+    /// Times this slot's worker was respawned.
+    pub respawn_count: AtomicU64,
+    /// Times this slot's worker was killed by harakiri.
+    pub harakiri_count: AtomicU64,
+    /// Spawn time, seconds since the epoch.
+    pub last_spawn: AtomicU64,
+    /// Resident set size in bytes, refreshed by the worker after each request.
+    pub rss: AtomicU64,
+    /// Per-thread slots.
+    pub cores: [CoreSlot; MAX_CORES],
+}
+
+/// The whole shared area.
+#[repr(C)]
+#[derive(Debug)]
+pub struct Board {
+    /// Requests served by the whole instance.
+    pub total_requests: AtomicU64,
+    /// Worker slots; worker id N uses index N-1.
+    pub workers: [WorkerSlot; MAX_WORKERS],
+}
+
+/// Handle to the shared mapping. Copies in forked children point at the same memory.
+#[derive(Debug, Clone, Copy)]
+pub struct Scoreboard {
+    board: NonNull<Board>,
+}
+
+// SAFETY: the mapping lives for the whole process (never unmapped) and is only accessed
+// through atomics.
+#[allow(unsafe_code)]
+unsafe impl Send for Scoreboard {}
+// SAFETY: as above.
+#[allow(unsafe_code)]
+unsafe impl Sync for Scoreboard {}
+
+impl Scoreboard {
+    /// Maps a zeroed shared area. Called once by the master before any fork.
+    pub fn new() -> std::io::Result<Self> {
+        use nix::sys::mman::{mmap_anonymous, MapFlags, ProtFlags};
+        let len = NonZeroUsize::new(std::mem::size_of::<Board>()).expect("board is not empty");
+        // SAFETY: a fresh anonymous mapping aliases nothing; zeroed memory is a valid `Board`
+        // (all-zero atomics). It is never unmapped, so the pointer stays valid.
+        #[allow(unsafe_code)]
+        let ptr = unsafe {
+            mmap_anonymous(None, len, ProtFlags::PROT_READ | ProtFlags::PROT_WRITE, MapFlags::MAP_SHARED)
+        }?;
+        Ok(Self { board: ptr.cast() })
+    }
+
+    /// The shared area.
+    pub fn board(&self) -> &Board {
+        // SAFETY: see `new`: valid for the life of the process, accessed through atomics only.
+        #[allow(unsafe_code)]
+        unsafe {
+            self.board.as_ref()
+        }
+    }
+
+    /// Slot of worker `id` (1-based).
+    pub fn worker(&self, id: usize) -> &WorkerSlot {
+        &self.board().workers[id - 1]
+    }
+}
+
+/// Microseconds since the epoch.
+pub fn now_micros() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
+}
+
+impl WorkerSlot {
+    /// Resets counters for a freshly spawned process.
+    pub fn reset(&self, pid: i32) {
+        self.pid.store(pid, Relaxed);
+        self.status.store(Status::Idle as u8, Relaxed);
+        for c in [&self.requests, &self.exceptions, &self.tx, &self.busy_micros, &self.rss] {
+            c.store(0, Relaxed);
+        }
+        for core in &self.cores {
+            core.requests.store(0, Relaxed);
+            core.request_start.store(0, Relaxed);
+        }
+        self.last_spawn.store(now_micros() / 1_000_000, Relaxed);
+    }
+}

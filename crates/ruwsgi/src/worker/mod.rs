@@ -1,0 +1,183 @@
+//! A worker process: created by the master's fork, it restores its signal set-up, loads
+//! the app if `lazy-apps`, runs `threads` connection-loop threads (each attached to Python
+//! for its whole life), and exits when told to stop or when it must be recycled.
+
+use std::os::fd::AsFd;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use ruwsgi_config::Config;
+use ruwsgi_proto::Limits;
+
+use crate::net::connection::{self, LoopContext, LoopSettings};
+use crate::net::listener::Listener;
+use crate::scoreboard::{Scoreboard, Status, WorkerSlot};
+use crate::wsgi::{self, App};
+
+/// Exit status of a process that could not load the app (uWSGI's `need-app` code).
+pub const EXIT_NO_APP: i32 = 22;
+
+/// Signals a worker handles through its signalfd (the master blocks the same set).
+pub fn handled_signals() -> SigSet {
+    let mut set = SigSet::empty();
+    for s in [Signal::SIGTERM, Signal::SIGHUP, Signal::SIGINT, Signal::SIGQUIT, Signal::SIGUSR1, Signal::SIGCHLD] {
+        set.add(s);
+    }
+    set
+}
+
+/// Per-worker facts the connection loops use for bookkeeping and the request log.
+pub struct WorkerInfo {
+    /// 1-based worker id.
+    pub id: usize,
+    /// This process.
+    pub pid: i32,
+    /// Shared counters.
+    pub board: Scoreboard,
+    /// Request logging on (`disable-logging` off).
+    pub log_requests: bool,
+    /// `log-micros`.
+    pub log_micros: bool,
+}
+
+impl WorkerInfo {
+    /// This worker's shared slot.
+    pub fn slot(&self) -> &WorkerSlot {
+        self.board.worker(self.id)
+    }
+}
+
+/// Runs worker `id` in the freshly forked child. Never returns.
+pub fn run(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, board: Scoreboard) -> ! {
+    let code = serve(id, cfg, listeners, app, board);
+    wsgi::flush_std_streams();
+    std::process::exit(code)
+}
+
+fn serve(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, board: Scoreboard) -> i32 {
+    let pid = std::process::id() as i32;
+    let signals = match SignalFd::with_flags(&handled_signals(), SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK) {
+        Ok(fd) => fd,
+        Err(e) => {
+            tracing::error!("worker {id}: cannot create signalfd: {e}");
+            return 1;
+        }
+    };
+    // SIGCHLD stays blocked (apps' subprocess waits use waitpid and don't need it), but is
+    // never read here; unblock it so children of the app behave normally.
+    let mut chld = SigSet::empty();
+    chld.add(Signal::SIGCHLD);
+    let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&chld), None);
+
+    let loaded;
+    let app = match app {
+        Some(app) => app,
+        None => match App::load(cfg, cfg.processes, cfg.threads) {
+            Ok(app) => {
+                loaded = app;
+                &loaded
+            }
+            Err(e) => {
+                tracing::error!("worker {id} (pid: {pid}): cannot load the app: {}", e.0);
+                return EXIT_NO_APP;
+            }
+        },
+    };
+    let info = WorkerInfo { id, pid, board, log_requests: !cfg.disable_logging, log_micros: cfg.log_micros };
+    let settings = LoopSettings {
+        limits: Limits { max_head: cfg.buffer_size, ..Limits::default() },
+        idle_timeout: Duration::from_secs(cfg.http_timeout.max(1)),
+        request_timeout: Duration::from_secs(cfg.socket_timeout.max(1)),
+        prebuffer: cfg.post_buffering.max(64 * 1024),
+        limit_post: cfg.limit_post,
+        max_conns: cfg.max_fd as usize,
+    };
+    let Ok((stop_read, stop_write)) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) else {
+        tracing::error!("worker {id}: cannot create a pipe");
+        return 1;
+    };
+    let stopping = AtomicBool::new(false);
+    let running = AtomicUsize::new(cfg.threads as usize);
+    let spawned = Instant::now();
+    let max_requests = if cfg.max_requests > 0 { cfg.max_requests + cfg.max_requests_delta * id as u64 } else { 0 };
+    let mut exit_code = 0;
+    std::thread::scope(|s| {
+        for core in 0..cfg.threads as usize {
+            let ctx = LoopContext {
+                listeners,
+                app,
+                settings: &settings,
+                stopping: &stopping,
+                stop_fd: stop_read.as_fd(),
+                core,
+                worker: &info,
+            };
+            let running = &running;
+            let spawned = std::thread::Builder::new()
+                .name(format!("ruwsgi-core-{core}"))
+                .stack_size(8 << 20)
+                .spawn_scoped(s, move || {
+                    if let Err(e) = wsgi::python_thread(|| connection::run(&ctx)) {
+                        tracing::error!("worker {id} core {core}: connection loop failed: {e}");
+                    }
+                    running.fetch_sub(1, Relaxed);
+                });
+            if let Err(e) = spawned {
+                tracing::error!("worker {id}: cannot start thread {core}: {e}");
+                running.fetch_sub(1, Relaxed);
+            }
+        }
+        let stop = |why: &str| {
+            if !stopping.swap(true, Relaxed) {
+                if !why.is_empty() {
+                    tracing::info!("{why}");
+                }
+                info.slot().status.store(Status::Stopping as u8, Relaxed);
+                let _ = nix::unistd::write(&stop_write, b"x");
+            }
+        };
+        while running.load(Relaxed) > 0 {
+            let mut fds = [PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
+            let _ = poll(&mut fds, PollTimeout::from(200u16));
+            while let Ok(Some(sig)) = signals.read_signal() {
+                match Signal::try_from(sig.ssi_signo as i32) {
+                    Ok(Signal::SIGTERM | Signal::SIGHUP) => stop(""),
+                    Ok(Signal::SIGINT | Signal::SIGQUIT) => {
+                        wsgi::flush_std_streams();
+                        std::process::exit(0);
+                    }
+                    _ => {}
+                }
+            }
+            info.slot().rss.store(resident_bytes(), Relaxed);
+            let lived = spawned.elapsed();
+            if lived >= Duration::from_secs(cfg.min_worker_lifetime) {
+                let served = info.slot().requests.load(Relaxed);
+                if max_requests > 0 && served >= max_requests {
+                    stop(&format!("...The work of process {pid} is done (max requests reached: {served}). Seeya!"));
+                } else if cfg.max_worker_lifetime > 0 && lived >= Duration::from_secs(cfg.max_worker_lifetime) {
+                    stop(&format!("...The work of process {pid} is done (max lifetime reached: {}s). Seeya!", lived.as_secs()));
+                } else if cfg.reload_on_rss > 0 {
+                    let rss = info.slot().rss.load(Relaxed);
+                    if rss > cfg.reload_on_rss << 20 {
+                        stop(&format!("...The work of process {pid} is done (reload-on-rss: {} MiB > {} MiB). Seeya!", rss >> 20, cfg.reload_on_rss));
+                    }
+                }
+            }
+        }
+        exit_code = 0;
+    });
+    exit_code
+}
+
+/// Resident set size of this process, from `/proc/self/statm`.
+fn resident_bytes() -> u64 {
+    let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE).ok().flatten().unwrap_or(4096) as u64;
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * page)
+}

@@ -1,0 +1,151 @@
+//! Builds the PEP 3333 environ: a copy of a per-process template plus the request's own
+//! entries. Keys are interned; header-derived keys are cached per thread.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyString, PyTuple};
+use ruwsgi_proto::percent_decode;
+
+use super::Origin;
+
+/// Most distinct header names cached per thread (bounded: names come from clients).
+const KEY_CACHE_MAX: usize = 512;
+
+thread_local! {
+    /// `HTTP_*` key strings by raw header name.
+    static HEADER_KEYS: RefCell<HashMap<Box<[u8]>, Py<PyString>>> = RefCell::new(HashMap::new());
+}
+
+/// The constant part of every environ.
+pub fn template(py: Python<'_>, multiprocess: bool, multithread: bool) -> PyResult<Bound<'_, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item(intern!(py, "wsgi.version"), PyTuple::new(py, [1, 0])?)?;
+    d.set_item(intern!(py, "wsgi.url_scheme"), intern!(py, "http"))?;
+    d.set_item(intern!(py, "wsgi.errors"), py.import("sys")?.getattr("stderr")?)?;
+    d.set_item(intern!(py, "wsgi.multithread"), multithread)?;
+    d.set_item(intern!(py, "wsgi.multiprocess"), multiprocess)?;
+    d.set_item(intern!(py, "wsgi.run_once"), false)?;
+    d.set_item(intern!(py, "wsgi.input_terminated"), true)?;
+    d.set_item(intern!(py, "wsgi.file_wrapper"), py.get_type::<super::FileWrapper>())?;
+    d.set_item(intern!(py, "SCRIPT_NAME"), intern!(py, ""))?;
+    Ok(d)
+}
+
+/// Decodes bytes as latin-1 (PEP 3333's "bytes-as-unicode"); ASCII takes the fast path.
+pub fn latin1<'py>(py: Python<'py>, bytes: &[u8]) -> Bound<'py, PyString> {
+    if bytes.is_ascii() {
+        // ASCII is valid UTF-8.
+        PyString::new(py, std::str::from_utf8(bytes).unwrap_or_default())
+    } else {
+        let s: String = bytes.iter().map(|&b| char::from(b)).collect();
+        PyString::new(py, &s)
+    }
+}
+
+/// `HTTP_` + upper-cased name with `-` as `_`.
+fn header_key<'py>(py: Python<'py>, name: &str) -> Bound<'py, PyString> {
+    HEADER_KEYS.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if let Some(k) = cache.get(name.as_bytes()) {
+            return k.bind(py).clone();
+        }
+        let mut key = String::with_capacity(5 + name.len());
+        key.push_str("HTTP_");
+        key.extend(name.chars().map(|c| if c == '-' { '_' } else { c.to_ascii_uppercase() }));
+        let s = PyString::intern(py, &key);
+        if cache.len() < KEY_CACHE_MAX {
+            cache.insert(name.as_bytes().into(), s.clone().unbind());
+        }
+        s
+    })
+}
+
+/// Fills `env` (a template copy) for one request; returns the number of entries.
+pub fn fill(py: Python<'_>, env: &Bound<'_, PyDict>, origin: &Origin<'_>) -> PyResult<()> {
+    match origin {
+        Origin::Http { head, server_name, server_port, remote_addr, remote_port, .. } => {
+            env.set_item(intern!(py, "REQUEST_METHOD"), method(py, head.method))?;
+            let target = head.target;
+            // absolute-form (RFC 9112 §3.2.2): drop scheme and authority.
+            let path_and_query = match target.find("://") {
+                Some(i) => target[i + 3..].find('/').map_or("/", |j| &target[i + 3 + j..]),
+                None => target,
+            };
+            let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
+            env.set_item(intern!(py, "PATH_INFO"), latin1(py, &percent_decode(path.as_bytes())))?;
+            env.set_item(intern!(py, "QUERY_STRING"), PyString::new(py, query))?;
+            env.set_item(intern!(py, "REQUEST_URI"), PyString::new(py, target))?;
+            let protocol = if head.minor_version == 0 { intern!(py, "HTTP/1.0") } else { intern!(py, "HTTP/1.1") };
+            env.set_item(intern!(py, "SERVER_PROTOCOL"), protocol)?;
+            env.set_item(intern!(py, "SERVER_NAME"), PyString::new(py, server_name))?;
+            env.set_item(intern!(py, "SERVER_PORT"), PyString::new(py, server_port))?;
+            env.set_item(intern!(py, "REMOTE_ADDR"), PyString::new(py, remote_addr))?;
+            env.set_item(intern!(py, "REMOTE_PORT"), PyString::new(py, remote_port))?;
+            for (i, (name, value)) in head.headers.iter().enumerate() {
+                let key = if name.eq_ignore_ascii_case("content-type") {
+                    intern!(py, "CONTENT_TYPE").clone()
+                } else if name.eq_ignore_ascii_case("content-length") {
+                    intern!(py, "CONTENT_LENGTH").clone()
+                } else if name.contains('_') {
+                    // Differs from uWSGI: like nginx and Gunicorn, headers with '_' are dropped,
+                    // so `X_User` can't pose as a proxy's `X-User` once both become HTTP_X_USER.
+                    continue;
+                } else {
+                    header_key(py, name)
+                };
+                let seen_before = head.headers[..i].iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
+                if seen_before {
+                    // RFC 9110 §5.3: repeated fields combine with ", " (cookies with "; ").
+                    let sep = if name.eq_ignore_ascii_case("cookie") { "; " } else { ", " };
+                    let old: String = env.get_item(&key)?.map(|v| v.extract()).transpose()?.unwrap_or_default();
+                    let mut combined = old;
+                    combined.push_str(sep);
+                    combined.push_str(&latin1(py, value).to_cow()?);
+                    env.set_item(key, combined)?;
+                } else {
+                    env.set_item(key, latin1(py, value))?;
+                }
+            }
+        }
+        Origin::Uwsgi { packet, .. } => {
+            let mut scheme = None;
+            for (k, v) in &packet.vars {
+                let key = latin1(py, k);
+                match *k {
+                    b"UWSGI_SCHEME" => scheme = Some(v.to_vec()),
+                    b"HTTPS" if scheme.is_none() && (v.eq_ignore_ascii_case(b"on") || *v == b"1") => {
+                        scheme = Some(b"https".to_vec());
+                    }
+                    b"REQUEST_SCHEME" if scheme.is_none() => scheme = Some(v.to_vec()),
+                    _ => {}
+                }
+                env.set_item(PyString::intern(py, &key.to_cow()?), latin1(py, v))?;
+            }
+            if let Some(s) = scheme {
+                env.set_item(intern!(py, "wsgi.url_scheme"), latin1(py, &s))?;
+            }
+            if env.get_item(intern!(py, "PATH_INFO"))?.is_none() {
+                env.set_item(intern!(py, "PATH_INFO"), intern!(py, ""))?;
+            }
+            if env.get_item(intern!(py, "QUERY_STRING"))?.is_none() {
+                env.set_item(intern!(py, "QUERY_STRING"), intern!(py, ""))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Interned strings for the common methods.
+fn method<'py>(py: Python<'py>, m: &str) -> Bound<'py, PyString> {
+    match m {
+        "GET" => intern!(py, "GET").clone(),
+        "POST" => intern!(py, "POST").clone(),
+        "HEAD" => intern!(py, "HEAD").clone(),
+        "PUT" => intern!(py, "PUT").clone(),
+        "DELETE" => intern!(py, "DELETE").clone(),
+        _ => PyString::new(py, m),
+    }
+}

@@ -1,0 +1,211 @@
+//! `wsgi.input` (a stream over the request body that never reads past it) and
+//! `wsgi.file_wrapper`. Socket waits happen with the GIL released.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use pyo3::exceptions::{PyIOError, PyStopIteration};
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+
+use crate::net::body::{BodyReader, Progress};
+use crate::net::socket_io;
+
+/// Body reader plus bytes read from it but not yet returned (for `readline`).
+pub struct InputState {
+    /// The body source; replaced by an empty reader when the request ends.
+    pub reader: BodyReader,
+    /// Decoded body bytes not yet handed to the app.
+    pending: Vec<u8>,
+    /// Bytes the app has read, for the log.
+    pub consumed: u64,
+}
+
+/// Shared between the `wsgi.input` object and the request that owns the body.
+pub type SharedInput = Arc<Mutex<InputState>>;
+
+/// Makes the shared state for a request.
+pub fn shared(reader: BodyReader) -> SharedInput {
+    Arc::new(Mutex::new(InputState { reader, pending: Vec::new(), consumed: 0 }))
+}
+
+/// Locks, ignoring poisoning (a panic elsewhere leaves the state usable: it holds only bytes).
+pub fn lock(s: &SharedInput) -> MutexGuard<'_, InputState> {
+    s.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Where a read should stop.
+#[derive(Clone, Copy)]
+enum Until {
+    /// At most this many bytes (usize::MAX = to the end).
+    Len(usize),
+    /// Through the first newline, or this many bytes.
+    Line(usize),
+}
+
+impl InputState {
+    /// Position in `pending` where a read of kind `until` is satisfied, if it already is.
+    fn satisfied(&self, until: Until, ended: bool) -> Option<usize> {
+        let have = self.pending.len();
+        match until {
+            Until::Len(n) if have >= n => Some(n),
+            Until::Line(n) => match self.pending.iter().take(n).position(|&b| b == b'\n') {
+                Some(i) => Some(i + 1),
+                None if have >= n => Some(n),
+                None => ended.then_some(have),
+            },
+            Until::Len(_) => ended.then_some(have),
+        }
+    }
+
+    /// Reads until `until` is met. `wait` is called to block for socket readability.
+    fn read(&mut self, until: Until, mut wait: impl FnMut(i32) -> std::io::Result<()>) -> std::io::Result<Vec<u8>> {
+        let mut ended = false;
+        loop {
+            if let Some(n) = self.satisfied(until, ended) {
+                let rest = self.pending.split_off(n);
+                let out = std::mem::replace(&mut self.pending, rest);
+                self.consumed += out.len() as u64;
+                return Ok(out);
+            }
+            let want = match until {
+                Until::Len(n) | Until::Line(n) => n.saturating_sub(self.pending.len()).clamp(1, 1 << 20),
+            };
+            match self.reader.read_some(&mut self.pending, want)? {
+                Progress::Data(_) => {}
+                Progress::End => ended = true,
+                Progress::WouldBlock => wait(self.reader.fd())?,
+            }
+        }
+    }
+}
+
+/// The `wsgi.input` object.
+#[pyclass(frozen, module = "ruwsgi")]
+pub struct Input {
+    /// The request body.
+    pub state: SharedInput,
+    /// How long to wait for a stalled client.
+    pub timeout: Duration,
+}
+
+impl Input {
+    fn read_py<'py>(&self, py: Python<'py>, until: Until) -> PyResult<Bound<'py, PyBytes>> {
+        let timeout = self.timeout;
+        // Fast path: bytes already here (the common small body), no GIL release.
+        if let Ok(mut st) = self.state.try_lock() {
+            let mut blocked = false;
+            let r = st.read(until, |_| {
+                blocked = true;
+                Err(std::io::ErrorKind::WouldBlock.into())
+            });
+            match r {
+                Ok(bytes) => return Ok(PyBytes::new(py, &bytes)),
+                Err(_) if blocked => {}
+                Err(e) => return Err(PyIOError::new_err(format!("error reading the request body: {e}"))),
+            }
+        }
+        let state = &self.state;
+        let r = py.detach(|| lock(state).read(until, |fd| socket_io::wait(fd, false, timeout)));
+        match r {
+            Ok(bytes) => Ok(PyBytes::new(py, &bytes)),
+            Err(e) => Err(PyIOError::new_err(format!("error reading the request body: {e}"))),
+        }
+    }
+}
+
+fn limit(size: Option<isize>) -> usize {
+    match size {
+        Some(n) if n >= 0 => n as usize,
+        _ => usize::MAX,
+    }
+}
+
+#[pymethods]
+impl Input {
+    /// `read(size=-1)`.
+    #[pyo3(signature = (size=None))]
+    fn read<'py>(&self, py: Python<'py>, size: Option<isize>) -> PyResult<Bound<'py, PyBytes>> {
+        self.read_py(py, Until::Len(limit(size)))
+    }
+
+    /// `readline(size=-1)`.
+    #[pyo3(signature = (size=None))]
+    fn readline<'py>(&self, py: Python<'py>, size: Option<isize>) -> PyResult<Bound<'py, PyBytes>> {
+        self.read_py(py, Until::Line(limit(size)))
+    }
+
+    /// `readlines(hint=-1)`.
+    #[pyo3(signature = (hint=None))]
+    fn readlines<'py>(&self, py: Python<'py>, hint: Option<isize>) -> PyResult<Vec<Bound<'py, PyBytes>>> {
+        let hint = limit(hint);
+        let mut lines = Vec::new();
+        let mut total = 0;
+        loop {
+            let line = self.read_py(py, Until::Line(usize::MAX))?;
+            if line.as_bytes().is_empty() {
+                break;
+            }
+            total += line.as_bytes().len();
+            lines.push(line);
+            if total >= hint {
+                break;
+            }
+        }
+        Ok(lines)
+    }
+
+    fn __iter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        let line = self.read_py(py, Until::Line(usize::MAX))?;
+        if line.as_bytes().is_empty() {
+            Err(PyStopIteration::new_err(()))
+        } else {
+            Ok(line)
+        }
+    }
+}
+
+/// `wsgi.file_wrapper`: iterates a file-like object in blocks; the server sends regular
+/// files with `sendfile` instead of iterating.
+#[pyclass(frozen, module = "ruwsgi")]
+pub struct FileWrapper {
+    /// The file-like object.
+    pub filelike: Py<PyAny>,
+    /// Block size for iteration.
+    pub blksize: usize,
+}
+
+#[pymethods]
+impl FileWrapper {
+    #[new]
+    #[pyo3(signature = (filelike, blksize=8192))]
+    fn new(filelike: Py<PyAny>, blksize: usize) -> Self {
+        Self { filelike, blksize: blksize.max(1) }
+    }
+
+    fn __iter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let data = self.filelike.bind(py).call_method1("read", (self.blksize,))?;
+        if data.is_truthy()? {
+            Ok(data)
+        } else {
+            Err(PyStopIteration::new_err(()))
+        }
+    }
+
+    /// Closes the wrapped file (PEP 3333: the server calls this like any iterable's close).
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        let f = self.filelike.bind(py);
+        if f.hasattr("close")? {
+            f.call_method0("close")?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,289 @@
+//! The Python side: the only module that uses pyo3. It owns interpreter set-up, app
+//! loading, the one fork site, worker-thread attachment, and the WSGI call itself
+//! (environ, `start_response`, `wsgi.input`, response iteration). Everything else calls
+//! plain Rust functions from here and never touches the GIL.
+
+mod environ;
+mod input;
+mod response;
+
+use std::os::fd::RawFd;
+use std::path::Path;
+
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+use ruwsgi_config::Config;
+use ruwsgi_proto::{RequestHead, UwsgiPacket};
+
+pub use input::FileWrapper;
+
+/// Where a request came from, borrowed from the connection's buffer.
+pub enum Origin<'a> {
+    /// Parsed HTTP/1.x head.
+    Http {
+        /// The head.
+        head: &'a RequestHead<'a>,
+        /// `SERVER_NAME`.
+        server_name: &'a str,
+        /// `SERVER_PORT`.
+        server_port: &'a str,
+        /// `REMOTE_ADDR`.
+        remote_addr: &'a str,
+        /// `REMOTE_PORT`.
+        remote_port: &'a str,
+        /// Bytes of the head, for the request log.
+        head_len: usize,
+    },
+    /// A uwsgi packet (nginx `uwsgi_pass`): the environ is given.
+    Uwsgi {
+        /// The packet.
+        packet: &'a UwsgiPacket<'a>,
+        /// Bytes of the packet, for the request log.
+        packet_len: usize,
+    },
+}
+
+/// One request ready for the app.
+pub struct Request<'a> {
+    /// What arrived.
+    pub origin: Origin<'a>,
+    /// The connection (non-blocking), for the response.
+    pub fd: RawFd,
+    /// Worker thread index.
+    pub core: usize,
+}
+
+/// What happened, for the request log and the scoreboard.
+#[derive(Debug, Default, Clone)]
+pub struct Served {
+    /// Status code sent (or 500 when the app failed before sending one).
+    pub status: u16,
+    /// Body bytes sent.
+    pub body_bytes: u64,
+    /// Header lines sent.
+    pub header_count: usize,
+    /// Bytes of the response head.
+    pub header_bytes: usize,
+    /// Number of environ entries.
+    pub vars: usize,
+    /// The connection may carry another request.
+    pub keep_alive: bool,
+    /// The app raised.
+    pub app_error: bool,
+    /// The body went out with sendfile.
+    pub sendfile: bool,
+}
+
+/// A loaded WSGI application plus the per-process constants its environ needs.
+pub struct App {
+    /// The WSGI callable.
+    callable: Py<PyAny>,
+    /// Environ entries that never change; copied for each request.
+    template: Py<PyDict>,
+    /// Seconds to wait on a stalled client socket.
+    pub(crate) socket_timeout: std::time::Duration,
+}
+
+/// Runs `f` (the whole server) with the GIL released; `argv` is `sys.argv`.
+#[pyfunction]
+fn run(py: Python<'_>, argv: Vec<String>) -> i32 {
+    let args: Vec<String> = argv.into_iter().skip(1).collect();
+    py.detach(|| crate::cli::main(&args))
+}
+
+/// The extension module `ruwsgi._ruwsgi`.
+#[pymodule]
+fn _ruwsgi(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(run, m)?)?;
+    m.add_class::<FileWrapper>()?;
+    Ok(())
+}
+
+/// Formats a Python exception with its traceback, as Python would print it.
+fn format_exception(py: Python<'_>, err: &PyErr) -> String {
+    let formatted = py
+        .import("traceback")
+        .and_then(|tb| tb.call_method1("format_exception", (err.value(py),)))
+        .and_then(|lines| lines.extract::<Vec<String>>());
+    match formatted {
+        Ok(lines) => lines.concat().trim_end().to_owned(),
+        Err(_) => err.to_string(),
+    }
+}
+
+/// Applies the interpreter-level options before any app code runs: `env`, `home`,
+/// `pythonpath`, the working directory on `sys.path`, and Python's own signal handlers
+/// (reset so they never run inside the server).
+pub fn prepare_interpreter(cfg: &Config) -> anyhow::Result<()> {
+    Python::attach(|py| -> PyResult<()> {
+        let os = py.import("os")?;
+        let environ = os.getattr("environ")?;
+        for (k, v) in &cfg.env {
+            environ.set_item(k, v)?;
+        }
+        let sys = py.import("sys")?;
+        let path = sys.getattr("path")?.cast_into::<PyList>()?;
+        if let Some(home) = &cfg.home {
+            let version = sys.getattr("version_info")?;
+            let (major, minor): (u8, u8) = (version.get_item(0)?.extract()?, version.get_item(1)?.extract()?);
+            let site_dir = home.join(format!("lib/python{major}.{minor}/site-packages"));
+            if !site_dir.is_dir() {
+                return Err(PyRuntimeError::new_err(format!(
+                    "home = {}: no {} in this virtualenv",
+                    home.display(),
+                    site_dir.display()
+                )));
+            }
+            py.import("site")?.call_method1("addsitedir", (site_dir,))?;
+        }
+        for (i, p) in cfg.pythonpath.iter().enumerate() {
+            path.insert(i, p)?;
+        }
+        // uWSGI makes modules in the working directory (after `chdir`) importable.
+        let cwd = std::env::current_dir().map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+        path.insert(0, cwd)?;
+        for stream in ["stdout", "stderr"] {
+            let s = sys.getattr(stream)?;
+            if s.hasattr("reconfigure")? {
+                let kwargs = PyDict::new(py);
+                kwargs.set_item("line_buffering", true)?;
+                s.call_method("reconfigure", (), Some(&kwargs))?;
+            }
+        }
+        let signal = py.import("signal")?;
+        for name in ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGCHLD"] {
+            let num = signal.getattr(name)?;
+            signal.call_method1("signal", (num, signal.getattr("SIG_DFL")?))?;
+        }
+        Ok(())
+    })
+    .map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// Forks through Python's `os.fork()`, so the interpreter's and libraries' at-fork hooks
+/// run. The only fork site in ruwsgi. Returns 0 in the child, the child's pid in the parent.
+pub fn fork() -> anyhow::Result<i32> {
+    Python::attach(|py| -> PyResult<i32> { py.import("os")?.call_method0("fork")?.extract() })
+        .map_err(|e| anyhow::anyhow!("os.fork() failed: {e}"))
+}
+
+/// Runs `f` on a thread that is attached to Python once, for its whole life: the thread
+/// state (and so `threading.local` data) survives between requests; `f` itself runs with
+/// the GIL released and re-attaches per request.
+pub fn python_thread<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    Python::attach(|py| py.detach(f))
+}
+
+/// Names of Python threads other than the main one (started by the app at import).
+pub fn extra_threads() -> Vec<String> {
+    Python::attach(|py| -> PyResult<Vec<String>> {
+        let threading = py.import("threading")?;
+        let main = threading.call_method0("main_thread")?;
+        let mut names = Vec::new();
+        for t in threading.call_method0("enumerate")?.try_iter()? {
+            let t = t?;
+            if !t.is(&main) {
+                names.push(t.getattr("name")?.extract()?);
+            }
+        }
+        Ok(names)
+    })
+    .unwrap_or_default()
+}
+
+/// Flushes Python's `sys.stdout`/`sys.stderr` (before a worker `_exit`s).
+pub fn flush_std_streams() {
+    Python::attach(|py| {
+        if let Ok(sys) = py.import("sys") {
+            for s in ["stdout", "stderr"] {
+                if let Ok(stream) = sys.getattr(s) {
+                    let _ = stream.call_method0("flush");
+                }
+            }
+        }
+    });
+}
+
+/// Why an app could not be loaded.
+#[derive(Debug)]
+pub struct LoadError(pub String);
+
+impl App {
+    /// Loads the app as uWSGI does: `module` first; `wsgi-file` only if there is no module or
+    /// it failed to import. Logs what it loads.
+    pub fn load(cfg: &Config, processes: u32, threads: u32) -> Result<App, LoadError> {
+        Python::attach(|py| {
+            let mut errors = Vec::new();
+            let mut callable = None;
+            if let Some(module) = &cfg.module {
+                match load_module(py, module, &cfg.callable) {
+                    Ok(c) => callable = Some(c),
+                    Err(e) => {
+                        let text = format_exception(py, &e);
+                        tracing::error!("failed to load module {module}:\n{text}");
+                        errors.push(format!("module {module}: {e}"));
+                    }
+                }
+            }
+            if callable.is_none() {
+                if let Some(file) = &cfg.wsgi_file {
+                    match load_file(py, file, &cfg.callable) {
+                        Ok(c) => callable = Some(c),
+                        Err(e) => {
+                            let text = format_exception(py, &e);
+                            tracing::error!("failed to load wsgi-file {}:\n{text}", file.display());
+                            errors.push(format!("wsgi-file {}: {e}", file.display()));
+                        }
+                    }
+                }
+            }
+            let Some(callable) = callable else {
+                if errors.is_empty() {
+                    return Err(LoadError("no app configured: set module or wsgi-file".to_owned()));
+                }
+                return Err(LoadError(errors.join("; ")));
+            };
+            let template = environ::template(py, processes > 1, threads > 1)
+                .map_err(|e| LoadError(format!("cannot build the environ: {e}")))?;
+            Ok(App {
+                callable: callable.unbind(),
+                template: template.unbind(),
+                socket_timeout: std::time::Duration::from_secs(cfg.socket_timeout.max(1)),
+            })
+        })
+    }
+
+    /// Calls the app for one request and sends its response. Returns what was sent and the
+    /// body reader (so the connection can recover pipelined bytes).
+    pub fn handle(&self, req: &Request<'_>, body: crate::net::body::BodyReader) -> (Served, crate::net::body::BodyReader) {
+        Python::attach(|py| response::handle(py, self, req, body))
+    }
+}
+
+fn load_module<'py>(py: Python<'py>, spec: &str, default_callable: &str) -> PyResult<Bound<'py, PyAny>> {
+    let (module, callable) = spec.split_once(':').unwrap_or((spec, default_callable));
+    let m = py.import(module)?;
+    let app = m.getattr(callable)?;
+    tracing::info!("WSGI app 0 (mountpoint='') ready: {module}:{callable}");
+    Ok(app)
+}
+
+fn load_file<'py>(py: Python<'py>, file: &Path, callable: &str) -> PyResult<Bound<'py, PyAny>> {
+    // uWSGI's module name for a wsgi-file: "uwsgi_file_" + the path with '/' and '.' as '_'.
+    let name: String = format!("uwsgi_file_{}", file.display())
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    let util = py.import("importlib.util")?;
+    let spec = util.call_method1("spec_from_file_location", (&name, file))?;
+    if spec.is_none() {
+        return Err(PyRuntimeError::new_err(format!("cannot load {}", file.display())));
+    }
+    let module = util.call_method1("module_from_spec", (&spec,))?;
+    py.import("sys")?.getattr("modules")?.set_item(&name, &module)?;
+    spec.getattr("loader")?.call_method1("exec_module", (&module,))?;
+    let app = module.getattr(callable)?;
+    tracing::info!("WSGI app 0 (mountpoint='') ready: {}:{callable}", file.display());
+    Ok(app)
+}

@@ -1,0 +1,486 @@
+//! One WSGI call: environ, `start_response` (with `exc_info` semantics), the `write()`
+//! callable, iteration of the result, framing (Content-Length, chunked or close), and
+//! `close()` on the result on every path. Socket writes are tried without blocking while
+//! the GIL is held; waits for a full socket release it.
+
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use pyo3::exceptions::{PyAssertionError, PyIOError, PyTypeError, PyValueError};
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
+use ruwsgi_proto::{encode_chunk, encode_response_head, validate_response_header, ResponseFraming, LAST_CHUNK};
+
+use super::input::{self, Input};
+use super::{environ, format_exception, App, FileWrapper, Origin, Request, Served};
+use crate::net::body::BodyReader;
+use crate::net::socket_io;
+
+/// How the body is delimited once the head is out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BodyMode {
+    /// Exactly this many bytes remain to be sent (from Content-Length).
+    Length(u64),
+    /// Chunked transfer coding.
+    Chunked,
+    /// No length: the body ends when the connection closes.
+    UntilClose,
+    /// No body at all (HEAD, 204, 304).
+    None,
+}
+
+/// Response progress shared by the request, `start_response` and `write()`.
+struct ResponseState {
+    /// The connection; `-1` once the request is over (a late `write()` then fails).
+    fd: RawFd,
+    /// HTTP minor version of the request.
+    minor: u8,
+    /// HEAD request: the body is never sent.
+    is_head: bool,
+    /// Request came over the uwsgi protocol (the connection closes after it).
+    uwsgi: bool,
+    /// The connection may be kept open after this response.
+    keep_alive: bool,
+    /// Status line text given by the app, e.g. `200 OK`.
+    status: Option<String>,
+    /// Status code parsed from `status`.
+    code: u16,
+    /// Headers given by the app.
+    headers: Vec<(String, String)>,
+    /// The head has been written.
+    head_sent: bool,
+    /// Body framing, fixed when the head is written.
+    mode: BodyMode,
+    /// Body bytes written.
+    body_bytes: u64,
+    /// Header lines and bytes written.
+    header_count: usize,
+    header_bytes: usize,
+    /// The client went away or a write failed: stop sending.
+    broken: bool,
+    /// How long to wait for a client that doesn't read.
+    timeout: Duration,
+}
+
+type Shared = Arc<Mutex<ResponseState>>;
+
+fn lock(s: &Shared) -> MutexGuard<'_, ResponseState> {
+    s.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl ResponseState {
+    /// Decides the framing and writes the head plus `body` in one vectored write.
+    /// `total` is the whole body length when the caller knows it.
+    fn send(&mut self, py: Python<'_>, body: &[&[u8]], total: Option<u64>) -> io::Result<()> {
+        if self.broken {
+            return Err(io::Error::new(io::ErrorKind::BrokenPipe, "client gone"));
+        }
+        if self.fd < 0 {
+            return Err(io::Error::new(io::ErrorKind::NotConnected, "the request has already finished"));
+        }
+        let mut head = Vec::new();
+        if !self.head_sent {
+            self.encode_head(&mut head, total);
+        }
+        let mut chunk_line = Vec::new();
+        let mut parts: Vec<&[u8]> = Vec::with_capacity(body.len() + 3);
+        if !head.is_empty() {
+            parts.push(&head);
+        }
+        let len: u64 = body.iter().map(|b| b.len() as u64).sum();
+        match self.mode {
+            BodyMode::None => {}
+            BodyMode::Length(left) => {
+                let mut room = left;
+                for b in body {
+                    let n = (b.len() as u64).min(room) as usize;
+                    parts.push(&b[..n]);
+                    room -= n as u64;
+                }
+                if len > left {
+                    // The app sent more than its Content-Length: the rest is dropped and
+                    // the connection closed, so the client isn't confused.
+                    tracing::warn!("app sent more than its Content-Length; truncated");
+                    self.keep_alive = false;
+                }
+                self.mode = BodyMode::Length(room);
+            }
+            BodyMode::Chunked => {
+                if len > 0 {
+                    encode_chunk(&mut chunk_line, len as usize);
+                    parts.push(&chunk_line);
+                    parts.extend_from_slice(body);
+                    parts.push(b"\r\n");
+                }
+            }
+            BodyMode::UntilClose => parts.extend_from_slice(body),
+        }
+        let head_len = head.len() as u64;
+        let fd = self.fd;
+        let timeout = self.timeout;
+        let sent = socket_io::write_all(fd, &parts, || py.detach(|| socket_io::wait(fd, true, timeout)));
+        match sent {
+            Ok(n) => {
+                self.body_bytes += n.saturating_sub(head_len + chunk_line.len() as u64 + if chunk_line.is_empty() { 0 } else { 2 });
+                Ok(())
+            }
+            Err(e) => {
+                self.broken = true;
+                self.keep_alive = false;
+                Err(e)
+            }
+        }
+    }
+
+    /// Writes the status line and headers into `out` and fixes `mode`.
+    fn encode_head(&mut self, out: &mut Vec<u8>, total: Option<u64>) {
+        let status = self.status.clone().unwrap_or_else(|| "500 Internal Server Error".to_owned());
+        let given_length = self
+            .headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+            .and_then(|(_, v)| v.trim().parse::<u64>().ok());
+        let no_body = self.is_head || self.code == 204 || self.code == 304 || (100..200).contains(&self.code);
+        let (framing, mode) = match (given_length, total) {
+            (Some(n), _) => (ResponseFraming::AsGiven, BodyMode::Length(n)),
+            (None, Some(n)) if !(self.code == 204 || self.code == 304 || (100..200).contains(&self.code)) => {
+                (ResponseFraming::Length(n), BodyMode::Length(n))
+            }
+            (None, _) if no_body => (ResponseFraming::AsGiven, BodyMode::None),
+            (None, None) if self.minor >= 1 && !self.uwsgi => (ResponseFraming::Chunked, BodyMode::Chunked),
+            (None, _) => {
+                self.keep_alive = false;
+                (ResponseFraming::Close, BodyMode::UntilClose)
+            }
+        };
+        self.mode = if no_body { BodyMode::None } else { mode };
+        let headers: Vec<(&[u8], &[u8])> = self.headers.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes())).collect();
+        let start = out.len();
+        encode_response_head(out, self.minor, status.as_bytes(), &headers, framing, self.keep_alive);
+        self.header_bytes = out.len() - start;
+        self.header_count = self.headers.len();
+        self.head_sent = true;
+    }
+}
+
+/// The `start_response` callable.
+#[pyclass(frozen, module = "ruwsgi")]
+struct StartResponse {
+    state: Shared,
+}
+
+/// The `write()` callable `start_response` returns.
+#[pyclass(frozen, module = "ruwsgi")]
+struct Writer {
+    state: Shared,
+}
+
+/// PEP 3333: an app must not set hop-by-hop headers; the server owns the connection.
+fn is_hop_by_hop(name: &str) -> bool {
+    ["connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers", "transfer-encoding", "upgrade"]
+        .iter()
+        .any(|h| name.eq_ignore_ascii_case(h))
+}
+
+/// Latin-1 text of a header name or value (PEP 3333 "native strings").
+fn header_text(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<String> {
+    let s = obj.cast::<PyString>().map_err(|_| PyTypeError::new_err(format!("{what} must be a str, not {}", obj.get_type().name().map(|n| n.to_string()).unwrap_or_default())))?;
+    let text = s.to_cow()?;
+    if text.chars().any(|c| u32::from(c) > 0xFF) {
+        return Err(PyValueError::new_err(format!("{what} {text:?} is not latin-1")));
+    }
+    Ok(text.into_owned())
+}
+
+#[pymethods]
+impl StartResponse {
+    #[pyo3(signature = (status, headers, exc_info=None))]
+    fn __call__(&self, py: Python<'_>, status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>, exc_info: Option<&Bound<'_, PyAny>>) -> PyResult<Py<Writer>> {
+        let exc_info = exc_info.filter(|e| !e.is_none());
+        let status = header_text(status, "status")?;
+        let code = parse_status(&status)?;
+        let mut parsed = Vec::new();
+        for item in headers.try_iter()? {
+            let item = item?;
+            let pair = item.cast::<PyTuple>().map_err(|_| PyTypeError::new_err("each header must be a (name, value) tuple"))?;
+            if pair.len() != 2 {
+                return Err(PyTypeError::new_err("each header must be a (name, value) tuple"));
+            }
+            let name = header_text(&pair.get_item(0)?, "header name")?;
+            let value = header_text(&pair.get_item(1)?, "header value")?;
+            if let Err(e) = validate_response_header(name.as_bytes(), value.as_bytes()) {
+                return Err(PyValueError::new_err(format!("invalid header {name:?}: {e}")));
+            }
+            if is_hop_by_hop(&name) {
+                return Err(PyAssertionError::new_err(format!("hop-by-hop header {name:?} is not allowed in a WSGI response")));
+            }
+            parsed.push((name, value));
+        }
+        let mut st = lock(&self.state);
+        if let Some(exc) = exc_info {
+            if st.head_sent {
+                // PEP 3333: too late to change the response; re-raise the app's exception.
+                drop(st);
+                let value = exc.get_item(1)?;
+                return Err(PyErr::from_value(value));
+            }
+        } else if st.status.is_some() {
+            return Err(PyAssertionError::new_err("start_response() called again without exc_info"));
+        }
+        st.status = Some(status);
+        st.code = code;
+        st.headers = parsed;
+        drop(st);
+        Py::new(py, Writer { state: Arc::clone(&self.state) })
+    }
+}
+
+#[pymethods]
+impl Writer {
+    fn __call__(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        let bytes = data.cast::<PyBytes>().map_err(|_| PyTypeError::new_err("write() argument must be bytes"))?;
+        let mut st = lock(&self.state);
+        if st.status.is_none() {
+            return Err(PyAssertionError::new_err("write() called before start_response()"));
+        }
+        st.send(py, &[bytes.as_bytes()], None).map_err(|e| PyIOError::new_err(format!("write error: {e}")))
+    }
+}
+
+/// `"200 OK"` → 200; PEP 3333 requires three digits, a space and a reason.
+fn parse_status(status: &str) -> PyResult<u16> {
+    let b = status.as_bytes();
+    if b.len() < 4 || !b[..3].iter().all(u8::is_ascii_digit) || b[3] != b' ' || status.contains(['\r', '\n']) {
+        return Err(PyValueError::new_err(format!("invalid status {status:?}: expected e.g. \"200 OK\"")));
+    }
+    Ok(status[..3].parse().unwrap_or(500))
+}
+
+/// Calls `close()` on the app's result when dropped, whatever path the request took.
+struct CloseGuard<'py> {
+    result: Bound<'py, PyAny>,
+    what: &'py str,
+}
+
+impl Drop for CloseGuard<'_> {
+    fn drop(&mut self) {
+        let py = self.result.py();
+        if let Ok(close) = self.result.getattr(intern!(py, "close")) {
+            if let Err(e) = close.call0() {
+                tracing::error!("{}: close() of the response raised:\n{}", self.what, format_exception(py, &e));
+            }
+        }
+    }
+}
+
+/// Request line for log messages: `GET /path`.
+fn describe(origin: &Origin<'_>) -> String {
+    match origin {
+        Origin::Http { head, .. } => format!("{} {}", head.method, head.target),
+        Origin::Uwsgi { packet, .. } => {
+            let get = |k: &[u8]| packet.vars.iter().find(|(n, _)| *n == k).map(|(_, v)| String::from_utf8_lossy(v).into_owned());
+            format!("{} {}", get(b"REQUEST_METHOD").unwrap_or_default(), get(b"REQUEST_URI").or_else(|| get(b"PATH_INFO")).unwrap_or_default())
+        }
+    }
+}
+
+/// The WSGI call for one request.
+pub fn handle(py: Python<'_>, app: &App, req: &Request<'_>, body: BodyReader) -> (Served, BodyReader) {
+    let (minor, is_head, keep_alive, uwsgi) = match &req.origin {
+        Origin::Http { head, .. } => (head.minor_version, head.method == "HEAD", head.keep_alive, false),
+        Origin::Uwsgi { packet, .. } => {
+            let get = |k: &[u8]| packet.vars.iter().find(|(n, _)| *n == k).map(|(_, v)| *v);
+            let minor = u8::from(get(b"SERVER_PROTOCOL") != Some(b"HTTP/1.0"));
+            (minor, get(b"REQUEST_METHOD") == Some(b"HEAD"), false, true)
+        }
+    };
+    let state = Arc::new(Mutex::new(ResponseState {
+        fd: req.fd,
+        minor,
+        is_head,
+        uwsgi,
+        keep_alive,
+        status: None,
+        code: 0,
+        headers: Vec::new(),
+        head_sent: false,
+        mode: BodyMode::None,
+        body_bytes: 0,
+        header_count: 0,
+        header_bytes: 0,
+        broken: false,
+        timeout: app.socket_timeout,
+    }));
+    let input_state = input::shared(body);
+    let mut served = Served::default();
+    let outcome = call_app(py, app, req, &state, &input_state, &mut served);
+    let mut st = lock(&state);
+    if let Err(err) = outcome {
+        served.app_error = true;
+        let what = describe(&req.origin);
+        tracing::error!("{what}: the app raised:\n{}", format_exception(py, &err));
+        if st.head_sent {
+            // Too late for a 500: close so the client sees a truncated response.
+            st.keep_alive = false;
+        } else {
+            st.status = Some("500 Internal Server Error".to_owned());
+            st.code = 500;
+            st.headers = vec![("Content-Type".to_owned(), "text/plain".to_owned())];
+            let _ = st.send(py, &[b"Internal Server Error\n"], Some(21));
+        }
+    } else if !st.head_sent && !st.broken {
+        let _ = st.send(py, &[], Some(0));
+    }
+    if st.head_sent && !st.broken {
+        match st.mode {
+            BodyMode::Chunked if !served.app_error => {
+                let _ = st.send_raw(py, LAST_CHUNK);
+            }
+            BodyMode::Length(left) if left > 0 => {
+                tracing::warn!("{}: the app sent {} bytes less than its Content-Length", describe(&req.origin), left);
+                st.keep_alive = false;
+            }
+            _ => {}
+        }
+    }
+    st.fd = -1;
+    served.status = st.code;
+    served.body_bytes += st.body_bytes;
+    served.header_count = st.header_count;
+    served.header_bytes = st.header_bytes;
+    served.keep_alive = st.keep_alive && !st.broken;
+    drop(st);
+    let reader = std::mem::replace(&mut input::lock(&input_state).reader, BodyReader::empty());
+    (served, reader)
+}
+
+impl ResponseState {
+    /// Writes framing bytes (the last chunk) outside the body accounting.
+    fn send_raw(&mut self, py: Python<'_>, bytes: &[u8]) -> io::Result<()> {
+        let fd = self.fd;
+        let timeout = self.timeout;
+        socket_io::write_all(fd, &[bytes], || py.detach(|| socket_io::wait(fd, true, timeout))).map(|_| ())
+    }
+}
+
+fn call_app(py: Python<'_>, app: &App, req: &Request<'_>, state: &Shared, input_state: &input::SharedInput, served: &mut Served) -> PyResult<()> {
+    let env = app.template.bind(py).copy()?;
+    environ::fill(py, &env, &req.origin)?;
+    let input = Py::new(py, Input { state: Arc::clone(input_state), timeout: app.socket_timeout })?;
+    env.set_item(intern!(py, "wsgi.input"), input)?;
+    served.vars = env.len();
+    let start_response = Py::new(py, StartResponse { state: Arc::clone(state) })?;
+    let result = app.callable.bind(py).call1((env, start_response))?;
+    let what = describe(&req.origin);
+    let _guard = CloseGuard { result: result.clone(), what: &what };
+    if let Ok(list) = result.cast::<PyList>() {
+        let items: Vec<Bound<'_, PyAny>> = list.iter().collect();
+        return send_all(py, state, &items);
+    }
+    if let Ok(tuple) = result.cast::<PyTuple>() {
+        let items: Vec<Bound<'_, PyAny>> = tuple.iter().collect();
+        return send_all(py, state, &items);
+    }
+    if let Ok(wrapper) = result.cast::<FileWrapper>() {
+        if send_file(py, state, wrapper.get(), served)? {
+            return Ok(());
+        }
+    }
+    for item in result.try_iter()? {
+        let item = item?;
+        let bytes = as_bytes(&item)?;
+        let mut st = lock(state);
+        if st.broken {
+            break;
+        }
+        if bytes.is_empty() && !st.head_sent {
+            continue;
+        }
+        if st.status.is_none() {
+            return Err(PyAssertionError::new_err("the app yielded body data before calling start_response()"));
+        }
+        if st.send(py, &[bytes], None).is_err() {
+            tracing::debug!("{what}: client disconnected");
+            break;
+        }
+    }
+    Ok(())
+}
+
+fn as_bytes<'a>(item: &'a Bound<'_, PyAny>) -> PyResult<&'a [u8]> {
+    item.cast::<PyBytes>()
+        .map(|b| b.as_bytes())
+        .map_err(|_| PyTypeError::new_err(format!("the app must yield bytes, not {}", item.get_type().name().map(|n| n.to_string()).unwrap_or_default())))
+}
+
+/// A list or tuple: the whole body is known, so it goes out with a Content-Length in one write.
+fn send_all(py: Python<'_>, state: &Shared, items: &[Bound<'_, PyAny>]) -> PyResult<()> {
+    let parts = items.iter().map(as_bytes).collect::<PyResult<Vec<&[u8]>>>()?;
+    let total = parts.iter().map(|p| p.len() as u64).sum();
+    let mut st = lock(state);
+    if st.status.is_none() {
+        return Err(PyAssertionError::new_err("the app returned without calling start_response()"));
+    }
+    let _ = st.send(py, &parts, Some(total));
+    Ok(())
+}
+
+/// `wsgi.file_wrapper` over a regular file: head, then `sendfile` without the GIL.
+/// Returns false when the object isn't a regular file (the caller iterates it instead).
+fn send_file(py: Python<'_>, state: &Shared, wrapper: &FileWrapper, served: &mut Served) -> PyResult<bool> {
+    let file = wrapper.filelike.bind(py);
+    let Ok(fileno) = file.call_method0(intern!(py, "fileno")).and_then(|f| f.extract::<RawFd>()) else {
+        return Ok(false);
+    };
+    // SAFETY: the file object is alive (bound above) for the whole of this function.
+    #[allow(unsafe_code)]
+    let file_fd = unsafe { BorrowedFd::borrow_raw(fileno) };
+    let Ok(meta) = nix::sys::stat::fstat(file_fd) else { return Ok(false) };
+    if meta.st_mode & libc::S_IFMT != libc::S_IFREG {
+        return Ok(false);
+    }
+    let offset = file.call_method0(intern!(py, "tell")).and_then(|t| t.extract::<u64>()).unwrap_or(0);
+    let len = (meta.st_size as u64).saturating_sub(offset);
+    let mut st = lock(state);
+    if st.status.is_none() {
+        return Err(PyAssertionError::new_err("the app returned without calling start_response()"));
+    }
+    if st.send(py, &[], Some(len)).is_err() {
+        return Ok(true);
+    }
+    let to_send = match st.mode {
+        BodyMode::Length(n) => n.min(len),
+        BodyMode::None => return Ok(true),
+        _ => len,
+    };
+    let fd = st.fd;
+    let timeout = st.timeout;
+    let chunked = st.mode == BodyMode::Chunked;
+    if chunked {
+        let mut line = Vec::new();
+        encode_chunk(&mut line, to_send as usize);
+        let _ = st.send_raw(py, &line);
+    }
+    let result = py.detach(|| socket_io::send_file(fd, file_fd, offset, to_send, || socket_io::wait(fd, true, timeout)));
+    match result {
+        Ok(n) => {
+            st.body_bytes += n;
+            if let BodyMode::Length(left) = st.mode {
+                st.mode = BodyMode::Length(left - n);
+            }
+            if chunked {
+                let _ = st.send_raw(py, b"\r\n");
+            }
+            served.sendfile = true;
+        }
+        Err(_) => {
+            st.broken = true;
+            st.keep_alive = false;
+        }
+    }
+    let _ = file_fd.as_raw_fd();
+    Ok(true)
+}

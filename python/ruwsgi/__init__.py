@@ -1,0 +1,1 @@
+"""ruwsgi: a uWSGI-compatible WSGI server. The runtime lives in the `_ruwsgi` extension."""
