@@ -1,0 +1,309 @@
+//! Test harness: starts the real `ruwsgi` command (from `$RUWSGI`, else `PATH`) in its own
+//! process group and temp dir, waits for its start-up log lines (never a fixed sleep), and
+//! speaks raw HTTP/uwsgi bytes to it. `Server` kills the whole group on drop.
+#![allow(clippy::missing_panics_doc, clippy::must_use_candidate)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// Repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repo root")
+}
+
+/// Path of a test app in `tests/apps/`.
+pub fn app(name: &str) -> String {
+    repo().join("tests/apps").join(name).display().to_string()
+}
+
+/// The `ruwsgi` command to run.
+pub fn ruwsgi_command() -> String {
+    std::env::var("RUWSGI").unwrap_or_else(|_| "ruwsgi".to_owned())
+}
+
+/// Collected output of the server, with a condvar to wait on.
+#[derive(Default)]
+struct LogBuf {
+    text: Mutex<String>,
+    grew: Condvar,
+}
+
+/// A running `ruwsgi`.
+pub struct Server {
+    child: Child,
+    log: Arc<LogBuf>,
+    /// Temp dir the server runs in (and where tests put sockets, inis, files).
+    pub dir: tempfile::TempDir,
+    /// Addresses of the TCP sockets, in config order.
+    pub addrs: Vec<SocketAddr>,
+}
+
+/// Options for starting a server.
+pub struct Start<'a> {
+    /// Arguments after `ruwsgi`.
+    pub args: Vec<String>,
+    /// Extra environment.
+    pub env: Vec<(&'a str, String)>,
+    /// Wait for this many "spawned uWSGI worker" lines (0: don't wait for workers).
+    pub workers: usize,
+}
+
+impl Server {
+    /// Starts `ruwsgi ARGS` and waits until it serves. Use `127.0.0.1:0` for ports.
+    pub fn start(args: &[&str]) -> Server {
+        let processes = args
+            .iter()
+            .position(|a| *a == "--processes" || *a == "--workers" || *a == "-p")
+            .and_then(|i| args.get(i + 1)?.parse().ok())
+            .unwrap_or(1);
+        Self::start_with(Start { args: args.iter().map(|s| (*s).to_owned()).collect(), env: vec![], workers: processes })
+    }
+
+    /// Starts with full options; panics with the log if it doesn't come up in 20 s.
+    pub fn start_with(opts: Start<'_>) -> Server {
+        let dir = tempfile::tempdir().expect("tempdir");
+        Self::start_in(dir, opts)
+    }
+
+    /// Starts in an existing temp dir (for inis written there first).
+    pub fn start_in(dir: tempfile::TempDir, opts: Start<'_>) -> Server {
+        let mut cmd = Command::new(ruwsgi_command());
+        cmd.args(&opts.args)
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        for (k, v) in &opts.env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot run {}: {e}", ruwsgi_command()));
+        let log = Arc::new(LogBuf::default());
+        for stream in [child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>), child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>)].into_iter().flatten() {
+            let log = Arc::clone(&log);
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream);
+                let mut line = String::new();
+                while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
+                    log.text.lock().unwrap().push_str(&line);
+                    log.grew.notify_all();
+                    line.clear();
+                }
+            });
+        }
+        let mut server = Server { child, log, dir, addrs: Vec::new() };
+        let want = opts.workers;
+        let ok = server.wait_for(Duration::from_secs(20), |text| {
+            text.matches("spawned uWSGI worker").count() >= want && (want > 0 || text.contains("bound to"))
+        });
+        assert!(ok, "ruwsgi did not start:\n{}", server.log());
+        server.addrs = server
+            .log()
+            .lines()
+            .filter_map(|l| l.split("bound to TCP address ").nth(1)?.split(' ').next()?.parse().ok())
+            .collect();
+        server
+    }
+
+    /// Everything the server has printed so far.
+    pub fn log(&self) -> String {
+        self.log.text.lock().unwrap().clone()
+    }
+
+    /// Waits until `pred(log)` holds; false on timeout.
+    pub fn wait_for(&self, timeout: Duration, pred: impl Fn(&str) -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut text = self.log.text.lock().unwrap();
+        loop {
+            if pred(&text) {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            text = self.log.grew.wait_timeout(text, left.min(Duration::from_millis(100))).unwrap().0;
+        }
+    }
+
+    /// Waits for `needle` to appear in the log.
+    pub fn wait_log(&self, needle: &str, timeout: Duration) -> bool {
+        self.wait_for(timeout, |t| t.contains(needle))
+    }
+
+    /// The first TCP address.
+    pub fn addr(&self) -> SocketAddr {
+        *self.addrs.first().expect("no TCP socket bound")
+    }
+
+    /// Master pid.
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Sends a signal to the master.
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), sig).expect("kill");
+    }
+
+    /// Waits for the master to exit; returns its exit code (None on timeout or signal).
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// Connects to the first TCP socket.
+    pub fn connect(&self) -> TcpStream {
+        connect(self.addr())
+    }
+
+    /// Sends raw bytes on a fresh connection and reads one response.
+    pub fn exchange(&self, raw: &[u8]) -> Response {
+        let mut s = self.connect();
+        s.write_all(raw).expect("write");
+        read_response(&mut BufReader::new(s)).expect("response")
+    }
+
+    /// `GET path` with `Connection: close`.
+    pub fn get(&self, path: &str) -> Response {
+        self.exchange(format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").as_bytes())
+    }
+
+    /// Worker pids, from `/proc` (children of the master).
+    pub fn worker_pids(&self) -> Vec<i32> {
+        children(self.pid())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(self.pid()), nix::sys::signal::Signal::SIGKILL);
+        let _ = self.child.wait();
+    }
+}
+
+/// Children of `pid`, from `/proc/<pid>/task/*/children`.
+pub fn children(pid: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for t in tasks.flatten() {
+            if let Ok(s) = std::fs::read_to_string(t.path().join("children")) {
+                out.extend(s.split_whitespace().filter_map(|p| p.parse::<i32>().ok()));
+            }
+        }
+    }
+    out.sort_unstable();
+    out
+}
+
+/// `Threads:` of `/proc/<pid>/status`.
+pub fn thread_count(pid: i32) -> usize {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Threads:").map(|v| v.trim().parse().ok()))?)
+        .unwrap_or(0)
+}
+
+/// TCP connect with a read timeout so a broken server fails the test instead of hanging it.
+pub fn connect(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s
+}
+
+/// A parsed HTTP response.
+#[derive(Debug, Clone)]
+pub struct Response {
+    /// Status code.
+    pub status: u16,
+    /// Status line.
+    pub status_line: String,
+    /// Headers in order.
+    pub headers: Vec<(String, String)>,
+    /// De-chunked body.
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// First header named `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    /// Body as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Reads one response (Content-Length, chunked, or until close). Pass `head_request` when the
+/// response answers a HEAD (no body follows).
+pub fn read_response_to(r: &mut impl BufRead, head_request: bool) -> std::io::Result<Response> {
+    let mut status_line = String::new();
+    loop {
+        status_line.clear();
+        if r.read_line(&mut status_line)? == 0 {
+            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "connection closed before a response"));
+        }
+        let mut headers = Vec::new();
+        loop {
+            let mut line = String::new();
+            r.read_line(&mut line)?;
+            let line = line.trim_end_matches(['\r', '\n']);
+            if line.is_empty() {
+                break;
+            }
+            let (k, v) = line.split_once(':').unwrap_or((line, ""));
+            headers.push((k.to_owned(), v.trim().to_owned()));
+        }
+        let status: u16 = status_line.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        if status == 100 {
+            continue;
+        }
+        let mut resp = Response { status, status_line: status_line.trim_end().to_owned(), headers, body: Vec::new() };
+        if head_request || status == 204 || status == 304 {
+            return Ok(resp);
+        }
+        if let Some(len) = resp.header("content-length") {
+            let len: usize = len.parse().unwrap_or(0);
+            resp.body.resize(len, 0);
+            r.read_exact(&mut resp.body)?;
+        } else if resp.header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+            loop {
+                let mut size = String::new();
+                r.read_line(&mut size)?;
+                let n = usize::from_str_radix(size.trim().split(';').next().unwrap_or(""), 16)
+                    .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("bad chunk size {size:?}")))?;
+                if n == 0 {
+                    let mut crlf = String::new();
+                    r.read_line(&mut crlf)?;
+                    break;
+                }
+                let start = resp.body.len();
+                resp.body.resize(start + n, 0);
+                r.read_exact(&mut resp.body[start..])?;
+                let mut crlf = [0u8; 2];
+                r.read_exact(&mut crlf)?;
+            }
+        } else {
+            r.read_to_end(&mut resp.body)?;
+        }
+        return Ok(resp);
+    }
+}
+
+/// Reads one response to a non-HEAD request.
+pub fn read_response(r: &mut impl BufRead) -> std::io::Result<Response> {
+    read_response_to(r, false)
+}
