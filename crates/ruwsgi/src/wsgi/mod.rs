@@ -135,14 +135,15 @@ pub fn prepare_interpreter(cfg: &Config) -> anyhow::Result<()> {
                     site_dir.display()
                 )));
             }
-            py.import("site")?.call_method1("addsitedir", (site_dir,))?;
+            py.import("site")?.call_method1("addsitedir", (site_dir.to_string_lossy(),))?;
         }
+        // sys.path entries must be str: the import system skips pathlib.Path objects.
         for (i, p) in cfg.pythonpath.iter().enumerate() {
-            path.insert(i, p)?;
+            path.insert(i, p.to_string_lossy())?;
         }
         // uWSGI makes modules in the working directory (after `chdir`) importable.
         let cwd = std::env::current_dir().map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
-        path.insert(0, cwd)?;
+        path.insert(0, cwd.to_string_lossy())?;
         for stream in ["stdout", "stderr"] {
             let s = sys.getattr(stream)?;
             if s.hasattr("reconfigure")? {
