@@ -87,6 +87,14 @@ pub struct Config {
     pub log_micros: bool,
     /// `logto`: append all logs to this file.
     pub logto: Option<PathBuf>,
+    /// `log-maxsize`: rotate the log file when it grows past this many bytes; 0 = never.
+    pub log_maxsize: u64,
+    /// `log-backupname`: name of the rotated log file (default `<file>.<epoch>`).
+    pub log_backupname: Option<PathBuf>,
+    /// `log-reopen`: reopen the log file on reload (ruwsgi always does).
+    pub log_reopen: bool,
+    /// `master-fifo`: path of the master's control FIFO.
+    pub master_fifo: Option<PathBuf>,
     /// `daemonize`: detach and log to this file.
     pub daemonize: Option<PathBuf>,
     /// `daemonize2`: like `daemonize` but detaches after the app is loaded.
@@ -95,6 +103,9 @@ pub struct Config {
     pub harakiri: u64,
     /// `harakiri-verbose`, `py-tracebacker`: log the stuck request's Python stack.
     pub harakiri_verbose: bool,
+    /// `harakiri-graceful-timeout`: on harakiri send SIGTERM and SIGKILL after this many
+    /// seconds; 0 = SIGKILL at once.
+    pub harakiri_graceful_timeout: u64,
     /// `max-requests` (`-R`): recycle a worker after this many requests; 0 = off.
     pub max_requests: u64,
     /// `max-requests-delta`: per-worker jitter added to `max-requests` (worker id × delta).
@@ -125,6 +136,8 @@ pub struct Config {
     pub stats: Option<String>,
     /// `stats-http`: prefix the stats JSON with HTTP response headers.
     pub stats_http: bool,
+    /// `stats-minified`: stats JSON without whitespace.
+    pub stats_minified: bool,
     /// `uid`: user to run as after binding.
     pub uid: Option<String>,
     /// `gid`: group to run as after binding.
@@ -194,10 +207,15 @@ impl Default for Config {
             disable_logging: false,
             log_micros: false,
             logto: None,
+            log_maxsize: 0,
+            log_backupname: None,
+            log_reopen: false,
+            master_fifo: None,
             daemonize: None,
             daemonize2: None,
             harakiri: 0,
             harakiri_verbose: false,
+            harakiri_graceful_timeout: 0,
             max_requests: 0,
             max_requests_delta: 0,
             min_worker_lifetime: 10,
@@ -213,6 +231,7 @@ impl Default for Config {
             die_on_term: false,
             stats: None,
             stats_http: false,
+            stats_minified: false,
             uid: None,
             gid: None,
             limit_post: 0,

@@ -288,6 +288,12 @@ fn apply(c: &mut Config, spec: &OptionSpec, e: &Entry, value: &str) -> Result<St
         "log-micros" => c.log_micros = flag,
         "harakiri" => c.harakiri = num()?,
         "harakiri-verbose" => c.harakiri_verbose = flag,
+        "harakiri-graceful-timeout" => c.harakiri_graceful_timeout = num()?,
+        "log-maxsize" => c.log_maxsize = num()?,
+        "log-backupname" => c.log_backupname = Some(path()?),
+        "log-reopen" => c.log_reopen = flag,
+        "master-fifo" => c.master_fifo = Some(path()?),
+        "stats-minified" => c.stats_minified = flag,
         // Differs from uWSGI: the value (a tracebacker socket path) is accepted but no socket
         // is created; the stuck request's stack goes to the log as with `harakiri-verbose`.
         "py-tracebacker" => c.harakiri_verbose = true,
