@@ -1,0 +1,43 @@
+"""WSGI apps for the benchmark matrix (bench/driver.py).
+
+Each is a module-level callable so every server can load it as `bench_apps:<name>`:
+
+    hello     200, text/plain, b"Hello, World!" (13 bytes)
+    echo      reads the whole body with wsgi.input.read() and sends it back
+    big       a 1 MiB response body (one bytes object)
+    sleep     time.sleep(0.01), then the hello body (I/O-bound)
+"""
+import time
+
+HELLO = b"Hello, World!"
+BIG = b"x" * (1024 * 1024)
+HELLO_HEADERS = [("Content-Type", "text/plain"), ("Content-Length", str(len(HELLO)))]
+BIG_HEADERS = [
+    ("Content-Type", "application/octet-stream"),
+    ("Content-Length", str(len(BIG))),
+]
+
+
+def hello(environ, start_response):
+    start_response("200 OK", HELLO_HEADERS)
+    return [HELLO]
+
+
+def echo(environ, start_response):
+    body = environ["wsgi.input"].read()
+    start_response(
+        "200 OK",
+        [("Content-Type", "application/octet-stream"), ("Content-Length", str(len(body)))],
+    )
+    return [body]
+
+
+def big(environ, start_response):
+    start_response("200 OK", BIG_HEADERS)
+    return [BIG]
+
+
+def sleep(environ, start_response):
+    time.sleep(0.01)
+    start_response("200 OK", HELLO_HEADERS)
+    return [HELLO]

@@ -1,0 +1,999 @@
+#!/usr/bin/env python3
+"""Benchmark driver: ruwsgi against uWSGI, Gunicorn, Granian, bjoern and a Rust-only ceiling.
+
+Run through `bench/run` (which installs everything into bench/.venv first); see
+docs/benchmarking.md. Only the standard library is used, plus matplotlib for the chart.
+
+For each app, every server of that app's list is started once (own process group, 127.0.0.1,
+a port of its own), polled until it answers, warmed up, then measured with wrk in round-robin
+alternation: round 1 runs every server once, then round 2, ... Figures per run: req/s, p50/p99
+latency, errors, server CPU time per request (utime+stime of the whole process group from /proc
+before/after the wrk run), total RSS of the group; once per cell, h2load's per-client req/s
+(fairness across 64 keep-alive connections). Servers are stopped by PID: SIGTERM, then SIGKILL.
+
+Environment: BENCH_DURATION (s, default 10), BENCH_ROUNDS (3), BENCH_WARMUP (s, 1),
+BENCH_CONNECTIONS (64), BENCH_FAIRNESS (target seconds of the h2load run, 2; 0 = skip).
+"""
+import argparse
+import datetime
+import http.client
+import json
+import os
+import platform
+import random
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+APPS_DIR = BENCH / "apps"
+DJANGO_DIR = ROOT / "examples" / "django"
+VENV_BIN = Path(sys.prefix) / "bin"
+CEILING = BENCH / "ceiling" / "target" / "release" / "ruwsgi-bench-ceiling"
+POST_LUA = BENCH / "post64k.lua"
+HOST = "127.0.0.1"
+PAGE = os.sysconf("SC_PAGE_SIZE")
+TICKS = os.sysconf("SC_CLK_TCK")
+STATIC_FILE = "bench.css"
+STATIC_SIZE = 16 * 1024
+POST_SIZE = 64 * 1024
+
+# --------------------------------------------------------------------------------------------
+# apps and servers
+# --------------------------------------------------------------------------------------------
+
+
+class App:
+    def __init__(self, key, label, directory, target, path="/", post=False, static=False):
+        self.key = key
+        self.label = label
+        self.dir = directory
+        self.target = target  # "module:callable"
+        self.path = path
+        self.post = post
+        self.static = static
+
+
+APPS = [
+    App("hello", "hello world (13 B)", APPS_DIR, "bench_apps:hello"),
+    App("django", "Django page (examples/django)", DJANGO_DIR, "demo.wsgi:application"),
+    App("post64k", "64 KiB POST echo", APPS_DIR, "bench_apps:echo", post=True),
+    App("big", "1 MiB response", APPS_DIR, "bench_apps:big"),
+    App("static", "static file (16 KiB)", APPS_DIR, "bench_apps:hello",
+        path="/static/" + STATIC_FILE, static=True),
+    App("sleep", "10 ms sleep (I/O-bound)", APPS_DIR, "bench_apps:sleep"),
+]
+APP_BY_KEY = {a.key: a for a in APPS}
+
+# key -> (label, front) ; front: None, "nginx" (uwsgi_pass to the app server), "nginx-static"
+SERVERS = {
+    "ruwsgi": ("ruwsgi http-socket", None),
+    "ruwsgi-t4": ("ruwsgi threads=4", None),
+    "ruwsgi-nginx": ("ruwsgi + nginx uwsgi_pass", "nginx"),
+    "uwsgi": ("uWSGI http-socket", None),
+    "uwsgi-http11": ("uWSGI http11-socket", None),
+    "uwsgi-http": ("uWSGI --http (router)", None),
+    "uwsgi-nginx": ("uWSGI + nginx uwsgi_pass", "nginx"),
+    "gunicorn-sync": ("gunicorn sync", None),
+    "gunicorn-gthread": ("gunicorn gthread (2x4)", None),
+    "gunicorn-nginx": ("gunicorn + nginx (protocol uwsgi)", "nginx"),
+    "granian": ("Granian wsgi", None),
+    "bjoern": ("bjoern (1 process)", None),
+    "ceiling": ("Rust-only ceiling", None),
+    "nginx-static": ("nginx (static)", "nginx-static"),
+}
+RUWSGI_KEYS = ("ruwsgi", "ruwsgi-t4", "ruwsgi-nginx")
+PEER_KEYS = [k for k in SERVERS if k not in RUWSGI_KEYS and k != "ceiling"]
+
+# Which servers run for which app (full run). Kept to ~45 cells so that 3 rounds x 10 s fit
+# in ~25 minutes.
+MATRIX = {
+    "hello": ["ruwsgi", "ruwsgi-t4", "ruwsgi-nginx", "uwsgi", "uwsgi-http11", "uwsgi-http",
+              "uwsgi-nginx", "gunicorn-sync", "gunicorn-gthread", "gunicorn-nginx", "granian",
+              "bjoern", "ceiling"],
+    "django": ["ruwsgi", "ruwsgi-t4", "ruwsgi-nginx", "uwsgi", "uwsgi-http11", "uwsgi-http",
+               "uwsgi-nginx", "gunicorn-sync", "gunicorn-gthread", "gunicorn-nginx", "granian",
+               "bjoern"],
+    "post64k": ["ruwsgi", "uwsgi", "uwsgi-http11", "gunicorn-gthread", "granian", "bjoern"],
+    "big": ["ruwsgi", "uwsgi", "uwsgi-http11", "gunicorn-gthread", "granian", "bjoern"],
+    "static": ["ruwsgi", "nginx-static"],
+    "sleep": ["ruwsgi", "ruwsgi-t4", "uwsgi", "gunicorn-gthread", "granian", "bjoern"],
+}
+QUICK_MATRIX = {
+    "hello": ["ruwsgi", "ruwsgi-nginx", "uwsgi", "uwsgi-http11", "uwsgi-nginx",
+              "gunicorn-gthread", "granian", "bjoern", "ceiling"],
+    "django": ["ruwsgi", "uwsgi", "granian", "bjoern"],
+    "post64k": ["ruwsgi", "uwsgi", "granian"],
+    "static": ["ruwsgi", "nginx-static"],
+}
+
+
+def app_argv(key, app, port):
+    """argv of the app-server process for server `key` (listening on `port`)."""
+    bind = f"{HOST}:{port}"
+    if key.startswith("ruwsgi"):
+        argv = [str(VENV_BIN / "ruwsgi")]
+        argv += ["--socket" if key == "ruwsgi-nginx" else "--http-socket", bind]
+        argv += ["--chdir", str(app.dir), "--module", app.target, "--master",
+                 "--processes", "2", "--threads", "4" if key == "ruwsgi-t4" else "1",
+                 "--disable-logging", "--die-on-term"]
+        if app.static:
+            argv += ["--static-map", f"/static={app.static_dir}"]
+        return argv
+    if key.startswith("uwsgi"):
+        flag = {"uwsgi": "--http-socket", "uwsgi-http11": "--http11-socket",
+                "uwsgi-http": "--http", "uwsgi-nginx": "--socket"}[key]
+        return [str(VENV_BIN / "uwsgi"), flag, bind, "--chdir", str(app.dir),
+                "--module", app.target, "--master", "--processes", "2", "--threads", "1",
+                "--disable-logging", "--die-on-term", "--need-app"]
+    if key.startswith("gunicorn"):
+        argv = [str(VENV_BIN / "gunicorn"), "--bind", bind, "--chdir", str(app.dir),
+                "--workers", "2", "--log-level", "warning", "--graceful-timeout", "3"]
+        if key == "gunicorn-gthread":
+            argv += ["--worker-class", "gthread", "--threads", "4"]
+        else:
+            argv += ["--worker-class", "sync"]
+        if key == "gunicorn-nginx":
+            argv += ["--protocol", "uwsgi"]
+        return argv + [app.target]
+    if key == "granian":
+        return [str(VENV_BIN / "granian"), "--interface", "wsgi", "--workers", "2",
+                "--host", HOST, "--port", str(port), "--working-dir", str(app.dir),
+                "--no-access-log", "--log-level", "warning", app.target]
+    if key == "bjoern":
+        return [str(VENV_BIN / "python"), str(APPS_DIR / "bjoern_runner.py"), HOST, str(port),
+                str(app.dir), app.target]
+    if key == "ceiling":
+        return [str(CEILING), bind, "2"]
+    raise KeyError(key)
+
+
+def nginx_conf(tmp, port, upstream_port=None, static_dir=None):
+    """A self-contained nginx.conf (daemon off, 2 workers, no access log, 127.0.0.1 only)."""
+    user = "user root;\n" if os.geteuid() == 0 else ""
+    if static_dir:
+        location = f"location /static/ {{ alias {static_dir}/; }}"
+    else:
+        location = (
+            "location / {\n"
+            "            include " + str(tmp / "uwsgi_params") + ";\n"
+            f"            uwsgi_pass {HOST}:{upstream_port};\n"
+            "        }"
+        )
+    return f"""{user}worker_processes 2;
+daemon off;
+pid {tmp}/nginx.pid;
+error_log {tmp}/nginx-error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    keepalive_requests 1000000;
+    keepalive_timeout 60s;
+    client_max_body_size 4m;
+    client_body_buffer_size 128k;
+    uwsgi_buffers 64 16k;
+    client_body_temp_path {tmp}/body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
+    default_type application/octet-stream;
+    server {{
+        listen {HOST}:{port};
+        {location}
+    }}
+}}
+"""
+
+
+UWSGI_PARAMS = """uwsgi_param QUERY_STRING $query_string;
+uwsgi_param REQUEST_METHOD $request_method;
+uwsgi_param CONTENT_TYPE $content_type;
+uwsgi_param CONTENT_LENGTH $content_length;
+uwsgi_param REQUEST_URI $request_uri;
+uwsgi_param PATH_INFO $document_uri;
+uwsgi_param DOCUMENT_ROOT $document_root;
+uwsgi_param SERVER_PROTOCOL $server_protocol;
+uwsgi_param REQUEST_SCHEME $scheme;
+uwsgi_param HTTPS $https if_not_empty;
+uwsgi_param REMOTE_ADDR $remote_addr;
+uwsgi_param REMOTE_PORT $remote_port;
+uwsgi_param SERVER_PORT $server_port;
+uwsgi_param SERVER_NAME $server_name;
+"""
+
+# --------------------------------------------------------------------------------------------
+# processes
+# --------------------------------------------------------------------------------------------
+
+
+def free_port(taken):
+    """A free TCP port on 127.0.0.1 outside the ephemeral range (so other tests can't grab it)."""
+    for _ in range(1000):
+        port = random.randint(20000, 29999)
+        if port in taken:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind((HOST, port))
+            except OSError:
+                continue
+        taken.add(port)
+        return port
+    raise RuntimeError("no free port")
+
+
+def proc_table():
+    """{pid: (pgrp, cpu_ticks, rss_bytes)} for every process."""
+    table = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                raw = f.read().decode("latin-1")
+        except OSError:
+            continue
+        rest = raw[raw.rfind(")") + 2:].split()
+        # rest[0] = state (field 3): pgrp = field 5, utime/stime = 14/15, rss = 24
+        table[int(name)] = (int(rest[2]), int(rest[11]) + int(rest[12]), int(rest[21]) * PAGE)
+    return table
+
+
+def group_pids(pgid):
+    return [pid for pid, (pg, _, _) in proc_table().items() if pg == pgid]
+
+
+class Proc:
+    """One process started in its own session/process group, output to a log file."""
+
+    def __init__(self, name, argv, env, log_path, cwd=None):
+        self.name = name
+        self.argv = argv
+        self.log_path = log_path
+        self.log = open(log_path, "wb")
+        self.p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self.log,
+                                  stderr=subprocess.STDOUT, env=env, cwd=cwd,
+                                  start_new_session=True)
+        self.pgid = self.p.pid
+
+    def alive(self):
+        return self.p.poll() is None
+
+    def log_tail(self, n=15):
+        try:
+            lines = Path(self.log_path).read_text(errors="replace").splitlines()
+        except OSError:
+            return ""
+        return "\n".join(lines[-n:])
+
+    def stop(self, timeout=8.0):
+        """SIGTERM to the leader, SIGKILL after `timeout`; then SIGKILL leftovers by PID."""
+        if self.alive():
+            try:
+                self.p.send_signal(signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                self.p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait(5)
+        deadline = time.monotonic() + 3
+        while True:
+            left = group_pids(self.pgid)
+            if not left:
+                break
+            if time.monotonic() > deadline:
+                for pid in left:
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                time.sleep(0.1)
+                if not group_pids(self.pgid):
+                    break
+                deadline = time.monotonic() + 3
+            time.sleep(0.05)
+        self.log.close()
+
+
+def wait_port(port, procs, deadline):
+    while time.monotonic() < deadline:
+        for p in procs:
+            if not p.alive():
+                return f"{p.name} exited with {p.p.returncode}: {p.log_tail()}"
+        try:
+            with socket.create_connection((HOST, port), timeout=0.5):
+                return None
+        except OSError:
+            time.sleep(0.05)
+    return f"port {port} not open in time"
+
+
+def probe(port, app, body, deadline):
+    """Polls with a real request until the server answers; returns (status, error)."""
+    last = "no answer"
+    while time.monotonic() < deadline:
+        conn = http.client.HTTPConnection(HOST, port, timeout=5)
+        try:
+            if app.post:
+                conn.request("POST", app.path, body=body,
+                             headers={"Content-Type": "application/octet-stream"})
+            else:
+                conn.request("GET", app.path)
+            resp = conn.getresponse()
+            data = resp.read()
+            if resp.status == 200 and app.post and data != body:
+                return resp.status, "echo body mismatch"
+            return resp.status, None
+        except (OSError, http.client.HTTPException) as exc:
+            last = repr(exc)
+            time.sleep(0.1)
+        finally:
+            conn.close()
+    return None, last
+
+
+class Server:
+    """A running cell: the app server (and its nginx front, if any)."""
+
+    def __init__(self, key, app, ctx):
+        self.key = key
+        self.app = app
+        self.procs = []
+        self.error = None
+        self.na = None  # reason the cell is not applicable (e.g. 404 for static-map)
+        self.port = None
+        front = SERVERS[key][1]
+        tmp = Path(tempfile.mkdtemp(prefix=f"{key}-", dir=ctx.tmp))
+        self.tmp = tmp
+        ports = []
+        if front != "nginx-static":
+            app_port = free_port(ctx.ports)
+            ports.append(app_port)
+            self.procs.append(Proc(key, app_argv(key, app, app_port), ctx.env,
+                                   tmp / "server.log", cwd=str(app.dir)))
+            self.port = app_port
+        if front:
+            nport = free_port(ctx.ports)
+            ports.append(nport)
+            (tmp / "uwsgi_params").write_text(UWSGI_PARAMS)
+            conf = nginx_conf(tmp, nport, upstream_port=self.port,
+                              static_dir=app.static_dir if front == "nginx-static" else None)
+            (tmp / "nginx.conf").write_text(conf)
+            self.procs.append(Proc("nginx", [ctx.nginx, "-p", str(tmp), "-c",
+                                             str(tmp / "nginx.conf"), "-e",
+                                             str(tmp / "nginx-error.log")],
+                                   ctx.env, tmp / "nginx.log"))
+            self.port = nport
+        self.ports = ports
+
+    def ready(self, timeout, body):
+        deadline = time.monotonic() + timeout
+        for port in self.ports:
+            err = wait_port(port, self.procs, deadline)
+            if err:
+                self.error = err
+                return False
+        status, err = probe(self.port, self.app, body, deadline)
+        if status is None or err:
+            self.error = f"probe failed: {err}; " + " | ".join(p.log_tail(5) for p in self.procs)
+            return False
+        if status != 200:
+            self.na = f"answers {status}"
+            return False
+        return True
+
+    def snapshot(self):
+        """{group name: (cpu_ticks, rss_bytes, nprocs)} over each process group."""
+        table = proc_table()
+        out = {}
+        for p in self.procs:
+            members = [v for v in table.values() if v[0] == p.pgid]
+            out[p.name] = (sum(m[1] for m in members), sum(m[2] for m in members),
+                           len(members))
+        return out
+
+    def stop(self):
+        for p in reversed(self.procs):
+            p.stop()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------------------------
+# load generators
+# --------------------------------------------------------------------------------------------
+
+UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60000.0, "h": 3600000.0}
+
+
+def parse_ms(text):
+    m = re.fullmatch(r"([\d.]+)(us|ms|s|m|h)", text)
+    return float(m.group(1)) * UNITS[m.group(2)] if m else None
+
+
+def run_wrk(ctx, app, port, duration, connections=None, latency=True):
+    connections = connections or ctx.connections
+    argv = [ctx.wrk, "-t1", f"-c{connections}", f"-d{duration}s", "--timeout", "4s"]
+    if latency:
+        argv.append("--latency")
+    if app.post:
+        argv += ["-s", str(POST_LUA)]
+    argv.append(f"http://{HOST}:{port}{app.path}")
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 30).stdout
+    except subprocess.TimeoutExpired:
+        return {"error": "wrk timed out"}
+    res = {"raw": out}
+    m = re.search(r"(\d+) requests in ([\d.]+)(\w+)", out)
+    res["requests"] = int(m.group(1)) if m else 0
+    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    res["rps"] = float(m.group(1)) if m else 0.0
+    for pct in ("50", "99"):
+        m = re.search(rf"^\s+{pct}%\s+(\S+)", out, re.M)
+        res[f"p{pct}_ms"] = parse_ms(m.group(1)) if m else None
+    errors = 0
+    m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    res["non2xx"] = int(m.group(1)) if m else 0
+    errors += res["non2xx"]
+    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    kinds = dict(zip(("connect", "read", "write", "timeout"),
+                     (int(x) for x in m.groups()) if m else (0, 0, 0, 0)))
+    res["socket_error_kinds"] = kinds
+    res["socket_errors"] = sum(kinds.values())
+    errors += res["socket_errors"]
+    res["errors"] = errors
+    return res
+
+
+def run_h2load(ctx, app, port, expected_rps, seconds):
+    """h2load --h1 -c64 -n N sized to last ~`seconds`; per-client req/s min/max/mean."""
+    n = int(max(ctx.connections * 4, min(200000, expected_rps * seconds)))
+    n -= n % ctx.connections
+    argv = [ctx.h2load, "--h1", f"-c{ctx.connections}", "-t1", f"-n{n}"]
+    if app.post:
+        argv += ["-d", str(ctx.post_file)]
+    argv.append(f"http://{HOST}:{port}{app.path}")
+    limit = max(15.0, seconds * 8)
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        out, _ = p.communicate(timeout=limit)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.communicate()
+        return {"n": n, "timeout": True, "limit_s": limit}
+    res = {"n": n, "timeout": False}
+    m = re.search(r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, "
+                  r"(\d+) failed, (\d+) errored, (\d+) timeout", out)
+    if m:
+        res["succeeded"] = int(m.group(4))
+        res["failed"] = int(m.group(5)) + int(m.group(6)) + int(m.group(7))
+    m = re.search(r"^req/s\s*:\s*([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)", out, re.M)
+    if m:
+        res["min"], res["max"], res["mean"], res["sd"] = (float(x) for x in m.groups())
+    m = re.search(r"finished in ([\d.]+)(\w+), ([\d.]+) req/s", out)
+    if m:
+        res["total_rps"] = float(m.group(3))
+    if "min" not in res:
+        res["raw"] = out[-2000:]
+    return res
+
+
+# --------------------------------------------------------------------------------------------
+# the run
+# --------------------------------------------------------------------------------------------
+
+
+class Ctx:
+    pass
+
+
+def fmt_dur(s):
+    s = int(s)
+    return f"{s // 60}m{s % 60:02d}s"
+
+
+def need(tool):
+    path = shutil.which(tool) or (f"/usr/sbin/{tool}" if os.path.exists(f"/usr/sbin/{tool}")
+                                  else None)
+    if not path:
+        sys.exit(f"bench: {tool} not found (bench/run installs it)")
+    return path
+
+
+def prepare(ctx):
+    ctx.tmp = Path(tempfile.mkdtemp(prefix="ruwsgi-bench-"))
+    if os.geteuid() == 0:
+        os.chmod(ctx.tmp, 0o755)
+    static_dir = ctx.tmp / "static"
+    static_dir.mkdir()
+    line = b"body { margin: 0; padding: 0; font-family: sans-serif; color: #333; }\n"
+    data = (line * (STATIC_SIZE // len(line) + 1))[:STATIC_SIZE]
+    (static_dir / STATIC_FILE).write_bytes(data)
+    for a in APPS:
+        a.static_dir = static_dir
+    ctx.post_body = b"x" * POST_SIZE
+    ctx.post_file = ctx.tmp / "post64k.bin"
+    ctx.post_file.write_bytes(ctx.post_body)
+    env = dict(os.environ)
+    env["DEMO_DB"] = str(ctx.tmp / "demo.sqlite3")
+    env.pop("DEMO_DEBUG", None)
+    env["PATH"] = f"{VENV_BIN}:{env.get('PATH', '')}"
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    ctx.env = env
+    if "django" in ctx.matrix:
+        subprocess.run([str(VENV_BIN / "python"), "manage.py", "migrate", "--noinput", "-v0"],
+                       cwd=DJANGO_DIR, env=env, check=True, timeout=300)
+
+
+def versions(ctx):
+    def cmd(argv):
+        try:
+            r = subprocess.run(argv, capture_output=True, text=True, timeout=20)
+            return (r.stdout + r.stderr).strip().splitlines()[0]
+        except (OSError, subprocess.SubprocessError, IndexError):
+            return "?"
+
+    def dist(name):
+        try:
+            from importlib.metadata import version
+            return version(name)
+        except Exception:  # noqa: BLE001 - any failure just means "unknown"
+            return "?"
+
+    return {
+        "ruwsgi": cmd([str(VENV_BIN / "ruwsgi"), "--version"]),
+        "uWSGI": cmd([str(VENV_BIN / "uwsgi"), "--version"]),
+        "gunicorn": dist("gunicorn"),
+        "Granian": dist("granian"),
+        "bjoern": dist("bjoern"),
+        "Django": dist("django"),
+        "Python": platform.python_version(),
+        "nginx": cmd([ctx.nginx, "-v"]).replace("nginx version: nginx/", ""),
+        "wrk": cmd([ctx.wrk, "-v"]).split(" [")[0].replace("wrk ", ""),
+        "h2load": cmd([ctx.h2load, "--version"]).replace("h2load ", ""),
+    }
+
+
+def machine():
+    info = {"nproc": os.cpu_count(), "kernel": platform.release()}
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text()
+        m = re.search(r"^model name\s*:\s*(.+)$", cpuinfo, re.M)
+        info["cpu"] = m.group(1).strip() if m else platform.machine()
+        m = re.search(r"^cpu MHz\s*:\s*(.+)$", cpuinfo, re.M)
+        info["mhz"] = m.group(1).strip() if m else "?"
+    except OSError:
+        info["cpu"] = platform.machine()
+    try:
+        info["nproc"] = int(subprocess.run(["nproc"], capture_output=True, text=True).stdout)
+    except (OSError, ValueError):
+        pass
+    meminfo = Path("/proc/meminfo").read_text()
+    m = re.search(r"MemTotal:\s+(\d+) kB", meminfo)
+    info["mem_gib"] = round(int(m.group(1)) / 1024 / 1024, 1) if m else None
+    info["loadavg_start"] = Path("/proc/loadavg").read_text().split()[:3]
+    return info
+
+
+def measure(ctx, srv, duration):
+    before = srv.snapshot()
+    res = run_wrk(ctx, srv.app, srv.port, duration)
+    after = srv.snapshot()
+    req = res.get("requests", 0)
+    cpu = {}
+    for name in after:
+        ticks = after[name][0] - before.get(name, (0, 0, 0))[0]
+        cpu[name] = ticks / TICKS
+    res["cpu_s"] = cpu
+    res["cpu_us_per_req"] = (sum(cpu.values()) * 1e6 / req) if req else None
+    res["rss_bytes"] = {name: v[1] for name, v in after.items()}
+    res["nprocs"] = {name: v[2] for name, v in after.items()}
+    # RSS of the app server (master + workers); for nginx-only cells, nginx's
+    app_name = srv.procs[0].name
+    res["rss_mib"] = after[app_name][1] / 1048576
+    if res.get("requests"):
+        res.pop("raw", None)
+    return res
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="2 s, 1 round, a subset of cells")
+    ap.add_argument("--apps", help="comma-separated app keys to run (default: all of the mode)")
+    ap.add_argument("--servers", help="comma-separated server keys to run")
+    ap.add_argument("--out", help="directory for benchmarks.md/.png (default docs/, "
+                    "bench/results/quick/ with --quick)")
+    args = ap.parse_args()
+
+    ctx = Ctx()
+    env_int = lambda name, default: int(os.environ.get(name, default))  # noqa: E731
+    if args.quick:
+        ctx.duration = env_int("BENCH_DURATION", 2)
+        ctx.rounds = env_int("BENCH_ROUNDS", 1)
+        ctx.fair_s = float(os.environ.get("BENCH_FAIRNESS", 1))
+        matrix = QUICK_MATRIX
+    else:
+        ctx.duration = env_int("BENCH_DURATION", 10)
+        ctx.rounds = env_int("BENCH_ROUNDS", 3)
+        ctx.fair_s = float(os.environ.get("BENCH_FAIRNESS", 2))
+        matrix = MATRIX
+    ctx.warmup = env_int("BENCH_WARMUP", 1)
+    ctx.connections = env_int("BENCH_CONNECTIONS", 64)
+    if args.apps:
+        keep = args.apps.split(",")
+        matrix = {a: MATRIX.get(a, []) for a in keep}
+    if args.servers:
+        keep = set(args.servers.split(","))
+        matrix = {a: [s for s in ss if s in keep] for a, ss in matrix.items()}
+    ctx.matrix = {a: ss for a, ss in matrix.items() if ss}
+    out_dir = Path(args.out) if args.out else (
+        BENCH / "results" / "quick" if args.quick else ROOT / "docs")
+    ctx.wrk, ctx.nginx, ctx.h2load = need("wrk"), need("nginx"), need("h2load")
+    if any("ceiling" in ss for ss in ctx.matrix.values()) and not CEILING.exists():
+        sys.exit(f"bench: {CEILING} missing (cargo build --release in bench/ceiling)")
+    ctx.ports = set()
+
+    cells = sum(len(ss) for ss in ctx.matrix.values())
+    est = cells * (ctx.rounds * (ctx.duration + 0.4) + ctx.warmup + ctx.fair_s + 1.5) \
+        + len(ctx.matrix) * 8
+    print(f"bench: {cells} cells x {ctx.rounds} rounds x {ctx.duration} s "
+          f"(+{ctx.warmup} s warm-up, fairness ~{ctx.fair_s:g} s); estimate {fmt_dur(est)}",
+          flush=True)
+
+    started = time.monotonic()
+    result = {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": machine(),
+        "settings": {"duration_s": ctx.duration, "rounds": ctx.rounds, "warmup_s": ctx.warmup,
+                     "connections": ctx.connections, "wrk_threads": 1,
+                     "fairness_s": ctx.fair_s, "quick": args.quick},
+        "apps": {a.key: a.label for a in APPS if a.key in ctx.matrix},
+        "servers": {k: v[0] for k, v in SERVERS.items()},
+        "cells": {},
+    }
+    prepare(ctx)
+    result["versions"] = versions(ctx)
+    done = 0
+    total_runs = cells * ctx.rounds
+    try:
+        for app_key, keys in ctx.matrix.items():
+            app = APP_BY_KEY[app_key]
+            cells_of_app = {k: {"runs": [], "status": "ok"} for k in keys}
+            result["cells"][app_key] = cells_of_app
+            print(f"== {app.label}: starting {len(keys)} servers", flush=True)
+            servers = {}
+            try:
+                for k in keys:
+                    servers[k] = Server(k, app, ctx)
+                for k, srv in servers.items():
+                    if not srv.ready(90, ctx.post_body):
+                        cell = cells_of_app[k]
+                        cell["status"] = "n/a" if srv.na else "error"
+                        cell["reason"] = srv.na or srv.error
+                        print(f"   {k}: {cell['status']} ({cell['reason'][:300]})", flush=True)
+                        srv.stop()
+                        continue
+                    run_wrk(ctx, app, srv.port, ctx.warmup, latency=False)
+                live = [k for k in keys if cells_of_app[k]["status"] == "ok"]
+                for rnd in range(1, ctx.rounds + 1):
+                    for k in keys:
+                        done += 1
+                        if k not in live:
+                            continue
+                        srv = servers[k]
+                        res = measure(ctx, srv, ctx.duration)
+                        cells_of_app[k]["runs"].append(res)
+                        if rnd == 1 and ctx.fair_s > 0:
+                            cells_of_app[k]["fairness"] = run_h2load(
+                                ctx, app, srv.port, max(res.get("rps", 0), 50), ctx.fair_s)
+                        elapsed = time.monotonic() - started
+                        eta = elapsed / done * (total_runs - done)
+                        fair = cells_of_app[k].get("fairness", {})
+                        fair_txt = (f" fair {fair.get('min', 0):.0f}-{fair.get('max', 0):.0f}"
+                                    if "min" in fair else
+                                    (" fair TIMEOUT" if fair.get("timeout") else ""))
+                        cpu = res.get("cpu_us_per_req")
+                        print(f"[{done}/{total_runs} {fmt_dur(elapsed)} eta {fmt_dur(eta)}] "
+                              f"{app_key} r{rnd} {k}: {res.get('rps', 0):,.0f} req/s "
+                              f"p99 {res.get('p99_ms') or 0:.1f} ms "
+                              f"cpu {cpu or 0:.0f} us/req err {res.get('errors', '?')}"
+                              f"{fair_txt}", flush=True)
+            finally:
+                for srv in servers.values():
+                    srv.stop()
+    finally:
+        shutil.rmtree(ctx.tmp, ignore_errors=True)
+
+    result["elapsed_s"] = round(time.monotonic() - started)
+    summarize(result)
+    results_dir = BENCH / "results"
+    results_dir.mkdir(exist_ok=True)
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    json_path = results_dir / f"{'quick-' if args.quick else ''}{stamp}.json"
+    json_path.write_text(json.dumps(result, indent=1))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_markdown(result, out_dir / "benchmarks.md", json_path)
+    write_chart(result, out_dir / "benchmarks.png")
+    print(f"bench: done in {fmt_dur(result['elapsed_s'])}; wrote {out_dir}/benchmarks.md, "
+          f"{out_dir}/benchmarks.png, {json_path}", flush=True)
+
+
+# --------------------------------------------------------------------------------------------
+# summary, report, chart
+# --------------------------------------------------------------------------------------------
+
+
+def med(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def summarize(result):
+    for app_key, cells in result["cells"].items():
+        for k, cell in cells.items():
+            runs = [r for r in cell["runs"] if "rps" in r]
+            if cell["status"] == "ok" and not runs:
+                cell["status"] = "error"
+                cell["reason"] = "no wrk result"
+            cell["median"] = {
+                "rps": med([r["rps"] for r in runs]),
+                "p50_ms": med([r.get("p50_ms") for r in runs]),
+                "p99_ms": med([r.get("p99_ms") for r in runs]),
+                "cpu_us": med([r.get("cpu_us_per_req") for r in runs]),
+                "rss_mib": med([r.get("rss_mib") for r in runs]),
+                "errors": sum(r.get("errors", 0) for r in runs),
+                "error_kinds": {
+                    kind: sum(r.get("socket_error_kinds", {}).get(kind, 0) for r in runs)
+                    for kind in ("connect", "read", "write", "timeout")
+                } | {"non-2xx": sum(r.get("non2xx", 0) for r in runs)},
+                "requests": sum(r.get("requests", 0) for r in runs),
+            }
+        base = cells.get("ruwsgi", {}).get("median", {}).get("rps")
+        for k, cell in cells.items():
+            rps = cell["median"]["rps"]
+            cell["median"]["x_ruwsgi"] = (rps / base) if base and rps else None
+
+
+def fmt_num(v, digits=0, suffix=""):
+    if v is None:
+        return "–"
+    return f"{v:,.{digits}f}{suffix}"
+
+
+def errors_text(md):
+    if not md["errors"]:
+        return "0"
+    kinds = [f"{n:,} {kind}" for kind, n in md.get("error_kinds", {}).items() if n]
+    return ", ".join(kinds) or f"{md['errors']:,}"
+
+
+def fairness_text(f):
+    if not f:
+        return "–"
+    if f.get("timeout"):
+        return f"timeout (>{f['limit_s']:.0f} s)"
+    if "min" not in f:
+        return "?"
+    if f.get("failed"):
+        return f"– ({f.get('succeeded', 0):,} of {f['n']:,} ok: connections closed)"
+    ratio = f["min"] / f["max"] if f["max"] else 0
+    return f"{f['min']:,.0f} / {f['max']:,.0f} ({ratio:.0%})"
+
+
+def fair_ok(f):
+    """Every keep-alive connection got a fair share: min per-client req/s >= 25% of max."""
+    if not f or f.get("timeout") or "min" not in f or not f.get("max"):
+        return False
+    return f["min"] >= 0.25 * f["max"] and f.get("failed", 0) == 0
+
+
+def get(result, app, key, field):
+    cell = result["cells"].get(app, {}).get(key)
+    if not cell or cell.get("status") != "ok":
+        return None
+    return cell["median"].get(field)
+
+
+def targets(result):
+    """[(target, measured, verdict)] for the issue's targets."""
+    rows = []
+
+    def verdict(ok, miss):
+        if ok is None:
+            return "not measured"
+        return "**met**" if ok else f"missed ({miss})"
+
+    cpu = get(result, "hello", "ruwsgi", "cpu_us")
+    rows.append(("hello: ≤ 22 µs CPU/request", fmt_num(cpu, 1, " µs"),
+                 verdict(None if cpu is None else cpu <= 22,
+                         f"+{(cpu or 0) - 22:.1f} µs, {((cpu or 0) / 22 - 1):.0%} over")))
+    rps, ceil = get(result, "hello", "ruwsgi", "rps"), get(result, "hello", "ceiling", "rps")
+    ratio = rps / ceil if rps and ceil else None
+    rows.append(("hello: ≥ 0.9× the ceiling's req/s", fmt_num(ratio, 2, "×"),
+                 verdict(None if ratio is None else ratio >= 0.9,
+                         f"{(ratio or 0) / 0.9 - 1:+.0%} vs 0.9×")))
+    rps = get(result, "django", "ruwsgi", "rps")
+    peers = [(get(result, "django", k, "rps"), k) for k in PEER_KEYS]
+    peers = [p for p in peers if p[0]]
+    if rps and peers:
+        best, best_key = max(peers)
+        ratio = rps / best
+        rows.append((f"Django: ≥ 1.1× the best peer ({result['servers'][best_key]})",
+                     fmt_num(ratio, 2, "×"),
+                     verdict(ratio >= 1.1, f"{ratio / 1.1 - 1:+.0%} vs 1.1×")))
+    else:
+        rows.append(("Django: ≥ 1.1× the best peer", "–", verdict(None, "")))
+    for app, limit in (("big", 300), ("post64k", 80)):
+        cpu = get(result, app, "ruwsgi", "cpu_us")
+        rows.append((f"{APP_BY_KEY[app].label}: ≤ {limit} µs CPU/request",
+                     fmt_num(cpu, 0, " µs"),
+                     verdict(None if cpu is None else cpu <= limit,
+                             f"+{(cpu or 0) - limit:.0f} µs, {((cpu or 0) / limit - 1):.0%} over")))
+    for app in ("hello", "django"):
+        a, b = get(result, app, "ruwsgi-nginx", "rps"), get(result, app, "uwsgi-nginx", "rps")
+        ratio = a / b if a and b else None
+        rows.append((f"behind nginx ({app}): ≥ 1.2× uWSGI behind nginx", fmt_num(ratio, 2, "×"),
+                     verdict(None if ratio is None else ratio >= 1.2,
+                             f"{(ratio or 0) / 1.2 - 1:+.0%} vs 1.2×")))
+    bad = []
+    seen = False
+    for app, cells in result["cells"].items():
+        cell = cells.get("ruwsgi")
+        if cell and cell.get("status") == "ok" and cell.get("fairness"):
+            seen = True
+            if not fair_ok(cell["fairness"]):
+                bad.append(f"{app}: {fairness_text(cell['fairness'])}")
+    rows.append(("fairness: every keep-alive connection served (min ≥ 25% of max)",
+                 "all apps" if seen and not bad else ("; ".join(bad) or "–"),
+                 verdict(None if not seen else not bad, ", ".join(b.split(":")[0] for b in bad))))
+    worse = []
+    seen = False
+    for app, cells in result["cells"].items():
+        mine = get(result, app, "ruwsgi", "p99_ms")
+        if mine is None:
+            continue
+        for k in PEER_KEYS:
+            theirs = get(result, app, k, "p99_ms")
+            if theirs is None:
+                continue
+            seen = True
+            if mine > theirs:
+                worse.append(f"{app}: {mine:.2f} ms > {result['servers'][k]} {theirs:.2f} ms")
+    rows.append(("p99 ≤ every peer's (ruwsgi http-socket)",
+                 "all apps" if seen and not worse else ("; ".join(worse) or "–"),
+                 verdict(None if not seen else not worse, f"{len(worse)} cell(s)")))
+    a, b = get(result, "hello", "ruwsgi", "rss_mib"), get(result, "hello", "uwsgi", "rss_mib")
+    rows.append(("RSS (master + 2 workers, hello) ≤ uWSGI's",
+                 f"{fmt_num(a, 1, ' MiB')} vs {fmt_num(b, 1, ' MiB')}",
+                 verdict(None if a is None or b is None else a <= b,
+                         f"+{(a or 0) - (b or 0):.1f} MiB")))
+    return rows
+
+
+def write_markdown(result, path, json_path):
+    m, s, v = result["machine"], result["settings"], result["versions"]
+    lines = [
+        "# Benchmarks",
+        "",
+        "Generated by `bench/run` (see [benchmarking.md](benchmarking.md)); raw results in "
+        f"`bench/results/{json_path.name}` (not committed).",
+        "",
+        f"- date: {result['date']} (run took {fmt_dur(result['elapsed_s'])})",
+        f"- machine: {m.get('cpu')} ({m.get('mhz')} MHz), nproc {m.get('nproc')}, "
+        f"{m.get('mem_gib')} GiB RAM, Linux {m.get('kernel')}, load average at start "
+        f"{' '.join(m.get('loadavg_start', []))}",
+        f"- load: `wrk -t1 -c{s['connections']} -d{s['duration_s']}s --latency` on 127.0.0.1, "
+        f"{s['rounds']} round(s) in alternation (every server of an app once per round), "
+        f"{s['warmup_s']} s warm-up; medians shown. Fairness: `h2load --h1 -c{s['connections']}"
+        f" -n N` (N sized for ~{s['fairness_s']:g} s) once per cell.",
+        "- servers: 2 worker processes × 1 thread unless noted; request logging off; "
+        "nginx: 2 workers, `uwsgi_pass` over TCP.",
+        "- versions: " + ", ".join(f"{k} {val}" for k, val in v.items()),
+        "",
+        "Columns: req/s (median), × ruwsgi (req/s relative to ruwsgi http-socket), latency "
+        "p50/p99, errors (non-2xx + wrk socket errors, summed over rounds; servers that close "
+        "every connection without `Connection: close` show one `read` error per request), **CPU µs/req** (user+sys of "
+        "all server processes — including nginx where it fronts — per request), RSS (sum over "
+        "master + workers after the run; the app server's, for nginx cells nginx's), fairness "
+        "(h2load per-client req/s min / max).",
+        "",
+    ]
+    for app_key, cells in result["cells"].items():
+        lines += [f"## {result['apps'][app_key]}", "",
+                  "| server | req/s | × ruwsgi | p50 | p99 | errors | CPU µs/req | RSS MiB "
+                  "| fairness min / max req/s |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+        for k, cell in cells.items():
+            label = result["servers"][k]
+            if k.startswith("ruwsgi"):
+                label = f"**{label}**"
+            if cell["status"] != "ok":
+                reason = (cell.get("reason") or "").splitlines()[0][:80] if cell.get("reason") \
+                    else ""
+                lines.append(f"| {label} | {cell['status']} | | | | | | | {reason} |")
+                continue
+            md = cell["median"]
+            lines.append(
+                f"| {label} | {fmt_num(md['rps'])} | {fmt_num(md['x_ruwsgi'], 2, '×')} | "
+                f"{fmt_num(md['p50_ms'], 2, ' ms')} | {fmt_num(md['p99_ms'], 2, ' ms')} | "
+                f"{errors_text(md)} | {fmt_num(md['cpu_us'], 0)} | {fmt_num(md['rss_mib'], 1)} | "
+                f"{fairness_text(cell.get('fairness'))} |")
+        lines.append("")
+    # ratio table: ruwsgi / peer
+    lines += ["## ruwsgi vs every peer (req/s ratio ruwsgi ÷ peer, same app, same run)", ""]
+    apps = list(result["cells"])
+    lines.append("| peer | " + " | ".join(apps) + " |")
+    lines.append("|---|" + "---:|" * len(apps))
+    keys = [k for k in SERVERS if k != "ruwsgi" and any(k in result["cells"][a] for a in apps)]
+    for k in keys:
+        row = []
+        for a in apps:
+            mine, theirs = get(result, a, "ruwsgi", "rps"), get(result, a, k, "rps")
+            row.append(fmt_num(mine / theirs, 2, "×") if mine and theirs else "–")
+        lines.append(f"| {result['servers'][k]} | " + " | ".join(row) + " |")
+    lines += ["", "## Targets (issue 7)", "", "| target | measured | verdict |", "|---|---|---|"]
+    for t, meas, verdict in targets(result):
+        lines.append(f"| {t} | {meas} | {verdict} |")
+    lines += ["", "![req/s per app and server](benchmarks.png)", ""]
+    path.write_text("\n".join(lines))
+
+
+def write_chart(result, path):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("bench: matplotlib missing, no chart", flush=True)
+        return
+    apps = [a for a in result["cells"]
+            if any(c["status"] == "ok" for c in result["cells"][a].values())]
+    if not apps:
+        return
+    cols = min(3, len(apps))
+    rows = (len(apps) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(6 * cols, 0.5 + 4.2 * rows), squeeze=False)
+    for ax in axes.flat[len(apps):]:
+        ax.axis("off")
+    for ax, app in zip(axes.flat, apps):
+        cells = [(k, c) for k, c in result["cells"][app].items() if c["status"] == "ok"]
+        labels = [result["servers"][k] for k, _ in cells]
+        values = [c["median"]["rps"] or 0 for _, c in cells]
+        colors = ["#d9480f" if k.startswith("ruwsgi") else
+                  ("#868e96" if k == "ceiling" else "#4c6ef5") for k, _ in cells]
+        y = range(len(cells))
+        ax.barh(list(y), values, color=colors)
+        ax.set_yticks(list(y))
+        ax.set_yticklabels(labels, fontsize=8)
+        ax.invert_yaxis()
+        ax.set_title(result["apps"][app], fontsize=10)
+        ax.set_xlabel("requests/s (median)", fontsize=8)
+        ax.tick_params(axis="x", labelsize=7)
+        top = max(values) if values else 1
+        for yi, val in zip(y, values):
+            ax.text(val + top * 0.01, yi, f"{val:,.0f}", va="center", fontsize=7)
+        ax.set_xlim(0, top * 1.18)
+    s = result["settings"]
+    fig.suptitle(f"ruwsgi vs peers — wrk -c{s['connections']} -d{s['duration_s']}s, "
+                 f"median of {s['rounds']}, {result['machine'].get('nproc')} CPUs, "
+                 f"{result['date']}", fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except KeyboardInterrupt:
+        sys.exit(130)
