@@ -3,6 +3,8 @@
 //! speaks raw HTTP/uwsgi bytes to it. `Server` kills the whole group on drop.
 #![allow(clippy::missing_panics_doc, clippy::must_use_candidate)]
 
+pub mod nginx;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt;

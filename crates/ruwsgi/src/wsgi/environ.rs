@@ -111,21 +111,27 @@ pub fn fill(py: Python<'_>, env: &Bound<'_, PyDict>, origin: &Origin<'_>) -> PyR
             }
         }
         Origin::Uwsgi { packet, .. } => {
-            let mut scheme = None;
             for (k, v) in &packet.vars {
-                let key = latin1(py, k);
-                match *k {
-                    b"UWSGI_SCHEME" => scheme = Some(v.to_vec()),
-                    b"HTTPS" if scheme.is_none() && (v.eq_ignore_ascii_case(b"on") || *v == b"1") => {
-                        scheme = Some(b"https".to_vec());
+                let key = PyString::intern(py, &latin1(py, k).to_cow()?);
+                let value = latin1(py, v);
+                // nginx before 1.23 sends each header line as its own var: combine repeated
+                // HTTP_* vars as the HTTP listener combines repeated headers (RFC 9110 §5.3),
+                // so both listeners give an app the same environ. Other vars: the last wins.
+                match env.get_item(&key)?.filter(|_| k.starts_with(b"HTTP_")) {
+                    Some(old) => {
+                        let sep = if *k == b"HTTP_COOKIE" { "; " } else { ", " };
+                        let combined = format!("{}{sep}{}", old.extract::<String>()?, value.to_cow()?);
+                        env.set_item(key, combined)?;
                     }
-                    b"REQUEST_SCHEME" if scheme.is_none() => scheme = Some(v.to_vec()),
-                    _ => {}
+                    None => env.set_item(key, value)?,
                 }
-                env.set_item(PyString::intern(py, &key.to_cow()?), latin1(py, v))?;
             }
+            // The scheme, whatever the order of the vars: uWSGI's UWSGI_SCHEME first, then
+            // nginx's `HTTPS on` (uwsgi_params sends it only behind TLS), then REQUEST_SCHEME.
+            let https = packet.var(b"HTTPS").is_some_and(|v| v.eq_ignore_ascii_case(b"on") || v == b"1");
+            let scheme = packet.var(b"UWSGI_SCHEME").or(https.then_some(b"https".as_slice())).or(packet.var(b"REQUEST_SCHEME"));
             if let Some(s) = scheme {
-                env.set_item(intern!(py, "wsgi.url_scheme"), latin1(py, &s))?;
+                env.set_item(intern!(py, "wsgi.url_scheme"), latin1(py, s))?;
             }
             if env.get_item(intern!(py, "PATH_INFO"))?.is_none() {
                 env.set_item(intern!(py, "PATH_INFO"), intern!(py, ""))?;
