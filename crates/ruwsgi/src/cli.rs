@@ -14,6 +14,10 @@ pub fn main(args: &[String]) -> i32 {
             for notice in notices {
                 tracing::info!("{notice}");
             }
+            if let Err(e) = crate::static_files::check(&config) {
+                eprintln!("ruwsgi: {e}");
+                return 1;
+            }
             crate::master::run(config)
         }
         Err(e) => {

@@ -7,6 +7,7 @@
 //! - `wsgi/`: everything that touches Python (the only pyo3 user)
 //! - `scoreboard`: counters shared between master and workers
 //! - `log/`: server log set-up and the request-log line
+//! - `static_files/`: `static-map`/`check-static` files served without Python
 #![deny(unsafe_code)]
 
 mod cli;
@@ -14,5 +15,6 @@ mod log;
 mod master;
 mod net;
 mod scoreboard;
+mod static_files;
 mod worker;
 mod wsgi;

@@ -18,6 +18,7 @@ use super::read_buf::ReadBuf;
 use super::socket_io;
 use crate::log::{format_request_line, RequestRecord};
 use crate::scoreboard::now_micros;
+use crate::static_files::{Progress, Reply, StaticFiles, StaticRequest};
 use crate::worker::WorkerInfo;
 use crate::wsgi::{App, Origin, Request, Served};
 
@@ -59,6 +60,8 @@ pub struct LoopContext<'a> {
     pub core: usize,
     /// The worker this loop belongs to.
     pub worker: &'a WorkerInfo,
+    /// `static-map`/`check-static`, when configured.
+    pub statics: Option<&'a StaticFiles>,
 }
 
 /// Where a connection came from.
@@ -84,6 +87,31 @@ struct Conn {
     since: Instant,
     /// A `100 Continue` was sent for the request being buffered.
     continue_sent: bool,
+    /// A static-file response still going out; while set, the connection waits for
+    /// EPOLLOUT instead of input, so a slow download never blocks the thread.
+    sending: Option<Box<Sending>>,
+    /// The epoll interest is currently EPOLLOUT (for `sending`).
+    out_armed: bool,
+}
+
+/// A static-file response parked until the socket is writable.
+struct Sending {
+    /// What is left to send.
+    reply: Reply,
+    /// Request start (µs), for the log line written when it completes.
+    started: u64,
+    /// Request facts for that log line.
+    log: StaticLog,
+}
+
+/// Owned copy of the request facts the log line needs (the head's buffer is gone by then).
+struct StaticLog {
+    addr: String,
+    method: String,
+    uri: String,
+    protocol: String,
+    packet_bytes: usize,
+    vars: usize,
 }
 
 /// What to do with a connection after processing its input.
@@ -126,10 +154,16 @@ pub fn run(ctx: &LoopContext<'_>) -> std::io::Result<()> {
             }
             let key = (token - first_conn) as usize;
             let Some(conn) = conns.get_mut(key) else { continue };
-            let close = ev.events().intersects(EpollFlags::EPOLLERR) || matches!(on_readable(ctx, conn), Next::Close);
+            let next = if conn.sending.is_some() { on_writable(ctx, conn) } else { on_readable(ctx, conn) };
+            let close = ev.events().intersects(EpollFlags::EPOLLERR) || matches!(next, Next::Close);
             if close {
-                let conn = conns.remove(key);
+                let mut conn = conns.remove(key);
+                if let Some(sending) = conn.sending.take() {
+                    finish_static(ctx, &sending, false);
+                }
                 let _ = epoll.delete(conn.fd.as_fd());
+            } else {
+                rearm(&epoll, conn, token);
             }
         }
         if ctx.stopping.load(Ordering::Relaxed) {
@@ -142,7 +176,7 @@ pub fn run(ctx: &LoopContext<'_>) -> std::io::Result<()> {
             // Requests run to completion inside this thread, so any connection we see here is
             // between requests or receiving one: idle ones go now, partial ones get the sweep.
             conns.retain(|_, c| {
-                let keep = c.buf.len() > 0;
+                let keep = c.buf.len() > 0 || c.sending.is_some();
                 if !keep {
                     let _ = epoll.delete(c.fd.as_fd());
                 }
@@ -154,18 +188,23 @@ pub fn run(ctx: &LoopContext<'_>) -> std::io::Result<()> {
         }
         if last_sweep.elapsed() >= Duration::from_millis(500) {
             last_sweep = Instant::now();
-            sweep(ctx.settings, &epoll, &mut conns);
+            sweep(ctx, &epoll, &mut conns);
         }
     }
 }
 
 /// Closes connections idle past `http-timeout` or with a request slower than `socket-timeout`.
-fn sweep(settings: &LoopSettings, epoll: &Epoll, conns: &mut Slab<Conn>) {
+fn sweep(ctx: &LoopContext<'_>, epoll: &Epoll, conns: &mut Slab<Conn>) {
+    let settings = ctx.settings;
     conns.retain(|_, c| {
-        let limit = if c.buf.len() == 0 { settings.idle_timeout } else { settings.request_timeout };
+        let busy = c.buf.len() > 0 || c.sending.is_some();
+        let limit = if busy { settings.request_timeout } else { settings.idle_timeout };
         let keep = c.since.elapsed() < limit;
         if !keep {
-            if c.buf.len() > 0 {
+            if let Some(sending) = c.sending.take() {
+                tracing::debug!("closing connection from {}: static file not taken within {:?}", c.peer.addr, limit);
+                finish_static(ctx, &sending, false);
+            } else if c.buf.len() > 0 {
                 tracing::debug!("closing connection from {}: request not complete after {:?}", c.peer.addr, limit);
                 reply_error(c.fd.as_raw_fd(), 408, "Request Timeout");
             }
@@ -212,6 +251,8 @@ fn accept_some(ctx: &LoopContext<'_>, epoll: &Epoll, conns: &mut Slab<Conn>, ind
             buf: ReadBuf::default(),
             since: Instant::now(),
             continue_sent: false,
+            sending: None,
+            out_armed: false,
         });
     }
 }
@@ -251,7 +292,7 @@ fn drive(ctx: &LoopContext<'_>, conn: &mut Conn) -> Next {
                 }
             }
             Step::Served { keep_alive: false } | Step::Reject => return Next::Close,
-            Step::Incomplete => return Next::Wait,
+            Step::Incomplete | Step::Sending => return Next::Wait,
         }
     }
 }
@@ -263,6 +304,8 @@ enum Step {
     Incomplete,
     /// The input was refused (error already sent).
     Reject,
+    /// A static file is still going out (`conn.sending`); resume on EPOLLOUT.
+    Sending,
 }
 
 fn serve_http(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
@@ -277,6 +320,22 @@ fn serve_http(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
             return Step::Reject;
         }
     };
+    if let Some(statics) = ctx.statics {
+        let started = now_micros();
+        if let Some(reply) = StaticRequest::from_http(&head).and_then(|r| statics.respond(&r)) {
+            let log = StaticLog {
+                addr: conn.peer.addr.clone(),
+                method: head.method.to_owned(),
+                uri: head.target.to_owned(),
+                protocol: if head.minor_version == 0 { "HTTP/1.0" } else { "HTTP/1.1" }.to_owned(),
+                packet_bytes: used,
+                // The CGI variables an environ would have besides the HTTP_* ones.
+                vars: head.headers.len() + 10,
+            };
+            conn.buf.consume(used);
+            return start_static(ctx, conn, reply, started, log);
+        }
+    }
     let available = conn.buf.len() - used;
     let (body, body_taken) = match head.body {
         BodyFraming::None => (BodyReader::empty(), 0),
@@ -344,6 +403,22 @@ fn serve_uwsgi(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
             return Step::Reject;
         }
     };
+    if let Some(statics) = ctx.statics {
+        let started = now_micros();
+        if let Some(reply) = StaticRequest::from_uwsgi(&packet).and_then(|r| statics.respond(&r)) {
+            let var = |k: &[u8]| String::from_utf8_lossy(packet.var(k).unwrap_or_default()).into_owned();
+            let log = StaticLog {
+                addr: var(b"REMOTE_ADDR"),
+                method: var(b"REQUEST_METHOD"),
+                uri: var(b"REQUEST_URI"),
+                protocol: var(b"SERVER_PROTOCOL"),
+                packet_bytes: used,
+                vars: packet.vars.len(),
+            };
+            conn.buf.consume(used);
+            return start_static(ctx, conn, reply, started, log);
+        }
+    }
     let length: u64 = packet
         .vars
         .iter()
@@ -376,6 +451,82 @@ fn serve_uwsgi(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
     end_request(ctx, started, &served, &logged);
     // uWSGI answers one request per uwsgi connection; nginx expects the close.
     Step::Served { keep_alive: false }
+}
+
+/// Sends a static reply: all of it now if the socket takes it, else the rest is parked in
+/// `conn.sending` and continues from the epoll loop.
+fn start_static(ctx: &LoopContext<'_>, conn: &mut Conn, reply: Reply, started: u64, log: StaticLog) -> Step {
+    let mut sending = Box::new(Sending { reply, started, log });
+    match sending.reply.transfer.advance(conn.fd.as_raw_fd()) {
+        Ok(Progress::Done) => Step::Served { keep_alive: finish_static(ctx, &sending, true) },
+        Ok(Progress::Blocked) => {
+            // The thread is free for other connections meanwhile; harakiri must not count
+            // a slow client's download against it.
+            ctx.worker.slot().cores[ctx.core].request_start.store(0, Ordering::Relaxed);
+            conn.since = Instant::now();
+            conn.sending = Some(sending);
+            Step::Sending
+        }
+        Err(_) => {
+            finish_static(ctx, &sending, false);
+            Step::Served { keep_alive: false }
+        }
+    }
+}
+
+/// EPOLLOUT on a connection with a parked static reply: send more; when done, log it and
+/// go back to serving the requests already buffered.
+fn on_writable(ctx: &LoopContext<'_>, conn: &mut Conn) -> Next {
+    let fd = conn.fd.as_raw_fd();
+    let Some(sending) = conn.sending.as_mut() else { return Next::Wait };
+    let before = sending.reply.transfer.body_bytes();
+    let result = sending.reply.transfer.advance(fd);
+    if sending.reply.transfer.body_bytes() != before {
+        conn.since = Instant::now();
+    }
+    if matches!(result, Ok(Progress::Blocked)) {
+        return Next::Wait;
+    }
+    let Some(sending) = conn.sending.take() else { return Next::Close };
+    let keep_alive = finish_static(ctx, &sending, result.is_ok());
+    if !keep_alive || ctx.stopping.load(Ordering::Relaxed) {
+        return Next::Close;
+    }
+    conn.since = Instant::now();
+    drive(ctx, conn)
+}
+
+/// Switches the epoll interest between input and EPOLLOUT as `conn.sending` requires.
+fn rearm(epoll: &Epoll, conn: &mut Conn, token: u64) {
+    let want_out = conn.sending.is_some();
+    if want_out != conn.out_armed {
+        // No EPOLLRDHUP while sending: a client that half-closed after its request would
+        // otherwise wake us in a loop.
+        let flags = if want_out { EpollFlags::EPOLLOUT } else { EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP };
+        if epoll.modify(conn.fd.as_fd(), &mut EpollEvent::new(flags, token)).is_ok() {
+            conn.out_armed = want_out;
+        }
+    }
+}
+
+/// Counts and logs a finished (or abandoned) static reply; true when the connection may
+/// carry another request.
+fn finish_static(ctx: &LoopContext<'_>, sending: &Sending, complete: bool) -> bool {
+    let reply = &sending.reply;
+    let served = Served {
+        status: reply.status,
+        body_bytes: reply.transfer.body_bytes(),
+        header_count: reply.header_count,
+        header_bytes: reply.transfer.head_bytes(),
+        vars: sending.log.vars,
+        keep_alive: reply.keep_alive && complete,
+        app_error: false,
+        sendfile: reply.sendfile,
+    };
+    let log = &sending.log;
+    let logged = Logged { addr: &log.addr, method: &log.method, uri: &log.uri, protocol: &log.protocol, packet_bytes: log.packet_bytes };
+    end_request(ctx, sending.started, &served, &logged);
+    served.keep_alive
 }
 
 fn peer_name(peer: &Peer) -> &str {

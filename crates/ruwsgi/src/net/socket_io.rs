@@ -124,3 +124,20 @@ pub fn send_file(
     }
     Ok(sent)
 }
+
+/// One non-blocking `sendfile` of up to `len` bytes from `file` at `*offset`, which is
+/// advanced by what was sent. `WouldBlock` when the socket is full.
+pub fn try_send_file(fd: RawFd, file: BorrowedFd<'_>, offset: &mut u64, len: u64) -> io::Result<usize> {
+    loop {
+        let mut off = *offset as i64;
+        let chunk = len.min(1 << 30) as usize;
+        match nix::sys::sendfile::sendfile(borrow(fd), file, Some(&mut off), chunk) {
+            Ok(n) => {
+                *offset += n as u64;
+                return Ok(n);
+            }
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+}

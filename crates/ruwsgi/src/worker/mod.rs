@@ -15,6 +15,7 @@ use ruwsgi_proto::Limits;
 use crate::net::connection::{self, LoopContext, LoopSettings};
 use crate::net::listener::Listener;
 use crate::scoreboard::{Scoreboard, Status, WorkerSlot};
+use crate::static_files::StaticFiles;
 use crate::wsgi::{self, App};
 
 /// Exit status of a process that could not load the app (uWSGI's `need-app` code).
@@ -95,6 +96,14 @@ fn serve(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, boa
         limit_post: cfg.limit_post,
         max_conns: cfg.max_fd as usize,
     };
+    // Built once per worker (after `chdir`): canonical roots, compiled expires regexps.
+    let statics = match StaticFiles::new(cfg) {
+        Ok(statics) => statics,
+        Err(e) => {
+            tracing::error!("worker {id}: {e}");
+            return 1;
+        }
+    };
     let Ok((stop_read, stop_write)) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) else {
         tracing::error!("worker {id}: cannot create a pipe");
         return 1;
@@ -114,6 +123,7 @@ fn serve(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, boa
                 stop_fd: stop_read.as_fd(),
                 core,
                 worker: &info,
+                statics: statics.as_ref(),
             };
             let running = &running;
             let spawned = std::thread::Builder::new()
