@@ -81,7 +81,7 @@ fn start(cfg: Config) -> Result<Master> {
             SocketProtocol::Http => "http",
             SocketProtocol::Uwsgi => "uwsgi",
         };
-        let family = if l.unix_path.is_some() { "UNIX" } else { "TCP" };
+        let family = if l.is_unix() { "UNIX" } else { "TCP" };
         tracing::info!("{kind} socket {i} bound to {family} address {} fd {}", listener::describe(l), l.raw_fd());
     }
     for path in [&cfg.pidfile, &cfg.pidfile2].into_iter().flatten() {

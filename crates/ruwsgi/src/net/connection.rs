@@ -439,7 +439,7 @@ fn serve_uwsgi(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
     let body = BodyReader::with_length(fd, already, length, false);
     let request = Request { origin: Origin::Uwsgi { packet: &packet, packet_len: used }, fd, core: ctx.core };
     let started = begin_request(ctx);
-    let (served, _body) = ctx.app.handle(&request, body);
+    let (served, mut body) = ctx.app.handle(&request, body);
     let var = |k: &[u8]| packet.vars.iter().find(|(n, _)| *n == k).and_then(|(_, v)| std::str::from_utf8(v).ok()).unwrap_or("");
     let logged = Logged {
         addr: var(b"REMOTE_ADDR"),
@@ -449,8 +449,28 @@ fn serve_uwsgi(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
         packet_bytes: used,
     };
     end_request(ctx, started, &served, &logged);
+    discard_body(&mut body, settings.request_timeout);
     // uWSGI answers one request per uwsgi connection; nginx expects the close.
     Step::Served { keep_alive: false }
+}
+
+/// Reads and drops what the app left of a uwsgi request body, so the close that follows
+/// isn't a reset: nginx writes the whole body before it reads the reply, and a reset while
+/// it writes turns the reply already sent into a 502. Gives up after `timeout` of silence.
+fn discard_body(body: &mut BodyReader, timeout: Duration) {
+    let mut scratch = Vec::with_capacity(64 * 1024);
+    loop {
+        scratch.clear();
+        match body.read_some(&mut scratch, 64 * 1024) {
+            Ok(super::body::Progress::Data(_)) => {}
+            Ok(super::body::Progress::WouldBlock) => {
+                if socket_io::wait(body.fd(), false, timeout).is_err() {
+                    return;
+                }
+            }
+            Ok(super::body::Progress::End) | Err(_) => return,
+        }
+    }
 }
 
 /// Sends a static reply: all of it now if the socket takes it, else the rest is parked in

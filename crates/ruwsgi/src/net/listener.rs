@@ -5,6 +5,7 @@ use std::fs;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -39,6 +40,11 @@ impl Listener {
         self.socket.as_raw_fd()
     }
 
+    /// A unix socket (file or abstract), not TCP.
+    pub fn is_unix(&self) -> bool {
+        is_unix(&self.name)
+    }
+
     /// Borrowed fd, for epoll registration.
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.socket.as_fd()
@@ -48,6 +54,12 @@ impl Listener {
 /// True for addresses that name a unix socket rather than `[host]:port`.
 fn is_unix(address: &str) -> bool {
     address.contains('/') || address.starts_with('@') || !address.contains(':')
+}
+
+/// The file behind a unix socket address: none for abstract ones (`@name`, Linux), which
+/// live in no directory, so there is nothing to chmod, replace or vacuum.
+fn socket_file(address: &str) -> Option<PathBuf> {
+    (is_unix(address) && !address.starts_with('@')).then(|| PathBuf::from(address))
 }
 
 /// Binds every configured socket, reusing fds inherited from a previous master image.
@@ -102,21 +114,24 @@ pub fn inherit_value(listeners: &[Listener]) -> String {
 fn adopt(spec: &SocketSpec, fd: OwnedFd) -> Result<Listener> {
     let socket = Socket::from(fd);
     socket.set_nonblocking(true)?;
-    let unix_path = is_unix(&spec.address).then(|| PathBuf::from(&spec.address));
-    let (server_name, server_port) = server_identity(&spec.address, &socket);
+    let unix_path = socket_file(&spec.address);
+    let (server_name, server_port) = server_identity(&socket);
     Ok(Listener { socket, protocol: spec.protocol, name: spec.address.clone(), unix_path, server_name, server_port })
 }
 
 fn bind(spec: &SocketSpec, cfg: &Config) -> Result<Listener> {
     let backlog = i32::try_from(cfg.listen).unwrap_or(i32::MAX);
-    let (socket, unix_path) = if is_unix(&spec.address) {
+    check_backlog(cfg.listen)?;
+    let (socket, unix_path) = if let Some(name) = spec.address.strip_prefix('@') {
+        (bind_abstract(name, backlog).with_context(|| format!("cannot bind abstract unix socket {}", spec.address))?, None)
+    } else if is_unix(&spec.address) {
         let path = PathBuf::from(&spec.address);
         (bind_unix(&path, backlog, cfg).with_context(|| format!("cannot bind unix socket {}", spec.address))?, Some(path))
     } else {
         (bind_tcp(&spec.address, backlog).with_context(|| format!("cannot bind {}", spec.address))?, None)
     };
     socket.set_nonblocking(true)?;
-    let (server_name, server_port) = server_identity(&spec.address, &socket);
+    let (server_name, server_port) = server_identity(&socket);
     Ok(Listener { socket, protocol: spec.protocol, name: spec.address.clone(), unix_path, server_name, server_port })
 }
 
@@ -144,11 +159,16 @@ fn bind_unix(path: &Path, backlog: i32, cfg: &Config) -> Result<Socket> {
         if !meta.file_type().is_socket() {
             bail!("{} exists and is not a socket", path.display());
         }
-        // A live server answers connect(); a stale file from a crashed run refuses it.
-        if UnixStream::connect(path).is_ok() {
-            bail!("{} is in use by another server", path.display());
+        // A live server answers connect(); a stale file from a crashed run refuses it. Any
+        // other failure (no permission to connect) says nothing, so the file stays.
+        match UnixStream::connect(path) {
+            Ok(_) => bail!("{} is in use by another server", path.display()),
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                tracing::info!("removing stale unix socket {}", path.display());
+                fs::remove_file(path)?;
+            }
+            Err(e) => bail!("{} exists and can't be checked for a live server: {e}", path.display()),
         }
-        fs::remove_file(path)?;
     }
     let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
     socket.bind(&SockAddr::unix(path)?)?;
@@ -160,6 +180,28 @@ fn bind_unix(path: &Path, backlog: i32, cfg: &Config) -> Result<Socket> {
         chown(path, owner)?;
     }
     Ok(socket)
+}
+
+/// `@name`: a Linux abstract socket, as in uWSGI. Two servers can't share a name: bind fails.
+fn bind_abstract(name: &str, backlog: i32) -> Result<Socket> {
+    let mut raw = vec![0u8];
+    raw.extend_from_slice(name.as_bytes());
+    let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
+    // A leading NUL byte makes the address abstract (unix(7)).
+    socket.bind(&SockAddr::unix(std::ffi::OsStr::from_bytes(&raw))?)?;
+    socket.listen(backlog)?;
+    Ok(socket)
+}
+
+/// Like uWSGI, refuse a `listen` the kernel would silently cut to `net.core.somaxconn`.
+fn check_backlog(listen: u32) -> Result<()> {
+    let max = fs::read_to_string("/proc/sys/net/core/somaxconn").ok().and_then(|s| s.trim().parse::<u32>().ok());
+    match max {
+        Some(max) if listen > max => {
+            bail!("listen = {listen}: the listen queue size is greater than the system max net.core.somaxconn ({max})")
+        }
+        _ => Ok(()),
+    }
 }
 
 /// `chown-socket = user[:group]`, names or numbers.
@@ -183,18 +225,12 @@ fn chown(path: &Path, owner: &str) -> Result<()> {
 
 /// `SERVER_NAME`/`SERVER_PORT` for a socket: the bound host and port; the host name for
 /// wildcard addresses; `localhost`/`0` for unix sockets.
-fn server_identity(address: &str, socket: &Socket) -> (String, String) {
-    let local = socket.local_addr().ok().and_then(|a| a.as_socket());
-    match local {
-        Some(addr) => {
-            let host = if addr.ip().is_unspecified() { crate::log::hostname() } else { addr.ip().to_string() };
-            (host, addr.port().to_string())
-        }
-        None => {
-            let _ = address;
-            ("localhost".to_owned(), "0".to_owned())
-        }
-    }
+fn server_identity(socket: &Socket) -> (String, String) {
+    let Some(addr) = socket.local_addr().ok().and_then(|a| a.as_socket()) else {
+        return ("localhost".to_owned(), "0".to_owned());
+    };
+    let host = if addr.ip().is_unspecified() { crate::log::hostname() } else { addr.ip().to_string() };
+    (host, addr.port().to_string())
 }
 
 /// Human form of the bound address, with the real port when `:0` was asked.
