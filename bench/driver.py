@@ -705,9 +705,14 @@ def main():
                         elapsed = time.monotonic() - started
                         eta = elapsed / done * (total_runs - done)
                         fair = cells_of_app[k].get("fairness", {})
-                        fair_txt = (f" fair {fair.get('min', 0):.0f}-{fair.get('max', 0):.0f}"
-                                    if "min" in fair else
-                                    (" fair TIMEOUT" if fair.get("timeout") else ""))
+                        if fair.get("timeout"):
+                            fair_txt = " fair TIMEOUT"
+                        elif fair.get("failed"):
+                            fair_txt = f" fair n/a ({fair['failed']} h2load failures)"
+                        elif "min" in fair:
+                            fair_txt = f" fair {fair['min']:.0f}-{fair['max']:.0f}"
+                        else:
+                            fair_txt = ""
                         cpu = res.get("cpu_us_per_req")
                         print(f"[{done}/{total_runs} {fmt_dur(elapsed)} eta {fmt_dur(eta)}] "
                               f"{app_key} r{rnd} {k}: {res.get('rps', 0):,.0f} req/s "
