@@ -1,7 +1,7 @@
 //! Test harness: starts the real `ruwsgi` command (from `$RUWSGI`, else `PATH`) in its own
 //! process group and temp dir, waits for its start-up log lines (never a fixed sleep), and
 //! speaks raw HTTP/uwsgi bytes to it. `Server` kills the whole group on drop.
-#![allow(clippy::missing_panics_doc, clippy::must_use_candidate)]
+#![allow(clippy::missing_panics_doc, clippy::must_use_candidate, clippy::needless_pass_by_value)]
 
 pub mod nginx;
 
@@ -308,4 +308,230 @@ pub fn read_response_to(r: &mut impl BufRead, head_request: bool) -> std::io::Re
 /// Reads one response to a non-HEAD request.
 pub fn read_response(r: &mut impl BufRead) -> std::io::Result<Response> {
     read_response_to(r, false)
+}
+
+/// The Python of the virtualenv `ruwsgi` was installed into (next to the `ruwsgi` script).
+pub fn venv_python() -> PathBuf {
+    let cmd = PathBuf::from(ruwsgi_command());
+    let dir = if cmd.is_absolute() {
+        cmd.parent().map(Path::to_path_buf)
+    } else {
+        std::env::var_os("PATH").and_then(|p| std::env::split_paths(&p).find(|d| d.join(&cmd).is_file()))
+    };
+    dir.map_or_else(|| PathBuf::from("python3"), |d| d.join("python"))
+}
+
+/// Runs `ruwsgi ARGS` in `dir` to completion (for start-up failures); returns (exit code, output).
+pub fn run_to_exit(dir: &Path, args: &[&str], timeout: Duration) -> (Option<i32>, String) {
+    let out_path = dir.join(".ruwsgi-output");
+    let out = std::fs::File::create(&out_path).expect("output file");
+    let mut child = Command::new(ruwsgi_command())
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().expect("dup"))
+        .stderr(out)
+        .process_group(0)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", ruwsgi_command()));
+    let deadline = Instant::now() + timeout;
+    let code = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status.code();
+        }
+        if Instant::now() >= deadline {
+            let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGKILL);
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    (code, std::fs::read_to_string(&out_path).unwrap_or_default())
+}
+
+/// A minimal JSON reader for the test apps' answers.
+pub mod json {
+    /// A JSON value.
+    #[derive(Debug, Clone, PartialEq)]
+    pub enum Value {
+        /// `null`
+        Null,
+        /// `true`/`false`
+        Bool(bool),
+        /// A number.
+        Num(f64),
+        /// A string.
+        Str(String),
+        /// An array.
+        Arr(Vec<Value>),
+        /// An object, keys in order.
+        Obj(Vec<(String, Value)>),
+    }
+
+    impl Value {
+        /// Member `key` of an object.
+        pub fn get(&self, key: &str) -> Option<&Value> {
+            match self {
+                Value::Obj(m) => m.iter().find(|(k, _)| k == key).map(|(_, v)| v),
+                _ => None,
+            }
+        }
+
+        /// The string, if this is one.
+        pub fn as_str(&self) -> Option<&str> {
+            match self {
+                Value::Str(s) => Some(s),
+                _ => None,
+            }
+        }
+
+        /// The number, if this is one.
+        pub fn as_f64(&self) -> Option<f64> {
+            match self {
+                Value::Num(n) => Some(*n),
+                _ => None,
+            }
+        }
+    }
+
+    /// Parses a whole JSON document.
+    pub fn parse(text: &str) -> Result<Value, String> {
+        let chars: Vec<char> = text.chars().collect();
+        let mut pos = 0;
+        let v = value(&chars, &mut pos)?;
+        skip_ws(&chars, &mut pos);
+        if pos != chars.len() {
+            return Err(format!("trailing data at {pos}"));
+        }
+        Ok(v)
+    }
+
+    fn skip_ws(c: &[char], pos: &mut usize) {
+        while c.get(*pos).is_some_and(|c| c.is_whitespace()) {
+            *pos += 1;
+        }
+    }
+
+    fn expect(c: &[char], pos: &mut usize, want: char) -> Result<(), String> {
+        skip_ws(c, pos);
+        if c.get(*pos) == Some(&want) {
+            *pos += 1;
+            Ok(())
+        } else {
+            Err(format!("expected {want:?} at {pos}"))
+        }
+    }
+
+    fn value(c: &[char], pos: &mut usize) -> Result<Value, String> {
+        skip_ws(c, pos);
+        match c.get(*pos) {
+            Some('{') => {
+                *pos += 1;
+                let mut members = Vec::new();
+                skip_ws(c, pos);
+                if c.get(*pos) == Some(&'}') {
+                    *pos += 1;
+                    return Ok(Value::Obj(members));
+                }
+                loop {
+                    skip_ws(c, pos);
+                    let Value::Str(k) = value(c, pos)? else { return Err(format!("object key expected at {pos}")) };
+                    expect(c, pos, ':')?;
+                    members.push((k, value(c, pos)?));
+                    skip_ws(c, pos);
+                    match c.get(*pos) {
+                        Some(',') => *pos += 1,
+                        Some('}') => {
+                            *pos += 1;
+                            return Ok(Value::Obj(members));
+                        }
+                        _ => return Err(format!("bad object at {pos}")),
+                    }
+                }
+            }
+            Some('[') => {
+                *pos += 1;
+                let mut items = Vec::new();
+                skip_ws(c, pos);
+                if c.get(*pos) == Some(&']') {
+                    *pos += 1;
+                    return Ok(Value::Arr(items));
+                }
+                loop {
+                    items.push(value(c, pos)?);
+                    skip_ws(c, pos);
+                    match c.get(*pos) {
+                        Some(',') => *pos += 1,
+                        Some(']') => {
+                            *pos += 1;
+                            return Ok(Value::Arr(items));
+                        }
+                        _ => return Err(format!("bad array at {pos}")),
+                    }
+                }
+            }
+            Some('"') => {
+                *pos += 1;
+                let mut s = String::new();
+                loop {
+                    match c.get(*pos) {
+                        None => return Err("unterminated string".to_owned()),
+                        Some('"') => {
+                            *pos += 1;
+                            return Ok(Value::Str(s));
+                        }
+                        Some('\\') => {
+                            let e = c.get(*pos + 1).ok_or("bad escape")?;
+                            *pos += 2;
+                            match e {
+                                'n' => s.push('\n'),
+                                't' => s.push('\t'),
+                                'r' => s.push('\r'),
+                                'b' => s.push('\u{8}'),
+                                'f' => s.push('\u{c}'),
+                                'u' => {
+                                    let hex: String = c.get(*pos..*pos + 4).ok_or("bad \\u")?.iter().collect();
+                                    *pos += 4;
+                                    let mut code = u32::from_str_radix(&hex, 16).map_err(|e| e.to_string())?;
+                                    if (0xD800..0xDC00).contains(&code) && c.get(*pos) == Some(&'\\') {
+                                        let low: String = c.get(*pos + 2..*pos + 6).ok_or("bad surrogate")?.iter().collect();
+                                        let low = u32::from_str_radix(&low, 16).map_err(|e| e.to_string())?;
+                                        *pos += 6;
+                                        code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00);
+                                    }
+                                    s.push(char::from_u32(code).unwrap_or('\u{fffd}'));
+                                }
+                                other => s.push(*other),
+                            }
+                        }
+                        Some(ch) => {
+                            s.push(*ch);
+                            *pos += 1;
+                        }
+                    }
+                }
+            }
+            Some('t') if c.get(*pos..*pos + 4) == Some(&['t', 'r', 'u', 'e']) => {
+                *pos += 4;
+                Ok(Value::Bool(true))
+            }
+            Some('f') if c.get(*pos..*pos + 5) == Some(&['f', 'a', 'l', 's', 'e']) => {
+                *pos += 5;
+                Ok(Value::Bool(false))
+            }
+            Some('n') if c.get(*pos..*pos + 4) == Some(&['n', 'u', 'l', 'l']) => {
+                *pos += 4;
+                Ok(Value::Null)
+            }
+            Some(_) => {
+                let start = *pos;
+                while c.get(*pos).is_some_and(|ch| ch.is_ascii_digit() || "+-.eE".contains(*ch)) {
+                    *pos += 1;
+                }
+                let s: String = c[start..*pos].iter().collect();
+                s.parse().map(Value::Num).map_err(|_| format!("bad value at {start}"))
+            }
+            None => Err("unexpected end".to_owned()),
+        }
+    }
 }

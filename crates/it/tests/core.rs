@@ -4,18 +4,180 @@ use it::{app, Server};
 
 #[test]
 fn hello_world() {
-    let srv = Server::start(&["--http-socket", "127.0.0.1:0", "--wsgi-file", &app("hello.py")]);
+    let srv = Server::start(&[
+        "--http-socket",
+        "127.0.0.1:0",
+        "--wsgi-file",
+        &app("hello.py"),
+    ]);
     let r = srv.get("/");
     assert_eq!(r.status, 200);
     assert_eq!(r.body, b"Hello, World!");
     assert_eq!(r.header("content-length"), Some("13"));
-    assert!(srv.wait_log("GET / => generated 13 bytes", std::time::Duration::from_secs(5)), "{}", srv.log());
+    assert!(
+        srv.wait_log(
+            "GET / => generated 13 bytes",
+            std::time::Duration::from_secs(5)
+        ),
+        "{}",
+        srv.log()
+    );
 }
 
 #[test]
 fn processes_and_single_threaded_master() {
-    let srv = Server::start(&["--http-socket", "127.0.0.1:0", "--wsgi-file", &app("hello.py"), "--processes", "2", "--threads", "2"]);
+    let srv = Server::start(&[
+        "--http-socket",
+        "127.0.0.1:0",
+        "--wsgi-file",
+        &app("hello.py"),
+        "--processes",
+        "2",
+        "--threads",
+        "2",
+    ]);
     assert_eq!(srv.get("/").status, 200);
     assert_eq!(srv.worker_pids().len(), 2);
-    assert_eq!(it::thread_count(srv.pid()), 1, "the master must have exactly one thread");
+    assert_eq!(
+        it::thread_count(srv.pid()),
+        1,
+        "the master must have exactly one thread"
+    );
+}
+
+/// Starts from an ini written into the server's temp dir (`{dir}` in `ini` is that dir).
+fn start_ini(ini: &str, workers: usize, env: Vec<(&str, String)>) -> Server {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = ini.replace("{dir}", &dir.path().display().to_string());
+    std::fs::write(dir.path().join("app.ini"), text).expect("write ini");
+    Server::start_in(
+        dir,
+        it::Start {
+            args: vec!["--ini".into(), "app.ini".into()],
+            env,
+            workers,
+        },
+    )
+}
+
+#[test]
+fn flask_example() {
+    let flask = it::repo().join("examples/flask");
+    // The example's ini, on a free local port.
+    let ini = std::fs::read_to_string(flask.join("uwsgi.ini"))
+        .unwrap()
+        .replace("http = :8080", "http = 127.0.0.1:0")
+        .replace("%d", &format!("{}/", flask.display()));
+    let srv = start_ini(&ini, 2, vec![]);
+    let r = srv.get("/");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), "Hello from Flask!\n");
+    let body = br#"{"a": [1, 2]}"#;
+    let mut raw = format!("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len()).into_bytes();
+    raw.extend_from_slice(body);
+    let r = srv.exchange(&raw);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(
+        r.text()
+            .replace(' ', "")
+            .contains(r#""you_sent":{"a":[1,2]}"#),
+        "{}",
+        r.text()
+    );
+    let r = srv.get("/stream?n=3");
+    assert_eq!(r.text(), "line 0\nline 1\nline 2\n");
+    assert_eq!(srv.get("/missing").status, 404);
+}
+
+/// The example Django project, migrated into a temp database.
+fn django_server() -> (Server, tempfile::TempDir) {
+    let django = it::repo().join("examples/django");
+    let db_dir = tempfile::tempdir().unwrap();
+    let db = db_dir.path().join("db.sqlite3").display().to_string();
+    let out = std::process::Command::new(it::venv_python())
+        .args(["manage.py", "migrate", "--noinput"])
+        .current_dir(&django)
+        .env("DEMO_DB", &db)
+        .output()
+        .expect("run manage.py migrate");
+    assert!(
+        out.status.success(),
+        "migrate failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ini = std::fs::read_to_string(django.join("uwsgi.ini"))
+        .unwrap()
+        .replace("http = :8080", "http = 127.0.0.1:0")
+        .replace("processes = 4", "processes = 2")
+        .replace("%d", &format!("{}/", django.display()));
+    (start_ini(&ini, 2, vec![("DEMO_DB", db)]), db_dir)
+}
+
+/// `name=value` of the cookie `name` in the response's Set-Cookie headers.
+fn cookie<'a>(r: &'a it::Response, name: &str) -> Option<&'a str> {
+    r.headers
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
+        .find_map(|(_, v)| {
+            v.split(';')
+                .next()
+                .filter(|c| c.starts_with(&format!("{name}=")))
+        })
+}
+
+#[test]
+fn django_example_page_form_404_admin() {
+    let (srv, _db) = django_server();
+    let r = srv.get("/");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let page = r.text();
+    assert!(page.contains("<h1>Guestbook</h1>"), "{page}");
+    assert!(page.contains("No entries yet."), "{page}");
+
+    // The form: csrftoken cookie plus the hidden input, then POST -> 303 -> entry listed.
+    let csrf_cookie = cookie(&r, "csrftoken")
+        .expect("csrftoken cookie")
+        .to_owned();
+    let token = page
+        .split("name=\"csrfmiddlewaretoken\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("hidden csrf input")
+        .to_owned();
+    let form =
+        format!("csrfmiddlewaretoken={token}&name=Ada+Lovelace&message=Served+by+ruwsgi+%E2%9C%93");
+    let raw = format!(
+        "POST / HTTP/1.1\r\nHost: localhost\r\nCookie: {csrf_cookie}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{form}",
+        form.len()
+    );
+    let r = srv.exchange(raw.as_bytes());
+    assert_eq!(r.status, 303, "{}", r.text());
+    assert_eq!(r.header("location"), Some("/"));
+    let page = srv.get("/").text();
+    assert!(
+        page.contains("<strong>Ada Lovelace</strong>: Served by ruwsgi \u{2713}"),
+        "{page}"
+    );
+
+    // Without the token: 403.
+    let form = "name=Eve&message=no+token";
+    let raw = format!(
+        "POST / HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{form}",
+        form.len()
+    );
+    assert_eq!(srv.exchange(raw.as_bytes()).status, 403);
+
+    assert_eq!(srv.get("/no/such/page").status, 404);
+    let r = srv.get("/admin/login/");
+    assert_eq!(r.status, 200);
+    assert!(
+        r.text().contains("csrfmiddlewaretoken") && r.text().contains("id_username"),
+        "{}",
+        r.text()
+    );
+    assert!(
+        srv.wait_log("POST / => generated", std::time::Duration::from_secs(5)),
+        "{}",
+        srv.log()
+    );
 }

@@ -146,7 +146,8 @@ impl ResponseState {
         let no_body = self.is_head || self.code == 204 || self.code == 304 || (100..200).contains(&self.code);
         let (framing, mode) = match (given_length, total) {
             (Some(n), _) => (ResponseFraming::AsGiven, BodyMode::Length(n)),
-            (None, Some(n)) if !(self.code == 204 || self.code == 304 || (100..200).contains(&self.code)) => {
+            // A HEAD answered with an empty body says nothing about the GET's length.
+            (None, Some(n)) if !(self.code == 204 || self.code == 304 || (100..200).contains(&self.code) || (self.is_head && n == 0)) => {
                 (ResponseFraming::Length(n), BodyMode::Length(n))
             }
             (None, _) if no_body => (ResponseFraming::AsGiven, BodyMode::None),
@@ -329,7 +330,8 @@ pub fn handle(py: Python<'_>, app: &App, req: &Request<'_>, body: BodyReader) ->
             st.status = Some("500 Internal Server Error".to_owned());
             st.code = 500;
             st.headers = vec![("Content-Type".to_owned(), "text/plain".to_owned())];
-            let _ = st.send(py, &[b"Internal Server Error\n"], Some(21));
+            const BODY: &[u8] = b"Internal Server Error\n";
+            let _ = st.send(py, &[BODY], Some(BODY.len() as u64));
         }
     } else if !st.head_sent && !st.broken {
         let _ = st.send(py, &[], Some(0));
