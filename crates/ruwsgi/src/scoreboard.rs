@@ -11,6 +11,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub const MAX_WORKERS: usize = 256;
 /// Most threads one worker can run.
 pub const MAX_CORES: usize = 64;
+/// Bytes of `METHOD URI` kept per core for the harakiri log and stats (longer is cut).
+pub const REQUEST_INFO_LEN: usize = 120;
 
 /// One worker thread ("core" in uWSGI's stats).
 #[repr(C)]
@@ -20,6 +22,32 @@ pub struct CoreSlot {
     pub requests: AtomicU64,
     /// Start of the request in progress, µs since the epoch; 0 when idle.
     pub request_start: AtomicU64,
+    /// Length of the text in `request_info`.
+    pub request_len: AtomicU8,
+    /// `METHOD URI` of the request in progress (or the last one), cut to fit. Written by
+    /// the core's thread only; a reader racing a write may see a mix of two requests,
+    /// which is fine for a log line.
+    pub request_info: [AtomicU8; REQUEST_INFO_LEN],
+}
+
+impl CoreSlot {
+    /// Records `METHOD URI` of the request this core starts.
+    pub fn set_request(&self, method: &str, uri: &str) {
+        let parts = [method.as_bytes(), b" ", uri.as_bytes()];
+        let mut n = 0;
+        for byte in parts.iter().flat_map(|p| p.iter()).take(REQUEST_INFO_LEN) {
+            self.request_info[n].store(*byte, Relaxed);
+            n += 1;
+        }
+        self.request_len.store(n as u8, Relaxed);
+    }
+
+    /// `METHOD URI` of the current (or last) request.
+    pub fn request(&self) -> String {
+        let n = usize::from(self.request_len.load(Relaxed)).min(REQUEST_INFO_LEN);
+        let bytes: Vec<u8> = self.request_info[..n].iter().map(|b| b.load(Relaxed)).collect();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
 }
 
 /// Why a worker asked to be replaced.
@@ -40,6 +68,8 @@ pub struct WorkerSlot {
     pub pid: AtomicI32,
     /// `Status` as u8.
     pub status: AtomicU8,
+    /// 1 once the worker's connection loops run (app loaded), 0 before and while stopping.
+    pub accepting: AtomicU8,
     /// Requests served by this worker since it was spawned.
     pub requests: AtomicU64,
     /// Requests whose app raised.
@@ -66,6 +96,9 @@ pub struct WorkerSlot {
 pub struct Board {
     /// Requests served by the whole instance.
     pub total_requests: AtomicU64,
+    /// When the master image that made this board started, µs since the epoch (the
+    /// `py-autoreload` scanner treats files modified after it as changed).
+    pub started: AtomicU64,
     /// Worker slots; worker id N uses index N-1.
     pub workers: [WorkerSlot; MAX_WORKERS],
 }
@@ -92,9 +125,7 @@ impl Scoreboard {
         // SAFETY: a fresh anonymous mapping aliases nothing; zeroed memory is a valid `Board`
         // (all-zero atomics). It is never unmapped, so the pointer stays valid.
         #[allow(unsafe_code)]
-        let ptr = unsafe {
-            mmap_anonymous(None, len, ProtFlags::PROT_READ | ProtFlags::PROT_WRITE, MapFlags::MAP_SHARED)
-        }?;
+        let ptr = unsafe { mmap_anonymous(None, len, ProtFlags::PROT_READ | ProtFlags::PROT_WRITE, MapFlags::MAP_SHARED) }?;
         Ok(Self { board: ptr.cast() })
     }
 
@@ -123,12 +154,14 @@ impl WorkerSlot {
     pub fn reset(&self, pid: i32) {
         self.pid.store(pid, Relaxed);
         self.status.store(Status::Idle as u8, Relaxed);
+        self.accepting.store(0, Relaxed);
         for c in [&self.requests, &self.exceptions, &self.tx, &self.busy_micros, &self.rss] {
             c.store(0, Relaxed);
         }
         for core in &self.cores {
             core.requests.store(0, Relaxed);
             core.request_start.store(0, Relaxed);
+            core.request_len.store(0, Relaxed);
         }
         self.last_spawn.store(now_micros() / 1_000_000, Relaxed);
     }

@@ -1,10 +1,25 @@
 //! The master process: binds the sockets, loads the app (unless `lazy-apps`), forks the
 //! workers and supervises them. It stays single-threaded for its whole life (it forks on
-//! every respawn), so its loop is a `poll()` over a signalfd with a one-second tick.
+//! every respawn and re-executes itself on reload), so its loop is a `poll()` over a
+//! signalfd, the stats socket and the master FIFO, with a tick of at most one second.
+//!
+//! On the tick it respawns dead workers, enforces `harakiri` and `evil-reload-on-rss`,
+//! polls the `touch-reload`/`touch-chain-reload` files, drives a chain reload and rotates
+//! the log. Signals (uWSGI's meaning, with `die-on-term` semantics for SIGTERM):
+//! - SIGHUP: graceful reload (`reload.rs`): workers finish their requests, then re-exec.
+//! - SIGTERM: graceful shutdown. Differs from uWSGI 2.0 (where SIGTERM is a brutal reload
+//!   unless `die-on-term`): ruwsgi always shuts down, as uWSGI 2.1 and containers expect.
+//! - SIGINT/SIGQUIT: immediate shutdown. SIGUSR1: stats to the log.
+
+mod fifo;
+pub mod logfile;
+mod reload;
+mod stats;
 
 use std::os::fd::{AsFd, AsRawFd};
-use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -15,9 +30,29 @@ use nix::unistd::Pid;
 use ruwsgi_config::{Config, SocketProtocol};
 
 use crate::net::listener::{self, Listener};
-use crate::scoreboard::Scoreboard;
+use crate::scoreboard::{now_micros, Scoreboard};
 use crate::worker::{self, EXIT_NO_APP};
 use crate::wsgi::{self, App};
+
+use fifo::{FifoCommand, MasterFifo};
+use stats::StatsServer;
+
+/// How long a harakiri'd worker gets to dump its Python stacks before SIGKILL.
+const TRACEBACK_GRACE: Duration = Duration::from_millis(200);
+/// The master's tick: the longest the poll waits when nothing is due sooner.
+const TICK: Duration = Duration::from_secs(1);
+
+/// Harakiri progress for one worker process.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum Harakiri {
+    /// Nothing stuck.
+    #[default]
+    None,
+    /// Stuck: stacks requested and/or SIGTERM sent; SIGKILL at this instant.
+    KillAt(Instant),
+    /// SIGKILL sent; waiting for the reap.
+    Killed,
+}
 
 /// One worker slot as the master sees it.
 #[derive(Debug, Default)]
@@ -28,6 +63,10 @@ struct WorkerProc {
     spawned: Option<Instant>,
     /// Respawn not before this (a worker that dies right after spawning is throttled).
     respawn_at: Option<Instant>,
+    /// Harakiri state of the running process.
+    harakiri: Harakiri,
+    /// The master already sent it SIGKILL for `evil-reload-on-rss`.
+    evil_killed: bool,
 }
 
 /// What the master is doing.
@@ -35,8 +74,45 @@ struct WorkerProc {
 enum Phase {
     /// Serving; dead workers are respawned.
     Running,
+    /// Graceful reload: workers were told to finish; when they are gone the master
+    /// re-executes itself (`deadline` = `worker-reload-mercy`, then SIGKILL).
+    Reloading { since: Instant, deadline: Instant },
     /// Workers were told to finish; exit when they're gone (or SIGKILL them at the deadline).
     ShuttingDown { deadline: Instant },
+}
+
+/// A chain reload in progress: workers are replaced one at a time.
+#[derive(Debug, Clone, Copy)]
+struct Chain {
+    /// Index of the next worker to replace.
+    next: usize,
+    /// The worker being replaced: (index, old pid).
+    current: Option<(usize, Pid)>,
+}
+
+/// A file whose mtime change triggers a reload.
+#[derive(Debug)]
+struct Touched {
+    path: PathBuf,
+    mtime: Option<SystemTime>,
+}
+
+impl Touched {
+    fn new(path: &PathBuf) -> Self {
+        Self { path: path.clone(), mtime: mtime(path) }
+    }
+
+    /// True when the file's mtime changed since the last call (or it appeared).
+    fn changed(&mut self) -> bool {
+        let now = mtime(&self.path);
+        let changed = now.is_some() && now != self.mtime;
+        self.mtime = now;
+        changed
+    }
+}
+
+fn mtime(path: &PathBuf) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
 struct Master {
@@ -48,6 +124,20 @@ struct Master {
     signals: SignalFd,
     phase: Phase,
     exit_code: i32,
+    /// Working directory the server was started in (restored before a reload exec).
+    start_cwd: PathBuf,
+    /// `touch-reload` files.
+    touch_reload: Vec<Touched>,
+    /// `touch-chain-reload` files.
+    touch_chain: Vec<Touched>,
+    /// Chain reload in progress.
+    chain: Option<Chain>,
+    /// `stats` server.
+    stats: Option<StatsServer>,
+    /// `master-fifo`.
+    fifo: Option<MasterFifo>,
+    /// The log file stdout/stderr go to (`daemonize`, `daemonize2`, `logto`).
+    log_file: Option<PathBuf>,
 }
 
 /// Runs the whole server; returns the process exit code.
@@ -56,18 +146,34 @@ pub fn run(cfg: Config) -> i32 {
         Ok(mut master) => master.supervise(),
         Err(e) => {
             tracing::error!("ruwsgi: {e:#}");
-            1
+            if e.downcast_ref::<NoApp>().is_some() {
+                EXIT_NO_APP
+            } else {
+                1
+            }
         }
     }
 }
 
 fn start(cfg: Config) -> Result<Master> {
-    if let Some(path) = &cfg.daemonize {
+    let reloaded = reload::take_reloaded_marker();
+    let start_cwd = std::env::current_dir().context("cannot read the working directory")?;
+    let log_file = cfg.daemonize.clone().or_else(|| cfg.daemonize2.clone()).or_else(|| cfg.logto.clone());
+    if reloaded {
+        // stdout/stderr were inherited across the exec; reopen the file in case it was
+        // rotated or removed (`log-reopen`).
+        if let Some(path) = &log_file {
+            logfile::redirect(path)?;
+        }
+    } else if let Some(path) = &cfg.daemonize {
         daemonize(path)?;
     } else if let Some(path) = &cfg.logto {
-        redirect_output(path)?;
+        logfile::redirect(path)?;
     }
     tracing::info!("*** Starting ruwsgi {} (uWSGI-compatible) ***", env!("CARGO_PKG_VERSION"));
+    if reloaded {
+        tracing::info!("*** this master was reloaded (pid: {}) ***", std::process::id());
+    }
     if let Some(dir) = &cfg.chdir {
         std::env::set_current_dir(dir).with_context(|| format!("chdir = {}", dir.display()))?;
         tracing::info!("chdir() to {}", dir.display());
@@ -84,8 +190,20 @@ fn start(cfg: Config) -> Result<Master> {
         let family = if l.is_unix() { "UNIX" } else { "TCP" };
         tracing::info!("{kind} socket {i} bound to {family} address {} fd {}", listener::describe(l), l.raw_fd());
     }
-    for path in [&cfg.pidfile, &cfg.pidfile2].into_iter().flatten() {
-        std::fs::write(path, format!("{}\n", std::process::id())).with_context(|| format!("pidfile = {}", path.display()))?;
+    let stats = match &cfg.stats {
+        Some(address) => Some(StatsServer::bind(address, cfg.stats_http, cfg.stats_minified)?),
+        None => None,
+    };
+    let fifo = match &cfg.master_fifo {
+        Some(path) => Some(MasterFifo::open(path)?),
+        None => None,
+    };
+    if cfg.daemonize2.is_none() {
+        write_pidfiles(cfg.pidfile.as_ref())?;
+    }
+    drop_privileges(&cfg)?;
+    if cfg.daemonize2.is_none() {
+        write_pidfiles(cfg.pidfile2.as_ref())?;
     }
     wsgi::prepare_interpreter(&cfg)?;
     let app = if cfg.lazy_apps {
@@ -107,16 +225,26 @@ fn start(cfg: Config) -> Result<Master> {
             threads.join(", ")
         );
     }
+    if let Some(path) = &cfg.daemonize2 {
+        if !reloaded {
+            daemonize(path)?;
+        }
+        write_pidfiles(cfg.pidfile.as_ref())?;
+        write_pidfiles(cfg.pidfile2.as_ref())?;
+    }
     if let Some(dir) = &cfg.chdir2 {
         std::env::set_current_dir(dir).with_context(|| format!("chdir2 = {}", dir.display()))?;
     }
     let board = Scoreboard::new().context("cannot map the scoreboard")?;
+    board.board().started.store(now_micros(), Relaxed);
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&worker::handled_signals()), None)?;
     let signals = SignalFd::with_flags(&worker::handled_signals(), SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)?;
     let processes = cfg.processes.max(1) as usize;
     tracing::info!("spawned uWSGI master process (pid: {})", std::process::id());
     let mut master = Master {
         workers: (0..processes).map(|_| WorkerProc::default()).collect(),
+        touch_reload: cfg.touch_reload.iter().map(Touched::new).collect(),
+        touch_chain: cfg.touch_chain_reload.iter().map(Touched::new).collect(),
         cfg,
         listeners,
         app,
@@ -124,6 +252,11 @@ fn start(cfg: Config) -> Result<Master> {
         signals,
         phase: Phase::Running,
         exit_code: 0,
+        start_cwd,
+        chain: None,
+        stats,
+        fifo,
+        log_file,
     };
     for id in 1..=processes {
         master.spawn(id)?;
@@ -145,8 +278,8 @@ impl std::error::Error for NoApp {}
 
 /// Detaches from the terminal (`daemonize = LOGFILE`): fork, the parent exits, the child
 /// starts a new session and sends its output to the log file.
-fn daemonize(log: &PathBuf) -> Result<()> {
-    let file = open_log(log)?;
+fn daemonize(log: &Path) -> Result<()> {
+    let file = logfile::open(log)?;
     if wsgi::fork()? != 0 {
         std::process::exit(0);
     }
@@ -158,15 +291,48 @@ fn daemonize(log: &PathBuf) -> Result<()> {
     Ok(())
 }
 
-fn open_log(path: &PathBuf) -> Result<std::fs::File> {
-    std::fs::OpenOptions::new().create(true).append(true).open(path).with_context(|| format!("cannot open log file {}", path.display()))
+fn write_pidfiles(path: Option<&PathBuf>) -> Result<()> {
+    if let Some(path) = path {
+        std::fs::write(path, format!("{}\n", std::process::id())).with_context(|| format!("pidfile = {}", path.display()))?;
+    }
+    Ok(())
 }
 
-/// `logto = FILE`: all output (server and request log) appended to FILE.
-fn redirect_output(path: &PathBuf) -> Result<()> {
-    let file = open_log(path)?;
-    nix::unistd::dup2_stdout(file.as_fd())?;
-    nix::unistd::dup2_stderr(file.as_fd())?;
+/// `uid`/`gid`: switch user after binding (names or numbers), before the app loads.
+/// Running as root without `uid` only warns, as uWSGI does; with `strict` it is refused
+/// unless `uid` is set (even to root: that counts as asking for it).
+fn drop_privileges(cfg: &Config) -> Result<()> {
+    use nix::unistd::{Gid, Group, Uid, User};
+    if let Some(g) = &cfg.gid {
+        let gid = match g.parse::<u32>() {
+            Ok(n) => Gid::from_raw(n),
+            Err(_) => Group::from_name(g)?.with_context(|| format!("gid = {g}: no such group"))?.gid,
+        };
+        nix::unistd::setgroups(&[gid]).ok();
+        nix::unistd::setgid(gid).with_context(|| format!("setgid({gid})"))?;
+        tracing::info!("setgid() to {gid}");
+    }
+    if let Some(u) = &cfg.uid {
+        let user = if let Ok(n) = u.parse::<u32>() {
+            User::from_uid(Uid::from_raw(n))?.map_or((Uid::from_raw(n), None), |user| (user.uid, Some(user)))
+        } else {
+            let user = User::from_name(u)?.with_context(|| format!("uid = {u}: no such user"))?;
+            (user.uid, Some(user))
+        };
+        if cfg.gid.is_none() {
+            if let Some(user) = &user.1 {
+                nix::unistd::setgroups(&[user.gid]).ok();
+                nix::unistd::setgid(user.gid).with_context(|| format!("setgid({})", user.gid))?;
+            }
+        }
+        nix::unistd::setuid(user.0).with_context(|| format!("setuid({})", user.0))?;
+        tracing::info!("setuid() to {}", user.0);
+    } else if nix::unistd::geteuid().is_root() {
+        if cfg.strict {
+            anyhow::bail!("refusing to run as root with strict: set uid (uid = root to insist)");
+        }
+        tracing::warn!("*** WARNING: you are running ruwsgi as root !!! (use the --uid flag) ***");
+    }
     Ok(())
 }
 
@@ -185,7 +351,14 @@ impl Master {
         let slot = self.board.worker(id);
         let pid = wsgi::fork()?;
         if pid == 0 {
+            // The master's private fds are no business of the worker.
             let _ = nix::unistd::close(self.signals.as_raw_fd());
+            if let Some(stats) = &self.stats {
+                let _ = nix::unistd::close(stats.fd().as_raw_fd());
+            }
+            if let Some(fifo) = &self.fifo {
+                fifo.close_in_child();
+            }
             slot.reset(std::process::id() as i32);
             worker::run(id, &self.cfg, &self.listeners, self.app.as_ref(), self.board);
         }
@@ -193,30 +366,78 @@ impl Master {
         w.pid = Some(Pid::from_raw(pid));
         w.spawned = Some(Instant::now());
         w.respawn_at = None;
+        w.harakiri = Harakiri::None;
+        w.evil_killed = false;
         tracing::info!("spawned uWSGI worker {id} (pid: {pid}, cores: {})", self.cfg.threads);
         Ok(())
     }
 
     fn supervise(&mut self) -> i32 {
         loop {
-            let mut fds = [PollFd::new(self.signals.as_fd(), PollFlags::POLLIN)];
-            let _ = poll(&mut fds, PollTimeout::from(1000u16));
+            let timeout = self.poll_timeout();
+            let mut fds = vec![PollFd::new(self.signals.as_fd(), PollFlags::POLLIN)];
+            let stats_at = self.stats.as_ref().map(|s| {
+                fds.push(PollFd::new(s.fd(), PollFlags::POLLIN));
+                fds.len() - 1
+            });
+            let fifo_at = self.fifo.as_ref().map(|f| {
+                fds.push(PollFd::new(f.fd(), PollFlags::POLLIN));
+                fds.len() - 1
+            });
+            let _ = poll(&mut fds, PollTimeout::try_from(timeout).unwrap_or(PollTimeout::MAX));
+            let ready = |at: Option<usize>| at.and_then(|i| fds[i].revents()).is_some_and(|r| !r.is_empty());
+            let (stats_ready, fifo_ready) = (ready(stats_at), ready(fifo_at));
+            drop(fds);
             while let Ok(Some(sig)) = self.signals.read_signal() {
                 match Signal::try_from(sig.ssi_signo as i32) {
-                    Ok(Signal::SIGCHLD) => {}
                     Ok(Signal::SIGTERM) => self.shutdown(true),
                     Ok(Signal::SIGINT | Signal::SIGQUIT) => self.shutdown(false),
-                    Ok(Signal::SIGHUP) => tracing::warn!("SIGHUP received: graceful reload is not available yet"),
+                    Ok(Signal::SIGHUP) => self.reload("SIGHUP received"),
+                    Ok(Signal::SIGUSR1) => stats::log_summary(&self.stats_document()),
+                    Ok(Signal::SIGCHLD) | Err(_) => {}
                     Ok(other) => tracing::info!("ignoring {other}"),
-                    Err(_) => {}
+                }
+            }
+            if stats_ready {
+                if let Some(server) = &self.stats {
+                    server.serve_pending(|| self.stats_document());
+                }
+            }
+            if fifo_ready {
+                let commands = self.fifo.as_mut().map(MasterFifo::read_commands).unwrap_or_default();
+                for c in commands {
+                    self.fifo_command(c);
                 }
             }
             self.reap();
+            self.check_harakiri();
             match self.phase {
-                Phase::Running => self.respawn_due(),
+                Phase::Running => {
+                    self.respawn_due();
+                    self.check_evil_rss();
+                    self.check_touched();
+                    self.advance_chain();
+                    self.rotate_log();
+                }
+                Phase::Reloading { since, deadline } => {
+                    if self.workers.iter().all(|w| w.pid.is_none()) {
+                        self.exec_reload(since);
+                    } else if Instant::now() >= deadline {
+                        tracing::warn!("workers still running after worker-reload-mercy: killing them");
+                        self.signal_all(Signal::SIGKILL);
+                    }
+                }
                 Phase::ShuttingDown { deadline } => {
                     if self.workers.iter().all(|w| w.pid.is_none()) {
                         cleanup_files(&self.cfg, &self.listeners);
+                        if self.cfg.vacuum {
+                            if let Some(s) = &self.stats {
+                                stats::vacuum(s);
+                            }
+                            if let Some(f) = &self.fifo {
+                                f.vacuum();
+                            }
+                        }
                         tracing::info!("goodbye to uWSGI.");
                         return self.exit_code;
                     }
@@ -229,9 +450,26 @@ impl Master {
         }
     }
 
+    /// How long the next poll may wait: the tick, or less when a harakiri kill is due.
+    fn poll_timeout(&self) -> Duration {
+        let now = Instant::now();
+        self.workers
+            .iter()
+            .filter_map(|w| match w.harakiri {
+                Harakiri::KillAt(t) => Some(t.saturating_duration_since(now)),
+                _ => None,
+            })
+            .chain(self.workers.iter().filter_map(|w| w.respawn_at.map(|t| t.saturating_duration_since(now))))
+            .fold(TICK, Duration::min)
+    }
+
     /// SIGTERM: workers finish their requests; SIGINT/SIGQUIT: they stop now.
     fn shutdown(&mut self, graceful: bool) {
+        self.chain = None;
         if graceful {
+            if matches!(self.phase, Phase::ShuttingDown { .. }) {
+                return;
+            }
             tracing::info!("SIGTERM received: gracefully killing workers...");
             self.signal_all(Signal::SIGTERM);
             let mercy = Duration::from_secs(self.cfg.reload_mercy.max(self.cfg.worker_reload_mercy));
@@ -240,6 +478,38 @@ impl Master {
             tracing::info!("SIGINT/SIGQUIT received...killing workers...");
             self.signal_all(Signal::SIGINT);
             self.phase = Phase::ShuttingDown { deadline: Instant::now() + Duration::from_secs(3) };
+        }
+    }
+
+    /// Graceful reload: workers stop accepting and finish their requests; the listening
+    /// sockets stay open, so new connections queue in the kernel until the new image's
+    /// workers accept them.
+    fn reload(&mut self, why: &str) {
+        if self.phase != Phase::Running {
+            tracing::info!("{why}: ignored, already {}", if matches!(self.phase, Phase::Reloading { .. }) { "reloading" } else { "shutting down" });
+            return;
+        }
+        self.chain = None;
+        tracing::info!("{why}: ...gracefully killing workers...");
+        for (index, w) in self.workers.iter().enumerate() {
+            if let Some(pid) = w.pid {
+                tracing::info!("Gracefully killing worker {} (pid: {pid})...", index + 1);
+                let _ = kill(pid, Signal::SIGHUP);
+            }
+        }
+        let now = Instant::now();
+        self.phase = Phase::Reloading { since: now, deadline: now + Duration::from_secs(self.cfg.worker_reload_mercy) };
+    }
+
+    /// All workers are gone: re-execute. On failure, carry on with the old image.
+    fn exec_reload(&mut self, since: Instant) {
+        tracing::info!("workers buried after {} seconds", since.elapsed().as_secs());
+        let err = reload::exec_self(&self.listeners, &self.start_cwd);
+        tracing::error!("reload failed: {err:#}; carrying on with the current code");
+        self.phase = Phase::Running;
+        let now = Instant::now();
+        for w in &mut self.workers {
+            w.respawn_at = Some(now);
         }
     }
 
@@ -282,7 +552,7 @@ impl Master {
             }
             if running {
                 let w = &mut self.workers[index];
-                self.board.worker(id).respawn_count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.board.worker(id).respawn_count.fetch_add(1, Relaxed);
                 w.respawn_at = Some(if lived < Duration::from_secs(1) {
                     tracing::warn!("worker respawning too fast !!! i have to sleep a bit (1 second)...");
                     Instant::now() + Duration::from_secs(1)
@@ -308,6 +578,197 @@ impl Master {
                 }
             }
         }
+    }
+
+    /// `harakiri`: a core whose request started more than `harakiri` seconds ago gets its
+    /// worker killed (after the Python stacks are dumped with `harakiri-verbose`, and after
+    /// SIGTERM + `harakiri-graceful-timeout` when set). The master respawns it.
+    fn check_harakiri(&mut self) {
+        let now = Instant::now();
+        for index in 0..self.workers.len() {
+            let w = &mut self.workers[index];
+            let Some(pid) = w.pid else { continue };
+            if let Harakiri::KillAt(t) = w.harakiri {
+                if now >= t {
+                    let _ = kill(pid, Signal::SIGKILL);
+                    w.harakiri = Harakiri::Killed;
+                }
+                continue;
+            }
+            if self.cfg.harakiri == 0 || w.harakiri != Harakiri::None {
+                continue;
+            }
+            let id = index + 1;
+            let slot = self.board.worker(id);
+            let limit = self.cfg.harakiri * 1_000_000;
+            let now_us = now_micros();
+            let stuck: Vec<(usize, u64)> = slot
+                .cores
+                .iter()
+                .take(self.cfg.threads.max(1) as usize)
+                .enumerate()
+                .filter_map(|(core, c)| {
+                    let start = c.request_start.load(Relaxed);
+                    (start != 0 && now_us.saturating_sub(start) > limit).then_some((core, start))
+                })
+                .collect();
+            if stuck.is_empty() {
+                continue;
+            }
+            tracing::error!("*** HARAKIRI ON WORKER {id} (pid: {pid}, try: 1) ***");
+            tracing::error!("HARAKIRI !!! worker {id} status !!!");
+            for (core, start) in &stuck {
+                tracing::error!(
+                    "HARAKIRI [core {core}] {} since {} ({} seconds)",
+                    slot.cores[*core].request(),
+                    start / 1_000_000,
+                    now_us.saturating_sub(*start) / 1_000_000
+                );
+            }
+            tracing::error!("HARAKIRI !!! end of worker {id} status !!!");
+            slot.harakiri_count.fetch_add(1, Relaxed);
+            let mut wait = Duration::ZERO;
+            if self.cfg.harakiri_verbose {
+                tracing::error!("HARAKIRI: Python stacks of worker {id} (pid: {pid}) follow");
+                let _ = kill(pid, Signal::SIGUSR2);
+                wait = TRACEBACK_GRACE;
+            }
+            if self.cfg.harakiri_graceful_timeout > 0 {
+                let _ = kill(pid, Signal::SIGTERM);
+                wait = wait.max(Duration::from_secs(self.cfg.harakiri_graceful_timeout));
+            }
+            if wait.is_zero() {
+                let _ = kill(pid, Signal::SIGKILL);
+                w.harakiri = Harakiri::Killed;
+            } else {
+                w.harakiri = Harakiri::KillAt(now + wait);
+            }
+        }
+    }
+
+    /// `evil-reload-on-rss`: the master SIGKILLs a worker whose RSS passed the limit (for
+    /// workers too stuck to recycle themselves).
+    fn check_evil_rss(&mut self) {
+        let limit = self.cfg.evil_reload_on_rss << 20;
+        if limit == 0 {
+            return;
+        }
+        for (index, w) in self.workers.iter_mut().enumerate() {
+            let Some(pid) = w.pid else { continue };
+            if w.evil_killed {
+                continue;
+            }
+            let (rss, _) = stats::memory(pid.as_raw());
+            if rss > limit {
+                tracing::warn!(
+                    "*** EVIL RELOAD ON WORKER {} ADDRESS SPACE: rss {} MiB > {} MiB (pid: {pid}) ***",
+                    index + 1,
+                    rss >> 20,
+                    self.cfg.evil_reload_on_rss
+                );
+                let _ = kill(pid, Signal::SIGKILL);
+                w.evil_killed = true;
+            }
+        }
+    }
+
+    /// `touch-reload` / `touch-chain-reload`.
+    fn check_touched(&mut self) {
+        if let Some(t) = self.touch_reload.iter_mut().find_map(|t| t.changed().then(|| t.path.clone())) {
+            self.reload(&format!("*** {} has been touched... grace them all !!! ***", t.display()));
+            return;
+        }
+        if let Some(t) = self.touch_chain.iter_mut().find_map(|t| t.changed().then(|| t.path.clone())) {
+            tracing::info!("*** {} has been touched... chain reload !!! ***", t.display());
+            self.start_chain();
+        }
+    }
+
+    /// Chain reload: replace the workers one at a time, each after the previous one's
+    /// replacement accepts requests. Only `lazy-apps` workers load new code this way.
+    fn start_chain(&mut self) {
+        if !self.cfg.lazy_apps {
+            tracing::warn!("chain reload without lazy-apps: workers are replaced but keep the code the master loaded");
+        }
+        if self.chain.is_none() {
+            self.chain = Some(Chain { next: 0, current: None });
+        }
+    }
+
+    fn advance_chain(&mut self) {
+        let Some(mut chain) = self.chain else { return };
+        if let Some((index, old)) = chain.current {
+            let w = &self.workers[index];
+            let replaced = w.pid.is_some_and(|p| p != old) && self.board.worker(index + 1).accepting.load(Relaxed) == 1;
+            if !replaced {
+                return;
+            }
+            chain.current = None;
+        }
+        // Skip empty slots (their next spawn loads the new code anyway).
+        while chain.next < self.workers.len() && self.workers[chain.next].pid.is_none() {
+            chain.next += 1;
+        }
+        if chain.next >= self.workers.len() {
+            tracing::info!("chain reloading complete");
+            self.chain = None;
+            return;
+        }
+        let index = chain.next;
+        let pid = self.workers[index].pid.expect("checked above");
+        tracing::info!("chain next victim is worker {} (pid: {pid})", index + 1);
+        let _ = kill(pid, Signal::SIGHUP);
+        chain.current = Some((index, pid));
+        chain.next += 1;
+        self.chain = Some(chain);
+    }
+
+    /// `log-maxsize`.
+    fn rotate_log(&self) {
+        if let Some(path) = &self.log_file {
+            if let Some(to) = logfile::rotate_if_big(path, self.cfg.log_maxsize, self.cfg.log_backupname.as_deref()) {
+                tracing::info!("logfile rotated: previous lines are in {}", to.display());
+            }
+        }
+    }
+
+    fn fifo_command(&mut self, command: FifoCommand) {
+        match command {
+            FifoCommand::Reload => self.reload("master-fifo r"),
+            FifoCommand::BrutalReload => {
+                if self.phase == Phase::Running {
+                    tracing::info!("master-fifo R: brutally reloading");
+                    self.signal_all(Signal::SIGINT);
+                    let now = Instant::now();
+                    self.phase = Phase::Reloading { since: now, deadline: now + Duration::from_secs(3) };
+                }
+            }
+            FifoCommand::ReloadWorkers => {
+                tracing::info!("master-fifo w: gracefully reloading workers");
+                self.signal_all(Signal::SIGHUP);
+            }
+            FifoCommand::ChainReload => {
+                tracing::info!("master-fifo c: chain reload");
+                self.start_chain();
+            }
+            FifoCommand::Shutdown => self.shutdown(true),
+            FifoCommand::ShutdownNow => self.shutdown(false),
+            FifoCommand::Stats => stats::log_summary(&self.stats_document()),
+            FifoCommand::ReopenLog => {
+                if let Some(path) = &self.log_file {
+                    if let Err(e) = logfile::redirect(path) {
+                        tracing::error!("cannot reopen the log: {e:#}");
+                    }
+                }
+            }
+        }
+    }
+
+    fn stats_document(&self) -> serde_json::Value {
+        let views: Vec<stats::WorkerView> =
+            self.workers.iter().enumerate().map(|(i, w)| stats::WorkerView { id: i + 1, pid: w.pid.map(Pid::as_raw) }).collect();
+        let cwd = std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_default();
+        stats::render(&self.cfg, &self.listeners, self.board, &views, &cwd)
     }
 }
 

@@ -87,6 +87,9 @@ struct Conn {
     since: Instant,
     /// A `100 Continue` was sent for the request being buffered.
     continue_sent: bool,
+    /// No request was served on it yet. A stopping worker still serves the first request
+    /// of a connection it accepted (as uWSGI does) but closes idle keep-alive ones.
+    fresh: bool,
     /// A static-file response still going out; while set, the connection waits for
     /// EPOLLOUT instead of input, so a slow download never blocks the thread.
     sending: Option<Box<Sending>>,
@@ -176,7 +179,7 @@ pub fn run(ctx: &LoopContext<'_>) -> std::io::Result<()> {
             // Requests run to completion inside this thread, so any connection we see here is
             // between requests or receiving one: idle ones go now, partial ones get the sweep.
             conns.retain(|_, c| {
-                let keep = c.buf.len() > 0 || c.sending.is_some();
+                let keep = c.buf.len() > 0 || (c.fresh && c.since.elapsed() < ctx.settings.request_timeout) || c.sending.is_some();
                 if !keep {
                     let _ = epoll.delete(c.fd.as_fd());
                 }
@@ -251,6 +254,7 @@ fn accept_some(ctx: &LoopContext<'_>, epoll: &Epoll, conns: &mut Slab<Conn>, ind
             buf: ReadBuf::default(),
             since: Instant::now(),
             continue_sent: false,
+            fresh: true,
             sending: None,
             out_armed: false,
         });
@@ -285,6 +289,7 @@ fn drive(ctx: &LoopContext<'_>, conn: &mut Conn) -> Next {
         };
         match step {
             Step::Served { keep_alive: true } => {
+                conn.fresh = false;
                 conn.since = Instant::now();
                 conn.continue_sent = false;
                 if ctx.stopping.load(Ordering::Relaxed) {
@@ -382,6 +387,7 @@ fn serve_http(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
     };
     let client_keep_alive = head.keep_alive;
     let started = begin_request(ctx);
+    ctx.worker.slot().cores[ctx.core].set_request(head.method, head.target);
     let (served, mut body) = ctx.app.handle(&request, body);
     let protocol = if head.minor_version == 0 { "HTTP/1.0" } else { "HTTP/1.1" };
     end_request(ctx, started, &served, &Logged { addr: &conn.peer.addr, method: head.method, uri: head.target, protocol, packet_bytes: used });
@@ -439,6 +445,8 @@ fn serve_uwsgi(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
     let body = BodyReader::with_length(fd, already, length, false);
     let request = Request { origin: Origin::Uwsgi { packet: &packet, packet_len: used }, fd, core: ctx.core };
     let started = begin_request(ctx);
+    let uwsgi_var = |k: &[u8]| packet.vars.iter().find(|(n, _)| *n == k).and_then(|(_, v)| std::str::from_utf8(v).ok()).unwrap_or("");
+    ctx.worker.slot().cores[ctx.core].set_request(uwsgi_var(b"REQUEST_METHOD"), uwsgi_var(b"REQUEST_URI"));
     let (served, mut body) = ctx.app.handle(&request, body);
     let var = |k: &[u8]| packet.vars.iter().find(|(n, _)| *n == k).and_then(|(_, v)| std::str::from_utf8(v).ok()).unwrap_or("");
     let logged = Logged {
@@ -591,6 +599,7 @@ fn end_request(ctx: &LoopContext<'_>, started: u64, served: &Served, logged: &Lo
     core.request_start.store(0, Ordering::Relaxed);
     core.requests.fetch_add(1, Ordering::Relaxed);
     let worker_requests = slot.requests.fetch_add(1, Ordering::Relaxed) + 1;
+    ctx.worker.count_request(worker_requests);
     let total_requests = ctx.worker.board.board().total_requests.fetch_add(1, Ordering::Relaxed) + 1;
     slot.tx.fetch_add(served.body_bytes + served.header_bytes as u64, Ordering::Relaxed);
     slot.busy_micros.fetch_add(micros, Ordering::Relaxed);

@@ -2,7 +2,7 @@
 //! the app if `lazy-apps`, runs `threads` connection-loop threads (each attached to Python
 //! for its whole life), and exits when told to stop or when it must be recycled.
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
@@ -42,12 +42,24 @@ pub struct WorkerInfo {
     pub log_requests: bool,
     /// `log-micros`.
     pub log_micros: bool,
+    /// `max-requests` for this worker (delta included); 0 = off.
+    pub max_requests: u64,
+    /// Written by the thread that serves request number `max_requests`, so the main thread
+    /// recycles the worker right away instead of on its next tick.
+    pub recycle_wake: OwnedFd,
 }
 
 impl WorkerInfo {
     /// This worker's shared slot.
     pub fn slot(&self) -> &WorkerSlot {
         self.board.worker(self.id)
+    }
+
+    /// Called after each request with this worker's request count (`max-requests`).
+    pub fn count_request(&self, served: u64) {
+        if self.max_requests > 0 && served == self.max_requests {
+            let _ = nix::unistd::write(&self.recycle_wake, b"x");
+        }
     }
 }
 
@@ -87,7 +99,12 @@ fn serve(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, boa
             }
         },
     };
-    let info = WorkerInfo { id, pid, board, log_requests: !cfg.disable_logging, log_micros: cfg.log_micros };
+    let max_requests = if cfg.max_requests > 0 { cfg.max_requests + cfg.max_requests_delta * id as u64 } else { 0 };
+    let Ok((recycle_read, recycle_wake)) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK) else {
+        tracing::error!("worker {id}: cannot create a pipe");
+        return 1;
+    };
+    let info = WorkerInfo { id, pid, board, log_requests: !cfg.disable_logging, log_micros: cfg.log_micros, max_requests, recycle_wake };
     let settings = LoopSettings {
         limits: Limits { max_head: cfg.buffer_size, ..Limits::default() },
         idle_timeout: Duration::from_secs(cfg.http_timeout.max(1)),
@@ -108,10 +125,18 @@ fn serve(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, boa
         tracing::error!("worker {id}: cannot create a pipe");
         return 1;
     };
+    if cfg.harakiri_verbose {
+        wsgi::install_tracebacker();
+    }
+    if id == 1 && cfg.py_autoreload > 0 {
+        // As in uWSGI, worker 1 runs the module scanner; it SIGHUPs the master on a change.
+        let started = board.board().started.load(Relaxed) as f64 / 1e6;
+        wsgi::start_autoreloader(cfg.py_autoreload, &cfg.py_autoreload_ignore, nix::unistd::getppid().as_raw(), started);
+    }
+    let log_file = cfg.daemonize.as_ref().or(cfg.daemonize2.as_ref()).or(cfg.logto.as_ref());
     let stopping = AtomicBool::new(false);
     let running = AtomicUsize::new(cfg.threads as usize);
     let spawned = Instant::now();
-    let max_requests = if cfg.max_requests > 0 { cfg.max_requests + cfg.max_requests_delta * id as u64 } else { 0 };
     let mut exit_code = 0;
     std::thread::scope(|s| {
         for core in 0..cfg.threads as usize {
@@ -146,12 +171,15 @@ fn serve(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, boa
                     tracing::info!("{why}");
                 }
                 info.slot().status.store(Status::Stopping as u8, Relaxed);
+                info.slot().accepting.store(0, Relaxed);
                 let _ = nix::unistd::write(&stop_write, b"x");
             }
         };
+        info.slot().accepting.store(1, Relaxed);
         while running.load(Relaxed) > 0 {
-            let mut fds = [PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
+            let mut fds = [PollFd::new(signals.as_fd(), PollFlags::POLLIN), PollFd::new(recycle_read.as_fd(), PollFlags::POLLIN)];
             let _ = poll(&mut fds, PollTimeout::from(200u16));
+            let _ = nix::unistd::read(&recycle_read, &mut [0u8; 16]);
             while let Ok(Some(sig)) = signals.read_signal() {
                 match Signal::try_from(sig.ssi_signo as i32) {
                     Ok(Signal::SIGTERM | Signal::SIGHUP) => stop(""),
@@ -163,6 +191,10 @@ fn serve(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, boa
                 }
             }
             info.slot().rss.store(resident_bytes(), Relaxed);
+            if let Some(path) = log_file {
+                // Follow a rotation done by the master (`log-maxsize`) or logrotate.
+                crate::master::logfile::follow(path);
+            }
             let lived = spawned.elapsed();
             if lived >= Duration::from_secs(cfg.min_worker_lifetime) {
                 let served = info.slot().requests.load(Relaxed);

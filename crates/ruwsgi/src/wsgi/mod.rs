@@ -5,6 +5,7 @@
 
 mod environ;
 mod input;
+mod ops;
 mod response;
 
 use std::os::fd::RawFd;
@@ -17,6 +18,7 @@ use ruwsgi_config::Config;
 use ruwsgi_proto::{RequestHead, UwsgiPacket};
 
 pub use input::FileWrapper;
+pub use ops::{install_tracebacker, reexec_command, start_autoreloader};
 
 /// Where a request came from, borrowed from the connection's buffer.
 pub enum Origin<'a> {

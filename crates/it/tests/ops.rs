@@ -1,0 +1,444 @@
+//! Master process operations (issue 4): graceful reload under load, graceful shutdown,
+//! harakiri, recycling, py-autoreload, daemonize, the stats server (read by the real
+//! `uwsgitop`), touch-reload and the master FIFO.
+
+use std::io::{BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use it::{app, read_response, Server, Start};
+use nix::sys::signal::Signal;
+
+/// A one-response WSGI app whose body is `body`.
+fn write_app(dir: &Path, body: &str) {
+    let src = format!(
+        "BODY = b{body:?}\n\ndef application(environ, start_response):\n    start_response('200 OK', [('Content-Type', 'text/plain'), ('Content-Length', str(len(BODY)))])\n    return [BODY]\n"
+    );
+    std::fs::write(dir.join("app.py"), src).unwrap();
+}
+
+fn start_in(dir: tempfile::TempDir, args: &[&str], workers: usize) -> Server {
+    Server::start_in(dir, Start { args: args.iter().map(|s| (*s).to_owned()).collect(), env: vec![], workers })
+}
+
+/// Outcome of one client's run.
+#[derive(Default)]
+struct ClientTally {
+    ok: usize,
+    failed: Vec<String>,
+    /// A reused keep-alive connection closed before any response byte (the server closes
+    /// idle keep-alive connections on reload, RFC 9112 §9.6); the request was re-sent on
+    /// a new connection, as HTTP clients do for idempotent requests.
+    retried: usize,
+}
+
+/// One load-generating client: `keep_alive` reuses its connection, else one per request.
+fn client(addr: SocketAddr, keep_alive: bool, min: usize, stop: &AtomicBool, total: &AtomicUsize, deadline: Instant) -> ClientTally {
+    let mut tally = ClientTally::default();
+    let mut conn: Option<(BufReader<TcpStream>, usize)> = None;
+    let req_close = b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+    let req_keep = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n";
+    while (tally.ok + tally.failed.len() < min || !stop.load(Relaxed)) && Instant::now() < deadline {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let reused = conn.as_ref().is_some_and(|c| c.1 > 0);
+            let (reader, served) = conn.get_or_insert_with(|| (BufReader::new(it::connect(addr)), 0));
+            let sent = reader.get_mut().write_all(if keep_alive { req_keep } else { req_close });
+            let result = sent.and_then(|()| read_response(reader));
+            match result {
+                Ok(r) if r.status == 200 && (r.body == b"v1" || r.body == b"v2") => {
+                    tally.ok += 1;
+                    total.fetch_add(1, Relaxed);
+                    *served += 1;
+                    if !keep_alive || r.header("connection").is_some_and(|v| v.eq_ignore_ascii_case("close")) {
+                        conn = None;
+                    }
+                    break;
+                }
+                Ok(r) => {
+                    tally.failed.push(format!("status {} body {:?}", r.status, r.text()));
+                    conn = None;
+                    break;
+                }
+                Err(e) => {
+                    conn = None;
+                    let closed_early =
+                        matches!(e.kind(), std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe);
+                    if reused && closed_early && attempt == 1 {
+                        tally.retried += 1;
+                        continue;
+                    }
+                    tally.failed.push(format!("{e} (reused connection: {reused})"));
+                    break;
+                }
+            }
+        }
+    }
+    tally
+}
+
+#[test]
+fn sighup_reload_under_load_drops_no_request() {
+    let dir = tempfile::tempdir().unwrap();
+    write_app(dir.path(), "v1");
+    let srv = start_in(dir, &["--http-socket", "127.0.0.1:0", "--wsgi-file", "app.py", "--processes", "2", "--threads", "2"], 2);
+    let addr = srv.addr();
+    let master = srv.pid();
+    let stop = Arc::new(AtomicBool::new(false));
+    let total = Arc::new(AtomicUsize::new(0));
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let clients: Vec<_> = (0..8)
+        .map(|i| {
+            let (stop, total) = (Arc::clone(&stop), Arc::clone(&total));
+            std::thread::spawn(move || client(addr, i % 2 == 0, 250, &stop, &total, deadline))
+        })
+        .collect();
+    while total.load(Relaxed) < 400 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    write_app(srv.dir.path(), "v2");
+    srv.signal(Signal::SIGHUP);
+    let reloaded = srv.wait_for(Duration::from_secs(30), |log| {
+        log.contains("binary reloading uWSGI") && log.matches("*** Starting ruwsgi").count() >= 2 && log.matches("spawned uWSGI worker").count() >= 4
+    });
+    // Keep the load going a little on the new workers.
+    let after = total.load(Relaxed);
+    while total.load(Relaxed) < after + 200 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    stop.store(true, Relaxed);
+    let tallies: Vec<ClientTally> = clients.into_iter().map(|c| c.join().unwrap()).collect();
+    assert!(reloaded, "no reload:\n{}", srv.log());
+    let ok: usize = tallies.iter().map(|t| t.ok).sum();
+    let retried: usize = tallies.iter().map(|t| t.retried).sum();
+    let failed: Vec<&String> = tallies.iter().flat_map(|t| &t.failed).collect();
+    assert!(
+        failed.is_empty(),
+        "{} failed requests (of {ok} ok, {retried} retried): {:?}\n{}",
+        failed.len(),
+        &failed[..failed.len().min(10)],
+        srv.log()
+    );
+    assert!(ok >= 2000, "only {ok} requests");
+    assert_eq!(srv.get("/").body, b"v2", "the reloaded app must serve the edited code");
+    assert_eq!(srv.pid(), master);
+    assert_eq!(it::thread_count(master), 1, "the master must stay single-threaded after a reload");
+    assert_eq!(srv.worker_pids().len(), 2);
+    eprintln!("reload under load: {ok} ok, {retried} keep-alive retries");
+}
+
+#[test]
+fn sigterm_lets_the_in_flight_request_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("s.sock");
+    let pidfile = dir.path().join("app.pid");
+    let (sock_s, pid_s) = (sock.display().to_string(), pidfile.display().to_string());
+    let mut srv = start_in(dir, &["--http-socket", &sock_s, "--wsgi-file", &app("wsgi_features.py"), "--pidfile", &pid_s, "--vacuum"], 1);
+    assert!(sock.exists() && pidfile.exists());
+    let client = {
+        let sock = sock.clone();
+        std::thread::spawn(move || {
+            let mut s = std::os::unix::net::UnixStream::connect(sock).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+            s.write_all(b"GET /sleep?s=2 HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+            read_response(&mut BufReader::new(s))
+        })
+    };
+    // The request sleeps 2 s in the app; give it time to get there.
+    std::thread::sleep(Duration::from_millis(500));
+    srv.signal(Signal::SIGTERM);
+    let response = client.join().unwrap().expect("the in-flight request must complete");
+    assert_eq!(response.status, 200);
+    assert_eq!(response.body, b"slept 2");
+    assert_eq!(srv.wait_exit(Duration::from_secs(15)), Some(0), "{}", srv.log());
+    assert!(!sock.exists(), "vacuum must remove the socket");
+    assert!(!pidfile.exists(), "vacuum must remove the pidfile");
+}
+
+#[test]
+fn harakiri_kills_the_stuck_worker_and_logs_its_stack() {
+    let srv = Server::start(&[
+        "--http-socket",
+        "127.0.0.1:0",
+        "--wsgi-file",
+        &app("wsgi_features.py"),
+        "--processes",
+        "2",
+        "--harakiri",
+        "2",
+        "--harakiri-verbose",
+    ]);
+    let addr = srv.addr();
+    let started = Instant::now();
+    let stuck = std::thread::spawn(move || {
+        let mut s = it::connect(addr);
+        s.write_all(b"GET /sleep?s=30 HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+        read_response(&mut BufReader::new(s))
+    });
+    assert!(srv.wait_log("HARAKIRI ON WORKER", Duration::from_secs(10)), "{}", srv.log());
+    // Other workers keep answering.
+    assert_eq!(srv.get("/pid").status, 200);
+    assert!(srv.wait_log("Respawned uWSGI worker", Duration::from_secs(10)), "{}", srv.log());
+    // The client sees a closed connection (or a 5xx), not the 30 s answer.
+    if let Ok(r) = stuck.join().unwrap() {
+        assert!(r.status >= 500, "the stuck client got {}", r.status);
+    }
+    assert!(started.elapsed() < Duration::from_secs(15), "the stuck request was not cut");
+    let log = srv.log();
+    assert!(log.contains("GET /sleep?s=30"), "the request is named:\n{log}");
+    assert!(log.contains(" in sleep") && log.contains("wsgi_features.py"), "the Python stack is logged:\n{log}");
+    for _ in 0..4 {
+        assert_eq!(srv.get("/").status, 200);
+    }
+}
+
+#[test]
+fn max_requests_rotates_worker_pids() {
+    let srv = Server::start(&[
+        "--http-socket",
+        "127.0.0.1:0",
+        "--wsgi-file",
+        &app("wsgi_features.py"),
+        "--max-requests",
+        "50",
+        "--min-worker-lifetime",
+        "0",
+    ]);
+    let mut pids = std::collections::BTreeSet::new();
+    for _ in 0..130 {
+        let r = srv.get("/pid");
+        assert_eq!(r.status, 200);
+        pids.insert(r.text());
+    }
+    assert!(pids.len() >= 2, "worker pids did not rotate: {pids:?}\n{}", srv.log());
+    assert!(srv.log().contains("max requests reached"), "{}", srv.log());
+}
+
+#[test]
+fn reload_on_rss_recycles_a_leaking_worker() {
+    let srv = Server::start(&[
+        "--http-socket",
+        "127.0.0.1:0",
+        "--wsgi-file",
+        &app("wsgi_features.py"),
+        "--reload-on-rss",
+        "100",
+        "--min-worker-lifetime",
+        "0",
+    ]);
+    let first = srv.get("/pid").text();
+    assert_eq!(srv.get("/leak?mb=150").status, 200);
+    assert!(srv.wait_log("reload-on-rss", Duration::from_secs(10)), "{}", srv.log());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut now = first.clone();
+    while now == first && Instant::now() < deadline {
+        now = srv.get("/pid").text();
+    }
+    assert_ne!(now, first, "the leaking worker was not replaced\n{}", srv.log());
+}
+
+#[test]
+fn py_autoreload_serves_an_edited_module_within_3s() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("greeting.py"), "TEXT = b'one'\n").unwrap();
+    std::fs::write(
+        dir.path().join("app.py"),
+        "import greeting\n\ndef application(environ, start_response):\n    start_response('200 OK', [('Content-Type', 'text/plain')])\n    return [greeting.TEXT]\n",
+    )
+    .unwrap();
+    let srv = start_in(dir, &["--http-socket", "127.0.0.1:0", "--wsgi-file", "app.py", "--py-autoreload", "1"], 1);
+    assert_eq!(srv.get("/").body, b"one");
+    std::fs::write(srv.dir.path().join("greeting.py"), "TEXT = b'two'\n").unwrap();
+    let edited = Instant::now();
+    let mut body = Vec::new();
+    while edited.elapsed() < Duration::from_secs(3) {
+        body = srv.get("/").body;
+        if body == b"two" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(body, b"two", "edited module not served after {:?}\n{}", edited.elapsed(), srv.log());
+    assert!(srv.log().contains("[uWSGI Python autoreloader] module greeting modified"), "{}", srv.log());
+}
+
+/// Kills a daemonized master (and so its workers) when the test ends.
+struct KillOnDrop(i32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.0);
+        let _ = nix::sys::signal::kill(pid, Signal::SIGINT);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Path::new(&format!("/proc/{}", self.0)).exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+    }
+}
+
+fn wait_file(path: &Path, timeout: Duration, pred: impl Fn(&str) -> bool) -> Option<String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if pred(&text) {
+            return Some(text);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn daemonize_returns_and_logs_to_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("server.log");
+    let pidfile = dir.path().join("app.pid");
+    let started = Instant::now();
+    let status = Command::new(it::ruwsgi_command())
+        .args(["--http-socket", "127.0.0.1:0", "--wsgi-file", &app("hello.py")])
+        .arg("--daemonize")
+        .arg(&log)
+        .arg("--pidfile")
+        .arg(&pidfile)
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(started.elapsed() < Duration::from_secs(10), "the command must return");
+    let text = wait_file(&pidfile, Duration::from_secs(10), |t| t.trim().parse::<i32>().is_ok()).expect("pidfile");
+    let pid: i32 = text.trim().parse().unwrap();
+    let _guard = KillOnDrop(pid);
+    assert!(Path::new(&format!("/proc/{pid}")).exists(), "the pidfile names a live master");
+    let text = wait_file(&log, Duration::from_secs(20), |t| t.contains("spawned uWSGI worker 1")).expect("worker spawned in the log");
+    let addr: SocketAddr = text.lines().find_map(|l| l.split("bound to TCP address ").nth(1)?.split(' ').next()?.parse().ok()).unwrap();
+    let mut s = it::connect(addr);
+    s.write_all(b"GET /daemon HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").unwrap();
+    assert_eq!(read_response(&mut BufReader::new(s)).unwrap().status, 200);
+    assert!(wait_file(&log, Duration::from_secs(10), |t| t.contains("GET /daemon =>")).is_some(), "request line in the log file");
+}
+
+fn stats_address(srv: &Server) -> String {
+    assert!(srv.wait_log("stats server enabled on ", Duration::from_secs(5)), "{}", srv.log());
+    srv.log().lines().find_map(|l| Some(l.split("stats server enabled on ").nth(1)?.split(' ').next()?.to_owned())).unwrap()
+}
+
+fn read_stats(address: &str) -> String {
+    let mut s = TcpStream::connect(address).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    text
+}
+
+/// The `uwsgitop` and `python` installed next to `ruwsgi`.
+fn venv_bin(name: &str) -> PathBuf {
+    let cmd = PathBuf::from(it::ruwsgi_command());
+    let dir = if cmd.is_absolute() {
+        cmd.parent().unwrap().to_path_buf()
+    } else {
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()).find(|d| d.join(&cmd).is_file()).expect("ruwsgi on PATH")
+    };
+    dir.join(name)
+}
+
+/// Runs `uwsgitop ADDRESS` on a pseudo-terminal for a couple of refreshes, quits it with
+/// `q`, and returns what it drew.
+const UWSGITOP_DRIVER: &str = r#"
+import os, pty, select, sys, time
+pid, fd = pty.fork()
+if pid == 0:
+    os.environ["TERM"] = "xterm"
+    os.execv(sys.argv[1], [sys.argv[1], sys.argv[2]])
+out = b""
+def pump(seconds):
+    global out
+    end = time.time() + seconds
+    while time.time() < end:
+        r, _, _ = select.select([fd], [], [], 0.1)
+        if r:
+            try:
+                data = os.read(fd, 65536)
+            except OSError:
+                return False
+            if not data:
+                return False
+            out += data
+    return True
+pump(2.5)
+os.write(fd, b"q")
+pump(3)
+try:
+    os.kill(pid, 9)
+except OSError:
+    pass
+os.waitpid(pid, 0)
+sys.stdout.write(out.decode("utf-8", "replace"))
+"#;
+
+#[test]
+fn stats_server_serves_uwsgi_json_and_uwsgitop_reads_it() {
+    let srv = Server::start(&["--http-socket", "127.0.0.1:0", "--wsgi-file", &app("wsgi_features.py"), "--processes", "2", "--stats", "127.0.0.1:0"]);
+    for _ in 0..5 {
+        assert_eq!(srv.get("/").status, 200);
+    }
+    let address = stats_address(&srv);
+    let json = read_stats(&address);
+    for key in ["\"version\"", "\"listen_queue\"", "\"workers\"", "\"avg_rt\"", "\"harakiri_count\"", "\"cores\"", "\"sockets\""] {
+        assert!(json.contains(key), "{key} missing from {json}");
+    }
+    let pids = srv.worker_pids();
+    for pid in &pids {
+        assert!(json.contains(&format!("\"pid\": {pid}")), "worker {pid} missing from {json}");
+    }
+    let out = Command::new(venv_bin("python")).arg("-c").arg(UWSGITOP_DRIVER).arg(venv_bin("uwsgitop")).arg(&address).output().unwrap();
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert!(screen.contains("WID"), "uwsgitop drew no worker table:\n{screen}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(screen.contains("req: 5") || screen.contains("req:"), "{screen}");
+    for pid in &pids {
+        assert!(screen.contains(&pid.to_string()), "uwsgitop does not show worker {pid}:\n{screen}");
+    }
+}
+
+#[test]
+fn stats_http_answers_with_a_http_head() {
+    let srv = Server::start(&["--http-socket", "127.0.0.1:0", "--wsgi-file", &app("hello.py"), "--stats", "127.0.0.1:0", "--stats-http"]);
+    let text = read_stats(&stats_address(&srv));
+    assert!(text.starts_with("HTTP/1.0 200 OK\r\n"), "{text}");
+    assert!(text.contains("\"workers\""), "{text}");
+}
+
+#[test]
+fn touch_reload_and_master_fifo() {
+    let dir = tempfile::tempdir().unwrap();
+    write_app(dir.path(), "v1");
+    std::fs::write(dir.path().join("reload.touch"), "").unwrap();
+    let srv =
+        start_in(dir, &["--http-socket", "127.0.0.1:0", "--wsgi-file", "app.py", "--touch-reload", "reload.touch", "--master-fifo", "ctl.fifo"], 1);
+    assert_eq!(srv.get("/").body, b"v1");
+    write_app(srv.dir.path(), "v2");
+    // A different mtime than at start (coarse file systems keep 1 s granularity).
+    let later = std::time::SystemTime::now() + Duration::from_secs(2);
+    std::fs::File::options().write(true).open(srv.dir.path().join("reload.touch")).unwrap().set_modified(later).unwrap();
+    assert!(
+        srv.wait_for(Duration::from_secs(20), |l| l.contains("has been touched... grace them all") && l.matches("spawned uWSGI worker").count() >= 2),
+        "{}",
+        srv.log()
+    );
+    assert_eq!(srv.get("/").body, b"v2");
+    // master-fifo: `q` is a graceful shutdown.
+    let mut srv = srv;
+    assert!(srv.wait_log("master fifo", Duration::from_secs(5)));
+    std::fs::OpenOptions::new().write(true).open(srv.dir.path().join("ctl.fifo")).unwrap().write_all(b"q").unwrap();
+    assert_eq!(srv.wait_exit(Duration::from_secs(15)), Some(0), "{}", srv.log());
+}

@@ -1,0 +1,266 @@
+//! The stats server (`stats = 127.0.0.1:9191`, a unix path, or `@abstract`): served by the
+//! master from its poll loop. Each connection gets one JSON document, shaped as uWSGI's
+//! (so `uwsgitop` and the Prometheus exporters that scrape uWSGI read it), and is closed.
+//! With `stats-http` the JSON comes after an HTTP/1.0 response head.
+//!
+//! The figures come from the scoreboard (requests, exceptions, tx, per-core state) and
+//! `/proc` (rss/vsz per worker, the TCP accept queues). No Python here.
+
+use std::io::Write;
+use std::net::ToSocketAddrs;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use ruwsgi_config::{Config, SocketProtocol};
+use serde_json::{json, Value};
+use socket2::{Domain, SockAddr, Socket, Type};
+
+use crate::net::listener::Listener;
+use crate::scoreboard::{Scoreboard, Status};
+
+/// The listening stats socket.
+pub struct StatsServer {
+    socket: Socket,
+    /// `stats-http`.
+    http: bool,
+    /// `stats-minified`.
+    minified: bool,
+    /// Unix socket file, removed on shutdown.
+    pub unix_path: Option<PathBuf>,
+}
+
+impl StatsServer {
+    /// Binds `address` (`host:port`, `:port`, a unix path or `@abstract`), non-blocking.
+    pub fn bind(address: &str, http: bool, minified: bool) -> Result<Self> {
+        let (socket, unix_path) = if address.contains('/') || address.starts_with('@') || !address.contains(':') {
+            let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
+            let (addr, path) = if let Some(name) = address.strip_prefix('@') {
+                (SockAddr::unix(format!("\0{name}"))?, None)
+            } else {
+                let _ = std::fs::remove_file(address);
+                (SockAddr::unix(address)?, Some(PathBuf::from(address)))
+            };
+            socket.bind(&addr).with_context(|| format!("cannot bind the stats server to {address}"))?;
+            (socket, path)
+        } else {
+            let full = if address.starts_with(':') { format!("0.0.0.0{address}") } else { address.to_owned() };
+            let addr = full.to_socket_addrs()?.next().with_context(|| format!("stats = {address}: no address"))?;
+            let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+            socket.set_reuse_address(true)?;
+            socket.bind(&addr.into()).with_context(|| format!("cannot bind the stats server to {address}"))?;
+            (socket, None)
+        };
+        socket.listen(100)?;
+        socket.set_nonblocking(true)?;
+        let shown = socket.local_addr().ok().and_then(|a| a.as_socket()).map_or_else(|| address.to_owned(), |a| a.to_string());
+        tracing::info!("stats server enabled on {shown} fd: {}", std::os::fd::AsRawFd::as_raw_fd(&socket));
+        Ok(Self { socket, http, minified, unix_path })
+    }
+
+    /// For the master's poll set.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.socket.as_fd()
+    }
+
+    /// Answers every waiting connection with `render()`.
+    pub fn serve_pending(&self, render: impl Fn() -> Value) {
+        loop {
+            let (conn, _) = match self.socket.accept() {
+                Ok(pair) => pair,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    tracing::warn!("stats server: accept() failed: {e}");
+                    return;
+                }
+            };
+            // The document is a few KiB: a blocking write with a short timeout keeps a slow
+            // reader from stalling the master for long.
+            let _ = conn.set_nonblocking(false);
+            let _ = conn.set_write_timeout(Some(Duration::from_secs(1)));
+            let doc = render();
+            let body = if self.minified { serde_json::to_vec(&doc) } else { serde_json::to_vec_pretty(&doc) }.unwrap_or_default();
+            let mut out = Vec::with_capacity(body.len() + 128);
+            if self.http {
+                let _ = write!(out, "HTTP/1.0 200 OK\r\nConnection: close\r\nContent-Type: application/json\r\nAccess-Control-Allow-Origin: *\r\nContent-Length: {}\r\n\r\n", body.len());
+            }
+            out.extend_from_slice(&body);
+            let mut conn = std::fs::File::from(std::os::fd::OwnedFd::from(conn));
+            let _ = conn.write_all(&out);
+        }
+    }
+}
+
+/// One worker as the master knows it, for `render`.
+pub struct WorkerView {
+    /// 1-based id.
+    pub id: usize,
+    /// Running pid, if any.
+    pub pid: Option<i32>,
+}
+
+/// The stats document (uWSGI's `uwsgi_master_generate_stats` shape).
+pub fn render(cfg: &Config, listeners: &[Listener], board: Scoreboard, workers: &[WorkerView], cwd: &str) -> Value {
+    let queues = listen_queues();
+    let mut total_queue = 0;
+    let sockets: Vec<Value> = listeners
+        .iter()
+        .map(|l| {
+            let inode = nix::sys::stat::fstat(l.fd()).map_or(0, |s| s.st_ino);
+            let queue = queues.iter().find(|q| q.0 == inode).map_or(0, |q| q.1);
+            total_queue += queue;
+            json!({
+                "name": crate::net::listener::describe(l),
+                "proto": match l.protocol { SocketProtocol::Http => "http", SocketProtocol::Uwsgi => "uwsgi" },
+                "queue": queue,
+                "max_queue": cfg.listen,
+                "shared": 0,
+                "can_offload": 0,
+            })
+        })
+        .collect();
+    let workers: Vec<Value> = workers.iter().map(|w| render_worker(cfg, board, w)).collect();
+    json!({
+        "version": format!("ruwsgi-{}", env!("CARGO_PKG_VERSION")),
+        "listen_queue": total_queue,
+        "listen_queue_errors": 0,
+        "signal_queue": 0,
+        "load": total_queue,
+        "pid": std::process::id(),
+        "uid": nix::unistd::getuid().as_raw(),
+        "gid": nix::unistd::getgid().as_raw(),
+        "cwd": cwd,
+        "locks": [],
+        "sockets": sockets,
+        "workers": workers,
+    })
+}
+
+fn render_worker(cfg: &Config, board: Scoreboard, w: &WorkerView) -> Value {
+    let slot = board.worker(w.id);
+    let requests = slot.requests.load(Relaxed);
+    let busy_micros = slot.busy_micros.load(Relaxed);
+    let (rss, vsz) = w.pid.map_or((0, 0), memory);
+    let cores: Vec<Value> = slot
+        .cores
+        .iter()
+        .take(cfg.threads.max(1) as usize)
+        .enumerate()
+        .map(|(i, c)| {
+            let start = c.request_start.load(Relaxed);
+            json!({
+                "id": i,
+                "requests": c.requests.load(Relaxed),
+                "static_requests": 0,
+                "routed_requests": 0,
+                "offloaded_requests": 0,
+                "write_errors": 0,
+                "read_errors": 0,
+                "in_request": u8::from(start != 0),
+                "vars": [],
+                "req_info": if start != 0 { json!({"request_start": start / 1_000_000, "request": c.request()}) } else { json!({}) },
+            })
+        })
+        .collect();
+    let busy = cores.iter().any(|c| c["in_request"] == 1);
+    let status = if w.pid.is_none() {
+        "cheap"
+    } else if busy {
+        "busy"
+    } else if slot.status.load(Relaxed) == Status::Stopping as u8 {
+        "sig1"
+    } else {
+        "idle"
+    };
+    let last_spawn = slot.last_spawn.load(Relaxed);
+    json!({
+        "id": w.id,
+        "pid": w.pid.unwrap_or(0),
+        "accepting": slot.accepting.load(Relaxed),
+        "requests": requests,
+        "delta_requests": requests,
+        "exceptions": slot.exceptions.load(Relaxed),
+        "harakiri_count": slot.harakiri_count.load(Relaxed),
+        "signals": 0,
+        "signal_queue": 0,
+        "status": status,
+        "rss": rss,
+        "vsz": vsz,
+        "running_time": busy_micros,
+        "last_spawn": last_spawn,
+        "respawn_count": slot.respawn_count.load(Relaxed),
+        "tx": slot.tx.load(Relaxed),
+        "avg_rt": busy_micros.checked_div(requests).unwrap_or(0),
+        "apps": [{
+            "id": 0,
+            "modifier1": 0,
+            "mountpoint": "",
+            "startup_time": 0,
+            "requests": requests,
+            "exceptions": slot.exceptions.load(Relaxed),
+            "chdir": "",
+        }],
+        "cores": cores,
+    })
+}
+
+/// (rss, vsz) of `pid` in bytes, from `/proc/<pid>/statm`.
+pub fn memory(pid: i32) -> (u64, u64) {
+    let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE).ok().flatten().unwrap_or(4096) as u64;
+    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/statm")) else { return (0, 0) };
+    let mut fields = text.split_whitespace().map(|f| f.parse::<u64>().unwrap_or(0));
+    let vsz = fields.next().unwrap_or(0) * page;
+    let rss = fields.next().unwrap_or(0) * page;
+    (rss, vsz)
+}
+
+/// (socket inode, connections waiting in its accept queue) for every listening TCP socket
+/// of the machine: for a socket in LISTEN state, `/proc/net/tcp`'s `rx_queue` column is the
+/// accept queue's current length.
+fn listen_queues() -> Vec<(u64, u64)> {
+    let mut out = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else { continue };
+        for line in text.lines().skip(1) {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            // sl local rem st tx_queue:rx_queue tr:when retrnsmt uid timeout inode
+            if cols.len() < 10 || cols[3] != "0A" {
+                continue;
+            }
+            let rx = cols[4].split(':').nth(1).and_then(|v| u64::from_str_radix(v, 16).ok()).unwrap_or(0);
+            if let Ok(inode) = cols[9].parse() {
+                out.push((inode, rx));
+            }
+        }
+    }
+    out
+}
+
+/// Removes the stats server's unix socket file (`vacuum`).
+pub fn vacuum(server: &StatsServer) {
+    if let Some(path) = &server.unix_path {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+/// The stats for `SIGUSR1`: one log line per worker.
+pub fn log_summary(doc: &Value) {
+    tracing::info!("*** ruwsgi stats: pid {} listen_queue {} ***", doc["pid"], doc["listen_queue"]);
+    for w in doc["workers"].as_array().into_iter().flatten() {
+        tracing::info!(
+            "worker {} pid {} status {} requests {} exceptions {} harakiri {} respawns {} avg_rt {}us rss {} MiB tx {}",
+            w["id"],
+            w["pid"],
+            w["status"].as_str().unwrap_or(""),
+            w["requests"],
+            w["exceptions"],
+            w["harakiri_count"],
+            w["respawn_count"],
+            w["avg_rt"],
+            w["rss"].as_u64().unwrap_or(0) >> 20,
+            w["tx"],
+        );
+    }
+}

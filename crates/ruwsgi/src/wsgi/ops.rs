@@ -1,0 +1,105 @@
+//! Python-side helpers for the master's operations: the command line a graceful reload
+//! re-executes, the stack dump harakiri asks for (`faulthandler` on SIGUSR2), and the
+//! `py-autoreload` scanner thread started in worker 1. The master and workers call these
+//! plain functions; the GIL never leaves this module.
+
+use std::ffi::CString;
+
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+/// The command that starts this same server again: `sys.executable` followed by the
+/// interpreter's original arguments (`sys.orig_argv[1:]`: the console script path and the
+/// server's options, or `-m ruwsgi ...`). Using `orig_argv` rather than `sys.argv` keeps
+/// interpreter flags such as `-X` and the `-m` form working across a reload.
+pub fn reexec_command() -> anyhow::Result<Vec<CString>> {
+    let words = Python::attach(|py| -> PyResult<Vec<String>> {
+        let sys = py.import("sys")?;
+        let exe: String = sys.getattr("executable")?.extract()?;
+        // `orig_argv` exists since Python 3.10, the oldest ruwsgi supports.
+        let orig: Vec<String> = sys.getattr("orig_argv")?.extract()?;
+        Ok(std::iter::once(exe).chain(orig.into_iter().skip(1)).collect())
+    })
+    .map_err(|e| anyhow::anyhow!("cannot read sys.executable/sys.orig_argv: {e}"))?;
+    if words.first().is_none_or(String::is_empty) {
+        anyhow::bail!("sys.executable is empty: cannot re-execute the server");
+    }
+    words.into_iter().map(|w| CString::new(w).map_err(|e| anyhow::anyhow!("argument with a NUL byte: {e}"))).collect()
+}
+
+/// Makes this process print every Python thread's stack to stderr (fd 2) when it gets
+/// SIGUSR2 (the master sends it on harakiri with `harakiri-verbose`). `faulthandler` dumps from its C signal handler, so it works while
+/// the stuck thread holds the GIL or sleeps in a system call.
+pub fn install_tracebacker() {
+    let done = Python::attach(|py| -> PyResult<()> {
+        let kwargs = PyDict::new(py);
+        kwargs.set_item("file", 2)?;
+        kwargs.set_item("all_threads", true)?;
+        py.import("faulthandler")?.call_method("register", (libc::SIGUSR2,), Some(&kwargs))?;
+        Ok(())
+    });
+    if let Err(e) = done {
+        tracing::warn!("cannot install the harakiri tracebacker (faulthandler): {e}");
+    }
+}
+
+/// Source of the `py-autoreload` scanner. Like uWSGI's autoreloader thread it walks
+/// `sys.modules` every `interval` seconds and signals the master (SIGHUP, a graceful
+/// reload) when a module's file changed. A file first seen with an mtime after
+/// `started` (the server image's start) counts as changed too, so an edit made between
+/// the app's import and the first scan is not missed; future mtimes never count.
+const AUTORELOADER: &str = r#"
+import os, signal, sys, threading, time
+
+def _source(path):
+    if path.endswith((".pyc", ".pyo")):
+        return path[:-1]
+    return path
+
+def _scan(interval, ignore, master, started):
+    seen = {}
+    while True:
+        now = time.time()
+        for name, module in list(sys.modules.items()):
+            path = getattr(module, "__file__", None)
+            if not isinstance(path, str) or name in ignore:
+                continue
+            path = _source(path)
+            if path in ignore:
+                continue
+            try:
+                mtime = os.stat(path).st_mtime
+            except OSError:
+                continue
+            if path not in seen:
+                seen[path] = mtime
+                if not (started < mtime <= now):
+                    continue
+            elif mtime == seen[path]:
+                continue
+            os.write(2, b"[uWSGI Python autoreloader] module %s modified\n" % name.encode())
+            os.kill(master, signal.SIGHUP)
+            return
+        time.sleep(interval)
+
+def start(interval, ignore, master, started):
+    t = threading.Thread(target=_scan, args=(interval, frozenset(ignore), master, started),
+                         name="uWSGIAutoReloader", daemon=True)
+    t.start()
+"#;
+
+/// Starts the `py-autoreload` scanner thread (a Python daemon thread) in this worker.
+/// `ignore` holds module names or file paths (`py-autoreload-ignore`); `master` gets the
+/// SIGHUP; `started` is the server image's start, seconds since the epoch.
+pub fn start_autoreloader(interval: u64, ignore: &[String], master: i32, started: f64) {
+    let done = Python::attach(|py| -> PyResult<()> {
+        let code = CString::new(AUTORELOADER).expect("the source has no NUL byte");
+        let module = PyModule::from_code(py, &code, c"<ruwsgi-autoreload>", c"_ruwsgi_autoreload")?;
+        module.call_method1("start", (interval.max(1), ignore.to_vec(), master, started))?;
+        Ok(())
+    });
+    match done {
+        Ok(()) => tracing::info!("Python auto-reloader enabled (every {interval} s)"),
+        Err(e) => tracing::error!("cannot start the Python auto-reloader: {e}"),
+    }
+}
