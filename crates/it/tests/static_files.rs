@@ -514,19 +514,19 @@ fn vm_rss_kib(pid: i32) -> u64 {
 fn big_file_zero_copy_small_rss_and_thread_not_held() {
     const SIZE: u64 = 200 << 20;
     let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    std::fs::create_dir_all(d.join("static")).unwrap();
+    let base = dir.path();
+    std::fs::create_dir_all(base.join("static")).unwrap();
     // Sparse file with a distinct marker every MiB, so an offset mistake changes the hash.
-    let path = d.join("static/big.bin");
-    let mut f = std::fs::File::create(&path).unwrap();
-    f.set_len(SIZE).unwrap();
+    let path = base.join("static/big.bin");
+    let mut big = std::fs::File::create(&path).unwrap();
+    big.set_len(SIZE).unwrap();
     for mib in 0..(SIZE >> 20) {
         use std::io::{Seek, SeekFrom};
-        f.seek(SeekFrom::Start(mib << 20)).unwrap();
-        f.write_all(format!("MiB {mib:04} marker").as_bytes())
+        big.seek(SeekFrom::Start(mib << 20)).unwrap();
+        big.write_all(format!("MiB {mib:04} marker").as_bytes())
             .unwrap();
     }
-    drop(f);
+    drop(big);
     let mut want = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut file = std::fs::File::open(&path).unwrap();
@@ -538,8 +538,8 @@ fn big_file_zero_copy_small_rss_and_thread_not_held() {
         want.update(&buf[..n]);
     }
     let want = want.finalize();
-    write(d, "static/small.txt", b"small\n");
-    let map = format!("/static={}", d.join("static").display());
+    write(base, "static/small.txt", b"small\n");
+    let map = format!("/static={}", base.join("static").display());
     let args = [
         "--http-socket",
         "127.0.0.1:0",
@@ -562,14 +562,15 @@ fn big_file_zero_copy_small_rss_and_thread_not_held() {
     assert_eq!(srv.get("/static/small.txt").body, b"small\n");
     let rss_before = vm_rss_kib(worker);
 
-    let mut s = srv.connect();
-    s.write_all(b"GET /static/big.bin HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    let mut stream = srv.connect();
+    stream
+        .write_all(b"GET /static/big.bin HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
         .unwrap();
-    let mut r = BufReader::with_capacity(1 << 20, s);
+    let mut reader = BufReader::with_capacity(1 << 20, stream);
     let mut head = Vec::new();
     while !head.ends_with(b"\r\n\r\n") {
         let mut b = [0u8; 1];
-        r.read_exact(&mut b).unwrap();
+        reader.read_exact(&mut b).unwrap();
         head.push(b[0]);
     }
     let head = String::from_utf8(head).unwrap();
@@ -588,7 +589,7 @@ fn big_file_zero_copy_small_rss_and_thread_not_held() {
     let mut got = Sha256::new();
     let mut total = 0u64;
     loop {
-        let n = r.read(&mut buf).unwrap();
+        let n = reader.read(&mut buf).unwrap();
         if n == 0 {
             break;
         }
@@ -641,4 +642,81 @@ fn bad_expires_regexp_is_a_startup_error() {
         err.contains("static-expires = \"([ 60\": bad regexp"),
         "{err}"
     );
+}
+
+/// The Django example's `uwsgi-static.ini` after `collectstatic` (into a temp
+/// `STATIC_ROOT`, so the repository stays clean): CSS from `static-map`, pages from Django.
+#[test]
+fn django_example_with_static_map() {
+    let django = it::repo().join("examples/django");
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let static_root = t.join("static");
+    std::fs::write(
+        t.join("it_settings.py"),
+        format!(
+            "from demo.settings import *  # noqa\nSTATIC_ROOT = {:?}\n",
+            static_root.display().to_string()
+        ),
+    )
+    .unwrap();
+    let env = vec![
+        ("DJANGO_SETTINGS_MODULE", "it_settings".to_owned()),
+        ("PYTHONPATH", t.display().to_string()),
+        ("DEMO_DB", t.join("db.sqlite3").display().to_string()),
+    ];
+    // The python of the venv `ruwsgi` was installed into.
+    let python = Path::new(&it::ruwsgi_command()).with_file_name("python");
+    for args in [
+        &["collectstatic", "--noinput"][..],
+        &["migrate", "--noinput"][..],
+    ] {
+        let out = std::process::Command::new(&python)
+            .arg(django.join("manage.py"))
+            .args(args)
+            .current_dir(&django)
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .output()
+            .expect("run manage.py");
+        assert!(
+            out.status.success(),
+            "manage.py {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let ini = std::fs::read_to_string(django.join("uwsgi-static.ini"))
+        .unwrap()
+        .replace("http = :8080", "http = 127.0.0.1:0")
+        .replace("processes = 4", "processes = 2")
+        .replace(
+            "static-map = /static=%dstatic",
+            &format!("static-map = /static={}", static_root.display()),
+        )
+        .replace("%d", &format!("{}/", django.display()));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("app.ini"), ini).unwrap();
+    let srv = Server::start_in(
+        dir,
+        Start {
+            args: vec!["--ini".into(), "app.ini".into()],
+            env,
+            workers: 2,
+        },
+    );
+    let css = srv.get("/static/guestbook/style.css");
+    assert_eq!(css.status, 200);
+    assert_eq!(
+        css.body,
+        std::fs::read(django.join("guestbook/static/guestbook/style.css")).unwrap()
+    );
+    assert!(css.header("content-type").unwrap().starts_with("text/css"));
+    assert_eq!(css.header("cache-control"), Some("max-age=3600"));
+    let page = srv.get("/");
+    assert_eq!(page.status, 200);
+    assert!(
+        page.text().contains("/static/guestbook/style.css"),
+        "{}",
+        page.text()
+    );
+    wait_log(&srv, "GET /static/guestbook/style.css => generated");
 }

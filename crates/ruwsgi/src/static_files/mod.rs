@@ -60,11 +60,11 @@ struct Map {
 #[derive(Default)]
 struct ExpiresRules {
     /// `(mime type, seconds)`.
-    by_type: Vec<(String, u64)>,
+    types: Vec<(String, u64)>,
     /// `(regexp on the real file path, seconds)`.
-    by_file: Vec<(Regex, u64)>,
+    files: Vec<(Regex, u64)>,
     /// `(regexp on REQUEST_URI, seconds)`.
-    by_uri: Vec<(Regex, u64)>,
+    uris: Vec<(Regex, u64)>,
 }
 
 impl ExpiresRules {
@@ -81,27 +81,27 @@ impl ExpiresRules {
                     .collect()
             };
         Ok(ExpiresRules {
-            by_type: cfg.static_expires_type.clone(),
-            by_file: compile(&cfg.static_expires, "static-expires")?,
-            by_uri: compile(&cfg.static_expires_uri, "static-expires-uri")?,
+            types: cfg.static_expires_type.clone(),
+            files: compile(&cfg.static_expires, "static-expires")?,
+            uris: compile(&cfg.static_expires_uri, "static-expires-uri")?,
         })
     }
 
     /// Seconds of freshness: the first match of the type rules, then the file rules, then
     /// the URI rules (uWSGI checks them in that order).
     fn seconds(&self, mime: &str, file: &str, uri: &str) -> Option<u64> {
-        self.by_type
+        self.types
             .iter()
             .find(|(t, _)| t.eq_ignore_ascii_case(mime))
             .map(|&(_, s)| s)
             .or_else(|| {
-                self.by_file
+                self.files
                     .iter()
                     .find(|(re, _)| re.is_match(file))
                     .map(|&(_, s)| s)
             })
             .or_else(|| {
-                self.by_uri
+                self.uris
                     .iter()
                     .find(|(re, _)| re.is_match(uri))
                     .map(|&(_, s)| s)
@@ -246,7 +246,7 @@ impl StaticFiles {
             };
             let rel = match checked(rest, req.encoded) {
                 Ok(rel) => rel,
-                Err(why) => return Some(self.refuse(req, why)),
+                Err(why) => return Some(refuse(req, why)),
             };
             let candidate = if map.keep_mount {
                 rel.under(&map.root.join(map.mount.trim_start_matches('/')))
@@ -276,18 +276,9 @@ impl StaticFiles {
     ) -> Option<Reply> {
         match self.find(candidate, root) {
             serve::Found::Missing => None,
-            serve::Found::Refused(why) => Some(self.refuse(req, why)),
+            serve::Found::Refused(why) => Some(refuse(req, why)),
             serve::Found::File(file) => Some(self.reply_file(req, file, root)),
         }
-    }
-
-    fn refuse(&self, req: &StaticRequest<'_>, why: resolve::Refusal) -> Reply {
-        tracing::info!(
-            "static file request refused ({}): {}",
-            why.reason(),
-            req.uri.escape_debug()
-        );
-        serve::error_reply(req, 403, "Forbidden")
     }
 
     fn mime_type<'s>(&'s self, path: &Path) -> &'s str {
@@ -302,6 +293,16 @@ impl StaticFiles {
             .first_raw()
             .unwrap_or("application/octet-stream")
     }
+}
+
+/// A 403 for a path that must not be served, logged with the reason.
+fn refuse(req: &StaticRequest<'_>, why: resolve::Refusal) -> Reply {
+    tracing::info!(
+        "static file request refused ({}): {}",
+        why.reason(),
+        req.uri.escape_debug()
+    );
+    serve::error_reply(req, 403, "Forbidden")
 }
 
 /// Start-up check in the master, so a bad regexp is one clear error instead of workers
@@ -363,12 +364,12 @@ mod tests {
     #[test]
     fn expires_rules_in_uwsgi_order() {
         let rules = ExpiresRules {
-            by_type: vec![("text/css".into(), 10)],
-            by_file: vec![
+            types: vec![("text/css".into(), 10)],
+            files: vec![
                 (Regex::new(r"\.css$").unwrap(), 20),
                 (Regex::new(r"/img/").unwrap(), 30),
             ],
-            by_uri: vec![(Regex::new(r"^/static/v\d+/").unwrap(), 40)],
+            uris: vec![(Regex::new(r"^/static/v\d+/").unwrap(), 40)],
         };
         assert_eq!(
             rules.seconds("text/css", "/srv/a.css", "/static/a.css"),

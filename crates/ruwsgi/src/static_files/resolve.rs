@@ -72,9 +72,10 @@ pub fn decode_request_path(raw: &[u8]) -> Result<RelPath, Refusal> {
     while i < raw.len() {
         let b = raw[i];
         if b == b'%' {
-            if let (Some(hi), Some(lo)) =
-                (raw.get(i + 1).and_then(hex), raw.get(i + 2).and_then(hex))
-            {
+            if let (Some(hi), Some(lo)) = (
+                raw.get(i + 1).copied().and_then(hex),
+                raw.get(i + 2).copied().and_then(hex),
+            ) {
                 let byte = hi << 4 | lo;
                 match byte {
                     b'/' | b'\\' => return Err(Refusal::EncodedSeparator),
@@ -119,7 +120,7 @@ pub fn check_decoded_path(path: &[u8]) -> Result<RelPath, Refusal> {
     Ok(RelPath(clean))
 }
 
-fn hex(b: &u8) -> Option<u8> {
+fn hex(b: u8) -> Option<u8> {
     match b {
         b'0'..=b'9' => Some(b - b'0'),
         b'a'..=b'f' => Some(b - b'a' + 10),
@@ -455,8 +456,6 @@ mod tests {
 
     #[test]
     fn conditional_requests() {
-        let f = facts();
-        let tag = f.etag();
         fn c<'a>(inm: Option<&'a [u8]>, ims: Option<&'a [u8]>) -> Conditions<'a> {
             Conditions {
                 if_none_match: inm,
@@ -464,6 +463,8 @@ mod tests {
                 ..Conditions::default()
             }
         }
+        let f = facts();
+        let tag = f.etag();
         assert_eq!(plan(&f, &c(Some(tag.as_bytes()), None)), Plan::NotModified);
         assert_eq!(
             plan(&f, &c(Some(format!("\"x\", W/{tag}").as_bytes()), None)),
