@@ -720,3 +720,49 @@ fn django_example_with_static_map() {
     );
     wait_log(&srv, "GET /static/guestbook/style.css => generated");
 }
+
+/// A client that stops reading mid-download is dropped after `socket-timeout`, the partial
+/// transfer is logged, and the worker keeps serving.
+#[test]
+fn stalled_download_is_dropped_after_socket_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path();
+    std::fs::create_dir_all(base.join("static")).unwrap();
+    let big = std::fs::File::create(base.join("static/stall.bin")).unwrap();
+    big.set_len(64 << 20).unwrap();
+    drop(big);
+    let map = format!("/static={}", base.join("static").display());
+    let args = [
+        "--http-socket",
+        "127.0.0.1:0",
+        "--wsgi-file",
+        &app("wsgi_features.py"),
+        "--socket-timeout",
+        "1",
+        "--static-map",
+        &map,
+    ];
+    let srv = Server::start_in(
+        dir,
+        Start {
+            args: args.iter().map(|s| (*s).to_owned()).collect(),
+            env: vec![],
+            workers: 1,
+        },
+    );
+    let mut stream = srv.connect();
+    stream
+        .write_all(b"GET /static/stall.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    // Read nothing: the server must give up on its own.
+    assert!(
+        srv.wait_for(Duration::from_secs(10), |log| log
+            .lines()
+            .any(|l| l.contains("GET /static/stall.bin => generated")
+                && !l.contains(&format!("generated {} bytes", 64 << 20)))),
+        "no partial-transfer log line:\n{}",
+        srv.log()
+    );
+    assert_eq!(srv.get("/pid").status, 200);
+    drop(stream);
+}
