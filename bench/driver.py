@@ -699,6 +699,14 @@ def main():
                         srv = servers[k]
                         res = measure(ctx, srv, ctx.duration)
                         cells_of_app[k]["runs"].append(res)
+                        dead = [p.name for p in srv.procs if not p.alive()]
+                        if dead:
+                            # a crashed server is a result too: keep its runs, stop measuring
+                            live.remove(k)
+                            cells_of_app[k]["died"] = (
+                                f"{', '.join(dead)} exited during round {rnd}: "
+                                + " | ".join(p.log_tail(5) for p in srv.procs))
+                            print(f"   {k}: {cells_of_app[k]['died'][:300]}", flush=True)
                         if rnd == 1 and ctx.fair_s > 0:
                             cells_of_app[k]["fairness"] = run_h2load(
                                 ctx, app, srv.port, max(res.get("rps", 0), 50), ctx.fair_s)
@@ -934,6 +942,8 @@ def write_markdown(result, path, json_path):
                 lines.append(f"| {label} | {cell['status']} | | | | | | | {reason} |")
                 continue
             md = cell["median"]
+            if cell.get("died"):
+                label += " (exited during the run)"
             lines.append(
                 f"| {label} | {fmt_num(md['rps'])} | {fmt_num(md['x_ruwsgi'], 2, '×')} | "
                 f"{fmt_num(md['p50_ms'], 2, ' ms')} | {fmt_num(md['p99_ms'], 2, ' ms')} | "
