@@ -521,3 +521,107 @@ def application(environ, start_response):
     );
     assert_eq!(srv.get("/?2").body.len(), 2 * 65536, "still serving");
 }
+
+/// Sends `method path` plus a pipelined `GET /`; returns everything until EOF or 3 s of quiet.
+fn raw_with_follow_up(srv: &Server, method: &str, path: &str) -> String {
+    let mut s = srv.connect();
+    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    s.write_all(
+        format!("{method} {path} HTTP/1.1\r\nHost: t\r\n\r\nGET / HTTP/1.1\r\nHost: t\r\n\r\n")
+            .as_bytes(),
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 65536];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => {
+                out.extend_from_slice(b"<EOF>");
+                break;
+            }
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(_) => break,
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[test]
+fn response_framing_edge_cases() {
+    let dir = tempfile::tempdir().unwrap();
+    let edge = dir.path().join("edge.py");
+    std::fs::write(
+        &edge,
+        r#"
+import sys
+
+def application(environ, start_response):
+    path = environ["PATH_INFO"]
+    if path == "/short":
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "10")])
+        return iter([b"12345"])
+    if path == "/long":
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "3")])
+        return iter([b"abcdefghij"])
+    if path == "/late-exc-info":
+        write = start_response("200 OK", [("Content-Type", "text/plain")])
+        write(b"partial")
+        try:
+            raise ValueError("late failure")
+        except ValueError:
+            start_response("500 Internal Server Error", [("Content-Type", "text/plain")], sys.exc_info())
+        return [b"never"]
+    if path == "/bad-header":
+        start_response("200 OK", [("X-Bad", "a\r\nInjected: yes")])
+        return [b"x"]
+    if path == "/head-empty":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [] if environ["REQUEST_METHOD"] == "HEAD" else [b"get body"]
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2")])
+    return [b"ok"]
+"#,
+    )
+    .unwrap();
+    let srv = Server::start(&[
+        "--http-socket",
+        "127.0.0.1:0",
+        "--wsgi-file",
+        edge.to_str().unwrap(),
+    ]);
+    let ok_follow_up = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok";
+
+    // Fewer bytes than Content-Length: what there is, then the connection closes.
+    let out = raw_with_follow_up(&srv, "GET", "/short");
+    assert!(out.ends_with("\r\n\r\n12345<EOF>"), "{out:?}");
+    // More: cut at Content-Length, then close (the pipelined request is not answered).
+    let out = raw_with_follow_up(&srv, "GET", "/long");
+    assert!(out.ends_with("\r\n\r\nabc<EOF>"), "{out:?}");
+    // exc_info after the head went out: the exception is re-raised, the body stays
+    // incomplete (no last chunk) and the connection closes.
+    let out = raw_with_follow_up(&srv, "GET", "/late-exc-info");
+    assert!(
+        out.starts_with("HTTP/1.1 200 OK\r\n") && out.ends_with("7\r\npartial\r\n<EOF>"),
+        "{out:?}"
+    );
+    assert!(
+        srv.wait_log("ValueError: late failure", SECS),
+        "{}",
+        srv.log()
+    );
+    // A header with CR LF is refused before anything is sent: 500, and the connection
+    // carries on.
+    let out = raw_with_follow_up(&srv, "GET", "/bad-header");
+    assert!(out.starts_with("HTTP/1.1 500 "), "{out:?}");
+    assert!(!out.contains("Injected"), "{out:?}");
+    assert!(out.ends_with(ok_follow_up), "{out:?}");
+    // HEAD answered with an empty body: no made-up Content-Length: 0, framing intact.
+    let out = raw_with_follow_up(&srv, "HEAD", "/head-empty");
+    assert!(
+        !out.to_ascii_lowercase().contains("content-length: 0"),
+        "{out:?}"
+    );
+    assert_eq!(
+        out,
+        format!("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n{ok_follow_up}")
+    );
+}

@@ -37,7 +37,7 @@ pub fn lock(s: &SharedInput) -> MutexGuard<'_, InputState> {
 /// Where a read should stop.
 #[derive(Clone, Copy)]
 enum Until {
-    /// At most this many bytes (usize::MAX = to the end).
+    /// At most this many bytes (`usize::MAX` = to the end).
     Len(usize),
     /// Through the first newline, or this many bytes.
     Line(usize),
@@ -68,10 +68,10 @@ impl InputState {
                 self.consumed += out.len() as u64;
                 return Ok(out);
             }
-            let want = match until {
+            let missing = match until {
                 Until::Len(n) | Until::Line(n) => n.saturating_sub(self.pending.len()).clamp(1, 1 << 20),
             };
-            match self.reader.read_some(&mut self.pending, want)? {
+            match self.reader.read_some(&mut self.pending, missing)? {
                 Progress::Data(_) => {}
                 Progress::End => ended = true,
                 Progress::WouldBlock => wait(self.reader.fd())?,

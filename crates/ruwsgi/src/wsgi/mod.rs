@@ -90,8 +90,8 @@ pub struct App {
 /// Runs `f` (the whole server) with the GIL released; `argv` is `sys.argv`.
 #[pyfunction]
 fn run(py: Python<'_>, argv: Vec<String>) -> i32 {
-    let args: Vec<String> = argv.into_iter().skip(1).collect();
-    py.detach(|| crate::cli::main(&args))
+    let argv: Vec<String> = argv.into_iter().skip(1).collect();
+    py.detach(|| crate::cli::main(&argv))
 }
 
 /// The extension module `ruwsgi._ruwsgi`.

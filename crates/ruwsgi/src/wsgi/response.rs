@@ -32,7 +32,11 @@ enum BodyMode {
     None,
 }
 
+/// Body of the 500 sent when the app fails before its response started.
+const ERROR_BODY: &[u8] = b"Internal Server Error\n";
+
 /// Response progress shared by the request, `start_response` and `write()`.
+#[allow(clippy::struct_excessive_bools, reason = "independent facts about one response, not a state machine")]
 struct ResponseState {
     /// The connection; `-1` once the request is over (a late `write()` then fails).
     fd: RawFd,
@@ -330,8 +334,7 @@ pub fn handle(py: Python<'_>, app: &App, req: &Request<'_>, body: BodyReader) ->
             st.status = Some("500 Internal Server Error".to_owned());
             st.code = 500;
             st.headers = vec![("Content-Type".to_owned(), "text/plain".to_owned())];
-            const BODY: &[u8] = b"Internal Server Error\n";
-            let _ = st.send(py, &[BODY], Some(BODY.len() as u64));
+            let _ = st.send(py, &[ERROR_BODY], Some(ERROR_BODY.len() as u64));
         }
     } else if !st.head_sent && !st.broken {
         let _ = st.send(py, &[], Some(0));
@@ -414,7 +417,7 @@ fn call_app(py: Python<'_>, app: &App, req: &Request<'_>, state: &Shared, input_
 
 fn as_bytes<'a>(item: &'a Bound<'_, PyAny>) -> PyResult<&'a [u8]> {
     item.cast::<PyBytes>()
-        .map(|b| b.as_bytes())
+        .map(PyBytesMethods::as_bytes)
         .map_err(|_| PyTypeError::new_err(format!("the app must yield bytes, not {}", item.get_type().name().map(|n| n.to_string()).unwrap_or_default())))
 }
 
@@ -467,21 +470,18 @@ fn send_file(py: Python<'_>, state: &Shared, wrapper: &FileWrapper, served: &mut
         let _ = st.send_raw(py, &line);
     }
     let result = py.detach(|| socket_io::send_file(fd, file_fd, offset, to_send, || socket_io::wait(fd, true, timeout)));
-    match result {
-        Ok(n) => {
-            st.body_bytes += n;
-            if let BodyMode::Length(left) = st.mode {
-                st.mode = BodyMode::Length(left - n);
-            }
-            if chunked {
-                let _ = st.send_raw(py, b"\r\n");
-            }
-            served.sendfile = true;
+    if let Ok(n) = result {
+        st.body_bytes += n;
+        if let BodyMode::Length(left) = st.mode {
+            st.mode = BodyMode::Length(left - n);
         }
-        Err(_) => {
-            st.broken = true;
-            st.keep_alive = false;
+        if chunked {
+            let _ = st.send_raw(py, b"\r\n");
         }
+        served.sendfile = true;
+    } else {
+        st.broken = true;
+        st.keep_alive = false;
     }
     let _ = file_fd.as_raw_fd();
     Ok(true)
