@@ -141,6 +141,9 @@ impl HeadError {
     }
 }
 
+/// Header slots kept on the stack by [`parse_request_head`]; larger limits use the heap.
+const STACK_HEADER_SLOTS: usize = 128;
+
 /// Parses one request head from the front of `buf`.
 ///
 /// `Ok(None)`: the head isn't complete yet; call again with more bytes. `Ok(Some((head,
@@ -162,8 +165,16 @@ pub fn parse_request_head<'b>(
     limits: &Limits,
 ) -> Result<Option<(RequestHead<'b>, usize)>, HeadError> {
     let window = &buf[..buf.len().min(limits.max_head)];
-    let mut slots = vec![httparse::EMPTY_HEADER; limits.max_headers];
-    let mut req = httparse::Request::new(&mut slots);
+    // Header slots live on the stack for the usual limits: this runs for every request.
+    let mut stack = [httparse::EMPTY_HEADER; STACK_HEADER_SLOTS];
+    let mut heap;
+    let slots = if limits.max_headers <= STACK_HEADER_SLOTS {
+        &mut stack[..limits.max_headers]
+    } else {
+        heap = vec![httparse::EMPTY_HEADER; limits.max_headers];
+        &mut heap[..]
+    };
+    let mut req = httparse::Request::new(slots);
     let used = match req.parse(window) {
         Ok(httparse::Status::Complete(used)) => used,
         Ok(httparse::Status::Partial) if buf.len() > limits.max_head => {
