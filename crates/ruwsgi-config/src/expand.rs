@@ -148,6 +148,16 @@ pub(crate) fn expand_files(
     })
 }
 
+/// `@(file)` where no file may be read: the first one is an error, naming it.
+pub(crate) fn refuse_files(value: &str) -> Result<String, ExpandError> {
+    replace_groups(value, "@(", |name| {
+        Err(ExpandError::UnreadableFile(
+            name.to_owned(),
+            "files are not read here".to_owned(),
+        ))
+    })
+}
+
 /// A relative path against the working directory when it exists there, else against `dir`
 /// (uWSGI only tries the working directory; the fallback makes includes beside the config
 /// work wherever ruwsgi is started).

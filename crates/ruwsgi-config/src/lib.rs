@@ -141,6 +141,22 @@ pub fn load_with_env(args: &[String], env: &Environment) -> Result<Command, Conf
     })
 }
 
+/// Reads `text` as the `[uwsgi]` section of an ini file called `name` and resolves it, with
+/// no I/O at all: an empty environment (no variables, working directory `/`, host
+/// `localhost`, one core), and inclusions or `@(file)` are errors. For the fuzzer and for
+/// tests; the runtime uses [`load`].
+pub fn parse_ini_text(text: &str, name: &str) -> Result<Config, ConfigError> {
+    let env = Environment {
+        vars: Vec::new(),
+        cwd: PathBuf::from("/"),
+        hostname: "localhost".to_owned(),
+        cpu_cores: 1,
+    };
+    let mut reader = reader::Reader::new(&env);
+    reader.read_ini_text(text, name)?;
+    Ok(resolve::resolve(&reader.entries)?.config)
+}
+
 /// `UWSGI_PROCESSES=4` → `processes = 4` (lowercase, `_` → `-`), sorted by name so the result
 /// doesn't depend on the environment's order. `UWSGI_INI` and friends are read as files.
 /// A variable can't repeat, so each gives one value.
@@ -170,4 +186,36 @@ fn env_entries(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_ini_text_reads_without_files() {
+        let config =
+            parse_ini_text("[uwsgi]\nprocesses = 3\nbuffer-size = 16384\n", "t.ini").unwrap();
+        assert_eq!((config.processes, config.buffer_size), (3, 16384));
+        let include = parse_ini_text("[uwsgi]\ninclude = other.ini\n", "t.ini").unwrap_err();
+        assert!(include.to_string().contains("not read here"), "{include}");
+        let file = parse_ini_text("[uwsgi]\nchdir = @(x)\n", "t.ini").unwrap_err();
+        assert!(file.to_string().contains("not read here"), "{file}");
+        let cond =
+            parse_ini_text("[uwsgi]\nif-exists = /\nprocesses = 9\nendif =\n", "t.ini").unwrap();
+        assert_eq!(cond.processes, Config::default().processes);
+    }
+
+    #[test]
+    fn runaway_for_blocks_are_an_error() {
+        let mut text = String::from("[uwsgi]\n");
+        for _ in 0..9 {
+            text.push_str("for = a b c d e f g h i j\n");
+        }
+        for _ in 0..9 {
+            text.push_str("endfor =\n");
+        }
+        let e = parse_ini_text(&text, "t.ini").unwrap_err();
+        assert!(e.to_string().contains("more than 100000 lines"), "{e}");
+    }
 }

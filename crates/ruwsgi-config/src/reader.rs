@@ -67,7 +67,16 @@ pub(crate) struct Reader<'e> {
     last_file: Option<(PathBuf, String)>,
     /// Everything read so far, in order.
     pub(crate) entries: Vec<Entry>,
+    /// No file system at all (`parse_ini_text`): inclusions and `@(file)` are errors and
+    /// `if-exists`/`if-file`/`if-dir` are false.
+    pure: bool,
+    /// Lines handled so far, `for` iterations included (see `MAX_STEPS`).
+    steps: usize,
 }
+
+/// Most lines one load may handle, `for` iterations counted: nested `for` blocks multiply,
+/// and a config that unrolls past this is a mistake, not a deployment.
+const MAX_STEPS: usize = 100_000;
 
 impl<'e> Reader<'e> {
     pub(crate) fn new(env: &'e Environment) -> Self {
@@ -76,7 +85,28 @@ impl<'e> Reader<'e> {
             stack: Vec::new(),
             last_file: None,
             entries: Vec::new(),
+            pure: false,
+            steps: 0,
         }
+    }
+
+    /// Reads `text` as the ini file `name` without touching the file system.
+    pub(crate) fn read_ini_text(&mut self, text: &str, name: &str) -> Result<(), ConfigError> {
+        self.pure = true;
+        let section = "uwsgi".to_owned();
+        let path = self.env.cwd.join(name);
+        let ctx = FileCtx {
+            dir: self.env.cwd.clone(),
+            magic: FileMagic {
+                path: path.clone(),
+                display: name.to_owned(),
+                section: section.clone(),
+            },
+        };
+        self.stack.push((path, section.clone()));
+        let result = self.process(&ini_lines(text, &section), &ctx, None);
+        self.stack.pop();
+        result
     }
 
     /// Reads `spec` (`file`, `file:section` or `:section`) given to option `name` at `origin`.
@@ -104,6 +134,9 @@ impl<'e> Reader<'e> {
         } else {
             (expand::resolve_path(file, self.env, dir), file.to_owned())
         };
+        if self.pure {
+            return Err(unreadable("inclusions are not read here".to_owned()));
+        }
         let format = format.unwrap_or_else(|| Format::for_option(name, &display));
         let section = section.unwrap_or("uwsgi").to_owned();
         let text = std::fs::read_to_string(&path).map_err(|e| unreadable(expand::io_reason(&e)))?;
@@ -169,6 +202,15 @@ impl<'e> Reader<'e> {
                 file: ctx.magic.display.clone(),
                 line: l.number,
             };
+            self.steps += 1;
+            if self.steps > MAX_STEPS {
+                return Err(ConfigError::Syntax {
+                    origin,
+                    message: format!(
+                        "config unrolls to more than {MAX_STEPS} lines (nested \"for\" blocks?)"
+                    ),
+                });
+            }
             if key == "endfor" || key == "endif" {
                 return Err(ConfigError::Syntax {
                     origin,
@@ -229,6 +271,9 @@ impl<'e> Reader<'e> {
         let value = expand::expand_magic(&value, &ctx.magic, self.env);
         let value =
             expand::expand_env(&value, self.env).map_err(|e| expand_error(e, key, origin))?;
+        if self.pure {
+            return expand::refuse_files(&value).map_err(|e| expand_error(e, key, origin));
+        }
         expand::expand_files(&value, self.env, Some(&ctx.dir))
             .map_err(|e| expand_error(e, key, origin))
     }
@@ -244,6 +289,9 @@ impl<'e> Reader<'e> {
         origin: &Origin,
     ) -> Result<String, ConfigError> {
         let value = self.expand_line(key, value, ctx, context, origin)?;
+        if !value.contains("%(") {
+            return Ok(value);
+        }
         let mut known = HashMap::new();
         for e in &self.entries {
             known.insert(crate::options::normalise(&e.key), e.value.clone());
@@ -267,6 +315,7 @@ impl<'e> Reader<'e> {
                 Some((var, want)) => self.env.var(var) == Some(want),
                 None => self.env.var(arg).is_some(),
             },
+            "exists" | "file" | "dir" if self.pure => false,
             "exists" => path().exists(),
             "file" => path().is_file(),
             "dir" => path().is_dir(),
