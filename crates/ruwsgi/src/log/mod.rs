@@ -18,6 +18,27 @@ pub fn init() {
         .with_ansi(false)
         .with_max_level(if std::env::var_os("RUWSGI_DEBUG").is_some() { tracing::Level::DEBUG } else { tracing::Level::INFO })
         .try_init();
+    install_panic_hook();
+}
+
+/// Panics go to the log through `tracing`, with the thread and place, instead of the
+/// default hook's bare stderr text. The code that catches them (connection loop, worker
+/// threads) logs what it was doing and recovers.
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let thread = std::thread::current();
+        let place = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+        tracing::error!("panic in thread {}{place}: {}", thread.name().unwrap_or("unnamed"), panic_message(info.payload()));
+    }));
+}
+
+/// The text of a panic payload (`panic!` with a literal or a formatted message).
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(non-text panic payload)")
 }
 
 /// Writes one complete line to stderr in a single call.

@@ -4,12 +4,13 @@
 //! once a request's head (and a small body) has fully arrived.
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use ruwsgi_config::SocketProtocol;
-use ruwsgi_proto::{parse_request_head, parse_uwsgi_packet, BodyFraming, Limits};
+use ruwsgi_proto::{parse_request_head, parse_uwsgi_packet, BodyFraming, ChunkedDecoder, Limits};
 use slab::Slab;
 
 use super::body::BodyReader;
@@ -26,6 +27,9 @@ use crate::wsgi::{App, Origin, Request, Served};
 const STOP_TOKEN: u64 = u64::MAX;
 /// Connections accepted per wake-up of one listener, so one thread doesn't take them all.
 const ACCEPT_BATCH: usize = 8;
+/// Longest wait for events: the timeout sweep runs at least this often, so a connection is
+/// closed at most this long after its `http-timeout`/`socket-timeout` ran out.
+const TICK: Duration = Duration::from_millis(250);
 
 /// Per-loop settings from the config.
 #[derive(Debug, Clone)]
@@ -40,8 +44,12 @@ pub struct LoopSettings {
     pub prebuffer: usize,
     /// `limit-post`: larger declared bodies get 413; 0 = no limit.
     pub limit_post: u64,
-    /// `max-fd`: most open connections per thread; 0 = no limit.
+    /// `max-fd` split over the threads: most open connections per thread; 0 = no limit.
+    /// A full thread stops accepting; further clients wait in the listen backlog.
     pub max_conns: usize,
+    /// `http-keepalive` split over the threads: once a thread holds more connections than
+    /// this, a finished keep-alive response closes its connection instead; 0 = no limit.
+    pub max_keepalive: usize,
 }
 
 /// What a loop thread shares with its siblings.
@@ -87,6 +95,9 @@ struct Conn {
     since: Instant,
     /// A `100 Continue` was sent for the request being buffered.
     continue_sent: bool,
+    /// Chunked body being pre-buffered: the framing is checked as it arrives, so a bad one
+    /// gets a 400 before the app runs.
+    chunk_scan: Option<ChunkScan>,
     /// No request was served on it yet. A stopping worker still serves the first request
     /// of a connection it accepted (as uWSGI does) but closes idle keep-alive ones.
     fresh: bool,
@@ -117,6 +128,16 @@ struct StaticLog {
     vars: usize,
 }
 
+/// How far the framing of a pre-buffered chunked body has been checked.
+#[derive(Default)]
+struct ChunkScan {
+    decoder: ChunkedDecoder,
+    /// Raw body bytes (after the head) already fed to `decoder`.
+    scanned: usize,
+    /// Decoded body bytes so far (for `limit-post`).
+    decoded: u64,
+}
+
 /// What to do with a connection after processing its input.
 enum Next {
     /// Wait for more bytes.
@@ -137,9 +158,10 @@ pub fn run(ctx: &LoopContext<'_>) -> std::io::Result<()> {
     let mut conns: Slab<Conn> = Slab::new();
     let mut events = vec![EpollEvent::empty(); 256];
     let mut accepting = true;
+    let mut paused = false;
     let mut last_sweep = Instant::now();
     loop {
-        let n = match epoll.wait(&mut events, EpollTimeout::from(1000u16)) {
+        let n = match epoll.wait(&mut events, EpollTimeout::from(TICK.as_millis() as u16)) {
             Ok(n) => n,
             Err(nix::errno::Errno::EINTR) => 0,
             Err(e) => return Err(e.into()),
@@ -156,9 +178,16 @@ pub fn run(ctx: &LoopContext<'_>) -> std::io::Result<()> {
                 continue;
             }
             let key = (token - first_conn) as usize;
+            let held = conns.len();
             let Some(conn) = conns.get_mut(key) else { continue };
-            let next = if conn.sending.is_some() { on_writable(ctx, conn) } else { on_readable(ctx, conn) };
-            let close = ev.events().intersects(EpollFlags::EPOLLERR) || matches!(next, Next::Close);
+            let next = serve_guarded(ctx, conn);
+            // `http-keepalive`: past the cap, a connection that just finished its requests goes.
+            let over_keepalive = ctx.settings.max_keepalive > 0
+                && held > ctx.settings.max_keepalive
+                && !conn.fresh
+                && conn.buf.len() == 0
+                && conn.sending.is_none();
+            let close = ev.events().intersects(EpollFlags::EPOLLERR) || matches!(next, Next::Close) || over_keepalive;
             if close {
                 let mut conn = conns.remove(key);
                 if let Some(sending) = conn.sending.take() {
@@ -189,9 +218,46 @@ pub fn run(ctx: &LoopContext<'_>) -> std::io::Result<()> {
                 return Ok(());
             }
         }
-        if last_sweep.elapsed() >= Duration::from_millis(500) {
+        if last_sweep.elapsed() >= TICK {
             last_sweep = Instant::now();
             sweep(ctx, &epoll, &mut conns);
+        }
+        // `max-fd`: a full thread takes its listeners out of its epoll (level-triggered, they
+        // would wake it in a loop) and puts them back once a connection has gone.
+        let full = ctx.settings.max_conns > 0 && conns.len() >= ctx.settings.max_conns;
+        if accepting && full != paused {
+            for (i, l) in ctx.listeners.iter().enumerate() {
+                let _ = if full {
+                    epoll.delete(l.fd())
+                } else {
+                    epoll.add(l.fd(), EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLEXCLUSIVE, i as u64))
+                };
+            }
+            paused = full;
+        }
+    }
+}
+
+/// Handles one readiness event. A panic (a bug in ruwsgi, never the app's exception, which
+/// the WSGI layer turns into a 500) is contained here: it is logged with the request and
+/// only this connection is closed; the thread keeps serving the others.
+fn serve_guarded(ctx: &LoopContext<'_>, conn: &mut Conn) -> Next {
+    match catch_unwind(AssertUnwindSafe(|| if conn.sending.is_some() { on_writable(ctx, conn) } else { on_readable(ctx, conn) })) {
+        Ok(next) => next,
+        Err(panic) => {
+            let first_line = conn.buf.filled().split(|&b| b == b'\n').next().unwrap_or_default();
+            let first_line = String::from_utf8_lossy(&first_line[..first_line.len().min(200)]);
+            tracing::error!(
+                "worker {} core {}: internal error serving {} ({:?}): {}; connection closed",
+                ctx.worker.id,
+                ctx.core,
+                peer_name(&conn.peer),
+                first_line.trim_end(),
+                crate::log::panic_message(panic.as_ref())
+            );
+            ctx.worker.slot().cores[ctx.core].request_start.store(0, Ordering::Relaxed);
+            reply_error(conn.fd.as_raw_fd(), 500, "Internal Server Error");
+            Next::Close
         }
     }
 }
@@ -254,6 +320,7 @@ fn accept_some(ctx: &LoopContext<'_>, epoll: &Epoll, conns: &mut Slab<Conn>, ind
             buf: ReadBuf::default(),
             since: Instant::now(),
             continue_sent: false,
+            chunk_scan: None,
             fresh: true,
             sending: None,
             out_armed: false,
@@ -292,6 +359,7 @@ fn drive(ctx: &LoopContext<'_>, conn: &mut Conn) -> Next {
                 conn.fresh = false;
                 conn.since = Instant::now();
                 conn.continue_sent = false;
+                conn.chunk_scan = None;
                 if ctx.stopping.load(Ordering::Relaxed) {
                     return Next::Close;
                 }
@@ -367,6 +435,22 @@ fn serve_http(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
             (BodyReader::with_length(fd, already, n, expect), take)
         }
         BodyFraming::Chunked => {
+            match scan_chunked(&conn.buf.filled()[used..], &mut conn.chunk_scan, settings) {
+                Ok(true) => {}
+                Ok(false) => {
+                    if head.expect_continue && !conn.continue_sent {
+                        conn.continue_sent = true;
+                        let _ = socket_io::try_write(fd, &[std::io::IoSlice::new(b"HTTP/1.1 100 Continue\r\n\r\n")]);
+                    }
+                    return Step::Incomplete;
+                }
+                Err((status, reason, why)) => {
+                    tracing::info!("bad request from {}: {why} -> {status}", conn.peer.addr);
+                    reply_error(fd, status, reason);
+                    return Step::Reject;
+                }
+            }
+            conn.chunk_scan = None;
             let already = conn.buf.filled()[used..].to_vec();
             let expect = head.expect_continue && !conn.continue_sent;
             (BodyReader::chunked(fd, already, expect), available)
@@ -396,6 +480,22 @@ fn serve_http(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
     let (leftover, reusable) = body.finish();
     conn.buf.unread(&leftover);
     Step::Served { keep_alive: client_keep_alive && served.keep_alive && reusable }
+}
+
+/// Checks the chunked framing of the body bytes (`raw`, after the head) that arrived since
+/// the last call. `Ok(true)`:
+/// call the app now (the body is complete, or larger than what is pre-buffered);
+/// `Ok(false)`: wait for more; `Err`: the response to send before closing.
+fn scan_chunked(raw: &[u8], scan: &mut Option<ChunkScan>, settings: &LoopSettings) -> Result<bool, (u16, &'static str, String)> {
+    let scan = scan.get_or_insert_with(ChunkScan::default);
+    let mut sink = Vec::new();
+    let (used, done) = scan.decoder.decode(&raw[scan.scanned..], &mut sink, usize::MAX).map_err(|e| (e.status(), "Bad Request", format!("chunked body: {e}")))?;
+    scan.scanned += used;
+    scan.decoded += sink.len() as u64;
+    if settings.limit_post > 0 && scan.decoded > settings.limit_post {
+        return Err((413, "Content Too Large", format!("chunked body over limit-post ({})", settings.limit_post)));
+    }
+    Ok(done || raw.len() >= settings.prebuffer)
 }
 
 fn serve_uwsgi(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {

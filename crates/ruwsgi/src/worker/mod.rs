@@ -111,7 +111,9 @@ fn serve(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, boa
         request_timeout: Duration::from_secs(cfg.socket_timeout.max(1)),
         prebuffer: cfg.post_buffering.max(64 * 1024),
         limit_post: cfg.limit_post,
-        max_conns: cfg.max_fd as usize,
+        // Both are per worker in the config; each thread holds its share.
+        max_conns: (cfg.max_fd as usize).div_ceil(cfg.threads.max(1) as usize),
+        max_keepalive: (cfg.http_keepalive as usize).div_ceil(cfg.threads.max(1) as usize),
     };
     // Built once per worker (after `chdir`): canonical roots, compiled expires regexps.
     let statics = match StaticFiles::new(cfg) {
@@ -136,6 +138,9 @@ fn serve(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, boa
     let log_file = cfg.daemonize.as_ref().or(cfg.daemonize2.as_ref()).or(cfg.logto.as_ref());
     let stopping = AtomicBool::new(false);
     let running = AtomicUsize::new(cfg.threads as usize);
+    // A loop thread ended while the worker wasn't stopping: exit non-zero so the master
+    // replaces this process instead of it serving on with fewer threads.
+    let died = AtomicBool::new(false);
     let spawned = Instant::now();
     let mut exit_code = 0;
     std::thread::scope(|s| {
@@ -150,13 +155,21 @@ fn serve(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, boa
                 worker: &info,
                 statics: statics.as_ref(),
             };
-            let running = &running;
+            let (running, died, stopping) = (&running, &died, &stopping);
             let spawned = std::thread::Builder::new()
                 .name(format!("ruwsgi-core-{core}"))
                 .stack_size(8 << 20)
                 .spawn_scoped(s, move || {
-                    if let Err(e) = wsgi::python_thread(|| connection::run(&ctx)) {
-                        tracing::error!("worker {id} core {core}: connection loop failed: {e}");
+                    let failure = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| wsgi::python_thread(|| connection::run(&ctx)))) {
+                        Ok(Ok(())) => None,
+                        Ok(Err(e)) => Some(e.to_string()),
+                        Err(panic) => Some(format!("panicked: {}", crate::log::panic_message(panic.as_ref()))),
+                    };
+                    if let Some(why) = failure {
+                        tracing::error!("worker {id} core {core}: connection loop failed: {why}");
+                        if !stopping.load(Relaxed) {
+                            died.store(true, Relaxed);
+                        }
                     }
                     running.fetch_sub(1, Relaxed);
                 });
@@ -190,6 +203,10 @@ fn serve(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, boa
                     _ => {}
                 }
             }
+            if died.load(Relaxed) {
+                exit_code = 1;
+                stop(&format!("worker {id} (pid: {pid}): a connection loop died; exiting so the master replaces this worker"));
+            }
             info.slot().rss.store(resident_bytes(), Relaxed);
             if let Some(path) = log_file {
                 // Follow a rotation done by the master (`log-maxsize`) or logrotate.
@@ -210,7 +227,6 @@ fn serve(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, boa
                 }
             }
         }
-        exit_code = 0;
     });
     exit_code
 }
