@@ -206,6 +206,24 @@ mod tests {
         assert_eq!(cond.processes, Config::default().processes);
     }
 
+    /// Fuzzer finding (ini target): a bare CR inside a key was echoed into the error, which
+    /// then wasn't one line.
+    #[test]
+    fn control_characters_in_ini_lines_are_an_error_not_echoed() {
+        for text in [
+            "[uwsgi]\nhar\rttp = :80\n",
+            "[uwsgi]\nchdir = /srv\u{1b}[2J\n",
+            "[uwsgi]\nx\0 = 1\n",
+        ] {
+            let e = parse_ini_text(text, "t.ini").unwrap_err().to_string();
+            assert!(!e.chars().any(char::is_control), "{e:?}");
+            assert!(e.starts_with("t.ini:2: control character"), "{e:?}");
+        }
+        // Tabs are whitespace, and CRLF line ends are fine.
+        let ok = parse_ini_text("[uwsgi]\r\nprocesses\t=\t2\r\n", "t.ini").unwrap();
+        assert_eq!(ok.processes, 2);
+    }
+
     #[test]
     fn runaway_for_blocks_are_an_error() {
         let mut text = String::from("[uwsgi]\n");

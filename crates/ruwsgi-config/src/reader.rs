@@ -211,6 +211,21 @@ impl<'e> Reader<'e> {
                     ),
                 });
             }
+            // uWSGI's ini has no escapes, so a control character (tab aside) in a line is a
+            // corrupt file; it is named by code point, never echoed (it would break the log).
+            if l.number.is_some() {
+                if let Some(c) = l
+                    .key
+                    .chars()
+                    .chain(l.value.chars())
+                    .find(|&c| c.is_control() && c != '\t')
+                {
+                    return Err(ConfigError::Syntax {
+                        origin,
+                        message: format!("control character U+{:04X} in the line", u32::from(c)),
+                    });
+                }
+            }
             if key == "endfor" || key == "endif" {
                 return Err(ConfigError::Syntax {
                     origin,
