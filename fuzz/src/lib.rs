@@ -1,4 +1,5 @@
-//! Fuzz properties over `ruwsgi-proto`, one function per cargo-fuzz target.
+//! Fuzz properties over `ruwsgi-proto` and the `ruwsgi-config` ini reader, one function per
+//! cargo-fuzz target.
 //!
 //! Each function takes arbitrary bytes and asserts properties, not only "no panic". They
 //! live in a library so `cargo test` (stable) can replay `corpus/<target>/` through them,
@@ -146,4 +147,22 @@ pub fn uwsgi_packet(data: &[u8]) {
         assert_eq!((packet.modifier1, packet.modifier2), (0, 7));
         assert_eq!(packet.vars, vars);
     }
+}
+
+/// `ini`: the input (lossily UTF-8) read as an ini file by `parse_ini_text`, which touches
+/// no files. No panic; an error is one line naming the file; the result is the same on a
+/// second parse, and with CRLF line ends or trailing blank/comment lines.
+pub fn ini(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let first = ruwsgi_config::parse_ini_text(&text, "fuzz.ini");
+    if let Err(e) = &first {
+        let message = e.to_string();
+        assert!(!message.contains(['\n', '\r']), "error is not one line: {message:?}");
+        assert!(!message.is_empty());
+    }
+    assert_eq!(ruwsgi_config::parse_ini_text(&text, "fuzz.ini"), first, "not deterministic");
+    let crlf = text.replace('\n', "\r\n");
+    assert_eq!(ruwsgi_config::parse_ini_text(&crlf, "fuzz.ini"), first, "CRLF changed the result");
+    let padded = format!("{text}\n\n; trailing comment\n# another\n");
+    assert_eq!(ruwsgi_config::parse_ini_text(&padded, "fuzz.ini"), first, "a trailing comment changed the result");
 }

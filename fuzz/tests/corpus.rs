@@ -32,3 +32,8 @@ fn chunked_seeds_hold() {
 fn uwsgi_packet_seeds_hold() {
     replay("uwsgi_packet", ruwsgi_fuzz::uwsgi_packet);
 }
+
+#[test]
+fn ini_seeds_hold() {
+    replay("ini", ruwsgi_fuzz::ini);
+}
