@@ -442,3 +442,105 @@ fn touch_reload_and_master_fifo() {
     std::fs::OpenOptions::new().write(true).open(srv.dir.path().join("ctl.fifo")).unwrap().write_all(b"q").unwrap();
     assert_eq!(srv.wait_exit(Duration::from_secs(15)), Some(0), "{}", srv.log());
 }
+
+#[test]
+fn touch_chain_reload_replaces_lazy_workers_one_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    write_app(dir.path(), "v1");
+    std::fs::write(dir.path().join("chain.touch"), "").unwrap();
+    let srv = start_in(
+        dir,
+        &["--http-socket", "127.0.0.1:0", "--wsgi-file", "app.py", "--processes", "2", "--lazy-apps", "--touch-chain-reload", "chain.touch"],
+        2,
+    );
+    let before = srv.worker_pids();
+    assert_eq!(srv.get("/").body, b"v1");
+    write_app(srv.dir.path(), "v2");
+    let later = std::time::SystemTime::now() + Duration::from_secs(2);
+    std::fs::File::options().write(true).open(srv.dir.path().join("chain.touch")).unwrap().set_modified(later).unwrap();
+    assert!(srv.wait_log("chain reloading complete", Duration::from_secs(30)), "{}", srv.log());
+    let log = srv.log();
+    let first = log.find("chain next victim is worker 1").expect("worker 1 replaced");
+    let second = log.find("chain next victim is worker 2").expect("worker 2 replaced");
+    assert!(first < second);
+    // Worker 2 was told to go only after worker 1's replacement was up.
+    let respawn_1 = log.find("Respawned uWSGI worker 1").expect("worker 1 respawned");
+    assert!(respawn_1 < second, "{log}");
+    let after = srv.worker_pids();
+    assert_eq!(after.len(), 2);
+    assert!(after.iter().all(|p| !before.contains(p)), "{before:?} -> {after:?}");
+    for _ in 0..6 {
+        assert_eq!(srv.get("/").body, b"v2");
+    }
+}
+
+#[test]
+fn log_maxsize_rotates_and_workers_follow() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("server.log");
+    let mut child = Command::new(it::ruwsgi_command())
+        .args(["--http-socket", "127.0.0.1:0", "--wsgi-file", &app("hello.py"), "--log-maxsize", "4000"])
+        .arg("--logto")
+        .arg(&log)
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let guard = KillOnDrop(child.id() as i32);
+    let text = wait_file(&log, Duration::from_secs(20), |t| t.contains("spawned uWSGI worker 1")).expect("server started");
+    let addr: SocketAddr = text.lines().find_map(|l| l.split("bound to TCP address ").nth(1)?.split(' ').next()?.parse().ok()).unwrap();
+    let get = |path: &str| {
+        let mut s = it::connect(addr);
+        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes()).unwrap();
+        assert_eq!(read_response(&mut BufReader::new(s)).unwrap().status, 200);
+    };
+    let rotated = || std::fs::read_dir(dir.path()).unwrap().flatten().any(|e| e.file_name().to_string_lossy().starts_with("server.log."));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut n = 0;
+    while !rotated() && Instant::now() < deadline {
+        get(&format!("/fill-{n}"));
+        n += 1;
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(rotated(), "no rotated file after {n} requests");
+    // The worker reopens the new file: its next request line lands there.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut found = false;
+    while !found && Instant::now() < deadline {
+        get("/after-rotation");
+        found = std::fs::read_to_string(&log).unwrap_or_default().contains("GET /after-rotation");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(found, "request lines do not reach the new log file:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+    drop(guard);
+    let _ = child.wait();
+}
+
+#[test]
+fn sigusr1_logs_worker_stats() {
+    let srv = Server::start(&["--http-socket", "127.0.0.1:0", "--wsgi-file", &app("hello.py"), "--processes", "2"]);
+    assert_eq!(srv.get("/").status, 200);
+    srv.signal(Signal::SIGUSR1);
+    assert!(srv.wait_for(Duration::from_secs(5), |l| l.contains("worker 1 pid") && l.contains("worker 2 pid")), "{}", srv.log());
+}
+
+#[test]
+fn metrics_serves_prometheus_text() {
+    let srv = Server::start(&["--http-socket", "127.0.0.1:0", "--wsgi-file", &app("hello.py"), "--metrics", "127.0.0.1:0"]);
+    for _ in 0..3 {
+        assert_eq!(srv.get("/").status, 200);
+    }
+    assert!(srv.wait_log("metrics (Prometheus) server enabled on ", Duration::from_secs(5)), "{}", srv.log());
+    let address = srv.log().lines().find_map(|l| Some(l.split("server enabled on ").nth(1)?.split(' ').next()?.to_owned())).unwrap();
+    let mut s = TcpStream::connect(&address).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    let r = read_response(&mut BufReader::new(s)).unwrap();
+    assert_eq!(r.status, 200);
+    assert!(r.header("content-type").unwrap_or("").starts_with("text/plain"));
+    let text = r.text();
+    assert!(text.contains("# TYPE ruwsgi_worker_requests_total counter"), "{text}");
+    assert!(text.contains("ruwsgi_worker_requests_total{worker=\"1\"} 3"), "{text}");
+}

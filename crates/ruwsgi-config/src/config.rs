@@ -138,6 +138,9 @@ pub struct Config {
     pub stats_http: bool,
     /// `stats-minified`: stats JSON without whitespace.
     pub stats_minified: bool,
+    /// `metrics` (`stats-prometheus`, ruwsgi only): address serving the stats in Prometheus
+    /// text format.
+    pub metrics: Option<String>,
     /// `uid`: user to run as after binding.
     pub uid: Option<String>,
     /// `gid`: group to run as after binding.
@@ -232,6 +235,7 @@ impl Default for Config {
             stats: None,
             stats_http: false,
             stats_minified: false,
+            metrics: None,
             uid: None,
             gid: None,
             limit_post: 0,

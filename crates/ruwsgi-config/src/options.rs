@@ -431,6 +431,8 @@ pub static OPTIONS: &[OptionSpec] = &[
     row("stats", &["stats-server"], None, Address, false, "", Supported, "address of the JSON stats server"),
     s("stats-http", Bool, "false", "prefix the stats JSON with HTTP headers"),
     s("stats-minified", Bool, "false", "stats JSON without whitespace"),
+    row("metrics", &["stats-prometheus"], None, Address, false, "", SupportedWithDifference(
+        "ruwsgi only, not a uWSGI option"), "serve the stats server's figures in Prometheus text format over HTTP on this address"),
     planned("stats-push", Text, "push stats to a collector"),
     never("carbon", "use the stats server with an exporter", "push metrics to carbon"),
     never("snmp", "use the stats server with an exporter", "SNMP server"),

@@ -294,6 +294,9 @@ fn apply(c: &mut Config, spec: &OptionSpec, e: &Entry, value: &str) -> Result<St
         "log-reopen" => c.log_reopen = flag,
         "master-fifo" => c.master_fifo = Some(path()?),
         "stats-minified" => c.stats_minified = flag,
+        "metrics" => {
+            c.metrics = Some(parse_address(value).ok_or_else(|| err("expected [host]:port"))?);
+        }
         // Differs from uWSGI: the value (a tracebacker socket path) is accepted but no socket
         // is created; the stuck request's stack goes to the log as with `harakiri-verbose`.
         "py-tracebacker" => c.harakiri_verbose = true,

@@ -47,7 +47,14 @@ pub fn rotate_if_big(path: &Path, max: u64, backup: Option<&Path>) -> Option<Pat
         return None;
     }
     let epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let target = backup.map_or_else(|| PathBuf::from(format!("{}.{epoch}", path.display())), Path::to_path_buf);
+    let mut target = backup.map_or_else(|| PathBuf::from(format!("{}.{epoch}", path.display())), Path::to_path_buf);
+    // Two rotations within a second (or a fixed `log-backupname`) must not overwrite the
+    // previous rotated file.
+    let mut n = 1;
+    while target.exists() {
+        target = PathBuf::from(format!("{}.{epoch}.{n}", path.display()));
+        n += 1;
+    }
     if let Err(e) = std::fs::rename(path, &target) {
         tracing::error!("cannot rotate the log file {}: {e}", path.display());
         return None;

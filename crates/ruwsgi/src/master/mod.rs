@@ -132,8 +132,8 @@ struct Master {
     touch_chain: Vec<Touched>,
     /// Chain reload in progress.
     chain: Option<Chain>,
-    /// `stats` server.
-    stats: Option<StatsServer>,
+    /// `stats` and `metrics` servers.
+    stats: Vec<StatsServer>,
     /// `master-fifo`.
     fifo: Option<MasterFifo>,
     /// The log file stdout/stderr go to (`daemonize`, `daemonize2`, `logto`).
@@ -190,10 +190,13 @@ fn start(cfg: Config) -> Result<Master> {
         let family = if l.is_unix() { "UNIX" } else { "TCP" };
         tracing::info!("{kind} socket {i} bound to {family} address {} fd {}", listener::describe(l), l.raw_fd());
     }
-    let stats = match &cfg.stats {
-        Some(address) => Some(StatsServer::bind(address, cfg.stats_http, cfg.stats_minified)?),
-        None => None,
-    };
+    let mut stats = Vec::new();
+    if let Some(address) = &cfg.stats {
+        stats.push(StatsServer::bind(address, stats::Format::Json { http: cfg.stats_http, minified: cfg.stats_minified })?);
+    }
+    if let Some(address) = &cfg.metrics {
+        stats.push(StatsServer::bind(address, stats::Format::Prometheus)?);
+    }
     let fifo = match &cfg.master_fifo {
         Some(path) => Some(MasterFifo::open(path)?),
         None => None,
@@ -353,7 +356,7 @@ impl Master {
         if pid == 0 {
             // The master's private fds are no business of the worker.
             let _ = nix::unistd::close(self.signals.as_raw_fd());
-            if let Some(stats) = &self.stats {
+            for stats in &self.stats {
                 let _ = nix::unistd::close(stats.fd().as_raw_fd());
             }
             if let Some(fifo) = &self.fifo {
@@ -376,17 +379,16 @@ impl Master {
         loop {
             let timeout = self.poll_timeout();
             let mut fds = vec![PollFd::new(self.signals.as_fd(), PollFlags::POLLIN)];
-            let stats_at = self.stats.as_ref().map(|s| {
-                fds.push(PollFd::new(s.fd(), PollFlags::POLLIN));
-                fds.len() - 1
-            });
+            let stats_at = fds.len();
+            fds.extend(self.stats.iter().map(|s| PollFd::new(s.fd(), PollFlags::POLLIN)));
             let fifo_at = self.fifo.as_ref().map(|f| {
                 fds.push(PollFd::new(f.fd(), PollFlags::POLLIN));
                 fds.len() - 1
             });
             let _ = poll(&mut fds, PollTimeout::try_from(timeout).unwrap_or(PollTimeout::MAX));
             let ready = |at: Option<usize>| at.and_then(|i| fds[i].revents()).is_some_and(|r| !r.is_empty());
-            let (stats_ready, fifo_ready) = (ready(stats_at), ready(fifo_at));
+            let stats_ready: Vec<usize> = (0..self.stats.len()).filter(|i| ready(Some(stats_at + i))).collect();
+            let fifo_ready = ready(fifo_at);
             drop(fds);
             while let Ok(Some(sig)) = self.signals.read_signal() {
                 match Signal::try_from(sig.ssi_signo as i32) {
@@ -398,10 +400,8 @@ impl Master {
                     Ok(other) => tracing::info!("ignoring {other}"),
                 }
             }
-            if stats_ready {
-                if let Some(server) = &self.stats {
-                    server.serve_pending(|| self.stats_document());
-                }
+            for i in stats_ready {
+                self.stats[i].serve_pending(|| self.stats_document());
             }
             if fifo_ready {
                 let commands = self.fifo.as_mut().map(MasterFifo::read_commands).unwrap_or_default();
@@ -431,9 +431,7 @@ impl Master {
                     if self.workers.iter().all(|w| w.pid.is_none()) {
                         cleanup_files(&self.cfg, &self.listeners);
                         if self.cfg.vacuum {
-                            if let Some(s) = &self.stats {
-                                stats::vacuum(s);
-                            }
+                            self.stats.iter().for_each(stats::vacuum);
                             if let Some(f) = &self.fifo {
                                 f.vacuum();
                             }

@@ -1,7 +1,8 @@
 //! The stats server (`stats = 127.0.0.1:9191`, a unix path, or `@abstract`): served by the
 //! master from its poll loop. Each connection gets one JSON document, shaped as uWSGI's
 //! (so `uwsgitop` and the Prometheus exporters that scrape uWSGI read it), and is closed.
-//! With `stats-http` the JSON comes after an HTTP/1.0 response head.
+//! With `stats-http` the JSON comes after an HTTP/1.0 response head. The same figures are
+//! served in Prometheus text format on the `metrics` address (ruwsgi only).
 //!
 //! The figures come from the scoreboard (requests, exceptions, tx, per-core state) and
 //! `/proc` (rss/vsz per worker, the TCP accept queues). No Python here.
@@ -21,20 +22,27 @@ use socket2::{Domain, SockAddr, Socket, Type};
 use crate::net::listener::Listener;
 use crate::scoreboard::{Scoreboard, Status};
 
-/// The listening stats socket.
+/// What a stats socket serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// uWSGI's JSON; `http` = `stats-http`, `minified` = `stats-minified`.
+    Json { http: bool, minified: bool },
+    /// Prometheus text exposition format, always over HTTP (`metrics`).
+    Prometheus,
+}
+
+/// A listening stats socket.
 pub struct StatsServer {
     socket: Socket,
-    /// `stats-http`.
-    http: bool,
-    /// `stats-minified`.
-    minified: bool,
+    /// What it serves.
+    format: Format,
     /// Unix socket file, removed on shutdown.
     pub unix_path: Option<PathBuf>,
 }
 
 impl StatsServer {
     /// Binds `address` (`host:port`, `:port`, a unix path or `@abstract`), non-blocking.
-    pub fn bind(address: &str, http: bool, minified: bool) -> Result<Self> {
+    pub fn bind(address: &str, format: Format) -> Result<Self> {
         let (socket, unix_path) = if address.contains('/') || address.starts_with('@') || !address.contains(':') {
             let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
             let (addr, path) = if let Some(name) = address.strip_prefix('@') {
@@ -56,8 +64,9 @@ impl StatsServer {
         socket.listen(100)?;
         socket.set_nonblocking(true)?;
         let shown = socket.local_addr().ok().and_then(|a| a.as_socket()).map_or_else(|| address.to_owned(), |a| a.to_string());
-        tracing::info!("stats server enabled on {shown} fd: {}", std::os::fd::AsRawFd::as_raw_fd(&socket));
-        Ok(Self { socket, http, minified, unix_path })
+        let what = if format == Format::Prometheus { "metrics (Prometheus)" } else { "stats" };
+        tracing::info!("{what} server enabled on {shown} fd: {}", std::os::fd::AsRawFd::as_raw_fd(&socket));
+        Ok(Self { socket, format, unix_path })
     }
 
     /// For the master's poll set.
@@ -81,14 +90,40 @@ impl StatsServer {
             let _ = conn.set_nonblocking(false);
             let _ = conn.set_write_timeout(Some(Duration::from_secs(1)));
             let doc = render();
-            let body = if self.minified { serde_json::to_vec(&doc) } else { serde_json::to_vec_pretty(&doc) }.unwrap_or_default();
-            let mut out = Vec::with_capacity(body.len() + 128);
-            if self.http {
-                let _ = write!(out, "HTTP/1.0 200 OK\r\nConnection: close\r\nContent-Type: application/json\r\nAccess-Control-Allow-Origin: *\r\nContent-Length: {}\r\n\r\n", body.len());
+            let (http, body, content_type) = match self.format {
+                Format::Json { http, minified } => {
+                    (http, if minified { serde_json::to_vec(&doc) } else { serde_json::to_vec_pretty(&doc) }.unwrap_or_default(), "application/json")
+                }
+                Format::Prometheus => (true, render_prometheus(&doc).into_bytes(), "text/plain; version=0.0.4"),
+            };
+            let mut out = Vec::with_capacity(body.len() + 160);
+            if http {
+                // Read the request head first: closing with it unread would reset the
+                // connection and could destroy the response in flight.
+                read_request_head(&conn);
+                let _ = write!(out, "HTTP/1.0 200 OK\r\nConnection: close\r\nContent-Type: {content_type}\r\nAccess-Control-Allow-Origin: *\r\nContent-Length: {}\r\n\r\n", body.len());
             }
             out.extend_from_slice(&body);
             let mut conn = std::fs::File::from(std::os::fd::OwnedFd::from(conn));
             let _ = conn.write_all(&out);
+        }
+    }
+}
+
+/// Reads (and drops) an HTTP request head, waiting at most 200 ms in all: the master must
+/// not stall on a client that connects and sends nothing.
+fn read_request_head(conn: &Socket) {
+    let deadline = std::time::Instant::now() + Duration::from_millis(200);
+    let mut head = Vec::new();
+    let mut buf = [0u8; 2048];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 16 * 1024 {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() || conn.set_read_timeout(Some(left)).is_err() {
+            return;
+        }
+        match std::io::Read::read(&mut &*conn, &mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
         }
     }
 }
@@ -235,6 +270,36 @@ fn listen_queues() -> Vec<(u64, u64)> {
             }
         }
     }
+    out
+}
+
+/// The stats document in Prometheus text format: instance gauges plus one series per
+/// worker, labelled `worker="N"`.
+pub fn render_prometheus(doc: &Value) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(4096);
+    let mut metric = |name: &str, kind: &str, help: &str, rows: &[(String, u64)]| {
+        let _ = writeln!(out, "# HELP ruwsgi_{name} {help}\n# TYPE ruwsgi_{name} {kind}");
+        for (labels, value) in rows {
+            let _ = writeln!(out, "ruwsgi_{name}{labels} {value}");
+        }
+    };
+    let num = |v: &Value| v.as_u64().unwrap_or(0);
+    metric("listen_queue", "gauge", "Connections waiting in the listen queues.", &[(String::new(), num(&doc["listen_queue"]))]);
+    let workers: Vec<&Value> = doc["workers"].as_array().map(|w| w.iter().collect()).unwrap_or_default();
+    let per_worker =
+        |field: &str| -> Vec<(String, u64)> { workers.iter().map(|w| (format!("{{worker=\"{}\"}}", w["id"]), num(&w[field]))).collect() };
+    metric("worker_requests_total", "counter", "Requests served by the worker process.", &per_worker("requests"));
+    metric("worker_exceptions_total", "counter", "Requests whose app raised.", &per_worker("exceptions"));
+    metric("worker_harakiri_total", "counter", "Harakiri kills in this worker slot.", &per_worker("harakiri_count"));
+    metric("worker_respawns_total", "counter", "Respawns of this worker slot.", &per_worker("respawn_count"));
+    metric("worker_transmitted_bytes_total", "counter", "Response bytes sent.", &per_worker("tx"));
+    metric("worker_rss_bytes", "gauge", "Resident set size.", &per_worker("rss"));
+    metric("worker_vsz_bytes", "gauge", "Virtual memory size.", &per_worker("vsz"));
+    metric("worker_avg_response_time_microseconds", "gauge", "Mean request duration.", &per_worker("avg_rt"));
+    let busy: Vec<(String, u64)> =
+        workers.iter().map(|w| (format!("{{worker=\"{}\"}}", w["id"]), u64::from(w["status"].as_str() == Some("busy")))).collect();
+    metric("worker_busy", "gauge", "1 while the worker runs a request.", &busy);
     out
 }
 
