@@ -63,7 +63,11 @@ impl Server {
             .position(|a| *a == "--processes" || *a == "--workers" || *a == "-p")
             .and_then(|i| args.get(i + 1)?.parse().ok())
             .unwrap_or(1);
-        Self::start_with(Start { args: args.iter().map(|s| (*s).to_owned()).collect(), env: vec![], workers: processes })
+        Self::start_with(Start {
+            args: args.iter().map(|s| (*s).to_owned()).collect(),
+            env: vec![],
+            workers: processes,
+        })
     }
 
     /// Starts with full options; panics with the log if it doesn't come up in 20 s.
@@ -86,7 +90,13 @@ impl Server {
         }
         let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot run {}: {e}", ruwsgi_command()));
         let log = Arc::new(LogBuf::default());
-        for stream in [child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>), child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>)].into_iter().flatten() {
+        for stream in [
+            child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
+            child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        {
             let log = Arc::clone(&log);
             std::thread::spawn(move || {
                 let mut reader = BufReader::new(stream);
@@ -285,8 +295,9 @@ pub fn read_response_to(r: &mut impl BufRead, head_request: bool) -> std::io::Re
             loop {
                 let mut size = String::new();
                 r.read_line(&mut size)?;
-                let n = usize::from_str_radix(size.trim().split(';').next().unwrap_or(""), 16)
-                    .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("bad chunk size {size:?}")))?;
+                let n = usize::from_str_radix(size.trim().split(';').next().unwrap_or(""), 16).map_err(|_| {
+                    std::io::Error::new(std::io::ErrorKind::InvalidData, format!("bad chunk size {size:?}"))
+                })?;
                 if n == 0 {
                     let mut crlf = String::new();
                     r.read_line(&mut crlf)?;
@@ -340,7 +351,10 @@ pub fn run_to_exit(dir: &Path, args: &[&str], timeout: Duration) -> (Option<i32>
             break status.code();
         }
         if Instant::now() >= deadline {
-            let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(child.id() as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
             let _ = child.wait();
             break None;
         }
@@ -494,7 +508,8 @@ pub mod json {
                                     *pos += 4;
                                     let mut code = u32::from_str_radix(&hex, 16).map_err(|e| e.to_string())?;
                                     if (0xD800..0xDC00).contains(&code) && c.get(*pos) == Some(&'\\') {
-                                        let low: String = c.get(*pos + 2..*pos + 6).ok_or("bad surrogate")?.iter().collect();
+                                        let low: String =
+                                            c.get(*pos + 2..*pos + 6).ok_or("bad surrogate")?.iter().collect();
                                         let low = u32::from_str_radix(&low, 16).map_err(|e| e.to_string())?;
                                         *pos += 6;
                                         code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00);

@@ -12,19 +12,9 @@ use std::time::{Duration, Instant};
 use crate::{read_response_to, Response};
 
 /// Where distributions put nginx when it isn't on `PATH` (e.g. `/usr/sbin` for a non-root user).
-const SBIN_DIRS: &[&str] = &[
-    "/usr/sbin",
-    "/usr/local/sbin",
-    "/usr/local/nginx/sbin",
-    "/opt/homebrew/bin",
-];
+const SBIN_DIRS: &[&str] = &["/usr/sbin", "/usr/local/sbin", "/usr/local/nginx/sbin", "/opt/homebrew/bin"];
 /// Where distributions put `uwsgi_params`, beside the default `nginx.conf`.
-const CONF_DIRS: &[&str] = &[
-    "/etc/nginx",
-    "/usr/local/etc/nginx",
-    "/usr/local/nginx/conf",
-    "/opt/homebrew/etc/nginx",
-];
+const CONF_DIRS: &[&str] = &["/etc/nginx", "/usr/local/etc/nginx", "/usr/local/nginx/conf", "/opt/homebrew/etc/nginx"];
 
 /// A running nginx.
 pub struct Nginx {
@@ -41,11 +31,8 @@ pub fn nginx_command() -> PathBuf {
         return PathBuf::from(path);
     }
     let path_dirs = std::env::var("PATH").unwrap_or_default();
-    let found = path_dirs
-        .split(':')
-        .chain(SBIN_DIRS.iter().copied())
-        .map(|d| Path::new(d).join("nginx"))
-        .find(|p| p.is_file());
+    let found =
+        path_dirs.split(':').chain(SBIN_DIRS.iter().copied()).map(|d| Path::new(d).join("nginx")).find(|p| p.is_file());
     found.unwrap_or_else(|| {
         panic!(
             "nginx not found (looked on PATH and in {SBIN_DIRS:?}): these tests need a real nginx. \
@@ -60,10 +47,7 @@ pub fn uwsgi_params() -> String {
     // `nginx -V` names the compiled-in conf path; its directory holds uwsgi_params.
     if let Ok(out) = Command::new(nginx_command()).arg("-V").output() {
         let text = String::from_utf8_lossy(&out.stderr).into_owned();
-        if let Some(conf) = text
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix("--conf-path="))
-        {
+        if let Some(conf) = text.split_whitespace().find_map(|w| w.strip_prefix("--conf-path=")) {
             if let Some(parent) = Path::new(conf).parent() {
                 dirs.insert(0, parent.to_path_buf());
             }
@@ -71,17 +55,12 @@ pub fn uwsgi_params() -> String {
     }
     dirs.iter()
         .find_map(|d| std::fs::read_to_string(d.join("uwsgi_params")).ok())
-        .unwrap_or_else(|| {
-            panic!("uwsgi_params not found in {dirs:?}: is nginx installed completely?")
-        })
+        .unwrap_or_else(|| panic!("uwsgi_params not found in {dirs:?}: is nginx installed completely?"))
 }
 
 /// A loopback port nobody listens on right now.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind 127.0.0.1:0")
-        .port()
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("bind 127.0.0.1:0").port()
 }
 
 impl Nginx {
@@ -90,9 +69,7 @@ impl Nginx {
     /// Waits until the port accepts connections; panics with the error log otherwise.
     pub fn start(server_body: &str) -> Nginx {
         Self::start_http(|addr| {
-            format!(
-                "server {{\n    listen {addr};\n    server_name localhost;\n{server_body}\n}}\n"
-            )
+            format!("server {{\n    listen {addr};\n    server_name localhost;\n{server_body}\n}}\n")
         })
     }
 
@@ -113,8 +90,7 @@ impl Nginx {
     fn try_start(servers: &impl Fn(SocketAddr) -> String) -> Result<Nginx, String> {
         let dir = tempfile::tempdir().expect("tempdir");
         let d = dir.path().display().to_string();
-        std::fs::write(dir.path().join("uwsgi_params"), uwsgi_params())
-            .expect("write uwsgi_params");
+        std::fs::write(dir.path().join("uwsgi_params"), uwsgi_params()).expect("write uwsgi_params");
         let port = free_port();
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         let conf = format!(
@@ -149,9 +125,7 @@ impl Nginx {
             .arg(dir.path().join("error.log"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::from(
-                std::fs::File::create(dir.path().join("stderr.log")).expect("stderr.log"),
-            ))
+            .stderr(Stdio::from(std::fs::File::create(dir.path().join("stderr.log")).expect("stderr.log")))
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run {}: {e}", nginx_command().display()));
         let mut nginx = Nginx { child, dir, addr };
@@ -165,16 +139,12 @@ impl Nginx {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        Err(format!(
-            "nginx not accepting on {addr} after 10 s:\n{}",
-            nginx.log()
-        ))
+        Err(format!("nginx not accepting on {addr} after 10 s:\n{}", nginx.log()))
     }
 
     /// nginx's stderr and error log.
     pub fn log(&self) -> String {
-        let read =
-            |name: &str| std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default();
+        let read = |name: &str| std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default();
         format!("{}{}", read("stderr.log"), read("error.log"))
     }
 
@@ -198,10 +168,7 @@ impl Nginx {
 
     /// `GET path` with `Connection: close`.
     pub fn get(&self, path: &str) -> Response {
-        self.exchange(
-            format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-                .as_bytes(),
-        )
+        self.exchange(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes())
     }
 
     /// `POST path` with a body and `Connection: close`.

@@ -4,24 +4,12 @@ use it::{app, Server};
 
 #[test]
 fn hello_world() {
-    let srv = Server::start(&[
-        "--http-socket",
-        "127.0.0.1:0",
-        "--wsgi-file",
-        &app("hello.py"),
-    ]);
+    let srv = Server::start(&["--http-socket", "127.0.0.1:0", "--wsgi-file", &app("hello.py")]);
     let r = srv.get("/");
     assert_eq!(r.status, 200);
     assert_eq!(r.body, b"Hello, World!");
     assert_eq!(r.header("content-length"), Some("13"));
-    assert!(
-        srv.wait_log(
-            "GET / => generated 13 bytes",
-            std::time::Duration::from_secs(5)
-        ),
-        "{}",
-        srv.log()
-    );
+    assert!(srv.wait_log("GET / => generated 13 bytes", std::time::Duration::from_secs(5)), "{}", srv.log());
 }
 
 #[test]
@@ -38,11 +26,7 @@ fn processes_and_single_threaded_master() {
     ]);
     assert_eq!(srv.get("/").status, 200);
     assert_eq!(srv.worker_pids().len(), 2);
-    assert_eq!(
-        it::thread_count(srv.pid()),
-        1,
-        "the master must have exactly one thread"
-    );
+    assert_eq!(it::thread_count(srv.pid()), 1, "the master must have exactly one thread");
 }
 
 /// Starts from an ini written into the server's temp dir (`{dir}` in `ini` is that dir).
@@ -50,14 +34,7 @@ fn start_ini(ini: &str, workers: usize, env: Vec<(&str, String)>) -> Server {
     let dir = tempfile::tempdir().expect("tempdir");
     let text = ini.replace("{dir}", &dir.path().display().to_string());
     std::fs::write(dir.path().join("app.ini"), text).expect("write ini");
-    Server::start_in(
-        dir,
-        it::Start {
-            args: vec!["--ini".into(), "app.ini".into()],
-            env,
-            workers,
-        },
-    )
+    Server::start_in(dir, it::Start { args: vec!["--ini".into(), "app.ini".into()], env, workers })
 }
 
 #[test]
@@ -77,13 +54,7 @@ fn flask_example() {
     raw.extend_from_slice(body);
     let r = srv.exchange(&raw);
     assert_eq!(r.status, 200, "{}", r.text());
-    assert!(
-        r.text()
-            .replace(' ', "")
-            .contains(r#""you_sent":{"a":[1,2]}"#),
-        "{}",
-        r.text()
-    );
+    assert!(r.text().replace(' ', "").contains(r#""you_sent":{"a":[1,2]}"#), "{}", r.text());
     let r = srv.get("/stream?n=3");
     assert_eq!(r.text(), "line 0\nline 1\nline 2\n");
     assert_eq!(srv.get("/missing").status, 404);
@@ -100,11 +71,7 @@ fn django_server() -> (Server, tempfile::TempDir) {
         .env("DEMO_DB", &db)
         .output()
         .expect("run manage.py migrate");
-    assert!(
-        out.status.success(),
-        "migrate failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "migrate failed: {}", String::from_utf8_lossy(&out.stderr));
     let ini = std::fs::read_to_string(django.join("uwsgi.ini"))
         .unwrap()
         .replace("http = :8080", "http = 127.0.0.1:0")
@@ -118,11 +85,7 @@ fn cookie<'a>(r: &'a it::Response, name: &str) -> Option<&'a str> {
     r.headers
         .iter()
         .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
-        .find_map(|(_, v)| {
-            v.split(';')
-                .next()
-                .filter(|c| c.starts_with(&format!("{name}=")))
-        })
+        .find_map(|(_, v)| v.split(';').next().filter(|c| c.starts_with(&format!("{name}="))))
 }
 
 #[test]
@@ -135,17 +98,14 @@ fn django_example_page_form_404_admin() {
     assert!(page.contains("No entries yet."), "{page}");
 
     // The form: csrftoken cookie plus the hidden input, then POST -> 303 -> entry listed.
-    let csrf_cookie = cookie(&r, "csrftoken")
-        .expect("csrftoken cookie")
-        .to_owned();
+    let csrf_cookie = cookie(&r, "csrftoken").expect("csrftoken cookie").to_owned();
     let token = page
         .split("name=\"csrfmiddlewaretoken\" value=\"")
         .nth(1)
         .and_then(|s| s.split('"').next())
         .expect("hidden csrf input")
         .to_owned();
-    let form =
-        format!("csrfmiddlewaretoken={token}&name=Ada+Lovelace&message=Served+by+ruwsgi+%E2%9C%93");
+    let form = format!("csrfmiddlewaretoken={token}&name=Ada+Lovelace&message=Served+by+ruwsgi+%E2%9C%93");
     let raw = format!(
         "POST / HTTP/1.1\r\nHost: localhost\r\nCookie: {csrf_cookie}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{form}",
         form.len()
@@ -154,10 +114,7 @@ fn django_example_page_form_404_admin() {
     assert_eq!(r.status, 303, "{}", r.text());
     assert_eq!(r.header("location"), Some("/"));
     let page = srv.get("/").text();
-    assert!(
-        page.contains("<strong>Ada Lovelace</strong>: Served by ruwsgi \u{2713}"),
-        "{page}"
-    );
+    assert!(page.contains("<strong>Ada Lovelace</strong>: Served by ruwsgi \u{2713}"), "{page}");
 
     // Without the token: 403.
     let form = "name=Eve&message=no+token";
@@ -170,14 +127,6 @@ fn django_example_page_form_404_admin() {
     assert_eq!(srv.get("/no/such/page").status, 404);
     let r = srv.get("/admin/login/");
     assert_eq!(r.status, 200);
-    assert!(
-        r.text().contains("csrfmiddlewaretoken") && r.text().contains("id_username"),
-        "{}",
-        r.text()
-    );
-    assert!(
-        srv.wait_log("POST / => generated", std::time::Duration::from_secs(5)),
-        "{}",
-        srv.log()
-    );
+    assert!(r.text().contains("csrfmiddlewaretoken") && r.text().contains("id_username"), "{}", r.text());
+    assert!(srv.wait_log("POST / => generated", std::time::Duration::from_secs(5)), "{}", srv.log());
 }

@@ -54,9 +54,7 @@ fn closed_by_server(r: &mut impl Read, wait: Duration) -> bool {
         match r.read(&mut buf) {
             Ok(0) => return true,
             Ok(_) => return false,
-            Err(e)
-                if e.kind() == std::io::ErrorKind::WouldBlock
-                    || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => {}
             Err(_) => return true,
         }
     }
@@ -64,11 +62,7 @@ fn closed_by_server(r: &mut impl Read, wait: Duration) -> bool {
 }
 
 fn body_len(r: &it::Response) -> f64 {
-    json::parse(&r.text())
-        .unwrap()
-        .get("body_len")
-        .and_then(json::Value::as_f64)
-        .unwrap()
+    json::parse(&r.text()).unwrap().get("body_len").and_then(json::Value::as_f64).unwrap()
 }
 
 #[test]
@@ -77,8 +71,11 @@ fn expect_100_continue() {
     // Small body (the server buffers it before calling the app) and large body (the app reads it).
     for size in [10usize, 300 * 1024] {
         let mut s = srv.connect();
-        s.write_all(format!("POST /?read=n:4096 HTTP/1.1\r\nHost: t\r\nContent-Length: {size}\r\nExpect: 100-continue\r\n\r\n").as_bytes())
-            .unwrap();
+        s.write_all(
+            format!("POST /?read=n:4096 HTTP/1.1\r\nHost: t\r\nContent-Length: {size}\r\nExpect: 100-continue\r\n\r\n")
+                .as_bytes(),
+        )
+        .unwrap();
         let interim = read_available(&mut s, Duration::from_secs(5));
         assert_eq!(
             String::from_utf8_lossy(&interim),
@@ -91,13 +88,13 @@ fn expect_100_continue() {
         assert_eq!(resp.status, 200);
         assert_eq!(body_len(&resp), size as f64);
         // And the connection carries the next request.
-        r.get_mut()
-            .write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
-            .unwrap();
+        r.get_mut().write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
         assert_eq!(read_response(&mut r).unwrap().status, 200);
     }
     // A body the client already sends with the head gets no stray 100 in the stream.
-    let r = srv.exchange(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nExpect: 100-continue\r\nConnection: close\r\n\r\nabc");
+    let r = srv.exchange(
+        b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nExpect: 100-continue\r\nConnection: close\r\n\r\nabc",
+    );
     assert_eq!(r.status, 200);
     assert_eq!(body_len(&r), 3.0);
 }
@@ -119,26 +116,16 @@ fn connection_close_and_http10_close_the_connection() {
             let resp = read_response(&mut r).unwrap();
             assert_eq!(resp.text(), "Hello, World!", "case {i}");
         }
-        r.get_mut()
-            .set_read_timeout(Some(Duration::from_millis(200)))
-            .unwrap();
-        assert!(
-            closed_by_server(&mut r, Duration::from_secs(5)),
-            "case {i}: the server kept the connection open"
-        );
+        r.get_mut().set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+        assert!(closed_by_server(&mut r, Duration::from_secs(5)), "case {i}: the server kept the connection open");
     }
     // HTTP/1.1 without Connection: close stays open for another request.
     let mut s = srv.connect();
     s.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
     let mut r = BufReader::new(s);
     assert_eq!(read_response(&mut r).unwrap().status, 200);
-    r.get_mut()
-        .set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    assert!(
-        !closed_by_server(&mut r, Duration::from_millis(600)),
-        "HTTP/1.1 keep-alive connection was closed"
-    );
+    r.get_mut().set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    assert!(!closed_by_server(&mut r, Duration::from_millis(600)), "HTTP/1.1 keep-alive connection was closed");
 }
 
 #[test]
@@ -155,16 +142,28 @@ fn eight_keep_alive_clients_pipelining() {
                     let mut batch = Vec::new();
                     for i in 0..5 {
                         if i == 2 {
-                            batch.extend_from_slice(format!("POST /c{c}/r{round}/i{i} HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n\r\nbody").as_bytes());
+                            batch.extend_from_slice(
+                                format!(
+                                    "POST /c{c}/r{round}/i{i} HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n\r\nbody"
+                                )
+                                .as_bytes(),
+                            );
                         } else {
-                            batch.extend_from_slice(format!("GET /c{c}/r{round}/i{i} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes());
+                            batch.extend_from_slice(
+                                format!("GET /c{c}/r{round}/i{i} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes(),
+                            );
                         }
                     }
                     s.write_all(&batch).unwrap();
                     for i in 0..5 {
                         let resp = read_response(&mut r).unwrap();
                         let v = json::parse(&resp.text()).unwrap();
-                        let path = v.get("environ").and_then(|e| e.get("PATH_INFO")).and_then(json::Value::as_str).unwrap().to_owned();
+                        let path = v
+                            .get("environ")
+                            .and_then(|e| e.get("PATH_INFO"))
+                            .and_then(json::Value::as_str)
+                            .unwrap()
+                            .to_owned();
                         assert_eq!(path, format!("/c{c}/r{round}/i{i}"), "answers out of order");
                     }
                 }
@@ -206,21 +205,12 @@ fn idle_keep_alive_and_slow_clients_do_not_hold_workers() {
         let t = Instant::now();
         let r = srv.get("/");
         assert_eq!(r.status, 200);
-        assert!(
-            t.elapsed() < Duration::from_secs(1),
-            "fresh client waited {:?}",
-            t.elapsed()
-        );
+        assert!(t.elapsed() < Duration::from_secs(1), "fresh client waited {:?}", t.elapsed());
     }
-    assert!(
-        !slow.is_finished(),
-        "the slow client should still be sending"
-    );
+    assert!(!slow.is_finished(), "the slow client should still be sending");
     // Every idle connection is then served in turn.
     for (i, r) in idle.iter_mut().enumerate() {
-        r.get_mut()
-            .write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
-            .unwrap();
+        r.get_mut().write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
         let resp = read_response(r).unwrap_or_else(|e| panic!("idle connection {i}: {e}"));
         assert_eq!(resp.text(), "Hello, World!");
     }
@@ -234,23 +224,13 @@ fn oversized_headers_are_refused() {
     let srv = start("echo.py", 1, 1);
     let mut s = srv.connect();
     let big = "v".repeat(5000);
-    s.write_all(
-        format!("GET /oversized-marker HTTP/1.1\r\nHost: t\r\nX-Big: {big}\r\n\r\n").as_bytes(),
-    )
-    .unwrap();
+    s.write_all(format!("GET /oversized-marker HTTP/1.1\r\nHost: t\r\nX-Big: {big}\r\n\r\n").as_bytes()).unwrap();
     let mut r = BufReader::new(s);
     let resp = read_response(&mut r).unwrap();
-    assert!(
-        resp.status == 431 || resp.status == 400,
-        "status {}",
-        resp.status_line
-    );
+    assert!(resp.status == 431 || resp.status == 400, "status {}", resp.status_line);
     let mut trailing = Vec::new();
     r.read_to_end(&mut trailing).unwrap();
-    assert!(
-        trailing.is_empty(),
-        "connection not closed after the error: {trailing:?}"
-    );
+    assert!(trailing.is_empty(), "connection not closed after the error: {trailing:?}");
     // Many small headers adding up over buffer-size count too.
     let mut head = String::from("GET /oversized-marker HTTP/1.1\r\nHost: t\r\n");
     for i in 0..80 {
@@ -259,11 +239,7 @@ fn oversized_headers_are_refused() {
     }
     head.push_str("\r\n");
     let resp = srv.exchange(head.as_bytes());
-    assert!(
-        resp.status == 431 || resp.status == 400,
-        "status {}",
-        resp.status_line
-    );
+    assert!(resp.status == 431 || resp.status == 400, "status {}", resp.status_line);
     // The reason is logged; the app never saw the request.
     assert!(
         srv.wait_for(SECS, |l| l
@@ -277,15 +253,9 @@ fn oversized_headers_are_refused() {
     assert_eq!(srv.get("/after").status, 200);
     assert!(srv.wait_log("GET /after", SECS));
     let log = srv.log();
-    assert!(
-        !log.contains("/oversized-marker"),
-        "the app was called or the request was logged as served:\n{log}"
-    );
+    assert!(!log.contains("/oversized-marker"), "the app was called or the request was logged as served:\n{log}");
     // Under the limit is fine.
-    let ok = format!(
-        "GET /ok HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\nConnection: close\r\n\r\n",
-        "v".repeat(3000)
-    );
+    let ok = format!("GET /ok HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\nConnection: close\r\n\r\n", "v".repeat(3000));
     assert_eq!(srv.exchange(ok.as_bytes()).status, 200);
     let _ = BufRead::fill_buf(&mut r);
 }

@@ -11,11 +11,8 @@ const SECS: Duration = Duration::from_secs(10);
 
 fn pid_alive(pid: i32) -> bool {
     // A zombie is as good as gone.
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
-        s.rsplit(')')
-            .next()
-            .is_some_and(|r| !r.trim_start().starts_with('Z'))
-    })
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|s| s.rsplit(')').next().is_some_and(|r| !r.trim_start().starts_with('Z')))
 }
 
 fn wait_gone(pids: &[i32], timeout: Duration) -> bool {
@@ -30,16 +27,10 @@ fn wait_gone(pids: &[i32], timeout: Duration) -> bool {
 }
 
 fn worker_dies_and_is_respawned(route: &str, how: &str) {
-    let srv = Server::start(&[
-        "--http-socket",
-        "127.0.0.1:0",
-        "--wsgi-file",
-        &app("wsgi_features.py"),
-    ]);
+    let srv = Server::start(&["--http-socket", "127.0.0.1:0", "--wsgi-file", &app("wsgi_features.py")]);
     let before = srv.get("/pid").text();
     let mut s = srv.connect();
-    s.write_all(format!("GET {route} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes())
-        .unwrap();
+    s.write_all(format!("GET {route} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes()).unwrap();
     let mut rest = Vec::new();
     let _ = s.read_to_end(&mut rest); // EOF (or reset): the worker is gone
     assert!(
@@ -47,16 +38,8 @@ fn worker_dies_and_is_respawned(route: &str, how: &str) {
         "{}",
         String::from_utf8_lossy(&rest)
     );
-    assert!(
-        srv.wait_log(how, SECS),
-        "no death message {how:?}:\n{}",
-        srv.log()
-    );
-    assert!(
-        srv.wait_log("Respawned uWSGI worker 1", SECS),
-        "not respawned:\n{}",
-        srv.log()
-    );
+    assert!(srv.wait_log(how, SECS), "no death message {how:?}:\n{}", srv.log());
+    assert!(srv.wait_log("Respawned uWSGI worker 1", SECS), "not respawned:\n{}", srv.log());
     let deadline = Instant::now() + SECS;
     let after = loop {
         let r = srv.get("/pid");
@@ -75,15 +58,9 @@ fn worker_dies_and_is_respawned(route: &str, how: &str) {
 fn os_exit_in_a_worker_is_respawned() {
     worker_dies_and_is_respawned("/exit", "worker 1 (pid: ");
     // The exact uWSGI-style line.
-    let srv = Server::start(&[
-        "--http-socket",
-        "127.0.0.1:0",
-        "--wsgi-file",
-        &app("wsgi_features.py"),
-    ]);
+    let srv = Server::start(&["--http-socket", "127.0.0.1:0", "--wsgi-file", &app("wsgi_features.py")]);
     let mut s = srv.connect();
-    s.write_all(b"GET /exit HTTP/1.1\r\nHost: t\r\n\r\n")
-        .unwrap();
+    s.write_all(b"GET /exit HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
     let _ = s.read_to_end(&mut Vec::new());
     assert!(srv.wait_log("died with exit code 1", SECS), "{}", srv.log());
 }
@@ -111,33 +88,18 @@ fn processes_2_threads_2_master_single_threaded_after_respawn() {
     let deadline = Instant::now() + SECS;
     while workers.iter().any(|w| it::thread_count(*w) < 3) {
         let counts: Vec<usize> = workers.iter().map(|w| it::thread_count(*w)).collect();
-        assert!(
-            Instant::now() < deadline,
-            "worker thread counts {counts:?}, want 3 each"
-        );
+        assert!(Instant::now() < deadline, "worker thread counts {counts:?}, want 3 each");
         std::thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(it::thread_count(srv.pid()), 1);
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(workers[0]), Signal::SIGKILL).unwrap();
-    assert!(
-        srv.wait_log("Respawned uWSGI worker", SECS),
-        "{}",
-        srv.log()
-    );
+    assert!(srv.wait_log("Respawned uWSGI worker", SECS), "{}", srv.log());
     let deadline = Instant::now() + SECS;
     while srv.worker_pids().len() != 2 || srv.worker_pids().contains(&workers[0]) {
-        assert!(
-            Instant::now() < deadline,
-            "workers: {:?}",
-            srv.worker_pids()
-        );
+        assert!(Instant::now() < deadline, "workers: {:?}", srv.worker_pids());
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert_eq!(
-        it::thread_count(srv.pid()),
-        1,
-        "the master must stay single-threaded after a respawn"
-    );
+    assert_eq!(it::thread_count(srv.pid()), 1, "the master must stay single-threaded after a respawn");
     assert_eq!(srv.get("/").status, 200);
 }
 
@@ -165,25 +127,15 @@ fn stop_with(sig: Signal) {
         },
     );
     assert_eq!(srv.get("/").status, 200);
-    let pid: i32 = std::fs::read_to_string(&pidfile)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let pid: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
     assert_eq!(pid, srv.pid());
     let workers = srv.worker_pids();
     // An idle keep-alive client must not delay the stop.
     let mut idle = srv.connect();
-    idle.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
-        .unwrap();
+    idle.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
     srv.signal(sig);
     let code = srv.wait_exit(SECS);
-    assert_eq!(
-        code,
-        Some(0),
-        "{sig} did not stop the master cleanly:\n{}",
-        srv.log()
-    );
+    assert_eq!(code, Some(0), "{sig} did not stop the master cleanly:\n{}", srv.log());
     assert!(wait_gone(&workers, SECS), "workers still alive after {sig}");
     assert!(!pidfile.exists(), "vacuum did not remove the pidfile");
     assert!(srv.log().contains("goodbye to uWSGI"), "{}", srv.log());
@@ -204,31 +156,16 @@ fn need_app_broken_import_exits_22_with_traceback() {
     let dir = tempfile::tempdir().unwrap();
     let (code, out) = run_to_exit(
         dir.path(),
-        &[
-            "--http-socket",
-            "127.0.0.1:0",
-            "--wsgi-file",
-            &app("broken_import.py"),
-            "--need-app",
-        ],
+        &["--http-socket", "127.0.0.1:0", "--wsgi-file", &app("broken_import.py"), "--need-app"],
         SECS,
     );
     assert_eq!(code, Some(22), "{out}");
     assert!(out.contains("Traceback (most recent call last)"), "{out}");
-    assert!(
-        out.contains("ImportError: broken_import: this module deliberately fails to import"),
-        "{out}"
-    );
+    assert!(out.contains("ImportError: broken_import: this module deliberately fails to import"), "{out}");
     // The same with lazy-apps: the workers fail to load, the master gives up with 22.
     let (code, out) = run_to_exit(
         dir.path(),
-        &[
-            "--http-socket",
-            "127.0.0.1:0",
-            "--wsgi-file",
-            &app("broken_import.py"),
-            "--lazy-apps",
-        ],
+        &["--http-socket", "127.0.0.1:0", "--wsgi-file", &app("broken_import.py"), "--lazy-apps"],
         SECS,
     );
     assert_eq!(code, Some(22), "{out}");
@@ -237,17 +174,8 @@ fn need_app_broken_import_exits_22_with_traceback() {
 
 #[test]
 fn threads_started_at_import_are_named_in_a_warning() {
-    let srv = Server::start(&[
-        "--http-socket",
-        "127.0.0.1:0",
-        "--wsgi-file",
-        &app("threads_at_import.py"),
-    ]);
-    assert!(
-        srv.log().contains("started-at-import"),
-        "no warning naming the thread:\n{}",
-        srv.log()
-    );
+    let srv = Server::start(&["--http-socket", "127.0.0.1:0", "--wsgi-file", &app("threads_at_import.py")]);
+    assert!(srv.log().contains("started-at-import"), "no warning naming the thread:\n{}", srv.log());
     assert_eq!(srv.get("/").text(), "Hello from threads_at_import!");
 }
 
@@ -256,11 +184,7 @@ fn bad_config_lines_stop_start_up() {
     let dir = tempfile::tempdir().unwrap();
     let ini = dir.path().join("app.ini");
     let hello = app("hello.py");
-    std::fs::write(
-        &ini,
-        format!("[uwsgi]\nhttp-socket = 127.0.0.1:0\nwsgi-file = {hello}\nprocesess = 2\n"),
-    )
-    .unwrap();
+    std::fs::write(&ini, format!("[uwsgi]\nhttp-socket = 127.0.0.1:0\nwsgi-file = {hello}\nprocesess = 2\n")).unwrap();
     let (code, out) = run_to_exit(dir.path(), &["--ini", "app.ini"], SECS);
     assert_eq!(code, Some(1), "{out}");
     let lines: Vec<&str> = out.lines().collect();
@@ -269,34 +193,15 @@ fn bad_config_lines_stop_start_up() {
     assert!(lines[0].contains("unknown option \"procesess\""), "{out}");
     assert!(lines[0].contains("did you mean \"processes\"?"), "{out}");
 
-    std::fs::write(
-        &ini,
-        format!("[uwsgi]\nhttp-socket = 127.0.0.1:0\nwsgi-file = {hello}\n\nthreads = lots\n"),
-    )
-    .unwrap();
+    std::fs::write(&ini, format!("[uwsgi]\nhttp-socket = 127.0.0.1:0\nwsgi-file = {hello}\n\nthreads = lots\n"))
+        .unwrap();
     let (code, out) = run_to_exit(dir.path(), &["--ini", "app.ini"], SECS);
     assert_eq!(code, Some(1), "{out}");
     assert_eq!(out.lines().count(), 1, "{out}");
-    assert!(
-        out.contains("app.ini:5") && out.contains("threads") && out.contains("lots"),
-        "{out}"
-    );
+    assert!(out.contains("app.ini:5") && out.contains("threads") && out.contains("lots"), "{out}");
 
-    let (code, out) = run_to_exit(
-        dir.path(),
-        &[
-            "--http-socket",
-            "127.0.0.1:0",
-            "--wsgi-file",
-            &hello,
-            "--procesess",
-            "2",
-        ],
-        SECS,
-    );
+    let (code, out) =
+        run_to_exit(dir.path(), &["--http-socket", "127.0.0.1:0", "--wsgi-file", &hello, "--procesess", "2"], SECS);
     assert_eq!(code, Some(1), "{out}");
-    assert!(
-        out.contains("procesess") && out.contains("processes"),
-        "{out}"
-    );
+    assert!(out.contains("procesess") && out.contains("processes"), "{out}");
 }

@@ -18,12 +18,7 @@ fn serve(app_file: &str, extra: &[&str]) -> Server {
 /// Text the validator or the interpreter prints when the server breaks PEP 3333.
 fn assert_no_validator_errors(srv: &Server) {
     let log = srv.log();
-    for bad in [
-        "AssertionError",
-        "WSGIWarning",
-        "garbage collected without being closed",
-        "Exception ignored",
-    ] {
+    for bad in ["AssertionError", "WSGIWarning", "garbage collected without being closed", "Exception ignored"] {
         assert!(!log.contains(bad), "the log shows {bad:?}:\n{log}");
     }
 }
@@ -36,12 +31,7 @@ fn sha256_hex(data: &[u8]) -> String {
         .expect("sha256sum");
     child.stdin.take().unwrap().write_all(data).unwrap();
     let out = child.wait_with_output().unwrap();
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_owned()
+    String::from_utf8(out.stdout).unwrap().split_whitespace().next().unwrap().to_owned()
 }
 
 /// A body of lines of varied length (with non-ASCII bytes), about `size` bytes.
@@ -73,11 +63,7 @@ fn echo_json(r: &it::Response) -> json::Value {
 }
 
 fn assert_body_seen(v: &json::Value, body: &[u8], what: &str) {
-    assert_eq!(
-        v.get("body_len").and_then(json::Value::as_f64),
-        Some(body.len() as f64),
-        "{what}: body length"
-    );
+    assert_eq!(v.get("body_len").and_then(json::Value::as_f64), Some(body.len() as f64), "{what}: body length");
     assert_eq!(
         v.get("body_sha256").and_then(json::Value::as_str),
         Some(sha256_hex(body).as_str()),
@@ -108,42 +94,26 @@ fn validated_get_stream_write_file_head_exc_info() {
     let r = srv.get("/file");
     assert_eq!(r.status, 200);
     let file = std::fs::read(app("wsgi_features.py")).unwrap();
-    assert_eq!(
-        r.header("content-length"),
-        Some(file.len().to_string().as_str())
-    );
+    assert_eq!(r.header("content-length"), Some(file.len().to_string().as_str()));
     assert!(r.body == file, "file_wrapper body differs from the file");
 
     let r = srv.get("/exc-info");
-    assert_eq!(
-        r.status, 500,
-        "start_response(..., exc_info) before the body replaces the status"
-    );
+    assert_eq!(r.status, 500, "start_response(..., exc_info) before the body replaces the status");
     assert_eq!(r.text(), "recovered via exc_info");
 
     // HEAD: headers (with the app's Content-Length) and not one body byte on the wire.
     let mut s = srv.connect();
-    s.write_all(b"HEAD /head HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
-        .unwrap();
+    s.write_all(b"HEAD /head HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").unwrap();
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).unwrap();
     let text = String::from_utf8_lossy(&raw);
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
-    assert!(
-        text.to_ascii_lowercase().contains("content-length: 12\r\n"),
-        "{text}"
-    );
-    assert!(
-        text.ends_with("\r\n\r\n"),
-        "HEAD response carries body bytes: {text:?}"
-    );
+    assert!(text.to_ascii_lowercase().contains("content-length: 12\r\n"), "{text}");
+    assert!(text.ends_with("\r\n\r\n"), "HEAD response carries body bytes: {text:?}");
 
     // HEAD then GET on one keep-alive connection: the framing stays in step.
     let mut s = srv.connect();
-    s.write_all(
-        b"HEAD /head HTTP/1.1\r\nHost: test\r\n\r\nGET /head HTTP/1.1\r\nHost: test\r\n\r\n",
-    )
-    .unwrap();
+    s.write_all(b"HEAD /head HTTP/1.1\r\nHost: test\r\n\r\nGET /head HTTP/1.1\r\nHost: test\r\n\r\n").unwrap();
     let mut r = BufReader::new(s);
     let head = read_response_to(&mut r, true).unwrap();
     assert_eq!(head.status, 200);
@@ -160,9 +130,7 @@ fn validated_post_body_every_read_style() {
     // Small (arrives with the head) and large (read from the socket while the app runs).
     for size in [700, 300 * 1024] {
         let body = lines_body(size);
-        for mode in [
-            "n:1024", "n:1", "length", "line", "line:100", "lines", "iter",
-        ] {
+        for mode in ["n:1024", "n:1", "length", "line", "line:100", "lines", "iter"] {
             if mode == "n:1" && size > 1000 {
                 continue;
             }
@@ -174,17 +142,9 @@ fn validated_post_body_every_read_style() {
     let mut s = srv.connect();
     s.write_all(b"POST /echo?read=none HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhelloGET /echo HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
     let mut r = BufReader::new(s);
-    assert_eq!(
-        echo_json(&read_response(&mut r).unwrap()).get("body_len"),
-        Some(&json::Value::Num(0.0))
-    );
+    assert_eq!(echo_json(&read_response(&mut r).unwrap()).get("body_len"), Some(&json::Value::Num(0.0)));
     let v = echo_json(&read_response(&mut r).unwrap());
-    assert_eq!(
-        v.get("environ")
-            .and_then(|e| e.get("REQUEST_METHOD"))
-            .and_then(json::Value::as_str),
-        Some("GET")
-    );
+    assert_eq!(v.get("environ").and_then(|e| e.get("REQUEST_METHOD")).and_then(json::Value::as_str), Some("GET"));
     assert_no_validator_errors(&srv);
 }
 
@@ -210,17 +170,13 @@ fn validated_chunked_upload() {
     for mode in ["n:1024", "line", "iter"] {
         let mut s = srv.connect();
         s.write_all(
-            format!(
-                "POST /echo?read={mode} HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
-            )
-            .as_bytes(),
+            format!("POST /echo?read={mode} HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n").as_bytes(),
         )
         .unwrap();
         // Chunks of odd sizes in separate writes, the first after a pause.
         std::thread::sleep(Duration::from_millis(50));
         for piece in body.chunks(7001) {
-            s.write_all(format!("{:x}\r\n", piece.len()).as_bytes())
-                .unwrap();
+            s.write_all(format!("{:x}\r\n", piece.len()).as_bytes()).unwrap();
             s.write_all(piece).unwrap();
             s.write_all(b"\r\n").unwrap();
         }
@@ -229,9 +185,7 @@ fn validated_chunked_upload() {
         let v = echo_json(&read_response(&mut r).unwrap());
         assert_body_seen(&v, &body, &format!("chunked read={mode}"));
         // The connection stays usable after a chunked body.
-        r.get_mut()
-            .write_all(b"GET /echo HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-            .unwrap();
+        r.get_mut().write_all(b"GET /echo HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").unwrap();
         assert_eq!(read_response(&mut r).unwrap().status, 200);
     }
     assert_no_validator_errors(&srv);
@@ -243,24 +197,9 @@ fn app_exception_gives_500_and_the_worker_keeps_serving() {
     let pid = srv.get("/pid").text();
     let r = srv.get("/error");
     assert_eq!(r.status, 500);
-    assert!(
-        srv.wait_log(
-            "RuntimeError: wsgi_features: /error raised before start_response",
-            SECS
-        ),
-        "{}",
-        srv.log()
-    );
-    assert!(
-        srv.log().contains("Traceback (most recent call last)"),
-        "{}",
-        srv.log()
-    );
-    assert_eq!(
-        srv.get("/pid").text(),
-        pid,
-        "same worker serves after the exception"
-    );
+    assert!(srv.wait_log("RuntimeError: wsgi_features: /error raised before start_response", SECS), "{}", srv.log());
+    assert!(srv.log().contains("Traceback (most recent call last)"), "{}", srv.log());
+    assert_eq!(srv.get("/pid").text(), pid, "same worker serves after the exception");
     assert_eq!(srv.get("/").status, 200);
 }
 
@@ -268,31 +207,20 @@ fn app_exception_gives_500_and_the_worker_keeps_serving() {
 fn exception_mid_body_truncates_and_worker_survives() {
     let srv = serve("wsgi_features.py", &[]);
     let mut s = srv.connect();
-    s.write_all(b"GET /error-after-start HTTP/1.1\r\nHost: t\r\n\r\n")
-        .unwrap();
+    s.write_all(b"GET /error-after-start HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).unwrap(); // the server closes the connection
     let text = String::from_utf8_lossy(&raw);
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
     assert!(text.contains("first chunk"), "{text}");
-    assert!(
-        !text.ends_with("0\r\n\r\n"),
-        "a failed body must not look complete: {text:?}"
-    );
-    assert!(
-        srv.wait_log("/error-after-start raised mid-body", SECS),
-        "{}",
-        srv.log()
-    );
+    assert!(!text.ends_with("0\r\n\r\n"), "a failed body must not look complete: {text:?}");
+    assert!(srv.wait_log("/error-after-start raised mid-body", SECS), "{}", srv.log());
     assert_eq!(srv.get("/pid").status, 200);
 }
 
 fn environ_of(r: &it::Response) -> (json::Value, json::Value) {
     let v = echo_json(r);
-    (
-        v.get("environ").cloned().unwrap(),
-        v.get("types").cloned().unwrap(),
-    )
+    (v.get("environ").cloned().unwrap(), v.get("types").cloned().unwrap())
 }
 
 fn env_str<'a>(env: &'a json::Value, key: &str) -> Option<&'a str> {
@@ -311,54 +239,24 @@ fn environ_keys_types_and_values() {
     .unwrap();
     let (env, types) = environ_of(&read_response(&mut BufReader::new(s)).unwrap());
     // PATH_INFO: percent-decoded bytes, as latin-1 code points (PEP 3333).
-    assert_eq!(
-        env_str(&env, "PATH_INFO"),
-        Some("caf\u{c3}\u{a9} x//y")
-            .map(|p| format!("/{p}"))
-            .as_deref()
-    );
+    assert_eq!(env_str(&env, "PATH_INFO"), Some("caf\u{c3}\u{a9} x//y").map(|p| format!("/{p}")).as_deref());
     assert_eq!(env_str(&env, "QUERY_STRING"), Some("a=1&b=%20c"));
     assert_eq!(env_str(&env, "REQUEST_METHOD"), Some("GET"));
     assert_eq!(env_str(&env, "SCRIPT_NAME"), Some(""));
     assert_eq!(env_str(&env, "SERVER_PROTOCOL"), Some("HTTP/1.1"));
     assert_eq!(env_str(&env, "REMOTE_ADDR"), Some("127.0.0.1"));
     assert_eq!(env_str(&env, "REMOTE_PORT"), Some(local_port.as_str()));
-    assert_eq!(
-        env_str(&env, "SERVER_PORT"),
-        Some(srv.addr().port().to_string().as_str())
-    );
+    assert_eq!(env_str(&env, "SERVER_PORT"), Some(srv.addr().port().to_string().as_str()));
     assert!(env_str(&env, "SERVER_NAME").is_some_and(|n| !n.is_empty()));
     assert_eq!(env_str(&env, "HTTP_HOST"), Some("test.example:81"));
     assert_eq!(env_str(&env, "HTTP_USER_AGENT"), Some("it"));
-    assert_eq!(
-        env_str(&env, "HTTP_X_DUP"),
-        Some("one, two"),
-        "repeated headers are combined with ', '"
-    );
-    assert_eq!(
-        env_str(&env, "HTTP_COOKIE"),
-        Some("a=1; b=2"),
-        "repeated Cookie headers are combined with '; '"
-    );
+    assert_eq!(env_str(&env, "HTTP_X_DUP"), Some("one, two"), "repeated headers are combined with ', '");
+    assert_eq!(env_str(&env, "HTTP_COOKIE"), Some("a=1; b=2"), "repeated Cookie headers are combined with '; '");
     assert_eq!(env_str(&env, "wsgi.url_scheme"), Some("http"));
-    assert_eq!(
-        env.get("wsgi.version"),
-        Some(&json::Value::Arr(vec![
-            json::Value::Num(1.0),
-            json::Value::Num(0.0)
-        ]))
-    );
+    assert_eq!(env.get("wsgi.version"), Some(&json::Value::Arr(vec![json::Value::Num(1.0), json::Value::Num(0.0)])));
     assert_eq!(env.get("wsgi.run_once"), Some(&json::Value::Bool(false)));
-    assert_eq!(
-        env.get("wsgi.multithread"),
-        Some(&json::Value::Bool(false)),
-        "1 thread"
-    );
-    assert_eq!(
-        env.get("wsgi.multiprocess"),
-        Some(&json::Value::Bool(false)),
-        "1 process"
-    );
+    assert_eq!(env.get("wsgi.multithread"), Some(&json::Value::Bool(false)), "1 thread");
+    assert_eq!(env.get("wsgi.multiprocess"), Some(&json::Value::Bool(false)), "1 process");
     for key in [
         "REQUEST_METHOD",
         "SCRIPT_NAME",
@@ -384,10 +282,7 @@ fn environ_keys_types_and_values() {
     // A POST: CONTENT_TYPE / CONTENT_LENGTH as str, no HTTP_ duplicates of them.
     let (env, types) = environ_of(&post(&srv, "/p", b"12345"));
     assert_eq!(env_str(&env, "CONTENT_LENGTH"), Some("5"));
-    assert_eq!(
-        env_str(&env, "CONTENT_TYPE"),
-        Some("application/octet-stream")
-    );
+    assert_eq!(env_str(&env, "CONTENT_TYPE"), Some("application/octet-stream"));
     assert_eq!(env_str(&types, "CONTENT_LENGTH"), Some("str"));
     assert!(env.get("HTTP_CONTENT_LENGTH").is_none() && env.get("HTTP_CONTENT_TYPE").is_none());
 
@@ -399,18 +294,9 @@ fn environ_keys_types_and_values() {
 #[test]
 fn environ_multithread_multiprocess_follow_the_config() {
     let srv = Server::start_with(Start {
-        args: [
-            "--http-socket",
-            "127.0.0.1:0",
-            "--wsgi-file",
-            &app("echo.py"),
-            "--processes",
-            "2",
-            "--threads",
-            "2",
-        ]
-        .map(str::to_owned)
-        .to_vec(),
+        args: ["--http-socket", "127.0.0.1:0", "--wsgi-file", &app("echo.py"), "--processes", "2", "--threads", "2"]
+            .map(str::to_owned)
+            .to_vec(),
         env: vec![],
         workers: 2,
     });
@@ -421,10 +307,7 @@ fn environ_multithread_multiprocess_follow_the_config() {
     let srv = serve("echo.py", &["--threads", "3"]);
     let (env, _) = environ_of(&srv.get("/"));
     assert_eq!(env.get("wsgi.multithread"), Some(&json::Value::Bool(true)));
-    assert_eq!(
-        env.get("wsgi.multiprocess"),
-        Some(&json::Value::Bool(false))
-    );
+    assert_eq!(env.get("wsgi.multiprocess"), Some(&json::Value::Bool(false)));
 }
 
 #[test]
@@ -439,15 +322,8 @@ fn threading_local_survives_between_requests() {
         ));
     }
     let counts: Vec<f64> = seen.iter().map(|s| s.0).collect();
-    assert_eq!(
-        counts,
-        [1.0, 2.0, 3.0, 4.0],
-        "threading.local value set in one request is seen by the next"
-    );
-    assert!(
-        seen.iter().all(|s| s.1.to_bits() == seen[0].1.to_bits()),
-        "same Python thread: {seen:?}"
-    );
+    assert_eq!(counts, [1.0, 2.0, 3.0, 4.0], "threading.local value set in one request is seen by the next");
+    assert!(seen.iter().all(|s| s.1.to_bits() == seen[0].1.to_bits()), "same Python thread: {seen:?}");
 }
 
 #[test]
@@ -456,8 +332,7 @@ fn close_is_called_also_when_the_client_disconnects() {
     // Normal request, then a client that sends the request and goes away at once.
     assert_eq!(srv.get("/close").text(), "closing body\n");
     let mut s = srv.connect();
-    s.write_all(b"GET /close HTTP/1.1\r\nHost: t\r\n\r\n")
-        .unwrap();
+    s.write_all(b"GET /close HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
     drop(s);
     let deadline = std::time::Instant::now() + SECS;
     loop {
@@ -465,10 +340,7 @@ fn close_is_called_also_when_the_client_disconnects() {
         if n == "2" {
             break;
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "close() calls: {n}, want 2"
-        );
+        assert!(std::time::Instant::now() < deadline, "close() calls: {n}, want 2");
         std::thread::sleep(Duration::from_millis(50));
     }
 
@@ -500,12 +372,7 @@ def application(environ, start_response):
 "#,
     )
     .unwrap();
-    let srv = Server::start(&[
-        "--http-socket",
-        "127.0.0.1:0",
-        "--wsgi-file",
-        stream_app.to_str().unwrap(),
-    ]);
+    let srv = Server::start(&["--http-socket", "127.0.0.1:0", "--wsgi-file", stream_app.to_str().unwrap()]);
     let mut s = srv.connect();
     s.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
     let mut buf = vec![0u8; 256 * 1024];
@@ -526,11 +393,8 @@ def application(environ, start_response):
 fn raw_with_follow_up(srv: &Server, method: &str, path: &str) -> String {
     let mut s = srv.connect();
     s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
-    s.write_all(
-        format!("{method} {path} HTTP/1.1\r\nHost: t\r\n\r\nGET / HTTP/1.1\r\nHost: t\r\n\r\n")
-            .as_bytes(),
-    )
-    .unwrap();
+    s.write_all(format!("{method} {path} HTTP/1.1\r\nHost: t\r\n\r\nGET / HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes())
+        .unwrap();
     let mut out = Vec::new();
     let mut buf = vec![0u8; 65536];
     loop {
@@ -582,12 +446,7 @@ def application(environ, start_response):
 "#,
     )
     .unwrap();
-    let srv = Server::start(&[
-        "--http-socket",
-        "127.0.0.1:0",
-        "--wsgi-file",
-        edge.to_str().unwrap(),
-    ]);
+    let srv = Server::start(&["--http-socket", "127.0.0.1:0", "--wsgi-file", edge.to_str().unwrap()]);
     let ok_follow_up = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok";
 
     // Fewer bytes than Content-Length: what there is, then the connection closes.
@@ -599,15 +458,8 @@ def application(environ, start_response):
     // exc_info after the head went out: the exception is re-raised, the body stays
     // incomplete (no last chunk) and the connection closes.
     let out = raw_with_follow_up(&srv, "GET", "/late-exc-info");
-    assert!(
-        out.starts_with("HTTP/1.1 200 OK\r\n") && out.ends_with("7\r\npartial\r\n<EOF>"),
-        "{out:?}"
-    );
-    assert!(
-        srv.wait_log("ValueError: late failure", SECS),
-        "{}",
-        srv.log()
-    );
+    assert!(out.starts_with("HTTP/1.1 200 OK\r\n") && out.ends_with("7\r\npartial\r\n<EOF>"), "{out:?}");
+    assert!(srv.wait_log("ValueError: late failure", SECS), "{}", srv.log());
     // A header with CR LF is refused before anything is sent: 500, and the connection
     // carries on.
     let out = raw_with_follow_up(&srv, "GET", "/bad-header");
@@ -616,12 +468,6 @@ def application(environ, start_response):
     assert!(out.ends_with(ok_follow_up), "{out:?}");
     // HEAD answered with an empty body: no made-up Content-Length: 0, framing intact.
     let out = raw_with_follow_up(&srv, "HEAD", "/head-empty");
-    assert!(
-        !out.to_ascii_lowercase().contains("content-length: 0"),
-        "{out:?}"
-    );
-    assert_eq!(
-        out,
-        format!("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n{ok_follow_up}")
-    );
+    assert!(!out.to_ascii_lowercase().contains("content-length: 0"), "{out:?}");
+    assert_eq!(out, format!("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n{ok_follow_up}"));
 }

@@ -120,7 +120,11 @@ fn smuggling_and_malformed_requests_never_reach_the_app() {
         ("te_gzip_chunked", post("/", "Transfer-Encoding: gzip, chunked\r\n", b"0\r\n\r\n"), BAD_TE),
         ("te_chunked_gzip", post("/", "Transfer-Encoding: chunked, gzip\r\n", b"0\r\n\r\n"), BAD),
         ("te_chunked_twice", post("/", "Transfer-Encoding: chunked, chunked\r\n", b"0\r\n\r\n"), BAD),
-        ("te_chunked_two_fields", post("/", "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n", b"0\r\n\r\n"), BAD),
+        (
+            "te_chunked_two_fields",
+            post("/", "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n", b"0\r\n\r\n"),
+            BAD,
+        ),
         ("te_xchunked", post("/", "Transfer-Encoding: xchunked\r\n", b"0\r\n\r\n"), BAD_TE),
         ("te_gzip_only", post("/", "Transfer-Encoding: gzip\r\n", b"0\r\n\r\n"), BAD_TE),
         ("te_identity", post("/", "Transfer-Encoding: identity\r\n", b"0\r\n\r\n"), BAD_TE),
@@ -182,7 +186,14 @@ fn smuggling_and_malformed_requests_never_reach_the_app() {
     }
     // The same server still serves well-formed requests, chunked ones included, however
     // the bytes are split.
-    let ok = send_raw(srv.addr(), &post("/", "Transfer-Encoding: chunked\r\nConnection: close\r\n", b"5\r\nhello\r\n6;x=1\r\n world\r\n0\r\nT: v\r\n\r\n"));
+    let ok = send_raw(
+        srv.addr(),
+        &post(
+            "/",
+            "Transfer-Encoding: chunked\r\nConnection: close\r\n",
+            b"5\r\nhello\r\n6;x=1\r\n world\r\n0\r\nT: v\r\n\r\n",
+        ),
+    );
     assert_eq!(ok.status, 200, "{ok:?}");
     assert!(ok.text.ends_with("\r\n\r\nhello world"), "{ok:?}");
     let mut s = it::connect(srv.addr());
@@ -223,7 +234,10 @@ fn limit_post_answers_413_before_the_body_is_sent() {
     // At the limit is fine; chunked bodies are held to it while pre-buffered.
     let ok = send_raw(srv.addr(), &post("/", "Content-Length: 1000\r\nConnection: close\r\n", &[b'a'; 1000]));
     assert_eq!(ok.status, 200);
-    let over = send_raw(srv.addr(), &post("/", "Transfer-Encoding: chunked\r\n", format!("7d1\r\n{}\r\n0\r\n\r\n", "a".repeat(2001)).as_bytes()));
+    let over = send_raw(
+        srv.addr(),
+        &post("/", "Transfer-Encoding: chunked\r\n", format!("7d1\r\n{}\r\n0\r\n\r\n", "a".repeat(2001)).as_bytes()),
+    );
     assert_eq!(over.status, 413, "{over:?}");
     assert_eq!(app_calls(&srv), 1);
 }
@@ -297,7 +311,10 @@ fn max_fd_makes_extra_connections_wait_in_the_backlog() {
     third.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
     let mut buf = [0u8; 64];
     let early = third.read(&mut buf);
-    assert!(matches!(&early, Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)), "served over the cap: {early:?}");
+    assert!(
+        matches!(&early, Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)),
+        "served over the cap: {early:?}"
+    );
     drop(held);
     third.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let r = it::read_response(&mut std::io::BufReader::new(third)).expect("served once a slot freed");
@@ -317,7 +334,10 @@ fn http_keepalive_caps_connections_kept_open() {
     second.write_all(b"GET /count HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
     let mut r2 = std::io::BufReader::new(second.try_clone().unwrap());
     assert_eq!(it::read_response(&mut r2).unwrap().status, 200);
-    assert!(closed_after(&mut second, Instant::now(), Duration::from_secs(2)).is_some(), "second connection kept alive over the cap");
+    assert!(
+        closed_after(&mut second, Instant::now(), Duration::from_secs(2)).is_some(),
+        "second connection kept alive over the cap"
+    );
     drop(second);
     drop(r2);
     // The first one still carries requests.
@@ -409,9 +429,14 @@ fn crash_isolated(server: &Server, probe: &'static str, trigger: &str, needle: &
     let load = Load::start(server.addr(), probe, 2);
     thread::sleep(Duration::from_millis(300));
     let before = server.worker_pids();
-    let out = send_raw(server.addr(), format!("GET {trigger} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").as_bytes());
+    let out =
+        send_raw(server.addr(), format!("GET {trigger} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").as_bytes());
     assert!(server.wait_log(needle, Duration::from_secs(15)), "log lacks {needle:?}:\n{}", server.log());
-    assert!(server.wait_for(Duration::from_secs(15), |l| l.contains("Respawned uWSGI worker")), "no respawn:\n{}", server.log());
+    assert!(
+        server.wait_for(Duration::from_secs(15), |l| l.contains("Respawned uWSGI worker")),
+        "no respawn:\n{}",
+        server.log()
+    );
     thread::sleep(Duration::from_millis(500));
     let (ok, failed) = load.finish();
     let after = server.worker_pids();
@@ -427,7 +452,8 @@ fn crash_isolated(server: &Server, probe: &'static str, trigger: &str, needle: &
 
 fn features_server(extra: &[&str]) -> Server {
     let app = it::app("wsgi_features.py");
-    let mut args = vec!["--http-socket", "127.0.0.1:0", "--wsgi-file", &app, "--processes", "2", "--threads", "1", "--master"];
+    let mut args =
+        vec!["--http-socket", "127.0.0.1:0", "--wsgi-file", &app, "--processes", "2", "--threads", "1", "--master"];
     args.extend_from_slice(extra);
     Server::start(&args)
 }
@@ -447,7 +473,19 @@ fn os_exit_in_app_only_loses_its_own_request() {
 #[test]
 fn deadlocked_app_is_killed_by_harakiri() {
     let app = it::app("counter.py");
-    let srv = Server::start(&["--http-socket", "127.0.0.1:0", "--wsgi-file", &app, "--processes", "2", "--threads", "1", "--master", "--harakiri", "2"]);
+    let srv = Server::start(&[
+        "--http-socket",
+        "127.0.0.1:0",
+        "--wsgi-file",
+        &app,
+        "--processes",
+        "2",
+        "--threads",
+        "1",
+        "--master",
+        "--harakiri",
+        "2",
+    ]);
     crash_isolated(&srv, "/count", "/deadlock", "HARAKIRI ON WORKER");
 }
 

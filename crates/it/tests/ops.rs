@@ -37,7 +37,14 @@ struct ClientTally {
 }
 
 /// One load-generating client: `keep_alive` reuses its connection, else one per request.
-fn client(addr: SocketAddr, keep_alive: bool, min: usize, stop: &AtomicBool, total: &AtomicUsize, deadline: Instant) -> ClientTally {
+fn client(
+    addr: SocketAddr,
+    keep_alive: bool,
+    min: usize,
+    stop: &AtomicBool,
+    total: &AtomicUsize,
+    deadline: Instant,
+) -> ClientTally {
     let mut tally = ClientTally::default();
     let mut conn: Option<(BufReader<TcpStream>, usize)> = None;
     let req_close = b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
@@ -67,8 +74,12 @@ fn client(addr: SocketAddr, keep_alive: bool, min: usize, stop: &AtomicBool, tot
                 }
                 Err(e) => {
                     conn = None;
-                    let closed_early =
-                        matches!(e.kind(), std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe);
+                    let closed_early = matches!(
+                        e.kind(),
+                        std::io::ErrorKind::UnexpectedEof
+                            | std::io::ErrorKind::ConnectionReset
+                            | std::io::ErrorKind::BrokenPipe
+                    );
                     if reused && closed_early && attempt == 1 {
                         tally.retried += 1;
                         continue;
@@ -86,7 +97,11 @@ fn client(addr: SocketAddr, keep_alive: bool, min: usize, stop: &AtomicBool, tot
 fn sighup_reload_under_load_drops_no_request() {
     let dir = tempfile::tempdir().unwrap();
     write_app(dir.path(), "v1");
-    let srv = start_in(dir, &["--http-socket", "127.0.0.1:0", "--wsgi-file", "app.py", "--processes", "2", "--threads", "2"], 2);
+    let srv = start_in(
+        dir,
+        &["--http-socket", "127.0.0.1:0", "--wsgi-file", "app.py", "--processes", "2", "--threads", "2"],
+        2,
+    );
     let addr = srv.addr();
     let master = srv.pid();
     let stop = Arc::new(AtomicBool::new(false));
@@ -104,7 +119,9 @@ fn sighup_reload_under_load_drops_no_request() {
     write_app(srv.dir.path(), "v2");
     srv.signal(Signal::SIGHUP);
     let reloaded = srv.wait_for(Duration::from_secs(30), |log| {
-        log.contains("binary reloading uWSGI") && log.matches("*** Starting ruwsgi").count() >= 2 && log.matches("spawned uWSGI worker").count() >= 4
+        log.contains("binary reloading uWSGI")
+            && log.matches("*** Starting ruwsgi").count() >= 2
+            && log.matches("spawned uWSGI worker").count() >= 4
     });
     // Keep the load going a little on the new workers.
     let after = total.load(Relaxed);
@@ -138,7 +155,11 @@ fn sigterm_lets_the_in_flight_request_finish() {
     let sock = dir.path().join("s.sock");
     let pidfile = dir.path().join("app.pid");
     let (sock_s, pid_s) = (sock.display().to_string(), pidfile.display().to_string());
-    let mut srv = start_in(dir, &["--http-socket", &sock_s, "--wsgi-file", &app("wsgi_features.py"), "--pidfile", &pid_s, "--vacuum"], 1);
+    let mut srv = start_in(
+        dir,
+        &["--http-socket", &sock_s, "--wsgi-file", &app("wsgi_features.py"), "--pidfile", &pid_s, "--vacuum"],
+        1,
+    );
     assert!(sock.exists() && pidfile.exists());
     let client = {
         let sock = sock.clone();
@@ -320,17 +341,25 @@ fn daemonize_returns_and_logs_to_the_file() {
     let pid: i32 = text.trim().parse().unwrap();
     let _guard = KillOnDrop(pid);
     assert!(Path::new(&format!("/proc/{pid}")).exists(), "the pidfile names a live master");
-    let text = wait_file(&log, Duration::from_secs(20), |t| t.contains("spawned uWSGI worker 1")).expect("worker spawned in the log");
-    let addr: SocketAddr = text.lines().find_map(|l| l.split("bound to TCP address ").nth(1)?.split(' ').next()?.parse().ok()).unwrap();
+    let text = wait_file(&log, Duration::from_secs(20), |t| t.contains("spawned uWSGI worker 1"))
+        .expect("worker spawned in the log");
+    let addr: SocketAddr =
+        text.lines().find_map(|l| l.split("bound to TCP address ").nth(1)?.split(' ').next()?.parse().ok()).unwrap();
     let mut s = it::connect(addr);
     s.write_all(b"GET /daemon HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").unwrap();
     assert_eq!(read_response(&mut BufReader::new(s)).unwrap().status, 200);
-    assert!(wait_file(&log, Duration::from_secs(10), |t| t.contains("GET /daemon =>")).is_some(), "request line in the log file");
+    assert!(
+        wait_file(&log, Duration::from_secs(10), |t| t.contains("GET /daemon =>")).is_some(),
+        "request line in the log file"
+    );
 }
 
 fn stats_address(srv: &Server) -> String {
     assert!(srv.wait_log("stats server enabled on ", Duration::from_secs(5)), "{}", srv.log());
-    srv.log().lines().find_map(|l| Some(l.split("stats server enabled on ").nth(1)?.split(' ').next()?.to_owned())).unwrap()
+    srv.log()
+        .lines()
+        .find_map(|l| Some(l.split("stats server enabled on ").nth(1)?.split(' ').next()?.to_owned()))
+        .unwrap()
 }
 
 fn read_stats(address: &str) -> String {
@@ -347,7 +376,9 @@ fn venv_bin(name: &str) -> PathBuf {
     let dir = if cmd.is_absolute() {
         cmd.parent().unwrap().to_path_buf()
     } else {
-        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()).find(|d| d.join(&cmd).is_file()).expect("ruwsgi on PATH")
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+            .find(|d| d.join(&cmd).is_file())
+            .expect("ruwsgi on PATH")
     };
     dir.join(name)
 }
@@ -388,22 +419,49 @@ sys.stdout.write(out.decode("utf-8", "replace"))
 
 #[test]
 fn stats_server_serves_uwsgi_json_and_uwsgitop_reads_it() {
-    let srv = Server::start(&["--http-socket", "127.0.0.1:0", "--wsgi-file", &app("wsgi_features.py"), "--processes", "2", "--stats", "127.0.0.1:0"]);
+    let srv = Server::start(&[
+        "--http-socket",
+        "127.0.0.1:0",
+        "--wsgi-file",
+        &app("wsgi_features.py"),
+        "--processes",
+        "2",
+        "--stats",
+        "127.0.0.1:0",
+    ]);
     for _ in 0..5 {
         assert_eq!(srv.get("/").status, 200);
     }
     let address = stats_address(&srv);
     let json = read_stats(&address);
-    for key in ["\"version\"", "\"listen_queue\"", "\"workers\"", "\"avg_rt\"", "\"harakiri_count\"", "\"cores\"", "\"sockets\""] {
+    for key in [
+        "\"version\"",
+        "\"listen_queue\"",
+        "\"workers\"",
+        "\"avg_rt\"",
+        "\"harakiri_count\"",
+        "\"cores\"",
+        "\"sockets\"",
+    ] {
         assert!(json.contains(key), "{key} missing from {json}");
     }
     let pids = srv.worker_pids();
     for pid in &pids {
         assert!(json.contains(&format!("\"pid\": {pid}")), "worker {pid} missing from {json}");
     }
-    let out = Command::new(venv_bin("python")).arg("-c").arg(UWSGITOP_DRIVER).arg(venv_bin("uwsgitop")).arg(&address).output().unwrap();
+    let out = Command::new(venv_bin("python"))
+        .arg("-c")
+        .arg(UWSGITOP_DRIVER)
+        .arg(venv_bin("uwsgitop"))
+        .arg(&address)
+        .output()
+        .unwrap();
     let screen = String::from_utf8_lossy(&out.stdout);
-    assert!(screen.contains("WID"), "uwsgitop drew no worker table:\n{screen}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        screen.contains("WID"),
+        "uwsgitop drew no worker table:\n{screen}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(screen.contains("req: 5") || screen.contains("req:"), "{screen}");
     for pid in &pids {
         assert!(screen.contains(&pid.to_string()), "uwsgitop does not show worker {pid}:\n{screen}");
@@ -412,7 +470,15 @@ fn stats_server_serves_uwsgi_json_and_uwsgitop_reads_it() {
 
 #[test]
 fn stats_http_answers_with_a_http_head() {
-    let srv = Server::start(&["--http-socket", "127.0.0.1:0", "--wsgi-file", &app("hello.py"), "--stats", "127.0.0.1:0", "--stats-http"]);
+    let srv = Server::start(&[
+        "--http-socket",
+        "127.0.0.1:0",
+        "--wsgi-file",
+        &app("hello.py"),
+        "--stats",
+        "127.0.0.1:0",
+        "--stats-http",
+    ]);
     let text = read_stats(&stats_address(&srv));
     assert!(text.starts_with("HTTP/1.0 200 OK\r\n"), "{text}");
     assert!(text.contains("\"workers\""), "{text}");
@@ -423,15 +489,33 @@ fn touch_reload_and_master_fifo() {
     let dir = tempfile::tempdir().unwrap();
     write_app(dir.path(), "v1");
     std::fs::write(dir.path().join("reload.touch"), "").unwrap();
-    let srv =
-        start_in(dir, &["--http-socket", "127.0.0.1:0", "--wsgi-file", "app.py", "--touch-reload", "reload.touch", "--master-fifo", "ctl.fifo"], 1);
+    let srv = start_in(
+        dir,
+        &[
+            "--http-socket",
+            "127.0.0.1:0",
+            "--wsgi-file",
+            "app.py",
+            "--touch-reload",
+            "reload.touch",
+            "--master-fifo",
+            "ctl.fifo",
+        ],
+        1,
+    );
     assert_eq!(srv.get("/").body, b"v1");
     write_app(srv.dir.path(), "v2");
     // A different mtime than at start (coarse file systems keep 1 s granularity).
     let later = std::time::SystemTime::now() + Duration::from_secs(2);
-    std::fs::File::options().write(true).open(srv.dir.path().join("reload.touch")).unwrap().set_modified(later).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(srv.dir.path().join("reload.touch"))
+        .unwrap()
+        .set_modified(later)
+        .unwrap();
     assert!(
-        srv.wait_for(Duration::from_secs(20), |l| l.contains("has been touched... grace them all") && l.matches("spawned uWSGI worker").count() >= 2),
+        srv.wait_for(Duration::from_secs(20), |l| l.contains("has been touched... grace them all")
+            && l.matches("spawned uWSGI worker").count() >= 2),
         "{}",
         srv.log()
     );
@@ -450,7 +534,17 @@ fn touch_chain_reload_replaces_lazy_workers_one_at_a_time() {
     std::fs::write(dir.path().join("chain.touch"), "").unwrap();
     let srv = start_in(
         dir,
-        &["--http-socket", "127.0.0.1:0", "--wsgi-file", "app.py", "--processes", "2", "--lazy-apps", "--touch-chain-reload", "chain.touch"],
+        &[
+            "--http-socket",
+            "127.0.0.1:0",
+            "--wsgi-file",
+            "app.py",
+            "--processes",
+            "2",
+            "--lazy-apps",
+            "--touch-chain-reload",
+            "chain.touch",
+        ],
         2,
     );
     let before = srv.worker_pids();
@@ -489,14 +583,21 @@ fn log_maxsize_rotates_and_workers_follow() {
         .spawn()
         .unwrap();
     let guard = KillOnDrop(child.id() as i32);
-    let text = wait_file(&log, Duration::from_secs(20), |t| t.contains("spawned uWSGI worker 1")).expect("server started");
-    let addr: SocketAddr = text.lines().find_map(|l| l.split("bound to TCP address ").nth(1)?.split(' ').next()?.parse().ok()).unwrap();
+    let text =
+        wait_file(&log, Duration::from_secs(20), |t| t.contains("spawned uWSGI worker 1")).expect("server started");
+    let addr: SocketAddr =
+        text.lines().find_map(|l| l.split("bound to TCP address ").nth(1)?.split(' ').next()?.parse().ok()).unwrap();
     let get = |path: &str| {
         let mut s = it::connect(addr);
         s.write_all(format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes()).unwrap();
         assert_eq!(read_response(&mut BufReader::new(s)).unwrap().status, 200);
     };
-    let rotated = || std::fs::read_dir(dir.path()).unwrap().flatten().any(|e| e.file_name().to_string_lossy().starts_with("server.log."));
+    let rotated = || {
+        std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with("server.log."))
+    };
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut n = 0;
     while !rotated() && Instant::now() < deadline {
@@ -513,7 +614,11 @@ fn log_maxsize_rotates_and_workers_follow() {
         found = std::fs::read_to_string(&log).unwrap_or_default().contains("GET /after-rotation");
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(found, "request lines do not reach the new log file:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+    assert!(
+        found,
+        "request lines do not reach the new log file:\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
     drop(guard);
     let _ = child.wait();
 }
@@ -523,17 +628,26 @@ fn sigusr1_logs_worker_stats() {
     let srv = Server::start(&["--http-socket", "127.0.0.1:0", "--wsgi-file", &app("hello.py"), "--processes", "2"]);
     assert_eq!(srv.get("/").status, 200);
     srv.signal(Signal::SIGUSR1);
-    assert!(srv.wait_for(Duration::from_secs(5), |l| l.contains("worker 1 pid") && l.contains("worker 2 pid")), "{}", srv.log());
+    assert!(
+        srv.wait_for(Duration::from_secs(5), |l| l.contains("worker 1 pid") && l.contains("worker 2 pid")),
+        "{}",
+        srv.log()
+    );
 }
 
 #[test]
 fn metrics_serves_prometheus_text() {
-    let srv = Server::start(&["--http-socket", "127.0.0.1:0", "--wsgi-file", &app("hello.py"), "--metrics", "127.0.0.1:0"]);
+    let srv =
+        Server::start(&["--http-socket", "127.0.0.1:0", "--wsgi-file", &app("hello.py"), "--metrics", "127.0.0.1:0"]);
     for _ in 0..3 {
         assert_eq!(srv.get("/").status, 200);
     }
     assert!(srv.wait_log("metrics (Prometheus) server enabled on ", Duration::from_secs(5)), "{}", srv.log());
-    let address = srv.log().lines().find_map(|l| Some(l.split("server enabled on ").nth(1)?.split(' ').next()?.to_owned())).unwrap();
+    let address = srv
+        .log()
+        .lines()
+        .find_map(|l| Some(l.split("server enabled on ").nth(1)?.split(' ').next()?.to_owned()))
+        .unwrap();
     let mut s = TcpStream::connect(&address).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     s.write_all(b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();

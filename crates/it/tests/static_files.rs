@@ -13,11 +13,10 @@ use sha2::{Digest, Sha256};
 /// Planted just outside the map root; must never appear in any response.
 const SECRET: &str = "TOP-SECRET-c0ffee-never-serve-me";
 const PNG: &[u8] = &[
-    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
-    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1f, 0x15, 0xc4,
-    0x89, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0xf8, 0xcf, 0xc0, 0xf0,
-    0x1f, 0x00, 0x05, 0x00, 0x01, 0xff, 0x89, 0x99, 0x3d, 0x1d, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45,
-    0x4e, 0x44, 0xae, 0x42, 0x60, 0x82,
+    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52, 0x00, 0x00, 0x00,
+    0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1f, 0x15, 0xc4, 0x89, 0x00, 0x00, 0x00, 0x0d, 0x49,
+    0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0xf8, 0xcf, 0xc0, 0xf0, 0x1f, 0x00, 0x05, 0x00, 0x01, 0xff, 0x89, 0x99, 0x3d,
+    0x1d, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82,
 ];
 const CSS: &str = "body { color: #333; }\n";
 const JS: &str = "console.log('hi');\n";
@@ -102,29 +101,15 @@ fn start() -> Server {
         "--mimefile",
         &p("mime.types"),
     ];
-    Server::start_in(
-        dir,
-        Start {
-            args: args.iter().map(|s| (*s).to_owned()).collect(),
-            env: vec![],
-            workers: 1,
-        },
-    )
+    Server::start_in(dir, Start { args: args.iter().map(|s| (*s).to_owned()).collect(), env: vec![], workers: 1 })
 }
 
 fn get(srv: &Server, target: &str, headers: &str) -> Response {
-    srv.exchange(
-        format!("GET {target} HTTP/1.1\r\nHost: t\r\n{headers}Connection: close\r\n\r\n")
-            .as_bytes(),
-    )
+    srv.exchange(format!("GET {target} HTTP/1.1\r\nHost: t\r\n{headers}Connection: close\r\n\r\n").as_bytes())
 }
 
 fn wait_log(srv: &Server, needle: &str) {
-    assert!(
-        srv.wait_log(needle, Duration::from_secs(5)),
-        "log lacks {needle:?}:\n{}",
-        srv.log()
-    );
+    assert!(srv.wait_log(needle, Duration::from_secs(5)), "log lacks {needle:?}:\n{}", srv.log());
 }
 
 #[test]
@@ -141,35 +126,16 @@ fn serves_text_css_js_and_images_with_headers() {
         let r = srv.get(path);
         assert_eq!(r.status, 200, "{path}");
         assert_eq!(r.body, *body, "{path}");
-        assert!(
-            r.header("content-type").unwrap().contains(ctype),
-            "{path}: {:?}",
-            r.headers
-        );
-        assert_eq!(
-            r.header("content-length"),
-            Some(body.len().to_string().as_str())
-        );
+        assert!(r.header("content-type").unwrap().contains(ctype), "{path}: {:?}", r.headers);
+        assert_eq!(r.header("content-length"), Some(body.len().to_string().as_str()));
         assert!(r.header("last-modified").unwrap().ends_with(" GMT"));
         let etag = r.header("etag").unwrap();
-        assert!(
-            etag.starts_with('"') && etag.ends_with('"') && etag.contains('-'),
-            "{etag}"
-        );
+        assert!(etag.starts_with('"') && etag.ends_with('"') && etag.contains('-'), "{etag}");
         assert_eq!(r.header("accept-ranges"), Some("bytes"));
-        assert!(
-            r.header("vary").is_none(),
-            "{path}: no gzip variant, no Vary"
-        );
+        assert!(r.header("vary").is_none(), "{path}: no gzip variant, no Vary");
     }
     // Request log: uWSGI's line with the sendfile marker, never via the app.
-    wait_log(
-        &srv,
-        &format!(
-            "GET /static/img/pixel.png => generated {} bytes in",
-            PNG.len()
-        ),
-    );
+    wait_log(&srv, &format!("GET /static/img/pixel.png => generated {} bytes in", PNG.len()));
     wait_log(&srv, "via sendfile() (HTTP/1.1 200)");
 }
 
@@ -181,17 +147,11 @@ fn head_keep_alive_and_pipelining() {
     let mut r = BufReader::new(s);
     let head = read_response_to(&mut r, true).unwrap();
     assert_eq!(head.status, 200);
-    assert_eq!(
-        head.header("content-length"),
-        Some(CSS.len().to_string().as_str())
-    );
+    assert_eq!(head.header("content-length"), Some(CSS.len().to_string().as_str()));
     let js = read_response(&mut r).unwrap();
     assert_eq!(js.body, JS.as_bytes());
     let app = read_response(&mut r).unwrap();
-    assert_eq!(
-        app.status, 200,
-        "the app still answers after static replies on the connection"
-    );
+    assert_eq!(app.status, 200, "the app still answers after static replies on the connection");
     wait_log(&srv, "HEAD /static/site.css => generated 0 bytes");
 }
 
@@ -201,27 +161,15 @@ fn not_modified_on_both_validators() {
     let first = srv.get("/static/site.css");
     let etag = first.header("etag").unwrap().to_owned();
     let lm = first.header("last-modified").unwrap().to_owned();
-    let r = get(
-        &srv,
-        "/static/site.css",
-        &format!("If-None-Match: {etag}\r\n"),
-    );
+    let r = get(&srv, "/static/site.css", &format!("If-None-Match: {etag}\r\n"));
     assert_eq!(r.status, 304);
     assert_eq!(r.header("etag"), Some(etag.as_str()));
-    let r = get(
-        &srv,
-        "/static/site.css",
-        &format!("If-Modified-Since: {lm}\r\n"),
-    );
+    let r = get(&srv, "/static/site.css", &format!("If-Modified-Since: {lm}\r\n"));
     assert_eq!(r.status, 304);
     let r = get(&srv, "/static/site.css", "If-None-Match: \"stale\"\r\n");
     assert_eq!(r.status, 200);
     assert_eq!(r.body, CSS.as_bytes());
-    let r = get(
-        &srv,
-        "/static/site.css",
-        "If-Modified-Since: Mon, 01 Jan 2001 00:00:00 GMT\r\n",
-    );
+    let r = get(&srv, "/static/site.css", "If-Modified-Since: Mon, 01 Jan 2001 00:00:00 GMT\r\n");
     assert_eq!(r.status, 200);
     wait_log(&srv, "(HTTP/1.1 304)");
 }
@@ -268,95 +216,38 @@ fn gzip_variant_only_when_accepted() {
 #[test]
 fn mount_precedence_fall_through_index_map2_check_static() {
     let srv = start();
-    assert_eq!(
-        srv.get("/static/hello.txt").body,
-        b"hello from static\n",
-        "first map wins"
-    );
-    assert_eq!(
-        srv.get("/static/only-b.txt").body,
-        b"only in b\n",
-        "missing in the first map falls through"
-    );
+    assert_eq!(srv.get("/static/hello.txt").body, b"hello from static\n", "first map wins");
+    assert_eq!(srv.get("/static/only-b.txt").body, b"only in b\n", "missing in the first map falls through");
     let missing = srv.get("/static/missing.txt");
-    assert_eq!(
-        (missing.status, missing.text().as_str()),
-        (404, "not found\n"),
-        "then the app"
-    );
+    assert_eq!((missing.status, missing.text().as_str()), (404, "not found\n"), "then the app");
     assert_eq!(srv.get("/static/sub/").body, b"<h1>index</h1>\n");
     assert_eq!(srv.get("/static/sub").body, b"<h1>index</h1>\n");
     let listing = srv.get("/static/nodir/");
-    assert_eq!(
-        (listing.status, listing.text().as_str()),
-        (404, "not found\n"),
-        "directories are never listed"
-    );
-    assert_eq!(
-        srv.get("/m2/x.txt").body,
-        b"map2\n",
-        "static-map2 keeps the mount"
-    );
-    assert_eq!(
-        srv.get("/robots.txt").body,
-        b"User-agent: *\n",
-        "check-static"
-    );
+    assert_eq!((listing.status, listing.text().as_str()), (404, "not found\n"), "directories are never listed");
+    assert_eq!(srv.get("/m2/x.txt").body, b"map2\n", "static-map2 keeps the mount");
+    assert_eq!(srv.get("/robots.txt").body, b"User-agent: *\n", "check-static");
     assert_eq!(srv.get("/").status, 200, "the app still gets its routes");
     let skipped = srv.get("/static/script.py");
-    assert_eq!(
-        skipped.text(),
-        "not found\n",
-        "static-skip-ext goes to the app"
-    );
-    assert_eq!(
-        srv.get("/static/link-safe").body,
-        b"allowed by static-safe\n"
-    );
-    assert_eq!(
-        srv.get("/staticx").status,
-        404,
-        "mounts match whole segments"
-    );
+    assert_eq!(skipped.text(), "not found\n", "static-skip-ext goes to the app");
+    assert_eq!(srv.get("/static/link-safe").body, b"allowed by static-safe\n");
+    assert_eq!(srv.get("/staticx").status, 404, "mounts match whole segments");
 }
 
 #[test]
 fn expires_headers() {
     let srv = start();
     let css = srv.get("/static/site.css");
-    assert_eq!(
-        css.header("cache-control"),
-        Some("max-age=3600"),
-        "static-expires-type"
-    );
+    assert_eq!(css.header("cache-control"), Some("max-age=3600"), "static-expires-type");
     let expires = css.header("expires").unwrap();
     let secs = |d: &str| {
-        let t = std::process::Command::new("date")
-            .args(["-d", d, "+%s"])
-            .output()
-            .unwrap();
-        String::from_utf8(t.stdout)
-            .unwrap()
-            .trim()
-            .parse::<i64>()
-            .unwrap()
+        let t = std::process::Command::new("date").args(["-d", d, "+%s"]).output().unwrap();
+        String::from_utf8(t.stdout).unwrap().trim().parse::<i64>().unwrap()
     };
     let now = secs("now");
     let delta = secs(expires) - now;
-    assert!(
-        (3500..=3700).contains(&delta),
-        "Expires {expires} is {delta}s ahead"
-    );
-    assert_eq!(
-        srv.get("/static/app.js").header("cache-control"),
-        Some("max-age=600"),
-        "static-expires"
-    );
-    assert_eq!(
-        srv.get("/static/img/pixel.png").header("cache-control"),
-        Some("max-age=86400"),
-        "static-expires-uri"
-    );
+    assert!((3500..=3700).contains(&delta), "Expires {expires} is {delta}s ahead");
+    assert_eq!(srv.get("/static/app.js").header("cache-control"), Some("max-age=600"), "static-expires");
+    assert_eq!(srv.get("/static/img/pixel.png").header("cache-control"), Some("max-age=86400"), "static-expires-uri");
     let txt = srv.get("/static/hello.txt");
     assert!(txt.header("expires").is_none() && txt.header("cache-control").is_none());
 }
@@ -455,16 +346,9 @@ fn traversal_attempts_are_refused() {
     for target in attempts {
         let r = get(&srv, target, "");
         let body = r.text();
-        assert!(
-            [400, 403, 404].contains(&r.status),
-            "{target}: status {}",
-            r.status
-        );
+        assert!([400, 403, 404].contains(&r.status), "{target}: status {}", r.status);
         assert!(!body.contains(SECRET), "{target}: served the secret");
-        assert!(
-            passwd.is_empty() || !body.contains(passwd.lines().next().unwrap()),
-            "{target}: served /etc/passwd"
-        );
+        assert!(passwd.is_empty() || !body.contains(passwd.lines().next().unwrap()), "{target}: served /etc/passwd");
         if r.status != 400 {
             wait_log(&srv, &format!("GET {target} => generated"));
         }
@@ -472,14 +356,8 @@ fn traversal_attempts_are_refused() {
     // The raw NUL never gets past the request parser.
     let r = srv.exchange(b"GET /static/hello.txt\0.png HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!(r.status, 400);
-    wait_log(
-        &srv,
-        "static file request refused ('..' segment in path): /static/../secret.txt",
-    );
-    wait_log(
-        &srv,
-        "static file request refused (resolves outside the static root): /static/link-out",
-    );
+    wait_log(&srv, "static file request refused ('..' segment in path): /static/../secret.txt");
+    wait_log(&srv, "static file request refused (resolves outside the static root): /static/link-out");
 }
 
 #[test]
@@ -489,12 +367,7 @@ fn file_wrapper_from_the_app_uses_sendfile() {
     assert_eq!(r.status, 200);
     assert_eq!(r.body, std::fs::read(app("wsgi_features.py")).unwrap());
     wait_log(&srv, "GET /file => generated");
-    let line = srv
-        .log()
-        .lines()
-        .find(|l| l.contains("GET /file =>"))
-        .unwrap()
-        .to_owned();
+    let line = srv.log().lines().find(|l| l.contains("GET /file =>")).unwrap().to_owned();
     assert!(line.contains("via sendfile()"), "{line}");
 }
 
@@ -523,8 +396,7 @@ fn big_file_zero_copy_small_rss_and_thread_not_held() {
     for mib in 0..(SIZE >> 20) {
         use std::io::{Seek, SeekFrom};
         big.seek(SeekFrom::Start(mib << 20)).unwrap();
-        big.write_all(format!("MiB {mib:04} marker").as_bytes())
-            .unwrap();
+        big.write_all(format!("MiB {mib:04} marker").as_bytes()).unwrap();
     }
     drop(big);
     let mut want = Sha256::new();
@@ -550,22 +422,14 @@ fn big_file_zero_copy_small_rss_and_thread_not_held() {
         "--static-map",
         &map,
     ];
-    let srv = Server::start_in(
-        dir,
-        Start {
-            args: args.iter().map(|s| (*s).to_owned()).collect(),
-            env: vec![],
-            workers: 1,
-        },
-    );
+    let srv =
+        Server::start_in(dir, Start { args: args.iter().map(|s| (*s).to_owned()).collect(), env: vec![], workers: 1 });
     let worker = srv.worker_pids()[0];
     assert_eq!(srv.get("/static/small.txt").body, b"small\n");
     let rss_before = vm_rss_kib(worker);
 
     let mut stream = srv.connect();
-    stream
-        .write_all(b"GET /static/big.bin HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-        .unwrap();
+    stream.write_all(b"GET /static/big.bin HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").unwrap();
     let mut reader = BufReader::with_capacity(1 << 20, stream);
     let mut head = Vec::new();
     while !head.ends_with(b"\r\n\r\n") {
@@ -581,11 +445,7 @@ fn big_file_zero_copy_small_rss_and_thread_not_held() {
     let t = Instant::now();
     let other = srv.get("/pid");
     assert_eq!(other.status, 200);
-    assert!(
-        t.elapsed() < Duration::from_secs(2),
-        "other request took {:?}",
-        t.elapsed()
-    );
+    assert!(t.elapsed() < Duration::from_secs(2), "other request took {:?}", t.elapsed());
     let mut got = Sha256::new();
     let mut total = 0u64;
     loop {
@@ -597,25 +457,11 @@ fn big_file_zero_copy_small_rss_and_thread_not_held() {
         got.update(&buf[..n]);
     }
     assert_eq!(total, SIZE);
-    assert!(
-        got.finalize() == want,
-        "sha256 of the download differs from the file"
-    );
+    assert!(got.finalize() == want, "sha256 of the download differs from the file");
     let rss_after = vm_rss_kib(worker);
-    assert!(
-        rss_after < rss_before + 16 * 1024,
-        "worker RSS grew from {rss_before} KiB to {rss_after} KiB"
-    );
-    wait_log(
-        &srv,
-        &format!("GET /static/big.bin => generated {SIZE} bytes in"),
-    );
-    let line = srv
-        .log()
-        .lines()
-        .find(|l| l.contains("GET /static/big.bin"))
-        .unwrap()
-        .to_owned();
+    assert!(rss_after < rss_before + 16 * 1024, "worker RSS grew from {rss_before} KiB to {rss_after} KiB");
+    wait_log(&srv, &format!("GET /static/big.bin => generated {SIZE} bytes in"));
+    let line = srv.log().lines().find(|l| l.contains("GET /static/big.bin")).unwrap().to_owned();
     assert!(line.contains("via sendfile()"), "{line}");
 }
 
@@ -638,10 +484,7 @@ fn bad_expires_regexp_is_a_startup_error() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("static-expires = \"([ 60\": bad regexp"),
-        "{err}"
-    );
+    assert!(err.contains("static-expires = \"([ 60\": bad regexp"), "{err}");
 }
 
 /// The Django example's `uwsgi-static.ini` after `collectstatic` (into a temp
@@ -654,10 +497,7 @@ fn django_example_with_static_map() {
     let static_root = t.join("static");
     std::fs::write(
         t.join("it_settings.py"),
-        format!(
-            "from demo.settings import *  # noqa\nSTATIC_ROOT = {:?}\n",
-            static_root.display().to_string()
-        ),
+        format!("from demo.settings import *  # noqa\nSTATIC_ROOT = {:?}\n", static_root.display().to_string()),
     )
     .unwrap();
     let env = vec![
@@ -667,10 +507,7 @@ fn django_example_with_static_map() {
     ];
     // The python of the venv `ruwsgi` was installed into.
     let python = Path::new(&it::ruwsgi_command()).with_file_name("python");
-    for args in [
-        &["collectstatic", "--noinput"][..],
-        &["migrate", "--noinput"][..],
-    ] {
+    for args in [&["collectstatic", "--noinput"][..], &["migrate", "--noinput"][..]] {
         let out = std::process::Command::new(&python)
             .arg(django.join("manage.py"))
             .args(args)
@@ -678,46 +515,25 @@ fn django_example_with_static_map() {
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .output()
             .expect("run manage.py");
-        assert!(
-            out.status.success(),
-            "manage.py {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "manage.py {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     }
     let ini = std::fs::read_to_string(django.join("uwsgi-static.ini"))
         .unwrap()
         .replace("http = :8080", "http = 127.0.0.1:0")
         .replace("processes = 4", "processes = 2")
-        .replace(
-            "static-map = /static=%dstatic",
-            &format!("static-map = /static={}", static_root.display()),
-        )
+        .replace("static-map = /static=%dstatic", &format!("static-map = /static={}", static_root.display()))
         .replace("%d", &format!("{}/", django.display()));
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("app.ini"), ini).unwrap();
-    let srv = Server::start_in(
-        dir,
-        Start {
-            args: vec!["--ini".into(), "app.ini".into()],
-            env,
-            workers: 2,
-        },
-    );
+    let srv = Server::start_in(dir, Start { args: vec!["--ini".into(), "app.ini".into()], env, workers: 2 });
     let css = srv.get("/static/guestbook/style.css");
     assert_eq!(css.status, 200);
-    assert_eq!(
-        css.body,
-        std::fs::read(django.join("guestbook/static/guestbook/style.css")).unwrap()
-    );
+    assert_eq!(css.body, std::fs::read(django.join("guestbook/static/guestbook/style.css")).unwrap());
     assert!(css.header("content-type").unwrap().starts_with("text/css"));
     assert_eq!(css.header("cache-control"), Some("max-age=3600"));
     let page = srv.get("/");
     assert_eq!(page.status, 200);
-    assert!(
-        page.text().contains("/static/guestbook/style.css"),
-        "{}",
-        page.text()
-    );
+    assert!(page.text().contains("/static/guestbook/style.css"), "{}", page.text());
     wait_log(&srv, "GET /static/guestbook/style.css => generated");
 }
 
@@ -742,18 +558,10 @@ fn stalled_download_is_dropped_after_socket_timeout() {
         "--static-map",
         &map,
     ];
-    let srv = Server::start_in(
-        dir,
-        Start {
-            args: args.iter().map(|s| (*s).to_owned()).collect(),
-            env: vec![],
-            workers: 1,
-        },
-    );
+    let srv =
+        Server::start_in(dir, Start { args: args.iter().map(|s| (*s).to_owned()).collect(), env: vec![], workers: 1 });
     let mut stream = srv.connect();
-    stream
-        .write_all(b"GET /static/stall.bin HTTP/1.1\r\nHost: t\r\n\r\n")
-        .unwrap();
+    stream.write_all(b"GET /static/stall.bin HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
     // Read nothing: the server must give up on its own.
     assert!(
         srv.wait_for(Duration::from_secs(10), |log| log

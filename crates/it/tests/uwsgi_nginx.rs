@@ -28,14 +28,7 @@ fn pass_all(upstream: &str) -> String {
 
 /// Starts ruwsgi in `dir` (so a unix socket can live there) with `args`.
 fn start_in(dir: tempfile::TempDir, args: &[&str], workers: usize) -> Server {
-    Server::start_in(
-        dir,
-        Start {
-            args: args.iter().map(|s| (*s).to_owned()).collect(),
-            env: vec![],
-            workers,
-        },
-    )
+    Server::start_in(dir, Start { args: args.iter().map(|s| (*s).to_owned()).collect(), env: vec![], workers })
 }
 
 /// The uwsgi socket's address as nginx's `uwsgi_pass` wants it. The `socket` option is the
@@ -45,13 +38,11 @@ fn upstream(srv: &Server) -> String {
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .fold(String::new(), |mut hex, b| {
-            use std::fmt::Write as _;
-            let _ = write!(hex, "{b:02x}");
-            hex
-        })
+    Sha256::digest(bytes).iter().fold(String::new(), |mut hex, b| {
+        use std::fmt::Write as _;
+        let _ = write!(hex, "{b:02x}");
+        hex
+    })
 }
 
 /// The echo app's JSON answer.
@@ -121,25 +112,13 @@ fn check_get_post_head(nginx: &Nginx) {
     let body = b"name=ruwsgi&via=nginx";
     let v = echo_json(&nginx.post("/form", "application/x-www-form-urlencoded", body));
     assert_eq!(env_str(&v, "REQUEST_METHOD"), "POST");
-    assert_eq!(
-        env_str(&v, "CONTENT_TYPE"),
-        "application/x-www-form-urlencoded"
-    );
+    assert_eq!(env_str(&v, "CONTENT_TYPE"), "application/x-www-form-urlencoded");
     assert_eq!(env_str(&v, "CONTENT_LENGTH"), body.len().to_string());
-    assert_eq!(
-        v.get("body").and_then(Value::as_str),
-        Some("name=ruwsgi&via=nginx")
-    );
+    assert_eq!(v.get("body").and_then(Value::as_str), Some("name=ruwsgi&via=nginx"));
 
-    let r = nginx.exchange_to(
-        b"HEAD /head HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
-        true,
-    );
+    let r = nginx.exchange_to(b"HEAD /head HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n", true);
     assert_eq!(r.status, 200, "{}", nginx.log());
-    assert!(
-        r.header("content-length").is_some_and(|n| n != "0"),
-        "HEAD keeps the GET's Content-Length: {r:?}"
-    );
+    assert!(r.header("content-length").is_some_and(|n| n != "0"), "HEAD keeps the GET's Content-Length: {r:?}");
 }
 
 #[test]
@@ -147,11 +126,7 @@ fn get_post_head_over_tcp() {
     let srv = Server::start(&["--socket", "127.0.0.1:0", "--wsgi-file", &app("echo.py")]);
     let nginx = Nginx::start(&pass_all(&upstream(&srv)));
     check_get_post_head(&nginx);
-    assert!(
-        srv.wait_log("POST /form => generated", SECS),
-        "{}",
-        srv.log()
-    );
+    assert!(srv.wait_log("POST /form => generated", SECS), "{}", srv.log());
 }
 
 #[test]
@@ -159,24 +134,8 @@ fn get_post_head_over_unix_socket_with_chmod() {
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("app.sock");
     let sock_s = sock.display().to_string();
-    let srv = start_in(
-        dir,
-        &[
-            "--socket",
-            &sock_s,
-            "--chmod-socket",
-            "666",
-            "--wsgi-file",
-            &app("echo.py"),
-        ],
-        1,
-    );
-    assert!(
-        srv.log()
-            .contains(&format!("bound to UNIX address {sock_s}")),
-        "{}",
-        srv.log()
-    );
+    let srv = start_in(dir, &["--socket", &sock_s, "--chmod-socket", "666", "--wsgi-file", &app("echo.py")], 1);
+    assert!(srv.log().contains(&format!("bound to UNIX address {sock_s}")), "{}", srv.log());
     let mode = std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o666, "chmod-socket 666");
     let nginx = Nginx::start(&pass_all(&format!("unix:{sock_s}")));
@@ -189,15 +148,15 @@ fn chmod_socket_bare_means_666_and_chown_socket_applies() {
     let sock = dir.path().join("bare.sock");
     let sock_s = sock.display().to_string();
     let meta = std::fs::metadata(dir.path()).unwrap();
-    let owner = format!(
-        "{}:{}",
-        std::os::unix::fs::MetadataExt::uid(&meta),
-        std::os::unix::fs::MetadataExt::gid(&meta)
-    );
+    let owner =
+        format!("{}:{}", std::os::unix::fs::MetadataExt::uid(&meta), std::os::unix::fs::MetadataExt::gid(&meta));
     let ini = dir.path().join("app.ini");
     std::fs::write(
         &ini,
-        format!("[uwsgi]\nsocket = {sock_s}\nchmod-socket =\nchown-socket = {owner}\nlisten = 16\nwsgi-file = {}\n", app("echo.py")),
+        format!(
+            "[uwsgi]\nsocket = {sock_s}\nchmod-socket =\nchown-socket = {owner}\nlisten = 16\nwsgi-file = {}\n",
+            app("echo.py")
+        ),
     )
     .unwrap();
     let ini_s = ini.display().to_string();
@@ -231,10 +190,7 @@ fn environ_matches_what_nginx_sent() {
     let v = echo_json(&nginx.exchange(&raw));
     assert_eq!(env_str(&v, "REQUEST_METHOD"), "PUT");
     // REQUEST_URI is the raw target; PATH_INFO nginx's decoded path, as latin-1 (PEP 3333).
-    assert_eq!(
-        env_str(&v, "REQUEST_URI"),
-        "/caf%C3%A9/a%20b/x?q=%2F%20&empty=&dup=1&dup=2"
-    );
+    assert_eq!(env_str(&v, "REQUEST_URI"), "/caf%C3%A9/a%20b/x?q=%2F%20&empty=&dup=1&dup=2");
     assert_eq!(env_str(&v, "PATH_INFO"), "/caf\u{c3}\u{a9}/a b/x");
     assert_eq!(env_str(&v, "QUERY_STRING"), "q=%2F%20&empty=&dup=1&dup=2");
     assert_eq!(env_str(&v, "SCRIPT_NAME"), "");
@@ -251,19 +207,10 @@ fn environ_matches_what_nginx_sent() {
     assert_eq!(env_str(&v, "HTTP_COOKIE"), "a=1; b=2");
     assert_eq!(env_str(&v, "CONTENT_TYPE"), "application/octet-stream");
     assert_eq!(env_str(&v, "CONTENT_LENGTH"), body.len().to_string());
-    assert!(
-        v.get("environ").and_then(|e| e.get("HTTPS")).is_none(),
-        "no HTTPS over plain http"
-    );
+    assert!(v.get("environ").and_then(|e| e.get("HTTPS")).is_none(), "no HTTPS over plain http");
+    assert_eq!(v.get("body_sha256").and_then(Value::as_str), Some(sha256_hex(&body).as_str()));
     assert_eq!(
-        v.get("body_sha256").and_then(Value::as_str),
-        Some(sha256_hex(&body).as_str())
-    );
-    assert_eq!(
-        v.get("types")
-            .and_then(|t| t.get("wsgi.input"))
-            .and_then(Value::as_str)
-            .map(str::is_empty),
+        v.get("types").and_then(|t| t.get("wsgi.input")).and_then(Value::as_str).map(str::is_empty),
         Some(false)
     );
 }
@@ -273,7 +220,8 @@ fn chunked_post_through_nginx_arrives_with_a_length() {
     // nginx buffers a chunked request body and passes CONTENT_LENGTH upstream.
     let srv = Server::start(&["--socket", "127.0.0.1:0", "--wsgi-file", &app("echo.py")]);
     let nginx = Nginx::start(&pass_all(&upstream(&srv)));
-    let raw = b"POST /c?read=n:7 HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n\
+    let raw =
+        b"POST /c?read=n:7 HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n\
                 5\r\nhello\r\n7\r\n, world\r\n0\r\n\r\n";
     let v = echo_json(&nginx.exchange(raw));
     assert_eq!(v.get("body").and_then(Value::as_str), Some("hello, world"));
@@ -323,10 +271,7 @@ fn https_from_nginx_sets_url_scheme() {
 fn django_env(tmp: &Path) -> Vec<(&'static str, String)> {
     std::fs::write(
         tmp.join("it_settings.py"),
-        format!(
-            "from demo.settings import *  # noqa\nSTATIC_ROOT = {:?}\n",
-            tmp.join("static").display().to_string()
-        ),
+        format!("from demo.settings import *  # noqa\nSTATIC_ROOT = {:?}\n", tmp.join("static").display().to_string()),
     )
     .unwrap();
     vec![
@@ -345,12 +290,7 @@ fn manage(tmp: &Path, env: &[(&str, String)], args: &[&str]) {
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .output()
         .expect("run manage.py");
-    assert!(
-        out.status.success(),
-        "manage.py {args:?} in {}: {}",
-        tmp.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "manage.py {args:?} in {}: {}", tmp.display(), String::from_utf8_lossy(&out.stderr));
 }
 
 /// The example's `nginx-site.conf` with its placeholders pointed at this test's port,
@@ -360,16 +300,10 @@ fn example_site(listen: std::net::SocketAddr, static_dir: &Path, socket: &str) -
     let mut site = text.clone();
     for (from, to) in [
         ("listen 80;", format!("listen {listen};")),
-        (
-            "/path/to/examples/django/static/",
-            format!("{}/", static_dir.display()),
-        ),
+        ("/path/to/examples/django/static/", format!("{}/", static_dir.display())),
         ("127.0.0.1:9009", socket.to_owned()),
     ] {
-        assert!(
-            site.contains(from),
-            "examples/django/nginx-site.conf no longer contains {from:?}"
-        );
+        assert!(site.contains(from), "examples/django/nginx-site.conf no longer contains {from:?}");
         site = site.replace(from, &to);
     }
     site
@@ -379,12 +313,7 @@ fn cookie_value(r: &Response, name: &str) -> Option<String> {
     r.headers
         .iter()
         .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
-        .find_map(|(_, v)| {
-            v.strip_prefix(&format!("{name}="))?
-                .split(';')
-                .next()
-                .map(str::to_owned)
-        })
+        .find_map(|(_, v)| v.strip_prefix(&format!("{name}="))?.split(';').next().map(str::to_owned))
 }
 
 #[test]
@@ -426,20 +355,9 @@ fn django_example_through_nginx_with_static_and_csrf() {
     let r = nginx.get("/static/guestbook/style.css");
     assert_eq!(r.status, 200);
     assert_eq!(r.body, css);
-    assert!(
-        r.header("content-type")
-            .is_some_and(|t| t.starts_with("text/css")),
-        "{r:?}"
-    );
-    assert!(
-        r.header("expires").is_some(),
-        "the site's `expires 1h` applies: {r:?}"
-    );
-    assert!(
-        !srv.log().contains("GET /static/"),
-        "static request reached the app:\n{}",
-        srv.log()
-    );
+    assert!(r.header("content-type").is_some_and(|t| t.starts_with("text/css")), "{r:?}");
+    assert!(r.header("expires").is_some(), "the site's `expires 1h` applies: {r:?}");
+    assert!(!srv.log().contains("GET /static/"), "static request reached the app:\n{}", srv.log());
 
     // The form: CSRF cookie + hidden token, posted back through nginx.
     let cookie = cookie_value(&page, "csrftoken").expect("csrftoken cookie");
@@ -460,11 +378,7 @@ fn django_example_through_nginx_with_static_and_csrf() {
     assert!(nginx.get("/").text().contains("hello through uwsgi_pass"));
 
     // Without the token Django refuses it: the CSRF check really ran.
-    let r = nginx.post(
-        "/",
-        "application/x-www-form-urlencoded",
-        b"name=x&message=y",
-    );
+    let r = nginx.post("/", "application/x-www-form-urlencoded", b"name=x&message=y");
     assert_eq!(r.status, 403);
 }
 
@@ -474,14 +388,8 @@ fn hundred_mib_post_through_nginx_reaches_wsgi_input() {
     let nginx = Nginx::start(&pass_all(&upstream(&srv)));
     let body: Vec<u8> = (0..100 * MIB).map(|i| (i % 253) as u8).collect();
     let v = echo_json(&nginx.post("/upload?read=n:65536", "application/octet-stream", &body));
-    assert_eq!(
-        v.get("body_len").and_then(Value::as_f64),
-        Some((100 * MIB) as f64)
-    );
-    assert_eq!(
-        v.get("body_sha256").and_then(Value::as_str),
-        Some(sha256_hex(&body).as_str())
-    );
+    assert_eq!(v.get("body_len").and_then(Value::as_f64), Some((100 * MIB) as f64));
+    assert_eq!(v.get("body_sha256").and_then(Value::as_str), Some(sha256_hex(&body).as_str()));
 }
 
 /// Peak and current resident set of `pid`, in KiB.
@@ -499,12 +407,7 @@ fn rss_kib(pid: i32) -> (u64, u64) {
 
 #[test]
 fn hundred_mib_response_through_nginx_with_bounded_worker_memory() {
-    let srv = Server::start(&[
-        "--socket",
-        "127.0.0.1:0",
-        "--wsgi-file",
-        &app("wsgi_features.py"),
-    ]);
+    let srv = Server::start(&["--socket", "127.0.0.1:0", "--wsgi-file", &app("wsgi_features.py")]);
     let nginx = Nginx::start(&pass_all(&upstream(&srv)));
     let worker = srv.worker_pids()[0];
     // Warm up so the app's imports are not counted as growth.
@@ -513,31 +416,17 @@ fn hundred_mib_response_through_nginx_with_bounded_worker_memory() {
     let r = nginx.get("/big?mb=100");
     assert_eq!(r.status, 200, "{}", nginx.log());
     assert_eq!(r.body.len(), 100 * MIB);
-    let bad = r
-        .body
-        .iter()
-        .enumerate()
-        .position(|(i, &b)| usize::from(b) != i % 251);
+    let bad = r.body.iter().enumerate().position(|(i, &b)| usize::from(b) != i % 251);
     assert_eq!(bad, None, "response corrupted");
     let (peak, _) = rss_kib(worker);
     let growth_mib = peak.saturating_sub(before) / 1024;
     eprintln!("worker RSS before {before} KiB, peak after {peak} KiB");
-    assert!(
-        growth_mib < 64,
-        "worker peak RSS grew by {growth_mib} MiB for a streamed 100 MiB response"
-    );
+    assert!(growth_mib < 64, "worker peak RSS grew by {growth_mib} MiB for a streamed 100 MiB response");
 }
 
 #[test]
 fn nginx_keeps_working_while_a_worker_is_killed() {
-    let srv = Server::start(&[
-        "--socket",
-        "127.0.0.1:0",
-        "--wsgi-file",
-        &app("wsgi_features.py"),
-        "--processes",
-        "2",
-    ]);
+    let srv = Server::start(&["--socket", "127.0.0.1:0", "--wsgi-file", &app("wsgi_features.py"), "--processes", "2"]);
     let nginx = Nginx::start(&pass_all(&upstream(&srv)));
     assert_eq!(nginx.get("/pid").status, 200);
     let pids = srv.worker_pids();
@@ -550,22 +439,10 @@ fn nginx_keeps_working_while_a_worker_is_killed() {
             failures += 1;
             continue;
         }
-        assert_ne!(
-            r.text().trim(),
-            pids[0].to_string(),
-            "a killed worker answered"
-        );
+        assert_ne!(r.text().trim(), pids[0].to_string(), "a killed worker answered");
     }
-    assert!(
-        failures <= 1,
-        "{failures} requests failed after the kill:\n{}",
-        nginx.log()
-    );
-    assert!(
-        srv.wait_log("Respawned uWSGI worker", SECS),
-        "{}",
-        srv.log()
-    );
+    assert!(failures <= 1, "{failures} requests failed after the kill:\n{}", nginx.log());
+    assert!(srv.wait_log("Respawned uWSGI worker", SECS), "{}", srv.log());
     let now = srv.worker_pids();
     assert_eq!(now.len(), 2);
     assert!(!now.contains(&pids[0]));
@@ -576,14 +453,7 @@ fn nginx_keeps_working_while_a_worker_is_killed() {
 
 #[test]
 fn malformed_packets_close_the_connection_not_the_worker() {
-    let srv = Server::start(&[
-        "--socket",
-        "127.0.0.1:0",
-        "--wsgi-file",
-        &app("echo.py"),
-        "--buffer-size",
-        "4096",
-    ]);
+    let srv = Server::start(&["--socket", "127.0.0.1:0", "--wsgi-file", &app("echo.py"), "--buffer-size", "4096"]);
     let addr = srv.addr();
     let pids = srv.worker_pids();
     let valid = valid_get("/ok");
@@ -594,19 +464,9 @@ fn malformed_packets_close_the_connection_not_the_worker() {
     let mut unknown_modifier = valid.clone();
     unknown_modifier[0] = 10;
     let cases: Vec<(&str, Vec<u8>, bool, &str)> = vec![
-        (
-            "truncated packet",
-            valid[..valid.len() / 2].to_vec(),
-            true,
-            "",
-        ),
+        ("truncated packet", valid[..valid.len() / 2].to_vec(), true, ""),
         ("truncated header", valid[..3].to_vec(), true, ""),
-        (
-            "key length past the block",
-            lying_length,
-            false,
-            "uwsgi vars block truncated",
-        ),
+        ("key length past the block", lying_length, false, "uwsgi vars block truncated"),
         (
             "packet larger than buffer-size",
             {
@@ -633,16 +493,12 @@ fn malformed_packets_close_the_connection_not_the_worker() {
             String::from_utf8_lossy(&reply)
         );
         if !log.is_empty() {
-            assert!(
-                srv.wait_log(log, SECS),
-                "{what}: no {log:?} in the log:\n{}",
-                srv.log()
-            );
+            assert!(srv.wait_log(log, SECS), "{what}: no {log:?} in the log:\n{}", srv.log());
         }
         assert_eq!(srv.worker_pids(), pids, "{what}: the worker must survive");
         let ok = raw_uwsgi(addr, &valid, false);
-        let ok = it::read_response(&mut BufReader::new(&ok[..]))
-            .unwrap_or_else(|e| panic!("{what}: next request: {e}"));
+        let ok =
+            it::read_response(&mut BufReader::new(&ok[..])).unwrap_or_else(|e| panic!("{what}: next request: {e}"));
         assert_eq!(ok.status, 200, "{what}: next request");
     }
     assert!(!srv.log().contains("DAMN"), "{}", srv.log());
@@ -650,33 +506,19 @@ fn malformed_packets_close_the_connection_not_the_worker() {
 
 #[test]
 fn plain_uwsgi_reply_is_http_and_closes() {
-    let srv = Server::start(&[
-        "--socket",
-        "127.0.0.1:0",
-        "--wsgi-file",
-        &app("wsgi_features.py"),
-    ]);
+    let srv = Server::start(&["--socket", "127.0.0.1:0", "--wsgi-file", &app("wsgi_features.py")]);
     // No Content-Length from the app: over uwsgi the end of the body is the close, never chunked.
     let reply = raw_uwsgi(srv.addr(), &valid_get("/stream"), false);
     let text = String::from_utf8_lossy(&reply);
     assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
-    assert!(
-        !text.to_ascii_lowercase().contains("transfer-encoding"),
-        "{text}"
-    );
-    assert!(
-        text.ends_with("chunk 0\nchunk 1\nchunk 2\nchunk 3\nchunk 4\n"),
-        "{text}"
-    );
+    assert!(!text.to_ascii_lowercase().contains("transfer-encoding"), "{text}");
+    assert!(text.ends_with("chunk 0\nchunk 1\nchunk 2\nchunk 3\nchunk 4\n"), "{text}");
 }
 
 /// `GET path` straight to an HTTP socket.
 fn http_get(addr: std::net::SocketAddr, path: &str) -> Response {
     let mut s = it::connect(addr);
-    s.write_all(
-        format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").as_bytes(),
-    )
-    .expect("write");
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").as_bytes()).expect("write");
     it::read_response(&mut BufReader::new(s)).expect("response")
 }
 
@@ -694,11 +536,7 @@ fn assert_every_worker_serves_both(srv: &Server, http: std::net::SocketAddr, ngi
     let workers: BTreeSet<i32> = srv.worker_pids().into_iter().collect();
     assert_eq!(workers.len(), 2);
     for round in 0..20 {
-        let (slow_http, marker) = if round % 2 == 0 {
-            (true, "a")
-        } else {
-            (false, "b")
-        };
+        let (slow_http, marker) = if round % 2 == 0 { (true, "a") } else { (false, "b") };
         let slow = std::thread::scope(|s| {
             let slow = s.spawn(|| {
                 let path = format!("/sleep?s=0.3&via=SLOW{marker}{round}");
@@ -710,24 +548,16 @@ fn assert_every_worker_serves_both(srv: &Server, http: std::net::SocketAddr, ngi
             });
             std::thread::sleep(Duration::from_millis(50));
             let quick = format!("/pid?via=QUICK{marker}{round}");
-            let r = if slow_http {
-                nginx.get(&quick)
-            } else {
-                http_get(http, &quick)
-            };
+            let r = if slow_http { nginx.get(&quick) } else { http_get(http, &quick) };
             assert_eq!(r.status, 200);
             slow.join().unwrap()
         });
         assert_eq!(slow.status, 200);
         let log = srv.log();
-        let over_http: BTreeSet<i32> = pids_serving(&log, "via=SLOWa")
-            .union(&pids_serving(&log, "via=QUICKb"))
-            .copied()
-            .collect();
-        let over_uwsgi: BTreeSet<i32> = pids_serving(&log, "via=SLOWb")
-            .union(&pids_serving(&log, "via=QUICKa"))
-            .copied()
-            .collect();
+        let over_http: BTreeSet<i32> =
+            pids_serving(&log, "via=SLOWa").union(&pids_serving(&log, "via=QUICKb")).copied().collect();
+        let over_uwsgi: BTreeSet<i32> =
+            pids_serving(&log, "via=SLOWb").union(&pids_serving(&log, "via=QUICKa")).copied().collect();
         if over_http == workers && over_uwsgi == workers {
             return;
         }
@@ -784,26 +614,13 @@ fn stale_unix_socket_is_replaced_and_a_live_one_is_an_error() {
     assert!(sock.exists());
     assert!(UnixStream::connect(&sock).is_err());
     let other = tempfile::tempdir().unwrap();
-    let srv = start_in(
-        dir,
-        &["--socket", &sock_s, "--wsgi-file", &app("echo.py")],
-        1,
-    );
-    assert!(
-        srv.log()
-            .contains(&format!("removing stale unix socket {sock_s}")),
-        "{}",
-        srv.log()
-    );
+    let srv = start_in(dir, &["--socket", &sock_s, "--wsgi-file", &app("echo.py")], 1);
+    assert!(srv.log().contains(&format!("removing stale unix socket {sock_s}")), "{}", srv.log());
     let nginx = Nginx::start(&pass_all(&format!("unix:{sock_s}")));
     assert_eq!(nginx.get("/").status, 200);
 
     // A second server on the live socket must refuse to start and leave the first alone.
-    let (code, out) = it::run_to_exit(
-        other.path(),
-        &["--socket", &sock_s, "--wsgi-file", &app("echo.py")],
-        SECS,
-    );
+    let (code, out) = it::run_to_exit(other.path(), &["--socket", &sock_s, "--wsgi-file", &app("echo.py")], SECS);
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains(&sock_s) && out.contains("in use"), "{out}");
     assert_eq!(nginx.get("/").status, 200, "the first server still serves");
@@ -814,17 +631,7 @@ fn vacuum_on(signal: Signal) {
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("app.sock");
     let sock_s = sock.display().to_string();
-    let mut srv = start_in(
-        dir,
-        &[
-            "--socket",
-            &sock_s,
-            "--vacuum",
-            "--wsgi-file",
-            &app("echo.py"),
-        ],
-        1,
-    );
+    let mut srv = start_in(dir, &["--socket", &sock_s, "--vacuum", "--wsgi-file", &app("echo.py")], 1);
     assert!(sock.exists());
     srv.signal(signal);
     assert_eq!(srv.wait_exit(SECS), Some(0), "{}", srv.log());
@@ -846,20 +653,12 @@ fn without_vacuum_the_socket_file_stays_and_is_reused() {
     let dir = tempfile::tempdir().unwrap();
     let sock: PathBuf = dir.path().join("app.sock");
     let sock_s = sock.display().to_string();
-    let mut srv = start_in(
-        dir,
-        &["--socket", &sock_s, "--wsgi-file", &app("echo.py")],
-        1,
-    );
+    let mut srv = start_in(dir, &["--socket", &sock_s, "--wsgi-file", &app("echo.py")], 1);
     srv.signal(Signal::SIGINT);
     assert_eq!(srv.wait_exit(SECS), Some(0), "{}", srv.log());
     assert!(sock.exists(), "like uWSGI, no vacuum leaves the file");
     let dir2 = tempfile::tempdir().unwrap();
-    let _again = start_in(
-        dir2,
-        &["--socket", &sock_s, "--wsgi-file", &app("echo.py")],
-        1,
-    );
+    let _again = start_in(dir2, &["--socket", &sock_s, "--wsgi-file", &app("echo.py")], 1);
     let nginx = Nginx::start(&pass_all(&format!("unix:{sock_s}")));
     assert_eq!(nginx.get("/").status, 200);
 }
@@ -867,33 +666,11 @@ fn without_vacuum_the_socket_file_stays_and_is_reused() {
 #[test]
 fn abstract_unix_socket_creates_no_file() {
     let dir = tempfile::tempdir().unwrap();
-    let name = format!(
-        "ruwsgi-it-{}-{}",
-        std::process::id(),
-        it::nginx::free_port()
-    );
+    let name = format!("ruwsgi-it-{}-{}", std::process::id(), it::nginx::free_port());
     let address = format!("@{name}");
-    let srv = start_in(
-        dir,
-        &[
-            "--socket",
-            &address,
-            "--vacuum",
-            "--wsgi-file",
-            &app("echo.py"),
-        ],
-        1,
-    );
-    assert!(
-        srv.log()
-            .contains(&format!("bound to UNIX address {address}")),
-        "{}",
-        srv.log()
-    );
-    assert!(
-        !srv.dir.path().join(&address).exists(),
-        "an abstract socket is not a file"
-    );
+    let srv = start_in(dir, &["--socket", &address, "--vacuum", "--wsgi-file", &app("echo.py")], 1);
+    assert!(srv.log().contains(&format!("bound to UNIX address {address}")), "{}", srv.log());
+    assert!(!srv.dir.path().join(&address).exists(), "an abstract socket is not a file");
     let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
     let mut s = UnixStream::connect_addr(&addr).expect("connect to the abstract socket");
     s.write_all(&valid_get("/abstract")).unwrap();
@@ -904,23 +681,12 @@ fn abstract_unix_socket_creates_no_file() {
 
 #[test]
 fn listen_above_somaxconn_is_refused() {
-    let max: u32 = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let max: u32 = std::fs::read_to_string("/proc/sys/net/core/somaxconn").unwrap().trim().parse().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let too_many = (max + 1).to_string();
     let (code, out) = it::run_to_exit(
         dir.path(),
-        &[
-            "--socket",
-            "127.0.0.1:0",
-            "--listen",
-            &too_many,
-            "--wsgi-file",
-            &app("echo.py"),
-        ],
+        &["--socket", "127.0.0.1:0", "--listen", &too_many, "--wsgi-file", &app("echo.py")],
         SECS,
     );
     assert_eq!(code, Some(1), "{out}");

@@ -19,12 +19,7 @@ pub(crate) enum Action {
 #[derive(Debug, Clone)]
 pub(crate) enum Source {
     /// A config file to read: (option name, `file[:section]`, format, origin).
-    File {
-        option: &'static str,
-        spec: String,
-        format: Option<Format>,
-        origin: Origin,
-    },
+    File { option: &'static str, spec: String, format: Option<Format>, origin: Origin },
     /// Any other option.
     Flag(Entry),
 }
@@ -47,9 +42,7 @@ pub(crate) fn parse_args(args: &[String]) -> Result<Args, ConfigError> {
         let origin = Origin::Arg { index: i + 1 };
         i += 1;
         let (spec, written, inline) = if let Some(long) = arg.strip_prefix("--") {
-            let (name, inline) = long
-                .split_once('=')
-                .map_or((long, None), |(n, v)| (n, Some(v.to_owned())));
+            let (name, inline) = long.split_once('=').map_or((long, None), |(n, v)| (n, Some(v.to_owned())));
             let spec = options::find(name).ok_or_else(|| ConfigError::UnknownOption {
                 origin: origin.clone(),
                 name: name.to_owned(),
@@ -65,11 +58,7 @@ pub(crate) fn parse_args(args: &[String]) -> Result<Args, ConfigError> {
                 name: format!("-{c}"),
                 suggestion: None,
             })?;
-            (
-                spec,
-                spec.name.to_owned(),
-                (!rest.is_empty()).then_some(rest),
-            )
+            (spec, spec.name.to_owned(), (!rest.is_empty()).then_some(rest))
         } else {
             if positional_seen {
                 return Err(ConfigError::Syntax {
@@ -78,9 +67,7 @@ pub(crate) fn parse_args(args: &[String]) -> Result<Args, ConfigError> {
                 });
             }
             positional_seen = true;
-            let file =
-                arg.rsplit_once(':')
-                    .map_or(arg.as_str(), |(f, s)| if s.contains('/') { arg } else { f });
+            let file = arg.rsplit_once(':').map_or(arg.as_str(), |(f, s)| if s.contains('/') { arg } else { f });
             let format = Format::from_path(file).ok_or_else(|| ConfigError::Syntax {
                 origin: origin.clone(),
                 message: format!("\"{arg}\": expected a .ini, .json, .yaml or .yml config file"),
@@ -90,12 +77,7 @@ pub(crate) fn parse_args(args: &[String]) -> Result<Args, ConfigError> {
                 Format::Json => "json",
                 Format::Yaml => "yaml",
             };
-            out.sources.push(Source::File {
-                option,
-                spec: arg.clone(),
-                format: Some(format),
-                origin,
-            });
+            out.sources.push(Source::File { option, spec: arg.clone(), format: Some(format), origin });
             continue;
         };
         let value = match (inline, spec.kind) {
@@ -141,23 +123,11 @@ fn push(
                 out.action = Some(action);
             }
         }
-        Kind::ConfigFile => out.sources.push(Source::File {
-            option: spec.name,
-            spec: value,
-            format: None,
-            origin,
-        }),
+        Kind::ConfigFile => out.sources.push(Source::File { option: spec.name, spec: value, format: None, origin }),
         Kind::Logic => {
-            return Err(ConfigError::Syntax {
-                origin,
-                message: format!("--{written} is only valid in config files"),
-            });
+            return Err(ConfigError::Syntax { origin, message: format!("--{written} is only valid in config files") });
         }
-        _ => out.sources.push(Source::Flag(Entry {
-            key: written,
-            value,
-            origin,
-        })),
+        _ => out.sources.push(Source::Flag(Entry { key: written, value, origin })),
     }
     Ok(())
 }
@@ -224,16 +194,8 @@ mod tests {
 
     #[test]
     fn help_wins_over_other_actions() {
-        assert_eq!(
-            parse_args(&args(&["--show-config", "--help"]))
-                .unwrap()
-                .action,
-            Some(Action::Help)
-        );
-        assert_eq!(
-            parse_args(&args(&["--version"])).unwrap().action,
-            Some(Action::Version)
-        );
+        assert_eq!(parse_args(&args(&["--show-config", "--help"])).unwrap().action, Some(Action::Help));
+        assert_eq!(parse_args(&args(&["--version"])).unwrap().action, Some(Action::Version));
     }
 
     #[test]
@@ -244,11 +206,11 @@ mod tests {
             "argument 1: unknown option \"proccesses\" (did you mean \"processes\"?)"
         );
         assert_eq!(e(&["--http"]), "argument 1: --http: missing value");
-        assert_eq!(e(&["a.ini", "b.ini"]), "argument 2: unexpected argument \"b.ini\" (only one config file may be given without --ini)");
         assert_eq!(
-            e(&["app.conf"]),
-            "argument 1: \"app.conf\": expected a .ini, .json, .yaml or .yml config file"
+            e(&["a.ini", "b.ini"]),
+            "argument 2: unexpected argument \"b.ini\" (only one config file may be given without --ini)"
         );
+        assert_eq!(e(&["app.conf"]), "argument 1: \"app.conf\": expected a .ini, .json, .yaml or .yml config file");
         assert_eq!(e(&["-Q"]), "argument 1: unknown option \"-Q\"");
     }
 }

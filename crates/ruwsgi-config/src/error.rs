@@ -29,10 +29,7 @@ pub enum Origin {
 impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::File {
-                file,
-                line: Some(line),
-            } => write!(f, "{file}:{line}"),
+            Self::File { file, line: Some(line) } => write!(f, "{file}:{line}"),
             Self::File { file, line: None } => write!(f, "{file}"),
             Self::Arg { index } => write!(f, "argument {index}"),
             Self::Env { var } => write!(f, "environment variable {var}"),

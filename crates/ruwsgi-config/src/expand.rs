@@ -61,29 +61,11 @@ pub(crate) fn expand_magic(value: &str, magic: &FileMagic, env: &Environment) ->
                 Some(d)
             }
             'p' => Some(lossy(&magic.path)),
-            's' => magic
-                .path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned()),
-            'n' => magic
-                .path
-                .file_stem()
-                .map(|n| n.to_string_lossy().into_owned()),
+            's' => magic.path.file_name().map(|n| n.to_string_lossy().into_owned()),
+            'n' => magic.path.file_stem().map(|n| n.to_string_lossy().into_owned()),
             // uWSGI's %e is the extension without the dot.
-            'e' => Some(
-                magic
-                    .path
-                    .extension()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default(),
-            ),
-            'c' => Some(
-                magic
-                    .dir()
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default(),
-            ),
+            'e' => Some(magic.path.extension().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()),
+            'c' => Some(magic.dir().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()),
             'x' => Some(format!("{}:{}", magic.display, magic.section)),
             'v' => Some(lossy(&env.cwd)),
             'h' => Some(env.hostname.clone()),
@@ -124,37 +106,25 @@ fn replace_groups(
 /// `$(VAR)` → the environment variable's value.
 pub(crate) fn expand_env(value: &str, env: &Environment) -> Result<String, ExpandError> {
     replace_groups(value, "$(", |name| {
-        env.var(name)
-            .map(str::to_owned)
-            .ok_or_else(|| ExpandError::UndefinedEnv(name.to_owned()))
+        env.var(name).map(str::to_owned).ok_or_else(|| ExpandError::UndefinedEnv(name.to_owned()))
     })
 }
 
 /// `@(file)` → the file's content without its trailing newline. Relative paths resolve
 /// against the working directory, then against `dir` (the config file's directory).
-pub(crate) fn expand_files(
-    value: &str,
-    env: &Environment,
-    dir: Option<&Path>,
-) -> Result<String, ExpandError> {
+pub(crate) fn expand_files(value: &str, env: &Environment, dir: Option<&Path>) -> Result<String, ExpandError> {
     replace_groups(value, "@(", |name| {
         let path = resolve_path(name, env, dir);
-        let content = std::fs::read_to_string(&path)
-            .map_err(|e| ExpandError::UnreadableFile(name.to_owned(), io_reason(&e)))?;
-        Ok(content
-            .strip_suffix('\n')
-            .map_or(content.as_str(), |c| c.strip_suffix('\r').unwrap_or(c))
-            .to_owned())
+        let content =
+            std::fs::read_to_string(&path).map_err(|e| ExpandError::UnreadableFile(name.to_owned(), io_reason(&e)))?;
+        Ok(content.strip_suffix('\n').map_or(content.as_str(), |c| c.strip_suffix('\r').unwrap_or(c)).to_owned())
     })
 }
 
 /// `@(file)` where no file may be read: the first one is an error, naming it.
 pub(crate) fn refuse_files(value: &str) -> Result<String, ExpandError> {
     replace_groups(value, "@(", |name| {
-        Err(ExpandError::UnreadableFile(
-            name.to_owned(),
-            "files are not read here".to_owned(),
-        ))
+        Err(ExpandError::UnreadableFile(name.to_owned(), "files are not read here".to_owned()))
     })
 }
 
@@ -195,10 +165,7 @@ pub(crate) fn placeholder_names(value: &str) -> Vec<String> {
 }
 
 /// `%(name)` → the placeholder's value, itself expanded (with a cycle check).
-pub(crate) fn expand_placeholders(
-    value: &str,
-    values: &HashMap<String, String>,
-) -> Result<String, ExpandError> {
+pub(crate) fn expand_placeholders(value: &str, values: &HashMap<String, String>) -> Result<String, ExpandError> {
     expand_placeholders_inner(value, values, &mut HashSet::new())
 }
 
@@ -209,9 +176,7 @@ fn expand_placeholders_inner(
 ) -> Result<String, ExpandError> {
     replace_groups(value, "%(", |name| {
         let key = crate::options::normalise(name);
-        let raw = values
-            .get(&key)
-            .ok_or_else(|| ExpandError::UndefinedPlaceholder(name.to_owned()))?;
+        let raw = values.get(&key).ok_or_else(|| ExpandError::UndefinedPlaceholder(name.to_owned()))?;
         if !active.insert(key.clone()) {
             return Err(ExpandError::PlaceholderCycle(name.to_owned()));
         }
@@ -236,11 +201,7 @@ mod tests {
 
     #[test]
     fn magic_variables_refer_to_the_file() {
-        let m = FileMagic {
-            path: "/etc/app/site.ini".into(),
-            display: "site.ini".into(),
-            section: "uwsgi".into(),
-        };
+        let m = FileMagic { path: "/etc/app/site.ini".into(), display: "site.ini".into(), section: "uwsgi".into() };
         assert_eq!(
             expand_magic("%d|%p|%s|%n|%e|%c|%x|%h|%k|%%|%q|%(x)", &m, &env()),
             "/etc/app/|/etc/app/site.ini|site.ini|site|ini|app|site.ini:uwsgi|box|2|%|%q|%(x)"
@@ -250,14 +211,8 @@ mod tests {
     #[test]
     fn env_groups_expand_or_name_the_missing_variable() {
         assert_eq!(expand_env("$(HOME)/x", &env()), Ok("/home/u/x".into()));
-        assert_eq!(
-            expand_env("$(NOPE)", &env()),
-            Err(ExpandError::UndefinedEnv("NOPE".into()))
-        );
-        assert_eq!(
-            expand_env("$(unterminated", &env()),
-            Ok("$(unterminated".into())
-        );
+        assert_eq!(expand_env("$(NOPE)", &env()), Err(ExpandError::UndefinedEnv("NOPE".into())));
+        assert_eq!(expand_env("$(unterminated", &env()), Ok("$(unterminated".into()));
     }
 
     #[test]
@@ -266,21 +221,9 @@ mod tests {
         v.insert("a".to_owned(), "%(b)/x".to_owned());
         v.insert("b".to_owned(), "root".to_owned());
         v.insert("c".to_owned(), "%(c)".to_owned());
-        assert_eq!(
-            expand_placeholders("%(a)-%(b)", &v),
-            Ok("root/x-root".into())
-        );
-        assert_eq!(
-            expand_placeholders("%(c)", &v),
-            Err(ExpandError::PlaceholderCycle("c".into()))
-        );
-        assert_eq!(
-            expand_placeholders("%(d)", &v),
-            Err(ExpandError::UndefinedPlaceholder("d".into()))
-        );
-        assert_eq!(
-            placeholder_names("%(a) and %(b_c)"),
-            vec!["a".to_owned(), "b_c".to_owned()]
-        );
+        assert_eq!(expand_placeholders("%(a)-%(b)", &v), Ok("root/x-root".into()));
+        assert_eq!(expand_placeholders("%(c)", &v), Err(ExpandError::PlaceholderCycle("c".into())));
+        assert_eq!(expand_placeholders("%(d)", &v), Err(ExpandError::UndefinedPlaceholder("d".into())));
+        assert_eq!(placeholder_names("%(a) and %(b_c)"), vec!["a".to_owned(), "b_c".to_owned()]);
     }
 }

@@ -78,10 +78,7 @@ impl Environment {
     /// An environment variable's value.
     #[must_use]
     pub fn var(&self, name: &str) -> Option<&str> {
-        self.vars
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        self.vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 }
 
@@ -107,10 +104,7 @@ pub fn load_with_env(args: &[String], env: &Environment) -> Result<Command, Conf
     match parsed.action {
         Some(argv::Action::Help) => return Ok(Command::Print(options::render_help())),
         Some(argv::Action::Version) => {
-            return Ok(Command::Print(format!(
-                "ruwsgi {}\n",
-                env!("CARGO_PKG_VERSION")
-            )));
+            return Ok(Command::Print(format!("ruwsgi {}\n", env!("CARGO_PKG_VERSION"))));
         }
         _ => {}
     }
@@ -119,12 +113,7 @@ pub fn load_with_env(args: &[String], env: &Environment) -> Result<Command, Conf
     let mut flags = Vec::new();
     for source in parsed.sources {
         match source {
-            argv::Source::File {
-                option,
-                spec,
-                format,
-                origin,
-            } => reader.read(option, &spec, format, &origin, None)?,
+            argv::Source::File { option, spec, format, origin } => reader.read(option, &spec, format, &origin, None)?,
             argv::Source::Flag(entry) => flags.push(entry),
         }
     }
@@ -135,10 +124,7 @@ pub fn load_with_env(args: &[String], env: &Environment) -> Result<Command, Conf
     if parsed.action == Some(argv::Action::ShowConfig) {
         return Ok(Command::Print(resolve::render_show_config(&resolved)));
     }
-    Ok(Command::Run {
-        config: resolved.config,
-        notices: resolved.notices,
-    })
+    Ok(Command::Run { config: resolved.config, notices: resolved.notices })
 }
 
 /// Reads `text` as the `[uwsgi]` section of an ini file called `name` and resolves it, with
@@ -146,12 +132,7 @@ pub fn load_with_env(args: &[String], env: &Environment) -> Result<Command, Conf
 /// `localhost`, one core), and inclusions or `@(file)` are errors. For the fuzzer and for
 /// tests; the runtime uses [`load`].
 pub fn parse_ini_text(text: &str, name: &str) -> Result<Config, ConfigError> {
-    let env = Environment {
-        vars: Vec::new(),
-        cwd: PathBuf::from("/"),
-        hostname: "localhost".to_owned(),
-        cpu_cores: 1,
-    };
+    let env = Environment { vars: Vec::new(), cwd: PathBuf::from("/"), hostname: "localhost".to_owned(), cpu_cores: 1 };
     let mut reader = reader::Reader::new(&env);
     reader.read_ini_text(text, name)?;
     Ok(resolve::resolve(&reader.entries)?.config)
@@ -160,15 +141,9 @@ pub fn parse_ini_text(text: &str, name: &str) -> Result<Config, ConfigError> {
 /// `UWSGI_PROCESSES=4` → `processes = 4` (lowercase, `_` → `-`), sorted by name so the result
 /// doesn't depend on the environment's order. `UWSGI_INI` and friends are read as files.
 /// A variable can't repeat, so each gives one value.
-fn env_entries(
-    env: &Environment,
-    reader: &mut reader::Reader<'_>,
-) -> Result<Vec<Entry>, ConfigError> {
-    let mut vars: Vec<&(String, String)> = env
-        .vars
-        .iter()
-        .filter(|(k, _)| k.starts_with("UWSGI_") && k.len() > 6)
-        .collect();
+fn env_entries(env: &Environment, reader: &mut reader::Reader<'_>) -> Result<Vec<Entry>, ConfigError> {
+    let mut vars: Vec<&(String, String)> =
+        env.vars.iter().filter(|(k, _)| k.starts_with("UWSGI_") && k.len() > 6).collect();
     vars.sort();
     let mut out = Vec::new();
     for (var, value) in vars {
@@ -178,11 +153,7 @@ fn env_entries(
             Some(o) if o.kind == options::Kind::ConfigFile => {
                 reader.read(o.name, value, None, &origin, None)?;
             }
-            _ => out.push(Entry {
-                key,
-                value: value.clone(),
-                origin,
-            }),
+            _ => out.push(Entry { key, value: value.clone(), origin }),
         }
     }
     Ok(out)
@@ -194,15 +165,13 @@ mod tests {
 
     #[test]
     fn parse_ini_text_reads_without_files() {
-        let config =
-            parse_ini_text("[uwsgi]\nprocesses = 3\nbuffer-size = 16384\n", "t.ini").unwrap();
+        let config = parse_ini_text("[uwsgi]\nprocesses = 3\nbuffer-size = 16384\n", "t.ini").unwrap();
         assert_eq!((config.processes, config.buffer_size), (3, 16384));
         let include = parse_ini_text("[uwsgi]\ninclude = other.ini\n", "t.ini").unwrap_err();
         assert!(include.to_string().contains("not read here"), "{include}");
         let file = parse_ini_text("[uwsgi]\nchdir = @(x)\n", "t.ini").unwrap_err();
         assert!(file.to_string().contains("not read here"), "{file}");
-        let cond =
-            parse_ini_text("[uwsgi]\nif-exists = /\nprocesses = 9\nendif =\n", "t.ini").unwrap();
+        let cond = parse_ini_text("[uwsgi]\nif-exists = /\nprocesses = 9\nendif =\n", "t.ini").unwrap();
         assert_eq!(cond.processes, Config::default().processes);
     }
 
@@ -210,11 +179,7 @@ mod tests {
     /// then wasn't one line.
     #[test]
     fn control_characters_in_ini_lines_are_an_error_not_echoed() {
-        for text in [
-            "[uwsgi]\nhar\rttp = :80\n",
-            "[uwsgi]\nchdir = /srv\u{1b}[2J\n",
-            "[uwsgi]\nx\0 = 1\n",
-        ] {
+        for text in ["[uwsgi]\nhar\rttp = :80\n", "[uwsgi]\nchdir = /srv\u{1b}[2J\n", "[uwsgi]\nx\0 = 1\n"] {
             let e = parse_ini_text(text, "t.ini").unwrap_err().to_string();
             assert!(!e.chars().any(char::is_control), "{e:?}");
             assert!(e.starts_with("t.ini:2: control character"), "{e:?}");

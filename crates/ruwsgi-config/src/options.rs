@@ -124,35 +124,12 @@ const fn row(
     status: Status,
     help: &'static str,
 ) -> OptionSpec {
-    OptionSpec {
-        name,
-        aliases,
-        short,
-        kind,
-        repeat,
-        default,
-        status,
-        help,
-    }
+    OptionSpec { name, aliases, short, kind, repeat, default, status, help }
 }
 
 /// A supported scalar option without aliases.
-const fn s(
-    name: &'static str,
-    kind: Kind,
-    default: &'static str,
-    help: &'static str,
-) -> OptionSpec {
-    row(
-        name,
-        &[],
-        None,
-        kind,
-        false,
-        default,
-        Status::Supported,
-        help,
-    )
+const fn s(name: &'static str, kind: Kind, default: &'static str, help: &'static str) -> OptionSpec {
+    row(name, &[], None, kind, false, default, Status::Supported, help)
 }
 
 /// A supported repeatable option without aliases.
@@ -167,40 +144,17 @@ const fn planned(name: &'static str, kind: Kind, help: &'static str) -> OptionSp
 
 /// An option that won't be supported.
 const fn never(name: &'static str, reason: &'static str, help: &'static str) -> OptionSpec {
-    row(
-        name,
-        &[],
-        None,
-        Kind::Text,
-        false,
-        "",
-        Status::NotPlanned(reason),
-        help,
-    )
+    row(name, &[], None, Kind::Text, false, "", Status::NotPlanned(reason), help)
 }
 
 /// An option accepted and ignored with a notice.
-const fn ignored(
-    name: &'static str,
-    kind: Kind,
-    reason: &'static str,
-    help: &'static str,
-) -> OptionSpec {
-    row(
-        name,
-        &[],
-        None,
-        kind,
-        false,
-        "",
-        Status::IgnoredWithNotice(reason),
-        help,
-    )
+const fn ignored(name: &'static str, kind: Kind, reason: &'static str, help: &'static str) -> OptionSpec {
+    row(name, &[], None, kind, false, "", Status::IgnoredWithNotice(reason), help)
 }
 
 use Kind::{
-    Action, Address, Bool, Bytes, ConfigFile, Logic, Mapping, Megabytes, Mode, Number, Pair, Path,
-    RegexSeconds, Seconds, Text, TypeSeconds,
+    Action, Address, Bool, Bytes, ConfigFile, Logic, Mapping, Megabytes, Mode, Number, Pair, Path, RegexSeconds,
+    Seconds, Text, TypeSeconds,
 };
 use Status::{IgnoredWithNotice, Planned, Supported, SupportedWithDifference};
 
@@ -279,7 +233,7 @@ pub static OPTIONS: &[OptionSpec] = &[
     planned("unenv", Text, "unset an environment variable"),
     s("lazy-apps", Bool, "false", "load the app in each worker after fork"),
     planned("lazy", Bool, "load the app in each worker (legacy, use `lazy-apps`)"),
-    s("need-app", Bool, "true", "exit with an error when the app fails to load"),
+    s("need-app", Bool, "true", "exit with status 22 when the app fails to load (`false` is refused: no dynamic mode)"),
     planned("mount", Pair, "mount an app at a URL prefix"),
     planned("manage-script-name", Bool, "split SCRIPT_NAME/PATH_INFO by mountpoint"),
     planned("import", Text, "import a Python module at start-up"),
@@ -484,9 +438,7 @@ pub static OPTIONS: &[OptionSpec] = &[
 #[must_use]
 pub fn find(name: &str) -> Option<&'static OptionSpec> {
     let name = normalise(name);
-    OPTIONS
-        .iter()
-        .find(|o| o.name == name || o.aliases.contains(&name.as_str()))
+    OPTIONS.iter().find(|o| o.name == name || o.aliases.contains(&name.as_str()))
 }
 
 /// The row for a one-letter command-line alias.
@@ -510,11 +462,7 @@ pub fn suggest(name: &str) -> Option<&'static str> {
     let limit = (name.chars().count() / 3).clamp(1, 3);
     OPTIONS
         .iter()
-        .flat_map(|o| {
-            std::iter::once(&o.name)
-                .chain(o.aliases.iter())
-                .map(move |n| (o.name, *n))
-        })
+        .flat_map(|o| std::iter::once(&o.name).chain(o.aliases.iter()).map(move |n| (o.name, *n)))
         .map(|(canonical, n)| (levenshtein(&name, n), canonical))
         .filter(|(d, _)| *d <= limit)
         .min_by_key(|(d, _)| *d)
@@ -572,9 +520,7 @@ pub fn render_help() -> String {
         }
         let _ = writeln!(out, "      {help}");
     }
-    out.push_str(
-        "\nuWSGI options that are ignored, planned or not planned are listed in docs/options.md.\n",
-    );
+    out.push_str("\nuWSGI options that are ignored, planned or not planned are listed in docs/options.md.\n");
     out
 }
 
@@ -608,11 +554,7 @@ pub fn render_markdown() -> String {
             Status::NotPlanned(r) => format!("not planned: {r}"),
             Status::IgnoredWithNotice(r) => format!("ignored: {r}"),
         };
-        let default = if o.default.is_empty() {
-            String::new()
-        } else {
-            format!("`{}`", o.default)
-        };
+        let default = if o.default.is_empty() { String::new() } else { format!("`{}`", o.default) };
         let _ = writeln!(
             out,
             "| `{}` | {} | {} | {} | {default} | {status} | {} |",
@@ -647,10 +589,7 @@ mod tests {
     #[test]
     fn finds_aliases_and_underscores() {
         assert_eq!(find("workers").map(|o| o.name), Some("processes"));
-        assert_eq!(
-            find("py_auto_reload").map(|o| o.name),
-            Some("py-autoreload")
-        );
+        assert_eq!(find("py_auto_reload").map(|o| o.name), Some("py-autoreload"));
         assert_eq!(find("venv").map(|o| o.name), Some("home"));
         assert_eq!(find_short('p').map(|o| o.name), Some("processes"));
         assert_eq!(find_short('H').map(|o| o.name), Some("home"));

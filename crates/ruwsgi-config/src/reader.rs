@@ -80,14 +80,7 @@ const MAX_STEPS: usize = 100_000;
 
 impl<'e> Reader<'e> {
     pub(crate) fn new(env: &'e Environment) -> Self {
-        Self {
-            env,
-            stack: Vec::new(),
-            last_file: None,
-            entries: Vec::new(),
-            pure: false,
-            steps: 0,
-        }
+        Self { env, stack: Vec::new(), last_file: None, entries: Vec::new(), pure: false, steps: 0 }
     }
 
     /// Reads `text` as the ini file `name` without touching the file system.
@@ -97,11 +90,7 @@ impl<'e> Reader<'e> {
         let path = self.env.cwd.join(name);
         let ctx = FileCtx {
             dir: self.env.cwd.clone(),
-            magic: FileMagic {
-                path: path.clone(),
-                display: name.to_owned(),
-                section: section.clone(),
-            },
+            magic: FileMagic { path: path.clone(), display: name.to_owned(), section: section.clone() },
         };
         self.stack.push((path, section.clone()));
         let result = self.process(&ini_lines(text, &section), &ctx, None);
@@ -128,9 +117,7 @@ impl<'e> Reader<'e> {
         };
         let (path, display) = if file.is_empty() {
             // `ini = :section`: another section of the last file read.
-            self.last_file
-                .clone()
-                .ok_or_else(|| unreadable("no file was read before".to_owned()))?
+            self.last_file.clone().ok_or_else(|| unreadable("no file was read before".to_owned()))?
         } else {
             (expand::resolve_path(file, self.env, dir), file.to_owned())
         };
@@ -141,11 +128,7 @@ impl<'e> Reader<'e> {
         let section = section.unwrap_or("uwsgi").to_owned();
         let text = std::fs::read_to_string(&path).map_err(|e| unreadable(expand::io_reason(&e)))?;
         let canonical = path.canonicalize().unwrap_or_else(|_| path.clone());
-        if self
-            .stack
-            .iter()
-            .any(|(p, s)| *p == canonical && *s == section)
-        {
+        if self.stack.iter().any(|(p, s)| *p == canonical && *s == section) {
             return Err(ConfigError::IncludeCycle {
                 origin: origin.clone(),
                 name: name.to_owned(),
@@ -155,30 +138,20 @@ impl<'e> Reader<'e> {
         let lines = match format {
             Format::Ini => ini_lines(&text, &section),
             Format::Json => {
-                let doc: serde_json::Value = serde_json::from_str(&text)
-                    .map_err(|e| unreadable(format!("invalid JSON: {e}")))?;
+                let doc: serde_json::Value =
+                    serde_json::from_str(&text).map_err(|e| unreadable(format!("invalid JSON: {e}")))?;
                 structured_lines(&json_to_tree(&doc), &section).map_err(unreadable)?
             }
             Format::Yaml => {
-                let doc: serde_norway::Value = serde_norway::from_str(&text)
-                    .map_err(|e| unreadable(format!("invalid YAML: {e}")))?;
+                let doc: serde_norway::Value =
+                    serde_norway::from_str(&text).map_err(|e| unreadable(format!("invalid YAML: {e}")))?;
                 structured_lines(&yaml_to_tree(&doc), &section).map_err(unreadable)?
             }
         };
-        let abs = if canonical.is_absolute() {
-            canonical.clone()
-        } else {
-            self.env.cwd.join(&canonical)
-        };
+        let abs = if canonical.is_absolute() { canonical.clone() } else { self.env.cwd.join(&canonical) };
         let ctx = FileCtx {
-            dir: abs
-                .parent()
-                .map_or_else(|| PathBuf::from("/"), Path::to_path_buf),
-            magic: FileMagic {
-                path: abs,
-                display: display.clone(),
-                section,
-            },
+            dir: abs.parent().map_or_else(|| PathBuf::from("/"), Path::to_path_buf),
+            magic: FileMagic { path: abs, display: display.clone(), section },
         };
         self.last_file = Some((path, display));
         self.stack.push((canonical, ctx.magic.section.clone()));
@@ -188,38 +161,23 @@ impl<'e> Reader<'e> {
     }
 
     /// Handles `lines` in order; `context` is the `%(_)` value inside `for`/`if-*` blocks.
-    fn process(
-        &mut self,
-        lines: &[Line],
-        ctx: &FileCtx,
-        context: Option<&str>,
-    ) -> Result<(), ConfigError> {
+    fn process(&mut self, lines: &[Line], ctx: &FileCtx, context: Option<&str>) -> Result<(), ConfigError> {
         let mut i = 0;
         while i < lines.len() {
             let l = &lines[i];
             let key = crate::options::normalise(&l.key);
-            let origin = Origin::File {
-                file: ctx.magic.display.clone(),
-                line: l.number,
-            };
+            let origin = Origin::File { file: ctx.magic.display.clone(), line: l.number };
             self.steps += 1;
             if self.steps > MAX_STEPS {
                 return Err(ConfigError::Syntax {
                     origin,
-                    message: format!(
-                        "config unrolls to more than {MAX_STEPS} lines (nested \"for\" blocks?)"
-                    ),
+                    message: format!("config unrolls to more than {MAX_STEPS} lines (nested \"for\" blocks?)"),
                 });
             }
             // uWSGI's ini has no escapes, so a control character (tab aside) in a line is a
             // corrupt file; it is named by code point, never echoed (it would break the log).
             if l.number.is_some() {
-                if let Some(c) = l
-                    .key
-                    .chars()
-                    .chain(l.value.chars())
-                    .find(|&c| c.is_control() && c != '\t')
-                {
+                if let Some(c) = l.key.chars().chain(l.value.chars()).find(|&c| c.is_control() && c != '\t') {
                     return Err(ConfigError::Syntax {
                         origin,
                         message: format!("control character U+{:04X} in the line", u32::from(c)),
@@ -227,18 +185,12 @@ impl<'e> Reader<'e> {
                 }
             }
             if key == "endfor" || key == "endif" {
-                return Err(ConfigError::Syntax {
-                    origin,
-                    message: format!("\"{key}\" without a matching block"),
-                });
+                return Err(ConfigError::Syntax { origin, message: format!("\"{key}\" without a matching block") });
             }
             if key == "for" || is_if(&key) {
                 let end = block_end(lines, i, &key).ok_or_else(|| ConfigError::Syntax {
                     origin: origin.clone(),
-                    message: format!(
-                        "\"{key}\" without \"{}\"",
-                        if key == "for" { "endfor" } else { "endif" }
-                    ),
+                    message: format!("\"{key}\" without \"{}\"", if key == "for" { "endfor" } else { "endif" }),
                 })?;
                 let arg = self.expand_now(&key, &l.value, ctx, context, &origin)?;
                 let body = &lines[i + 1..end];
@@ -253,17 +205,12 @@ impl<'e> Reader<'e> {
                 continue;
             }
             let value = self.expand_line(&key, &l.value, ctx, context, &origin)?;
-            if matches!(crate::options::find(&key), Some(o) if o.kind == crate::options::Kind::ConfigFile)
-            {
+            if matches!(crate::options::find(&key), Some(o) if o.kind == crate::options::Kind::ConfigFile) {
                 let name = crate::options::find(&key).map_or("ini", |o| o.name);
                 let format = Format::for_option(name, &value);
                 self.read(name, &value, Some(format), &origin, Some(&ctx.dir))?;
             } else {
-                self.entries.push(Entry {
-                    key: l.key.clone(),
-                    value,
-                    origin,
-                });
+                self.entries.push(Entry { key: l.key.clone(), value, origin });
             }
             i += 1;
         }
@@ -284,13 +231,11 @@ impl<'e> Reader<'e> {
             None => value.to_owned(),
         };
         let value = expand::expand_magic(&value, &ctx.magic, self.env);
-        let value =
-            expand::expand_env(&value, self.env).map_err(|e| expand_error(e, key, origin))?;
+        let value = expand::expand_env(&value, self.env).map_err(|e| expand_error(e, key, origin))?;
         if self.pure {
             return expand::refuse_files(&value).map_err(|e| expand_error(e, key, origin));
         }
-        expand::expand_files(&value, self.env, Some(&ctx.dir))
-            .map_err(|e| expand_error(e, key, origin))
+        expand::expand_files(&value, self.env, Some(&ctx.dir)).map_err(|e| expand_error(e, key, origin))
     }
 
     /// A `for`/`if-*` argument must be known now, so its `%(name)` placeholders are expanded
@@ -335,19 +280,16 @@ impl<'e> Reader<'e> {
             "file" => path().is_file(),
             "dir" => path().is_dir(),
             "opt" => {
-                let (name, want) = arg
-                    .split_once('=')
-                    .map_or((arg, None), |(n, v)| (n, Some(v)));
-                let name = crate::options::find(name)
-                    .map_or_else(|| crate::options::normalise(name), |o| o.name.to_owned());
+                let (name, want) = arg.split_once('=').map_or((arg, None), |(n, v)| (n, Some(v)));
+                let name =
+                    crate::options::find(name).map_or_else(|| crate::options::normalise(name), |o| o.name.to_owned());
                 self.entries
                     .iter()
                     .rev()
                     .find(|e| {
-                        crate::options::find(&e.key).map_or_else(
-                            || crate::options::normalise(&e.key),
-                            |o| o.name.to_owned(),
-                        ) == name
+                        crate::options::find(&e.key)
+                            .map_or_else(|| crate::options::normalise(&e.key), |o| o.name.to_owned())
+                            == name
                     })
                     .is_some_and(|e| want.is_none_or(|w| e.value == w))
             }
@@ -357,11 +299,7 @@ impl<'e> Reader<'e> {
             return None;
         }
         Some(match (test, negated) {
-            ("env", false) => self
-                .env
-                .var(arg.split_once('=').map_or(arg, |(v, _)| v))
-                .unwrap_or_default()
-                .to_owned(),
+            ("env", false) => self.env.var(arg.split_once('=').map_or(arg, |(v, _)| v)).unwrap_or_default().to_owned(),
             _ => arg.to_owned(),
         })
     }
@@ -394,31 +332,18 @@ pub(crate) fn expand_error(e: ExpandError, name: &str, origin: &Origin) -> Confi
     let (origin, name) = (origin.clone(), name.to_owned());
     match e {
         ExpandError::UndefinedEnv(var) => ConfigError::UndefinedEnv { origin, name, var },
-        ExpandError::UnreadableFile(path, reason) => ConfigError::UnreadableFile {
-            origin,
-            name,
-            path,
-            reason,
-        },
-        ExpandError::UndefinedPlaceholder(placeholder) => ConfigError::UndefinedPlaceholder {
-            origin,
-            name,
-            placeholder,
-        },
-        ExpandError::PlaceholderCycle(placeholder) => ConfigError::PlaceholderCycle {
-            origin,
-            name,
-            placeholder,
-        },
+        ExpandError::UnreadableFile(path, reason) => ConfigError::UnreadableFile { origin, name, path, reason },
+        ExpandError::UndefinedPlaceholder(placeholder) => {
+            ConfigError::UndefinedPlaceholder { origin, name, placeholder }
+        }
+        ExpandError::PlaceholderCycle(placeholder) => ConfigError::PlaceholderCycle { origin, name, placeholder },
     }
 }
 
 /// `file:section` → (`file`, `section`). A colon followed by a `/` belongs to the path.
 fn split_section(spec: &str) -> (&str, Option<&str>) {
     match spec.rsplit_once(':') {
-        Some((file, section)) if !section.contains('/') && !section.is_empty() => {
-            (file, Some(section))
-        }
+        Some((file, section)) if !section.contains('/') && !section.is_empty() => (file, Some(section)),
         _ => (spec, None),
     }
 }
@@ -441,14 +366,8 @@ fn ini_lines(text: &str, section: &str) -> Vec<Line> {
         if current != Some(section) {
             continue;
         }
-        let (key, value) = line
-            .split_once('=')
-            .map_or((line, "true"), |(k, v)| (k.trim(), v.trim()));
-        out.push(Line {
-            number: Some(n + 1),
-            key: key.to_owned(),
-            value: value.to_owned(),
-        });
+        let (key, value) = line.split_once('=').map_or((line, "true"), |(k, v)| (k.trim(), v.trim()));
+        out.push(Line { number: Some(n + 1), key: key.to_owned(), value: value.to_owned() });
     }
     out
 }
@@ -470,11 +389,7 @@ fn json_to_tree(v: &serde_json::Value) -> Tree {
         J::Number(n) => Tree::Scalar(n.to_string()),
         J::String(s) => Tree::Scalar(s.clone()),
         J::Array(a) => Tree::List(a.iter().map(json_to_tree).collect()),
-        J::Object(o) => Tree::Map(
-            o.iter()
-                .map(|(k, v)| (k.clone(), json_to_tree(v)))
-                .collect(),
-        ),
+        J::Object(o) => Tree::Map(o.iter().map(|(k, v)| (k.clone(), json_to_tree(v))).collect()),
     }
 }
 
@@ -515,11 +430,7 @@ fn structured_lines(doc: &Tree, section: &str) -> Result<Vec<Line>, String> {
     };
     let mut out = Vec::new();
     for (key, value) in items {
-        let line = |value: String| Line {
-            number: None,
-            key: key.clone(),
-            value,
-        };
+        let line = |value: String| Line { number: None, key: key.clone(), value };
         match value {
             Tree::Scalar(s) => out.push(line(s.clone())),
             // A null value is a bare key, like `master` alone on an ini line.
@@ -528,19 +439,11 @@ fn structured_lines(doc: &Tree, section: &str) -> Result<Vec<Line>, String> {
                 for v in values {
                     match v {
                         Tree::Scalar(s) => out.push(line(s.clone())),
-                        _ => {
-                            return Err(format!(
-                                "\"{key}\": expected a list of strings, numbers or booleans"
-                            ))
-                        }
+                        _ => return Err(format!("\"{key}\": expected a list of strings, numbers or booleans")),
                     }
                 }
             }
-            Tree::Map(_) => {
-                return Err(format!(
-                    "\"{key}\": expected a string, number, boolean or list"
-                ))
-            }
+            Tree::Map(_) => return Err(format!("\"{key}\": expected a string, number, boolean or list")),
         }
     }
     Ok(out)
@@ -552,11 +455,9 @@ mod tests {
 
     #[test]
     fn ini_lines_follow_uwsgi_rules() {
-        let text = "; c\n# c\n[other]\nx = 1\n[uwsgi]\nmaster\nenv = A=b=c\n  socket =  :1 ; not a comment\n[uwsgi]\nk=v\n";
-        let lines: Vec<_> = ini_lines(text, "uwsgi")
-            .into_iter()
-            .map(|l| (l.number, l.key, l.value))
-            .collect();
+        let text =
+            "; c\n# c\n[other]\nx = 1\n[uwsgi]\nmaster\nenv = A=b=c\n  socket =  :1 ; not a comment\n[uwsgi]\nk=v\n";
+        let lines: Vec<_> = ini_lines(text, "uwsgi").into_iter().map(|l| (l.number, l.key, l.value)).collect();
         assert_eq!(
             lines,
             vec![

@@ -43,22 +43,15 @@ fn placeholder_values(entries: &[Entry]) -> HashMap<String, String> {
 
 pub(crate) fn resolve(entries: &[Entry]) -> Result<Resolved, ConfigError> {
     let values = placeholder_values(entries);
-    let referenced: HashSet<String> = entries
-        .iter()
-        .flat_map(|e| expand::placeholder_names(&e.value))
-        .map(|n| options::normalise(&n))
-        .collect();
+    let referenced: HashSet<String> =
+        entries.iter().flat_map(|e| expand::placeholder_names(&e.value)).map(|n| options::normalise(&n)).collect();
     let strict = entries
         .iter()
         .rev()
         .find(|e| options::find(&e.key).is_some_and(|o| o.name == "strict"))
         .is_some_and(|e| parse_bool(&e.value));
 
-    let mut out = Resolved {
-        config: Config::default(),
-        notices: Vec::new(),
-        shown: Vec::new(),
-    };
+    let mut out = Resolved { config: Config::default(), notices: Vec::new(), shown: Vec::new() };
     for e in entries {
         let value = expand::expand_placeholders(&e.value, &values)
             .map_err(|err| crate::reader::expand_error(err, &e.key, &e.origin))?;
@@ -67,9 +60,7 @@ pub(crate) fn resolve(entries: &[Entry]) -> Result<Resolved, ConfigError> {
             // a custom key must be used as `%(key)` somewhere, so a typo can't vanish; under
             // `strict` only `set-placeholder` defines placeholders. Unknown `UWSGI_*` variables
             // only provide placeholders (uWSGI itself sets some, e.g. `UWSGI_RELOADS`).
-            if matches!(e.origin, Origin::Env { .. })
-                || (!strict && referenced.contains(&options::normalise(&e.key)))
-            {
+            if matches!(e.origin, Origin::Env { .. }) || (!strict && referenced.contains(&options::normalise(&e.key))) {
                 continue;
             }
             return Err(ConfigError::UnknownOption {
@@ -80,17 +71,10 @@ pub(crate) fn resolve(entries: &[Entry]) -> Result<Resolved, ConfigError> {
         };
         match spec.status {
             Status::Planned => {
-                return Err(ConfigError::NotYetSupported {
-                    origin: e.origin.clone(),
-                    name: e.key.clone(),
-                });
+                return Err(ConfigError::NotYetSupported { origin: e.origin.clone(), name: e.key.clone() });
             }
             Status::NotPlanned(reason) => {
-                return Err(ConfigError::NotPlanned {
-                    origin: e.origin.clone(),
-                    name: e.key.clone(),
-                    reason,
-                });
+                return Err(ConfigError::NotPlanned { origin: e.origin.clone(), name: e.key.clone(), reason });
             }
             Status::IgnoredWithNotice(reason) => {
                 if spec.name == "plugins" {
@@ -130,11 +114,13 @@ pub(crate) fn resolve(entries: &[Entry]) -> Result<Resolved, ConfigError> {
 /// those are built in. Any other plugin would change behaviour we don't have, so it's an error.
 fn check_plugins(e: &Entry, value: &str) -> Result<(), ConfigError> {
     for plugin in value.split([',', ' ']).filter(|p| !p.is_empty()) {
-        let python = plugin
-            .strip_prefix("python")
-            .is_some_and(|v| v.chars().all(|c| c.is_ascii_digit()));
+        let python = plugin.strip_prefix("python").is_some_and(|v| v.chars().all(|c| c.is_ascii_digit()));
         if !(python || plugin == "http" || plugin == "0:python" || plugin == "corerouter") {
-            return Err(bad(e, value, &format!("plugin \"{plugin}\" is not available: ruwsgi has only python and http built in")));
+            return Err(bad(
+                e,
+                value,
+                &format!("plugin \"{plugin}\" is not available: ruwsgi has only python and http built in"),
+            ));
         }
     }
     Ok(())
@@ -151,10 +137,7 @@ fn bad(e: &Entry, value: &str, expected: &str) -> ConfigError {
 
 /// uWSGI's rule: `false`, `off`, `no` and `0` (any case) are false, anything else is true.
 fn parse_bool(value: &str) -> bool {
-    !matches!(
-        value.trim().to_ascii_lowercase().as_str(),
-        "false" | "off" | "no" | "0"
-    )
+    !matches!(value.trim().to_ascii_lowercase().as_str(), "false" | "off" | "no" | "0")
 }
 
 /// Digits only: `30s`, `-1` and `1.5` are errors, not silently truncated as `atoi` would.
@@ -187,17 +170,13 @@ pub(crate) fn parse_address(value: &str) -> Option<String> {
     }
     let (host, port) = v.rsplit_once(':')?;
     let host_ok = if let Some(inner) = host.strip_prefix('[') {
-        inner.strip_suffix(']').is_some_and(|h| {
-            !h.is_empty()
-                && h.chars()
-                    .all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.')
-        })
+        inner
+            .strip_suffix(']')
+            .is_some_and(|h| !h.is_empty() && h.chars().all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.'))
     } else {
-        host.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_')
+        host.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_')
     };
-    let port_ok =
-        !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) && port.parse::<u16>().is_ok();
+    let port_ok = !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) && port.parse::<u16>().is_ok();
     (host_ok && port_ok).then(|| v.to_owned())
 }
 
@@ -205,10 +184,8 @@ pub(crate) fn parse_address(value: &str) -> Option<String> {
 fn apply(c: &mut Config, spec: &OptionSpec, e: &Entry, value: &str) -> Result<String, ConfigError> {
     let err = |expected: &str| bad(e, value, expected);
     let num = || parse_number(value).ok_or_else(|| err(number_expectation(spec.kind)));
-    let small =
-        || num().and_then(|n| u32::try_from(n).map_err(|_| err(number_expectation(spec.kind))));
-    let size =
-        || num().and_then(|n| usize::try_from(n).map_err(|_| err(number_expectation(spec.kind))));
+    let small = || num().and_then(|n| u32::try_from(n).map_err(|_| err(number_expectation(spec.kind))));
+    let size = || num().and_then(|n| usize::try_from(n).map_err(|_| err(number_expectation(spec.kind))));
     let path = || {
         if value.is_empty() {
             Err(err("expected a path"))
@@ -244,9 +221,7 @@ fn apply(c: &mut Config, spec: &OptionSpec, e: &Entry, value: &str) -> Result<St
             // Bare option (read as `true`) or `1`: 666 "for lazy and brave users".
             let mode = if value.is_empty() || value == "1" || value.eq_ignore_ascii_case("true") {
                 0o666
-            } else if (3..=4).contains(&value.len())
-                && value.bytes().all(|b| (b'0'..=b'7').contains(&b))
-            {
+            } else if (3..=4).contains(&value.len()) && value.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
                 u32::from_str_radix(value, 8).map_err(|_| err("expected an octal mode like 660"))?
             } else {
                 return Err(err("expected an octal mode like 660"));
@@ -264,14 +239,15 @@ fn apply(c: &mut Config, spec: &OptionSpec, e: &Entry, value: &str) -> Result<St
         "pythonpath" => c.pythonpath.push(path()?),
         "home" => c.home = Some(path()?),
         "env" => {
-            let (k, v) = value
-                .split_once('=')
-                .filter(|(k, _)| !k.is_empty())
-                .ok_or_else(|| err("expected KEY=VALUE"))?;
+            let (k, v) =
+                value.split_once('=').filter(|(k, _)| !k.is_empty()).ok_or_else(|| err("expected KEY=VALUE"))?;
             c.env.push((k.to_owned(), v.to_owned()));
         }
         "lazy-apps" => c.lazy_apps = flag,
-        "need-app" => c.need_app = flag,
+        // Differs from uWSGI: there is no "full dynamic mode" serving 500s without an app, so
+        // `need-app = false` is refused rather than silently behaving like `true`.
+        "need-app" if !flag => return Err(err("false is not supported: ruwsgi always needs the app to load")),
+        "need-app" => c.need_app = true,
         "master" => c.master = flag,
         "processes" => c.processes = small()?,
         "threads" => c.threads = small()?,
@@ -334,25 +310,16 @@ fn apply(c: &mut Config, spec: &OptionSpec, e: &Entry, value: &str) -> Result<St
         }
         "check-static" => c.check_static.push(path()?),
         "static-index" => c.static_index.push(text()?),
-        "static-expires-type" => c.static_expires_type.push(
-            value
-                .rsplit_once('=')
-                .and_then(seconds_pair)
-                .ok_or_else(|| err("expected mime/type=seconds"))?,
-        ),
+        "static-expires-type" => c
+            .static_expires_type
+            .push(value.rsplit_once('=').and_then(seconds_pair).ok_or_else(|| err("expected mime/type=seconds"))?),
         // uWSGI splits at the last space: the regexp may contain spaces.
-        "static-expires" => c.static_expires.push(
-            value
-                .rsplit_once(' ')
-                .and_then(seconds_pair)
-                .ok_or_else(|| err("expected <regexp> <seconds>"))?,
-        ),
-        "static-expires-uri" => c.static_expires_uri.push(
-            value
-                .rsplit_once(' ')
-                .and_then(seconds_pair)
-                .ok_or_else(|| err("expected <regexp> <seconds>"))?,
-        ),
+        "static-expires" => c
+            .static_expires
+            .push(value.rsplit_once(' ').and_then(seconds_pair).ok_or_else(|| err("expected <regexp> <seconds>"))?),
+        "static-expires-uri" => c
+            .static_expires_uri
+            .push(value.rsplit_once(' ').and_then(seconds_pair).ok_or_else(|| err("expected <regexp> <seconds>"))?),
         "static-gzip-all" => c.static_gzip_all = flag,
         "static-gzip-dir" => c.static_gzip_dir.push(path()?),
         "static-skip-ext" => c.static_skip_ext.push(text()?),
@@ -362,10 +329,7 @@ fn apply(c: &mut Config, spec: &OptionSpec, e: &Entry, value: &str) -> Result<St
     }
     if spec.kind == Kind::Bool {
         shown = flag.to_string();
-    } else if matches!(
-        spec.kind,
-        Kind::Number | Kind::Seconds | Kind::Bytes | Kind::Megabytes
-    ) {
+    } else if matches!(spec.kind, Kind::Number | Kind::Seconds | Kind::Bytes | Kind::Megabytes) {
         shown = parse_number(value).map_or(shown, |n| n.to_string());
     }
     Ok(shown)
@@ -377,23 +341,10 @@ fn apply(c: &mut Config, spec: &OptionSpec, e: &Entry, value: &str) -> Result<St
 pub(crate) fn render_show_config(resolved: &Resolved) -> String {
     let mut out = String::new();
     for spec in options::OPTIONS {
-        let values: Vec<&String> = resolved
-            .shown
-            .iter()
-            .filter(|(s, _)| s.name == spec.name)
-            .map(|(_, v)| v)
-            .collect();
-        let values = if spec.repeat {
-            values
-        } else {
-            values.last().copied().into_iter().collect()
-        };
+        let values: Vec<&String> = resolved.shown.iter().filter(|(s, _)| s.name == spec.name).map(|(_, v)| v).collect();
+        let values = if spec.repeat { values } else { values.last().copied().into_iter().collect() };
         for v in values {
-            let default = if spec.kind == Kind::Bool && spec.default.is_empty() {
-                "false"
-            } else {
-                spec.default
-            };
+            let default = if spec.kind == Kind::Bool && spec.default.is_empty() { "false" } else { spec.default };
             if !spec.repeat && v == default {
                 continue;
             }
@@ -411,14 +362,7 @@ mod tests {
     use super::*;
 
     fn entry(key: &str, value: &str) -> Entry {
-        Entry {
-            key: key.into(),
-            value: value.into(),
-            origin: Origin::File {
-                file: "t.ini".into(),
-                line: Some(1),
-            },
-        }
+        Entry { key: key.into(), value: value.into(), origin: Origin::File { file: "t.ini".into(), line: Some(1) } }
     }
 
     fn resolve_one(key: &str, value: &str) -> Result<Config, ConfigError> {
@@ -439,9 +383,7 @@ mod tests {
         ] {
             assert_eq!(parse_address(ok).as_deref(), Some(ok), "{ok}");
         }
-        for bad in [
-            ":80x", "", ":", "1.2.3.4:", ":99999", "[::1:80", "a b:80", "@",
-        ] {
+        for bad in [":80x", "", ":", "1.2.3.4:", ":99999", "[::1:80", "a b:80", "@"] {
             assert_eq!(parse_address(bad), None, "{bad}");
         }
     }
@@ -459,28 +401,16 @@ mod tests {
     #[test]
     fn rejects_numbers_with_units() {
         let e = resolve_one("harakiri", "30s").unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "t.ini:1: harakiri = \"30s\": expected a whole number of seconds"
-        );
+        assert_eq!(e.to_string(), "t.ini:1: harakiri = \"30s\": expected a whole number of seconds");
         assert!(resolve_one("processes", "-1").is_err());
         assert!(resolve_one("processes", "99999999999").is_err());
     }
 
     #[test]
     fn chmod_socket_bare_means_666() {
-        assert_eq!(
-            resolve_one("chmod-socket", "true").unwrap().chmod_socket,
-            Some(0o666)
-        );
-        assert_eq!(
-            resolve_one("chmod-socket", "1").unwrap().chmod_socket,
-            Some(0o666)
-        );
-        assert_eq!(
-            resolve_one("chmod-socket", "660").unwrap().chmod_socket,
-            Some(0o660)
-        );
+        assert_eq!(resolve_one("chmod-socket", "true").unwrap().chmod_socket, Some(0o666));
+        assert_eq!(resolve_one("chmod-socket", "1").unwrap().chmod_socket, Some(0o666));
+        assert_eq!(resolve_one("chmod-socket", "660").unwrap().chmod_socket, Some(0o660));
         assert!(resolve_one("chmod-socket", "999").is_err());
     }
 
@@ -496,14 +426,7 @@ mod tests {
     #[test]
     fn static_map2_keeps_the_mount() {
         let c = resolve_one("static-map2", "/static=/srv/s").unwrap();
-        assert_eq!(
-            c.static_map,
-            vec![StaticMap {
-                mount: "/static".into(),
-                dir: "/srv/s".into(),
-                keep_mount: true
-            }]
-        );
+        assert_eq!(c.static_map, vec![StaticMap { mount: "/static".into(), dir: "/srv/s".into(), keep_mount: true }]);
         assert!(resolve_one("static-map", "/static").is_err());
     }
 
@@ -520,28 +443,16 @@ mod tests {
         assert_eq!(r.config.chdir, Some(PathBuf::from("/srv/app")));
         let e = resolve(&[entry("base", "/srv")]).unwrap_err();
         assert!(matches!(e, ConfigError::UnknownOption { .. }));
-        let e = resolve(&[
-            entry("strict", "true"),
-            entry("base", "/srv"),
-            entry("chdir", "%(base)"),
-        ])
-        .unwrap_err();
+        let e = resolve(&[entry("strict", "true"), entry("base", "/srv"), entry("chdir", "%(base)")]).unwrap_err();
         assert!(matches!(e, ConfigError::UnknownOption { .. }));
-        let r = resolve(&[
-            entry("strict", "true"),
-            entry("set-ph", "base=/srv"),
-            entry("chdir", "%(base)"),
-        ])
-        .unwrap();
+        let r = resolve(&[entry("strict", "true"), entry("set-ph", "base=/srv"), entry("chdir", "%(base)")]).unwrap();
         assert_eq!(r.config.chdir, Some(PathBuf::from("/srv")));
     }
 
     #[test]
     fn every_supported_option_maps_to_config() {
         for spec in options::OPTIONS.iter().filter(|o| o.status.is_supported()) {
-            if matches!(spec.kind, Kind::ConfigFile | Kind::Logic | Kind::Action)
-                || spec.name == "set-placeholder"
-            {
+            if matches!(spec.kind, Kind::ConfigFile | Kind::Logic | Kind::Action) || spec.name == "set-placeholder" {
                 continue;
             }
             let value = match spec.kind {

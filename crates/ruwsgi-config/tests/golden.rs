@@ -11,9 +11,7 @@ use std::path::{Path, PathBuf};
 use ruwsgi_config::{load_with_env, Command, Environment};
 
 fn golden_dir(sub: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden")
-        .join(sub)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(sub)
 }
 
 fn test_env(cwd: &Path) -> Environment {
@@ -39,19 +37,12 @@ fn check(expected_path: &Path, actual: &str) -> Result<(), String> {
         std::fs::write(expected_path, actual).map_err(|e| e.to_string())?;
         return Ok(());
     }
-    let expected = std::fs::read_to_string(expected_path).map_err(|e| {
-        format!(
-            "{}: {e} (run with UPDATE_GOLDEN=1)",
-            expected_path.display()
-        )
-    })?;
+    let expected = std::fs::read_to_string(expected_path)
+        .map_err(|e| format!("{}: {e} (run with UPDATE_GOLDEN=1)", expected_path.display()))?;
     if expected == actual {
         Ok(())
     } else {
-        Err(format!(
-            "{} differs:\n--- expected\n{expected}\n--- actual\n{actual}",
-            expected_path.display()
-        ))
+        Err(format!("{} differs:\n--- expected\n{expected}\n--- actual\n{actual}", expected_path.display()))
     }
 }
 
@@ -60,11 +51,7 @@ fn config_files(dir: &Path) -> Vec<PathBuf> {
         .expect("golden dir")
         .map(|e| e.expect("dir entry").path())
         .filter(|p| {
-            p.is_file()
-                && matches!(
-                    p.extension().and_then(|e| e.to_str()),
-                    Some("ini" | "json" | "yaml" | "yml")
-                )
+            p.is_file() && matches!(p.extension().and_then(|e| e.to_str()), Some("ini" | "json" | "yaml" | "yml"))
         })
         .collect();
     files.sort();
@@ -74,8 +61,7 @@ fn config_files(dir: &Path) -> Vec<PathBuf> {
 
 fn normalise(text: &str, dir: &Path) -> String {
     let canonical = dir.canonicalize().expect("golden dir");
-    text.replace(&format!("{}/", canonical.display()), "<golden>/")
-        .replace(&format!("{}/", dir.display()), "<golden>/")
+    text.replace(&format!("{}/", canonical.display()), "<golden>/").replace(&format!("{}/", dir.display()), "<golden>/")
 }
 
 #[test]
@@ -83,21 +69,14 @@ fn configs_resolve_to_their_golden_output() {
     let dir = golden_dir("config");
     let mut failures = Vec::new();
     for file in config_files(&dir) {
-        let name = file
-            .file_name()
-            .and_then(|n| n.to_str())
-            .expect("utf-8 name")
-            .to_owned();
+        let name = file.file_name().and_then(|n| n.to_str()).expect("utf-8 name").to_owned();
         let args = vec!["--show-config".to_owned(), name.clone()];
         let actual = match load_with_env(&args, &test_env(&dir)) {
             Ok(Command::Print(text)) => normalise(&text, &dir),
             other => format!("unexpected: {other:?}\n"),
         };
         if let Err(e) = check(
-            &file.with_extension(format!(
-                "{}.out",
-                file.extension().and_then(|e| e.to_str()).unwrap_or("")
-            )),
+            &file.with_extension(format!("{}.out", file.extension().and_then(|e| e.to_str()).unwrap_or(""))),
             &actual,
         ) {
             failures.push(format!("{name}: {e}"));
@@ -111,25 +90,14 @@ fn bad_configs_fail_with_their_golden_message() {
     let dir = golden_dir("errors");
     let mut failures = Vec::new();
     for file in config_files(&dir) {
-        let name = file
-            .file_name()
-            .and_then(|n| n.to_str())
-            .expect("utf-8 name")
-            .to_owned();
+        let name = file.file_name().and_then(|n| n.to_str()).expect("utf-8 name").to_owned();
         let actual = match load_with_env(std::slice::from_ref(&name), &test_env(&dir)) {
             Err(e) => format!("{e}\n"),
             Ok(other) => format!("unexpectedly loaded: {other:?}\n"),
         };
-        assert_eq!(
-            actual.lines().count(),
-            1,
-            "{name}: error is not one line: {actual}"
-        );
+        assert_eq!(actual.lines().count(), 1, "{name}: error is not one line: {actual}");
         if let Err(e) = check(
-            &file.with_extension(format!(
-                "{}.err",
-                file.extension().and_then(|e| e.to_str()).unwrap_or("")
-            )),
+            &file.with_extension(format!("{}.err", file.extension().and_then(|e| e.to_str()).unwrap_or(""))),
             &normalise(&actual, &dir),
         ) {
             failures.push(format!("{name}: {e}"));

@@ -7,10 +7,7 @@ use ruwsgi_config::{load_with_env, Command, Config, Environment, SocketProtocol,
 
 fn env_with(vars: &[(&str, &str)]) -> Environment {
     Environment {
-        vars: vars
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect(),
+        vars: vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
         cwd: Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/config"),
         hostname: "testhost".into(),
         cpu_cores: 4,
@@ -29,9 +26,7 @@ fn run(a: &[&str], vars: &[(&str, &str)]) -> (Config, Vec<String>) {
 }
 
 fn error(a: &[&str], vars: &[(&str, &str)]) -> String {
-    load_with_env(&args(a), &env_with(vars))
-        .expect_err("should fail")
-        .to_string()
+    load_with_env(&args(a), &env_with(vars)).expect_err("should fail").to_string()
 }
 
 #[test]
@@ -40,115 +35,50 @@ fn seed_ini_resolves_to_the_expected_config() {
     assert_eq!(
         c.sockets,
         vec![
-            SocketSpec {
-                address: ":8080".into(),
-                protocol: SocketProtocol::Http
-            },
-            SocketSpec {
-                address: ":9009".into(),
-                protocol: SocketProtocol::Uwsgi
-            },
+            SocketSpec { address: ":8080".into(), protocol: SocketProtocol::Http },
+            SocketSpec { address: ":9009".into(), protocol: SocketProtocol::Uwsgi },
         ]
     );
     assert_eq!(c.chdir, Some(PathBuf::from("/srv/demo")));
     assert_eq!(c.wsgi_file, Some(PathBuf::from("demo/wsgi.py")));
     assert_eq!(c.module.as_deref(), Some("demo.wsgi:application"));
-    assert_eq!(
-        (c.processes, c.threads, c.vacuum, c.py_autoreload),
-        (4, 2, true, 1)
-    );
+    assert_eq!((c.processes, c.threads, c.vacuum, c.py_autoreload), (4, 2, true, 1));
     assert_eq!(c.daemonize, Some(PathBuf::from("/srv/demo/demo.log")));
-    assert_eq!(
-        notices,
-        vec!["plugins = python3 is accepted and ignored: ruwsgi has Python built in".to_owned()]
-    );
+    assert_eq!(notices, vec!["plugins = python3 is accepted and ignored: ruwsgi has Python built in".to_owned()]);
 }
 
 #[test]
 fn env_loses_to_files_which_lose_to_flags() {
-    let vars = [
-        ("UWSGI_PROCESSES", "2"),
-        ("UWSGI_HARAKIRI", "5"),
-        ("UWSGI_PYTHONPATH", "/env"),
-    ];
+    let vars = [("UWSGI_PROCESSES", "2"), ("UWSGI_HARAKIRI", "5"), ("UWSGI_PYTHONPATH", "/env")];
     let (c, _) = run(&["--threads", "9", "seed.ini", "--pythonpath=/flag"], &vars);
     assert_eq!(c.processes, 4, "file beats env");
     assert_eq!(c.threads, 9, "flag beats file even when given first");
     assert_eq!(c.harakiri, 5, "env applies when nothing else sets it");
-    assert_eq!(
-        c.pythonpath,
-        vec![PathBuf::from("/env"), PathBuf::from("/flag")],
-        "lists accumulate in order"
-    );
+    assert_eq!(c.pythonpath, vec![PathBuf::from("/env"), PathBuf::from("/flag")], "lists accumulate in order");
 }
 
 #[test]
 fn short_aliases_and_bare_flags() {
-    let (c, _) = run(
-        &[
-            "-s",
-            "/tmp/a.sock",
-            "-M",
-            "-p",
-            "3",
-            "-t",
-            "20",
-            "-L",
-            "--chmod-socket",
-            "-H",
-            "/venv",
-        ],
-        &[],
-    );
-    assert_eq!(
-        c.sockets,
-        vec![SocketSpec {
-            address: "/tmp/a.sock".into(),
-            protocol: SocketProtocol::Uwsgi
-        }]
-    );
+    let (c, _) = run(&["-s", "/tmp/a.sock", "-M", "-p", "3", "-t", "20", "-L", "--chmod-socket", "-H", "/venv"], &[]);
+    assert_eq!(c.sockets, vec![SocketSpec { address: "/tmp/a.sock".into(), protocol: SocketProtocol::Uwsgi }]);
     assert!(c.master && c.disable_logging);
-    assert_eq!(
-        (c.processes, c.harakiri, c.chmod_socket),
-        (3, 20, Some(0o666))
-    );
+    assert_eq!((c.processes, c.harakiri, c.chmod_socket), (3, 20, Some(0o666)));
     assert_eq!(c.home, Some(PathBuf::from("/venv")));
 }
 
 #[test]
 fn argv_and_env_errors_name_their_source() {
-    assert_eq!(
-        error(&["--http", ":80x"], &[]),
-        "--http \":80x\": expected [host]:port"
-    );
-    assert_eq!(
-        error(&["--harakiri=30s"], &[]),
-        "--harakiri \"30s\": expected a whole number of seconds"
-    );
-    assert_eq!(
-        error(&[], &[("UWSGI_PROCESSES", "four")]),
-        "UWSGI_PROCESSES=\"four\": expected a whole number"
-    );
-    assert_eq!(
-        error(&["--ini", "nope.ini"], &[]),
-        "--ini \"nope.ini\": file not found"
-    );
-    assert_eq!(
-        error(&["--cheaper", "2"], &[]),
-        "argument 1: option \"cheaper\" is not supported yet (planned)"
-    );
-    assert_eq!(
-        error(&["--for", "a"], &[]),
-        "argument 1: --for is only valid in config files"
-    );
+    assert_eq!(error(&["--http", ":80x"], &[]), "--http \":80x\": expected [host]:port");
+    assert_eq!(error(&["--harakiri=30s"], &[]), "--harakiri \"30s\": expected a whole number of seconds");
+    assert_eq!(error(&[], &[("UWSGI_PROCESSES", "four")]), "UWSGI_PROCESSES=\"four\": expected a whole number");
+    assert_eq!(error(&["--ini", "nope.ini"], &[]), "--ini \"nope.ini\": file not found");
+    assert_eq!(error(&["--cheaper", "2"], &[]), "argument 1: option \"cheaper\" is not supported yet (planned)");
+    assert_eq!(error(&["--for", "a"], &[]), "argument 1: --for is only valid in config files");
 }
 
 #[test]
 fn unknown_uwsgi_env_vars_are_only_placeholders() {
-    let (c, _) = run(
-        &["--chdir", "/srv/%(app-name)"],
-        &[("UWSGI_APP_NAME", "shop"), ("UWSGI_RELOADS", "3")],
-    );
+    let (c, _) = run(&["--chdir", "/srv/%(app-name)"], &[("UWSGI_APP_NAME", "shop"), ("UWSGI_RELOADS", "3")]);
     assert_eq!(c.chdir, Some(PathBuf::from("/srv/shop")));
 }
 
@@ -165,22 +95,10 @@ fn help_version_and_show_config_print() {
         other => panic!("expected Print, got {other:?}"),
     };
     let help = print(&["--help"]);
-    assert!(
-        help.contains("--processes, --workers, -p <number>"),
-        "{help}"
-    );
-    assert!(
-        !help.contains("--cheaper"),
-        "help lists supported options only"
-    );
-    assert_eq!(
-        print(&["--version"]),
-        format!("ruwsgi {}\n", env!("CARGO_PKG_VERSION"))
-    );
+    assert!(help.contains("--processes, --workers, -p <number>"), "{help}");
+    assert!(!help.contains("--cheaper"), "help lists supported options only");
+    assert_eq!(print(&["--version"]), format!("ruwsgi {}\n", env!("CARGO_PKG_VERSION")));
     // Help is printed even when the config would fail.
     assert!(print(&["--help", "missing.ini"]).starts_with("Usage:"));
-    assert_eq!(
-        print(&["--show-config", "-p", "2", "--workers", "5"]),
-        "processes = 5\n"
-    );
+    assert_eq!(print(&["--show-config", "-p", "2", "--workers", "5"]), "processes = 5\n");
 }

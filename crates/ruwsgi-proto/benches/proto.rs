@@ -5,22 +5,18 @@ use std::fmt::Write as _;
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use ruwsgi_proto::{
-    encode_chunk, encode_response_head, encode_uwsgi_packet, parse_request_head,
-    parse_uwsgi_packet, ChunkedDecoder, Limits, ResponseFraming, CHUNK_END, LAST_CHUNK,
+    encode_chunk, encode_response_head, encode_uwsgi_packet, parse_request_head, parse_uwsgi_packet, ChunkedDecoder,
+    Limits, ResponseFraming, CHUNK_END, LAST_CHUNK,
 };
 
 const SMALL_GET: &[u8] = b"GET /hello HTTP/1.1\r\nHost: localhost:8000\r\nUser-Agent: wrk\r\n\r\n";
 
 fn browser_request() -> Vec<u8> {
     let mut s = String::from("GET /static/app.js?v=12345 HTTP/1.1\r\nHost: www.example.com\r\n");
-    s.push_str(
-        "User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0\r\n",
-    );
+    s.push_str("User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0\r\n");
     s.push_str("Accept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8\r\n");
     s.push_str("Accept-Language: en-US,en;q=0.5\r\nAccept-Encoding: gzip, deflate, br, zstd\r\n");
-    s.push_str(
-        "Cookie: sessionid=abcdef0123456789; csrftoken=0123456789abcdef0123456789abcdef\r\n",
-    );
+    s.push_str("Cookie: sessionid=abcdef0123456789; csrftoken=0123456789abcdef0123456789abcdef\r\n");
     for i in 0..34 {
         let _ = write!(s, "X-Custom-Header-{i}: value-{i}-aaaaaaaaaaaaaaaa\r\n");
         // String writes can't fail
@@ -49,19 +45,13 @@ fn bench_heads(c: &mut Criterion) {
         many.push_str("A: b\r\n");
     }
     many.push_str("\r\n");
-    let many_limits = Limits {
-        max_head: 1 << 16,
-        max_headers: 100,
-    };
+    let many_limits = Limits { max_head: 1 << 16, max_headers: 100 };
     let mut over = String::from("GET / HTTP/1.1\r\nHost: a\r\n");
     for _ in 0..1000 {
         over.push_str("A: b\r\n");
     }
     over.push_str("\r\n");
-    let over_limits = Limits {
-        max_head: 1 << 16,
-        max_headers: 100,
-    };
+    let over_limits = Limits { max_head: 1 << 16, max_headers: 100 };
 
     let mut g = c.benchmark_group("request_head");
     g.throughput(Throughput::Bytes(SMALL_GET.len() as u64));
@@ -85,10 +75,7 @@ fn bench_heads(c: &mut Criterion) {
 
 fn bench_chunked(c: &mut Criterion) {
     let mut g = c.benchmark_group("chunked");
-    for (name, size, total) in [
-        ("4k_chunks_64k", 4096, 65_536),
-        ("1_byte_chunks_4k", 1, 4096),
-    ] {
+    for (name, size, total) in [("4k_chunks_64k", 4096, 65_536), ("1_byte_chunks_4k", 1, 4096)] {
         let wire = chunked(size, total);
         g.throughput(Throughput::Bytes(wire.len() as u64));
         g.bench_function(name, |b| {
@@ -123,10 +110,7 @@ fn bench_uwsgi(c: &mut Criterion) {
     ];
     let packet = encode_uwsgi_packet(0, 0, vars);
     let tiny: Vec<(Vec<u8>, Vec<u8>)> = (0..1000).map(|_| (Vec::new(), Vec::new())).collect();
-    let tiny: Vec<(&[u8], &[u8])> = tiny
-        .iter()
-        .map(|(k, v)| (k.as_slice(), v.as_slice()))
-        .collect();
+    let tiny: Vec<(&[u8], &[u8])> = tiny.iter().map(|(k, v)| (k.as_slice(), v.as_slice())).collect();
     let empty_vars = encode_uwsgi_packet(0, 0, &tiny);
 
     let mut g = c.benchmark_group("uwsgi");
@@ -145,32 +129,16 @@ fn bench_uwsgi(c: &mut Criterion) {
 }
 
 fn bench_response(c: &mut Criterion) {
-    let headers: &[(&[u8], &[u8])] = &[
-        (b"Content-Type", b"text/html; charset=utf-8"),
-        (b"X-Frame-Options", b"DENY"),
-        (b"Vary", b"Cookie"),
-    ];
+    let headers: &[(&[u8], &[u8])] =
+        &[(b"Content-Type", b"text/html; charset=utf-8"), (b"X-Frame-Options", b"DENY"), (b"Vary", b"Cookie")];
     c.bench_function("response_head", |b| {
         let mut out = Vec::with_capacity(256);
         b.iter(|| {
             out.clear();
-            encode_response_head(
-                &mut out,
-                1,
-                b"200 OK",
-                black_box(headers),
-                ResponseFraming::Length(1234),
-                true,
-            );
+            encode_response_head(&mut out, 1, b"200 OK", black_box(headers), ResponseFraming::Length(1234), true);
         });
     });
 }
 
-criterion_group!(
-    benches,
-    bench_heads,
-    bench_chunked,
-    bench_uwsgi,
-    bench_response
-);
+criterion_group!(benches, bench_heads, bench_chunked, bench_uwsgi, bench_response);
 criterion_main!(benches);

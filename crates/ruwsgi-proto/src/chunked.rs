@@ -137,9 +137,7 @@ impl ChunkedDecoder {
     /// A decoder expecting the first chunk-size line.
     #[must_use]
     pub fn new() -> Self {
-        Self {
-            state: State::Size { size: 0, digits: 0 },
-        }
+        Self { state: State::Size { size: 0, digits: 0 } }
     }
 
     /// Whether the last chunk and the trailer section have been consumed.
@@ -155,12 +153,7 @@ impl ChunkedDecoder {
     /// passed again; `finished` is true once the last chunk and trailers are consumed (bytes
     /// after that belong to the next request and are not consumed). Consumption stops early
     /// when `max_out` body bytes were produced. After an error the decoder stays failed.
-    pub fn decode(
-        &mut self,
-        input: &[u8],
-        out: &mut Vec<u8>,
-        max_out: usize,
-    ) -> Result<(usize, bool), ChunkError> {
+    pub fn decode(&mut self, input: &[u8], out: &mut Vec<u8>, max_out: usize) -> Result<(usize, bool), ChunkError> {
         let mut pos = 0;
         let mut room = max_out;
         while pos < input.len() {
@@ -178,11 +171,7 @@ impl ChunkedDecoder {
                     pos += take;
                     room -= take;
                     let remaining = remaining - take as u64;
-                    self.state = if remaining == 0 {
-                        State::DataCr
-                    } else {
-                        State::Data { remaining }
-                    };
+                    self.state = if remaining == 0 { State::DataCr } else { State::Data { remaining } };
                 }
                 state => {
                     self.state = match step(state, input[pos]) {
@@ -207,11 +196,7 @@ impl ChunkedDecoder {
 fn step(state: State, b: u8) -> Result<State, ChunkError> {
     match state {
         State::Size { size, digits } => on_size(size, digits, b),
-        State::Ext {
-            size,
-            line,
-            semicolon,
-        } => on_ext(size, line, semicolon, b),
+        State::Ext { size, line, semicolon } => on_ext(size, line, semicolon, b),
         State::SizeLf { size } => on_size_lf(size, b),
         State::DataCr => on_data_cr(b),
         State::DataLf => expect_lf(b, State::Size { size: 0, digits: 0 }),
@@ -230,10 +215,7 @@ fn on_size(size: u64, digits: u8, b: u8) -> Result<State, ChunkError> {
         if digits == MAX_SIZE_DIGITS {
             return Err(ChunkError::SizeOverflow);
         }
-        return Ok(State::Size {
-            size: size << 4 | u64::from(d),
-            digits: digits + 1,
-        });
+        return Ok(State::Size { size: size << 4 | u64::from(d), digits: digits + 1 });
     }
     if digits == 0 {
         return Err(match b {
@@ -245,16 +227,8 @@ fn on_size(size: u64, digits: u8, b: u8) -> Result<State, ChunkError> {
     match b {
         b'\r' => Ok(State::SizeLf { size }),
         b'\n' => Err(ChunkError::BareLf),
-        b';' => Ok(State::Ext {
-            size,
-            line: line + 1,
-            semicolon: true,
-        }),
-        b' ' | b'\t' => Ok(State::Ext {
-            size,
-            line: line + 1,
-            semicolon: false,
-        }),
+        b';' => Ok(State::Ext { size, line: line + 1, semicolon: true }),
+        b' ' | b'\t' => Ok(State::Ext { size, line: line + 1, semicolon: false }),
         _ => Err(ChunkError::InvalidSize),
     }
 }
@@ -268,31 +242,15 @@ fn on_ext(size: u64, line: usize, semicolon: bool, b: u8) -> Result<State, Chunk
     match b {
         b'\r' if semicolon => Ok(State::SizeLf { size }),
         b'\n' => Err(ChunkError::BareLf),
-        b';' => Ok(State::Ext {
-            size,
-            line: line + 1,
-            semicolon: true,
-        }),
-        b' ' | b'\t' => Ok(State::Ext {
-            size,
-            line: line + 1,
-            semicolon,
-        }),
-        _ if semicolon && is_field_value_byte(b) => Ok(State::Ext {
-            size,
-            line: line + 1,
-            semicolon,
-        }),
+        b';' => Ok(State::Ext { size, line: line + 1, semicolon: true }),
+        b' ' | b'\t' => Ok(State::Ext { size, line: line + 1, semicolon }),
+        _ if semicolon && is_field_value_byte(b) => Ok(State::Ext { size, line: line + 1, semicolon }),
         _ => Err(ChunkError::InvalidExtension),
     }
 }
 
 fn on_size_lf(size: u64, b: u8) -> Result<State, ChunkError> {
-    let next = if size == 0 {
-        State::TrailerStart { total: 0 }
-    } else {
-        State::Data { remaining: size }
-    };
+    let next = if size == 0 { State::TrailerStart { total: 0 } } else { State::Data { remaining: size } };
     expect_lf(b, next)
 }
 
@@ -325,9 +283,7 @@ fn on_trailer_value(total: usize, b: u8) -> Result<State, ChunkError> {
     match b {
         b'\r' => trailer_byte(total, State::TrailerLf { total: total + 1 }),
         b'\n' => Err(ChunkError::BareLf),
-        _ if is_field_value_byte(b) => {
-            trailer_byte(total, State::TrailerValue { total: total + 1 })
-        }
+        _ if is_field_value_byte(b) => trailer_byte(total, State::TrailerValue { total: total + 1 }),
         _ => Err(ChunkError::InvalidTrailer),
     }
 }
@@ -380,113 +336,42 @@ mod tests {
 
     #[test]
     fn accepts_uppercase_hex_leading_zeros_and_bws_before_extension() {
-        let (out, _, done) =
-            decode_all(b"0002\r\nhi\r\nB \t; x\r\nhello world\r\n0\r\n\r\n").unwrap();
+        let (out, _, done) = decode_all(b"0002\r\nhi\r\nB \t; x\r\nhello world\r\n0\r\n\r\n").unwrap();
         assert_eq!(out, b"hihello world");
         assert!(done);
     }
 
     #[test]
     fn rejects_bad_framing_table() {
-        let long_ext = [
-            b"1;".as_slice(),
-            &[b'a'; MAX_CHUNK_LINE],
-            b"\r\nx\r\n0\r\n\r\n",
-        ]
-        .concat();
-        let big_trailer = [
-            b"0\r\nX: ".as_slice(),
-            &[b'a'; MAX_TRAILER_SECTION],
-            b"\r\n\r\n",
-        ]
-        .concat();
+        let long_ext = [b"1;".as_slice(), &[b'a'; MAX_CHUNK_LINE], b"\r\nx\r\n0\r\n\r\n"].concat();
+        let big_trailer = [b"0\r\nX: ".as_slice(), &[b'a'; MAX_TRAILER_SECTION], b"\r\n\r\n"].concat();
         let cases: &[(&str, &[u8], ChunkError)] = &[
             ("empty_size", b"\r\n", ChunkError::EmptySize),
             ("extension_without_size", b";a\r\n", ChunkError::EmptySize),
             ("invalid_hex", b"g\r\n", ChunkError::InvalidSize),
             ("hex_prefix", b"0x5\r\n", ChunkError::InvalidSize),
             ("signed_size", b"+5\r\n", ChunkError::InvalidSize),
-            (
-                "seventeen_digits",
-                b"00000000000000001\r\n",
-                ChunkError::SizeOverflow,
-            ),
-            (
-                "size_over_u64",
-                b"1ffffffffffffffff\r\n",
-                ChunkError::SizeOverflow,
-            ),
+            ("seventeen_digits", b"00000000000000001\r\n", ChunkError::SizeOverflow),
+            ("size_over_u64", b"1ffffffffffffffff\r\n", ChunkError::SizeOverflow),
             ("extension_too_long", &long_ext, ChunkError::LineTooLong),
-            (
-                "whitespace_without_semicolon",
-                b"5 \r\nhello\r\n",
-                ChunkError::InvalidExtension,
-            ),
-            (
-                "garbage_after_whitespace",
-                b"5 x\r\n",
-                ChunkError::InvalidExtension,
-            ),
-            (
-                "control_in_extension",
-                b"5;a\x01\r\n",
-                ChunkError::InvalidExtension,
-            ),
-            (
-                "nul_in_extension",
-                b"5;a=\0\r\n",
-                ChunkError::InvalidExtension,
-            ),
+            ("whitespace_without_semicolon", b"5 \r\nhello\r\n", ChunkError::InvalidExtension),
+            ("garbage_after_whitespace", b"5 x\r\n", ChunkError::InvalidExtension),
+            ("control_in_extension", b"5;a\x01\r\n", ChunkError::InvalidExtension),
+            ("nul_in_extension", b"5;a=\0\r\n", ChunkError::InvalidExtension),
             ("bare_lf_after_size", b"5\nhello\r\n", ChunkError::BareLf),
-            (
-                "bare_lf_after_extension",
-                b"5;a\nhello\r\n",
-                ChunkError::BareLf,
-            ),
+            ("bare_lf_after_extension", b"5;a\nhello\r\n", ChunkError::BareLf),
             ("bare_cr_after_size", b"5\rhello\r\n", ChunkError::BareCr),
-            (
-                "data_longer_than_size",
-                b"3\r\nabcd\r\n",
-                ChunkError::MissingDataCrlf,
-            ),
-            (
-                "bare_lf_after_data",
-                b"3\r\nabc\n0\r\n\r\n",
-                ChunkError::BareLf,
-            ),
-            (
-                "bare_cr_after_data",
-                b"3\r\nabc\r0\r\n\r\n",
-                ChunkError::BareCr,
-            ),
+            ("data_longer_than_size", b"3\r\nabcd\r\n", ChunkError::MissingDataCrlf),
+            ("bare_lf_after_data", b"3\r\nabc\n0\r\n\r\n", ChunkError::BareLf),
+            ("bare_cr_after_data", b"3\r\nabc\r0\r\n\r\n", ChunkError::BareCr),
             ("bare_lf_ending_body", b"0\r\n\n", ChunkError::BareLf),
             ("bare_cr_ending_body", b"0\r\n\rx", ChunkError::BareCr),
-            (
-                "trailer_without_colon",
-                b"0\r\nX\r\n\r\n",
-                ChunkError::InvalidTrailer,
-            ),
-            (
-                "trailer_space_before_colon",
-                b"0\r\nX : 1\r\n\r\n",
-                ChunkError::InvalidTrailer,
-            ),
-            (
-                "trailer_obs_fold",
-                b"0\r\n y\r\n\r\n",
-                ChunkError::InvalidTrailer,
-            ),
-            (
-                "trailer_nul",
-                b"0\r\nX: \0\r\n\r\n",
-                ChunkError::InvalidTrailer,
-            ),
+            ("trailer_without_colon", b"0\r\nX\r\n\r\n", ChunkError::InvalidTrailer),
+            ("trailer_space_before_colon", b"0\r\nX : 1\r\n\r\n", ChunkError::InvalidTrailer),
+            ("trailer_obs_fold", b"0\r\n y\r\n\r\n", ChunkError::InvalidTrailer),
+            ("trailer_nul", b"0\r\nX: \0\r\n\r\n", ChunkError::InvalidTrailer),
             ("trailer_bare_lf", b"0\r\nX: 1\n\r\n", ChunkError::BareLf),
-            (
-                "trailer_too_large",
-                &big_trailer,
-                ChunkError::TrailerTooLarge,
-            ),
+            ("trailer_too_large", &big_trailer, ChunkError::TrailerTooLarge),
         ];
         for &(name, input, expected) in cases {
             assert_eq!(decode_all(input).map(|_| ()), Err(expected), "{name}");
@@ -499,10 +384,7 @@ mod tests {
         let mut d = ChunkedDecoder::new();
         let mut out = Vec::new();
         assert_eq!(d.decode(b"z", &mut out, 10), Err(ChunkError::InvalidSize));
-        assert_eq!(
-            d.decode(b"0\r\n\r\n", &mut out, 10),
-            Err(ChunkError::InvalidSize)
-        );
+        assert_eq!(d.decode(b"0\r\n\r\n", &mut out, 10), Err(ChunkError::InvalidSize));
     }
 
     #[test]
@@ -535,9 +417,7 @@ mod tests {
         let mut out = Vec::new();
         let mut done = false;
         for b in input {
-            let (used, finished) = d
-                .decode(std::slice::from_ref(b), &mut out, usize::MAX)
-                .unwrap();
+            let (used, finished) = d.decode(std::slice::from_ref(b), &mut out, usize::MAX).unwrap();
             assert_eq!(used, 1);
             done = finished;
         }

@@ -29,10 +29,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self {
-            max_head: DEFAULT_MAX_HEAD,
-            max_headers: DEFAULT_MAX_HEADERS,
-        }
+        Self { max_head: DEFAULT_MAX_HEAD, max_headers: DEFAULT_MAX_HEADERS }
     }
 }
 
@@ -63,10 +60,7 @@ impl<'b> RequestHead<'b> {
     /// The value of the first header named `name` (ASCII case-insensitive).
     #[must_use]
     pub fn header(&self, name: &str) -> Option<&'b [u8]> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|&(_, v)| v)
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|&(_, v)| v)
     }
 
     /// The target up to the first `?` (still percent-encoded).
@@ -160,39 +154,31 @@ const STACK_HEADER_SLOTS: usize = 128;
 ///   accepted as one, as §6.3 allows; differing values are rejected.
 /// - Empty elements in a Transfer-Encoding or Content-Length list are ignored (RFC 9110
 ///   §5.6.1); a field with no element at all is rejected.
-pub fn parse_request_head<'b>(
-    buf: &'b [u8],
-    limits: &Limits,
-) -> Result<Option<(RequestHead<'b>, usize)>, HeadError> {
+pub fn parse_request_head<'b>(buf: &'b [u8], limits: &Limits) -> Result<Option<(RequestHead<'b>, usize)>, HeadError> {
     let window = &buf[..buf.len().min(limits.max_head)];
     // Header slots live on the stack for the usual limits: this runs for every request.
     let mut stack = [httparse::EMPTY_HEADER; STACK_HEADER_SLOTS];
-    let mut heap;
+    let mut heap_slots;
     let slots = if limits.max_headers <= STACK_HEADER_SLOTS {
         &mut stack[..limits.max_headers]
     } else {
-        heap = vec![httparse::EMPTY_HEADER; limits.max_headers];
-        &mut heap[..]
+        heap_slots = vec![httparse::EMPTY_HEADER; limits.max_headers];
+        &mut heap_slots[..]
     };
     let mut req = httparse::Request::new(slots);
     let used = match req.parse(window) {
         Ok(httparse::Status::Complete(used)) => used,
-        Ok(httparse::Status::Partial) if buf.len() > limits.max_head => {
-            return Err(HeadError::TooLarge)
-        }
+        Ok(httparse::Status::Partial) if buf.len() > limits.max_head => return Err(HeadError::TooLarge),
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(e) => return Err(map_httparse_error(e, window)),
     };
     // httparse sets all three once the parse is complete; the fallbacks are unreachable.
-    let (Some(method), Some(target), Some(minor_version)) = (req.method, req.path, req.version)
-    else {
+    let (Some(method), Some(target), Some(minor_version)) = (req.method, req.path, req.version) else {
         return Err(HeadError::Malformed("incomplete request line"));
     };
     reject_bare_lf(&window[..used])?;
     if !target.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(HeadError::Malformed(
-            "request-target contains bytes outside visible ASCII",
-        ));
+        return Err(HeadError::Malformed("request-target contains bytes outside visible ASCII"));
     }
     let headers: Vec<(&'b str, &'b [u8])> = req.headers.iter().map(|h| (h.name, h.value)).collect();
     let fields = HeaderSummary::collect(&headers)?;
@@ -276,9 +262,7 @@ impl HeaderSummary {
             any = true;
             let n = parse_decimal(element)?;
             match self.content_length {
-                Some(prev) if prev != n => {
-                    return Err(HeadError::BadFraming("conflicting Content-Length values"))
-                }
+                Some(prev) if prev != n => return Err(HeadError::BadFraming("conflicting Content-Length values")),
                 _ => self.content_length = Some(n),
             }
         }
@@ -297,9 +281,7 @@ impl HeaderSummary {
         for coding in list_elements(value) {
             any = true;
             if self.chunked_last {
-                return Err(HeadError::BadFraming(
-                    "chunked is not the final transfer coding",
-                ));
+                return Err(HeadError::BadFraming("chunked is not the final transfer coding"));
             }
             if coding.eq_ignore_ascii_case(b"chunked") {
                 self.chunked_last = true;
@@ -318,15 +300,11 @@ impl HeaderSummary {
 
     fn body_framing(&self, minor_version: u8) -> Result<BodyFraming, HeadError> {
         if !self.transfer_encoding {
-            return Ok(self
-                .content_length
-                .map_or(BodyFraming::None, BodyFraming::Length));
+            return Ok(self.content_length.map_or(BodyFraming::None, BodyFraming::Length));
         }
         if self.content_length.is_some() {
             // RFC 9112 §6.1: a server MAY reject this outright, and we do (smuggling).
-            return Err(HeadError::BadFraming(
-                "both Content-Length and Transfer-Encoding",
-            ));
+            return Err(HeadError::BadFraming("both Content-Length and Transfer-Encoding"));
         }
         if minor_version == 0 {
             // RFC 9112 §6.1: HTTP/1.0 has no chunked coding; treat as faulty framing.
@@ -334,9 +312,7 @@ impl HeaderSummary {
         }
         if !self.chunked_last {
             // RFC 9112 §6.3 item 4: the length can't be determined, so 400 and close.
-            return Err(HeadError::BadFraming(
-                "chunked is not the final transfer coding",
-            ));
+            return Err(HeadError::BadFraming("chunked is not the final transfer coding"));
         }
         if self.other_coding {
             return Err(HeadError::UnsupportedTransferEncoding);
@@ -350,9 +326,7 @@ fn parse_decimal(digits: &[u8]) -> Result<u64, HeadError> {
     let mut n: u64 = 0;
     for &d in digits {
         if !d.is_ascii_digit() {
-            return Err(HeadError::BadFraming(
-                "Content-Length is not a decimal number",
-            ));
+            return Err(HeadError::BadFraming("Content-Length is not a decimal number"));
         }
         n = n
             .checked_mul(10)
@@ -377,13 +351,11 @@ fn reject_bare_lf(head: &[u8]) -> Result<(), HeadError> {
 fn map_httparse_error(e: httparse::Error, window: &[u8]) -> HeadError {
     match e {
         httparse::Error::TooManyHeaders => HeadError::TooManyHeaders,
-        httparse::Error::Version if version_token(window).starts_with(b"HTTP/") => {
-            HeadError::UnsupportedVersion
-        }
+        httparse::Error::Version if version_token(window).starts_with(b"HTTP/") => HeadError::UnsupportedVersion,
         httparse::Error::Version => HeadError::Malformed("invalid HTTP version"),
-        httparse::Error::HeaderName => HeadError::Malformed(
-            "invalid header field name (whitespace before colon, obs-fold or bad byte)",
-        ),
+        httparse::Error::HeaderName => {
+            HeadError::Malformed("invalid header field name (whitespace before colon, obs-fold or bad byte)")
+        }
         httparse::Error::HeaderValue => HeadError::Malformed("invalid byte in header field value"),
         httparse::Error::NewLine => HeadError::Malformed("invalid line ending"),
         httparse::Error::Token => HeadError::Malformed("invalid method or request-target"),
@@ -396,15 +368,9 @@ fn map_httparse_error(e: httparse::Error, window: &[u8]) -> HeadError {
 /// `GET /a b HTTP/1.1` (400). It depends only on the word's first bytes, so a prefix of the
 /// input classifies the same way as the whole.
 fn version_token(window: &[u8]) -> &[u8] {
-    let start = window
-        .iter()
-        .position(|&b| b != b'\r' && b != b'\n')
-        .unwrap_or(window.len());
+    let start = window.iter().position(|&b| b != b'\r' && b != b'\n').unwrap_or(window.len());
     let line = &window[start..];
-    let line = &line[..line
-        .iter()
-        .position(|&b| b == b'\r' || b == b'\n')
-        .unwrap_or(line.len())];
+    let line = &line[..line.iter().position(|&b| b == b'\r' || b == b'\n').unwrap_or(line.len())];
     line.split(|&b| b == b' ').nth(2).unwrap_or(b"")
 }
 
@@ -430,10 +396,26 @@ mod tests {
 
     /// Request-smuggling and strictness table: input → expected status.
     const REJECTED: &[(&str, &[u8], u16)] = &[
-        ("content_length_with_chunked", b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
-        ("chunked_with_content_length_after", b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n", 400),
-        ("content_length_zero_with_chunked", b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
-        ("duplicate_content_length_differing", b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n", 400),
+        (
+            "content_length_with_chunked",
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+            400,
+        ),
+        (
+            "chunked_with_content_length_after",
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n",
+            400,
+        ),
+        (
+            "content_length_zero_with_chunked",
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\nTransfer-Encoding: chunked\r\n\r\n",
+            400,
+        ),
+        (
+            "duplicate_content_length_differing",
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+            400,
+        ),
         ("content_length_list_differing", b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 6\r\n\r\n", 400),
         ("content_length_signed_plus", b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n\r\n", 400),
         ("content_length_negative", b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n", 400),
@@ -445,11 +427,23 @@ mod tests {
         ("content_length_only_commas", b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: ,\r\n\r\n", 400),
         ("content_length_decimal_point", b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5.0\r\n\r\n", 400),
         ("gzip_then_chunked", b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501),
-        ("gzip_then_chunked_in_two_fields", b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n", 501),
+        (
+            "gzip_then_chunked_in_two_fields",
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n",
+            501,
+        ),
         ("chunked_then_gzip", b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", 400),
-        ("chunked_then_gzip_in_two_fields", b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n", 400),
+        (
+            "chunked_then_gzip_in_two_fields",
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n",
+            400,
+        ),
         ("chunked_twice", b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n", 400),
-        ("chunked_in_two_fields", b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
+        (
+            "chunked_in_two_fields",
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+            400,
+        ),
         ("xchunked", b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked\r\n\r\n", 400),
         ("chunked_with_suffix", b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunkedx\r\n\r\n", 400),
         ("only_gzip", b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", 400),
@@ -461,7 +455,11 @@ mod tests {
         ("transfer_encoding_in_http10", b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
         ("obs_fold", b"GET / HTTP/1.1\r\nHost: a\r\nX-A: b\r\n c\r\n\r\n", 400),
         ("obs_fold_tab", b"GET / HTTP/1.1\r\nHost: a\r\nX-A: b\r\n\tc\r\n\r\n", 400),
-        ("obs_fold_hiding_transfer_encoding", b"POST / HTTP/1.1\r\nHost: a\r\nX: y\r\n Transfer-Encoding: chunked\r\n\r\n", 400),
+        (
+            "obs_fold_hiding_transfer_encoding",
+            b"POST / HTTP/1.1\r\nHost: a\r\nX: y\r\n Transfer-Encoding: chunked\r\n\r\n",
+            400,
+        ),
         ("space_before_colon", b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding : chunked\r\n\r\n", 400),
         ("tab_before_colon", b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length\t: 5\r\n\r\n", 400),
         ("space_before_first_header", b"GET / HTTP/1.1\r\n Host: a\r\n\r\n", 400),
@@ -520,10 +518,7 @@ mod tests {
         assert_eq!(head.path(), "/a/b");
         assert_eq!(head.query(), "x=1&y");
         assert_eq!(head.minor_version, 1);
-        assert_eq!(
-            head.headers,
-            vec![("Host", &b"example.com"[..]), ("Accept", &b"*/*"[..])]
-        );
+        assert_eq!(head.headers, vec![("Host", &b"example.com"[..]), ("Accept", &b"*/*"[..])]);
         assert_eq!(head.body, BodyFraming::None);
         assert!(head.keep_alive);
         assert!(!head.expect_continue);
@@ -541,54 +536,22 @@ mod tests {
     #[test]
     fn accepted_framing_table() {
         let cases: &[(&[u8], BodyFraming)] = &[
-            (
-                b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n",
-                BodyFraming::Length(0),
-            ),
-            (
-                b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 007\r\n\r\n",
-                BodyFraming::Length(7),
-            ),
-            (
-                b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\n",
-                BodyFraming::Length(5),
-            ),
-            (
-                b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n",
-                BodyFraming::Length(5),
-            ),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n", BodyFraming::Length(0)),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 007\r\n\r\n", BodyFraming::Length(7)),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\n", BodyFraming::Length(5)),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n", BodyFraming::Length(5)),
             (
                 b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 18446744073709551615\r\n\r\n",
                 BodyFraming::Length(u64::MAX),
             ),
-            (
-                b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n",
-                BodyFraming::Chunked,
-            ),
-            (
-                b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: Chunked\r\n\r\n",
-                BodyFraming::Chunked,
-            ),
-            (
-                b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: CHUNKED \r\n\r\n",
-                BodyFraming::Chunked,
-            ),
-            (
-                b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: , chunked\r\n\r\n",
-                BodyFraming::Chunked,
-            ),
-            (
-                b"POST / HTTP/1.0\r\nContent-Length: 2\r\n\r\n",
-                BodyFraming::Length(2),
-            ),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n", BodyFraming::Chunked),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: Chunked\r\n\r\n", BodyFraming::Chunked),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: CHUNKED \r\n\r\n", BodyFraming::Chunked),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: , chunked\r\n\r\n", BodyFraming::Chunked),
+            (b"POST / HTTP/1.0\r\nContent-Length: 2\r\n\r\n", BodyFraming::Length(2)),
         ];
         for &(input, framing) in cases {
-            assert_eq!(
-                parse_ok(input).body,
-                framing,
-                "{}",
-                String::from_utf8_lossy(input)
-            );
+            assert_eq!(parse_ok(input).body, framing, "{}", String::from_utf8_lossy(input));
         }
     }
 
@@ -596,41 +559,22 @@ mod tests {
     fn keep_alive_follows_rfc9112_section_9_3() {
         let cases: &[(&[u8], bool)] = &[
             (b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", true),
-            (
-                b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
-                false,
-            ),
-            (
-                b"GET / HTTP/1.1\r\nHost: a\r\nConnection: Keep-Alive, CLOSE\r\n\r\n",
-                false,
-            ),
-            (
-                b"GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\n\r\n",
-                true,
-            ),
+            (b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", false),
+            (b"GET / HTTP/1.1\r\nHost: a\r\nConnection: Keep-Alive, CLOSE\r\n\r\n", false),
+            (b"GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\n\r\n", true),
             (b"GET / HTTP/1.0\r\n\r\n", false),
             (b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", true),
             (b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n", true),
-            (
-                b"GET / HTTP/1.0\r\nConnection: keep-alive, close\r\n\r\n",
-                false,
-            ),
+            (b"GET / HTTP/1.0\r\nConnection: keep-alive, close\r\n\r\n", false),
         ];
         for &(input, keep_alive) in cases {
-            assert_eq!(
-                parse_ok(input).keep_alive,
-                keep_alive,
-                "{}",
-                String::from_utf8_lossy(input)
-            );
+            assert_eq!(parse_ok(input).keep_alive, keep_alive, "{}", String::from_utf8_lossy(input));
         }
     }
 
     #[test]
     fn expect_continue_only_in_http11() {
-        let h = parse_ok(
-            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nExpect: 100-Continue\r\n\r\n",
-        );
+        let h = parse_ok(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nExpect: 100-Continue\r\n\r\n");
         assert!(h.expect_continue);
         let h = parse_ok(b"POST / HTTP/1.0\r\nContent-Length: 1\r\nExpect: 100-continue\r\n\r\n");
         assert!(!h.expect_continue);
@@ -652,72 +596,40 @@ mod tests {
 
     #[test]
     fn accepts_asterisk_and_absolute_targets() {
-        assert_eq!(
-            parse_ok(b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n").target,
-            "*"
-        );
-        assert_eq!(
-            parse_ok(b"GET http://a/x?y HTTP/1.1\r\nHost: a\r\n\r\n").target,
-            "http://a/x?y"
-        );
+        assert_eq!(parse_ok(b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n").target, "*");
+        assert_eq!(parse_ok(b"GET http://a/x?y HTTP/1.1\r\nHost: a\r\n\r\n").target, "http://a/x?y");
     }
 
     #[test]
     fn incomplete_head_needs_more_bytes() {
-        for input in [
-            &b""[..],
-            b"GET",
-            b"GET / HTTP/1.1\r\nHost: a\r\n",
-            b"GET / HTTP/1.1\r\nHost: a\r\n\r",
-        ] {
+        for input in [&b""[..], b"GET", b"GET / HTTP/1.1\r\nHost: a\r\n", b"GET / HTTP/1.1\r\nHost: a\r\n\r"] {
             assert_eq!(parse(input), Ok(None));
         }
     }
 
     #[test]
     fn rejects_head_longer_than_buffer_size_with_431() {
-        let limits = Limits {
-            max_head: 64,
-            max_headers: 100,
-        };
+        let limits = Limits { max_head: 64, max_headers: 100 };
         let mut input = b"GET / HTTP/1.1\r\nHost: a\r\nX: ".to_vec();
         input.resize(65, b'a');
         // Incomplete but already over the limit.
-        assert_eq!(
-            parse_request_head(&input, &limits),
-            Err(HeadError::TooLarge)
-        );
+        assert_eq!(parse_request_head(&input, &limits), Err(HeadError::TooLarge));
         // Complete but over the limit.
         input.extend_from_slice(b"\r\n\r\n");
-        assert_eq!(
-            parse_request_head(&input, &limits),
-            Err(HeadError::TooLarge)
-        );
+        assert_eq!(parse_request_head(&input, &limits), Err(HeadError::TooLarge));
         assert_eq!(HeadError::TooLarge.status(), 431);
-        assert_eq!(
-            HeadError::TooLarge.reason(),
-            "Request Header Fields Too Large"
-        );
+        assert_eq!(HeadError::TooLarge.reason(), "Request Header Fields Too Large");
         // Exactly at the limit is fine.
         let exact = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
-        let limits = Limits {
-            max_head: exact.len(),
-            max_headers: 100,
-        };
+        let limits = Limits { max_head: exact.len(), max_headers: 100 };
         assert!(parse_request_head(exact, &limits).unwrap().is_some());
     }
 
     #[test]
     fn rejects_too_many_headers_with_431() {
-        let limits = Limits {
-            max_head: 1 << 20,
-            max_headers: 3,
-        };
+        let limits = Limits { max_head: 1 << 20, max_headers: 3 };
         let input = b"GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n";
-        assert_eq!(
-            parse_request_head(input, &limits),
-            Err(HeadError::TooManyHeaders)
-        );
+        assert_eq!(parse_request_head(input, &limits), Err(HeadError::TooManyHeaders));
         assert_eq!(HeadError::TooManyHeaders.status(), 431);
     }
 
@@ -726,16 +638,8 @@ mod tests {
         let cases = [
             (HeadError::Malformed("x"), 400, "Bad Request"),
             (HeadError::BadFraming("x"), 400, "Bad Request"),
-            (
-                HeadError::UnsupportedTransferEncoding,
-                501,
-                "Not Implemented",
-            ),
-            (
-                HeadError::UnsupportedVersion,
-                505,
-                "HTTP Version Not Supported",
-            ),
+            (HeadError::UnsupportedTransferEncoding, 501, "Not Implemented"),
+            (HeadError::UnsupportedVersion, 505, "HTTP Version Not Supported"),
         ];
         for (e, status, reason) in cases {
             assert_eq!((e.status(), e.reason()), (status, reason));

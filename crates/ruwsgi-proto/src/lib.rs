@@ -25,15 +25,13 @@ mod uwsgi;
 
 pub use chunked::{ChunkError, ChunkedDecoder, MAX_CHUNK_LINE, MAX_TRAILER_SECTION};
 pub use head::{
-    parse_request_head, BodyFraming, HeadError, Limits, RequestHead, DEFAULT_MAX_HEAD,
-    DEFAULT_MAX_HEADERS,
+    parse_request_head, BodyFraming, HeadError, Limits, RequestHead, DEFAULT_MAX_HEAD, DEFAULT_MAX_HEADERS,
 };
 pub use percent::percent_decode;
 pub use response::{
-    encode_chunk, encode_response_head, validate_response_header, HeaderError, ResponseFraming,
-    CHUNK_END, LAST_CHUNK,
+    encode_chunk, encode_response_head, validate_response_header, HeaderError, ResponseFraming, CHUNK_END, LAST_CHUNK,
 };
 pub use uwsgi::{
-    encode_uwsgi_packet, parse_uwsgi_packet, try_encode_uwsgi_packet, PacketError, UwsgiPacket,
-    UwsgiVar, UWSGI_HEADER_LEN,
+    encode_uwsgi_packet, parse_uwsgi_packet, try_encode_uwsgi_packet, PacketError, UwsgiPacket, UwsgiVar,
+    UWSGI_HEADER_LEN,
 };

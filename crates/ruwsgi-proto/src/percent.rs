@@ -64,12 +64,7 @@ mod tests {
             (b"%%41", b"%A"),
         ];
         for &(input, expected) in cases {
-            assert_eq!(
-                &*percent_decode(input),
-                expected,
-                "{}",
-                String::from_utf8_lossy(input)
-            );
+            assert_eq!(&*percent_decode(input), expected, "{}", String::from_utf8_lossy(input));
         }
     }
 

@@ -44,15 +44,7 @@ pub enum HeaderError {
 /// which passes headers through; the runtime must then use [`ResponseFraming::AsGiven`].
 /// `Proxy-Authenticate` and `Proxy-Authorization` are allowed too: RFC 9110 treats them as
 /// ordinary fields an origin (for example a proxy written in Python) may send.
-const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "trailers",
-    "upgrade",
-];
+const HOP_BY_HOP: &[&str] = &["connection", "keep-alive", "proxy-connection", "te", "trailer", "trailers", "upgrade"];
 
 /// Checks one header from `start_response`: a token name, a value without CR, LF, NUL or
 /// other controls (HTAB allowed, obs-text allowed), and no hop-by-hop name (see
@@ -64,10 +56,7 @@ pub fn validate_response_header(name: &[u8], value: &[u8]) -> Result<(), HeaderE
     if !value.iter().all(|&b| is_field_value_byte(b)) {
         return Err(HeaderError::InvalidValue);
     }
-    if HOP_BY_HOP
-        .iter()
-        .any(|hop| name.eq_ignore_ascii_case(hop.as_bytes()))
-    {
+    if HOP_BY_HOP.iter().any(|hop| name.eq_ignore_ascii_case(hop.as_bytes())) {
         return Err(HeaderError::HopByHop);
     }
     Ok(())
@@ -97,11 +86,7 @@ pub fn encode_response_head(
         push_header(out, name, value);
     }
     match framing {
-        ResponseFraming::Length(n)
-            if !headers
-                .iter()
-                .any(|(name, _)| name.eq_ignore_ascii_case(b"content-length")) =>
-        {
+        ResponseFraming::Length(n) if !headers.iter().any(|(name, _)| name.eq_ignore_ascii_case(b"content-length")) => {
             out.extend_from_slice(b"Content-Length: ");
             push_decimal(out, n);
             out.extend_from_slice(b"\r\n");
@@ -162,12 +147,7 @@ fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
 mod tests {
     use super::*;
 
-    fn head(
-        minor: u8,
-        headers: &[(&[u8], &[u8])],
-        framing: ResponseFraming,
-        keep_alive: bool,
-    ) -> String {
+    fn head(minor: u8, headers: &[(&[u8], &[u8])], framing: ResponseFraming, keep_alive: bool) -> String {
         let mut out = Vec::new();
         encode_response_head(&mut out, minor, b"200 OK", headers, framing, keep_alive);
         String::from_utf8(out).unwrap()
@@ -178,15 +158,51 @@ mod tests {
         let ct: &[(&[u8], &[u8])] = &[(b"Content-Type", b"text/plain")];
         let cl: &[(&[u8], &[u8])] = &[(b"content-length", b"2")];
         let cases = [
-            (1, ct, ResponseFraming::Length(5), true, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\n"),
+            (
+                1,
+                ct,
+                ResponseFraming::Length(5),
+                true,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\n",
+            ),
             (1, cl, ResponseFraming::Length(2), true, "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n"),
-            (1, ct, ResponseFraming::Chunked, true, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n"),
-            (1, ct, ResponseFraming::AsGiven, false, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n"),
-            (1, ct, ResponseFraming::Close, true, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n"),
-            (0, ct, ResponseFraming::Length(0), true, "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 0\r\nConnection: keep-alive\r\n\r\n"),
+            (
+                1,
+                ct,
+                ResponseFraming::Chunked,
+                true,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n",
+            ),
+            (
+                1,
+                ct,
+                ResponseFraming::AsGiven,
+                false,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n",
+            ),
+            (
+                1,
+                ct,
+                ResponseFraming::Close,
+                true,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n",
+            ),
+            (
+                0,
+                ct,
+                ResponseFraming::Length(0),
+                true,
+                "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 0\r\nConnection: keep-alive\r\n\r\n",
+            ),
             (0, ct, ResponseFraming::Close, false, "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n"),
             (0, ct, ResponseFraming::Close, true, "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n"),
-            (1, &[], ResponseFraming::Length(u64::MAX), true, "HTTP/1.1 200 OK\r\nContent-Length: 18446744073709551615\r\n\r\n"),
+            (
+                1,
+                &[],
+                ResponseFraming::Length(u64::MAX),
+                true,
+                "HTTP/1.1 200 OK\r\nContent-Length: 18446744073709551615\r\n\r\n",
+            ),
         ];
         for (minor, headers, framing, keep_alive, expected) in cases {
             assert_eq!(head(minor, headers, framing, keep_alive), expected);
@@ -196,28 +212,15 @@ mod tests {
     #[test]
     fn appends_to_existing_buffer() {
         let mut out = b"prev".to_vec();
-        encode_response_head(
-            &mut out,
-            1,
-            b"404 Not Found",
-            &[],
-            ResponseFraming::Length(0),
-            true,
-        );
-        assert_eq!(
-            out,
-            b"prevHTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"
-        );
+        encode_response_head(&mut out, 1, b"404 Not Found", &[], ResponseFraming::Length(0), true);
+        assert_eq!(out, b"prevHTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
     }
 
     #[test]
     fn chunk_size_lines_are_lowercase_hex() {
-        for (len, expected) in [
-            (1usize, &b"1\r\n"[..]),
-            (10, b"a\r\n"),
-            (4096, b"1000\r\n"),
-            (usize::MAX, b"ffffffffffffffff\r\n"),
-        ] {
+        for (len, expected) in
+            [(1usize, &b"1\r\n"[..]), (10, b"a\r\n"), (4096, b"1000\r\n"), (usize::MAX, b"ffffffffffffffff\r\n")]
+        {
             let mut out = Vec::new();
             encode_chunk(&mut out, len);
             assert_eq!(out, expected);
@@ -239,11 +242,7 @@ mod tests {
             (b"Bad Name", b"x", Err(HeaderError::InvalidName)),
             (b"Bad:Name", b"x", Err(HeaderError::InvalidName)),
             (b"X\r\nInjected", b"x", Err(HeaderError::InvalidName)),
-            (
-                b"X",
-                b"a\r\nSet-Cookie: evil",
-                Err(HeaderError::InvalidValue),
-            ),
+            (b"X", b"a\r\nSet-Cookie: evil", Err(HeaderError::InvalidValue)),
             (b"X", b"a\nb", Err(HeaderError::InvalidValue)),
             (b"X", b"a\rb", Err(HeaderError::InvalidValue)),
             (b"X", b"a\0b", Err(HeaderError::InvalidValue)),
@@ -256,12 +255,7 @@ mod tests {
             (b"Proxy-Connection", b"x", Err(HeaderError::HopByHop)),
         ];
         for &(name, value, expected) in cases {
-            assert_eq!(
-                validate_response_header(name, value),
-                expected,
-                "{}",
-                String::from_utf8_lossy(name)
-            );
+            assert_eq!(validate_response_header(name, value), expected, "{}", String::from_utf8_lossy(name));
         }
     }
 }

@@ -29,24 +29,15 @@ pub(crate) fn is_ows(b: u8) -> bool {
 
 /// `bytes` without leading and trailing OWS.
 pub(crate) fn trim_ows(bytes: &[u8]) -> &[u8] {
-    let start = bytes
-        .iter()
-        .position(|&b| !is_ows(b))
-        .unwrap_or(bytes.len());
-    let end = bytes
-        .iter()
-        .rposition(|&b| !is_ows(b))
-        .map_or(start, |i| i + 1);
+    let start = bytes.iter().position(|&b| !is_ows(b)).unwrap_or(bytes.len());
+    let end = bytes.iter().rposition(|&b| !is_ows(b)).map_or(start, |i| i + 1);
     &bytes[start..end]
 }
 
 /// The non-empty elements of a comma-separated list (RFC 9110 §5.6.1), each trimmed of OWS.
 /// Empty elements are skipped, as the RFC asks recipients to do.
 pub(crate) fn list_elements(value: &[u8]) -> impl Iterator<Item = &[u8]> {
-    value
-        .split(|&b| b == b',')
-        .map(trim_ows)
-        .filter(|e| !e.is_empty())
+    value.split(|&b| b == b',').map(trim_ows).filter(|e| !e.is_empty())
 }
 
 #[cfg(test)]

@@ -76,25 +76,16 @@ pub enum PacketError {
 /// `Ok(None)`: need more bytes. `Ok(Some((packet, used)))`: `used = 4 + datasize` bytes were
 /// consumed; the body starts at `buf[used..]`. `max_size` is `buffer-size`: a packet whose
 /// `datasize + 4` exceeds it is refused once the 4-byte header is in.
-pub fn parse_uwsgi_packet(
-    buf: &[u8],
-    max_size: usize,
-) -> Result<Option<(UwsgiPacket<'_>, usize)>, PacketError> {
+pub fn parse_uwsgi_packet(buf: &[u8], max_size: usize) -> Result<Option<(UwsgiPacket<'_>, usize)>, PacketError> {
     let Some(&[modifier1, lo, hi, modifier2]) = buf.first_chunk::<UWSGI_HEADER_LEN>() else {
         return Ok(None);
     };
     let size = usize::from(u16::from_le_bytes([lo, hi]));
     if looks_like_http(modifier1, lo, hi, modifier2) {
-        return Err(PacketError::LooksLikeHttp {
-            size,
-            max: max_size,
-        });
+        return Err(PacketError::LooksLikeHttp { size, max: max_size });
     }
     if size + UWSGI_HEADER_LEN > max_size {
-        return Err(PacketError::TooLarge {
-            size,
-            max: max_size,
-        });
+        return Err(PacketError::TooLarge { size, max: max_size });
     }
     if modifier1 != MODIFIER1_WSGI {
         return Err(PacketError::UnknownModifier(modifier1));
@@ -104,21 +95,14 @@ pub fn parse_uwsgi_packet(
         return Ok(None);
     };
     let vars = parse_vars(block)?;
-    let packet = UwsgiPacket {
-        modifier1,
-        modifier2,
-        vars,
-    };
+    let packet = UwsgiPacket { modifier1, modifier2, vars };
     Ok(Some((packet, used)))
 }
 
 /// The header spells an HTTP method start: uppercase letters, maybe a space after them.
 fn looks_like_http(modifier1: u8, lo: u8, hi: u8, modifier2: u8) -> bool {
     let letter_or_space = |b: u8| b.is_ascii_uppercase() || b == b' ';
-    modifier1.is_ascii_uppercase()
-        && lo.is_ascii_uppercase()
-        && letter_or_space(hi)
-        && letter_or_space(modifier2)
+    modifier1.is_ascii_uppercase() && lo.is_ascii_uppercase() && letter_or_space(hi) && letter_or_space(modifier2)
 }
 
 fn parse_vars(block: &[u8]) -> Result<Vec<UwsgiVar<'_>>, PacketError> {
@@ -126,9 +110,7 @@ fn parse_vars(block: &[u8]) -> Result<Vec<UwsgiVar<'_>>, PacketError> {
     let mut pos = 0;
     while pos < block.len() {
         let start = pos;
-        let truncated = PacketError::Truncated {
-            offset: UWSGI_HEADER_LEN + start,
-        };
+        let truncated = PacketError::Truncated { offset: UWSGI_HEADER_LEN + start };
         let (key, after_key) = take_string(block, pos).ok_or(truncated)?;
         let (value, after_value) = take_string(block, after_key).ok_or(truncated)?;
         vars.push((key, value));
@@ -149,11 +131,7 @@ fn take_string(block: &[u8], pos: usize) -> Option<(&[u8], usize)> {
 
 /// Encodes a uwsgi packet, or says why it can't: the vars block, or a key or value, would
 /// not fit a u16 length.
-pub fn try_encode_uwsgi_packet(
-    modifier1: u8,
-    modifier2: u8,
-    vars: &[(&[u8], &[u8])],
-) -> Result<Vec<u8>, PacketError> {
+pub fn try_encode_uwsgi_packet(modifier1: u8, modifier2: u8, vars: &[(&[u8], &[u8])]) -> Result<Vec<u8>, PacketError> {
     let size: usize = vars.iter().map(|(k, v)| 4 + k.len() + v.len()).sum();
     let too_long = |s: &[u8]| u16::try_from(s.len()).is_err();
     let Ok(datasize) = u16::try_from(size) else {
@@ -195,12 +173,8 @@ mod tests {
 
     #[test]
     fn parses_nginx_style_packet_and_leaves_body() {
-        let vars: &[(&[u8], &[u8])] = &[
-            (b"REQUEST_METHOD", b"POST"),
-            (b"PATH_INFO", b"/x"),
-            (b"CONTENT_LENGTH", b"3"),
-            (b"EMPTY", b""),
-        ];
+        let vars: &[(&[u8], &[u8])] =
+            &[(b"REQUEST_METHOD", b"POST"), (b"PATH_INFO", b"/x"), (b"CONTENT_LENGTH", b"3"), (b"EMPTY", b"")];
         let mut bytes = encode_uwsgi_packet(0, 0, vars);
         let packet_len = bytes.len();
         bytes.extend_from_slice(b"abc");
@@ -215,28 +189,15 @@ mod tests {
     fn waits_for_header_and_vars() {
         let bytes = encode_uwsgi_packet(0, 0, &[(b"A", b"B")]);
         for cut in 0..bytes.len() {
-            assert_eq!(
-                parse_uwsgi_packet(&bytes[..cut], 4096),
-                Ok(None),
-                "cut {cut}"
-            );
+            assert_eq!(parse_uwsgi_packet(&bytes[..cut], 4096), Ok(None), "cut {cut}");
         }
     }
 
     #[test]
     fn rejects_oversized_block_from_header_alone() {
         let err = parse_uwsgi_packet(&[0, 0xff, 0x0f, 0], 4096).unwrap_err();
-        assert_eq!(
-            err,
-            PacketError::TooLarge {
-                size: 4095,
-                max: 4096
-            }
-        );
-        assert_eq!(
-            err.to_string(),
-            "invalid request block size: 4095 (max 4096)...skip"
-        );
+        assert_eq!(err, PacketError::TooLarge { size: 4095, max: 4096 });
+        assert_eq!(err.to_string(), "invalid request block size: 4095 (max 4096)...skip");
         // datasize + 4 == max fits.
         assert_eq!(parse_uwsgi_packet(&[0, 0xfc, 0x0f, 0], 4096), Ok(None));
     }
@@ -244,28 +205,13 @@ mod tests {
     #[test]
     fn recognises_http_sent_to_uwsgi_socket() {
         let err = parse_uwsgi_packet(b"GET / HTTP/1.1\r\n", 4096).unwrap_err();
-        assert_eq!(
-            err,
-            PacketError::LooksLikeHttp {
-                size: 21573,
-                max: 4096
-            }
-        );
+        assert_eq!(err, PacketError::LooksLikeHttp { size: 21573, max: 4096 });
         assert_eq!(
             err.to_string(),
             "invalid request block size: 21573 (max 4096)...skip (looks like HTTP sent to a uwsgi socket)"
         );
-        for http in [
-            &b"POST /"[..],
-            b"PUT /",
-            b"HEAD /",
-            b"DELETE /",
-            b"OPTIONS *",
-        ] {
-            assert!(matches!(
-                parse_uwsgi_packet(http, 65535),
-                Err(PacketError::LooksLikeHttp { .. })
-            ));
+        for http in [&b"POST /"[..], b"PUT /", b"HEAD /", b"DELETE /", b"OPTIONS *"] {
+            assert!(matches!(parse_uwsgi_packet(http, 65535), Err(PacketError::LooksLikeHttp { .. })));
         }
     }
 
@@ -273,10 +219,7 @@ mod tests {
     fn rejects_other_modifiers() {
         for m in [5u8, 10, 17, 30, 72, 100, 255] {
             let bytes = encode_uwsgi_packet(m, 0, &[]);
-            assert_eq!(
-                parse_uwsgi_packet(&bytes, 4096),
-                Err(PacketError::UnknownModifier(m))
-            );
+            assert_eq!(parse_uwsgi_packet(&bytes, 4096), Err(PacketError::UnknownModifier(m)));
         }
     }
 
@@ -289,23 +232,14 @@ mod tests {
             &[0, 6, 0, 0, 1, 0, b'a', 9, 0, b'x'], // value runs past the block
         ];
         for &bytes in cases {
-            assert!(
-                matches!(
-                    parse_uwsgi_packet(bytes, 4096),
-                    Err(PacketError::Truncated { .. })
-                ),
-                "{bytes:?}"
-            );
+            assert!(matches!(parse_uwsgi_packet(bytes, 4096), Err(PacketError::Truncated { .. })), "{bytes:?}");
         }
     }
 
     #[test]
     fn refuses_to_encode_oversized_packets() {
         let big = vec![b'x'; 70_000];
-        assert!(matches!(
-            try_encode_uwsgi_packet(0, 0, &[(b"K", &big)]),
-            Err(PacketError::EncodeTooLarge { .. })
-        ));
+        assert!(matches!(try_encode_uwsgi_packet(0, 0, &[(b"K", &big)]), Err(PacketError::EncodeTooLarge { .. })));
         let half = vec![b'x'; 40_000];
         assert!(try_encode_uwsgi_packet(0, 0, &[(b"A", &half), (b"B", &half)]).is_err());
     }

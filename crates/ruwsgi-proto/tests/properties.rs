@@ -3,8 +3,8 @@
 
 use proptest::prelude::*;
 use ruwsgi_proto::{
-    encode_chunk, encode_uwsgi_packet, parse_request_head, parse_uwsgi_packet, percent_decode,
-    ChunkError, ChunkedDecoder, Limits, CHUNK_END, LAST_CHUNK,
+    encode_chunk, encode_uwsgi_packet, parse_request_head, parse_uwsgi_packet, percent_decode, ChunkError,
+    ChunkedDecoder, Limits, CHUNK_END, LAST_CHUNK,
 };
 
 /// Request heads that are mostly valid, with framing headers and odd bytes mixed in so that
@@ -12,13 +12,7 @@ use ruwsgi_proto::{
 fn request_head() -> impl Strategy<Value = Vec<u8>> {
     let method = prop::sample::select(vec!["GET", "POST", "PUT", "OPTIONS", "G T", "get"]);
     let target = prop::sample::select(vec!["/", "/a?b=c", "*", "/x y", "/caf\u{e9}", "http://h/p"]);
-    let version = prop::sample::select(vec![
-        "HTTP/1.1",
-        "HTTP/1.0",
-        "HTTP/2.0",
-        "HTTP/1.1x",
-        "http/1.1",
-    ]);
+    let version = prop::sample::select(vec!["HTTP/1.1", "HTTP/1.0", "HTTP/2.0", "HTTP/1.1x", "http/1.1"]);
     let header = prop::sample::select(vec![
         "Host: a",
         "Host: b",
@@ -61,12 +55,8 @@ fn request_head() -> impl Strategy<Value = Vec<u8>> {
 
 /// A valid chunked body with extensions and trailers, plus the data it carries.
 fn chunked_body() -> impl Strategy<Value = (Vec<u8>, Vec<u8>)> {
-    (
-        prop::collection::vec(prop::collection::vec(any::<u8>(), 1..40), 0..6),
-        any::<bool>(),
-        any::<bool>(),
-    )
-        .prop_map(|(chunks, ext, trailer)| {
+    (prop::collection::vec(prop::collection::vec(any::<u8>(), 1..40), 0..6), any::<bool>(), any::<bool>()).prop_map(
+        |(chunks, ext, trailer)| {
             let mut wire = Vec::new();
             let mut data = Vec::new();
             for c in &chunks {
@@ -86,7 +76,8 @@ fn chunked_body() -> impl Strategy<Value = (Vec<u8>, Vec<u8>)> {
                 wire.extend_from_slice(LAST_CHUNK);
             }
             (wire, data)
-        })
+        },
+    )
 }
 
 type Decoded = Result<(Vec<u8>, usize, bool), ChunkError>;

@@ -125,7 +125,8 @@ impl Scoreboard {
         // SAFETY: a fresh anonymous mapping aliases nothing; zeroed memory is a valid `Board`
         // (all-zero atomics). It is never unmapped, so the pointer stays valid.
         #[allow(unsafe_code)]
-        let ptr = unsafe { mmap_anonymous(None, len, ProtFlags::PROT_READ | ProtFlags::PROT_WRITE, MapFlags::MAP_SHARED) }?;
+        let ptr =
+            unsafe { mmap_anonymous(None, len, ProtFlags::PROT_READ | ProtFlags::PROT_WRITE, MapFlags::MAP_SHARED) }?;
         Ok(Self { board: ptr.cast() })
     }
 

@@ -16,7 +16,11 @@ pub fn init() {
         .with_level(false)
         .without_time()
         .with_ansi(false)
-        .with_max_level(if std::env::var_os("RUWSGI_DEBUG").is_some() { tracing::Level::DEBUG } else { tracing::Level::INFO })
+        .with_max_level(if std::env::var_os("RUWSGI_DEBUG").is_some() {
+            tracing::Level::DEBUG
+        } else {
+            tracing::Level::INFO
+        })
         .try_init();
     install_panic_hook();
 }
@@ -28,7 +32,11 @@ fn install_panic_hook() {
     std::panic::set_hook(Box::new(|info| {
         let thread = std::thread::current();
         let place = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
-        tracing::error!("panic in thread {}{place}: {}", thread.name().unwrap_or("unnamed"), panic_message(info.payload()));
+        tracing::error!(
+            "panic in thread {}{place}: {}",
+            thread.name().unwrap_or("unnamed"),
+            panic_message(info.payload())
+        );
     }));
 }
 

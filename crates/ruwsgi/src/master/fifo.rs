@@ -47,7 +47,8 @@ impl MasterFifo {
         match std::fs::symlink_metadata(path) {
             Ok(meta) if meta.file_type().is_fifo() => {}
             Ok(_) => {
-                std::fs::remove_file(path).with_context(|| format!("master-fifo: cannot replace {}", path.display()))?;
+                std::fs::remove_file(path)
+                    .with_context(|| format!("master-fifo: cannot replace {}", path.display()))?;
                 make_fifo(path)?;
             }
             Err(_) => make_fifo(path)?,

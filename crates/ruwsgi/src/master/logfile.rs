@@ -16,7 +16,11 @@ use anyhow::{Context, Result};
 
 /// Opens `path` for appending.
 pub fn open(path: &Path) -> Result<File> {
-    OpenOptions::new().create(true).append(true).open(path).with_context(|| format!("cannot open log file {}", path.display()))
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("cannot open log file {}", path.display()))
 }
 
 /// Sends stdout and stderr to `path` (appending).

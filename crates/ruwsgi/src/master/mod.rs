@@ -192,7 +192,10 @@ fn start(cfg: Config) -> Result<Master> {
     }
     let mut stats = Vec::new();
     if let Some(address) = &cfg.stats {
-        stats.push(StatsServer::bind(address, stats::Format::Json { http: cfg.stats_http, minified: cfg.stats_minified })?);
+        stats.push(StatsServer::bind(
+            address,
+            stats::Format::Json { http: cfg.stats_http, minified: cfg.stats_minified },
+        )?);
     }
     if let Some(address) = &cfg.metrics {
         stats.push(StatsServer::bind(address, stats::Format::Prometheus)?);
@@ -296,7 +299,8 @@ fn daemonize(log: &Path) -> Result<()> {
 
 fn write_pidfiles(path: Option<&PathBuf>) -> Result<()> {
     if let Some(path) = path {
-        std::fs::write(path, format!("{}\n", std::process::id())).with_context(|| format!("pidfile = {}", path.display()))?;
+        std::fs::write(path, format!("{}\n", std::process::id()))
+            .with_context(|| format!("pidfile = {}", path.display()))?;
     }
     Ok(())
 }
@@ -484,7 +488,10 @@ impl Master {
     /// workers accept them.
     fn reload(&mut self, why: &str) {
         if self.phase != Phase::Running {
-            tracing::info!("{why}: ignored, already {}", if matches!(self.phase, Phase::Reloading { .. }) { "reloading" } else { "shutting down" });
+            tracing::info!(
+                "{why}: ignored, already {}",
+                if matches!(self.phase, Phase::Reloading { .. }) { "reloading" } else { "shutting down" }
+            );
             return;
         }
         self.chain = None;
@@ -543,9 +550,14 @@ impl Master {
                     self.shutdown(true);
                     continue;
                 }
-                Exit::Code(code) => tracing::error!("DAMN ! worker {id} (pid: {pid}) died with exit code {code} :( trying respawn ..."),
+                Exit::Code(code) => {
+                    tracing::error!("DAMN ! worker {id} (pid: {pid}) died with exit code {code} :( trying respawn ...");
+                }
                 Exit::Signal(sig) => {
-                    tracing::error!("DAMN ! worker {id} (pid: {pid}) died, killed by signal {} :( trying respawn ...", sig as i32);
+                    tracing::error!(
+                        "DAMN ! worker {id} (pid: {pid}) died, killed by signal {} :( trying respawn ...",
+                        sig as i32
+                    );
                 }
             }
             if running {
@@ -763,8 +775,12 @@ impl Master {
     }
 
     fn stats_document(&self) -> serde_json::Value {
-        let views: Vec<stats::WorkerView> =
-            self.workers.iter().enumerate().map(|(i, w)| stats::WorkerView { id: i + 1, pid: w.pid.map(Pid::as_raw) }).collect();
+        let views: Vec<stats::WorkerView> = self
+            .workers
+            .iter()
+            .enumerate()
+            .map(|(i, w)| stats::WorkerView { id: i + 1, pid: w.pid.map(Pid::as_raw) })
+            .collect();
         let cwd = std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_default();
         stats::render(&self.cfg, &self.listeners, self.board, &views, &cwd)
     }

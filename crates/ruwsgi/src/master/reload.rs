@@ -52,7 +52,8 @@ fn prepare_and_exec(listeners: &[Listener], start_cwd: &Path) -> Result<std::con
     std::env::set_current_dir(start_cwd).with_context(|| format!("chdir() to {}", start_cwd.display()))?;
     tracing::info!("chdir() to {}", start_cwd.display());
     for (i, l) in listeners.iter().enumerate() {
-        fcntl(l.socket.as_fd(), FcntlArg::F_SETFD(FdFlag::empty())).context("cannot clear FD_CLOEXEC on a listening socket")?;
+        fcntl(l.socket.as_fd(), FcntlArg::F_SETFD(FdFlag::empty()))
+            .context("cannot clear FD_CLOEXEC on a listening socket")?;
         tracing::info!("found fd {} mapped to socket {i} ({})", l.raw_fd(), listener::describe(l));
     }
     // The master is single-threaded, so changing the environment is safe here.

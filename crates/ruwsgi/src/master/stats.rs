@@ -63,7 +63,8 @@ impl StatsServer {
         };
         socket.listen(100)?;
         socket.set_nonblocking(true)?;
-        let shown = socket.local_addr().ok().and_then(|a| a.as_socket()).map_or_else(|| address.to_owned(), |a| a.to_string());
+        let shown =
+            socket.local_addr().ok().and_then(|a| a.as_socket()).map_or_else(|| address.to_owned(), |a| a.to_string());
         let what = if format == Format::Prometheus { "metrics (Prometheus)" } else { "stats" };
         tracing::info!("{what} server enabled on {shown} fd: {}", std::os::fd::AsRawFd::as_raw_fd(&socket));
         Ok(Self { socket, format, unix_path })
@@ -91,9 +92,12 @@ impl StatsServer {
             let _ = conn.set_write_timeout(Some(Duration::from_secs(1)));
             let doc = render();
             let (http, body, content_type) = match self.format {
-                Format::Json { http, minified } => {
-                    (http, if minified { serde_json::to_vec(&doc) } else { serde_json::to_vec_pretty(&doc) }.unwrap_or_default(), "application/json")
-                }
+                Format::Json { http, minified } => (
+                    http,
+                    if minified { serde_json::to_vec(&doc) } else { serde_json::to_vec_pretty(&doc) }
+                        .unwrap_or_default(),
+                    "application/json",
+                ),
                 Format::Prometheus => (true, render_prometheus(&doc).into_bytes(), "text/plain; version=0.0.4"),
             };
             let mut out = Vec::with_capacity(body.len() + 160);
@@ -285,10 +289,16 @@ pub fn render_prometheus(doc: &Value) -> String {
         }
     };
     let num = |v: &Value| v.as_u64().unwrap_or(0);
-    metric("listen_queue", "gauge", "Connections waiting in the listen queues.", &[(String::new(), num(&doc["listen_queue"]))]);
+    metric(
+        "listen_queue",
+        "gauge",
+        "Connections waiting in the listen queues.",
+        &[(String::new(), num(&doc["listen_queue"]))],
+    );
     let workers: Vec<&Value> = doc["workers"].as_array().map(|w| w.iter().collect()).unwrap_or_default();
-    let per_worker =
-        |field: &str| -> Vec<(String, u64)> { workers.iter().map(|w| (format!("{{worker=\"{}\"}}", w["id"]), num(&w[field]))).collect() };
+    let per_worker = |field: &str| -> Vec<(String, u64)> {
+        workers.iter().map(|w| (format!("{{worker=\"{}\"}}", w["id"]), num(&w[field]))).collect()
+    };
     metric("worker_requests_total", "counter", "Requests served by the worker process.", &per_worker("requests"));
     metric("worker_exceptions_total", "counter", "Requests whose app raised.", &per_worker("exceptions"));
     metric("worker_harakiri_total", "counter", "Harakiri kills in this worker slot.", &per_worker("harakiri_count"));
@@ -297,8 +307,10 @@ pub fn render_prometheus(doc: &Value) -> String {
     metric("worker_rss_bytes", "gauge", "Resident set size.", &per_worker("rss"));
     metric("worker_vsz_bytes", "gauge", "Virtual memory size.", &per_worker("vsz"));
     metric("worker_avg_response_time_microseconds", "gauge", "Mean request duration.", &per_worker("avg_rt"));
-    let busy: Vec<(String, u64)> =
-        workers.iter().map(|w| (format!("{{worker=\"{}\"}}", w["id"]), u64::from(w["status"].as_str() == Some("busy")))).collect();
+    let busy: Vec<(String, u64)> = workers
+        .iter()
+        .map(|w| (format!("{{worker=\"{}\"}}", w["id"]), u64::from(w["status"].as_str() == Some("busy"))))
+        .collect();
     metric("worker_busy", "gauge", "1 while the worker runs a request.", &busy);
     out
 }

@@ -208,7 +208,9 @@ pub fn run(ctx: &LoopContext<'_>) -> std::io::Result<()> {
             // Requests run to completion inside this thread, so any connection we see here is
             // between requests or receiving one: idle ones go now, partial ones get the sweep.
             conns.retain(|_, c| {
-                let keep = c.buf.len() > 0 || (c.fresh && c.since.elapsed() < ctx.settings.request_timeout) || c.sending.is_some();
+                let keep = c.buf.len() > 0
+                    || (c.fresh && c.since.elapsed() < ctx.settings.request_timeout)
+                    || c.sending.is_some();
                 if !keep {
                     let _ = epoll.delete(c.fd.as_fd());
                 }
@@ -242,7 +244,13 @@ pub fn run(ctx: &LoopContext<'_>) -> std::io::Result<()> {
 /// the WSGI layer turns into a 500) is contained here: it is logged with the request and
 /// only this connection is closed; the thread keeps serving the others.
 fn serve_guarded(ctx: &LoopContext<'_>, conn: &mut Conn) -> Next {
-    match catch_unwind(AssertUnwindSafe(|| if conn.sending.is_some() { on_writable(ctx, conn) } else { on_readable(ctx, conn) })) {
+    match catch_unwind(AssertUnwindSafe(|| {
+        if conn.sending.is_some() {
+            on_writable(ctx, conn)
+        } else {
+            on_readable(ctx, conn)
+        }
+    })) {
         Ok(next) => next,
         Err(panic) => {
             let first_line = conn.buf.filled().split(|&b| b == b'\n').next().unwrap_or_default();
@@ -464,18 +472,20 @@ fn serve_http(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
             server_port: &listener.server_port,
             remote_addr: &conn.peer.addr,
             remote_port: &conn.peer.port,
-            head_len: used,
         },
         fd,
-        core: ctx.core,
     };
     let client_keep_alive = head.keep_alive;
     let started = begin_request(ctx);
     ctx.worker.slot().cores[ctx.core].set_request(head.method, head.target);
     let (served, mut body) = ctx.app.handle(&request, body);
     let protocol = if head.minor_version == 0 { "HTTP/1.0" } else { "HTTP/1.1" };
-    end_request(ctx, started, &served, &Logged { addr: &conn.peer.addr, method: head.method, uri: head.target, protocol, packet_bytes: used });
-    drop(request);
+    end_request(
+        ctx,
+        started,
+        &served,
+        &Logged { addr: &conn.peer.addr, method: head.method, uri: head.target, protocol, packet_bytes: used },
+    );
     conn.buf.consume(used + body_taken);
     let (leftover, reusable) = body.finish();
     conn.buf.unread(&leftover);
@@ -486,10 +496,17 @@ fn serve_http(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
 /// the last call. `Ok(true)`:
 /// call the app now (the body is complete, or larger than what is pre-buffered);
 /// `Ok(false)`: wait for more; `Err`: the response to send before closing.
-fn scan_chunked(raw: &[u8], scan: &mut Option<ChunkScan>, settings: &LoopSettings) -> Result<bool, (u16, &'static str, String)> {
+fn scan_chunked(
+    raw: &[u8],
+    scan: &mut Option<ChunkScan>,
+    settings: &LoopSettings,
+) -> Result<bool, (u16, &'static str, String)> {
     let scan = scan.get_or_insert_with(ChunkScan::default);
     let mut sink = Vec::new();
-    let (used, done) = scan.decoder.decode(&raw[scan.scanned..], &mut sink, usize::MAX).map_err(|e| (e.status(), "Bad Request", format!("chunked body: {e}")))?;
+    let (used, done) = scan
+        .decoder
+        .decode(&raw[scan.scanned..], &mut sink, usize::MAX)
+        .map_err(|e| (e.status(), "Bad Request", format!("chunked body: {e}")))?;
     scan.scanned += used;
     scan.decoded += sink.len() as u64;
     if settings.limit_post > 0 && scan.decoded > settings.limit_post {
@@ -543,12 +560,16 @@ fn serve_uwsgi(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
     let take = available.min(length as usize);
     let already = conn.buf.filled()[used..used + take].to_vec();
     let body = BodyReader::with_length(fd, already, length, false);
-    let request = Request { origin: Origin::Uwsgi { packet: &packet, packet_len: used }, fd, core: ctx.core };
+    let request = Request { origin: Origin::Uwsgi { packet: &packet }, fd };
     let started = begin_request(ctx);
-    let uwsgi_var = |k: &[u8]| packet.vars.iter().find(|(n, _)| *n == k).and_then(|(_, v)| std::str::from_utf8(v).ok()).unwrap_or("");
+    let uwsgi_var = |k: &[u8]| {
+        packet.vars.iter().find(|(n, _)| *n == k).and_then(|(_, v)| std::str::from_utf8(v).ok()).unwrap_or("")
+    };
     ctx.worker.slot().cores[ctx.core].set_request(uwsgi_var(b"REQUEST_METHOD"), uwsgi_var(b"REQUEST_URI"));
     let (served, mut body) = ctx.app.handle(&request, body);
-    let var = |k: &[u8]| packet.vars.iter().find(|(n, _)| *n == k).and_then(|(_, v)| std::str::from_utf8(v).ok()).unwrap_or("");
+    let var = |k: &[u8]| {
+        packet.vars.iter().find(|(n, _)| *n == k).and_then(|(_, v)| std::str::from_utf8(v).ok()).unwrap_or("")
+    };
     let logged = Logged {
         addr: var(b"REMOTE_ADDR"),
         method: var(b"REQUEST_METHOD"),
@@ -652,7 +673,13 @@ fn finish_static(ctx: &LoopContext<'_>, sending: &Sending, complete: bool) -> bo
         sendfile: reply.sendfile,
     };
     let log = &sending.log;
-    let logged = Logged { addr: &log.addr, method: &log.method, uri: &log.uri, protocol: &log.protocol, packet_bytes: log.packet_bytes };
+    let logged = Logged {
+        addr: &log.addr,
+        method: &log.method,
+        uri: &log.uri,
+        protocol: &log.protocol,
+        packet_bytes: log.packet_bytes,
+    };
     end_request(ctx, sending.started, &served, &logged);
     served.keep_alive
 }

@@ -104,11 +104,7 @@ fn inherited_fds() -> Vec<(OwnedFd, String)> {
 
 /// Value of `RUWSGI_LISTEN_FDS` describing `listeners`, for the exec of a reload.
 pub fn inherit_value(listeners: &[Listener]) -> String {
-    listeners
-        .iter()
-        .map(|l| format!("{}={}", l.raw_fd(), l.name))
-        .collect::<Vec<_>>()
-        .join(";")
+    listeners.iter().map(|l| format!("{}={}", l.raw_fd(), l.name)).collect::<Vec<_>>().join(";")
 }
 
 fn adopt(spec: &SocketSpec, fd: OwnedFd) -> Result<Listener> {
@@ -123,10 +119,17 @@ fn bind(spec: &SocketSpec, cfg: &Config) -> Result<Listener> {
     let backlog = i32::try_from(cfg.listen).unwrap_or(i32::MAX);
     check_backlog(cfg.listen)?;
     let (socket, unix_path) = if let Some(name) = spec.address.strip_prefix('@') {
-        (bind_abstract(name, backlog).with_context(|| format!("cannot bind abstract unix socket {}", spec.address))?, None)
+        (
+            bind_abstract(name, backlog)
+                .with_context(|| format!("cannot bind abstract unix socket {}", spec.address))?,
+            None,
+        )
     } else if is_unix(&spec.address) {
         let path = PathBuf::from(&spec.address);
-        (bind_unix(&path, backlog, cfg).with_context(|| format!("cannot bind unix socket {}", spec.address))?, Some(path))
+        (
+            bind_unix(&path, backlog, cfg).with_context(|| format!("cannot bind unix socket {}", spec.address))?,
+            Some(path),
+        )
     } else {
         (bind_tcp(&spec.address, backlog).with_context(|| format!("cannot bind {}", spec.address))?, None)
     };

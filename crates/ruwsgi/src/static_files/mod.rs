@@ -69,17 +69,16 @@ struct ExpiresRules {
 
 impl ExpiresRules {
     fn new(cfg: &Config) -> Result<Self, String> {
-        let compile =
-            |rules: &[(String, u64)], option: &str| -> Result<Vec<(Regex, u64)>, String> {
-                rules
-                    .iter()
-                    .map(|(re, secs)| {
-                        Regex::new(re)
-                            .map(|r| (r, *secs))
-                            .map_err(|e| format!("{option} = \"{re} {secs}\": bad regexp: {e}"))
-                    })
-                    .collect()
-            };
+        let compile = |rules: &[(String, u64)], option: &str| -> Result<Vec<(Regex, u64)>, String> {
+            rules
+                .iter()
+                .map(|(re, secs)| {
+                    Regex::new(re)
+                        .map(|r| (r, *secs))
+                        .map_err(|e| format!("{option} = \"{re} {secs}\": bad regexp: {e}"))
+                })
+                .collect()
+        };
         Ok(ExpiresRules {
             types: cfg.static_expires_type.clone(),
             files: compile(&cfg.static_expires, "static-expires")?,
@@ -94,18 +93,8 @@ impl ExpiresRules {
             .iter()
             .find(|(t, _)| t.eq_ignore_ascii_case(mime))
             .map(|&(_, s)| s)
-            .or_else(|| {
-                self.files
-                    .iter()
-                    .find(|(re, _)| re.is_match(file))
-                    .map(|&(_, s)| s)
-            })
-            .or_else(|| {
-                self.uris
-                    .iter()
-                    .find(|(re, _)| re.is_match(uri))
-                    .map(|&(_, s)| s)
-            })
+            .or_else(|| self.files.iter().find(|(re, _)| re.is_match(file)).map(|&(_, s)| s))
+            .or_else(|| self.uris.iter().find(|(re, _)| re.is_match(uri)).map(|&(_, s)| s))
     }
 }
 
@@ -166,10 +155,7 @@ impl<'a> StaticRequest<'a> {
             b"HEAD" => true,
             _ => return None,
         };
-        let uri = packet
-            .var(b"REQUEST_URI")
-            .and_then(|u| std::str::from_utf8(u).ok())
-            .unwrap_or("");
+        let uri = packet.var(b"REQUEST_URI").and_then(|u| std::str::from_utf8(u).ok()).unwrap_or("");
         let (path, encoded) = match packet.var(b"PATH_INFO") {
             Some(p) => (p, false),
             None => (uri.split_once('?').map_or(uri, |(p, _)| p).as_bytes(), true),
@@ -205,16 +191,8 @@ impl StaticFiles {
             .iter()
             .map(|m| {
                 let trimmed = m.mount.trim_end_matches('/');
-                let mount = if trimmed.is_empty() {
-                    "/".to_owned()
-                } else {
-                    trimmed.to_owned()
-                };
-                Map {
-                    mount,
-                    root: real_root(&m.dir),
-                    keep_mount: m.keep_mount,
-                }
+                let mount = if trimmed.is_empty() { "/".to_owned() } else { trimmed.to_owned() };
+                Map { mount, root: real_root(&m.dir), keep_mount: m.keep_mount }
             })
             .collect();
         let mut mime = HashMap::new();
@@ -263,17 +241,10 @@ impl StaticFiles {
         // check-static sees every request: a path unfit for a file goes to the app, which
         // may route it (an escaped slash in an API path is legitimate there).
         let rel = checked(req.path, req.encoded).ok()?;
-        self.docroots
-            .iter()
-            .find_map(|root| self.try_candidate(req, &rel.under(root), root))
+        self.docroots.iter().find_map(|root| self.try_candidate(req, &rel.under(root), root))
     }
 
-    fn try_candidate(
-        &self,
-        req: &StaticRequest<'_>,
-        candidate: &Path,
-        root: &Path,
-    ) -> Option<Reply> {
+    fn try_candidate(&self, req: &StaticRequest<'_>, candidate: &Path, root: &Path) -> Option<Reply> {
         match self.find(candidate, root) {
             serve::Found::Missing => None,
             serve::Found::Refused(why) => Some(refuse(req, why)),
@@ -282,26 +253,17 @@ impl StaticFiles {
     }
 
     fn mime_type<'s>(&'s self, path: &Path) -> &'s str {
-        let ext = path
-            .extension()
-            .and_then(|e| e.to_str())
-            .map(str::to_ascii_lowercase);
+        let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
         if let Some(t) = ext.as_deref().and_then(|e| self.mime.get(e)) {
             return t;
         }
-        mime_guess::from_path(path)
-            .first_raw()
-            .unwrap_or("application/octet-stream")
+        mime_guess::from_path(path).first_raw().unwrap_or("application/octet-stream")
     }
 }
 
 /// A 403 for a path that must not be served, logged with the reason.
 fn refuse(req: &StaticRequest<'_>, why: resolve::Refusal) -> Reply {
-    tracing::info!(
-        "static file request refused ({}): {}",
-        why.reason(),
-        req.uri.escape_debug()
-    );
+    tracing::info!("static file request refused ({}): {}", why.reason(), req.uri.escape_debug());
     serve::error_reply(req, 403, "Forbidden")
 }
 
@@ -336,10 +298,7 @@ fn parse_mime_types(text: &str, out: &mut HashMap<String, String>) {
         let mut words = line.split_whitespace();
         let Some(mime) = words.next() else { continue };
         for ext in words {
-            out.insert(
-                ext.trim_start_matches('.').to_ascii_lowercase(),
-                mime.to_owned(),
-            );
+            out.insert(ext.trim_start_matches('.').to_ascii_lowercase(), mime.to_owned());
         }
     }
 }
@@ -351,10 +310,7 @@ mod tests {
     #[test]
     fn mime_types_file_lines() {
         let mut m = HashMap::new();
-        parse_mime_types(
-            "# comment\ntext/x-demo demo DMO\n\napplication/wasm wasm # trailing\nlonely/type\n",
-            &mut m,
-        );
+        parse_mime_types("# comment\ntext/x-demo demo DMO\n\napplication/wasm wasm # trailing\nlonely/type\n", &mut m);
         assert_eq!(m.get("demo").map(String::as_str), Some("text/x-demo"));
         assert_eq!(m.get("dmo").map(String::as_str), Some("text/x-demo"));
         assert_eq!(m.get("wasm").map(String::as_str), Some("application/wasm"));
@@ -365,26 +321,14 @@ mod tests {
     fn expires_rules_in_uwsgi_order() {
         let rules = ExpiresRules {
             types: vec![("text/css".into(), 10)],
-            files: vec![
-                (Regex::new(r"\.css$").unwrap(), 20),
-                (Regex::new(r"/img/").unwrap(), 30),
-            ],
+            files: vec![(Regex::new(r"\.css$").unwrap(), 20), (Regex::new(r"/img/").unwrap(), 30)],
             uris: vec![(Regex::new(r"^/static/v\d+/").unwrap(), 40)],
         };
-        assert_eq!(
-            rules.seconds("text/css", "/srv/a.css", "/static/a.css"),
-            Some(10)
-        );
+        assert_eq!(rules.seconds("text/css", "/srv/a.css", "/static/a.css"), Some(10));
         assert_eq!(rules.seconds("text/plain", "/srv/a.css", "/x"), Some(20));
         assert_eq!(rules.seconds("image/png", "/srv/img/a.png", "/x"), Some(30));
-        assert_eq!(
-            rules.seconds("image/png", "/srv/a.png", "/static/v2/a.png"),
-            Some(40)
-        );
-        assert_eq!(
-            rules.seconds("image/png", "/srv/a.png", "/static/a.png"),
-            None
-        );
+        assert_eq!(rules.seconds("image/png", "/srv/a.png", "/static/v2/a.png"), Some(40));
+        assert_eq!(rules.seconds("image/png", "/srv/a.png", "/static/a.png"), None);
     }
 
     #[test]
@@ -394,9 +338,6 @@ mod tests {
         cfg.check_static.push(PathBuf::from("."));
         cfg.static_expires.push(("(".into(), 5));
         let err = StaticFiles::new(&cfg).err().unwrap();
-        assert!(
-            err.starts_with("static-expires = \"( 5\": bad regexp"),
-            "{err}"
-        );
+        assert!(err.starts_with("static-expires = \"( 5\": bad regexp"), "{err}");
     }
 }

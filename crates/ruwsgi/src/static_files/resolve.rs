@@ -72,10 +72,8 @@ pub fn decode_request_path(raw: &[u8]) -> Result<RelPath, Refusal> {
     while i < raw.len() {
         let b = raw[i];
         if b == b'%' {
-            if let (Some(hi), Some(lo)) = (
-                raw.get(i + 1).copied().and_then(hex),
-                raw.get(i + 2).copied().and_then(hex),
-            ) {
+            if let (Some(hi), Some(lo)) = (raw.get(i + 1).copied().and_then(hex), raw.get(i + 2).copied().and_then(hex))
+            {
                 let byte = hi << 4 | lo;
                 match byte {
                     b'/' | b'\\' => return Err(Refusal::EncodedSeparator),
@@ -263,10 +261,7 @@ fn parse_range(value: &[u8], size: u64) -> RangeSpec {
     let Ok(value) = std::str::from_utf8(trim(value)) else {
         return RangeSpec::Ignore;
     };
-    let Some(spec) = value
-        .strip_prefix("bytes=")
-        .or_else(|| value.strip_prefix("Bytes="))
-    else {
+    let Some(spec) = value.strip_prefix("bytes=").or_else(|| value.strip_prefix("Bytes=")) else {
         return RangeSpec::Ignore;
     };
     let spec = spec.trim();
@@ -288,10 +283,7 @@ fn parse_range(value: &[u8], size: u64) -> RangeSpec {
             return RangeSpec::Unsatisfiable;
         }
         let len = n.min(size);
-        return RangeSpec::Bytes {
-            start: size - len,
-            len,
-        };
+        return RangeSpec::Bytes { start: size - len, len };
     }
     if !digits(first) || !(last.is_empty() || digits(last)) {
         return RangeSpec::Ignore;
@@ -299,11 +291,7 @@ fn parse_range(value: &[u8], size: u64) -> RangeSpec {
     let Ok(start) = first.parse::<u64>() else {
         return RangeSpec::Unsatisfiable;
     };
-    let end = if last.is_empty() {
-        u64::MAX
-    } else {
-        last.parse::<u64>().unwrap_or(u64::MAX)
-    };
+    let end = if last.is_empty() { u64::MAX } else { last.parse::<u64>().unwrap_or(u64::MAX) };
     if end < start {
         return RangeSpec::Ignore;
     }
@@ -311,10 +299,7 @@ fn parse_range(value: &[u8], size: u64) -> RangeSpec {
         return RangeSpec::Unsatisfiable;
     }
     let end = end.min(size - 1);
-    RangeSpec::Bytes {
-        start,
-        len: end - start + 1,
-    }
+    RangeSpec::Bytes { start, len: end - start + 1 }
 }
 
 /// Weak comparison (RFC 9110 §8.8.3.2) of each tag in an `If-None-Match` list.
@@ -322,9 +307,7 @@ fn etag_list_matches(list: &[u8], etag: &str) -> bool {
     let Ok(list) = std::str::from_utf8(list) else {
         return false;
     };
-    list.split(',')
-        .map(str::trim)
-        .any(|t| t == "*" || t.strip_prefix("W/").unwrap_or(t) == etag)
+    list.split(',').map(str::trim).any(|t| t == "*" || t.strip_prefix("W/").unwrap_or(t) == etag)
 }
 
 /// An HTTP date (any of the three RFC 9110 §5.6.7 forms) as seconds since the epoch.
@@ -336,14 +319,8 @@ pub fn parse_http_date(value: &[u8]) -> Option<i64> {
 }
 
 fn trim(v: &[u8]) -> &[u8] {
-    let start = v
-        .iter()
-        .position(|b| !b.is_ascii_whitespace())
-        .unwrap_or(v.len());
-    let end = v
-        .iter()
-        .rposition(|b| !b.is_ascii_whitespace())
-        .map_or(start, |e| e + 1);
+    let start = v.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(v.len());
+    let end = v.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(start, |e| e + 1);
     &v[start..end]
 }
 
@@ -353,25 +330,13 @@ mod tests {
 
     #[test]
     fn decodes_once_and_normalises() {
-        assert_eq!(
-            decode_request_path(b"/css/site.css").unwrap().as_str(),
-            "css/site.css"
-        );
-        assert_eq!(
-            decode_request_path(b"//a/./b//c").unwrap().as_str(),
-            "a/b/c"
-        );
-        assert_eq!(
-            decode_request_path(b"/a%20b.txt").unwrap().as_str(),
-            "a b.txt"
-        );
+        assert_eq!(decode_request_path(b"/css/site.css").unwrap().as_str(), "css/site.css");
+        assert_eq!(decode_request_path(b"//a/./b//c").unwrap().as_str(), "a/b/c");
+        assert_eq!(decode_request_path(b"/a%20b.txt").unwrap().as_str(), "a b.txt");
         assert_eq!(decode_request_path(b"/caf%C3%A9").unwrap().as_str(), "café");
         assert_eq!(decode_request_path(b"").unwrap().as_str(), "");
         // Double encoding stays literal: `%2e%2e` is a (harmless) file name, not `..`.
-        assert_eq!(
-            decode_request_path(b"/%252e%252e/x").unwrap().as_str(),
-            "%2e%2e/x"
-        );
+        assert_eq!(decode_request_path(b"/%252e%252e/x").unwrap().as_str(), "%2e%2e/x");
         // A lone `%` is kept, as uWSGI's decoder does.
         assert_eq!(decode_request_path(b"/100%").unwrap().as_str(), "100%");
     }
@@ -401,12 +366,7 @@ mod tests {
             (b"/a%7f", Refusal::Control),
         ];
         for (raw, want) in table {
-            assert_eq!(
-                decode_request_path(raw),
-                Err(*want),
-                "{}",
-                String::from_utf8_lossy(raw)
-            );
+            assert_eq!(decode_request_path(raw), Err(*want), "{}", String::from_utf8_lossy(raw));
         }
     }
 
@@ -416,18 +376,12 @@ mod tests {
         assert_eq!(check_decoded_path(b"/a\\b"), Err(Refusal::Backslash));
         assert_eq!(check_decoded_path(b"/a\xc0\xae"), Err(Refusal::BadUtf8));
         // nginx already decoded: a `%2e` here is literal text.
-        assert_eq!(
-            check_decoded_path(b"/%2e%2e/x").unwrap().as_str(),
-            "%2e%2e/x"
-        );
+        assert_eq!(check_decoded_path(b"/%2e%2e/x").unwrap().as_str(), "%2e%2e/x");
     }
 
     #[test]
     fn mounts_match_at_segment_boundaries() {
-        assert_eq!(
-            strip_mount(b"/static/x.css", "/static"),
-            Some(&b"/x.css"[..])
-        );
+        assert_eq!(strip_mount(b"/static/x.css", "/static"), Some(&b"/x.css"[..]));
         assert_eq!(strip_mount(b"/static", "/static"), Some(&b""[..]));
         assert_eq!(strip_mount(b"/staticfoo", "/static"), None);
         assert_eq!(strip_mount(b"/static/x", "/static/"), Some(&b"x"[..]));
@@ -448,58 +402,33 @@ mod tests {
     }
 
     fn facts() -> FileFacts {
-        FileFacts {
-            size: 100,
-            mtime: 1_700_000_000,
-        }
+        FileFacts { size: 100, mtime: 1_700_000_000 }
     }
 
     #[test]
     fn conditional_requests() {
         fn c<'a>(inm: Option<&'a [u8]>, ims: Option<&'a [u8]>) -> Conditions<'a> {
-            Conditions {
-                if_none_match: inm,
-                if_modified_since: ims,
-                ..Conditions::default()
-            }
+            Conditions { if_none_match: inm, if_modified_since: ims, ..Conditions::default() }
         }
         let f = facts();
         let tag = f.etag();
         assert_eq!(plan(&f, &c(Some(tag.as_bytes()), None)), Plan::NotModified);
-        assert_eq!(
-            plan(&f, &c(Some(format!("\"x\", W/{tag}").as_bytes()), None)),
-            Plan::NotModified
-        );
+        assert_eq!(plan(&f, &c(Some(format!("\"x\", W/{tag}").as_bytes()), None)), Plan::NotModified);
         assert_eq!(plan(&f, &c(Some(b"*"), None)), Plan::NotModified);
         assert_eq!(plan(&f, &c(Some(b"\"other\""), None)), Plan::Full);
-        let same = httpdate::fmt_http_date(
-            std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000),
-        );
-        let older = httpdate::fmt_http_date(
-            std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_600_000_000),
-        );
+        let same = httpdate::fmt_http_date(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000));
+        let older = httpdate::fmt_http_date(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_600_000_000));
         assert_eq!(plan(&f, &c(None, Some(same.as_bytes()))), Plan::NotModified);
         assert_eq!(plan(&f, &c(None, Some(older.as_bytes()))), Plan::Full);
         assert_eq!(plan(&f, &c(None, Some(b"garbage"))), Plan::Full);
         // A non-matching If-None-Match wins over a matching If-Modified-Since.
-        assert_eq!(
-            plan(&f, &c(Some(b"\"other\""), Some(same.as_bytes()))),
-            Plan::Full
-        );
+        assert_eq!(plan(&f, &c(Some(b"\"other\""), Some(same.as_bytes()))), Plan::Full);
     }
 
     #[test]
     fn ranges() {
         let f = facts();
-        let r = |v: &str| {
-            plan(
-                &f,
-                &Conditions {
-                    range: Some(v.as_bytes()),
-                    ..Conditions::default()
-                },
-            )
-        };
+        let r = |v: &str| plan(&f, &Conditions { range: Some(v.as_bytes()), ..Conditions::default() });
         assert_eq!(r("bytes=0-9"), Plan::Partial { start: 0, len: 10 });
         assert_eq!(r("bytes=90-"), Plan::Partial { start: 90, len: 10 });
         assert_eq!(r("bytes=90-1000"), Plan::Partial { start: 90, len: 10 });
@@ -509,14 +438,7 @@ mod tests {
         assert_eq!(r("bytes=500-600"), Plan::Unsatisfiable);
         assert_eq!(r("bytes=-0"), Plan::Unsatisfiable);
         assert_eq!(r("bytes=99999999999999999999999-"), Plan::Unsatisfiable);
-        for ignored in [
-            "bytes=5-1",
-            "bytes=0-1,5-6",
-            "items=0-1",
-            "bytes=a-b",
-            "bytes=-",
-            "bytes=1-x",
-        ] {
+        for ignored in ["bytes=5-1", "bytes=0-1,5-6", "items=0-1", "bytes=a-b", "bytes=-", "bytes=1-x"] {
             assert_eq!(r(ignored), Plan::Full, "{ignored}");
         }
     }
@@ -526,20 +448,11 @@ mod tests {
         let f = facts();
         let tag = f.etag();
         let with = |ir: &[u8]| {
-            plan(
-                &f,
-                &Conditions {
-                    range: Some(b"bytes=0-0"),
-                    if_range: Some(ir),
-                    ..Conditions::default()
-                },
-            )
+            plan(&f, &Conditions { range: Some(b"bytes=0-0"), if_range: Some(ir), ..Conditions::default() })
         };
         assert_eq!(with(tag.as_bytes()), Plan::Partial { start: 0, len: 1 });
         assert_eq!(with(b"\"stale\""), Plan::Full);
-        let date = httpdate::fmt_http_date(
-            std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000),
-        );
+        let date = httpdate::fmt_http_date(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000));
         assert_eq!(with(date.as_bytes()), Plan::Partial { start: 0, len: 1 });
         assert_eq!(with(b"Mon, 01 Jan 2001 00:00:00 GMT"), Plan::Full);
     }

@@ -99,18 +99,8 @@ impl Transfer {
             if this_turn >= SEND_SLICE {
                 return Ok(Progress::Blocked);
             }
-            match socket_io::try_send_file(
-                fd,
-                file.as_fd(),
-                &mut self.offset,
-                self.remaining.min(SEND_SLICE),
-            ) {
-                Ok(0) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "file shrank while being sent",
-                    ))
-                }
+            match socket_io::try_send_file(fd, file.as_fd(), &mut self.offset, self.remaining.min(SEND_SLICE)) {
+                Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank while being sent")),
                 Ok(n) => {
                     self.remaining -= n as u64;
                     self.file_sent += n as u64;
@@ -161,19 +151,13 @@ impl StaticFiles {
             return Found::Missing;
         }
         let name = real.as_os_str().as_encoded_bytes();
-        if self
-            .skip_ext
-            .iter()
-            .any(|ext| name.ends_with(ext.as_bytes()))
-        {
+        if self.skip_ext.iter().any(|ext| name.ends_with(ext.as_bytes())) {
             return Found::Missing;
         }
         // O_NOFOLLOW: the real path has no symlinks, so one appearing now is a swap race.
         // O_NONBLOCK: a FIFO swapped in must not block the thread; fstat below rejects it.
-        let opened = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-            .open(&real);
+        let opened =
+            std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(&real);
         let Ok(file) = opened else {
             return Found::Missing;
         };
@@ -183,24 +167,12 @@ impl StaticFiles {
         if !meta.is_file() {
             return Found::Missing;
         }
-        let facts = FileFacts {
-            size: meta.len(),
-            mtime: meta.mtime(),
-        };
-        Found::File(OpenFile {
-            file,
-            path: real,
-            facts,
-        })
+        let facts = FileFacts { size: meta.len(), mtime: meta.mtime() };
+        Found::File(OpenFile { file, path: real, facts })
     }
 
     /// Builds the reply for a found file: gzip variant, validators, range, expires.
-    pub(super) fn reply_file(
-        &self,
-        req: &StaticRequest<'_>,
-        found: OpenFile,
-        root: &Path,
-    ) -> Reply {
+    pub(super) fn reply_file(&self, req: &StaticRequest<'_>, found: OpenFile, root: &Path) -> Reply {
         let mime = self.mime_type(&found.path).to_owned();
         let file_name = found.path.to_string_lossy();
         let expires = self.expires.seconds(&mime, &file_name, req.uri);
@@ -221,10 +193,8 @@ impl StaticFiles {
         let facts = &chosen.facts;
         let plan = resolve::plan(facts, &req.conditions);
         let etag = facts.etag();
-        let last_modified =
-            httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(facts.mtime.max(0) as u64));
-        let expires_at =
-            expires.map(|s| httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(s)));
+        let last_modified = httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(facts.mtime.max(0) as u64));
+        let expires_at = expires.map(|s| httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(s)));
         let max_age = expires.map(|s| format!("max-age={s}"));
         let content_range;
         let mut headers: Vec<(&[u8], &[u8])> = Vec::with_capacity(10);
@@ -270,16 +240,8 @@ impl StaticFiles {
             None => ResponseFraming::AsGiven,
         };
         let mut head = Vec::with_capacity(320);
-        encode_response_head(
-            &mut head,
-            req.minor_version,
-            status,
-            &headers,
-            framing,
-            req.keep_alive,
-        );
-        let header_count =
-            headers.len() + usize::from(body.is_some()) + count_connection_header(req);
+        encode_response_head(&mut head, req.minor_version, status, &headers, framing, req.keep_alive);
+        let header_count = headers.len() + usize::from(body.is_some()) + count_connection_header(req);
         let (offset, remaining) = match body {
             Some(range) if !req.head_only => range,
             _ => (0, 0),
@@ -325,15 +287,7 @@ pub(super) fn error_reply(req: &StaticRequest<'_>, status: u16, reason: &str) ->
         head.extend_from_slice(body.as_bytes());
     }
     Reply {
-        transfer: Transfer {
-            head,
-            head_len,
-            written: 0,
-            file: None,
-            offset: 0,
-            remaining: 0,
-            file_sent: 0,
-        },
+        transfer: Transfer { head, head_len, written: 0, file: None, offset: 0, remaining: 0, file_sent: 0 },
         status,
         header_count: 2 + count_connection_header(req),
         keep_alive: req.keep_alive,

@@ -100,11 +100,21 @@ fn serve(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, boa
         },
     };
     let max_requests = if cfg.max_requests > 0 { cfg.max_requests + cfg.max_requests_delta * id as u64 } else { 0 };
-    let Ok((recycle_read, recycle_wake)) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK) else {
+    let Ok((recycle_read, recycle_wake)) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)
+    else {
         tracing::error!("worker {id}: cannot create a pipe");
         return 1;
     };
-    let info = WorkerInfo { id, pid, board, log_requests: !cfg.disable_logging, log_micros: cfg.log_micros, max_requests, recycle_wake };
+    let info = WorkerInfo {
+        id,
+        pid,
+        board,
+        log_requests: !cfg.disable_logging,
+        log_micros: cfg.log_micros,
+        max_requests,
+        recycle_wake,
+    };
     let settings = LoopSettings {
         limits: Limits { max_head: cfg.buffer_size, ..Limits::default() },
         idle_timeout: Duration::from_secs(cfg.http_timeout.max(1)),
@@ -133,7 +143,12 @@ fn serve(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, boa
     if id == 1 && cfg.py_autoreload > 0 {
         // As in uWSGI, worker 1 runs the module scanner; it SIGHUPs the master on a change.
         let started = board.board().started.load(Relaxed) as f64 / 1e6;
-        wsgi::start_autoreloader(cfg.py_autoreload, &cfg.py_autoreload_ignore, nix::unistd::getppid().as_raw(), started);
+        wsgi::start_autoreloader(
+            cfg.py_autoreload,
+            &cfg.py_autoreload_ignore,
+            nix::unistd::getppid().as_raw(),
+            started,
+        );
     }
     let log_file = cfg.daemonize.as_ref().or(cfg.daemonize2.as_ref()).or(cfg.logto.as_ref());
     let stopping = AtomicBool::new(false);
@@ -160,7 +175,9 @@ fn serve(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, boa
                 .name(format!("ruwsgi-core-{core}"))
                 .stack_size(8 << 20)
                 .spawn_scoped(s, move || {
-                    let failure = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| wsgi::python_thread(|| connection::run(&ctx)))) {
+                    let failure = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        wsgi::python_thread(|| connection::run(&ctx))
+                    })) {
                         Ok(Ok(())) => None,
                         Ok(Err(e)) => Some(e.to_string()),
                         Err(panic) => Some(format!("panicked: {}", crate::log::panic_message(panic.as_ref()))),
@@ -190,7 +207,8 @@ fn serve(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, boa
         };
         info.slot().accepting.store(1, Relaxed);
         while running.load(Relaxed) > 0 {
-            let mut fds = [PollFd::new(signals.as_fd(), PollFlags::POLLIN), PollFd::new(recycle_read.as_fd(), PollFlags::POLLIN)];
+            let mut fds =
+                [PollFd::new(signals.as_fd(), PollFlags::POLLIN), PollFd::new(recycle_read.as_fd(), PollFlags::POLLIN)];
             let _ = poll(&mut fds, PollTimeout::from(200u16));
             let _ = nix::unistd::read(&recycle_read, &mut [0u8; 16]);
             while let Ok(Some(sig)) = signals.read_signal() {
@@ -205,7 +223,9 @@ fn serve(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, boa
             }
             if died.load(Relaxed) {
                 exit_code = 1;
-                stop(&format!("worker {id} (pid: {pid}): a connection loop died; exiting so the master replaces this worker"));
+                stop(&format!(
+                    "worker {id} (pid: {pid}): a connection loop died; exiting so the master replaces this worker"
+                ));
             }
             info.slot().rss.store(resident_bytes(), Relaxed);
             if let Some(path) = log_file {
@@ -218,11 +238,18 @@ fn serve(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, boa
                 if max_requests > 0 && served >= max_requests {
                     stop(&format!("...The work of process {pid} is done (max requests reached: {served}). Seeya!"));
                 } else if cfg.max_worker_lifetime > 0 && lived >= Duration::from_secs(cfg.max_worker_lifetime) {
-                    stop(&format!("...The work of process {pid} is done (max lifetime reached: {}s). Seeya!", lived.as_secs()));
+                    stop(&format!(
+                        "...The work of process {pid} is done (max lifetime reached: {}s). Seeya!",
+                        lived.as_secs()
+                    ));
                 } else if cfg.reload_on_rss > 0 {
                     let rss = info.slot().rss.load(Relaxed);
                     if rss > cfg.reload_on_rss << 20 {
-                        stop(&format!("...The work of process {pid} is done (reload-on-rss: {} MiB > {} MiB). Seeya!", rss >> 20, cfg.reload_on_rss));
+                        stop(&format!(
+                            "...The work of process {pid} is done (reload-on-rss: {} MiB > {} MiB). Seeya!",
+                            rss >> 20,
+                            cfg.reload_on_rss
+                        ));
                     }
                 }
             }

@@ -129,7 +129,8 @@ pub fn fill(py: Python<'_>, env: &Bound<'_, PyDict>, origin: &Origin<'_>) -> PyR
             // The scheme, whatever the order of the vars: uWSGI's UWSGI_SCHEME first, then
             // nginx's `HTTPS on` (uwsgi_params sends it only behind TLS), then REQUEST_SCHEME.
             let https = packet.var(b"HTTPS").is_some_and(|v| v.eq_ignore_ascii_case(b"on") || v == b"1");
-            let scheme = packet.var(b"UWSGI_SCHEME").or(https.then_some(b"https".as_slice())).or(packet.var(b"REQUEST_SCHEME"));
+            let scheme =
+                packet.var(b"UWSGI_SCHEME").or(https.then_some(b"https".as_slice())).or(packet.var(b"REQUEST_SCHEME"));
             if let Some(s) = scheme {
                 env.set_item(intern!(py, "wsgi.url_scheme"), latin1(py, s))?;
             }

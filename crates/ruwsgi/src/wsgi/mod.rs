@@ -34,15 +34,11 @@ pub enum Origin<'a> {
         remote_addr: &'a str,
         /// `REMOTE_PORT`.
         remote_port: &'a str,
-        /// Bytes of the head, for the request log.
-        head_len: usize,
     },
     /// A uwsgi packet (nginx `uwsgi_pass`): the environ is given.
     Uwsgi {
         /// The packet.
         packet: &'a UwsgiPacket<'a>,
-        /// Bytes of the packet, for the request log.
-        packet_len: usize,
     },
 }
 
@@ -52,8 +48,6 @@ pub struct Request<'a> {
     pub origin: Origin<'a>,
     /// The connection (non-blocking), for the response.
     pub fd: RawFd,
-    /// Worker thread index.
-    pub core: usize,
 }
 
 /// What happened, for the request log and the scoreboard.
@@ -259,7 +253,11 @@ impl App {
 
     /// Calls the app for one request and sends its response. Returns what was sent and the
     /// body reader (so the connection can recover pipelined bytes).
-    pub fn handle(&self, req: &Request<'_>, body: crate::net::body::BodyReader) -> (Served, crate::net::body::BodyReader) {
+    pub fn handle(
+        &self,
+        req: &Request<'_>,
+        body: crate::net::body::BodyReader,
+    ) -> (Served, crate::net::body::BodyReader) {
         Python::attach(|py| response::handle(py, self, req, body))
     }
 }

@@ -128,7 +128,8 @@ impl ResponseState {
         let sent = socket_io::write_all(fd, &parts, || py.detach(|| socket_io::wait(fd, true, timeout)));
         match sent {
             Ok(n) => {
-                self.body_bytes += n.saturating_sub(head_len + chunk_line.len() as u64 + if chunk_line.is_empty() { 0 } else { 2 });
+                self.body_bytes +=
+                    n.saturating_sub(head_len + chunk_line.len() as u64 + if chunk_line.is_empty() { 0 } else { 2 });
                 Ok(())
             }
             Err(e) => {
@@ -151,7 +152,12 @@ impl ResponseState {
         let (framing, mode) = match (given_length, total) {
             (Some(n), _) => (ResponseFraming::AsGiven, BodyMode::Length(n)),
             // A HEAD answered with an empty body says nothing about the GET's length.
-            (None, Some(n)) if !(self.code == 204 || self.code == 304 || (100..200).contains(&self.code) || (self.is_head && n == 0)) => {
+            (None, Some(n))
+                if !(self.code == 204
+                    || self.code == 304
+                    || (100..200).contains(&self.code)
+                    || (self.is_head && n == 0)) =>
+            {
                 (ResponseFraming::Length(n), BodyMode::Length(n))
             }
             (None, _) if no_body => (ResponseFraming::AsGiven, BodyMode::None),
@@ -185,14 +191,28 @@ struct Writer {
 
 /// PEP 3333: an app must not set hop-by-hop headers; the server owns the connection.
 fn is_hop_by_hop(name: &str) -> bool {
-    ["connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers", "transfer-encoding", "upgrade"]
-        .iter()
-        .any(|h| name.eq_ignore_ascii_case(h))
+    [
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+    ]
+    .iter()
+    .any(|h| name.eq_ignore_ascii_case(h))
 }
 
 /// Latin-1 text of a header name or value (PEP 3333 "native strings").
 fn header_text(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<String> {
-    let s = obj.cast::<PyString>().map_err(|_| PyTypeError::new_err(format!("{what} must be a str, not {}", obj.get_type().name().map(|n| n.to_string()).unwrap_or_default())))?;
+    let s = obj.cast::<PyString>().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "{what} must be a str, not {}",
+            obj.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+        ))
+    })?;
     let text = s.to_cow()?;
     if text.chars().any(|c| u32::from(c) > 0xFF) {
         return Err(PyValueError::new_err(format!("{what} {text:?} is not latin-1")));
@@ -203,14 +223,22 @@ fn header_text(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<String> {
 #[pymethods]
 impl StartResponse {
     #[pyo3(signature = (status, headers, exc_info=None))]
-    fn __call__(&self, py: Python<'_>, status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>, exc_info: Option<&Bound<'_, PyAny>>) -> PyResult<Py<Writer>> {
+    fn __call__(
+        &self,
+        py: Python<'_>,
+        status: &Bound<'_, PyAny>,
+        headers: &Bound<'_, PyAny>,
+        exc_info: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<Writer>> {
         let exc_info = exc_info.filter(|e| !e.is_none());
         let status = header_text(status, "status")?;
         let code = parse_status(&status)?;
         let mut parsed = Vec::new();
         for item in headers.try_iter()? {
             let item = item?;
-            let pair = item.cast::<PyTuple>().map_err(|_| PyTypeError::new_err("each header must be a (name, value) tuple"))?;
+            let pair = item
+                .cast::<PyTuple>()
+                .map_err(|_| PyTypeError::new_err("each header must be a (name, value) tuple"))?;
             if pair.len() != 2 {
                 return Err(PyTypeError::new_err("each header must be a (name, value) tuple"));
             }
@@ -220,7 +248,9 @@ impl StartResponse {
                 return Err(PyValueError::new_err(format!("invalid header {name:?}: {e}")));
             }
             if is_hop_by_hop(&name) {
-                return Err(PyAssertionError::new_err(format!("hop-by-hop header {name:?} is not allowed in a WSGI response")));
+                return Err(PyAssertionError::new_err(format!(
+                    "hop-by-hop header {name:?} is not allowed in a WSGI response"
+                )));
             }
             parsed.push((name, value));
         }
@@ -286,8 +316,14 @@ fn describe(origin: &Origin<'_>) -> String {
     match origin {
         Origin::Http { head, .. } => format!("{} {}", head.method, head.target),
         Origin::Uwsgi { packet, .. } => {
-            let get = |k: &[u8]| packet.vars.iter().find(|(n, _)| *n == k).map(|(_, v)| String::from_utf8_lossy(v).into_owned());
-            format!("{} {}", get(b"REQUEST_METHOD").unwrap_or_default(), get(b"REQUEST_URI").or_else(|| get(b"PATH_INFO")).unwrap_or_default())
+            let get = |k: &[u8]| {
+                packet.vars.iter().find(|(n, _)| *n == k).map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+            };
+            format!(
+                "{} {}",
+                get(b"REQUEST_METHOD").unwrap_or_default(),
+                get(b"REQUEST_URI").or_else(|| get(b"PATH_INFO")).unwrap_or_default()
+            )
         }
     }
 }
@@ -371,7 +407,14 @@ impl ResponseState {
     }
 }
 
-fn call_app(py: Python<'_>, app: &App, req: &Request<'_>, state: &Shared, input_state: &input::SharedInput, served: &mut Served) -> PyResult<()> {
+fn call_app(
+    py: Python<'_>,
+    app: &App,
+    req: &Request<'_>,
+    state: &Shared,
+    input_state: &input::SharedInput,
+    served: &mut Served,
+) -> PyResult<()> {
     let env = app.template.bind(py).copy()?;
     environ::fill(py, &env, &req.origin)?;
     let input = Py::new(py, Input { state: Arc::clone(input_state), timeout: app.socket_timeout })?;
@@ -416,9 +459,12 @@ fn call_app(py: Python<'_>, app: &App, req: &Request<'_>, state: &Shared, input_
 }
 
 fn as_bytes<'a>(item: &'a Bound<'_, PyAny>) -> PyResult<&'a [u8]> {
-    item.cast::<PyBytes>()
-        .map(PyBytesMethods::as_bytes)
-        .map_err(|_| PyTypeError::new_err(format!("the app must yield bytes, not {}", item.get_type().name().map(|n| n.to_string()).unwrap_or_default())))
+    item.cast::<PyBytes>().map(PyBytesMethods::as_bytes).map_err(|_| {
+        PyTypeError::new_err(format!(
+            "the app must yield bytes, not {}",
+            item.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+        ))
+    })
 }
 
 /// A list or tuple: the whole body is known, so it goes out with a Content-Length in one write.
@@ -469,7 +515,8 @@ fn send_file(py: Python<'_>, state: &Shared, wrapper: &FileWrapper, served: &mut
         encode_chunk(&mut line, to_send as usize);
         let _ = st.send_raw(py, &line);
     }
-    let result = py.detach(|| socket_io::send_file(fd, file_fd, offset, to_send, || socket_io::wait(fd, true, timeout)));
+    let result =
+        py.detach(|| socket_io::send_file(fd, file_fd, offset, to_send, || socket_io::wait(fd, true, timeout)));
     if let Ok(n) = result {
         st.body_bytes += n;
         if let BodyMode::Length(left) = st.mode {
