@@ -541,6 +541,10 @@ impl Master {
             let running = self.phase == Phase::Running;
             let w = &mut self.workers[index];
             w.pid = None;
+            // Its threads take no connections any more (they may have died mid-`epoll_wait`).
+            for core in &self.board.worker(id).cores {
+                core.connections.store(u64::MAX, std::sync::atomic::Ordering::Relaxed);
+            }
             let lived = w.spawned.map_or(Duration::ZERO, |t| t.elapsed());
             match how {
                 Exit::Code(0) => tracing::info!("worker {id} (pid: {pid}) exited"),

@@ -50,6 +50,11 @@ pub struct LoopSettings {
     /// `http-keepalive` split over the threads: once a thread holds more connections than
     /// this, a finished keep-alive response closes its connection instead; 0 = no limit.
     pub max_keepalive: usize,
+    /// Worker processes and threads per worker of the instance (the scoreboard slots that
+    /// take part in balancing accepts).
+    pub processes: usize,
+    /// Threads per worker.
+    pub threads: usize,
 }
 
 /// What a loop thread shares with its siblings.
@@ -150,8 +155,7 @@ enum Next {
 pub fn run(ctx: &LoopContext<'_>) -> std::io::Result<()> {
     let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
     for (i, l) in ctx.listeners.iter().enumerate() {
-        // EPOLLEXCLUSIVE: one waiting thread (of all workers) wakes per new connection.
-        epoll.add(l.fd(), EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLEXCLUSIVE, i as u64))?;
+        epoll.add(l.fd(), listen_event(l, i))?;
     }
     epoll.add(ctx.stop_fd, EpollEvent::new(EpollFlags::EPOLLIN, STOP_TOKEN))?;
     let first_conn = ctx.listeners.len() as u64;
@@ -161,7 +165,13 @@ pub fn run(ctx: &LoopContext<'_>) -> std::io::Result<()> {
     let mut paused = false;
     let mut last_sweep = Instant::now();
     loop {
-        let n = match epoll.wait(&mut events, EpollTimeout::from(TICK.as_millis() as u16)) {
+        let me = &ctx.worker.slot().cores[ctx.core];
+        let open = if accepting && !paused { conns.len() as u64 } else { u64::MAX };
+        me.connections.store(open, Ordering::Relaxed);
+        me.waiting.store(1, Ordering::Relaxed);
+        let waited = epoll.wait(&mut events, EpollTimeout::from(TICK.as_millis() as u16));
+        me.waiting.store(0, Ordering::Relaxed);
+        let n = match waited {
             Ok(n) => n,
             Err(nix::errno::Errno::EINTR) => 0,
             Err(e) => return Err(e.into()),
@@ -178,25 +188,8 @@ pub fn run(ctx: &LoopContext<'_>) -> std::io::Result<()> {
                 continue;
             }
             let key = (token - first_conn) as usize;
-            let held = conns.len();
-            let Some(conn) = conns.get_mut(key) else { continue };
-            let next = serve_guarded(ctx, conn);
-            // `http-keepalive`: past the cap, a connection that just finished its requests goes.
-            let over_keepalive = ctx.settings.max_keepalive > 0
-                && held > ctx.settings.max_keepalive
-                && !conn.fresh
-                && conn.buf.len() == 0
-                && conn.sending.is_none();
-            let close = ev.events().intersects(EpollFlags::EPOLLERR) || matches!(next, Next::Close) || over_keepalive;
-            if close {
-                let mut conn = conns.remove(key);
-                if let Some(sending) = conn.sending.take() {
-                    finish_static(ctx, &sending, false);
-                }
-                let _ = epoll.delete(conn.fd.as_fd());
-            } else {
-                rearm(&epoll, conn, token);
-            }
+            let failed = ev.events().intersects(EpollFlags::EPOLLERR);
+            serve_event(ctx, &epoll, &mut conns, key, token, failed);
         }
         if ctx.stopping.load(Ordering::Relaxed) {
             if accepting {
@@ -217,6 +210,7 @@ pub fn run(ctx: &LoopContext<'_>) -> std::io::Result<()> {
                 keep
             });
             if conns.is_empty() {
+                ctx.worker.slot().cores[ctx.core].connections.store(u64::MAX, Ordering::Relaxed);
                 return Ok(());
             }
         }
@@ -229,14 +223,33 @@ pub fn run(ctx: &LoopContext<'_>) -> std::io::Result<()> {
         let full = ctx.settings.max_conns > 0 && conns.len() >= ctx.settings.max_conns;
         if accepting && full != paused {
             for (i, l) in ctx.listeners.iter().enumerate() {
-                let _ = if full {
-                    epoll.delete(l.fd())
-                } else {
-                    epoll.add(l.fd(), EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLEXCLUSIVE, i as u64))
-                };
+                let _ = if full { epoll.delete(l.fd()) } else { epoll.add(l.fd(), listen_event(l, i)) };
             }
             paused = full;
         }
+    }
+}
+
+/// Serves connection `key` (registered as `token`) after a readiness event, then closes it
+/// or re-arms its epoll interest.
+fn serve_event(ctx: &LoopContext<'_>, epoll: &Epoll, conns: &mut Slab<Conn>, key: usize, token: u64, failed: bool) {
+    let held = conns.len();
+    let Some(conn) = conns.get_mut(key) else { return };
+    let next = serve_guarded(ctx, conn);
+    // `http-keepalive`: past the cap, a connection that just finished its requests goes.
+    let over_keepalive = ctx.settings.max_keepalive > 0
+        && held > ctx.settings.max_keepalive
+        && !conn.fresh
+        && conn.buf.len() == 0
+        && conn.sending.is_none();
+    if failed || matches!(next, Next::Close) || over_keepalive {
+        let mut conn = conns.remove(key);
+        if let Some(sending) = conn.sending.take() {
+            finish_static(ctx, &sending, false);
+        }
+        let _ = epoll.delete(conn.fd.as_fd());
+    } else {
+        rearm(epoll, conn, token);
     }
 }
 
@@ -291,9 +304,38 @@ fn sweep(ctx: &LoopContext<'_>, epoll: &Epoll, conns: &mut Slab<Conn>) {
     });
 }
 
+/// Epoll registration of listener `i`. uwsgi sockets (nginx: one connection per request)
+/// use EPOLLEXCLUSIVE, so one waiting thread wakes per connection. HTTP sockets wake every
+/// waiting thread and the least busy one takes the connection (`leave_to_another`): with
+/// EPOLLEXCLUSIVE the kernel keeps waking the same thread, and long-lived keep-alive
+/// connections piled on one worker get a smaller share of the CPU than those on another.
+fn listen_event(l: &Listener, i: usize) -> EpollEvent {
+    let flags = match l.protocol {
+        SocketProtocol::Uwsgi => EpollFlags::EPOLLIN | EpollFlags::EPOLLEXCLUSIVE,
+        SocketProtocol::Http => EpollFlags::EPOLLIN,
+    };
+    EpollEvent::new(flags, i as u64)
+}
+
+/// True when another thread (of any worker) sleeping in `epoll_wait` holds at least two
+/// connections fewer than this one: it was woken by the same event and takes the connection.
+fn leave_to_another(ctx: &LoopContext<'_>, mine: usize) -> bool {
+    let board = ctx.worker.board;
+    (1..=ctx.settings.processes).any(|id| {
+        board.worker(id).cores[..ctx.settings.threads].iter().enumerate().any(|(core, slot)| {
+            (id, core) != (ctx.worker.id, ctx.core)
+                && slot.waiting.load(Ordering::Relaxed) == 1
+                && slot.connections.load(Ordering::Relaxed).saturating_add(2) <= mine as u64
+        })
+    })
+}
+
 fn accept_some(ctx: &LoopContext<'_>, epoll: &Epoll, conns: &mut Slab<Conn>, index: usize, first_conn: u64) {
     let listener = &ctx.listeners[index];
     for _ in 0..ACCEPT_BATCH {
+        if listener.protocol == SocketProtocol::Http && leave_to_another(ctx, conns.len()) {
+            return;
+        }
         if ctx.settings.max_conns > 0 && conns.len() >= ctx.settings.max_conns {
             return;
         }
@@ -321,6 +363,7 @@ fn accept_some(ctx: &LoopContext<'_>, epoll: &Epoll, conns: &mut Slab<Conn>, ind
         if epoll.add(fd.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP, token)).is_err() {
             continue;
         }
+        let key = entry.key();
         entry.insert(Conn {
             fd,
             listener: index,
@@ -333,6 +376,10 @@ fn accept_some(ctx: &LoopContext<'_>, epoll: &Epoll, conns: &mut Slab<Conn>, ind
             sending: None,
             out_armed: false,
         });
+        // TCP uwsgi listeners defer accept() until the first bytes arrive (TCP_DEFER_ACCEPT),
+        // and clients mostly send right after connecting: serve now rather than after
+        // another trip through epoll_wait.
+        serve_event(ctx, epoll, conns, key, token, false);
     }
 }
 
@@ -587,7 +634,7 @@ fn serve_uwsgi(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
 /// isn't a reset: nginx writes the whole body before it reads the reply, and a reset while
 /// it writes turns the reply already sent into a 502. Gives up after `timeout` of silence.
 fn discard_body(body: &mut BodyReader, timeout: Duration) {
-    let mut scratch = Vec::with_capacity(64 * 1024);
+    let mut scratch = Vec::new();
     loop {
         scratch.clear();
         match body.read_some(&mut scratch, 64 * 1024) {

@@ -131,7 +131,10 @@ fn bind(spec: &SocketSpec, cfg: &Config) -> Result<Listener> {
             Some(path),
         )
     } else {
-        (bind_tcp(&spec.address, backlog).with_context(|| format!("cannot bind {}", spec.address))?, None)
+        (
+            bind_tcp(&spec.address, backlog, spec.protocol).with_context(|| format!("cannot bind {}", spec.address))?,
+            None,
+        )
     };
     socket.set_nonblocking(true)?;
     let (server_name, server_port) = server_identity(&socket);
@@ -144,7 +147,7 @@ fn resolve(address: &str) -> Result<SocketAddr> {
     full.to_socket_addrs()?.next().with_context(|| format!("{address} resolves to no address"))
 }
 
-fn bind_tcp(address: &str, backlog: i32) -> Result<Socket> {
+fn bind_tcp(address: &str, backlog: i32, protocol: SocketProtocol) -> Result<Socket> {
     let addr = resolve(address)?;
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
     socket.set_reuse_address(true)?;
@@ -154,7 +157,32 @@ fn bind_tcp(address: &str, backlog: i32) -> Result<Socket> {
     socket.set_tcp_nodelay(true)?;
     socket.bind(&addr.into())?;
     socket.listen(backlog)?;
+    if protocol == SocketProtocol::Uwsgi {
+        defer_accept(&socket);
+    }
     Ok(socket)
+}
+
+/// `TCP_DEFER_ACCEPT` (as uWSGI sets on Linux) for uwsgi sockets: nginx opens a connection
+/// per request and sends at once, so a worker wakes once per request instead of twice.
+/// HTTP sockets don't get it: there `max-fd` and the timeouts see every connection. Best effort.
+fn defer_accept(socket: &Socket) {
+    let seconds: libc::c_int = 1;
+    // SAFETY: setsockopt on a socket we own, with a pointer to a c_int that outlives the call
+    // and its exact size; no memory is retained by the kernel.
+    #[allow(unsafe_code)]
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_DEFER_ACCEPT,
+            std::ptr::addr_of!(seconds).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        tracing::debug!("TCP_DEFER_ACCEPT not set: {}", io::Error::last_os_error());
+    }
 }
 
 fn bind_unix(path: &Path, backlog: i32, cfg: &Config) -> Result<Socket> {

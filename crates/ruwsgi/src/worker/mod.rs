@@ -124,6 +124,8 @@ fn serve(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, boa
         // Both are per worker in the config; each thread holds its share.
         max_conns: (cfg.max_fd as usize).div_ceil(cfg.threads.max(1) as usize),
         max_keepalive: (cfg.http_keepalive as usize).div_ceil(cfg.threads.max(1) as usize),
+        processes: cfg.processes.max(1) as usize,
+        threads: cfg.threads.max(1) as usize,
     };
     // Built once per worker (after `chdir`): canonical roots, compiled expires regexps.
     let statics = match StaticFiles::new(cfg) {

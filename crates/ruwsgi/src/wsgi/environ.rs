@@ -3,6 +3,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::thread::LocalKey;
 
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -14,9 +15,14 @@ use super::Origin;
 /// Most distinct header names cached per thread (bounded: names come from clients).
 const KEY_CACHE_MAX: usize = 512;
 
+/// Raw names (header or uwsgi var) to their interned environ keys, per thread.
+type KeyCache = RefCell<HashMap<Box<[u8]>, Py<PyString>>>;
+
 thread_local! {
     /// `HTTP_*` key strings by raw header name.
-    static HEADER_KEYS: RefCell<HashMap<Box<[u8]>, Py<PyString>>> = RefCell::new(HashMap::new());
+    static HEADER_KEYS: KeyCache = RefCell::new(HashMap::new());
+    /// uwsgi var names (nginx's CGI names) as environ keys.
+    static VAR_KEYS: KeyCache = RefCell::new(HashMap::new());
 }
 
 /// The constant part of every environ.
@@ -47,17 +53,29 @@ pub fn latin1<'py>(py: Python<'py>, bytes: &[u8]) -> Bound<'py, PyString> {
 
 /// `HTTP_` + upper-cased name with `-` as `_`.
 fn header_key<'py>(py: Python<'py>, name: &str) -> Bound<'py, PyString> {
-    HEADER_KEYS.with(|cache| {
-        let mut cache = cache.borrow_mut();
-        if let Some(k) = cache.get(name.as_bytes()) {
-            return k.bind(py).clone();
-        }
+    cached_key(&HEADER_KEYS, py, name.as_bytes(), || {
         let mut key = String::with_capacity(5 + name.len());
         key.push_str("HTTP_");
         key.extend(name.chars().map(|c| if c == '-' { '_' } else { c.to_ascii_uppercase() }));
-        let s = PyString::intern(py, &key);
+        key
+    })
+}
+
+/// The interned key for `raw` from `cache`, made by `make` (and cached) on a miss.
+fn cached_key<'py>(
+    cache: &'static LocalKey<KeyCache>,
+    py: Python<'py>,
+    raw: &[u8],
+    make: impl FnOnce() -> String,
+) -> Bound<'py, PyString> {
+    cache.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if let Some(k) = cache.get(raw) {
+            return k.bind(py).clone();
+        }
+        let s = PyString::intern(py, &make());
         if cache.len() < KEY_CACHE_MAX {
-            cache.insert(name.as_bytes().into(), s.clone().unbind());
+            cache.insert(raw.into(), s.clone().unbind());
         }
         s
     })
@@ -112,12 +130,13 @@ pub fn fill(py: Python<'_>, env: &Bound<'_, PyDict>, origin: &Origin<'_>) -> PyR
         }
         Origin::Uwsgi { packet, .. } => {
             for (k, v) in &packet.vars {
-                let key = PyString::intern(py, &latin1(py, k).to_cow()?);
+                let key = cached_key(&VAR_KEYS, py, k, || k.iter().map(|&b| char::from(b)).collect());
                 let value = latin1(py, v);
                 // nginx before 1.23 sends each header line as its own var: combine repeated
                 // HTTP_* vars as the HTTP listener combines repeated headers (RFC 9110 §5.3),
                 // so both listeners give an app the same environ. Other vars: the last wins.
-                match env.get_item(&key)?.filter(|_| k.starts_with(b"HTTP_")) {
+                let repeated = if k.starts_with(b"HTTP_") { env.get_item(&key)? } else { None };
+                match repeated {
                     Some(old) => {
                         let sep = if *k == b"HTTP_COOKIE" { "; " } else { ", " };
                         let combined = format!("{}{sep}{}", old.extract::<String>()?, value.to_cow()?);
