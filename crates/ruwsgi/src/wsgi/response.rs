@@ -295,17 +295,22 @@ fn parse_status(status: &str) -> PyResult<u16> {
 }
 
 /// Calls `close()` on the app's result when dropped, whatever path the request took.
-struct CloseGuard<'py> {
+struct CloseGuard<'py, 'r> {
     result: Bound<'py, PyAny>,
-    what: &'py str,
+    /// The request, named in the log only if `close()` raises.
+    origin: &'r Origin<'r>,
 }
 
-impl Drop for CloseGuard<'_> {
+impl Drop for CloseGuard<'_, '_> {
     fn drop(&mut self) {
         let py = self.result.py();
         if let Ok(close) = self.result.getattr(intern!(py, "close")) {
             if let Err(e) = close.call0() {
-                tracing::error!("{}: close() of the response raised:\n{}", self.what, format_exception(py, &e));
+                tracing::error!(
+                    "{}: close() of the response raised:\n{}",
+                    describe(self.origin),
+                    format_exception(py, &e)
+                );
             }
         }
     }
@@ -422,8 +427,7 @@ fn call_app(
     served.vars = env.len();
     let start_response = Py::new(py, StartResponse { state: Arc::clone(state) })?;
     let result = app.callable.bind(py).call1((env, start_response))?;
-    let what = describe(&req.origin);
-    let _guard = CloseGuard { result: result.clone(), what: &what };
+    let _guard = CloseGuard { result: result.clone(), origin: &req.origin };
     if let Ok(list) = result.cast::<PyList>() {
         let items: Vec<Bound<'_, PyAny>> = list.iter().collect();
         return send_all(py, state, &items);
@@ -451,7 +455,7 @@ fn call_app(
             return Err(PyAssertionError::new_err("the app yielded body data before calling start_response()"));
         }
         if st.send(py, &[bytes], None).is_err() {
-            tracing::debug!("{what}: client disconnected");
+            tracing::debug!("{}: client disconnected", describe(&req.origin));
             break;
         }
     }
