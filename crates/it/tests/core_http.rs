@@ -259,3 +259,29 @@ fn oversized_headers_are_refused() {
     assert_eq!(srv.exchange(ok.as_bytes()).status, 200);
     let _ = BufRead::fill_buf(&mut r);
 }
+
+/// An app that answers without reading a large body (Django refusing an upload, say): the
+/// client still gets the whole response, not a reset, and the connection stays usable.
+#[test]
+fn response_to_an_unread_large_body_is_not_reset() {
+    let srv = start("hello.py", 1, 1);
+    let body = vec![b'x'; 512 * 1024];
+    for _ in 0..3 {
+        let s = srv.connect();
+        let mut writer = s.try_clone().unwrap();
+        let body = body.clone();
+        let sender = std::thread::spawn(move || {
+            let head = format!("POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n", body.len());
+            writer.write_all(head.as_bytes())?;
+            writer.write_all(&body)
+        });
+        let mut reader = BufReader::new(s);
+        let r = read_response(&mut reader).expect("the response arrives, not a reset");
+        assert_eq!(r.status, 200);
+        assert_eq!(r.body, b"Hello, World!");
+        sender.join().unwrap().expect("the whole body was taken, not reset");
+        // The body was drained, so the connection carries the next request.
+        reader.get_mut().write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+        assert_eq!(read_response(&mut reader).unwrap().status, 200);
+    }
+}

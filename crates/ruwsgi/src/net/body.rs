@@ -196,6 +196,11 @@ impl BodyReader {
         self.fd
     }
 
+    /// Part of the body is still on the socket (the app stopped reading early).
+    pub fn unread_on_socket(&self) -> bool {
+        !self.broken && self.fd >= 0 && matches!(self.framing, Framing::Length { remaining: 1.. } | Framing::Chunked(_))
+    }
+
     /// Ends the request: returns the bytes read past the body (a pipelined next request) and
     /// whether the connection can carry another request (body fully read, framing intact).
     pub fn finish(&mut self) -> (Vec<u8>, bool) {

@@ -23,6 +23,9 @@ use crate::static_files::{Progress, Reply, StaticFiles, StaticRequest};
 use crate::worker::WorkerInfo;
 use crate::wsgi::{App, Origin, Request, Served};
 
+/// Most body bytes an HTTP request's app may leave unread that are still drained before
+/// the connection is closed or reused; past it the connection is simply closed.
+const UNREAD_BODY_DRAIN: u64 = 4 << 20;
 /// Token of the stop pipe in every thread's epoll.
 const STOP_TOKEN: u64 = u64::MAX;
 /// Connections accepted per wake-up of one listener, so one thread doesn't take them all.
@@ -533,6 +536,12 @@ fn serve_http(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
         &served,
         &Logged { addr: &conn.peer.addr, method: head.method, uri: head.target, protocol, packet_bytes: used },
     );
+    if body.unread_on_socket() {
+        // The app answered without reading the whole body (an upload it refused, say): read
+        // and drop the rest, so closing or reusing the connection doesn't reset the
+        // response the client may still be waiting to read.
+        discard_body(&mut body, settings.request_timeout, UNREAD_BODY_DRAIN);
+    }
     conn.buf.consume(used + body_taken);
     let (leftover, reusable) = body.finish();
     conn.buf.unread(&leftover);
@@ -625,20 +634,27 @@ fn serve_uwsgi(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
         packet_bytes: used,
     };
     end_request(ctx, started, &served, &logged);
-    discard_body(&mut body, settings.request_timeout);
+    discard_body(&mut body, settings.request_timeout, u64::MAX);
     // uWSGI answers one request per uwsgi connection; nginx expects the close.
     Step::Served { keep_alive: false }
 }
 
-/// Reads and drops what the app left of a uwsgi request body, so the close that follows
-/// isn't a reset: nginx writes the whole body before it reads the reply, and a reset while
-/// it writes turns the reply already sent into a 502. Gives up after `timeout` of silence.
-fn discard_body(body: &mut BodyReader, timeout: Duration) {
+/// Reads and drops what the app left of a request body, so the close that follows isn't a
+/// reset: nginx writes the whole body before it reads the reply, and a reset while it writes
+/// turns the reply already sent into a 502 (a browser loses the reply the same way). Gives
+/// up after `timeout` of silence or past `max_bytes`.
+fn discard_body(body: &mut BodyReader, timeout: Duration, max_bytes: u64) {
     let mut scratch = Vec::new();
+    let mut dropped = 0u64;
     loop {
         scratch.clear();
         match body.read_some(&mut scratch, 64 * 1024) {
-            Ok(super::body::Progress::Data(_)) => {}
+            Ok(super::body::Progress::Data(n)) => {
+                dropped += n as u64;
+                if dropped > max_bytes {
+                    return;
+                }
+            }
             Ok(super::body::Progress::WouldBlock) => {
                 if socket_io::wait(body.fd(), false, timeout).is_err() {
                     return;
