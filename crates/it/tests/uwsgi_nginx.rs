@@ -522,47 +522,35 @@ fn http_get(addr: std::net::SocketAddr, path: &str) -> Response {
     it::read_response(&mut BufReader::new(s)).expect("response")
 }
 
-/// Which pids served requests whose URI contains `marker`, from the request log.
-fn pids_serving(log: &str, marker: &str) -> BTreeSet<i32> {
-    log.lines()
-        .filter(|l| l.contains(marker))
-        .filter_map(|l| l.strip_prefix("[pid: ")?.split('|').next()?.parse().ok())
-        .collect()
+/// The pid of the worker that answered a `/pid` request.
+fn pid_of(r: Response) -> i32 {
+    assert_eq!(r.status, 200);
+    String::from_utf8_lossy(&r.body).trim().parse().expect("pid body")
 }
 
-/// Every worker serves every socket: each round keeps one worker busy with a slow request
-/// on one socket so the other has to take a quick one on the other socket.
+/// Every worker serves every socket. With one thread per worker, a worker busy in a slow
+/// request accepts nothing, so keeping one worker busy steers quick requests on both
+/// sockets to the other; then the roles swap.
 fn assert_every_worker_serves_both(srv: &Server, http: std::net::SocketAddr, nginx: &Nginx) {
     let workers: BTreeSet<i32> = srv.worker_pids().into_iter().collect();
     assert_eq!(workers.len(), 2);
-    for round in 0..20 {
-        let (slow_http, marker) = if round % 2 == 0 { (true, "a") } else { (false, "b") };
-        let slow = std::thread::scope(|s| {
-            let slow = s.spawn(|| {
-                let path = format!("/sleep?s=0.3&via=SLOW{marker}{round}");
-                if slow_http {
-                    http_get(http, &path)
-                } else {
-                    nginx.get(&path)
-                }
-            });
-            std::thread::sleep(Duration::from_millis(50));
-            let quick = format!("/pid?via=QUICK{marker}{round}");
-            let r = if slow_http { nginx.get(&quick) } else { http_get(http, &quick) };
-            assert_eq!(r.status, 200);
-            slow.join().unwrap()
-        });
-        assert_eq!(slow.status, 200);
-        let log = srv.log();
-        let over_http: BTreeSet<i32> =
-            pids_serving(&log, "via=SLOWa").union(&pids_serving(&log, "via=QUICKb")).copied().collect();
-        let over_uwsgi: BTreeSet<i32> =
-            pids_serving(&log, "via=SLOWb").union(&pids_serving(&log, "via=QUICKa")).copied().collect();
-        if over_http == workers && over_uwsgi == workers {
-            return;
-        }
-    }
-    panic!("not every worker served both sockets:\n{}", srv.log());
+    let mut over_http = BTreeSet::new();
+    let mut over_uwsgi = BTreeSet::new();
+    std::thread::scope(|s| {
+        // First worker busy until t=0.8 s; the other takes both quick requests.
+        let first = s.spawn(|| http_get(http, "/sleep?s=0.8"));
+        std::thread::sleep(Duration::from_millis(150));
+        over_http.insert(pid_of(http_get(http, "/pid")));
+        over_uwsgi.insert(pid_of(nginx.get("/pid")));
+        // Second worker busy until t≈1.2 s; once the first is free it takes both.
+        let second = s.spawn(|| http_get(http, "/sleep?s=1"));
+        assert_eq!(first.join().unwrap().status, 200);
+        over_http.insert(pid_of(http_get(http, "/pid")));
+        over_uwsgi.insert(pid_of(nginx.get("/pid")));
+        assert_eq!(second.join().unwrap().status, 200);
+    });
+    assert_eq!(over_http, workers, "HTTP socket: {}", srv.log());
+    assert_eq!(over_uwsgi, workers, "uwsgi socket: {}", srv.log());
 }
 
 #[test]
