@@ -658,3 +658,59 @@ fn metrics_serves_prometheus_text() {
     assert!(text.contains("# TYPE ruwsgi_worker_requests_total counter"), "{text}");
     assert!(text.contains("ruwsgi_worker_requests_total{worker=\"1\"} 3"), "{text}");
 }
+
+/// The `Uid:`/`Gid:` lines of /proc/PID/status, real ids only.
+fn ids_of(pid: i32) -> (u32, u32) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let id = |key: &str| -> u32 {
+        let line = status.lines().find(|l| l.starts_with(key)).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    };
+    (id("Uid:"), id("Gid:"))
+}
+
+#[test]
+fn uid_and_gid_drop_privileges_after_binding() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("app.py"),
+        "import os\n\ndef application(environ, start_response):\n    start_response('200 OK', [('Content-Type', 'text/plain')])\n    return [b'%d %d' % (os.getuid(), os.getgid())]\n",
+    )
+    .unwrap();
+    // The user switched to must be able to read the app.
+    std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let args = ["--http-socket", "127.0.0.1:0", "--wsgi-file", "app.py", "--uid", "nobody", "--gid", "nogroup"];
+    if !nix::unistd::geteuid().is_root() {
+        // Without root the switch is impossible: one line naming it, and no server.
+        let (code, log) = it::run_to_exit(dir.path(), &args, Duration::from_secs(20));
+        assert_ne!(code, Some(0), "{log}");
+        assert!(log.contains("setgid(65534)"), "{log}");
+        return;
+    }
+    let srv = start_in(dir, &args, 1);
+    let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap().uid.as_raw();
+    let nogroup = nix::unistd::Group::from_name("nogroup").unwrap().unwrap().gid.as_raw();
+    // The app runs as nobody:nogroup, and so do the master and the worker.
+    assert_eq!(srv.get("/").text(), format!("{nobody} {nogroup}"));
+    assert_eq!(ids_of(srv.pid()), (nobody, nogroup));
+    for pid in srv.worker_pids() {
+        assert_eq!(ids_of(pid), (nobody, nogroup));
+    }
+    assert!(srv.log().contains(&format!("setuid() to {nobody}")), "{}", srv.log());
+    assert!(!srv.log().contains("running ruwsgi as root"), "{}", srv.log());
+}
+
+#[test]
+fn strict_refuses_to_run_as_root_without_uid() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--http-socket", "127.0.0.1:0", "--wsgi-file", &app("hello.py"), "--strict"];
+    let root = nix::unistd::geteuid().is_root();
+    let (code, log) = it::run_to_exit(dir.path(), &args, Duration::from_secs(if root { 20 } else { 3 }));
+    if root {
+        assert_ne!(code, Some(0), "{log}");
+        assert!(log.contains("refusing to run as root with strict: set uid"), "{log}");
+    } else {
+        // Not root: nothing to refuse; it serves until stopped by the timeout.
+        assert!(log.contains("spawned uWSGI worker 1"), "{log}");
+    }
+}

@@ -523,7 +523,7 @@ fn http_get(addr: std::net::SocketAddr, path: &str) -> Response {
 }
 
 /// The pid of the worker that answered a `/pid` request.
-fn pid_of(r: Response) -> i32 {
+fn pid_of(r: &Response) -> i32 {
     assert_eq!(r.status, 200);
     String::from_utf8_lossy(&r.body).trim().parse().expect("pid body")
 }
@@ -540,13 +540,13 @@ fn assert_every_worker_serves_both(srv: &Server, http: std::net::SocketAddr, ngi
         // First worker busy until t=0.8 s; the other takes both quick requests.
         let first = s.spawn(|| http_get(http, "/sleep?s=0.8"));
         std::thread::sleep(Duration::from_millis(150));
-        over_http.insert(pid_of(http_get(http, "/pid")));
-        over_uwsgi.insert(pid_of(nginx.get("/pid")));
+        over_http.insert(pid_of(&http_get(http, "/pid")));
+        over_uwsgi.insert(pid_of(&nginx.get("/pid")));
         // Second worker busy until t≈1.2 s; once the first is free it takes both.
         let second = s.spawn(|| http_get(http, "/sleep?s=1"));
         assert_eq!(first.join().unwrap().status, 200);
-        over_http.insert(pid_of(http_get(http, "/pid")));
-        over_uwsgi.insert(pid_of(nginx.get("/pid")));
+        over_http.insert(pid_of(&http_get(http, "/pid")));
+        over_uwsgi.insert(pid_of(&nginx.get("/pid")));
         assert_eq!(second.join().unwrap().status, 200);
     });
     assert_eq!(over_http, workers, "HTTP socket: {}", srv.log());

@@ -207,11 +207,12 @@ fn start(cfg: Config) -> Result<Master> {
     if cfg.daemonize2.is_none() {
         write_pidfiles(cfg.pidfile.as_ref())?;
     }
+    // As in uWSGI, Python is set up before `uid` switches user and the app loads after.
+    wsgi::prepare_interpreter(&cfg)?;
     drop_privileges(&cfg)?;
     if cfg.daemonize2.is_none() {
         write_pidfiles(cfg.pidfile2.as_ref())?;
     }
-    wsgi::prepare_interpreter(&cfg)?;
     let app = if cfg.lazy_apps {
         None
     } else {

@@ -108,9 +108,9 @@ fn format_exception(py: Python<'_>, err: &PyErr) -> String {
     }
 }
 
-/// Applies the interpreter-level options before any app code runs: `env`, `home`,
-/// `pythonpath`, the working directory on `sys.path`, and Python's own signal handlers
-/// (reset so they never run inside the server).
+/// Applies the interpreter-level options before any app code runs (and before `uid`):
+/// `env`, `home`, `pythonpath`, the working directory on `sys.path`, and Python's own
+/// signal handlers (reset so they never run inside the server).
 pub fn prepare_interpreter(cfg: &Config) -> anyhow::Result<()> {
     Python::attach(|py| -> PyResult<()> {
         let os = py.import("os")?;
@@ -147,6 +147,11 @@ pub fn prepare_interpreter(cfg: &Config) -> anyhow::Result<()> {
                 kwargs.set_item("line_buffering", true)?;
                 s.call_method("reconfigure", (), Some(&kwargs))?;
             }
+        }
+        // The standard modules ruwsgi itself uses, imported while still privileged: the
+        // user `uid` switches to may be unable to read the interpreter's library.
+        for module in ["traceback", "faulthandler", "importlib.util", "threading", "time"] {
+            py.import(module)?;
         }
         let signal = py.import("signal")?;
         for name in ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGCHLD"] {
@@ -277,7 +282,8 @@ fn load_file<'py>(py: Python<'py>, file: &Path, callable: &str) -> PyResult<Boun
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
         .collect();
     let util = py.import("importlib.util")?;
-    let spec = util.call_method1("spec_from_file_location", (&name, file))?;
+    // A str path: a `Path` would convert to pathlib.Path, importing pathlib for nothing.
+    let spec = util.call_method1("spec_from_file_location", (&name, file.as_os_str()))?;
     if spec.is_none() {
         return Err(PyRuntimeError::new_err(format!("cannot load {}", file.display())));
     }
