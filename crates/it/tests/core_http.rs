@@ -62,7 +62,7 @@ fn closed_by_server(r: &mut impl Read, wait: Duration) -> bool {
 }
 
 fn body_len(r: &it::Response) -> f64 {
-    json::parse(&r.text()).unwrap().get("body_len").and_then(json::Value::as_f64).unwrap()
+    json::from_str::<json::Value>(&r.text()).unwrap().get("body_len").and_then(json::Value::as_f64).unwrap()
 }
 
 #[test]
@@ -157,7 +157,7 @@ fn eight_keep_alive_clients_pipelining() {
                     s.write_all(&batch).unwrap();
                     for i in 0..5 {
                         let resp = read_response(&mut r).unwrap();
-                        let v = json::parse(&resp.text()).unwrap();
+                        let v = json::from_str::<json::Value>(&resp.text()).unwrap();
                         let path = v
                             .get("environ")
                             .and_then(|e| e.get("PATH_INFO"))
