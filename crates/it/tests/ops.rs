@@ -714,3 +714,138 @@ fn strict_refuses_to_run_as_root_without_uid() {
         assert!(log.contains("spawned uWSGI worker 1"), "{log}");
     }
 }
+
+/// Writes `letters` to the master FIFO in `dir`.
+fn fifo_send(dir: &Path, letters: &str) {
+    std::fs::OpenOptions::new().write(true).open(dir.join("ctl.fifo")).unwrap().write_all(letters.as_bytes()).unwrap();
+}
+
+/// Waits until every worker pid differs from `before` and there are `n` of them.
+fn wait_new_workers(srv: &Server, before: &[i32], n: usize) -> Vec<i32> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let now = srv.worker_pids();
+        if now.len() == n && now.iter().all(|p| !before.contains(p)) {
+            return now;
+        }
+        assert!(Instant::now() < deadline, "workers {before:?} not replaced (now {now:?}):\n{}", srv.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn master_fifo_letters_as_in_uwsgi() {
+    let dir = tempfile::tempdir().unwrap();
+    write_app(dir.path(), "v1");
+    let srv = start_in(
+        dir,
+        &[
+            "--http-socket",
+            "127.0.0.1:0",
+            "--wsgi-file",
+            "app.py",
+            "--processes",
+            "2",
+            "--lazy-apps",
+            "--master-fifo",
+            "ctl.fifo",
+        ],
+        2,
+    );
+    let fifo = srv.dir.path().to_path_buf();
+    let master = srv.pid();
+    assert!(srv.wait_log("master fifo", Duration::from_secs(5)));
+    // s: stats to the log.
+    fifo_send(&fifo, "s\n");
+    assert!(srv.wait_log("*** ruwsgi stats: pid", Duration::from_secs(5)), "{}", srv.log());
+    // w: the workers reload (lazy-apps: with the edited app); the master stays.
+    let v1_workers = srv.worker_pids();
+    write_app(&fifo, "v2");
+    fifo_send(&fifo, "w");
+    let v2_workers = wait_new_workers(&srv, &v1_workers, 2);
+    assert_eq!(srv.get("/").body, b"v2");
+    // c: chain reload, one worker after the other.
+    write_app(&fifo, "v3");
+    fifo_send(&fifo, "c");
+    assert!(srv.wait_log("chain reloading complete", Duration::from_secs(30)), "{}", srv.log());
+    let v3_workers = wait_new_workers(&srv, &v2_workers, 2);
+    assert_eq!(srv.get("/").body, b"v3");
+    // r: full graceful reload; the master re-executes in place and keeps its pid.
+    write_app(&fifo, "v4");
+    fifo_send(&fifo, "r");
+    assert!(srv.wait_log("master-fifo r: ...gracefully killing workers...", Duration::from_secs(5)), "{}", srv.log());
+    let v4_workers = wait_new_workers(&srv, &v3_workers, 2);
+    assert_eq!(srv.get("/").body, b"v4");
+    // R: brutal reload: workers are interrupted, not waited for.
+    fifo_send(&fifo, "R");
+    assert!(srv.wait_log("master-fifo R: brutally reloading", Duration::from_secs(5)), "{}", srv.log());
+    wait_new_workers(&srv, &v4_workers, 2);
+    assert_eq!(srv.get("/").body, b"v4");
+    assert_eq!(srv.pid(), master);
+    // An unknown letter is named in the log and changes nothing.
+    fifo_send(&fifo, "x");
+    assert!(srv.wait_log("master-fifo: unsupported command 'x'", Duration::from_secs(5)), "{}", srv.log());
+    assert_eq!(srv.get("/").status, 200);
+    // Q: immediate shutdown.
+    let mut srv = srv;
+    fifo_send(&fifo, "Q");
+    assert!(srv.wait_exit(Duration::from_secs(10)).is_some(), "{}", srv.log());
+    assert!(srv.log().contains("killing workers"), "{}", srv.log());
+}
+
+#[test]
+fn master_fifo_l_reopens_a_moved_log_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("server.log");
+    let mut child = Command::new(it::ruwsgi_command())
+        .args(["--http-socket", "127.0.0.1:0", "--wsgi-file", &app("hello.py"), "--master-fifo", "ctl.fifo"])
+        .arg("--logto")
+        .arg(&log)
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let guard = KillOnDrop(child.id() as i32);
+    wait_file(&log, Duration::from_secs(20), |t| t.contains("spawned uWSGI worker 1")).expect("server started");
+    // logrotate's way: move the file away, then tell the master to reopen it.
+    std::fs::rename(&log, dir.path().join("server.log.1")).unwrap();
+    fifo_send(dir.path(), "l");
+    fifo_send(dir.path(), "s");
+    let text = wait_file(&log, Duration::from_secs(10), |t| t.contains("*** ruwsgi stats: pid"));
+    assert!(text.is_some(), "the master's lines do not reach the reopened log");
+    drop(guard);
+    let _ = child.wait();
+}
+
+#[test]
+fn stats_count_static_requests_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("files")).unwrap();
+    std::fs::write(dir.path().join("files/a.txt"), "static\n").unwrap();
+    let srv = start_in(
+        dir,
+        &[
+            "--http-socket",
+            "127.0.0.1:0",
+            "--wsgi-file",
+            &app("hello.py"),
+            "--static-map",
+            "/s=files",
+            "--stats",
+            "127.0.0.1:0",
+        ],
+        1,
+    );
+    assert_eq!(srv.get("/s/a.txt").body, b"static\n");
+    assert_eq!(srv.get("/s/a.txt").status, 200);
+    assert_eq!(srv.get("/").status, 200);
+    let doc = it::json::from_str::<it::json::Value>(&read_stats(&stats_address(&srv))).unwrap();
+    let workers = doc["workers"].as_array().unwrap();
+    assert_eq!(workers[0].get("requests").and_then(it::json::Value::as_f64), Some(3.0));
+    let cores = workers[0]["cores"].as_array().unwrap();
+    let count = |key: &str| cores.iter().filter_map(|c| c.get(key)?.as_f64()).sum::<f64>();
+    assert_eq!(count("requests"), 3.0);
+    assert_eq!(count("static_requests"), 2.0);
+}

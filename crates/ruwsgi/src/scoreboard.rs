@@ -20,6 +20,8 @@ pub const REQUEST_INFO_LEN: usize = 120;
 pub struct CoreSlot {
     /// Requests served by this thread.
     pub requests: AtomicU64,
+    /// Of those, static files answered without the app (`static-map`, `check-static`).
+    pub static_requests: AtomicU64,
     /// Start of the request in progress, µs since the epoch; 0 when idle.
     pub request_start: AtomicU64,
     /// Open connections of this thread, for balancing accepts across threads and workers;
@@ -166,6 +168,7 @@ impl WorkerSlot {
         }
         for core in &self.cores {
             core.requests.store(0, Relaxed);
+            core.static_requests.store(0, Relaxed);
             core.request_start.store(0, Relaxed);
             core.request_len.store(0, Relaxed);
             core.connections.store(u64::MAX, Relaxed);

@@ -192,7 +192,7 @@ fn render_worker(cfg: &Config, board: Scoreboard, w: &WorkerView) -> Value {
             json!({
                 "id": i,
                 "requests": c.requests.load(Relaxed),
-                "static_requests": 0,
+                "static_requests": c.static_requests.load(Relaxed),
                 "routed_requests": 0,
                 "offloaded_requests": 0,
                 "write_errors": 0,

@@ -743,6 +743,7 @@ fn finish_static(ctx: &LoopContext<'_>, sending: &Sending, complete: bool) -> bo
         protocol: &log.protocol,
         packet_bytes: log.packet_bytes,
     };
+    ctx.worker.slot().cores[ctx.core].static_requests.fetch_add(1, Ordering::Relaxed);
     end_request(ctx, sending.started, &served, &logged);
     served.keep_alive
 }
