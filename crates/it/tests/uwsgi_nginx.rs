@@ -48,7 +48,7 @@ fn sha256_hex(bytes: &[u8]) -> String {
 /// The echo app's JSON answer.
 fn echo_json(r: &Response) -> Value {
     assert_eq!(r.status, 200, "{}\n{}", r.status_line, r.text());
-    json::parse(&r.text()).unwrap_or_else(|e| panic!("bad JSON ({e}): {}", r.text()))
+    json::from_str(&r.text()).unwrap_or_else(|e| panic!("bad JSON ({e}): {}", r.text()))
 }
 
 fn env_str<'v>(v: &'v Value, key: &str) -> &'v str {
