@@ -36,7 +36,8 @@ fn write(root: &Path, rel: &str, data: &[u8]) {
 ///   hello.txt site.css app.js img/pixel.png sub/index.html nodir/ script.py thing.demo
 ///   plain.txt(.gz)           gz sibling outside the gzip dir: never chosen
 ///   gz/app.css(.gz)          static-gzip-dir
-///   link-out -> ../secret.txt, dir-link -> .., link-safe -> ../safe/allowed.txt
+///   link-out -> ../secret.txt, dir-link -> .., link-safe -> ../safe/allowed.txt,
+///   img/link-in -> ../hello.txt, img-link -> img
 /// second/                    static-map /static (second): hello.txt, only-b.txt
 /// root2/m2/x.txt             static-map2 /m2
 /// docroot/robots.txt         check-static
@@ -68,6 +69,8 @@ fn start() -> Server {
     symlink("../secret.txt", d.join("static/link-out")).unwrap();
     symlink("..", d.join("static/dir-link")).unwrap();
     symlink("../safe/allowed.txt", d.join("static/link-safe")).unwrap();
+    symlink("../hello.txt", d.join("static/img/link-in")).unwrap();
+    symlink("img", d.join("static/img-link")).unwrap();
     let p = |rel: &str| d.join(rel).display().to_string();
     let args = [
         "--http-socket",
@@ -230,6 +233,8 @@ fn mount_precedence_fall_through_index_map2_check_static() {
     let skipped = srv.get("/static/script.py");
     assert_eq!(skipped.text(), "not found\n", "static-skip-ext goes to the app");
     assert_eq!(srv.get("/static/link-safe").body, b"allowed by static-safe\n");
+    assert_eq!(srv.get("/static/img/link-in").body, b"hello from static\n", "a symlink within the root");
+    assert_eq!(srv.get("/static/img-link/pixel.png").body, PNG, "a symlinked directory within the root");
     assert_eq!(srv.get("/staticx").status, 404, "mounts match whole segments");
 }
 

@@ -30,9 +30,18 @@ pub fn try_read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
 
 /// One non-blocking vectored write (`writev`/`sendmsg`), no SIGPIPE.
 pub fn try_write(fd: RawFd, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+    try_send(fd, bufs, false)
+}
+
+/// `try_write`, with `more` meaning more data follows at once (`MSG_MORE`): a response head
+/// then goes out in the same TCP segment as the start of its `sendfile` body.
+pub fn try_send(fd: RawFd, bufs: &[IoSlice<'_>], more: bool) -> io::Result<usize> {
     use nix::sys::socket::{sendmsg, MsgFlags};
+    // nix has no name for MSG_MORE.
+    let more = if more { MsgFlags::from_bits_retain(libc::MSG_MORE) } else { MsgFlags::empty() };
+    let flags = MsgFlags::MSG_NOSIGNAL | more;
     loop {
-        match sendmsg::<()>(fd, bufs, &[], MsgFlags::MSG_NOSIGNAL, None) {
+        match sendmsg::<()>(fd, bufs, &[], flags, None) {
             Ok(n) => return Ok(n),
             Err(nix::errno::Errno::EINTR) => {}
             Err(e) => return Err(e.into()),

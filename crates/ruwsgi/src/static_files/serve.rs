@@ -8,9 +8,10 @@ use std::fs::File;
 use std::io::{self, IoSlice};
 use std::os::fd::{AsFd, RawFd};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use nix::errno::Errno;
 use ruwsgi_proto::{encode_response_head, ResponseFraming};
 
 use super::resolve::{self, FileFacts, Plan, Refusal};
@@ -84,8 +85,9 @@ pub struct Transfer {
 impl Transfer {
     /// Writes as much as the socket takes now.
     pub fn advance(&mut self, fd: RawFd) -> io::Result<Progress> {
+        let body_follows = self.file.is_some() && self.remaining > 0;
         while self.written < self.head.len() {
-            match socket_io::try_write(fd, &[IoSlice::new(&self.head[self.written..])]) {
+            match socket_io::try_send(fd, &[IoSlice::new(&self.head[self.written..])], body_follows) {
                 Ok(n) => self.written += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Progress::Blocked),
                 Err(e) => return Err(e),
@@ -128,19 +130,45 @@ impl StaticFiles {
     /// Looks `candidate` up: a regular file, or a directory with a `static-index` file, whose
     /// real path stays under `root` (or a `static-safe` root).
     pub(super) fn find(&self, candidate: &Path, root: &Path) -> Found {
+        // Fast path, the common case: no symlink anywhere on the way. Then the candidate is
+        // its own real path, under `root` (a real path) by construction, and one open does
+        // what canonicalize (a readlink per component) and a stat would.
+        if plainly_under(candidate, root) {
+            match open_without_symlinks(candidate) {
+                Ok(file) => return self.found(file, candidate.to_path_buf(), root),
+                Err(Errno::ENOENT | Errno::ENOTDIR | Errno::EACCES) => return Found::Missing,
+                // ELOOP: a symlink on the way; ENOSYS/EPERM: no openat2 here.
+                Err(_) => {}
+            }
+        }
         let Ok(real) = std::fs::canonicalize(candidate) else {
             return Found::Missing;
         };
         if !real.starts_with(root) && !self.safe.iter().any(|s| real.starts_with(s)) {
             return Found::Refused(Refusal::OutsideRoot);
         }
-        let Ok(meta) = std::fs::metadata(&real) else {
+        // O_NOFOLLOW: the real path has no symlinks, so one appearing now is a swap race.
+        // O_NONBLOCK: a FIFO swapped in must not block the thread; `found` rejects it.
+        let opened = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
+            .open(&real);
+        match opened {
+            Ok(file) => self.found(file, real, root),
+            Err(_) => Found::Missing,
+        }
+    }
+
+    /// What an opened `path` (a real path) answers: a regular file, or a directory's
+    /// `static-index` file. Directories are never listed.
+    fn found(&self, file: File, path: PathBuf, root: &Path) -> Found {
+        let Ok(meta) = file.metadata() else {
             return Found::Missing;
         };
         if meta.is_dir() {
-            // Directories are never listed: an index file or nothing.
+            drop(file);
             for name in &self.index {
-                match self.find(&real.join(name), root) {
+                match self.find(&path.join(name), root) {
                     Found::Missing => {}
                     found => return found,
                 }
@@ -150,25 +178,12 @@ impl StaticFiles {
         if !meta.is_file() {
             return Found::Missing;
         }
-        let name = real.as_os_str().as_encoded_bytes();
+        let name = path.as_os_str().as_encoded_bytes();
         if self.skip_ext.iter().any(|ext| name.ends_with(ext.as_bytes())) {
             return Found::Missing;
         }
-        // O_NOFOLLOW: the real path has no symlinks, so one appearing now is a swap race.
-        // O_NONBLOCK: a FIFO swapped in must not block the thread; fstat below rejects it.
-        let opened =
-            std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(&real);
-        let Ok(file) = opened else {
-            return Found::Missing;
-        };
-        let Ok(meta) = file.metadata() else {
-            return Found::Missing;
-        };
-        if !meta.is_file() {
-            return Found::Missing;
-        }
         let facts = FileFacts { size: meta.len(), mtime: meta.mtime() };
-        Found::File(OpenFile { file, path: real, facts })
+        Found::File(OpenFile { file, path, facts })
     }
 
     /// Builds the reply for a found file: gzip variant, validators, range, expires.
@@ -298,4 +313,20 @@ pub(super) fn error_reply(req: &StaticRequest<'_>, status: u16, reason: &str) ->
 /// 1 when `encode_response_head` adds a `Connection` header.
 fn count_connection_header(req: &StaticRequest<'_>) -> usize {
     usize::from((req.minor_version == 0) == req.keep_alive)
+}
+
+/// True when `path` is `root` followed by plain names only (no `.`, `..` or root parts).
+fn plainly_under(path: &Path, root: &Path) -> bool {
+    path.strip_prefix(root).is_ok_and(|rest| rest.components().all(|c| matches!(c, Component::Normal(_))))
+}
+
+/// Opens `path` read-only, failing with ELOOP if any component is a symlink (`openat2`
+/// with RESOLVE_NO_SYMLINKS, Linux 5.6+). Non-blocking and without a controlling tty, so
+/// a FIFO or device in a static directory can't stall or take over the worker.
+fn open_without_symlinks(path: &Path) -> Result<File, Errno> {
+    use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag, AT_FDCWD};
+    let how = OpenHow::new()
+        .flags(OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_NO_SYMLINKS);
+    openat2(AT_FDCWD, path, how).map(File::from)
 }
