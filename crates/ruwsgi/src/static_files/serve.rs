@@ -321,7 +321,7 @@ fn plainly_under(path: &Path, root: &Path) -> bool {
 }
 
 /// Opens `path` read-only, failing with ELOOP if any component is a symlink (`openat2`
-/// with RESOLVE_NO_SYMLINKS, Linux 5.6+). Non-blocking and without a controlling tty, so
+/// with `RESOLVE_NO_SYMLINKS`, Linux 5.6+). Non-blocking and without a controlling tty, so
 /// a FIFO or device in a static directory can't stall or take over the worker.
 fn open_without_symlinks(path: &Path) -> Result<File, Errno> {
     use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag, AT_FDCWD};
