@@ -112,8 +112,8 @@ struct Conn {
     /// A static-file response still going out; while set, the connection waits for
     /// EPOLLOUT instead of input, so a slow download never blocks the thread.
     sending: Option<Box<Sending>>,
-    /// The epoll interest is currently EPOLLOUT (for `sending`).
-    out_armed: bool,
+    /// What the epoll set watches this connection for.
+    interest: Interest,
 }
 
 /// A static-file response parked until the socket is writable.
@@ -204,13 +204,7 @@ pub fn run(ctx: &LoopContext<'_>) -> std::io::Result<()> {
             // Requests run to completion inside this thread, so any connection we see here is
             // between requests or receiving one: idle ones go now, partial ones get the sweep.
             conns.retain(|_, c| {
-                let keep = c.buf.len() > 0
-                    || (c.fresh && c.since.elapsed() < ctx.settings.request_timeout)
-                    || c.sending.is_some();
-                if !keep {
-                    let _ = epoll.delete(c.fd.as_fd());
-                }
-                keep
+                c.buf.len() > 0 || (c.fresh && c.since.elapsed() < ctx.settings.request_timeout) || c.sending.is_some()
             });
             if conns.is_empty() {
                 ctx.worker.slot().cores[ctx.core].connections.store(u64::MAX, Ordering::Relaxed);
@@ -219,7 +213,7 @@ pub fn run(ctx: &LoopContext<'_>) -> std::io::Result<()> {
         }
         if last_sweep.elapsed() >= TICK {
             last_sweep = Instant::now();
-            sweep(ctx, &epoll, &mut conns);
+            sweep(ctx, &mut conns);
         }
         // `max-fd`: a full thread takes its listeners out of its epoll (level-triggered, they
         // would wake it in a loop) and puts them back once a connection has gone.
@@ -245,14 +239,12 @@ fn serve_event(ctx: &LoopContext<'_>, epoll: &Epoll, conns: &mut Slab<Conn>, key
         && !conn.fresh
         && conn.buf.len() == 0
         && conn.sending.is_none();
-    if failed || matches!(next, Next::Close) || over_keepalive {
+    if failed || matches!(next, Next::Close) || over_keepalive || !rearm(epoll, conn, token) {
         let mut conn = conns.remove(key);
         if let Some(sending) = conn.sending.take() {
             finish_static(ctx, &sending, false);
         }
-        let _ = epoll.delete(conn.fd.as_fd());
-    } else {
-        rearm(epoll, conn, token);
+        // Dropping `conn` closes its fd, which also takes it out of the epoll set.
     }
 }
 
@@ -287,7 +279,7 @@ fn serve_guarded(ctx: &LoopContext<'_>, conn: &mut Conn) -> Next {
 }
 
 /// Closes connections idle past `http-timeout` or with a request slower than `socket-timeout`.
-fn sweep(ctx: &LoopContext<'_>, epoll: &Epoll, conns: &mut Slab<Conn>) {
+fn sweep(ctx: &LoopContext<'_>, conns: &mut Slab<Conn>) {
     let settings = ctx.settings;
     conns.retain(|_, c| {
         let busy = c.buf.len() > 0 || c.sending.is_some();
@@ -301,7 +293,6 @@ fn sweep(ctx: &LoopContext<'_>, epoll: &Epoll, conns: &mut Slab<Conn>) {
                 tracing::debug!("closing connection from {}: request not complete after {:?}", c.peer.addr, limit);
                 reply_error(c.fd.as_raw_fd(), 408, "Request Timeout");
             }
-            let _ = epoll.delete(c.fd.as_fd());
         }
         keep
     });
@@ -342,7 +333,7 @@ fn accept_some(ctx: &LoopContext<'_>, epoll: &Epoll, conns: &mut Slab<Conn>, ind
         if ctx.settings.max_conns > 0 && conns.len() >= ctx.settings.max_conns {
             return;
         }
-        let (socket, addr) = match listener.socket.accept() {
+        let (socket, addr) = match listener.socket.accept4(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC) {
             Ok(pair) => pair,
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
             Err(e) => {
@@ -350,9 +341,6 @@ fn accept_some(ctx: &LoopContext<'_>, epoll: &Epoll, conns: &mut Slab<Conn>, ind
                 return;
             }
         };
-        if socket.set_nonblocking(true).is_err() {
-            continue;
-        }
         let peer = match addr.as_socket() {
             Some(a) => Peer { addr: a.ip().to_canonical().to_string(), port: a.port().to_string() },
             None => Peer { addr: String::new(), port: String::new() },
@@ -363,9 +351,6 @@ fn accept_some(ctx: &LoopContext<'_>, epoll: &Epoll, conns: &mut Slab<Conn>, ind
         let fd: OwnedFd = socket.into();
         let entry = conns.vacant_entry();
         let token = first_conn + entry.key() as u64;
-        if epoll.add(fd.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP, token)).is_err() {
-            continue;
-        }
         let key = entry.key();
         entry.insert(Conn {
             fd,
@@ -377,11 +362,12 @@ fn accept_some(ctx: &LoopContext<'_>, epoll: &Epoll, conns: &mut Slab<Conn>, ind
             chunk_scan: None,
             fresh: true,
             sending: None,
-            out_armed: false,
+            interest: Interest::Unregistered,
         });
         // TCP uwsgi listeners defer accept() until the first bytes arrive (TCP_DEFER_ACCEPT),
         // and clients mostly send right after connecting: serve now rather than after
-        // another trip through epoll_wait.
+        // another trip through epoll_wait. The connection joins the epoll set only if it
+        // is still open after that (a one-request uwsgi connection from nginx never does).
         serve_event(ctx, epoll, conns, key, token, false);
     }
 }
@@ -708,15 +694,44 @@ fn on_writable(ctx: &LoopContext<'_>, conn: &mut Conn) -> Next {
     drive(ctx, conn)
 }
 
-/// Switches the epoll interest between input and EPOLLOUT as `conn.sending` requires.
-fn rearm(epoll: &Epoll, conn: &mut Conn, token: u64) {
-    let want_out = conn.sending.is_some();
-    if want_out != conn.out_armed {
-        // No EPOLLRDHUP while sending: a client that half-closed after its request would
-        // otherwise wake us in a loop.
-        let flags = if want_out { EpollFlags::EPOLLOUT } else { EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP };
-        if epoll.modify(conn.fd.as_fd(), &mut EpollEvent::new(flags, token)).is_ok() {
-            conn.out_armed = want_out;
+/// What the epoll set watches a connection for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Interest {
+    /// Not in the set yet (just accepted and served straight away).
+    Unregistered,
+    /// Input (the next request, or the client going away).
+    Input,
+    /// Room to write (`sending`).
+    Output,
+}
+
+/// Registers the connection or switches its epoll interest between input and EPOLLOUT as
+/// `conn.sending` requires; false (logged) when epoll refuses, and the connection must go.
+fn rearm(epoll: &Epoll, conn: &mut Conn, token: u64) -> bool {
+    let want = if conn.sending.is_some() { Interest::Output } else { Interest::Input };
+    if want == conn.interest {
+        return true;
+    }
+    // No EPOLLRDHUP while sending: a client that half-closed after its request would
+    // otherwise wake us in a loop.
+    let flags = match want {
+        Interest::Output => EpollFlags::EPOLLOUT,
+        _ => EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP,
+    };
+    let mut event = EpollEvent::new(flags, token);
+    let done = if conn.interest == Interest::Unregistered {
+        epoll.add(conn.fd.as_fd(), event)
+    } else {
+        epoll.modify(conn.fd.as_fd(), &mut event)
+    };
+    match done {
+        Ok(()) => {
+            conn.interest = want;
+            true
+        }
+        Err(e) => {
+            tracing::warn!("epoll_ctl on a connection from {} failed: {e}; closing it", peer_name(&conn.peer));
+            false
         }
     }
 }
