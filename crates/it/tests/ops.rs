@@ -849,3 +849,26 @@ fn stats_count_static_requests_apart() {
     assert_eq!(count("requests"), 3);
     assert_eq!(count("static_requests"), 2);
 }
+
+#[test]
+fn reload_and_stop_through_the_pidfile() {
+    let dir = tempfile::tempdir().unwrap();
+    write_app(dir.path(), "v1");
+    let mut srv = start_in(dir, &["--http-socket", "127.0.0.1:0", "--wsgi-file", "app.py", "--pidfile", "app.pid"], 1);
+    let here = srv.dir.path().to_path_buf();
+    let run = |args: &[&str]| it::run_to_exit(&here, args, Duration::from_secs(10));
+    // `ruwsgi --reload PIDFILE`: a graceful reload of that master.
+    let before = srv.worker_pids();
+    write_app(srv.dir.path(), "v2");
+    assert_eq!(run(&["--reload", "app.pid"]).0, Some(0));
+    assert!(srv.wait_log("SIGHUP received: ...gracefully killing workers...", Duration::from_secs(5)), "{}", srv.log());
+    wait_new_workers(&srv, &before, 1);
+    assert_eq!(srv.get("/").body, b"v2");
+    // A missing pidfile is one line naming it.
+    let (code, out) = run(&["--stop", "nope.pid"]);
+    assert_eq!(code, Some(1));
+    assert!(out.starts_with("ruwsgi: --stop nope.pid: "), "{out}");
+    // `ruwsgi --stop PIDFILE`: the master stops.
+    assert_eq!(run(&["--stop", "app.pid"]).0, Some(0));
+    assert!(srv.wait_exit(Duration::from_secs(10)).is_some(), "{}", srv.log());
+}

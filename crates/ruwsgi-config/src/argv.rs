@@ -5,14 +5,16 @@
 
 use crate::options::{self, Kind, OptionSpec};
 use crate::reader::Format;
-use crate::{ConfigError, Entry, Origin};
+use crate::{ConfigError, Control, Entry, Origin};
 
 /// Print-and-exit requests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Action {
     Help,
     Version,
     ShowConfig,
+    /// `--stop`/`--reload PIDFILE`.
+    Signal(Control, String),
 }
 
 /// One thing the command line asks for, in order.
@@ -123,6 +125,12 @@ fn push(
                 out.action = Some(action);
             }
         }
+        Kind::Signal => {
+            let control = if spec.name == "stop" { Control::Stop } else { Control::Reload };
+            if out.action.is_none() {
+                out.action = Some(Action::Signal(control, value));
+            }
+        }
         Kind::ConfigFile => out.sources.push(Source::File { option: spec.name, spec: value, format: None, origin }),
         Kind::Logic => {
             return Err(ConfigError::Syntax { origin, message: format!("--{written} is only valid in config files") });
@@ -196,6 +204,15 @@ mod tests {
     fn help_wins_over_other_actions() {
         assert_eq!(parse_args(&args(&["--show-config", "--help"])).unwrap().action, Some(Action::Help));
         assert_eq!(parse_args(&args(&["--version"])).unwrap().action, Some(Action::Version));
+    }
+
+    #[test]
+    fn stop_and_reload_take_a_pidfile() {
+        let stop = parse_args(&args(&["--stop", "/run/app.pid"])).unwrap().action;
+        assert_eq!(stop, Some(Action::Signal(Control::Stop, "/run/app.pid".into())));
+        let reload = parse_args(&args(&["--reload=app.pid"])).unwrap().action;
+        assert_eq!(reload, Some(Action::Signal(Control::Reload, "app.pid".into())));
+        assert!(parse_args(&args(&["--stop"])).is_err(), "the pidfile is required");
     }
 
     #[test]

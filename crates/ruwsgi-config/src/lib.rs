@@ -38,6 +38,22 @@ pub enum Command {
     },
     /// Print this text to stdout and exit 0 (`--help`, `--version`, `--show-config`).
     Print(String),
+    /// Signal the master whose pid is in `pidfile`, then exit (`--stop`, `--reload`).
+    Signal {
+        /// What to ask of it.
+        control: Control,
+        /// The running instance's `pidfile`.
+        pidfile: PathBuf,
+    },
+}
+
+/// What `--stop`/`--reload PIDFILE` ask of a running master (uWSGI's CLI helpers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// `--stop`: SIGINT, the immediate shutdown uWSGI's `--stop` sends.
+    Stop,
+    /// `--reload`: SIGHUP, a graceful reload.
+    Reload,
 }
 
 /// What the readers may look at besides the config files: injected so tests don't depend on
@@ -105,6 +121,9 @@ pub fn load_with_env(args: &[String], env: &Environment) -> Result<Command, Conf
         Some(argv::Action::Help) => return Ok(Command::Print(options::render_help())),
         Some(argv::Action::Version) => {
             return Ok(Command::Print(format!("ruwsgi {}\n", env!("CARGO_PKG_VERSION"))));
+        }
+        Some(argv::Action::Signal(control, pidfile)) => {
+            return Ok(Command::Signal { control, pidfile: PathBuf::from(pidfile) });
         }
         _ => {}
     }

@@ -42,6 +42,8 @@ pub enum Kind {
     Logic,
     /// `--help`, `--version`, `--show-config`: print and exit.
     Action,
+    /// `--stop PIDFILE`, `--reload PIDFILE`: signal the master named in a pidfile and exit.
+    Signal,
 }
 
 impl Kind {
@@ -65,6 +67,7 @@ impl Kind {
             Self::ConfigFile => "file[:section]",
             Self::Logic => "logic",
             Self::Action => "-",
+            Self::Signal => "pidfile",
         }
     }
 }
@@ -154,7 +157,7 @@ const fn ignored(name: &'static str, kind: Kind, reason: &'static str, help: &'s
 
 use Kind::{
     Action, Address, Bool, Bytes, ConfigFile, Logic, Mapping, Megabytes, Mode, Number, Pair, Path, RegexSeconds,
-    Seconds, Text, TypeSeconds,
+    Seconds, Signal, Text, TypeSeconds,
 };
 use Status::{IgnoredWithNotice, Planned, Supported, SupportedWithDifference};
 
@@ -171,6 +174,8 @@ pub static OPTIONS: &[OptionSpec] = &[
     // --- actions and config composition
     row("help", &[], Some('h'), Action, false, "", Supported, "print this help and exit"),
     row("version", &[], None, Action, false, "", Supported, "print the version and exit"),
+    row("stop", &[], None, Signal, false, "", Supported, "stop the master named in this pidfile at once (SIGINT) and exit"),
+    row("reload", &[], None, Signal, false, "", Supported, "gracefully reload the master named in this pidfile (SIGHUP) and exit"),
     row("show-config", &[], None, Action, false, "", SupportedWithDifference(
         "prints the resolved options as `name = value` lines and exits (uWSGI logs them and starts)"),
         "print the resolved options and exit"),

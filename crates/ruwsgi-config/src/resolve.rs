@@ -86,7 +86,7 @@ pub(crate) fn resolve(entries: &[Entry]) -> Result<Resolved, ConfigError> {
                 }
             }
             Status::Supported | Status::SupportedWithDifference(_) => match spec.kind {
-                Kind::ConfigFile | Kind::Logic | Kind::Action => {
+                Kind::ConfigFile | Kind::Logic | Kind::Action | Kind::Signal => {
                     if matches!(e.origin, Origin::Env { .. }) {
                         continue;
                     }
@@ -452,7 +452,9 @@ mod tests {
     #[test]
     fn every_supported_option_maps_to_config() {
         for spec in options::OPTIONS.iter().filter(|o| o.status.is_supported()) {
-            if matches!(spec.kind, Kind::ConfigFile | Kind::Logic | Kind::Action) || spec.name == "set-placeholder" {
+            if matches!(spec.kind, Kind::ConfigFile | Kind::Logic | Kind::Action | Kind::Signal)
+                || spec.name == "set-placeholder"
+            {
                 continue;
             }
             let value = match spec.kind {

@@ -1,6 +1,10 @@
 //! The command line: read the config, print what was asked for, or run the master.
 
-use ruwsgi_config::Command;
+use std::path::Path;
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use ruwsgi_config::{Command, Control};
 
 /// `ruwsgi ARGS...`; returns the exit code.
 pub fn main(args: &[String]) -> i32 {
@@ -10,6 +14,13 @@ pub fn main(args: &[String]) -> i32 {
             print!("{text}");
             0
         }
+        Ok(Command::Signal { control, pidfile }) => match signal_pidfile(control, &pidfile) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("ruwsgi: {e}");
+                1
+            }
+        },
         Ok(Command::Run { config, notices }) => {
             for notice in notices {
                 tracing::info!("{notice}");
@@ -25,4 +36,21 @@ pub fn main(args: &[String]) -> i32 {
             1
         }
     }
+}
+
+/// `--stop`/`--reload PIDFILE`: sends the master in `pidfile` uWSGI's signal for it.
+fn signal_pidfile(control: Control, pidfile: &Path) -> Result<(), String> {
+    let (option, signal) = match control {
+        Control::Stop => ("--stop", Signal::SIGINT),
+        Control::Reload => ("--reload", Signal::SIGHUP),
+    };
+    let text = std::fs::read_to_string(pidfile).map_err(|e| format!("{option} {}: {e}", pidfile.display()))?;
+    let pid: i32 = text
+        .trim()
+        .parse()
+        .ok()
+        .filter(|&pid| pid > 0)
+        .ok_or_else(|| format!("{option} {}: no pid in the file ({:?})", pidfile.display(), text.trim()))?;
+    kill(Pid::from_raw(pid), signal)
+        .map_err(|e| format!("{option} {}: cannot signal pid {pid}: {e}", pidfile.display()))
 }
