@@ -130,3 +130,32 @@ fn django_example_page_form_404_admin() {
     assert!(r.text().contains("csrfmiddlewaretoken") && r.text().contains("id_username"), "{}", r.text());
     assert!(srv.wait_log("POST / => generated", std::time::Duration::from_secs(5)), "{}", srv.log());
 }
+
+#[test]
+fn disable_logging_with_uwsgi_conditional_logging() {
+    let srv = Server::start(&[
+        "--http-socket",
+        "127.0.0.1:0",
+        "--wsgi-file",
+        &app("wsgi_features.py"),
+        "--disable-logging",
+        "--log-4xx",
+        "--log-5xx",
+        "--log-slow",
+        "150",
+        "--memory-report",
+    ]);
+    for path in ["/pid", "/missing", "/error", "/sleep?s=0.2", "/missing?last"] {
+        srv.get(path);
+    }
+    // One worker thread serves them in order: once the last line is out, all are.
+    assert!(srv.wait_log("GET /missing?last =>", std::time::Duration::from_secs(5)), "{}", srv.log());
+    let log = srv.log();
+    let logged = |uri: &str| log.lines().any(|l| l.contains(&format!("] GET {uri} => generated")));
+    assert!(logged("/missing"), "log-4xx: {log}");
+    assert!(logged("/error"), "log-5xx: {log}");
+    assert!(logged("/sleep?s=0.2"), "log-slow: {log}");
+    assert!(!logged("/pid"), "a quick 200 stays unlogged with disable-logging: {log}");
+    let line = log.lines().find(|l| l.contains("GET /missing =>")).unwrap();
+    assert!(line.starts_with("{address space usage: ") && line.contains(" {rss usage: "), "memory-report: {line}");
+}

@@ -85,6 +85,20 @@ pub struct Config {
     pub disable_logging: bool,
     /// `log-micros`: request times in microseconds.
     pub log_micros: bool,
+    /// `log-4xx`: log 4xx answers even with `disable-logging`.
+    pub log_4xx: bool,
+    /// `log-5xx`: log 5xx answers even with `disable-logging`.
+    pub log_5xx: bool,
+    /// `log-slow`: log requests of at least this many ms even with `disable-logging`; 0 = off.
+    pub log_slow: u64,
+    /// `log-big`: log bodies of at least this many bytes even with `disable-logging`; 0 = off.
+    pub log_big: u64,
+    /// `log-zero`: log empty bodies even with `disable-logging`.
+    pub log_zero: bool,
+    /// `log-sendfile`: log sendfile bodies even with `disable-logging`.
+    pub log_sendfile: bool,
+    /// `memory-report`: address space and RSS before each request log line.
+    pub memory_report: bool,
     /// `logto`: append all logs to this file.
     pub logto: Option<PathBuf>,
     /// `log-maxsize`: rotate the log file when it grows past this many bytes; 0 = never.
@@ -209,6 +223,13 @@ impl Default for Config {
             chown_socket: None,
             disable_logging: false,
             log_micros: false,
+            log_4xx: false,
+            log_5xx: false,
+            log_slow: 0,
+            log_big: 0,
+            log_zero: false,
+            log_sendfile: false,
+            memory_report: false,
             logto: None,
             log_maxsize: 0,
             log_backupname: None,

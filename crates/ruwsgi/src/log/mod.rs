@@ -4,7 +4,7 @@
 
 mod request_line;
 
-pub use request_line::{format_request_line, RequestRecord};
+pub use request_line::{format_memory_report, format_request_line, LogPolicy, RequestRecord};
 
 use std::io::Write;
 

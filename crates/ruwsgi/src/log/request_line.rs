@@ -4,6 +4,55 @@
 
 use std::fmt::Write;
 
+/// Which requests get a line: every one unless `disable-logging`, and, even then, those
+/// uWSGI's conditional options pick (`log-4xx`, `log-5xx`, `log-slow`, `log-big`,
+/// `log-zero`, `log-sendfile`).
+#[derive(Debug, Clone, Copy, Default)]
+#[allow(clippy::struct_excessive_bools)] // independent uWSGI switches, one field each
+pub struct LogPolicy {
+    /// Log every request.
+    pub all: bool,
+    /// `log-4xx`.
+    pub status_4xx: bool,
+    /// `log-5xx`.
+    pub status_5xx: bool,
+    /// `log-slow`: at least this many ms (0 = off).
+    pub slow_ms: u64,
+    /// `log-big`: a body of at least this many bytes (0 = off).
+    pub big_bytes: u64,
+    /// `log-zero`: an empty body.
+    pub zero: bool,
+    /// `log-sendfile`: a body sent with sendfile.
+    pub sendfile: bool,
+    /// `memory-report`: the worker's address space and RSS before each line.
+    pub memory: bool,
+}
+
+impl LogPolicy {
+    /// Whether this request gets a line.
+    #[must_use]
+    pub fn wants(&self, status: u16, micros: u64, body_bytes: u64, sendfile: bool) -> bool {
+        self.all
+            || (self.status_4xx && (400..500).contains(&status))
+            || (self.status_5xx && (500..600).contains(&status))
+            || (self.slow_ms > 0 && micros / 1000 >= self.slow_ms)
+            || (self.big_bytes > 0 && body_bytes >= self.big_bytes)
+            || (self.zero && body_bytes == 0)
+            || (self.sendfile && sendfile)
+    }
+}
+
+/// `memory-report`'s prefix, as uWSGI writes it: `{address space usage: B bytes/NMB}
+/// {rss usage: B bytes/NMB} `.
+pub fn format_memory_report(address_space: u64, rss: u64, out: &mut String) {
+    let _ = write!(
+        out,
+        "{{address space usage: {address_space} bytes/{}MB}} {{rss usage: {rss} bytes/{}MB}} ",
+        address_space >> 20,
+        rss >> 20
+    );
+}
+
 /// Everything one request-log line shows.
 #[derive(Debug, Clone)]
 pub struct RequestRecord<'a> {
@@ -76,6 +125,29 @@ pub fn format_request_line(r: &RequestRecord<'_>, out: &mut String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn conditional_logging_as_in_uwsgi() {
+        let off = LogPolicy::default();
+        assert!(!off.wants(500, 10_000_000, 1 << 30, true), "disable-logging alone logs nothing");
+        let errors = LogPolicy { status_4xx: true, status_5xx: true, ..off };
+        assert!(errors.wants(404, 0, 10, false) && errors.wants(503, 0, 10, false));
+        assert!(!errors.wants(200, 0, 10, false) && !errors.wants(302, 0, 10, false));
+        let slow = LogPolicy { slow_ms: 100, ..off };
+        assert!(slow.wants(200, 100_000, 10, false) && !slow.wants(200, 99_999, 10, false));
+        let big = LogPolicy { big_bytes: 1000, ..off };
+        assert!(big.wants(200, 0, 1000, false) && !big.wants(200, 0, 999, false));
+        assert!(LogPolicy { zero: true, ..off }.wants(204, 0, 0, false));
+        assert!(LogPolicy { sendfile: true, ..off }.wants(200, 0, 5, true));
+        assert!(LogPolicy { all: true, ..off }.wants(200, 0, 5, false));
+    }
+
+    #[test]
+    fn memory_report_prefix() {
+        let mut out = String::new();
+        format_memory_report(171_843_584, 30_564_352, &mut out);
+        assert_eq!(out, "{address space usage: 171843584 bytes/163MB} {rss usage: 30564352 bytes/29MB} ");
+    }
 
     #[test]
     fn matches_uwsgi_default_format() {

@@ -14,7 +14,7 @@
 mod fifo;
 pub mod logfile;
 mod reload;
-mod stats;
+pub mod stats;
 
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::{Path, PathBuf};

@@ -17,7 +17,7 @@ use super::body::BodyReader;
 use super::listener::Listener;
 use super::read_buf::ReadBuf;
 use super::socket_io;
-use crate::log::{format_request_line, RequestRecord};
+use crate::log::{format_memory_report, format_request_line, RequestRecord};
 use crate::scoreboard::now_micros;
 use crate::static_files::{Progress, Reply, StaticFiles, StaticRequest};
 use crate::worker::WorkerInfo;
@@ -812,7 +812,7 @@ fn end_request(ctx: &LoopContext<'_>, started: u64, served: &Served, logged: &Lo
     if served.app_error {
         slot.exceptions.fetch_add(1, Ordering::Relaxed);
     }
-    if !ctx.worker.log_requests {
+    if !ctx.worker.log.wants(served.status, micros, served.body_bytes, served.sendfile) {
         return;
     }
     let ctime = crate::log::ctime(started);
@@ -837,6 +837,10 @@ fn end_request(ctx: &LoopContext<'_>, started: u64, served: &Served, logged: &Lo
         core: ctx.core,
     };
     let mut line = String::with_capacity(256);
+    if ctx.worker.log.memory {
+        let (rss, address_space) = crate::master::stats::memory(ctx.worker.pid);
+        format_memory_report(address_space, rss, &mut line);
+    }
     format_request_line(&record, &mut line);
     crate::log::write_line(line.as_bytes());
 }

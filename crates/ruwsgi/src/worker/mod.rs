@@ -12,6 +12,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use ruwsgi_config::Config;
 use ruwsgi_proto::Limits;
 
+use crate::log::LogPolicy;
 use crate::net::connection::{self, LoopContext, LoopSettings};
 use crate::net::listener::Listener;
 use crate::scoreboard::{Scoreboard, Status, WorkerSlot};
@@ -38,8 +39,8 @@ pub struct WorkerInfo {
     pub pid: i32,
     /// Shared counters.
     pub board: Scoreboard,
-    /// Request logging on (`disable-logging` off).
-    pub log_requests: bool,
+    /// Which requests get a log line.
+    pub log: LogPolicy,
     /// `log-micros`.
     pub log_micros: bool,
     /// `max-requests` for this worker (delta included); 0 = off.
@@ -110,7 +111,16 @@ fn serve(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, boa
         id,
         pid,
         board,
-        log_requests: !cfg.disable_logging,
+        log: LogPolicy {
+            all: !cfg.disable_logging,
+            status_4xx: cfg.log_4xx,
+            status_5xx: cfg.log_5xx,
+            slow_ms: cfg.log_slow,
+            big_bytes: cfg.log_big,
+            zero: cfg.log_zero,
+            sendfile: cfg.log_sendfile,
+            memory: cfg.memory_report,
+        },
         log_micros: cfg.log_micros,
         max_requests,
         recycle_wake,
@@ -229,7 +239,7 @@ fn serve(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, boa
                     "worker {id} (pid: {pid}): a connection loop died; exiting so the master replaces this worker"
                 ));
             }
-            info.slot().rss.store(resident_bytes(), Relaxed);
+            info.slot().rss.store(crate::master::stats::memory(pid).0, Relaxed);
             if let Some(path) = log_file {
                 // Follow a rotation done by the master (`log-maxsize`) or logrotate.
                 crate::master::logfile::follow(path);
@@ -258,13 +268,4 @@ fn serve(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, boa
         }
     });
     exit_code
-}
-
-/// Resident set size of this process, from `/proc/self/statm`.
-fn resident_bytes() -> u64 {
-    let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE).ok().flatten().unwrap_or(4096) as u64;
-    std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .map_or(0, |pages| pages * page)
 }
