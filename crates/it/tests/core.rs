@@ -1,5 +1,7 @@
 //! Core server behaviour (issue: core server): HTTP/1.1, WSGI, processes, logs.
 
+use std::io::{Read, Write};
+
 use it::{app, Server};
 
 #[test]
@@ -158,4 +160,66 @@ fn disable_logging_with_uwsgi_conditional_logging() {
     assert!(!logged("/pid"), "a quick 200 stays unlogged with disable-logging: {log}");
     let line = log.lines().find(|l| l.contains("GET /missing =>")).unwrap();
     assert!(line.starts_with("{address space usage: ") && line.contains(" {rss usage: "), "memory-report: {line}");
+}
+
+#[test]
+fn log_x_forwarded_for_shows_the_proxied_client() {
+    let srv =
+        Server::start(&["--http-socket", "127.0.0.1:0", "--wsgi-file", &app("hello.py"), "--log-x-forwarded-for"]);
+    let r = srv
+        .exchange(b"GET /via-proxy HTTP/1.1\r\nHost: t\r\nX-Forwarded-For: 203.0.113.9\r\nConnection: close\r\n\r\n");
+    assert_eq!(r.status, 200);
+    assert_eq!(srv.get("/direct").status, 200);
+    assert!(srv.wait_log("GET /direct =>", std::time::Duration::from_secs(5)), "{}", srv.log());
+    let log = srv.log();
+    let line = |uri: &str| log.lines().find(|l| l.contains(&format!("GET {uri} =>"))).unwrap().to_owned();
+    assert!(line("/via-proxy").contains("] 203.0.113.9 () {"), "{log}");
+    assert!(line("/direct").contains("] 127.0.0.1 () {"), "no header: the peer: {log}");
+}
+
+#[test]
+fn wsgi_disable_file_wrapper_leaves_it_out_of_the_environ() {
+    let echo = app("echo.py");
+    let types = |extra: &[&str]| {
+        let mut args = vec!["--http-socket", "127.0.0.1:0", "--wsgi-file", &echo];
+        args.extend_from_slice(extra);
+        let srv = Server::start(&args);
+        let v: it::json::Value = it::json::from_str(&srv.get("/").text()).unwrap();
+        v["types"].as_object().unwrap().contains_key("wsgi.file_wrapper")
+    };
+    assert!(types(&[]));
+    assert!(!types(&["--wsgi-disable-file-wrapper"]));
+}
+
+/// The `tr` (timer) field of the kernel's entry for the TCP socket from `local` to `remote`:
+/// 2 means a keepalive timer is armed (`/proc/net/tcp`).
+fn tcp_timer(local: std::net::SocketAddr, remote: std::net::SocketAddr) -> Option<u32> {
+    let hex = |a: std::net::SocketAddr| match a.ip() {
+        std::net::IpAddr::V4(ip) => format!("{:08X}:{:04X}", u32::from_le_bytes(ip.octets()), a.port()),
+        std::net::IpAddr::V6(_) => String::new(),
+    };
+    let (l, r) = (hex(local), hex(remote));
+    std::fs::read_to_string("/proc/net/tcp").ok()?.lines().find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        (f.get(1) == Some(&l.as_str()) && f.get(2) == Some(&r.as_str()))
+            .then(|| f.get(5)?.split(':').next()?.parse().ok())
+            .flatten()
+    })
+}
+
+#[test]
+fn so_keepalive_arms_tcp_keepalive_on_connections() {
+    let hello = app("hello.py");
+    for (extra, want) in [(&[][..], 0), (&["--so-keepalive"][..], 2)] {
+        let mut args = vec!["--http-socket", "127.0.0.1:0", "--wsgi-file", &hello];
+        args.extend_from_slice(extra);
+        let srv = Server::start(&args);
+        let mut c = srv.connect();
+        c.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+        let mut buf = [0u8; 512];
+        let _ = c.read(&mut buf).unwrap();
+        // The server's end of this connection: local = the server, remote = us.
+        let timer = tcp_timer(c.peer_addr().unwrap(), c.local_addr().unwrap());
+        assert_eq!(timer, Some(want), "{extra:?}");
+    }
 }

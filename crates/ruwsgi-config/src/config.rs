@@ -99,6 +99,14 @@ pub struct Config {
     pub log_sendfile: bool,
     /// `memory-report`: address space and RSS before each request log line.
     pub memory_report: bool,
+    /// `log-x-forwarded-for`: the request log shows X-Forwarded-For as the address.
+    pub log_x_forwarded_for: bool,
+    /// `so-keepalive`: SO_KEEPALIVE on accepted connections.
+    pub so_keepalive: bool,
+    /// `tcp-nodelay`: TCP_NODELAY on uwsgi-protocol connections too (HTTP ones always).
+    pub tcp_nodelay: bool,
+    /// `wsgi-disable-file-wrapper`: no `wsgi.file_wrapper` in the environ.
+    pub wsgi_disable_file_wrapper: bool,
     /// `logto`: append all logs to this file.
     pub logto: Option<PathBuf>,
     /// `log-maxsize`: rotate the log file when it grows past this many bytes; 0 = never.
@@ -230,6 +238,10 @@ impl Default for Config {
             log_zero: false,
             log_sendfile: false,
             memory_report: false,
+            log_x_forwarded_for: false,
+            so_keepalive: false,
+            tcp_nodelay: false,
+            wsgi_disable_file_wrapper: false,
             logto: None,
             log_maxsize: 0,
             log_backupname: None,

@@ -162,6 +162,7 @@ use Kind::{
 use Status::{IgnoredWithNotice, Planned, Supported, SupportedWithDifference};
 
 const NO_ROUTER: &str = "ruwsgi has no separate router processes";
+const NO_CHEAPER: &str = "ruwsgi keeps all `processes` workers running (no adaptive spawning)";
 const NO_EMPEROR: &str = "ruwsgi runs one instance; use systemd or a container orchestrator";
 const PYTHON_ONLY: &str = "ruwsgi serves WSGI apps only";
 const NO_LOOP: &str = "ruwsgi runs threads, not async loop engines";
@@ -221,8 +222,10 @@ pub static OPTIONS: &[OptionSpec] = &[
     s("chown-socket", Text, "", "`user[:group]` of unix sockets"),
     planned("umask", Text, "process umask"),
     planned("reuse-port", Bool, "SO_REUSEPORT on listeners"),
-    planned("so-keepalive", Bool, "SO_KEEPALIVE on connections"),
-    planned("tcp-nodelay", Bool, "TCP_NODELAY on connections"),
+    s("so-keepalive", Bool, "false", "TCP keepalive probes (`SO_KEEPALIVE`) on accepted connections"),
+    row("tcp-nodelay", &[], None, Bool, false, "false", SupportedWithDifference(
+        "HTTP connections always have TCP_NODELAY; this adds it to uwsgi-protocol connections"),
+        "TCP_NODELAY on accepted connections"),
     planned("freebind", Bool, "IP_FREEBIND on listeners"),
     planned("enable-proxy-protocol", Bool, "accept the PROXY protocol header"),
     ignored("close-on-exec", Bool, ALWAYS, "close sockets in exec'd children"),
@@ -245,7 +248,7 @@ pub static OPTIONS: &[OptionSpec] = &[
     planned("shared-import", Text, "import a Python module in the master"),
     planned("pyargv", Text, "`sys.argv` for the app"),
     row("optimize", &[], Some('O'), Number, false, "0", Planned, "Python optimisation level"),
-    planned("wsgi-disable-file-wrapper", Bool, "no `wsgi.file_wrapper`"),
+    s("wsgi-disable-file-wrapper", Bool, "false", "leave `wsgi.file_wrapper` out of the environ"),
     ignored("wsgi-env-behaviour", Text, ALWAYS, "environ dict lifetime policy"),
     ignored("py-call-osafterfork", Bool, "Python's at-fork hooks always run in ruwsgi", "run `os.register_at_fork` hooks in workers"),
     ignored("enable-threads", Bool, "Python threads are always enabled (as in uWSGI >= 2.0.27)", "allow app threads"),
@@ -268,16 +271,18 @@ pub static OPTIONS: &[OptionSpec] = &[
     row("processes", &["workers"], Some('p'), Number, false, "1", Supported, "number of worker processes"),
     s("threads", Number, "1", "threads per worker"),
     ignored("thunder-lock", Bool, "ruwsgi workers don't contend on accept() this way", "serialize accept()"),
-    planned("cheaper", Number, "adaptive worker count (minimum)"),
-    planned("cheaper-initial", Number, "workers started at first"),
-    planned("cheaper-step", Number, "workers added at a time"),
-    planned("cheaper-algo", Text, "adaptive worker algorithm"),
-    planned("cheaper-overload", Seconds, "busy time before adding workers"),
+    ignored("cheaper", Number, NO_CHEAPER, "adaptive worker count (minimum)"),
+    ignored("cheaper-initial", Number, NO_CHEAPER, "workers started at first"),
+    ignored("cheaper-step", Number, NO_CHEAPER, "workers added at a time"),
+    ignored("cheaper-algo", Text, NO_CHEAPER, "adaptive worker algorithm"),
+    ignored("cheaper-overload", Seconds, NO_CHEAPER, "busy time before adding workers"),
     planned("idle", Seconds, "cheap mode after this idle time"),
     planned("die-on-idle", Bool, "exit when idle"),
     row("die-on-term", &[], None, Bool, false, "false", SupportedWithDifference(
         "SIGTERM always shuts down gracefully in ruwsgi, as in uWSGI 2.1"), "shut down on SIGTERM"),
-    planned("hook-master-start", Text, "actions when the master starts"),
+    ignored("hook-master-start", Text,
+        "only `unix_signal:15 gracefully_kill_them_all`, which is how ruwsgi treats SIGTERM anyway",
+        "actions when the master starts"),
     planned("hook-pre-app", Text, "actions before the app is loaded"),
     planned("hook-post-app", Text, "actions after the app is loaded"),
     planned("hook-accepting", Text, "actions when a worker starts accepting"),
@@ -296,7 +301,9 @@ pub static OPTIONS: &[OptionSpec] = &[
     planned("reaper", Bool, "reap all children"),
     planned("exit-on-reload", Bool, "exit instead of reloading"),
     planned("honour-stdin", Bool, "keep stdin open"),
-    planned("offload-threads", Number, "offload threads per worker"),
+    ignored("offload-threads", Number,
+        "static files and `wsgi.file_wrapper` bodies already go out from the worker's event loop, never holding a Python thread",
+        "offload threads per worker"),
     // --- privileges and files
     s("uid", Text, "", "user to run as after binding"),
     s("gid", Text, "", "group to run as after binding"),
@@ -336,7 +343,7 @@ pub static OPTIONS: &[OptionSpec] = &[
     planned("req-logger", Text, "request log destination"),
     planned("log-route", Text, "route log lines by regexp"),
     planned("log-encoder", Text, "log line encoder"),
-    planned("log-x-forwarded-for", Bool, "log X-Forwarded-For as the address"),
+    s("log-x-forwarded-for", Bool, "false", "log the X-Forwarded-For header as the client address"),
     ignored("ignore-sigpipe", Bool, "ruwsgi never dies on SIGPIPE", "don't report SIGPIPE"),
     ignored("ignore-write-errors", Bool, "client disconnects are logged at debug level", "don't log write errors"),
     ignored("disable-write-exception", Bool, "client disconnects are logged at debug level", "no exception on write errors"),
@@ -375,7 +382,8 @@ pub static OPTIONS: &[OptionSpec] = &[
     row("http-keepalive", &[], None, Number, false, "0", SupportedWithDifference(
         "max keep-alive connections per worker (uWSGI: an on/off switch for the router)"), "keep-alive connections per worker (0 = no limit besides `max-fd`)"),
     s("max-fd", Number, "0", "max open connections per worker (0 = system limit)"),
-    planned("http-auto-chunked", Bool, "chunk responses without Content-Length"),
+    ignored("http-auto-chunked", Bool, "HTTP/1.1 responses without Content-Length are always chunked",
+        "chunk responses without Content-Length"),
     planned("http-websockets", Bool, "WebSocket support"),
     never("http-processes", NO_ROUTER, "HTTP router processes"),
     never("http-to", NO_ROUTER, "HTTP router upstream"),

@@ -80,6 +80,9 @@ pub(crate) fn resolve(entries: &[Entry]) -> Result<Resolved, ConfigError> {
                 if spec.name == "plugins" {
                     check_plugins(e, &value)?;
                 }
+                if spec.name == "hook-master-start" && value.split_whitespace().ne(GRACEFUL_TERM_HOOK.split(' ')) {
+                    return Err(bad(e, &value, &format!("only \"{GRACEFUL_TERM_HOOK}\" is supported")));
+                }
                 let notice = format!("{} = {value} is accepted and ignored: {reason}", e.key);
                 if !out.notices.contains(&notice) {
                     out.notices.push(notice);
@@ -112,6 +115,10 @@ pub(crate) fn resolve(entries: &[Entry]) -> Result<Resolved, ConfigError> {
 
 /// Distro-packaged configs always say `plugins = python3` (or `python`, `python312`, `http`);
 /// those are built in. Any other plugin would change behaviour we don't have, so it's an error.
+/// The Docker/Kubernetes idiom that makes uWSGI 2.0 stop gracefully on SIGTERM, which is
+/// what ruwsgi does anyway.
+const GRACEFUL_TERM_HOOK: &str = "unix_signal:15 gracefully_kill_them_all";
+
 fn check_plugins(e: &Entry, value: &str) -> Result<(), ConfigError> {
     for plugin in value.split([',', ' ']).filter(|p| !p.is_empty()) {
         let python = plugin.strip_prefix("python").is_some_and(|v| v.chars().all(|c| c.is_ascii_digit()));
@@ -269,6 +276,10 @@ fn apply(c: &mut Config, spec: &OptionSpec, e: &Entry, value: &str) -> Result<St
         "log-zero" => c.log_zero = flag,
         "log-sendfile" => c.log_sendfile = flag,
         "memory-report" => c.memory_report = flag,
+        "log-x-forwarded-for" => c.log_x_forwarded_for = flag,
+        "so-keepalive" => c.so_keepalive = flag,
+        "tcp-nodelay" => c.tcp_nodelay = flag,
+        "wsgi-disable-file-wrapper" => c.wsgi_disable_file_wrapper = flag,
         "harakiri" => c.harakiri = num()?,
         "harakiri-verbose" => c.harakiri_verbose = flag,
         "harakiri-graceful-timeout" => c.harakiri_graceful_timeout = num()?,

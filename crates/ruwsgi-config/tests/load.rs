@@ -72,8 +72,32 @@ fn argv_and_env_errors_name_their_source() {
     assert_eq!(error(&["--harakiri=30s"], &[]), "--harakiri \"30s\": expected a whole number of seconds");
     assert_eq!(error(&[], &[("UWSGI_PROCESSES", "four")]), "UWSGI_PROCESSES=\"four\": expected a whole number");
     assert_eq!(error(&["--ini", "nope.ini"], &[]), "--ini \"nope.ini\": file not found");
-    assert_eq!(error(&["--cheaper", "2"], &[]), "argument 1: option \"cheaper\" is not supported yet (planned)");
+    assert_eq!(
+        error(&["--route", "^/x$ break:403"], &[]),
+        "argument 1: option \"route\" is not supported yet (planned)"
+    );
     assert_eq!(error(&["--for", "a"], &[]), "argument 1: --for is only valid in config files");
+}
+
+#[test]
+fn graceful_sigterm_hook_is_accepted_and_other_hooks_are_not() {
+    let (_, notices) = run(&["--hook-master-start", "unix_signal:15 gracefully_kill_them_all"], &[]);
+    assert_eq!(notices.len(), 1, "{notices:?}");
+    assert!(notices[0].starts_with("hook-master-start = unix_signal:15 gracefully_kill_them_all is accepted"));
+    assert_eq!(
+        error(&["--hook-master-start", "exec:touch /tmp/x"], &[]),
+        "--hook-master-start \"exec:touch /tmp/x\": only \"unix_signal:15 gracefully_kill_them_all\" is supported"
+    );
+}
+
+#[test]
+fn cheaper_runs_every_worker_with_a_notice() {
+    let (c, notices) = run(&["--processes", "8", "--cheaper", "2"], &[]);
+    assert_eq!(c.processes, 8);
+    assert_eq!(
+        notices,
+        ["cheaper = 2 is accepted and ignored: ruwsgi keeps all `processes` workers running (no adaptive spawning)"]
+    );
 }
 
 #[test]

@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use ruwsgi_config::SocketProtocol;
-use ruwsgi_proto::{parse_request_head, parse_uwsgi_packet, BodyFraming, ChunkedDecoder, Limits};
+use ruwsgi_proto::{
+    parse_request_head, parse_uwsgi_packet, BodyFraming, ChunkedDecoder, Limits, RequestHead, UwsgiPacket,
+};
 use slab::Slab;
 
 use super::body::BodyReader;
@@ -58,6 +60,12 @@ pub struct LoopSettings {
     pub processes: usize,
     /// Threads per worker.
     pub threads: usize,
+    /// `so-keepalive`.
+    pub so_keepalive: bool,
+    /// `tcp-nodelay` (HTTP connections get TCP_NODELAY regardless).
+    pub tcp_nodelay: bool,
+    /// `log-x-forwarded-for`.
+    pub log_forwarded_for: bool,
 }
 
 /// What a loop thread shares with its siblings.
@@ -345,8 +353,11 @@ fn accept_some(ctx: &LoopContext<'_>, epoll: &Epoll, conns: &mut Slab<Conn>, ind
             Some(a) => Peer { addr: a.ip().to_canonical().to_string(), port: a.port().to_string() },
             None => Peer { addr: String::new(), port: String::new() },
         };
-        if listener.protocol == SocketProtocol::Http {
+        if listener.protocol == SocketProtocol::Http || ctx.settings.tcp_nodelay {
             let _ = socket.set_tcp_nodelay(true);
+        }
+        if ctx.settings.so_keepalive {
+            let _ = socket.set_keepalive(true);
         }
         let fd: OwnedFd = socket.into();
         let entry = conns.vacant_entry();
@@ -441,7 +452,7 @@ fn serve_http(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
         let started = now_micros();
         if let Some(reply) = StaticRequest::from_http(&head).and_then(|r| statics.respond(&r)) {
             let log = StaticLog {
-                addr: conn.peer.addr.clone(),
+                addr: http_log_addr(settings, &head, &conn.peer.addr).to_owned(),
                 method: head.method.to_owned(),
                 uri: head.target.to_owned(),
                 protocol: if head.minor_version == 0 { "HTTP/1.0" } else { "HTTP/1.1" }.to_owned(),
@@ -520,7 +531,13 @@ fn serve_http(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
         ctx,
         started,
         &served,
-        &Logged { addr: &conn.peer.addr, method: head.method, uri: head.target, protocol, packet_bytes: used },
+        &Logged {
+            addr: http_log_addr(settings, &head, &conn.peer.addr),
+            method: head.method,
+            uri: head.target,
+            protocol,
+            packet_bytes: used,
+        },
     );
     if body.unread_on_socket() {
         // The app answered without reading the whole body (an upload it refused, say): read
@@ -573,7 +590,7 @@ fn serve_uwsgi(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
         if let Some(reply) = StaticRequest::from_uwsgi(&packet).and_then(|r| statics.respond(&r)) {
             let var = |k: &[u8]| String::from_utf8_lossy(packet.var(k).unwrap_or_default()).into_owned();
             let log = StaticLog {
-                addr: var(b"REMOTE_ADDR"),
+                addr: var(uwsgi_log_addr(settings, &packet)),
                 method: var(b"REQUEST_METHOD"),
                 uri: var(b"REQUEST_URI"),
                 protocol: var(b"SERVER_PROTOCOL"),
@@ -604,16 +621,11 @@ fn serve_uwsgi(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
     let body = BodyReader::with_length(fd, already, length, false);
     let request = Request { origin: Origin::Uwsgi { packet: &packet }, fd };
     let started = begin_request(ctx);
-    let uwsgi_var = |k: &[u8]| {
-        packet.vars.iter().find(|(n, _)| *n == k).and_then(|(_, v)| std::str::from_utf8(v).ok()).unwrap_or("")
-    };
-    ctx.worker.slot().cores[ctx.core].set_request(uwsgi_var(b"REQUEST_METHOD"), uwsgi_var(b"REQUEST_URI"));
+    let var = |k: &[u8]| packet.var(k).and_then(|v| std::str::from_utf8(v).ok()).unwrap_or("");
+    ctx.worker.slot().cores[ctx.core].set_request(var(b"REQUEST_METHOD"), var(b"REQUEST_URI"));
     let (served, mut body) = ctx.app.handle(&request, body);
-    let var = |k: &[u8]| {
-        packet.vars.iter().find(|(n, _)| *n == k).and_then(|(_, v)| std::str::from_utf8(v).ok()).unwrap_or("")
-    };
     let logged = Logged {
-        addr: var(b"REMOTE_ADDR"),
+        addr: var(uwsgi_log_addr(settings, &packet)),
         method: var(b"REQUEST_METHOD"),
         uri: var(b"REQUEST_URI"),
         protocol: var(b"SERVER_PROTOCOL"),
@@ -761,6 +773,29 @@ fn finish_static(ctx: &LoopContext<'_>, sending: &Sending, complete: bool) -> bo
     ctx.worker.slot().cores[ctx.core].static_requests.fetch_add(1, Ordering::Relaxed);
     end_request(ctx, sending.started, &served, &logged);
     served.keep_alive
+}
+
+/// The client address the request log shows for an HTTP request: the peer's, or with
+/// `log-x-forwarded-for` the whole X-Forwarded-For value when there is one (as uWSGI).
+fn http_log_addr<'a>(settings: &LoopSettings, head: &RequestHead<'a>, peer: &'a str) -> &'a str {
+    if !settings.log_forwarded_for {
+        return peer;
+    }
+    head.headers
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case("x-forwarded-for"))
+        .and_then(|(_, value)| std::str::from_utf8(value).ok())
+        .filter(|value| !value.is_empty())
+        .unwrap_or(peer)
+}
+
+/// The uwsgi var whose value the request log shows as the client address.
+fn uwsgi_log_addr(settings: &LoopSettings, packet: &UwsgiPacket<'_>) -> &'static [u8] {
+    if settings.log_forwarded_for && packet.var(b"HTTP_X_FORWARDED_FOR").is_some_and(|v| !v.is_empty()) {
+        b"HTTP_X_FORWARDED_FOR"
+    } else {
+        b"REMOTE_ADDR"
+    }
 }
 
 fn peer_name(peer: &Peer) -> &str {

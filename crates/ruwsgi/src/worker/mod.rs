@@ -134,6 +134,9 @@ fn serve(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, boa
         // Both are per worker in the config; each thread holds its share.
         max_conns: (cfg.max_fd as usize).div_ceil(cfg.threads.max(1) as usize),
         max_keepalive: (cfg.http_keepalive as usize).div_ceil(cfg.threads.max(1) as usize),
+        so_keepalive: cfg.so_keepalive,
+        tcp_nodelay: cfg.tcp_nodelay,
+        log_forwarded_for: cfg.log_x_forwarded_for,
         processes: cfg.processes.max(1) as usize,
         threads: cfg.threads.max(1) as usize,
     };

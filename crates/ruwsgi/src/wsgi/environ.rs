@@ -26,7 +26,12 @@ thread_local! {
 }
 
 /// The constant part of every environ.
-pub fn template(py: Python<'_>, multiprocess: bool, multithread: bool) -> PyResult<Bound<'_, PyDict>> {
+pub fn template(
+    py: Python<'_>,
+    multiprocess: bool,
+    multithread: bool,
+    file_wrapper: bool,
+) -> PyResult<Bound<'_, PyDict>> {
     let d = PyDict::new(py);
     d.set_item(intern!(py, "wsgi.version"), PyTuple::new(py, [1, 0])?)?;
     d.set_item(intern!(py, "wsgi.url_scheme"), intern!(py, "http"))?;
@@ -35,7 +40,9 @@ pub fn template(py: Python<'_>, multiprocess: bool, multithread: bool) -> PyResu
     d.set_item(intern!(py, "wsgi.multiprocess"), multiprocess)?;
     d.set_item(intern!(py, "wsgi.run_once"), false)?;
     d.set_item(intern!(py, "wsgi.input_terminated"), true)?;
-    d.set_item(intern!(py, "wsgi.file_wrapper"), py.get_type::<super::FileWrapper>())?;
+    if file_wrapper {
+        d.set_item(intern!(py, "wsgi.file_wrapper"), py.get_type::<super::FileWrapper>())?;
+    }
     d.set_item(intern!(py, "SCRIPT_NAME"), intern!(py, ""))?;
     Ok(d)
 }

@@ -246,7 +246,7 @@ impl App {
                 }
                 return Err(LoadError(errors.join("; ")));
             };
-            let template = environ::template(py, processes > 1, threads > 1)
+            let template = environ::template(py, processes > 1, threads > 1, !cfg.wsgi_disable_file_wrapper)
                 .map_err(|e| LoadError(format!("cannot build the environ: {e}")))?;
             Ok(App {
                 callable: callable.unbind(),
