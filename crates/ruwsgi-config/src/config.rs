@@ -101,9 +101,9 @@ pub struct Config {
     pub memory_report: bool,
     /// `log-x-forwarded-for`: the request log shows X-Forwarded-For as the address.
     pub log_x_forwarded_for: bool,
-    /// `so-keepalive`: SO_KEEPALIVE on accepted connections.
+    /// `so-keepalive`: `SO_KEEPALIVE` on accepted connections.
     pub so_keepalive: bool,
-    /// `tcp-nodelay`: TCP_NODELAY on uwsgi-protocol connections too (HTTP ones always).
+    /// `tcp-nodelay`: `TCP_NODELAY` on uwsgi-protocol connections too (HTTP ones always).
     pub tcp_nodelay: bool,
     /// `wsgi-disable-file-wrapper`: no `wsgi.file_wrapper` in the environ.
     pub wsgi_disable_file_wrapper: bool,

@@ -62,7 +62,7 @@ pub struct LoopSettings {
     pub threads: usize,
     /// `so-keepalive`.
     pub so_keepalive: bool,
-    /// `tcp-nodelay` (HTTP connections get TCP_NODELAY regardless).
+    /// `tcp-nodelay` (HTTP connections get `TCP_NODELAY` regardless).
     pub tcp_nodelay: bool,
     /// `log-x-forwarded-for`.
     pub log_forwarded_for: bool,
