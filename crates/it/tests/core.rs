@@ -223,3 +223,28 @@ fn so_keepalive_arms_tcp_keepalive_on_connections() {
         assert_eq!(timer, Some(want), "{extra:?}");
     }
 }
+
+#[test]
+fn add_header_goes_on_app_and_static_responses() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.txt"), "static\n").unwrap();
+    let map = format!("/s={}", dir.path().display());
+    let srv = Server::start(&[
+        "--http-socket",
+        "127.0.0.1:0",
+        "--wsgi-file",
+        &app("hello.py"),
+        "--static-map",
+        &map,
+        "--add-header",
+        "X-Frame-Options: DENY",
+        "--add-header",
+        "X-Served-By:ruwsgi",
+    ]);
+    for path in ["/", "/s/a.txt"] {
+        let r = srv.get(path);
+        assert_eq!(r.status, 200, "{path}");
+        assert_eq!(r.header("x-frame-options"), Some("DENY"), "{path}");
+        assert_eq!(r.header("x-served-by"), Some("ruwsgi"), "{path}");
+    }
+}

@@ -197,6 +197,8 @@ pub struct Config {
     pub static_gzip_dir: Vec<PathBuf>,
     /// `static-skip-ext`: extensions never served statically.
     pub static_skip_ext: Vec<String>,
+    /// `add-header`: (name, value) added to every response.
+    pub add_header: Vec<(String, String)>,
     /// `static-safe`: extra roots that symlinks may point into.
     pub static_safe: Vec<PathBuf>,
     /// `mimefile`: extra `mime.types` files.
@@ -286,6 +288,7 @@ impl Default for Config {
             static_gzip_all: false,
             static_gzip_dir: Vec::new(),
             static_skip_ext: Vec::new(),
+            add_header: Vec::new(),
             static_safe: Vec::new(),
             mimefile: Vec::new(),
             strict: false,

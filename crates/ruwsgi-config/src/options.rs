@@ -420,7 +420,9 @@ pub static OPTIONS: &[OptionSpec] = &[
     list("static-safe", Path, "extra root symlinks may point into"),
     list("mimefile", Path, "extra `mime.types` file"),
     ignored("honour-range", Bool, "Range requests on static files are always honoured", "honour Range on static files"),
-    planned("add-header", Text, "add a response header"),
+    row("add-header", &[], None, Text, true, "", SupportedWithDifference(
+        "added to the app's responses and to static files, not to ruwsgi's own error replies"),
+        "add a header (`Name: value`) to every response"),
     planned("route", Text, "internal routing rule on PATH_INFO"),
     planned("route-uri", Text, "internal routing rule on REQUEST_URI"),
     planned("route-host", Text, "internal routing rule on HTTP_HOST"),

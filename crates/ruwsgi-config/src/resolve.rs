@@ -341,6 +341,14 @@ fn apply(c: &mut Config, spec: &OptionSpec, e: &Entry, value: &str) -> Result<St
         "static-gzip-all" => c.static_gzip_all = flag,
         "static-gzip-dir" => c.static_gzip_dir.push(path()?),
         "static-skip-ext" => c.static_skip_ext.push(text()?),
+        "add-header" => {
+            let (name, value) = value
+                .split_once(':')
+                .map(|(n, v)| (n.trim(), v.trim()))
+                .filter(|(n, v)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_graphic()) && !v.contains(['\r', '\n']))
+                .ok_or_else(|| err("expected \"Name: value\""))?;
+            c.add_header.push((name.to_owned(), value.to_owned()));
+        }
         "static-safe" => c.static_safe.push(path()?),
         "mimefile" => c.mimefile.push(path()?),
         other => unreachable!("supported option {other} has no Config mapping"),
@@ -481,6 +489,7 @@ mod tests {
                 Kind::TypeSeconds => "a/b=1",
                 Kind::RegexSeconds => "a 1",
                 Kind::Mode => "660",
+                _ if spec.name == "add-header" => "X-A: 1",
                 _ => "1",
             };
             resolve_one(spec.name, value).unwrap_or_else(|e| panic!("{}: {e}", spec.name));

@@ -44,6 +44,8 @@ pub struct StaticFiles {
     expires: ExpiresRules,
     /// `mimefile` entries: lowercase extension → type; they win over the built-in table.
     mime: HashMap<String, String>,
+    /// `add-header`.
+    extra_headers: Vec<(String, String)>,
 }
 
 /// One `static-map` entry.
@@ -212,6 +214,7 @@ impl StaticFiles {
             skip_ext: cfg.static_skip_ext.clone(),
             expires,
             mime,
+            extra_headers: cfg.add_header.clone(),
         }))
     }
 

@@ -243,6 +243,7 @@ impl StaticFiles {
         if vary {
             headers.push((b"Vary", b"Accept-Encoding"));
         }
+        headers.extend(self.extra_headers.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes())));
         headers.push((b"Last-Modified", last_modified.as_bytes()));
         headers.push((b"ETag", etag.as_bytes()));
         if let (Some(at), Some(age)) = (&expires_at, &max_age) {

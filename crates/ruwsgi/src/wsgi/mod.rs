@@ -79,6 +79,8 @@ pub struct App {
     template: Py<PyDict>,
     /// Seconds to wait on a stalled client socket.
     pub(crate) socket_timeout: std::time::Duration,
+    /// `add-header`: appended to every response's headers.
+    pub(crate) extra_headers: std::sync::Arc<[(String, String)]>,
 }
 
 /// Runs `f` (the whole server) with the GIL released; `argv` is `sys.argv`.
@@ -252,6 +254,7 @@ impl App {
                 callable: callable.unbind(),
                 template: template.unbind(),
                 socket_timeout: std::time::Duration::from_secs(cfg.socket_timeout.max(1)),
+                extra_headers: cfg.add_header.clone().into(),
             })
         })
     }

@@ -67,6 +67,8 @@ struct ResponseState {
     broken: bool,
     /// How long to wait for a client that doesn't read.
     timeout: Duration,
+    /// `add-header`.
+    extra_headers: Arc<[(String, String)]>,
 }
 
 type Shared = Arc<Mutex<ResponseState>>;
@@ -168,11 +170,12 @@ impl ResponseState {
             }
         };
         self.mode = if no_body { BodyMode::None } else { mode };
-        let headers: Vec<(&[u8], &[u8])> = self.headers.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes())).collect();
+        let headers: Vec<(&[u8], &[u8])> =
+            self.headers.iter().chain(self.extra_headers.iter()).map(|(k, v)| (k.as_bytes(), v.as_bytes())).collect();
         let start = out.len();
         encode_response_head(out, self.minor, status.as_bytes(), &headers, framing, self.keep_alive);
         self.header_bytes = out.len() - start;
-        self.header_count = self.headers.len();
+        self.header_count = headers.len();
         self.head_sent = true;
     }
 }
@@ -359,6 +362,7 @@ pub fn handle(py: Python<'_>, app: &App, req: &Request<'_>, body: BodyReader) ->
         header_bytes: 0,
         broken: false,
         timeout: app.socket_timeout,
+        extra_headers: Arc::clone(&app.extra_headers),
     }));
     let input_state = input::shared(body);
     let mut served = Served::default();
