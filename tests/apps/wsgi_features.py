@@ -5,7 +5,7 @@ Well-behaved routes:
   /stream           generator yielding 5 chunks b"chunk N\\n" (no Content-Length)
   /write            legacy write() callable: writes 3 chunks, returns []
                     (no Content-Length)
-  /file             this source file via environ["wsgi.file_wrapper"]
+  /file[?path=P]    this source file (or P) via environ["wsgi.file_wrapper"]
                     (with Content-Length)
   /exc-info         start_response("200 OK") then, before any body, catches an
                     exception and calls start_response("500 ...", ..., exc_info)
@@ -90,7 +90,7 @@ def write(environ, start_response):
 
 
 def file(environ, start_response):
-    path = os.path.abspath(__file__)
+    path = (parse_qs(environ.get("QUERY_STRING", "")).get("path") or [os.path.abspath(__file__)])[0]
     if path.endswith((".pyc", ".pyo")):  # pragma: no cover
         path = path[:-1]
     size = os.path.getsize(path)

@@ -579,3 +579,33 @@ fn stalled_download_is_dropped_after_socket_timeout() {
     assert_eq!(srv.get("/pid").status, 200);
     drop(stream);
 }
+
+/// A `wsgi.file_wrapper` body that a client doesn't take at once goes out from the worker's
+/// event loop: with one worker and one thread, another client is answered meanwhile, and
+/// the slow client still gets every byte.
+#[test]
+fn slow_client_of_a_file_wrapper_body_holds_no_thread() {
+    const SIZE: usize = 32 << 20;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.bin");
+    let data: Vec<u8> = (0..SIZE).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&path, &data).unwrap();
+    let args = ["--http-socket", "127.0.0.1:0", "--wsgi-file", &app("wsgi_features.py")];
+    let srv =
+        Server::start_in(dir, Start { args: args.iter().map(|s| (*s).to_owned()).collect(), env: vec![], workers: 1 });
+    let mut slow = srv.connect();
+    let request = format!("GET /file?path={} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", path.display());
+    slow.write_all(request.as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    // The only thread is free although the download has barely started.
+    let mut quick = srv.connect();
+    quick.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    quick.write_all(b"GET /pid HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").unwrap();
+    let r = read_response(&mut BufReader::new(quick)).expect("answered while the download waits");
+    assert_eq!(r.status, 200);
+    let r = read_response(&mut BufReader::new(slow)).unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body.len(), SIZE);
+    assert!(r.body == data, "body differs");
+    wait_log(&srv, &format!("GET /file?path={} => generated {SIZE} bytes", path.display()));
+}

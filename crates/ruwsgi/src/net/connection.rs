@@ -21,7 +21,7 @@ use super::read_buf::ReadBuf;
 use super::socket_io;
 use crate::log::{format_memory_report, format_request_line, RequestRecord};
 use crate::scoreboard::now_micros;
-use crate::static_files::{Progress, Reply, StaticFiles, StaticRequest};
+use crate::static_files::{Progress, Reply, StaticFiles, StaticRequest, Transfer};
 use crate::worker::WorkerInfo;
 use crate::wsgi::{App, Origin, Request, Served};
 
@@ -124,18 +124,21 @@ struct Conn {
     interest: Interest,
 }
 
-/// A static-file response parked until the socket is writable.
+/// A file response (a static file, or the rest of a `wsgi.file_wrapper` body) parked until
+/// the socket is writable.
 struct Sending {
     /// What is left to send.
     reply: Reply,
     /// Request start (µs), for the log line written when it completes.
     started: u64,
     /// Request facts for that log line.
-    log: StaticLog,
+    log: LogFacts,
+    /// Served by `static-map`/`check-static` (counted as a static request).
+    static_file: bool,
 }
 
 /// Owned copy of the request facts the log line needs (the head's buffer is gone by then).
-struct StaticLog {
+struct LogFacts {
     addr: String,
     method: String,
     uri: String,
@@ -250,7 +253,7 @@ fn serve_event(ctx: &LoopContext<'_>, epoll: &Epoll, conns: &mut Slab<Conn>, key
     if failed || matches!(next, Next::Close) || over_keepalive || !rearm(epoll, conn, token) {
         let mut conn = conns.remove(key);
         if let Some(sending) = conn.sending.take() {
-            finish_static(ctx, &sending, false);
+            finish_sending(ctx, &sending, false);
         }
         // Dropping `conn` closes its fd, which also takes it out of the epoll set.
     }
@@ -296,7 +299,7 @@ fn sweep(ctx: &LoopContext<'_>, conns: &mut Slab<Conn>) {
         if !keep {
             if let Some(sending) = c.sending.take() {
                 tracing::debug!("closing connection from {}: static file not taken within {:?}", c.peer.addr, limit);
-                finish_static(ctx, &sending, false);
+                finish_sending(ctx, &sending, false);
             } else if c.buf.len() > 0 {
                 tracing::debug!("closing connection from {}: request not complete after {:?}", c.peer.addr, limit);
                 reply_error(c.fd.as_raw_fd(), 408, "Request Timeout");
@@ -451,7 +454,7 @@ fn serve_http(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
     if let Some(statics) = ctx.statics {
         let started = now_micros();
         if let Some(reply) = StaticRequest::from_http(&head).and_then(|r| statics.respond(&r)) {
-            let log = StaticLog {
+            let log = LogFacts {
                 addr: http_log_addr(settings, &head, &conn.peer.addr).to_owned(),
                 method: head.method.to_owned(),
                 uri: head.target.to_owned(),
@@ -525,20 +528,16 @@ fn serve_http(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
     let client_keep_alive = head.keep_alive;
     let started = begin_request(ctx);
     ctx.worker.slot().cores[ctx.core].set_request(head.method, head.target);
-    let (served, mut body) = ctx.app.handle(&request, body);
+    let (mut served, mut body) = ctx.app.handle(&request, body);
     let protocol = if head.minor_version == 0 { "HTTP/1.0" } else { "HTTP/1.1" };
-    end_request(
-        ctx,
-        started,
-        &served,
-        &Logged {
-            addr: http_log_addr(settings, &head, &conn.peer.addr),
-            method: head.method,
-            uri: head.target,
-            protocol,
-            packet_bytes: used,
-        },
-    );
+    let logged = Logged {
+        addr: http_log_addr(settings, &head, &conn.peer.addr),
+        method: head.method,
+        uri: head.target,
+        protocol,
+        packet_bytes: used,
+    };
+    let parked = park_file_rest(ctx, started, &mut served, &logged);
     if body.unread_on_socket() {
         // The app answered without reading the whole body (an upload it refused, say): read
         // and drop the rest, so closing or reusing the connection doesn't reset the
@@ -548,7 +547,54 @@ fn serve_http(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
     conn.buf.consume(used + body_taken);
     let (leftover, reusable) = body.finish();
     conn.buf.unread(&leftover);
-    Step::Served { keep_alive: client_keep_alive && served.keep_alive && reusable }
+    let keep_alive = client_keep_alive && served.keep_alive && reusable;
+    resume_parked(ctx, conn, parked, keep_alive)
+}
+
+/// Ends an app request whose `wsgi.file_wrapper` body the client didn't take at once: the
+/// rest is parked, to go out from this loop and be logged when sent. Any other request is
+/// logged now. Returns the parked reply.
+fn park_file_rest(
+    ctx: &LoopContext<'_>,
+    started: u64,
+    served: &mut Served,
+    logged: &Logged<'_>,
+) -> Option<Box<Sending>> {
+    let Some(rest) = served.rest.take() else {
+        end_request(ctx, started, served, logged);
+        return None;
+    };
+    let transfer = Transfer::file_rest(rest.file, rest.offset, rest.remaining, served.header_bytes, served.body_bytes);
+    Some(Box::new(Sending {
+        reply: Reply {
+            transfer,
+            status: served.status,
+            header_count: served.header_count,
+            keep_alive: served.keep_alive,
+            sendfile: true,
+        },
+        started,
+        log: LogFacts {
+            addr: logged.addr.to_owned(),
+            method: logged.method.to_owned(),
+            uri: logged.uri.to_owned(),
+            protocol: logged.protocol.to_owned(),
+            packet_bytes: logged.packet_bytes,
+            vars: served.vars,
+        },
+        static_file: false,
+    }))
+}
+
+/// Puts a parked reply (if any) on the connection; the thread goes on with other clients.
+fn resume_parked(ctx: &LoopContext<'_>, conn: &mut Conn, parked: Option<Box<Sending>>, keep_alive: bool) -> Step {
+    let Some(mut sending) = parked else { return Step::Served { keep_alive } };
+    sending.reply.keep_alive = keep_alive;
+    // A slow client's download doesn't count against harakiri.
+    ctx.worker.slot().cores[ctx.core].request_start.store(0, Ordering::Relaxed);
+    conn.since = Instant::now();
+    conn.sending = Some(sending);
+    Step::Sending
 }
 
 /// Checks the chunked framing of the body bytes (`raw`, after the head) that arrived since
@@ -589,7 +635,7 @@ fn serve_uwsgi(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
         let started = now_micros();
         if let Some(reply) = StaticRequest::from_uwsgi(&packet).and_then(|r| statics.respond(&r)) {
             let var = |k: &[u8]| String::from_utf8_lossy(packet.var(k).unwrap_or_default()).into_owned();
-            let log = StaticLog {
+            let log = LogFacts {
                 addr: var(uwsgi_log_addr(settings, &packet)),
                 method: var(b"REQUEST_METHOD"),
                 uri: var(b"REQUEST_URI"),
@@ -623,7 +669,7 @@ fn serve_uwsgi(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
     let started = begin_request(ctx);
     let var = |k: &[u8]| packet.var(k).and_then(|v| std::str::from_utf8(v).ok()).unwrap_or("");
     ctx.worker.slot().cores[ctx.core].set_request(var(b"REQUEST_METHOD"), var(b"REQUEST_URI"));
-    let (served, mut body) = ctx.app.handle(&request, body);
+    let (mut served, mut body) = ctx.app.handle(&request, body);
     let logged = Logged {
         addr: var(uwsgi_log_addr(settings, &packet)),
         method: var(b"REQUEST_METHOD"),
@@ -631,10 +677,10 @@ fn serve_uwsgi(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
         protocol: var(b"SERVER_PROTOCOL"),
         packet_bytes: used,
     };
-    end_request(ctx, started, &served, &logged);
+    let parked = park_file_rest(ctx, started, &mut served, &logged);
     discard_body(&mut body, settings.request_timeout, u64::MAX);
     // uWSGI answers one request per uwsgi connection; nginx expects the close.
-    Step::Served { keep_alive: false }
+    resume_parked(ctx, conn, parked, false)
 }
 
 /// Reads and drops what the app left of a request body, so the close that follows isn't a
@@ -665,10 +711,10 @@ fn discard_body(body: &mut BodyReader, timeout: Duration, max_bytes: u64) {
 
 /// Sends a static reply: all of it now if the socket takes it, else the rest is parked in
 /// `conn.sending` and continues from the epoll loop.
-fn start_static(ctx: &LoopContext<'_>, conn: &mut Conn, reply: Reply, started: u64, log: StaticLog) -> Step {
-    let mut sending = Box::new(Sending { reply, started, log });
+fn start_static(ctx: &LoopContext<'_>, conn: &mut Conn, reply: Reply, started: u64, log: LogFacts) -> Step {
+    let mut sending = Box::new(Sending { reply, started, log, static_file: true });
     match sending.reply.transfer.advance(conn.fd.as_raw_fd()) {
-        Ok(Progress::Done) => Step::Served { keep_alive: finish_static(ctx, &sending, true) },
+        Ok(Progress::Done) => Step::Served { keep_alive: finish_sending(ctx, &sending, true) },
         Ok(Progress::Blocked) => {
             // The thread is free for other connections meanwhile; harakiri must not count
             // a slow client's download against it.
@@ -678,7 +724,7 @@ fn start_static(ctx: &LoopContext<'_>, conn: &mut Conn, reply: Reply, started: u
             Step::Sending
         }
         Err(_) => {
-            finish_static(ctx, &sending, false);
+            finish_sending(ctx, &sending, false);
             Step::Served { keep_alive: false }
         }
     }
@@ -698,7 +744,7 @@ fn on_writable(ctx: &LoopContext<'_>, conn: &mut Conn) -> Next {
         return Next::Wait;
     }
     let Some(sending) = conn.sending.take() else { return Next::Close };
-    let keep_alive = finish_static(ctx, &sending, result.is_ok());
+    let keep_alive = finish_sending(ctx, &sending, result.is_ok());
     if !keep_alive || ctx.stopping.load(Ordering::Relaxed) {
         return Next::Close;
     }
@@ -748,9 +794,9 @@ fn rearm(epoll: &Epoll, conn: &mut Conn, token: u64) -> bool {
     }
 }
 
-/// Counts and logs a finished (or abandoned) static reply; true when the connection may
+/// Counts and logs a finished (or abandoned) parked reply; true when the connection may
 /// carry another request.
-fn finish_static(ctx: &LoopContext<'_>, sending: &Sending, complete: bool) -> bool {
+fn finish_sending(ctx: &LoopContext<'_>, sending: &Sending, complete: bool) -> bool {
     let reply = &sending.reply;
     let served = Served {
         status: reply.status,
@@ -761,6 +807,7 @@ fn finish_static(ctx: &LoopContext<'_>, sending: &Sending, complete: bool) -> bo
         keep_alive: reply.keep_alive && complete,
         app_error: false,
         sendfile: reply.sendfile,
+        rest: None,
     };
     let log = &sending.log;
     let logged = Logged {
@@ -770,7 +817,9 @@ fn finish_static(ctx: &LoopContext<'_>, sending: &Sending, complete: bool) -> bo
         protocol: &log.protocol,
         packet_bytes: log.packet_bytes,
     };
-    ctx.worker.slot().cores[ctx.core].static_requests.fetch_add(1, Ordering::Relaxed);
+    if sending.static_file {
+        ctx.worker.slot().cores[ctx.core].static_requests.fetch_add(1, Ordering::Relaxed);
+    }
     end_request(ctx, sending.started, &served, &logged);
     served.keep_alive
 }

@@ -108,32 +108,6 @@ pub fn write_all(fd: RawFd, bufs: &[&[u8]], mut wait_fn: impl FnMut() -> io::Res
     Ok(total)
 }
 
-/// `sendfile` of `len` bytes from `file` at `offset`; waits via `wait_fn` when the socket is full.
-pub fn send_file(
-    fd: RawFd,
-    file: BorrowedFd<'_>,
-    mut offset: u64,
-    len: u64,
-    mut wait_fn: impl FnMut() -> io::Result<()>,
-) -> io::Result<u64> {
-    let mut sent = 0u64;
-    while sent < len {
-        let mut off = offset as i64;
-        let chunk = (len - sent).min(1 << 30) as usize;
-        match nix::sys::sendfile::sendfile(borrow(fd), file, Some(&mut off), chunk) {
-            Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shorter than expected")),
-            Ok(n) => {
-                sent += n as u64;
-                offset += n as u64;
-            }
-            Err(nix::errno::Errno::EAGAIN) => wait_fn()?,
-            Err(nix::errno::Errno::EINTR) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(sent)
-}
-
 /// One non-blocking `sendfile` of up to `len` bytes from `file` at `*offset`, which is
 /// advanced by what was sent. `WouldBlock` when the socket is full.
 pub fn try_send_file(fd: RawFd, file: BorrowedFd<'_>, offset: &mut u64, len: u64) -> io::Result<usize> {

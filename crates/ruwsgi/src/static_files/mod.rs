@@ -22,7 +22,7 @@ use ruwsgi_config::Config;
 use ruwsgi_proto::{BodyFraming, RequestHead, UwsgiPacket};
 
 pub use resolve::Conditions;
-pub use serve::{Progress, Reply};
+pub use serve::{Progress, Reply, Transfer};
 
 /// The static-file configuration of one worker, ready to answer requests.
 pub struct StaticFiles {

@@ -83,6 +83,20 @@ pub struct Transfer {
 }
 
 impl Transfer {
+    /// The rest of a file body whose head (`head_bytes` long) and first `sent` body bytes
+    /// already went out: a `wsgi.file_wrapper` response the app's thread handed over.
+    pub fn file_rest(file: File, offset: u64, remaining: u64, head_bytes: usize, sent: u64) -> Self {
+        Transfer {
+            head: Vec::new(),
+            head_len: head_bytes,
+            written: head_bytes,
+            file: Some(file),
+            offset,
+            remaining,
+            file_sent: sent,
+        }
+    }
+
     /// Writes as much as the socket takes now.
     pub fn advance(&mut self, fd: RawFd) -> io::Result<Progress> {
         let body_follows = self.file.is_some() && self.remaining > 0;

@@ -51,7 +51,7 @@ pub struct Request<'a> {
 }
 
 /// What happened, for the request log and the scoreboard.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default)]
 pub struct Served {
     /// Status code sent (or 500 when the app failed before sending one).
     pub status: u16,
@@ -69,6 +69,20 @@ pub struct Served {
     pub app_error: bool,
     /// The body went out with sendfile.
     pub sendfile: bool,
+    /// The rest of a `wsgi.file_wrapper` body the client didn't take at once: the
+    /// connection's event loop sends it, so a slow client doesn't hold the app's thread.
+    pub rest: Option<FileRest>,
+}
+
+/// The unsent part of a file body, on a file descriptor of its own.
+#[derive(Debug)]
+pub struct FileRest {
+    /// A duplicate of the app's file (the app's object is closed when the request ends).
+    pub file: std::fs::File,
+    /// Next byte to send.
+    pub offset: u64,
+    /// Bytes left.
+    pub remaining: u64,
 }
 
 /// A loaded WSGI application plus the per-process constants its environ needs.

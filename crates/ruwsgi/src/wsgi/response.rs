@@ -4,7 +4,7 @@
 //! the GIL is held; waits for a full socket release it.
 
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::{BorrowedFd, RawFd};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -15,7 +15,7 @@ use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
 use ruwsgi_proto::{encode_chunk, encode_response_head, validate_response_header, ResponseFraming, LAST_CHUNK};
 
 use super::input::{self, Input};
-use super::{environ, format_exception, App, FileWrapper, Origin, Request, Served};
+use super::{environ, format_exception, App, FileRest, FileWrapper, Origin, Request, Served};
 use crate::net::body::BodyReader;
 use crate::net::socket_io;
 
@@ -487,7 +487,8 @@ fn send_all(py: Python<'_>, state: &Shared, items: &[Bound<'_, PyAny>]) -> PyRes
     Ok(())
 }
 
-/// `wsgi.file_wrapper` over a regular file: head, then `sendfile` without the GIL.
+/// `wsgi.file_wrapper` over a regular file: head, then as much `sendfile` as the socket
+/// takes now; what a slow client leaves goes back to the connection in `served.rest`.
 /// Returns false when the object isn't a regular file (the caller iterates it instead).
 fn send_file(py: Python<'_>, state: &Shared, wrapper: &FileWrapper, served: &mut Served) -> PyResult<bool> {
     let file = wrapper.filelike.bind(py);
@@ -510,34 +511,36 @@ fn send_file(py: Python<'_>, state: &Shared, wrapper: &FileWrapper, served: &mut
     if st.send(py, &[], Some(len)).is_err() {
         return Ok(true);
     }
-    let to_send = match st.mode {
-        BodyMode::Length(n) => n.min(len),
-        BodyMode::None => return Ok(true),
-        _ => len,
-    };
+    // A known total always gives a Content-Length head, so the body is never chunked here.
+    let BodyMode::Length(declared) = st.mode else { return Ok(true) };
+    let to_send = declared.min(len);
     let fd = st.fd;
-    let timeout = st.timeout;
-    let chunked = st.mode == BodyMode::Chunked;
-    if chunked {
-        let mut line = Vec::new();
-        encode_chunk(&mut line, to_send as usize);
-        let _ = st.send_raw(py, &line);
+    let mut next = offset;
+    let mut left = to_send;
+    while left > 0 {
+        match socket_io::try_send_file(fd, file_fd, &mut next, left) {
+            Ok(0) => break,
+            Ok(n) => left -= n as u64,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                match file_fd.try_clone_to_owned() {
+                    Ok(dup) => served.rest = Some(FileRest { file: dup.into(), offset: next, remaining: left }),
+                    Err(_) => st.broken = true,
+                }
+                break;
+            }
+            Err(_) => {
+                st.broken = true;
+                break;
+            }
+        }
     }
-    let result =
-        py.detach(|| socket_io::send_file(fd, file_fd, offset, to_send, || socket_io::wait(fd, true, timeout)));
-    if let Ok(n) = result {
-        st.body_bytes += n;
-        if let BodyMode::Length(left) = st.mode {
-            st.mode = BodyMode::Length(left - n);
-        }
-        if chunked {
-            let _ = st.send_raw(py, b"\r\n");
-        }
-        served.sendfile = true;
-    } else {
-        st.broken = true;
+    let handed_over = served.rest.as_ref().map_or(0, |r| r.remaining);
+    st.body_bytes += to_send - left;
+    // Sent or handed over, the body is accounted for; a short file leaves `left` unsent.
+    st.mode = BodyMode::Length(declared - (to_send - left) - handed_over);
+    if st.broken {
         st.keep_alive = false;
     }
-    let _ = file_fd.as_raw_fd();
+    served.sendfile = true;
     Ok(true)
 }
