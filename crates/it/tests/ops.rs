@@ -715,9 +715,24 @@ fn strict_refuses_to_run_as_root_without_uid() {
     }
 }
 
-/// Writes `letters` to the master FIFO in `dir`.
-fn fifo_send(dir: &Path, letters: &str) {
-    std::fs::OpenOptions::new().write(true).open(dir.join("ctl.fifo")).unwrap().write_all(letters.as_bytes()).unwrap();
+/// Writes `letters` to the master FIFO `ctl.fifo` in `dir`. Non-blocking, so a master that
+/// is gone fails the test with its log (`log()`) instead of hanging it.
+fn fifo_send(dir: &Path, letters: &str, log: &dyn Fn() -> String) {
+    use std::os::unix::fs::OpenOptionsExt;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut fifo = loop {
+        let opened = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
+            .open(dir.join("ctl.fifo"));
+        match opened {
+            Ok(f) => break f,
+            // ENXIO while no process has the FIFO open for reading (a master re-executing).
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+            Err(e) => panic!("cannot write to the master FIFO: {e}\n{}", log()),
+        }
+    };
+    fifo.write_all(letters.as_bytes()).unwrap();
 }
 
 /// Waits until every worker pid differs from `before` and there are `n` of them.
@@ -756,39 +771,39 @@ fn master_fifo_letters_as_in_uwsgi() {
     let master = srv.pid();
     assert!(srv.wait_log("master fifo", Duration::from_secs(5)));
     // s: stats to the log.
-    fifo_send(&fifo, "s\n");
+    fifo_send(&fifo, "s\n", &|| srv.log());
     assert!(srv.wait_log("*** ruwsgi stats: pid", Duration::from_secs(5)), "{}", srv.log());
     // w: the workers reload (lazy-apps: with the edited app); the master stays.
     let v1_workers = srv.worker_pids();
     write_app(&fifo, "v2");
-    fifo_send(&fifo, "w");
+    fifo_send(&fifo, "w", &|| srv.log());
     let v2_workers = wait_new_workers(&srv, &v1_workers, 2);
     assert_eq!(srv.get("/").body, b"v2");
     // c: chain reload, one worker after the other.
     write_app(&fifo, "v3");
-    fifo_send(&fifo, "c");
+    fifo_send(&fifo, "c", &|| srv.log());
     assert!(srv.wait_log("chain reloading complete", Duration::from_secs(30)), "{}", srv.log());
     let v3_workers = wait_new_workers(&srv, &v2_workers, 2);
     assert_eq!(srv.get("/").body, b"v3");
     // r: full graceful reload; the master re-executes in place and keeps its pid.
     write_app(&fifo, "v4");
-    fifo_send(&fifo, "r");
+    fifo_send(&fifo, "r", &|| srv.log());
     assert!(srv.wait_log("master-fifo r: ...gracefully killing workers...", Duration::from_secs(5)), "{}", srv.log());
     let v4_workers = wait_new_workers(&srv, &v3_workers, 2);
     assert_eq!(srv.get("/").body, b"v4");
     // R: brutal reload: workers are interrupted, not waited for.
-    fifo_send(&fifo, "R");
+    fifo_send(&fifo, "R", &|| srv.log());
     assert!(srv.wait_log("master-fifo R: brutally reloading", Duration::from_secs(5)), "{}", srv.log());
     wait_new_workers(&srv, &v4_workers, 2);
     assert_eq!(srv.get("/").body, b"v4");
     assert_eq!(srv.pid(), master);
     // An unknown letter is named in the log and changes nothing.
-    fifo_send(&fifo, "x");
+    fifo_send(&fifo, "x", &|| srv.log());
     assert!(srv.wait_log("master-fifo: unsupported command 'x'", Duration::from_secs(5)), "{}", srv.log());
     assert_eq!(srv.get("/").status, 200);
     // Q: immediate shutdown.
     let mut srv = srv;
-    fifo_send(&fifo, "Q");
+    fifo_send(&fifo, "Q", &|| srv.log());
     assert!(srv.wait_exit(Duration::from_secs(10)).is_some(), "{}", srv.log());
     assert!(srv.log().contains("killing workers"), "{}", srv.log());
 }
@@ -811,8 +826,8 @@ fn master_fifo_l_reopens_a_moved_log_file() {
     wait_file(&log, Duration::from_secs(20), |t| t.contains("spawned uWSGI worker 1")).expect("server started");
     // logrotate's way: move the file away, then tell the master to reopen it.
     std::fs::rename(&log, dir.path().join("server.log.1")).unwrap();
-    fifo_send(dir.path(), "l");
-    fifo_send(dir.path(), "s");
+    fifo_send(dir.path(), "l", &|| std::fs::read_to_string(&log).unwrap_or_default());
+    fifo_send(dir.path(), "s", &|| std::fs::read_to_string(&log).unwrap_or_default());
     let text = wait_file(&log, Duration::from_secs(10), |t| t.contains("*** ruwsgi stats: pid"));
     assert!(text.is_some(), "the master's lines do not reach the reopened log");
     drop(guard);
