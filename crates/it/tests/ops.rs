@@ -981,3 +981,29 @@ fn smart_attach_daemons_survive_reload_and_shutdown_plain_ones_restart() {
     assert!(!alive(new_plain), "plain daemons stop with the server");
     assert!(alive(smart) && alive(smart2), "smart daemons outlive the server:\n{}", srv.log());
 }
+
+#[test]
+fn attach_daemon2_touch_restarts_and_a_control_daemon_stops_the_server() {
+    let mut srv = Server::start(&[
+        "--http-socket",
+        "127.0.0.1:0",
+        "--wsgi-file",
+        &app("hello.py"),
+        "--attach-daemon2",
+        "cmd=echo $$ > touched.pid; exec sleep 60,touch=restart.txt",
+        "--attach-daemon2",
+        "cmd=while [ ! -f die.txt ]; do sleep 0.1; done; exit 1,control=1",
+    ]);
+    let dir = srv.dir.path().to_path_buf();
+    let first = wait_daemon_pid(&srv, &dir.join("touched.pid"), &[]);
+    // A `touch` file that appears or changes restarts that daemon (without throttling).
+    std::fs::write(dir.join("restart.txt"), "").unwrap();
+    let second = wait_daemon_pid(&srv, &dir.join("touched.pid"), &[first]);
+    assert!(srv.log().contains(&format!("(pid: {first}) touched: restarting")), "{}", srv.log());
+    assert!(!srv.log().contains("throttling"), "{}", srv.log());
+    // A `control` daemon's death shuts the whole server down.
+    std::fs::write(dir.join("die.txt"), "").unwrap();
+    assert_eq!(srv.wait_exit(Duration::from_secs(20)), Some(0), "{}", srv.log());
+    assert!(srv.log().contains("control daemon \"while [ ! -f die.txt ]"), "{}", srv.log());
+    assert!(!alive(second), "{}", srv.log());
+}
