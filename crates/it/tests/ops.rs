@@ -1,6 +1,6 @@
 //! Master process operations (issue 4): graceful reload under load, graceful shutdown,
 //! harakiri, recycling, py-autoreload, daemonize, the stats server (read by the real
-//! `uwsgitop`), touch-reload and the master FIFO.
+//! `uwsgitop`), touch-reload, the master FIFO and attached daemons.
 
 use std::io::{BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -886,4 +886,139 @@ fn reload_and_stop_through_the_pidfile() {
     // `ruwsgi --stop PIDFILE`: the master stops.
     assert_eq!(run(&["--stop", "app.pid"]).0, Some(0));
     assert!(srv.wait_exit(Duration::from_secs(10)).is_some(), "{}", srv.log());
+}
+
+/// The live pid a daemon wrote to `path` that isn't in `not` (waits up to 20 s).
+fn wait_daemon_pid(srv: &Server, path: &Path, not: &[i32]) -> i32 {
+    let text = wait_file(path, Duration::from_secs(20), |t| {
+        t.trim().parse::<i32>().is_ok_and(|p| !not.contains(&p) && alive(p))
+    });
+    let text = text.unwrap_or_else(|| panic!("no new live pid in {}:\n{}", path.display(), srv.log()));
+    text.trim().parse().unwrap()
+}
+
+/// True while `pid` exists and isn't a zombie.
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|s| s.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')))
+}
+
+/// SIGKILLs daemons that outlive the server on purpose (smart ones) when the test ends.
+struct KillPids(Vec<i32>);
+
+impl Drop for KillPids {
+    fn drop(&mut self) {
+        for &pid in &self.0 {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
+        }
+    }
+}
+
+#[test]
+fn attach_daemon_is_respawned_and_stopped_with_the_server() {
+    // Writes its pid, and on SIGTERM a marker: the stop is graceful, not a SIGKILL.
+    let daemon = "trap 'echo stopped > stopped.txt; exit 0' TERM; echo $$ > daemon.pid; while true; do sleep 1; done";
+    let mut srv =
+        Server::start(&["--http-socket", "127.0.0.1:0", "--wsgi-file", &app("hello.py"), "--attach-daemon", daemon]);
+    let pid_file = srv.dir.path().join("daemon.pid");
+    let first = wait_daemon_pid(&srv, &pid_file, &[]);
+    assert!(srv.log().contains(&format!("[uwsgi-daemons] spawning \"{daemon}\" (pid: {first} ")), "{}", srv.log());
+    assert_eq!(srv.get("/").status, 200);
+    assert_eq!(it::thread_count(srv.pid()), 1, "the master spawns daemons without threads");
+
+    // A daemon that dies is respawned; the master takes its exit for no worker's.
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(first), Signal::SIGKILL).unwrap();
+    let second = wait_daemon_pid(&srv, &pid_file, &[first]);
+    assert!(srv.wait_log(&format!("[uwsgi-daemons] respawning \"{daemon}\" (pid: {second} "), Duration::from_secs(5)));
+    assert!(srv.log().contains(&format!("(pid: {first}) was killed by signal 9")), "{}", srv.log());
+    assert!(!srv.log().contains("DAMN"), "no worker died:\n{}", srv.log());
+    assert_eq!(srv.get("/").status, 200);
+    assert_eq!(it::thread_count(srv.pid()), 1);
+
+    // Shutdown: the daemon gets SIGTERM and is gone before the master exits.
+    srv.signal(Signal::SIGTERM);
+    assert_eq!(srv.wait_exit(Duration::from_secs(20)), Some(0), "{}", srv.log());
+    assert!(!alive(second), "daemon {second} outlived the server:\n{}", srv.log());
+    let marker = std::fs::read_to_string(srv.dir.path().join("stopped.txt")).unwrap_or_default();
+    assert_eq!(marker.trim(), "stopped", "the daemon got no SIGTERM:\n{}", srv.log());
+    assert!(!srv.log().contains("did not die in time"), "{}", srv.log());
+}
+
+#[test]
+fn smart_attach_daemons_survive_reload_and_shutdown_plain_ones_restart() {
+    let mut srv = Server::start(&[
+        "--http-socket",
+        "127.0.0.1:0",
+        "--wsgi-file",
+        &app("hello.py"),
+        "--attach-daemon",
+        "echo $$ > plain.pid; exec sleep 60",
+        // Daemonizes itself and writes its pidfile, as `celery multi` or `memcached -d -P`.
+        "--smart-attach-daemon",
+        "smart.pid sleep 60 & echo $! > smart.pid",
+        // Stays in the foreground; the master writes the pidfile.
+        "--smart-attach-daemon2",
+        "smart2.pid exec sleep 60",
+    ]);
+    let dir = srv.dir.path().to_path_buf();
+    let plain = wait_daemon_pid(&srv, &dir.join("plain.pid"), &[]);
+    let smart = wait_daemon_pid(&srv, &dir.join("smart.pid"), &[]);
+    let smart2 = wait_daemon_pid(&srv, &dir.join("smart2.pid"), &[]);
+    let _cleanup = KillPids(vec![smart, smart2]);
+    assert!(
+        srv.wait_log(&format!("\"sleep 60 & echo $! > smart.pid\" is running (pid: {smart})"), Duration::from_secs(5)),
+        "{}",
+        srv.log()
+    );
+
+    srv.signal(Signal::SIGHUP);
+    assert!(
+        srv.wait_for(Duration::from_secs(20), |l| l.contains("this master was reloaded")
+            && l.matches("found valid/active pidfile").count() == 2),
+        "{}",
+        srv.log()
+    );
+    let log = srv.log();
+    assert!(
+        log.contains(&format!("found valid/active pidfile for \"sleep 60 & echo $! > smart.pid\" (pid: {smart})")),
+        "{log}"
+    );
+    assert!(log.contains(&format!("found valid/active pidfile for \"exec sleep 60\" (pid: {smart2})")), "{log}");
+    assert!(log.contains(&format!("[uwsgi-daemons] stopping daemon (pid: {plain}): echo $$ > plain.pid")), "{log}");
+    let new_plain = wait_daemon_pid(&srv, &dir.join("plain.pid"), &[plain]);
+    assert!(!alive(plain), "the plain daemon is restarted on reload, not kept");
+    assert!(alive(smart) && alive(smart2), "smart daemons keep running across a reload:\n{log}");
+    assert_eq!(srv.get("/").status, 200);
+    assert_eq!(it::thread_count(srv.pid()), 1);
+
+    srv.signal(Signal::SIGTERM);
+    assert_eq!(srv.wait_exit(Duration::from_secs(20)), Some(0), "{}", srv.log());
+    assert!(!alive(new_plain), "plain daemons stop with the server");
+    assert!(alive(smart) && alive(smart2), "smart daemons outlive the server:\n{}", srv.log());
+}
+
+#[test]
+fn attach_daemon2_touch_restarts_and_a_control_daemon_stops_the_server() {
+    let mut srv = Server::start(&[
+        "--http-socket",
+        "127.0.0.1:0",
+        "--wsgi-file",
+        &app("hello.py"),
+        "--attach-daemon2",
+        "cmd=echo $$ > touched.pid; exec sleep 60,touch=restart.txt",
+        "--attach-daemon2",
+        "cmd=while [ ! -f die.txt ]; do sleep 0.1; done; exit 1,control=1",
+    ]);
+    let dir = srv.dir.path().to_path_buf();
+    let first = wait_daemon_pid(&srv, &dir.join("touched.pid"), &[]);
+    // A `touch` file that appears or changes restarts that daemon (without throttling).
+    std::fs::write(dir.join("restart.txt"), "").unwrap();
+    let second = wait_daemon_pid(&srv, &dir.join("touched.pid"), &[first]);
+    assert!(srv.log().contains(&format!("(pid: {first}) touched: restarting")), "{}", srv.log());
+    assert!(!srv.log().contains("throttling"), "{}", srv.log());
+    // A `control` daemon's death shuts the whole server down.
+    std::fs::write(dir.join("die.txt"), "").unwrap();
+    assert_eq!(srv.wait_exit(Duration::from_secs(20)), Some(0), "{}", srv.log());
+    assert!(srv.log().contains("control daemon \"while [ ! -f die.txt ]"), "{}", srv.log());
+    assert!(!alive(second), "{}", srv.log());
 }

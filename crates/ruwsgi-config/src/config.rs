@@ -5,6 +5,8 @@
 
 use std::path::PathBuf;
 
+use crate::daemon::AttachDaemon;
+
 /// Where a listening socket's address points and which protocol it speaks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SocketSpec {
@@ -142,8 +144,9 @@ pub struct Config {
     pub evil_reload_on_rss: u64,
     /// `worker-reload-mercy`: seconds a worker may take to finish on reload, default 60.
     pub worker_reload_mercy: u64,
-    /// `reload-mercy`: seconds for the whole stack on reload/shutdown, default 60.
-    pub reload_mercy: u64,
+    /// `reload-mercy`: seconds for the whole stack on reload/shutdown. Unset (as in uWSGI):
+    /// workers get `worker-reload-mercy`, attached daemons 3 s before SIGKILL.
+    pub reload_mercy: Option<u64>,
     /// `py-autoreload`: seconds between module mtime checks; 0 = off.
     pub py_autoreload: u64,
     /// `py-autoreload-ignore`: module file paths not checked.
@@ -154,6 +157,9 @@ pub struct Config {
     pub touch_chain_reload: Vec<PathBuf>,
     /// `die-on-term`: accepted; SIGTERM always shuts down gracefully in ruwsgi.
     pub die_on_term: bool,
+    /// `attach-daemon`, `smart-attach-daemon`, `smart-attach-daemon2`, `attach-daemon2`:
+    /// external commands run and watched by the master, in the order given.
+    pub attach_daemon: Vec<AttachDaemon>,
     /// `stats` (`stats-server`): address of the JSON stats server.
     pub stats: Option<String>,
     /// `stats-http`: prefix the stats JSON with HTTP response headers.
@@ -261,12 +267,13 @@ impl Default for Config {
             reload_on_rss: 0,
             evil_reload_on_rss: 0,
             worker_reload_mercy: 60,
-            reload_mercy: 60,
+            reload_mercy: None,
             py_autoreload: 0,
             py_autoreload_ignore: Vec::new(),
             touch_reload: Vec::new(),
             touch_chain_reload: Vec::new(),
             die_on_term: false,
+            attach_daemon: Vec::new(),
             stats: None,
             stats_http: false,
             stats_minified: false,

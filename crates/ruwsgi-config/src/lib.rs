@@ -12,6 +12,7 @@
 
 mod argv;
 mod config;
+mod daemon;
 mod error;
 mod expand;
 pub mod options;
@@ -21,6 +22,7 @@ mod resolve;
 use std::path::PathBuf;
 
 pub use config::{Config, SocketProtocol, SocketSpec, StaticMap};
+pub use daemon::AttachDaemon;
 pub use error::{ConfigError, Origin};
 
 /// What the command line asks for.

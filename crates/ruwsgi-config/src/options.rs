@@ -286,8 +286,14 @@ pub static OPTIONS: &[OptionSpec] = &[
     planned("hook-pre-app", Text, "actions before the app is loaded"),
     planned("hook-post-app", Text, "actions after the app is loaded"),
     planned("hook-accepting", Text, "actions when a worker starts accepting"),
-    planned("attach-daemon", Text, "run a command under the master"),
-    planned("smart-attach-daemon", Text, "run a pidfile-tracked command under the master"),
+    list("attach-daemon", Text, "run a command (`/bin/sh -c`) under the master: respawned when it dies, stopped on reload and shutdown"),
+    list("smart-attach-daemon", Text, "`pidfile[,secs] command`: run a self-daemonizing command, watch the pid in its pidfile; it survives reload and shutdown"),
+    row("smart-attach-daemon2", &[], None, Text, true, "", SupportedWithDifference(
+        "the command stays a child of the master rather than being double-forked; ruwsgi writes its pidfile all the same"),
+        "`pidfile[,secs] command`: like `smart-attach-daemon` for a foreground command; ruwsgi writes the pidfile"),
+    row("attach-daemon2", &[], None, Text, true, "", SupportedWithDifference(
+        "keys ns_pid, notifypid and legion are refused; cmd, pidfile, daemonize, freq, control, stopsignal, reloadsignal, stdin, uid, gid, chdir, max_throttle and touch work"),
+        "`key=value,...` form of the daemon options (`cmd=...,pidfile=...`)"),
     planned("cron", Text, "run a command periodically"),
     planned("unique-cron", Text, "run a command periodically, one at a time"),
     planned("spooler", Path, "spooler directory"),
@@ -371,7 +377,7 @@ pub static OPTIONS: &[OptionSpec] = &[
     s("evil-reload-on-rss", Megabytes, "0", "the master kills a worker whose RSS exceeds this (0 = off)"),
     planned("limit-as", Megabytes, "address space limit"),
     s("worker-reload-mercy", Seconds, "60", "seconds a worker may take to finish on reload"),
-    s("reload-mercy", Seconds, "60", "seconds the whole stack may take on reload/shutdown"),
+    s("reload-mercy", Seconds, "", "seconds the whole stack may take on reload/shutdown (unset: workers get `worker-reload-mercy`, attached daemons 3)"),
     row("buffer-size", &[], Some('b'), Bytes, false, "4096", Supported, "max size of a request's header block / uwsgi vars"),
     row("limit-post", &[], None, Bytes, false, "0", SupportedWithDifference(
         "larger bodies get a 413 response (uWSGI drops the request)"), "max request body size (0 = unlimited)"),

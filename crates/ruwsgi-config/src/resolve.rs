@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use crate::config::{Config, SocketProtocol, SocketSpec, StaticMap};
+use crate::daemon;
 use crate::expand;
 use crate::options::{self, Kind, OptionSpec, Status};
 use crate::{ConfigError, Entry, Origin};
@@ -301,7 +302,7 @@ fn apply(c: &mut Config, spec: &OptionSpec, e: &Entry, value: &str) -> Result<St
         "reload-on-rss" => c.reload_on_rss = num()?,
         "evil-reload-on-rss" => c.evil_reload_on_rss = num()?,
         "worker-reload-mercy" => c.worker_reload_mercy = num()?,
-        "reload-mercy" => c.reload_mercy = num()?,
+        "reload-mercy" => c.reload_mercy = Some(num()?),
         "buffer-size" => c.buffer_size = size()?,
         "limit-post" => c.limit_post = num()?,
         "post-buffering" => c.post_buffering = size()?,
@@ -313,6 +314,11 @@ fn apply(c: &mut Config, spec: &OptionSpec, e: &Entry, value: &str) -> Result<St
         "py-autoreload-ignore" => c.py_autoreload_ignore.push(text()?),
         "touch-reload" => c.touch_reload.push(path()?),
         "touch-chain-reload" => c.touch_chain_reload.push(path()?),
+        "attach-daemon" => c.attach_daemon.push(daemon::parse_attach(value).map_err(err)?),
+        "smart-attach-daemon" | "smart-attach-daemon2" => {
+            c.attach_daemon.push(daemon::parse_smart(value, spec.name == "smart-attach-daemon2").map_err(err)?);
+        }
+        "attach-daemon2" => c.attach_daemon.push(daemon::parse_keyval(value).map_err(|e| err(&e))?),
         "stats" => c.stats = Some(parse_address(value).ok_or_else(|| err("expected [host]:port"))?),
         "stats-http" => c.stats_http = flag,
         "static-map" | "static-map2" => {
@@ -476,6 +482,39 @@ mod tests {
     }
 
     #[test]
+    fn daemon_options_accumulate_in_order() {
+        let r = resolve(&[
+            entry("attach-daemon", "celery -A proj worker"),
+            entry("smart-attach-daemon", "m.pid memcached -d -P m.pid"),
+            entry("smart-attach-daemon2", "r.pid,3 redis-server"),
+            entry("attach-daemon2", "cmd=beat,control=1"),
+        ])
+        .unwrap();
+        let got: Vec<(&str, Option<&str>, bool)> = r
+            .config
+            .attach_daemon
+            .iter()
+            .map(|d| (d.command.as_str(), d.pidfile.as_deref().and_then(|p| p.to_str()), d.daemonize))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("celery -A proj worker", None, false),
+                ("memcached -d -P m.pid", Some("m.pid"), false),
+                ("redis-server", Some("r.pid"), true),
+                ("beat", None, false),
+            ]
+        );
+        assert_eq!(r.config.attach_daemon[2].freq, 3);
+        assert!(r.config.attach_daemon[3].control);
+        let e = resolve_one("smart-attach-daemon", "only.pid").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "t.ini:1: smart-attach-daemon = \"only.pid\": expected <pidfile>[,<seconds>] <command>"
+        );
+    }
+
+    #[test]
     fn every_supported_option_maps_to_config() {
         for spec in options::OPTIONS.iter().filter(|o| o.status.is_supported()) {
             if matches!(spec.kind, Kind::ConfigFile | Kind::Logic | Kind::Action | Kind::Signal)
@@ -491,6 +530,11 @@ mod tests {
                 Kind::Mode => "660",
                 _ if spec.name == "add-header" => "X-A: 1",
                 _ => "1",
+            };
+            let value = match spec.name {
+                "smart-attach-daemon" | "smart-attach-daemon2" => "p.pid cmd",
+                "attach-daemon2" => "cmd=1",
+                _ => value,
             };
             resolve_one(spec.name, value).unwrap_or_else(|e| panic!("{}: {e}", spec.name));
         }

@@ -10,7 +10,11 @@
 //! - SIGTERM: graceful shutdown. Differs from uWSGI 2.0 (where SIGTERM is a brutal reload
 //!   unless `die-on-term`): ruwsgi always shuts down, as uWSGI 2.1 and containers expect.
 //! - SIGINT/SIGQUIT: immediate shutdown. SIGUSR1: stats to the log.
+//!
+//! Attached daemons (`daemons.rs`) are started after the workers; plain ones are stopped
+//! before a reload's exec and before exit, smart ones are left running.
 
+mod daemons;
 mod fifo;
 pub mod logfile;
 mod reload;
@@ -34,6 +38,7 @@ use crate::scoreboard::{now_micros, Scoreboard};
 use crate::worker::{self, EXIT_NO_APP};
 use crate::wsgi::{self, App};
 
+use daemons::{Daemons, Reaped};
 use fifo::{FifoCommand, MasterFifo};
 use stats::StatsServer;
 
@@ -138,6 +143,8 @@ struct Master {
     fifo: Option<MasterFifo>,
     /// The log file stdout/stderr go to (`daemonize`, `daemonize2`, `logto`).
     log_file: Option<PathBuf>,
+    /// `attach-daemon` and friends.
+    daemons: Daemons,
 }
 
 /// Runs the whole server; returns the process exit code.
@@ -248,6 +255,9 @@ fn start(cfg: Config) -> Result<Master> {
     let signals = SignalFd::with_flags(&worker::handled_signals(), SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)?;
     let processes = cfg.processes.max(1) as usize;
     tracing::info!("spawned uWSGI master process (pid: {})", std::process::id());
+    // As uWSGI: without `reload-mercy`, a daemon gets 3 s between its stop signal and SIGKILL.
+    let daemon_grace = Duration::from_secs(cfg.reload_mercy.unwrap_or(3));
+    let daemons = Daemons::new(&cfg.attach_daemon, daemon_grace, Instant::now());
     let mut master = Master {
         workers: (0..processes).map(|_| WorkerProc::default()).collect(),
         touch_reload: cfg.touch_reload.iter().map(Touched::new).collect(),
@@ -264,10 +274,12 @@ fn start(cfg: Config) -> Result<Master> {
         stats,
         fifo,
         log_file,
+        daemons,
     };
     for id in 1..=processes {
         master.spawn(id)?;
     }
+    master.daemons.supervise(Instant::now());
     Ok(master)
 }
 
@@ -419,13 +431,15 @@ impl Master {
             match self.phase {
                 Phase::Running => {
                     self.respawn_due();
+                    self.daemons.supervise(Instant::now());
                     self.check_evil_rss();
                     self.check_touched();
                     self.advance_chain();
                     self.rotate_log();
                 }
                 Phase::Reloading { since, deadline } => {
-                    if self.workers.iter().all(|w| w.pid.is_none()) {
+                    let daemons_stopped = self.daemons.stopped(Instant::now());
+                    if daemons_stopped && self.workers.iter().all(|w| w.pid.is_none()) {
                         self.exec_reload(since);
                     } else if Instant::now() >= deadline {
                         tracing::warn!("workers still running after worker-reload-mercy: killing them");
@@ -433,7 +447,8 @@ impl Master {
                     }
                 }
                 Phase::ShuttingDown { deadline } => {
-                    if self.workers.iter().all(|w| w.pid.is_none()) {
+                    let daemons_stopped = self.daemons.stopped(Instant::now());
+                    if daemons_stopped && self.workers.iter().all(|w| w.pid.is_none()) {
                         cleanup_files(&self.cfg, &self.listeners);
                         if self.cfg.vacuum {
                             self.stats.iter().for_each(stats::vacuum);
@@ -463,6 +478,7 @@ impl Master {
                 _ => None,
             })
             .chain(self.workers.iter().filter_map(|w| w.respawn_at.map(|t| t.saturating_duration_since(now))))
+            .chain(self.daemons.next_due().map(|t| t.saturating_duration_since(now)))
             .fold(TICK, Duration::min)
     }
 
@@ -475,11 +491,13 @@ impl Master {
             }
             tracing::info!("SIGTERM received: gracefully killing workers...");
             self.signal_all(Signal::SIGTERM);
-            let mercy = Duration::from_secs(self.cfg.reload_mercy.max(self.cfg.worker_reload_mercy));
+            self.daemons.stop(false, Instant::now());
+            let mercy = Duration::from_secs(self.cfg.reload_mercy.unwrap_or(0).max(self.cfg.worker_reload_mercy));
             self.phase = Phase::ShuttingDown { deadline: Instant::now() + mercy };
         } else {
             tracing::info!("SIGINT/SIGQUIT received...killing workers...");
             self.signal_all(Signal::SIGINT);
+            self.daemons.stop(false, Instant::now());
             self.phase = Phase::ShuttingDown { deadline: Instant::now() + Duration::from_secs(3) };
         }
     }
@@ -504,6 +522,7 @@ impl Master {
             }
         }
         let now = Instant::now();
+        self.daemons.stop(true, now);
         self.phase = Phase::Reloading { since: now, deadline: now + Duration::from_secs(self.cfg.worker_reload_mercy) };
     }
 
@@ -517,6 +536,7 @@ impl Master {
         for w in &mut self.workers {
             w.respawn_at = Some(now);
         }
+        self.daemons.resume(now);
     }
 
     fn signal_all(&self, sig: Signal) {
@@ -537,9 +557,14 @@ impl Master {
                 WaitStatus::Signaled(pid, sig, _) => (pid, Exit::Signal(sig)),
                 _ => continue,
             };
-            let Some(index) = self.workers.iter().position(|w| w.pid == Some(pid)) else { continue };
-            let id = index + 1;
             let running = self.phase == Phase::Running;
+            let Some(index) = self.workers.iter().position(|w| w.pid == Some(pid)) else {
+                if self.daemons.reaped(pid, &how, running) == Reaped::ControlDied {
+                    self.shutdown(true);
+                }
+                continue;
+            };
+            let id = index + 1;
             let w = &mut self.workers[index];
             w.pid = None;
             // Its threads take no connections any more (they may have died mid-`epoll_wait`).
@@ -755,6 +780,7 @@ impl Master {
                     tracing::info!("master-fifo R: brutally reloading");
                     self.signal_all(Signal::SIGINT);
                     let now = Instant::now();
+                    self.daemons.stop(true, now);
                     self.phase = Phase::Reloading { since: now, deadline: now + Duration::from_secs(3) };
                 }
             }
@@ -787,11 +813,15 @@ impl Master {
             .map(|(i, w)| stats::WorkerView { id: i + 1, pid: w.pid.map(Pid::as_raw) })
             .collect();
         let cwd = std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_default();
-        stats::render(&self.cfg, &self.listeners, self.board, &views, &cwd)
+        let mut doc = stats::render(&self.cfg, &self.listeners, self.board, &views, &cwd);
+        if !self.daemons.is_empty() {
+            doc["daemons"] = self.daemons.stats();
+        }
+        doc
     }
 }
 
-/// How a worker ended.
+/// How a child (worker or daemon) ended.
 enum Exit {
     Code(i32),
     Signal(Signal),
