@@ -20,7 +20,7 @@ mod resolve;
 
 use std::path::PathBuf;
 
-pub use config::{Config, SocketProtocol, SocketSpec, StaticMap};
+pub use config::{Config, Mount, MountedApp, SocketProtocol, SocketSpec, StaticMap};
 pub use error::{ConfigError, Origin};
 
 /// What the command line asks for.

@@ -761,6 +761,8 @@ fn finish_static(ctx: &LoopContext<'_>, sending: &Sending, complete: bool) -> bo
         keep_alive: reply.keep_alive && complete,
         app_error: false,
         sendfile: reply.sendfile,
+        // As uWSGI: a static file is logged under the default app.
+        app: Some(0),
     };
     let log = &sending.log;
     let logged = Logged {
@@ -853,6 +855,7 @@ fn end_request(ctx: &LoopContext<'_>, started: u64, served: &Served, logged: &Lo
     let ctime = crate::log::ctime(started);
     let record = RequestRecord {
         pid: ctx.worker.pid,
+        app: served.app,
         worker_requests,
         total_requests,
         remote_addr: logged.addr,
