@@ -37,6 +37,24 @@ pub struct StaticMap {
     pub keep_mount: bool,
 }
 
+/// What a `mount` entry loads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MountedApp {
+    /// A `.py` or `.wsgi` file, loaded like `wsgi-file`.
+    File(PathBuf),
+    /// `pkg.mod` or `pkg.mod:callable`, loaded like `module`.
+    Module(String),
+}
+
+/// One `mount` entry: an app served under a URL prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    /// The URL prefix, e.g. `/blog`, without a trailing `/` (so `mount = /=app.py` gives `""`).
+    pub mountpoint: String,
+    /// The app to load there.
+    pub app: MountedApp,
+}
+
 /// Everything the runtime needs, typed. Defaults are uWSGI's.
 #[derive(Debug, Clone, PartialEq)]
 #[allow(clippy::struct_excessive_bools)] // one bool per uWSGI boolean option
@@ -53,6 +71,12 @@ pub struct Config {
     pub module: Option<String>,
     /// `callable`: default `application`.
     pub callable: String,
+    /// `mount`: apps under URL prefixes, loaded after `module`/`wsgi-file`, in order.
+    pub mount: Vec<Mount>,
+    /// `manage-script-name`: split `SCRIPT_NAME`/`PATH_INFO` at the longest mountpoint.
+    pub manage_script_name: bool,
+    /// `no-default-app`: a request no mountpoint matches gets a 500 instead of app 0.
+    pub no_default_app: bool,
     /// `pythonpath` (`python-path`, `pp`): prepended to `sys.path`, in order.
     pub pythonpath: Vec<PathBuf>,
     /// `home` (`virtualenv`, `venv`, `pyhome`, `-H`).
@@ -222,6 +246,9 @@ impl Default for Config {
             wsgi_file: None,
             module: None,
             callable: "application".to_owned(),
+            mount: Vec::new(),
+            manage_script_name: false,
+            no_default_app: false,
             pythonpath: Vec::new(),
             home: None,
             env: Vec::new(),

@@ -21,7 +21,7 @@ mod resolve;
 
 use std::path::PathBuf;
 
-pub use config::{Config, SocketProtocol, SocketSpec, StaticMap};
+pub use config::{Config, Mount, MountedApp, SocketProtocol, SocketSpec, StaticMap};
 pub use daemon::AttachDaemon;
 pub use error::{ConfigError, Origin};
 

@@ -32,6 +32,8 @@ pub enum Kind {
     Mode,
     /// `static-map`: `/mount=dir`.
     Mapping,
+    /// `mount`: `/prefix=app`, the app a file or a module.
+    Mount,
     /// `static-expires-type`: `mime/type=seconds`.
     TypeSeconds,
     /// `static-expires`: `regexp seconds` (split at the last space).
@@ -62,6 +64,7 @@ impl Kind {
             Self::Pair => "KEY=VALUE",
             Self::Mode => "octal mode",
             Self::Mapping => "/mount=dir",
+            Self::Mount => "/prefix=app",
             Self::TypeSeconds => "type=seconds",
             Self::RegexSeconds => "regexp seconds",
             Self::ConfigFile => "file[:section]",
@@ -156,7 +159,7 @@ const fn ignored(name: &'static str, kind: Kind, reason: &'static str, help: &'s
 }
 
 use Kind::{
-    Action, Address, Bool, Bytes, ConfigFile, Logic, Mapping, Megabytes, Mode, Number, Pair, Path, RegexSeconds,
+    Action, Address, Bool, Bytes, ConfigFile, Logic, Mapping, Megabytes, Mode, Mount, Number, Pair, Path, RegexSeconds,
     Seconds, Signal, Text, TypeSeconds,
 };
 use Status::{IgnoredWithNotice, Planned, Supported, SupportedWithDifference};
@@ -242,8 +245,11 @@ pub static OPTIONS: &[OptionSpec] = &[
     s("lazy-apps", Bool, "false", "load the app in each worker after fork"),
     planned("lazy", Bool, "load the app in each worker (legacy, use `lazy-apps`)"),
     s("need-app", Bool, "true", "exit with status 22 when the app fails to load (`false` is refused: no dynamic mode)"),
-    planned("mount", Pair, "mount an app at a URL prefix"),
-    planned("manage-script-name", Bool, "split SCRIPT_NAME/PATH_INFO by mountpoint"),
+    row("mount", &[], None, Mount, true, "", SupportedWithDifference(
+        "all apps share one interpreter (uWSGI gives each mount a sub-interpreter); a mount that fails to load stops start-up; a trailing `/` on the mountpoint is ignored; `pkg.mod` without `:callable` is accepted"),
+        "mount an app at a URL prefix: `/prefix=file.py` (or `.wsgi`) or `/prefix=pkg.mod[:callable]`"),
+    s("manage-script-name", Bool, "false", "take SCRIPT_NAME from the longest mountpoint PATH_INFO starts with; PATH_INFO keeps the rest"),
+    s("no-default-app", Bool, "false", "answer 500 to requests no mountpoint matches, instead of passing them to app 0"),
     planned("import", Text, "import a Python module at start-up"),
     planned("shared-import", Text, "import a Python module in the master"),
     planned("pyargv", Text, "`sys.argv` for the app"),

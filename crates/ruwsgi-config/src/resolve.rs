@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use crate::config::{Config, SocketProtocol, SocketSpec, StaticMap};
+use crate::config::{Config, Mount, MountedApp, SocketProtocol, SocketSpec, StaticMap};
 use crate::daemon;
 use crate::expand;
 use crate::options::{self, Kind, OptionSpec, Status};
@@ -188,6 +188,26 @@ pub(crate) fn parse_address(value: &str) -> Option<String> {
     (host_ok && port_ok).then(|| v.to_owned())
 }
 
+const MOUNT_EXPECTATION: &str = "expected /prefix=app, the app a .py or .wsgi file or pkg.module[:callable]";
+
+/// `mount = /prefix=app`. As uWSGI, an app ending in `.py` or `.wsgi` is a file and anything
+/// else a module. The prefix must be empty or start with `/` (uWSGI's host-name mountpoints
+/// need `vhost`, which ruwsgi doesn't have). Trailing `/`s are dropped, so `/` is `""`.
+fn parse_mount(value: &str) -> Option<Mount> {
+    let (mountpoint, app) = value.split_once('=')?;
+    let (mountpoint, app) = (mountpoint.trim(), app.trim());
+    if app.is_empty() || !(mountpoint.is_empty() || mountpoint.starts_with('/')) {
+        return None;
+    }
+    // Case-sensitive, as uWSGI's strcmp.
+    let app = if std::path::Path::new(app).extension().is_some_and(|e| e == "py" || e == "wsgi") {
+        MountedApp::File(PathBuf::from(app))
+    } else {
+        MountedApp::Module(app.to_owned())
+    };
+    Some(Mount { mountpoint: mountpoint.trim_end_matches('/').to_owned(), app })
+}
+
 /// Sets the field(s) for one supported option; returns the value as `--show-config` prints it.
 fn apply(c: &mut Config, spec: &OptionSpec, e: &Entry, value: &str) -> Result<String, ConfigError> {
     let err = |expected: &str| bad(e, value, expected);
@@ -244,6 +264,9 @@ fn apply(c: &mut Config, spec: &OptionSpec, e: &Entry, value: &str) -> Result<St
         // Without `:callable` the runtime uses `callable` (default `application`).
         "module" => c.module = Some(text()?),
         "callable" => c.callable = text()?,
+        "mount" => c.mount.push(parse_mount(value).ok_or_else(|| err(MOUNT_EXPECTATION))?),
+        "manage-script-name" => c.manage_script_name = flag,
+        "no-default-app" => c.no_default_app = flag,
         "pythonpath" => c.pythonpath.push(path()?),
         "home" => c.home = Some(path()?),
         "env" => {
@@ -463,6 +486,38 @@ mod tests {
     }
 
     #[test]
+    fn mount_tells_files_from_modules() {
+        let c = resolve(&[
+            entry("mount", "/blog=blog/wsgi.py"),
+            entry("mount", " /shop/ = shop.wsgi:application "),
+            entry("mount", "/legacy=old.wsgi"),
+            entry("mount", "/=root"),
+        ])
+        .unwrap()
+        .config;
+        assert_eq!(
+            c.mount,
+            vec![
+                Mount { mountpoint: "/blog".into(), app: MountedApp::File("blog/wsgi.py".into()) },
+                Mount { mountpoint: "/shop".into(), app: MountedApp::Module("shop.wsgi:application".into()) },
+                Mount { mountpoint: "/legacy".into(), app: MountedApp::File("old.wsgi".into()) },
+                Mount { mountpoint: String::new(), app: MountedApp::Module("root".into()) },
+            ]
+        );
+    }
+
+    #[test]
+    fn mount_without_equals_names_the_option() {
+        let e = resolve_one("mount", "blog/wsgi.py").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "t.ini:1: mount = \"blog/wsgi.py\": expected /prefix=app, the app a .py or .wsgi file or pkg.module[:callable]"
+        );
+        assert!(resolve_one("mount", "/blog=").is_err());
+        assert!(resolve_one("mount", "blog=app.py").is_err());
+    }
+
+    #[test]
     fn env_splits_at_the_first_equals() {
         let c = resolve_one("env", "A=b=c").unwrap();
         assert_eq!(c.env, vec![("A".to_owned(), "b=c".to_owned())]);
@@ -524,7 +579,7 @@ mod tests {
             }
             let value = match spec.kind {
                 Kind::Address => ":1",
-                Kind::Pair | Kind::Mapping => "/a=b",
+                Kind::Pair | Kind::Mapping | Kind::Mount => "/a=b",
                 Kind::TypeSeconds => "a/b=1",
                 Kind::RegexSeconds => "a 1",
                 Kind::Mode => "660",

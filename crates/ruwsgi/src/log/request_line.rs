@@ -1,5 +1,5 @@
 //! uWSGI's default request-log line (`core/logging.c`, `uwsgi_logit_simple`):
-//! `[pid: P|app: 0|req: N/T] ADDR () {V vars in B bytes} [CTIME] METHOD URI => generated
+//! `[pid: P|app: A|req: N/T] ADDR () {V vars in B bytes} [CTIME] METHOD URI => generated
 //! S bytes in D msecs (PROTO STATUS) H headers in HB bytes (1 switches on core C)`.
 
 use std::fmt::Write;
@@ -58,6 +58,8 @@ pub fn format_memory_report(address_space: u64, rss: u64, out: &mut String) {
 pub struct RequestRecord<'a> {
     /// Worker pid.
     pub pid: i32,
+    /// Id of the app that served it (`mount` order); `None` prints uWSGI's `-1` (no app).
+    pub app: Option<usize>,
     /// Requests served by this worker (including this one).
     pub worker_requests: u64,
     /// Requests served by the whole instance.
@@ -98,10 +100,12 @@ pub struct RequestRecord<'a> {
 pub fn format_request_line(r: &RequestRecord<'_>, out: &mut String) {
     let (time, unit) = if r.log_micros { (r.micros, "micros") } else { (r.micros / 1000, "msecs") };
     let via = if r.sendfile { " via sendfile() " } else { " " };
+    let app = r.app.map_or(-1, |id| i64::try_from(id).unwrap_or(i64::MAX));
     let _ = writeln!(
         out,
-        "[pid: {}|app: 0|req: {}/{}] {} () {{{} vars in {} bytes}} [{}] {} {} => generated {} bytes in {} {}{}({} {}) {} headers in {} bytes (1 switches on core {})",
+        "[pid: {}|app: {}|req: {}/{}] {} () {{{} vars in {} bytes}} [{}] {} {} => generated {} bytes in {} {}{}({} {}) {} headers in {} bytes (1 switches on core {})",
         r.pid,
+        app,
         r.worker_requests,
         r.total_requests,
         r.remote_addr,
@@ -153,6 +157,7 @@ mod tests {
     fn matches_uwsgi_default_format() {
         let r = RequestRecord {
             pid: 79452,
+            app: Some(0),
             worker_requests: 1,
             total_requests: 1,
             remote_addr: "164.67.235.242",
@@ -177,5 +182,11 @@ mod tests {
             line,
             "[pid: 79452|app: 0|req: 1/1] 164.67.235.242 () {42 vars in 839 bytes} [Tue May 19 20:14:38 2020] GET / => generated 15501 bytes in 683 msecs (HTTP/1.1 200) 3 headers in 104 bytes (1 switches on core 0)\n"
         );
+        line.clear();
+        format_request_line(&RequestRecord { app: Some(2), ..r.clone() }, &mut line);
+        assert!(line.starts_with("[pid: 79452|app: 2|req: 1/1] "), "{line}");
+        line.clear();
+        format_request_line(&RequestRecord { app: None, ..r }, &mut line);
+        assert!(line.starts_with("[pid: 79452|app: -1|req: 1/1] "), "{line}");
     }
 }

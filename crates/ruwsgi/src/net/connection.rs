@@ -145,6 +145,8 @@ struct LogFacts {
     protocol: String,
     packet_bytes: usize,
     vars: usize,
+    /// The app that served it; a static file is logged under the default app, as in uWSGI.
+    app: Option<usize>,
 }
 
 /// How far the framing of a pre-buffered chunked body has been checked.
@@ -462,6 +464,7 @@ fn serve_http(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
                 packet_bytes: used,
                 // The CGI variables an environ would have besides the HTTP_* ones.
                 vars: head.headers.len() + 10,
+                app: Some(0),
             };
             conn.buf.consume(used);
             return start_static(ctx, conn, reply, started, log);
@@ -581,6 +584,7 @@ fn park_file_rest(
             protocol: logged.protocol.to_owned(),
             packet_bytes: logged.packet_bytes,
             vars: served.vars,
+            app: served.app,
         },
         static_file: false,
     }))
@@ -642,6 +646,7 @@ fn serve_uwsgi(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
                 protocol: var(b"SERVER_PROTOCOL"),
                 packet_bytes: used,
                 vars: packet.vars.len(),
+                app: Some(0),
             };
             conn.buf.consume(used);
             return start_static(ctx, conn, reply, started, log);
@@ -808,6 +813,7 @@ fn finish_sending(ctx: &LoopContext<'_>, sending: &Sending, complete: bool) -> b
         app_error: false,
         sendfile: reply.sendfile,
         rest: None,
+        app: sending.log.app,
     };
     let log = &sending.log;
     let logged = Logged {
@@ -902,6 +908,7 @@ fn end_request(ctx: &LoopContext<'_>, started: u64, served: &Served, logged: &Lo
     let ctime = crate::log::ctime(started);
     let record = RequestRecord {
         pid: ctx.worker.pid,
+        app: served.app,
         worker_requests,
         total_requests,
         remote_addr: logged.addr,

@@ -1,6 +1,7 @@
 //! Builds the PEP 3333 environ: a copy of a per-process template plus the request's own
 //! entries. Keys are interned; header-derived keys are cached per thread.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::thread::LocalKey;
@@ -88,18 +89,28 @@ fn cached_key<'py>(
     })
 }
 
+/// The path (still percent-encoded) and the query of an HTTP request target.
+fn split_target(target: &str) -> (&str, &str) {
+    // absolute-form (RFC 9112 §3.2.2): drop scheme and authority.
+    let path_and_query = match target.find("://") {
+        Some(i) => target[i + 3..].find('/').map_or("/", |j| &target[i + 3 + j..]),
+        None => target,
+    };
+    path_and_query.split_once('?').unwrap_or((path_and_query, ""))
+}
+
+/// `PATH_INFO` of an HTTP request target, as `fill` sets it (percent-decoded bytes).
+pub fn http_path_info(target: &str) -> Cow<'_, [u8]> {
+    percent_decode(split_target(target).0.as_bytes())
+}
+
 /// Fills `env` (a template copy) for one request; returns the number of entries.
 pub fn fill(py: Python<'_>, env: &Bound<'_, PyDict>, origin: &Origin<'_>) -> PyResult<()> {
     match origin {
         Origin::Http { head, server_name, server_port, remote_addr, remote_port, .. } => {
             env.set_item(intern!(py, "REQUEST_METHOD"), method(py, head.method))?;
             let target = head.target;
-            // absolute-form (RFC 9112 §3.2.2): drop scheme and authority.
-            let path_and_query = match target.find("://") {
-                Some(i) => target[i + 3..].find('/').map_or("/", |j| &target[i + 3 + j..]),
-                None => target,
-            };
-            let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
+            let (path, query) = split_target(target);
             env.set_item(intern!(py, "PATH_INFO"), latin1(py, &percent_decode(path.as_bytes())))?;
             env.set_item(intern!(py, "QUERY_STRING"), PyString::new(py, query))?;
             env.set_item(intern!(py, "REQUEST_URI"), PyString::new(py, target))?;

@@ -5,17 +5,21 @@
 
 mod environ;
 mod input;
+mod mount;
 mod ops;
 mod response;
 
+use std::borrow::Cow;
 use std::os::fd::RawFd;
 use std::path::Path;
 
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
-use ruwsgi_config::Config;
+use ruwsgi_config::{Config, MountedApp};
 use ruwsgi_proto::{RequestHead, UwsgiPacket};
+
+use mount::{MountTable, Route};
 
 pub use input::FileWrapper;
 pub use ops::{install_tracebacker, reexec_command, start_autoreloader};
@@ -69,6 +73,8 @@ pub struct Served {
     pub app_error: bool,
     /// The body went out with sendfile.
     pub sendfile: bool,
+    /// The app that served it (uWSGI's `app: N`); `None` when no app matched (`app: -1`).
+    pub app: Option<usize>,
     /// The rest of a `wsgi.file_wrapper` body the client didn't take at once: the
     /// connection's event loop sends it, so a slow client doesn't hold the app's thread.
     pub rest: Option<FileRest>,
@@ -85,10 +91,12 @@ pub struct FileRest {
     pub remaining: u64,
 }
 
-/// A loaded WSGI application plus the per-process constants its environ needs.
+/// The loaded WSGI applications plus the per-process constants their environ needs.
 pub struct App {
-    /// The WSGI callable.
-    callable: Py<PyAny>,
+    /// The WSGI callables by app id: the `module`/`wsgi-file` app first, then the mounts.
+    callables: Vec<Py<PyAny>>,
+    /// Their mountpoints, and which one serves a request.
+    mounts: MountTable,
     /// Environ entries that never change; copied for each request.
     template: Py<PyDict>,
     /// Seconds to wait on a stalled client socket.
@@ -228,44 +236,37 @@ pub fn flush_std_streams() {
 pub struct LoadError(pub String);
 
 impl App {
-    /// Loads the app as uWSGI does: `module` first; `wsgi-file` only if there is no module or
-    /// it failed to import. Logs what it loads.
+    /// Loads the apps as uWSGI does, numbering them in load order: first the default app
+    /// (`module`, or `wsgi-file` when there is no module or it failed to import, at
+    /// mountpoint `''`), then each `mount` in order. Logs what it loads.
+    ///
+    /// Differs from uWSGI: a configured app that fails to load fails the whole load, so the
+    /// server doesn't start without it. uWSGI does that only for a file `mount`; a module
+    /// mount (or the default app next to mounts) that fails is logged and left out, and its
+    /// requests then go to the default app.
     pub fn load(cfg: &Config, processes: u32, threads: u32) -> Result<App, LoadError> {
         Python::attach(|py| {
+            let mut loaded = Loaded { callables: Vec::new(), mountpoints: Vec::new(), cfg };
             let mut errors = Vec::new();
-            let mut callable = None;
-            if let Some(module) = &cfg.module {
-                match load_module(py, module, &cfg.callable) {
-                    Ok(c) => callable = Some(c),
-                    Err(e) => {
-                        let text = format_exception(py, &e);
-                        tracing::error!("failed to load module {module}:\n{text}");
-                        errors.push(format!("module {module}: {e}"));
-                    }
+            if let Err(e) = loaded.load_default(py) {
+                errors.push(e);
+            }
+            for m in &cfg.mount {
+                if let Err(e) = loaded.load_mount(py, &m.mountpoint, &m.app) {
+                    errors.push(e);
                 }
             }
-            if callable.is_none() {
-                if let Some(file) = &cfg.wsgi_file {
-                    match load_file(py, file, &cfg.callable) {
-                        Ok(c) => callable = Some(c),
-                        Err(e) => {
-                            let text = format_exception(py, &e);
-                            tracing::error!("failed to load wsgi-file {}:\n{text}", file.display());
-                            errors.push(format!("wsgi-file {}: {e}", file.display()));
-                        }
-                    }
-                }
-            }
-            let Some(callable) = callable else {
-                if errors.is_empty() {
-                    return Err(LoadError("no app configured: set module or wsgi-file".to_owned()));
-                }
+            if !errors.is_empty() {
                 return Err(LoadError(errors.join("; ")));
-            };
+            }
+            if loaded.callables.is_empty() {
+                return Err(LoadError("no app configured: set module, wsgi-file or mount".to_owned()));
+            }
             let template = environ::template(py, processes > 1, threads > 1, !cfg.wsgi_disable_file_wrapper)
                 .map_err(|e| LoadError(format!("cannot build the environ: {e}")))?;
             Ok(App {
-                callable: callable.unbind(),
+                callables: loaded.callables.into_iter().map(Bound::unbind).collect(),
+                mounts: MountTable::new(loaded.mountpoints, cfg.manage_script_name, cfg.no_default_app),
                 template: template.unbind(),
                 socket_timeout: std::time::Duration::from_secs(cfg.socket_timeout.max(1)),
                 extra_headers: cfg.add_header.clone().into(),
@@ -282,16 +283,151 @@ impl App {
     ) -> (Served, crate::net::body::BodyReader) {
         Python::attach(|py| response::handle(py, self, req, body))
     }
+
+    /// Which app serves `origin` (`None`: no app matches) and, with `manage-script-name`, its
+    /// new `PATH_INFO`. Costs one branch when there is a single app.
+    fn route<'r>(&self, origin: &'r Origin<'_>) -> Option<Selected<'r>> {
+        if self.mounts.is_single_app() {
+            return Some(Selected { id: 0, path_info: None });
+        }
+        let (script_name, path_info): (&[u8], Cow<'r, [u8]>) = match origin {
+            // HTTP requests carry no SCRIPT_NAME.
+            Origin::Http { head, .. } if self.mounts.manages_script_name() => {
+                (b"", environ::http_path_info(head.target))
+            }
+            Origin::Http { .. } => (b"", Cow::Borrowed(b"")),
+            // The last of repeated vars, as in the environ.
+            Origin::Uwsgi { packet } => {
+                let var = |k: &[u8]| packet.vars.iter().rev().find(|(n, _)| *n == k).map_or(&b""[..], |(_, v)| *v);
+                (var(b"SCRIPT_NAME"), Cow::Borrowed(var(b"PATH_INFO")))
+            }
+        };
+        let Route { app, split } = self.mounts.route(script_name, &path_info);
+        let path_info = split.map(|n| match path_info {
+            Cow::Borrowed(p) => Cow::Borrowed(&p[n..]),
+            Cow::Owned(mut p) => {
+                p.drain(..n);
+                Cow::Owned(p)
+            }
+        });
+        Some(Selected { id: app?, path_info })
+    }
 }
 
+/// The app chosen for one request.
+struct Selected<'r> {
+    /// Its id (index in `App::callables`).
+    id: usize,
+    /// `manage-script-name` matched: the new `PATH_INFO`; `SCRIPT_NAME` becomes the app's
+    /// mountpoint.
+    path_info: Option<Cow<'r, [u8]>>,
+}
+
+/// The apps loaded so far, numbered as uWSGI does: by load order, failures taking no number.
+struct Loaded<'py, 'c> {
+    /// Callables by app id.
+    callables: Vec<Bound<'py, PyAny>>,
+    /// Mountpoints by app id.
+    mountpoints: Vec<String>,
+    /// The config (`callable`, `no-default-app`).
+    cfg: &'c Config,
+}
+
+impl<'py> Loaded<'py, '_> {
+    /// The default app: `module`, or `wsgi-file` if there is no module or it failed to import.
+    /// `Err` (already logged) when one is configured and none loads.
+    fn load_default(&mut self, py: Python<'py>) -> Result<(), String> {
+        let cfg = self.cfg;
+        let mut errors = Vec::new();
+        if let Some(module) = &cfg.module {
+            match load_module(py, module, &cfg.callable) {
+                Ok(c) => {
+                    self.add(c, String::new(), &module_label(module, &cfg.callable));
+                    return Ok(());
+                }
+                Err(e) => {
+                    tracing::error!("failed to load module {module}:\n{}", format_exception(py, &e));
+                    errors.push(format!("module {module}: {e}"));
+                }
+            }
+        }
+        if let Some(file) = &cfg.wsgi_file {
+            match load_file(py, file, &cfg.callable) {
+                Ok(c) => {
+                    self.add(c, String::new(), &format!("{}:{}", file.display(), cfg.callable));
+                    return Ok(());
+                }
+                Err(e) => {
+                    tracing::error!("failed to load wsgi-file {}:\n{}", file.display(), format_exception(py, &e));
+                    errors.push(format!("wsgi-file {}: {e}", file.display()));
+                }
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors.join("; "))
+        }
+    }
+
+    /// One `mount`. A mountpoint that is already taken is skipped, as in uWSGI.
+    fn load_mount(&mut self, py: Python<'py>, mountpoint: &str, app: &MountedApp) -> Result<(), String> {
+        let what = match app {
+            MountedApp::File(file) => format!("{}:{}", file.display(), self.cfg.callable),
+            MountedApp::Module(spec) => module_label(spec, &self.cfg.callable),
+        };
+        if self.mountpoints.iter().any(|m| m == mountpoint) {
+            tracing::warn!("mountpoint '{mountpoint}' already configured. skip. (mount = {mountpoint}={what})");
+            return Ok(());
+        }
+        tracing::info!("mounting {what} on '{mountpoint}'");
+        let callable = match app {
+            MountedApp::File(file) => load_file(py, file, &self.cfg.callable),
+            MountedApp::Module(spec) => load_module(py, spec, &self.cfg.callable),
+        };
+        match callable {
+            Ok(c) => {
+                self.add(c, mountpoint.to_owned(), &what);
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!(
+                    "unable to load app {} (mountpoint='{mountpoint}') from {what}:\n{}",
+                    self.callables.len(),
+                    format_exception(py, &e)
+                );
+                Err(format!("mount {mountpoint}={what}: {e}"))
+            }
+        }
+    }
+
+    /// Numbers a loaded app and logs uWSGI's "ready" line.
+    fn add(&mut self, callable: Bound<'py, PyAny>, mountpoint: String, what: &str) {
+        let id = self.callables.len();
+        // The first app loaded is the default one (MountTable::new agrees).
+        let default = if id == 0 && !self.cfg.no_default_app { " (default app)" } else { "" };
+        tracing::info!("WSGI app {id} (mountpoint='{mountpoint}') ready: {what}{default}");
+        self.callables.push(callable);
+        self.mountpoints.push(mountpoint);
+    }
+}
+
+/// `pkg.mod:callable` for the log, with the default callable when the spec names none.
+fn module_label(spec: &str, default_callable: &str) -> String {
+    if spec.contains(':') {
+        spec.to_owned()
+    } else {
+        format!("{spec}:{default_callable}")
+    }
+}
+
+/// Imports `spec` (`pkg.mod` or `pkg.mod:callable`) and returns the callable.
 fn load_module<'py>(py: Python<'py>, spec: &str, default_callable: &str) -> PyResult<Bound<'py, PyAny>> {
     let (module, callable) = spec.split_once(':').unwrap_or((spec, default_callable));
-    let m = py.import(module)?;
-    let app = m.getattr(callable)?;
-    tracing::info!("WSGI app 0 (mountpoint='') ready: {module}:{callable}");
-    Ok(app)
+    py.import(module)?.getattr(callable)
 }
 
+/// Runs `file` as a module and returns its `callable`.
 fn load_file<'py>(py: Python<'py>, file: &Path, callable: &str) -> PyResult<Bound<'py, PyAny>> {
     // uWSGI's module name for a wsgi-file: "uwsgi_file_" + the path with '/' and '.' as '_'.
     let name: String = format!("uwsgi_file_{}", file.display())
@@ -307,7 +443,5 @@ fn load_file<'py>(py: Python<'py>, file: &Path, callable: &str) -> PyResult<Boun
     let module = util.call_method1("module_from_spec", (&spec,))?;
     py.import("sys")?.getattr("modules")?.set_item(&name, &module)?;
     spec.getattr("loader")?.call_method1("exec_module", (&module,))?;
-    let app = module.getattr(callable)?;
-    tracing::info!("WSGI app 0 (mountpoint='') ready: {}:{callable}", file.display());
-    Ok(app)
+    module.getattr(callable)
 }

@@ -15,7 +15,7 @@ use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
 use ruwsgi_proto::{encode_chunk, encode_response_head, validate_response_header, ResponseFraming, LAST_CHUNK};
 
 use super::input::{self, Input};
-use super::{environ, format_exception, App, FileRest, FileWrapper, Origin, Request, Served};
+use super::{environ, format_exception, App, FileRest, FileWrapper, Origin, Request, Selected, Served};
 use crate::net::body::BodyReader;
 use crate::net::socket_io;
 
@@ -365,13 +365,26 @@ pub fn handle(py: Python<'_>, app: &App, req: &Request<'_>, body: BodyReader) ->
         extra_headers: Arc::clone(&app.extra_headers),
     }));
     let input_state = input::shared(body);
-    let mut served = Served::default();
-    let outcome = call_app(py, app, req, &state, &input_state, &mut served);
+    let selected = app.route(&req.origin);
+    let mut served = Served { app: selected.as_ref().map(|s| s.id), ..Served::default() };
+    let outcome = match &selected {
+        Some(selected) => call_app(py, app, selected, req, &state, &input_state, &mut served).map_err(Some),
+        None => Err(None),
+    };
     let mut st = lock(&state);
-    if let Err(err) = outcome {
-        served.app_error = true;
+    if let Err(raised) = outcome {
         let what = describe(&req.origin);
-        tracing::error!("{what}: the app raised:\n{}", format_exception(py, &err));
+        if let Some(err) = raised {
+            served.app_error = true;
+            tracing::error!("{what}: the app raised:\n{}", format_exception(py, &err));
+        } else {
+            // uWSGI's words, then why: only `no-default-app` leaves a request without an app.
+            tracing::error!(
+                "--- no python application found, check your startup logs for errors --- ({what}: no mountpoint matches and no-default-app is set)"
+            );
+            // uWSGI closes the connection after this 500.
+            st.keep_alive = false;
+        }
         if st.head_sent {
             // Too late for a 500: close so the client sees a truncated response.
             st.keep_alive = false;
@@ -419,6 +432,7 @@ impl ResponseState {
 fn call_app(
     py: Python<'_>,
     app: &App,
+    selected: &Selected<'_>,
     req: &Request<'_>,
     state: &Shared,
     input_state: &input::SharedInput,
@@ -426,11 +440,17 @@ fn call_app(
 ) -> PyResult<()> {
     let env = app.template.bind(py).copy()?;
     environ::fill(py, &env, &req.origin)?;
+    if let Some(path_info) = &selected.path_info {
+        // manage-script-name: the mountpoint moves from PATH_INFO to SCRIPT_NAME.
+        let script_name = environ::latin1(py, app.mounts.mountpoint(selected.id).as_bytes());
+        env.set_item(intern!(py, "SCRIPT_NAME"), script_name)?;
+        env.set_item(intern!(py, "PATH_INFO"), environ::latin1(py, path_info))?;
+    }
     let input = Py::new(py, Input { state: Arc::clone(input_state), timeout: app.socket_timeout })?;
     env.set_item(intern!(py, "wsgi.input"), input)?;
     served.vars = env.len();
     let start_response = Py::new(py, StartResponse { state: Arc::clone(state) })?;
-    let result = app.callable.bind(py).call1((env, start_response))?;
+    let result = app.callables[selected.id].bind(py).call1((env, start_response))?;
     let _guard = CloseGuard { result: result.clone(), origin: &req.origin };
     if let Ok(list) = result.cast::<PyList>() {
         let items: Vec<Bound<'_, PyAny>> = list.iter().collect();
