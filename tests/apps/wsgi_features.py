@@ -19,6 +19,7 @@ Well-behaved routes:
   /threadlocal      JSON {"count", "thread", "pid"}; count is a threading.local()
                     counter, incremented per call on the same thread
   /pid              os.getpid() as text/plain
+  /spawn            starts `sleep 30` with subprocess; its pid as text/plain
   /head             200 with body b"body-for-get" (Content-Length 12); for HEAD
                     the server must send the headers but no body
   /leak?mb=N        permanently keeps N MiB (touched, so RSS grows) in a module
@@ -35,6 +36,7 @@ Anything else: 404.
 import ctypes
 import json
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -203,6 +205,15 @@ def threadlocal(environ, start_response):
     return _text(start_response, body, ctype="application/json")
 
 
+_children = []
+
+
+def spawn(environ, start_response):
+    child = subprocess.Popen(["sleep", "30"])
+    _children.append(child)
+    return _text(start_response, str(child.pid))
+
+
 def pid(environ, start_response):
     return _text(start_response, str(os.getpid()))
 
@@ -238,6 +249,7 @@ ROUTES = {
     "/big": big,
     "/threadlocal": threadlocal,
     "/pid": pid,
+    "/spawn": spawn,
     "/head": head,
     "/leak": leak,
 }

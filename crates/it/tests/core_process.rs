@@ -205,3 +205,15 @@ fn bad_config_lines_stop_start_up() {
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("procesess") && out.contains("processes"), "{out}");
 }
+
+/// A program the app starts begins with no signal blocked, so SIGTERM stops it.
+#[test]
+fn programs_the_app_starts_can_be_stopped_with_sigterm() {
+    let srv = Server::start(&["--http-socket", "127.0.0.1:0", "--wsgi-file", &app("wsgi_features.py")]);
+    let child: i32 = srv.get("/spawn").text().trim().parse().unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{child}/status")).unwrap();
+    let blocked = status.lines().find_map(|l| l.strip_prefix("SigBlk:")).unwrap().trim();
+    assert_eq!(u64::from_str_radix(blocked, 16).unwrap(), 0, "blocked signals in the app's child: {blocked}");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child), Signal::SIGTERM).unwrap();
+    assert!(wait_gone(&[child], SECS), "SIGTERM did not stop the app's child");
+}

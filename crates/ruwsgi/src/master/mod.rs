@@ -27,7 +27,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::signal::{kill, SigmaskHow, Signal};
+use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
@@ -251,8 +251,8 @@ fn start(cfg: Config) -> Result<Master> {
     }
     let board = Scoreboard::new().context("cannot map the scoreboard")?;
     board.board().started.store(now_micros(), Relaxed);
-    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&worker::handled_signals()), None)?;
-    let signals = SignalFd::with_flags(&worker::handled_signals(), SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)?;
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&handled_signals()), None)?;
+    let signals = SignalFd::with_flags(&handled_signals(), SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)?;
     let processes = cfg.processes.max(1) as usize;
     tracing::info!("spawned uWSGI master process (pid: {})", std::process::id());
     // As uWSGI: without `reload-mercy`, a daemon gets 3 s between its stop signal and SIGKILL.
@@ -308,6 +308,16 @@ fn daemonize(log: &Path) -> Result<()> {
     nix::unistd::dup2_stdout(file.as_fd())?;
     nix::unistd::dup2_stderr(file.as_fd())?;
     Ok(())
+}
+
+/// Signals the master reads from its signalfd (so they are blocked while it runs; a worker
+/// unblocks them after the fork).
+fn handled_signals() -> SigSet {
+    let mut set = SigSet::empty();
+    for s in [Signal::SIGTERM, Signal::SIGHUP, Signal::SIGINT, Signal::SIGQUIT, Signal::SIGUSR1, Signal::SIGCHLD] {
+        set.add(s);
+    }
+    set
 }
 
 fn write_pidfiles(path: Option<&PathBuf>) -> Result<()> {

@@ -4,11 +4,11 @@
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::signal::{SigSet, SigmaskHow, Signal};
-use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::signal::{SigSet, SigmaskHow};
 use ruwsgi_config::Config;
 use ruwsgi_proto::Limits;
 
@@ -21,15 +21,6 @@ use crate::wsgi::{self, App};
 
 /// Exit status of a process that could not load the app (uWSGI's `need-app` code).
 pub const EXIT_NO_APP: i32 = 22;
-
-/// Signals a worker handles through its signalfd (the master blocks the same set).
-pub fn handled_signals() -> SigSet {
-    let mut set = SigSet::empty();
-    for s in [Signal::SIGTERM, Signal::SIGHUP, Signal::SIGINT, Signal::SIGQUIT, Signal::SIGUSR1, Signal::SIGCHLD] {
-        set.add(s);
-    }
-    set
-}
 
 /// Per-worker facts the connection loops use for bookkeeping and the request log.
 pub struct WorkerInfo {
@@ -73,18 +64,21 @@ pub fn run(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, b
 
 fn serve(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, board: Scoreboard) -> i32 {
     let pid = std::process::id() as i32;
-    let signals = match SignalFd::with_flags(&handled_signals(), SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK) {
-        Ok(fd) => fd,
+    // Written by a thread that serves request number `max_requests`, and by the signal
+    // handlers below: either wakes the main loop.
+    let Ok((recycle_read, recycle_wake)) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)
+    else {
+        tracing::error!("worker {id}: cannot create a pipe");
+        return 1;
+    };
+    let signals = match WorkerSignals::install(&recycle_wake) {
+        Ok(signals) => signals,
         Err(e) => {
-            tracing::error!("worker {id}: cannot create signalfd: {e}");
+            tracing::error!("worker {id}: cannot install signal handlers: {e}");
             return 1;
         }
     };
-    // SIGCHLD stays blocked (apps' subprocess waits use waitpid and don't need it), but is
-    // never read here; unblock it so children of the app behave normally.
-    let mut chld = SigSet::empty();
-    chld.add(Signal::SIGCHLD);
-    let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&chld), None);
 
     let loaded;
     let app = match app {
@@ -101,12 +95,6 @@ fn serve(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, boa
         },
     };
     let max_requests = if cfg.max_requests > 0 { cfg.max_requests + cfg.max_requests_delta * id as u64 } else { 0 };
-    let Ok((recycle_read, recycle_wake)) =
-        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)
-    else {
-        tracing::error!("worker {id}: cannot create a pipe");
-        return 1;
-    };
     let info = WorkerInfo {
         id,
         pid,
@@ -222,19 +210,15 @@ fn serve(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, boa
         };
         info.slot().accepting.store(1, Relaxed);
         while running.load(Relaxed) > 0 {
-            let mut fds =
-                [PollFd::new(signals.as_fd(), PollFlags::POLLIN), PollFd::new(recycle_read.as_fd(), PollFlags::POLLIN)];
+            let mut fds = [PollFd::new(recycle_read.as_fd(), PollFlags::POLLIN)];
             let _ = poll(&mut fds, PollTimeout::from(200u16));
-            let _ = nix::unistd::read(&recycle_read, &mut [0u8; 16]);
-            while let Ok(Some(sig)) = signals.read_signal() {
-                match Signal::try_from(sig.ssi_signo as i32) {
-                    Ok(Signal::SIGTERM | Signal::SIGHUP) => stop(""),
-                    Ok(Signal::SIGINT | Signal::SIGQUIT) => {
-                        wsgi::flush_std_streams();
-                        std::process::exit(0);
-                    }
-                    _ => {}
-                }
+            while nix::unistd::read(&recycle_read, &mut [0u8; 16]).is_ok_and(|n| n > 0) {}
+            if signals.immediate.load(Relaxed) {
+                wsgi::flush_std_streams();
+                std::process::exit(0);
+            }
+            if signals.graceful.load(Relaxed) {
+                stop("");
             }
             if died.load(Relaxed) {
                 exit_code = 1;
@@ -271,4 +255,38 @@ fn serve(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, boa
         }
     });
     exit_code
+}
+
+/// How the master's signals reach a worker: SIGTERM/SIGHUP set `graceful` (finish the
+/// requests in flight, then exit), SIGINT/SIGQUIT set `immediate`, SIGUSR1 (the master's
+/// stats signal) is ignored; each also writes a byte to the main loop's wake-up pipe.
+///
+/// Handlers, not a signalfd: a signalfd needs the signals blocked, and a blocked signal
+/// stays blocked in every program the app starts (`subprocess`), which then can't be
+/// stopped with SIGTERM. Handlers are reset by `exec`, so those programs start clean.
+struct WorkerSignals {
+    graceful: Arc<AtomicBool>,
+    immediate: Arc<AtomicBool>,
+}
+
+impl WorkerSignals {
+    /// Installs the handlers, then unblocks everything the master had blocked (signals
+    /// that arrived since the fork are delivered to the handlers at that point).
+    fn install(wake: &OwnedFd) -> std::io::Result<Self> {
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1};
+        let graceful = Arc::new(AtomicBool::new(false));
+        let immediate = Arc::new(AtomicBool::new(false));
+        for (signal, flag) in [
+            (SIGTERM, &graceful),
+            (SIGHUP, &graceful),
+            (SIGINT, &immediate),
+            (SIGQUIT, &immediate),
+            (SIGUSR1, &Arc::new(AtomicBool::new(false))),
+        ] {
+            signal_hook::flag::register(signal, Arc::clone(flag))?;
+            signal_hook::low_level::pipe::register(signal, wake.try_clone()?)?;
+        }
+        nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)?;
+        Ok(Self { graceful, immediate })
+    }
 }
