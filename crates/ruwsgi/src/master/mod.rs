@@ -419,8 +419,8 @@ impl Master {
             drop(fds);
             while let Ok(Some(sig)) = self.signals.read_signal() {
                 match Signal::try_from(sig.ssi_signo as i32) {
-                    Ok(Signal::SIGTERM) => self.shutdown(true),
-                    Ok(Signal::SIGINT | Signal::SIGQUIT) => self.shutdown(false),
+                    Ok(Signal::SIGTERM) => self.shutdown(true, "SIGTERM received"),
+                    Ok(Signal::SIGINT | Signal::SIGQUIT) => self.shutdown(false, "SIGINT/SIGQUIT received"),
                     Ok(Signal::SIGHUP) => self.reload("SIGHUP received"),
                     Ok(Signal::SIGUSR1) => stats::log_summary(&self.stats_document()),
                     Ok(Signal::SIGCHLD) | Err(_) => {}
@@ -493,19 +493,20 @@ impl Master {
     }
 
     /// SIGTERM: workers finish their requests; SIGINT/SIGQUIT: they stop now.
-    fn shutdown(&mut self, graceful: bool) {
+    /// Stops everything: `graceful` lets requests finish; `why` starts the log line.
+    fn shutdown(&mut self, graceful: bool, why: &str) {
         self.chain = None;
         if graceful {
             if matches!(self.phase, Phase::ShuttingDown { .. }) {
                 return;
             }
-            tracing::info!("SIGTERM received: gracefully killing workers...");
+            tracing::info!("{why}: gracefully killing workers...");
             self.signal_all(Signal::SIGTERM);
             self.daemons.stop(false, Instant::now());
             let mercy = Duration::from_secs(self.cfg.reload_mercy.unwrap_or(0).max(self.cfg.worker_reload_mercy));
             self.phase = Phase::ShuttingDown { deadline: Instant::now() + mercy };
         } else {
-            tracing::info!("SIGINT/SIGQUIT received...killing workers...");
+            tracing::info!("{why}: killing workers...");
             self.signal_all(Signal::SIGINT);
             self.daemons.stop(false, Instant::now());
             self.phase = Phase::ShuttingDown { deadline: Instant::now() + Duration::from_secs(3) };
@@ -570,7 +571,7 @@ impl Master {
             let running = self.phase == Phase::Running;
             let Some(index) = self.workers.iter().position(|w| w.pid == Some(pid)) else {
                 if self.daemons.reaped(pid, &how, running) == Reaped::ControlDied {
-                    self.shutdown(true);
+                    self.shutdown(true, "a control daemon died");
                 }
                 continue;
             };
@@ -587,7 +588,7 @@ impl Master {
                 Exit::Code(EXIT_NO_APP) if running => {
                     tracing::error!("worker {id} (pid: {pid}) could not load the app: shutting down");
                     self.exit_code = EXIT_NO_APP;
-                    self.shutdown(true);
+                    self.shutdown(true, "no app");
                     continue;
                 }
                 Exit::Code(code) => {
@@ -802,8 +803,8 @@ impl Master {
                 tracing::info!("master-fifo c: chain reload");
                 self.start_chain();
             }
-            FifoCommand::Shutdown => self.shutdown(true),
-            FifoCommand::ShutdownNow => self.shutdown(false),
+            FifoCommand::Shutdown => self.shutdown(true, "master-fifo q"),
+            FifoCommand::ShutdownNow => self.shutdown(false, "master-fifo Q"),
             FifoCommand::Stats => stats::log_summary(&self.stats_document()),
             FifoCommand::ReopenLog => {
                 if let Some(path) = &self.log_file {
