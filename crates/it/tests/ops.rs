@@ -568,15 +568,16 @@ fn touch_chain_reload_replaces_lazy_workers_one_at_a_time() {
     }
 }
 
-#[test]
-fn log_maxsize_rotates_and_workers_follow() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("server.log");
-    let mut child = Command::new(it::ruwsgi_command())
-        .args(["--http-socket", "127.0.0.1:0", "--wsgi-file", &app("hello.py"), "--log-maxsize", "4000"])
+/// Starts `ruwsgi` serving hello.py with `extra` options and `--logto dir/server.log`; returns
+/// the process (stopped when the guard drops), the log's path and its text once worker 1 is up.
+fn start_logging_to_a_file(dir: &Path, extra: &[&str]) -> (std::process::Child, KillOnDrop, PathBuf, String) {
+    let log = dir.join("server.log");
+    let child = Command::new(it::ruwsgi_command())
+        .args(["--http-socket", "127.0.0.1:0", "--wsgi-file", &app("hello.py")])
+        .args(extra)
         .arg("--logto")
         .arg(&log)
-        .current_dir(dir.path())
+        .current_dir(dir)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -585,6 +586,13 @@ fn log_maxsize_rotates_and_workers_follow() {
     let guard = KillOnDrop(child.id() as i32);
     let text =
         wait_file(&log, Duration::from_secs(20), |t| t.contains("spawned uWSGI worker 1")).expect("server started");
+    (child, guard, log, text)
+}
+
+#[test]
+fn log_maxsize_rotates_and_workers_follow() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, guard, log, text) = start_logging_to_a_file(dir.path(), &["--log-maxsize", "4000"]);
     let addr: SocketAddr =
         text.lines().find_map(|l| l.split("bound to TCP address ").nth(1)?.split(' ').next()?.parse().ok()).unwrap();
     let get = |path: &str| {
@@ -811,19 +819,7 @@ fn master_fifo_letters_as_in_uwsgi() {
 #[test]
 fn master_fifo_l_reopens_a_moved_log_file() {
     let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("server.log");
-    let mut child = Command::new(it::ruwsgi_command())
-        .args(["--http-socket", "127.0.0.1:0", "--wsgi-file", &app("hello.py"), "--master-fifo", "ctl.fifo"])
-        .arg("--logto")
-        .arg(&log)
-        .current_dir(dir.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let guard = KillOnDrop(child.id() as i32);
-    wait_file(&log, Duration::from_secs(20), |t| t.contains("spawned uWSGI worker 1")).expect("server started");
+    let (mut child, guard, log, _) = start_logging_to_a_file(dir.path(), &["--master-fifo", "ctl.fifo"]);
     // logrotate's way: move the file away, then tell the master to reopen it.
     std::fs::rename(&log, dir.path().join("server.log.1")).unwrap();
     fifo_send(dir.path(), "l", &|| std::fs::read_to_string(&log).unwrap_or_default());
