@@ -145,7 +145,10 @@ def app_argv(key, app, port):
             argv += ["--protocol", "uwsgi"]
         return argv + [app.target]
     if key == "granian":
+        # One blocking (app) thread per worker, like every other "2 x 1" server: Granian's
+        # default pool runs many WSGI calls at once per worker.
         return [str(VENV_BIN / "granian"), "--interface", "wsgi", "--workers", "2",
+                "--blocking-threads", "1",
                 "--host", HOST, "--port", str(port), "--working-dir", str(app.dir),
                 "--no-access-log", "--log-level", "warning", app.target]
     if key == "bjoern":
