@@ -59,7 +59,6 @@ def _source(path):
 def _scan(interval, ignore, master, started):
     seen = {}
     while True:
-        now = time.time()
         for name, module in list(sys.modules.items()):
             path = getattr(module, "__file__", None)
             if not isinstance(path, str) or name in ignore:
@@ -73,7 +72,9 @@ def _scan(interval, ignore, master, started):
                 continue
             if path not in seen:
                 seen[path] = mtime
-                if not (started < mtime <= now):
+                # The clock is read after the stat: an edit made while this scan runs
+                # isn't taken for a future mtime (and then missed for good).
+                if not (started < mtime <= time.time()):
                     continue
             elif mtime == seen[path]:
                 continue
