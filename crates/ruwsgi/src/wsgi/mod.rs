@@ -172,10 +172,12 @@ pub fn prepare_interpreter(cfg: &Config) -> anyhow::Result<()> {
                 s.call_method("reconfigure", (), Some(&kwargs))?;
             }
         }
-        // The standard modules ruwsgi itself uses, imported while still privileged: the
-        // user `uid` switches to may be unable to read the interpreter's library.
-        for module in ["traceback", "faulthandler", "importlib.util", "threading", "time"] {
-            py.import(module)?;
+        if cfg.uid.is_some() || cfg.gid.is_some() {
+            // The standard modules ruwsgi itself uses, imported while still privileged: the
+            // user `uid` switches to may be unable to read the interpreter's library.
+            for module in ["traceback", "faulthandler", "importlib.util", "threading", "time"] {
+                py.import(module)?;
+            }
         }
         let signal = py.import("signal")?;
         for name in ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGCHLD"] {
