@@ -61,6 +61,8 @@ pub struct Mount {
 pub struct Config {
     /// Listening sockets in the order given (`http`, `http-socket`, `socket`, ...).
     pub sockets: Vec<SocketSpec>,
+    /// `protocol` (`socket-protocol`): what `socket` entries speak, when set.
+    pub protocol: Option<SocketProtocol>,
     /// `chdir`: directory to enter before loading the app.
     pub chdir: Option<PathBuf>,
     /// `chdir2`: directory to enter after loading the app.
@@ -77,6 +79,23 @@ pub struct Config {
     pub manage_script_name: bool,
     /// `no-default-app`: a request no mountpoint matches gets a 500 instead of app 0.
     pub no_default_app: bool,
+    /// `vhost` (`vhost-host`): apps are chosen by `host|SCRIPT_NAME`.
+    pub vhost: bool,
+    /// `import` (`pyimport`, ...): modules or `.py` files imported right before the apps load.
+    pub import: Vec<String>,
+    /// `shared-import` (`shared-pyimport`, ...): imported in the master before any app.
+    pub shared_import: Vec<String>,
+    /// `pyargv`: `sys.argv[1:]` for the app, split at spaces and tabs.
+    pub pyargv: Option<String>,
+    /// `optimize` (`-O`): Python optimisation level, 0 to 2.
+    pub optimize: u8,
+    /// `honour-stdin`: keep stdin instead of `/dev/null`.
+    pub honour_stdin: bool,
+    /// `umask`: the process umask, set at start-up.
+    pub umask: Option<u32>,
+    /// `enable-proxy-protocol` (`http-enable-proxy-protocol`): HTTP connections may open
+    /// with a PROXY protocol header.
+    pub enable_proxy_protocol: bool,
     /// `pythonpath` (`python-path`, `pp`): prepended to `sys.path`, in order.
     pub pythonpath: Vec<PathBuf>,
     /// `home` (`virtualenv`, `venv`, `pyhome`, `-H`).
@@ -91,6 +110,8 @@ pub struct Config {
     pub master: bool,
     /// `lazy-apps`: load the app in each worker after fork.
     pub lazy_apps: bool,
+    /// `lazy`: `lazy-apps`, and SIGHUP reloads only the workers.
+    pub lazy: bool,
     /// `need-app`: exit non-zero when the app fails to load. Default true.
     pub need_app: bool,
     /// `vacuum`: remove unix sockets and pidfiles on exit.
@@ -241,6 +262,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             sockets: Vec::new(),
+            protocol: None,
             chdir: None,
             chdir2: None,
             wsgi_file: None,
@@ -249,6 +271,14 @@ impl Default for Config {
             mount: Vec::new(),
             manage_script_name: false,
             no_default_app: false,
+            vhost: false,
+            import: Vec::new(),
+            shared_import: Vec::new(),
+            pyargv: None,
+            optimize: 0,
+            honour_stdin: false,
+            umask: None,
+            enable_proxy_protocol: false,
             pythonpath: Vec::new(),
             home: None,
             env: Vec::new(),
@@ -256,6 +286,7 @@ impl Default for Config {
             threads: 1,
             master: false,
             lazy_apps: false,
+            lazy: false,
             need_app: true,
             vacuum: false,
             pidfile: None,

@@ -53,6 +53,8 @@ pub(crate) fn resolve(entries: &[Entry]) -> Result<Resolved, ConfigError> {
         .is_some_and(|e| parse_bool(&e.value));
 
     let mut out = Resolved { config: Config::default(), notices: Vec::new(), shown: Vec::new() };
+    // Indexes of the sockets whose protocol `protocol` sets.
+    let mut default_sockets = Vec::new();
     for e in entries {
         let value = expand::expand_placeholders(&e.value, &values)
             .map_err(|err| crate::reader::expand_error(err, &e.key, &e.origin))?;
@@ -105,13 +107,43 @@ pub(crate) fn resolve(entries: &[Entry]) -> Result<Resolved, ConfigError> {
                     }
                 }
                 _ => {
+                    // uWSGI's `protocol` applies to `socket` entries, not to `uwsgi-socket`.
+                    if spec.name == "socket" && options::normalise(&e.key) != "uwsgi-socket" {
+                        default_sockets.push(out.config.sockets.len());
+                    }
                     let shown = apply(&mut out.config, spec, e, &value)?;
                     out.shown.push((spec, shown));
                 }
             },
         }
     }
+    if let Some(protocol) = out.config.protocol {
+        for i in default_sockets {
+            out.config.sockets[i].protocol = protocol;
+        }
+    }
     Ok(out)
+}
+
+/// `protocol = NAME`: what `socket` entries speak. uWSGI's `http` and `http11` are both
+/// served like `http-socket` (keep-alive included).
+fn parse_protocol(value: &str) -> Result<SocketProtocol, &'static str> {
+    match value.trim() {
+        "uwsgi" => Ok(SocketProtocol::Uwsgi),
+        "http" | "http11" => Ok(SocketProtocol::Http),
+        "puwsgi" | "fastcgi" | "fastcgi-nph" | "scgi" | "scgi-nph" | "raw" | "https" | "suwsgi" => {
+            Err("only uwsgi, http and http11 are supported: speak HTTP or uwsgi to ruwsgi")
+        }
+        _ => Err("expected uwsgi, http or http11"),
+    }
+}
+
+/// `umask = 022`: an octal mask, as uWSGI reads it.
+fn parse_umask(value: &str) -> Option<u32> {
+    let v = value.trim();
+    (!v.is_empty() && v.len() <= 4 && v.bytes().all(|b| (b'0'..=b'7').contains(&b)))
+        .then(|| u32::from_str_radix(v, 8).ok())
+        .flatten()
 }
 
 /// Distro-packaged configs always say `plugins = python3` (or `python`, `python312`, `http`);
@@ -191,12 +223,13 @@ pub(crate) fn parse_address(value: &str) -> Option<String> {
 const MOUNT_EXPECTATION: &str = "expected /prefix=app, the app a .py or .wsgi file or pkg.module[:callable]";
 
 /// `mount = /prefix=app`. As uWSGI, an app ending in `.py` or `.wsgi` is a file and anything
-/// else a module. The prefix must be empty or start with `/` (uWSGI's host-name mountpoints
-/// need `vhost`, which ruwsgi doesn't have). Trailing `/`s are dropped, so `/` is `""`.
+/// else a module. The prefix must be empty or start with `/`, optionally after a host name
+/// and `|` (`example.com|/blog`, for `vhost`). Trailing `/`s are dropped, so `/` is `""`.
 fn parse_mount(value: &str) -> Option<Mount> {
     let (mountpoint, app) = value.split_once('=')?;
     let (mountpoint, app) = (mountpoint.trim(), app.trim());
-    if app.is_empty() || !(mountpoint.is_empty() || mountpoint.starts_with('/')) {
+    let path = mountpoint.split_once('|').map_or(mountpoint, |(host, path)| if host.is_empty() { "x" } else { path });
+    if app.is_empty() || !(path.is_empty() || path.starts_with('/')) {
         return None;
     }
     // Case-sensitive, as uWSGI's strcmp.
@@ -242,7 +275,30 @@ fn apply(c: &mut Config, spec: &OptionSpec, e: &Entry, value: &str) -> Result<St
     let mut shown = value.to_owned();
     match spec.name {
         "strict" => c.strict = flag,
-        "http" | "http-socket" => c.sockets.push(socket(SocketProtocol::Http)?),
+        "http" | "http-socket" | "http11-socket" => c.sockets.push(socket(SocketProtocol::Http)?),
+        "protocol" => c.protocol = Some(parse_protocol(value).map_err(err)?),
+        "umask" => {
+            let mask = parse_umask(value).ok_or_else(|| err("expected an octal mask like 022"))?;
+            c.umask = Some(mask);
+            shown = format!("{mask:03o}");
+        }
+        "enable-proxy-protocol" => c.enable_proxy_protocol = flag,
+        "vhost" => c.vhost = flag,
+        "import" => c.import.push(text()?),
+        "shared-import" => c.shared_import.push(text()?),
+        "pyargv" => c.pyargv = Some(value.to_owned()),
+        "optimize" => {
+            c.optimize = num()
+                .ok()
+                .and_then(|n| u8::try_from(n).ok())
+                .filter(|n| *n <= 2)
+                .ok_or_else(|| err("expected 0, 1 or 2"))?;
+        }
+        "honour-stdin" => c.honour_stdin = flag,
+        "lazy" => {
+            c.lazy = flag;
+            c.lazy_apps |= flag;
+        }
         "socket" => c.sockets.push(socket(SocketProtocol::Uwsgi)?),
         "listen" => c.listen = small()?,
         "chmod-socket" => {
@@ -518,6 +574,65 @@ mod tests {
     }
 
     #[test]
+    fn protocol_sets_socket_entries_only() {
+        let c = resolve(&[
+            entry("socket", ":1"),
+            entry("uwsgi-socket", ":2"),
+            entry("http-socket", ":3"),
+            entry("protocol", "http"),
+        ])
+        .unwrap()
+        .config;
+        let got: Vec<SocketProtocol> = c.sockets.iter().map(|s| s.protocol).collect();
+        assert_eq!(got, [SocketProtocol::Http, SocketProtocol::Uwsgi, SocketProtocol::Http]);
+        let c = resolve(&[entry("socket-protocol", "uwsgi"), entry("socket", ":1")]).unwrap().config;
+        assert_eq!(c.sockets[0].protocol, SocketProtocol::Uwsgi);
+        let e = resolve_one("protocol", "fastcgi").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "t.ini:1: protocol = \"fastcgi\": only uwsgi, http and http11 are supported: speak HTTP or uwsgi to ruwsgi"
+        );
+        assert!(resolve_one("protocol", "gopher").is_err());
+    }
+
+    #[test]
+    fn umask_is_octal() {
+        assert_eq!(resolve_one("umask", "022").unwrap().umask, Some(0o22));
+        assert_eq!(resolve_one("umask", "0077").unwrap().umask, Some(0o77));
+        assert!(resolve_one("umask", "999").is_err());
+        assert!(resolve_one("umask", "").is_err());
+    }
+
+    #[test]
+    fn python_startup_options() {
+        let c = resolve(&[
+            entry("import", "a.b"),
+            entry("pyimport", "c.py"),
+            entry("shared-python-import", "d"),
+            entry("pyargv", "--x 1"),
+            entry("optimize", "2"),
+            entry("lazy", "true"),
+        ])
+        .unwrap()
+        .config;
+        assert_eq!(c.import, ["a.b", "c.py"]);
+        assert_eq!(c.shared_import, ["d"]);
+        assert_eq!(c.pyargv.as_deref(), Some("--x 1"));
+        assert_eq!(c.optimize, 2);
+        assert!(c.lazy && c.lazy_apps);
+        assert!(resolve_one("optimize", "3").is_err());
+    }
+
+    #[test]
+    fn mount_accepts_host_mountpoints() {
+        let c = resolve(&[entry("mount", "example.com|=site.py"), entry("mount", "b.test:8080|/x/=m")]).unwrap().config;
+        assert_eq!(c.mount[0].mountpoint, "example.com|");
+        assert_eq!(c.mount[1].mountpoint, "b.test:8080|/x");
+        assert!(resolve_one("mount", "|/x=m").is_err());
+        assert!(resolve_one("mount", "h|x=m").is_err());
+    }
+
+    #[test]
     fn env_splits_at_the_first_equals() {
         let c = resolve_one("env", "A=b=c").unwrap();
         assert_eq!(c.env, vec![("A".to_owned(), "b=c".to_owned())]);
@@ -589,6 +704,7 @@ mod tests {
             let value = match spec.name {
                 "smart-attach-daemon" | "smart-attach-daemon2" => "p.pid cmd",
                 "attach-daemon2" => "cmd=1",
+                "protocol" => "http",
                 _ => value,
             };
             resolve_one(spec.name, value).unwrap_or_else(|e| panic!("{}: {e}", spec.name));
