@@ -23,7 +23,15 @@ pub fn main(args: &[String]) -> i32 {
         },
         Ok(Command::Run { config, notices }) => {
             for notice in notices {
-                tracing::info!("{notice}");
+                if notice.contains("WARNING") {
+                    tracing::warn!("{notice}");
+                } else {
+                    tracing::info!("{notice}");
+                }
+            }
+            if let Err(e) = crate::wsgi::reexec_for_optimize(config.optimize) {
+                eprintln!("ruwsgi: {e:#}");
+                return 1;
             }
             if let Err(e) = crate::static_files::check(&config) {
                 eprintln!("ruwsgi: {e}");

@@ -163,6 +163,10 @@ pub fn run(cfg: Config) -> i32 {
 }
 
 fn start(cfg: Config) -> Result<Master> {
+    // uWSGI applies `umask` as soon as it reads the option: before logs, sockets and pidfiles.
+    if let Some(mask) = cfg.umask {
+        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
+    }
     let reloaded = reload::take_reloaded_marker();
     let start_cwd = std::env::current_dir().context("cannot read the working directory")?;
     let log_file = cfg.daemonize.clone().or_else(|| cfg.daemonize2.clone()).or_else(|| cfg.logto.clone());
@@ -189,6 +193,11 @@ fn start(cfg: Config) -> Result<Master> {
         anyhow::bail!("no socket configured: set http, http-socket or socket");
     }
     let listeners = listener::bind_all(&cfg)?;
+    if !cfg.honour_stdin {
+        // As uWSGI, once the sockets are bound: stdin becomes /dev/null unless `honour-stdin`.
+        let devnull = std::fs::File::open("/dev/null").context("cannot open /dev/null for stdin")?;
+        nix::unistd::dup2_stdin(devnull.as_fd())?;
+    }
     for (i, l) in listeners.iter().enumerate() {
         let kind = match l.protocol {
             SocketProtocol::Http => "http",
@@ -421,6 +430,11 @@ impl Master {
                 match Signal::try_from(sig.ssi_signo as i32) {
                     Ok(Signal::SIGTERM) => self.shutdown(true, "SIGTERM received"),
                     Ok(Signal::SIGINT | Signal::SIGQUIT) => self.shutdown(false, "SIGINT/SIGQUIT received"),
+                    // `lazy`: as uWSGI, SIGHUP reloads the workers only (the master stays).
+                    Ok(Signal::SIGHUP) if self.cfg.lazy && self.phase == Phase::Running => {
+                        tracing::info!("SIGHUP received with lazy: gracefully reloading workers");
+                        self.signal_all(Signal::SIGHUP);
+                    }
                     Ok(Signal::SIGHUP) => self.reload("SIGHUP received"),
                     Ok(Signal::SIGUSR1) => stats::log_summary(&self.stats_document()),
                     Ok(Signal::SIGCHLD) | Err(_) => {}

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use ruwsgi_config::SocketProtocol;
 use ruwsgi_proto::{
-    parse_request_head, parse_uwsgi_packet, BodyFraming, ChunkedDecoder, Limits, RequestHead, UwsgiPacket,
+    parse_proxy_header, parse_request_head, parse_uwsgi_packet, BodyFraming, ChunkedDecoder, Limits, ProxyStart,
+    RequestHead, UwsgiPacket,
 };
 use slab::Slab;
 
@@ -66,6 +67,8 @@ pub struct LoopSettings {
     pub tcp_nodelay: bool,
     /// `log-x-forwarded-for`.
     pub log_forwarded_for: bool,
+    /// `enable-proxy-protocol`: HTTP connections may open with a PROXY header.
+    pub proxy_protocol: bool,
 }
 
 /// What a loop thread shares with its siblings.
@@ -95,6 +98,9 @@ struct Peer {
     addr: String,
     /// `REMOTE_PORT`.
     port: String,
+    /// `enable-proxy-protocol` on an HTTP socket, and the first bytes weren't looked at
+    /// yet: they may be a PROXY header naming the real client.
+    awaiting_proxy: bool,
 }
 
 /// One client connection.
@@ -354,9 +360,10 @@ fn accept_some(ctx: &LoopContext<'_>, epoll: &Epoll, conns: &mut Slab<Conn>, ind
                 return;
             }
         };
+        let awaiting_proxy = ctx.settings.proxy_protocol && listener.protocol == SocketProtocol::Http;
         let peer = match addr.as_socket() {
-            Some(a) => Peer { addr: a.ip().to_canonical().to_string(), port: a.port().to_string() },
-            None => Peer { addr: String::new(), port: String::new() },
+            Some(a) => Peer { addr: a.ip().to_canonical().to_string(), port: a.port().to_string(), awaiting_proxy },
+            None => Peer { addr: String::new(), port: String::new(), awaiting_proxy },
         };
         if listener.protocol == SocketProtocol::Http || ctx.settings.tcp_nodelay {
             let _ = socket.set_tcp_nodelay(true);
@@ -400,7 +407,36 @@ fn on_readable(ctx: &LoopContext<'_>, conn: &mut Conn) -> Next {
     if idle {
         conn.since = Instant::now();
     }
+    if conn.peer.awaiting_proxy {
+        if let Some(next) = take_proxy_header(conn) {
+            return next;
+        }
+    }
     drive(ctx, conn)
+}
+
+/// `enable-proxy-protocol`: consumes the PROXY header that may open the connection and takes
+/// the client's address from it. Looked for once, before the first request: a header later
+/// on the connection is request data, so a client behind the proxy can't forge one. `Some`:
+/// wait for the rest of it, or close after a 400 for a malformed one.
+fn take_proxy_header(conn: &mut Conn) -> Option<Next> {
+    let (header, used) = match parse_proxy_header(conn.buf.filled()) {
+        Ok(None) => return Some(Next::Wait),
+        Ok(Some(ProxyStart::Absent)) => (None, 0),
+        Ok(Some(ProxyStart::Header { header, used })) => (header.source, used),
+        Err(e) => {
+            tracing::info!("bad PROXY header from {}: {e} -> {}", peer_name(&conn.peer), e.status());
+            reply_error(conn.fd.as_raw_fd(), e.status(), "Bad Request");
+            return Some(Next::Close);
+        }
+    };
+    conn.peer.awaiting_proxy = false;
+    conn.buf.consume(used);
+    if let Some(source) = header {
+        conn.peer.addr = source.ip().to_canonical().to_string();
+        conn.peer.port = source.port().to_string();
+    }
+    None
 }
 
 /// Serves every complete request in the buffer (pipelining), then waits for more input.

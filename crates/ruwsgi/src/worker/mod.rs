@@ -125,6 +125,7 @@ fn serve(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, boa
         so_keepalive: cfg.so_keepalive,
         tcp_nodelay: cfg.tcp_nodelay,
         log_forwarded_for: cfg.log_x_forwarded_for,
+        proxy_protocol: cfg.enable_proxy_protocol,
         processes: cfg.processes.max(1) as usize,
         threads: cfg.threads.max(1) as usize,
     };

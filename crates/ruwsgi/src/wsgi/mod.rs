@@ -22,7 +22,7 @@ use ruwsgi_proto::{RequestHead, UwsgiPacket};
 use mount::{MountTable, Route};
 
 pub use input::FileWrapper;
-pub use ops::{install_tracebacker, reexec_command, start_autoreloader};
+pub use ops::{install_tracebacker, reexec_command, reexec_for_optimize, start_autoreloader};
 
 /// Where a request came from, borrowed from the connection's buffer.
 pub enum Origin<'a> {
@@ -184,6 +184,14 @@ pub fn prepare_interpreter(cfg: &Config) -> anyhow::Result<()> {
             let num = signal.getattr(name)?;
             signal.call_method1("signal", (num, signal.getattr("SIG_DFL")?))?;
         }
+        // uWSGI's sys.argv: its name, then the `pyargv` words (split at spaces and tabs). The
+        // server's own command line stays in `sys.orig_argv` (a reload re-executes that).
+        let argv = std::iter::once("uwsgi")
+            .chain(cfg.pyargv.iter().flat_map(|a| a.split([' ', '\t'])))
+            .filter(|w| !w.is_empty());
+        sys.setattr("argv", PyList::new(py, argv)?)?;
+        // As uWSGI: shared imports run once, in the master, before any app loads.
+        import_all(py, "shared-import", &cfg.shared_import);
         Ok(())
     })
     .map_err(|e| anyhow::anyhow!("{e}"))
@@ -248,6 +256,8 @@ impl App {
     /// requests then go to the default app.
     pub fn load(cfg: &Config, processes: u32, threads: u32) -> Result<App, LoadError> {
         Python::attach(|py| {
+            // uWSGI imports `import` modules right before the apps, wherever they load.
+            import_all(py, "import", &cfg.import);
             let mut loaded = Loaded { callables: Vec::new(), mountpoints: Vec::new(), cfg };
             let mut errors = Vec::new();
             if let Err(e) = loaded.load_default(py) {
@@ -268,7 +278,7 @@ impl App {
                 .map_err(|e| LoadError(format!("cannot build the environ: {e}")))?;
             Ok(App {
                 callables: loaded.callables.into_iter().map(Bound::unbind).collect(),
-                mounts: MountTable::new(loaded.mountpoints, cfg.manage_script_name, cfg.no_default_app),
+                mounts: MountTable::new(loaded.mountpoints, cfg.manage_script_name, cfg.no_default_app, cfg.vhost),
                 template: template.unbind(),
                 socket_timeout: std::time::Duration::from_secs(cfg.socket_timeout.max(1)),
                 extra_headers: cfg.add_header.clone().into(),
@@ -292,19 +302,32 @@ impl App {
         if self.mounts.is_single_app() {
             return Some(Selected { id: 0, path_info: None });
         }
-        let (script_name, path_info): (&[u8], Cow<'r, [u8]>) = match origin {
+        let vhost = self.mounts.is_vhost();
+        let (host, script_name, path_info): (&[u8], &[u8], Cow<'r, [u8]>) = match origin {
             // HTTP requests carry no SCRIPT_NAME.
-            Origin::Http { head, .. } if self.mounts.manages_script_name() => {
-                (b"", environ::http_path_info(head.target))
+            Origin::Http { head, server_name, .. } => {
+                let host = if vhost {
+                    let header = head.headers.iter().rev().find(|(n, _)| n.eq_ignore_ascii_case("host"));
+                    header.map_or(server_name.as_bytes(), |(_, v)| &v[..])
+                } else {
+                    b""
+                };
+                let path_info = if self.mounts.manages_script_name() {
+                    environ::http_path_info(head.target)
+                } else {
+                    Cow::Borrowed(&b""[..])
+                };
+                (host, b"", path_info)
             }
-            Origin::Http { .. } => (b"", Cow::Borrowed(b"")),
             // The last of repeated vars, as in the environ.
             Origin::Uwsgi { packet } => {
-                let var = |k: &[u8]| packet.vars.iter().rev().find(|(n, _)| *n == k).map_or(&b""[..], |(_, v)| *v);
-                (var(b"SCRIPT_NAME"), Cow::Borrowed(var(b"PATH_INFO")))
+                let var = |k: &[u8]| packet.vars.iter().rev().find(|(n, _)| *n == k).map(|(_, v)| *v);
+                let host =
+                    if vhost { var(b"HTTP_HOST").or_else(|| var(b"SERVER_NAME")).unwrap_or_default() } else { b"" };
+                (host, var(b"SCRIPT_NAME").unwrap_or_default(), Cow::Borrowed(var(b"PATH_INFO").unwrap_or_default()))
             }
         };
-        let Route { app, split } = self.mounts.route(script_name, &path_info);
+        let Route { app, split } = self.mounts.route(host, script_name, &path_info);
         let path_info = split.map(|n| match path_info {
             Cow::Borrowed(p) => Cow::Borrowed(&p[n..]),
             Cow::Owned(mut p) => {
@@ -406,8 +429,9 @@ impl<'py> Loaded<'py, '_> {
     /// Numbers a loaded app and logs uWSGI's "ready" line.
     fn add(&mut self, callable: Bound<'py, PyAny>, mountpoint: String, what: &str) {
         let id = self.callables.len();
-        // The first app loaded is the default one (MountTable::new agrees).
-        let default = if id == 0 && !self.cfg.no_default_app { " (default app)" } else { "" };
+        // The first app not mounted on a host is the default one (MountTable::new agrees).
+        let first_default = mount::default_app(&self.mountpoints).is_none() && !mountpoint.contains('|');
+        let default = if first_default && !self.cfg.no_default_app { " (default app)" } else { "" };
         tracing::info!("WSGI app {id} (mountpoint='{mountpoint}') ready: {what}{default}");
         self.callables.push(callable);
         self.mountpoints.push(mountpoint);
@@ -436,6 +460,31 @@ fn load_file<'py>(py: Python<'py>, file: &Path, callable: &str) -> PyResult<Boun
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
         .collect();
+    exec_file(py, file, &name)?.getattr(callable)
+}
+
+/// `import`/`shared-import`, in the order given. As in uWSGI, an entry with a `/` or ending in
+/// `.py` is a file run as a module (named after its path, `.` and `/` as `_`, without the
+/// `.py`), anything else a module name; a failure is logged with its traceback and start-up
+/// goes on.
+fn import_all(py: Python<'_>, option: &str, entries: &[String]) {
+    for entry in entries {
+        let done = if entry.contains('/') || entry.ends_with(".py") {
+            let stem = entry.strip_suffix(".py").unwrap_or(entry);
+            let name: String = stem.chars().map(|c| if c == '.' || c == '/' { '_' } else { c }).collect();
+            exec_file(py, Path::new(entry), &name).map(drop)
+        } else {
+            py.import(entry.as_str()).map(drop)
+        };
+        match done {
+            Ok(()) => tracing::info!("{option}: imported {entry} (pid: {})", std::process::id()),
+            Err(e) => tracing::error!("{option} = {entry}: import failed:\n{}", format_exception(py, &e)),
+        }
+    }
+}
+
+/// Runs `file` as the module `name` (registered in `sys.modules`) and returns it.
+fn exec_file<'py>(py: Python<'py>, file: &Path, name: &str) -> PyResult<Bound<'py, PyAny>> {
     let util = py.import("importlib.util")?;
     // A str path: a `Path` would convert to pathlib.Path, importing pathlib for nothing.
     let spec = util.call_method1("spec_from_file_location", (&name, file.as_os_str()))?;
@@ -443,7 +492,7 @@ fn load_file<'py>(py: Python<'py>, file: &Path, callable: &str) -> PyResult<Boun
         return Err(PyRuntimeError::new_err(format!("cannot load {}", file.display())));
     }
     let module = util.call_method1("module_from_spec", (&spec,))?;
-    py.import("sys")?.getattr("modules")?.set_item(&name, &module)?;
+    py.import("sys")?.getattr("modules")?.set_item(name, &module)?;
     spec.getattr("loader")?.call_method1("exec_module", (&module,))?;
-    module.getattr(callable)
+    Ok(module)
 }
