@@ -361,6 +361,53 @@ fn vhost_picks_the_app_by_host() {
     assert_eq!(host("shop.test"), "default");
     assert_eq!(host("other.test"), "default");
     assert!(srv.log().contains("WSGI app 2 (mountpoint='') ready: mounted:application (default app)"), "{}", srv.log());
+    // As uWSGI, the request log line starts with the host.
+    assert!(srv.wait_log("\nshop.test:8080 [pid: ", SECS), "{}", srv.log());
+}
+
+/// A uwsgi packet with `vars` (modifier 0).
+fn uwsgi_packet(vars: &[(&str, &str)]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (k, v) in vars {
+        for s in [k, v] {
+            body.extend_from_slice(&u16::try_from(s.len()).unwrap().to_le_bytes());
+            body.extend_from_slice(s.as_bytes());
+        }
+    }
+    let mut packet = vec![0];
+    packet.extend_from_slice(&u16::try_from(body.len()).unwrap().to_le_bytes());
+    packet.push(0);
+    packet.extend_from_slice(&body);
+    packet
+}
+
+#[test]
+fn vhost_over_uwsgi_takes_http_host_then_server_name() {
+    let apps = it::repo().join("tests/apps").display().to_string();
+    let srv = Server::start(&[
+        "--socket",
+        "127.0.0.1:0",
+        "--vhost",
+        "--pythonpath",
+        &apps,
+        "--mount",
+        "blog.test|=mounted:blog",
+        "--mount",
+        "shop.test|/store=mounted:shop",
+        "--mount",
+        "=mounted",
+    ]);
+    let ask = |vars: &[(&str, &str)]| {
+        let mut base = vec![("REQUEST_METHOD", "GET"), ("PATH_INFO", "/"), ("SERVER_PROTOCOL", "HTTP/1.1")];
+        base.extend_from_slice(vars);
+        let mut conn = srv.connect();
+        conn.write_all(&uwsgi_packet(&base)).unwrap();
+        app_name(&read_response(&mut BufReader::new(conn)).unwrap())
+    };
+    assert_eq!(ask(&[("SERVER_NAME", "blog.test")]), "blog");
+    assert_eq!(ask(&[("SERVER_NAME", "shop.test"), ("HTTP_HOST", "blog.test")]), "blog");
+    assert_eq!(ask(&[("HTTP_HOST", "shop.test"), ("SCRIPT_NAME", "/store")]), "shop");
+    assert_eq!(ask(&[("HTTP_HOST", "shop.test")]), "default");
 }
 
 #[test]

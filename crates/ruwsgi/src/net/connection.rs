@@ -850,6 +850,7 @@ fn finish_sending(ctx: &LoopContext<'_>, sending: &Sending, complete: bool) -> b
         sendfile: reply.sendfile,
         rest: None,
         app: sending.log.app,
+        vhost: None,
     };
     let log = &sending.log;
     let logged = Logged {
@@ -964,6 +965,11 @@ fn end_request(ctx: &LoopContext<'_>, started: u64, served: &Served, logged: &Lo
         core: ctx.core,
     };
     let mut line = String::with_capacity(256);
+    if let Some(host) = &served.vhost {
+        // uWSGI's `vhost` mode starts the line with the request's host.
+        line.push_str(host);
+        line.push(' ');
+    }
     if ctx.worker.log.memory {
         let (rss, address_space) = crate::master::stats::memory(ctx.worker.pid);
         format_memory_report(address_space, rss, &mut line);

@@ -75,6 +75,8 @@ pub struct Served {
     pub sendfile: bool,
     /// The app that served it (uWSGI's `app: N`); `None` when no app matched (`app: -1`).
     pub app: Option<usize>,
+    /// `vhost`: the request's host, which uWSGI puts in front of its request-log line.
+    pub vhost: Option<String>,
     /// The rest of a `wsgi.file_wrapper` body the client didn't take at once: the
     /// connection's event loop sends it, so a slow client doesn't hold the app's thread.
     pub rest: Option<FileRest>,
@@ -302,29 +304,16 @@ impl App {
         if self.mounts.is_single_app() {
             return Some(Selected { id: 0, path_info: None });
         }
-        let vhost = self.mounts.is_vhost();
-        let (host, script_name, path_info): (&[u8], &[u8], Cow<'r, [u8]>) = match origin {
+        let host = if self.mounts.is_vhost() { vhost_host(origin) } else { b"" };
+        let (script_name, path_info): (&[u8], Cow<'r, [u8]>) = match origin {
             // HTTP requests carry no SCRIPT_NAME.
-            Origin::Http { head, server_name, .. } => {
-                let host = if vhost {
-                    let header = head.headers.iter().rev().find(|(n, _)| n.eq_ignore_ascii_case("host"));
-                    header.map_or(server_name.as_bytes(), |(_, v)| &v[..])
-                } else {
-                    b""
-                };
-                let path_info = if self.mounts.manages_script_name() {
-                    environ::http_path_info(head.target)
-                } else {
-                    Cow::Borrowed(&b""[..])
-                };
-                (host, b"", path_info)
+            Origin::Http { head, .. } if self.mounts.manages_script_name() => {
+                (b"", environ::http_path_info(head.target))
             }
+            Origin::Http { .. } => (b"", Cow::Borrowed(b"")),
             // The last of repeated vars, as in the environ.
             Origin::Uwsgi { packet } => {
-                let var = |k: &[u8]| packet.vars.iter().rev().find(|(n, _)| *n == k).map(|(_, v)| *v);
-                let host =
-                    if vhost { var(b"HTTP_HOST").or_else(|| var(b"SERVER_NAME")).unwrap_or_default() } else { b"" };
-                (host, var(b"SCRIPT_NAME").unwrap_or_default(), Cow::Borrowed(var(b"PATH_INFO").unwrap_or_default()))
+                (last_var(packet, b"SCRIPT_NAME"), Cow::Borrowed(last_var(packet, b"PATH_INFO")))
             }
         };
         let Route { app, split } = self.mounts.route(host, script_name, &path_info);
@@ -336,6 +325,27 @@ impl App {
             }
         });
         Some(Selected { id: app?, path_info })
+    }
+}
+
+/// The last value of a uwsgi var (as in the environ), `""` when absent.
+fn last_var<'a>(packet: &'a UwsgiPacket<'_>, name: &[u8]) -> &'a [u8] {
+    packet.vars.iter().rev().find(|(n, _)| *n == name).map_or(&b""[..], |(_, v)| *v)
+}
+
+/// The host `vhost` routes by, as uWSGI takes it: `HTTP_HOST` (the `Host` header, port
+/// included), else `SERVER_NAME`.
+fn vhost_host<'r>(origin: &'r Origin<'_>) -> &'r [u8] {
+    match origin {
+        Origin::Http { head, server_name, .. } => head
+            .headers
+            .iter()
+            .rev()
+            .find(|(n, _)| n.eq_ignore_ascii_case("host"))
+            .map_or(server_name.as_bytes(), |(_, v)| &v[..]),
+        Origin::Uwsgi { packet } => Some(last_var(packet, b"HTTP_HOST"))
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| last_var(packet, b"SERVER_NAME")),
     }
 }
 
@@ -406,6 +416,11 @@ impl<'py> Loaded<'py, '_> {
             return Ok(());
         }
         tracing::info!("mounting {what} on '{mountpoint}'");
+        if mountpoint.contains('|') && !self.cfg.vhost {
+            tracing::warn!(
+                "mountpoint '{mountpoint}' names a host but vhost is off: only a SCRIPT_NAME equal to it reaches it"
+            );
+        }
         let callable = match app {
             MountedApp::File(file) => load_file(py, file, &self.cfg.callable),
             MountedApp::Module(spec) => load_module(py, spec, &self.cfg.callable),

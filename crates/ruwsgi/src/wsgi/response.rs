@@ -366,7 +366,8 @@ pub fn handle(py: Python<'_>, app: &App, req: &Request<'_>, body: BodyReader) ->
     }));
     let input_state = input::shared(body);
     let selected = app.route(&req.origin);
-    let mut served = Served { app: selected.as_ref().map(|s| s.id), ..Served::default() };
+    let vhost = app.mounts.is_vhost().then(|| String::from_utf8_lossy(super::vhost_host(&req.origin)).into_owned());
+    let mut served = Served { app: selected.as_ref().map(|s| s.id), vhost, ..Served::default() };
     let outcome = match &selected {
         Some(selected) => call_app(py, app, selected, req, &state, &input_state, &mut served).map_err(Some),
         None => Err(None),
