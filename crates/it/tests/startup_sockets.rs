@@ -162,8 +162,18 @@ fn lazy_reloads_only_the_workers_on_sighup() {
     assert_eq!(srv.log().matches("*** Starting ruwsgi").count(), 1, "{}", srv.log());
 }
 
+/// Kills a server's process group when dropped, so a failing assertion leaves no orphans.
+struct Killer(std::process::Child);
+
+impl Drop for Killer {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(self.0.id() as i32), Signal::SIGKILL);
+        let _ = self.0.wait();
+    }
+}
+
 /// Starts ruwsgi with a pipe as stdin; returns what the master's fd 0 points to once it
-/// serves, then stops it.
+/// serves (the server is stopped on return).
 fn master_stdin(extra: &[&str]) -> String {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("log");
@@ -171,24 +181,23 @@ fn master_stdin(extra: &[&str]) -> String {
     args.extend(extra);
     write_repr_app(dir.path(), "1");
     let out = std::fs::File::create(&log).unwrap();
-    let mut child = Command::new(ruwsgi_command())
-        .args(&args)
-        .current_dir(dir.path())
-        .stdin(Stdio::piped())
-        .stdout(out.try_clone().unwrap())
-        .stderr(out)
-        .process_group(0)
-        .spawn()
-        .unwrap();
+    let child = Killer(
+        Command::new(ruwsgi_command())
+            .args(&args)
+            .current_dir(dir.path())
+            .stdin(Stdio::piped())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .process_group(0)
+            .spawn()
+            .unwrap(),
+    );
     let deadline = Instant::now() + SECS;
     while !std::fs::read_to_string(&log).unwrap_or_default().contains("spawned uWSGI worker 1") {
         assert!(Instant::now() < deadline, "no start:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
         std::thread::sleep(Duration::from_millis(20));
     }
-    let target = std::fs::read_link(format!("/proc/{}/fd/0", child.id())).unwrap().display().to_string();
-    let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(child.id() as i32), Signal::SIGKILL);
-    let _ = child.wait();
-    target
+    std::fs::read_link(format!("/proc/{}/fd/0", child.0.id())).unwrap().display().to_string()
 }
 
 #[test]
