@@ -1,10 +1,10 @@
-//! The PROXY protocol header (HAProxy's spec, versions 1 and 2) that a load balancer sends
+//! The PROXY protocol header (the spec from `HAProxy`, versions 1 and 2) that a load balancer sends
 //! first on a connection to say who the real client is. Pure: bytes in, addresses out.
 //!
 //! The runtime calls [`parse_proxy_header`] on the first bytes of an HTTP connection when
 //! `enable-proxy-protocol` is set. As in uWSGI the header is optional: a connection that
 //! opens with anything else is an ordinary one. uWSGI 2.0 reads version 1 only; version 2
-//! (binary, sent by AWS NLB and HAProxy's `send-proxy-v2`) is accepted too.
+//! (binary, sent by AWS NLB and by `HAProxy` with `send-proxy-v2`) is accepted too.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -133,7 +133,8 @@ fn parse_v2(buf: &[u8]) -> Result<Option<ProxyStart>, ProxyError> {
     let version_command = buf[12];
     let family = buf[13];
     let len = usize::from(u16::from_be_bytes([buf[14], buf[15]]));
-    if version_command >> 4 != 2 || version_command & 0x0f > 1 {
+    let command = version_command & 0x0f;
+    if version_command >> 4 != 2 || command > 1 {
         return Err(ProxyError::BadV2Version);
     }
     let used = V2_FIXED + len;
@@ -141,7 +142,8 @@ fn parse_v2(buf: &[u8]) -> Result<Option<ProxyStart>, ProxyError> {
         return Ok(None);
     }
     let addresses = &buf[V2_FIXED..used];
-    let local = version_command & 0x0f == 0;
+    // Command 0 is LOCAL (the proxy's own health check), 1 is PROXY.
+    let local = command == 0;
     // High nibble: 1 = IPv4, 2 = IPv6; low nibble: 1 = stream (TCP).
     let header = match (family >> 4, family & 0x0f) {
         _ if local => ProxyHeader { source: None, destination: None },

@@ -39,6 +39,7 @@ const TICK: Duration = Duration::from_millis(250);
 
 /// Per-loop settings from the config.
 #[derive(Debug, Clone)]
+#[allow(clippy::struct_excessive_bools)] // one bool per uWSGI boolean option
 pub struct LoopSettings {
     /// Parser limits (`buffer-size`).
     pub limits: Limits,

@@ -484,7 +484,8 @@ fn load_file<'py>(py: Python<'py>, file: &Path, callable: &str) -> PyResult<Boun
 /// goes on.
 fn import_all(py: Python<'_>, option: &str, entries: &[String]) {
     for entry in entries {
-        let done = if entry.contains('/') || entry.ends_with(".py") {
+        // Case-sensitive, as uWSGI's check.
+        let done = if entry.contains('/') || Path::new(entry).extension().is_some_and(|e| e == "py") {
             let stem = entry.strip_suffix(".py").unwrap_or(entry);
             let name: String = stem.chars().map(|c| if c == '.' || c == '/' { '_' } else { c }).collect();
             exec_file(py, Path::new(entry), &name).map(drop)
