@@ -154,7 +154,7 @@ fn lazy_reloads_only_the_workers_on_sighup() {
     let srv = Server::start(&["--http-socket", "127.0.0.1:0", "--wsgi-file", &app("hello.py"), "--lazy"]);
     let before = srv.worker_pids();
     srv.signal(Signal::SIGHUP);
-    assert!(srv.wait_log("SIGHUP received with lazy: gracefully reloading workers", SECS), "{}", srv.log());
+    assert!(srv.wait_log("SIGHUP received: lazy mode, gracefully reloading the workers only", SECS), "{}", srv.log());
     assert!(srv.wait_for(SECS, |t| t.matches("spawned uWSGI worker 1").count() >= 2), "{}", srv.log());
     assert_ne!(srv.worker_pids(), before);
     assert_eq!(srv.get("/").status, 200);

@@ -430,11 +430,6 @@ impl Master {
                 match Signal::try_from(sig.ssi_signo as i32) {
                     Ok(Signal::SIGTERM) => self.shutdown(true, "SIGTERM received"),
                     Ok(Signal::SIGINT | Signal::SIGQUIT) => self.shutdown(false, "SIGINT/SIGQUIT received"),
-                    // `lazy`: as uWSGI, SIGHUP reloads the workers only (the master stays).
-                    Ok(Signal::SIGHUP) if self.cfg.lazy && self.phase == Phase::Running => {
-                        tracing::info!("SIGHUP received with lazy: gracefully reloading workers");
-                        self.signal_all(Signal::SIGHUP);
-                    }
                     Ok(Signal::SIGHUP) => self.reload("SIGHUP received"),
                     Ok(Signal::SIGUSR1) => stats::log_summary(&self.stats_document()),
                     Ok(Signal::SIGCHLD) | Err(_) => {}
@@ -536,6 +531,13 @@ impl Master {
                 "{why}: ignored, already {}",
                 if matches!(self.phase, Phase::Reloading { .. }) { "reloading" } else { "shutting down" }
             );
+            return;
+        }
+        if self.cfg.lazy {
+            // uWSGI's `lazy`: every graceful reload (SIGHUP, touch-reload, FIFO `r`) replaces
+            // the workers only; the master neither re-executes nor re-reads the config.
+            tracing::info!("{why}: lazy mode, gracefully reloading the workers only");
+            self.signal_all(Signal::SIGHUP);
             return;
         }
         self.chain = None;
