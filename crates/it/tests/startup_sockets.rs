@@ -360,7 +360,12 @@ fn vhost_picks_the_app_by_host() {
         "shop.test:8080|=mounted:shop",
         "--mount",
         "/=mounted",
+        "--mount",
+        &format!("echo.test|={}", app("echo.py")),
     ]);
+    let r = srv.exchange(b"GET /x HTTP/1.1\r\nHost: echo.test\r\nConnection: close\r\n\r\n");
+    let v: Value = json::from_str(&r.text()).unwrap();
+    assert_eq!(v["environ"]["UWSGI_APPID"], "echo.test|", "{v}");
     let host = |h: &str| {
         app_name(&srv.exchange(format!("GET /x HTTP/1.1\r\nHost: {h}\r\nConnection: close\r\n\r\n").as_bytes()))
     };

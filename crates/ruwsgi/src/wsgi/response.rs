@@ -447,6 +447,15 @@ fn call_app(
         env.set_item(intern!(py, "SCRIPT_NAME"), script_name)?;
         env.set_item(intern!(py, "PATH_INFO"), environ::latin1(py, path_info))?;
     }
+    if app.mounts.is_vhost() {
+        // uWSGI adds the key it routed by, `host|SCRIPT_NAME`, to the request's vars.
+        let script_name = match &req.origin {
+            Origin::Uwsgi { packet } => super::last_var(packet, b"SCRIPT_NAME"),
+            Origin::Http { .. } => b"",
+        };
+        let key = [super::vhost_host(&req.origin), b"|", script_name].concat();
+        env.set_item(intern!(py, "UWSGI_APPID"), environ::latin1(py, &key))?;
+    }
     let input = Py::new(py, Input { state: Arc::clone(input_state), timeout: app.socket_timeout })?;
     env.set_item(intern!(py, "wsgi.input"), input)?;
     served.vars = env.len();
