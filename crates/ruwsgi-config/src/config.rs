@@ -5,7 +5,9 @@
 
 use std::path::PathBuf;
 
+use crate::cron::Cron;
 use crate::daemon::AttachDaemon;
+use crate::hooks::Hook;
 
 /// Where a listening socket's address points and which protocol it speaks.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,6 +156,8 @@ pub struct Config {
     /// `harakiri-graceful-timeout`: on harakiri send SIGTERM and SIGKILL after this many
     /// seconds; 0 = SIGKILL at once.
     pub harakiri_graceful_timeout: u64,
+    /// `harakiri-graceful-signal`: the signal of a graceful harakiri, default SIGTERM (15).
+    pub harakiri_graceful_signal: i32,
     /// `max-requests` (`-R`): recycle a worker after this many requests; 0 = off.
     pub max_requests: u64,
     /// `max-requests-delta`: per-worker jitter added to `max-requests` (worker id × delta).
@@ -179,11 +183,23 @@ pub struct Config {
     pub touch_reload: Vec<PathBuf>,
     /// `touch-chain-reload`: files whose mtime change triggers a chain reload.
     pub touch_chain_reload: Vec<PathBuf>,
+    /// `touch-workers-reload`: files whose mtime change gracefully reloads the workers only.
+    pub touch_workers_reload: Vec<PathBuf>,
+    /// `exit-on-reload`: a reload request makes the master exit (status 0) instead.
+    pub exit_on_reload: bool,
     /// `die-on-term`: accepted; SIGTERM always shuts down gracefully in ruwsgi.
     pub die_on_term: bool,
     /// `attach-daemon`, `smart-attach-daemon`, `smart-attach-daemon2`, `attach-daemon2`:
     /// external commands run and watched by the master, in the order given.
     pub attach_daemon: Vec<AttachDaemon>,
+    /// `hook-*` and `exec-*`: actions run at a phase of the start-up or of a worker's life,
+    /// in the order given.
+    pub hooks: Vec<Hook>,
+    /// `cron`, `cron2`, `unique-cron`: commands the master runs on a schedule.
+    pub crons: Vec<Cron>,
+    /// `cron-harakiri`: seconds a cron command may run before its process group is killed;
+    /// 0 = no limit.
+    pub cron_harakiri: u64,
     /// `stats` (`stats-server`): address of the JSON stats server.
     pub stats: Option<String>,
     /// `stats-http`: prefix the stats JSON with HTTP response headers.
@@ -287,6 +303,7 @@ impl Default for Config {
             harakiri: 0,
             harakiri_verbose: false,
             harakiri_graceful_timeout: 0,
+            harakiri_graceful_signal: 15,
             max_requests: 0,
             max_requests_delta: 0,
             min_worker_lifetime: 10,
@@ -299,8 +316,13 @@ impl Default for Config {
             py_autoreload_ignore: Vec::new(),
             touch_reload: Vec::new(),
             touch_chain_reload: Vec::new(),
+            touch_workers_reload: Vec::new(),
+            exit_on_reload: false,
             die_on_term: false,
             attach_daemon: Vec::new(),
+            hooks: Vec::new(),
+            crons: Vec::new(),
+            cron_harakiri: 0,
             stats: None,
             stats_http: false,
             stats_minified: false,

@@ -12,9 +12,11 @@
 
 mod argv;
 mod config;
+pub mod cron;
 mod daemon;
 mod error;
 mod expand;
+pub mod hooks;
 pub mod options;
 mod reader;
 mod resolve;

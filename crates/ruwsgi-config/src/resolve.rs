@@ -7,7 +7,9 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use crate::config::{Config, Mount, MountedApp, SocketProtocol, SocketSpec, StaticMap};
+use crate::cron;
 use crate::daemon;
+use crate::hooks::{self, HookPhase};
 use crate::expand;
 use crate::options::{self, Kind, OptionSpec, Status};
 use crate::{ConfigError, Entry, Origin};
@@ -81,9 +83,6 @@ pub(crate) fn resolve(entries: &[Entry]) -> Result<Resolved, ConfigError> {
                 if spec.name == "plugins" {
                     check_plugins(e, &value)?;
                 }
-                if spec.name == "hook-master-start" && value.split_whitespace().ne(GRACEFUL_TERM_HOOK.split(' ')) {
-                    return Err(bad(e, &value, &format!("only \"{GRACEFUL_TERM_HOOK}\" is supported")));
-                }
                 let notice = format!("{} = {value} is accepted and ignored: {reason}", e.key);
                 if !out.notices.contains(&notice) {
                     out.notices.push(notice);
@@ -116,10 +115,6 @@ pub(crate) fn resolve(entries: &[Entry]) -> Result<Resolved, ConfigError> {
 
 /// Distro-packaged configs always say `plugins = python3` (or `python`, `python312`, `http`);
 /// those are built in. Any other plugin would change behaviour we don't have, so it's an error.
-/// The Docker/Kubernetes idiom that makes uWSGI 2.0 stop gracefully on SIGTERM, which is
-/// what ruwsgi does anyway.
-const GRACEFUL_TERM_HOOK: &str = "unix_signal:15 gracefully_kill_them_all";
-
 fn check_plugins(e: &Entry, value: &str) -> Result<(), ConfigError> {
     for plugin in value.split([',', ' ']).filter(|p| !p.is_empty()) {
         let python = plugin.strip_prefix("python").is_some_and(|v| v.chars().all(|c| c.is_ascii_digit()));
@@ -307,6 +302,20 @@ fn apply(c: &mut Config, spec: &OptionSpec, e: &Entry, value: &str) -> Result<St
         "harakiri" => c.harakiri = num()?,
         "harakiri-verbose" => c.harakiri_verbose = flag,
         "harakiri-graceful-timeout" => c.harakiri_graceful_timeout = num()?,
+        "harakiri-graceful-signal" => {
+            c.harakiri_graceful_signal =
+                num().ok().filter(|n| (1..=31).contains(n)).ok_or_else(|| err("expected a signal number"))? as i32;
+        }
+        name if name.starts_with("hook-") || name.starts_with("exec-") => {
+            let (phase, exec) = HookPhase::from_option(name).ok_or_else(|| err("unknown hook phase"))?;
+            let hook = if exec { hooks::parse_exec(phase, value) } else { hooks::parse_hook(phase, value) };
+            c.hooks.push(hook.map_err(|m| err(&m))?);
+        }
+        "cron" | "unique-cron" => c.crons.push(cron::parse_cron(value, spec.name == "unique-cron").map_err(|m| err(&m))?),
+        "cron2" => c.crons.push(cron::parse_cron2(value).map_err(|m| err(&m))?),
+        "cron-harakiri" => c.cron_harakiri = num()?,
+        "exit-on-reload" => c.exit_on_reload = flag,
+        "touch-workers-reload" => c.touch_workers_reload.push(path()?),
         "log-maxsize" => c.log_maxsize = num()?,
         "log-backupname" => c.log_backupname = Some(path()?),
         "log-reopen" => c.log_reopen = flag,
@@ -589,6 +598,8 @@ mod tests {
             let value = match spec.name {
                 "smart-attach-daemon" | "smart-attach-daemon2" => "p.pid cmd",
                 "attach-daemon2" => "cmd=1",
+                "cron" | "unique-cron" => "-1 -1 -1 -1 -1 cmd",
+                name if name.starts_with("hook-") => "print:1",
                 _ => value,
             };
             resolve_one(spec.name, value).unwrap_or_else(|e| panic!("{}: {e}", spec.name));

@@ -80,13 +80,21 @@ fn argv_and_env_errors_name_their_source() {
 }
 
 #[test]
-fn graceful_sigterm_hook_is_accepted_and_other_hooks_are_not() {
-    let (_, notices) = run(&["--hook-master-start", "unix_signal:15 gracefully_kill_them_all"], &[]);
-    assert_eq!(notices.len(), 1, "{notices:?}");
-    assert!(notices[0].starts_with("hook-master-start = unix_signal:15 gracefully_kill_them_all is accepted"));
+fn hooks_parse_at_load_and_bad_actions_name_the_option() {
+    let (c, notices) = run(
+        &["--hook-master-start", "unix_signal:15 gracefully_kill_them_all", "--exec-pre-app", "python manage.py migrate"],
+        &[],
+    );
+    assert!(notices.is_empty(), "{notices:?}");
+    assert_eq!(c.hooks.len(), 2);
+    assert_eq!(c.hooks[1].action, ruwsgi_config::hooks::HookAction::Exec("python manage.py migrate".into()));
     assert_eq!(
-        error(&["--hook-master-start", "exec:touch /tmp/x"], &[]),
-        "--hook-master-start \"exec:touch /tmp/x\": only \"unix_signal:15 gracefully_kill_them_all\" is supported"
+        error(&["--hook-pre-app", "call:uwsgi_foo"], &[]),
+        "--hook-pre-app \"call:uwsgi_foo\": hook action \"call\" calls a C function of uWSGI or a plugin, which ruwsgi doesn't have: use exec: instead"
+    );
+    assert_eq!(
+        error(&["--cron", "* * * * * true"], &[]),
+        "--cron \"* * * * * true\": minute: expected a number, -1 (any) or -N (every N)"
     );
 }
 
