@@ -1,5 +1,5 @@
 //! Master crons (`cron`, `cron2`, `unique-cron`): the parsed entries and uWSGI's schedule
-//! rule (core/master_utils.c `uwsgi_cron_task_needs_execution`). Pure: the master's runner
+//! rule (`core/master_utils.c`, `uwsgi_cron_task_needs_execution`). Pure: the master's runner
 //! (`ruwsgi::master::cron`) asks `Cron::is_due` with the local time once a second.
 //!
 //! Each of the five fields is a number to match, or negative: `-1` matches any value and
@@ -53,7 +53,8 @@ pub struct Cron {
     pub harakiri: CronHarakiri,
 }
 
-const FIELDS: [(&str, i32, i32); 5] = [("minute", 0, 59), ("hour", 0, 23), ("day", 1, 31), ("month", 1, 12), ("week", 0, 7)];
+const FIELDS: [(&str, i32, i32); 5] =
+    [("minute", 0, 59), ("hour", 0, 23), ("day", 1, 31), ("month", 1, 12), ("week", 0, 7)];
 
 fn field(name: &str, text: &str, min: i32, max: i32) -> Result<i32, String> {
     let n: i32 = text.parse().map_err(|_| format!("{name}: expected a number, -1 (any) or -N (every N)"))?;

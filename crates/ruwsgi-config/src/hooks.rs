@@ -1,7 +1,7 @@
 //! uWSGI's hooks (`hook-PHASE = action:args`) and `exec-PHASE = command` options: the phases
 //! they run at and the parsed actions. Pure: the runtime (`ruwsgi::hooks`) runs them.
 //!
-//! uWSGI's action list is core/hooks.c's `uwsgi_register_base_hooks`. The common ones are
+//! uWSGI's action list is `uwsgi_register_base_hooks` in `core/hooks.c`. The common ones are
 //! supported; the ones that need a uWSGI subsystem ruwsgi doesn't have (`call*` run C
 //! functions of the uWSGI binary or its plugins, `rpc`, `alarm`, `mount`...) are refused
 //! here, so a config that uses them stops at start-up with a line naming the action.
@@ -43,11 +43,8 @@ impl HookPhase {
     /// The phase of a `hook-*`/`exec-*` option name, and whether it is an `exec-*` one.
     #[must_use]
     pub fn from_option(name: &str) -> Option<(Self, bool)> {
-        let (rest, exec) = if let Some(r) = name.strip_prefix("hook-") {
-            (r, false)
-        } else {
-            (name.strip_prefix("exec-")?, true)
-        };
+        let (rest, exec) =
+            if let Some(r) = name.strip_prefix("hook-") { (r, false) } else { (name.strip_prefix("exec-")?, true) };
         let phase = match rest {
             "asap" => Self::Asap,
             "pre-jail" => Self::PreJail,
@@ -85,6 +82,27 @@ impl HookPhase {
             Self::Accepting1Once => "accepting1-once",
             Self::MasterStart => "master-start",
         }
+    }
+
+    /// The option name of a hook of this phase: `hook-pre-app`, or `exec-pre-app`.
+    #[must_use]
+    pub fn option(self, exec: bool) -> String {
+        let suffix = match self {
+            Self::Asap => "asap",
+            Self::PreJail => "pre-jail",
+            Self::AsRoot => "as-root",
+            Self::AsUser => "as-user",
+            Self::AsUserAtexit => "as-user-atexit",
+            Self::PreApp => "pre-app",
+            Self::PostApp => "post-app",
+            Self::PostFork => "post-fork",
+            Self::Accepting => "accepting",
+            Self::Accepting1 => "accepting1",
+            Self::AcceptingOnce => "accepting-once",
+            Self::Accepting1Once => "accepting1-once",
+            Self::MasterStart => "master-start",
+        };
+        format!("{}-{suffix}", if exec { "exec" } else { "hook" })
     }
 
     /// A failure in this phase stops the instance (every phase but `as-user-atexit`).
@@ -411,5 +429,7 @@ mod tests {
         assert_eq!(HookPhase::from_option("exec-as-user-atexit"), Some((HookPhase::AsUserAtexit, true)));
         assert_eq!(HookPhase::from_option("exec-accepting"), None);
         assert_eq!(HookPhase::from_option("harakiri"), None);
+        assert_eq!(HookPhase::Accepting1Once.option(false), "hook-accepting1-once");
+        assert_eq!(HookPhase::AsUserAtexit.option(true), "exec-as-user-atexit");
     }
 }

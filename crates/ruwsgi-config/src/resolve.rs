@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use crate::config::{Config, Mount, MountedApp, SocketProtocol, SocketSpec, StaticMap};
 use crate::cron;
 use crate::daemon;
-use crate::hooks::{self, HookPhase};
 use crate::expand;
+use crate::hooks::{self, HookPhase};
 use crate::options::{self, Kind, OptionSpec, Status};
 use crate::{ConfigError, Entry, Origin};
 
@@ -311,7 +311,9 @@ fn apply(c: &mut Config, spec: &OptionSpec, e: &Entry, value: &str) -> Result<St
             let hook = if exec { hooks::parse_exec(phase, value) } else { hooks::parse_hook(phase, value) };
             c.hooks.push(hook.map_err(|m| err(&m))?);
         }
-        "cron" | "unique-cron" => c.crons.push(cron::parse_cron(value, spec.name == "unique-cron").map_err(|m| err(&m))?),
+        "cron" | "unique-cron" => {
+            c.crons.push(cron::parse_cron(value, spec.name == "unique-cron").map_err(|m| err(&m))?)
+        }
         "cron2" => c.crons.push(cron::parse_cron2(value).map_err(|m| err(&m))?),
         "cron-harakiri" => c.cron_harakiri = num()?,
         "exit-on-reload" => c.exit_on_reload = flag,

@@ -82,7 +82,12 @@ fn argv_and_env_errors_name_their_source() {
 #[test]
 fn hooks_parse_at_load_and_bad_actions_name_the_option() {
     let (c, notices) = run(
-        &["--hook-master-start", "unix_signal:15 gracefully_kill_them_all", "--exec-pre-app", "python manage.py migrate"],
+        &[
+            "--hook-master-start",
+            "unix_signal:15 gracefully_kill_them_all",
+            "--exec-pre-app",
+            "python manage.py migrate",
+        ],
         &[],
     );
     assert!(notices.is_empty(), "{notices:?}");

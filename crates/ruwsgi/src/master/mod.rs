@@ -12,8 +12,12 @@
 //! - SIGINT/SIGQUIT: immediate shutdown. SIGUSR1: stats to the log.
 //!
 //! Attached daemons (`daemons.rs`) are started after the workers; plain ones are stopped
-//! before a reload's exec and before exit, smart ones are left running.
+//! before a reload's exec and before exit, smart ones are left running. Crons (`cron.rs`)
+//! are started on the tick. The start-up hook phases (`asap`, `pre-jail`, `as-root`,
+//! `as-user`, `pre-app`, `post-app`, `master-start`) run here, in uWSGI's order, and
+//! `as-user-atexit` before every exit and reload exec.
 
+mod cron;
 mod daemons;
 mod fifo;
 pub mod logfile;
@@ -31,13 +35,16 @@ use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
+use ruwsgi_config::hooks::{HookAction, HookPhase, MasterAction};
 use ruwsgi_config::{Config, SocketProtocol};
 
+use crate::hooks::run_phase;
 use crate::net::listener::{self, Listener};
 use crate::scoreboard::{now_micros, Scoreboard};
-use crate::worker::{self, EXIT_NO_APP};
+use crate::worker::{self, EXIT_HOOK_FAILED, EXIT_NO_APP};
 use crate::wsgi::{self, App};
 
+use cron::Crons;
 use daemons::{Daemons, Reaped};
 use fifo::{FifoCommand, MasterFifo};
 use stats::StatsServer;
@@ -53,8 +60,9 @@ enum Harakiri {
     /// Nothing stuck.
     #[default]
     None,
-    /// Stuck: stacks requested and/or SIGTERM sent; SIGKILL at this instant.
-    KillAt(Instant),
+    /// Stuck: stacks requested and/or the graceful signal sent (the flag); SIGKILL at this
+    /// instant.
+    KillAt(Instant, bool),
     /// SIGKILL sent; waiting for the reap.
     Killed,
 }
@@ -72,6 +80,9 @@ struct WorkerProc {
     harakiri: Harakiri,
     /// The master already sent it SIGKILL for `evil-reload-on-rss`.
     evil_killed: bool,
+    /// Processes spawned in this slot by this master image (`hook-accepting-once` runs in
+    /// the first).
+    spawns: u64,
 }
 
 /// What the master is doing.
@@ -145,6 +156,12 @@ struct Master {
     log_file: Option<PathBuf>,
     /// `attach-daemon` and friends.
     daemons: Daemons,
+    /// `touch-workers-reload` files.
+    touch_workers: Vec<Touched>,
+    /// `cron`, `cron2`, `unique-cron`.
+    crons: Crons,
+    /// `hook-master-start = unix_signal:N function`: what these signals do instead.
+    signal_actions: Vec<(Signal, MasterAction)>,
 }
 
 /// Runs the whole server; returns the process exit code.
@@ -181,6 +198,10 @@ fn start(cfg: Config) -> Result<Master> {
     if reloaded {
         tracing::info!("*** this master was reloaded (pid: {}) ***", std::process::id());
     }
+    run_phase(&cfg.hooks, HookPhase::Asap)?;
+    if !reloaded {
+        run_phase(&cfg.hooks, HookPhase::PreJail)?;
+    }
     if let Some(dir) = &cfg.chdir {
         std::env::set_current_dir(dir).with_context(|| format!("chdir = {}", dir.display()))?;
         tracing::info!("chdir() to {}", dir.display());
@@ -216,15 +237,27 @@ fn start(cfg: Config) -> Result<Master> {
     }
     // As in uWSGI, Python is set up before `uid` switches user and the app loads after.
     wsgi::prepare_interpreter(&cfg)?;
+    // As uWSGI: the as-root and as-user phases run only when started as root.
+    let root = nix::unistd::getuid().is_root();
+    if root {
+        run_phase(&cfg.hooks, HookPhase::AsRoot).inspect_err(|_| cleanup_files(&cfg, &listeners))?;
+    }
     drop_privileges(&cfg)?;
+    if root {
+        run_phase(&cfg.hooks, HookPhase::AsUser).inspect_err(|_| cleanup_files(&cfg, &listeners))?;
+    }
     if cfg.daemonize2.is_none() {
         write_pidfiles(cfg.pidfile2.as_ref())?;
     }
     let app = if cfg.lazy_apps {
         None
     } else {
+        run_phase(&cfg.hooks, HookPhase::PreApp).inspect_err(|_| cleanup_files(&cfg, &listeners))?;
         match App::load(&cfg, cfg.processes, cfg.threads) {
-            Ok(app) => Some(app),
+            Ok(app) => {
+                run_phase(&cfg.hooks, HookPhase::PostApp).inspect_err(|_| cleanup_files(&cfg, &listeners))?;
+                Some(app)
+            }
             Err(e) => {
                 tracing::error!("--- no python application found, check your startup logs for errors ---");
                 cleanup_files(&cfg, &listeners);
@@ -251,8 +284,21 @@ fn start(cfg: Config) -> Result<Master> {
     }
     let board = Scoreboard::new().context("cannot map the scoreboard")?;
     board.board().started.store(now_micros(), Relaxed);
-    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&handled_signals()), None)?;
-    let signals = SignalFd::with_flags(&handled_signals(), SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)?;
+    // `hook-master-start = unix_signal:N function`: the master reads N from its signalfd too.
+    let signal_actions: Vec<(Signal, MasterAction)> = cfg
+        .hooks
+        .iter()
+        .filter_map(|h| match h.action {
+            HookAction::UnixSignal(n, action) => Some((Signal::try_from(n).ok()?, action)),
+            _ => None,
+        })
+        .collect();
+    let mut handled = handled_signals();
+    for (sig, _) in &signal_actions {
+        handled.add(*sig);
+    }
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&handled), None)?;
+    let signals = SignalFd::with_flags(&handled, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)?;
     let processes = cfg.processes.max(1) as usize;
     tracing::info!("spawned uWSGI master process (pid: {})", std::process::id());
     // As uWSGI: without `reload-mercy`, a daemon gets 3 s between its stop signal and SIGKILL.
@@ -262,6 +308,9 @@ fn start(cfg: Config) -> Result<Master> {
         workers: (0..processes).map(|_| WorkerProc::default()).collect(),
         touch_reload: cfg.touch_reload.iter().map(Touched::new).collect(),
         touch_chain: cfg.touch_chain_reload.iter().map(Touched::new).collect(),
+        touch_workers: cfg.touch_workers_reload.iter().map(Touched::new).collect(),
+        crons: Crons::new(&cfg.crons, cfg.cron_harakiri),
+        signal_actions,
         cfg,
         listeners,
         app,
@@ -278,6 +327,12 @@ fn start(cfg: Config) -> Result<Master> {
     };
     for id in 1..=processes {
         master.spawn(id)?;
+    }
+    if let Err(e) = run_phase(&master.cfg.hooks, HookPhase::MasterStart) {
+        tracing::error!("ruwsgi: {e:#}");
+        master.exit_code = 1;
+        master.shutdown(false, "a master-start hook failed");
+        return Ok(master);
     }
     master.daemons.supervise(Instant::now());
     Ok(master)
@@ -390,9 +445,11 @@ impl Master {
                 fifo.close_in_child();
             }
             slot.reset(std::process::id() as i32);
-            worker::run(id, &self.cfg, &self.listeners, self.app.as_ref(), self.board);
+            let first = self.workers[id - 1].spawns == 0;
+            worker::run(id, &self.cfg, &self.listeners, self.app.as_ref(), self.board, first);
         }
         let w = &mut self.workers[id - 1];
+        w.spawns += 1;
         w.pid = Some(Pid::from_raw(pid));
         w.spawned = Some(Instant::now());
         w.respawn_at = None;
@@ -418,7 +475,17 @@ impl Master {
             let fifo_ready = ready(fifo_at);
             drop(fds);
             while let Ok(Some(sig)) = self.signals.read_signal() {
-                match Signal::try_from(sig.ssi_signo as i32) {
+                let sig = Signal::try_from(sig.ssi_signo as i32);
+                if let Some((_, action)) = self.signal_actions.iter().find(|(s, _)| Ok(*s) == sig) {
+                    let why = format!("{} received", sig.map_or("signal", Signal::as_str));
+                    match action {
+                        MasterAction::GracefulShutdown => self.shutdown(true, &why),
+                        MasterAction::Shutdown => self.shutdown(false, &why),
+                        MasterAction::GracefulReload => self.reload(&why),
+                    }
+                    continue;
+                }
+                match sig {
                     Ok(Signal::SIGTERM) => self.shutdown(true, "SIGTERM received"),
                     Ok(Signal::SIGINT | Signal::SIGQUIT) => self.shutdown(false, "SIGINT/SIGQUIT received"),
                     Ok(Signal::SIGHUP) => self.reload("SIGHUP received"),
@@ -442,6 +509,7 @@ impl Master {
                 Phase::Running => {
                     self.respawn_due();
                     self.daemons.supervise(Instant::now());
+                    self.crons.tick();
                     self.check_evil_rss();
                     self.check_touched();
                     self.advance_chain();
@@ -450,6 +518,10 @@ impl Master {
                 Phase::Reloading { since, deadline } => {
                     let daemons_stopped = self.daemons.stopped(Instant::now());
                     if daemons_stopped && self.workers.iter().all(|w| w.pid.is_none()) {
+                        if self.cfg.exit_on_reload {
+                            tracing::info!("uWSGI: GAME OVER (insert coin)");
+                            return self.finish();
+                        }
                         self.exec_reload(since);
                     } else if Instant::now() >= deadline {
                         tracing::warn!("workers still running after worker-reload-mercy: killing them");
@@ -459,15 +531,7 @@ impl Master {
                 Phase::ShuttingDown { deadline } => {
                     let daemons_stopped = self.daemons.stopped(Instant::now());
                     if daemons_stopped && self.workers.iter().all(|w| w.pid.is_none()) {
-                        cleanup_files(&self.cfg, &self.listeners);
-                        if self.cfg.vacuum {
-                            self.stats.iter().for_each(stats::vacuum);
-                            if let Some(f) = &self.fifo {
-                                f.vacuum();
-                            }
-                        }
-                        tracing::info!("goodbye to uWSGI.");
-                        return self.exit_code;
+                        return self.finish();
                     }
                     if Instant::now() >= deadline {
                         tracing::warn!("workers still running after the mercy period: killing them");
@@ -478,13 +542,28 @@ impl Master {
         }
     }
 
+    /// Everything is stopped: run the atexit hooks, remove the files, say goodbye.
+    fn finish(&mut self) -> i32 {
+        // Not fatal: failures are only logged.
+        let _ = run_phase(&self.cfg.hooks, HookPhase::AsUserAtexit);
+        cleanup_files(&self.cfg, &self.listeners);
+        if self.cfg.vacuum {
+            self.stats.iter().for_each(stats::vacuum);
+            if let Some(f) = &self.fifo {
+                f.vacuum();
+            }
+        }
+        tracing::info!("goodbye to uWSGI.");
+        self.exit_code
+    }
+
     /// How long the next poll may wait: the tick, or less when a harakiri kill is due.
     fn poll_timeout(&self) -> Duration {
         let now = Instant::now();
         self.workers
             .iter()
             .filter_map(|w| match w.harakiri {
-                Harakiri::KillAt(t) => Some(t.saturating_duration_since(now)),
+                Harakiri::KillAt(t, _) => Some(t.saturating_duration_since(now)),
                 _ => None,
             })
             .chain(self.workers.iter().filter_map(|w| w.respawn_at.map(|t| t.saturating_duration_since(now))))
@@ -540,6 +619,8 @@ impl Master {
     /// All workers are gone: re-execute. On failure, carry on with the old image.
     fn exec_reload(&mut self, since: Instant) {
         tracing::info!("workers buried after {} seconds", since.elapsed().as_secs());
+        // Not fatal: failures are only logged.
+        let _ = run_phase(&self.cfg.hooks, HookPhase::AsUserAtexit);
         let err = reload::exec_self(&self.listeners, &self.start_cwd);
         tracing::error!("reload failed: {err:#}; carrying on with the current code");
         self.phase = Phase::Running;
@@ -548,6 +629,13 @@ impl Master {
             w.respawn_at = Some(now);
         }
         self.daemons.resume(now);
+    }
+
+    /// Workers-only graceful reload (`touch-workers-reload`, master-fifo `w`): each worker
+    /// finishes its requests and exits; the master respawns it (re-loading the app only
+    /// with `lazy-apps`).
+    fn reload_workers(&self) {
+        self.signal_all(Signal::SIGHUP);
     }
 
     fn signal_all(&self, sig: Signal) {
@@ -569,6 +657,9 @@ impl Master {
                 _ => continue,
             };
             let running = self.phase == Phase::Running;
+            if self.crons.reaped(pid) {
+                continue;
+            }
             let Some(index) = self.workers.iter().position(|w| w.pid == Some(pid)) else {
                 if self.daemons.reaped(pid, &how, running) == Reaped::ControlDied {
                     self.shutdown(true, "a control daemon died");
@@ -589,6 +680,12 @@ impl Master {
                     tracing::error!("worker {id} (pid: {pid}) could not load the app: shutting down");
                     self.exit_code = EXIT_NO_APP;
                     self.shutdown(true, "no app");
+                    continue;
+                }
+                Exit::Code(EXIT_HOOK_FAILED) if running => {
+                    tracing::error!("worker {id} (pid: {pid}): a hook failed: shutting down");
+                    self.exit_code = 1;
+                    self.shutdown(false, "FATAL hook failed, destroying instance");
                     continue;
                 }
                 Exit::Code(code) => {
@@ -639,8 +736,11 @@ impl Master {
         for index in 0..self.workers.len() {
             let w = &mut self.workers[index];
             let Some(pid) = w.pid else { continue };
-            if let Harakiri::KillAt(t) = w.harakiri {
+            if let Harakiri::KillAt(t, graceful) = w.harakiri {
                 if now >= t {
+                    if graceful {
+                        tracing::error!("*** HARAKIRI ON WORKER {} (pid: {pid}, try: 2, graceful: no) ***", index + 1);
+                    }
                     let _ = kill(pid, Signal::SIGKILL);
                     w.harakiri = Harakiri::Killed;
                 }
@@ -666,7 +766,11 @@ impl Master {
             if stuck.is_empty() {
                 continue;
             }
-            tracing::error!("*** HARAKIRI ON WORKER {id} (pid: {pid}, try: 1) ***");
+            let graceful = self.cfg.harakiri_graceful_timeout > 0;
+            tracing::error!(
+                "*** HARAKIRI ON WORKER {id} (pid: {pid}, try: 1, graceful: {}) ***",
+                if graceful { "yes" } else { "no" }
+            );
             tracing::error!("HARAKIRI !!! worker {id} status !!!");
             for (core, start) in &stuck {
                 tracing::error!(
@@ -684,15 +788,20 @@ impl Master {
                 let _ = kill(pid, Signal::SIGUSR2);
                 wait = TRACEBACK_GRACE;
             }
-            if self.cfg.harakiri_graceful_timeout > 0 {
-                let _ = kill(pid, Signal::SIGTERM);
+            if graceful {
+                let sig = self.cfg.harakiri_graceful_signal;
+                tracing::error!(
+                    "HARAKIRI: graceful termination attempt on worker {id} with signal {sig}. Next harakiri: {}",
+                    now_us / 1_000_000 + self.cfg.harakiri_graceful_timeout
+                );
+                let _ = Signal::try_from(sig).map(|s| kill(pid, s));
                 wait = wait.max(Duration::from_secs(self.cfg.harakiri_graceful_timeout));
             }
             if wait.is_zero() {
                 let _ = kill(pid, Signal::SIGKILL);
                 w.harakiri = Harakiri::Killed;
             } else {
-                w.harakiri = Harakiri::KillAt(now + wait);
+                w.harakiri = Harakiri::KillAt(now + wait, graceful);
             }
         }
     }
@@ -727,6 +836,11 @@ impl Master {
     fn check_touched(&mut self) {
         if let Some(t) = self.touch_reload.iter_mut().find_map(|t| t.changed().then(|| t.path.clone())) {
             self.reload(&format!("*** {} has been touched... grace them all !!! ***", t.display()));
+            return;
+        }
+        if let Some(t) = self.touch_workers.iter_mut().find_map(|t| t.changed().then(|| t.path.clone())) {
+            tracing::info!("*** {} has been touched... workers reload !!! ***", t.display());
+            self.reload_workers();
             return;
         }
         if let Some(t) = self.touch_chain.iter_mut().find_map(|t| t.changed().then(|| t.path.clone())) {
@@ -797,7 +911,7 @@ impl Master {
             }
             FifoCommand::ReloadWorkers => {
                 tracing::info!("master-fifo w: gracefully reloading workers");
-                self.signal_all(Signal::SIGHUP);
+                self.reload_workers();
             }
             FifoCommand::ChainReload => {
                 tracing::info!("master-fifo c: chain reload");

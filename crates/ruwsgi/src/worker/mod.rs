@@ -1,6 +1,8 @@
 //! A worker process: created by the master's fork, it restores its signal set-up, loads
 //! the app if `lazy-apps`, runs `threads` connection-loop threads (each attached to Python
-//! for its whole life), and exits when told to stop or when it must be recycled.
+//! for its whole life), and exits when told to stop or when it must be recycled. Its hook
+//! phases run on the main thread before the loop threads start: `post-fork`, then (with
+//! `lazy-apps`) `pre-app`/`post-app` around the app load, then the `accepting*` ones.
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
@@ -9,9 +11,11 @@ use std::time::{Duration, Instant};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, SigmaskHow};
+use ruwsgi_config::hooks::HookPhase;
 use ruwsgi_config::Config;
 use ruwsgi_proto::Limits;
 
+use crate::hooks::run_phase;
 use crate::log::LogPolicy;
 use crate::net::connection::{self, LoopContext, LoopSettings};
 use crate::net::listener::Listener;
@@ -21,6 +25,9 @@ use crate::wsgi::{self, App};
 
 /// Exit status of a process that could not load the app (uWSGI's `need-app` code).
 pub const EXIT_NO_APP: i32 = 22;
+/// Exit status of a worker whose fatal hook failed: the master stops the instance (ruwsgi's
+/// own code; uWSGI's worker signals the master instead).
+pub const EXIT_HOOK_FAILED: i32 = 23;
 
 /// Per-worker facts the connection loops use for bookkeeping and the request log.
 pub struct WorkerInfo {
@@ -55,14 +62,15 @@ impl WorkerInfo {
     }
 }
 
-/// Runs worker `id` in the freshly forked child. Never returns.
-pub fn run(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, board: Scoreboard) -> ! {
-    let code = serve(id, cfg, listeners, app, board);
+/// Runs worker `id` in the freshly forked child (`first`: its slot's first spawn by this
+/// master image). Never returns.
+pub fn run(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, board: Scoreboard, first: bool) -> ! {
+    let code = serve(id, cfg, listeners, app, board, first);
     wsgi::flush_std_streams();
     std::process::exit(code)
 }
 
-fn serve(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, board: Scoreboard) -> i32 {
+fn serve(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, board: Scoreboard, first: bool) -> i32 {
     let pid = std::process::id() as i32;
     // Written by a thread that serves request number `max_requests`, and by the signal
     // handlers below: either wakes the main loop.
@@ -80,15 +88,27 @@ fn serve(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, boa
         }
     };
 
+    if let Err(e) = run_phase(&cfg.hooks, HookPhase::PostFork) {
+        tracing::error!("worker {id} (pid: {pid}): {e:#}");
+        return EXIT_HOOK_FAILED;
+    }
     let loaded;
     let app = match app {
         Some(app) => app,
-        None => match App::load(cfg, cfg.processes, cfg.threads) {
-            Ok(app) => {
+        None => match run_phase(&cfg.hooks, HookPhase::PreApp).map(|()| App::load(cfg, cfg.processes, cfg.threads)) {
+            Err(e) => {
+                tracing::error!("worker {id} (pid: {pid}): {e:#}");
+                return EXIT_HOOK_FAILED;
+            }
+            Ok(Ok(app)) => {
                 loaded = app;
+                if let Err(e) = run_phase(&cfg.hooks, HookPhase::PostApp) {
+                    tracing::error!("worker {id} (pid: {pid}): {e:#}");
+                    return EXIT_HOOK_FAILED;
+                }
                 &loaded
             }
-            Err(e) => {
+            Ok(Err(e)) => {
                 tracing::error!("worker {id} (pid: {pid}): cannot load the app: {}", e.0);
                 return EXIT_NO_APP;
             }
@@ -152,6 +172,24 @@ fn serve(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, boa
             nix::unistd::getppid().as_raw(),
             started,
         );
+    }
+    // As uWSGI: `accepting` in every worker, `-once` only in a slot's first spawn, `1` only
+    // in worker 1.
+    let mut phases = vec![HookPhase::Accepting];
+    if first {
+        phases.push(HookPhase::AcceptingOnce);
+    }
+    if id == 1 {
+        phases.push(HookPhase::Accepting1);
+        if first {
+            phases.push(HookPhase::Accepting1Once);
+        }
+    }
+    for phase in phases {
+        if let Err(e) = run_phase(&cfg.hooks, phase) {
+            tracing::error!("worker {id} (pid: {pid}): {e:#}");
+            return EXIT_HOOK_FAILED;
+        }
     }
     let log_file = cfg.daemonize.as_ref().or(cfg.daemonize2.as_ref()).or(cfg.logto.as_ref());
     let stopping = AtomicBool::new(false);
