@@ -45,7 +45,12 @@ pub fn run_phase(hooks: &[Hook], phase: HookPhase) -> Result<()> {
                 tracing::error!("FATAL hook failed, destroying instance");
             }
             let shown = if hook.private { "(private hook)" } else { hook.text.as_str() };
-            anyhow::bail!("{} = \"{shown}\" failed: {why}", phase.option(hook.exec_option));
+            let option = phase.option(hook.exec_option);
+            if matches!(hook.action, HookAction::Exec(_)) {
+                // `why` (logged just above) is uWSGI's line with the exit code.
+                anyhow::bail!("{option} = \"{shown}\" failed: start-up stopped");
+            }
+            anyhow::bail!("{option} = \"{shown}\" failed: {why}");
         }
     }
     Ok(())
