@@ -35,9 +35,9 @@ fn worker_pid(log: &str, id: usize) -> i32 {
     let spawned = format!("spawned uWSGI worker {id} (pid: ");
     let respawned = format!("Respawned uWSGI worker {id} (new pid: ");
     log.lines()
+        .rev()
         .filter_map(|l| l.split(&spawned).nth(1).or_else(|| l.split(&respawned).nth(1)))
-        .filter_map(|rest| rest.split([',', ')']).next()?.parse().ok())
-        .last()
+        .find_map(|rest| rest.split([',', ')']).next()?.parse().ok())
         .unwrap_or_else(|| panic!("no pid for worker {id}:\n{log}"))
 }
 

@@ -312,7 +312,7 @@ fn apply(c: &mut Config, spec: &OptionSpec, e: &Entry, value: &str) -> Result<St
             c.hooks.push(hook.map_err(|m| err(&m))?);
         }
         "cron" | "unique-cron" => {
-            c.crons.push(cron::parse_cron(value, spec.name == "unique-cron").map_err(|m| err(&m))?)
+            c.crons.push(cron::parse_cron(value, spec.name == "unique-cron").map_err(|m| err(&m))?);
         }
         "cron2" => c.crons.push(cron::parse_cron2(value).map_err(|m| err(&m))?),
         "cron-harakiri" => c.cron_harakiri = num()?,
