@@ -148,6 +148,11 @@ const fn planned(name: &'static str, kind: Kind, help: &'static str) -> OptionSp
     row(name, &[], None, kind, false, "", Status::Planned, help)
 }
 
+/// A `hook-*` option (repeatable text, the action list of `HOOK_ACTIONS`).
+const fn hook(name: &'static str, help: &'static str) -> OptionSpec {
+    row(name, &[], None, Kind::Text, true, "", Status::SupportedWithDifference(HOOK_ACTIONS), help)
+}
+
 /// An option that won't be supported.
 const fn never(name: &'static str, reason: &'static str, help: &'static str) -> OptionSpec {
     row(name, &[], None, Kind::Text, false, "", Status::NotPlanned(reason), help)
@@ -171,6 +176,7 @@ const PYTHON_ONLY: &str = "ruwsgi serves WSGI apps only";
 const NO_LOOP: &str = "ruwsgi runs threads, not async loop engines";
 const BUILT_IN: &str = "ruwsgi has Python built in";
 const ALWAYS: &str = "ruwsgi always behaves this way";
+const HOOK_ACTIONS: &str = "`call*` (C functions of uWSGI or a plugin), `mount`, `umount`, `hostname`, `alarm`, `rpc`, `retryrpc`, `wait_for_socket` and `spinningfifo` are refused at start-up; a failing hook in a worker stops the whole instance";
 const NO_PROCNAME: &str = "ruwsgi does not rename its processes";
 
 /// Every option, once. Order = `--help`, `--show-config` and docs order.
@@ -286,19 +292,19 @@ pub static OPTIONS: &[OptionSpec] = &[
     planned("die-on-idle", Bool, "exit when idle"),
     row("die-on-term", &[], None, Bool, false, "false", SupportedWithDifference(
         "SIGTERM always shuts down gracefully in ruwsgi, as in uWSGI 2.1"), "shut down on SIGTERM"),
-    list("hook-asap", Text, "run a hook action (`action:args`, e.g. `exec:cmd`, `mkdir:dir`) as soon as the config is read"),
-    list("hook-pre-jail", Text, "run a hook action at the first start only (not after a reload)"),
-    list("hook-as-root", Text, "run a hook action before privileges drop (only when started as root)"),
-    list("hook-as-user", Text, "run a hook action after privileges drop (only when started as root)"),
-    list("hook-as-user-atexit", Text, "run a hook action before the master exits or reloads (failures only logged)"),
-    list("hook-pre-app", Text, "run a hook action before the app loads (in each worker with `lazy-apps`)"),
-    list("hook-post-app", Text, "run a hook action after the app loaded (in each worker with `lazy-apps`)"),
-    list("hook-post-fork", Text, "run a hook action in each worker right after its fork"),
-    list("hook-accepting", Text, "run a hook action in each worker when it starts accepting"),
-    list("hook-accepting1", Text, "run a hook action in worker 1 when it starts accepting"),
-    list("hook-accepting-once", Text, "run a hook action in each worker when it first starts accepting (not on respawns)"),
-    list("hook-accepting1-once", Text, "run a hook action in worker 1 when it first starts accepting (not on respawns)"),
-    list("hook-master-start", Text, "run a hook action when the master starts (`unix_signal:N function` maps a signal)"),
+    hook("hook-asap", "run a hook action (`action:args`, e.g. `exec:cmd`, `mkdir:dir`) as soon as the config is read"),
+    hook("hook-pre-jail", "run a hook action at the first start only (not after a reload)"),
+    hook("hook-as-root", "run a hook action before privileges drop (only when started as root)"),
+    hook("hook-as-user", "run a hook action after privileges drop (only when started as root)"),
+    hook("hook-as-user-atexit", "run a hook action before the master exits or reloads (failures only logged)"),
+    hook("hook-pre-app", "run a hook action before the app loads (in each worker with `lazy-apps`)"),
+    hook("hook-post-app", "run a hook action after the app loaded (in each worker with `lazy-apps`)"),
+    hook("hook-post-fork", "run a hook action in each worker right after its fork"),
+    hook("hook-accepting", "run a hook action in each worker when it starts accepting"),
+    hook("hook-accepting1", "run a hook action in worker 1 when it starts accepting"),
+    hook("hook-accepting-once", "run a hook action in each worker when it first starts accepting (not on respawns)"),
+    hook("hook-accepting1-once", "run a hook action in worker 1 when it first starts accepting (not on respawns)"),
+    hook("hook-master-start", "run a hook action when the master starts (`unix_signal:N function` maps a signal)"),
     list("exec-asap", Text, "run a command (`/bin/sh -c`) as soon as the config is read; failure stops start-up"),
     list("exec-pre-jail", Text, "run a command at the first start only (not after a reload); failure stops start-up"),
     list("exec-as-root", Text, "run a command before privileges drop (only when started as root); failure stops start-up"),

@@ -682,6 +682,9 @@ impl Master {
                     self.shutdown(true, "no app");
                     continue;
                 }
+                // Differs from uWSGI: a fatal hook failure in a worker stops the whole
+                // instance here, where uWSGI's worker SIGINTs the master (or, for a lazy
+                // worker's `exec-*`, exits and is respawned in a loop).
                 Exit::Code(EXIT_HOOK_FAILED) if running => {
                     tracing::error!("worker {id} (pid: {pid}): a hook failed: shutting down");
                     self.exit_code = 1;
