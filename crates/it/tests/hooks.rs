@@ -178,7 +178,7 @@ fn a_failing_exec_pre_app_stops_start_up() {
     assert_eq!(code, Some(1), "{log}");
     assert!(log.contains("migrating\n"), "the command's output is in the log:\n{log}");
     assert!(log.contains("command \"echo migrating; exit 4\" exited with non-zero code: 4"), "{log}");
-    assert!(log.contains("ruwsgi: exec-pre-app = \"echo migrating; exit 4\" failed: start-up stopped"), "{log}");
+    assert!(log.contains("ruwsgi: exec-pre-app = \"echo migrating; exit 4\" failed\n"), "{log}");
     assert!(!log.contains("spawned uWSGI worker"), "no worker starts:\n{log}");
 }
 

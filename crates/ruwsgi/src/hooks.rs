@@ -48,7 +48,7 @@ pub fn run_phase(hooks: &[Hook], phase: HookPhase) -> Result<()> {
             let option = phase.option(hook.exec_option);
             if matches!(hook.action, HookAction::Exec(_)) {
                 // `why` (logged just above) is uWSGI's line with the exit code.
-                anyhow::bail!("{option} = \"{shown}\" failed: start-up stopped");
+                anyhow::bail!("{option} = \"{shown}\" failed");
             }
             anyhow::bail!("{option} = \"{shown}\" failed: {why}");
         }
@@ -227,10 +227,11 @@ mod tests {
     #[test]
     fn a_failing_command_fails_a_fatal_phase_only() {
         let err = run_phase(&[hook("exec:exit 3")], HookPhase::PreApp).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "hook-pre-app = \"exec:exit 3\" failed: command \"exit 3\" exited with non-zero code: 3"
-        );
+        assert_eq!(err.to_string(), "hook-pre-app = \"exec:exit 3\" failed");
+        let err = run_phase(&[hook("mkdir:/nonexistent/x/y")], HookPhase::PreApp).unwrap_err();
+        assert!(err
+            .to_string()
+            .starts_with("hook-pre-app = \"mkdir:/nonexistent/x/y\" failed: mkdir() /nonexistent/x/y: "));
         let atexit = parse_hook(HookPhase::AsUserAtexit, "exec:exit 3").unwrap();
         assert!(run_phase(&[atexit], HookPhase::AsUserAtexit).is_ok());
         assert!(run_phase(&[hook("safeexec:exit 3")], HookPhase::PreApp).is_ok());

@@ -67,11 +67,13 @@ impl Crons {
 
     /// Starts the due commands and kills the ones past their harakiri.
     pub fn tick(&mut self) {
-        if self.jobs.is_empty() {
-            return;
+        if !self.jobs.is_empty() {
+            self.tick_at(epoch(), &local_time());
         }
-        let now = epoch();
-        let time = local_time();
+    }
+
+    /// `tick` at epoch second `now`, local time `time`.
+    fn tick_at(&mut self, now: i64, time: &CronTime) {
         for job in &mut self.jobs {
             if let (Some(pid), Some(deadline)) = (job.pid, job.harakiri_at) {
                 if now > deadline {
@@ -83,7 +85,7 @@ impl Crons {
             if job.spec.unique && job.pid.is_some() {
                 continue;
             }
-            if !job.spec.is_due(&time) || now - job.last_start < 60 {
+            if !job.spec.is_due(time) || now - job.last_start < 60 {
                 continue;
             }
             job.last_start = now;
@@ -125,4 +127,58 @@ fn spawn(command: &str) -> std::io::Result<Pid> {
     let child = cmd.spawn()?;
     // The `Child` handle only holds the pid: the master's reap loop collects the exit.
     Ok(Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::sys::wait::{waitpid, WaitStatus};
+    use ruwsgi_config::cron::parse_cron;
+
+    fn reap(crons: &mut Crons, pid: Pid) {
+        assert!(matches!(waitpid(pid, None), Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..))));
+        assert!(crons.reaped(pid));
+    }
+
+    #[test]
+    fn a_unique_cron_waits_for_its_run_and_any_cron_starts_once_a_minute() {
+        let specs =
+            [parse_cron("-1 -1 -1 -1 -1 sleep 30", true).unwrap(), parse_cron("-1 -1 -1 -1 -1 true", false).unwrap()];
+        let mut crons = Crons::new(&specs, 0);
+        let time = CronTime { minute: 0, hour: 0, day: 1, month: 1, week: 0 };
+        crons.tick_at(1000, &time);
+        let (sleeper, quick) = (crons.jobs[0].pid.unwrap(), crons.jobs[1].pid.unwrap());
+        reap(&mut crons, quick);
+        // Within the minute: nothing starts again.
+        crons.tick_at(1030, &time);
+        assert_eq!(crons.jobs[1].pid, None);
+        // A minute later the plain one runs again; the unique one still runs, so it doesn't.
+        crons.tick_at(1060, &time);
+        assert_eq!(crons.jobs[0].pid, Some(sleeper));
+        let quick = crons.jobs[1].pid.expect("started again");
+        reap(&mut crons, quick);
+        // Once its run is gone, the unique one starts on the next due tick.
+        killpg(sleeper, Signal::SIGKILL).unwrap();
+        reap(&mut crons, sleeper);
+        crons.tick_at(1061, &time);
+        let again = crons.jobs[0].pid.expect("unique cron started again");
+        assert_ne!(again, sleeper);
+        killpg(again, Signal::SIGKILL).unwrap();
+        reap(&mut crons, again);
+        assert!(!crons.reaped(again), "a pid is reaped once");
+    }
+
+    #[test]
+    fn harakiri_kills_the_process_group_after_its_seconds() {
+        let mut spec = parse_cron("-1 -1 -1 -1 -1 sleep 30", false).unwrap();
+        spec.harakiri = CronHarakiri::Seconds(5);
+        let mut crons = Crons::new(&[spec], 0);
+        let time = CronTime { minute: 7, hour: 0, day: 1, month: 1, week: 0 };
+        crons.tick_at(1000, &time);
+        let pid = crons.jobs[0].pid.unwrap();
+        crons.tick_at(1005, &time);
+        assert_eq!(crons.jobs[0].harakiri_at, Some(1005), "not yet");
+        crons.tick_at(1006, &time);
+        assert_eq!(waitpid(pid, None), Ok(WaitStatus::Signaled(pid, Signal::SIGKILL, false)));
+    }
 }
