@@ -1,6 +1,7 @@
 //! Turns the assembled `(name, value, origin)` list into the typed `Config`: expands
 //! `%(name)` placeholders, checks every name against the option table, parses values, and
-//! records the notices for ignored options. Pure: no I/O.
+//! records the notices for ignored options and the warnings for unknown keys and
+//! not-implemented options. Pure: no I/O.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
@@ -18,6 +19,9 @@ pub(crate) struct Resolved {
     pub config: Config,
     /// One-line notices for accepted-and-ignored options, deduplicated, in order.
     pub notices: Vec<String>,
+    /// One-line warnings, one per name: an unknown key nothing uses, or a uWSGI option ruwsgi
+    /// doesn't implement (what will be different). Without the `WARNING: ` prefix.
+    pub warnings: Vec<String>,
     /// Supported options as set, canonical name and normalised value, in order.
     pub shown: Vec<(&'static OptionSpec, String)>,
 }
@@ -52,30 +56,44 @@ pub(crate) fn resolve(entries: &[Entry]) -> Result<Resolved, ConfigError> {
         .find(|e| options::find(&e.key).is_some_and(|o| o.name == "strict"))
         .is_some_and(|e| parse_bool(&e.value));
 
-    let mut out = Resolved { config: Config::default(), notices: Vec::new(), shown: Vec::new() };
+    let mut out = Resolved { config: Config::default(), notices: Vec::new(), warnings: Vec::new(), shown: Vec::new() };
+    // Names already warned about: one warning per option, at its first occurrence.
+    let mut warned = HashSet::new();
     for e in entries {
         let value = expand::expand_placeholders(&e.value, &values)
             .map_err(|err| crate::reader::expand_error(err, &e.key, &e.origin))?;
         let Some(spec) = options::find(&e.key) else {
-            // Differs from uWSGI: there every unknown key silently becomes a placeholder. Here
-            // a custom key must be used as `%(key)` somewhere, so a typo can't vanish; under
-            // `strict` only `set-placeholder` defines placeholders. Unknown `UWSGI_*` variables
-            // only provide placeholders (uWSGI itself sets some, e.g. `UWSGI_RELOADS`).
-            if matches!(e.origin, Origin::Env { .. }) || (!strict && referenced.contains(&options::normalise(&e.key))) {
+            // As in uWSGI, a key that is no option is a custom placeholder. Unknown `UWSGI_*`
+            // variables only provide placeholders (uWSGI itself sets some, e.g. `UWSGI_RELOADS`).
+            if matches!(e.origin, Origin::Env { .. }) {
                 continue;
             }
-            return Err(ConfigError::UnknownOption {
-                origin: e.origin.clone(),
-                name: e.key.clone(),
-                suggestion: options::suggest(&e.key).map(str::to_owned),
-            });
+            let suggestion = options::suggest(&e.key).map(str::to_owned);
+            // uWSGI's strict mode: every key must be an option; placeholders come from
+            // `set-placeholder`.
+            if strict {
+                return Err(ConfigError::StrictUnknown { origin: e.origin.clone(), name: e.key.clone(), suggestion });
+            }
+            // Differs from uWSGI: a key nothing uses as `%(key)` is most likely a typo, so it
+            // gets a warning (uWSGI is silent).
+            if !referenced.contains(&options::normalise(&e.key)) && warned.insert(options::normalise(&e.key)) {
+                let hint = suggestion.map(|s| format!(" (did you mean \"{s}\"?)")).unwrap_or_default();
+                out.warnings.push(format!("{}: unknown option \"{}\" ignored{hint}", e.origin, e.key));
+            }
+            continue;
         };
         match spec.status {
-            Status::Planned => {
-                return Err(ConfigError::NotYetSupported { origin: e.origin.clone(), name: e.key.clone() });
+            Status::NotImplemented(differs) => {
+                if strict {
+                    return Err(ConfigError::NotImplemented { origin: e.origin.clone(), name: e.key.clone(), differs });
+                }
+                if warned.insert(spec.name.to_owned()) {
+                    out.warnings
+                        .push(format!("{}: option \"{}\" is not implemented by ruwsgi: {differs}", e.origin, e.key));
+                }
             }
-            Status::NotPlanned(reason) => {
-                return Err(ConfigError::NotPlanned { origin: e.origin.clone(), name: e.key.clone(), reason });
+            Status::Refused(reason) => {
+                return Err(ConfigError::Refused { origin: e.origin.clone(), name: e.key.clone(), reason });
             }
             Status::IgnoredWithNotice(reason) => {
                 if spec.name == "plugins" {
@@ -391,8 +409,8 @@ fn apply(c: &mut Config, spec: &OptionSpec, e: &Entry, value: &str) -> Result<St
 }
 
 /// `--show-config`: `name = value` lines in option-table order; repeatable options print every
-/// value, the others the last one, skipping values equal to uWSGI's default. Notices follow as
-/// `#` comments.
+/// value, the others the last one, skipping values equal to uWSGI's default. Notices and
+/// warnings follow as `#` comments.
 pub(crate) fn render_show_config(resolved: &Resolved) -> String {
     let mut out = String::new();
     for spec in options::OPTIONS {
@@ -408,6 +426,9 @@ pub(crate) fn render_show_config(resolved: &Resolved) -> String {
     }
     for n in &resolved.notices {
         let _ = writeln!(out, "# {n}");
+    }
+    for w in &resolved.warnings {
+        let _ = writeln!(out, "# WARNING: {w}");
     }
     out
 }
@@ -525,15 +546,82 @@ mod tests {
     }
 
     #[test]
-    fn unknown_key_is_a_placeholder_only_when_used() {
+    fn unknown_key_is_a_placeholder_with_a_warning_when_unused() {
         let r = resolve(&[entry("base", "/srv"), entry("chdir", "%(base)/app")]).unwrap();
         assert_eq!(r.config.chdir, Some(PathBuf::from("/srv/app")));
-        let e = resolve(&[entry("base", "/srv")]).unwrap_err();
-        assert!(matches!(e, ConfigError::UnknownOption { .. }));
+        assert_eq!(r.warnings, Vec::<String>::new(), "a used placeholder is no typo");
+        let r = resolve(&[entry("vaccum", "true"), entry("base_dir", "/srv"), entry("vaccum", "1")]).unwrap();
+        assert_eq!(
+            r.warnings,
+            [
+                "t.ini:1: unknown option \"vaccum\" ignored (did you mean \"vacuum\"?)",
+                "t.ini:1: unknown option \"base_dir\" ignored",
+            ],
+            "one warning per name"
+        );
+        assert!(!r.config.vacuum);
+    }
+
+    #[test]
+    fn strict_refuses_unknown_keys_even_as_placeholders() {
         let e = resolve(&[entry("strict", "true"), entry("base", "/srv"), entry("chdir", "%(base)")]).unwrap_err();
-        assert!(matches!(e, ConfigError::UnknownOption { .. }));
+        assert!(matches!(e, ConfigError::StrictUnknown { .. }));
+        let e = resolve(&[entry("strict", "1"), entry("vaccum", "true")]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "t.ini:1: unknown option \"vaccum\" (did you mean \"vacuum\"?): strict mode allows only real options \
+             (define placeholders with set-placeholder)"
+        );
         let r = resolve(&[entry("strict", "true"), entry("set-ph", "base=/srv"), entry("chdir", "%(base)")]).unwrap();
         assert_eq!(r.config.chdir, Some(PathBuf::from("/srv")));
+        // `strict = false` is not strict.
+        assert!(resolve(&[entry("strict", "false"), entry("vaccum", "true")]).is_ok());
+    }
+
+    #[test]
+    fn not_implemented_options_warn_and_strict_refuses_them() {
+        let r = resolve(&[entry("cron", "-1 -1 -1 -1 -1 date"), entry("idle", "30"), entry("cron", "x")]).unwrap();
+        assert_eq!(
+            r.warnings,
+            [
+                "t.ini:1: option \"cron\" is not implemented by ruwsgi: the command does not run",
+                "t.ini:1: option \"idle\" is not implemented by ruwsgi: it is ignored",
+            ]
+        );
+        // A name only the generated list knows gets its group's text.
+        let r = resolve(&[entry("cron2", "minute=5,cmd")]).unwrap();
+        assert_eq!(r.warnings, ["t.ini:1: option \"cron2\" is not implemented by ruwsgi: the command does not run"]);
+        let e = resolve(&[entry("strict", "true"), entry("cron", "x")]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "t.ini:1: option \"cron\" is not implemented by ruwsgi (the command does not run): strict mode refuses it"
+        );
+        assert!(resolve(&[entry("strict", "true"), entry("honour-stdin", "true")]).is_err());
+    }
+
+    #[test]
+    fn refused_options_are_errors_without_strict() {
+        for name in ["chroot", "https", "fastcgi-socket", "route-run", "ssl-socket", "unshare2", "xml", "protocol"] {
+            let e = resolve_one(name, "x").unwrap_err();
+            assert!(matches!(e, ConfigError::Refused { .. }), "{name}: {e}");
+            assert!(
+                e.to_string().starts_with(&format!(
+                    "t.ini:1: option \"{name}\" is not implemented by ruwsgi and can't be ignored: "
+                )),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn show_config_lists_warnings_as_comments() {
+        let r = resolve(&[entry("processes", "2"), entry("vaccum", "true"), entry("cron", "x")]).unwrap();
+        assert_eq!(
+            render_show_config(&r),
+            "processes = 2\n\
+             # WARNING: t.ini:1: unknown option \"vaccum\" ignored (did you mean \"vacuum\"?)\n\
+             # WARNING: t.ini:1: option \"cron\" is not implemented by ruwsgi: the command does not run\n"
+        );
     }
 
     #[test]

@@ -20,7 +20,7 @@ fn args(a: &[&str]) -> Vec<String> {
 
 fn run(a: &[&str], vars: &[(&str, &str)]) -> (Config, Vec<String>) {
     match load_with_env(&args(a), &env_with(vars)) {
-        Ok(Command::Run { config, notices }) => (config, notices),
+        Ok(Command::Run { config, notices, .. }) => (config, notices),
         other => panic!("expected Run, got {other:?}"),
     }
 }
