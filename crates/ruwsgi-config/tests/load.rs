@@ -72,11 +72,31 @@ fn argv_and_env_errors_name_their_source() {
     assert_eq!(error(&["--harakiri=30s"], &[]), "--harakiri \"30s\": expected a whole number of seconds");
     assert_eq!(error(&[], &[("UWSGI_PROCESSES", "four")]), "UWSGI_PROCESSES=\"four\": expected a whole number");
     assert_eq!(error(&["--ini", "nope.ini"], &[]), "--ini \"nope.ini\": file not found");
+    assert!(error(&["--route", "^/x$ break:403"], &[])
+        .starts_with("argument 1: option \"route\" is not implemented by ruwsgi and can't be ignored: "),);
     assert_eq!(
-        error(&["--route", "^/x$ break:403"], &[]),
-        "argument 1: option \"route\" is not supported yet (planned)"
+        error(&["--strict", "--cron", "x"], &[]),
+        "argument 2: option \"cron\" is not implemented by ruwsgi (the command does not run): strict mode refuses it"
     );
     assert_eq!(error(&["--for", "a"], &[]), "argument 1: --for is only valid in config files");
+}
+
+#[test]
+fn not_implemented_options_from_every_source_warn() {
+    let warnings = |a: &[&str], vars: &[(&str, &str)]| match load_with_env(&args(a), &env_with(vars)) {
+        Ok(Command::Run { warnings, .. }) => warnings,
+        other => panic!("expected Run, got {other:?}"),
+    };
+    assert_eq!(
+        warnings(&["--honour-stdin", "--cron2", "minute=5,cmd"], &[("UWSGI_IDLE", "30"), ("UWSGI_PROJECT", "x")]),
+        [
+            "environment variable UWSGI_IDLE: option \"idle\" is not implemented by ruwsgi: it is ignored",
+            "argument 1: option \"honour-stdin\" is not implemented by ruwsgi: it is ignored",
+            "argument 2: option \"cron2\" is not implemented by ruwsgi: the command does not run",
+        ],
+        "an unknown UWSGI_* variable only provides a placeholder, silently"
+    );
+    assert_eq!(error(&["--vaccum"], &[]), "argument 1: unknown option \"vaccum\" (did you mean \"vacuum\"?)");
 }
 
 #[test]
