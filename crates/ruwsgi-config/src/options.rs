@@ -225,7 +225,7 @@ pub static OPTIONS: &[OptionSpec] = &[
     planned("if-reload", Logic, "keep the lines up to `endif` on reload"),
     planned("if-not-reload", Logic, "keep the lines up to `endif` on first start"),
     s("endif", Logic, "", "end an `if-*` block"),
-    s("strict", Bool, "false", "unknown option names are errors even when used as placeholders"),
+    s("strict", Bool, "false", "keys that are not options (even used as placeholders) and not-implemented options are errors"),
     // --- sockets
     row("http", &[], None, Address, true, "", SupportedWithDifference(
         "served by the workers themselves like `http-socket`; there is no separate HTTP router process"),
