@@ -94,17 +94,32 @@ pub(crate) static GROUPS: &[Group] = &[
 /// The group of a generated name.
 #[must_use]
 pub(crate) fn group_of(name: &str) -> Option<&'static Group> {
-    let (_, group, _, _) = UWSGI_NAMES.iter().find(|(n, ..)| *n == name)?;
+    let (_, group, ..) = UWSGI_NAMES.iter().find(|(n, ..)| *n == name)?;
     GROUPS.iter().find(|g| g.name == *group)
 }
 
-/// The generated names the main table doesn't list, as table rows (built once).
+/// The main table's row for a name or alias.
+fn listed(name: &str) -> Option<&'static OptionSpec> {
+    OPTIONS.iter().find(|o| o.name == name || o.aliases.contains(&name))
+}
+
+/// The row for a uWSGI name the main table doesn't list: the main table's row when uWSGI
+/// says it is another name of a listed option (`chmod` is `chmod-socket`), else its group's.
+/// `name` has `_` as `-` already; the two uWSGI names with a `_` match either way.
+pub(crate) fn find(name: &str) -> Option<&'static OptionSpec> {
+    let same =
+        |n: &str| n.len() == name.len() && n.bytes().zip(name.bytes()).all(|(a, b)| a == b || (a == b'_' && b == b'-'));
+    let (_, _, _, _, alias_of) = UWSGI_NAMES.iter().find(|(n, ..)| same(n))?;
+    alias_of.and_then(listed).or_else(|| ROWS.iter().find(|o| same(o.name)))
+}
+
+/// The generated names the main table doesn't list, as table rows (built once); names that
+/// are another name of a listed option have no row of their own.
 static ROWS: LazyLock<Vec<OptionSpec>> = LazyLock::new(|| {
-    let listed = |n: &str| OPTIONS.iter().any(|o| o.name == n || o.aliases.contains(&n));
     UWSGI_NAMES
         .iter()
-        .filter(|(name, ..)| !listed(name))
-        .filter_map(|&(name, group, arg, short)| {
+        .filter(|(name, .., alias_of)| listed(name).is_none() && alias_of.and_then(listed).is_none())
+        .filter_map(|&(name, group, arg, short, _)| {
             let group = GROUPS.iter().find(|g| g.name == group)?;
             // A flag or an optional value reads like a bool on the command line: `--name` alone
             // takes no value and `--name=value` still works.

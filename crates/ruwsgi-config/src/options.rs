@@ -485,11 +485,7 @@ pub static OPTIONS: &[OptionSpec] = &[
 #[must_use]
 pub fn find(name: &str) -> Option<&'static OptionSpec> {
     let name = normalise(name);
-    OPTIONS
-        .iter()
-        .find(|o| o.name == name || o.aliases.contains(&name.as_str()))
-        // Two uWSGI names have a `_` (`pivot_root`, `start_response-nodelay`).
-        .or_else(|| crate::groups::rows().iter().find(|o| o.name.len() == name.len() && normalise(o.name) == name))
+    OPTIONS.iter().find(|o| o.name == name || o.aliases.contains(&name.as_str())).or_else(|| crate::groups::find(&name))
 }
 
 /// The row for a one-letter command-line alias.
@@ -497,7 +493,7 @@ pub fn find(name: &str) -> Option<&'static OptionSpec> {
 pub fn find_short(c: char) -> Option<&'static OptionSpec> {
     // uWSGI's letters for options whose main-table row gives none (`-Q` is `spooler`) too.
     OPTIONS.iter().find(|o| o.short == Some(c)).or_else(|| {
-        let (name, ..) = crate::uwsgi_names::UWSGI_NAMES.iter().find(|(.., short)| *short == Some(c))?;
+        let (name, ..) = crate::uwsgi_names::UWSGI_NAMES.iter().find(|(_, _, _, short, _)| *short == Some(c))?;
         find(name)
     })
 }
@@ -640,22 +636,30 @@ pub fn render_markdown() -> String {
     out
 }
 
-/// The refusal list: every refused option and group with its reason.
+/// The refusal list: every refused option and group, by reason.
 fn render_refused(out: &mut String) {
     out.push_str(
         "\n## Refused options\n\n\
          Ignoring these would leave the server unsafe or silently wrong, so start-up stops with one\n\
          line naming the option, even without `strict`:\n\n",
     );
+    let mut by_reason: Vec<(&str, Vec<String>)> = Vec::new();
+    let mut add = |why: &'static str, what: String| match by_reason.iter_mut().find(|(r, _)| *r == why) {
+        Some((_, list)) => list.push(what),
+        None => by_reason.push((why, vec![what])),
+    };
     for o in OPTIONS {
         if let Status::Refused(why) = o.status {
-            let _ = writeln!(out, "- `{}`: {why}.", o.name);
+            add(why, format!("`{}`", o.name));
         }
     }
     for g in crate::groups::GROUPS {
         if let Status::Refused(why) = g.status {
-            let _ = writeln!(out, "- every option of the *{}* group below ({}): {why}.", g.name, g.about);
+            add(why, format!("the [{}](#{}) group below ({})", g.name, g.name, g.about));
         }
+    }
+    for (why, what) in by_reason {
+        let _ = writeln!(out, "- {}: {why}.", what.join(", "));
     }
     out.push_str(
         "- `need-app = false`: uWSGI would serve without an app (\"full dynamic mode\"), which ruwsgi\n  \
@@ -672,8 +676,21 @@ fn render_other_options(out: &mut String) {
     out.push_str(
         "\n## Every other uWSGI option\n\n\
          The names of uWSGI 2.0 (core and the plugins built into the PyPI package) that the table above\n\
-         doesn't list, generated from uWSGI's sources by `scripts/gen-uwsgi-names`. Each group has one\n\
-         status; a not-implemented option starts the server with a warning saying what is different.\n",
+         doesn't list, generated from uWSGI's sources by `scripts/gen-uwsgi-names`. These are other names\n\
+         of options in the table, and behave as them:\n\n",
+    );
+    let other_names: Vec<String> = crate::uwsgi_names::UWSGI_NAMES
+        .iter()
+        .filter(|(name, ..)| OPTIONS.iter().all(|o| o.name != *name && !o.aliases.contains(name)))
+        .filter_map(|(name, ..)| {
+            let main = crate::groups::find(name).filter(|o| OPTIONS.iter().any(|m| std::ptr::eq(m, *o)))?;
+            Some(format!("`{name}` (`{}`)", main.name))
+        })
+        .collect();
+    let _ = writeln!(out, "{}.", other_names.join(", "));
+    out.push_str(
+        "\nThe others are in groups, each with one status; a not-implemented option starts the server\n\
+         with a warning saying what is different.\n",
     );
     for g in crate::groups::GROUPS {
         let names: Vec<String> = crate::groups::rows()
@@ -754,12 +771,16 @@ mod tests {
         ] {
             assert!(find(name).is_some(), "{name} is a uWSGI 2.0 option");
         }
-        for (name, ..) in crate::uwsgi_names::UWSGI_NAMES {
+        for (name, _, _, _, alias_of) in crate::uwsgi_names::UWSGI_NAMES {
             let spec = find(name).unwrap_or_else(|| panic!("{name} not found"));
-            // `pivot_root` is found as `pivot-root`, a name of its own in uWSGI too.
-            let same = |n: &str| normalise(n) == normalise(name);
+            // `pivot_root` is found as `pivot-root`, a name of its own in uWSGI too; `chmod`
+            // as `chmod-socket`, the option it is another name of.
+            let same = |n: &str| normalise(n) == normalise(name) || Some(n) == *alias_of;
             assert!(same(spec.name) || spec.aliases.iter().any(|a| same(a)), "{name} found as {}", spec.name);
         }
+        assert_eq!(find("chmod").map(|o| o.name), Some("chmod-socket"));
+        assert_eq!(find("httprouter").map(|o| o.name), Some("http"));
+        assert_eq!(find("final-route").map(|o| o.name), Some("final-route"), "not `route`: another chain");
         assert_eq!(find_short('Q').map(|o| o.name), Some("spooler"));
         assert_eq!(find("route-run").map(|o| o.status), Some(Status::Refused(NO_ROUTING)));
     }

@@ -96,7 +96,8 @@ pub(crate) fn resolve(entries: &[Entry]) -> Result<Resolved, ConfigError> {
                 return Err(ConfigError::Refused { origin: e.origin.clone(), name: e.key.clone(), reason });
             }
             Status::IgnoredWithNotice(reason) => {
-                if spec.name == "plugins" {
+                // `plugins-dir` names a directory, not plugins.
+                if spec.name == "plugins" && !options::normalise(&e.key).ends_with("-dir") {
                     check_plugins(e, &value)?;
                 }
                 if spec.name == "hook-master-start" && value.split_whitespace().ne(GRACEFUL_TERM_HOOK.split(' ')) {
@@ -611,6 +612,14 @@ mod tests {
                 "{e}"
             );
         }
+    }
+
+    #[test]
+    fn other_uwsgi_names_of_listed_options_behave_as_them() {
+        assert_eq!(resolve_one("chmod", "660").unwrap().chmod_socket, Some(0o660));
+        let r = resolve(&[entry("plugins-dir", "/usr/lib/uwsgi/plugins"), entry("plugin-dir", "/x")]).unwrap();
+        assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+        assert!(resolve_one("plugins", "php").is_err());
     }
 
     #[test]
