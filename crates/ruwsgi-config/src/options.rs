@@ -230,7 +230,8 @@ pub static OPTIONS: &[OptionSpec] = &[
     row("http", &[], None, Address, true, "", SupportedWithDifference(
         "served by the workers themselves like `http-socket`; there is no separate HTTP router process"),
         "listen for HTTP on this address"),
-    row("http-socket", &[], None, Address, true, "", Supported, "listen for HTTP on this address, served by the workers"),
+    // `http11-socket` is uWSGI's keep-alive variant; ruwsgi's HTTP sockets always keep alive.
+    row("http-socket", &["http11-socket"], None, Address, true, "", Supported, "listen for HTTP on this address, served by the workers"),
     row("socket", &["uwsgi-socket"], Some('s'), Address, true, "", Supported, "listen for the uwsgi protocol on this address (nginx `uwsgi_pass`)"),
     refused("https", Address, NO_LISTENER, "listen for HTTPS"),
     refused("https-socket", Address, NO_LISTENER, "listen for HTTPS in the workers"),
