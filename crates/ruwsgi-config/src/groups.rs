@@ -23,6 +23,10 @@ pub(crate) enum Arg {
     Optional,
 }
 
+/// One generated name: `(name, group, value, one-letter alias, the first name of the same
+/// option when this is another name of it)`.
+pub(crate) type UwsgiName = (&'static str, &'static str, Arg, Option<char>, Option<&'static str>);
+
 /// A group of uWSGI options outside the main table, sharing one status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Group {

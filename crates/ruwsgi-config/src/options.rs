@@ -786,9 +786,9 @@ mod tests {
         assert_eq!(find("route-run").map(|o| o.status), Some(Status::Refused(NO_ROUTING)));
     }
 
-    /// Names in the main table that are not options of uWSGI's PyPI build, and why.
+    /// Names in the main table that are not options of uWSGI's `pip install uwsgi` build.
     const RUWSGI_ONLY: &[&str] = &["metrics", "stats-prometheus", "py-autoreload-ignore"];
-    /// Options of uWSGI 2.0 plugins that the PyPI build doesn't embed (so not in the generated
+    /// Options of uWSGI 2.0 plugins that `pip install uwsgi` doesn't build (so not in the generated
     /// list), listed to say ruwsgi serves only WSGI.
     const OTHER_PLUGINS: &[&str] = &["asyncio", "greenlet", "psgi", "rack", "jvm-main-class", "lua", "mono-app"];
 
