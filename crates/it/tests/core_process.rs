@@ -282,6 +282,14 @@ fn refused_options_stop_start_up_without_strict() {
     }
 }
 
+/// `protocol = http` makes `socket` speak HTTP, as in uWSGI (real configs say it, and
+/// `protocol = uwsgi`).
+#[test]
+fn protocol_http_makes_socket_speak_http() {
+    let srv = Server::start(&["--socket", "127.0.0.1:0", "--protocol", "http", "--wsgi-file", &app("hello.py")]);
+    assert_eq!(srv.get("/").status, 200);
+}
+
 /// A program the app starts begins with no signal blocked, so SIGTERM stops it.
 #[test]
 fn programs_the_app_starts_can_be_stopped_with_sigterm() {

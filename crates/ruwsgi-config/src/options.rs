@@ -238,8 +238,9 @@ pub static OPTIONS: &[OptionSpec] = &[
     refused("fastcgi-socket", Address, NO_LISTENER, "listen for FastCGI"),
     refused("scgi-socket", Address, NO_LISTENER, "listen for SCGI"),
     planned("shared-socket", Address, "bind a socket in the master for later use"),
-    refused("protocol", Text, "the `socket` listeners would speak the uwsgi protocol instead", "default protocol of `socket`"),
-    refused("socket-protocol", Text, "the `socket` listeners would speak the uwsgi protocol instead", "protocol of `socket`"),
+    row("protocol", &["socket-protocol"], None, Text, false, "uwsgi", SupportedWithDifference(
+        "`uwsgi` or `http` (`http11`); the other protocols are refused, as ruwsgi would not serve them"),
+        "protocol of the `socket` listeners (not `uwsgi-socket`)"),
     row("listen", &[], Some('l'), Number, false, "100", Supported, "accept backlog of each socket"),
     row("chmod-socket", &[], Some('C'), Mode, false, "", Supported, "mode of unix sockets (bare = 666)"),
     s("chown-socket", Text, "", "`user[:group]` of unix sockets"),

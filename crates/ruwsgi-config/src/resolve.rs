@@ -56,6 +56,13 @@ pub(crate) fn resolve(entries: &[Entry]) -> Result<Resolved, ConfigError> {
         .find(|e| options::find(&e.key).is_some_and(|o| o.name == "strict"))
         .is_some_and(|e| parse_bool(&e.value));
 
+    // `protocol`: what the `socket` listeners speak (not `uwsgi-socket`, which asks for uwsgi),
+    // wherever it is set, as uWSGI applies it after reading everything.
+    let socket_protocol = entries
+        .iter()
+        .rev()
+        .find(|e| options::find(&e.key).is_some_and(|o| o.name == "protocol"))
+        .map_or(Ok(SocketProtocol::Uwsgi), |e| parse_protocol(e, e.value.trim()))?;
     let mut out = Resolved { config: Config::default(), notices: Vec::new(), warnings: Vec::new(), shown: Vec::new() };
     // Names already warned about: one warning per option, at its first occurrence.
     let mut warned = HashSet::new();
@@ -123,6 +130,11 @@ pub(crate) fn resolve(entries: &[Entry]) -> Result<Resolved, ConfigError> {
                         return Err(bad(e, &value, "expected name=value"));
                     }
                 }
+                _ if spec.name == "socket" && options::normalise(&e.key) != "uwsgi-socket" => {
+                    let address = parse_address(&value).ok_or_else(|| bad(e, &value, "expected [host]:port"))?;
+                    out.config.sockets.push(SocketSpec { address, protocol: socket_protocol });
+                    out.shown.push((spec, value));
+                }
                 _ => {
                     let shown = apply(&mut out.config, spec, e, &value)?;
                     out.shown.push((spec, shown));
@@ -151,6 +163,16 @@ fn check_plugins(e: &Entry, value: &str) -> Result<(), ConfigError> {
         }
     }
     Ok(())
+}
+
+/// `protocol = uwsgi|http|http11`: ruwsgi's HTTP sockets keep connections alive, so `http11`
+/// is `http`. uWSGI's other protocols would leave the socket unserved.
+fn parse_protocol(e: &Entry, value: &str) -> Result<SocketProtocol, ConfigError> {
+    match value {
+        "uwsgi" => Ok(SocketProtocol::Uwsgi),
+        "http" | "http11" => Ok(SocketProtocol::Http),
+        _ => Err(bad(e, value, "ruwsgi serves only the uwsgi and http protocols")),
+    }
 }
 
 fn bad(e: &Entry, value: &str, expected: &str) -> ConfigError {
@@ -263,6 +285,8 @@ fn apply(c: &mut Config, spec: &OptionSpec, e: &Entry, value: &str) -> Result<St
         "strict" => c.strict = flag,
         "http" | "http-socket" => c.sockets.push(socket(SocketProtocol::Http)?),
         "socket" => c.sockets.push(socket(SocketProtocol::Uwsgi)?),
+        // Applied to `socket` while resolving (see `socket_protocol`).
+        "protocol" => {}
         "listen" => c.listen = small()?,
         "chmod-socket" => {
             // Bare option (read as `true`) or `1`: 666 "for lazy and brave users".
@@ -602,7 +626,7 @@ mod tests {
 
     #[test]
     fn refused_options_are_errors_without_strict() {
-        for name in ["chroot", "https", "fastcgi-socket", "route-run", "ssl-socket", "unshare2", "xml", "protocol"] {
+        for name in ["chroot", "https", "fastcgi-socket", "route-run", "ssl-socket", "unshare2", "xml", "raw-socket"] {
             let e = resolve_one(name, "x").unwrap_err();
             assert!(matches!(e, ConfigError::Refused { .. }), "{name}: {e}");
             assert!(
@@ -620,6 +644,25 @@ mod tests {
         let r = resolve(&[entry("plugins-dir", "/usr/lib/uwsgi/plugins"), entry("plugin-dir", "/x")]).unwrap();
         assert!(r.warnings.is_empty(), "{:?}", r.warnings);
         assert!(resolve_one("plugins", "php").is_err());
+    }
+
+    #[test]
+    fn protocol_sets_what_socket_speaks() {
+        let c =
+            resolve(&[entry("socket", ":1"), entry("uwsgi-socket", ":2"), entry("protocol", "http")]).unwrap().config;
+        assert_eq!(
+            c.sockets,
+            [
+                SocketSpec { address: ":1".into(), protocol: SocketProtocol::Http },
+                SocketSpec { address: ":2".into(), protocol: SocketProtocol::Uwsgi },
+            ]
+        );
+        assert_eq!(
+            resolve(&[entry("socket-protocol", "uwsgi"), entry("socket", ":1")]).unwrap().config.sockets[0].protocol,
+            SocketProtocol::Uwsgi
+        );
+        let e = resolve(&[entry("socket", ":1"), entry("protocol", "fastcgi")]).unwrap_err();
+        assert_eq!(e.to_string(), "t.ini:1: protocol = \"fastcgi\": ruwsgi serves only the uwsgi and http protocols");
     }
 
     #[test]
@@ -686,6 +729,7 @@ mod tests {
             let value = match spec.name {
                 "smart-attach-daemon" | "smart-attach-daemon2" => "p.pid cmd",
                 "attach-daemon2" => "cmd=1",
+                "protocol" => "http",
                 _ => value,
             };
             resolve_one(spec.name, value).unwrap_or_else(|e| panic!("{}: {e}", spec.name));
