@@ -53,7 +53,7 @@ pub(crate) static GROUPS: &[Group] = &[
     group("config", "config sources and logic ruwsgi does not read: XML, generic loaders, inherit, inject, declare-option, set, black/white lists, the less common for/if forms",
         Refused("ruwsgi does not read this config construct, so the options it brings in or guards would be wrong")),
     group("routing", "internal routing: route, final-route, error-route, response-route and their variants",
-        Refused("routing rules often guard access (basicauth, break:403, redirects to https): serving without them could expose what they protect")),
+        Refused(crate::options::NO_ROUTING)),
     group("core", "other settings of uWSGI's core", NotImplemented("it is ignored")),
     group("modifiers", "uwsgi modifier1/modifier2 settings, which select other uWSGI plugins",
         NotImplemented("every request goes to the WSGI app whatever its modifier")),

@@ -190,7 +190,9 @@ const NO_PROCNAME: &str = "ruwsgi does not rename its processes";
 const NO_LISTENER: &str =
     "ruwsgi would not listen there: it serves HTTP and the uwsgi protocol only, without TLS (terminate TLS and other protocols in a reverse proxy)";
 const NO_ISOLATION: &str = "the processes would run without the isolation or privilege change it asks for";
-const NO_ROUTING: &str = "routing rules often guard access (basicauth, break:403, redirects to https): serving without them could expose what they protect";
+/// Why routing rules are refused, unless their action only logs, adds a header or jumps
+/// (see `resolve::routing_warning`).
+pub(crate) const NO_ROUTING: &str = "routing rules often guard access (basicauth, break:403, redirects to https): serving without them could expose what they protect";
 
 /// Every option, once. Order = `--help`, `--show-config` and docs order.
 pub static OPTIONS: &[OptionSpec] = &[
@@ -669,7 +671,10 @@ fn render_refused(out: &mut String) {
          - `plugins` naming a plugin other than python and http (`plugins = python3,http` is accepted): the\n  \
          plugin's behaviour would be missing.\n\
          - `hook-master-start` with anything but `unix_signal:15 gracefully_kill_them_all`: the hook would\n  \
-         not run.\n",
+         not run.\n\n\
+         A routing rule whose action only logs (`donotlog`, `log`, `logvar`), adds a response header\n\
+         (`addheader`), jumps (`continue`, `last`, `goto`) or sets the process name, and `route-label`,\n\
+         is accepted with a warning instead (`route-if = equal:${PATH_INFO};/health donotlog:`).\n",
     );
 }
 

@@ -100,7 +100,16 @@ pub(crate) fn resolve(entries: &[Entry]) -> Result<Resolved, ConfigError> {
                 }
             }
             Status::Refused(reason) => {
-                return Err(ConfigError::Refused { origin: e.origin.clone(), name: e.key.clone(), reason });
+                let Some(differs) = routing_warning(spec, &value) else {
+                    return Err(ConfigError::Refused { origin: e.origin.clone(), name: e.key.clone(), reason });
+                };
+                if strict {
+                    return Err(ConfigError::NotImplemented { origin: e.origin.clone(), name: e.key.clone(), differs });
+                }
+                if warned.insert(spec.name.to_owned()) {
+                    out.warnings
+                        .push(format!("{}: option \"{}\" is not implemented by ruwsgi: {differs}", e.origin, e.key));
+                }
             }
             Status::IgnoredWithNotice(reason) => {
                 // `plugins-dir` names a directory, not plugins.
@@ -163,6 +172,23 @@ fn check_plugins(e: &Entry, value: &str) -> Result<(), ConfigError> {
         }
     }
     Ok(())
+}
+
+/// Routing rules are refused because they can guard access, but a rule whose action only
+/// logs, adds a response header or jumps (`route-if = equal:${PATH_INFO};/health donotlog:`,
+/// common in real configs) can be ignored with a warning: this returns its text.
+fn routing_warning(spec: &OptionSpec, value: &str) -> Option<&'static str> {
+    if spec.status != Status::Refused(options::NO_ROUTING) {
+        return None;
+    }
+    if spec.name.ends_with("-label") {
+        return Some("it is ignored");
+    }
+    // `route-run = action`; the others `subject action` (the subject has no spaces).
+    let action = if spec.name.ends_with("-run") { value } else { value.trim().split_once(char::is_whitespace)?.1 };
+    let name = action.trim().split(':').next().unwrap_or_default();
+    matches!(name, "donotlog" | "log" | "logvar" | "addheader" | "continue" | "last" | "goto" | "setprocname")
+        .then_some("the rule does not run (its action only logs, adds a response header or jumps)")
 }
 
 /// `protocol = uwsgi|http|http11`: ruwsgi's HTTP sockets keep connections alive, so `http11`
@@ -644,6 +670,35 @@ mod tests {
         let r = resolve(&[entry("plugins-dir", "/usr/lib/uwsgi/plugins"), entry("plugin-dir", "/x")]).unwrap();
         assert!(r.warnings.is_empty(), "{:?}", r.warnings);
         assert!(resolve_one("plugins", "php").is_err());
+    }
+
+    #[test]
+    fn routing_rules_that_only_log_or_add_headers_warn() {
+        for (name, value) in [
+            ("route-if", "equal:${PATH_INFO};/health donotlog:"),
+            ("route", "^/static/ addheader:Cache-Control: max-age=60"),
+            ("route-run", "log:hello"),
+            ("final-route-status", "404 log:not found"),
+            ("route-label", "start"),
+        ] {
+            let r = resolve_one(name, value).map_err(|e| e.to_string());
+            assert!(r.is_ok(), "{name} = {value}: {r:?}");
+        }
+        let r = resolve(&[entry("route-if", "equal:${PATH_INFO};/health donotlog:")]).unwrap();
+        assert_eq!(
+            r.warnings,
+            ["t.ini:1: option \"route-if\" is not implemented by ruwsgi: the rule does not run (its action only logs, adds a response header or jumps)"]
+        );
+        for (name, value) in [
+            ("route", "^/admin basicauth:Admin,u:p"),
+            ("route-uri", "^/old redirect-permanent:/new"),
+            ("route-run", "break:403"),
+            ("route-host", "^evil$ break:403 Forbidden"),
+            ("route", "^/x"),
+        ] {
+            assert!(matches!(resolve_one(name, value), Err(ConfigError::Refused { .. })), "{name} = {value}");
+        }
+        assert!(resolve(&[entry("strict", "true"), entry("route-run", "donotlog:")]).is_err());
     }
 
     #[test]
