@@ -5,7 +5,8 @@
 //!
 //! A group is `NotImplemented` (a start-up warning saying what differs; an error under
 //! `strict`) unless ignoring it would leave the server unsafe or silently wrong, in which case
-//! it is `Refused`; `docs/options.md` lists the refusals with their reasons.
+//! it is `Refused` (`docs/options.md` lists the refusals with their reasons), or ruwsgi
+//! serves as well without it, in which case it is `IgnoredWithNotice`.
 
 use std::sync::LazyLock;
 
@@ -81,8 +82,9 @@ pub(crate) static GROUPS: &[Group] = &[
     group("alarms", "alarms", NotImplemented("no alarm is raised")),
     group("logging", "loggers, log routing and encoders, the log master, other log settings",
         NotImplemented("log lines go to the usual place (stderr, `logto` or `daemonize`) in the usual format")),
+    // As the main table's `cheaper*` rows: running every worker is a fine way to serve.
     group("cheaper", "adaptive process spawning (cheaper modes and algorithms)",
-        NotImplemented("all `processes` workers run all the time")),
+        Status::IgnoredWithNotice("ruwsgi keeps all `processes` workers running (no adaptive spawning)")),
     group("loops", "async cores and loop engines (gevent, ugreen)",
         NotImplemented("requests run on `threads`, not on a loop engine, so a worker serves `threads` requests at a time")),
     group("routers", "settings of the fastrouter, rawrouter, sslrouter and zerg pools",
@@ -157,11 +159,7 @@ mod tests {
             assert!(GROUPS.iter().any(|g| g.name == *group), "{name}: group {group} is not in GROUPS");
         }
         for g in GROUPS {
-            assert!(
-                matches!(g.status, Status::NotImplemented(_) | Status::Refused(_)),
-                "{}: a group is not implemented or refused",
-                g.name
-            );
+            assert!(!g.status.is_supported(), "{}: a group is not supported", g.name);
             assert!(UWSGI_NAMES.iter().any(|(_, group, ..)| *group == g.name), "{}: no option uses this group", g.name);
         }
     }

@@ -695,10 +695,7 @@ fn render_other_options(out: &mut String) {
         })
         .collect();
     let _ = writeln!(out, "{}.", other_names.join(", "));
-    out.push_str(
-        "\nThe others are in groups, each with one status; a not-implemented option starts the server\n\
-         with a warning saying what is different.\n",
-    );
+    out.push_str("\nThe others are in groups, each with one status.\n");
     for g in crate::groups::GROUPS {
         let names: Vec<String> = crate::groups::rows()
             .iter()
@@ -711,6 +708,7 @@ fn render_other_options(out: &mut String) {
         let status = match g.status {
             Status::Refused(r) => format!("**refused**: {r}"),
             Status::NotImplemented(r) => format!("not implemented: {r}"),
+            Status::IgnoredWithNotice(r) => format!("ignored: {r}"),
             _ => String::new(),
         };
         let _ = write!(out, "\n### {}\n\n{}. Status: {status}.\n\n{}\n", g.name, capitalise(g.about), names.join(", "));
