@@ -62,7 +62,11 @@ pub(crate) fn resolve(entries: &[Entry]) -> Result<Resolved, ConfigError> {
         .iter()
         .rev()
         .find(|e| options::find(&e.key).is_some_and(|o| o.name == "protocol"))
-        .map_or(Ok(SocketProtocol::Uwsgi), |e| parse_protocol(e, e.value.trim()))?;
+        .map_or(Ok(SocketProtocol::Uwsgi), |e| {
+            let value = expand::expand_placeholders(&e.value, &values)
+                .map_err(|err| crate::reader::expand_error(err, &e.key, &e.origin))?;
+            parse_protocol(e, value.trim())
+        })?;
     let mut out = Resolved { config: Config::default(), notices: Vec::new(), warnings: Vec::new(), shown: Vec::new() };
     // Names already warned about: one warning per option, at its first occurrence.
     let mut warned = HashSet::new();
@@ -90,19 +94,15 @@ pub(crate) fn resolve(entries: &[Entry]) -> Result<Resolved, ConfigError> {
             continue;
         };
         match spec.status {
-            Status::NotImplemented(differs) => {
-                if strict {
-                    return Err(ConfigError::NotImplemented { origin: e.origin.clone(), name: e.key.clone(), differs });
-                }
-                if warned.insert(spec.name.to_owned()) {
-                    out.warnings
-                        .push(format!("{}: option \"{}\" is not implemented by ruwsgi: {differs}", e.origin, e.key));
-                }
-            }
-            Status::Refused(reason) => {
-                let Some(differs) = routing_warning(spec, &value) else {
-                    return Err(ConfigError::Refused { origin: e.origin.clone(), name: e.key.clone(), reason });
-                };
+            Status::NotImplemented(_) | Status::Refused(_) => {
+                let differs =
+                    match spec.status {
+                        Status::Refused(reason) => routing_warning(spec, &value).ok_or_else(|| {
+                            ConfigError::Refused { origin: e.origin.clone(), name: e.key.clone(), reason }
+                        })?,
+                        Status::NotImplemented(differs) => differs,
+                        _ => unreachable!("matched above"),
+                    };
                 if strict {
                     return Err(ConfigError::NotImplemented { origin: e.origin.clone(), name: e.key.clone(), differs });
                 }
