@@ -48,9 +48,9 @@ use Status::{NotImplemented, Refused};
 /// Every group, in the order `docs/options.md` lists them.
 pub(crate) static GROUPS: &[Group] = &[
     group("listeners", "sockets and routers speaking TLS, FastCGI, SCGI, raw TCP or persistent uwsgi; zerg pools; UDP",
-        Refused("ruwsgi would not listen there: it serves HTTP and the uwsgi protocol only, without TLS (terminate TLS and other protocols in a reverse proxy)")),
+        Refused(crate::options::NO_LISTENER)),
     group("isolation", "chroot, pivot_root, capabilities, namespaces, jails, cgroups, early privilege drop",
-        Refused("the processes would run without the isolation or privilege change it asks for")),
+        Refused(crate::options::NO_ISOLATION)),
     group("config", "config sources and logic ruwsgi does not read: XML, generic loaders, inherit, inject, declare-option, set, black/white lists, the less common for/if forms",
         Refused("ruwsgi does not read this config construct, so the options it brings in or guards would be wrong")),
     group("routing", "internal routing: route, final-route, error-route, response-route and their variants",

@@ -187,9 +187,9 @@ const NO_LOOP: &str = "ruwsgi runs threads, not async loop engines";
 const BUILT_IN: &str = "ruwsgi has Python built in";
 const ALWAYS: &str = "ruwsgi always behaves this way";
 const NO_PROCNAME: &str = "ruwsgi does not rename its processes";
-const NO_LISTENER: &str =
+pub(crate) const NO_LISTENER: &str =
     "ruwsgi would not listen there: it serves HTTP and the uwsgi protocol only, without TLS (terminate TLS and other protocols in a reverse proxy)";
-const NO_ISOLATION: &str = "the processes would run without the isolation or privilege change it asks for";
+pub(crate) const NO_ISOLATION: &str = "the processes would run without the isolation or privilege change it asks for";
 /// Why routing rules are refused, unless their action only logs, adds a header or jumps
 /// (see `resolve::routing_warning`).
 pub(crate) const NO_ROUTING: &str = "routing rules often guard access (basicauth, break:403, redirects to https): serving without them could expose what they protect";
