@@ -283,7 +283,7 @@ pub static OPTIONS: &[OptionSpec] = &[
     ignored("enable-threads", Bool, "Python threads are always enabled (as in uWSGI >= 2.0.27)", "allow app threads"),
     ignored("single-interpreter", Bool, "ruwsgi always uses one interpreter", "no sub-interpreters"),
     row("plugins", &["plugin", "need-plugin", "plugins-dir"], None, Text, true, "", IgnoredWithNotice(BUILT_IN),
-        "load plugins (python and http are built in; other plugins are errors)"),
+        "load plugins (python and the plugins of uWSGI's PyPI build are built in; other plugins are errors)"),
     never("pyshell", "run the app and a shell separately", "interactive shell in the workers"),
     never("paste", PYTHON_ONLY, "load a Paste Deploy app"),
     never("pecan", PYTHON_ONLY, "load a Pecan app"),
@@ -668,8 +668,9 @@ fn render_refused(out: &mut String) {
     out.push_str(
         "- `need-app = false`: uWSGI would serve without an app (\"full dynamic mode\"), which ruwsgi\n  \
          doesn't have; starting anyway would answer every request with an error.\n\
-         - `plugins` naming a plugin other than python and http (`plugins = python3,http` is accepted): the\n  \
-         plugin's behaviour would be missing.\n\
+         - `plugins` naming a plugin that is neither python nor one of the plugins built into uWSGI's PyPI\n  \
+         package (`plugins = python3,http,gevent` is accepted; `php`, `psgi`... are not): the plugin's\n  \
+         behaviour would be missing.\n\
          - `hook-master-start` with anything but `unix_signal:15 gracefully_kill_them_all`: the hook would\n  \
          not run.\n\n\
          A routing rule whose action only logs (`donotlog`, `log`, `logvar`), adds a response header\n\

@@ -154,20 +154,25 @@ pub(crate) fn resolve(entries: &[Entry]) -> Result<Resolved, ConfigError> {
     Ok(out)
 }
 
-/// Distro-packaged configs always say `plugins = python3` (or `python`, `python312`, `http`);
-/// those are built in. Any other plugin would change behaviour we don't have, so it's an error.
 /// The Docker/Kubernetes idiom that makes uWSGI 2.0 stop gracefully on SIGTERM, which is
 /// what ruwsgi does anyway.
 const GRACEFUL_TERM_HOOK: &str = "unix_signal:15 gracefully_kill_them_all";
 
+/// Distro-packaged configs always say `plugins = python3` (or `python`, `python312`, `http`);
+/// those are built in, and so is every plugin of uWSGI's PyPI build (`gevent`, `cache`...):
+/// naming one loads nothing new, and the options they bring are known. Any other plugin
+/// (`php`, `psgi`...) would bring behaviour ruwsgi doesn't have, so it's an error.
 fn check_plugins(e: &Entry, value: &str) -> Result<(), ConfigError> {
     for plugin in value.split([',', ' ']).filter(|p| !p.is_empty()) {
         let python = plugin.strip_prefix("python").is_some_and(|v| v.chars().all(|c| c.is_ascii_digit()));
-        if !(python || plugin == "http" || plugin == "0:python" || plugin == "corerouter") {
+        let embedded = crate::uwsgi_names::EMBEDDED_PLUGINS.contains(&plugin);
+        if !(python || embedded || plugin == "0:python") {
             return Err(bad(
                 e,
                 value,
-                &format!("plugin \"{plugin}\" is not available: ruwsgi has only python and http built in"),
+                &format!(
+                    "plugin \"{plugin}\" is not available: ruwsgi has python and the plugins of uWSGI's PyPI build built in"
+                ),
             ));
         }
     }
@@ -670,6 +675,7 @@ mod tests {
         let r = resolve(&[entry("plugins-dir", "/usr/lib/uwsgi/plugins"), entry("plugin-dir", "/x")]).unwrap();
         assert!(r.warnings.is_empty(), "{:?}", r.warnings);
         assert!(resolve_one("plugins", "php").is_err());
+        assert!(resolve_one("plugins", "python3,gevent,http").is_ok(), "the PyPI build has gevent built in");
     }
 
     #[test]
