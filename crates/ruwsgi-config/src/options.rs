@@ -671,8 +671,7 @@ fn render_refused(out: &mut String) {
          - `plugins` naming a plugin that is neither python nor one of the plugins built into uWSGI's PyPI\n  \
          package (`plugins = python3,http,gevent` is accepted; `php`, `psgi`... are not): the plugin's\n  \
          behaviour would be missing.\n\
-         - `hook-master-start` with anything but `unix_signal:15 gracefully_kill_them_all`: the hook would\n  \
-         not run.\n\n\
+\n\
          A routing rule whose action only logs (`donotlog`, `log`, `logvar`), adds a response header\n\
          (`addheader`), jumps (`continue`, `last`, `goto`) or sets the process name, and `route-label`,\n\
          is accepted with a warning instead (`route-if = equal:${PATH_INFO};/health donotlog:`).\n",

@@ -93,10 +93,20 @@ pub(crate) fn resolve(entries: &[Entry]) -> Result<Resolved, ConfigError> {
             }
             continue;
         };
-        match spec.status {
+        // `hook-master-start` is ignored for the graceful-SIGTERM idiom only; other actions are
+        // hooks ruwsgi doesn't run.
+        let status = match spec.status {
+            Status::IgnoredWithNotice(_)
+                if spec.name == "hook-master-start" && value.split_whitespace().ne(GRACEFUL_TERM_HOOK.split(' ')) =>
+            {
+                Status::NotImplemented("the actions do not run")
+            }
+            status => status,
+        };
+        match status {
             Status::NotImplemented(_) | Status::Refused(_) => {
                 let differs =
-                    match spec.status {
+                    match status {
                         Status::Refused(reason) => routing_warning(spec, &value).ok_or_else(|| {
                             ConfigError::Refused { origin: e.origin.clone(), name: e.key.clone(), reason }
                         })?,
@@ -115,9 +125,6 @@ pub(crate) fn resolve(entries: &[Entry]) -> Result<Resolved, ConfigError> {
                 // `plugins-dir` names a directory, not plugins.
                 if spec.name == "plugins" && !options::normalise(&e.key).ends_with("-dir") {
                     check_plugins(e, &value)?;
-                }
-                if spec.name == "hook-master-start" && value.split_whitespace().ne(GRACEFUL_TERM_HOOK.split(' ')) {
-                    return Err(bad(e, &value, &format!("only \"{GRACEFUL_TERM_HOOK}\" is supported")));
                 }
                 let notice = format!("{} = {value} is accepted and ignored: {reason}", e.key);
                 if !out.notices.contains(&notice) {

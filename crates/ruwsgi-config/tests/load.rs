@@ -100,13 +100,23 @@ fn not_implemented_options_from_every_source_warn() {
 }
 
 #[test]
-fn graceful_sigterm_hook_is_accepted_and_other_hooks_are_not() {
+fn graceful_sigterm_hook_is_accepted_and_other_hooks_warn() {
     let (_, notices) = run(&["--hook-master-start", "unix_signal:15 gracefully_kill_them_all"], &[]);
     assert_eq!(notices.len(), 1, "{notices:?}");
     assert!(notices[0].starts_with("hook-master-start = unix_signal:15 gracefully_kill_them_all is accepted"));
+    match load_with_env(&args(&["--hook-master-start", "exec:touch /tmp/x"]), &env_with(&[])) {
+        Ok(Command::Run { notices, warnings, .. }) => {
+            assert!(notices.is_empty(), "{notices:?}");
+            assert_eq!(
+                warnings,
+                ["argument 1: option \"hook-master-start\" is not implemented by ruwsgi: the actions do not run"]
+            );
+        }
+        other => panic!("expected Run, got {other:?}"),
+    }
     assert_eq!(
-        error(&["--hook-master-start", "exec:touch /tmp/x"], &[]),
-        "--hook-master-start \"exec:touch /tmp/x\": only \"unix_signal:15 gracefully_kill_them_all\" is supported"
+        error(&["--strict", "--hook-master-start", "exec:touch /tmp/x"], &[]),
+        "argument 2: option \"hook-master-start\" is not implemented by ruwsgi (the actions do not run): strict mode refuses it"
     );
 }
 
