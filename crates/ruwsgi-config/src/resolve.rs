@@ -166,7 +166,7 @@ pub(crate) fn resolve(entries: &[Entry]) -> Result<Resolved, ConfigError> {
 const GRACEFUL_TERM_HOOK: &str = "unix_signal:15 gracefully_kill_them_all";
 
 /// Distro-packaged configs always say `plugins = python3` (or `python`, `python312`, `http`);
-/// those are built in, and so is every plugin of uWSGI's PyPI build (`gevent`, `cache`...):
+/// those are built in, and so is every plugin `pip install uwsgi` builds (`gevent`, `cache`...):
 /// naming one loads nothing new, and the options they bring are known. Any other plugin
 /// (`php`, `psgi`...) would bring behaviour ruwsgi doesn't have, so it's an error.
 fn check_plugins(e: &Entry, value: &str) -> Result<(), ConfigError> {
