@@ -249,7 +249,8 @@ pub struct Config {
     pub static_safe: Vec<PathBuf>,
     /// `mimefile`: extra `mime.types` files.
     pub mimefile: Vec<PathBuf>,
-    /// `strict`: unknown options are errors (they are anyway unless uWSGI-only notices).
+    /// `strict`: keys that are not uWSGI options, and uWSGI options ruwsgi doesn't implement,
+    /// are errors instead of warnings (applied while resolving; kept for `--show-config`).
     pub strict: bool,
 }
 

@@ -20,7 +20,7 @@ fn args(a: &[&str]) -> Vec<String> {
 
 fn run(a: &[&str], vars: &[(&str, &str)]) -> (Config, Vec<String>) {
     match load_with_env(&args(a), &env_with(vars)) {
-        Ok(Command::Run { config, notices }) => (config, notices),
+        Ok(Command::Run { config, notices, .. }) => (config, notices),
         other => panic!("expected Run, got {other:?}"),
     }
 }
@@ -72,9 +72,11 @@ fn argv_and_env_errors_name_their_source() {
     assert_eq!(error(&["--harakiri=30s"], &[]), "--harakiri \"30s\": expected a whole number of seconds");
     assert_eq!(error(&[], &[("UWSGI_PROCESSES", "four")]), "UWSGI_PROCESSES=\"four\": expected a whole number");
     assert_eq!(error(&["--ini", "nope.ini"], &[]), "--ini \"nope.ini\": file not found");
+    assert!(error(&["--route", "^/x$ break:403"], &[])
+        .starts_with("argument 1: option \"route\" is not implemented by ruwsgi and can't be ignored: "),);
     assert_eq!(
-        error(&["--route", "^/x$ break:403"], &[]),
-        "argument 1: option \"route\" is not supported yet (planned)"
+        error(&["--strict", "--idle", "30"], &[]),
+        "argument 2: option \"idle\" is not implemented by ruwsgi (it is ignored): strict mode refuses it"
     );
     assert_eq!(error(&["--for", "a"], &[]), "argument 1: --for is only valid in config files");
 }
@@ -101,6 +103,24 @@ fn hooks_parse_at_load_and_bad_actions_name_the_option() {
         error(&["--cron", "* * * * * true"], &[]),
         "--cron \"* * * * * true\": minute: expected a number, -1 (any) or -N (every N)"
     );
+}
+
+#[test]
+fn not_implemented_options_from_every_source_warn() {
+    let warnings = |a: &[&str], vars: &[(&str, &str)]| match load_with_env(&args(a), &env_with(vars)) {
+        Ok(Command::Run { warnings, .. }) => warnings,
+        other => panic!("expected Run, got {other:?}"),
+    };
+    assert_eq!(
+        warnings(&["--honour-stdin", "--mule-reload-mercy", "5"], &[("UWSGI_IDLE", "30"), ("UWSGI_PROJECT", "x")]),
+        [
+            "environment variable UWSGI_IDLE: option \"idle\" is not implemented by ruwsgi: it is ignored",
+            "argument 1: option \"honour-stdin\" is not implemented by ruwsgi: it is ignored",
+            "argument 2: option \"mule-reload-mercy\" is not implemented by ruwsgi: it is ignored",
+        ],
+        "an unknown UWSGI_* variable only provides a placeholder, silently"
+    );
+    assert_eq!(error(&["--vaccum"], &[]), "argument 1: unknown option \"vaccum\" (did you mean \"vacuum\"?)");
 }
 
 #[test]

@@ -384,8 +384,8 @@ fn write_pidfiles(path: Option<&PathBuf>) -> Result<()> {
 }
 
 /// `uid`/`gid`: switch user after binding (names or numbers), before the app loads.
-/// Running as root without `uid` only warns, as uWSGI does; with `strict` it is refused
-/// unless `uid` is set (even to root: that counts as asking for it).
+/// Running as root without `uid` only warns, as uWSGI does (`strict` too: in uWSGI it is only
+/// about option names).
 fn drop_privileges(cfg: &Config) -> Result<()> {
     use nix::unistd::{Gid, Group, Uid, User};
     if let Some(g) = &cfg.gid {
@@ -413,9 +413,6 @@ fn drop_privileges(cfg: &Config) -> Result<()> {
         nix::unistd::setuid(user.0).with_context(|| format!("setuid({})", user.0))?;
         tracing::info!("setuid() to {}", user.0);
     } else if nix::unistd::geteuid().is_root() {
-        if cfg.strict {
-            anyhow::bail!("refusing to run as root with strict: set uid (uid = root to insist)");
-        }
         tracing::warn!("*** WARNING: you are running ruwsgi as root !!! (use the --uid flag) ***");
     }
     Ok(())
