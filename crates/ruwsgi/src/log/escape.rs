@@ -5,9 +5,10 @@
 //! (`\x0d\x0a`, `\x1b`), as nginx writes them in its access log; the C1 controls, the
 //! Unicode line and paragraph separators and the bidirectional formatting characters
 //! become `\uHHHH` (`\u0085`, `\u2028`), since a log reader or viewer may break lines on,
-//! or reorder text at, those code points. In request-log fields a backslash becomes `\\`,
-//! so a field that shows `\x0a` was sent as `\x0a` text only if it shows `\\x0a`. uWSGI
-//! writes all of these raw. Pure functions, no I/O.
+//! or reorder text at, those code points. A backslash stays as it is (unlike nginx's `\x5C`):
+//! it can't start a line, and URIs with one are logged as uWSGI logs them; the price is
+//! that a client can send the text `\x0a`, which reads like an escaped LF. uWSGI writes all
+//! of these characters raw. Pure functions, no I/O.
 
 use std::fmt::{self, Write};
 
@@ -41,20 +42,18 @@ fn push_escape(out: &mut impl Write, e: &Escape) -> fmt::Result {
     }
 }
 
-/// A request-log field: every control and separator character escaped, and `\` as `\\`.
+/// A request-log field with every control and separator character escaped.
 pub struct Field<'a>(pub &'a str);
 
 impl fmt::Display for Field<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = self.0;
         // Fast path: plain printable ASCII, what nearly every request has.
-        if s.bytes().all(|b| (b' '..=b'~').contains(&b) && b != b'\\') {
+        if s.bytes().all(|b| (b' '..=b'~').contains(&b)) {
             return f.write_str(s);
         }
         for c in s.chars() {
-            if c == '\\' {
-                f.write_str("\\\\")?;
-            } else if let Some(e) = escape_of(c) {
+            if let Some(e) = escape_of(c) {
                 push_escape(f, &e)?;
             } else {
                 f.write_char(c)?;
@@ -88,14 +87,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn fields_escape_controls_separators_and_backslash() {
+    fn fields_escape_controls_and_separators() {
         let cases = [
             ("/plain?a=b", "/plain?a=b"),
             ("/a\r\n[pid: 1] x", "/a\\x0d\\x0a[pid: 1] x"),
             ("\0\x1b[2J\x7f\t", "\\x00\\x1b[2J\\x7f\\x09"),
             ("a\u{85}b\u{2028}c\u{2029}d", "a\\u0085b\\u2028c\\u2029d"),
             ("\u{202e}txt.exe\u{2066}", "\\u202etxt.exe\\u2066"),
-            ("back\\slash", "back\\\\slash"),
+            ("back\\slash", "back\\slash"),
             ("caf\u{e9} \u{1f600}", "caf\u{e9} \u{1f600}"),
         ];
         for (raw, logged) in cases {
