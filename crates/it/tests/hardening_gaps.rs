@@ -100,7 +100,7 @@ fn issue_19_protocol_gaps_never_reach_the_app() {
 }
 
 /// `Content-Length: 5, 5` (or two equal fields) frames a 5-byte body; the app must see
-/// `CONTENT_LENGTH` = `5`, not the list that Django's int() refuses.
+/// `CONTENT_LENGTH` = `5`, not the list that Django's `int()` refuses.
 #[test]
 fn issue_19_repeated_content_length_reaches_the_app_as_one_value() {
     let srv = echo_server(&[]);
@@ -113,7 +113,7 @@ fn issue_19_repeated_content_length_reaches_the_app_as_one_value() {
     }
 }
 
-/// RFC 9112 §3.2.2: an absolute-form target's authority replaces Host; its path is PATH_INFO.
+/// RFC 9112 §3.2.2: an absolute-form target's authority replaces Host; its path is `PATH_INFO`.
 #[test]
 fn issue_19_absolute_form_takes_host_and_path_from_the_uri() {
     let srv = echo_server(&[]);
@@ -179,8 +179,7 @@ fn issue_19_log_lines_escape_control_and_separator_characters() {
     let mut reply = Vec::new();
     let _ = s.read_to_end(&mut reply);
     assert!(reply.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&reply));
-    let http =
-        format!("GET /h HTTP/1.1\r\nHost: a\r\nConnection: close\r\nX-Forwarded-For: 8.8.8.8\u{2029}\u{85}x\r\n\r\n");
+    let http = "GET /h HTTP/1.1\r\nHost: a\r\nConnection: close\r\nX-Forwarded-For: 8.8.8.8\u{2029}\u{85}x\r\n\r\n";
     assert_eq!(send_raw(srv.addrs[1], http.as_bytes()).0, 200);
     assert!(srv.wait_log("GET /h => generated", Duration::from_secs(5)), "{}", srv.log());
     let log = srv.log();
@@ -235,8 +234,8 @@ fn worker_as_plus(extra: u64) -> u64 {
     (vm_size(pid) >> 20) + extra
 }
 
-/// `limit-as N`: each worker runs with RLIMIT_AS = N MiB, so an allocation past it raises
-/// MemoryError in the app (a 500) instead of growing the worker; the worker serves on.
+/// `limit-as N`: each worker runs with `RLIMIT_AS` = N MiB, so an allocation past it raises
+/// `MemoryError` in the app (a 500) instead of growing the worker; the worker serves on.
 #[test]
 fn limit_as_caps_each_workers_address_space() {
     let limit = worker_as_plus(256);

@@ -168,7 +168,7 @@ pub struct Config {
     pub evil_reload_on_rss: u64,
     /// `reload-on-as`: MiB of address space after which a worker recycles itself; 0 = off.
     pub reload_on_as: u64,
-    /// `limit-as`: each worker's address-space limit (RLIMIT_AS) in MiB; 0 = none.
+    /// `limit-as`: each worker's address-space limit (`RLIMIT_AS`) in MiB; 0 = none.
     pub limit_as: u64,
     /// `worker-reload-mercy`: seconds a worker may take to finish on reload, default 60.
     pub worker_reload_mercy: u64,

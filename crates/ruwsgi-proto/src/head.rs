@@ -14,7 +14,7 @@ pub const DEFAULT_MAX_HEAD: usize = 4096;
 /// Default for [`Limits::max_headers`].
 pub const DEFAULT_MAX_HEADERS: usize = 100;
 /// Largest `Content-Length` accepted: `i64::MAX`, Python's `sys.maxsize` on 64-bit. A larger
-/// value is a valid number no app can read (`wsgi.input.read(n)` raises OverflowError), so
+/// value is a valid number no app can read (`wsgi.input.read(n)` raises `OverflowError`), so
 /// the client gets 413 Content Too Large before the app runs.
 pub const MAX_CONTENT_LENGTH: u64 = i64::MAX as u64;
 

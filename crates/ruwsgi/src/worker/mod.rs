@@ -267,8 +267,8 @@ fn serve(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, boa
     exit_code
 }
 
-/// `limit-as`: caps this process's address space at `mib` MiB (soft and hard RLIMIT_AS,
-/// as uWSGI sets them), so an allocation past it fails (Python raises MemoryError) instead
+/// `limit-as`: caps this process's address space at `mib` MiB (soft and hard `RLIMIT_AS`,
+/// as uWSGI sets them), so an allocation past it fails (Python raises `MemoryError`) instead
 /// of the worker growing until the OOM killer picks a victim.
 // Differs from uWSGI: set in each worker after the fork, not in the master at start-up, so
 // the master (which re-executes itself on reload, and can't raise a hard limit back) isn't
