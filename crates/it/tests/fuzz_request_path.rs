@@ -264,6 +264,12 @@ fn fuzzed_requests_get_well_formed_answers_and_the_server_survives() {
         started.elapsed().as_secs_f64(),
         findings.len()
     );
+    // What the app raised (500s), for triage: its exception lines, counted.
+    let mut raised: BTreeMap<&str, u64> = BTreeMap::new();
+    for line in log.lines().filter(|l| l.starts_with("  ") && !l.starts_with("   ") && l.contains("Error")) {
+        *raised.entry(line.trim()).or_default() += 1;
+    }
+    println!("fuzz_request_path: app exceptions: {raised:?}");
     for bad in ["panic", "internal error", "DAMN", "HARAKIRI"] {
         let line = log.lines().find(|l| l.contains(bad));
         assert!(line.is_none(), "the log says {line:?}");
