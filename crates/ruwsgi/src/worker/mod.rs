@@ -66,8 +66,12 @@ fn serve(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, boa
     let pid = std::process::id() as i32;
     if cfg.limit_as > 0 {
         if let Err(e) = limit_address_space(cfg.limit_as) {
-            tracing::error!("worker {id} (pid: {pid}): limit-as = {}: setrlimit(RLIMIT_AS) failed: {e}", cfg.limit_as);
-            return 1;
+            // As uWSGI: say so and serve on (exiting would only make the master respawn
+            // a worker that fails the same way, e.g. above a hard limit set by `ulimit -v`).
+            tracing::error!(
+                "worker {id} (pid: {pid}): limit-as = {}: setrlimit(RLIMIT_AS) failed: {e}; serving without it",
+                cfg.limit_as
+            );
         }
     }
     // Written by a thread that serves request number `max_requests`, and by the signal
