@@ -413,9 +413,9 @@ pub static OPTIONS: &[OptionSpec] = &[
     ignored("procname-master", Text, NO_PROCNAME, "master process name"),
     // --- recycling and limits
     row("harakiri", &[], Some('t'), Seconds, false, "0", Supported, "kill a worker whose request runs longer (0 = off)"),
-    s("harakiri-verbose", Bool, "false", "log details about harakiri"),
+    s("harakiri-verbose", Bool, "false", "log the stuck worker's /proc syscall and wchan on harakiri"),
     row("py-tracebacker", &[], None, Text, false, "", SupportedWithDifference(
-        "turns on `harakiri-verbose` (the stuck request's Python stack is logged); no tracebacker socket is created"),
+        "the stuck request's Python stack is logged on every harakiri anyway; turns on `harakiri-verbose`; no tracebacker socket is created"),
         "log Python stacks of stuck requests"),
     s("harakiri-graceful-timeout", Seconds, "0", "graceful harakiri: SIGTERM first, SIGKILL after this many seconds (0 = SIGKILL at once)"),
     s("harakiri-graceful-signal", Number, "15", "graceful harakiri: the signal sent first (with `harakiri-graceful-timeout`)"),
@@ -425,9 +425,11 @@ pub static OPTIONS: &[OptionSpec] = &[
     s("min-worker-lifetime", Seconds, "10", "seconds a worker lives before it may be recycled"),
     s("max-worker-lifetime", Seconds, "0", "recycle a worker after this many seconds (0 = off)"),
     s("reload-on-rss", Megabytes, "0", "recycle a worker whose RSS exceeds this (0 = off)"),
-    planned("reload-on-as", Megabytes, "recycle a worker whose address space exceeds this"),
+    s("reload-on-as", Megabytes, "0", "recycle a worker whose address space exceeds this (0 = off)"),
     s("evil-reload-on-rss", Megabytes, "0", "the master kills a worker whose RSS exceeds this (0 = off)"),
-    planned("limit-as", Megabytes, "address space limit"),
+    row("limit-as", &[], None, Megabytes, false, "0", SupportedWithDifference(
+        "set in each worker after the fork, so the master isn't limited"),
+        "limit each worker's address space (RLIMIT_AS) to this many MiB (0 = no limit)"),
     s("worker-reload-mercy", Seconds, "60", "seconds a worker may take to finish on reload"),
     s("reload-mercy", Seconds, "", "seconds the whole stack may take on reload/shutdown (unset: workers get `worker-reload-mercy`, attached daemons 3)"),
     row("buffer-size", &[], Some('b'), Bytes, false, "4096", Supported, "max size of a request's header block / uwsgi vars"),

@@ -402,13 +402,15 @@ fn apply(c: &mut Config, spec: &OptionSpec, e: &Entry, value: &str) -> Result<St
             c.metrics = Some(parse_address(value).ok_or_else(|| err("expected [host]:port"))?);
         }
         // Differs from uWSGI: the value (a tracebacker socket path) is accepted but no socket
-        // is created; the stuck request's stack goes to the log as with `harakiri-verbose`.
+        // is created; the stuck request's stack goes to the log on every harakiri anyway.
         "py-tracebacker" => c.harakiri_verbose = true,
         "max-requests" => c.max_requests = num()?,
         "max-requests-delta" => c.max_requests_delta = num()?,
         "min-worker-lifetime" => c.min_worker_lifetime = num()?,
         "max-worker-lifetime" => c.max_worker_lifetime = num()?,
         "reload-on-rss" => c.reload_on_rss = num()?,
+        "reload-on-as" => c.reload_on_as = num()?,
+        "limit-as" => c.limit_as = num()?,
         "evil-reload-on-rss" => c.evil_reload_on_rss = num()?,
         "worker-reload-mercy" => c.worker_reload_mercy = num()?,
         "reload-mercy" => c.reload_mercy = Some(num()?),

@@ -209,6 +209,11 @@ fn start(cfg: Config) -> Result<Master> {
     if cfg.sockets.is_empty() {
         anyhow::bail!("no socket configured: set http, http-socket or socket");
     }
+    if cfg.limit_as > 0 {
+        // uWSGI's words; the limit is set in each worker (`worker::limit_address_space`).
+        tracing::info!("limiting address space of processes...");
+        tracing::info!("your process address space limit is {} bytes ({} MB)", cfg.limit_as << 20, cfg.limit_as);
+    }
     let listeners = listener::bind_all(&cfg)?;
     for (i, l) in listeners.iter().enumerate() {
         let kind = match l.protocol {
@@ -729,8 +734,8 @@ impl Master {
     }
 
     /// `harakiri`: a core whose request started more than `harakiri` seconds ago gets its
-    /// worker killed (after the Python stacks are dumped with `harakiri-verbose`, and after
-    /// SIGTERM + `harakiri-graceful-timeout` when set). The master respawns it.
+    /// worker killed (after its Python stacks are dumped, and after SIGTERM +
+    /// `harakiri-graceful-timeout` when set). The master respawns it.
     fn check_harakiri(&mut self) {
         let now = Instant::now();
         for index in 0..self.workers.len() {
@@ -782,12 +787,19 @@ impl Master {
             }
             tracing::error!("HARAKIRI !!! end of worker {id} status !!!");
             slot.harakiri_count.fetch_add(1, Relaxed);
-            let mut wait = Duration::ZERO;
             if self.cfg.harakiri_verbose {
-                tracing::error!("HARAKIRI: Python stacks of worker {id} (pid: {pid}) follow");
-                let _ = kill(pid, Signal::SIGUSR2);
-                wait = TRACEBACK_GRACE;
+                // As uWSGI's harakiri-verbose: where the process sits in the kernel.
+                for (what, file) in [("syscall", "syscall"), ("wchan", "wchan")] {
+                    if let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/{file}")) {
+                        tracing::error!("HARAKIRI: -- {what}> {}", text.trim_end());
+                    }
+                }
             }
+            // Differs from uWSGI: the stuck worker's Python stacks are always logged (its
+            // faulthandler dumps them on SIGUSR2); uWSGI needs a py-tracebacker socket.
+            tracing::error!("HARAKIRI: Python stacks of worker {id} (pid: {pid}) follow");
+            let _ = kill(pid, Signal::SIGUSR2);
+            let mut wait = TRACEBACK_GRACE;
             if graceful {
                 let sig = self.cfg.harakiri_graceful_signal;
                 tracing::error!(
@@ -797,12 +809,7 @@ impl Master {
                 let _ = Signal::try_from(sig).map(|s| kill(pid, s));
                 wait = wait.max(Duration::from_secs(self.cfg.harakiri_graceful_timeout));
             }
-            if wait.is_zero() {
-                let _ = kill(pid, Signal::SIGKILL);
-                w.harakiri = Harakiri::Killed;
-            } else {
-                w.harakiri = Harakiri::KillAt(now + wait, graceful);
-            }
+            w.harakiri = Harakiri::KillAt(now + wait, graceful);
         }
     }
 

@@ -12,6 +12,7 @@ use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTime
 use ruwsgi_config::SocketProtocol;
 use ruwsgi_proto::{
     parse_request_head, parse_uwsgi_packet, BodyFraming, ChunkedDecoder, Limits, RequestHead, UwsgiPacket,
+    MAX_CONTENT_LENGTH,
 };
 use slab::Slab;
 
@@ -658,7 +659,8 @@ fn serve_uwsgi(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
         .find(|(k, _)| *k == b"CONTENT_LENGTH")
         .and_then(|(_, v)| std::str::from_utf8(v).ok()?.trim().parse().ok())
         .unwrap_or(0);
-    if settings.limit_post > 0 && length > settings.limit_post {
+    // A length past i64::MAX can't be read by any app (413, as for HTTP).
+    if (settings.limit_post > 0 && length > settings.limit_post) || length > MAX_CONTENT_LENGTH {
         tracing::info!("request body of {length} bytes exceeds limit-post ({}) -> 413", settings.limit_post);
         reply_error(fd, 413, "Content Too Large");
         return Step::Reject;

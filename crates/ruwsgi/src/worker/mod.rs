@@ -72,6 +72,16 @@ pub fn run(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, b
 
 fn serve(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, board: Scoreboard, first: bool) -> i32 {
     let pid = std::process::id() as i32;
+    if cfg.limit_as > 0 {
+        if let Err(e) = limit_address_space(cfg.limit_as) {
+            // As uWSGI: say so and serve on (exiting would only make the master respawn
+            // a worker that fails the same way, e.g. above a hard limit set by `ulimit -v`).
+            tracing::error!(
+                "worker {id} (pid: {pid}): limit-as = {}: setrlimit(RLIMIT_AS) failed: {e}; serving without it",
+                cfg.limit_as
+            );
+        }
+    }
     // Written by a thread that serves request number `max_requests`, and by the signal
     // handlers below: either wakes the main loop.
     let Ok((recycle_read, recycle_wake)) =
@@ -160,7 +170,7 @@ fn serve(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, boa
         tracing::error!("worker {id}: cannot create a pipe");
         return 1;
     };
-    if cfg.harakiri_verbose {
+    if cfg.harakiri > 0 {
         wsgi::install_tracebacker();
     }
     if id == 1 && cfg.py_autoreload > 0 {
@@ -264,7 +274,8 @@ fn serve(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, boa
                     "worker {id} (pid: {pid}): a connection loop died; exiting so the master replaces this worker"
                 ));
             }
-            info.slot().rss.store(crate::master::stats::memory(pid).0, Relaxed);
+            let (rss, address_space) = crate::master::stats::memory(pid);
+            info.slot().rss.store(rss, Relaxed);
             if let Some(path) = log_file {
                 // Follow a rotation done by the master (`log-maxsize`) or logrotate.
                 crate::master::logfile::follow(path);
@@ -279,20 +290,34 @@ fn serve(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, boa
                         "...The work of process {pid} is done (max lifetime reached: {}s). Seeya!",
                         lived.as_secs()
                     ));
-                } else if cfg.reload_on_rss > 0 {
-                    let rss = info.slot().rss.load(Relaxed);
-                    if rss > cfg.reload_on_rss << 20 {
-                        stop(&format!(
-                            "...The work of process {pid} is done (reload-on-rss: {} MiB > {} MiB). Seeya!",
-                            rss >> 20,
-                            cfg.reload_on_rss
-                        ));
-                    }
+                } else if cfg.reload_on_rss > 0 && rss > cfg.reload_on_rss << 20 {
+                    stop(&format!(
+                        "...The work of process {pid} is done (reload-on-rss: {} MiB > {} MiB). Seeya!",
+                        rss >> 20,
+                        cfg.reload_on_rss
+                    ));
+                } else if cfg.reload_on_as > 0 && address_space > cfg.reload_on_as << 20 {
+                    stop(&format!(
+                        "...The work of process {pid} is done (reload-on-as: {} MiB > {} MiB). Seeya!",
+                        address_space >> 20,
+                        cfg.reload_on_as
+                    ));
                 }
             }
         }
     });
     exit_code
+}
+
+/// `limit-as`: caps this process's address space at `mib` MiB (soft and hard `RLIMIT_AS`,
+/// as uWSGI sets them), so an allocation past it fails (Python raises `MemoryError`) instead
+/// of the worker growing until the OOM killer picks a victim.
+// Differs from uWSGI: set in each worker after the fork, not in the master at start-up, so
+// the master (which re-executes itself on reload, and can't raise a hard limit back) isn't
+// limited.
+fn limit_address_space(mib: u64) -> nix::Result<()> {
+    let bytes = mib.saturating_mul(1 << 20);
+    nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_AS, bytes, bytes)
 }
 
 /// How the master's signals reach a worker: SIGTERM/SIGHUP set `graceful` (finish the

@@ -294,9 +294,7 @@ impl App {
         }
         let (script_name, path_info): (&[u8], Cow<'r, [u8]>) = match origin {
             // HTTP requests carry no SCRIPT_NAME.
-            Origin::Http { head, .. } if self.mounts.manages_script_name() => {
-                (b"", environ::http_path_info(head.target))
-            }
+            Origin::Http { head, .. } if self.mounts.manages_script_name() => (b"", environ::http_path_info(head)),
             Origin::Http { .. } => (b"", Cow::Borrowed(b"")),
             // The last of repeated vars, as in the environ.
             Origin::Uwsgi { packet } => {

@@ -124,16 +124,18 @@ impl ResponseState {
             }
             BodyMode::UntilClose => parts.extend_from_slice(body),
         }
-        let head_len = head.len() as u64;
+        // Body bytes sit after the head and the chunk-size line; a write cut short (the
+        // client stalled past socket-timeout) still counts what went out of them.
+        let before_body = (head.len() + chunk_line.len()) as u64;
+        let body_len =
+            parts.iter().map(|p| p.len() as u64).sum::<u64>() - before_body - if chunk_line.is_empty() { 0 } else { 2 };
         let fd = self.fd;
         let timeout = self.timeout;
-        let sent = socket_io::write_all(fd, &parts, || py.detach(|| socket_io::wait(fd, true, timeout)));
+        let mut n = 0;
+        let sent = socket_io::write_all(fd, &parts, &mut n, || py.detach(|| socket_io::wait(fd, true, timeout)));
+        self.body_bytes += n.saturating_sub(before_body).min(body_len);
         match sent {
-            Ok(n) => {
-                self.body_bytes +=
-                    n.saturating_sub(head_len + chunk_line.len() as u64 + if chunk_line.is_empty() { 0 } else { 2 });
-                Ok(())
-            }
+            Ok(()) => Ok(()),
             Err(e) => {
                 self.broken = true;
                 self.keep_alive = false;
@@ -425,7 +427,7 @@ impl ResponseState {
     fn send_raw(&mut self, py: Python<'_>, bytes: &[u8]) -> io::Result<()> {
         let fd = self.fd;
         let timeout = self.timeout;
-        socket_io::write_all(fd, &[bytes], || py.detach(|| socket_io::wait(fd, true, timeout))).map(|_| ())
+        socket_io::write_all(fd, &[bytes], &mut 0, || py.detach(|| socket_io::wait(fd, true, timeout)))
     }
 }
 
