@@ -496,6 +496,13 @@ impl Master {
     /// Stops everything: `graceful` lets requests finish; `why` starts the log line.
     fn shutdown(&mut self, graceful: bool, why: &str) {
         self.chain = None;
+        if !matches!(self.phase, Phase::ShuttingDown { .. }) {
+            // The workers close theirs as they get the signal: once all are closed, new
+            // clients are refused at once rather than queued and reset at exit.
+            for l in &self.listeners {
+                l.close_here();
+            }
+        }
         if graceful {
             if matches!(self.phase, Phase::ShuttingDown { .. }) {
                 return;
@@ -591,15 +598,18 @@ impl Master {
                     self.shutdown(true, "no app");
                     continue;
                 }
-                Exit::Code(code) => {
+                // uWSGI's words; "trying respawn" only when a respawn follows.
+                Exit::Code(code) if running => {
                     tracing::error!("DAMN ! worker {id} (pid: {pid}) died with exit code {code} :( trying respawn ...");
                 }
-                Exit::Signal(sig) => {
+                Exit::Signal(sig) if running => {
                     tracing::error!(
                         "DAMN ! worker {id} (pid: {pid}) died, killed by signal {} :( trying respawn ...",
                         sig as i32
                     );
                 }
+                Exit::Code(code) => tracing::warn!("worker {id} (pid: {pid}) died with exit code {code}"),
+                Exit::Signal(sig) => tracing::warn!("worker {id} (pid: {pid}) killed by signal {}", sig as i32),
             }
             if running {
                 let w = &mut self.workers[index];
