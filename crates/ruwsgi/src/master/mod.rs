@@ -188,6 +188,7 @@ fn start(cfg: Config) -> Result<Master> {
     if cfg.sockets.is_empty() {
         anyhow::bail!("no socket configured: set http, http-socket or socket");
     }
+    raise_fd_limit(cfg.max_fd);
     let listeners = listener::bind_all(&cfg)?;
     for (i, l) in listeners.iter().enumerate() {
         let kind = match l.protocol {
@@ -297,6 +298,39 @@ impl std::error::Error for NoApp {}
 
 /// Detaches from the terminal (`daemonize = LOGFILE`): fork, the parent exits, the child
 /// starts a new session and sends its output to the log file.
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit, as nginx's `worker_rlimit_nofile`
+/// does: the common default soft limit of 1024 is far below what an event loop holding
+/// idle keep-alive connections needs, and the workers inherit it. `max-fd` above the hard
+/// limit raises that too (uWSGI sets both to `max-fd`), which needs root.
+/// Differs from uWSGI: uWSGI leaves the limit alone without `max-fd`, and its `max-fd` can
+/// also lower it; ruwsgi never lowers it (`max-fd` also caps a worker's connections).
+fn raise_fd_limit(max_fd: u64) {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource, RLIM_INFINITY};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else { return };
+    // An unlimited hard limit still stops at the kernel's per-process maximum.
+    let ceiling = if hard == RLIM_INFINITY {
+        std::fs::read_to_string("/proc/sys/fs/nr_open").ok().and_then(|s| s.trim().parse().ok()).unwrap_or(1 << 20)
+    } else {
+        hard
+    };
+    if max_fd > ceiling {
+        match setrlimit(Resource::RLIMIT_NOFILE, max_fd, max_fd) {
+            Ok(()) => {}
+            Err(e) => {
+                tracing::warn!("max-fd = {max_fd}: cannot raise the open files limit above {ceiling}: {e}");
+                let _ = setrlimit(Resource::RLIMIT_NOFILE, ceiling, hard);
+            }
+        }
+    } else if soft < ceiling {
+        if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, ceiling, hard) {
+            tracing::warn!("cannot raise the open files limit from {soft} to {ceiling}: {e}");
+        }
+    }
+    if let Ok((soft, _)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        tracing::info!("detected max file descriptor number: {soft}");
+    }
+}
+
 fn daemonize(log: &Path) -> Result<()> {
     let file = logfile::open(log)?;
     if wsgi::fork()? != 0 {
