@@ -367,3 +367,41 @@ fn issue_19_soft_fd_limit_raised_to_the_hard_limit() {
     assert_eq!(master_limits, "4096 4096");
     assert_eq!(worker_limits.as_deref(), Some("4096 4096"));
 }
+
+/// Issue 19 (1), with `wrk` (its keep-alive connections are never idle for long): two
+/// reloads under `wrk -c16` cost no socket error and no non-2xx answer.
+#[test]
+fn issue_19_wrk_sees_no_error_through_reloads() {
+    let app = it::app("hello.py");
+    let srv = Server::start(&[
+        "--http-socket",
+        "127.0.0.1:0",
+        "--wsgi-file",
+        &app,
+        "--processes",
+        "2",
+        "--threads",
+        "1",
+        "--disable-logging",
+    ]);
+    let mut wrk = std::process::Command::new("wrk")
+        .args(["-t1", "-c16", "-d60s", &format!("http://{}/", srv.addr())])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("wrk is needed (apt-get install wrk)");
+    // The load runs for a while before, between and after the reloads.
+    let load = || thread::sleep(Duration::from_millis(700));
+    load();
+    for round in 1..=2 {
+        srv.signal(Signal::SIGHUP);
+        let reloaded = srv.wait_for(Duration::from_secs(30), |t| t.matches("spawned uWSGI worker").count() >= 2 + 2 * round);
+        assert!(reloaded, "reload {round} did not finish:\n{}", srv.log());
+        load();
+    }
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(wrk.id() as i32), Signal::SIGINT).unwrap();
+    let out = wrk.wait_with_output().unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(report.contains("requests in"), "{report}");
+    assert!(!report.contains("Socket errors") && !report.contains("Non-2xx"), "{report}");
+}
