@@ -5,14 +5,13 @@
 use std::io::{BufReader, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::Signal;
 use it::Server;
+use nix::sys::signal::Signal;
 
-/// A keep-alive client POSTing in a loop until `stop`: reconnects after a response with
+/// A keep-alive client sending POST requests in a loop until `stop`: reconnects after a response with
 /// `Connection: close`; returns one line per request that got no response.
 fn keepalive_client(addr: SocketAddr, stop: &AtomicBool, served: &AtomicU64) -> Vec<String> {
     const REQUEST: &[u8] = b"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc";
@@ -89,7 +88,8 @@ fn issue_19_reload_answers_every_keepalive_request() {
         wait_served(&served, 100);
         for round in 1..=2 {
             srv.signal(Signal::SIGHUP);
-            let reloaded = srv.wait_for(Duration::from_secs(30), |t| t.matches("spawned uWSGI worker").count() >= 2 + 2 * round);
+            let reloaded =
+                srv.wait_for(Duration::from_secs(30), |t| t.matches("spawned uWSGI worker").count() >= 2 + 2 * round);
             assert!(reloaded, "reload {round} did not finish:\n{}", srv.log());
             wait_served(&served, 100);
         }
@@ -101,7 +101,16 @@ fn issue_19_reload_answers_every_keepalive_request() {
 
 fn features_server(processes: &str, threads: &str) -> Server {
     let app = it::app("wsgi_features.py");
-    Server::start(&["--http-socket", "127.0.0.1:0", "--wsgi-file", &app, "--processes", processes, "--threads", threads])
+    Server::start(&[
+        "--http-socket",
+        "127.0.0.1:0",
+        "--wsgi-file",
+        &app,
+        "--processes",
+        processes,
+        "--threads",
+        threads,
+    ])
 }
 
 fn is_close(r: &it::Response) -> bool {
@@ -197,7 +206,8 @@ fn issue_19_sigterm_stops_accepting_at_once() {
 #[test]
 fn issue_19_out_of_fds_backs_off_logs_once_and_recovers() {
     let app = it::app("counter.py");
-    let srv = Server::start(&["--http-socket", "127.0.0.1:0", "--wsgi-file", &app, "--processes", "1", "--threads", "1"]);
+    let srv =
+        Server::start(&["--http-socket", "127.0.0.1:0", "--wsgi-file", &app, "--processes", "1", "--threads", "1"]);
     let worker = srv.worker_pids()[0];
     // The limit bounds fd numbers: room for 8 more above the highest one in use.
     let highest = std::fs::read_dir(format!("/proc/{worker}/fd"))
@@ -236,7 +246,10 @@ fn issue_19_out_of_fds_backs_off_logs_once_and_recovers() {
 fn rss(pid: i32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
-        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("VmRSS:").map(|v| v.trim().trim_end_matches(" kB").parse::<u64>().ok()))?)
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:").map(|v| v.trim().trim_end_matches(" kB").parse::<u64>().ok()))?
+        })
         .unwrap_or(0)
         * 1024
 }
@@ -289,7 +302,7 @@ fn issue_19_ten_thousand_idle_keepalive_connections_cost_little_memory() {
         let r = it::read_response(&mut reader).expect("response");
         assert_eq!(r.status, 200);
     }
-    assert!(started.elapsed() < Duration::from_secs(60));
+    assert!(started.elapsed() < Duration::from_mins(1));
     let held = total_rss(&srv);
     drop(conns);
     // Wait until the workers have closed their side (their RSS stops falling) or 10 s.
@@ -384,7 +397,7 @@ fn issue_19_wrk_sees_no_error_through_reloads() {
         "1",
         "--disable-logging",
     ]);
-    let mut wrk = std::process::Command::new("wrk")
+    let wrk = std::process::Command::new("wrk")
         .args(["-t1", "-c16", "-d60s", &format!("http://{}/", srv.addr())])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -395,7 +408,8 @@ fn issue_19_wrk_sees_no_error_through_reloads() {
     load();
     for round in 1..=2 {
         srv.signal(Signal::SIGHUP);
-        let reloaded = srv.wait_for(Duration::from_secs(30), |t| t.matches("spawned uWSGI worker").count() >= 2 + 2 * round);
+        let reloaded =
+            srv.wait_for(Duration::from_secs(30), |t| t.matches("spawned uWSGI worker").count() >= 2 + 2 * round);
         assert!(reloaded, "reload {round} did not finish:\n{}", srv.log());
         load();
     }

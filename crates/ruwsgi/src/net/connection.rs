@@ -527,7 +527,10 @@ fn fd_shortage_ended(ctx: &LoopContext<'_>) {
     let since = ctx.worker.fd_shortage_since.swap(0, Ordering::Relaxed);
     if since != 0 {
         let lasted = now_micros().saturating_sub(since) as f64 / 1e6;
-        tracing::info!("worker {}: accepting connections again after {lasted:.1} s without file descriptors", ctx.worker.id);
+        tracing::info!(
+            "worker {}: accepting connections again after {lasted:.1} s without file descriptors",
+            ctx.worker.id
+        );
     }
 }
 
@@ -602,7 +605,8 @@ fn serve_http(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
         let started = now_micros();
         // A stopping worker closes after this reply unless another request is already buffered.
         let closing = ctx.stopping.load(Ordering::Relaxed) && conn.buf.len() == used;
-        let request = StaticRequest::from_http(&head).map(|r| StaticRequest { keep_alive: r.keep_alive && !closing, ..r });
+        let request =
+            StaticRequest::from_http(&head).map(|r| StaticRequest { keep_alive: r.keep_alive && !closing, ..r });
         if let Some(reply) = request.and_then(|r| statics.respond(&r)) {
             let log = LogFacts {
                 addr: http_log_addr(settings, &head, &conn.peer.addr).to_owned(),
