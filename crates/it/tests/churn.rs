@@ -231,7 +231,10 @@ fn issue_19_out_of_fds_backs_off_logs_once_and_recovers() {
     let before = cpu();
     thread::sleep(Duration::from_secs(2));
     let ticks = cpu() - before;
-    eprintln!("worker CPU while out of fds: {ticks} ticks in 2 s; {} log lines", srv.log().matches("Too many open files").count());
+    eprintln!(
+        "worker CPU while out of fds: {ticks} ticks in 2 s; {} log lines",
+        srv.log().matches("Too many open files").count()
+    );
     // 2 s of spinning is 200 ticks (USER_HZ = 100); a paused worker wakes a few times a second.
     assert!(ticks < 40, "worker used {ticks} CPU ticks in 2 s while out of fds");
     assert_eq!(srv.log().matches("Too many open files").count(), 1, "{}", srv.log());

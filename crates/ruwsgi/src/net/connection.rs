@@ -1,7 +1,10 @@
 //! The connection loop one worker thread runs: accept, read, parse with proto, hand
 //! complete requests to the app, keep-alive and pipelining. Each thread has its own epoll,
-//! so idle and slow connections cost a buffer, never a thread; a thread runs the app only
-//! once a request's head (and a small body) has fully arrived.
+//! so idle and slow connections cost a few hundred bytes (and a partial request what has
+//! arrived of it), never a thread; a thread runs the app only once a request's head (and a
+//! small body) has fully arrived. When the worker stops, the loop winds down: nothing more
+//! is accepted, every request received is answered, and keep-alive connections are closed
+//! only between requests (`wind_down`, `begin_close`).
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -36,7 +39,7 @@ const ACCEPT_BATCH: usize = 8;
 /// Longest wait for events: the timeout sweep runs at least this often, so a connection is
 /// closed at most this long after its `http-timeout`/`socket-timeout` ran out.
 const TICK: Duration = Duration::from_millis(250);
-/// The loop's tick while the worker stops, so the steps below happen on time.
+/// The loop's tick while the worker stops, so the grace and linger below end on time.
 const STOP_TICK: Duration = Duration::from_millis(20);
 /// A stopping worker keeps an idle keep-alive connection open this long for the next
 /// request, which it answers with `Connection: close`: a client sending in a loop (its
@@ -253,6 +256,10 @@ pub fn run(ctx: &LoopContext<'_>) -> std::io::Result<()> {
             // The worker's main thread has taken the listeners out of this epoll set and
             // closed them (`ListenGate::close`).
             st.polled = false;
+            if st.stop_began.is_none() {
+                // The stop pipe stays readable: out of the set, or every wait returns at once.
+                let _ = epoll.delete(ctx.stop_fd);
+            }
             let began = *st.stop_began.get_or_insert_with(Instant::now);
             wind_down(ctx, &mut conns, &mut st.spare, began, first_conn);
             if conns.is_empty() {
@@ -406,12 +413,12 @@ fn serve_guarded(ctx: &LoopContext<'_>, conn: &mut Conn, spare: &mut ReadBuf) ->
             );
             ctx.worker.slot().cores[ctx.core].request_start.store(0, Ordering::Relaxed);
             reply_error(conn.fd.as_raw_fd(), 500, "Internal Server Error");
-            conn.buf = ReadBuf::default();
             Next::Close
         }
     }
 }
 
+/// Closes connections idle past `http-timeout` or with a request slower than `socket-timeout`.
 fn sweep(ctx: &LoopContext<'_>, conns: &mut Slab<Conn>) {
     let settings = ctx.settings;
     conns.retain(|_, c| {
@@ -524,7 +531,12 @@ fn fd_shortage_began(ctx: &LoopContext<'_>, listener: &Listener, held: usize, e:
 
 /// An `accept()` worked again: ends this worker's fd shortage episode, if any.
 fn fd_shortage_ended(ctx: &LoopContext<'_>) {
-    let since = ctx.worker.fd_shortage_since.swap(0, Ordering::Relaxed);
+    let shortage = &ctx.worker.fd_shortage_since;
+    // A plain load first: this runs on every accept, and the swap would write a shared line.
+    if shortage.load(Ordering::Relaxed) == 0 {
+        return;
+    }
+    let since = shortage.swap(0, Ordering::Relaxed);
     if since != 0 {
         let lasted = now_micros().saturating_sub(since) as f64 / 1e6;
         tracing::info!(
