@@ -441,7 +441,7 @@ pub static OPTIONS: &[OptionSpec] = &[
     s("http-timeout", Seconds, "60", "seconds an HTTP connection may be idle or slow"),
     row("http-keepalive", &[], None, Number, false, "0", SupportedWithDifference(
         "max keep-alive connections per worker (uWSGI: an on/off switch for the router)"), "keep-alive connections per worker (0 = no limit besides `max-fd`)"),
-    s("max-fd", Number, "0", "max open connections per worker (0 = system limit)"),
+    s("max-fd", Number, "0", "max open connections per worker; above the hard RLIMIT_NOFILE it raises that (root) (0 = no cap)"),
     ignored("http-auto-chunked", Bool, "HTTP/1.1 responses without Content-Length are always chunked",
         "chunk responses without Content-Length"),
     planned("http-websockets", Bool, "WebSocket support"),

@@ -214,6 +214,7 @@ fn start(cfg: Config) -> Result<Master> {
         tracing::info!("limiting address space of processes...");
         tracing::info!("your process address space limit is {} bytes ({} MB)", cfg.limit_as << 20, cfg.limit_as);
     }
+    raise_fd_limit(cfg.max_fd);
     let listeners = listener::bind_all(&cfg)?;
     for (i, l) in listeners.iter().enumerate() {
         let kind = match l.protocol {
@@ -357,6 +358,39 @@ impl std::error::Error for NoApp {}
 
 /// Detaches from the terminal (`daemonize = LOGFILE`): fork, the parent exits, the child
 /// starts a new session and sends its output to the log file.
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit, as nginx's `worker_rlimit_nofile`
+/// does: the common default soft limit of 1024 is far below what an event loop holding
+/// idle keep-alive connections needs, and the workers inherit it. `max-fd` above the hard
+/// limit raises that too (uWSGI sets both to `max-fd`), which needs root.
+/// Differs from uWSGI: uWSGI leaves the limit alone without `max-fd`, and its `max-fd` can
+/// also lower it; ruwsgi never lowers it (`max-fd` also caps a worker's connections).
+fn raise_fd_limit(max_fd: u64) {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource, RLIM_INFINITY};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else { return };
+    // An unlimited hard limit still stops at the kernel's per-process maximum.
+    let ceiling = if hard == RLIM_INFINITY {
+        std::fs::read_to_string("/proc/sys/fs/nr_open").ok().and_then(|s| s.trim().parse().ok()).unwrap_or(1 << 20)
+    } else {
+        hard
+    };
+    if max_fd > ceiling {
+        match setrlimit(Resource::RLIMIT_NOFILE, max_fd, max_fd) {
+            Ok(()) => {}
+            Err(e) => {
+                tracing::warn!("max-fd = {max_fd}: cannot raise the open files limit above {ceiling}: {e}");
+                let _ = setrlimit(Resource::RLIMIT_NOFILE, ceiling, hard);
+            }
+        }
+    } else if soft < ceiling {
+        if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, ceiling, hard) {
+            tracing::warn!("cannot raise the open files limit from {soft} to {ceiling}: {e}");
+        }
+    }
+    if let Ok((soft, _)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        tracing::info!("detected max file descriptor number: {soft}");
+    }
+}
+
 fn daemonize(log: &Path) -> Result<()> {
     let file = logfile::open(log)?;
     if wsgi::fork()? != 0 {
@@ -577,6 +611,13 @@ impl Master {
     /// Stops everything: `graceful` lets requests finish; `why` starts the log line.
     fn shutdown(&mut self, graceful: bool, why: &str) {
         self.chain = None;
+        if !matches!(self.phase, Phase::ShuttingDown { .. }) {
+            // The workers close theirs as they get the signal: once all are closed, new
+            // clients are refused at once rather than queued and reset at exit.
+            for l in &self.listeners {
+                l.close_here();
+            }
+        }
         if graceful {
             if matches!(self.phase, Phase::ShuttingDown { .. }) {
                 return;
@@ -693,15 +734,18 @@ impl Master {
                     self.shutdown(false, "FATAL hook failed, destroying instance");
                     continue;
                 }
-                Exit::Code(code) => {
+                // uWSGI's words; "trying respawn" only when a respawn follows.
+                Exit::Code(code) if running => {
                     tracing::error!("DAMN ! worker {id} (pid: {pid}) died with exit code {code} :( trying respawn ...");
                 }
-                Exit::Signal(sig) => {
+                Exit::Signal(sig) if running => {
                     tracing::error!(
                         "DAMN ! worker {id} (pid: {pid}) died, killed by signal {} :( trying respawn ...",
                         sig as i32
                     );
                 }
+                Exit::Code(code) => tracing::warn!("worker {id} (pid: {pid}) died with exit code {code}"),
+                Exit::Signal(sig) => tracing::warn!("worker {id} (pid: {pid}) killed by signal {}", sig as i32),
             }
             if running {
                 let w = &mut self.workers[index];

@@ -5,11 +5,12 @@
 //! `lazy-apps`) `pre-app`/`post-app` around the app load, then the `accepting*` ones.
 
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::epoll::{Epoll, EpollCreateFlags};
 use nix::sys::signal::{SigSet, SigmaskHow};
 use ruwsgi_config::hooks::HookPhase;
 use ruwsgi_config::Config;
@@ -18,7 +19,7 @@ use ruwsgi_proto::Limits;
 use crate::hooks::run_phase;
 use crate::log::LogPolicy;
 use crate::net::connection::{self, LoopContext, LoopSettings};
-use crate::net::listener::Listener;
+use crate::net::listener::{ListenGate, Listener};
 use crate::scoreboard::{Scoreboard, Status, WorkerSlot};
 use crate::static_files::StaticFiles;
 use crate::wsgi::{self, App};
@@ -46,6 +47,9 @@ pub struct WorkerInfo {
     /// Written by the thread that serves request number `max_requests`, so the main thread
     /// recycles the worker right away instead of on its next tick.
     pub recycle_wake: OwnedFd,
+    /// Start (µs) of the current shortage of file descriptors (`accept()` failing with
+    /// EMFILE and the like), 0 when none: logged once per episode, not per failure.
+    pub fd_shortage_since: AtomicU64,
 }
 
 impl WorkerInfo {
@@ -142,6 +146,7 @@ fn serve(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, boa
         log_micros: cfg.log_micros,
         max_requests,
         recycle_wake,
+        fd_shortage_since: AtomicU64::new(0),
     };
     let settings = LoopSettings {
         limits: Limits { max_head: cfg.buffer_size, ..Limits::default() },
@@ -202,7 +207,23 @@ fn serve(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, boa
         }
     }
     let log_file = cfg.daemonize.as_ref().or(cfg.daemonize2.as_ref()).or(cfg.logto.as_ref());
-    let stopping = AtomicBool::new(false);
+    let stopping = Arc::new(AtomicBool::new(false));
+    // One epoll set per loop thread, made here so that the stop can take the listeners out
+    // of all of them at once, even of a thread busy running a request.
+    let gate = ListenGate::default();
+    let mut epolls = Vec::with_capacity(cfg.threads as usize);
+    for _ in 0..cfg.threads {
+        match Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC) {
+            Ok(epoll) => {
+                gate.set_polled(&epoll, listeners, true);
+                epolls.push(epoll);
+            }
+            Err(e) => {
+                tracing::error!("worker {id}: cannot create an epoll set: {e}");
+                return 1;
+            }
+        }
+    }
     let running = AtomicUsize::new(cfg.threads as usize);
     // A loop thread ended while the worker wasn't stopping: exit non-zero so the master
     // replaces this process instead of it serving on with fewer threads.
@@ -210,12 +231,14 @@ fn serve(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, boa
     let spawned = Instant::now();
     let mut exit_code = 0;
     std::thread::scope(|s| {
-        for core in 0..cfg.threads as usize {
+        for (core, epoll) in epolls.iter().enumerate() {
             let ctx = LoopContext {
                 listeners,
                 app,
                 settings: &settings,
                 stopping: &stopping,
+                epoll,
+                gate: &gate,
                 stop_fd: stop_read.as_fd(),
                 core,
                 worker: &info,
@@ -253,6 +276,10 @@ fn serve(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, boa
                 }
                 info.slot().status.store(Status::Stopping as u8, Relaxed);
                 info.slot().accepting.store(0, Relaxed);
+                // Stop accepting at once, in every thread, even one still running a request:
+                // once every process has closed its listeners (the master too on SIGTERM),
+                // new clients are refused instead of queueing for a worker that won't come.
+                gate.close(&epolls, listeners);
                 let _ = nix::unistd::write(&stop_write, b"x");
             }
         };

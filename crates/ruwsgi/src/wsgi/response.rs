@@ -5,6 +5,7 @@
 
 use std::io;
 use std::os::fd::{BorrowedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -69,6 +70,8 @@ struct ResponseState {
     timeout: Duration,
     /// `add-header`.
     extra_headers: Arc<[(String, String)]>,
+    /// `Request::closing`: checked when the head is written.
+    closing: Option<Arc<AtomicBool>>,
 }
 
 type Shared = Arc<Mutex<ResponseState>>;
@@ -172,6 +175,9 @@ impl ResponseState {
             }
         };
         self.mode = if no_body { BodyMode::None } else { mode };
+        if self.closing.as_ref().is_some_and(|stopping| stopping.load(Ordering::Relaxed)) {
+            self.keep_alive = false;
+        }
         let headers: Vec<(&[u8], &[u8])> =
             self.headers.iter().chain(self.extra_headers.iter()).map(|(k, v)| (k.as_bytes(), v.as_bytes())).collect();
         let start = out.len();
@@ -365,6 +371,7 @@ pub fn handle(py: Python<'_>, app: &App, req: &Request<'_>, body: BodyReader) ->
         broken: false,
         timeout: app.socket_timeout,
         extra_headers: Arc::clone(&app.extra_headers),
+        closing: req.closing.map(Arc::clone),
     }));
     let input_state = input::shared(body);
     let selected = app.route(&req.origin);
