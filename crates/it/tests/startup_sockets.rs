@@ -252,10 +252,7 @@ fn protocol_fastcgi_is_refused_with_one_line() {
     let (code, out) =
         run_to_exit(dir.path(), &["--socket", ":0", "--socket-protocol", "fastcgi", "--wsgi-file", "x.py"], SECS);
     assert_eq!(code, Some(1), "{out}");
-    assert_eq!(
-        out.trim(),
-        "ruwsgi: --socket-protocol \"fastcgi\": only uwsgi, http and http11 are supported: speak HTTP or uwsgi to ruwsgi"
-    );
+    assert_eq!(out.trim(), "ruwsgi: --socket-protocol \"fastcgi\": ruwsgi serves only the uwsgi and http protocols");
 }
 
 #[test]

@@ -21,17 +21,18 @@ pub fn main(args: &[String]) -> i32 {
                 1
             }
         },
-        Ok(Command::Run { config, notices }) => {
-            for notice in notices {
-                if notice.contains("WARNING") {
-                    tracing::warn!("{notice}");
-                } else {
-                    tracing::info!("{notice}");
-                }
-            }
+        Ok(Command::Run { config, notices, warnings }) => {
+            // First, so the notices and warnings are logged once, by the interpreter that runs.
             if let Err(e) = crate::wsgi::reexec_for_optimize(config.optimize) {
                 eprintln!("ruwsgi: {e:#}");
                 return 1;
+            }
+            for notice in notices {
+                tracing::info!("{notice}");
+            }
+            // The log has no level column (uWSGI style), so the text says it.
+            for warning in warnings {
+                tracing::warn!("WARNING: {warning}");
             }
             if let Err(e) = crate::static_files::check(&config) {
                 eprintln!("ruwsgi: {e}");
