@@ -275,7 +275,7 @@ pub static OPTIONS: &[OptionSpec] = &[
     list("env", Pair, "set an environment variable before loading the app"),
     missing("unenv", Text, "the variable stays set", "unset an environment variable"),
     s("lazy-apps", Bool, "false", "load the app in each worker after fork"),
-    s("lazy", Bool, "false", "`lazy-apps`, and SIGHUP reloads only the workers (legacy, use `lazy-apps`)"),
+    s("lazy", Bool, "false", "`lazy-apps`, and a graceful reload replaces only the workers (legacy, use `lazy-apps`)"),
     s("need-app", Bool, "true", "exit with status 22 when the app fails to load (`false` is refused: no dynamic mode)"),
     row("mount", &[], None, Mount, true, "", SupportedWithDifference(
         "all apps share one interpreter (uWSGI gives each mount a sub-interpreter); a mount that fails to load stops start-up; a trailing `/` on the mountpoint is ignored; `pkg.mod` without `:callable` is accepted"),
