@@ -46,6 +46,9 @@ pub enum Command {
         /// nothing uses and not-implemented options (e.g. `app.ini:12: option "cron" is not
         /// implemented by ruwsgi: the command does not run`). Logged with a `WARNING: ` prefix.
         warnings: Vec<String>,
+        /// `[ruwsgi] getting INI configuration from app.ini`, one line per config file read
+        /// (inclusions too), to log first as uWSGI does.
+        files_read: Vec<String>,
     },
     /// Print this text to stdout and exit 0 (`--help`, `--version`, `--show-config`).
     Print(String),
@@ -147,6 +150,7 @@ pub fn load_with_env(args: &[String], env: &Environment) -> Result<Command, Conf
             argv::Source::Flag(entry) => flags.push(entry),
         }
     }
+    let files_read = std::mem::take(&mut reader.files_read);
     let mut entries = env_entries;
     entries.append(&mut reader.entries);
     entries.append(&mut flags);
@@ -154,7 +158,7 @@ pub fn load_with_env(args: &[String], env: &Environment) -> Result<Command, Conf
     if parsed.action == Some(argv::Action::ShowConfig) {
         return Ok(Command::Print(resolve::render_show_config(&resolved)));
     }
-    Ok(Command::Run { config: resolved.config, notices: resolved.notices, warnings: resolved.warnings })
+    Ok(Command::Run { config: resolved.config, notices: resolved.notices, warnings: resolved.warnings, files_read })
 }
 
 /// Reads `text` as the `[uwsgi]` section of an ini file called `name` and resolves it, with

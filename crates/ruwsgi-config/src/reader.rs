@@ -72,6 +72,9 @@ pub(crate) struct Reader<'e> {
     pure: bool,
     /// Lines handled so far, `for` iterations included (see `MAX_STEPS`).
     steps: usize,
+    /// One `getting INI configuration from FILE` line per file read, in order, as uWSGI
+    /// logs them before its banner.
+    pub(crate) files_read: Vec<String>,
 }
 
 /// Most lines one load may handle, `for` iterations counted: nested `for` blocks multiply,
@@ -80,7 +83,15 @@ const MAX_STEPS: usize = 100_000;
 
 impl<'e> Reader<'e> {
     pub(crate) fn new(env: &'e Environment) -> Self {
-        Self { env, stack: Vec::new(), last_file: None, entries: Vec::new(), pure: false, steps: 0 }
+        Self {
+            env,
+            stack: Vec::new(),
+            last_file: None,
+            entries: Vec::new(),
+            pure: false,
+            steps: 0,
+            files_read: Vec::new(),
+        }
     }
 
     /// Reads `text` as the ini file `name` without touching the file system.
@@ -135,6 +146,12 @@ impl<'e> Reader<'e> {
                 path: spec.to_owned(),
             });
         }
+        let kind = match format {
+            Format::Ini => "INI",
+            Format::Json => "JSON",
+            Format::Yaml => "YAML",
+        };
+        self.files_read.push(format!("[ruwsgi] getting {kind} configuration from {spec}"));
         let lines = match format {
             Format::Ini => ini_lines(&text, &section),
             Format::Json => {

@@ -21,11 +21,14 @@ pub fn main(args: &[String]) -> i32 {
                 1
             }
         },
-        Ok(Command::Run { config, notices, warnings }) => {
+        Ok(Command::Run { config, notices, warnings, files_read }) => {
             // First, so the notices and warnings are logged once, by the interpreter that runs.
             if let Err(e) = crate::wsgi::reexec_for_optimize(config.optimize) {
                 eprintln!("ruwsgi: {e:#}");
                 return 1;
+            }
+            for line in files_read {
+                tracing::info!("{line}");
             }
             for notice in notices {
                 tracing::info!("{notice}");

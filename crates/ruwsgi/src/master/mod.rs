@@ -199,6 +199,7 @@ fn start(cfg: Config) -> Result<Master> {
         logfile::redirect(path)?;
     }
     tracing::info!("*** Starting ruwsgi {} (uWSGI-compatible) ***", env!("CARGO_PKG_VERSION"));
+    log_host_facts(&start_cwd);
     if reloaded {
         tracing::info!("*** this master was reloaded (pid: {}) ***", std::process::id());
     }
@@ -373,6 +374,27 @@ impl std::error::Error for NoApp {}
 /// limit raises that too (uWSGI sets both to `max-fd`), which needs root.
 /// Differs from uWSGI: uWSGI leaves the limit alone without `max-fd`, and its `max-fd` can
 /// also lower it; ruwsgi never lowers it (`max-fd` also caps a worker's connections).
+/// uWSGI's first banner lines after `*** Starting`: where it runs, on what and with which
+/// limits (the Python version follows from `wsgi::prepare_interpreter`).
+fn log_host_facts(cwd: &Path) {
+    use nix::sys::resource::{getrlimit, Resource, RLIM_INFINITY};
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    tracing::info!("detected number of CPU cores: {cores}");
+    tracing::info!("current working directory: {}", cwd.display());
+    // Differs from uWSGI: ruwsgi runs inside the Python interpreter of its virtualenv, so the
+    // binary is that interpreter (the `ruwsgi` command is its entry-point script).
+    if let Ok(exe) = std::env::current_exe() {
+        tracing::info!("detected binary path: {}", exe.display());
+    }
+    if let Ok((soft, _)) = getrlimit(Resource::RLIMIT_NPROC) {
+        if soft == RLIM_INFINITY {
+            tracing::info!("your processes number limit is unlimited");
+        } else {
+            tracing::info!("your processes number limit is {soft}");
+        }
+    }
+}
+
 fn raise_fd_limit(max_fd: u64) {
     use nix::sys::resource::{getrlimit, setrlimit, Resource, RLIM_INFINITY};
     let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else { return };

@@ -150,6 +150,8 @@ pub fn prepare_interpreter(cfg: &Config) -> anyhow::Result<()> {
             environ.set_item(k, v)?;
         }
         let sys = py.import("sys")?;
+        // uWSGI's banner line, with the interpreter's full version string.
+        tracing::info!("Python version: {}", sys.getattr("version")?.extract::<String>()?.replace('\n', " "));
         let path = sys.getattr("path")?.cast_into::<PyList>()?;
         if let Some(home) = &cfg.home {
             let version = sys.getattr("version_info")?;
