@@ -248,3 +248,19 @@ fn add_header_goes_on_app_and_static_responses() {
         assert_eq!(r.header("x-served-by"), Some("ruwsgi"), "{path}");
     }
 }
+
+#[test]
+fn startup_banner_names_config_file_binary_and_python() {
+    let srv =
+        start_ini(&format!("[uwsgi]\nhttp-socket = 127.0.0.1:0\nwsgi-file = {}\n", app("hello.py")), 1, Vec::new());
+    assert_eq!(srv.get("/").status, 200);
+    let log = srv.log();
+    let at = |needle: &str| log.find(needle).unwrap_or_else(|| panic!("no {needle:?} in\n{log}"));
+    // As uWSGI: the config file first, then the banner, then the facts, then Python.
+    assert!(at("[ruwsgi] getting INI configuration from app.ini\n") < at("*** Starting ruwsgi "), "{log}");
+    assert!(at("*** Starting ruwsgi ") < at("detected binary path: /"), "{log}");
+    let _ = at("detected number of CPU cores: ");
+    let _ = at("current working directory: /");
+    let _ = at("your processes number limit is ");
+    assert!(at("detected binary path: /") < at("Python version: 3."), "{log}");
+}
