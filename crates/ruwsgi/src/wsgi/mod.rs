@@ -119,8 +119,10 @@ fn run(py: Python<'_>, argv: Vec<String>) -> i32 {
     py.detach(|| crate::cli::main(&argv))
 }
 
-/// The extension module `ruwsgi._ruwsgi`.
-#[pymodule]
+/// The extension module `ruwsgi._ruwsgi`. `gil_used = true` (PyO3 0.30 defaults to false):
+/// ruwsgi has not been tested on a free-threaded Python, so there the GIL stays on
+/// (docs/packaging.md says what testing it takes).
+#[pymodule(gil_used = true)]
 fn _ruwsgi(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(run, m)?)?;
     m.add_class::<FileWrapper>()?;
