@@ -119,7 +119,7 @@ fn run(py: Python<'_>, argv: Vec<String>) -> i32 {
     py.detach(|| crate::cli::main(&argv))
 }
 
-/// The extension module `ruwsgi._ruwsgi`. `gil_used = true` (PyO3 0.30 defaults to false):
+/// The extension module `ruwsgi._ruwsgi`. `gil_used = true` (the default since pyo3 0.28 is false):
 /// ruwsgi has not been tested on a free-threaded Python, so there the GIL stays on
 /// (docs/packaging.md says what testing it takes).
 #[pymodule(gil_used = true)]
