@@ -54,8 +54,13 @@ pub(crate) fn resolve(entries: &[Entry]) -> Result<Resolved, ConfigError> {
 
     let mut out = Resolved { config: Config::default(), notices: Vec::new(), shown: Vec::new() };
     for e in entries {
-        let value = expand::expand_placeholders(&e.value, &values)
-            .map_err(|err| crate::reader::expand_error(err, &e.key, &e.origin))?;
+        let keeps_unknown = options::find(&e.key).is_some_and(|o| o.name == "log-format");
+        let value = if keeps_unknown {
+            expand::expand_known_placeholders(&e.value, &values)
+        } else {
+            expand::expand_placeholders(&e.value, &values)
+        }
+        .map_err(|err| crate::reader::expand_error(err, &e.key, &e.origin))?;
         let Some(spec) = options::find(&e.key) else {
             // Differs from uWSGI: there every unknown key silently becomes a placeholder. Here
             // a custom key must be used as `%(key)` somewhere, so a typo can't vanish; under
@@ -291,6 +296,7 @@ fn apply(c: &mut Config, spec: &OptionSpec, e: &Entry, value: &str) -> Result<St
         "daemonize" => c.daemonize = Some(path()?),
         "daemonize2" => c.daemonize2 = Some(path()?),
         "logto" => c.logto = Some(path()?),
+        "logto2" => c.logto2 = Some(path()?),
         "disable-logging" => c.disable_logging = flag,
         "log-micros" => c.log_micros = flag,
         "log-4xx" => c.log_4xx = flag,
@@ -301,6 +307,46 @@ fn apply(c: &mut Config, spec: &OptionSpec, e: &Entry, value: &str) -> Result<St
         "log-sendfile" => c.log_sendfile = flag,
         "memory-report" => c.memory_report = flag,
         "log-x-forwarded-for" => c.log_x_forwarded_for = flag,
+        "log-format" => c.log_format = Some(text()?),
+        "logformat-strftime" => c.logformat_strftime = flag,
+        // A bare `log-date` (read as `true`), `1`, `on`, `yes`: the `ctime()` form, as uWSGI.
+        "logdate" => {
+            let plain = ["true", "1", "on", "yes"].iter().any(|t| value.eq_ignore_ascii_case(t));
+            c.log_date =
+                if !plain && !flag { None } else { Some(if plain { String::new() } else { value.to_owned() }) };
+        }
+        "log-master" => c.log_master |= flag,
+        "threaded-logger" => {
+            c.threaded_logger = flag;
+            c.log_master |= flag;
+        }
+        "logger" => {
+            c.logger.push(text()?);
+            c.log_master = true;
+        }
+        "req-logger" => {
+            c.req_logger.push(text()?);
+            c.log_master = true;
+        }
+        "log-route" | "log-req-route" => {
+            let (name, re) = value.split_once(' ').ok_or_else(|| err("expected NAME REGEXP"))?;
+            let route = (name.to_owned(), re.trim_start().to_owned());
+            if spec.name == "log-route" {
+                c.log_route.push(route)
+            } else {
+                c.log_req_route.push(route)
+            }
+            c.log_master = true;
+        }
+        "log-encoder" => {
+            c.log_encoder.push(text()?);
+            c.log_master = true;
+        }
+        "log-req-encoder" => {
+            c.log_req_encoder.push(text()?);
+            c.log_master = true;
+        }
+        "log-json" => c.log_json = flag,
         "so-keepalive" => c.so_keepalive = flag,
         "tcp-nodelay" => c.tcp_nodelay = flag,
         "wsgi-disable-file-wrapper" => c.wsgi_disable_file_wrapper = flag,
@@ -589,6 +635,7 @@ mod tests {
             let value = match spec.name {
                 "smart-attach-daemon" | "smart-attach-daemon2" => "p.pid cmd",
                 "attach-daemon2" => "cmd=1",
+                "log-route" | "log-req-route" => "name ^x",
                 _ => value,
             };
             resolve_one(spec.name, value).unwrap_or_else(|e| panic!("{}: {e}", spec.name));
