@@ -145,6 +145,8 @@ struct Master {
     log_file: Option<PathBuf>,
     /// `attach-daemon` and friends.
     daemons: Daemons,
+    /// `log-master`: the pipes workers log through.
+    log_pipes: Option<crate::log::LogPipes>,
 }
 
 /// Runs the whole server; returns the process exit code.
@@ -165,7 +167,12 @@ pub fn run(cfg: Config) -> i32 {
 fn start(cfg: Config) -> Result<Master> {
     let reloaded = reload::take_reloaded_marker();
     let start_cwd = std::env::current_dir().context("cannot read the working directory")?;
-    let log_file = cfg.daemonize.clone().or_else(|| cfg.daemonize2.clone()).or_else(|| cfg.logto.clone());
+    let log_file = cfg
+        .daemonize
+        .clone()
+        .or_else(|| cfg.daemonize2.clone())
+        .or_else(|| cfg.logto.clone())
+        .or_else(|| cfg.logto2.clone());
     if reloaded {
         // stdout/stderr were inherited across the exec; reopen the file in case it was
         // rotated or removed (`log-reopen`).
@@ -177,6 +184,7 @@ fn start(cfg: Config) -> Result<Master> {
     } else if let Some(path) = &cfg.logto {
         logfile::redirect(path)?;
     }
+    let log_pipes = crate::log::configure(&cfg)?;
     tracing::info!("*** Starting ruwsgi {} (uWSGI-compatible) ***", env!("CARGO_PKG_VERSION"));
     if reloaded {
         tracing::info!("*** this master was reloaded (pid: {}) ***", std::process::id());
@@ -246,6 +254,9 @@ fn start(cfg: Config) -> Result<Master> {
         write_pidfiles(cfg.pidfile.as_ref())?;
         write_pidfiles(cfg.pidfile2.as_ref())?;
     }
+    if let (Some(path), false) = (&cfg.logto2, reloaded) {
+        logfile::redirect(path)?;
+    }
     if let Some(dir) = &cfg.chdir2 {
         std::env::set_current_dir(dir).with_context(|| format!("chdir2 = {}", dir.display()))?;
     }
@@ -275,6 +286,7 @@ fn start(cfg: Config) -> Result<Master> {
         fifo,
         log_file,
         daemons,
+        log_pipes,
     };
     for id in 1..=processes {
         master.spawn(id)?;
@@ -389,6 +401,12 @@ impl Master {
             if let Some(fifo) = &self.fifo {
                 fifo.close_in_child();
             }
+            if let Some(pipes) = &self.log_pipes {
+                for fd in std::iter::once(&pipes.server).chain(pipes.request.as_ref()) {
+                    let _ = nix::unistd::close(fd.as_raw_fd());
+                }
+            }
+            crate::log::enter_worker();
             slot.reset(std::process::id() as i32);
             worker::run(id, &self.cfg, &self.listeners, self.app.as_ref(), self.board);
         }
@@ -412,11 +430,24 @@ impl Master {
                 fds.push(PollFd::new(f.fd(), PollFlags::POLLIN));
                 fds.len() - 1
             });
+            let log_at = fds.len();
+            if let Some(pipes) = &self.log_pipes {
+                fds.extend(
+                    std::iter::once(&pipes.server).chain(pipes.request.as_ref()).map(|fd| PollFd::new(fd.as_fd(), PollFlags::POLLIN)),
+                );
+            }
             let _ = poll(&mut fds, PollTimeout::try_from(timeout).unwrap_or(PollTimeout::MAX));
             let ready = |at: Option<usize>| at.and_then(|i| fds[i].revents()).is_some_and(|r| !r.is_empty());
             let stats_ready: Vec<usize> = (0..self.stats.len()).filter(|i| ready(Some(stats_at + i))).collect();
             let fifo_ready = ready(fifo_at);
+            let log_ready = (log_at..fds.len()).any(|i| ready(Some(i)));
             drop(fds);
+            if log_ready {
+                if let Some(pipes) = &self.log_pipes {
+                    crate::log::drain(pipes);
+                }
+            }
+            crate::log::maintain();
             while let Ok(Some(sig)) = self.signals.read_signal() {
                 match Signal::try_from(sig.ssi_signo as i32) {
                     Ok(Signal::SIGTERM) => self.shutdown(true, "SIGTERM received"),
@@ -450,6 +481,7 @@ impl Master {
                 Phase::Reloading { since, deadline } => {
                     let daemons_stopped = self.daemons.stopped(Instant::now());
                     if daemons_stopped && self.workers.iter().all(|w| w.pid.is_none()) {
+                        self.drain_log();
                         self.exec_reload(since);
                     } else if Instant::now() >= deadline {
                         tracing::warn!("workers still running after worker-reload-mercy: killing them");
@@ -466,6 +498,7 @@ impl Master {
                                 f.vacuum();
                             }
                         }
+                        self.drain_log();
                         tracing::info!("goodbye to uWSGI.");
                         return self.exit_code;
                     }
@@ -772,6 +805,13 @@ impl Master {
         chain.current = Some((index, pid));
         chain.next += 1;
         self.chain = Some(chain);
+    }
+
+    /// `log-master`: what the workers wrote before they exited.
+    fn drain_log(&self) {
+        if let Some(pipes) = &self.log_pipes {
+            crate::log::drain(pipes);
+        }
     }
 
     /// `log-maxsize`.

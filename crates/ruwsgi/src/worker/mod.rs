@@ -153,7 +153,12 @@ fn serve(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, boa
             started,
         );
     }
-    let log_file = cfg.daemonize.as_ref().or(cfg.daemonize2.as_ref()).or(cfg.logto.as_ref());
+    // With `log-master` the worker's stderr is the master's pipe: nothing to follow.
+    let log_file = if cfg.log_master || cfg.log_json {
+        None
+    } else {
+        cfg.daemonize.as_ref().or(cfg.daemonize2.as_ref()).or(cfg.logto.as_ref()).or(cfg.logto2.as_ref())
+    };
     let stopping = AtomicBool::new(false);
     let running = AtomicUsize::new(cfg.threads as usize);
     // A loop thread ended while the worker wasn't stopping: exit non-zero so the master
