@@ -332,9 +332,9 @@ fn apply(c: &mut Config, spec: &OptionSpec, e: &Entry, value: &str) -> Result<St
             let (name, re) = value.split_once(' ').ok_or_else(|| err("expected NAME REGEXP"))?;
             let route = (name.to_owned(), re.trim_start().to_owned());
             if spec.name == "log-route" {
-                c.log_route.push(route)
+                c.log_route.push(route);
             } else {
-                c.log_req_route.push(route)
+                c.log_req_route.push(route);
             }
             c.log_master = true;
         }

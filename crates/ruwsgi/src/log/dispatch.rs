@@ -133,9 +133,8 @@ fn chain(specs: &[String], routes: &[(String, String)], option: &str, route_opti
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd)> {
-    let (read, write) =
-        socket::socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
-            .context("cannot create the log pipe")?;
+    let (read, write) = socket::socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
+        .context("cannot create the log pipe")?;
     // Best effort: bigger buffers absorb bursts while the master is busy.
     let _ = socket::setsockopt(&read, sockopt::RcvBuf, &PIPE_BUFFER);
     let _ = socket::setsockopt(&write, sockopt::SndBuf, &PIPE_BUFFER);
@@ -234,7 +233,7 @@ impl Chain {
 }
 
 fn now_micros() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| {
-        u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
-    })
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
 }

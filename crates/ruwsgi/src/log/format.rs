@@ -175,9 +175,9 @@ impl<'a> RequestVars<'a> {
                         .iter()
                         .find(|(n, _)| {
                             n.len() == wanted.len()
-                                && n.bytes().zip(wanted.bytes()).all(|(a, b)| {
-                                    a.to_ascii_uppercase() == b || (a == b'-' && b == b'_')
-                                })
+                                && n.bytes()
+                                    .zip(wanted.bytes())
+                                    .all(|(a, b)| a.to_ascii_uppercase() == b || (a == b'-' && b == b'_'))
                         })
                         .map(|&(_, v)| v)
                 }
@@ -296,9 +296,7 @@ impl LogFormat {
     /// Whether rendering needs the worker's memory figures (`%(rss)`, `%(vsz)`...).
     #[must_use]
     pub fn needs_memory(&self) -> bool {
-        self.segments
-            .iter()
-            .any(|s| matches!(s, Segment::Field(Field::Rss | Field::Vsz | Field::RssM | Field::VszM)))
+        self.segments.iter().any(|s| matches!(s, Segment::Field(Field::Rss | Field::Vsz | Field::RssM | Field::VszM)))
     }
 
     /// The request variables rendering reads, copied for a reply that ends after the
@@ -347,7 +345,8 @@ impl LogFormat {
                 self.push_value(out, var(var_of(f).unwrap_or_default()));
             }
             Field::Cl => {
-                let cl: u64 = std::str::from_utf8(var("CONTENT_LENGTH")).ok().and_then(|v| v.trim().parse().ok()).unwrap_or(0);
+                let cl: u64 =
+                    std::str::from_utf8(var("CONTENT_LENGTH")).ok().and_then(|v| v.trim().parse().ok()).unwrap_or(0);
                 push_num(out, cl);
             }
             Field::Status => push_num(out, u64::from(r.status)),
@@ -486,7 +485,7 @@ pub fn push_json_escaped(out: &mut Vec<u8>, value: &[u8]) {
 mod tests {
     use super::*;
 
-    fn facts<'a>(request: RequestVars<'a>) -> LineFacts<'a> {
+    fn facts(request: RequestVars<'_>) -> LineFacts<'_> {
         LineFacts {
             addr: "127.0.0.1",
             method: "GET",
@@ -571,13 +570,17 @@ mod tests {
         assert_eq!(render("%(user) %(referer) %(uagent)", RequestVars::Uwsgi(&packet)), "bob http://a/ -\n");
         let f = LogFormat::compile("%(user) %(var.HTTP_REFERER) %(var.X)", None).unwrap();
         let kept = f.capture(&RequestVars::Uwsgi(&packet));
-        assert_eq!(kept, vec![("REMOTE_USER".to_owned(), b"bob".to_vec()), ("HTTP_REFERER".to_owned(), b"http://a/".to_vec())]);
+        assert_eq!(
+            kept,
+            vec![("REMOTE_USER".to_owned(), b"bob".to_vec()), ("HTTP_REFERER".to_owned(), b"http://a/".to_vec())]
+        );
         assert_eq!(render("%(user)", RequestVars::Captured(&kept)), "bob\n");
     }
 
     #[test]
     fn json_line_escapes_values_and_keeps_numbers_bare() {
-        let packet = UwsgiPacket { modifier1: 0, modifier2: 0, vars: vec![(&b"HTTP_USER_AGENT"[..], &b"a\"b\\c\x01\n"[..])] };
+        let packet =
+            UwsgiPacket { modifier1: 0, modifier2: 0, vars: vec![(&b"HTTP_USER_AGENT"[..], &b"a\"b\\c\x01\n"[..])] };
         let f = LogFormat::json();
         let mut out = Vec::new();
         f.render(&facts(RequestVars::Uwsgi(&packet)), &mut out);

@@ -89,7 +89,9 @@ pub fn parse_logger(spec: &str) -> Result<LoggerSpec, String> {
                 for kv in args.split(',') {
                     match kv.split_once('=') {
                         Some(("logfile", v)) => path = Some(PathBuf::from(v)),
-                        Some(("maxsize", v)) => maxsize = v.parse().map_err(|_| format!("file: maxsize={v}: expected bytes"))?,
+                        Some(("maxsize", v)) => {
+                            maxsize = v.parse().map_err(|_| format!("file: maxsize={v}: expected bytes"))?;
+                        }
                         Some(("backupname", v)) => backupname = Some(PathBuf::from(v)),
                         _ => return Err(format!("file: unknown key in \"{kv}\" (logfile, maxsize, backupname)")),
                     }
@@ -221,9 +223,9 @@ impl Logger {
                 Out::Datagram { socket, head: prefix.clone().unwrap_or_default().into_bytes(), rsyslog: None }
             }
             // Without a journal (not under systemd) the lines go to the original stderr.
-            Target::Systemd => Out::Systemd(
-                UnixDatagram::unbound().ok().filter(|s| s.connect("/run/systemd/journal/socket").is_ok()),
-            ),
+            Target::Systemd => {
+                Out::Systemd(UnixDatagram::unbound().ok().filter(|s| s.connect("/run/systemd/journal/socket").is_ok()))
+            }
         };
         Ok(Self { id: spec.id.clone(), out })
     }
@@ -232,10 +234,7 @@ impl Logger {
     /// epoch.
     pub fn write(&mut self, msg: &[u8], stdio: BorrowedFd<'_>, now: u64) {
         match &mut self.out {
-            Out::File { file, .. } => {
-                let _ = file.write_all(msg);
-            }
-            Out::Fd(file) => {
+            Out::File { file, .. } | Out::Fd(file) => {
                 let _ = file.write_all(msg);
             }
             Out::Stdio => {
@@ -249,21 +248,16 @@ impl Logger {
                     let _ = s.send(&packet);
                 }
             }
-            Out::Datagram { socket, head, rsyslog } => match rsyslog {
-                Some((priority, tag)) => {
-                    // RFC 3164 framing as uWSGI's rsyslog plugin, one packet of at most
-                    // 1024 bytes (the message is cut, not split).
-                    let line = msg.strip_suffix(b"\n").unwrap_or(msg);
-                    let mut packet = format!("<{priority}>{} {tag}: ", syslog_time(now)).into_bytes();
-                    packet.extend_from_slice(&line[..line.len().min(1024 - 30)]);
-                    packet.truncate(1023);
-                    socket.send(&packet);
-                }
-                None => {
-                    let packet = [head.as_slice(), msg].concat();
-                    socket.send(&packet);
-                }
-            },
+            Out::Datagram { socket, rsyslog: Some((priority, tag)), .. } => {
+                // RFC 3164 framing as uWSGI's rsyslog plugin, one packet of at most 1024
+                // bytes (the message is cut, not split).
+                let line = msg.strip_suffix(b"\n").unwrap_or(msg);
+                let mut packet = format!("<{priority}>{} {tag}: ", syslog_time(now)).into_bytes();
+                packet.extend_from_slice(&line[..line.len().min(1024 - 30)]);
+                packet.truncate(1023);
+                socket.send(&packet);
+            }
+            Out::Datagram { socket, head, rsyslog: None } => socket.send(&[head.as_slice(), msg].concat()),
             Out::Systemd(socket) => match socket {
                 Some(s) => {
                     // One journal entry per line, as uWSGI's systemd logger; the native
@@ -313,7 +307,6 @@ impl Logger {
             *file = f;
         }
     }
-
 }
 
 /// RFC 3164 timestamp, `Mmm dd hh:mm:ss` (day padded with a space), local time.
@@ -353,7 +346,11 @@ mod tests {
                 Target::Rsyslog { addr: "127.0.0.1:514".into(), tag: Some("myapp".into()), priority: 29 },
             ),
             ("socket:/tmp/log.sock", None, Target::Socket { addr: "/tmp/log.sock".into(), prefix: None }),
-            ("net socket:127.0.0.1:9999,app: ", Some("net"), Target::Socket { addr: "127.0.0.1:9999".into(), prefix: Some("app: ".into()) }),
+            (
+                "net socket:127.0.0.1:9999,app: ",
+                Some("net"),
+                Target::Socket { addr: "127.0.0.1:9999".into(), prefix: Some("app: ".into()) },
+            ),
             ("systemd", None, Target::Systemd),
         ];
         for (spec, id, target) in table {

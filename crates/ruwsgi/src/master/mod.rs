@@ -433,7 +433,9 @@ impl Master {
             let log_at = fds.len();
             if let Some(pipes) = &self.log_pipes {
                 fds.extend(
-                    std::iter::once(&pipes.server).chain(pipes.request.as_ref()).map(|fd| PollFd::new(fd.as_fd(), PollFlags::POLLIN)),
+                    std::iter::once(&pipes.server)
+                        .chain(pipes.request.as_ref())
+                        .map(|fd| PollFd::new(fd.as_fd(), PollFlags::POLLIN)),
                 );
             }
             let _ = poll(&mut fds, PollTimeout::try_from(timeout).unwrap_or(PollTimeout::MAX));
