@@ -283,3 +283,35 @@ fn bad_logging_options_name_the_option() {
         assert!(out.contains(want), "{line}: {out}");
     }
 }
+
+#[test]
+fn log_req_route_keeps_health_checks_out_of_the_access_log() {
+    let srv = start_ini(
+        r#"[uwsgi]
+http-socket = 127.0.0.1:0
+wsgi-file = APP
+log-format = %(addr) - %(user) [%(ltime)] "%(method) %(uri) %(proto)" %(status) %(size)
+req-logger = file:DIR/access.log
+req-logger = health file:DIR/health.log
+log-req-route = health "GET /health
+logto2 = DIR/server.log
+"#,
+        0,
+    );
+    // `logto2` takes the server log after the app is loaded: wait for it there.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let server = srv.dir.path().join("server.log");
+    while !std::fs::read_to_string(&server).unwrap_or_default().contains("spawned uWSGI worker 1") {
+        assert!(Instant::now() < deadline, "{}", std::fs::read_to_string(&server).unwrap_or_default());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    srv.get("/health");
+    srv.get("/page");
+    srv.get("/health");
+    let health = wait_lines(&srv.dir.path().join("health.log"), 2);
+    let access = wait_lines(&srv.dir.path().join("access.log"), 1);
+    assert_eq!(health.lines().count(), 2, "{health}");
+    assert!(health.lines().all(|l| l.contains("\"GET /health HTTP/1.1\" 200 ")), "{health}");
+    assert_eq!(access.lines().count(), 1, "{access}");
+    assert!(access.contains("\"GET /page HTTP/1.1\" 200 "), "{access}");
+}
