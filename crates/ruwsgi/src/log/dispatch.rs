@@ -202,6 +202,17 @@ pub fn maintain() {
     }
 }
 
+/// `l` on the master FIFO: reopen every `file:` logger now.
+pub fn reopen() {
+    let mut guard = lock();
+    let Some(d) = guard.as_mut() else { return };
+    for chain in std::iter::once(&mut d.server).chain(d.request.as_mut()) {
+        for l in &mut chain.loggers {
+            l.reopen();
+        }
+    }
+}
+
 impl Chain {
     /// uWSGI's order: lines a route matches go to that route's logger only; the others go
     /// to every unnamed logger, or to the original stderr when there is none.

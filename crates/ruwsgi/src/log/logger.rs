@@ -277,6 +277,15 @@ impl Logger {
         }
     }
 
+    /// Reopens a `file:` logger's path (after an external rotation).
+    pub fn reopen(&mut self) {
+        if let Out::File { file, path, .. } = &mut self.out {
+            if let Ok(f) = crate::master::logfile::open(path) {
+                *file = f;
+            }
+        }
+    }
+
     /// File loggers: rotate at `maxsize` (or `log-maxsize`), and reopen the path when it no
     /// longer names the open file (moved by logrotate). Checked at most once a second.
     pub fn maintain(&mut self, global_maxsize: u64, global_backup: Option<&std::path::Path>, now: u64) {
@@ -361,6 +370,33 @@ mod tests {
         assert!(parse_logger("redislog:127.0.0.1").unwrap_err().contains("redislog"));
         assert!(parse_logger("file:").is_err());
         assert!(parse_logger("file:logfile=/a,color=red").is_err());
+    }
+
+    #[test]
+    fn syslog_and_journal_packets() {
+        let (ours, theirs) = UnixDatagram::pair().unwrap();
+        let mut syslog =
+            Logger { id: None, out: Out::Syslog { socket: Some(ours), ident: "myapp".into(), priority: 16 * 8 + 6 } };
+        let stderr = std::io::stderr();
+        syslog.write(b"hello\n", stderr.as_fd(), 1_589_919_278_000_000);
+        let mut buf = [0; 256];
+        let n = theirs.recv(&mut buf).unwrap();
+        let packet = std::str::from_utf8(&buf[..n]).unwrap();
+        // glibc's syslog(3) framing: <PRI>Mmm dd hh:mm:ss IDENT: MSG (local time).
+        assert!(packet.starts_with("<134>May ") && packet.ends_with(" myapp: hello"), "{packet}");
+        assert_eq!(packet.len(), "<134>May 19 20:14:38 myapp: hello".len());
+
+        let (ours, theirs) = UnixDatagram::pair().unwrap();
+        let mut journal = Logger { id: None, out: Out::Systemd(Some(ours)) };
+        journal.write(b"one\ntwo\n", stderr.as_fd(), 0);
+        for line in [&b"one"[..], b"two"] {
+            let n = theirs.recv(&mut buf).unwrap();
+            let mut want = b"PRIORITY=6\nMESSAGE\n".to_vec();
+            want.extend_from_slice(&(line.len() as u64).to_le_bytes());
+            want.extend_from_slice(line);
+            want.push(b'\n');
+            assert_eq!(&buf[..n], want.as_slice());
+        }
     }
 
     #[test]

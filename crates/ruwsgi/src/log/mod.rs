@@ -14,7 +14,7 @@ mod format;
 mod logger;
 mod request_line;
 
-pub use dispatch::{drain, maintain, LogPipes};
+pub use dispatch::{drain, maintain, reopen, LogPipes};
 pub use format::{LineFacts, LogFormat, RequestVars};
 pub use request_line::{format_memory_report, format_request_line, LogPolicy, RequestRecord};
 

@@ -854,6 +854,7 @@ impl Master {
                         tracing::error!("cannot reopen the log: {e:#}");
                     }
                 }
+                crate::log::reopen();
             }
         }
     }
