@@ -30,6 +30,18 @@ fn wait_lines(path: &Path, lines: usize) -> String {
     }
 }
 
+/// Waits until the file contains `needle`; returns its text.
+fn wait_contains(path: &Path, needle: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if text.contains(needle) || Instant::now() > deadline {
+            return text;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 const BROWSER_GET: &[u8] =
     b"GET /a?b=1 HTTP/1.1\r\nHost: h.example\r\nReferer: http://r/\r\nUser-Agent: ua/1\r\nX-Id: 77\r\n\r\n";
 
@@ -263,7 +275,7 @@ fn log_maxsize_rotates_a_file_logger() {
     std::fs::File::open(dir.join(&rotated[0])).unwrap().read_to_string(&mut old).unwrap();
     assert!(old.contains("GET /rotate-me"), "{old}");
     srv.get("/after");
-    let new = wait_lines(&dir.join("access.log"), 2);
+    let new = wait_contains(&dir.join("access.log"), "GET /after");
     assert!(new.contains("GET /after"), "{new}");
 }
 
@@ -299,12 +311,8 @@ logto2 = DIR/server.log
         0,
     );
     // `logto2` takes the server log after the app is loaded: wait for it there.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let server = srv.dir.path().join("server.log");
-    while !std::fs::read_to_string(&server).unwrap_or_default().contains("spawned uWSGI worker 1") {
-        assert!(Instant::now() < deadline, "{}", std::fs::read_to_string(&server).unwrap_or_default());
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let server = wait_contains(&srv.dir.path().join("server.log"), "spawned uWSGI worker 1");
+    assert!(server.contains("spawned uWSGI worker 1"), "{server}");
     srv.get("/health");
     srv.get("/page");
     srv.get("/health");
@@ -314,4 +322,18 @@ logto2 = DIR/server.log
     assert!(health.lines().all(|l| l.contains("\"GET /health HTTP/1.1\" 200 ")), "{health}");
     assert_eq!(access.lines().count(), 1, "{access}");
     assert!(access.contains("\"GET /page HTTP/1.1\" 200 "), "{access}");
+}
+
+#[test]
+fn log_drain_and_log_filter_pick_server_log_lines() {
+    let srv = start_ini(
+        "[uwsgi]\nhttp-socket = 127.0.0.1:0\nwsgi-file = APP\nlog-drain = GET /secret\nlog-filter = GET /\nlog-filter = spawned|bound to\n",
+        1,
+    );
+    srv.get("/secret");
+    srv.get("/public");
+    assert!(srv.wait_log("GET /public", Duration::from_secs(10)), "{}", srv.log());
+    let log = srv.log();
+    assert!(!log.contains("/secret"), "{log}");
+    assert!(!log.contains("Starting ruwsgi"), "filtered out:\n{log}");
 }

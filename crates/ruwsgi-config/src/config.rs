@@ -154,6 +154,12 @@ pub struct Config {
     pub log_req_encoder: Vec<String>,
     /// `log-json` (ruwsgi only): request lines and server messages as JSON objects.
     pub log_json: bool,
+    /// `log-drain`: server log lines matching one of these regexps are dropped.
+    pub log_drain: Vec<String>,
+    /// `log-filter`: when set, only server log lines matching one of these are kept.
+    pub log_filter: Vec<String>,
+    /// `log-master-bufsize`: longest message the master reads (default 64 KiB).
+    pub log_master_bufsize: usize,
     /// `so-keepalive`: `SO_KEEPALIVE` on accepted connections.
     pub so_keepalive: bool,
     /// `tcp-nodelay`: `TCP_NODELAY` on uwsgi-protocol connections too (HTTP ones always).
@@ -315,6 +321,9 @@ impl Default for Config {
             log_encoder: Vec::new(),
             log_req_encoder: Vec::new(),
             log_json: false,
+            log_drain: Vec::new(),
+            log_filter: Vec::new(),
+            log_master_bufsize: 65536,
             so_keepalive: false,
             tcp_nodelay: false,
             wsgi_disable_file_wrapper: false,

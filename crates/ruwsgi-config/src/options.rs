@@ -363,6 +363,10 @@ pub static OPTIONS: &[OptionSpec] = &[
     list("log-req-route", Text, "`NAME REGEXP`: request log lines matching REGEXP go to the request logger named NAME only"),
     list("log-encoder", Text, "add an encoder (`prefix`, `suffix`, `nl`, `format`, `json`, `gzip`) to the log chain"),
     list("log-req-encoder", Text, "add an encoder to the request log chain"),
+    list("log-drain", Text, "drop server log lines matching this regexp (implies `log-master`)"),
+    list("log-filter", Text, "show only server log lines matching one of these regexps (implies `log-master`)"),
+    row("log-master-bufsize", &[], None, Bytes, false, "65536", SupportedWithDifference(
+        "default 64 KiB (uWSGI: 8 KiB)"), "longest log message the master reads; longer ones are cut"),
     s("log-json", Bool, "false",
         "ruwsgi only: the request log and the server's messages as JSON lines, with the request's fields"),
     s("log-x-forwarded-for", Bool, "false", "log the X-Forwarded-For header as the client address"),

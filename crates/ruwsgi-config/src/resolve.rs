@@ -347,6 +347,15 @@ fn apply(c: &mut Config, spec: &OptionSpec, e: &Entry, value: &str) -> Result<St
             c.log_master = true;
         }
         "log-json" => c.log_json = flag,
+        "log-drain" => {
+            c.log_drain.push(text()?);
+            c.log_master = true;
+        }
+        "log-filter" => {
+            c.log_filter.push(text()?);
+            c.log_master = true;
+        }
+        "log-master-bufsize" => c.log_master_bufsize = size()?.max(1),
         "so-keepalive" => c.so_keepalive = flag,
         "tcp-nodelay" => c.tcp_nodelay = flag,
         "wsgi-disable-file-wrapper" => c.wsgi_disable_file_wrapper = flag,

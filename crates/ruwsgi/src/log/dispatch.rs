@@ -22,8 +22,6 @@ use ruwsgi_config::Config;
 use super::encoder::{encode_chain, parse_encoder, Encoder};
 use super::logger::{parse_logger, Logger};
 
-/// Largest message read from a pipe; a longer one is cut (uWSGI: `log-master-bufsize`).
-const MAX_MESSAGE: usize = 64 * 1024;
 /// Socket buffer asked for on the pipes (the kernel may cap it at `wmem_max`).
 const PIPE_BUFFER: usize = 4 << 20;
 /// Messages handled per `drain` call, so a flood can't starve the master's other work.
@@ -47,6 +45,12 @@ struct Chain {
 }
 
 struct Dispatch {
+    /// `log-drain`: server messages matching one are dropped.
+    drain: Vec<Regex>,
+    /// `log-filter`: when not empty, only server messages matching one are kept.
+    filter: Vec<Regex>,
+    /// `log-master-bufsize`: longest message read; a longer one is cut.
+    bufsize: usize,
     server: Chain,
     server_encoders: Vec<Encoder>,
     /// `req-logger`s; `None`: request lines use the server loggers.
@@ -96,7 +100,15 @@ pub fn configure(cfg: &Config) -> Result<Option<LogPipes>> {
     } else {
         (None, None)
     };
+    let regexps = |list: &[String], option: &str| {
+        list.iter()
+            .map(|re| Regex::new(re).with_context(|| format!("{option} = {re}: invalid regexp")))
+            .collect::<Result<Vec<_>>>()
+    };
     *lock() = Some(Dispatch {
+        drain: regexps(&cfg.log_drain, "log-drain")?,
+        filter: regexps(&cfg.log_filter, "log-filter")?,
+        bufsize: cfg.log_master_bufsize,
         server,
         server_encoders,
         request,
@@ -161,16 +173,18 @@ pub fn server_message(msg: &[u8]) -> bool {
     let Ok(mut guard) = DISPATCH.try_lock() else { return false };
     let Some(d) = guard.as_mut() else { return false };
     let now = now_micros();
-    d.server.emit(msg, &d.server_encoders, now);
+    if d.keeps(msg) {
+        d.server.emit(msg, &d.server_encoders, now);
+    }
     true
 }
 
 /// Reads every message waiting on the pipes (up to a batch) and writes them out. Called by
 /// the master when poll says a pipe is readable.
 pub fn drain(pipes: &LogPipes) {
-    let mut buf = vec![0u8; MAX_MESSAGE];
     let mut guard = lock();
     let Some(d) = guard.as_mut() else { return };
+    let mut buf = vec![0u8; d.bufsize];
     for (fd, request) in [(Some(&pipes.server), false), (pipes.request.as_ref(), true)] {
         let Some(fd) = fd else { continue };
         for _ in 0..DRAIN_BATCH {
@@ -180,6 +194,9 @@ pub fn drain(pipes: &LogPipes) {
             }
             let now = now_micros();
             let msg = &buf[..n];
+            if !request && !d.keeps(msg) {
+                continue;
+            }
             match (request, d.request.as_mut()) {
                 (false, _) => d.server.emit(msg, &d.server_encoders, now),
                 (true, Some(chain)) => chain.emit(msg, &d.request_encoders, now),
@@ -210,6 +227,14 @@ pub fn reopen() {
         for l in &mut chain.loggers {
             l.reopen();
         }
+    }
+}
+
+impl Dispatch {
+    /// `log-drain` and `log-filter`, applied to the server log as uWSGI does.
+    fn keeps(&self, msg: &[u8]) -> bool {
+        !self.drain.iter().any(|r| r.is_match(msg))
+            && (self.filter.is_empty() || self.filter.iter().any(|r| r.is_match(msg)))
     }
 }
 
