@@ -337,3 +337,26 @@ fn log_drain_and_log_filter_pick_server_log_lines() {
     assert!(!log.contains("/secret"), "{log}");
     assert!(!log.contains("Starting ruwsgi"), "filtered out:\n{log}");
 }
+
+#[test]
+fn log_master_carries_the_apps_print_and_stderr_output() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("app.py"),
+        "import sys\n\ndef application(environ, start_response):\n    print('print from', environ['PATH_INFO'])\n    \
+         sys.stderr.write('stderr from %s\\n' % environ['PATH_INFO'])\n    start_response('200 OK', [('Content-Length', '2')])\n    return [b'ok']\n",
+    )
+    .unwrap();
+    let ini = format!(
+        "[uwsgi]\nhttp-socket = 127.0.0.1:0\nwsgi-file = app.py\nlogger = file:{0}/all.log\nlogger = stdio\nlog-encoder = prefix [app]>\n",
+        dir.path().display()
+    );
+    std::fs::write(dir.path().join("app.ini"), ini).unwrap();
+    let srv = Server::start_in(dir, Start { args: vec!["--ini".into(), "app.ini".into()], env: vec![], workers: 1 });
+    srv.get("/p1");
+    let all = wait_contains(&srv.dir.path().join("all.log"), "GET /p1");
+    for want in ["[app]>print from /p1\n", "[app]>stderr from /p1\n", "[app]>spawned uWSGI worker 1"] {
+        assert!(all.contains(want), "{want:?} missing:\n{all}");
+    }
+    assert!(all.lines().all(|l| l.starts_with("[app]>")), "every line is one message through the encoder:\n{all}");
+}
