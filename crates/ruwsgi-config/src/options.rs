@@ -183,7 +183,7 @@ use Kind::{
     Action, Address, Bool, Bytes, ConfigFile, Logic, Mapping, Megabytes, Mode, Mount, Number, Pair, Path, RegexSeconds,
     Seconds, Signal, Text, TypeSeconds,
 };
-use Status::{IgnoredWithNotice, NotImplemented, Supported, SupportedWithDifference};
+use Status::{IgnoredWithNotice, Supported, SupportedWithDifference};
 
 const NO_ROUTER: &str = "ruwsgi has no separate router processes";
 const NO_CHEAPER: &str = "ruwsgi keeps all `processes` workers running (no adaptive spawning)";
@@ -391,7 +391,7 @@ pub static OPTIONS: &[OptionSpec] = &[
     row("daemonize", &[], Some('d'), Path, false, "", Supported, "detach and log to this file"),
     s("daemonize2", Path, "", "detach after loading the app and log to this file"),
     s("logto", Path, "", "log to this file"),
-    missing("logto2", Path, "the log stays on stderr (`logto` writes a file)", "log to this file after dropping privileges"),
+    s("logto2", Path, "", "log to this file (opened after the app is loaded)"),
     row("disable-logging", &[], Some('L'), Bool, false, "false", Supported, "no request log lines"),
     s("log-micros", Bool, "false", "request times in microseconds"),
     s("log-4xx", Bool, "false", "log requests answered 4xx even with `disable-logging`"),
@@ -400,19 +400,33 @@ pub static OPTIONS: &[OptionSpec] = &[
     s("log-big", Bytes, "0", "log responses of at least this many body bytes even with `disable-logging` (0 = off)"),
     s("log-zero", Bool, "false", "log responses with an empty body even with `disable-logging`"),
     s("log-sendfile", Bool, "false", "log responses sent with sendfile even with `disable-logging`"),
-    row("log-format", &["logformat"], None, Text, false, "", NotImplemented("request log lines keep the default format"), "request log line format"),
+    row("log-format", &["logformat"], None, Text, false, "", Supported, "request log line format with `%(var)` fields (see docs/logging.md)"),
+    row("logformat-strftime", &["log-format-strftime"], None, Bool, false, "false", Supported,
+        "`%(ftime)` uses the `log-date` strftime format"),
     row("memory-report", &[], Some('m'), Bool, false, "false", Supported, "the worker's address space and RSS before each request log line"),
     s("log-maxsize", Bytes, "0", "rotate the log file (`<file>.<epoch>`) when it grows past this size (0 = never)"),
     s("log-backupname", Path, "", "name the rotated log file gets instead of `<file>.<epoch>`"),
     row("log-reopen", &[], None, Bool, false, "false", SupportedWithDifference(
         "the log file is always reopened on reload and after a rotation"), "reopen the log file on reload"),
-    row("logdate", &["log-date"], None, Text, false, "", NotImplemented("log lines have no date prefix"), "prefix log lines with the date"),
-    planned("log-master", Bool, "log through the master"),
-    planned("threaded-logger", Bool, "log through a thread"),
-    missing("logger", Text, "log lines go to stderr, `logto` or `daemonize`", "log destination"),
-    missing("req-logger", Text, "request log lines go to stderr, `logto` or `daemonize`", "request log destination"),
-    planned("log-route", Text, "route log lines by regexp"),
-    planned("log-encoder", Text, "log line encoder"),
+    row("logdate", &["log-date"], None, Text, false, "", Supported,
+        "prefix server messages with the date (`ctime()` form, or this strftime format)"),
+    s("log-master", Bool, "false", "workers' output and log lines go through the master, which writes them"),
+    row("threaded-logger", &[], None, Bool, false, "false", SupportedWithDifference(
+        "implies `log-master`; the master writes the log itself in its poll loop, with no thread"),
+        "offload log writing to a thread"),
+    row("logger", &[], None, Text, true, "", Supported,
+        "log destination `[name ]file:PATH|stdio|fd:N|syslog[:ident[,facility]]|rsyslog:ADDR|socket:ADDR|systemd` (implies `log-master`)"),
+    row("req-logger", &[], None, Text, true, "", Supported, "request log destination, as `logger` (implies `log-master`)"),
+    list("log-route", Text, "`NAME REGEXP`: log lines matching REGEXP go to the logger named NAME only"),
+    list("log-req-route", Text, "`NAME REGEXP`: request log lines matching REGEXP go to the request logger named NAME only"),
+    list("log-encoder", Text, "add an encoder (`prefix`, `suffix`, `nl`, `format`, `json`, `gzip`) to the log chain"),
+    list("log-req-encoder", Text, "add an encoder to the request log chain"),
+    list("log-drain", Text, "drop server log lines matching this regexp (implies `log-master`)"),
+    list("log-filter", Text, "show only server log lines matching one of these regexps (implies `log-master`)"),
+    row("log-master-bufsize", &[], None, Bytes, false, "65536", SupportedWithDifference(
+        "default 64 KiB (uWSGI: 8 KiB)"), "longest log message the master reads; longer ones are cut"),
+    s("log-json", Bool, "false",
+        "ruwsgi only: the request log and the server's messages as JSON lines, with the request's fields"),
     s("log-x-forwarded-for", Bool, "false", "log the X-Forwarded-For header as the client address"),
     ignored("ignore-sigpipe", Bool, "ruwsgi never dies on SIGPIPE", "don't report SIGPIPE"),
     ignored("ignore-write-errors", Bool, "client disconnects are logged at debug level", "don't log write errors"),
@@ -828,7 +842,7 @@ mod tests {
     }
 
     /// Names in the main table that are not options of uWSGI's `pip install uwsgi` build.
-    const RUWSGI_ONLY: &[&str] = &["metrics", "stats-prometheus", "py-autoreload-ignore"];
+    const RUWSGI_ONLY: &[&str] = &["metrics", "stats-prometheus", "py-autoreload-ignore", "log-json"];
     /// Options of uWSGI 2.0 plugins that `pip install uwsgi` doesn't build (so not in the generated
     /// list), listed to say ruwsgi serves only WSGI.
     const OTHER_PLUGINS: &[&str] = &["asyncio", "greenlet", "psgi", "rack", "jvm-main-class", "lua", "mono-app"];

@@ -73,8 +73,13 @@ pub(crate) fn resolve(entries: &[Entry]) -> Result<Resolved, ConfigError> {
     // Names already warned about: one warning per option, at its first occurrence.
     let mut warned = HashSet::new();
     for e in entries {
-        let value = expand::expand_placeholders(&e.value, &values)
-            .map_err(|err| crate::reader::expand_error(err, &e.key, &e.origin))?;
+        let keeps_unknown = options::find(&e.key).is_some_and(|o| o.name == "log-format");
+        let value = if keeps_unknown {
+            expand::expand_known_placeholders(&e.value, &values)
+        } else {
+            expand::expand_placeholders(&e.value, &values)
+        }
+        .map_err(|err| crate::reader::expand_error(err, &e.key, &e.origin))?;
         let Some(spec) = options::find(&e.key) else {
             // As in uWSGI, a key that is no option is a custom placeholder. Unknown `UWSGI_*`
             // variables only provide placeholders (uWSGI itself sets some, e.g. `UWSGI_RELOADS`).
@@ -392,6 +397,7 @@ fn apply(c: &mut Config, spec: &OptionSpec, e: &Entry, value: &str) -> Result<St
         "daemonize" => c.daemonize = Some(path()?),
         "daemonize2" => c.daemonize2 = Some(path()?),
         "logto" => c.logto = Some(path()?),
+        "logto2" => c.logto2 = Some(path()?),
         "disable-logging" => c.disable_logging = flag,
         "log-micros" => c.log_micros = flag,
         "log-4xx" => c.log_4xx = flag,
@@ -402,6 +408,55 @@ fn apply(c: &mut Config, spec: &OptionSpec, e: &Entry, value: &str) -> Result<St
         "log-sendfile" => c.log_sendfile = flag,
         "memory-report" => c.memory_report = flag,
         "log-x-forwarded-for" => c.log_x_forwarded_for = flag,
+        "log-format" => c.log_format = Some(text()?),
+        "logformat-strftime" => c.logformat_strftime = flag,
+        // A bare `log-date` (read as `true`), `1`, `on`, `yes`: the `ctime()` form, as uWSGI.
+        "logdate" => {
+            let plain = ["true", "1", "on", "yes"].iter().any(|t| value.eq_ignore_ascii_case(t));
+            c.log_date =
+                if !plain && !flag { None } else { Some(if plain { String::new() } else { value.to_owned() }) };
+        }
+        "log-master" => c.log_master |= flag,
+        "threaded-logger" => {
+            c.threaded_logger = flag;
+            c.log_master |= flag;
+        }
+        "logger" => {
+            c.logger.push(text()?);
+            c.log_master = true;
+        }
+        "req-logger" => {
+            c.req_logger.push(text()?);
+            c.log_master = true;
+        }
+        "log-route" | "log-req-route" => {
+            let (name, re) = value.split_once(' ').ok_or_else(|| err("expected NAME REGEXP"))?;
+            let route = (name.to_owned(), re.trim_start().to_owned());
+            if spec.name == "log-route" {
+                c.log_route.push(route);
+            } else {
+                c.log_req_route.push(route);
+            }
+            c.log_master = true;
+        }
+        "log-encoder" => {
+            c.log_encoder.push(text()?);
+            c.log_master = true;
+        }
+        "log-req-encoder" => {
+            c.log_req_encoder.push(text()?);
+            c.log_master = true;
+        }
+        "log-json" => c.log_json = flag,
+        "log-drain" => {
+            c.log_drain.push(text()?);
+            c.log_master = true;
+        }
+        "log-filter" => {
+            c.log_filter.push(text()?);
+            c.log_master = true;
+        }
+        "log-master-bufsize" => c.log_master_bufsize = size()?.max(1),
         "so-keepalive" => c.so_keepalive = flag,
         "tcp-nodelay" => c.tcp_nodelay = flag,
         "wsgi-disable-file-wrapper" => c.wsgi_disable_file_wrapper = flag,
@@ -878,6 +933,7 @@ mod tests {
                 "cron" | "unique-cron" => "-1 -1 -1 -1 -1 cmd",
                 name if name.starts_with("hook-") => "print:1",
                 "protocol" => "http",
+                "log-route" | "log-req-route" => "name ^x",
                 _ => value,
             };
             resolve_one(spec.name, value).unwrap_or_else(|e| panic!("{}: {e}", spec.name));

@@ -24,7 +24,7 @@ use super::body::BodyReader;
 use super::listener::{ListenGate, Listener};
 use super::read_buf::ReadBuf;
 use super::socket_io;
-use crate::log::{format_memory_report, format_request_line, RequestRecord};
+use crate::log::{format_memory_report, format_request_line, LineFacts, RequestRecord, RequestVars};
 use crate::scoreboard::now_micros;
 use crate::static_files::{Progress, Reply, StaticFiles, StaticRequest, Transfer};
 use crate::worker::WorkerInfo;
@@ -180,6 +180,10 @@ struct LogFacts {
     vars: usize,
     /// The app that served it; a static file is logged under the default app, as in uWSGI.
     app: Option<usize>,
+    /// The request variables `log-format` reads (empty without one).
+    captured: Vec<(String, Vec<u8>)>,
+    /// uwsgi packet modifiers (0 for HTTP).
+    modifiers: (u8, u8),
 }
 
 /// How far the framing of a pre-buffered chunked body has been checked.
@@ -664,6 +668,8 @@ fn serve_http(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
                 // The CGI variables an environ would have besides the HTTP_* ones.
                 vars: head.headers.len() + 10,
                 app: Some(0),
+                captured: capture(&RequestVars::Http(&head)),
+                modifiers: (0, 0),
             };
             conn.buf.consume(used);
             return start_static(ctx, conn, reply, started, log);
@@ -746,6 +752,8 @@ fn serve_http(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
         uri: head.target,
         protocol,
         packet_bytes: used,
+        request: RequestVars::Http(&head),
+        modifiers: (0, 0),
     };
     let parked = park_file_rest(ctx, started, &mut served, &logged);
     if body.unread_on_socket() {
@@ -792,6 +800,8 @@ fn park_file_rest(
             packet_bytes: logged.packet_bytes,
             vars: served.vars,
             app: served.app,
+            captured: capture(&logged.request),
+            modifiers: logged.modifiers,
         },
         static_file: false,
     }))
@@ -854,6 +864,8 @@ fn serve_uwsgi(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
                 packet_bytes: used,
                 vars: packet.vars.len(),
                 app: Some(0),
+                captured: capture(&RequestVars::Uwsgi(&packet)),
+                modifiers: (packet.modifier1, packet.modifier2),
             };
             conn.buf.consume(used);
             return start_static(ctx, conn, reply, started, log);
@@ -889,6 +901,8 @@ fn serve_uwsgi(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
         uri: var(b"REQUEST_URI"),
         protocol: var(b"SERVER_PROTOCOL"),
         packet_bytes: used,
+        request: RequestVars::Uwsgi(&packet),
+        modifiers: (packet.modifier1, packet.modifier2),
     };
     let parked = park_file_rest(ctx, started, &mut served, &logged);
     discard_body(&mut body, settings.request_timeout, u64::MAX);
@@ -1033,6 +1047,8 @@ fn finish_sending(ctx: &LoopContext<'_>, sending: &Sending, complete: bool) -> b
         uri: &log.uri,
         protocol: &log.protocol,
         packet_bytes: log.packet_bytes,
+        request: RequestVars::Captured(&log.captured),
+        modifiers: log.modifiers,
     };
     if sending.static_file {
         ctx.worker.slot().cores[ctx.core].static_requests.fetch_add(1, Ordering::Relaxed);
@@ -1089,6 +1105,15 @@ struct Logged<'a> {
     uri: &'a str,
     protocol: &'a str,
     packet_bytes: usize,
+    /// The request's variables (`log-format`'s `%(host)`, `%(var.NAME)`...).
+    request: RequestVars<'a>,
+    /// uwsgi packet modifiers (0 for HTTP).
+    modifiers: (u8, u8),
+}
+
+/// The variables `log-format` needs from a request whose reply finishes later.
+fn capture(request: &RequestVars<'_>) -> Vec<(String, Vec<u8>)> {
+    crate::log::request_format().map(|f| f.capture(request)).unwrap_or_default()
 }
 
 /// Marks this thread busy (for harakiri and stats); returns the start time in µs.
@@ -1114,6 +1139,39 @@ fn end_request(ctx: &LoopContext<'_>, started: u64, served: &Served, logged: &Lo
         slot.exceptions.fetch_add(1, Ordering::Relaxed);
     }
     if !ctx.worker.log.wants(served.status, micros, served.body_bytes, served.sendfile) {
+        return;
+    }
+    if let Some(format) = crate::log::request_format() {
+        let facts = LineFacts {
+            addr: logged.addr,
+            method: logged.method,
+            uri: logged.uri,
+            proto: logged.protocol,
+            status: served.status,
+            body_bytes: served.body_bytes,
+            header_bytes: served.header_bytes,
+            header_count: served.header_count,
+            started,
+            micros,
+            now_secs: (started + micros) / 1_000_000,
+            pid: ctx.worker.pid,
+            wid: ctx.worker.id,
+            core: ctx.core,
+            vars: served.vars,
+            pktsize: logged.packet_bytes,
+            modifier1: logged.modifiers.0,
+            modifier2: logged.modifiers.1,
+            memory: if format.needs_memory() {
+                let (rss, vsz) = crate::master::stats::memory(ctx.worker.pid);
+                (vsz, rss)
+            } else {
+                (0, 0)
+            },
+            request: logged.request,
+        };
+        let mut line = Vec::with_capacity(256);
+        format.render(&facts, &mut line);
+        crate::log::write_request_line(&line);
         return;
     }
     let ctime = crate::log::ctime(started);
@@ -1149,5 +1207,5 @@ fn end_request(ctx: &LoopContext<'_>, started: u64, served: &Served, logged: &Lo
         format_memory_report(address_space, rss, &mut line);
     }
     format_request_line(&record, &mut line);
-    crate::log::write_line(line.as_bytes());
+    crate::log::write_request_line(line.as_bytes());
 }

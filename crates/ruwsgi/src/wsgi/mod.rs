@@ -176,6 +176,10 @@ pub fn prepare_interpreter(cfg: &Config) -> anyhow::Result<()> {
             if s.hasattr("reconfigure")? {
                 let kwargs = PyDict::new(py);
                 kwargs.set_item("line_buffering", true)?;
+                // Also under PYTHONUNBUFFERED (common in containers): a `print` of several
+                // pieces reaches fd 1 as one write per line, so a line is one log-master
+                // message and threads' lines don't interleave mid-line.
+                kwargs.set_item("write_through", false)?;
                 s.call_method("reconfigure", (), Some(&kwargs))?;
             }
         }
