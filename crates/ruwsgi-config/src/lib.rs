@@ -20,6 +20,7 @@ pub mod hooks;
 pub mod options;
 mod reader;
 mod resolve;
+pub mod route;
 
 use std::path::PathBuf;
 

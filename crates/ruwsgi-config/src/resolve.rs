@@ -110,6 +110,17 @@ pub(crate) fn resolve(entries: &[Entry]) -> Result<Resolved, ConfigError> {
             },
         }
     }
+    if let Err((i, message)) = crate::route::resolve_gotos(&mut out.config.routes) {
+        // The i-th routing entry is the goto at fault.
+        let origin = entries
+            .iter()
+            .filter(|e| options::find(&e.key).is_some_and(|o| o.name.starts_with("route")))
+            .nth(i)
+            .map(|e| e.origin.clone());
+        if let Some(origin) = origin {
+            return Err(ConfigError::Syntax { origin, message });
+        }
+    }
     Ok(out)
 }
 
@@ -313,6 +324,9 @@ fn apply(c: &mut Config, spec: &OptionSpec, e: &Entry, value: &str) -> Result<St
         }
         "cron" | "unique-cron" => {
             c.crons.push(cron::parse_cron(value, spec.name == "unique-cron").map_err(|m| err(&m))?);
+        }
+        name if name.starts_with("route") => {
+            c.routes.push(crate::route::parse_route(name, value).map_err(|m| err(&m))?);
         }
         "cron2" => c.crons.push(cron::parse_cron2(value).map_err(|m| err(&m))?),
         "cron-harakiri" => c.cron_harakiri = num()?,
@@ -602,6 +616,9 @@ mod tests {
                 "attach-daemon2" => "cmd=1",
                 "cron" | "unique-cron" => "-1 -1 -1 -1 -1 cmd",
                 name if name.starts_with("hook-") => "print:1",
+                "route-run" => "donotlog:",
+                "route-if" | "route-if-not" => "empty:x donotlog:",
+                name if name.starts_with("route") => "^/ donotlog:",
                 _ => value,
             };
             resolve_one(spec.name, value).unwrap_or_else(|e| panic!("{}: {e}", spec.name));

@@ -73,8 +73,8 @@ fn argv_and_env_errors_name_their_source() {
     assert_eq!(error(&[], &[("UWSGI_PROCESSES", "four")]), "UWSGI_PROCESSES=\"four\": expected a whole number");
     assert_eq!(error(&["--ini", "nope.ini"], &[]), "--ini \"nope.ini\": file not found");
     assert_eq!(
-        error(&["--route", "^/x$ break:403"], &[]),
-        "argument 1: option \"route\" is not supported yet (planned)"
+        error(&["--route", "^/x$ frobnicate:403"], &[]),
+        "--route \"^/x$ frobnicate:403\": unknown routing action \"frobnicate\""
     );
     assert_eq!(error(&["--for", "a"], &[]), "argument 1: --for is only valid in config files");
 }
