@@ -211,8 +211,6 @@ pub enum Action {
         /// `basicauth-next`: wrong credentials go on to the next rule instead of a 401.
         next: bool,
     },
-    /// `static`: answer with this file.
-    Static(String),
     /// `send`, `send-crnl`: raw bytes to the client.
     Send {
         /// The bytes' template.
@@ -235,6 +233,8 @@ pub struct Route {
 
 /// uWSGI actions ruwsgi refuses, with the reason; others are unknown.
 const REFUSED: &[(&str, &str)] = &[
+    ("static", "not implemented yet: serve the directory with static-map"),
+    ("file", "not implemented yet: serve the directory with static-map"),
     ("signal", "there is no uWSGI signal framework"),
     ("alarm", "there are no alarms"),
     ("setapp", "apps are picked by mountpoint"),
@@ -264,7 +264,9 @@ const REFUSED: &[(&str, &str)] = &[
 /// resolved by [`resolve_gotos`] once every rule is parsed.
 pub fn parse_route(option: &str, value: &str) -> Result<Route, String> {
     let subject = match option {
-        "route-label" => return Ok(Route { matcher: Matcher::Label(value.trim().to_owned()), action: Action::Continue }),
+        "route-label" => {
+            return Ok(Route { matcher: Matcher::Label(value.trim().to_owned()), action: Action::Continue })
+        }
         "route-run" => return Ok(Route { matcher: Matcher::Always, action: parse_action(value.trim())? }),
         "route-if" | "route-if-not" => None,
         "route" => Some(Subject::PathInfo),
@@ -284,8 +286,9 @@ pub fn parse_route(option: &str, value: &str) -> Result<Route, String> {
     let matcher = match subject {
         Some(subject) => Matcher::Regexp { subject, pattern: compile(first)? },
         None => {
-            let (name, args) =
-                first.split_once(':').ok_or("expected \"<condition>:<args> <action>:<args>\" (no ':' in the condition)")?;
+            let (name, args) = first
+                .split_once(':')
+                .ok_or("expected \"<condition>:<args> <action>:<args>\" (no ':' in the condition)")?;
             let condition = Condition::from_name(name).ok_or_else(|| format!("unknown route condition \"{name}\""))?;
             let (left, right) = args.split_once(';').unwrap_or((args, ""));
             let pattern = if condition == Condition::Regexp { Some(compile(right)?) } else { None };
@@ -319,11 +322,13 @@ fn parse_action(text: &str) -> Result<Action, String> {
     Ok(match name {
         "continue" | "last" => Action::Continue,
         "break" => Action::Break(args.to_owned()),
-        "return" | "break-with-status" => {
-            Action::Return(args.trim().parse().ok().filter(|s| (100..1000).contains(s)).ok_or_else(|| {
-                format!("{name}:{args}: expected a status code")
-            })?)
-        }
+        "return" | "break-with-status" => Action::Return(
+            args.trim()
+                .parse()
+                .ok()
+                .filter(|s| (100..1000).contains(s))
+                .ok_or_else(|| format!("{name}:{args}: expected a status code"))?,
+        ),
         "goto" => {
             if args.is_empty() {
                 return Err("goto: expected a label".to_owned());
@@ -353,17 +358,15 @@ fn parse_action(text: &str) -> Result<Action, String> {
         }
         "setpathinfo" => Action::SetPathInfo(args.to_owned()),
         "basicauth" | "basicauth-next" => {
-            let (realm, creds) =
-                args.split_once(',').ok_or_else(|| format!("{name}:{args}: expected realm,user:password or realm,htpasswd-file"))?;
-            let credentials =
-                if creds.contains(':') { Credentials::Inline(creds.to_owned()) } else { Credentials::File(creds.to_owned()) };
+            let (realm, creds) = args
+                .split_once(',')
+                .ok_or_else(|| format!("{name}:{args}: expected realm,user:password or realm,htpasswd-file"))?;
+            let credentials = if creds.contains(':') {
+                Credentials::Inline(creds.to_owned())
+            } else {
+                Credentials::File(creds.to_owned())
+            };
             Action::BasicAuth { realm: realm.to_owned(), credentials, next: name == "basicauth-next" }
-        }
-        "static" => {
-            if args.is_empty() {
-                return Err("static: expected a file".to_owned());
-            }
-            Action::Static(args.to_owned())
         }
         "send" => Action::Send { data: args.to_owned(), crnl: false },
         "send-crnl" => Action::Send { data: args.to_owned(), crnl: true },
@@ -412,7 +415,11 @@ mod tests {
                 "^old\\.example\\.com$ redirect-301:https://new.example.com${REQUEST_URI}",
                 Action::Redirect { permanent: true, to: "https://new.example.com${REQUEST_URI}".into() },
             ),
-            ("route", "^/api addheader:Access-Control-Allow-Origin: *", Action::AddHeader("Access-Control-Allow-Origin: *".into())),
+            (
+                "route",
+                "^/api addheader:Access-Control-Allow-Origin: *",
+                Action::AddHeader("Access-Control-Allow-Origin: *".into()),
+            ),
             ("route", "^/x return:204", Action::Return(204)),
             ("route", "^/x break-with-status:404", Action::Return(404)),
             ("route", "^/x break:", Action::Break(String::new())),
@@ -430,16 +437,23 @@ mod tests {
             ("route", "^/x logvar:who=${REMOTE_ADDR}", Action::LogVar("who".into(), "${REMOTE_ADDR}".into())),
             ("route", "^/x log:hit $1", Action::Log("hit $1".into())),
             ("route", "^/x send-crnl:hi", Action::Send { data: "hi".into(), crnl: true }),
-            ("route", "^/x static:/srv/a.html", Action::Static("/srv/a.html".into())),
             (
                 "route",
                 "^/admin basicauth:My Realm,admin:secret",
-                Action::BasicAuth { realm: "My Realm".into(), credentials: Credentials::Inline("admin:secret".into()), next: false },
+                Action::BasicAuth {
+                    realm: "My Realm".into(),
+                    credentials: Credentials::Inline("admin:secret".into()),
+                    next: false,
+                },
             ),
             (
                 "route",
                 "^/admin basicauth-next:R,/etc/htpasswd",
-                Action::BasicAuth { realm: "R".into(), credentials: Credentials::File("/etc/htpasswd".into()), next: true },
+                Action::BasicAuth {
+                    realm: "R".into(),
+                    credentials: Credentials::File("/etc/htpasswd".into()),
+                    next: true,
+                },
             ),
         ];
         for (option, value, action) in table {

@@ -52,6 +52,8 @@ pub struct Request<'a> {
     pub origin: Origin<'a>,
     /// The connection (non-blocking), for the response.
     pub fd: RawFd,
+    /// What `route*` rules left for the app: environ variables, headers to add or drop.
+    pub route: Option<&'a crate::routing::RouteState>,
 }
 
 /// What happened, for the request log and the scoreboard.
@@ -75,6 +77,8 @@ pub struct Served {
     pub sendfile: bool,
     /// The app that served it (uWSGI's `app: N`); `None` when no app matched (`app: -1`).
     pub app: Option<usize>,
+    /// A `donotlog` routing rule fired: no request-log line.
+    pub donotlog: bool,
     /// The rest of a `wsgi.file_wrapper` body the client didn't take at once: the
     /// connection's event loop sends it, so a slow client doesn't hold the app's thread.
     pub rest: Option<FileRest>,

@@ -69,6 +69,10 @@ struct ResponseState {
     timeout: Duration,
     /// `add-header`.
     extra_headers: Arc<[(String, String)]>,
+    /// `addheader` routing rules' headers.
+    route_headers: Vec<(String, String)>,
+    /// `delheader` routing rules' (lowercase) names, dropped from the app's headers.
+    route_drops: Vec<String>,
 }
 
 type Shared = Arc<Mutex<ResponseState>>;
@@ -170,8 +174,15 @@ impl ResponseState {
             }
         };
         self.mode = if no_body { BodyMode::None } else { mode };
-        let headers: Vec<(&[u8], &[u8])> =
-            self.headers.iter().chain(self.extra_headers.iter()).map(|(k, v)| (k.as_bytes(), v.as_bytes())).collect();
+        let dropped = |k: &str| self.route_drops.iter().any(|d| d.eq_ignore_ascii_case(k));
+        let headers: Vec<(&[u8], &[u8])> = self
+            .headers
+            .iter()
+            .filter(|(k, _)| !dropped(k))
+            .chain(self.route_headers.iter())
+            .chain(self.extra_headers.iter())
+            .map(|(k, v)| (k.as_bytes(), v.as_bytes()))
+            .collect();
         let start = out.len();
         encode_response_head(out, self.minor, status.as_bytes(), &headers, framing, self.keep_alive);
         self.header_bytes = out.len() - start;
@@ -363,10 +374,16 @@ pub fn handle(py: Python<'_>, app: &App, req: &Request<'_>, body: BodyReader) ->
         broken: false,
         timeout: app.socket_timeout,
         extra_headers: Arc::clone(&app.extra_headers),
+        route_headers: req.route.map(|r| r.add_headers.clone()).unwrap_or_default(),
+        route_drops: req.route.map(|r| r.del_headers.clone()).unwrap_or_default(),
     }));
     let input_state = input::shared(body);
     let selected = app.route(&req.origin);
-    let mut served = Served { app: selected.as_ref().map(|s| s.id), ..Served::default() };
+    let mut served = Served {
+        app: selected.as_ref().map(|s| s.id),
+        donotlog: req.route.is_some_and(|r| r.donotlog),
+        ..Served::default()
+    };
     let outcome = match &selected {
         Some(selected) => call_app(py, app, selected, req, &state, &input_state, &mut served).map_err(Some),
         None => Err(None),
@@ -445,6 +462,12 @@ fn call_app(
         let script_name = environ::latin1(py, app.mounts.mountpoint(selected.id).as_bytes());
         env.set_item(intern!(py, "SCRIPT_NAME"), script_name)?;
         env.set_item(intern!(py, "PATH_INFO"), environ::latin1(py, path_info))?;
+    }
+    if let Some(route) = req.route {
+        // addvar, rewrite, basicauth's REMOTE_USER: set over the request's own values.
+        for (key, value) in &route.vars {
+            env.set_item(PyString::new(py, key), environ::latin1(py, value))?;
+        }
     }
     let input = Py::new(py, Input { state: Arc::clone(input_state), timeout: app.socket_timeout })?;
     env.set_item(intern!(py, "wsgi.input"), input)?;
