@@ -469,7 +469,8 @@ fn serve_http(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
                 remote_addr: &conn.peer.addr,
                 remote_port: &conn.peer.port,
             };
-            let outcome = router.run(&vars, head.minor_version, head.method == "HEAD");
+            let reusable = head.keep_alive && head.body == BodyFraming::None;
+            let outcome = router.run(&vars, head.minor_version, head.method == "HEAD", !reusable);
             let logged = Logged {
                 addr: http_log_addr(settings, &head, &conn.peer.addr),
                 method: head.method,
@@ -477,7 +478,6 @@ fn serve_http(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
                 protocol: if head.minor_version == 0 { "HTTP/1.0" } else { "HTTP/1.1" },
                 packet_bytes: used,
             };
-            let reusable = head.keep_alive && head.body == BodyFraming::None;
             match routed(ctx, fd, outcome, &logged, reusable) {
                 Ok(state) => state,
                 Err(keep_alive) => {
@@ -677,7 +677,7 @@ fn serve_uwsgi(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
             let vars = UwsgiVars { packet: &packet };
             let var = |k: &[u8]| packet.var(k).and_then(|v| std::str::from_utf8(v).ok()).unwrap_or("");
             let minor = u8::from(packet.var(b"SERVER_PROTOCOL") != Some(b"HTTP/1.0"));
-            let outcome = router.run(&vars, minor, var(b"REQUEST_METHOD") == "HEAD");
+            let outcome = router.run(&vars, minor, var(b"REQUEST_METHOD") == "HEAD", false);
             let logged = Logged {
                 addr: var(uwsgi_log_addr(settings, &packet)),
                 method: var(b"REQUEST_METHOD"),

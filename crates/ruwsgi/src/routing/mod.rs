@@ -85,6 +85,15 @@ pub enum Outcome {
     Answered(Answer, Option<Box<RouteState>>),
 }
 
+/// How a routed answer is framed for this request.
+#[derive(Clone, Copy)]
+struct How {
+    /// HTTP minor version of the status line.
+    minor: u8,
+    /// Add `Connection: close` (an HTTP client that won't reuse the connection).
+    close: bool,
+}
+
 /// Regexp group offsets of the rule that fired, over the text they refer to.
 struct Captures<'t> {
     text: Cow<'t, str>,
@@ -102,8 +111,10 @@ impl Router {
     }
 
     /// Runs the rules over one request. `http_minor` is the HTTP minor version of the
-    /// response's status line; `head_only` (a HEAD request) drops the body of an answer.
-    pub fn run(&self, req: &dyn RequestVars, http_minor: u8, head_only: bool) -> Outcome {
+    /// response's status line; `head_only` (a HEAD request) drops the body of an answer;
+    /// `close` (an HTTP client that won't keep the connection) adds `Connection: close`.
+    pub fn run(&self, req: &dyn RequestVars, http_minor: u8, head_only: bool, close: bool) -> Outcome {
+        let how = How { minor: http_minor, close };
         let mut state: Option<Box<RouteState>> = None;
         let mut i = 0;
         while let Some(rule) = self.routes.get(i) {
@@ -186,17 +197,18 @@ impl Router {
                     let answer = if status.len() >= 3 {
                         let (code, reason) = status_line(status);
                         let headers = [("Connection", "close"), ("Content-Type", "text/plain")];
-                        self.answer(http_minor, code, &reason, &headers, b"", state.as_deref(), false)
+                        self.answer(how, code, &reason, &headers, b"", state.as_deref(), false)
                     } else {
-                        Answer { bytes: Vec::new(), status: 0, header_bytes: 0, header_count: 0, reusable: false }
+                        // Nothing but what `send` rules wrote, then the connection closes.
+                        let bytes = state.as_ref().map(|s| s.sent.clone()).unwrap_or_default();
+                        Answer { bytes, status: 0, header_bytes: 0, header_count: 0, reusable: false }
                     };
                     return answered(answer, state, head_only);
                 }
                 Action::Return(code) => {
                     let reason = reason_phrase(*code);
                     let headers = [("Content-Type", "text/plain")];
-                    let answer =
-                        self.answer(http_minor, *code, reason, &headers, reason.as_bytes(), state.as_deref(), true);
+                    let answer = self.answer(how, *code, reason, &headers, reason.as_bytes(), state.as_deref(), true);
                     return answered(answer, state, head_only);
                 }
                 Action::Redirect { permanent, to } => {
@@ -207,8 +219,7 @@ impl Router {
                         (302, "Found", "Moved")
                     };
                     let headers = [("Location", location.as_str())];
-                    let answer =
-                        self.answer(http_minor, code, reason, &headers, body.as_bytes(), state.as_deref(), true);
+                    let answer = self.answer(how, code, reason, &headers, body.as_bytes(), state.as_deref(), true);
                     return answered(answer, state, head_only);
                 }
                 Action::BasicAuth { realm, credentials, next } => {
@@ -225,7 +236,7 @@ impl Router {
                             let challenge = format!("Basic realm=\"{}\"", header_value(realm.as_bytes()));
                             let headers = [("WWW-Authenticate", challenge.as_str())];
                             let answer = self.answer(
-                                http_minor,
+                                how,
                                 401,
                                 "Authorization Required",
                                 &headers,
@@ -247,7 +258,7 @@ impl Router {
     #[allow(clippy::too_many_arguments)] // one response's parts
     fn answer(
         &self,
-        minor: u8,
+        how: How,
         code: u16,
         reason: &str,
         headers: &[(&str, &str)],
@@ -256,7 +267,7 @@ impl Router {
         sized: bool,
     ) -> Answer {
         let mut head = String::with_capacity(128);
-        let _ = write!(head, "HTTP/1.{minor} {code} {reason}\r\n");
+        let _ = write!(head, "HTTP/1.{} {code} {reason}\r\n", how.minor);
         let mut count = 0;
         for (name, value) in headers {
             let _ = write!(head, "{name}: {value}\r\n");
@@ -269,6 +280,10 @@ impl Router {
         let body = if bodiless { &[][..] } else { body };
         if sized && !bodiless {
             let _ = write!(head, "Content-Length: {}\r\n", body.len());
+            count += 1;
+        }
+        if sized && how.close {
+            head.push_str("Connection: close\r\n");
             count += 1;
         }
         let added = state.map(|s| s.add_headers.as_slice()).unwrap_or_default();
