@@ -561,3 +561,151 @@ fn reason_phrase(code: u16) -> &'static str {
         _ => "Unknown",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ruwsgi_config::route::{parse_route, resolve_gotos};
+
+    /// A request given as CGI variables.
+    struct Vars(Vec<(&'static str, &'static str)>);
+
+    impl RequestVars for Vars {
+        fn var(&self, name: &str) -> Option<Cow<'_, [u8]>> {
+            self.0.iter().find(|(k, _)| *k == name).map(|(_, v)| Cow::Borrowed(v.as_bytes()))
+        }
+    }
+
+    fn router(rules: &[(&str, &str)]) -> Router {
+        let mut routes: Vec<Route> = rules.iter().map(|(o, v)| parse_route(o, v).unwrap()).collect();
+        resolve_gotos(&mut routes).unwrap();
+        Router { routes, extra_headers: Vec::new() }
+    }
+
+    fn request(path: &str) -> Vars {
+        let path: &'static str = Box::leak(path.to_owned().into_boxed_str());
+        Vars(vec![
+            ("PATH_INFO", path),
+            ("REQUEST_URI", path),
+            ("QUERY_STRING", "a=1&b=2"),
+            ("HTTP_HOST", "example.com"),
+            ("REQUEST_METHOD", "GET"),
+            ("HTTP_COOKIE", "sid=abc; theme=dark"),
+        ])
+    }
+
+    /// The answer's bytes, or "pass" with the state's interesting parts.
+    fn outcome(rules: &[(&str, &str)], path: &str) -> String {
+        match router(rules).run(&request(path), 1, false, false) {
+            Outcome::Answered(a, _) => String::from_utf8_lossy(&a.bytes).into_owned(),
+            Outcome::Pass(None) => "pass".to_owned(),
+            Outcome::Pass(Some(s)) => {
+                let vars: Vec<String> =
+                    s.vars.iter().map(|(k, v)| format!("{k}={}", String::from_utf8_lossy(v))).collect();
+                let headers: Vec<String> = s.add_headers.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+                format!(
+                    "pass donotlog={} vars=[{}] headers=[{}] del=[{}] logvars={:?}",
+                    s.donotlog,
+                    vars.join(","),
+                    headers.join(","),
+                    s.del_headers.join(","),
+                    s.logvars
+                )
+            }
+        }
+    }
+
+    #[test]
+    fn rules_give_the_expected_answers() {
+        let table: &[(&[(&str, &str)], &str, &str)] = &[
+            (&[("route", "^/x donotlog:")], "/y", "pass"),
+            (&[("route", "^/x donotlog:")], "/x", "pass donotlog=true vars=[] headers=[] del=[] logvars=[]"),
+            (&[("route", "^/h return:200")], "/h", "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nOK"),
+            (&[("route", "^/h return:204")], "/h", "HTTP/1.1 204 No Content\r\nContent-Type: text/plain\r\n\r\n"),
+            (&[("route", "^/b break:")], "/b", ""),
+            (&[("route", "^/b break:404")], "/b", "HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Type: text/plain\r\n\r\n"),
+            (
+                &[("route", "^/(\\w+)/(\\w+)$ redirect:/$2/$1/$3?${QUERY_STRING}&h=${HTTP_HOST}")],
+                "/a/b",
+                "HTTP/1.1 302 Found\r\nLocation: /b/a/?a=1&b=2&h=example.com\r\nContent-Length: 5\r\n\r\nMoved",
+            ),
+            (
+                &[("route", "^/c addheader:X-Sid: ${cookie[sid]} ${qs[b]} ${nope} $x ${unterminated")],
+                "/c",
+                "pass donotlog=false vars=[] headers=[X-Sid: abc 2  $x ${unterminated] del=[] logvars=[]",
+            ),
+            (
+                &[("route", "^/(.*) rewrite:/new/$1%21?z=9"), ("route", "^/new/p! addvar:SEEN=${PATH_INFO}")],
+                "/p",
+                "pass donotlog=false vars=[PATH_INFO=/new/p!,QUERY_STRING=z=9&a=1&b=2,SEEN=/new/p!] headers=[] del=[] logvars=[]",
+            ),
+            (
+                &[("route", "^/ delheader:Server"), ("route", "^/ logvar:k=${REQUEST_METHOD}")],
+                "/",
+                "pass donotlog=false vars=[] headers=[] del=[server] logvars=[(\"k\", \"GET\")]",
+            ),
+            // continue stops routing: the return after it never runs.
+            (&[("route", "^/ continue:"), ("route-run", "return:500")], "/", "pass"),
+            // goto skips the rules between it and the label.
+            (
+                &[("route-run", "goto:l"), ("route-run", "return:500"), ("route-label", "l"), ("route-run", "return:201")],
+                "/",
+                "HTTP/1.1 201 Created\r\nContent-Type: text/plain\r\nContent-Length: 7\r\n\r\nCreated",
+            ),
+            (&[("route-if", "equal:${HTTP_HOST};example.com return:403")], "/", "HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nContent-Length: 9\r\n\r\nForbidden"),
+            (&[("route-if-not", "equal:${HTTP_HOST};example.com return:403")], "/", "pass"),
+            (&[("route-if", "startswith:${PATH_INFO};/st return:410")], "/stuff", "HTTP/1.1 410 Gone\r\nContent-Type: text/plain\r\nContent-Length: 4\r\n\r\nGone"),
+            (&[("route-if", "endswith:${PATH_INFO};.php return:404")], "/x.php", "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 9\r\n\r\nNot Found"),
+            (&[("route-if", "contains:${QUERY_STRING};b=2 donotlog:")], "/", "pass donotlog=true vars=[] headers=[] del=[] logvars=[]"),
+            (&[("route-if", "empty:${HTTP_REFERER} donotlog:")], "/", "pass donotlog=true vars=[] headers=[] del=[] logvars=[]"),
+            (&[("route-if", "ishigher:10;9 donotlog:")], "/", "pass donotlog=true vars=[] headers=[] del=[] logvars=[]"),
+            (&[("route-if", "<:10;9 donotlog:")], "/", "pass"),
+            (
+                &[("route-if", "regexp:${HTTP_HOST};^(\\w+)\\.com$ addvar:SITE=$1")],
+                "/",
+                "pass donotlog=false vars=[SITE=example] headers=[] del=[] logvars=[]",
+            ),
+            (&[("route-if", "isdir:/ donotlog:")], "/", "pass donotlog=true vars=[] headers=[] del=[] logvars=[]"),
+            (&[("route-if", "isfile:/no/such/file donotlog:")], "/", "pass"),
+            (
+                &[("route", "^/a basicauth:R,u:p")],
+                "/a",
+                "HTTP/1.1 401 Authorization Required\r\nWWW-Authenticate: Basic realm=\"R\"\r\nContent-Length: 12\r\n\r\nUnauthorized",
+            ),
+            (
+                &[("route-run", "send:one"), ("route-run", "send-crnl:two"), ("route-run", "return:200")],
+                "/",
+                "onetwo\r\nHTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nOK",
+            ),
+        ];
+        for (rules, path, want) in table {
+            assert_eq!(outcome(rules, path), *want, "{rules:?} on {path}");
+        }
+    }
+
+    #[test]
+    fn basic_auth_credentials() {
+        let inline = Credentials::Inline("admin:s3cret".into());
+        assert_eq!(check_basic_auth(Some(b"Basic YWRtaW46czNjcmV0"), &inline), Some(b"admin".to_vec()));
+        assert_eq!(check_basic_auth(Some(b"Basic YWRtaW46d3Jvbmc="), &inline), None);
+        assert_eq!(check_basic_auth(Some(b"Bearer YWRtaW46czNjcmV0"), &inline), None);
+        assert_eq!(check_basic_auth(Some(b"Basic !!!"), &inline), None);
+        assert_eq!(check_basic_auth(None, &inline), None);
+    }
+
+    #[test]
+    fn head_requests_get_no_body() {
+        let r = router(&[("route-run", "return:200")]);
+        let Outcome::Answered(a, _) = r.run(&request("/"), 0, true, true) else { panic!() };
+        assert_eq!(
+            String::from_utf8_lossy(&a.bytes),
+            "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\nConnection: close\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn unmatched_requests_allocate_no_state() {
+        let r = router(&[("route", "^/healthz$ donotlog:"), ("route-host", "^old\\. redirect:/")]);
+        assert!(matches!(r.run(&request("/app"), 1, false, false), Outcome::Pass(None)));
+    }
+}
