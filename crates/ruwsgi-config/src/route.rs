@@ -283,9 +283,10 @@ pub fn parse_route(option: &str, value: &str) -> Result<Route, String> {
     let (first, action) =
         value.split_once(' ').ok_or("expected \"<regexp> <action>:<args>\" (a space between them)")?;
     let action = parse_action(action.trim_start())?;
-    let matcher = match subject {
-        Some(subject) => Matcher::Regexp { subject, pattern: compile(first)? },
-        None => {
+    let matcher = if let Some(subject) = subject {
+        Matcher::Regexp { subject, pattern: compile(first)? }
+    } else {
+        {
             let (name, args) = first
                 .split_once(':')
                 .ok_or("expected \"<condition>:<args> <action>:<args>\" (no ':' in the condition)")?;

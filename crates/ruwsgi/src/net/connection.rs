@@ -685,14 +685,12 @@ fn serve_uwsgi(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
                 protocol: var(b"SERVER_PROTOCOL"),
                 packet_bytes: used,
             };
-            match routed(ctx, fd, outcome, &logged, false) {
-                Ok(state) => state,
-                Err(_) => {
-                    conn.buf.consume(used);
-                    // uWSGI answers one request per uwsgi connection.
-                    return Step::Served { keep_alive: false };
-                }
-            }
+            let Ok(state) = routed(ctx, fd, outcome, &logged, false) else {
+                conn.buf.consume(used);
+                // uWSGI answers one request per uwsgi connection.
+                return Step::Served { keep_alive: false };
+            };
+            state
         }
     };
     if let Some(statics) = ctx.statics {

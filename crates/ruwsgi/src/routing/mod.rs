@@ -449,7 +449,7 @@ fn route_var(key: &str, req: &dyn RequestVars, state: Option<&RouteState>) -> Ve
 }
 
 /// `rewrite`: the new `PATH_INFO` (percent-decoded) and, after a `?`, the new query with
-/// the old one appended after `&` (as uWSGI's router_rewrite).
+/// the old one appended after `&` (as uWSGI's `router_rewrite`).
 fn rewrite(state: &mut RouteState, target: &[u8], old_query: &[u8]) {
     let (path, query) = match target.iter().position(|&b| b == b'?') {
         Some(q) => {
@@ -617,7 +617,8 @@ mod tests {
 
     #[test]
     fn rules_give_the_expected_answers() {
-        let table: &[(&[(&str, &str)], &str, &str)] = &[
+        type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a str);
+        let table: &[Case<'_>] = &[
             (&[("route", "^/x donotlog:")], "/y", "pass"),
             (&[("route", "^/x donotlog:")], "/x", "pass donotlog=true vars=[] headers=[] del=[] logvars=[]"),
             (&[("route", "^/h return:200")], "/h", "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nOK"),

@@ -58,6 +58,7 @@ pub struct Request<'a> {
 
 /// What happened, for the request log and the scoreboard.
 #[derive(Debug, Default)]
+#[allow(clippy::struct_excessive_bools)] // facts about one response, each a yes/no
 pub struct Served {
     /// Status code sent (or 500 when the app failed before sending one).
     pub status: u16,
