@@ -43,7 +43,7 @@ fn environ(r: &Response) -> Value {
     v["environ"].clone()
 }
 
-const HEALTH: &str = "route = ^/healthz$ donotlog:\nroute = ^/healthz$ return:200\nroute = ^/readiness donotlog:\n";
+const HEALTH: &str = "route-run = chunked:\nroute = ^/healthz$ donotlog:\nroute = ^/healthz$ return:200\nroute = ^/readiness donotlog:\n";
 
 #[test]
 fn health_check_is_answered_before_python_and_left_out_of_the_log() {
@@ -66,6 +66,19 @@ fn health_check_is_answered_before_python_and_left_out_of_the_log() {
     assert!(srv.wait_log("GET /after =>", SECS), "{}", srv.log());
     let log = srv.log();
     assert!(!log.contains("/healthz") && !log.contains("/readiness"), "{log}");
+}
+
+#[test]
+fn donotlog_also_silences_static_files() {
+    let srv = start("static-map = /static=files\nroute = ^/static/quiet donotlog:\n");
+    let files = srv.dir.path().join("files");
+    std::fs::create_dir(&files).unwrap();
+    std::fs::write(files.join("quiet.txt"), "q").unwrap();
+    std::fs::write(files.join("loud.txt"), "l").unwrap();
+    assert_eq!(srv.get("/static/quiet.txt").text(), "q");
+    assert_eq!(srv.get("/static/loud.txt").text(), "l");
+    assert!(srv.wait_log("GET /static/loud.txt =>", SECS), "{}", srv.log());
+    assert!(!srv.log().contains("quiet"), "{}", srv.log());
 }
 
 #[test]
