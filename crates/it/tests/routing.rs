@@ -82,6 +82,22 @@ fn donotlog_also_silences_static_files() {
 }
 
 #[test]
+fn static_action_serves_a_file_without_python() {
+    let srv = start("route = ^/page/(\\w+)$ static:pages/$1.html\nroute = ^/pick static:pages/${qs[f]}\n");
+    let pages = srv.dir.path().join("pages");
+    std::fs::create_dir(&pages).unwrap();
+    std::fs::write(pages.join("about.html"), "<p>about</p>").unwrap();
+    std::fs::write(srv.dir.path().join("secret"), "s").unwrap();
+    let r = srv.get("/page/about");
+    assert_eq!((r.status, r.header("content-type"), r.text().as_str()), (200, Some("text/html"), "<p>about</p>"));
+    assert_eq!(srv.get("/page/missing").status, 404);
+    assert_eq!(srv.get("/pick?f=about.html").status, 200);
+    assert_eq!(srv.get("/pick?f=../secret").status, 403);
+    // Not a static rule's path: the app.
+    assert_eq!(environ(&srv.get("/page/a/b"))["PATH_INFO"], "/page/a/b");
+}
+
+#[test]
 fn route_host_redirects_permanently_with_the_request_uri() {
     let srv = start(
         "route-host = ^old\\.example\\.com$ redirect-301:https://new.example.com${REQUEST_URI}\n\

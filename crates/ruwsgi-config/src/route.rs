@@ -211,6 +211,8 @@ pub enum Action {
         /// `basicauth-next`: wrong credentials go on to the next rule instead of a 401.
         next: bool,
     },
+    /// `static`: answer a GET/HEAD with this file (404 when missing); stops routing.
+    Static(String),
     /// `send`, `send-crnl`: raw bytes to the client.
     Send {
         /// The bytes' template.
@@ -233,8 +235,7 @@ pub struct Route {
 
 /// uWSGI actions ruwsgi refuses, with the reason; others are unknown.
 const REFUSED: &[(&str, &str)] = &[
-    ("static", "not implemented yet: serve the directory with static-map"),
-    ("file", "not implemented yet: serve the directory with static-map"),
+    ("file", "not implemented: use static:<path>"),
     ("signal", "there is no uWSGI signal framework"),
     ("alarm", "there are no alarms"),
     ("setapp", "apps are picked by mountpoint"),
@@ -369,6 +370,12 @@ fn parse_action(text: &str) -> Result<Action, String> {
             };
             Action::BasicAuth { realm: realm.to_owned(), credentials, next: name == "basicauth-next" }
         }
+        "static" => {
+            if args.is_empty() {
+                return Err("static: expected a file".to_owned());
+            }
+            Action::Static(args.to_owned())
+        }
         "send" => Action::Send { data: args.to_owned(), crnl: false },
         "send-crnl" => Action::Send { data: args.to_owned(), crnl: true },
         "chunked" => Action::Chunked,
@@ -437,6 +444,7 @@ mod tests {
             ("route", "^/x addvar:A=b=c", Action::AddVar("A".into(), "b=c".into())),
             ("route", "^/x logvar:who=${REMOTE_ADDR}", Action::LogVar("who".into(), "${REMOTE_ADDR}".into())),
             ("route", "^/x log:hit $1", Action::Log("hit $1".into())),
+            ("route", "^/x static:/srv/$1.html", Action::Static("/srv/$1.html".into())),
             ("route", "^/x send-crnl:hi", Action::Send { data: "hi".into(), crnl: true }),
             (
                 "route",

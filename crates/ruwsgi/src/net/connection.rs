@@ -489,7 +489,9 @@ fn serve_http(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
     };
     if let Some(statics) = ctx.statics {
         let started = now_micros();
-        if let Some(reply) = StaticRequest::from_http(&head).and_then(|r| statics.respond(&r)) {
+        if let Some(reply) =
+            StaticRequest::from_http(&head).and_then(|r| statics.respond(&r, routed_file(route.as_deref())))
+        {
             let log = LogFacts {
                 addr: http_log_addr(settings, &head, &conn.peer.addr).to_owned(),
                 method: head.method.to_owned(),
@@ -695,7 +697,9 @@ fn serve_uwsgi(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
     };
     if let Some(statics) = ctx.statics {
         let started = now_micros();
-        if let Some(reply) = StaticRequest::from_uwsgi(&packet).and_then(|r| statics.respond(&r)) {
+        if let Some(reply) =
+            StaticRequest::from_uwsgi(&packet).and_then(|r| statics.respond(&r, routed_file(route.as_deref())))
+        {
             let var = |k: &[u8]| String::from_utf8_lossy(packet.var(k).unwrap_or_default()).into_owned();
             let log = LogFacts {
                 addr: var(uwsgi_log_addr(settings, &packet)),
@@ -783,6 +787,11 @@ fn routed(
     };
     end_request(ctx, started, &served, logged);
     Err(keep_alive)
+}
+
+/// The file a `static:` routing rule picked.
+fn routed_file(route: Option<&RouteState>) -> Option<&std::path::Path> {
+    route.and_then(|r| r.static_file.as_deref())
 }
 
 /// Reads and drops what the app left of a request body, so the close that follows isn't a

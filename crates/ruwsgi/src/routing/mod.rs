@@ -53,6 +53,8 @@ pub struct RouteState {
     pub vars: Vec<(String, Vec<u8>)>,
     /// `send`/`send-crnl`: raw bytes written to the client before anything else.
     pub sent: Vec<u8>,
+    /// `static`: the file that answers (served by `static_files`).
+    pub static_file: Option<std::path::PathBuf>,
 }
 
 impl RouteState {
@@ -193,6 +195,11 @@ impl Router {
                     st(&mut state).sent.extend_from_slice(&bytes);
                 }
                 Action::Chunked => {}
+                Action::Static(path) => {
+                    let path = String::from_utf8_lossy(&fill(path, &state)).into_owned();
+                    st(&mut state).static_file = Some(path.into());
+                    return Outcome::Pass(state);
+                }
                 Action::Break(status) => {
                     let answer = if status.len() >= 3 {
                         let (code, reason) = status_line(status);
