@@ -250,7 +250,7 @@ fn bad_rules_stop_start_up_and_late_routes_warn() {
     assert!(out.contains("bad.ini:3: route = \"^/x signal:15\": routing action \"signal\" is not supported"), "{out}");
     let srv = start("final-route = ^/ log:after\n");
     assert!(
-        srv.log().contains("final-route = ^/ log:after is accepted and ignored: only request routing"),
+        srv.log().contains("option \"final-route\" is not implemented by ruwsgi: only request routing"),
         "{}",
         srv.log()
     );

@@ -151,7 +151,7 @@ pub struct Config {
     pub daemonize2: Option<PathBuf>,
     /// `harakiri` (`-t`): seconds a request may run before its worker is killed; 0 = off.
     pub harakiri: u64,
-    /// `harakiri-verbose`, `py-tracebacker`: log the stuck request's Python stack.
+    /// `harakiri-verbose`, `py-tracebacker`: also log the stuck worker's /proc syscall and wchan.
     pub harakiri_verbose: bool,
     /// `harakiri-graceful-timeout`: on harakiri send SIGTERM and SIGKILL after this many
     /// seconds; 0 = SIGKILL at once.
@@ -170,6 +170,10 @@ pub struct Config {
     pub reload_on_rss: u64,
     /// `evil-reload-on-rss`: MiB of RSS after which the master kills a worker; 0 = off.
     pub evil_reload_on_rss: u64,
+    /// `reload-on-as`: MiB of address space after which a worker recycles itself; 0 = off.
+    pub reload_on_as: u64,
+    /// `limit-as`: each worker's address-space limit (`RLIMIT_AS`) in MiB; 0 = none.
+    pub limit_as: u64,
     /// `worker-reload-mercy`: seconds a worker may take to finish on reload, default 60.
     pub worker_reload_mercy: u64,
     /// `reload-mercy`: seconds for the whole stack on reload/shutdown. Unset (as in uWSGI):
@@ -251,7 +255,8 @@ pub struct Config {
     pub static_safe: Vec<PathBuf>,
     /// `mimefile`: extra `mime.types` files.
     pub mimefile: Vec<PathBuf>,
-    /// `strict`: unknown options are errors (they are anyway unless uWSGI-only notices).
+    /// `strict`: keys that are not uWSGI options, and uWSGI options ruwsgi doesn't implement,
+    /// are errors instead of warnings (applied while resolving; kept for `--show-config`).
     pub strict: bool,
 }
 
@@ -312,6 +317,8 @@ impl Default for Config {
             max_worker_lifetime: 0,
             reload_on_rss: 0,
             evil_reload_on_rss: 0,
+            reload_on_as: 0,
+            limit_as: 0,
             worker_reload_mercy: 60,
             reload_mercy: None,
             py_autoreload: 0,

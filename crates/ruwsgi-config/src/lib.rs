@@ -16,11 +16,13 @@ pub mod cron;
 mod daemon;
 mod error;
 mod expand;
+mod groups;
 pub mod hooks;
 pub mod options;
 mod reader;
 mod resolve;
 pub mod route;
+mod uwsgi_names;
 
 use std::path::PathBuf;
 
@@ -33,13 +35,18 @@ pub use error::{ConfigError, Origin};
 // Built once at start-up and the runtime takes the Config by value: boxing buys nothing.
 #[allow(clippy::large_enum_variant)]
 pub enum Command {
-    /// Serve with this config. `notices` are one-line messages to log at start-up (e.g.
-    /// `plugins = python3 is accepted and ignored: ruwsgi has Python built in`).
+    /// Serve with this config. `notices` and `warnings` are one-line messages to log at
+    /// start-up.
     Run {
         /// The resolved configuration.
         config: Config,
-        /// One-line notices about accepted-and-ignored options.
+        /// Accepted-and-ignored options, where ruwsgi behaves that way anyway (e.g.
+        /// `plugins = python3 is accepted and ignored: ruwsgi has Python built in`).
         notices: Vec<String>,
+        /// Things that make ruwsgi behave differently from uWSGI with this config: unknown keys
+        /// nothing uses and not-implemented options (e.g. `app.ini:12: option "cron" is not
+        /// implemented by ruwsgi: the command does not run`). Logged with a `WARNING: ` prefix.
+        warnings: Vec<String>,
     },
     /// Print this text to stdout and exit 0 (`--help`, `--version`, `--show-config`).
     Print(String),
@@ -148,7 +155,7 @@ pub fn load_with_env(args: &[String], env: &Environment) -> Result<Command, Conf
     if parsed.action == Some(argv::Action::ShowConfig) {
         return Ok(Command::Print(resolve::render_show_config(&resolved)));
     }
-    Ok(Command::Run { config: resolved.config, notices: resolved.notices })
+    Ok(Command::Run { config: resolved.config, notices: resolved.notices, warnings: resolved.warnings })
 }
 
 /// Reads `text` as the `[uwsgi]` section of an ini file called `name` and resolves it, with

@@ -20,7 +20,7 @@ fn args(a: &[&str]) -> Vec<String> {
 
 fn run(a: &[&str], vars: &[(&str, &str)]) -> (Config, Vec<String>) {
     match load_with_env(&args(a), &env_with(vars)) {
-        Ok(Command::Run { config, notices }) => (config, notices),
+        Ok(Command::Run { config, notices, .. }) => (config, notices),
         other => panic!("expected Run, got {other:?}"),
     }
 }
@@ -76,6 +76,10 @@ fn argv_and_env_errors_name_their_source() {
         error(&["--route", "^/x$ frobnicate:403"], &[]),
         "--route \"^/x$ frobnicate:403\": unknown routing action \"frobnicate\""
     );
+    assert_eq!(
+        error(&["--strict", "--idle", "30"], &[]),
+        "argument 2: option \"idle\" is not implemented by ruwsgi (it is ignored): strict mode refuses it"
+    );
     assert_eq!(error(&["--for", "a"], &[]), "argument 1: --for is only valid in config files");
 }
 
@@ -101,6 +105,24 @@ fn hooks_parse_at_load_and_bad_actions_name_the_option() {
         error(&["--cron", "* * * * * true"], &[]),
         "--cron \"* * * * * true\": minute: expected a number, -1 (any) or -N (every N)"
     );
+}
+
+#[test]
+fn not_implemented_options_from_every_source_warn() {
+    let warnings = |a: &[&str], vars: &[(&str, &str)]| match load_with_env(&args(a), &env_with(vars)) {
+        Ok(Command::Run { warnings, .. }) => warnings,
+        other => panic!("expected Run, got {other:?}"),
+    };
+    assert_eq!(
+        warnings(&["--honour-stdin", "--mule-reload-mercy", "5"], &[("UWSGI_IDLE", "30"), ("UWSGI_PROJECT", "x")]),
+        [
+            "environment variable UWSGI_IDLE: option \"idle\" is not implemented by ruwsgi: it is ignored",
+            "argument 1: option \"honour-stdin\" is not implemented by ruwsgi: it is ignored",
+            "argument 2: option \"mule-reload-mercy\" is not implemented by ruwsgi: it is ignored",
+        ],
+        "an unknown UWSGI_* variable only provides a placeholder, silently"
+    );
+    assert_eq!(error(&["--vaccum"], &[]), "argument 1: unknown option \"vaccum\" (did you mean \"vacuum\"?)");
 }
 
 #[test]

@@ -21,9 +21,13 @@ pub fn main(args: &[String]) -> i32 {
                 1
             }
         },
-        Ok(Command::Run { config, notices }) => {
+        Ok(Command::Run { config, notices, warnings }) => {
             for notice in notices {
                 tracing::info!("{notice}");
+            }
+            // The log has no level column (uWSGI style), so the text says it.
+            for warning in warnings {
+                tracing::warn!("WARNING: {warning}");
             }
             if let Err(e) = crate::static_files::check(&config) {
                 eprintln!("ruwsgi: {e}");

@@ -209,6 +209,12 @@ fn start(cfg: Config) -> Result<Master> {
     if cfg.sockets.is_empty() {
         anyhow::bail!("no socket configured: set http, http-socket or socket");
     }
+    if cfg.limit_as > 0 {
+        // uWSGI's words; the limit is set in each worker (`worker::limit_address_space`).
+        tracing::info!("limiting address space of processes...");
+        tracing::info!("your process address space limit is {} bytes ({} MB)", cfg.limit_as << 20, cfg.limit_as);
+    }
+    raise_fd_limit(cfg.max_fd);
     let listeners = listener::bind_all(&cfg)?;
     for (i, l) in listeners.iter().enumerate() {
         let kind = match l.protocol {
@@ -352,6 +358,39 @@ impl std::error::Error for NoApp {}
 
 /// Detaches from the terminal (`daemonize = LOGFILE`): fork, the parent exits, the child
 /// starts a new session and sends its output to the log file.
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit, as nginx's `worker_rlimit_nofile`
+/// does: the common default soft limit of 1024 is far below what an event loop holding
+/// idle keep-alive connections needs, and the workers inherit it. `max-fd` above the hard
+/// limit raises that too (uWSGI sets both to `max-fd`), which needs root.
+/// Differs from uWSGI: uWSGI leaves the limit alone without `max-fd`, and its `max-fd` can
+/// also lower it; ruwsgi never lowers it (`max-fd` also caps a worker's connections).
+fn raise_fd_limit(max_fd: u64) {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource, RLIM_INFINITY};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else { return };
+    // An unlimited hard limit still stops at the kernel's per-process maximum.
+    let ceiling = if hard == RLIM_INFINITY {
+        std::fs::read_to_string("/proc/sys/fs/nr_open").ok().and_then(|s| s.trim().parse().ok()).unwrap_or(1 << 20)
+    } else {
+        hard
+    };
+    if max_fd > ceiling {
+        match setrlimit(Resource::RLIMIT_NOFILE, max_fd, max_fd) {
+            Ok(()) => {}
+            Err(e) => {
+                tracing::warn!("max-fd = {max_fd}: cannot raise the open files limit above {ceiling}: {e}");
+                let _ = setrlimit(Resource::RLIMIT_NOFILE, ceiling, hard);
+            }
+        }
+    } else if soft < ceiling {
+        if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, ceiling, hard) {
+            tracing::warn!("cannot raise the open files limit from {soft} to {ceiling}: {e}");
+        }
+    }
+    if let Ok((soft, _)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        tracing::info!("detected max file descriptor number: {soft}");
+    }
+}
+
 fn daemonize(log: &Path) -> Result<()> {
     let file = logfile::open(log)?;
     if wsgi::fork()? != 0 {
@@ -384,8 +423,8 @@ fn write_pidfiles(path: Option<&PathBuf>) -> Result<()> {
 }
 
 /// `uid`/`gid`: switch user after binding (names or numbers), before the app loads.
-/// Running as root without `uid` only warns, as uWSGI does; with `strict` it is refused
-/// unless `uid` is set (even to root: that counts as asking for it).
+/// Running as root without `uid` only warns, as uWSGI does (`strict` too: in uWSGI it is only
+/// about option names).
 fn drop_privileges(cfg: &Config) -> Result<()> {
     use nix::unistd::{Gid, Group, Uid, User};
     if let Some(g) = &cfg.gid {
@@ -413,9 +452,6 @@ fn drop_privileges(cfg: &Config) -> Result<()> {
         nix::unistd::setuid(user.0).with_context(|| format!("setuid({})", user.0))?;
         tracing::info!("setuid() to {}", user.0);
     } else if nix::unistd::geteuid().is_root() {
-        if cfg.strict {
-            anyhow::bail!("refusing to run as root with strict: set uid (uid = root to insist)");
-        }
         tracing::warn!("*** WARNING: you are running ruwsgi as root !!! (use the --uid flag) ***");
     }
     Ok(())
@@ -575,6 +611,13 @@ impl Master {
     /// Stops everything: `graceful` lets requests finish; `why` starts the log line.
     fn shutdown(&mut self, graceful: bool, why: &str) {
         self.chain = None;
+        if !matches!(self.phase, Phase::ShuttingDown { .. }) {
+            // The workers close theirs as they get the signal: once all are closed, new
+            // clients are refused at once rather than queued and reset at exit.
+            for l in &self.listeners {
+                l.close_here();
+            }
+        }
         if graceful {
             if matches!(self.phase, Phase::ShuttingDown { .. }) {
                 return;
@@ -691,15 +734,18 @@ impl Master {
                     self.shutdown(false, "FATAL hook failed, destroying instance");
                     continue;
                 }
-                Exit::Code(code) => {
+                // uWSGI's words; "trying respawn" only when a respawn follows.
+                Exit::Code(code) if running => {
                     tracing::error!("DAMN ! worker {id} (pid: {pid}) died with exit code {code} :( trying respawn ...");
                 }
-                Exit::Signal(sig) => {
+                Exit::Signal(sig) if running => {
                     tracing::error!(
                         "DAMN ! worker {id} (pid: {pid}) died, killed by signal {} :( trying respawn ...",
                         sig as i32
                     );
                 }
+                Exit::Code(code) => tracing::warn!("worker {id} (pid: {pid}) died with exit code {code}"),
+                Exit::Signal(sig) => tracing::warn!("worker {id} (pid: {pid}) killed by signal {}", sig as i32),
             }
             if running {
                 let w = &mut self.workers[index];
@@ -732,8 +778,8 @@ impl Master {
     }
 
     /// `harakiri`: a core whose request started more than `harakiri` seconds ago gets its
-    /// worker killed (after the Python stacks are dumped with `harakiri-verbose`, and after
-    /// SIGTERM + `harakiri-graceful-timeout` when set). The master respawns it.
+    /// worker killed (after its Python stacks are dumped, and after SIGTERM +
+    /// `harakiri-graceful-timeout` when set). The master respawns it.
     fn check_harakiri(&mut self) {
         let now = Instant::now();
         for index in 0..self.workers.len() {
@@ -785,12 +831,19 @@ impl Master {
             }
             tracing::error!("HARAKIRI !!! end of worker {id} status !!!");
             slot.harakiri_count.fetch_add(1, Relaxed);
-            let mut wait = Duration::ZERO;
             if self.cfg.harakiri_verbose {
-                tracing::error!("HARAKIRI: Python stacks of worker {id} (pid: {pid}) follow");
-                let _ = kill(pid, Signal::SIGUSR2);
-                wait = TRACEBACK_GRACE;
+                // As uWSGI's harakiri-verbose: where the process sits in the kernel.
+                for (what, file) in [("syscall", "syscall"), ("wchan", "wchan")] {
+                    if let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/{file}")) {
+                        tracing::error!("HARAKIRI: -- {what}> {}", text.trim_end());
+                    }
+                }
             }
+            // Differs from uWSGI: the stuck worker's Python stacks are always logged (its
+            // faulthandler dumps them on SIGUSR2); uWSGI needs a py-tracebacker socket.
+            tracing::error!("HARAKIRI: Python stacks of worker {id} (pid: {pid}) follow");
+            let _ = kill(pid, Signal::SIGUSR2);
+            let mut wait = TRACEBACK_GRACE;
             if graceful {
                 let sig = self.cfg.harakiri_graceful_signal;
                 tracing::error!(
@@ -800,12 +853,7 @@ impl Master {
                 let _ = Signal::try_from(sig).map(|s| kill(pid, s));
                 wait = wait.max(Duration::from_secs(self.cfg.harakiri_graceful_timeout));
             }
-            if wait.is_zero() {
-                let _ = kill(pid, Signal::SIGKILL);
-                w.harakiri = Harakiri::Killed;
-            } else {
-                w.harakiri = Harakiri::KillAt(now + wait, graceful);
-            }
+            w.harakiri = Harakiri::KillAt(now + wait, graceful);
         }
     }
 

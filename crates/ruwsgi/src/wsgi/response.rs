@@ -5,6 +5,7 @@
 
 use std::io;
 use std::os::fd::{BorrowedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -73,6 +74,8 @@ struct ResponseState {
     route_headers: Vec<(String, String)>,
     /// `delheader` routing rules' (lowercase) names, dropped from the app's headers.
     route_drops: Vec<String>,
+    /// `Request::closing`: checked when the head is written.
+    closing: Option<Arc<AtomicBool>>,
 }
 
 type Shared = Arc<Mutex<ResponseState>>;
@@ -128,16 +131,18 @@ impl ResponseState {
             }
             BodyMode::UntilClose => parts.extend_from_slice(body),
         }
-        let head_len = head.len() as u64;
+        // Body bytes sit after the head and the chunk-size line; a write cut short (the
+        // client stalled past socket-timeout) still counts what went out of them.
+        let before_body = (head.len() + chunk_line.len()) as u64;
+        let body_len =
+            parts.iter().map(|p| p.len() as u64).sum::<u64>() - before_body - if chunk_line.is_empty() { 0 } else { 2 };
         let fd = self.fd;
         let timeout = self.timeout;
-        let sent = socket_io::write_all(fd, &parts, || py.detach(|| socket_io::wait(fd, true, timeout)));
+        let mut n = 0;
+        let sent = socket_io::write_all(fd, &parts, &mut n, || py.detach(|| socket_io::wait(fd, true, timeout)));
+        self.body_bytes += n.saturating_sub(before_body).min(body_len);
         match sent {
-            Ok(n) => {
-                self.body_bytes +=
-                    n.saturating_sub(head_len + chunk_line.len() as u64 + if chunk_line.is_empty() { 0 } else { 2 });
-                Ok(())
-            }
+            Ok(()) => Ok(()),
             Err(e) => {
                 self.broken = true;
                 self.keep_alive = false;
@@ -174,6 +179,9 @@ impl ResponseState {
             }
         };
         self.mode = if no_body { BodyMode::None } else { mode };
+        if self.closing.as_ref().is_some_and(|stopping| stopping.load(Ordering::Relaxed)) {
+            self.keep_alive = false;
+        }
         let dropped = |k: &str| self.route_drops.iter().any(|d| d.eq_ignore_ascii_case(k));
         let headers: Vec<(&[u8], &[u8])> = self
             .headers
@@ -376,6 +384,7 @@ pub fn handle(py: Python<'_>, app: &App, req: &Request<'_>, body: BodyReader) ->
         extra_headers: Arc::clone(&app.extra_headers),
         route_headers: req.route.map(|r| r.add_headers.clone()).unwrap_or_default(),
         route_drops: req.route.map(|r| r.del_headers.clone()).unwrap_or_default(),
+        closing: req.closing.map(Arc::clone),
     }));
     let input_state = input::shared(body);
     let selected = app.route(&req.origin);
@@ -442,7 +451,7 @@ impl ResponseState {
     fn send_raw(&mut self, py: Python<'_>, bytes: &[u8]) -> io::Result<()> {
         let fd = self.fd;
         let timeout = self.timeout;
-        socket_io::write_all(fd, &[bytes], || py.detach(|| socket_io::wait(fd, true, timeout))).map(|_| ())
+        socket_io::write_all(fd, &[bytes], &mut 0, || py.detach(|| socket_io::wait(fd, true, timeout)))
     }
 }
 
