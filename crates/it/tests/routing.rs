@@ -255,3 +255,30 @@ fn bad_rules_stop_start_up_and_late_routes_warn() {
         srv.log()
     );
 }
+
+/// `logvar:NAME=VALUE` fills `%(NAME)` in a `log-format`, as uWSGI's logvars, for app
+/// responses and routed answers alike; an unset one prints `-`.
+#[test]
+fn logvar_fills_its_name_in_the_log_format() {
+    let srv = start(
+        "log-format = LV %(uri) who=%(who) tier=%(tier)\n\
+         route = ^/probe logvar:who=kube-$1\n\
+         route = ^/probe(.*)$ logvar:tier=edge$1\n\
+         route = ^/probe/ready return:200\n",
+    );
+    assert_eq!(srv.get("/probe/app").status, 200);
+    assert_eq!(srv.get("/probe/ready").status, 200);
+    assert_eq!(srv.get("/plain").status, 200);
+    assert!(srv.wait_log("LV /plain", SECS), "{}", srv.log());
+    let log = srv.log();
+    let lines: Vec<&str> = log.lines().filter(|l| l.starts_with("LV ")).collect();
+    assert_eq!(
+        lines,
+        [
+            "LV /probe/app who=kube- tier=edge/app",
+            "LV /probe/ready who=kube- tier=edge/ready",
+            "LV /plain who=- tier=-"
+        ],
+        "{log}"
+    );
+}

@@ -189,6 +189,8 @@ struct LogFacts {
     modifiers: (u8, u8),
     /// A `donotlog` routing rule fired.
     donotlog: bool,
+    /// Logvars routing rules set.
+    logvars: Vec<(String, String)>,
 }
 
 /// How far the framing of a pre-buffered chunked body has been checked.
@@ -707,6 +709,7 @@ fn serve_http(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
                 captured: capture(&RequestVars::Http(&head)),
                 modifiers: (0, 0),
                 donotlog: route.as_ref().is_some_and(|r| r.donotlog),
+                logvars: route.as_ref().map(|r| r.logvars.clone()).unwrap_or_default(),
             };
             conn.buf.consume(used);
             return start_static(ctx, conn, reply, started, log);
@@ -840,6 +843,7 @@ fn park_file_rest(
             captured: capture(&logged.request),
             modifiers: logged.modifiers,
             donotlog: served.donotlog,
+            logvars: served.logvars.clone(),
         },
         static_file: false,
     }))
@@ -931,6 +935,7 @@ fn serve_uwsgi(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
                 captured: capture(&RequestVars::Uwsgi(&packet)),
                 modifiers: (packet.modifier1, packet.modifier2),
                 donotlog: route.as_ref().is_some_and(|r| r.donotlog),
+                logvars: route.as_ref().map(|r| r.logvars.clone()).unwrap_or_default(),
             };
             conn.buf.consume(used);
             return start_static(ctx, conn, reply, started, log);
@@ -1007,6 +1012,7 @@ fn routed(
         header_bytes: answer.header_bytes,
         keep_alive,
         donotlog: state.as_ref().is_some_and(|s| s.donotlog),
+        logvars: state.map(|s| s.logvars).unwrap_or_default(),
         ..Served::default()
     };
     end_request(ctx, started, &served, logged);
@@ -1148,6 +1154,7 @@ fn finish_sending(ctx: &LoopContext<'_>, sending: &Sending, complete: bool) -> b
         app: sending.log.app,
         vhost: None,
         donotlog: sending.log.donotlog,
+        logvars: sending.log.logvars.clone(),
     };
     let log = &sending.log;
     let logged = Logged {
@@ -1277,6 +1284,7 @@ fn end_request(ctx: &LoopContext<'_>, started: u64, served: &Served, logged: &Lo
                 (0, 0)
             },
             request: logged.request,
+            logvars: &served.logvars,
         };
         let mut line = Vec::with_capacity(256);
         format.render(&facts, &mut line);

@@ -42,7 +42,7 @@ pub struct Router {
 pub struct RouteState {
     /// `donotlog`: no request-log line.
     pub donotlog: bool,
-    /// `logvar`: request-log variables (`%(var.KEY)` in a `log-format`).
+    /// `logvar`: request-log variables (`%(KEY)` in a `log-format`, as uWSGI's logvars).
     pub logvars: Vec<(String, String)>,
     /// `addheader`: added to the response (the app's or a routed answer).
     pub add_headers: Vec<(String, String)>,

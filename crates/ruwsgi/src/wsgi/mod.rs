@@ -87,6 +87,8 @@ pub struct Served {
     pub vhost: Option<String>,
     /// A `donotlog` routing rule fired: no request-log line.
     pub donotlog: bool,
+    /// Logvars routing rules set (`logvar:NAME=VALUE`), for `%(NAME)` in a `log-format`.
+    pub logvars: Vec<(String, String)>,
     /// The rest of a `wsgi.file_wrapper` body the client didn't take at once: the
     /// connection's event loop sends it, so a slow client doesn't hold the app's thread.
     pub rest: Option<FileRest>,

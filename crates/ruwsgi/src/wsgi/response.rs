@@ -393,6 +393,7 @@ pub fn handle(py: Python<'_>, app: &App, req: &Request<'_>, body: BodyReader) ->
         app: selected.as_ref().map(|s| s.id),
         vhost,
         donotlog: req.route.is_some_and(|r| r.donotlog),
+        logvars: req.route.map(|r| r.logvars.clone()).unwrap_or_default(),
         ..Served::default()
     };
     let outcome = match &selected {
