@@ -148,6 +148,39 @@ pub struct Config {
     pub memory_report: bool,
     /// `log-x-forwarded-for`: the request log shows X-Forwarded-For as the address.
     pub log_x_forwarded_for: bool,
+    /// `log-format` (`logformat`): the request log line with `%(var)` fields; `None` = uWSGI's
+    /// default line.
+    pub log_format: Option<String>,
+    /// `logformat-strftime`: `%(ftime)` uses the `log-date` strftime format.
+    pub logformat_strftime: bool,
+    /// `log-date` (`logdate`): prefix server messages with the date. `Some("")`: `ctime()`
+    /// form; `Some(fmt)`: this strftime format.
+    pub log_date: Option<String>,
+    /// `log-master` (or implied by `logger`, `req-logger`, `log-encoder`, ...): workers'
+    /// stdout/stderr and log lines go through the master.
+    pub log_master: bool,
+    /// `threaded-logger`: accepted; implies `log-master` (the master has no threads).
+    pub threaded_logger: bool,
+    /// `logger`: `[name ]plugin[:args]` destinations of the server log, in order.
+    pub logger: Vec<String>,
+    /// `req-logger`: destinations of the request log, in order.
+    pub req_logger: Vec<String>,
+    /// `log-route`: `(logger name, regexp)`.
+    pub log_route: Vec<(String, String)>,
+    /// `log-req-route`: `(request logger name, regexp)`.
+    pub log_req_route: Vec<(String, String)>,
+    /// `log-encoder`: `name[:logger] [args]`, chained in order.
+    pub log_encoder: Vec<String>,
+    /// `log-req-encoder`: the request log's encoder chain.
+    pub log_req_encoder: Vec<String>,
+    /// `log-json` (ruwsgi only): request lines and server messages as JSON objects.
+    pub log_json: bool,
+    /// `log-drain`: server log lines matching one of these regexps are dropped.
+    pub log_drain: Vec<String>,
+    /// `log-filter`: when set, only server log lines matching one of these are kept.
+    pub log_filter: Vec<String>,
+    /// `log-master-bufsize`: longest message the master reads (default 64 KiB).
+    pub log_master_bufsize: usize,
     /// `so-keepalive`: `SO_KEEPALIVE` on accepted connections.
     pub so_keepalive: bool,
     /// `tcp-nodelay`: `TCP_NODELAY` on uwsgi-protocol connections too (HTTP ones always).
@@ -156,6 +189,8 @@ pub struct Config {
     pub wsgi_disable_file_wrapper: bool,
     /// `logto`: append all logs to this file.
     pub logto: Option<PathBuf>,
+    /// `logto2`: like `logto`, opened after the app is loaded.
+    pub logto2: Option<PathBuf>,
     /// `log-maxsize`: rotate the log file when it grows past this many bytes; 0 = never.
     pub log_maxsize: u64,
     /// `log-backupname`: name of the rotated log file (default `<file>.<epoch>`).
@@ -266,6 +301,8 @@ pub struct Config {
     pub static_gzip_dir: Vec<PathBuf>,
     /// `static-skip-ext`: extensions never served statically.
     pub static_skip_ext: Vec<String>,
+    /// `route*`: the request routing table, in config order, gotos resolved.
+    pub routes: Vec<crate::route::Route>,
     /// `add-header`: (name, value) added to every response.
     pub add_header: Vec<(String, String)>,
     /// `static-safe`: extra roots that symlinks may point into.
@@ -323,10 +360,26 @@ impl Default for Config {
             log_sendfile: false,
             memory_report: false,
             log_x_forwarded_for: false,
+            log_format: None,
+            logformat_strftime: false,
+            log_date: None,
+            log_master: false,
+            threaded_logger: false,
+            logger: Vec::new(),
+            req_logger: Vec::new(),
+            log_route: Vec::new(),
+            log_req_route: Vec::new(),
+            log_encoder: Vec::new(),
+            log_req_encoder: Vec::new(),
+            log_json: false,
+            log_drain: Vec::new(),
+            log_filter: Vec::new(),
+            log_master_bufsize: 65536,
             so_keepalive: false,
             tcp_nodelay: false,
             wsgi_disable_file_wrapper: false,
             logto: None,
+            logto2: None,
             log_maxsize: 0,
             log_backupname: None,
             log_reopen: false,
@@ -379,6 +432,7 @@ impl Default for Config {
             static_gzip_all: false,
             static_gzip_dir: Vec::new(),
             static_skip_ext: Vec::new(),
+            routes: Vec::new(),
             add_header: Vec::new(),
             static_safe: Vec::new(),
             mimefile: Vec::new(),

@@ -158,7 +158,16 @@ const fn hook(name: &'static str, help: &'static str) -> OptionSpec {
     row(name, &[], None, Kind::Text, true, "", Status::SupportedWithDifference(HOOK_ACTIONS), help)
 }
 
-/// An option that won't be supported.
+/// A request routing option (`route*`): repeatable text, see `docs/routing.md`.
+const fn route(name: &'static str, help: &'static str) -> OptionSpec {
+    row(name, &[], None, Kind::Text, true, "", Status::SupportedWithDifference(ROUTE_DIFF), help)
+}
+
+/// A `final-route*`/`error-route*`/`response-route*` option: accepted with a warning.
+const fn late_route(name: &'static str, help: &'static str) -> OptionSpec {
+    row(name, &[], None, Kind::Text, true, "", Status::NotImplemented(LATE_ROUTES), help)
+}
+
 /// An option ruwsgi doesn't implement yet, with what is different without it.
 const fn missing(name: &'static str, kind: Kind, differs: &'static str, help: &'static str) -> OptionSpec {
     row(name, &[], None, kind, false, "", Status::NotImplemented(differs), help)
@@ -183,7 +192,7 @@ use Kind::{
     Action, Address, Bool, Bytes, ConfigFile, Logic, Mapping, Megabytes, Mode, Mount, Number, Pair, Path, RegexSeconds,
     Seconds, Signal, Text, TypeSeconds,
 };
-use Status::{IgnoredWithNotice, NotImplemented, Supported, SupportedWithDifference};
+use Status::{IgnoredWithNotice, Supported, SupportedWithDifference};
 
 const NO_ROUTER: &str = "ruwsgi has no separate router processes";
 const NO_CHEAPER: &str = "ruwsgi keeps all `processes` workers running (no adaptive spawning)";
@@ -193,13 +202,12 @@ const NO_LOOP: &str = "ruwsgi runs threads, not async loop engines";
 const BUILT_IN: &str = "ruwsgi has Python built in";
 const ALWAYS: &str = "ruwsgi always behaves this way";
 const HOOK_ACTIONS: &str = "`call*` (C functions of uWSGI or a plugin), `mount`, `umount`, `hostname`, `alarm`, `rpc`, `retryrpc`, `wait_for_socket` and `spinningfifo` are refused at start-up; a failing hook in a worker stops the whole instance";
+const ROUTE_DIFF: &str = "regexps are Rust `regex` (no look-around or back-references); rules run before static files and the app; see docs/routing.md for the actions";
+pub(crate) const LATE_ROUTES: &str = "only request routing (`route*`) runs: rules after the response, on errors or on the response head are not implemented";
 const NO_PROCNAME: &str = "ruwsgi does not rename its processes";
 pub(crate) const NO_LISTENER: &str =
     "ruwsgi would not listen there: it serves HTTP and the uwsgi protocol only, without TLS (terminate TLS and other protocols in a reverse proxy)";
 pub(crate) const NO_ISOLATION: &str = "the processes would run without the isolation or privilege change it asks for";
-/// Why routing rules are refused, unless their action only logs, adds a header or jumps
-/// (see `resolve::routing_warning`).
-pub(crate) const NO_ROUTING: &str = "routing rules often guard access (basicauth, break:403, redirects to https): serving without them could expose what they protect";
 
 /// Every option, once. Order = `--help`, `--show-config` and docs order.
 pub static OPTIONS: &[OptionSpec] = &[
@@ -391,7 +399,7 @@ pub static OPTIONS: &[OptionSpec] = &[
     row("daemonize", &[], Some('d'), Path, false, "", Supported, "detach and log to this file"),
     s("daemonize2", Path, "", "detach after loading the app and log to this file"),
     s("logto", Path, "", "log to this file"),
-    missing("logto2", Path, "the log stays on stderr (`logto` writes a file)", "log to this file after dropping privileges"),
+    s("logto2", Path, "", "log to this file (opened after the app is loaded)"),
     row("disable-logging", &[], Some('L'), Bool, false, "false", Supported, "no request log lines"),
     s("log-micros", Bool, "false", "request times in microseconds"),
     s("log-4xx", Bool, "false", "log requests answered 4xx even with `disable-logging`"),
@@ -400,19 +408,33 @@ pub static OPTIONS: &[OptionSpec] = &[
     s("log-big", Bytes, "0", "log responses of at least this many body bytes even with `disable-logging` (0 = off)"),
     s("log-zero", Bool, "false", "log responses with an empty body even with `disable-logging`"),
     s("log-sendfile", Bool, "false", "log responses sent with sendfile even with `disable-logging`"),
-    row("log-format", &["logformat"], None, Text, false, "", NotImplemented("request log lines keep the default format"), "request log line format"),
+    row("log-format", &["logformat"], None, Text, false, "", Supported, "request log line format with `%(var)` fields (see docs/logging.md)"),
+    row("logformat-strftime", &["log-format-strftime"], None, Bool, false, "false", Supported,
+        "`%(ftime)` uses the `log-date` strftime format"),
     row("memory-report", &[], Some('m'), Bool, false, "false", Supported, "the worker's address space and RSS before each request log line"),
     s("log-maxsize", Bytes, "0", "rotate the log file (`<file>.<epoch>`) when it grows past this size (0 = never)"),
     s("log-backupname", Path, "", "name the rotated log file gets instead of `<file>.<epoch>`"),
     row("log-reopen", &[], None, Bool, false, "false", SupportedWithDifference(
         "the log file is always reopened on reload and after a rotation"), "reopen the log file on reload"),
-    row("logdate", &["log-date"], None, Text, false, "", NotImplemented("log lines have no date prefix"), "prefix log lines with the date"),
-    planned("log-master", Bool, "log through the master"),
-    planned("threaded-logger", Bool, "log through a thread"),
-    missing("logger", Text, "log lines go to stderr, `logto` or `daemonize`", "log destination"),
-    missing("req-logger", Text, "request log lines go to stderr, `logto` or `daemonize`", "request log destination"),
-    planned("log-route", Text, "route log lines by regexp"),
-    planned("log-encoder", Text, "log line encoder"),
+    row("logdate", &["log-date"], None, Text, false, "", Supported,
+        "prefix server messages with the date (`ctime()` form, or this strftime format)"),
+    s("log-master", Bool, "false", "workers' output and log lines go through the master, which writes them"),
+    row("threaded-logger", &[], None, Bool, false, "false", SupportedWithDifference(
+        "implies `log-master`; the master writes the log itself in its poll loop, with no thread"),
+        "offload log writing to a thread"),
+    row("logger", &[], None, Text, true, "", Supported,
+        "log destination `[name ]file:PATH|stdio|fd:N|syslog[:ident[,facility]]|rsyslog:ADDR|socket:ADDR|systemd` (implies `log-master`)"),
+    row("req-logger", &[], None, Text, true, "", Supported, "request log destination, as `logger` (implies `log-master`)"),
+    list("log-route", Text, "`NAME REGEXP`: log lines matching REGEXP go to the logger named NAME only"),
+    list("log-req-route", Text, "`NAME REGEXP`: request log lines matching REGEXP go to the request logger named NAME only"),
+    list("log-encoder", Text, "add an encoder (`prefix`, `suffix`, `nl`, `format`, `json`, `gzip`) to the log chain"),
+    list("log-req-encoder", Text, "add an encoder to the request log chain"),
+    list("log-drain", Text, "drop server log lines matching this regexp (implies `log-master`)"),
+    list("log-filter", Text, "show only server log lines matching one of these regexps (implies `log-master`)"),
+    row("log-master-bufsize", &[], None, Bytes, false, "65536", SupportedWithDifference(
+        "default 64 KiB (uWSGI: 8 KiB)"), "longest log message the master reads; longer ones are cut"),
+    s("log-json", Bool, "false",
+        "ruwsgi only: the request log and the server's messages as JSON lines, with the request's fields"),
     s("log-x-forwarded-for", Bool, "false", "log the X-Forwarded-For header as the client address"),
     ignored("ignore-sigpipe", Bool, "ruwsgi never dies on SIGPIPE", "don't report SIGPIPE"),
     ignored("ignore-write-errors", Bool, "client disconnects are logged at debug level", "don't log write errors"),
@@ -495,10 +517,45 @@ pub static OPTIONS: &[OptionSpec] = &[
     row("add-header", &[], None, Text, true, "", SupportedWithDifference(
         "added to the app's responses and to static files, not to ruwsgi's own error replies"),
         "add a header (`Name: value`) to every response"),
-    refused("route", Text, NO_ROUTING, "internal routing rule on PATH_INFO"),
-    refused("route-uri", Text, NO_ROUTING, "internal routing rule on REQUEST_URI"),
-    refused("route-host", Text, NO_ROUTING, "internal routing rule on HTTP_HOST"),
-    refused("route-if", Text, NO_ROUTING, "internal routing rule on a condition"),
+    route("route", "routing rule: `<regexp on PATH_INFO> <action>:<args>`"),
+    route("route-uri", "routing rule on REQUEST_URI"),
+    route("route-qs", "routing rule on QUERY_STRING"),
+    route("route-host", "routing rule on HTTP_HOST"),
+    route("route-remote-addr", "routing rule on REMOTE_ADDR"),
+    route("route-user-agent", "routing rule on HTTP_USER_AGENT"),
+    route("route-referer", "routing rule on HTTP_REFERER"),
+    route("route-remote-user", "routing rule on REMOTE_USER"),
+    route("route-if", "routing rule on a condition: `<cond>:<args> <action>:<args>`"),
+    route("route-if-not", "routing rule on a negated condition"),
+    route("route-run", "routing action run on every request: `<action>:<args>`"),
+    route("route-label", "a label for the `goto` routing action"),
+    late_route("final-route", "routing rule run after the request"),
+    late_route("final-route-status", "after-request routing rule on the status"),
+    late_route("final-route-host", "after-request routing rule on HTTP_HOST"),
+    late_route("final-route-uri", "after-request routing rule on REQUEST_URI"),
+    late_route("final-route-qs", "after-request routing rule on QUERY_STRING"),
+    late_route("final-route-if", "after-request routing rule on a condition"),
+    late_route("final-route-if-not", "after-request routing rule on a negated condition"),
+    late_route("final-route-run", "after-request routing action"),
+    late_route("final-route-label", "label for after-request routing"),
+    late_route("error-route", "routing rule run on an app error"),
+    late_route("error-route-status", "error routing rule on the status"),
+    late_route("error-route-host", "error routing rule on HTTP_HOST"),
+    late_route("error-route-uri", "error routing rule on REQUEST_URI"),
+    late_route("error-route-qs", "error routing rule on QUERY_STRING"),
+    late_route("error-route-if", "error routing rule on a condition"),
+    late_route("error-route-if-not", "error routing rule on a negated condition"),
+    late_route("error-route-run", "error routing action"),
+    late_route("error-route-label", "label for error routing"),
+    late_route("response-route", "routing rule run on the app's response head"),
+    late_route("response-route-status", "response routing rule on the status"),
+    late_route("response-route-host", "response routing rule on HTTP_HOST"),
+    late_route("response-route-uri", "response routing rule on REQUEST_URI"),
+    late_route("response-route-qs", "response routing rule on QUERY_STRING"),
+    late_route("response-route-if", "response routing rule on a condition"),
+    late_route("response-route-if-not", "response routing rule on a negated condition"),
+    late_route("response-route-run", "response routing action"),
+    late_route("response-route-label", "label for response routing"),
     // --- uWSGI subsystems outside ruwsgi's scope
     never("emperor", NO_EMPEROR, "run the Emperor"),
     never("emperor-tyrant", NO_EMPEROR, "Emperor tyrant mode"),
@@ -824,11 +881,11 @@ mod tests {
         assert_eq!(find("httprouter").map(|o| o.name), Some("http"));
         assert_eq!(find("final-route").map(|o| o.name), Some("final-route"), "not `route`: another chain");
         assert_eq!(find_short('Q').map(|o| o.name), Some("spooler"));
-        assert_eq!(find("route-run").map(|o| o.status), Some(Status::Refused(NO_ROUTING)));
+        assert_eq!(find("final-route-referer").map(|o| o.status), Some(Status::NotImplemented(LATE_ROUTES)));
     }
 
     /// Names in the main table that are not options of uWSGI's `pip install uwsgi` build.
-    const RUWSGI_ONLY: &[&str] = &["metrics", "stats-prometheus", "py-autoreload-ignore"];
+    const RUWSGI_ONLY: &[&str] = &["metrics", "stats-prometheus", "py-autoreload-ignore", "log-json"];
     /// Options of uWSGI 2.0 plugins that `pip install uwsgi` doesn't build (so not in the generated
     /// list), listed to say ruwsgi serves only WSGI.
     const OTHER_PLUGINS: &[&str] = &["asyncio", "greenlet", "psgi", "rack", "jvm-main-class", "lua", "mono-app"];

@@ -73,8 +73,13 @@ pub(crate) fn resolve(entries: &[Entry]) -> Result<Resolved, ConfigError> {
     // Names already warned about: one warning per option, at its first occurrence.
     let mut warned = HashSet::new();
     for e in entries {
-        let value = expand::expand_placeholders(&e.value, &values)
-            .map_err(|err| crate::reader::expand_error(err, &e.key, &e.origin))?;
+        let keeps_unknown = options::find(&e.key).is_some_and(|o| o.name == "log-format");
+        let value = if keeps_unknown {
+            expand::expand_known_placeholders(&e.value, &values)
+        } else {
+            expand::expand_placeholders(&e.value, &values)
+        }
+        .map_err(|err| crate::reader::expand_error(err, &e.key, &e.origin))?;
         let Some(spec) = options::find(&e.key) else {
             // As in uWSGI, a key that is no option is a custom placeholder. Unknown `UWSGI_*`
             // variables only provide placeholders (uWSGI itself sets some, e.g. `UWSGI_RELOADS`).
@@ -98,14 +103,13 @@ pub(crate) fn resolve(entries: &[Entry]) -> Result<Resolved, ConfigError> {
         let status = spec.status;
         match status {
             Status::NotImplemented(_) | Status::Refused(_) => {
-                let differs =
-                    match status {
-                        Status::Refused(reason) => routing_warning(spec, &value).ok_or_else(|| {
-                            ConfigError::Refused { origin: e.origin.clone(), name: e.key.clone(), reason }
-                        })?,
-                        Status::NotImplemented(differs) => differs,
-                        _ => unreachable!("matched above"),
-                    };
+                let differs = match status {
+                    Status::Refused(reason) => {
+                        return Err(ConfigError::Refused { origin: e.origin.clone(), name: e.key.clone(), reason })
+                    }
+                    Status::NotImplemented(differs) => differs,
+                    _ => unreachable!("matched above"),
+                };
                 if strict {
                     return Err(ConfigError::NotImplemented { origin: e.origin.clone(), name: e.key.clone(), differs });
                 }
@@ -151,6 +155,17 @@ pub(crate) fn resolve(entries: &[Entry]) -> Result<Resolved, ConfigError> {
             },
         }
     }
+    if let Err((i, message)) = crate::route::resolve_gotos(&mut out.config.routes) {
+        // The i-th routing entry is the goto at fault.
+        let origin = entries
+            .iter()
+            .filter(|e| options::find(&e.key).is_some_and(|o| o.name.starts_with("route")))
+            .nth(i)
+            .map(|e| e.origin.clone());
+        if let Some(origin) = origin {
+            return Err(ConfigError::Syntax { origin, message });
+        }
+    }
     Ok(out)
 }
 
@@ -181,23 +196,6 @@ fn check_plugins(e: &Entry, value: &str) -> Result<(), ConfigError> {
         }
     }
     Ok(())
-}
-
-/// Routing rules are refused because they can guard access, but a rule whose action only
-/// logs, adds a response header or jumps (`route-if = equal:${PATH_INFO};/health donotlog:`,
-/// common in real configs) can be ignored with a warning: this returns its text.
-fn routing_warning(spec: &OptionSpec, value: &str) -> Option<&'static str> {
-    if spec.status != Status::Refused(options::NO_ROUTING) {
-        return None;
-    }
-    if spec.name.ends_with("-label") {
-        return Some("it is ignored");
-    }
-    // `route-run = action`; the others `subject action` (the subject has no spaces).
-    let action = if spec.name.ends_with("-run") { value } else { value.trim().split_once(char::is_whitespace)?.1 };
-    let name = action.trim().split(':').next().unwrap_or_default();
-    matches!(name, "donotlog" | "log" | "logvar" | "addheader" | "continue" | "last" | "goto" | "setprocname")
-        .then_some("the rule does not run (its action only logs, adds a response header or jumps)")
 }
 
 /// `protocol = uwsgi|http|http11`: ruwsgi's HTTP sockets keep connections alive, so `http11`
@@ -392,6 +390,7 @@ fn apply(c: &mut Config, spec: &OptionSpec, e: &Entry, value: &str) -> Result<St
         "daemonize" => c.daemonize = Some(path()?),
         "daemonize2" => c.daemonize2 = Some(path()?),
         "logto" => c.logto = Some(path()?),
+        "logto2" => c.logto2 = Some(path()?),
         "disable-logging" => c.disable_logging = flag,
         "log-micros" => c.log_micros = flag,
         "log-4xx" => c.log_4xx = flag,
@@ -402,6 +401,55 @@ fn apply(c: &mut Config, spec: &OptionSpec, e: &Entry, value: &str) -> Result<St
         "log-sendfile" => c.log_sendfile = flag,
         "memory-report" => c.memory_report = flag,
         "log-x-forwarded-for" => c.log_x_forwarded_for = flag,
+        "log-format" => c.log_format = Some(text()?),
+        "logformat-strftime" => c.logformat_strftime = flag,
+        // A bare `log-date` (read as `true`), `1`, `on`, `yes`: the `ctime()` form, as uWSGI.
+        "logdate" => {
+            let plain = ["true", "1", "on", "yes"].iter().any(|t| value.eq_ignore_ascii_case(t));
+            c.log_date =
+                if !plain && !flag { None } else { Some(if plain { String::new() } else { value.to_owned() }) };
+        }
+        "log-master" => c.log_master |= flag,
+        "threaded-logger" => {
+            c.threaded_logger = flag;
+            c.log_master |= flag;
+        }
+        "logger" => {
+            c.logger.push(text()?);
+            c.log_master = true;
+        }
+        "req-logger" => {
+            c.req_logger.push(text()?);
+            c.log_master = true;
+        }
+        "log-route" | "log-req-route" => {
+            let (name, re) = value.split_once(' ').ok_or_else(|| err("expected NAME REGEXP"))?;
+            let route = (name.to_owned(), re.trim_start().to_owned());
+            if spec.name == "log-route" {
+                c.log_route.push(route);
+            } else {
+                c.log_req_route.push(route);
+            }
+            c.log_master = true;
+        }
+        "log-encoder" => {
+            c.log_encoder.push(text()?);
+            c.log_master = true;
+        }
+        "log-req-encoder" => {
+            c.log_req_encoder.push(text()?);
+            c.log_master = true;
+        }
+        "log-json" => c.log_json = flag,
+        "log-drain" => {
+            c.log_drain.push(text()?);
+            c.log_master = true;
+        }
+        "log-filter" => {
+            c.log_filter.push(text()?);
+            c.log_master = true;
+        }
+        "log-master-bufsize" => c.log_master_bufsize = size()?.max(1),
         "so-keepalive" => c.so_keepalive = flag,
         "tcp-nodelay" => c.tcp_nodelay = flag,
         "wsgi-disable-file-wrapper" => c.wsgi_disable_file_wrapper = flag,
@@ -419,6 +467,9 @@ fn apply(c: &mut Config, spec: &OptionSpec, e: &Entry, value: &str) -> Result<St
         }
         "cron" | "unique-cron" => {
             c.crons.push(cron::parse_cron(value, spec.name == "unique-cron").map_err(|m| err(&m))?);
+        }
+        name if name.starts_with("route") => {
+            c.routes.push(crate::route::parse_route(name, value).map_err(|m| err(&m))?);
         }
         "cron2" => c.crons.push(cron::parse_cron2(value).map_err(|m| err(&m))?),
         "cron-harakiri" => c.cron_harakiri = num()?,
@@ -742,7 +793,7 @@ mod tests {
 
     #[test]
     fn refused_options_are_errors_without_strict() {
-        for name in ["chroot", "https", "fastcgi-socket", "route-run", "ssl-socket", "unshare2", "xml", "raw-socket"] {
+        for name in ["chroot", "https", "fastcgi-socket", "ssl-socket", "unshare2", "xml", "raw-socket"] {
             let e = resolve_one(name, "x").unwrap_err();
             assert!(matches!(e, ConfigError::Refused { .. }), "{name}: {e}");
             assert!(
@@ -761,35 +812,6 @@ mod tests {
         assert!(r.warnings.is_empty(), "{:?}", r.warnings);
         assert!(resolve_one("plugins", "php").is_err());
         assert!(resolve_one("plugins", "python3,gevent,http").is_ok(), "the PyPI build has gevent built in");
-    }
-
-    #[test]
-    fn routing_rules_that_only_log_or_add_headers_warn() {
-        for (name, value) in [
-            ("route-if", "equal:${PATH_INFO};/health donotlog:"),
-            ("route", "^/static/ addheader:Cache-Control: max-age=60"),
-            ("route-run", "log:hello"),
-            ("final-route-status", "404 log:not found"),
-            ("route-label", "start"),
-        ] {
-            let r = resolve_one(name, value).map_err(|e| e.to_string());
-            assert!(r.is_ok(), "{name} = {value}: {r:?}");
-        }
-        let r = resolve(&[entry("route-if", "equal:${PATH_INFO};/health donotlog:")]).unwrap();
-        assert_eq!(
-            r.warnings,
-            ["t.ini:1: option \"route-if\" is not implemented by ruwsgi: the rule does not run (its action only logs, adds a response header or jumps)"]
-        );
-        for (name, value) in [
-            ("route", "^/admin basicauth:Admin,u:p"),
-            ("route-uri", "^/old redirect-permanent:/new"),
-            ("route-run", "break:403"),
-            ("route-host", "^evil$ break:403 Forbidden"),
-            ("route", "^/x"),
-        ] {
-            assert!(matches!(resolve_one(name, value), Err(ConfigError::Refused { .. })), "{name} = {value}");
-        }
-        assert!(resolve(&[entry("strict", "true"), entry("route-run", "donotlog:")]).is_err());
     }
 
     #[test]
@@ -877,7 +899,11 @@ mod tests {
                 "attach-daemon2" => "cmd=1",
                 "cron" | "unique-cron" => "-1 -1 -1 -1 -1 cmd",
                 name if name.starts_with("hook-") => "print:1",
+                "route-run" => "donotlog:",
+                "route-if" | "route-if-not" => "empty:x donotlog:",
+                name if name.starts_with("route") => "^/ donotlog:",
                 "protocol" => "http",
+                "log-route" | "log-req-route" => "name ^x",
                 _ => value,
             };
             resolve_one(spec.name, value).unwrap_or_else(|e| panic!("{}: {e}", spec.name));

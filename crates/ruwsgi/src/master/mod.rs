@@ -162,6 +162,8 @@ struct Master {
     crons: Crons,
     /// `hook-master-start = unix_signal:N function`: what these signals do instead.
     signal_actions: Vec<(Signal, MasterAction)>,
+    /// `log-master`: the pipes workers log through.
+    log_pipes: Option<crate::log::LogPipes>,
 }
 
 /// Runs the whole server; returns the process exit code.
@@ -186,7 +188,12 @@ fn start(cfg: Config) -> Result<Master> {
     }
     let reloaded = reload::take_reloaded_marker();
     let start_cwd = std::env::current_dir().context("cannot read the working directory")?;
-    let log_file = cfg.daemonize.clone().or_else(|| cfg.daemonize2.clone()).or_else(|| cfg.logto.clone());
+    let log_file = cfg
+        .daemonize
+        .clone()
+        .or_else(|| cfg.daemonize2.clone())
+        .or_else(|| cfg.logto.clone())
+        .or_else(|| cfg.logto2.clone());
     if reloaded {
         // stdout/stderr were inherited across the exec; reopen the file in case it was
         // rotated or removed (`log-reopen`).
@@ -198,6 +205,7 @@ fn start(cfg: Config) -> Result<Master> {
     } else if let Some(path) = &cfg.logto {
         logfile::redirect(path)?;
     }
+    let log_pipes = crate::log::configure(&cfg)?;
     tracing::info!("*** Starting ruwsgi {} (uWSGI-compatible) ***", env!("CARGO_PKG_VERSION"));
     log_host_facts(&start_cwd);
     if reloaded {
@@ -295,6 +303,9 @@ fn start(cfg: Config) -> Result<Master> {
         write_pidfiles(cfg.pidfile.as_ref())?;
         write_pidfiles(cfg.pidfile2.as_ref())?;
     }
+    if let (Some(path), false) = (&cfg.logto2, reloaded) {
+        logfile::redirect(path)?;
+    }
     if let Some(dir) = &cfg.chdir2 {
         std::env::set_current_dir(dir).with_context(|| format!("chdir2 = {}", dir.display()))?;
     }
@@ -340,6 +351,7 @@ fn start(cfg: Config) -> Result<Master> {
         fifo,
         log_file,
         daemons,
+        log_pipes,
     };
     for id in 1..=processes {
         master.spawn(id)?;
@@ -511,6 +523,12 @@ impl Master {
             if let Some(fifo) = &self.fifo {
                 fifo.close_in_child();
             }
+            if let Some(pipes) = &self.log_pipes {
+                for fd in std::iter::once(&pipes.server).chain(pipes.request.as_ref()) {
+                    let _ = nix::unistd::close(fd.as_raw_fd());
+                }
+            }
+            crate::log::enter_worker();
             slot.reset(std::process::id() as i32);
             let first = self.workers[id - 1].spawns == 0;
             worker::run(id, &self.cfg, &self.listeners, self.app.as_ref(), self.board, first);
@@ -536,11 +554,26 @@ impl Master {
                 fds.push(PollFd::new(f.fd(), PollFlags::POLLIN));
                 fds.len() - 1
             });
+            let log_at = fds.len();
+            if let Some(pipes) = &self.log_pipes {
+                fds.extend(
+                    std::iter::once(&pipes.server)
+                        .chain(pipes.request.as_ref())
+                        .map(|fd| PollFd::new(fd.as_fd(), PollFlags::POLLIN)),
+                );
+            }
             let _ = poll(&mut fds, PollTimeout::try_from(timeout).unwrap_or(PollTimeout::MAX));
             let ready = |at: Option<usize>| at.and_then(|i| fds[i].revents()).is_some_and(|r| !r.is_empty());
             let stats_ready: Vec<usize> = (0..self.stats.len()).filter(|i| ready(Some(stats_at + i))).collect();
             let fifo_ready = ready(fifo_at);
+            let log_ready = (log_at..fds.len()).any(|i| ready(Some(i)));
             drop(fds);
+            if log_ready {
+                if let Some(pipes) = &self.log_pipes {
+                    crate::log::drain(pipes);
+                }
+            }
+            crate::log::maintain();
             while let Ok(Some(sig)) = self.signals.read_signal() {
                 let sig = Signal::try_from(sig.ssi_signo as i32);
                 if let Some((_, action)) = self.signal_actions.iter().find(|(s, _)| Ok(*s) == sig) {
@@ -585,6 +618,7 @@ impl Master {
                 Phase::Reloading { since, deadline } => {
                     let daemons_stopped = self.daemons.stopped(Instant::now());
                     if daemons_stopped && self.workers.iter().all(|w| w.pid.is_none()) {
+                        self.drain_log();
                         if self.cfg.exit_on_reload {
                             tracing::info!("uWSGI: GAME OVER (insert coin)");
                             return self.finish();
@@ -620,6 +654,7 @@ impl Master {
                 f.vacuum();
             }
         }
+        self.drain_log();
         tracing::info!("goodbye to uWSGI.");
         self.exit_code
     }
@@ -977,6 +1012,13 @@ impl Master {
         self.chain = Some(chain);
     }
 
+    /// `log-master`: what the workers wrote before they exited.
+    fn drain_log(&self) {
+        if let Some(pipes) = &self.log_pipes {
+            crate::log::drain(pipes);
+        }
+    }
+
     /// `log-maxsize`.
     fn rotate_log(&self) {
         if let Some(path) = &self.log_file {
@@ -1015,6 +1057,7 @@ impl Master {
                         tracing::error!("cannot reopen the log: {e:#}");
                     }
                 }
+                crate::log::reopen();
             }
         }
     }

@@ -172,6 +172,7 @@ fn serve(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, boa
             return 1;
         }
     };
+    let router = crate::routing::Router::new(cfg);
     let Ok((stop_read, stop_write)) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) else {
         tracing::error!("worker {id}: cannot create a pipe");
         return 1;
@@ -207,7 +208,12 @@ fn serve(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, boa
             return EXIT_HOOK_FAILED;
         }
     }
-    let log_file = cfg.daemonize.as_ref().or(cfg.daemonize2.as_ref()).or(cfg.logto.as_ref());
+    // With `log-master` the worker's stderr is the master's pipe: nothing to follow.
+    let log_file = if cfg.log_master || cfg.log_json {
+        None
+    } else {
+        cfg.daemonize.as_ref().or(cfg.daemonize2.as_ref()).or(cfg.logto.as_ref()).or(cfg.logto2.as_ref())
+    };
     let stopping = Arc::new(AtomicBool::new(false));
     // One epoll set per loop thread, made here so that the stop can take the listeners out
     // of all of them at once, even of a thread busy running a request.
@@ -244,6 +250,7 @@ fn serve(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, boa
                 core,
                 worker: &info,
                 statics: statics.as_ref(),
+                router: router.as_ref(),
             };
             let (running, died, stopping) = (&running, &died, &stopping);
             let spawned = std::thread::Builder::new()
