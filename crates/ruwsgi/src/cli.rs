@@ -27,9 +27,6 @@ pub fn main(args: &[String]) -> i32 {
                 eprintln!("ruwsgi: {e:#}");
                 return 1;
             }
-            for line in files_read {
-                tracing::info!("{line}");
-            }
             for notice in notices {
                 tracing::info!("{notice}");
             }
@@ -41,7 +38,7 @@ pub fn main(args: &[String]) -> i32 {
                 eprintln!("ruwsgi: {e}");
                 return 1;
             }
-            crate::master::run(config)
+            crate::master::run(config, &files_read)
         }
         Err(e) => {
             eprintln!("ruwsgi: {e}");

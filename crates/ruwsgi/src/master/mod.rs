@@ -166,9 +166,10 @@ struct Master {
     log_pipes: Option<crate::log::LogPipes>,
 }
 
-/// Runs the whole server; returns the process exit code.
-pub fn run(cfg: Config) -> i32 {
-    match start(cfg) {
+/// Runs the whole server; returns the process exit code. `files_read`: the
+/// `getting INI configuration from FILE` lines, logged first.
+pub fn run(cfg: Config, files_read: &[String]) -> i32 {
+    match start(cfg, files_read) {
         Ok(mut master) => master.supervise(),
         Err(e) => {
             tracing::error!("ruwsgi: {e:#}");
@@ -181,7 +182,7 @@ pub fn run(cfg: Config) -> i32 {
     }
 }
 
-fn start(cfg: Config) -> Result<Master> {
+fn start(cfg: Config, files_read: &[String]) -> Result<Master> {
     // uWSGI applies `umask` as soon as it reads the option: before logs, sockets and pidfiles.
     if let Some(mask) = cfg.umask {
         nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
@@ -206,6 +207,11 @@ fn start(cfg: Config) -> Result<Master> {
         logfile::redirect(path)?;
     }
     let log_pipes = crate::log::configure(&cfg)?;
+    // Differs from uWSGI: these go through the configured loggers and encoders (uWSGI
+    // prints them raw to the terminal while it still parses the config).
+    for line in files_read {
+        tracing::info!("{line}");
+    }
     tracing::info!("*** Starting ruwsgi {} (uWSGI-compatible) ***", env!("CARGO_PKG_VERSION"));
     log_host_facts(&start_cwd);
     if reloaded {
