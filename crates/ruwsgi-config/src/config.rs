@@ -235,6 +235,8 @@ pub struct Config {
     pub mimefile: Vec<PathBuf>,
     /// `strict`: unknown options are errors (they are anyway unless uWSGI-only notices).
     pub strict: bool,
+    /// `print`, `iprint`: lines written to stdout at start-up, in order.
+    pub print: Vec<String>,
 }
 
 impl Default for Config {
@@ -326,6 +328,7 @@ impl Default for Config {
             static_safe: Vec::new(),
             mimefile: Vec::new(),
             strict: false,
+            print: Vec::new(),
         }
     }
 }

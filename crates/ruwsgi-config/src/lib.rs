@@ -37,8 +37,16 @@ pub enum Command {
         config: Config,
         /// One-line notices about accepted-and-ignored options.
         notices: Vec<String>,
+        /// One-line warnings to log as `WARNING: ...`: values read the way uWSGI reads them,
+        /// which is not what they say (`harakiri = 30s` is 30), an unset `$(VAR)` kept as
+        /// written, an unbalanced `endif`.
+        warnings: Vec<String>,
+        /// `show-config = true` in a config file: the `--show-config` text, to log at start-up
+        /// before serving (as uWSGI does).
+        show_config: Option<String>,
     },
-    /// Print this text to stdout and exit 0 (`--help`, `--version`, `--show-config`).
+    /// Print this text to stdout and exit 0 (`--help`, `--version`, `--show-config` on the
+    /// command line; `help`/`version` in a config file).
     Print(String),
     /// Signal the master whose pid is in `pidfile`, then exit (`--stop`, `--reload`).
     Signal {
@@ -58,11 +66,15 @@ pub enum Control {
     Reload,
 }
 
+/// Set in the environment of a master re-executed by a reload: its config's `if-reload`
+/// blocks hold (uWSGI counts reloads in `UWSGI_RELOADS` for the same purpose).
+pub const RELOADED_ENV: &str = "RUWSGI_RELOADED";
+
 /// What the readers may look at besides the config files: injected so tests don't depend on
 /// the machine.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Environment {
-    /// Environment variables (`UWSGI_*` options, `$(VAR)`, `if-env`).
+    /// Environment variables (`UWSGI_*` options, `$(VAR)`, `if-env`, `RELOADED_ENV`).
     pub vars: Vec<(String, String)>,
     /// Working directory: relative config paths resolve against it first.
     pub cwd: PathBuf,
@@ -121,9 +133,7 @@ pub fn load_with_env(args: &[String], env: &Environment) -> Result<Command, Conf
     let parsed = argv::parse_args(args)?;
     match parsed.action {
         Some(argv::Action::Help) => return Ok(Command::Print(options::render_help())),
-        Some(argv::Action::Version) => {
-            return Ok(Command::Print(format!("ruwsgi {}\n", env!("CARGO_PKG_VERSION"))));
-        }
+        Some(argv::Action::Version) => return Ok(Command::Print(version_text())),
         Some(argv::Action::Signal(control, pidfile)) => {
             return Ok(Command::Signal { control, pidfile: PathBuf::from(pidfile) });
         }
@@ -141,11 +151,22 @@ pub fn load_with_env(args: &[String], env: &Environment) -> Result<Command, Conf
     let mut entries = env_entries;
     entries.append(&mut reader.entries);
     entries.append(&mut flags);
-    let resolved = resolve::resolve(&entries)?;
+    let mut resolved = resolve::resolve(&entries)?;
+    resolved.warnings.splice(0..0, reader.warnings);
     if parsed.action == Some(argv::Action::ShowConfig) {
         return Ok(Command::Print(resolve::render_show_config(&resolved)));
     }
-    Ok(Command::Run { config: resolved.config, notices: resolved.notices })
+    match resolved.exit_action {
+        Some("help") => return Ok(Command::Print(options::render_help())),
+        Some(_) => return Ok(Command::Print(version_text())),
+        None => {}
+    }
+    let show_config = resolved.show_config.then(|| resolve::render_show_config(&resolved));
+    Ok(Command::Run { config: resolved.config, notices: resolved.notices, warnings: resolved.warnings, show_config })
+}
+
+fn version_text() -> String {
+    format!("ruwsgi {}\n", env!("CARGO_PKG_VERSION"))
 }
 
 /// Reads `text` as the `[uwsgi]` section of an ini file called `name` and resolves it, with

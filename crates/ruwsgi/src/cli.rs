@@ -21,9 +21,20 @@ pub fn main(args: &[String]) -> i32 {
                 1
             }
         },
-        Ok(Command::Run { config, notices }) => {
+        Ok(Command::Run { config, notices, warnings, show_config }) => {
+            // `print`: plain lines on stdout, as uWSGI's `print` option.
+            for line in &config.print {
+                println!("{line}");
+            }
             for notice in notices {
                 tracing::info!("{notice}");
+            }
+            for warning in warnings {
+                tracing::warn!("WARNING: {warning}");
+            }
+            // `show-config = true` in a file: uWSGI logs the config between these lines.
+            if let Some(text) = show_config {
+                tracing::info!(";uWSGI instance configuration\n[uwsgi]\n{}\n;end of configuration", text.trim_end());
             }
             if let Err(e) = crate::static_files::check(&config) {
                 eprintln!("ruwsgi: {e}");
