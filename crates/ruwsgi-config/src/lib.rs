@@ -154,14 +154,14 @@ pub fn load_with_env(args: &[String], env: &Environment) -> Result<Command, Conf
     let mut resolved = resolve::resolve(&entries)?;
     resolved.warnings.splice(0..0, reader.warnings);
     if parsed.action == Some(argv::Action::ShowConfig) {
-        return Ok(Command::Print(resolve::render_show_config(&resolved)));
+        return Ok(Command::Print(resolve::render_show_config(&resolved, true)));
     }
     match resolved.exit_action {
         Some("help") => return Ok(Command::Print(options::render_help())),
         Some(_) => return Ok(Command::Print(version_text())),
         None => {}
     }
-    let show_config = resolved.show_config.then(|| resolve::render_show_config(&resolved));
+    let show_config = resolved.show_config.then(|| resolve::render_show_config(&resolved, false));
     Ok(Command::Run { config: resolved.config, notices: resolved.notices, warnings: resolved.warnings, show_config })
 }
 

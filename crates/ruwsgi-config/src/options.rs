@@ -585,6 +585,7 @@ pub fn render_markdown() -> String {
          `--yaml`, or one positional file), then command-line flags. Repeatable options accumulate in that\n\
          order; for the others the last value wins. Differs from uWSGI: uWSGI applies command-line\n\
          arguments strictly in order, so an `--ini` after a flag overrides the flag; in ruwsgi flags always win.\n\n\
+         How values are read (numbers, booleans, comments), expansion and config logic: [config.md](config.md).\n\n\
          | option | aliases | value | repeat | default | status | description |\n\
          |---|---|---|---|---|---|---|\n",
     );

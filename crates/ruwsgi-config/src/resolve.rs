@@ -499,9 +499,10 @@ fn apply(
 const MAX_BUFFER_SIZE: usize = 65535;
 
 /// `--show-config`: `name = value` lines in option-table order; repeatable options print every
-/// value, the others the last one, skipping values equal to uWSGI's default. Notices and
-/// warnings follow as `#` comments.
-pub(crate) fn render_show_config(resolved: &Resolved) -> String {
+/// value, the others the last one, skipping values equal to uWSGI's default. With
+/// `comments`, notices and warnings follow as `#` comments (the start-up log has them
+/// already).
+pub(crate) fn render_show_config(resolved: &Resolved, comments: bool) -> String {
     let mut out = String::new();
     for spec in options::OPTIONS {
         let values: Vec<&String> = resolved.shown.iter().filter(|(s, _)| s.name == spec.name).map(|(_, v)| v).collect();
@@ -514,11 +515,13 @@ pub(crate) fn render_show_config(resolved: &Resolved) -> String {
             let _ = writeln!(out, "{} = {v}", spec.name);
         }
     }
-    for n in &resolved.notices {
-        let _ = writeln!(out, "# {n}");
-    }
-    for w in &resolved.warnings {
-        let _ = writeln!(out, "# WARNING: {w}");
+    if comments {
+        for n in &resolved.notices {
+            let _ = writeln!(out, "# {n}");
+        }
+        for w in &resolved.warnings {
+            let _ = writeln!(out, "# WARNING: {w}");
+        }
     }
     out
 }
