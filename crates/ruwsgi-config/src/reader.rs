@@ -68,6 +68,11 @@ pub(crate) struct Reader<'e> {
     last_file: Option<(PathBuf, String)>,
     /// Everything read so far, in order.
     pub(crate) entries: Vec<Entry>,
+    /// The first value of each name in `entries`, under the key as written (`_` as `-`) and
+    /// under the option's uWSGI name: what `if-opt` and block arguments' `%(name)` see, as
+    /// uWSGI's lookup returns the first value. Kept as entries are read so a long config
+    /// isn't rescanned for every block.
+    first_values: HashMap<String, String>,
     /// No file system at all (`parse_ini_text`): inclusions and `@(file)` are errors and
     /// `if-exists`/`if-file`/`if-dir` are false.
     pure: bool,
@@ -88,6 +93,7 @@ impl<'e> Reader<'e> {
             stack: Vec::new(),
             last_file: None,
             entries: Vec::new(),
+            first_values: HashMap::new(),
             pure: false,
             steps: 0,
             warnings: Vec::new(),
@@ -223,6 +229,10 @@ impl<'e> Reader<'e> {
                 let format = Format::for_option(name, &value);
                 self.read(name, &value, Some(format), &origin, Some(&ctx.dir))?;
             } else {
+                self.first_values.entry(crate::options::normalise(&l.key)).or_insert_with(|| value.clone());
+                if let Some(o) = crate::options::find(&key) {
+                    self.first_values.entry(o.name.to_owned()).or_insert_with(|| value.clone());
+                }
                 self.entries.push(Entry { key: l.key.clone(), value, origin });
             }
             i += 1;
@@ -292,15 +302,7 @@ impl<'e> Reader<'e> {
         if !value.contains("%(") {
             return Ok(value);
         }
-        // The first value of a name, as uWSGI's placeholder lookup.
-        let mut known = HashMap::new();
-        for e in &self.entries {
-            known.entry(crate::options::normalise(&e.key)).or_insert_with(|| e.value.clone());
-            if let Some(o) = crate::options::find(&e.key) {
-                known.entry(o.name.to_owned()).or_insert_with(|| e.value.clone());
-            }
-        }
-        expand::expand_placeholders(&value, &known).map_err(|e| expand_error(e, key, origin))
+        expand::expand_placeholders(&value, &self.first_values).map_err(|e| expand_error(e, key, origin))
     }
 
     /// The `%(_)` values a block's body is read with: one per `for*` item, one for an `if-*`
@@ -433,7 +435,12 @@ impl<'e> Reader<'e> {
                 (re.is_match(&self.env.hostname), None)
             }
             "plugin" => (crate::resolve::is_builtin_plugin(arg), None),
-            other => unreachable!("logic option if-{other} has no test"),
+            _ => {
+                return Err(ConfigError::Syntax {
+                    origin: origin.clone(),
+                    message: format!("\"{written}\" is not supported"),
+                })
+            }
         };
         if held == negated {
             return Ok(None);
@@ -444,10 +451,8 @@ impl<'e> Reader<'e> {
     /// The first value read so far for option or custom key `name` (uWSGI's
     /// `uwsgi_get_exported_opt`), aliases and `_` resolved.
     fn first_value(&self, name: &str) -> Option<&str> {
-        let canonical =
-            |k: &str| crate::options::find(k).map_or_else(|| crate::options::normalise(k), |o| o.name.to_owned());
-        let name = canonical(name);
-        self.entries.iter().find(|e| canonical(&e.key) == name).map(|e| e.value.as_str())
+        let key = crate::options::find(name).map_or_else(|| crate::options::normalise(name), |o| o.name.to_owned());
+        self.first_values.get(&key).map(String::as_str)
     }
 }
 
@@ -465,7 +470,11 @@ fn block_role(key: &str) -> Option<Role> {
         return Some(Role::Close);
     }
     let spec = crate::options::find(key).filter(|o| o.kind == Kind::Logic)?;
-    Some(if matches!(spec.name, "endif" | "endfor") { Role::Close } else { Role::Open(spec.name) })
+    match spec.name {
+        "endif" | "endfor" => Some(Role::Close),
+        name if name.starts_with("for") || name.starts_with("if-") => Some(Role::Open(name)),
+        _ => None,
+    }
 }
 
 /// Index of the closing key of the block opened at `start`, counting nesting. Any closing key
