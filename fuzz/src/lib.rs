@@ -23,6 +23,7 @@ pub fn http_head(data: &[u8]) {
         let whole = parse_request_head(data, &limits);
         if let Ok(Some((head, used))) = &whole {
             assert!(*used <= data.len() && *used <= limits.max_head);
+            target_form_holds(head);
             reparses_identically(head, &limits);
         }
         let cut = data
@@ -33,6 +34,24 @@ pub fn http_head(data: &[u8]) {
             part == Ok(None) || part == whole,
             "split at {cut} changed the result: {part:?} vs {whole:?}"
         );
+    }
+}
+
+/// Only the RFC 9112 §3.2 forms get through: the path is origin-form (or `*` for OPTIONS),
+/// an authority exists exactly for absolute-form, and CONNECT never does.
+fn target_form_holds(head: &RequestHead<'_>) {
+    let path = head.path();
+    assert!(
+        path.starts_with('/') || (path == "*" && head.method == "OPTIONS"),
+        "path {path:?}"
+    );
+    assert_eq!(
+        head.authority.is_some(),
+        !head.target.starts_with('/') && head.target != "*"
+    );
+    assert_ne!(head.method, "CONNECT");
+    if let ruwsgi_proto::BodyFraming::Length(n) = head.body {
+        assert!(n <= ruwsgi_proto::MAX_CONTENT_LENGTH);
     }
 }
 

@@ -184,7 +184,8 @@ fn bad_config_lines_stop_start_up() {
     let dir = tempfile::tempdir().unwrap();
     let ini = dir.path().join("app.ini");
     let hello = app("hello.py");
-    std::fs::write(&ini, format!("[uwsgi]\nhttp-socket = 127.0.0.1:0\nwsgi-file = {hello}\nprocesess = 2\n")).unwrap();
+    std::fs::write(&ini, format!("[uwsgi]\nhttp-socket = 127.0.0.1:0\nwsgi-file = {hello}\nprocesess = 2\nstrict\n"))
+        .unwrap();
     let (code, out) = run_to_exit(dir.path(), &["--ini", "app.ini"], SECS);
     assert_eq!(code, Some(1), "{out}");
     let lines: Vec<&str> = out.lines().collect();
@@ -192,6 +193,7 @@ fn bad_config_lines_stop_start_up() {
     assert!(lines[0].contains("app.ini:4"), "{out}");
     assert!(lines[0].contains("unknown option \"procesess\""), "{out}");
     assert!(lines[0].contains("did you mean \"processes\"?"), "{out}");
+    assert!(lines[0].contains("strict mode"), "{out}");
 
     std::fs::write(&ini, format!("[uwsgi]\nhttp-socket = 127.0.0.1:0\nwsgi-file = {hello}\n\nthreads = lots\n"))
         .unwrap();
@@ -204,6 +206,91 @@ fn bad_config_lines_stop_start_up() {
         run_to_exit(dir.path(), &["--http-socket", "127.0.0.1:0", "--wsgi-file", &hello, "--procesess", "2"], SECS);
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("procesess") && out.contains("processes"), "{out}");
+}
+
+/// Lines of a real-world ini that uWSGI 2.0 starts with: typos and custom keys nothing uses
+/// (uWSGI ignores them silently), and real uWSGI options ruwsgi doesn't implement (uWSGI runs
+/// them). Each with the warning ruwsgi logs for it.
+const TYPOS_AND_MISSING: &[(&str, &str)] = &[
+    ("vaccum = true", "unknown option \"vaccum\" ignored (did you mean \"vacuum\"?)"),
+    ("guid = nogroup", "unknown option \"guid\" ignored (did you mean \"uid\"?)"),
+    ("process = 4", "unknown option \"process\" ignored (did you mean \"processes\"?)"),
+    ("app = demo", "unknown option \"app\" ignored"),
+    ("base_dir = /srv/demo", "unknown option \"base_dir\" ignored"),
+    (
+        "spooler = /tmp/spool",
+        "option \"spooler\" is not implemented by ruwsgi: no spooler runs, so spooled tasks are not executed",
+    ),
+    ("idle = 30", "option \"idle\" is not implemented by ruwsgi: it is ignored"),
+];
+
+/// Issue 11: such an ini starts and serves, and the log has one warning line for each, naming
+/// the file and line.
+#[test]
+fn typos_and_not_implemented_options_warn_and_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ini = format!("[uwsgi]\nhttp-socket = 127.0.0.1:0\nwsgi-file = {}\n", app("hello.py"));
+    for (line, _) in TYPOS_AND_MISSING {
+        ini.push_str(line);
+        ini.push('\n');
+    }
+    std::fs::write(dir.path().join("app.ini"), ini).unwrap();
+    let srv = Server::start_in(dir, Start { args: vec!["--ini".into(), "app.ini".into()], env: vec![], workers: 1 });
+    assert_eq!(srv.get("/").status, 200);
+    let log = srv.log();
+    for (i, (_, warning)) in TYPOS_AND_MISSING.iter().enumerate() {
+        let line = format!("WARNING: app.ini:{}: {warning}", i + 4);
+        assert_eq!(log.lines().filter(|l| *l == line).count(), 1, "want {line:?} once in:\n{log}");
+    }
+}
+
+/// With `strict`, uWSGI refuses an unknown key (`[strict-mode] unknown config directive`);
+/// ruwsgi refuses each of these lines, with one line naming it.
+#[test]
+fn strict_refuses_typos_and_not_implemented_options() {
+    let dir = tempfile::tempdir().unwrap();
+    for (i, (line, _)) in TYPOS_AND_MISSING.iter().enumerate() {
+        let ini =
+            format!("[uwsgi]\nstrict = true\nhttp-socket = 127.0.0.1:0\nwsgi-file = {}\n{line}\n", app("hello.py"));
+        let name = format!("app{i}.ini");
+        std::fs::write(dir.path().join(&name), ini).unwrap();
+        let (code, out) = run_to_exit(dir.path(), &["--ini", &name], SECS);
+        assert_eq!(code, Some(1), "{line}: {out}");
+        let key = line.split(' ').next().unwrap();
+        assert_eq!(out.lines().count(), 1, "{out}");
+        assert!(out.starts_with(&format!("ruwsgi: {name}:5: ")), "{out}");
+        assert!(out.contains(&format!("\"{key}\"")) && out.contains("strict mode"), "{out}");
+    }
+}
+
+/// A few options can't be ignored safely (`chroot` would leave the app unconfined, `https`
+/// would not listen): start-up stops even without `strict`.
+#[test]
+fn refused_options_stop_start_up_without_strict() {
+    let dir = tempfile::tempdir().unwrap();
+    for (option, value) in
+        [("chroot", "/srv/jail"), ("https", "127.0.0.1:0,a.crt,a.key"), ("route", "^/admin basicauth:x,u:p")]
+    {
+        let (code, out) = run_to_exit(
+            dir.path(),
+            &["--http-socket", "127.0.0.1:0", "--wsgi-file", &app("hello.py"), &format!("--{option}"), value],
+            SECS,
+        );
+        assert_eq!(code, Some(1), "{out}");
+        assert_eq!(out.lines().count(), 1, "{out}");
+        assert!(
+            out.contains(&format!("option \"{option}\" is not implemented by ruwsgi and can't be ignored: ")),
+            "{out}"
+        );
+    }
+}
+
+/// `protocol = http` makes `socket` speak HTTP, as in uWSGI (real configs say it, and
+/// `protocol = uwsgi`).
+#[test]
+fn protocol_http_makes_socket_speak_http() {
+    let srv = Server::start(&["--socket", "127.0.0.1:0", "--protocol", "http", "--wsgi-file", &app("hello.py")]);
+    assert_eq!(srv.get("/").status, 200);
 }
 
 /// A program the app starts begins with no signal blocked, so SIGTERM stops it.

@@ -228,6 +228,7 @@ mod tests {
             "argument 2: unexpected argument \"b.ini\" (only one config file may be given without --ini)"
         );
         assert_eq!(e(&["app.conf"]), "argument 1: \"app.conf\": expected a .ini, .json, .yaml or .yml config file");
-        assert_eq!(e(&["-Q"]), "argument 1: unknown option \"-Q\"");
+        assert_eq!(e(&["-Z"]), "argument 1: unknown option \"-Z\"");
+        assert_eq!(e(&["-Q"]), "argument 1: -Q: missing value", "uWSGI's -Q is --spooler");
     }
 }

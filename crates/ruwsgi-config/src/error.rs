@@ -54,7 +54,7 @@ impl Origin {
 /// prefix (the runtime prints `ruwsgi: <error>` and exits 1).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
-    /// The name is neither a known option nor a placeholder used anywhere.
+    /// A command-line flag that is not a uWSGI option (uWSGI's getopt refuses those too).
     #[error("{origin}: unknown option \"{name}\"{}", did_you_mean(.suggestion.as_deref()))]
     UnknownOption {
         /// Where it was written.
@@ -64,22 +64,38 @@ pub enum ConfigError {
         /// The closest known option, if one is close enough.
         suggestion: Option<String>,
     },
-    /// A uWSGI option ruwsgi means to support but doesn't yet.
-    #[error("{origin}: option \"{name}\" is not supported yet (planned)")]
-    NotYetSupported {
+    /// Under `strict`: a key that is not a uWSGI option (without `strict` it is a custom
+    /// placeholder, with a warning if nothing uses it).
+    #[error(
+        "{origin}: unknown option \"{name}\"{}: strict mode allows only real options (define placeholders with set-placeholder)",
+        did_you_mean(.suggestion.as_deref())
+    )]
+    StrictUnknown {
         /// Where it was written.
         origin: Origin,
-        /// The option's uWSGI name.
+        /// The name as written.
         name: String,
+        /// The closest known option, if one is close enough.
+        suggestion: Option<String>,
     },
-    /// A uWSGI option ruwsgi won't support.
-    #[error("{origin}: option \"{name}\" is not supported: {reason}")]
-    NotPlanned {
+    /// Under `strict`: a uWSGI option ruwsgi doesn't implement (without `strict`, a warning).
+    #[error("{origin}: option \"{name}\" is not implemented by ruwsgi ({differs}): strict mode refuses it")]
+    NotImplemented {
         /// Where it was written.
         origin: Origin,
-        /// The option's uWSGI name.
+        /// The option as written.
         name: String,
-        /// Why, in a few words.
+        /// What would be different without it.
+        differs: &'static str,
+    },
+    /// A uWSGI option ruwsgi doesn't implement and can't safely ignore.
+    #[error("{origin}: option \"{name}\" is not implemented by ruwsgi and can't be ignored: {reason}")]
+    Refused {
+        /// Where it was written.
+        origin: Origin,
+        /// The option as written.
+        name: String,
+        /// Why running without it would be unsafe or wrong.
         reason: &'static str,
     },
     /// The value doesn't parse as the option's kind.

@@ -12,12 +12,16 @@
 
 mod argv;
 mod config;
+pub mod cron;
 mod daemon;
 mod error;
 mod expand;
+mod groups;
+pub mod hooks;
 pub mod options;
 mod reader;
 mod resolve;
+mod uwsgi_names;
 
 use std::path::PathBuf;
 
@@ -30,16 +34,19 @@ pub use error::{ConfigError, Origin};
 // Built once at start-up and the runtime takes the Config by value: boxing buys nothing.
 #[allow(clippy::large_enum_variant)]
 pub enum Command {
-    /// Serve with this config. `notices` are one-line messages to log at start-up (e.g.
-    /// `plugins = python3 is accepted and ignored: ruwsgi has Python built in`).
+    /// Serve with this config. `notices` and `warnings` are one-line messages to log at
+    /// start-up.
     Run {
         /// The resolved configuration.
         config: Config,
-        /// One-line notices about accepted-and-ignored options.
+        /// Accepted-and-ignored options, where ruwsgi behaves that way anyway (e.g.
+        /// `plugins = python3 is accepted and ignored: ruwsgi has Python built in`).
         notices: Vec<String>,
-        /// One-line warnings to log as `WARNING: ...`: values read the way uWSGI reads them,
-        /// which is not what they say (`harakiri = 30s` is 30), an unset `$(VAR)` kept as
-        /// written, an unbalanced `endif`.
+        /// One-line warnings, logged with a `WARNING: ` prefix: things that make ruwsgi behave
+        /// differently from uWSGI with this config (unknown keys nothing uses, not-implemented
+        /// options: `app.ini:12: option "cron" is not implemented by ruwsgi: the command does
+        /// not run`), and values read the way uWSGI reads them, which is not what they say
+        /// (`harakiri = 30s` is 30), an unset `$(VAR)` kept as written, an unbalanced `endif`.
         warnings: Vec<String>,
         /// `show-config = true` in a config file: the `--show-config` text, to log at start-up
         /// before serving (as uWSGI does).

@@ -82,10 +82,12 @@ pub enum Status {
     Supported,
     /// Supported, with the documented difference.
     SupportedWithDifference(&'static str),
-    /// Will be supported; using it now is an error.
-    Planned,
-    /// Won't be supported, for the given reason; using it is an error.
-    NotPlanned(&'static str),
+    /// A uWSGI option ruwsgi doesn't implement: accepted with one start-up warning saying
+    /// what is different (the text), and an error under `strict`.
+    NotImplemented(&'static str),
+    /// A uWSGI option whose absence would leave the server unsafe or silently wrong: always an
+    /// error, the text saying why.
+    Refused(&'static str),
     /// Accepted and ignored with a one-line notice at start-up, for the given reason.
     IgnoredWithNotice(&'static str),
 }
@@ -143,14 +145,33 @@ const fn list(name: &'static str, kind: Kind, help: &'static str) -> OptionSpec 
     row(name, &[], None, kind, true, "", Status::Supported, help)
 }
 
-/// A planned option.
+/// What a not-implemented option's warning says when its row gives no more.
+const IGNORED: &str = "it is ignored";
+
+/// An option ruwsgi doesn't implement yet: a warning saying it is ignored.
 const fn planned(name: &'static str, kind: Kind, help: &'static str) -> OptionSpec {
-    row(name, &[], None, kind, false, "", Status::Planned, help)
+    row(name, &[], None, kind, false, "", Status::NotImplemented(IGNORED), help)
+}
+
+/// A `hook-*` option (repeatable text, the action list of `HOOK_ACTIONS`).
+const fn hook(name: &'static str, help: &'static str) -> OptionSpec {
+    row(name, &[], None, Kind::Text, true, "", Status::SupportedWithDifference(HOOK_ACTIONS), help)
 }
 
 /// An option that won't be supported.
+/// An option ruwsgi doesn't implement yet, with what is different without it.
+const fn missing(name: &'static str, kind: Kind, differs: &'static str, help: &'static str) -> OptionSpec {
+    row(name, &[], None, kind, false, "", Status::NotImplemented(differs), help)
+}
+
+/// An option ruwsgi won't implement: a warning giving the reason.
 const fn never(name: &'static str, reason: &'static str, help: &'static str) -> OptionSpec {
-    row(name, &[], None, Kind::Text, false, "", Status::NotPlanned(reason), help)
+    row(name, &[], None, Kind::Text, false, "", Status::NotImplemented(reason), help)
+}
+
+/// An option whose absence would leave the server unsafe or silently wrong: always an error.
+const fn refused(name: &'static str, kind: Kind, why: &'static str, help: &'static str) -> OptionSpec {
+    row(name, &[], None, kind, false, "", Status::Refused(why), help)
 }
 
 /// An option accepted and ignored with a notice.
@@ -162,7 +183,7 @@ use Kind::{
     Action, Address, Bool, Bytes, ConfigFile, Logic, Mapping, Megabytes, Mode, Mount, Number, Pair, Path, RegexSeconds,
     Seconds, Signal, Text, TypeSeconds,
 };
-use Status::{IgnoredWithNotice, Planned, Supported, SupportedWithDifference};
+use Status::{IgnoredWithNotice, NotImplemented, Supported, SupportedWithDifference};
 
 const NO_ROUTER: &str = "ruwsgi has no separate router processes";
 const NO_CHEAPER: &str = "ruwsgi keeps all `processes` workers running (no adaptive spawning)";
@@ -171,7 +192,14 @@ const PYTHON_ONLY: &str = "ruwsgi serves WSGI apps only";
 const NO_LOOP: &str = "ruwsgi runs threads, not async loop engines";
 const BUILT_IN: &str = "ruwsgi has Python built in";
 const ALWAYS: &str = "ruwsgi always behaves this way";
+const HOOK_ACTIONS: &str = "`call*` (C functions of uWSGI or a plugin), `mount`, `umount`, `hostname`, `alarm`, `rpc`, `retryrpc`, `wait_for_socket` and `spinningfifo` are refused at start-up; a failing hook in a worker stops the whole instance";
 const NO_PROCNAME: &str = "ruwsgi does not rename its processes";
+pub(crate) const NO_LISTENER: &str =
+    "ruwsgi would not listen there: it serves HTTP and the uwsgi protocol only, without TLS (terminate TLS and other protocols in a reverse proxy)";
+pub(crate) const NO_ISOLATION: &str = "the processes would run without the isolation or privilege change it asks for";
+/// Why routing rules are refused, unless their action only logs, adds a header or jumps
+/// (see `resolve::routing_warning`).
+pub(crate) const NO_ROUTING: &str = "routing rules often guard access (basicauth, break:403, redirects to https): serving without them could expose what they protect";
 
 /// Every option, once. Order = `--help`, `--show-config` and docs order.
 pub static OPTIONS: &[OptionSpec] = &[
@@ -191,10 +219,10 @@ pub static OPTIONS: &[OptionSpec] = &[
     row("include", &[], None, ConfigFile, true, "", Supported, "splice another config file in place (format by extension)"),
     row("json", &["js"], Some('j'), ConfigFile, true, "", Supported, "read options from the `uwsgi` object of a JSON file"),
     row("yaml", &["yml"], Some('y'), ConfigFile, true, "", Supported, "read options from the `uwsgi` mapping of a YAML file"),
-    never("xml", "XML configs are not supported; use ini, JSON or YAML", "read options from an XML file"),
-    planned("inherit", ConfigFile, "use a config file as a template"),
+    refused("xml", ConfigFile, "the options in the XML file would not be read; use ini, JSON or YAML", "read options from an XML file"),
+    refused("inherit", ConfigFile, "the options of the template would not be read", "use a config file as a template"),
     row("set-placeholder", &["set-ph"], None, Pair, true, "", Supported, "define a placeholder `name=value` for `%(name)`"),
-    planned("declare-option", Text, "declare a custom option"),
+    refused("declare-option", Text, "the custom option it declares would not expand to its options", "declare a custom option"),
     list("for", Logic, "repeat the lines up to `endfor` for each space-separated value, as `%(_)`"),
     list("for-glob", Logic, "repeat the lines up to `endfor` for each path matching the glob (directories end in `/`; the pattern itself when none match)"),
     list("for-readline", Logic, "repeat the lines up to `endfor` for each line of the file (skipped with a warning when unreadable)"),
@@ -223,31 +251,33 @@ pub static OPTIONS: &[OptionSpec] = &[
     row("if-plugin", &["ifplugin"], None, Logic, true, "", Supported, "keep the lines up to `endif` if the plugin is built in (`python`, `python3`, `http`...)"),
     list("if-not-plugin", Logic, "keep the lines up to `endif` if the plugin is not built in"),
     row("endif", &["end-if"], None, Logic, false, "", Supported, "end an `if-*` block (`end` too)"),
-    s("strict", Bool, "false", "unknown option names are errors even when used as placeholders"),
+    s("strict", Bool, "false", "keys that are not options (even used as placeholders) and not-implemented options are errors"),
     // --- sockets
     row("http", &[], None, Address, true, "", SupportedWithDifference(
         "served by the workers themselves like `http-socket`; there is no separate HTTP router process"),
         "listen for HTTP on this address"),
-    row("http-socket", &[], None, Address, true, "", Supported, "listen for HTTP on this address, served by the workers"),
+    // `http11-socket` is uWSGI's keep-alive variant; ruwsgi's HTTP sockets always keep alive.
+    row("http-socket", &["http11-socket"], None, Address, true, "", Supported, "listen for HTTP on this address, served by the workers"),
     row("socket", &["uwsgi-socket"], Some('s'), Address, true, "", Supported, "listen for the uwsgi protocol on this address (nginx `uwsgi_pass`)"),
-    never("https", "terminate TLS in a reverse proxy", "listen for HTTPS"),
-    never("https-socket", "terminate TLS in a reverse proxy", "listen for HTTPS in the workers"),
-    never("fastcgi-socket", "speak HTTP or uwsgi to ruwsgi", "listen for FastCGI"),
-    never("scgi-socket", "speak HTTP or uwsgi to ruwsgi", "listen for SCGI"),
+    refused("https", Address, NO_LISTENER, "listen for HTTPS"),
+    refused("https-socket", Address, NO_LISTENER, "listen for HTTPS in the workers"),
+    refused("fastcgi-socket", Address, NO_LISTENER, "listen for FastCGI"),
+    refused("scgi-socket", Address, NO_LISTENER, "listen for SCGI"),
     planned("shared-socket", Address, "bind a socket in the master for later use"),
-    planned("protocol", Text, "default protocol of `socket`"),
-    planned("socket-protocol", Text, "protocol of `socket`"),
+    row("protocol", &["socket-protocol"], None, Text, false, "uwsgi", SupportedWithDifference(
+        "`uwsgi` or `http` (`http11`); the other protocols are refused, as ruwsgi would not serve them"),
+        "protocol of the `socket` listeners (not `uwsgi-socket`)"),
     row("listen", &[], Some('l'), Number, false, "100", Supported, "accept backlog of each socket"),
     row("chmod-socket", &[], Some('C'), Mode, false, "", Supported, "mode of unix sockets (bare = 666)"),
     s("chown-socket", Text, "", "`user[:group]` of unix sockets"),
-    planned("umask", Text, "process umask"),
+    missing("umask", Text, "files and sockets are created with the inherited umask", "process umask"),
     planned("reuse-port", Bool, "SO_REUSEPORT on listeners"),
     s("so-keepalive", Bool, "false", "TCP keepalive probes (`SO_KEEPALIVE`) on accepted connections"),
     row("tcp-nodelay", &[], None, Bool, false, "false", SupportedWithDifference(
         "HTTP connections always have TCP_NODELAY; this adds it to uwsgi-protocol connections"),
         "TCP_NODELAY on accepted connections"),
     planned("freebind", Bool, "IP_FREEBIND on listeners"),
-    planned("enable-proxy-protocol", Bool, "accept the PROXY protocol header"),
+    missing("enable-proxy-protocol", Bool, "a PROXY protocol header is not read: such requests are refused as malformed", "accept the PROXY protocol header"),
     ignored("close-on-exec", Bool, ALWAYS, "close sockets in exec'd children"),
     // --- the app
     s("chdir", Path, "", "directory to enter before loading the app"),
@@ -258,26 +288,26 @@ pub static OPTIONS: &[OptionSpec] = &[
     row("pythonpath", &["python-path", "pp"], None, Path, true, "", Supported, "directory prepended to `sys.path`"),
     row("home", &["virtualenv", "venv", "pyhome"], Some('H'), Path, false, "", Supported, "virtualenv to use"),
     list("env", Pair, "set an environment variable before loading the app"),
-    planned("unenv", Text, "unset an environment variable"),
+    missing("unenv", Text, "the variable stays set", "unset an environment variable"),
     s("lazy-apps", Bool, "false", "load the app in each worker after fork"),
-    planned("lazy", Bool, "load the app in each worker (legacy, use `lazy-apps`)"),
+    missing("lazy", Bool, "the app is loaded once, before the workers fork (`lazy-apps` loads it in each)", "load the app in each worker (legacy, use `lazy-apps`)"),
     s("need-app", Bool, "true", "exit with status 22 when the app fails to load (`false` is refused: no dynamic mode)"),
     row("mount", &[], None, Mount, true, "", SupportedWithDifference(
         "all apps share one interpreter (uWSGI gives each mount a sub-interpreter); a mount that fails to load stops start-up; a trailing `/` on the mountpoint is ignored; `pkg.mod` without `:callable` is accepted"),
         "mount an app at a URL prefix: `/prefix=file.py` (or `.wsgi`) or `/prefix=pkg.mod[:callable]`"),
     s("manage-script-name", Bool, "false", "take SCRIPT_NAME from the longest mountpoint PATH_INFO starts with; PATH_INFO keeps the rest"),
     s("no-default-app", Bool, "false", "answer 500 to requests no mountpoint matches, instead of passing them to app 0"),
-    planned("import", Text, "import a Python module at start-up"),
-    planned("shared-import", Text, "import a Python module in the master"),
-    planned("pyargv", Text, "`sys.argv` for the app"),
-    row("optimize", &[], Some('O'), Number, false, "0", Planned, "Python optimisation level"),
+    missing("import", Text, "the module is not imported at start-up", "import a Python module at start-up"),
+    missing("shared-import", Text, "the module is not imported at start-up", "import a Python module in the master"),
+    missing("pyargv", Text, "`sys.argv` does not get these arguments", "`sys.argv` for the app"),
+    row("optimize", &[], Some('O'), Number, false, "0", NotImplemented("Python runs unoptimised (asserts run)"), "Python optimisation level"),
     s("wsgi-disable-file-wrapper", Bool, "false", "leave `wsgi.file_wrapper` out of the environ"),
     ignored("wsgi-env-behaviour", Text, ALWAYS, "environ dict lifetime policy"),
     ignored("py-call-osafterfork", Bool, "Python's at-fork hooks always run in ruwsgi", "run `os.register_at_fork` hooks in workers"),
     ignored("enable-threads", Bool, "Python threads are always enabled (as in uWSGI >= 2.0.27)", "allow app threads"),
     ignored("single-interpreter", Bool, "ruwsgi always uses one interpreter", "no sub-interpreters"),
     row("plugins", &["plugin", "need-plugin", "plugins-dir"], None, Text, true, "", IgnoredWithNotice(BUILT_IN),
-        "load plugins (python and http are built in; other plugins are errors)"),
+        "load plugins (python and the plugins of uWSGI's PyPI build are built in; other plugins are errors)"),
     never("pyshell", "run the app and a shell separately", "interactive shell in the workers"),
     never("paste", PYTHON_ONLY, "load a Paste Deploy app"),
     never("pecan", PYTHON_ONLY, "load a Pecan app"),
@@ -303,12 +333,26 @@ pub static OPTIONS: &[OptionSpec] = &[
     planned("die-on-idle", Bool, "exit when idle"),
     row("die-on-term", &[], None, Bool, false, "false", SupportedWithDifference(
         "SIGTERM always shuts down gracefully in ruwsgi, as in uWSGI 2.1"), "shut down on SIGTERM"),
-    ignored("hook-master-start", Text,
-        "only `unix_signal:15 gracefully_kill_them_all`, which is how ruwsgi treats SIGTERM anyway",
-        "actions when the master starts"),
-    planned("hook-pre-app", Text, "actions before the app is loaded"),
-    planned("hook-post-app", Text, "actions after the app is loaded"),
-    planned("hook-accepting", Text, "actions when a worker starts accepting"),
+    hook("hook-asap", "run a hook action (`action:args`, e.g. `exec:cmd`, `mkdir:dir`) as soon as the config is read"),
+    hook("hook-pre-jail", "run a hook action at the first start only (not after a reload)"),
+    hook("hook-as-root", "run a hook action before privileges drop (only when started as root)"),
+    hook("hook-as-user", "run a hook action after privileges drop (only when started as root)"),
+    hook("hook-as-user-atexit", "run a hook action before the master exits or reloads (failures only logged)"),
+    hook("hook-pre-app", "run a hook action before the app loads (in each worker with `lazy-apps`)"),
+    hook("hook-post-app", "run a hook action after the app loaded (in each worker with `lazy-apps`)"),
+    hook("hook-post-fork", "run a hook action in each worker right after its fork"),
+    hook("hook-accepting", "run a hook action in each worker when it starts accepting"),
+    hook("hook-accepting1", "run a hook action in worker 1 when it starts accepting"),
+    hook("hook-accepting-once", "run a hook action in each worker when it first starts accepting (not on respawns)"),
+    hook("hook-accepting1-once", "run a hook action in worker 1 when it first starts accepting (not on respawns)"),
+    hook("hook-master-start", "run a hook action when the master starts (`unix_signal:N function` maps a signal)"),
+    list("exec-asap", Text, "run a command (`/bin/sh -c`) as soon as the config is read; failure stops start-up"),
+    list("exec-pre-jail", Text, "run a command at the first start only (not after a reload); failure stops start-up"),
+    list("exec-as-root", Text, "run a command before privileges drop (only when started as root); failure stops start-up"),
+    list("exec-as-user", Text, "run a command after privileges drop (only when started as root); failure stops start-up"),
+    list("exec-as-user-atexit", Text, "run a command before the master exits or reloads"),
+    list("exec-pre-app", Text, "run a command before the app loads (e.g. migrations); failure stops start-up"),
+    list("exec-post-app", Text, "run a command after the app loaded; failure stops start-up"),
     list("attach-daemon", Text, "run a command (`/bin/sh -c`) under the master: respawned when it dies, stopped on reload and shutdown"),
     list("smart-attach-daemon", Text, "`pidfile[,secs] command`: run a self-daemonizing command, watch the pid in its pidfile; it survives reload and shutdown"),
     row("smart-attach-daemon2", &[], None, Text, true, "", SupportedWithDifference(
@@ -317,18 +361,20 @@ pub static OPTIONS: &[OptionSpec] = &[
     row("attach-daemon2", &[], None, Text, true, "", SupportedWithDifference(
         "keys ns_pid, notifypid and legion are refused; cmd, pidfile, daemonize, freq, control, stopsignal, reloadsignal, stdin, uid, gid, chdir, max_throttle and touch work"),
         "`key=value,...` form of the daemon options (`cmd=...,pidfile=...`)"),
-    planned("cron", Text, "run a command periodically"),
-    planned("unique-cron", Text, "run a command periodically, one at a time"),
-    planned("spooler", Path, "spooler directory"),
-    planned("spooler-processes", Number, "spooler processes"),
-    planned("spooler-import", Text, "module imported by the spooler"),
-    planned("mule", Text, "add a mule process"),
-    planned("mules", Number, "number of mule processes"),
+    list("cron", Text, "`min hour day month weekday command`: the master runs the command on this schedule (-1 = any, -N = every N)"),
+    list("cron2", Text, "`[minute=..,hour=..,day=..,month=..,week=..,unique=1,harakiri=S] command`: key=value form of `cron`"),
+    list("unique-cron", Text, "like `cron`, but not started again while the previous run lives"),
+    s("cron-harakiri", Seconds, "0", "kill a cron command's process group after this many seconds (0 = never)"),
+    missing("spooler", Path, "no spooler runs, so spooled tasks are not executed", "spooler directory"),
+    missing("spooler-processes", Number, "no spooler runs, so spooled tasks are not executed", "spooler processes"),
+    missing("spooler-import", Text, "no spooler runs, so spooled tasks are not executed", "module imported by the spooler"),
+    missing("mule", Text, "no mule processes run", "add a mule process"),
+    missing("mules", Number, "no mule processes run", "number of mule processes"),
     planned("mule-reload-mercy", Seconds, "seconds a mule may take to reload"),
     s("master-fifo", Path, "", "master control FIFO (one-letter commands: r R w c q Q s l)"),
     ignored("no-orphans", Bool, "ruwsgi workers always exit when the master dies", "kill workers when the master dies"),
     planned("reaper", Bool, "reap all children"),
-    planned("exit-on-reload", Bool, "exit instead of reloading"),
+    s("exit-on-reload", Bool, "false", "exit (status 0) when a reload is requested, once the workers are gone"),
     planned("honour-stdin", Bool, "keep stdin open"),
     ignored("offload-threads", Number,
         "static files and `wsgi.file_wrapper` bodies already go out from the worker's event loop, never holding a Python thread",
@@ -339,18 +385,18 @@ pub static OPTIONS: &[OptionSpec] = &[
     s("pidfile", Path, "", "write the master pid here before dropping privileges"),
     s("pidfile2", Path, "", "write the master pid here after dropping privileges"),
     s("vacuum", Bool, "false", "remove unix sockets and pidfiles on exit"),
-    planned("cap", Text, "Linux capabilities to keep"),
-    planned("chroot", Path, "chroot before dropping privileges"),
-    planned("unshare", Text, "Linux namespaces to unshare"),
-    never("cgroup", NO_EMPEROR, "run in a cgroup"),
-    never("namespace", NO_EMPEROR, "run in a namespace jail"),
-    never("jail", NO_EMPEROR, "run in a FreeBSD jail"),
+    refused("cap", Text, NO_ISOLATION, "Linux capabilities to keep"),
+    refused("chroot", Path, NO_ISOLATION, "chroot before dropping privileges"),
+    refused("unshare", Text, NO_ISOLATION, "Linux namespaces to unshare"),
+    refused("cgroup", Text, NO_ISOLATION, "run in a cgroup"),
+    refused("namespace", Text, NO_ISOLATION, "run in a namespace jail"),
+    refused("jail", Text, NO_ISOLATION, "run in a FreeBSD jail"),
     never("ksm", "not useful for ruwsgi workers", "Linux KSM page merging"),
     // --- logging
     row("daemonize", &[], Some('d'), Path, false, "", Supported, "detach and log to this file"),
     s("daemonize2", Path, "", "detach after loading the app and log to this file"),
     s("logto", Path, "", "log to this file"),
-    planned("logto2", Path, "log to this file after dropping privileges"),
+    missing("logto2", Path, "the log stays on stderr (`logto` writes a file)", "log to this file after dropping privileges"),
     row("disable-logging", &[], Some('L'), Bool, false, "false", Supported, "no request log lines"),
     s("log-micros", Bool, "false", "request times in microseconds"),
     s("log-4xx", Bool, "false", "log requests answered 4xx even with `disable-logging`"),
@@ -359,17 +405,17 @@ pub static OPTIONS: &[OptionSpec] = &[
     s("log-big", Bytes, "0", "log responses of at least this many body bytes even with `disable-logging` (0 = off)"),
     s("log-zero", Bool, "false", "log responses with an empty body even with `disable-logging`"),
     s("log-sendfile", Bool, "false", "log responses sent with sendfile even with `disable-logging`"),
-    row("log-format", &["logformat"], None, Text, false, "", Planned, "request log line format"),
+    row("log-format", &["logformat"], None, Text, false, "", NotImplemented("request log lines keep the default format"), "request log line format"),
     row("memory-report", &[], Some('m'), Bool, false, "false", Supported, "the worker's address space and RSS before each request log line"),
     s("log-maxsize", Bytes, "0", "rotate the log file (`<file>.<epoch>`) when it grows past this size (0 = never)"),
     s("log-backupname", Path, "", "name the rotated log file gets instead of `<file>.<epoch>`"),
     row("log-reopen", &[], None, Bool, false, "false", SupportedWithDifference(
         "the log file is always reopened on reload and after a rotation"), "reopen the log file on reload"),
-    row("logdate", &["log-date"], None, Text, false, "", Planned, "prefix log lines with the date"),
+    row("logdate", &["log-date"], None, Text, false, "", NotImplemented("log lines have no date prefix"), "prefix log lines with the date"),
     planned("log-master", Bool, "log through the master"),
     planned("threaded-logger", Bool, "log through a thread"),
-    planned("logger", Text, "log destination"),
-    planned("req-logger", Text, "request log destination"),
+    missing("logger", Text, "log lines go to stderr, `logto` or `daemonize`", "log destination"),
+    missing("req-logger", Text, "request log lines go to stderr, `logto` or `daemonize`", "request log destination"),
     planned("log-route", Text, "route log lines by regexp"),
     planned("log-encoder", Text, "log line encoder"),
     s("log-x-forwarded-for", Bool, "false", "log the X-Forwarded-For header as the client address"),
@@ -384,21 +430,23 @@ pub static OPTIONS: &[OptionSpec] = &[
     ignored("procname-master", Text, NO_PROCNAME, "master process name"),
     // --- recycling and limits
     row("harakiri", &[], Some('t'), Seconds, false, "0", Supported, "kill a worker whose request runs longer (0 = off)"),
-    s("harakiri-verbose", Bool, "false", "log details about harakiri"),
+    s("harakiri-verbose", Bool, "false", "log the stuck worker's /proc syscall and wchan on harakiri"),
     row("py-tracebacker", &[], None, Text, false, "", SupportedWithDifference(
-        "turns on `harakiri-verbose` (the stuck request's Python stack is logged); no tracebacker socket is created"),
+        "the stuck request's Python stack is logged on every harakiri anyway; turns on `harakiri-verbose`; no tracebacker socket is created"),
         "log Python stacks of stuck requests"),
     s("harakiri-graceful-timeout", Seconds, "0", "graceful harakiri: SIGTERM first, SIGKILL after this many seconds (0 = SIGKILL at once)"),
-    planned("harakiri-graceful-signal", Number, "graceful harakiri: first signal"),
+    s("harakiri-graceful-signal", Number, "15", "graceful harakiri: the signal sent first (with `harakiri-graceful-timeout`)"),
     planned("harakiri-queue-threshold", Number, "harakiri when the listen queue is this full"),
     row("max-requests", &[], Some('R'), Number, false, "0", Supported, "recycle a worker after this many requests (0 = off)"),
     s("max-requests-delta", Number, "0", "per-worker jitter on `max-requests` (worker id x delta)"),
     s("min-worker-lifetime", Seconds, "10", "seconds a worker lives before it may be recycled"),
     s("max-worker-lifetime", Seconds, "0", "recycle a worker after this many seconds (0 = off)"),
     s("reload-on-rss", Megabytes, "0", "recycle a worker whose RSS exceeds this (0 = off)"),
-    planned("reload-on-as", Megabytes, "recycle a worker whose address space exceeds this"),
+    s("reload-on-as", Megabytes, "0", "recycle a worker whose address space exceeds this (0 = off)"),
     s("evil-reload-on-rss", Megabytes, "0", "the master kills a worker whose RSS exceeds this (0 = off)"),
-    planned("limit-as", Megabytes, "address space limit"),
+    row("limit-as", &[], None, Megabytes, false, "0", SupportedWithDifference(
+        "set in each worker after the fork, so the master isn't limited"),
+        "limit each worker's address space (RLIMIT_AS) to this many MiB (0 = no limit)"),
     s("worker-reload-mercy", Seconds, "60", "seconds a worker may take to finish on reload"),
     s("reload-mercy", Seconds, "", "seconds the whole stack may take on reload/shutdown (unset: workers get `worker-reload-mercy`, attached daemons 3)"),
     row("buffer-size", &[], Some('b'), Bytes, false, "4096", Supported, "max size of a request's header block / uwsgi vars"),
@@ -410,20 +458,20 @@ pub static OPTIONS: &[OptionSpec] = &[
     s("http-timeout", Seconds, "60", "seconds an HTTP connection may be idle or slow"),
     row("http-keepalive", &[], None, Number, false, "0", SupportedWithDifference(
         "max keep-alive connections per worker (uWSGI: an on/off switch for the router)"), "keep-alive connections per worker (0 = no limit besides `max-fd`)"),
-    s("max-fd", Number, "0", "max open connections per worker (0 = system limit)"),
+    s("max-fd", Number, "0", "max open connections per worker; above the hard RLIMIT_NOFILE it raises that (root) (0 = no cap)"),
     ignored("http-auto-chunked", Bool, "HTTP/1.1 responses without Content-Length are always chunked",
         "chunk responses without Content-Length"),
     planned("http-websockets", Bool, "WebSocket support"),
     never("http-processes", NO_ROUTER, "HTTP router processes"),
     never("http-to", NO_ROUTER, "HTTP router upstream"),
-    planned("listen-queue-alarm", Text, "alarm on a full listen queue"),
-    planned("alarm", Text, "define an alarm"),
+    missing("listen-queue-alarm", Text, "no alarm is raised", "alarm on a full listen queue"),
+    missing("alarm", Text, "no alarm is raised", "define an alarm"),
     // --- reloading
     row("py-autoreload", &["py-auto-reload", "python-autoreload"], None, Seconds, false, "0", Supported,
         "reload when a loaded module changes, checked every N seconds (0 = off)"),
     row("py-autoreload-ignore", &["py-auto-reload-ignore"], None, Text, true, "", Supported, "module file not checked by `py-autoreload`"),
     list("touch-reload", Path, "reload gracefully when this file's mtime changes"),
-    planned("touch-workers-reload", Path, "reload the workers when this file's mtime changes"),
+    list("touch-workers-reload", Path, "reload the workers only (gracefully) when this file's mtime changes"),
     list("touch-chain-reload", Path, "chain-reload when this file's mtime changes"),
     // --- stats
     row("stats", &["stats-server"], None, Address, false, "", Supported, "address of the JSON stats server"),
@@ -452,26 +500,24 @@ pub static OPTIONS: &[OptionSpec] = &[
     row("add-header", &[], None, Text, true, "", SupportedWithDifference(
         "added to the app's responses and to static files, not to ruwsgi's own error replies"),
         "add a header (`Name: value`) to every response"),
-    planned("route", Text, "internal routing rule on PATH_INFO"),
-    planned("route-uri", Text, "internal routing rule on REQUEST_URI"),
-    planned("route-host", Text, "internal routing rule on HTTP_HOST"),
-    planned("route-if", Text, "internal routing rule on a condition"),
-    // --- not planned: uWSGI subsystems outside ruwsgi's scope
+    refused("route", Text, NO_ROUTING, "internal routing rule on PATH_INFO"),
+    refused("route-uri", Text, NO_ROUTING, "internal routing rule on REQUEST_URI"),
+    refused("route-host", Text, NO_ROUTING, "internal routing rule on HTTP_HOST"),
+    refused("route-if", Text, NO_ROUTING, "internal routing rule on a condition"),
+    // --- uWSGI subsystems outside ruwsgi's scope
     never("emperor", NO_EMPEROR, "run the Emperor"),
     never("emperor-tyrant", NO_EMPEROR, "Emperor tyrant mode"),
     never("emperor-broodlord", NO_EMPEROR, "Emperor broodlord mode"),
     never("vassals-include", NO_EMPEROR, "config added to vassals"),
-    never("zerg", NO_ROUTER, "attach to a zerg server"),
-    never("zerg-server", NO_ROUTER, "run a zerg server"),
-    never("fastrouter", NO_ROUTER, "run the fastrouter"),
-    never("rawrouter", NO_ROUTER, "run the rawrouter"),
-    never("sslrouter", NO_ROUTER, "run the sslrouter"),
-    never("subscription-server", NO_ROUTER, "subscription server"),
+    refused("zerg", Address, NO_LISTENER, "attach to a zerg server"),
+    refused("zerg-server", Address, NO_LISTENER, "run a zerg server"),
+    refused("fastrouter", Address, NO_LISTENER, "run the fastrouter"),
+    refused("rawrouter", Address, NO_LISTENER, "run the rawrouter"),
+    refused("sslrouter", Address, NO_LISTENER, "run the sslrouter"),
     never("subscribe-to", NO_ROUTER, "subscribe to a router"),
     never("legion", "use an external cluster manager", "Legion clustering"),
     never("cache2", "use Redis or memcached", "shared cache"),
     never("sharedarea", "use Redis or shared memory from Python", "shared memory area"),
-    never("rpc", "use HTTP between services", "uWSGI RPC"),
     never("gevent", NO_LOOP, "gevent loop engine"),
     never("asyncio", NO_LOOP, "asyncio loop engine"),
     never("greenlet", NO_LOOP, "greenlet loop engine"),
@@ -479,18 +525,23 @@ pub static OPTIONS: &[OptionSpec] = &[
     never("async", NO_LOOP, "async cores"),
 ];
 
-/// The row for a long name or alias. `_` is the same as `-` (as in `UWSGI_*` variables;
-/// real uWSGI ini keys don't do this, accepting it is a harmless superset).
+/// The row for a long name or alias: from `OPTIONS`, else the row of any other uWSGI 2.0
+/// option (see `groups`), so every real uWSGI name is found. `_` is the same as `-` (as in
+/// `UWSGI_*` variables; real uWSGI ini keys don't do this, accepting it is a harmless superset).
 #[must_use]
 pub fn find(name: &str) -> Option<&'static OptionSpec> {
     let name = normalise(name);
-    OPTIONS.iter().find(|o| o.name == name || o.aliases.contains(&name.as_str()))
+    OPTIONS.iter().find(|o| o.name == name || o.aliases.contains(&name.as_str())).or_else(|| crate::groups::find(&name))
 }
 
 /// The row for a one-letter command-line alias.
 #[must_use]
 pub fn find_short(c: char) -> Option<&'static OptionSpec> {
-    OPTIONS.iter().find(|o| o.short == Some(c))
+    // uWSGI's letters for options whose main-table row gives none (`-Q` is `spooler`) too.
+    OPTIONS.iter().find(|o| o.short == Some(c)).or_else(|| {
+        let (name, ..) = crate::uwsgi_names::UWSGI_NAMES.iter().find(|(_, _, _, short, _)| *short == Some(c))?;
+        find(name)
+    })
 }
 
 /// `Log_Format` → `log-format`? No: keys are case-sensitive in uWSGI; only `_` → `-`.
@@ -499,20 +550,26 @@ pub fn normalise(name: &str) -> String {
     name.replace('_', "-")
 }
 
-/// The known name closest to `name`, when the distance is small enough to be a typo.
+/// The known name closest to `name`, when the distance is small enough to be a typo. The
+/// main table's options are tried first, since they are the ones configs use; then every other
+/// uWSGI option.
 #[must_use]
 pub fn suggest(name: &str) -> Option<&'static str> {
     let name = normalise(name);
     // A third of the length, at least 1, at most 3: `proccesses` → `processes` (1) but not
     // every 4-letter word → `http`.
     let limit = (name.chars().count() / 3).clamp(1, 3);
-    OPTIONS
-        .iter()
-        .flat_map(|o| std::iter::once(&o.name).chain(o.aliases.iter()).map(move |n| (o.name, *n)))
-        .map(|(canonical, n)| (levenshtein(&name, n), canonical))
-        .filter(|(d, _)| *d <= limit)
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, canonical)| canonical)
+    let closest = |rows: &'static [OptionSpec]| {
+        rows.iter()
+            .flat_map(|o| std::iter::once(&o.name).chain(o.aliases.iter()).map(move |n| (o.name, *n)))
+            // Two-letter aliases (`pp`, `ns`, `st`) are no one's typo target: `app` isn't `pp`.
+            .filter(|(_, n)| n.len() > 2)
+            .map(|(canonical, n)| (levenshtein(&name, n), canonical))
+            .filter(|(d, _)| *d <= limit)
+            .min_by_key(|(d, _)| *d)
+            .map(|(_, canonical)| canonical)
+    };
+    closest(OPTIONS).or_else(|| closest(crate::groups::rows()))
 }
 
 /// Edit distance (insert/delete/substitute). Hand-written: the table is ~250 short names and
@@ -566,7 +623,7 @@ pub fn render_help() -> String {
         }
         let _ = writeln!(out, "      {help}");
     }
-    out.push_str("\nuWSGI options that are ignored, planned or not planned are listed in docs/options.md.\n");
+    out.push_str("\nEvery other uWSGI option is listed with its status in docs/options.md.\n");
     out
 }
 
@@ -578,8 +635,17 @@ pub fn render_markdown() -> String {
          Generated from `crates/ruwsgi-config/src/options.rs` by the `options_md_is_current` test\n\
          (`UPDATE_GOLDEN=1 cargo test -p ruwsgi-config` rewrites it). Do not edit by hand.\n\n\
          Statuses: **supported**; **supported\\*** (with the difference noted); **ignored** (accepted,\n\
-         a one-line notice is logged at start-up); **planned** and **not planned** (using the option\n\
-         is an error naming it). Unknown names are errors, with a suggestion when one is close.\n\n\
+         a one-line notice is logged at start-up because ruwsgi already behaves that way or the option\n\
+         doesn't apply); **not implemented** (accepted: the server starts and logs one `WARNING:` line\n\
+         naming the option, its file and line, and what is different); **refused** (start-up stops with\n\
+         one line naming it: see [Refused options](#refused-options)). `--show-config` prints the\n\
+         notices and warnings as `#` comments.\n\n\
+         A key that is not a uWSGI option at all is accepted as a custom placeholder, as in uWSGI\n\
+         (`%(key)` expands to its value); if nothing uses it, one warning names it with the closest\n\
+         real option: `WARNING: app.ini:7: unknown option \"vaccum\" ignored (did you mean \"vacuum\"?)`.\n\
+         Differs from uWSGI: uWSGI ignores such keys silently. Under `strict = true` an unknown key\n\
+         is an error (uWSGI: `[strict-mode] unknown config directive`), and so is every not-implemented\n\
+         option. On the command line an unknown `--flag` is always an error, as in uWSGI.\n\n\
          Sources, lowest precedence first: `UWSGI_<OPTION>` environment variables (`UWSGI_PROCESSES=4`;\n\
          `_` becomes `-`, case-insensitive), config files in command-line order (`--ini`, `--json`,\n\
          `--yaml`, or one positional file), then command-line flags. Repeatable options accumulate in that\n\
@@ -597,8 +663,8 @@ pub fn render_markdown() -> String {
         let status = match o.status {
             Status::Supported => "supported".to_owned(),
             Status::SupportedWithDifference(d) => format!("supported\\*: {d}"),
-            Status::Planned => "planned".to_owned(),
-            Status::NotPlanned(r) => format!("not planned: {r}"),
+            Status::NotImplemented(r) => format!("not implemented: {r}"),
+            Status::Refused(r) => format!("**refused**: {r}"),
             Status::IgnoredWithNotice(r) => format!("ignored: {r}"),
         };
         let default = if o.default.is_empty() { String::new() } else { format!("`{}`", o.default) };
@@ -612,7 +678,89 @@ pub fn render_markdown() -> String {
             o.help.replace('|', "\\|"),
         );
     }
+    render_refused(&mut out);
+    render_other_options(&mut out);
     out
+}
+
+/// The refusal list: every refused option and group, by reason.
+fn render_refused(out: &mut String) {
+    out.push_str(
+        "\n## Refused options\n\n\
+         Ignoring these would leave the server unsafe or silently wrong, so start-up stops with one\n\
+         line naming the option, even without `strict`:\n\n",
+    );
+    let mut by_reason: Vec<(&str, Vec<String>)> = Vec::new();
+    let mut add = |why: &'static str, what: String| match by_reason.iter_mut().find(|(r, _)| *r == why) {
+        Some((_, list)) => list.push(what),
+        None => by_reason.push((why, vec![what])),
+    };
+    for o in OPTIONS {
+        if let Status::Refused(why) = o.status {
+            add(why, format!("`{}`", o.name));
+        }
+    }
+    for g in crate::groups::GROUPS {
+        if let Status::Refused(why) = g.status {
+            add(why, format!("the [{}](#{}) group below ({})", g.name, g.name, g.about));
+        }
+    }
+    for (why, what) in by_reason {
+        let _ = writeln!(out, "- {}: {why}.", what.join(", "));
+    }
+    out.push_str(
+        "- `need-app = false`: uWSGI would serve without an app (\"full dynamic mode\"), which ruwsgi\n  \
+         doesn't have; starting anyway would answer every request with an error.\n\
+         - `plugins` naming a plugin that is neither python nor one of the plugins built into uWSGI's PyPI\n  \
+         package (`plugins = python3,http,gevent` is accepted; `php`, `psgi`... are not): the plugin's\n  \
+         behaviour would be missing.\n\
+\n\
+         A routing rule whose action only logs (`donotlog`, `log`, `logvar`), adds a response header\n\
+         (`addheader`), jumps (`continue`, `last`, `goto`) or sets the process name, and `route-label`,\n\
+         is accepted with a warning instead (`route-if = equal:${PATH_INFO};/health donotlog:`).\n",
+    );
+}
+
+/// Every other uWSGI 2.0 option name, by group, with the group's status.
+fn render_other_options(out: &mut String) {
+    out.push_str(
+        "\n## Every other uWSGI option\n\n\
+         The names of uWSGI 2.0 (core and the plugins built into the PyPI package) that the table above\n\
+         doesn't list, generated from uWSGI's sources by `scripts/gen-uwsgi-names`. These are other names\n\
+         of options in the table, and behave as them:\n\n",
+    );
+    let other_names: Vec<String> = crate::uwsgi_names::UWSGI_NAMES
+        .iter()
+        .filter(|(name, ..)| OPTIONS.iter().all(|o| o.name != *name && !o.aliases.contains(name)))
+        .filter_map(|(name, ..)| {
+            let main = crate::groups::find(name).filter(|o| OPTIONS.iter().any(|m| std::ptr::eq(m, *o)))?;
+            Some(format!("`{name}` (`{}`)", main.name))
+        })
+        .collect();
+    let _ = writeln!(out, "{}.", other_names.join(", "));
+    out.push_str("\nThe others are in groups, each with one status.\n");
+    for g in crate::groups::GROUPS {
+        let names: Vec<String> = crate::groups::rows()
+            .iter()
+            .filter(|o| crate::groups::group_of(o.name).is_some_and(|og| og.name == g.name))
+            .map(|o| format!("`{}`", o.name))
+            .collect();
+        if names.is_empty() {
+            continue;
+        }
+        let status = match g.status {
+            Status::Refused(r) => format!("**refused**: {r}"),
+            Status::NotImplemented(r) => format!("not implemented: {r}"),
+            Status::IgnoredWithNotice(r) => format!("ignored: {r}"),
+            _ => String::new(),
+        };
+        let _ = write!(out, "\n### {}\n\n{}. Status: {status}.\n\n{}\n", g.name, capitalise(g.about), names.join(", "));
+    }
+}
+
+fn capitalise(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -649,6 +797,71 @@ mod tests {
         assert_eq!(suggest("harakri"), Some("harakiri"));
         assert_eq!(suggest("wokers"), Some("processes"));
         assert_eq!(suggest("zzzzzzzzzz"), None);
+    }
+
+    #[test]
+    fn every_real_uwsgi_name_is_found() {
+        for name in [
+            "hook-accepting1",
+            "exec-asap",
+            "cron2",
+            "http11-socket",
+            "http-enable-proxy-protocol",
+            "collect-header",
+            "vhost",
+            "cheaper-busyness-max",
+            "alarm",
+            "logformat-strftime",
+            "route-run",
+            "py-call-uwsgi-fork-hooks",
+            "gevent-early-monkey-patch",
+            "honour-stdin",
+        ] {
+            assert!(find(name).is_some(), "{name} is a uWSGI 2.0 option");
+        }
+        for (name, _, _, _, alias_of) in crate::uwsgi_names::UWSGI_NAMES {
+            let spec = find(name).unwrap_or_else(|| panic!("{name} not found"));
+            // `pivot_root` is found as `pivot-root`, a name of its own in uWSGI too; `chmod`
+            // as `chmod-socket`, the option it is another name of.
+            let same = |n: &str| normalise(n) == normalise(name) || Some(n) == *alias_of;
+            assert!(same(spec.name) || spec.aliases.iter().any(|a| same(a)), "{name} found as {}", spec.name);
+        }
+        assert_eq!(find("chmod").map(|o| o.name), Some("chmod-socket"));
+        assert_eq!(find("httprouter").map(|o| o.name), Some("http"));
+        assert_eq!(find("final-route").map(|o| o.name), Some("final-route"), "not `route`: another chain");
+        assert_eq!(find_short('Q').map(|o| o.name), Some("spooler"));
+        assert_eq!(find("route-run").map(|o| o.status), Some(Status::Refused(NO_ROUTING)));
+    }
+
+    /// Names in the main table that are not options of uWSGI's `pip install uwsgi` build.
+    const RUWSGI_ONLY: &[&str] = &["metrics", "stats-prometheus", "py-autoreload-ignore"];
+    /// Options of uWSGI 2.0 plugins that `pip install uwsgi` doesn't build (so not in the generated
+    /// list), listed to say ruwsgi serves only WSGI.
+    const OTHER_PLUGINS: &[&str] = &["asyncio", "greenlet", "psgi", "rack", "jvm-main-class", "lua", "mono-app"];
+
+    #[test]
+    fn every_main_table_name_is_a_uwsgi_option_or_marked() {
+        let real = |n: &str| crate::uwsgi_names::UWSGI_NAMES.iter().any(|(r, ..)| *r == n);
+        for o in OPTIONS {
+            for n in std::iter::once(&o.name).chain(o.aliases) {
+                assert!(
+                    real(n) || RUWSGI_ONLY.contains(n) || OTHER_PLUGINS.contains(n),
+                    "{n} is not a uWSGI 2.0 option"
+                );
+            }
+        }
+        for n in RUWSGI_ONLY {
+            let o = find(n).unwrap();
+            assert!(o.status.is_supported() && !real(n), "{n}");
+        }
+    }
+
+    #[test]
+    fn suggests_from_every_uwsgi_name_after_the_main_table() {
+        assert_eq!(suggest("vaccum"), Some("vacuum"));
+        assert_eq!(suggest("process"), Some("processes"));
+        assert_eq!(suggest("honor-stdin"), Some("honour-stdin"));
+        assert_eq!(suggest("app"), None);
     }
 
     #[test]

@@ -1,15 +1,18 @@
 //! Turns the assembled `(name, value, origin)` list into the typed `Config`: expands
 //! `%(name)` placeholders, checks every name against the option table, parses values as
-//! uWSGI reads them (warning where that differs from what was written), and records the
-//! notices for ignored options. Pure: no I/O.
+//! uWSGI reads them, and records the notices for ignored options and the warnings for
+//! unknown keys, not-implemented options and values uWSGI reads differently from what they
+//! say (`harakiri = 30s` is 30). Pure: no I/O.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use crate::config::{Config, Mount, MountedApp, SocketProtocol, SocketSpec, StaticMap};
+use crate::cron;
 use crate::daemon;
 use crate::expand;
+use crate::hooks::{self, HookPhase};
 use crate::options::{self, Kind, OptionSpec, Status};
 use crate::{ConfigError, Entry, Origin};
 
@@ -19,11 +22,12 @@ pub(crate) struct Resolved {
     pub config: Config,
     /// One-line notices for accepted-and-ignored options, deduplicated, in order.
     pub notices: Vec<String>,
+    /// One-line warnings, without the `WARNING: ` prefix: an unknown key nothing uses, a uWSGI
+    /// option ruwsgi doesn't implement (what will be different), one per name; a value read
+    /// the way uWSGI reads it, which is not what it says (`harakiri = 30s` is 30).
+    pub warnings: Vec<String>,
     /// Supported options as set, canonical name and normalised value, in order.
     pub shown: Vec<(&'static OptionSpec, String)>,
-    /// One-line warnings for the start-up log: values read the way uWSGI reads them, which
-    /// is not what they say (`harakiri = 30s` is 30).
-    pub warnings: Vec<String>,
     /// `show-config` set in a file or `UWSGI_SHOW_CONFIG`: log the resolved config at start-up.
     pub show_config: bool,
     /// `help` or `version` written in a config file: print it and exit, as uWSGI does.
@@ -61,30 +65,49 @@ pub(crate) fn resolve(entries: &[Entry]) -> Result<Resolved, ConfigError> {
         .find(|e| options::find(&e.key).is_some_and(|o| o.name == "strict"))
         .is_some_and(|e| parse_bool(&e.value));
 
+    // `protocol`: what the `socket` listeners speak (not `uwsgi-socket`, which asks for uwsgi),
+    // wherever it is set, as uWSGI applies it after reading everything.
+    let socket_protocol = entries
+        .iter()
+        .rev()
+        .find(|e| options::find(&e.key).is_some_and(|o| o.name == "protocol"))
+        .map_or(Ok(SocketProtocol::Uwsgi), |e| {
+            let value = expand::expand_placeholders(&e.value, &values)
+                .map_err(|err| crate::reader::expand_error(err, &e.key, &e.origin))?;
+            parse_protocol(e, value.trim())
+        })?;
     let mut out = Resolved {
         config: Config::default(),
         notices: Vec::new(),
-        shown: Vec::new(),
         warnings: Vec::new(),
+        shown: Vec::new(),
         show_config: false,
         exit_action: None,
     };
+    // Names already warned about: one warning per option, at its first occurrence.
+    let mut warned = HashSet::new();
     for e in entries {
         let value = expand::expand_placeholders(&e.value, &values)
             .map_err(|err| crate::reader::expand_error(err, &e.key, &e.origin))?;
         let Some(spec) = options::find(&e.key) else {
-            // Differs from uWSGI: there every unknown key silently becomes a placeholder. Here
-            // a custom key must be used as `%(key)` somewhere, so a typo can't vanish; under
-            // `strict` only `set-placeholder` defines placeholders. Unknown `UWSGI_*` variables
-            // only provide placeholders (uWSGI itself sets some, e.g. `UWSGI_RELOADS`).
-            if matches!(e.origin, Origin::Env { .. }) || (!strict && referenced.contains(&options::normalise(&e.key))) {
+            // As in uWSGI, a key that is no option is a custom placeholder. Unknown `UWSGI_*`
+            // variables only provide placeholders (uWSGI itself sets some, e.g. `UWSGI_RELOADS`).
+            if matches!(e.origin, Origin::Env { .. }) {
                 continue;
             }
-            return Err(ConfigError::UnknownOption {
-                origin: e.origin.clone(),
-                name: e.key.clone(),
-                suggestion: options::suggest(&e.key).map(str::to_owned),
-            });
+            let suggestion = options::suggest(&e.key).map(str::to_owned);
+            // uWSGI's strict mode: every key must be an option; placeholders come from
+            // `set-placeholder`.
+            if strict {
+                return Err(ConfigError::StrictUnknown { origin: e.origin.clone(), name: e.key.clone(), suggestion });
+            }
+            // Differs from uWSGI: a key nothing uses as `%(key)` is most likely a typo, so it
+            // gets a warning (uWSGI is silent).
+            if !referenced.contains(&options::normalise(&e.key)) && warned.insert(options::normalise(&e.key)) {
+                let hint = suggestion.map(|s| format!(" (did you mean \"{s}\"?)")).unwrap_or_default();
+                out.warnings.push(format!("{}: unknown option \"{}\" ignored{hint}", e.origin, e.key));
+            }
+            continue;
         };
         if spec.kind == Kind::Action {
             // Only files and the environment get here: argv handles its own actions. As in
@@ -97,19 +120,29 @@ pub(crate) fn resolve(entries: &[Entry]) -> Result<Resolved, ConfigError> {
             }
             continue;
         }
-        match spec.status {
-            Status::Planned => {
-                return Err(ConfigError::NotYetSupported { origin: e.origin.clone(), name: e.key.clone() });
-            }
-            Status::NotPlanned(reason) => {
-                return Err(ConfigError::NotPlanned { origin: e.origin.clone(), name: e.key.clone(), reason });
+        let status = spec.status;
+        match status {
+            Status::NotImplemented(_) | Status::Refused(_) => {
+                let differs =
+                    match status {
+                        Status::Refused(reason) => routing_warning(spec, &value).ok_or_else(|| {
+                            ConfigError::Refused { origin: e.origin.clone(), name: e.key.clone(), reason }
+                        })?,
+                        Status::NotImplemented(differs) => differs,
+                        _ => unreachable!("matched above"),
+                    };
+                if strict {
+                    return Err(ConfigError::NotImplemented { origin: e.origin.clone(), name: e.key.clone(), differs });
+                }
+                if warned.insert(spec.name.to_owned()) {
+                    out.warnings
+                        .push(format!("{}: option \"{}\" is not implemented by ruwsgi: {differs}", e.origin, e.key));
+                }
             }
             Status::IgnoredWithNotice(reason) => {
-                if spec.name == "plugins" {
+                // `plugins-dir` names a directory, not plugins.
+                if spec.name == "plugins" && !options::normalise(&e.key).ends_with("-dir") {
                     check_plugins(e, &value)?;
-                }
-                if spec.name == "hook-master-start" && value.split_whitespace().ne(GRACEFUL_TERM_HOOK.split(' ')) {
-                    return Err(bad(e, &value, &format!("only \"{GRACEFUL_TERM_HOOK}\" is supported")));
                 }
                 let notice = format!("{} = {value} is accepted and ignored: {reason}", e.key);
                 if !out.notices.contains(&notice) {
@@ -131,6 +164,11 @@ pub(crate) fn resolve(entries: &[Entry]) -> Result<Resolved, ConfigError> {
                         return Err(bad(e, &value, "expected name=value"));
                     }
                 }
+                _ if spec.name == "socket" && options::normalise(&e.key) != "uwsgi-socket" => {
+                    let address = parse_address(&value).ok_or_else(|| bad(e, &value, "expected [host]:port"))?;
+                    out.config.sockets.push(SocketSpec { address: address.clone(), protocol: socket_protocol });
+                    out.shown.push((spec, address));
+                }
                 _ => {
                     let shown = apply(&mut out.config, spec, e, &value, &mut out.warnings)?;
                     out.shown.push((spec, shown));
@@ -142,29 +180,55 @@ pub(crate) fn resolve(entries: &[Entry]) -> Result<Resolved, ConfigError> {
 }
 
 /// Distro-packaged configs always say `plugins = python3` (or `python`, `python312`, `http`);
-/// those are built in. Any other plugin would change behaviour we don't have, so it's an error.
-/// The Docker/Kubernetes idiom that makes uWSGI 2.0 stop gracefully on SIGTERM, which is
-/// what ruwsgi does anyway.
-const GRACEFUL_TERM_HOOK: &str = "unix_signal:15 gracefully_kill_them_all";
-
-/// The plugins ruwsgi has built in, by the names configs load them with (`plugins`,
-/// `if-plugin`).
-pub(crate) fn is_builtin_plugin(plugin: &str) -> bool {
-    let python = plugin.strip_prefix("python").is_some_and(|v| v.chars().all(|c| c.is_ascii_digit()));
-    python || plugin == "http" || plugin == "0:python" || plugin == "corerouter"
-}
-
+/// those are built in, and so is every plugin `pip install uwsgi` builds (`gevent`, `cache`...):
+/// naming one loads nothing new, and the options they bring are known. Any other plugin
+/// (`php`, `psgi`...) would bring behaviour ruwsgi doesn't have, so it's an error.
 fn check_plugins(e: &Entry, value: &str) -> Result<(), ConfigError> {
     for plugin in value.split([',', ' ']).filter(|p| !p.is_empty()) {
         if !is_builtin_plugin(plugin) {
             return Err(bad(
                 e,
                 value,
-                &format!("plugin \"{plugin}\" is not available: ruwsgi has only python and http built in"),
+                &format!(
+                    "plugin \"{plugin}\" is not available: ruwsgi has python and the plugins of uWSGI's PyPI build built in"
+                ),
             ));
         }
     }
     Ok(())
+}
+
+/// The plugins built in, by the names configs load them with (`plugins`, `if-plugin`).
+pub(crate) fn is_builtin_plugin(plugin: &str) -> bool {
+    let python = plugin.strip_prefix("python").is_some_and(|v| v.chars().all(|c| c.is_ascii_digit()));
+    python || plugin == "0:python" || crate::uwsgi_names::EMBEDDED_PLUGINS.contains(&plugin)
+}
+
+/// Routing rules are refused because they can guard access, but a rule whose action only
+/// logs, adds a response header or jumps (`route-if = equal:${PATH_INFO};/health donotlog:`,
+/// common in real configs) can be ignored with a warning: this returns its text.
+fn routing_warning(spec: &OptionSpec, value: &str) -> Option<&'static str> {
+    if spec.status != Status::Refused(options::NO_ROUTING) {
+        return None;
+    }
+    if spec.name.ends_with("-label") {
+        return Some("it is ignored");
+    }
+    // `route-run = action`; the others `subject action` (the subject has no spaces).
+    let action = if spec.name.ends_with("-run") { value } else { value.trim().split_once(char::is_whitespace)?.1 };
+    let name = action.trim().split(':').next().unwrap_or_default();
+    matches!(name, "donotlog" | "log" | "logvar" | "addheader" | "continue" | "last" | "goto" | "setprocname")
+        .then_some("the rule does not run (its action only logs, adds a response header or jumps)")
+}
+
+/// `protocol = uwsgi|http|http11`: ruwsgi's HTTP sockets keep connections alive, so `http11`
+/// is `http`. uWSGI's other protocols would leave the socket unserved.
+fn parse_protocol(e: &Entry, value: &str) -> Result<SocketProtocol, ConfigError> {
+    match value {
+        "uwsgi" => Ok(SocketProtocol::Uwsgi),
+        "http" | "http11" => Ok(SocketProtocol::Http),
+        _ => Err(bad(e, value, "ruwsgi serves only the uwsgi and http protocols")),
+    }
 }
 
 fn bad(e: &Entry, value: &str, expected: &str) -> ConfigError {
@@ -324,6 +388,8 @@ fn apply(
         "strict" => c.strict = flag,
         "http" | "http-socket" => c.sockets.push(socket(SocketProtocol::Http)?),
         "socket" => c.sockets.push(socket(SocketProtocol::Uwsgi)?),
+        // Applied to `socket` while resolving (see `socket_protocol`).
+        "protocol" => {}
         "listen" => c.listen = small()?,
         "chmod-socket" => {
             // Bare option (read as `true`) or `1`: 666 "for lazy and brave users".
@@ -387,6 +453,22 @@ fn apply(
         "harakiri" => c.harakiri = num()?,
         "harakiri-verbose" => c.harakiri_verbose = flag,
         "harakiri-graceful-timeout" => c.harakiri_graceful_timeout = num()?,
+        "harakiri-graceful-signal" => {
+            c.harakiri_graceful_signal =
+                num().ok().filter(|n| (1..=31).contains(n)).ok_or_else(|| err("expected a signal number"))? as i32;
+        }
+        name if name.starts_with("hook-") || name.starts_with("exec-") => {
+            let (phase, exec) = HookPhase::from_option(name).ok_or_else(|| err("unknown hook phase"))?;
+            let hook = if exec { hooks::parse_exec(phase, value) } else { hooks::parse_hook(phase, value) };
+            c.hooks.push(hook.map_err(|m| err(&m))?);
+        }
+        "cron" | "unique-cron" => {
+            c.crons.push(cron::parse_cron(value, spec.name == "unique-cron").map_err(|m| err(&m))?);
+        }
+        "cron2" => c.crons.push(cron::parse_cron2(value).map_err(|m| err(&m))?),
+        "cron-harakiri" => c.cron_harakiri = num()?,
+        "exit-on-reload" => c.exit_on_reload = flag,
+        "touch-workers-reload" => c.touch_workers_reload.push(path()?),
         "log-maxsize" => c.log_maxsize = num()?,
         "log-backupname" => c.log_backupname = Some(path()?),
         "log-reopen" => c.log_reopen = flag,
@@ -396,13 +478,15 @@ fn apply(
             c.metrics = Some(parse_address(value).ok_or_else(|| err("expected [host]:port"))?);
         }
         // Differs from uWSGI: the value (a tracebacker socket path) is accepted but no socket
-        // is created; the stuck request's stack goes to the log as with `harakiri-verbose`.
+        // is created; the stuck request's stack goes to the log on every harakiri anyway.
         "py-tracebacker" => c.harakiri_verbose = true,
         "max-requests" => c.max_requests = num()?,
         "max-requests-delta" => c.max_requests_delta = num()?,
         "min-worker-lifetime" => c.min_worker_lifetime = num()?,
         "max-worker-lifetime" => c.max_worker_lifetime = num()?,
         "reload-on-rss" => c.reload_on_rss = num()?,
+        "reload-on-as" => c.reload_on_as = num()?,
+        "limit-as" => c.limit_as = num()?,
         "evil-reload-on-rss" => c.evil_reload_on_rss = num()?,
         "worker-reload-mercy" => c.worker_reload_mercy = num()?,
         "reload-mercy" => c.reload_mercy = Some(num()?),
@@ -729,15 +813,142 @@ mod tests {
     }
 
     #[test]
-    fn unknown_key_is_a_placeholder_only_when_used() {
+    fn unknown_key_is_a_placeholder_with_a_warning_when_unused() {
         let r = resolve(&[entry("base", "/srv"), entry("chdir", "%(base)/app")]).unwrap();
         assert_eq!(r.config.chdir, Some(PathBuf::from("/srv/app")));
-        let e = resolve(&[entry("base", "/srv")]).unwrap_err();
-        assert!(matches!(e, ConfigError::UnknownOption { .. }));
+        assert_eq!(r.warnings, Vec::<String>::new(), "a used placeholder is no typo");
+        let r = resolve(&[entry("vaccum", "true"), entry("base_dir", "/srv"), entry("vaccum", "1")]).unwrap();
+        assert_eq!(
+            r.warnings,
+            [
+                "t.ini:1: unknown option \"vaccum\" ignored (did you mean \"vacuum\"?)",
+                "t.ini:1: unknown option \"base_dir\" ignored",
+            ],
+            "one warning per name"
+        );
+        assert!(!r.config.vacuum);
+    }
+
+    #[test]
+    fn strict_refuses_unknown_keys_even_as_placeholders() {
         let e = resolve(&[entry("strict", "true"), entry("base", "/srv"), entry("chdir", "%(base)")]).unwrap_err();
-        assert!(matches!(e, ConfigError::UnknownOption { .. }));
+        assert!(matches!(e, ConfigError::StrictUnknown { .. }));
+        let e = resolve(&[entry("strict", "1"), entry("vaccum", "true")]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "t.ini:1: unknown option \"vaccum\" (did you mean \"vacuum\"?): strict mode allows only real options \
+             (define placeholders with set-placeholder)"
+        );
         let r = resolve(&[entry("strict", "true"), entry("set-ph", "base=/srv"), entry("chdir", "%(base)")]).unwrap();
         assert_eq!(r.config.chdir, Some(PathBuf::from("/srv")));
+        // `strict = false` is not strict.
+        assert!(resolve(&[entry("strict", "false"), entry("vaccum", "true")]).is_ok());
+    }
+
+    #[test]
+    fn not_implemented_options_warn_and_strict_refuses_them() {
+        let r = resolve(&[entry("spooler", "/tmp/s"), entry("idle", "30"), entry("spooler", "/tmp/t")]).unwrap();
+        assert_eq!(
+            r.warnings,
+            [
+                "t.ini:1: option \"spooler\" is not implemented by ruwsgi: no spooler runs, so spooled tasks are not executed",
+                "t.ini:1: option \"idle\" is not implemented by ruwsgi: it is ignored",
+            ]
+        );
+        // A name only the generated list knows gets its group's text.
+        let r = resolve(&[entry("spooler-ordered", "true")]).unwrap();
+        assert_eq!(
+            r.warnings,
+            ["t.ini:1: option \"spooler-ordered\" is not implemented by ruwsgi: no spooler runs, so spooled tasks are not executed"]
+        );
+        let e = resolve(&[entry("strict", "true"), entry("idle", "30")]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "t.ini:1: option \"idle\" is not implemented by ruwsgi (it is ignored): strict mode refuses it"
+        );
+        assert!(resolve(&[entry("strict", "true"), entry("honour-stdin", "true")]).is_err());
+    }
+
+    #[test]
+    fn refused_options_are_errors_without_strict() {
+        for name in ["chroot", "https", "fastcgi-socket", "route-run", "ssl-socket", "unshare2", "xml", "raw-socket"] {
+            let e = resolve_one(name, "x").unwrap_err();
+            assert!(matches!(e, ConfigError::Refused { .. }), "{name}: {e}");
+            assert!(
+                e.to_string().starts_with(&format!(
+                    "t.ini:1: option \"{name}\" is not implemented by ruwsgi and can't be ignored: "
+                )),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn other_uwsgi_names_of_listed_options_behave_as_them() {
+        assert_eq!(resolve_one("chmod", "660").unwrap().chmod_socket, Some(0o660));
+        let r = resolve(&[entry("plugins-dir", "/usr/lib/uwsgi/plugins"), entry("plugin-dir", "/x")]).unwrap();
+        assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+        assert!(resolve_one("plugins", "php").is_err());
+        assert!(resolve_one("plugins", "python3,gevent,http").is_ok(), "the PyPI build has gevent built in");
+    }
+
+    #[test]
+    fn routing_rules_that_only_log_or_add_headers_warn() {
+        for (name, value) in [
+            ("route-if", "equal:${PATH_INFO};/health donotlog:"),
+            ("route", "^/static/ addheader:Cache-Control: max-age=60"),
+            ("route-run", "log:hello"),
+            ("final-route-status", "404 log:not found"),
+            ("route-label", "start"),
+        ] {
+            let r = resolve_one(name, value).map_err(|e| e.to_string());
+            assert!(r.is_ok(), "{name} = {value}: {r:?}");
+        }
+        let r = resolve(&[entry("route-if", "equal:${PATH_INFO};/health donotlog:")]).unwrap();
+        assert_eq!(
+            r.warnings,
+            ["t.ini:1: option \"route-if\" is not implemented by ruwsgi: the rule does not run (its action only logs, adds a response header or jumps)"]
+        );
+        for (name, value) in [
+            ("route", "^/admin basicauth:Admin,u:p"),
+            ("route-uri", "^/old redirect-permanent:/new"),
+            ("route-run", "break:403"),
+            ("route-host", "^evil$ break:403 Forbidden"),
+            ("route", "^/x"),
+        ] {
+            assert!(matches!(resolve_one(name, value), Err(ConfigError::Refused { .. })), "{name} = {value}");
+        }
+        assert!(resolve(&[entry("strict", "true"), entry("route-run", "donotlog:")]).is_err());
+    }
+
+    #[test]
+    fn protocol_sets_what_socket_speaks() {
+        let c =
+            resolve(&[entry("socket", ":1"), entry("uwsgi-socket", ":2"), entry("protocol", "http")]).unwrap().config;
+        assert_eq!(
+            c.sockets,
+            [
+                SocketSpec { address: ":1".into(), protocol: SocketProtocol::Http },
+                SocketSpec { address: ":2".into(), protocol: SocketProtocol::Uwsgi },
+            ]
+        );
+        assert_eq!(
+            resolve(&[entry("socket-protocol", "uwsgi"), entry("socket", ":1")]).unwrap().config.sockets[0].protocol,
+            SocketProtocol::Uwsgi
+        );
+        let e = resolve(&[entry("socket", ":1"), entry("protocol", "fastcgi")]).unwrap_err();
+        assert_eq!(e.to_string(), "t.ini:1: protocol = \"fastcgi\": ruwsgi serves only the uwsgi and http protocols");
+    }
+
+    #[test]
+    fn show_config_lists_warnings_as_comments() {
+        let r = resolve(&[entry("processes", "2"), entry("vaccum", "true"), entry("spooler", "/tmp/s")]).unwrap();
+        assert_eq!(
+            render_show_config(&r, true),
+            "processes = 2\n\
+             # WARNING: t.ini:1: unknown option \"vaccum\" ignored (did you mean \"vacuum\"?)\n\
+             # WARNING: t.ini:1: option \"spooler\" is not implemented by ruwsgi: no spooler runs, so spooled tasks are not executed\n"
+        );
     }
 
     #[test]
@@ -793,6 +1004,9 @@ mod tests {
             let value = match spec.name {
                 "smart-attach-daemon" | "smart-attach-daemon2" => "p.pid cmd",
                 "attach-daemon2" => "cmd=1",
+                "cron" | "unique-cron" => "-1 -1 -1 -1 -1 cmd",
+                name if name.starts_with("hook-") => "print:1",
+                "protocol" => "http",
                 _ => value,
             };
             resolve_one(spec.name, value).unwrap_or_else(|e| panic!("{}: {e}", spec.name));

@@ -72,22 +72,55 @@ fn argv_and_env_errors_name_their_source() {
     assert_eq!(error(&["--harakiri=-30"], &[]), "--harakiri \"-30\": expected a whole number of seconds");
     assert_eq!(error(&[], &[("UWSGI_PROCESSES", "-4")]), "UWSGI_PROCESSES=\"-4\": expected a whole number");
     assert_eq!(error(&["--ini", "nope.ini"], &[]), "--ini \"nope.ini\": file not found");
+    assert!(error(&["--route", "^/x$ break:403"], &[])
+        .starts_with("argument 1: option \"route\" is not implemented by ruwsgi and can't be ignored: "),);
     assert_eq!(
-        error(&["--route", "^/x$ break:403"], &[]),
-        "argument 1: option \"route\" is not supported yet (planned)"
+        error(&["--strict", "--idle", "30"], &[]),
+        "argument 2: option \"idle\" is not implemented by ruwsgi (it is ignored): strict mode refuses it"
     );
     assert_eq!(error(&["--for", "a"], &[]), "argument 1: --for is only valid in config files");
 }
 
 #[test]
-fn graceful_sigterm_hook_is_accepted_and_other_hooks_are_not() {
-    let (_, notices) = run(&["--hook-master-start", "unix_signal:15 gracefully_kill_them_all"], &[]);
-    assert_eq!(notices.len(), 1, "{notices:?}");
-    assert!(notices[0].starts_with("hook-master-start = unix_signal:15 gracefully_kill_them_all is accepted"));
-    assert_eq!(
-        error(&["--hook-master-start", "exec:touch /tmp/x"], &[]),
-        "--hook-master-start \"exec:touch /tmp/x\": only \"unix_signal:15 gracefully_kill_them_all\" is supported"
+fn hooks_parse_at_load_and_bad_actions_name_the_option() {
+    let (c, notices) = run(
+        &[
+            "--hook-master-start",
+            "unix_signal:15 gracefully_kill_them_all",
+            "--exec-pre-app",
+            "python manage.py migrate",
+        ],
+        &[],
     );
+    assert!(notices.is_empty(), "{notices:?}");
+    assert_eq!(c.hooks.len(), 2);
+    assert_eq!(c.hooks[1].action, ruwsgi_config::hooks::HookAction::Exec("python manage.py migrate".into()));
+    assert_eq!(
+        error(&["--hook-pre-app", "call:uwsgi_foo"], &[]),
+        "--hook-pre-app \"call:uwsgi_foo\": hook action \"call\" calls a C function of uWSGI or a plugin, which ruwsgi doesn't have: use exec: instead"
+    );
+    assert_eq!(
+        error(&["--cron", "* * * * * true"], &[]),
+        "--cron \"* * * * * true\": minute: expected a number, -1 (any) or -N (every N)"
+    );
+}
+
+#[test]
+fn not_implemented_options_from_every_source_warn() {
+    let warnings = |a: &[&str], vars: &[(&str, &str)]| match load_with_env(&args(a), &env_with(vars)) {
+        Ok(Command::Run { warnings, .. }) => warnings,
+        other => panic!("expected Run, got {other:?}"),
+    };
+    assert_eq!(
+        warnings(&["--honour-stdin", "--mule-reload-mercy", "5"], &[("UWSGI_IDLE", "30"), ("UWSGI_PROJECT", "x")]),
+        [
+            "environment variable UWSGI_IDLE: option \"idle\" is not implemented by ruwsgi: it is ignored",
+            "argument 1: option \"honour-stdin\" is not implemented by ruwsgi: it is ignored",
+            "argument 2: option \"mule-reload-mercy\" is not implemented by ruwsgi: it is ignored",
+        ],
+        "an unknown UWSGI_* variable only provides a placeholder, silently"
+    );
+    assert_eq!(error(&["--vaccum"], &[]), "argument 1: unknown option \"vaccum\" (did you mean \"vacuum\"?)");
 }
 
 #[test]

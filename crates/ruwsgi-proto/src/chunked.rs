@@ -3,7 +3,10 @@
 //! The decoder is a state machine fed whatever bytes the connection loop has; it keeps no
 //! input between calls, so the caller may drop consumed bytes right away. Chunk data is
 //! copied out, bounded per call by `max_out` so the caller controls memory. Chunk
-//! extensions and trailer fields are checked for syntax, then discarded. No I/O here.
+//! extensions and trailer fields are checked for syntax, then discarded; a trailer naming
+//! a field that must not be sent as a trailer (framing, routing, content handling: RFC 9110
+//! §6.5.1) is an error, since a proxy that merges trailers into the header section would
+//! see a different request than we do. No I/O here.
 
 use crate::syntax::{is_field_value_byte, is_tchar};
 
@@ -49,6 +52,71 @@ pub enum ChunkError {
     /// The trailer section is larger than [`MAX_TRAILER_SECTION`].
     #[error("trailer section too large")]
     TrailerTooLarge,
+    /// A trailer field that RFC 9110 §6.5.1 keeps out of trailers, such as
+    /// `Content-Length`, `Transfer-Encoding` or `Host` (see [`FORBIDDEN_TRAILERS`]).
+    #[error("field not allowed in a trailer")]
+    ForbiddenTrailer,
+}
+
+/// Fields a client must not send as trailers (RFC 9110 §6.5.1): message framing, routing,
+/// request modifiers, authentication and how to process the content. Each one is refused
+/// with 400 ([`ChunkError::ForbiddenTrailer`]); other trailers are accepted and dropped.
+pub const FORBIDDEN_TRAILERS: &[&str] = &[
+    "authorization",
+    "cache-control",
+    "connection",
+    "content-encoding",
+    "content-length",
+    "content-range",
+    "content-type",
+    "cookie",
+    "expect",
+    "host",
+    "if-match",
+    "if-modified-since",
+    "if-none-match",
+    "if-range",
+    "if-unmodified-since",
+    "keep-alive",
+    "max-forwards",
+    "pragma",
+    "proxy-authorization",
+    "range",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Longest name in [`FORBIDDEN_TRAILERS`]: longer trailer names need no comparison.
+const NAME_KEPT: usize = 19;
+
+/// The start of a trailer field name, lower-cased, kept to compare with
+/// [`FORBIDDEN_TRAILERS`] when the colon arrives (the decoder keeps no input otherwise).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct TrailerName {
+    /// The first bytes of the name.
+    kept: [u8; NAME_KEPT],
+    /// Length of the name so far; past [`NAME_KEPT`] only "longer" matters.
+    len: usize,
+}
+
+impl TrailerName {
+    fn first(b: u8) -> Self {
+        Self { kept: [0; NAME_KEPT], len: 0 }.push(b)
+    }
+
+    fn push(mut self, b: u8) -> Self {
+        if let Some(slot) = self.kept.get_mut(self.len) {
+            *slot = b.to_ascii_lowercase();
+        }
+        self.len = self.len.saturating_add(1);
+        self
+    }
+
+    fn forbidden(&self) -> bool {
+        self.kept.get(..self.len).is_some_and(|name| FORBIDDEN_TRAILERS.iter().any(|f| f.as_bytes() == name))
+    }
 }
 
 impl ChunkError {
@@ -101,6 +169,8 @@ enum State {
     TrailerName {
         /// Trailer bytes consumed so far.
         total: usize,
+        /// The name so far.
+        name: TrailerName,
     },
     /// Inside a trailer field value.
     TrailerValue {
@@ -201,7 +271,7 @@ fn step(state: State, b: u8) -> Result<State, ChunkError> {
         State::DataCr => on_data_cr(b),
         State::DataLf => expect_lf(b, State::Size { size: 0, digits: 0 }),
         State::TrailerStart { total } => on_trailer_start(total, b),
-        State::TrailerName { total } => on_trailer_name(total, b),
+        State::TrailerName { total, name } => on_trailer_name(total, name, b),
         State::TrailerValue { total } => on_trailer_value(total, b),
         State::TrailerLf { total } => expect_lf(b, State::TrailerStart { total: total + 1 }),
         State::EndLf => expect_lf(b, State::Done),
@@ -266,15 +336,16 @@ fn on_trailer_start(total: usize, b: u8) -> Result<State, ChunkError> {
     match b {
         b'\r' => Ok(State::EndLf),
         b'\n' => Err(ChunkError::BareLf),
-        _ if is_tchar(b) => trailer_byte(total, State::TrailerName { total: total + 1 }),
+        _ if is_tchar(b) => trailer_byte(total, State::TrailerName { total: total + 1, name: TrailerName::first(b) }),
         _ => Err(ChunkError::InvalidTrailer),
     }
 }
 
-fn on_trailer_name(total: usize, b: u8) -> Result<State, ChunkError> {
+fn on_trailer_name(total: usize, name: TrailerName, b: u8) -> Result<State, ChunkError> {
     match b {
+        b':' if name.forbidden() => Err(ChunkError::ForbiddenTrailer),
         b':' => trailer_byte(total, State::TrailerValue { total: total + 1 }),
-        _ if is_tchar(b) => trailer_byte(total, State::TrailerName { total: total + 1 }),
+        _ if is_tchar(b) => trailer_byte(total, State::TrailerName { total: total + 1, name: name.push(b) }),
         _ => Err(ChunkError::InvalidTrailer),
     }
 }
@@ -372,11 +443,25 @@ mod tests {
             ("trailer_nul", b"0\r\nX: \0\r\n\r\n", ChunkError::InvalidTrailer),
             ("trailer_bare_lf", b"0\r\nX: 1\n\r\n", ChunkError::BareLf),
             ("trailer_too_large", &big_trailer, ChunkError::TrailerTooLarge),
+            ("trailer_content_length", b"0\r\nContent-Length: 5\r\n\r\n", ChunkError::ForbiddenTrailer),
+            ("trailer_host_any_case", b"0\r\nhOST: evil\r\n\r\n", ChunkError::ForbiddenTrailer),
+            ("trailer_transfer_encoding", b"0\r\nTransfer-Encoding: chunked\r\n\r\n", ChunkError::ForbiddenTrailer),
+            ("trailer_te_after_allowed", b"0\r\nX: 1\r\nTE: trailers\r\n\r\n", ChunkError::ForbiddenTrailer),
+            ("trailer_longest_forbidden", b"0\r\nProxy-Authorization: x\r\n\r\n", ChunkError::ForbiddenTrailer),
         ];
         for &(name, input, expected) in cases {
             assert_eq!(decode_all(input).map(|_| ()), Err(expected), "{name}");
             assert_eq!(expected.status(), 400);
         }
+    }
+
+    #[test]
+    fn accepts_trailers_that_only_resemble_forbidden_ones() {
+        for name in ["Hosts", "Hos", "X-Host", "Content-Lengthy", "Proxy-Authorizations", "Content-MD5", "Digest"] {
+            let input = format!("0\r\n{name}: v\r\n\r\n");
+            assert_eq!(decode_all(input.as_bytes()), Ok((Vec::new(), input.len(), true)), "{name}");
+        }
+        assert!(FORBIDDEN_TRAILERS.iter().all(|f| f.len() <= NAME_KEPT && f.bytes().all(|b| !b.is_ascii_uppercase())));
     }
 
     #[test]

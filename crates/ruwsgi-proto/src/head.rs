@@ -13,6 +13,10 @@ use crate::syntax::{is_token, list_elements, trim_ows};
 pub const DEFAULT_MAX_HEAD: usize = 4096;
 /// Default for [`Limits::max_headers`].
 pub const DEFAULT_MAX_HEADERS: usize = 100;
+/// Largest `Content-Length` accepted: `i64::MAX`, Python's `sys.maxsize` on 64-bit. A larger
+/// value is a valid number no app can read (`wsgi.input.read(n)` raises `OverflowError`), so
+/// the client gets 413 Content Too Large before the app runs.
+pub const MAX_CONTENT_LENGTH: u64 = i64::MAX as u64;
 
 /// Limits a request-head parser enforces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,9 +42,13 @@ impl Default for Limits {
 pub struct RequestHead<'b> {
     /// Request method, an RFC 9110 token such as `GET`. Case is kept as sent.
     pub method: &'b str,
-    /// Raw request-target as sent (`/path?query`, `*`, `http://host/x` or `host:port`).
-    /// Only visible ASCII (0x21..=0x7E) gets this far; nothing is decoded.
+    /// Raw request-target as sent: origin-form `/path?query`, absolute-form `http://host/x`,
+    /// or `*` (only with `OPTIONS`). Authority-form, relative and other targets are rejected
+    /// (RFC 9112 §3.2). Only visible ASCII (0x21..=0x7E) gets this far; nothing is decoded.
     pub target: &'b str,
+    /// The authority (`host[:port]`) of an absolute-form target, which RFC 9112 §3.2.2 says
+    /// replaces the Host header; `None` for the other forms.
+    pub authority: Option<&'b str>,
     /// `0` for HTTP/1.0, `1` for HTTP/1.1. Other versions are rejected with 505.
     pub minor_version: u8,
     /// Header fields in the order received, duplicates kept. Names keep their case; values
@@ -63,16 +71,31 @@ impl<'b> RequestHead<'b> {
         self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|&(_, v)| v)
     }
 
-    /// The target up to the first `?` (still percent-encoded).
+    /// The path of the target (still percent-encoded): up to the first `?`, without the
+    /// scheme and authority of an absolute-form target, `/` when that path is empty, `*`
+    /// for `OPTIONS *`.
     #[must_use]
     pub fn path(&self) -> &'b str {
-        self.target.split_once('?').map_or(self.target, |(p, _)| p)
+        let rest = self.path_and_query();
+        match rest.split_once('?').map_or(rest, |(p, _)| p) {
+            "" => "/",
+            path => path,
+        }
     }
 
     /// The target after the first `?`, or `""` when there is none.
     #[must_use]
     pub fn query(&self) -> &'b str {
-        self.target.split_once('?').map_or("", |(_, q)| q)
+        self.path_and_query().split_once('?').map_or("", |(_, q)| q)
+    }
+
+    /// The target without the `scheme://authority` of an absolute-form target.
+    fn path_and_query(&self) -> &'b str {
+        match self.authority {
+            // `check_target` found `://` followed by the authority.
+            Some(authority) => self.target.split_once("://").map_or("", |(_, rest)| &rest[authority.len()..]),
+            None => self.target,
+        }
     }
 }
 
@@ -109,6 +132,12 @@ pub enum HeadError {
     /// An `HTTP/x.y` version other than 1.0 and 1.1 (505).
     #[error("unsupported HTTP version")]
     UnsupportedVersion,
+    /// A `Content-Length` larger than [`MAX_CONTENT_LENGTH`] (413).
+    #[error("Content-Length larger than any app can read")]
+    ContentTooLarge,
+    /// `CONNECT`: ruwsgi is an origin server, not a tunnel (405, as nginx answers).
+    #[error("CONNECT is not supported")]
+    MethodNotAllowed,
 }
 
 impl HeadError {
@@ -120,6 +149,8 @@ impl HeadError {
             Self::Malformed(_) | Self::BadFraming(_) => 400,
             Self::UnsupportedTransferEncoding => 501,
             Self::UnsupportedVersion => 505,
+            Self::ContentTooLarge => 413,
+            Self::MethodNotAllowed => 405,
         }
     }
 
@@ -127,6 +158,8 @@ impl HeadError {
     #[must_use]
     pub fn reason(&self) -> &'static str {
         match self.status() {
+            405 => "Method Not Allowed",
+            413 => "Content Too Large",
             431 => "Request Header Fields Too Large",
             501 => "Not Implemented",
             505 => "HTTP Version Not Supported",
@@ -154,6 +187,12 @@ const STACK_HEADER_SLOTS: usize = 128;
 ///   accepted as one, as §6.3 allows; differing values are rejected.
 /// - Empty elements in a Transfer-Encoding or Content-Length list are ignored (RFC 9110
 ///   §5.6.1); a field with no element at all is rejected.
+/// - A Content-Length past [`MAX_CONTENT_LENGTH`] is 413, not 400: the number is valid, the
+///   server can't take that much (RFC 9110 §15.5.14).
+/// - The target must be origin-form, absolute-form with an `http`/`https` URI, or `*` with
+///   `OPTIONS` (RFC 9112 §3.2); anything else is 400. `CONNECT` gets 405, as from nginx:
+///   an origin server has no tunnel to open. (RFC 9110 §15.5.6 wants an Allow header with
+///   405; the methods are the app's business, so, like nginx, none is sent.)
 pub fn parse_request_head<'b>(buf: &'b [u8], limits: &Limits) -> Result<Option<(RequestHead<'b>, usize)>, HeadError> {
     let window = &buf[..buf.len().min(limits.max_head)];
     // Header slots live on the stack for the usual limits: this runs for every request.
@@ -180,6 +219,7 @@ pub fn parse_request_head<'b>(buf: &'b [u8], limits: &Limits) -> Result<Option<(
     if !target.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(HeadError::Malformed("request-target contains bytes outside visible ASCII"));
     }
+    let authority = check_target(method, target)?;
     let headers: Vec<(&'b str, &'b [u8])> = req.headers.iter().map(|h| (h.name, h.value)).collect();
     let fields = HeaderSummary::collect(&headers)?;
     let body = fields.body_framing(minor_version)?;
@@ -195,6 +235,7 @@ pub fn parse_request_head<'b>(buf: &'b [u8], limits: &Limits) -> Result<Option<(
     let head = RequestHead {
         method,
         target,
+        authority,
         minor_version,
         headers,
         body,
@@ -321,19 +362,60 @@ impl HeaderSummary {
     }
 }
 
-/// `1*DIGIT` as a u64; signs, spaces, hex and overflow are errors.
+/// `1*DIGIT` up to [`MAX_CONTENT_LENGTH`]; signs, spaces and hex are 400, larger numbers 413.
 fn parse_decimal(digits: &[u8]) -> Result<u64, HeadError> {
+    if !digits.iter().all(u8::is_ascii_digit) {
+        return Err(HeadError::BadFraming("Content-Length is not a decimal number"));
+    }
     let mut n: u64 = 0;
     for &d in digits {
-        if !d.is_ascii_digit() {
-            return Err(HeadError::BadFraming("Content-Length is not a decimal number"));
-        }
         n = n
             .checked_mul(10)
             .and_then(|n| n.checked_add(u64::from(d - b'0')))
-            .ok_or(HeadError::BadFraming("Content-Length overflows"))?;
+            .filter(|&n| n <= MAX_CONTENT_LENGTH)
+            .ok_or(HeadError::ContentTooLarge)?;
     }
     Ok(n)
+}
+
+/// RFC 9112 §3.2: which request-target forms this server takes. Returns the authority of an
+/// absolute-form target. Origin-form (`/x`) is what clients send; absolute-form is what a
+/// proxy sends and servers MUST accept (§3.2.2); `*` means "the server" and only OPTIONS
+/// uses it (§3.2.4); authority-form belongs to CONNECT (§3.2.3), which isn't served.
+fn check_target<'b>(method: &str, target: &'b str) -> Result<Option<&'b str>, HeadError> {
+    if method == "CONNECT" {
+        return if target.starts_with('/') || target == "*" || target.contains("://") {
+            Err(HeadError::Malformed("CONNECT needs an authority-form target"))
+        } else {
+            Err(HeadError::MethodNotAllowed)
+        };
+    }
+    if target.starts_with('/') {
+        return Ok(None);
+    }
+    if target == "*" {
+        return if method == "OPTIONS" {
+            Ok(None)
+        } else {
+            Err(HeadError::Malformed("asterisk-form target on a method other than OPTIONS"))
+        };
+    }
+    let Some((scheme, rest)) = target.split_once("://") else {
+        return Err(HeadError::Malformed("request-target is neither origin-form nor absolute-form"));
+    };
+    if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
+        return Err(HeadError::Malformed("absolute-form target with a scheme other than http or https"));
+    }
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    if authority.is_empty() || authority.starts_with(':') {
+        // RFC 9110 §4.2.1: an http URI with an empty host is invalid.
+        return Err(HeadError::Malformed("absolute-form target without a host"));
+    }
+    if authority.contains('@') {
+        // RFC 9110 §4.2.4: userinfo in an http URI is to be treated as an error.
+        return Err(HeadError::Malformed("absolute-form target with userinfo"));
+    }
+    Ok(Some(authority))
 }
 
 /// Rejects an LF not preceded by CR. httparse already rejects a CR not followed by LF.
@@ -421,8 +503,20 @@ mod tests {
         ("content_length_negative", b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n", 400),
         ("content_length_hex", b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0x10\r\n\r\n", 400),
         ("content_length_inner_space", b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1 0\r\n\r\n", 400),
-        ("content_length_overflow", b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 18446744073709551616\r\n\r\n", 400),
-        ("content_length_huge", b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999999\r\n\r\n", 400),
+        ("content_length_overflow", b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 18446744073709551616\r\n\r\n", 413),
+        ("content_length_huge", b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999999\r\n\r\n", 413),
+        ("content_length_u64_max", b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 18446744073709551615\r\n\r\n", 413),
+        ("content_length_over_i64", b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 9223372036854775808\r\n\r\n", 413),
+        ("asterisk_on_get", b"GET * HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+        ("authority_form_on_get", b"GET example.com:80 HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+        ("relative_target", b"GET foo/bar HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+        ("query_only_target", b"GET ?x=1 HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+        ("connect", b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n", 405),
+        ("connect_with_origin_form", b"CONNECT / HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+        ("absolute_form_other_scheme", b"GET ftp://a/x HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+        ("absolute_form_without_authority", b"GET http:///x HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+        ("absolute_form_without_slashes", b"GET http:x HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+        ("absolute_form_with_userinfo", b"GET http://u:p@a/x HTTP/1.1\r\nHost: a\r\n\r\n", 400),
         ("content_length_empty", b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: \r\n\r\n", 400),
         ("content_length_only_commas", b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: ,\r\n\r\n", 400),
         ("content_length_decimal_point", b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5.0\r\n\r\n", 400),
@@ -541,8 +635,8 @@ mod tests {
             (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\n", BodyFraming::Length(5)),
             (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n", BodyFraming::Length(5)),
             (
-                b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 18446744073709551615\r\n\r\n",
-                BodyFraming::Length(u64::MAX),
+                b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 9223372036854775807\r\n\r\n",
+                BodyFraming::Length(MAX_CONTENT_LENGTH),
             ),
             (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n", BodyFraming::Chunked),
             (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: Chunked\r\n\r\n", BodyFraming::Chunked),
@@ -596,8 +690,34 @@ mod tests {
 
     #[test]
     fn accepts_asterisk_and_absolute_targets() {
-        assert_eq!(parse_ok(b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n").target, "*");
-        assert_eq!(parse_ok(b"GET http://a/x?y HTTP/1.1\r\nHost: a\r\n\r\n").target, "http://a/x?y");
+        let h = parse_ok(b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert_eq!((h.target, h.path(), h.query(), h.authority), ("*", "*", "", None));
+        let h = parse_ok(b"GET http://a/x?y HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert_eq!(h.target, "http://a/x?y");
+        assert_eq!((h.path(), h.query(), h.authority), ("/x", "y", Some("a")));
+    }
+
+    #[test]
+    fn absolute_form_takes_host_and_path_from_the_uri() {
+        // RFC 9112 §3.2.2: the authority in the URI wins over the Host header.
+        let h = parse_ok(b"GET HTTPS://Example.com:8443?q=1 HTTP/1.1\r\nHost: other\r\n\r\n");
+        assert_eq!((h.authority, h.path(), h.query()), (Some("Example.com:8443"), "/", "q=1"));
+        let h = parse_ok(b"GET http://a HTTP/1.0\r\n\r\n");
+        assert_eq!((h.authority, h.path(), h.query()), (Some("a"), "/", ""));
+        let h = parse_ok(b"GET /http://a/b HTTP/1.1\r\nHost: h\r\n\r\n");
+        assert_eq!((h.authority, h.path()), (None, "/http://a/b"));
+    }
+
+    #[test]
+    fn content_length_past_i64_is_413_not_400() {
+        let e = parse(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 18446744073709551615\r\n\r\n").unwrap_err();
+        assert_eq!((e, e.status(), e.reason()), (HeadError::ContentTooLarge, 413, "Content Too Large"));
+    }
+
+    #[test]
+    fn connect_is_405() {
+        let e = parse(b"CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n").unwrap_err();
+        assert_eq!((e.status(), e.reason()), (405, "Method Not Allowed"));
     }
 
     #[test]

@@ -23,9 +23,10 @@ mod response;
 mod syntax;
 mod uwsgi;
 
-pub use chunked::{ChunkError, ChunkedDecoder, MAX_CHUNK_LINE, MAX_TRAILER_SECTION};
+pub use chunked::{ChunkError, ChunkedDecoder, FORBIDDEN_TRAILERS, MAX_CHUNK_LINE, MAX_TRAILER_SECTION};
 pub use head::{
     parse_request_head, BodyFraming, HeadError, Limits, RequestHead, DEFAULT_MAX_HEAD, DEFAULT_MAX_HEADERS,
+    MAX_CONTENT_LENGTH,
 };
 pub use percent::percent_decode;
 pub use response::{

@@ -10,8 +10,19 @@ use ruwsgi_proto::{
 /// Request heads that are mostly valid, with framing headers and odd bytes mixed in so that
 /// both acceptance and each rejection path are exercised.
 fn request_head() -> impl Strategy<Value = Vec<u8>> {
-    let method = prop::sample::select(vec!["GET", "POST", "PUT", "OPTIONS", "G T", "get"]);
-    let target = prop::sample::select(vec!["/", "/a?b=c", "*", "/x y", "/caf\u{e9}", "http://h/p"]);
+    let method = prop::sample::select(vec!["GET", "POST", "PUT", "OPTIONS", "CONNECT", "G T", "get"]);
+    let target = prop::sample::select(vec![
+        "/",
+        "/a?b=c",
+        "*",
+        "/x y",
+        "/caf\u{e9}",
+        "http://h/p",
+        "HTTPS://h:1?q",
+        "h:443",
+        "x/y",
+        "http://u@h/",
+    ]);
     let version = prop::sample::select(vec!["HTTP/1.1", "HTTP/1.0", "HTTP/2.0", "HTTP/1.1x", "http/1.1"]);
     let header = prop::sample::select(vec![
         "Host: a",
@@ -20,6 +31,7 @@ fn request_head() -> impl Strategy<Value = Vec<u8>> {
         "Content-Length: 6",
         "Content-Length: 5, 5",
         "Content-Length: -1",
+        "Content-Length: 9223372036854775808",
         "Transfer-Encoding: chunked",
         "Transfer-Encoding: gzip",
         "Transfer-Encoding: gzip, chunked",

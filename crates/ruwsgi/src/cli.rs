@@ -29,6 +29,7 @@ pub fn main(args: &[String]) -> i32 {
             for notice in notices {
                 tracing::info!("{notice}");
             }
+            // The log has no level column (uWSGI style), so the text says it.
             for warning in warnings {
                 tracing::warn!("WARNING: {warning}");
             }

@@ -5,12 +5,14 @@
 //! - `worker/`: one worker process: threads, recycling
 //! - `net/`: listeners, the per-thread connection loop, body reading, socket helpers
 //! - `wsgi/`: everything that touches Python (the only pyo3 user)
+//! - `hooks`: runs the `hook-*`/`exec-*` actions of a phase
 //! - `scoreboard`: counters shared between master and workers
 //! - `log/`: server log set-up and the request-log line
 //! - `static_files/`: `static-map`/`check-static` files served without Python
 #![deny(unsafe_code)]
 
 mod cli;
+mod hooks;
 mod log;
 mod master;
 mod net;

@@ -1,9 +1,12 @@
 //! Logging: `tracing` set up once for server messages (plain lines on stderr, uWSGI
 //! style), and the uWSGI request-log line, built by a pure formatter and written with one
-//! `write(2)` so lines from concurrent threads and workers never interleave.
+//! `write(2)` so lines from concurrent threads and workers never interleave. Both escape
+//! control and separator characters (`escape`), so a client can't forge a log line.
 
+mod escape;
 mod request_line;
 
+pub use escape::Field;
 pub use request_line::{format_memory_report, format_request_line, LogPolicy, RequestRecord};
 
 use std::io::Write;
@@ -11,7 +14,7 @@ use std::io::Write;
 /// Installs the subscriber: messages only, no timestamps or levels, like uWSGI's log.
 pub fn init() {
     let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        .with_writer(|| EscapingStderr)
         .with_target(false)
         .with_level(false)
         .without_time()
@@ -47,6 +50,23 @@ pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
         .copied()
         .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
         .unwrap_or("(non-text panic payload)")
+}
+
+/// stderr for `tracing`: each formatted message is escaped (`escape::escape_message`) and
+/// written in one call. The fmt layer hands over a whole message per `write_all`.
+struct EscapingStderr;
+
+impl Write for EscapingStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut out = String::with_capacity(buf.len() + 8);
+        escape::escape_message(&String::from_utf8_lossy(buf), &mut out);
+        std::io::stderr().lock().write_all(out.as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
 }
 
 /// Writes one complete line to stderr in a single call.

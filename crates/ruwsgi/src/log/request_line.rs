@@ -1,8 +1,12 @@
 //! uWSGI's default request-log line (`core/logging.c`, `uwsgi_logit_simple`):
 //! `[pid: P|app: A|req: N/T] ADDR () {V vars in B bytes} [CTIME] METHOD URI => generated
 //! S bytes in D msecs (PROTO STATUS) H headers in HB bytes (1 switches on core C)`.
+//! The text fields (address, method, URI, protocol) come from the client and are escaped
+//! (`log::escape`); uWSGI writes them raw.
 
 use std::fmt::Write;
+
+use super::Field;
 
 /// Which requests get a line: every one unless `disable-logging`, and, even then, those
 /// uWSGI's conditional options pick (`log-4xx`, `log-5xx`, `log-slow`, `log-big`,
@@ -108,17 +112,17 @@ pub fn format_request_line(r: &RequestRecord<'_>, out: &mut String) {
         app,
         r.worker_requests,
         r.total_requests,
-        r.remote_addr,
+        Field(r.remote_addr),
         r.vars,
         r.packet_bytes,
         r.ctime,
-        r.method,
-        r.uri,
+        Field(r.method),
+        Field(r.uri),
         r.body_bytes,
         time,
         unit,
         via,
-        r.protocol,
+        Field(r.protocol),
         r.status,
         r.header_count,
         r.header_bytes,
@@ -182,6 +186,14 @@ mod tests {
             line,
             "[pid: 79452|app: 0|req: 1/1] 164.67.235.242 () {42 vars in 839 bytes} [Tue May 19 20:14:38 2020] GET / => generated 15501 bytes in 683 msecs (HTTP/1.1 200) 3 headers in 104 bytes (1 switches on core 0)\n"
         );
+        line.clear();
+        format_request_line(
+            &RequestRecord { uri: "/a\r\n[pid: 1|app: 0|req: 1/1] \u{2028}", remote_addr: "1.2.3.4\x1b", ..r.clone() },
+            &mut line,
+        );
+        assert!(line.contains("] 1.2.3.4\\x1b () {"), "{line}");
+        assert!(line.contains(" GET /a\\x0d\\x0a[pid: 1|app: 0|req: 1/1] \\u2028 => "), "{line}");
+        assert_eq!(line.matches('\n').count(), 1, "{line}");
         line.clear();
         format_request_line(&RequestRecord { app: Some(2), ..r.clone() }, &mut line);
         assert!(line.starts_with("[pid: 79452|app: 2|req: 1/1] "), "{line}");

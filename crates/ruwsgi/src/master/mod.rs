@@ -12,8 +12,12 @@
 //! - SIGINT/SIGQUIT: immediate shutdown. SIGUSR1: stats to the log.
 //!
 //! Attached daemons (`daemons.rs`) are started after the workers; plain ones are stopped
-//! before a reload's exec and before exit, smart ones are left running.
+//! before a reload's exec and before exit, smart ones are left running. Crons (`cron.rs`)
+//! are started on the tick. The start-up hook phases (`asap`, `pre-jail`, `as-root`,
+//! `as-user`, `pre-app`, `post-app`, `master-start`) run here, in uWSGI's order, and
+//! `as-user-atexit` before every exit and reload exec.
 
+mod cron;
 mod daemons;
 mod fifo;
 pub mod logfile;
@@ -31,13 +35,16 @@ use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
+use ruwsgi_config::hooks::{HookAction, HookPhase, MasterAction};
 use ruwsgi_config::{Config, SocketProtocol};
 
+use crate::hooks::run_phase;
 use crate::net::listener::{self, Listener};
 use crate::scoreboard::{now_micros, Scoreboard};
-use crate::worker::{self, EXIT_NO_APP};
+use crate::worker::{self, EXIT_HOOK_FAILED, EXIT_NO_APP};
 use crate::wsgi::{self, App};
 
+use cron::Crons;
 use daemons::{Daemons, Reaped};
 use fifo::{FifoCommand, MasterFifo};
 use stats::StatsServer;
@@ -53,8 +60,9 @@ enum Harakiri {
     /// Nothing stuck.
     #[default]
     None,
-    /// Stuck: stacks requested and/or SIGTERM sent; SIGKILL at this instant.
-    KillAt(Instant),
+    /// Stuck: stacks requested and/or the graceful signal sent (the flag); SIGKILL at this
+    /// instant.
+    KillAt(Instant, bool),
     /// SIGKILL sent; waiting for the reap.
     Killed,
 }
@@ -72,6 +80,9 @@ struct WorkerProc {
     harakiri: Harakiri,
     /// The master already sent it SIGKILL for `evil-reload-on-rss`.
     evil_killed: bool,
+    /// Processes spawned in this slot by this master image (`hook-accepting-once` runs in
+    /// the first).
+    spawns: u64,
 }
 
 /// What the master is doing.
@@ -145,6 +156,12 @@ struct Master {
     log_file: Option<PathBuf>,
     /// `attach-daemon` and friends.
     daemons: Daemons,
+    /// `touch-workers-reload` files.
+    touch_workers: Vec<Touched>,
+    /// `cron`, `cron2`, `unique-cron`.
+    crons: Crons,
+    /// `hook-master-start = unix_signal:N function`: what these signals do instead.
+    signal_actions: Vec<(Signal, MasterAction)>,
 }
 
 /// Runs the whole server; returns the process exit code.
@@ -181,6 +198,10 @@ fn start(cfg: Config) -> Result<Master> {
     if reloaded {
         tracing::info!("*** this master was reloaded (pid: {}) ***", std::process::id());
     }
+    run_phase(&cfg.hooks, HookPhase::Asap)?;
+    if !reloaded {
+        run_phase(&cfg.hooks, HookPhase::PreJail)?;
+    }
     if let Some(dir) = &cfg.chdir {
         std::env::set_current_dir(dir).with_context(|| format!("chdir = {}", dir.display()))?;
         tracing::info!("chdir() to {}", dir.display());
@@ -188,6 +209,12 @@ fn start(cfg: Config) -> Result<Master> {
     if cfg.sockets.is_empty() {
         anyhow::bail!("no socket configured: set http, http-socket or socket");
     }
+    if cfg.limit_as > 0 {
+        // uWSGI's words; the limit is set in each worker (`worker::limit_address_space`).
+        tracing::info!("limiting address space of processes...");
+        tracing::info!("your process address space limit is {} bytes ({} MB)", cfg.limit_as << 20, cfg.limit_as);
+    }
+    raise_fd_limit(cfg.max_fd);
     let listeners = listener::bind_all(&cfg)?;
     for (i, l) in listeners.iter().enumerate() {
         let kind = match l.protocol {
@@ -216,15 +243,27 @@ fn start(cfg: Config) -> Result<Master> {
     }
     // As in uWSGI, Python is set up before `uid` switches user and the app loads after.
     wsgi::prepare_interpreter(&cfg)?;
+    // As uWSGI: the as-root and as-user phases run only when started as root.
+    let root = nix::unistd::getuid().is_root();
+    if root {
+        run_phase(&cfg.hooks, HookPhase::AsRoot).inspect_err(|_| cleanup_files(&cfg, &listeners))?;
+    }
     drop_privileges(&cfg)?;
+    if root {
+        run_phase(&cfg.hooks, HookPhase::AsUser).inspect_err(|_| cleanup_files(&cfg, &listeners))?;
+    }
     if cfg.daemonize2.is_none() {
         write_pidfiles(cfg.pidfile2.as_ref())?;
     }
     let app = if cfg.lazy_apps {
         None
     } else {
+        run_phase(&cfg.hooks, HookPhase::PreApp).inspect_err(|_| cleanup_files(&cfg, &listeners))?;
         match App::load(&cfg, cfg.processes, cfg.threads) {
-            Ok(app) => Some(app),
+            Ok(app) => {
+                run_phase(&cfg.hooks, HookPhase::PostApp).inspect_err(|_| cleanup_files(&cfg, &listeners))?;
+                Some(app)
+            }
             Err(e) => {
                 tracing::error!("--- no python application found, check your startup logs for errors ---");
                 cleanup_files(&cfg, &listeners);
@@ -251,8 +290,21 @@ fn start(cfg: Config) -> Result<Master> {
     }
     let board = Scoreboard::new().context("cannot map the scoreboard")?;
     board.board().started.store(now_micros(), Relaxed);
-    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&handled_signals()), None)?;
-    let signals = SignalFd::with_flags(&handled_signals(), SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)?;
+    // `hook-master-start = unix_signal:N function`: the master reads N from its signalfd too.
+    let signal_actions: Vec<(Signal, MasterAction)> = cfg
+        .hooks
+        .iter()
+        .filter_map(|h| match h.action {
+            HookAction::UnixSignal(n, action) => Some((Signal::try_from(n).ok()?, action)),
+            _ => None,
+        })
+        .collect();
+    let mut handled = handled_signals();
+    for (sig, _) in &signal_actions {
+        handled.add(*sig);
+    }
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&handled), None)?;
+    let signals = SignalFd::with_flags(&handled, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)?;
     let processes = cfg.processes.max(1) as usize;
     tracing::info!("spawned uWSGI master process (pid: {})", std::process::id());
     // As uWSGI: without `reload-mercy`, a daemon gets 3 s between its stop signal and SIGKILL.
@@ -262,6 +314,9 @@ fn start(cfg: Config) -> Result<Master> {
         workers: (0..processes).map(|_| WorkerProc::default()).collect(),
         touch_reload: cfg.touch_reload.iter().map(Touched::new).collect(),
         touch_chain: cfg.touch_chain_reload.iter().map(Touched::new).collect(),
+        touch_workers: cfg.touch_workers_reload.iter().map(Touched::new).collect(),
+        crons: Crons::new(&cfg.crons, cfg.cron_harakiri),
+        signal_actions,
         cfg,
         listeners,
         app,
@@ -278,6 +333,12 @@ fn start(cfg: Config) -> Result<Master> {
     };
     for id in 1..=processes {
         master.spawn(id)?;
+    }
+    if let Err(e) = run_phase(&master.cfg.hooks, HookPhase::MasterStart) {
+        tracing::error!("ruwsgi: {e:#}");
+        master.exit_code = 1;
+        master.shutdown(false, "a master-start hook failed");
+        return Ok(master);
     }
     master.daemons.supervise(Instant::now());
     Ok(master)
@@ -297,6 +358,39 @@ impl std::error::Error for NoApp {}
 
 /// Detaches from the terminal (`daemonize = LOGFILE`): fork, the parent exits, the child
 /// starts a new session and sends its output to the log file.
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit, as nginx's `worker_rlimit_nofile`
+/// does: the common default soft limit of 1024 is far below what an event loop holding
+/// idle keep-alive connections needs, and the workers inherit it. `max-fd` above the hard
+/// limit raises that too (uWSGI sets both to `max-fd`), which needs root.
+/// Differs from uWSGI: uWSGI leaves the limit alone without `max-fd`, and its `max-fd` can
+/// also lower it; ruwsgi never lowers it (`max-fd` also caps a worker's connections).
+fn raise_fd_limit(max_fd: u64) {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource, RLIM_INFINITY};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else { return };
+    // An unlimited hard limit still stops at the kernel's per-process maximum.
+    let ceiling = if hard == RLIM_INFINITY {
+        std::fs::read_to_string("/proc/sys/fs/nr_open").ok().and_then(|s| s.trim().parse().ok()).unwrap_or(1 << 20)
+    } else {
+        hard
+    };
+    if max_fd > ceiling {
+        match setrlimit(Resource::RLIMIT_NOFILE, max_fd, max_fd) {
+            Ok(()) => {}
+            Err(e) => {
+                tracing::warn!("max-fd = {max_fd}: cannot raise the open files limit above {ceiling}: {e}");
+                let _ = setrlimit(Resource::RLIMIT_NOFILE, ceiling, hard);
+            }
+        }
+    } else if soft < ceiling {
+        if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, ceiling, hard) {
+            tracing::warn!("cannot raise the open files limit from {soft} to {ceiling}: {e}");
+        }
+    }
+    if let Ok((soft, _)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        tracing::info!("detected max file descriptor number: {soft}");
+    }
+}
+
 fn daemonize(log: &Path) -> Result<()> {
     let file = logfile::open(log)?;
     if wsgi::fork()? != 0 {
@@ -329,8 +423,8 @@ fn write_pidfiles(path: Option<&PathBuf>) -> Result<()> {
 }
 
 /// `uid`/`gid`: switch user after binding (names or numbers), before the app loads.
-/// Running as root without `uid` only warns, as uWSGI does; with `strict` it is refused
-/// unless `uid` is set (even to root: that counts as asking for it).
+/// Running as root without `uid` only warns, as uWSGI does (`strict` too: in uWSGI it is only
+/// about option names).
 fn drop_privileges(cfg: &Config) -> Result<()> {
     use nix::unistd::{Gid, Group, Uid, User};
     if let Some(g) = &cfg.gid {
@@ -358,9 +452,6 @@ fn drop_privileges(cfg: &Config) -> Result<()> {
         nix::unistd::setuid(user.0).with_context(|| format!("setuid({})", user.0))?;
         tracing::info!("setuid() to {}", user.0);
     } else if nix::unistd::geteuid().is_root() {
-        if cfg.strict {
-            anyhow::bail!("refusing to run as root with strict: set uid (uid = root to insist)");
-        }
         tracing::warn!("*** WARNING: you are running ruwsgi as root !!! (use the --uid flag) ***");
     }
     Ok(())
@@ -390,9 +481,11 @@ impl Master {
                 fifo.close_in_child();
             }
             slot.reset(std::process::id() as i32);
-            worker::run(id, &self.cfg, &self.listeners, self.app.as_ref(), self.board);
+            let first = self.workers[id - 1].spawns == 0;
+            worker::run(id, &self.cfg, &self.listeners, self.app.as_ref(), self.board, first);
         }
         let w = &mut self.workers[id - 1];
+        w.spawns += 1;
         w.pid = Some(Pid::from_raw(pid));
         w.spawned = Some(Instant::now());
         w.respawn_at = None;
@@ -418,7 +511,17 @@ impl Master {
             let fifo_ready = ready(fifo_at);
             drop(fds);
             while let Ok(Some(sig)) = self.signals.read_signal() {
-                match Signal::try_from(sig.ssi_signo as i32) {
+                let sig = Signal::try_from(sig.ssi_signo as i32);
+                if let Some((_, action)) = self.signal_actions.iter().find(|(s, _)| Ok(*s) == sig) {
+                    let why = format!("{} received", sig.map_or("signal", Signal::as_str));
+                    match action {
+                        MasterAction::GracefulShutdown => self.shutdown(true, &why),
+                        MasterAction::Shutdown => self.shutdown(false, &why),
+                        MasterAction::GracefulReload => self.reload(&why),
+                    }
+                    continue;
+                }
+                match sig {
                     Ok(Signal::SIGTERM) => self.shutdown(true, "SIGTERM received"),
                     Ok(Signal::SIGINT | Signal::SIGQUIT) => self.shutdown(false, "SIGINT/SIGQUIT received"),
                     Ok(Signal::SIGHUP) => self.reload("SIGHUP received"),
@@ -442,6 +545,7 @@ impl Master {
                 Phase::Running => {
                     self.respawn_due();
                     self.daemons.supervise(Instant::now());
+                    self.crons.tick();
                     self.check_evil_rss();
                     self.check_touched();
                     self.advance_chain();
@@ -450,6 +554,10 @@ impl Master {
                 Phase::Reloading { since, deadline } => {
                     let daemons_stopped = self.daemons.stopped(Instant::now());
                     if daemons_stopped && self.workers.iter().all(|w| w.pid.is_none()) {
+                        if self.cfg.exit_on_reload {
+                            tracing::info!("uWSGI: GAME OVER (insert coin)");
+                            return self.finish();
+                        }
                         self.exec_reload(since);
                     } else if Instant::now() >= deadline {
                         tracing::warn!("workers still running after worker-reload-mercy: killing them");
@@ -459,15 +567,7 @@ impl Master {
                 Phase::ShuttingDown { deadline } => {
                     let daemons_stopped = self.daemons.stopped(Instant::now());
                     if daemons_stopped && self.workers.iter().all(|w| w.pid.is_none()) {
-                        cleanup_files(&self.cfg, &self.listeners);
-                        if self.cfg.vacuum {
-                            self.stats.iter().for_each(stats::vacuum);
-                            if let Some(f) = &self.fifo {
-                                f.vacuum();
-                            }
-                        }
-                        tracing::info!("goodbye to uWSGI.");
-                        return self.exit_code;
+                        return self.finish();
                     }
                     if Instant::now() >= deadline {
                         tracing::warn!("workers still running after the mercy period: killing them");
@@ -478,13 +578,28 @@ impl Master {
         }
     }
 
+    /// Everything is stopped: run the atexit hooks, remove the files, say goodbye.
+    fn finish(&mut self) -> i32 {
+        // Not fatal: failures are only logged.
+        let _ = run_phase(&self.cfg.hooks, HookPhase::AsUserAtexit);
+        cleanup_files(&self.cfg, &self.listeners);
+        if self.cfg.vacuum {
+            self.stats.iter().for_each(stats::vacuum);
+            if let Some(f) = &self.fifo {
+                f.vacuum();
+            }
+        }
+        tracing::info!("goodbye to uWSGI.");
+        self.exit_code
+    }
+
     /// How long the next poll may wait: the tick, or less when a harakiri kill is due.
     fn poll_timeout(&self) -> Duration {
         let now = Instant::now();
         self.workers
             .iter()
             .filter_map(|w| match w.harakiri {
-                Harakiri::KillAt(t) => Some(t.saturating_duration_since(now)),
+                Harakiri::KillAt(t, _) => Some(t.saturating_duration_since(now)),
                 _ => None,
             })
             .chain(self.workers.iter().filter_map(|w| w.respawn_at.map(|t| t.saturating_duration_since(now))))
@@ -496,6 +611,13 @@ impl Master {
     /// Stops everything: `graceful` lets requests finish; `why` starts the log line.
     fn shutdown(&mut self, graceful: bool, why: &str) {
         self.chain = None;
+        if !matches!(self.phase, Phase::ShuttingDown { .. }) {
+            // The workers close theirs as they get the signal: once all are closed, new
+            // clients are refused at once rather than queued and reset at exit.
+            for l in &self.listeners {
+                l.close_here();
+            }
+        }
         if graceful {
             if matches!(self.phase, Phase::ShuttingDown { .. }) {
                 return;
@@ -540,6 +662,8 @@ impl Master {
     /// All workers are gone: re-execute. On failure, carry on with the old image.
     fn exec_reload(&mut self, since: Instant) {
         tracing::info!("workers buried after {} seconds", since.elapsed().as_secs());
+        // Not fatal: failures are only logged.
+        let _ = run_phase(&self.cfg.hooks, HookPhase::AsUserAtexit);
         let err = reload::exec_self(&self.listeners, &self.start_cwd);
         tracing::error!("reload failed: {err:#}; carrying on with the current code");
         self.phase = Phase::Running;
@@ -548,6 +672,13 @@ impl Master {
             w.respawn_at = Some(now);
         }
         self.daemons.resume(now);
+    }
+
+    /// Workers-only graceful reload (`touch-workers-reload`, master-fifo `w`): each worker
+    /// finishes its requests and exits; the master respawns it (re-loading the app only
+    /// with `lazy-apps`).
+    fn reload_workers(&self) {
+        self.signal_all(Signal::SIGHUP);
     }
 
     fn signal_all(&self, sig: Signal) {
@@ -569,6 +700,9 @@ impl Master {
                 _ => continue,
             };
             let running = self.phase == Phase::Running;
+            if self.crons.reaped(pid) {
+                continue;
+            }
             let Some(index) = self.workers.iter().position(|w| w.pid == Some(pid)) else {
                 if self.daemons.reaped(pid, &how, running) == Reaped::ControlDied {
                     self.shutdown(true, "a control daemon died");
@@ -591,15 +725,27 @@ impl Master {
                     self.shutdown(true, "no app");
                     continue;
                 }
-                Exit::Code(code) => {
+                // Differs from uWSGI: a fatal hook failure in a worker stops the whole
+                // instance here, where uWSGI's worker SIGINTs the master (or, for a lazy
+                // worker's `exec-*`, exits and is respawned in a loop).
+                Exit::Code(EXIT_HOOK_FAILED) if running => {
+                    tracing::error!("worker {id} (pid: {pid}): a hook failed: shutting down");
+                    self.exit_code = 1;
+                    self.shutdown(false, "FATAL hook failed, destroying instance");
+                    continue;
+                }
+                // uWSGI's words; "trying respawn" only when a respawn follows.
+                Exit::Code(code) if running => {
                     tracing::error!("DAMN ! worker {id} (pid: {pid}) died with exit code {code} :( trying respawn ...");
                 }
-                Exit::Signal(sig) => {
+                Exit::Signal(sig) if running => {
                     tracing::error!(
                         "DAMN ! worker {id} (pid: {pid}) died, killed by signal {} :( trying respawn ...",
                         sig as i32
                     );
                 }
+                Exit::Code(code) => tracing::warn!("worker {id} (pid: {pid}) died with exit code {code}"),
+                Exit::Signal(sig) => tracing::warn!("worker {id} (pid: {pid}) killed by signal {}", sig as i32),
             }
             if running {
                 let w = &mut self.workers[index];
@@ -632,15 +778,18 @@ impl Master {
     }
 
     /// `harakiri`: a core whose request started more than `harakiri` seconds ago gets its
-    /// worker killed (after the Python stacks are dumped with `harakiri-verbose`, and after
-    /// SIGTERM + `harakiri-graceful-timeout` when set). The master respawns it.
+    /// worker killed (after its Python stacks are dumped, and after SIGTERM +
+    /// `harakiri-graceful-timeout` when set). The master respawns it.
     fn check_harakiri(&mut self) {
         let now = Instant::now();
         for index in 0..self.workers.len() {
             let w = &mut self.workers[index];
             let Some(pid) = w.pid else { continue };
-            if let Harakiri::KillAt(t) = w.harakiri {
+            if let Harakiri::KillAt(t, graceful) = w.harakiri {
                 if now >= t {
+                    if graceful {
+                        tracing::error!("*** HARAKIRI ON WORKER {} (pid: {pid}, try: 2, graceful: no) ***", index + 1);
+                    }
                     let _ = kill(pid, Signal::SIGKILL);
                     w.harakiri = Harakiri::Killed;
                 }
@@ -666,7 +815,11 @@ impl Master {
             if stuck.is_empty() {
                 continue;
             }
-            tracing::error!("*** HARAKIRI ON WORKER {id} (pid: {pid}, try: 1) ***");
+            let graceful = self.cfg.harakiri_graceful_timeout > 0;
+            tracing::error!(
+                "*** HARAKIRI ON WORKER {id} (pid: {pid}, try: 1, graceful: {}) ***",
+                if graceful { "yes" } else { "no" }
+            );
             tracing::error!("HARAKIRI !!! worker {id} status !!!");
             for (core, start) in &stuck {
                 tracing::error!(
@@ -678,22 +831,29 @@ impl Master {
             }
             tracing::error!("HARAKIRI !!! end of worker {id} status !!!");
             slot.harakiri_count.fetch_add(1, Relaxed);
-            let mut wait = Duration::ZERO;
             if self.cfg.harakiri_verbose {
-                tracing::error!("HARAKIRI: Python stacks of worker {id} (pid: {pid}) follow");
-                let _ = kill(pid, Signal::SIGUSR2);
-                wait = TRACEBACK_GRACE;
+                // As uWSGI's harakiri-verbose: where the process sits in the kernel.
+                for (what, file) in [("syscall", "syscall"), ("wchan", "wchan")] {
+                    if let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/{file}")) {
+                        tracing::error!("HARAKIRI: -- {what}> {}", text.trim_end());
+                    }
+                }
             }
-            if self.cfg.harakiri_graceful_timeout > 0 {
-                let _ = kill(pid, Signal::SIGTERM);
+            // Differs from uWSGI: the stuck worker's Python stacks are always logged (its
+            // faulthandler dumps them on SIGUSR2); uWSGI needs a py-tracebacker socket.
+            tracing::error!("HARAKIRI: Python stacks of worker {id} (pid: {pid}) follow");
+            let _ = kill(pid, Signal::SIGUSR2);
+            let mut wait = TRACEBACK_GRACE;
+            if graceful {
+                let sig = self.cfg.harakiri_graceful_signal;
+                tracing::error!(
+                    "HARAKIRI: graceful termination attempt on worker {id} with signal {sig}. Next harakiri: {}",
+                    now_us / 1_000_000 + self.cfg.harakiri_graceful_timeout
+                );
+                let _ = Signal::try_from(sig).map(|s| kill(pid, s));
                 wait = wait.max(Duration::from_secs(self.cfg.harakiri_graceful_timeout));
             }
-            if wait.is_zero() {
-                let _ = kill(pid, Signal::SIGKILL);
-                w.harakiri = Harakiri::Killed;
-            } else {
-                w.harakiri = Harakiri::KillAt(now + wait);
-            }
+            w.harakiri = Harakiri::KillAt(now + wait, graceful);
         }
     }
 
@@ -727,6 +887,11 @@ impl Master {
     fn check_touched(&mut self) {
         if let Some(t) = self.touch_reload.iter_mut().find_map(|t| t.changed().then(|| t.path.clone())) {
             self.reload(&format!("*** {} has been touched... grace them all !!! ***", t.display()));
+            return;
+        }
+        if let Some(t) = self.touch_workers.iter_mut().find_map(|t| t.changed().then(|| t.path.clone())) {
+            tracing::info!("*** {} has been touched... workers reload !!! ***", t.display());
+            self.reload_workers();
             return;
         }
         if let Some(t) = self.touch_chain.iter_mut().find_map(|t| t.changed().then(|| t.path.clone())) {
@@ -797,7 +962,7 @@ impl Master {
             }
             FifoCommand::ReloadWorkers => {
                 tracing::info!("master-fifo w: gracefully reloading workers");
-                self.signal_all(Signal::SIGHUP);
+                self.reload_workers();
             }
             FifoCommand::ChainReload => {
                 tracing::info!("master-fifo c: chain reload");

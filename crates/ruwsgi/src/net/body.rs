@@ -172,7 +172,7 @@ impl BodyReader {
         }
         if self.continue_pending {
             self.continue_pending = false;
-            socket_io::write_all(self.fd, &[b"HTTP/1.1 100 Continue\r\n\r\n"], || {
+            socket_io::write_all(self.fd, &[b"HTTP/1.1 100 Continue\r\n\r\n"], &mut 0, || {
                 socket_io::wait(self.fd, true, std::time::Duration::from_secs(4))
             })?;
         }

@@ -1,22 +1,27 @@
 //! The connection loop one worker thread runs: accept, read, parse with proto, hand
 //! complete requests to the app, keep-alive and pipelining. Each thread has its own epoll,
-//! so idle and slow connections cost a buffer, never a thread; a thread runs the app only
-//! once a request's head (and a small body) has fully arrived.
+//! so idle and slow connections cost a few hundred bytes (and a partial request what has
+//! arrived of it), never a thread; a thread runs the app only once a request's head (and a
+//! small body) has fully arrived. When the worker stops, the loop winds down: nothing more
+//! is accepted, every request received is answered, and keep-alive connections are closed
+//! only between requests (`wind_down`, `begin_close`).
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
+use nix::sys::epoll::{Epoll, EpollEvent, EpollFlags, EpollTimeout};
 use ruwsgi_config::SocketProtocol;
 use ruwsgi_proto::{
     parse_request_head, parse_uwsgi_packet, BodyFraming, ChunkedDecoder, Limits, RequestHead, UwsgiPacket,
+    MAX_CONTENT_LENGTH,
 };
 use slab::Slab;
 
 use super::body::BodyReader;
-use super::listener::Listener;
+use super::listener::{ListenGate, Listener};
 use super::read_buf::ReadBuf;
 use super::socket_io;
 use crate::log::{format_memory_report, format_request_line, RequestRecord};
@@ -35,6 +40,19 @@ const ACCEPT_BATCH: usize = 8;
 /// Longest wait for events: the timeout sweep runs at least this often, so a connection is
 /// closed at most this long after its `http-timeout`/`socket-timeout` ran out.
 const TICK: Duration = Duration::from_millis(250);
+/// The loop's tick while the worker stops, so the grace and linger below end on time.
+const STOP_TICK: Duration = Duration::from_millis(20);
+/// A stopping worker keeps an idle keep-alive connection open this long for the next
+/// request, which it answers with `Connection: close`: a client sending in a loop (its
+/// next request a few microseconds or milliseconds away) then never sees its request
+/// dropped. Past it the connection is closed between requests (`begin_close`).
+const STOP_IDLE_GRACE: Duration = Duration::from_millis(100);
+/// After a stopping worker's FIN, how long it still reads (and drops) what the client
+/// sends, so a request that crossed the FIN doesn't turn the close into a reset.
+const LINGER: Duration = Duration::from_millis(250);
+/// A thread out of file descriptors retries `accept()` at least this often even when none
+/// of its own connections closed (another thread's may have).
+const FD_SHORTAGE_RETRY: Duration = Duration::from_secs(1);
 
 /// Per-loop settings from the config.
 #[derive(Debug, Clone)]
@@ -76,8 +94,14 @@ pub struct LoopContext<'a> {
     pub app: &'a App,
     /// Settings.
     pub settings: &'a LoopSettings,
-    /// Set when the worker should stop accepting and finish.
-    pub stopping: &'a AtomicBool,
+    /// Set when the worker should stop accepting and finish. Also handed to each request,
+    /// so a response whose head goes out after it was set says `Connection: close`.
+    pub stopping: &'a Arc<AtomicBool>,
+    /// This thread's epoll set; the worker registered the listeners (tokens `0..`) and
+    /// its main thread takes them out when the worker stops.
+    pub epoll: &'a Epoll,
+    /// Orders this thread's (re)registrations of the listeners with their closing.
+    pub gate: &'a ListenGate,
     /// Becomes readable (and stays so) when `stopping` is set.
     pub stop_fd: BorrowedFd<'a>,
     /// Index of this thread in the worker ("core").
@@ -122,6 +146,9 @@ struct Conn {
     sending: Option<Box<Sending>>,
     /// What the epoll set watches this connection for.
     interest: Interest,
+    /// The worker is stopping and sent its FIN (`shutdown(SHUT_WR)`) at this instant; what
+    /// still arrives is read and dropped until the client closes or `LINGER` passes.
+    closing: Option<Instant>,
 }
 
 /// A file response (a static file, or the rest of a `wsgi.file_wrapper` body) parked until
@@ -167,25 +194,42 @@ enum Next {
     Close,
 }
 
+/// A thread's view of an fd shortage (`accept()` failing with EMFILE/ENFILE/ENOBUFS/ENOMEM).
+struct FdShortage {
+    /// Connections this thread held when it began: one fewer means an fd was freed.
+    held: usize,
+    /// Retry `accept()` then even if none of this thread's connections closed.
+    retry_at: Instant,
+}
+
+/// Per-thread loop state besides the connections.
+struct LoopState {
+    /// The listeners are in this thread's epoll set.
+    polled: bool,
+    /// Out of file descriptors: the listeners are out of the epoll set until an fd frees.
+    shortage: Option<FdShortage>,
+    /// When this thread saw the worker stop.
+    stop_began: Option<Instant>,
+    /// The thread's spare read buffer, lent to a connection while it has input (`ReadBuf`).
+    spare: ReadBuf,
+}
+
 /// Runs until `stopping` is set and every connection has finished.
 pub fn run(ctx: &LoopContext<'_>) -> std::io::Result<()> {
-    let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
-    for (i, l) in ctx.listeners.iter().enumerate() {
-        epoll.add(l.fd(), listen_event(l, i))?;
-    }
+    let epoll = ctx.epoll;
     epoll.add(ctx.stop_fd, EpollEvent::new(EpollFlags::EPOLLIN, STOP_TOKEN))?;
     let first_conn = ctx.listeners.len() as u64;
     let mut conns: Slab<Conn> = Slab::new();
     let mut events = vec![EpollEvent::empty(); 256];
-    let mut accepting = true;
-    let mut paused = false;
+    let mut st = LoopState { polled: true, shortage: None, stop_began: None, spare: ReadBuf::default() };
     let mut last_sweep = Instant::now();
     loop {
         let me = &ctx.worker.slot().cores[ctx.core];
-        let open = if accepting && !paused { conns.len() as u64 } else { u64::MAX };
+        let open = if st.polled { conns.len() as u64 } else { u64::MAX };
         me.connections.store(open, Ordering::Relaxed);
         me.waiting.store(1, Ordering::Relaxed);
-        let waited = epoll.wait(&mut events, EpollTimeout::from(TICK.as_millis() as u16));
+        let tick = if st.stop_began.is_some() { STOP_TICK } else { TICK };
+        let waited = epoll.wait(&mut events, EpollTimeout::from(tick.as_millis() as u16));
         me.waiting.store(0, Ordering::Relaxed);
         let n = match waited {
             Ok(n) => n,
@@ -198,27 +242,27 @@ pub fn run(ctx: &LoopContext<'_>) -> std::io::Result<()> {
                 continue;
             }
             if token < first_conn {
-                if accepting {
-                    accept_some(ctx, &epoll, &mut conns, token as usize, first_conn);
+                // A stopping worker accepts nothing more, even from a batch of events
+                // gathered before the stop (its listeners may already be closed).
+                if !ctx.stopping.load(Ordering::Relaxed) && st.shortage.is_none() {
+                    accept_some(ctx, &mut conns, &mut st, token as usize, first_conn);
                 }
                 continue;
             }
             let key = (token - first_conn) as usize;
             let failed = ev.events().intersects(EpollFlags::EPOLLERR);
-            serve_event(ctx, &epoll, &mut conns, key, token, failed);
+            serve_event(ctx, &mut conns, &mut st.spare, key, token, failed);
         }
         if ctx.stopping.load(Ordering::Relaxed) {
-            if accepting {
-                accepting = false;
-                for l in ctx.listeners {
-                    let _ = epoll.delete(l.fd());
-                }
+            // The worker's main thread has taken the listeners out of this epoll set and
+            // closed them (`ListenGate::close`).
+            st.polled = false;
+            if st.stop_began.is_none() {
+                // The stop pipe stays readable: out of the set, or every wait returns at once.
+                let _ = epoll.delete(ctx.stop_fd);
             }
-            // Requests run to completion inside this thread, so any connection we see here is
-            // between requests or receiving one: idle ones go now, partial ones get the sweep.
-            conns.retain(|_, c| {
-                c.buf.len() > 0 || (c.fresh && c.since.elapsed() < ctx.settings.request_timeout) || c.sending.is_some()
-            });
+            let began = *st.stop_began.get_or_insert_with(Instant::now);
+            wind_down(ctx, &mut conns, &mut st.spare, began, first_conn);
             if conns.is_empty() {
                 ctx.worker.slot().cores[ctx.core].connections.store(u64::MAX, Ordering::Relaxed);
                 return Ok(());
@@ -227,49 +271,133 @@ pub fn run(ctx: &LoopContext<'_>) -> std::io::Result<()> {
         if last_sweep.elapsed() >= TICK {
             last_sweep = Instant::now();
             sweep(ctx, &mut conns);
-        }
-        // `max-fd`: a full thread takes its listeners out of its epoll (level-triggered, they
-        // would wake it in a loop) and puts them back once a connection has gone.
-        let full = ctx.settings.max_conns > 0 && conns.len() >= ctx.settings.max_conns;
-        if accepting && full != paused {
-            for (i, l) in ctx.listeners.iter().enumerate() {
-                let _ = if full { epoll.delete(l.fd()) } else { epoll.add(l.fd(), listen_event(l, i)) };
+            if conns.is_empty() && conns.capacity() > 1024 {
+                // A burst of connections is over: give the slab's memory back.
+                conns = Slab::new();
             }
-            paused = full;
+        }
+        if st.stop_began.is_none() {
+            poll_listeners(ctx, &conns, &mut st);
+        }
+    }
+}
+
+/// Takes the listeners out of this thread's epoll set (they are level-triggered and would
+/// wake it in a loop) while it can't accept: at `max-fd`, or out of file descriptors until
+/// one of its connections closes or `FD_SHORTAGE_RETRY` passes; puts them back after.
+fn poll_listeners(ctx: &LoopContext<'_>, conns: &Slab<Conn>, st: &mut LoopState) {
+    if st.shortage.as_ref().is_some_and(|s| conns.len() < s.held || Instant::now() >= s.retry_at) {
+        st.shortage = None;
+    }
+    let full = ctx.settings.max_conns > 0 && conns.len() >= ctx.settings.max_conns;
+    let want = !full && st.shortage.is_none();
+    if want != st.polled && ctx.gate.set_polled(ctx.epoll, ctx.listeners, want) {
+        st.polled = want;
+    }
+}
+
+/// One pass of a stopping thread over its connections. A request that has begun to arrive,
+/// or a reply still going out, is finished (the sweep's `socket-timeout` still applies),
+/// and so is the first request of a connection accepted before the stop. A connection
+/// between requests gets `STOP_IDLE_GRACE` for its next request, then `begin_close`.
+fn wind_down(ctx: &LoopContext<'_>, conns: &mut Slab<Conn>, spare: &mut ReadBuf, began: Instant, first_conn: u64) {
+    let grace_over = began.elapsed() >= STOP_IDLE_GRACE;
+    let keys: Vec<usize> = conns.iter().map(|(key, _)| key).collect();
+    for key in keys {
+        let Some(conn) = conns.get_mut(key) else { continue };
+        if let Some(at) = conn.closing {
+            if at.elapsed() >= LINGER {
+                conns.remove(key);
+            }
+            continue;
+        }
+        let between_requests = conn.buf.len() == 0 && conn.sending.is_none();
+        let awaited_first = conn.fresh && conn.since.elapsed() < ctx.settings.request_timeout;
+        if !between_requests || awaited_first || !grace_over {
+            continue;
+        }
+        // What arrived since the last epoll_wait is read first: a request there is
+        // answered (with `Connection: close`) instead of being cut off.
+        serve_event(ctx, conns, spare, key, first_conn + key as u64, false);
+        if let Some(conn) = conns.get_mut(key) {
+            if conn.buf.len() == 0 && conn.sending.is_none() && conn.closing.is_none() {
+                begin_close(conn);
+            }
+        }
+    }
+}
+
+/// Closes a connection of a stopping worker between requests: FIN first (the client's
+/// next read sees a clean end of stream, what HTTP clients take as "server closed an idle
+/// connection; retry"), then the connection stays in the epoll set so that anything the
+/// client sent meanwhile is read and dropped rather than answered with a reset; it goes
+/// when the client closes too or after `LINGER`.
+fn begin_close(conn: &mut Conn) {
+    let _ = nix::sys::socket::shutdown(conn.fd.as_raw_fd(), nix::sys::socket::Shutdown::Write);
+    conn.closing = Some(Instant::now());
+}
+
+/// Input on a connection in `closing`: dropped; the connection goes at end of stream.
+fn drain_closing(conn: &mut Conn) -> Next {
+    let mut scratch = [0u8; 4096];
+    loop {
+        match socket_io::try_read(conn.fd.as_raw_fd(), &mut scratch) {
+            Ok(0) => return Next::Close,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Next::Wait,
+            Err(_) => return Next::Close,
         }
     }
 }
 
 /// Serves connection `key` (registered as `token`) after a readiness event, then closes it
 /// or re-arms its epoll interest.
-fn serve_event(ctx: &LoopContext<'_>, epoll: &Epoll, conns: &mut Slab<Conn>, key: usize, token: u64, failed: bool) {
+fn serve_event(
+    ctx: &LoopContext<'_>,
+    conns: &mut Slab<Conn>,
+    spare: &mut ReadBuf,
+    key: usize,
+    token: u64,
+    failed: bool,
+) {
     let held = conns.len();
     let Some(conn) = conns.get_mut(key) else { return };
-    let next = serve_guarded(ctx, conn);
+    let next = serve_guarded(ctx, conn, spare);
     // `http-keepalive`: past the cap, a connection that just finished its requests goes.
     let over_keepalive = ctx.settings.max_keepalive > 0
         && held > ctx.settings.max_keepalive
         && !conn.fresh
         && conn.buf.len() == 0
         && conn.sending.is_none();
-    if failed || matches!(next, Next::Close) || over_keepalive || !rearm(epoll, conn, token) {
-        let mut conn = conns.remove(key);
-        if let Some(sending) = conn.sending.take() {
-            finish_sending(ctx, &sending, false);
+    let close = failed || matches!(next, Next::Close) || over_keepalive;
+    if close && !failed && conn.closing.is_none() && conn.sending.is_none() && ctx.stopping.load(Ordering::Relaxed) {
+        // A stopping worker's last response (`Connection: close`) is followed by a FIN and
+        // a short linger, so a request the client sent meanwhile can't reset it away.
+        begin_close(conn);
+        if rearm(ctx.epoll, conn, token) {
+            return;
         }
-        // Dropping `conn` closes its fd, which also takes it out of the epoll set.
+    } else if !close && rearm(ctx.epoll, conn, token) {
+        return;
     }
+    let mut conn = conns.remove(key);
+    if let Some(sending) = conn.sending.take() {
+        finish_sending(ctx, &sending, false);
+    }
+    // Dropping `conn` closes its fd, which also takes it out of the epoll set.
 }
 
 /// Handles one readiness event. A panic (a bug in ruwsgi, never the app's exception, which
 /// the WSGI layer turns into a 500) is contained here: it is logged with the request and
 /// only this connection is closed; the thread keeps serving the others.
-fn serve_guarded(ctx: &LoopContext<'_>, conn: &mut Conn) -> Next {
+fn serve_guarded(ctx: &LoopContext<'_>, conn: &mut Conn, spare: &mut ReadBuf) -> Next {
     match catch_unwind(AssertUnwindSafe(|| {
-        if conn.sending.is_some() {
-            on_writable(ctx, conn)
+        if conn.closing.is_some() {
+            drain_closing(conn)
+        } else if conn.sending.is_some() {
+            on_writable(ctx, conn, spare)
         } else {
-            on_readable(ctx, conn)
+            on_readable(ctx, conn, spare)
         }
     })) {
         Ok(next) => next,
@@ -311,19 +439,6 @@ fn sweep(ctx: &LoopContext<'_>, conns: &mut Slab<Conn>) {
     });
 }
 
-/// Epoll registration of listener `i`. uwsgi sockets (nginx: one connection per request)
-/// use EPOLLEXCLUSIVE, so one waiting thread wakes per connection. HTTP sockets wake every
-/// waiting thread and the least busy one takes the connection (`leave_to_another`): with
-/// EPOLLEXCLUSIVE the kernel keeps waking the same thread, and long-lived keep-alive
-/// connections piled on one worker get a smaller share of the CPU than those on another.
-fn listen_event(l: &Listener, i: usize) -> EpollEvent {
-    let flags = match l.protocol {
-        SocketProtocol::Uwsgi => EpollFlags::EPOLLIN | EpollFlags::EPOLLEXCLUSIVE,
-        SocketProtocol::Http => EpollFlags::EPOLLIN,
-    };
-    EpollEvent::new(flags, i as u64)
-}
-
 /// True when another thread (of any worker) sleeping in `epoll_wait` holds at least two
 /// connections fewer than this one: it was woken by the same event and takes the connection.
 fn leave_to_another(ctx: &LoopContext<'_>, mine: usize) -> bool {
@@ -337,7 +452,8 @@ fn leave_to_another(ctx: &LoopContext<'_>, mine: usize) -> bool {
     })
 }
 
-fn accept_some(ctx: &LoopContext<'_>, epoll: &Epoll, conns: &mut Slab<Conn>, index: usize, first_conn: u64) {
+/// Accepts up to `ACCEPT_BATCH` connections from listener `index` and serves what they sent.
+fn accept_some(ctx: &LoopContext<'_>, conns: &mut Slab<Conn>, st: &mut LoopState, index: usize, first_conn: u64) {
     let listener = &ctx.listeners[index];
     for _ in 0..ACCEPT_BATCH {
         if listener.protocol == SocketProtocol::Http && leave_to_another(ctx, conns.len()) {
@@ -349,11 +465,21 @@ fn accept_some(ctx: &LoopContext<'_>, epoll: &Epoll, conns: &mut Slab<Conn>, ind
         let (socket, addr) = match listener.socket.accept4(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC) {
             Ok(pair) => pair,
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)) => {
+                fd_shortage_began(ctx, listener, conns.len(), &e);
+                st.shortage = Some(FdShortage { held: conns.len(), retry_at: Instant::now() + FD_SHORTAGE_RETRY });
+                return;
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) => continue,
             Err(e) => {
-                tracing::warn!("accept() on {} failed: {e}", listener.name);
+                // The stop may have closed the listener between the event and this call.
+                if !ctx.stopping.load(Ordering::Relaxed) {
+                    tracing::warn!("accept() on {} failed: {e}", listener.name);
+                }
                 return;
             }
         };
+        fd_shortage_ended(ctx);
         let peer = match addr.as_socket() {
             Some(a) => Peer { addr: a.ip().to_canonical().to_string(), port: a.port().to_string() },
             None => Peer { addr: String::new(), port: String::new() },
@@ -379,35 +505,71 @@ fn accept_some(ctx: &LoopContext<'_>, epoll: &Epoll, conns: &mut Slab<Conn>, ind
             fresh: true,
             sending: None,
             interest: Interest::Unregistered,
+            closing: None,
         });
         // TCP uwsgi listeners defer accept() until the first bytes arrive (TCP_DEFER_ACCEPT),
         // and clients mostly send right after connecting: serve now rather than after
         // another trip through epoll_wait. The connection joins the epoll set only if it
         // is still open after that (a one-request uwsgi connection from nginx never does).
-        serve_event(ctx, epoll, conns, key, token, false);
+        serve_event(ctx, conns, &mut st.spare, key, token, false);
     }
 }
 
-fn on_readable(ctx: &LoopContext<'_>, conn: &mut Conn) -> Next {
+/// The first failed `accept()` of an fd shortage in this worker is logged (one line per
+/// episode, however many threads and retries); the listeners stay out of the epoll set
+/// until a connection closes, so the thread neither spins nor floods the log.
+fn fd_shortage_began(ctx: &LoopContext<'_>, listener: &Listener, held: usize, e: &std::io::Error) {
+    let since = &ctx.worker.fd_shortage_since;
+    if since.compare_exchange(0, now_micros(), Ordering::Relaxed, Ordering::Relaxed).is_ok() {
+        tracing::warn!(
+            "accept() on {} failed: {e}; worker {} holds {held} connections on core {}: not accepting until one closes",
+            listener.name,
+            ctx.worker.id,
+            ctx.core
+        );
+    }
+}
+
+/// An `accept()` worked again: ends this worker's fd shortage episode, if any.
+fn fd_shortage_ended(ctx: &LoopContext<'_>) {
+    let shortage = &ctx.worker.fd_shortage_since;
+    // A plain load first: this runs on every accept, and the swap would write a shared line.
+    if shortage.load(Ordering::Relaxed) == 0 {
+        return;
+    }
+    let since = shortage.swap(0, Ordering::Relaxed);
+    if since != 0 {
+        let lasted = now_micros().saturating_sub(since) as f64 / 1e6;
+        tracing::info!(
+            "worker {}: accepting connections again after {lasted:.1} s without file descriptors",
+            ctx.worker.id
+        );
+    }
+}
+
+fn on_readable(ctx: &LoopContext<'_>, conn: &mut Conn, spare: &mut ReadBuf) -> Next {
     let fd = conn.fd.as_raw_fd();
     let idle = conn.buf.len() == 0;
-    match conn.buf.read_from(fd, ctx.settings.prebuffer) {
-        Ok(0) => return Next::Close,
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Next::Wait,
-        Err(_) => return Next::Close,
-    }
-    if idle {
-        conn.since = Instant::now();
-    }
-    drive(ctx, conn)
+    conn.buf.borrow_spare(spare);
+    let next = match conn.buf.read_from(fd) {
+        Ok(0) => Next::Close,
+        Ok(_) => {
+            if idle {
+                conn.since = Instant::now();
+            }
+            drive(ctx, conn)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Next::Wait,
+        Err(_) => Next::Close,
+    };
+    conn.buf.settle(spare);
+    next
 }
 
 /// Serves every complete request in the buffer (pipelining), then waits for more input.
 fn drive(ctx: &LoopContext<'_>, conn: &mut Conn) -> Next {
     loop {
         if conn.buf.len() == 0 {
-            conn.buf.shrink();
             return Next::Wait;
         }
         let step = match ctx.listeners[conn.listener].protocol {
@@ -420,9 +582,8 @@ fn drive(ctx: &LoopContext<'_>, conn: &mut Conn) -> Next {
                 conn.since = Instant::now();
                 conn.continue_sent = false;
                 conn.chunk_scan = None;
-                if ctx.stopping.load(Ordering::Relaxed) {
-                    return Next::Close;
-                }
+                // A stopping worker goes on with requests pipelined behind this one; the
+                // last buffered one is answered with `Connection: close`.
             }
             Step::Served { keep_alive: false } | Step::Reject => return Next::Close,
             Step::Incomplete | Step::Sending => return Next::Wait,
@@ -455,7 +616,11 @@ fn serve_http(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
     };
     if let Some(statics) = ctx.statics {
         let started = now_micros();
-        if let Some(reply) = StaticRequest::from_http(&head).and_then(|r| statics.respond(&r)) {
+        // A stopping worker closes after this reply unless another request is already buffered.
+        let closing = ctx.stopping.load(Ordering::Relaxed) && conn.buf.len() == used;
+        let request =
+            StaticRequest::from_http(&head).map(|r| StaticRequest { keep_alive: r.keep_alive && !closing, ..r });
+        if let Some(reply) = request.and_then(|r| statics.respond(&r)) {
             let log = LogFacts {
                 addr: http_log_addr(settings, &head, &conn.peer.addr).to_owned(),
                 method: head.method.to_owned(),
@@ -471,6 +636,12 @@ fn serve_http(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
         }
     }
     let available = conn.buf.len() - used;
+    // Another request already buffered behind this one (unknown for a chunked body).
+    let pipelined = match head.body {
+        BodyFraming::None => available > 0,
+        BodyFraming::Length(n) => available as u64 > n,
+        BodyFraming::Chunked => false,
+    };
     let (body, body_taken) = match head.body {
         BodyFraming::None => (BodyReader::empty(), 0),
         BodyFraming::Length(n) => {
@@ -527,6 +698,8 @@ fn serve_http(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
             remote_port: &conn.peer.port,
         },
         fd,
+        // Once the worker stops, the last buffered request's response says `Connection: close`.
+        closing: (!pipelined).then_some(ctx.stopping),
     };
     let client_keep_alive = head.keep_alive;
     let started = begin_request(ctx);
@@ -658,7 +831,8 @@ fn serve_uwsgi(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
         .find(|(k, _)| *k == b"CONTENT_LENGTH")
         .and_then(|(_, v)| std::str::from_utf8(v).ok()?.trim().parse().ok())
         .unwrap_or(0);
-    if settings.limit_post > 0 && length > settings.limit_post {
+    // A length past i64::MAX can't be read by any app (413, as for HTTP).
+    if (settings.limit_post > 0 && length > settings.limit_post) || length > MAX_CONTENT_LENGTH {
         tracing::info!("request body of {length} bytes exceeds limit-post ({}) -> 413", settings.limit_post);
         reply_error(fd, 413, "Content Too Large");
         return Step::Reject;
@@ -670,7 +844,7 @@ fn serve_uwsgi(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
     let take = available.min(length as usize);
     let already = conn.buf.filled()[used..used + take].to_vec();
     let body = BodyReader::with_length(fd, already, length, false);
-    let request = Request { origin: Origin::Uwsgi { packet: &packet }, fd };
+    let request = Request { origin: Origin::Uwsgi { packet: &packet }, fd, closing: None };
     let started = begin_request(ctx);
     let var = |k: &[u8]| packet.var(k).and_then(|v| std::str::from_utf8(v).ok()).unwrap_or("");
     ctx.worker.slot().cores[ctx.core].set_request(var(b"REQUEST_METHOD"), var(b"REQUEST_URI"));
@@ -737,7 +911,7 @@ fn start_static(ctx: &LoopContext<'_>, conn: &mut Conn, reply: Reply, started: u
 
 /// EPOLLOUT on a connection with a parked static reply: send more; when done, log it and
 /// go back to serving the requests already buffered.
-fn on_writable(ctx: &LoopContext<'_>, conn: &mut Conn) -> Next {
+fn on_writable(ctx: &LoopContext<'_>, conn: &mut Conn, spare: &mut ReadBuf) -> Next {
     let fd = conn.fd.as_raw_fd();
     let Some(sending) = conn.sending.as_mut() else { return Next::Wait };
     let before = sending.reply.transfer.body_bytes();
@@ -750,11 +924,13 @@ fn on_writable(ctx: &LoopContext<'_>, conn: &mut Conn) -> Next {
     }
     let Some(sending) = conn.sending.take() else { return Next::Close };
     let keep_alive = finish_sending(ctx, &sending, result.is_ok());
-    if !keep_alive || ctx.stopping.load(Ordering::Relaxed) {
+    if !keep_alive {
         return Next::Close;
     }
     conn.since = Instant::now();
-    drive(ctx, conn)
+    let next = drive(ctx, conn);
+    conn.buf.settle(spare);
+    next
 }
 
 /// What the epoll set watches a connection for.

@@ -9,8 +9,10 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use anyhow::{bail, Context, Result};
+use nix::sys::epoll::{Epoll, EpollEvent, EpollFlags};
 use ruwsgi_config::{Config, SocketProtocol, SocketSpec};
 use socket2::{Domain, SockAddr, Socket, Type};
 
@@ -48,6 +50,84 @@ impl Listener {
     /// Borrowed fd, for epoll registration.
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.socket.as_fd()
+    }
+
+    /// Epoll registration of this listener under `token`. uwsgi sockets (nginx: one
+    /// connection per request) use EPOLLEXCLUSIVE, so one waiting thread wakes per
+    /// connection. HTTP sockets wake every waiting thread and the least busy one takes the
+    /// connection: with EPOLLEXCLUSIVE the kernel keeps waking the same thread, and
+    /// long-lived keep-alive connections piled on one worker get a smaller share of the CPU.
+    pub fn epoll_event(&self, token: u64) -> EpollEvent {
+        let flags = match self.protocol {
+            SocketProtocol::Uwsgi => EpollFlags::EPOLLIN | EpollFlags::EPOLLEXCLUSIVE,
+            SocketProtocol::Http => EpollFlags::EPOLLIN,
+        };
+        EpollEvent::new(flags, token)
+    }
+
+    /// Drops this process's reference to the listening socket, keeping the fd number taken
+    /// (it now refers to `/dev/null`) so nothing else can reuse it while `self` still names
+    /// it. Once every process has done so the kernel closes the socket: new clients are
+    /// refused at once. Take the socket out of every epoll set first.
+    pub fn close_here(&self) {
+        let Ok(null) = fs::File::open("/dev/null") else {
+            tracing::warn!("cannot open /dev/null to close {}", self.name);
+            return;
+        };
+        // SAFETY: dup3 onto an fd this struct owns; both fds are open for the call, and the
+        // fd stays owned by `self.socket` (now naming /dev/null), so it is closed once.
+        #[allow(unsafe_code)]
+        let rc = unsafe { libc::dup3(null.as_raw_fd(), self.raw_fd(), libc::O_CLOEXEC) };
+        if rc < 0 {
+            tracing::warn!("cannot close {}: {}", self.name, io::Error::last_os_error());
+        }
+    }
+}
+
+/// Whether this process still polls its listeners. Loop threads add and remove them from
+/// their own epoll sets (`max-fd`, fd shortage) while the worker's main thread may close
+/// them for good (stop): the lock orders the two, so no thread re-adds a closed listener.
+#[derive(Debug)]
+pub struct ListenGate {
+    /// False once the listeners were closed in this process.
+    open: Mutex<bool>,
+}
+
+impl Default for ListenGate {
+    fn default() -> Self {
+        Self { open: Mutex::new(true) }
+    }
+}
+
+impl ListenGate {
+    /// Adds `listeners` to `epoll` (tokens `0..`) or removes them; false once closed.
+    pub fn set_polled(&self, epoll: &Epoll, listeners: &[Listener], polled: bool) -> bool {
+        let open = self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !*open {
+            return false;
+        }
+        for (i, l) in listeners.iter().enumerate() {
+            // Errors: already (not) there, which is the state wanted.
+            let _ = if polled { epoll.add(l.fd(), l.epoll_event(i as u64)) } else { epoll.delete(l.fd()) };
+        }
+        true
+    }
+
+    /// Takes the listeners out of every epoll set in `epolls` and closes them in this process.
+    pub fn close(&self, epolls: &[Epoll], listeners: &[Listener]) {
+        let mut open = self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !*open {
+            return;
+        }
+        *open = false;
+        for epoll in epolls {
+            for l in listeners {
+                let _ = epoll.delete(l.fd());
+            }
+        }
+        for l in listeners {
+            l.close_here();
+        }
     }
 }
 

@@ -69,9 +69,14 @@ pub fn wait(fd: RawFd, writable: bool, timeout: Duration) -> io::Result<()> {
 }
 
 /// Writes all of `bufs`, waiting (via `wait_fn`, which the caller may run without the GIL)
-/// whenever the socket is full.
-pub fn write_all(fd: RawFd, bufs: &[&[u8]], mut wait_fn: impl FnMut() -> io::Result<()>) -> io::Result<u64> {
-    let mut total = 0u64;
+/// whenever the socket is full. `sent` grows by every byte written, also when an error or
+/// a timeout stops the write part way (the request log counts what went out).
+pub fn write_all(
+    fd: RawFd,
+    bufs: &[&[u8]],
+    sent: &mut u64,
+    mut wait_fn: impl FnMut() -> io::Result<()>,
+) -> io::Result<()> {
     let mut idx = 0;
     let mut off = 0;
     while idx < bufs.len() {
@@ -88,7 +93,7 @@ pub fn write_all(fd: RawFd, bufs: &[&[u8]], mut wait_fn: impl FnMut() -> io::Res
         }
         match try_write(fd, &slices[..n_slices]) {
             Ok(mut n) => {
-                total += n as u64;
+                *sent += n as u64;
                 while n > 0 {
                     let left = bufs[idx].len() - off;
                     if n >= left {
@@ -105,7 +110,7 @@ pub fn write_all(fd: RawFd, bufs: &[&[u8]], mut wait_fn: impl FnMut() -> io::Res
             Err(e) => return Err(e),
         }
     }
-    Ok(total)
+    Ok(())
 }
 
 /// One non-blocking `sendfile` of up to `len` bytes from `file` at `*offset`, which is

@@ -1,26 +1,34 @@
 //! A worker process: created by the master's fork, it restores its signal set-up, loads
 //! the app if `lazy-apps`, runs `threads` connection-loop threads (each attached to Python
-//! for its whole life), and exits when told to stop or when it must be recycled.
+//! for its whole life), and exits when told to stop or when it must be recycled. Its hook
+//! phases run on the main thread before the loop threads start: `post-fork`, then (with
+//! `lazy-apps`) `pre-app`/`post-app` around the app load, then the `accepting*` ones.
 
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::epoll::{Epoll, EpollCreateFlags};
 use nix::sys::signal::{SigSet, SigmaskHow};
+use ruwsgi_config::hooks::HookPhase;
 use ruwsgi_config::Config;
 use ruwsgi_proto::Limits;
 
+use crate::hooks::run_phase;
 use crate::log::LogPolicy;
 use crate::net::connection::{self, LoopContext, LoopSettings};
-use crate::net::listener::Listener;
+use crate::net::listener::{ListenGate, Listener};
 use crate::scoreboard::{Scoreboard, Status, WorkerSlot};
 use crate::static_files::StaticFiles;
 use crate::wsgi::{self, App};
 
 /// Exit status of a process that could not load the app (uWSGI's `need-app` code).
 pub const EXIT_NO_APP: i32 = 22;
+/// Exit status of a worker whose fatal hook failed: the master stops the instance (ruwsgi's
+/// own code; uWSGI's worker signals the master instead).
+pub const EXIT_HOOK_FAILED: i32 = 23;
 
 /// Per-worker facts the connection loops use for bookkeeping and the request log.
 pub struct WorkerInfo {
@@ -39,6 +47,9 @@ pub struct WorkerInfo {
     /// Written by the thread that serves request number `max_requests`, so the main thread
     /// recycles the worker right away instead of on its next tick.
     pub recycle_wake: OwnedFd,
+    /// Start (µs) of the current shortage of file descriptors (`accept()` failing with
+    /// EMFILE and the like), 0 when none: logged once per episode, not per failure.
+    pub fd_shortage_since: AtomicU64,
 }
 
 impl WorkerInfo {
@@ -55,15 +66,26 @@ impl WorkerInfo {
     }
 }
 
-/// Runs worker `id` in the freshly forked child. Never returns.
-pub fn run(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, board: Scoreboard) -> ! {
-    let code = serve(id, cfg, listeners, app, board);
+/// Runs worker `id` in the freshly forked child (`first`: its slot's first spawn by this
+/// master image). Never returns.
+pub fn run(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, board: Scoreboard, first: bool) -> ! {
+    let code = serve(id, cfg, listeners, app, board, first);
     wsgi::flush_std_streams();
     std::process::exit(code)
 }
 
-fn serve(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, board: Scoreboard) -> i32 {
+fn serve(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, board: Scoreboard, first: bool) -> i32 {
     let pid = std::process::id() as i32;
+    if cfg.limit_as > 0 {
+        if let Err(e) = limit_address_space(cfg.limit_as) {
+            // As uWSGI: say so and serve on (exiting would only make the master respawn
+            // a worker that fails the same way, e.g. above a hard limit set by `ulimit -v`).
+            tracing::error!(
+                "worker {id} (pid: {pid}): limit-as = {}: setrlimit(RLIMIT_AS) failed: {e}; serving without it",
+                cfg.limit_as
+            );
+        }
+    }
     // Written by a thread that serves request number `max_requests`, and by the signal
     // handlers below: either wakes the main loop.
     let Ok((recycle_read, recycle_wake)) =
@@ -80,15 +102,27 @@ fn serve(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, boa
         }
     };
 
+    if let Err(e) = run_phase(&cfg.hooks, HookPhase::PostFork) {
+        tracing::error!("worker {id} (pid: {pid}): {e:#}");
+        return EXIT_HOOK_FAILED;
+    }
     let loaded;
     let app = match app {
         Some(app) => app,
-        None => match App::load(cfg, cfg.processes, cfg.threads) {
-            Ok(app) => {
+        None => match run_phase(&cfg.hooks, HookPhase::PreApp).map(|()| App::load(cfg, cfg.processes, cfg.threads)) {
+            Err(e) => {
+                tracing::error!("worker {id} (pid: {pid}): {e:#}");
+                return EXIT_HOOK_FAILED;
+            }
+            Ok(Ok(app)) => {
                 loaded = app;
+                if let Err(e) = run_phase(&cfg.hooks, HookPhase::PostApp) {
+                    tracing::error!("worker {id} (pid: {pid}): {e:#}");
+                    return EXIT_HOOK_FAILED;
+                }
                 &loaded
             }
-            Err(e) => {
+            Ok(Err(e)) => {
                 tracing::error!("worker {id} (pid: {pid}): cannot load the app: {}", e.0);
                 return EXIT_NO_APP;
             }
@@ -112,6 +146,7 @@ fn serve(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, boa
         log_micros: cfg.log_micros,
         max_requests,
         recycle_wake,
+        fd_shortage_since: AtomicU64::new(0),
     };
     let settings = LoopSettings {
         limits: Limits { max_head: cfg.buffer_size, ..Limits::default() },
@@ -140,7 +175,7 @@ fn serve(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, boa
         tracing::error!("worker {id}: cannot create a pipe");
         return 1;
     };
-    if cfg.harakiri_verbose {
+    if cfg.harakiri > 0 {
         wsgi::install_tracebacker();
     }
     if id == 1 && cfg.py_autoreload > 0 {
@@ -153,8 +188,42 @@ fn serve(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, boa
             started,
         );
     }
+    // As uWSGI: `accepting` in every worker, `-once` only in a slot's first spawn, `1` only
+    // in worker 1.
+    let mut phases = vec![HookPhase::Accepting];
+    if first {
+        phases.push(HookPhase::AcceptingOnce);
+    }
+    if id == 1 {
+        phases.push(HookPhase::Accepting1);
+        if first {
+            phases.push(HookPhase::Accepting1Once);
+        }
+    }
+    for phase in phases {
+        if let Err(e) = run_phase(&cfg.hooks, phase) {
+            tracing::error!("worker {id} (pid: {pid}): {e:#}");
+            return EXIT_HOOK_FAILED;
+        }
+    }
     let log_file = cfg.daemonize.as_ref().or(cfg.daemonize2.as_ref()).or(cfg.logto.as_ref());
-    let stopping = AtomicBool::new(false);
+    let stopping = Arc::new(AtomicBool::new(false));
+    // One epoll set per loop thread, made here so that the stop can take the listeners out
+    // of all of them at once, even of a thread busy running a request.
+    let gate = ListenGate::default();
+    let mut epolls = Vec::with_capacity(cfg.threads as usize);
+    for _ in 0..cfg.threads {
+        match Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC) {
+            Ok(epoll) => {
+                gate.set_polled(&epoll, listeners, true);
+                epolls.push(epoll);
+            }
+            Err(e) => {
+                tracing::error!("worker {id}: cannot create an epoll set: {e}");
+                return 1;
+            }
+        }
+    }
     let running = AtomicUsize::new(cfg.threads as usize);
     // A loop thread ended while the worker wasn't stopping: exit non-zero so the master
     // replaces this process instead of it serving on with fewer threads.
@@ -162,12 +231,14 @@ fn serve(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, boa
     let spawned = Instant::now();
     let mut exit_code = 0;
     std::thread::scope(|s| {
-        for core in 0..cfg.threads as usize {
+        for (core, epoll) in epolls.iter().enumerate() {
             let ctx = LoopContext {
                 listeners,
                 app,
                 settings: &settings,
                 stopping: &stopping,
+                epoll,
+                gate: &gate,
                 stop_fd: stop_read.as_fd(),
                 core,
                 worker: &info,
@@ -205,6 +276,10 @@ fn serve(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, boa
                 }
                 info.slot().status.store(Status::Stopping as u8, Relaxed);
                 info.slot().accepting.store(0, Relaxed);
+                // Stop accepting at once, in every thread, even one still running a request:
+                // once every process has closed its listeners (the master too on SIGTERM),
+                // new clients are refused instead of queueing for a worker that won't come.
+                gate.close(&epolls, listeners);
                 let _ = nix::unistd::write(&stop_write, b"x");
             }
         };
@@ -226,7 +301,8 @@ fn serve(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, boa
                     "worker {id} (pid: {pid}): a connection loop died; exiting so the master replaces this worker"
                 ));
             }
-            info.slot().rss.store(crate::master::stats::memory(pid).0, Relaxed);
+            let (rss, address_space) = crate::master::stats::memory(pid);
+            info.slot().rss.store(rss, Relaxed);
             if let Some(path) = log_file {
                 // Follow a rotation done by the master (`log-maxsize`) or logrotate.
                 crate::master::logfile::follow(path);
@@ -241,20 +317,34 @@ fn serve(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, boa
                         "...The work of process {pid} is done (max lifetime reached: {}s). Seeya!",
                         lived.as_secs()
                     ));
-                } else if cfg.reload_on_rss > 0 {
-                    let rss = info.slot().rss.load(Relaxed);
-                    if rss > cfg.reload_on_rss << 20 {
-                        stop(&format!(
-                            "...The work of process {pid} is done (reload-on-rss: {} MiB > {} MiB). Seeya!",
-                            rss >> 20,
-                            cfg.reload_on_rss
-                        ));
-                    }
+                } else if cfg.reload_on_rss > 0 && rss > cfg.reload_on_rss << 20 {
+                    stop(&format!(
+                        "...The work of process {pid} is done (reload-on-rss: {} MiB > {} MiB). Seeya!",
+                        rss >> 20,
+                        cfg.reload_on_rss
+                    ));
+                } else if cfg.reload_on_as > 0 && address_space > cfg.reload_on_as << 20 {
+                    stop(&format!(
+                        "...The work of process {pid} is done (reload-on-as: {} MiB > {} MiB). Seeya!",
+                        address_space >> 20,
+                        cfg.reload_on_as
+                    ));
                 }
             }
         }
     });
     exit_code
+}
+
+/// `limit-as`: caps this process's address space at `mib` MiB (soft and hard `RLIMIT_AS`,
+/// as uWSGI sets them), so an allocation past it fails (Python raises `MemoryError`) instead
+/// of the worker growing until the OOM killer picks a victim.
+// Differs from uWSGI: set in each worker after the fork, not in the master at start-up, so
+// the master (which re-executes itself on reload, and can't raise a hard limit back) isn't
+// limited.
+fn limit_address_space(mib: u64) -> nix::Result<()> {
+    let bytes = mib.saturating_mul(1 << 20);
+    nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_AS, bytes, bytes)
 }
 
 /// How the master's signals reach a worker: SIGTERM/SIGHUP set `graceful` (finish the

@@ -9,7 +9,7 @@ use std::thread::LocalKey;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple};
-use ruwsgi_proto::percent_decode;
+use ruwsgi_proto::{percent_decode, BodyFraming, RequestHead};
 
 use super::Origin;
 
@@ -89,19 +89,9 @@ fn cached_key<'py>(
     })
 }
 
-/// The path (still percent-encoded) and the query of an HTTP request target.
-fn split_target(target: &str) -> (&str, &str) {
-    // absolute-form (RFC 9112 §3.2.2): drop scheme and authority.
-    let path_and_query = match target.find("://") {
-        Some(i) => target[i + 3..].find('/').map_or("/", |j| &target[i + 3 + j..]),
-        None => target,
-    };
-    path_and_query.split_once('?').unwrap_or((path_and_query, ""))
-}
-
-/// `PATH_INFO` of an HTTP request target, as `fill` sets it (percent-decoded bytes).
-pub fn http_path_info(target: &str) -> Cow<'_, [u8]> {
-    percent_decode(split_target(target).0.as_bytes())
+/// `PATH_INFO` of an HTTP request, as `fill` sets it (percent-decoded bytes).
+pub fn http_path_info<'h>(head: &RequestHead<'h>) -> Cow<'h, [u8]> {
+    percent_decode(head.path().as_bytes())
 }
 
 /// Fills `env` (a template copy) for one request; returns the number of entries.
@@ -109,22 +99,31 @@ pub fn fill(py: Python<'_>, env: &Bound<'_, PyDict>, origin: &Origin<'_>) -> PyR
     match origin {
         Origin::Http { head, server_name, server_port, remote_addr, remote_port, .. } => {
             env.set_item(intern!(py, "REQUEST_METHOD"), method(py, head.method))?;
-            let target = head.target;
-            let (path, query) = split_target(target);
-            env.set_item(intern!(py, "PATH_INFO"), latin1(py, &percent_decode(path.as_bytes())))?;
-            env.set_item(intern!(py, "QUERY_STRING"), PyString::new(py, query))?;
-            env.set_item(intern!(py, "REQUEST_URI"), PyString::new(py, target))?;
+            env.set_item(intern!(py, "PATH_INFO"), latin1(py, &http_path_info(head)))?;
+            env.set_item(intern!(py, "QUERY_STRING"), PyString::new(py, head.query()))?;
+            env.set_item(intern!(py, "REQUEST_URI"), PyString::new(py, head.target))?;
             let protocol = if head.minor_version == 0 { intern!(py, "HTTP/1.0") } else { intern!(py, "HTTP/1.1") };
             env.set_item(intern!(py, "SERVER_PROTOCOL"), protocol)?;
             env.set_item(intern!(py, "SERVER_NAME"), PyString::new(py, server_name))?;
             env.set_item(intern!(py, "SERVER_PORT"), PyString::new(py, server_port))?;
             env.set_item(intern!(py, "REMOTE_ADDR"), PyString::new(py, remote_addr))?;
             env.set_item(intern!(py, "REMOTE_PORT"), PyString::new(py, remote_port))?;
+            // The one length the body was framed with: `Content-Length: 5, 5` or two equal
+            // fields (RFC 9110 §8.6 lets them collapse) must not reach the app as "5, 5".
+            if let BodyFraming::Length(n) = head.body {
+                env.set_item(intern!(py, "CONTENT_LENGTH"), n.to_string())?;
+            }
+            // RFC 9112 §3.2.2: an absolute-form target's authority replaces the Host header.
+            if let Some(authority) = head.authority {
+                env.set_item(intern!(py, "HTTP_HOST"), PyString::new(py, authority))?;
+            }
             for (i, (name, value)) in head.headers.iter().enumerate() {
                 let key = if name.eq_ignore_ascii_case("content-type") {
                     intern!(py, "CONTENT_TYPE").clone()
-                } else if name.eq_ignore_ascii_case("content-length") {
-                    intern!(py, "CONTENT_LENGTH").clone()
+                } else if name.eq_ignore_ascii_case("content-length")
+                    || (head.authority.is_some() && name.eq_ignore_ascii_case("host"))
+                {
+                    continue;
                 } else if name.contains('_') {
                     // Differs from uWSGI: like nginx and Gunicorn, headers with '_' are dropped,
                     // so `X_User` can't pose as a proxy's `X-User` once both become HTTP_X_USER.

@@ -12,6 +12,8 @@ mod response;
 use std::borrow::Cow;
 use std::os::fd::RawFd;
 use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
@@ -52,6 +54,9 @@ pub struct Request<'a> {
     pub origin: Origin<'a>,
     /// The connection (non-blocking), for the response.
     pub fd: RawFd,
+    /// The worker's stop flag, when no other request is buffered behind this one: if it is
+    /// set by the time the response head is written, the head says `Connection: close`.
+    pub closing: Option<&'a Arc<AtomicBool>>,
 }
 
 /// What happened, for the request log and the scoreboard.
@@ -294,9 +299,7 @@ impl App {
         }
         let (script_name, path_info): (&[u8], Cow<'r, [u8]>) = match origin {
             // HTTP requests carry no SCRIPT_NAME.
-            Origin::Http { head, .. } if self.mounts.manages_script_name() => {
-                (b"", environ::http_path_info(head.target))
-            }
+            Origin::Http { head, .. } if self.mounts.manages_script_name() => (b"", environ::http_path_info(head)),
             Origin::Http { .. } => (b"", Cow::Borrowed(b"")),
             // The last of repeated vars, as in the environ.
             Origin::Uwsgi { packet } => {

@@ -28,8 +28,8 @@ pub fn reexec_command() -> anyhow::Result<Vec<CString>> {
 }
 
 /// Makes this process print every Python thread's stack to stderr (fd 2) when it gets
-/// SIGUSR2 (the master sends it on harakiri with `harakiri-verbose`). `faulthandler` dumps from its C signal handler, so it works while
-/// the stuck thread holds the GIL or sleeps in a system call.
+/// SIGUSR2 (the master sends it on harakiri). `faulthandler` dumps from its C signal
+/// handler, so it works while the stuck thread holds the GIL or sleeps in a system call.
 pub fn install_tracebacker() {
     let done = Python::attach(|py| -> PyResult<()> {
         let kwargs = PyDict::new(py);

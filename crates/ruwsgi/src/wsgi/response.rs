@@ -5,6 +5,7 @@
 
 use std::io;
 use std::os::fd::{BorrowedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -69,6 +70,8 @@ struct ResponseState {
     timeout: Duration,
     /// `add-header`.
     extra_headers: Arc<[(String, String)]>,
+    /// `Request::closing`: checked when the head is written.
+    closing: Option<Arc<AtomicBool>>,
 }
 
 type Shared = Arc<Mutex<ResponseState>>;
@@ -124,16 +127,18 @@ impl ResponseState {
             }
             BodyMode::UntilClose => parts.extend_from_slice(body),
         }
-        let head_len = head.len() as u64;
+        // Body bytes sit after the head and the chunk-size line; a write cut short (the
+        // client stalled past socket-timeout) still counts what went out of them.
+        let before_body = (head.len() + chunk_line.len()) as u64;
+        let body_len =
+            parts.iter().map(|p| p.len() as u64).sum::<u64>() - before_body - if chunk_line.is_empty() { 0 } else { 2 };
         let fd = self.fd;
         let timeout = self.timeout;
-        let sent = socket_io::write_all(fd, &parts, || py.detach(|| socket_io::wait(fd, true, timeout)));
+        let mut n = 0;
+        let sent = socket_io::write_all(fd, &parts, &mut n, || py.detach(|| socket_io::wait(fd, true, timeout)));
+        self.body_bytes += n.saturating_sub(before_body).min(body_len);
         match sent {
-            Ok(n) => {
-                self.body_bytes +=
-                    n.saturating_sub(head_len + chunk_line.len() as u64 + if chunk_line.is_empty() { 0 } else { 2 });
-                Ok(())
-            }
+            Ok(()) => Ok(()),
             Err(e) => {
                 self.broken = true;
                 self.keep_alive = false;
@@ -170,6 +175,9 @@ impl ResponseState {
             }
         };
         self.mode = if no_body { BodyMode::None } else { mode };
+        if self.closing.as_ref().is_some_and(|stopping| stopping.load(Ordering::Relaxed)) {
+            self.keep_alive = false;
+        }
         let headers: Vec<(&[u8], &[u8])> =
             self.headers.iter().chain(self.extra_headers.iter()).map(|(k, v)| (k.as_bytes(), v.as_bytes())).collect();
         let start = out.len();
@@ -363,6 +371,7 @@ pub fn handle(py: Python<'_>, app: &App, req: &Request<'_>, body: BodyReader) ->
         broken: false,
         timeout: app.socket_timeout,
         extra_headers: Arc::clone(&app.extra_headers),
+        closing: req.closing.map(Arc::clone),
     }));
     let input_state = input::shared(body);
     let selected = app.route(&req.origin);
@@ -425,7 +434,7 @@ impl ResponseState {
     fn send_raw(&mut self, py: Python<'_>, bytes: &[u8]) -> io::Result<()> {
         let fd = self.fd;
         let timeout = self.timeout;
-        socket_io::write_all(fd, &[bytes], || py.detach(|| socket_io::wait(fd, true, timeout))).map(|_| ())
+        socket_io::write_all(fd, &[bytes], &mut 0, || py.detach(|| socket_io::wait(fd, true, timeout)))
     }
 }
 
