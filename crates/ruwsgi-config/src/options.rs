@@ -248,7 +248,7 @@ pub static OPTIONS: &[OptionSpec] = &[
     row("if-not-hostname-match", &[], None, Logic, true, "", SupportedWithDifference(
         "an invalid regular expression is an error"),
         "keep the lines up to `endif` if the regular expression does not match the host name"),
-    row("if-plugin", &["ifplugin"], None, Logic, true, "", Supported, "keep the lines up to `endif` if the plugin is built in (`python`, `python3`, `http`...)"),
+    row("if-plugin", &["ifplugin"], None, Logic, true, "", Supported, "keep the lines up to `endif` if the plugin is built in (`python3`, `http`, `gevent`...)"),
     list("if-not-plugin", Logic, "keep the lines up to `endif` if the plugin is not built in"),
     row("endif", &["end-if"], None, Logic, false, "", Supported, "end an `if-*` block (`end` too)"),
     s("strict", Bool, "false", "keys that are not options (even used as placeholders) and not-implemented options are errors"),
