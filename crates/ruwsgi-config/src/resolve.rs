@@ -427,7 +427,8 @@ fn apply(
         "need-app" => c.need_app = true,
         "master" => c.master = flag,
         "processes" => c.processes = small()?,
-        "threads" => c.threads = small()?,
+        // uWSGI runs one thread per worker for any value below 2, 0 included.
+        "threads" => c.threads = small()?.max(1),
         "die-on-term" => c.die_on_term = flag,
         "uid" => c.uid = Some(text()?),
         "gid" => c.gid = Some(text()?),
@@ -689,6 +690,13 @@ mod tests {
         assert!(resolve_one("max-requests", "+-3").is_err());
         assert!(resolve_one("max-requests", "99999999999999999999999").is_err());
         assert!(resolve_one("processes", "99999999999").is_err());
+    }
+
+    #[test]
+    fn threads_without_a_number_run_one_thread_as_in_uwsgi() {
+        let r = resolve(&[entry("threads", "lots")]).unwrap();
+        assert_eq!(r.config.threads, 1);
+        assert_eq!(r.warnings.len(), 1);
     }
 
     #[test]

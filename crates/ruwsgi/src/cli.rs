@@ -33,9 +33,15 @@ pub fn main(args: &[String]) -> i32 {
             for warning in warnings {
                 tracing::warn!("WARNING: {warning}");
             }
-            // `show-config = true` in a file: uWSGI logs the config between these lines.
+            // `show-config = true` in a file: uWSGI logs the config between these lines. One
+            // log line each (the log indents the continuation lines of a message).
             if let Some(text) = show_config {
-                tracing::info!(";uWSGI instance configuration\n[uwsgi]\n{}\n;end of configuration", text.trim_end());
+                tracing::info!(";uWSGI instance configuration");
+                tracing::info!("[uwsgi]");
+                for line in text.lines() {
+                    tracing::info!("{line}");
+                }
+                tracing::info!(";end of configuration");
             }
             if let Err(e) = crate::static_files::check(&config) {
                 eprintln!("ruwsgi: {e}");
