@@ -168,6 +168,32 @@ pub fn uwsgi_packet(data: &[u8]) {
     }
 }
 
+/// `proxy_header`: no panic; `used` within bounds; the result doesn't depend on where the
+/// input is split; a header with addresses re-encodes (v1, or v2 without its TLVs) to one
+/// that parses to the same addresses.
+pub fn proxy_header(data: &[u8]) {
+    use ruwsgi_proto::{encode_proxy_v1, encode_proxy_v2, parse_proxy_header, ProxyStart};
+    let whole = parse_proxy_header(data);
+    if let Ok(Some(ProxyStart::Header { header, used })) = &whole {
+        assert!(*used <= data.len());
+        if let (Some(source), Some(destination)) = (header.source, header.destination) {
+            if source.is_ipv4() == destination.is_ipv4() {
+                for again in [encode_proxy_v1(source, destination), encode_proxy_v2(source, destination, b"")] {
+                    match parse_proxy_header(&again) {
+                        Ok(Some(ProxyStart::Header { header: h, used: n })) => {
+                            assert_eq!((h.source, h.destination, n), (header.source, header.destination, again.len()));
+                        }
+                        other => panic!("re-encoded header didn't parse: {other:?}"),
+                    }
+                }
+            }
+        }
+    }
+    let cut = data.first().map_or(0, |&b| usize::from(b) % (data.len() + 1));
+    let part = parse_proxy_header(&data[..cut]);
+    assert!(part == Ok(None) || part == whole, "split at {cut} changed the result: {part:?} vs {whole:?}");
+}
+
 /// `ini`: the input (lossily UTF-8) read as an ini file by `parse_ini_text`, which touches
 /// no files. No panic; an error is one line naming the file; the result is the same on a
 /// second parse, and with CRLF line ends or trailing blank/comment lines.

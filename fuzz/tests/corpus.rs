@@ -34,6 +34,11 @@ fn uwsgi_packet_seeds_hold() {
 }
 
 #[test]
+fn proxy_header_seeds_hold() {
+    replay("proxy_header", ruwsgi_fuzz::proxy_header);
+}
+
+#[test]
 fn ini_seeds_hold() {
     replay("ini", ruwsgi_fuzz::ini);
 }

@@ -85,6 +85,8 @@ pub(crate) fn parse_args(args: &[String]) -> Result<Args, ConfigError> {
         let value = match (inline, spec.kind) {
             (Some(v), _) => v,
             (None, Kind::Bool | Kind::Action) => "true".to_owned(),
+            // uWSGI's `--log-date` takes its strftime format only inline (`--log-date=%Y`).
+            (None, _) if spec.name == "logdate" => "true".to_owned(),
             // `--chmod-socket` alone means 666; it takes the next argument only if it's a mode.
             (None, Kind::Mode) => match args.get(i) {
                 Some(next) if !next.is_empty() && next.bytes().all(|b| b.is_ascii_digit()) => {
@@ -197,6 +199,14 @@ mod tests {
                 ("file:ini".into(), "b.ini:prod".into()),
                 ("file:yaml".into(), "c.yml".into()),
             ]
+        );
+    }
+
+    #[test]
+    fn log_date_takes_its_format_only_inline() {
+        assert_eq!(
+            flags(&["--log-date", "--logdate=%Y"]),
+            vec![("log-date".into(), "true".into()), ("logdate".into(), "%Y".into())]
         );
     }
 

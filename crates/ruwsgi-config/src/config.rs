@@ -79,6 +79,23 @@ pub struct Config {
     pub manage_script_name: bool,
     /// `no-default-app`: a request no mountpoint matches gets a 500 instead of app 0.
     pub no_default_app: bool,
+    /// `vhost` (`vhost-host`): apps are chosen by `host|SCRIPT_NAME`.
+    pub vhost: bool,
+    /// `import` (`pyimport`, ...): modules or `.py` files imported right before the apps load.
+    pub import: Vec<String>,
+    /// `shared-import` (`shared-pyimport`, ...): imported in the master before any app.
+    pub shared_import: Vec<String>,
+    /// `pyargv`: `sys.argv[1:]` for the app, split at spaces and tabs.
+    pub pyargv: Option<String>,
+    /// `optimize` (`-O`): Python optimisation level, 0 to 2.
+    pub optimize: u8,
+    /// `honour-stdin`: keep stdin instead of `/dev/null`.
+    pub honour_stdin: bool,
+    /// `umask`: the process umask, set at start-up.
+    pub umask: Option<u32>,
+    /// `enable-proxy-protocol` (`http-enable-proxy-protocol`): HTTP connections may open
+    /// with a PROXY protocol header.
+    pub enable_proxy_protocol: bool,
     /// `pythonpath` (`python-path`, `pp`): prepended to `sys.path`, in order.
     pub pythonpath: Vec<PathBuf>,
     /// `home` (`virtualenv`, `venv`, `pyhome`, `-H`).
@@ -93,6 +110,8 @@ pub struct Config {
     pub master: bool,
     /// `lazy-apps`: load the app in each worker after fork.
     pub lazy_apps: bool,
+    /// `lazy`: `lazy-apps`, and SIGHUP reloads only the workers.
+    pub lazy: bool,
     /// `need-app`: exit non-zero when the app fails to load. Default true.
     pub need_app: bool,
     /// `vacuum`: remove unix sockets and pidfiles on exit.
@@ -129,6 +148,39 @@ pub struct Config {
     pub memory_report: bool,
     /// `log-x-forwarded-for`: the request log shows X-Forwarded-For as the address.
     pub log_x_forwarded_for: bool,
+    /// `log-format` (`logformat`): the request log line with `%(var)` fields; `None` = uWSGI's
+    /// default line.
+    pub log_format: Option<String>,
+    /// `logformat-strftime`: `%(ftime)` uses the `log-date` strftime format.
+    pub logformat_strftime: bool,
+    /// `log-date` (`logdate`): prefix server messages with the date. `Some("")`: `ctime()`
+    /// form; `Some(fmt)`: this strftime format.
+    pub log_date: Option<String>,
+    /// `log-master` (or implied by `logger`, `req-logger`, `log-encoder`, ...): workers'
+    /// stdout/stderr and log lines go through the master.
+    pub log_master: bool,
+    /// `threaded-logger`: accepted; implies `log-master` (the master has no threads).
+    pub threaded_logger: bool,
+    /// `logger`: `[name ]plugin[:args]` destinations of the server log, in order.
+    pub logger: Vec<String>,
+    /// `req-logger`: destinations of the request log, in order.
+    pub req_logger: Vec<String>,
+    /// `log-route`: `(logger name, regexp)`.
+    pub log_route: Vec<(String, String)>,
+    /// `log-req-route`: `(request logger name, regexp)`.
+    pub log_req_route: Vec<(String, String)>,
+    /// `log-encoder`: `name[:logger] [args]`, chained in order.
+    pub log_encoder: Vec<String>,
+    /// `log-req-encoder`: the request log's encoder chain.
+    pub log_req_encoder: Vec<String>,
+    /// `log-json` (ruwsgi only): request lines and server messages as JSON objects.
+    pub log_json: bool,
+    /// `log-drain`: server log lines matching one of these regexps are dropped.
+    pub log_drain: Vec<String>,
+    /// `log-filter`: when set, only server log lines matching one of these are kept.
+    pub log_filter: Vec<String>,
+    /// `log-master-bufsize`: longest message the master reads (default 64 KiB).
+    pub log_master_bufsize: usize,
     /// `so-keepalive`: `SO_KEEPALIVE` on accepted connections.
     pub so_keepalive: bool,
     /// `tcp-nodelay`: `TCP_NODELAY` on uwsgi-protocol connections too (HTTP ones always).
@@ -137,6 +189,8 @@ pub struct Config {
     pub wsgi_disable_file_wrapper: bool,
     /// `logto`: append all logs to this file.
     pub logto: Option<PathBuf>,
+    /// `logto2`: like `logto`, opened after the app is loaded.
+    pub logto2: Option<PathBuf>,
     /// `log-maxsize`: rotate the log file when it grows past this many bytes; 0 = never.
     pub log_maxsize: u64,
     /// `log-backupname`: name of the rotated log file (default `<file>.<epoch>`).
@@ -272,6 +326,14 @@ impl Default for Config {
             mount: Vec::new(),
             manage_script_name: false,
             no_default_app: false,
+            vhost: false,
+            import: Vec::new(),
+            shared_import: Vec::new(),
+            pyargv: None,
+            optimize: 0,
+            honour_stdin: false,
+            umask: None,
+            enable_proxy_protocol: false,
             pythonpath: Vec::new(),
             home: None,
             env: Vec::new(),
@@ -279,6 +341,7 @@ impl Default for Config {
             threads: 1,
             master: false,
             lazy_apps: false,
+            lazy: false,
             need_app: true,
             vacuum: false,
             pidfile: None,
@@ -297,10 +360,26 @@ impl Default for Config {
             log_sendfile: false,
             memory_report: false,
             log_x_forwarded_for: false,
+            log_format: None,
+            logformat_strftime: false,
+            log_date: None,
+            log_master: false,
+            threaded_logger: false,
+            logger: Vec::new(),
+            req_logger: Vec::new(),
+            log_route: Vec::new(),
+            log_req_route: Vec::new(),
+            log_encoder: Vec::new(),
+            log_req_encoder: Vec::new(),
+            log_json: false,
+            log_drain: Vec::new(),
+            log_filter: Vec::new(),
+            log_master_bufsize: 65536,
             so_keepalive: false,
             tcp_nodelay: false,
             wsgi_disable_file_wrapper: false,
             logto: None,
+            logto2: None,
             log_maxsize: 0,
             log_backupname: None,
             log_reopen: false,

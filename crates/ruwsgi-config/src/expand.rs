@@ -182,20 +182,27 @@ pub(crate) fn placeholder_names(value: &str) -> Vec<String> {
 
 /// `%(name)` → the placeholder's value, itself expanded (with a cycle check).
 pub(crate) fn expand_placeholders(value: &str, values: &HashMap<String, String>) -> Result<String, ExpandError> {
-    expand_placeholders_inner(value, values, &mut HashSet::new())
+    expand_placeholders_inner(value, values, &mut HashSet::new(), false)
+}
+
+/// Like `expand_placeholders`, but a `%(name)` naming no option or placeholder stays as
+/// written, as uWSGI leaves it: `log-format`'s `%(addr)`, `%(status)`... depend on that.
+pub(crate) fn expand_known_placeholders(value: &str, values: &HashMap<String, String>) -> Result<String, ExpandError> {
+    expand_placeholders_inner(value, values, &mut HashSet::new(), true)
 }
 
 fn expand_placeholders_inner(
     value: &str,
     values: &HashMap<String, String>,
     active: &mut HashSet<String>,
+    keep_unknown: bool,
 ) -> Result<String, ExpandError> {
     replace_groups(value, "%(", |name| {
         if name.contains(' ') {
             // A missing operand reads as empty, as in uWSGI.
             let result = evaluate(name, |operand| {
                 if values.contains_key(&crate::options::normalise(operand)) {
-                    lookup(operand, values, active)
+                    lookup(operand, values, active, keep_unknown)
                 } else {
                     Ok(String::new())
                 }
@@ -203,18 +210,29 @@ fn expand_placeholders_inner(
             // Only operators (`%( + )`): uWSGI leaves the text as written.
             return Ok(result.unwrap_or_else(|| format!("%({name})")));
         }
-        lookup(name, values, active)
+        lookup(name, values, active, keep_unknown)
     })
 }
 
 /// One placeholder's value, itself expanded.
-fn lookup(name: &str, values: &HashMap<String, String>, active: &mut HashSet<String>) -> Result<String, ExpandError> {
+fn lookup(
+    name: &str,
+    values: &HashMap<String, String>,
+    active: &mut HashSet<String>,
+    keep_unknown: bool,
+) -> Result<String, ExpandError> {
     let key = crate::options::normalise(name);
-    let raw = values.get(&key).ok_or_else(|| ExpandError::UndefinedPlaceholder(name.to_owned()))?;
+    let Some(raw) = values.get(&key) else {
+        return if keep_unknown {
+            Ok(format!("%({name})"))
+        } else {
+            Err(ExpandError::UndefinedPlaceholder(name.to_owned()))
+        };
+    };
     if !active.insert(key.clone()) {
         return Err(ExpandError::PlaceholderCycle(name.to_owned()));
     }
-    let expanded = expand_placeholders_inner(raw, values, active)?;
+    let expanded = expand_placeholders_inner(raw, values, active, keep_unknown)?;
     active.remove(&key);
     Ok(expanded)
 }
@@ -404,5 +422,6 @@ mod tests {
         assert_eq!(expand_placeholders("%(c)", &v), Err(ExpandError::PlaceholderCycle("c".into())));
         assert_eq!(expand_placeholders("%(d)", &v), Err(ExpandError::UndefinedPlaceholder("d".into())));
         assert_eq!(placeholder_names("%(a) and %(b_c)"), vec!["a".to_owned(), "b_c".to_owned()]);
+        assert_eq!(expand_known_placeholders("%(b) %(addr) %(msecs)ms", &v), Ok("root %(addr) %(msecs)ms".into()));
     }
 }

@@ -183,7 +183,7 @@ use Kind::{
     Action, Address, Bool, Bytes, ConfigFile, Logic, Mapping, Megabytes, Mode, Mount, Number, Pair, Path, RegexSeconds,
     Seconds, Signal, Text, TypeSeconds,
 };
-use Status::{IgnoredWithNotice, NotImplemented, Supported, SupportedWithDifference};
+use Status::{IgnoredWithNotice, Supported, SupportedWithDifference};
 
 const NO_ROUTER: &str = "ruwsgi has no separate router processes";
 const NO_CHEAPER: &str = "ruwsgi keeps all `processes` workers running (no adaptive spawning)";
@@ -268,16 +268,18 @@ pub static OPTIONS: &[OptionSpec] = &[
         "`uwsgi` or `http` (`http11`); the other protocols are refused, as ruwsgi would not serve them"),
         "protocol of the `socket` listeners (not `uwsgi-socket`)"),
     row("listen", &[], Some('l'), Number, false, "100", Supported, "accept backlog of each socket"),
-    row("chmod-socket", &[], Some('C'), Mode, false, "", Supported, "mode of unix sockets (bare = 666)"),
+    row("chmod-socket", &["chmod"], Some('C'), Mode, false, "", Supported, "mode of unix sockets (bare = 666)"),
     s("chown-socket", Text, "", "`user[:group]` of unix sockets"),
-    missing("umask", Text, "files and sockets are created with the inherited umask", "process umask"),
+    s("umask", Text, "", "process umask (octal), set before sockets and files are created"),
     planned("reuse-port", Bool, "SO_REUSEPORT on listeners"),
     s("so-keepalive", Bool, "false", "TCP keepalive probes (`SO_KEEPALIVE`) on accepted connections"),
     row("tcp-nodelay", &[], None, Bool, false, "false", SupportedWithDifference(
         "HTTP connections always have TCP_NODELAY; this adds it to uwsgi-protocol connections"),
         "TCP_NODELAY on accepted connections"),
     planned("freebind", Bool, "IP_FREEBIND on listeners"),
-    missing("enable-proxy-protocol", Bool, "a PROXY protocol header is not read: such requests are refused as malformed", "accept the PROXY protocol header"),
+    row("enable-proxy-protocol", &["http-enable-proxy-protocol"], None, Bool, false, "false", SupportedWithDifference(
+        "PROXY v2 is accepted besides v1, a malformed header gets a 400, and `http-enable-proxy-protocol` applies to every HTTP socket (there is no HTTP router)"),
+        "take REMOTE_ADDR/REMOTE_PORT from a PROXY protocol (v1 or v2) header opening an HTTP connection"),
     ignored("close-on-exec", Bool, ALWAYS, "close sockets in exec'd children"),
     // --- the app
     s("chdir", Path, "", "directory to enter before loading the app"),
@@ -290,20 +292,30 @@ pub static OPTIONS: &[OptionSpec] = &[
     list("env", Pair, "set an environment variable before loading the app"),
     missing("unenv", Text, "the variable stays set", "unset an environment variable"),
     s("lazy-apps", Bool, "false", "load the app in each worker after fork"),
-    missing("lazy", Bool, "the app is loaded once, before the workers fork (`lazy-apps` loads it in each)", "load the app in each worker (legacy, use `lazy-apps`)"),
+    s("lazy", Bool, "false", "`lazy-apps`, and a graceful reload replaces only the workers (legacy, use `lazy-apps`)"),
     s("need-app", Bool, "true", "exit with status 22 when the app fails to load (`false` is refused: no dynamic mode)"),
     row("mount", &[], None, Mount, true, "", SupportedWithDifference(
         "all apps share one interpreter (uWSGI gives each mount a sub-interpreter); a mount that fails to load stops start-up; a trailing `/` on the mountpoint is ignored; `pkg.mod` without `:callable` is accepted"),
         "mount an app at a URL prefix: `/prefix=file.py` (or `.wsgi`) or `/prefix=pkg.mod[:callable]`"),
     s("manage-script-name", Bool, "false", "take SCRIPT_NAME from the longest mountpoint PATH_INFO starts with; PATH_INFO keeps the rest"),
+    row("vhost", &["vhost-host"], None, Bool, false, "false", Supported,
+        "virtual hosting: a request goes to the app mounted at `host|SCRIPT_NAME` (host from HTTP_HOST, else SERVER_NAME), e.g. `mount = example.com|=site.py`"),
     s("no-default-app", Bool, "false", "answer 500 to requests no mountpoint matches, instead of passing them to app 0"),
-    missing("import", Text, "the module is not imported at start-up", "import a Python module at start-up"),
-    missing("shared-import", Text, "the module is not imported at start-up", "import a Python module in the master"),
-    missing("pyargv", Text, "`sys.argv` does not get these arguments", "`sys.argv` for the app"),
-    row("optimize", &[], Some('O'), Number, false, "0", NotImplemented("Python runs unoptimised (asserts run)"), "Python optimisation level"),
+    row("import", &["pyimport", "py-import", "python-import"], None, Text, true, "", Supported,
+        "import a Python module (or a `.py` file) right before the apps load: in the master, or in each worker with `lazy-apps`"),
+    row("shared-import", &["shared-pyimport", "shared-py-import", "shared-python-import"], None, Text, true, "", Supported,
+        "import a Python module (or a `.py` file) in the master before any app loads, even with `lazy-apps`"),
+    s("pyargv", Text, "", "`sys.argv` for the app: `[\"uwsgi\", *value.split()]`"),
+    row("optimize", &[], Some('O'), Number, false, "0", SupportedWithDifference(
+        "the interpreter is already running, so ruwsgi re-executes it once with `-O`/`-OO` at start-up"),
+        "Python optimisation level (0, 1 or 2)"),
     s("wsgi-disable-file-wrapper", Bool, "false", "leave `wsgi.file_wrapper` out of the environ"),
     ignored("wsgi-env-behaviour", Text, ALWAYS, "environ dict lifetime policy"),
     ignored("py-call-osafterfork", Bool, "Python's at-fork hooks always run in ruwsgi", "run `os.register_at_fork` hooks in workers"),
+    ignored("py-call-uwsgi-fork-hooks", Bool, "ruwsgi forks with `os.fork()`, which always runs CPython's before/after-fork hooks",
+        "run CPython's fork hooks around every fork"),
+    missing("gevent-early-monkey-patch", Bool, "gevent is out of scope (ruwsgi runs threads): gevent.monkey.patch_all() is not called",
+        "call `gevent.monkey.patch_all()` before the apps load"),
     ignored("enable-threads", Bool, "Python threads are always enabled (as in uWSGI >= 2.0.27)", "allow app threads"),
     ignored("single-interpreter", Bool, "ruwsgi always uses one interpreter", "no sub-interpreters"),
     row("plugins", &["plugin", "need-plugin", "plugins-dir"], None, Text, true, "", IgnoredWithNotice(BUILT_IN),
@@ -375,7 +387,7 @@ pub static OPTIONS: &[OptionSpec] = &[
     ignored("no-orphans", Bool, "ruwsgi workers always exit when the master dies", "kill workers when the master dies"),
     planned("reaper", Bool, "reap all children"),
     s("exit-on-reload", Bool, "false", "exit (status 0) when a reload is requested, once the workers are gone"),
-    planned("honour-stdin", Bool, "keep stdin open"),
+    s("honour-stdin", Bool, "false", "keep stdin instead of replacing it with /dev/null"),
     ignored("offload-threads", Number,
         "static files and `wsgi.file_wrapper` bodies already go out from the worker's event loop, never holding a Python thread",
         "offload threads per worker"),
@@ -396,7 +408,7 @@ pub static OPTIONS: &[OptionSpec] = &[
     row("daemonize", &[], Some('d'), Path, false, "", Supported, "detach and log to this file"),
     s("daemonize2", Path, "", "detach after loading the app and log to this file"),
     s("logto", Path, "", "log to this file"),
-    missing("logto2", Path, "the log stays on stderr (`logto` writes a file)", "log to this file after dropping privileges"),
+    s("logto2", Path, "", "log to this file (opened after the app is loaded)"),
     row("disable-logging", &[], Some('L'), Bool, false, "false", Supported, "no request log lines"),
     s("log-micros", Bool, "false", "request times in microseconds"),
     s("log-4xx", Bool, "false", "log requests answered 4xx even with `disable-logging`"),
@@ -405,19 +417,33 @@ pub static OPTIONS: &[OptionSpec] = &[
     s("log-big", Bytes, "0", "log responses of at least this many body bytes even with `disable-logging` (0 = off)"),
     s("log-zero", Bool, "false", "log responses with an empty body even with `disable-logging`"),
     s("log-sendfile", Bool, "false", "log responses sent with sendfile even with `disable-logging`"),
-    row("log-format", &["logformat"], None, Text, false, "", NotImplemented("request log lines keep the default format"), "request log line format"),
+    row("log-format", &["logformat"], None, Text, false, "", Supported, "request log line format with `%(var)` fields (see docs/logging.md)"),
+    row("logformat-strftime", &["log-format-strftime"], None, Bool, false, "false", Supported,
+        "`%(ftime)` uses the `log-date` strftime format"),
     row("memory-report", &[], Some('m'), Bool, false, "false", Supported, "the worker's address space and RSS before each request log line"),
     s("log-maxsize", Bytes, "0", "rotate the log file (`<file>.<epoch>`) when it grows past this size (0 = never)"),
     s("log-backupname", Path, "", "name the rotated log file gets instead of `<file>.<epoch>`"),
     row("log-reopen", &[], None, Bool, false, "false", SupportedWithDifference(
         "the log file is always reopened on reload and after a rotation"), "reopen the log file on reload"),
-    row("logdate", &["log-date"], None, Text, false, "", NotImplemented("log lines have no date prefix"), "prefix log lines with the date"),
-    planned("log-master", Bool, "log through the master"),
-    planned("threaded-logger", Bool, "log through a thread"),
-    missing("logger", Text, "log lines go to stderr, `logto` or `daemonize`", "log destination"),
-    missing("req-logger", Text, "request log lines go to stderr, `logto` or `daemonize`", "request log destination"),
-    planned("log-route", Text, "route log lines by regexp"),
-    planned("log-encoder", Text, "log line encoder"),
+    row("logdate", &["log-date"], None, Text, false, "", Supported,
+        "prefix server messages with the date (`ctime()` form, or this strftime format)"),
+    s("log-master", Bool, "false", "workers' output and log lines go through the master, which writes them"),
+    row("threaded-logger", &[], None, Bool, false, "false", SupportedWithDifference(
+        "implies `log-master`; the master writes the log itself in its poll loop, with no thread"),
+        "offload log writing to a thread"),
+    row("logger", &[], None, Text, true, "", Supported,
+        "log destination `[name ]file:PATH|stdio|fd:N|syslog[:ident[,facility]]|rsyslog:ADDR|socket:ADDR|systemd` (implies `log-master`)"),
+    row("req-logger", &[], None, Text, true, "", Supported, "request log destination, as `logger` (implies `log-master`)"),
+    list("log-route", Text, "`NAME REGEXP`: log lines matching REGEXP go to the logger named NAME only"),
+    list("log-req-route", Text, "`NAME REGEXP`: request log lines matching REGEXP go to the request logger named NAME only"),
+    list("log-encoder", Text, "add an encoder (`prefix`, `suffix`, `nl`, `format`, `json`, `gzip`) to the log chain"),
+    list("log-req-encoder", Text, "add an encoder to the request log chain"),
+    list("log-drain", Text, "drop server log lines matching this regexp (implies `log-master`)"),
+    list("log-filter", Text, "show only server log lines matching one of these regexps (implies `log-master`)"),
+    row("log-master-bufsize", &[], None, Bytes, false, "65536", SupportedWithDifference(
+        "default 64 KiB (uWSGI: 8 KiB)"), "longest log message the master reads; longer ones are cut"),
+    s("log-json", Bool, "false",
+        "ruwsgi only: the request log and the server's messages as JSON lines, with the request's fields"),
     s("log-x-forwarded-for", Bool, "false", "log the X-Forwarded-For header as the client address"),
     ignored("ignore-sigpipe", Bool, "ruwsgi never dies on SIGPIPE", "don't report SIGPIPE"),
     ignored("ignore-write-errors", Bool, "client disconnects are logged at debug level", "don't log write errors"),
@@ -834,7 +860,7 @@ mod tests {
     }
 
     /// Names in the main table that are not options of uWSGI's `pip install uwsgi` build.
-    const RUWSGI_ONLY: &[&str] = &["metrics", "stats-prometheus", "py-autoreload-ignore"];
+    const RUWSGI_ONLY: &[&str] = &["metrics", "stats-prometheus", "py-autoreload-ignore", "log-json"];
     /// Options of uWSGI 2.0 plugins that `pip install uwsgi` doesn't build (so not in the generated
     /// list), listed to say ruwsgi serves only WSGI.
     const OTHER_PLUGINS: &[&str] = &["asyncio", "greenlet", "psgi", "rack", "jvm-main-class", "lua", "mono-app"];

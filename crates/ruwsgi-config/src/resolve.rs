@@ -87,8 +87,13 @@ pub(crate) fn resolve(entries: &[Entry]) -> Result<Resolved, ConfigError> {
     // Names already warned about: one warning per option, at its first occurrence.
     let mut warned = HashSet::new();
     for e in entries {
-        let value = expand::expand_placeholders(&e.value, &values)
-            .map_err(|err| crate::reader::expand_error(err, &e.key, &e.origin))?;
+        let keeps_unknown = options::find(&e.key).is_some_and(|o| o.name == "log-format");
+        let value = if keeps_unknown {
+            expand::expand_known_placeholders(&e.value, &values)
+        } else {
+            expand::expand_placeholders(&e.value, &values)
+        }
+        .map_err(|err| crate::reader::expand_error(err, &e.key, &e.origin))?;
         let Some(spec) = options::find(&e.key) else {
             // As in uWSGI, a key that is no option is a custom placeholder. Unknown `UWSGI_*`
             // variables only provide placeholders (uWSGI itself sets some, e.g. `UWSGI_RELOADS`).
@@ -177,6 +182,14 @@ pub(crate) fn resolve(entries: &[Entry]) -> Result<Resolved, ConfigError> {
         }
     }
     Ok(out)
+}
+
+/// `umask = 022`: an octal mask, as uWSGI reads it.
+fn parse_umask(value: &str) -> Option<u32> {
+    let v = value.trim();
+    (!v.is_empty() && v.len() <= 4 && v.bytes().all(|b| (b'0'..=b'7').contains(&b)))
+        .then(|| u32::from_str_radix(v, 8).ok())
+        .flatten()
 }
 
 /// Distro-packaged configs always say `plugins = python3` (or `python`, `python312`, `http`);
@@ -328,12 +341,13 @@ fn parse_exact_address(value: &str) -> Option<String> {
 const MOUNT_EXPECTATION: &str = "expected /prefix=app, the app a .py or .wsgi file or pkg.module[:callable]";
 
 /// `mount = /prefix=app`. As uWSGI, an app ending in `.py` or `.wsgi` is a file and anything
-/// else a module. The prefix must be empty or start with `/` (uWSGI's host-name mountpoints
-/// need `vhost`, which ruwsgi doesn't have). Trailing `/`s are dropped, so `/` is `""`.
+/// else a module. The prefix must be empty or start with `/`, optionally after a host name
+/// and `|` (`example.com|/blog`, for `vhost`). Trailing `/`s are dropped, so `/` is `""`.
 fn parse_mount(value: &str) -> Option<Mount> {
     let (mountpoint, app) = value.split_once('=')?;
     let (mountpoint, app) = (mountpoint.trim(), app.trim());
-    if app.is_empty() || !(mountpoint.is_empty() || mountpoint.starts_with('/')) {
+    let path = mountpoint.split_once('|').map_or(mountpoint, |(host, path)| if host.is_empty() { "x" } else { path });
+    if app.is_empty() || !(path.is_empty() || path.starts_with('/')) {
         return None;
     }
     // Case-sensitive, as uWSGI's strcmp.
@@ -387,6 +401,28 @@ fn apply(
     match spec.name {
         "strict" => c.strict = flag,
         "http" | "http-socket" => c.sockets.push(socket(SocketProtocol::Http)?),
+        "umask" => {
+            let mask = parse_umask(value).ok_or_else(|| err("expected an octal mask like 022"))?;
+            c.umask = Some(mask);
+            shown = format!("{mask:03o}");
+        }
+        "enable-proxy-protocol" => c.enable_proxy_protocol = flag,
+        "vhost" => c.vhost = flag,
+        "import" => c.import.push(text()?),
+        "shared-import" => c.shared_import.push(text()?),
+        "pyargv" => c.pyargv = Some(value.to_owned()),
+        "optimize" => {
+            c.optimize = num()
+                .ok()
+                .and_then(|n| u8::try_from(n).ok())
+                .filter(|n| *n <= 2)
+                .ok_or_else(|| err("expected 0, 1 or 2"))?;
+        }
+        "honour-stdin" => c.honour_stdin = flag,
+        "lazy" => {
+            c.lazy = flag;
+            c.lazy_apps |= flag;
+        }
         "socket" => c.sockets.push(socket(SocketProtocol::Uwsgi)?),
         // Applied to `socket` while resolving (see `socket_protocol`).
         "protocol" => {}
@@ -438,6 +474,7 @@ fn apply(
         "daemonize" => c.daemonize = Some(path()?),
         "daemonize2" => c.daemonize2 = Some(path()?),
         "logto" => c.logto = Some(path()?),
+        "logto2" => c.logto2 = Some(path()?),
         "disable-logging" => c.disable_logging = flag,
         "log-micros" => c.log_micros = flag,
         "log-4xx" => c.log_4xx = flag,
@@ -448,6 +485,55 @@ fn apply(
         "log-sendfile" => c.log_sendfile = flag,
         "memory-report" => c.memory_report = flag,
         "log-x-forwarded-for" => c.log_x_forwarded_for = flag,
+        "log-format" => c.log_format = Some(text()?),
+        "logformat-strftime" => c.logformat_strftime = flag,
+        // A bare `log-date` (read as `true`), `1`, `on`, `yes`: the `ctime()` form, as uWSGI.
+        "logdate" => {
+            let plain = ["true", "1", "on", "yes"].iter().any(|t| value.eq_ignore_ascii_case(t));
+            c.log_date =
+                if !plain && !flag { None } else { Some(if plain { String::new() } else { value.to_owned() }) };
+        }
+        "log-master" => c.log_master |= flag,
+        "threaded-logger" => {
+            c.threaded_logger = flag;
+            c.log_master |= flag;
+        }
+        "logger" => {
+            c.logger.push(text()?);
+            c.log_master = true;
+        }
+        "req-logger" => {
+            c.req_logger.push(text()?);
+            c.log_master = true;
+        }
+        "log-route" | "log-req-route" => {
+            let (name, re) = value.split_once(' ').ok_or_else(|| err("expected NAME REGEXP"))?;
+            let route = (name.to_owned(), re.trim_start().to_owned());
+            if spec.name == "log-route" {
+                c.log_route.push(route);
+            } else {
+                c.log_req_route.push(route);
+            }
+            c.log_master = true;
+        }
+        "log-encoder" => {
+            c.log_encoder.push(text()?);
+            c.log_master = true;
+        }
+        "log-req-encoder" => {
+            c.log_req_encoder.push(text()?);
+            c.log_master = true;
+        }
+        "log-json" => c.log_json = flag,
+        "log-drain" => {
+            c.log_drain.push(text()?);
+            c.log_master = true;
+        }
+        "log-filter" => {
+            c.log_filter.push(text()?);
+            c.log_master = true;
+        }
+        "log-master-bufsize" => c.log_master_bufsize = size()?.max(1),
         "so-keepalive" => c.so_keepalive = flag,
         "tcp-nodelay" => c.tcp_nodelay = flag,
         "wsgi-disable-file-wrapper" => c.wsgi_disable_file_wrapper = flag,
@@ -814,6 +900,43 @@ mod tests {
     }
 
     #[test]
+    fn umask_is_octal() {
+        assert_eq!(resolve_one("umask", "022").unwrap().umask, Some(0o22));
+        assert_eq!(resolve_one("umask", "0077").unwrap().umask, Some(0o77));
+        assert!(resolve_one("umask", "999").is_err());
+        assert!(resolve_one("umask", "").is_err());
+    }
+
+    #[test]
+    fn python_startup_options() {
+        let c = resolve(&[
+            entry("import", "a.b"),
+            entry("pyimport", "c.py"),
+            entry("shared-python-import", "d"),
+            entry("pyargv", "--x 1"),
+            entry("optimize", "2"),
+            entry("lazy", "true"),
+        ])
+        .unwrap()
+        .config;
+        assert_eq!(c.import, ["a.b", "c.py"]);
+        assert_eq!(c.shared_import, ["d"]);
+        assert_eq!(c.pyargv.as_deref(), Some("--x 1"));
+        assert_eq!(c.optimize, 2);
+        assert!(c.lazy && c.lazy_apps);
+        assert!(resolve_one("optimize", "3").is_err());
+    }
+
+    #[test]
+    fn mount_accepts_host_mountpoints() {
+        let c = resolve(&[entry("mount", "example.com|=site.py"), entry("mount", "b.test:8080|/x/=m")]).unwrap().config;
+        assert_eq!(c.mount[0].mountpoint, "example.com|");
+        assert_eq!(c.mount[1].mountpoint, "b.test:8080|/x");
+        assert!(resolve_one("mount", "|/x=m").is_err());
+        assert!(resolve_one("mount", "h|x=m").is_err());
+    }
+
+    #[test]
     fn env_splits_at_the_first_equals() {
         let c = resolve_one("env", "A=b=c").unwrap();
         assert_eq!(c.env, vec![("A".to_owned(), "b=c".to_owned())]);
@@ -874,7 +997,7 @@ mod tests {
             e.to_string(),
             "t.ini:1: option \"idle\" is not implemented by ruwsgi (it is ignored): strict mode refuses it"
         );
-        assert!(resolve(&[entry("strict", "true"), entry("honour-stdin", "true")]).is_err());
+        assert!(resolve(&[entry("strict", "true"), entry("reaper", "true")]).is_err());
     }
 
     #[test]
@@ -1015,6 +1138,7 @@ mod tests {
                 "cron" | "unique-cron" => "-1 -1 -1 -1 -1 cmd",
                 name if name.starts_with("hook-") => "print:1",
                 "protocol" => "http",
+                "log-route" | "log-req-route" => "name ^x",
                 _ => value,
             };
             resolve_one(spec.name, value).unwrap_or_else(|e| panic!("{}: {e}", spec.name));

@@ -13,12 +13,14 @@
 //! - [`encode_response_head`], [`encode_chunk`], [`LAST_CHUNK`]: response framing.
 //! - [`validate_response_header`]: checks on headers a WSGI app passes to `start_response`.
 //! - [`percent_decode`]: `PATH_INFO` decoding.
+//! - [`parse_proxy_header`]: the optional PROXY protocol (v1/v2) header opening a connection.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 mod chunked;
 mod head;
 mod percent;
+mod proxy;
 mod response;
 mod syntax;
 mod uwsgi;
@@ -29,6 +31,10 @@ pub use head::{
     MAX_CONTENT_LENGTH,
 };
 pub use percent::percent_decode;
+pub use proxy::{
+    encode_proxy_v1, encode_proxy_v2, parse_proxy_header, ProxyError, ProxyHeader, ProxyStart, MAX_PROXY_V1_LINE,
+    PROXY_V2_SIGNATURE,
+};
 pub use response::{
     encode_chunk, encode_response_head, validate_response_header, HeaderError, ResponseFraming, CHUNK_END, LAST_CHUNK,
 };

@@ -2,10 +2,44 @@
 //! split-point independence (feeding input in two parts gives the same result as whole).
 
 use proptest::prelude::*;
+use std::net::{IpAddr, SocketAddr};
+
 use ruwsgi_proto::{
-    encode_chunk, encode_uwsgi_packet, parse_request_head, parse_uwsgi_packet, percent_decode, ChunkError,
-    ChunkedDecoder, Limits, CHUNK_END, LAST_CHUNK,
+    encode_chunk, encode_proxy_v1, encode_proxy_v2, encode_uwsgi_packet, parse_proxy_header, parse_request_head,
+    parse_uwsgi_packet, percent_decode, ChunkError, ChunkedDecoder, Limits, ProxyStart, CHUNK_END, LAST_CHUNK,
+    PROXY_V2_SIGNATURE,
 };
+
+/// Two addresses of one family, for PROXY headers.
+fn address_pair() -> impl Strategy<Value = (SocketAddr, SocketAddr)> {
+    prop_oneof![
+        (any::<[u8; 4]>(), any::<[u8; 4]>(), any::<u16>(), any::<u16>())
+            .prop_map(|(s, d, sp, dp)| (SocketAddr::new(IpAddr::from(s), sp), SocketAddr::new(IpAddr::from(d), dp))),
+        (any::<[u8; 16]>(), any::<[u8; 16]>(), any::<u16>(), any::<u16>())
+            .prop_map(|(s, d, sp, dp)| (SocketAddr::new(IpAddr::from(s), sp), SocketAddr::new(IpAddr::from(d), dp))),
+    ]
+}
+
+/// PROXY headers, valid or with a byte changed, followed by a request's first bytes.
+fn proxy_opening() -> impl Strategy<Value = Vec<u8>> {
+    (
+        address_pair(),
+        any::<bool>(),
+        prop::collection::vec(any::<u8>(), 0..8),
+        any::<prop::sample::Index>(),
+        any::<u8>(),
+        any::<bool>(),
+    )
+        .prop_map(|((s, d), v2, tlvs, at, byte, corrupt)| {
+            let mut bytes = if v2 { encode_proxy_v2(s, d, &tlvs) } else { encode_proxy_v1(s, d) };
+            if corrupt {
+                let i = at.index(bytes.len());
+                bytes[i] = byte;
+            }
+            bytes.extend_from_slice(b"GET / HTTP/1.1\r\n\r\n");
+            bytes
+        })
+}
 
 /// Request heads that are mostly valid, with framing headers and odd bytes mixed in so that
 /// both acceptance and each rejection path are exercised.
@@ -189,6 +223,40 @@ proptest! {
         let whole = decode_split(&input, 0, usize::MAX);
         for cut in 0..=input.len() {
             prop_assert_eq!(decode_split(&input, cut, usize::MAX), whole.clone(), "cut {}", cut);
+        }
+    }
+
+    #[test]
+    fn proxy_parser_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..200), v2 in any::<bool>()) {
+        let input = if v2 { [PROXY_V2_SIGNATURE.as_slice(), &bytes].concat() } else { [b"PROXY ".as_slice(), &bytes].concat() };
+        for buf in [&bytes, &input] {
+            if let Ok(Some(ProxyStart::Header { used, .. })) = parse_proxy_header(buf) {
+                prop_assert!(used <= buf.len());
+            }
+        }
+    }
+
+    #[test]
+    fn proxy_headers_roundtrip((source, destination) in address_pair(), tlvs in prop::collection::vec(any::<u8>(), 0..40)) {
+        for wire in [encode_proxy_v1(source, destination), encode_proxy_v2(source, destination, &tlvs)] {
+            let input = [wire.as_slice(), b"GET /"].concat();
+            match parse_proxy_header(&input) {
+                Ok(Some(ProxyStart::Header { header, used })) => {
+                    prop_assert_eq!(used, wire.len());
+                    prop_assert_eq!(header.source, Some(source));
+                    prop_assert_eq!(header.destination, Some(destination));
+                }
+                other => prop_assert!(false, "{:?}", other),
+            }
+        }
+    }
+
+    #[test]
+    fn proxy_parser_result_does_not_depend_on_split(input in proxy_opening()) {
+        let whole = parse_proxy_header(&input);
+        for cut in 0..input.len() {
+            let part = parse_proxy_header(&input[..cut]);
+            prop_assert!(part == Ok(None) || part == whole, "cut {}: {:?} vs {:?}", cut, part, whole);
         }
     }
 

@@ -22,6 +22,11 @@ pub fn main(args: &[String]) -> i32 {
             }
         },
         Ok(Command::Run { config, notices, warnings, show_config }) => {
+            // First, so the notices and warnings are logged once, by the interpreter that runs.
+            if let Err(e) = crate::wsgi::reexec_for_optimize(config.optimize) {
+                eprintln!("ruwsgi: {e:#}");
+                return 1;
+            }
             // `print`: plain lines on stdout, as uWSGI's `print` option.
             for line in &config.print {
                 println!("{line}");

@@ -63,6 +63,18 @@ impl fmt::Display for Field<'_> {
     }
 }
 
+/// Appends `value` (a `log-format` field's bytes) with every control and separator
+/// character escaped, as `Field` does; invalid UTF-8 is replaced.
+pub fn push_escaped(out: &mut Vec<u8>, value: &[u8]) {
+    if value.iter().all(|b| (b' '..=b'~').contains(b)) {
+        out.extend_from_slice(value);
+        return;
+    }
+    let mut text = String::with_capacity(value.len() + 8);
+    let _ = write!(text, "{}", Field(&String::from_utf8_lossy(value)));
+    out.extend_from_slice(text.as_bytes());
+}
+
 /// One server message (as `tracing` formats it, with its final newline) made safe to
 /// write: control and separator characters escaped. A message that spans lines on purpose
 /// (a Python traceback) keeps its line breaks, but every line after the first is indented

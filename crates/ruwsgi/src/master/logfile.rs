@@ -50,6 +50,23 @@ pub fn rotate_if_big(path: &Path, max: u64, backup: Option<&Path>) -> Option<Pat
     if max == 0 || size < max {
         return None;
     }
+    let target = match rotate_path(path, backup) {
+        Ok(target) => target,
+        Err(e) => {
+            tracing::error!("cannot rotate the log file {}: {e}", path.display());
+            return None;
+        }
+    };
+    if let Err(e) = redirect(path) {
+        tracing::error!("cannot reopen the log file after rotation: {e:#}");
+        return None;
+    }
+    Some(target)
+}
+
+/// Renames `path` to `backup` or `<path>.<epoch>` (never over an earlier rotated file);
+/// returns the new name. The caller reopens `path`.
+pub fn rotate_path(path: &Path, backup: Option<&Path>) -> std::io::Result<PathBuf> {
     let epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let mut target = backup.map_or_else(|| PathBuf::from(format!("{}.{epoch}", path.display())), Path::to_path_buf);
     // Two rotations within a second (or a fixed `log-backupname`) must not overwrite the
@@ -59,13 +76,6 @@ pub fn rotate_if_big(path: &Path, max: u64, backup: Option<&Path>) -> Option<Pat
         target = PathBuf::from(format!("{}.{epoch}.{n}", path.display()));
         n += 1;
     }
-    if let Err(e) = std::fs::rename(path, &target) {
-        tracing::error!("cannot rotate the log file {}: {e}", path.display());
-        return None;
-    }
-    if let Err(e) = redirect(path) {
-        tracing::error!("cannot reopen the log file after rotation: {e:#}");
-        return None;
-    }
-    Some(target)
+    std::fs::rename(path, &target)?;
+    Ok(target)
 }

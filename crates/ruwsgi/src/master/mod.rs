@@ -162,6 +162,8 @@ struct Master {
     crons: Crons,
     /// `hook-master-start = unix_signal:N function`: what these signals do instead.
     signal_actions: Vec<(Signal, MasterAction)>,
+    /// `log-master`: the pipes workers log through.
+    log_pipes: Option<crate::log::LogPipes>,
 }
 
 /// Runs the whole server; returns the process exit code.
@@ -180,9 +182,18 @@ pub fn run(cfg: Config) -> i32 {
 }
 
 fn start(cfg: Config) -> Result<Master> {
+    // uWSGI applies `umask` as soon as it reads the option: before logs, sockets and pidfiles.
+    if let Some(mask) = cfg.umask {
+        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
+    }
     let reloaded = reload::take_reloaded_marker();
     let start_cwd = std::env::current_dir().context("cannot read the working directory")?;
-    let log_file = cfg.daemonize.clone().or_else(|| cfg.daemonize2.clone()).or_else(|| cfg.logto.clone());
+    let log_file = cfg
+        .daemonize
+        .clone()
+        .or_else(|| cfg.daemonize2.clone())
+        .or_else(|| cfg.logto.clone())
+        .or_else(|| cfg.logto2.clone());
     if reloaded {
         // stdout/stderr were inherited across the exec; reopen the file in case it was
         // rotated or removed (`log-reopen`).
@@ -194,6 +205,7 @@ fn start(cfg: Config) -> Result<Master> {
     } else if let Some(path) = &cfg.logto {
         logfile::redirect(path)?;
     }
+    let log_pipes = crate::log::configure(&cfg)?;
     tracing::info!("*** Starting ruwsgi {} (uWSGI-compatible) ***", env!("CARGO_PKG_VERSION"));
     if reloaded {
         tracing::info!("*** this master was reloaded (pid: {}) ***", std::process::id());
@@ -216,6 +228,11 @@ fn start(cfg: Config) -> Result<Master> {
     }
     raise_fd_limit(cfg.max_fd);
     let listeners = listener::bind_all(&cfg)?;
+    if !cfg.honour_stdin {
+        // As uWSGI, once the sockets are bound: stdin becomes /dev/null unless `honour-stdin`.
+        let devnull = std::fs::File::open("/dev/null").context("cannot open /dev/null for stdin")?;
+        nix::unistd::dup2_stdin(devnull.as_fd())?;
+    }
     for (i, l) in listeners.iter().enumerate() {
         let kind = match l.protocol {
             SocketProtocol::Http => "http",
@@ -285,6 +302,9 @@ fn start(cfg: Config) -> Result<Master> {
         write_pidfiles(cfg.pidfile.as_ref())?;
         write_pidfiles(cfg.pidfile2.as_ref())?;
     }
+    if let (Some(path), false) = (&cfg.logto2, reloaded) {
+        logfile::redirect(path)?;
+    }
     if let Some(dir) = &cfg.chdir2 {
         std::env::set_current_dir(dir).with_context(|| format!("chdir2 = {}", dir.display()))?;
     }
@@ -330,6 +350,7 @@ fn start(cfg: Config) -> Result<Master> {
         fifo,
         log_file,
         daemons,
+        log_pipes,
     };
     for id in 1..=processes {
         master.spawn(id)?;
@@ -480,6 +501,12 @@ impl Master {
             if let Some(fifo) = &self.fifo {
                 fifo.close_in_child();
             }
+            if let Some(pipes) = &self.log_pipes {
+                for fd in std::iter::once(&pipes.server).chain(pipes.request.as_ref()) {
+                    let _ = nix::unistd::close(fd.as_raw_fd());
+                }
+            }
+            crate::log::enter_worker();
             slot.reset(std::process::id() as i32);
             let first = self.workers[id - 1].spawns == 0;
             worker::run(id, &self.cfg, &self.listeners, self.app.as_ref(), self.board, first);
@@ -505,11 +532,26 @@ impl Master {
                 fds.push(PollFd::new(f.fd(), PollFlags::POLLIN));
                 fds.len() - 1
             });
+            let log_at = fds.len();
+            if let Some(pipes) = &self.log_pipes {
+                fds.extend(
+                    std::iter::once(&pipes.server)
+                        .chain(pipes.request.as_ref())
+                        .map(|fd| PollFd::new(fd.as_fd(), PollFlags::POLLIN)),
+                );
+            }
             let _ = poll(&mut fds, PollTimeout::try_from(timeout).unwrap_or(PollTimeout::MAX));
             let ready = |at: Option<usize>| at.and_then(|i| fds[i].revents()).is_some_and(|r| !r.is_empty());
             let stats_ready: Vec<usize> = (0..self.stats.len()).filter(|i| ready(Some(stats_at + i))).collect();
             let fifo_ready = ready(fifo_at);
+            let log_ready = (log_at..fds.len()).any(|i| ready(Some(i)));
             drop(fds);
+            if log_ready {
+                if let Some(pipes) = &self.log_pipes {
+                    crate::log::drain(pipes);
+                }
+            }
+            crate::log::maintain();
             while let Ok(Some(sig)) = self.signals.read_signal() {
                 let sig = Signal::try_from(sig.ssi_signo as i32);
                 if let Some((_, action)) = self.signal_actions.iter().find(|(s, _)| Ok(*s) == sig) {
@@ -554,6 +596,7 @@ impl Master {
                 Phase::Reloading { since, deadline } => {
                     let daemons_stopped = self.daemons.stopped(Instant::now());
                     if daemons_stopped && self.workers.iter().all(|w| w.pid.is_none()) {
+                        self.drain_log();
                         if self.cfg.exit_on_reload {
                             tracing::info!("uWSGI: GAME OVER (insert coin)");
                             return self.finish();
@@ -589,6 +632,7 @@ impl Master {
                 f.vacuum();
             }
         }
+        self.drain_log();
         tracing::info!("goodbye to uWSGI.");
         self.exit_code
     }
@@ -644,6 +688,13 @@ impl Master {
                 "{why}: ignored, already {}",
                 if matches!(self.phase, Phase::Reloading { .. }) { "reloading" } else { "shutting down" }
             );
+            return;
+        }
+        if self.cfg.lazy {
+            // uWSGI's `lazy`: every graceful reload (SIGHUP, touch-reload, FIFO `r`) replaces
+            // the workers only; the master neither re-executes nor re-reads the config.
+            tracing::info!("{why}: lazy mode, gracefully reloading the workers only");
+            self.signal_all(Signal::SIGHUP);
             return;
         }
         self.chain = None;
@@ -939,6 +990,13 @@ impl Master {
         self.chain = Some(chain);
     }
 
+    /// `log-master`: what the workers wrote before they exited.
+    fn drain_log(&self) {
+        if let Some(pipes) = &self.log_pipes {
+            crate::log::drain(pipes);
+        }
+    }
+
     /// `log-maxsize`.
     fn rotate_log(&self) {
         if let Some(path) = &self.log_file {
@@ -977,6 +1035,7 @@ impl Master {
                         tracing::error!("cannot reopen the log: {e:#}");
                     }
                 }
+                crate::log::reopen();
             }
         }
     }

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use nix::sys::epoll::{Epoll, EpollEvent, EpollFlags, EpollTimeout};
 use ruwsgi_config::SocketProtocol;
 use ruwsgi_proto::{
-    parse_request_head, parse_uwsgi_packet, BodyFraming, ChunkedDecoder, Limits, RequestHead, UwsgiPacket,
-    MAX_CONTENT_LENGTH,
+    parse_proxy_header, parse_request_head, parse_uwsgi_packet, BodyFraming, ChunkedDecoder, Limits, ProxyStart,
+    RequestHead, UwsgiPacket, MAX_CONTENT_LENGTH,
 };
 use slab::Slab;
 
@@ -24,7 +24,7 @@ use super::body::BodyReader;
 use super::listener::{ListenGate, Listener};
 use super::read_buf::ReadBuf;
 use super::socket_io;
-use crate::log::{format_memory_report, format_request_line, RequestRecord};
+use crate::log::{format_memory_report, format_request_line, LineFacts, RequestRecord, RequestVars};
 use crate::scoreboard::now_micros;
 use crate::static_files::{Progress, Reply, StaticFiles, StaticRequest, Transfer};
 use crate::worker::WorkerInfo;
@@ -56,6 +56,7 @@ const FD_SHORTAGE_RETRY: Duration = Duration::from_secs(1);
 
 /// Per-loop settings from the config.
 #[derive(Debug, Clone)]
+#[allow(clippy::struct_excessive_bools)] // one bool per uWSGI boolean option
 pub struct LoopSettings {
     /// Parser limits (`buffer-size`).
     pub limits: Limits,
@@ -84,6 +85,8 @@ pub struct LoopSettings {
     pub tcp_nodelay: bool,
     /// `log-x-forwarded-for`.
     pub log_forwarded_for: bool,
+    /// `enable-proxy-protocol`: HTTP connections may open with a PROXY header.
+    pub proxy_protocol: bool,
 }
 
 /// What a loop thread shares with its siblings.
@@ -119,6 +122,9 @@ struct Peer {
     addr: String,
     /// `REMOTE_PORT`.
     port: String,
+    /// `enable-proxy-protocol` on an HTTP socket, and the first bytes weren't looked at
+    /// yet: they may be a PROXY header naming the real client.
+    awaiting_proxy: bool,
 }
 
 /// One client connection.
@@ -174,6 +180,10 @@ struct LogFacts {
     vars: usize,
     /// The app that served it; a static file is logged under the default app, as in uWSGI.
     app: Option<usize>,
+    /// The request variables `log-format` reads (empty without one).
+    captured: Vec<(String, Vec<u8>)>,
+    /// uwsgi packet modifiers (0 for HTTP).
+    modifiers: (u8, u8),
 }
 
 /// How far the framing of a pre-buffered chunked body has been checked.
@@ -480,9 +490,10 @@ fn accept_some(ctx: &LoopContext<'_>, conns: &mut Slab<Conn>, st: &mut LoopState
             }
         };
         fd_shortage_ended(ctx);
+        let awaiting_proxy = ctx.settings.proxy_protocol && listener.protocol == SocketProtocol::Http;
         let peer = match addr.as_socket() {
-            Some(a) => Peer { addr: a.ip().to_canonical().to_string(), port: a.port().to_string() },
-            None => Peer { addr: String::new(), port: String::new() },
+            Some(a) => Peer { addr: a.ip().to_canonical().to_string(), port: a.port().to_string(), awaiting_proxy },
+            None => Peer { addr: String::new(), port: String::new(), awaiting_proxy },
         };
         if listener.protocol == SocketProtocol::Http || ctx.settings.tcp_nodelay {
             let _ = socket.set_tcp_nodelay(true);
@@ -557,13 +568,40 @@ fn on_readable(ctx: &LoopContext<'_>, conn: &mut Conn, spare: &mut ReadBuf) -> N
             if idle {
                 conn.since = Instant::now();
             }
-            drive(ctx, conn)
+            match conn.peer.awaiting_proxy.then(|| take_proxy_header(conn)).flatten() {
+                Some(next) => next,
+                None => drive(ctx, conn),
+            }
         }
         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Next::Wait,
         Err(_) => Next::Close,
     };
     conn.buf.settle(spare);
     next
+}
+
+/// `enable-proxy-protocol`: consumes the PROXY header that may open the connection and takes
+/// the client's address from it. Looked for once, before the first request: a header later
+/// on the connection is request data, so a client behind the proxy can't forge one. `Some`:
+/// wait for the rest of it, or close after a 400 for a malformed one.
+fn take_proxy_header(conn: &mut Conn) -> Option<Next> {
+    let (header, used) = match parse_proxy_header(conn.buf.filled()) {
+        Ok(None) => return Some(Next::Wait),
+        Ok(Some(ProxyStart::Absent)) => (None, 0),
+        Ok(Some(ProxyStart::Header { header, used })) => (header.source, used),
+        Err(e) => {
+            tracing::info!("bad PROXY header from {}: {e} -> {}", peer_name(&conn.peer), e.status());
+            reply_error(conn.fd.as_raw_fd(), e.status(), "Bad Request");
+            return Some(Next::Close);
+        }
+    };
+    conn.peer.awaiting_proxy = false;
+    conn.buf.consume(used);
+    if let Some(source) = header {
+        conn.peer.addr = source.ip().to_canonical().to_string();
+        conn.peer.port = source.port().to_string();
+    }
+    None
 }
 
 /// Serves every complete request in the buffer (pipelining), then waits for more input.
@@ -630,6 +668,8 @@ fn serve_http(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
                 // The CGI variables an environ would have besides the HTTP_* ones.
                 vars: head.headers.len() + 10,
                 app: Some(0),
+                captured: capture(&RequestVars::Http(&head)),
+                modifiers: (0, 0),
             };
             conn.buf.consume(used);
             return start_static(ctx, conn, reply, started, log);
@@ -712,6 +752,8 @@ fn serve_http(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
         uri: head.target,
         protocol,
         packet_bytes: used,
+        request: RequestVars::Http(&head),
+        modifiers: (0, 0),
     };
     let parked = park_file_rest(ctx, started, &mut served, &logged);
     if body.unread_on_socket() {
@@ -758,6 +800,8 @@ fn park_file_rest(
             packet_bytes: logged.packet_bytes,
             vars: served.vars,
             app: served.app,
+            captured: capture(&logged.request),
+            modifiers: logged.modifiers,
         },
         static_file: false,
     }))
@@ -820,6 +864,8 @@ fn serve_uwsgi(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
                 packet_bytes: used,
                 vars: packet.vars.len(),
                 app: Some(0),
+                captured: capture(&RequestVars::Uwsgi(&packet)),
+                modifiers: (packet.modifier1, packet.modifier2),
             };
             conn.buf.consume(used);
             return start_static(ctx, conn, reply, started, log);
@@ -855,6 +901,8 @@ fn serve_uwsgi(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
         uri: var(b"REQUEST_URI"),
         protocol: var(b"SERVER_PROTOCOL"),
         packet_bytes: used,
+        request: RequestVars::Uwsgi(&packet),
+        modifiers: (packet.modifier1, packet.modifier2),
     };
     let parked = park_file_rest(ctx, started, &mut served, &logged);
     discard_body(&mut body, settings.request_timeout, u64::MAX);
@@ -990,6 +1038,7 @@ fn finish_sending(ctx: &LoopContext<'_>, sending: &Sending, complete: bool) -> b
         sendfile: reply.sendfile,
         rest: None,
         app: sending.log.app,
+        vhost: None,
     };
     let log = &sending.log;
     let logged = Logged {
@@ -998,6 +1047,8 @@ fn finish_sending(ctx: &LoopContext<'_>, sending: &Sending, complete: bool) -> b
         uri: &log.uri,
         protocol: &log.protocol,
         packet_bytes: log.packet_bytes,
+        request: RequestVars::Captured(&log.captured),
+        modifiers: log.modifiers,
     };
     if sending.static_file {
         ctx.worker.slot().cores[ctx.core].static_requests.fetch_add(1, Ordering::Relaxed);
@@ -1054,6 +1105,15 @@ struct Logged<'a> {
     uri: &'a str,
     protocol: &'a str,
     packet_bytes: usize,
+    /// The request's variables (`log-format`'s `%(host)`, `%(var.NAME)`...).
+    request: RequestVars<'a>,
+    /// uwsgi packet modifiers (0 for HTTP).
+    modifiers: (u8, u8),
+}
+
+/// The variables `log-format` needs from a request whose reply finishes later.
+fn capture(request: &RequestVars<'_>) -> Vec<(String, Vec<u8>)> {
+    crate::log::request_format().map(|f| f.capture(request)).unwrap_or_default()
 }
 
 /// Marks this thread busy (for harakiri and stats); returns the start time in µs.
@@ -1081,6 +1141,39 @@ fn end_request(ctx: &LoopContext<'_>, started: u64, served: &Served, logged: &Lo
     if !ctx.worker.log.wants(served.status, micros, served.body_bytes, served.sendfile) {
         return;
     }
+    if let Some(format) = crate::log::request_format() {
+        let facts = LineFacts {
+            addr: logged.addr,
+            method: logged.method,
+            uri: logged.uri,
+            proto: logged.protocol,
+            status: served.status,
+            body_bytes: served.body_bytes,
+            header_bytes: served.header_bytes,
+            header_count: served.header_count,
+            started,
+            micros,
+            now_secs: (started + micros) / 1_000_000,
+            pid: ctx.worker.pid,
+            wid: ctx.worker.id,
+            core: ctx.core,
+            vars: served.vars,
+            pktsize: logged.packet_bytes,
+            modifier1: logged.modifiers.0,
+            modifier2: logged.modifiers.1,
+            memory: if format.needs_memory() {
+                let (rss, vsz) = crate::master::stats::memory(ctx.worker.pid);
+                (vsz, rss)
+            } else {
+                (0, 0)
+            },
+            request: logged.request,
+        };
+        let mut line = Vec::with_capacity(256);
+        format.render(&facts, &mut line);
+        crate::log::write_request_line(&line);
+        return;
+    }
     let ctime = crate::log::ctime(started);
     let record = RequestRecord {
         pid: ctx.worker.pid,
@@ -1104,10 +1197,15 @@ fn end_request(ctx: &LoopContext<'_>, started: u64, served: &Served, logged: &Lo
         core: ctx.core,
     };
     let mut line = String::with_capacity(256);
+    if let Some(host) = &served.vhost {
+        // uWSGI's `vhost` mode starts the line with the request's host.
+        line.push_str(host);
+        line.push(' ');
+    }
     if ctx.worker.log.memory {
         let (rss, address_space) = crate::master::stats::memory(ctx.worker.pid);
         format_memory_report(address_space, rss, &mut line);
     }
     format_request_line(&record, &mut line);
-    crate::log::write_line(line.as_bytes());
+    crate::log::write_request_line(line.as_bytes());
 }

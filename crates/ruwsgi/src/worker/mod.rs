@@ -160,6 +160,7 @@ fn serve(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, boa
         so_keepalive: cfg.so_keepalive,
         tcp_nodelay: cfg.tcp_nodelay,
         log_forwarded_for: cfg.log_x_forwarded_for,
+        proxy_protocol: cfg.enable_proxy_protocol,
         processes: cfg.processes.max(1) as usize,
         threads: cfg.threads.max(1) as usize,
     };
@@ -206,7 +207,12 @@ fn serve(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, boa
             return EXIT_HOOK_FAILED;
         }
     }
-    let log_file = cfg.daemonize.as_ref().or(cfg.daemonize2.as_ref()).or(cfg.logto.as_ref());
+    // With `log-master` the worker's stderr is the master's pipe: nothing to follow.
+    let log_file = if cfg.log_master || cfg.log_json {
+        None
+    } else {
+        cfg.daemonize.as_ref().or(cfg.daemonize2.as_ref()).or(cfg.logto.as_ref()).or(cfg.logto2.as_ref())
+    };
     let stopping = Arc::new(AtomicBool::new(false));
     // One epoll set per loop thread, made here so that the stop can take the listeners out
     // of all of them at once, even of a thread busy running a request.

@@ -24,7 +24,7 @@ use ruwsgi_proto::{RequestHead, UwsgiPacket};
 use mount::{MountTable, Route};
 
 pub use input::FileWrapper;
-pub use ops::{install_tracebacker, reexec_command, start_autoreloader};
+pub use ops::{install_tracebacker, reexec_command, reexec_for_optimize, start_autoreloader};
 
 /// Where a request came from, borrowed from the connection's buffer.
 pub enum Origin<'a> {
@@ -80,6 +80,8 @@ pub struct Served {
     pub sendfile: bool,
     /// The app that served it (uWSGI's `app: N`); `None` when no app matched (`app: -1`).
     pub app: Option<usize>,
+    /// `vhost`: the request's host, which uWSGI puts in front of its request-log line.
+    pub vhost: Option<String>,
     /// The rest of a `wsgi.file_wrapper` body the client didn't take at once: the
     /// connection's event loop sends it, so a slow client doesn't hold the app's thread.
     pub rest: Option<FileRest>,
@@ -174,6 +176,10 @@ pub fn prepare_interpreter(cfg: &Config) -> anyhow::Result<()> {
             if s.hasattr("reconfigure")? {
                 let kwargs = PyDict::new(py);
                 kwargs.set_item("line_buffering", true)?;
+                // Also under PYTHONUNBUFFERED (common in containers): a `print` of several
+                // pieces reaches fd 1 as one write per line, so a line is one log-master
+                // message and threads' lines don't interleave mid-line.
+                kwargs.set_item("write_through", false)?;
                 s.call_method("reconfigure", (), Some(&kwargs))?;
             }
         }
@@ -189,6 +195,14 @@ pub fn prepare_interpreter(cfg: &Config) -> anyhow::Result<()> {
             let num = signal.getattr(name)?;
             signal.call_method1("signal", (num, signal.getattr("SIG_DFL")?))?;
         }
+        // uWSGI's sys.argv: its name, then the `pyargv` words (split at spaces and tabs). The
+        // server's own command line stays in `sys.orig_argv` (a reload re-executes that).
+        let argv = std::iter::once("uwsgi")
+            .chain(cfg.pyargv.iter().flat_map(|a| a.split([' ', '\t'])))
+            .filter(|w| !w.is_empty());
+        sys.setattr("argv", PyList::new(py, argv)?)?;
+        // As uWSGI: shared imports run once, in the master, before any app loads.
+        import_all(py, "shared-import", &cfg.shared_import);
         Ok(())
     })
     .map_err(|e| anyhow::anyhow!("{e}"))
@@ -253,6 +267,8 @@ impl App {
     /// requests then go to the default app.
     pub fn load(cfg: &Config, processes: u32, threads: u32) -> Result<App, LoadError> {
         Python::attach(|py| {
+            // uWSGI imports `import` modules right before the apps, wherever they load.
+            import_all(py, "import", &cfg.import);
             let mut loaded = Loaded { callables: Vec::new(), mountpoints: Vec::new(), cfg };
             let mut errors = Vec::new();
             if let Err(e) = loaded.load_default(py) {
@@ -273,7 +289,7 @@ impl App {
                 .map_err(|e| LoadError(format!("cannot build the environ: {e}")))?;
             Ok(App {
                 callables: loaded.callables.into_iter().map(Bound::unbind).collect(),
-                mounts: MountTable::new(loaded.mountpoints, cfg.manage_script_name, cfg.no_default_app),
+                mounts: MountTable::new(loaded.mountpoints, cfg.manage_script_name, cfg.no_default_app, cfg.vhost),
                 template: template.unbind(),
                 socket_timeout: std::time::Duration::from_secs(cfg.socket_timeout.max(1)),
                 extra_headers: cfg.add_header.clone().into(),
@@ -297,17 +313,17 @@ impl App {
         if self.mounts.is_single_app() {
             return Some(Selected { id: 0, path_info: None });
         }
+        let host = if self.mounts.is_vhost() { vhost_host(origin) } else { b"" };
         let (script_name, path_info): (&[u8], Cow<'r, [u8]>) = match origin {
             // HTTP requests carry no SCRIPT_NAME.
             Origin::Http { head, .. } if self.mounts.manages_script_name() => (b"", environ::http_path_info(head)),
             Origin::Http { .. } => (b"", Cow::Borrowed(b"")),
             // The last of repeated vars, as in the environ.
             Origin::Uwsgi { packet } => {
-                let var = |k: &[u8]| packet.vars.iter().rev().find(|(n, _)| *n == k).map_or(&b""[..], |(_, v)| *v);
-                (var(b"SCRIPT_NAME"), Cow::Borrowed(var(b"PATH_INFO")))
+                (last_var(packet, b"SCRIPT_NAME"), Cow::Borrowed(last_var(packet, b"PATH_INFO")))
             }
         };
-        let Route { app, split } = self.mounts.route(script_name, &path_info);
+        let Route { app, split } = self.mounts.route(host, script_name, &path_info);
         let path_info = split.map(|n| match path_info {
             Cow::Borrowed(p) => Cow::Borrowed(&p[n..]),
             Cow::Owned(mut p) => {
@@ -316,6 +332,27 @@ impl App {
             }
         });
         Some(Selected { id: app?, path_info })
+    }
+}
+
+/// The last value of a uwsgi var (as in the environ), `""` when absent.
+fn last_var<'a>(packet: &'a UwsgiPacket<'_>, name: &[u8]) -> &'a [u8] {
+    packet.vars.iter().rev().find(|(n, _)| *n == name).map_or(&b""[..], |(_, v)| *v)
+}
+
+/// The host `vhost` routes by, as uWSGI takes it: `HTTP_HOST` (the `Host` header, port
+/// included), else `SERVER_NAME`.
+fn vhost_host<'r>(origin: &'r Origin<'_>) -> &'r [u8] {
+    match origin {
+        Origin::Http { head, server_name, .. } => head
+            .headers
+            .iter()
+            .rev()
+            .find(|(n, _)| n.eq_ignore_ascii_case("host"))
+            .map_or(server_name.as_bytes(), |(_, v)| &v[..]),
+        Origin::Uwsgi { packet } => Some(last_var(packet, b"HTTP_HOST"))
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| last_var(packet, b"SERVER_NAME")),
     }
 }
 
@@ -386,6 +423,11 @@ impl<'py> Loaded<'py, '_> {
             return Ok(());
         }
         tracing::info!("mounting {what} on '{mountpoint}'");
+        if mountpoint.contains('|') && !self.cfg.vhost {
+            tracing::warn!(
+                "mountpoint '{mountpoint}' names a host but vhost is off: only a SCRIPT_NAME equal to it reaches it"
+            );
+        }
         let callable = match app {
             MountedApp::File(file) => load_file(py, file, &self.cfg.callable),
             MountedApp::Module(spec) => load_module(py, spec, &self.cfg.callable),
@@ -409,8 +451,9 @@ impl<'py> Loaded<'py, '_> {
     /// Numbers a loaded app and logs uWSGI's "ready" line.
     fn add(&mut self, callable: Bound<'py, PyAny>, mountpoint: String, what: &str) {
         let id = self.callables.len();
-        // The first app loaded is the default one (MountTable::new agrees).
-        let default = if id == 0 && !self.cfg.no_default_app { " (default app)" } else { "" };
+        // The first app not mounted on a host is the default one (MountTable::new agrees).
+        let first_default = mount::default_app(&self.mountpoints).is_none() && !mountpoint.contains('|');
+        let default = if first_default && !self.cfg.no_default_app { " (default app)" } else { "" };
         tracing::info!("WSGI app {id} (mountpoint='{mountpoint}') ready: {what}{default}");
         self.callables.push(callable);
         self.mountpoints.push(mountpoint);
@@ -439,6 +482,32 @@ fn load_file<'py>(py: Python<'py>, file: &Path, callable: &str) -> PyResult<Boun
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
         .collect();
+    exec_file(py, file, &name)?.getattr(callable)
+}
+
+/// `import`/`shared-import`, in the order given. As in uWSGI, an entry with a `/` or ending in
+/// `.py` is a file run as a module (named after its path, `.` and `/` as `_`, without the
+/// `.py`), anything else a module name; a failure is logged with its traceback and start-up
+/// goes on.
+fn import_all(py: Python<'_>, option: &str, entries: &[String]) {
+    for entry in entries {
+        // Case-sensitive, as uWSGI's check.
+        let done = if entry.contains('/') || Path::new(entry).extension().is_some_and(|e| e == "py") {
+            let stem = entry.strip_suffix(".py").unwrap_or(entry);
+            let name: String = stem.chars().map(|c| if c == '.' || c == '/' { '_' } else { c }).collect();
+            exec_file(py, Path::new(entry), &name).map(drop)
+        } else {
+            py.import(entry.as_str()).map(drop)
+        };
+        match done {
+            Ok(()) => tracing::info!("{option}: imported {entry} (pid: {})", std::process::id()),
+            Err(e) => tracing::error!("{option} = {entry}: import failed:\n{}", format_exception(py, &e)),
+        }
+    }
+}
+
+/// Runs `file` as the module `name` (registered in `sys.modules`) and returns it.
+fn exec_file<'py>(py: Python<'py>, file: &Path, name: &str) -> PyResult<Bound<'py, PyAny>> {
     let util = py.import("importlib.util")?;
     // A str path: a `Path` would convert to pathlib.Path, importing pathlib for nothing.
     let spec = util.call_method1("spec_from_file_location", (&name, file.as_os_str()))?;
@@ -446,7 +515,7 @@ fn load_file<'py>(py: Python<'py>, file: &Path, callable: &str) -> PyResult<Boun
         return Err(PyRuntimeError::new_err(format!("cannot load {}", file.display())));
     }
     let module = util.call_method1("module_from_spec", (&spec,))?;
-    py.import("sys")?.getattr("modules")?.set_item(&name, &module)?;
+    py.import("sys")?.getattr("modules")?.set_item(name, &module)?;
     spec.getattr("loader")?.call_method1("exec_module", (&module,))?;
-    module.getattr(callable)
+    Ok(module)
 }

@@ -8,8 +8,11 @@
 //!    (`/blog/post/1` under `/blog` → `/blog` + `/post/1`; `/blog` itself → `/blog` + an empty `PATH_INFO`).
 //!    `/blogx` doesn't match `/blog`.
 //! 2. Otherwise the app whose mountpoint equals `SCRIPT_NAME` (as sent by nginx's
-//!    `uwsgi_param SCRIPT_NAME`, or `""` when absent) serves it.
-//! 3. Otherwise the default app, the first one loaded (app 0), unless `no-default-app`.
+//!    `uwsgi_param SCRIPT_NAME`, or `""` when absent) serves it. With `vhost` the key is
+//!    `host|SCRIPT_NAME` instead, the host being `HTTP_HOST` (port included, as sent) or
+//!    else `SERVER_NAME`: `mount = example.com|=site.py` serves `Host: example.com`.
+//! 3. Otherwise the default app: the first one loaded whose mountpoint is not a host one
+//!    (empty or starting with `/`), unless `no-default-app`.
 //! 4. Otherwise no app: the caller answers 500.
 
 /// The mountpoints of the loaded apps, by app id.
@@ -20,6 +23,8 @@ pub struct MountTable {
     mountpoints: Vec<String>,
     /// `manage-script-name`.
     manage_script_name: bool,
+    /// `vhost`: exact matches are on `host|SCRIPT_NAME`.
+    vhost: bool,
     /// App for requests nothing else matches: app 0, or none with `no-default-app`.
     default_app: Option<usize>,
 }
@@ -36,9 +41,14 @@ pub struct Route {
 
 impl MountTable {
     /// A table over `mountpoints` (by app id, normalised as the config gives them).
-    pub fn new(mountpoints: Vec<String>, manage_script_name: bool, no_default_app: bool) -> Self {
-        let default_app = (!no_default_app && !mountpoints.is_empty()).then_some(0);
-        Self { mountpoints, manage_script_name, default_app }
+    pub fn new(mountpoints: Vec<String>, manage_script_name: bool, no_default_app: bool, vhost: bool) -> Self {
+        let default_app = if no_default_app { None } else { default_app(&mountpoints) };
+        Self { mountpoints, manage_script_name, vhost, default_app }
+    }
+
+    /// `vhost`: `route` needs the host.
+    pub fn is_vhost(&self) -> bool {
+        self.vhost
     }
 
     /// The mountpoint of app `id`.
@@ -57,16 +67,35 @@ impl MountTable {
         self.mountpoints.len() == 1 && self.mountpoints[0].is_empty() && self.default_app == Some(0)
     }
 
-    /// Routes a request by its `SCRIPT_NAME` (`""` when absent) and `PATH_INFO`.
-    pub fn route(&self, script_name: &[u8], path_info: &[u8]) -> Route {
+    /// Routes a request by its `SCRIPT_NAME` (`""` when absent) and `PATH_INFO`, and with
+    /// `vhost` its host.
+    pub fn route(&self, host: &[u8], script_name: &[u8], path_info: &[u8]) -> Route {
         if self.manage_script_name {
             if let Some(app) = longest_mountpoint(&self.mountpoints, path_info) {
                 return Route { app: Some(app), split: Some(self.mountpoints[app].len()) };
             }
         }
-        let exact = self.mountpoints.iter().position(|m| m.as_bytes() == script_name);
+        let exact = if self.vhost {
+            self.mountpoints
+                .iter()
+                .position(|m| split_host(m.as_bytes()).is_some_and(|(h, s)| h == host && s == script_name))
+        } else {
+            self.mountpoints.iter().position(|m| m.as_bytes() == script_name)
+        };
         Route { app: exact.or(self.default_app), split: None }
     }
+}
+
+/// The app for requests nothing else matches, as uWSGI picks it: the first one whose
+/// mountpoint is `""` or a path, never a `host|...` one.
+pub fn default_app(mountpoints: &[String]) -> Option<usize> {
+    mountpoints.iter().position(|m| !m.contains('|'))
+}
+
+/// A `host|script_name` mountpoint split at its first `|`; `None` for a path mountpoint.
+fn split_host(mountpoint: &[u8]) -> Option<(&[u8], &[u8])> {
+    let at = mountpoint.iter().position(|&b| b == b'|')?;
+    Some((&mountpoint[..at], &mountpoint[at + 1..]))
 }
 
 /// Index of the longest non-empty mountpoint that `path_info` starts with at a path-segment
@@ -90,7 +119,7 @@ mod tests {
     use super::*;
 
     fn table(mountpoints: &[&str], manage: bool, no_default: bool) -> MountTable {
-        MountTable::new(mountpoints.iter().map(|m| (*m).to_owned()).collect(), manage, no_default)
+        MountTable::new(mountpoints.iter().map(|m| (*m).to_owned()).collect(), manage, no_default, false)
     }
 
     fn mounts(list: &[&str]) -> Vec<String> {
@@ -129,35 +158,50 @@ mod tests {
     #[test]
     fn manage_script_name_splits_path_info() {
         let t = table(&["", "/blog", "/shop"], true, false);
-        assert_eq!(t.route(b"", b"/blog/post/1"), Route { app: Some(1), split: Some(5) });
-        assert_eq!(t.route(b"", b"/blog"), Route { app: Some(1), split: Some(5) });
-        assert_eq!(t.route(b"", b"/blogx"), Route { app: Some(0), split: None });
-        assert_eq!(t.route(b"", b"/"), Route { app: Some(0), split: None });
+        assert_eq!(t.route(b"", b"", b"/blog/post/1"), Route { app: Some(1), split: Some(5) });
+        assert_eq!(t.route(b"", b"", b"/blog"), Route { app: Some(1), split: Some(5) });
+        assert_eq!(t.route(b"", b"", b"/blogx"), Route { app: Some(0), split: None });
+        assert_eq!(t.route(b"", b"", b"/"), Route { app: Some(0), split: None });
         // uWSGI rewrites even a SCRIPT_NAME the web server sent.
-        assert_eq!(t.route(b"/elsewhere", b"/shop/x"), Route { app: Some(2), split: Some(5) });
+        assert_eq!(t.route(b"", b"/elsewhere", b"/shop/x"), Route { app: Some(2), split: Some(5) });
     }
 
     #[test]
     fn script_name_selects_by_exact_match() {
         let t = table(&["", "/blog", "/shop"], false, false);
-        assert_eq!(t.route(b"/blog", b"/blog/post"), Route { app: Some(1), split: None });
-        assert_eq!(t.route(b"/shop", b"/"), Route { app: Some(2), split: None });
+        assert_eq!(t.route(b"", b"/blog", b"/blog/post"), Route { app: Some(1), split: None });
+        assert_eq!(t.route(b"", b"/shop", b"/"), Route { app: Some(2), split: None });
         // Without manage-script-name PATH_INFO plays no part, and SCRIPT_NAME must be exact.
-        assert_eq!(t.route(b"", b"/blog/post"), Route { app: Some(0), split: None });
-        assert_eq!(t.route(b"/blog/post", b"/"), Route { app: Some(0), split: None });
+        assert_eq!(t.route(b"", b"", b"/blog/post"), Route { app: Some(0), split: None });
+        assert_eq!(t.route(b"", b"/blog/post", b"/"), Route { app: Some(0), split: None });
     }
 
     #[test]
     fn first_app_is_the_default_unless_no_default_app() {
         let t = table(&["/blog", "/shop"], false, false);
-        assert_eq!(t.route(b"", b"/x"), Route { app: Some(0), split: None });
+        assert_eq!(t.route(b"", b"", b"/x"), Route { app: Some(0), split: None });
         let t = table(&["/blog", "/shop"], true, true);
-        assert_eq!(t.route(b"", b"/x"), Route { app: None, split: None });
-        assert_eq!(t.route(b"", b"/shop/x"), Route { app: Some(1), split: Some(5) });
+        assert_eq!(t.route(b"", b"", b"/x"), Route { app: None, split: None });
+        assert_eq!(t.route(b"", b"", b"/shop/x"), Route { app: Some(1), split: Some(5) });
         // no-default-app still lets SCRIPT_NAME "" reach an app mounted at "".
         let t = table(&["", "/blog"], false, true);
-        assert_eq!(t.route(b"", b"/x"), Route { app: Some(0), split: None });
-        assert_eq!(t.route(b"/nope", b"/x"), Route { app: None, split: None });
+        assert_eq!(t.route(b"", b"", b"/x"), Route { app: Some(0), split: None });
+        assert_eq!(t.route(b"", b"/nope", b"/x"), Route { app: None, split: None });
+    }
+
+    #[test]
+    fn vhost_matches_host_and_script_name() {
+        let m = |l: &[&str]| l.iter().map(|m| (*m).to_owned()).collect::<Vec<_>>();
+        let t = MountTable::new(m(&["a.test|", "b.test:8080|", "/x", "a.test|/blog"]), false, false, true);
+        assert_eq!(t.route(b"a.test", b"", b"/p"), Route { app: Some(0), split: None });
+        assert_eq!(t.route(b"b.test:8080", b"", b"/p"), Route { app: Some(1), split: None });
+        assert_eq!(t.route(b"a.test", b"/blog", b"/p"), Route { app: Some(3), split: None });
+        // No match: the first path-mounted app is the default, as in uWSGI.
+        assert_eq!(t.route(b"b.test", b"", b"/p"), Route { app: Some(2), split: None });
+        assert_eq!(t.route(b"A.TEST", b"", b"/p"), Route { app: Some(2), split: None });
+        let t = MountTable::new(m(&["a.test|", "b.test|"]), false, false, true);
+        assert_eq!(t.route(b"c.test", b"", b"/"), Route { app: None, split: None });
+        assert_eq!(default_app(&m(&["a|", "", "/b"])), Some(1));
     }
 
     #[test]

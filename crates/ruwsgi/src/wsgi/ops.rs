@@ -27,6 +27,37 @@ pub fn reexec_command() -> anyhow::Result<Vec<CString>> {
     words.into_iter().map(|w| CString::new(w).map_err(|e| anyhow::anyhow!("argument with a NUL byte: {e}"))).collect()
 }
 
+/// Set across the `optimize` re-exec, so a second one can't loop.
+const OPTIMIZE_MARKER: &str = "RUWSGI_OPTIMIZE_REEXEC";
+
+/// `optimize = N` (`-O`). uWSGI sets the level before it starts its embedded interpreter;
+/// ruwsgi runs inside one that is already up, whose level (`sys.flags.optimize`, what
+/// `assert` and `__debug__` follow) is fixed. So when it is below N, ruwsgi re-executes the
+/// interpreter once, right after reading the config, with `-O` N times in front of the
+/// original arguments (reloads keep them: they re-execute `sys.orig_argv`). Returns when the
+/// level is already N or more.
+pub fn reexec_for_optimize(level: u8) -> anyhow::Result<()> {
+    let again = std::env::var_os(OPTIMIZE_MARKER).is_some();
+    std::env::remove_var(OPTIMIZE_MARKER);
+    let current: u8 =
+        Python::attach(|py| -> PyResult<u8> { py.import("sys")?.getattr("flags")?.getattr("optimize")?.extract() })
+            .map_err(|e| anyhow::anyhow!("cannot read sys.flags.optimize: {e}"))?;
+    if current >= level {
+        return Ok(());
+    }
+    if again {
+        anyhow::bail!("optimize = {level}: the re-executed interpreter still runs at level {current}");
+    }
+    let mut command = reexec_command()?;
+    let flags = std::iter::repeat_n(c"-O".to_owned(), usize::from(level));
+    command.splice(1..1, flags);
+    tracing::info!("optimize = {level}: re-executing the interpreter with -{}", "O".repeat(usize::from(level)));
+    std::env::set_var(OPTIMIZE_MARKER, "1");
+    let err = nix::unistd::execv(&command[0], &command).unwrap_err();
+    std::env::remove_var(OPTIMIZE_MARKER);
+    anyhow::bail!("optimize = {level}: cannot re-execute {:?}: {err}", command[0])
+}
+
 /// Makes this process print every Python thread's stack to stderr (fd 2) when it gets
 /// SIGUSR2 (the master sends it on harakiri). `faulthandler` dumps from its C signal
 /// handler, so it works while the stuck thread holds the GIL or sleeps in a system call.

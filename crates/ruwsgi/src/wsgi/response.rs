@@ -375,7 +375,8 @@ pub fn handle(py: Python<'_>, app: &App, req: &Request<'_>, body: BodyReader) ->
     }));
     let input_state = input::shared(body);
     let selected = app.route(&req.origin);
-    let mut served = Served { app: selected.as_ref().map(|s| s.id), ..Served::default() };
+    let vhost = app.mounts.is_vhost().then(|| String::from_utf8_lossy(super::vhost_host(&req.origin)).into_owned());
+    let mut served = Served { app: selected.as_ref().map(|s| s.id), vhost, ..Served::default() };
     let outcome = match &selected {
         Some(selected) => call_app(py, app, selected, req, &state, &input_state, &mut served).map_err(Some),
         None => Err(None),
@@ -454,6 +455,15 @@ fn call_app(
         let script_name = environ::latin1(py, app.mounts.mountpoint(selected.id).as_bytes());
         env.set_item(intern!(py, "SCRIPT_NAME"), script_name)?;
         env.set_item(intern!(py, "PATH_INFO"), environ::latin1(py, path_info))?;
+    }
+    if app.mounts.is_vhost() {
+        // uWSGI adds the key it routed by, `host|SCRIPT_NAME`, to the request's vars.
+        let script_name = match &req.origin {
+            Origin::Uwsgi { packet } => super::last_var(packet, b"SCRIPT_NAME"),
+            Origin::Http { .. } => b"",
+        };
+        let key = [super::vhost_host(&req.origin), b"|", script_name].concat();
+        env.set_item(intern!(py, "UWSGI_APPID"), environ::latin1(py, &key))?;
     }
     let input = Py::new(py, Input { state: Arc::clone(input_state), timeout: app.socket_timeout })?;
     env.set_item(intern!(py, "wsgi.input"), input)?;
