@@ -270,7 +270,7 @@ fn strict_refuses_typos_and_not_implemented_options() {
 fn refused_options_stop_start_up_without_strict() {
     let dir = tempfile::tempdir().unwrap();
     for (option, value) in
-        [("chroot", "/srv/jail"), ("https", "127.0.0.1:0,a.crt,a.key"), ("route", "^/admin basicauth:x,u:p")]
+        [("chroot", "/srv/jail"), ("https", "127.0.0.1:0,a.crt,a.key"), ("fastcgi-socket", "127.0.0.1:0")]
     {
         let (code, out) = run_to_exit(
             dir.path(),

@@ -248,7 +248,8 @@ fn limit_as_caps_each_workers_address_space() {
     assert_eq!(line.split_whitespace().skip(3).take(2).collect::<Vec<_>>(), [want.as_str(), want.as_str()], "{line}");
     let big = srv.get(&format!("/leak?mb={}", limit + 64));
     assert_eq!(big.status, 500, "{big:?}");
-    assert!(srv.log().contains("MemoryError"), "{}", srv.log());
+    // The traceback may reach the log just after the response.
+    assert!(srv.wait_log("MemoryError", Duration::from_secs(5)), "{}", srv.log());
     assert_eq!(srv.get("/pid").text(), worker.to_string(), "the same worker serves on");
     assert!(srv.log().contains(&format!("your process address space limit is {} bytes ({limit} MB)", limit << 20)));
 }

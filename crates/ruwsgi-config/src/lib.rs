@@ -21,6 +21,7 @@ pub mod hooks;
 pub mod options;
 mod reader;
 mod resolve;
+pub mod route;
 mod uwsgi_names;
 
 use std::path::PathBuf;

@@ -158,7 +158,16 @@ const fn hook(name: &'static str, help: &'static str) -> OptionSpec {
     row(name, &[], None, Kind::Text, true, "", Status::SupportedWithDifference(HOOK_ACTIONS), help)
 }
 
-/// An option that won't be supported.
+/// A request routing option (`route*`): repeatable text, see `docs/routing.md`.
+const fn route(name: &'static str, help: &'static str) -> OptionSpec {
+    row(name, &[], None, Kind::Text, true, "", Status::SupportedWithDifference(ROUTE_DIFF), help)
+}
+
+/// A `final-route*`/`error-route*`/`response-route*` option: accepted with a warning.
+const fn late_route(name: &'static str, help: &'static str) -> OptionSpec {
+    row(name, &[], None, Kind::Text, true, "", Status::NotImplemented(LATE_ROUTES), help)
+}
+
 /// An option ruwsgi doesn't implement yet, with what is different without it.
 const fn missing(name: &'static str, kind: Kind, differs: &'static str, help: &'static str) -> OptionSpec {
     row(name, &[], None, kind, false, "", Status::NotImplemented(differs), help)
@@ -193,13 +202,12 @@ const NO_LOOP: &str = "ruwsgi runs threads, not async loop engines";
 const BUILT_IN: &str = "ruwsgi has Python built in";
 const ALWAYS: &str = "ruwsgi always behaves this way";
 const HOOK_ACTIONS: &str = "`call*` (C functions of uWSGI or a plugin), `mount`, `umount`, `hostname`, `alarm`, `rpc`, `retryrpc`, `wait_for_socket` and `spinningfifo` are refused at start-up; a failing hook in a worker stops the whole instance";
+const ROUTE_DIFF: &str = "regexps are Rust `regex` (no look-around or back-references); rules run before static files and the app; see docs/routing.md for the actions";
+pub(crate) const LATE_ROUTES: &str = "only request routing (`route*`) runs: rules after the response, on errors or on the response head are not implemented";
 const NO_PROCNAME: &str = "ruwsgi does not rename its processes";
 pub(crate) const NO_LISTENER: &str =
     "ruwsgi would not listen there: it serves HTTP and the uwsgi protocol only, without TLS (terminate TLS and other protocols in a reverse proxy)";
 pub(crate) const NO_ISOLATION: &str = "the processes would run without the isolation or privilege change it asks for";
-/// Why routing rules are refused, unless their action only logs, adds a header or jumps
-/// (see `resolve::routing_warning`).
-pub(crate) const NO_ROUTING: &str = "routing rules often guard access (basicauth, break:403, redirects to https): serving without them could expose what they protect";
 
 /// Every option, once. Order = `--help`, `--show-config` and docs order.
 pub static OPTIONS: &[OptionSpec] = &[
@@ -526,10 +534,45 @@ pub static OPTIONS: &[OptionSpec] = &[
     row("add-header", &[], None, Text, true, "", SupportedWithDifference(
         "added to the app's responses and to static files, not to ruwsgi's own error replies"),
         "add a header (`Name: value`) to every response"),
-    refused("route", Text, NO_ROUTING, "internal routing rule on PATH_INFO"),
-    refused("route-uri", Text, NO_ROUTING, "internal routing rule on REQUEST_URI"),
-    refused("route-host", Text, NO_ROUTING, "internal routing rule on HTTP_HOST"),
-    refused("route-if", Text, NO_ROUTING, "internal routing rule on a condition"),
+    route("route", "routing rule: `<regexp on PATH_INFO> <action>:<args>`"),
+    route("route-uri", "routing rule on REQUEST_URI"),
+    route("route-qs", "routing rule on QUERY_STRING"),
+    route("route-host", "routing rule on HTTP_HOST"),
+    route("route-remote-addr", "routing rule on REMOTE_ADDR"),
+    route("route-user-agent", "routing rule on HTTP_USER_AGENT"),
+    route("route-referer", "routing rule on HTTP_REFERER"),
+    route("route-remote-user", "routing rule on REMOTE_USER"),
+    route("route-if", "routing rule on a condition: `<cond>:<args> <action>:<args>`"),
+    route("route-if-not", "routing rule on a negated condition"),
+    route("route-run", "routing action run on every request: `<action>:<args>`"),
+    route("route-label", "a label for the `goto` routing action"),
+    late_route("final-route", "routing rule run after the request"),
+    late_route("final-route-status", "after-request routing rule on the status"),
+    late_route("final-route-host", "after-request routing rule on HTTP_HOST"),
+    late_route("final-route-uri", "after-request routing rule on REQUEST_URI"),
+    late_route("final-route-qs", "after-request routing rule on QUERY_STRING"),
+    late_route("final-route-if", "after-request routing rule on a condition"),
+    late_route("final-route-if-not", "after-request routing rule on a negated condition"),
+    late_route("final-route-run", "after-request routing action"),
+    late_route("final-route-label", "label for after-request routing"),
+    late_route("error-route", "routing rule run on an app error"),
+    late_route("error-route-status", "error routing rule on the status"),
+    late_route("error-route-host", "error routing rule on HTTP_HOST"),
+    late_route("error-route-uri", "error routing rule on REQUEST_URI"),
+    late_route("error-route-qs", "error routing rule on QUERY_STRING"),
+    late_route("error-route-if", "error routing rule on a condition"),
+    late_route("error-route-if-not", "error routing rule on a negated condition"),
+    late_route("error-route-run", "error routing action"),
+    late_route("error-route-label", "label for error routing"),
+    late_route("response-route", "routing rule run on the app's response head"),
+    late_route("response-route-status", "response routing rule on the status"),
+    late_route("response-route-host", "response routing rule on HTTP_HOST"),
+    late_route("response-route-uri", "response routing rule on REQUEST_URI"),
+    late_route("response-route-qs", "response routing rule on QUERY_STRING"),
+    late_route("response-route-if", "response routing rule on a condition"),
+    late_route("response-route-if-not", "response routing rule on a negated condition"),
+    late_route("response-route-run", "response routing action"),
+    late_route("response-route-label", "label for response routing"),
     // --- uWSGI subsystems outside ruwsgi's scope
     never("emperor", NO_EMPEROR, "run the Emperor"),
     never("emperor-tyrant", NO_EMPEROR, "Emperor tyrant mode"),
@@ -856,7 +899,7 @@ mod tests {
         assert_eq!(find("httprouter").map(|o| o.name), Some("http"));
         assert_eq!(find("final-route").map(|o| o.name), Some("final-route"), "not `route`: another chain");
         assert_eq!(find_short('Q').map(|o| o.name), Some("spooler"));
-        assert_eq!(find("route-run").map(|o| o.status), Some(Status::Refused(NO_ROUTING)));
+        assert_eq!(find("final-route-referer").map(|o| o.status), Some(Status::NotImplemented(LATE_ROUTES)));
     }
 
     /// Names in the main table that are not options of uWSGI's `pip install uwsgi` build.

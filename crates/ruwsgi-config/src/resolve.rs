@@ -128,14 +128,13 @@ pub(crate) fn resolve(entries: &[Entry]) -> Result<Resolved, ConfigError> {
         let status = spec.status;
         match status {
             Status::NotImplemented(_) | Status::Refused(_) => {
-                let differs =
-                    match status {
-                        Status::Refused(reason) => routing_warning(spec, &value).ok_or_else(|| {
-                            ConfigError::Refused { origin: e.origin.clone(), name: e.key.clone(), reason }
-                        })?,
-                        Status::NotImplemented(differs) => differs,
-                        _ => unreachable!("matched above"),
-                    };
+                let differs = match status {
+                    Status::Refused(reason) => {
+                        return Err(ConfigError::Refused { origin: e.origin.clone(), name: e.key.clone(), reason })
+                    }
+                    Status::NotImplemented(differs) => differs,
+                    _ => unreachable!("matched above"),
+                };
                 if strict {
                     return Err(ConfigError::NotImplemented { origin: e.origin.clone(), name: e.key.clone(), differs });
                 }
@@ -181,6 +180,17 @@ pub(crate) fn resolve(entries: &[Entry]) -> Result<Resolved, ConfigError> {
             },
         }
     }
+    if let Err((i, message)) = crate::route::resolve_gotos(&mut out.config.routes) {
+        // The i-th routing entry is the goto at fault.
+        let origin = entries
+            .iter()
+            .filter(|e| options::find(&e.key).is_some_and(|o| o.name.starts_with("route")))
+            .nth(i)
+            .map(|e| e.origin.clone());
+        if let Some(origin) = origin {
+            return Err(ConfigError::Syntax { origin, message });
+        }
+    }
     Ok(out)
 }
 
@@ -215,23 +225,6 @@ fn check_plugins(e: &Entry, value: &str) -> Result<(), ConfigError> {
 pub(crate) fn is_builtin_plugin(plugin: &str) -> bool {
     let python = plugin.strip_prefix("python").is_some_and(|v| v.chars().all(|c| c.is_ascii_digit()));
     python || plugin == "0:python" || crate::uwsgi_names::EMBEDDED_PLUGINS.contains(&plugin)
-}
-
-/// Routing rules are refused because they can guard access, but a rule whose action only
-/// logs, adds a response header or jumps (`route-if = equal:${PATH_INFO};/health donotlog:`,
-/// common in real configs) can be ignored with a warning: this returns its text.
-fn routing_warning(spec: &OptionSpec, value: &str) -> Option<&'static str> {
-    if spec.status != Status::Refused(options::NO_ROUTING) {
-        return None;
-    }
-    if spec.name.ends_with("-label") {
-        return Some("it is ignored");
-    }
-    // `route-run = action`; the others `subject action` (the subject has no spaces).
-    let action = if spec.name.ends_with("-run") { value } else { value.trim().split_once(char::is_whitespace)?.1 };
-    let name = action.trim().split(':').next().unwrap_or_default();
-    matches!(name, "donotlog" | "log" | "logvar" | "addheader" | "continue" | "last" | "goto" | "setprocname")
-        .then_some("the rule does not run (its action only logs, adds a response header or jumps)")
 }
 
 /// `protocol = uwsgi|http|http11`: ruwsgi's HTTP sockets keep connections alive, so `http11`
@@ -551,6 +544,9 @@ fn apply(
         }
         "cron" | "unique-cron" => {
             c.crons.push(cron::parse_cron(value, spec.name == "unique-cron").map_err(|m| err(&m))?);
+        }
+        name if name.starts_with("route") => {
+            c.routes.push(crate::route::parse_route(name, value).map_err(|m| err(&m))?);
         }
         "cron2" => c.crons.push(cron::parse_cron2(value).map_err(|m| err(&m))?),
         "cron-harakiri" => c.cron_harakiri = num()?,
@@ -1002,7 +998,7 @@ mod tests {
 
     #[test]
     fn refused_options_are_errors_without_strict() {
-        for name in ["chroot", "https", "fastcgi-socket", "route-run", "ssl-socket", "unshare2", "xml", "raw-socket"] {
+        for name in ["chroot", "https", "fastcgi-socket", "ssl-socket", "unshare2", "xml", "raw-socket"] {
             let e = resolve_one(name, "x").unwrap_err();
             assert!(matches!(e, ConfigError::Refused { .. }), "{name}: {e}");
             assert!(
@@ -1021,35 +1017,6 @@ mod tests {
         assert!(r.warnings.is_empty(), "{:?}", r.warnings);
         assert!(resolve_one("plugins", "php").is_err());
         assert!(resolve_one("plugins", "python3,gevent,http").is_ok(), "the PyPI build has gevent built in");
-    }
-
-    #[test]
-    fn routing_rules_that_only_log_or_add_headers_warn() {
-        for (name, value) in [
-            ("route-if", "equal:${PATH_INFO};/health donotlog:"),
-            ("route", "^/static/ addheader:Cache-Control: max-age=60"),
-            ("route-run", "log:hello"),
-            ("final-route-status", "404 log:not found"),
-            ("route-label", "start"),
-        ] {
-            let r = resolve_one(name, value).map_err(|e| e.to_string());
-            assert!(r.is_ok(), "{name} = {value}: {r:?}");
-        }
-        let r = resolve(&[entry("route-if", "equal:${PATH_INFO};/health donotlog:")]).unwrap();
-        assert_eq!(
-            r.warnings,
-            ["t.ini:1: option \"route-if\" is not implemented by ruwsgi: the rule does not run (its action only logs, adds a response header or jumps)"]
-        );
-        for (name, value) in [
-            ("route", "^/admin basicauth:Admin,u:p"),
-            ("route-uri", "^/old redirect-permanent:/new"),
-            ("route-run", "break:403"),
-            ("route-host", "^evil$ break:403 Forbidden"),
-            ("route", "^/x"),
-        ] {
-            assert!(matches!(resolve_one(name, value), Err(ConfigError::Refused { .. })), "{name} = {value}");
-        }
-        assert!(resolve(&[entry("strict", "true"), entry("route-run", "donotlog:")]).is_err());
     }
 
     #[test]
@@ -1137,6 +1104,9 @@ mod tests {
                 "attach-daemon2" => "cmd=1",
                 "cron" | "unique-cron" => "-1 -1 -1 -1 -1 cmd",
                 name if name.starts_with("hook-") => "print:1",
+                "route-run" => "donotlog:",
+                "route-if" | "route-if-not" => "empty:x donotlog:",
+                name if name.starts_with("route") => "^/ donotlog:",
                 "protocol" => "http",
                 "log-route" | "log-req-route" => "name ^x",
                 _ => value,

@@ -8,6 +8,7 @@
 //! - `hooks`: runs the `hook-*`/`exec-*` actions of a phase
 //! - `scoreboard`: counters shared between master and workers
 //! - `log/`: server log set-up and the request-log line
+//! - `routing/`: `route*` rules run before static files and the app
 //! - `static_files/`: `static-map`/`check-static` files served without Python
 #![deny(unsafe_code)]
 
@@ -16,6 +17,7 @@ mod hooks;
 mod log;
 mod master;
 mod net;
+mod routing;
 mod scoreboard;
 mod static_files;
 mod worker;

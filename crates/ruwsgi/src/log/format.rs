@@ -41,9 +41,9 @@ enum Segment {
     Field(Field),
     /// `%(var.NAME)`: a request variable (CGI/uwsgi name such as `HTTP_X_REQUEST_ID`).
     Var(String),
-    /// Any other name: a uWSGI "logvar" (set with `uwsgi.set_logvar`, which ruwsgi doesn't
-    /// have) or `metric.*`: always empty, so `-`, as uWSGI prints an unset one.
-    Unset,
+    /// Any other name: a uWSGI "logvar", set by a routing rule's `logvar:NAME=VALUE`
+    /// (`-` when unset, as uWSGI prints an unset one; `metric.*` is always unset).
+    LogVar(String),
 }
 
 /// The built-in fields, named as in uWSGI's `uwsgi_register_logchunks`.
@@ -229,6 +229,8 @@ pub struct LineFacts<'a> {
     pub memory: (u64, u64),
     /// The request's variables.
     pub request: RequestVars<'a>,
+    /// Logvars set for this request (`logvar` routing action), in order.
+    pub logvars: &'a [(String, String)],
 }
 
 /// A `log-format` (or `log-date`) strftime string chrono can't read.
@@ -278,7 +280,7 @@ impl LogFormat {
             } else if let Some(var) = name.strip_prefix("var.") {
                 Segment::Var(var.to_owned())
             } else {
-                Segment::Unset
+                Segment::LogVar(name.to_owned())
             });
             rest = &after[end + 1..];
         }
@@ -328,7 +330,10 @@ impl LogFormat {
             match segment {
                 Segment::Text(t) => out.extend_from_slice(t),
                 Segment::Var(name) => self.push_value(out, r.request.get(name).unwrap_or_default()),
-                Segment::Unset => self.push_value(out, b""),
+                Segment::LogVar(name) => {
+                    let value = r.logvars.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_bytes());
+                    self.push_value(out, value.unwrap_or_default());
+                }
                 Segment::Field(f) => self.field(*f, r, out),
             }
         }
@@ -507,7 +512,17 @@ mod tests {
             modifier2: 0,
             memory: (171_843_584, 30_564_352),
             request,
+            logvars: &[],
         }
+    }
+
+    #[test]
+    fn logvars_set_by_routing_fill_unknown_names() {
+        let f = LogFormat::compile("%(who) %(tier) %(unset)", None).unwrap();
+        let vars = [("who".to_owned(), "probe".to_owned()), ("who".to_owned(), "kube".to_owned())];
+        let mut out = Vec::new();
+        f.render(&LineFacts { logvars: &vars, ..facts(RequestVars::Captured(&[])) }, &mut out);
+        assert_eq!(out, b"kube - -\n", "the last value set wins; unset ones print -");
     }
 
     fn render(format: &str, request: RequestVars<'_>) -> String {

@@ -176,6 +176,13 @@ pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
         .unwrap_or("(non-text panic payload)")
 }
 
+/// Writes one complete server-log line (a routing rule's `log:` text) in a single call,
+/// escaped like every server message, through the same path (`log-master`, loggers).
+pub fn write_line(line: &[u8]) {
+    let mut msg = ServerMessage(Vec::with_capacity(line.len()));
+    msg.0.extend_from_slice(line);
+}
+
 /// This machine's host name (for `SERVER_NAME` on wildcard sockets).
 pub fn hostname() -> String {
     nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "localhost".to_owned())

@@ -25,6 +25,7 @@ use super::listener::{ListenGate, Listener};
 use super::read_buf::ReadBuf;
 use super::socket_io;
 use crate::log::{format_memory_report, format_request_line, LineFacts, RequestRecord, RequestVars};
+use crate::routing::{HttpVars, Outcome, RouteState, Router, UwsgiVars};
 use crate::scoreboard::now_micros;
 use crate::static_files::{Progress, Reply, StaticFiles, StaticRequest, Transfer};
 use crate::worker::WorkerInfo;
@@ -113,6 +114,8 @@ pub struct LoopContext<'a> {
     pub worker: &'a WorkerInfo,
     /// `static-map`/`check-static`, when configured.
     pub statics: Option<&'a StaticFiles>,
+    /// `route*` rules, when configured.
+    pub router: Option<&'a Router>,
 }
 
 /// Where a connection came from.
@@ -184,6 +187,10 @@ struct LogFacts {
     captured: Vec<(String, Vec<u8>)>,
     /// uwsgi packet modifiers (0 for HTTP).
     modifiers: (u8, u8),
+    /// A `donotlog` routing rule fired.
+    donotlog: bool,
+    /// Logvars routing rules set.
+    logvars: Vec<(String, String)>,
 }
 
 /// How far the framing of a pre-buffered chunked body has been checked.
@@ -652,13 +659,44 @@ fn serve_http(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
             return Step::Reject;
         }
     };
+    let listener = &ctx.listeners[conn.listener];
+    let route = match ctx.router {
+        None => None,
+        Some(router) => {
+            let vars = HttpVars {
+                head: &head,
+                server_name: &listener.server_name,
+                server_port: &listener.server_port,
+                remote_addr: &conn.peer.addr,
+                remote_port: &conn.peer.port,
+            };
+            let reusable = head.keep_alive && head.body == BodyFraming::None;
+            let outcome = router.run(&vars, head.minor_version, head.method == "HEAD", !reusable);
+            let logged = Logged {
+                addr: http_log_addr(settings, &head, &conn.peer.addr),
+                method: head.method,
+                uri: head.target,
+                protocol: if head.minor_version == 0 { "HTTP/1.0" } else { "HTTP/1.1" },
+                packet_bytes: used,
+                request: RequestVars::Http(&head),
+                modifiers: (0, 0),
+            };
+            match routed(ctx, fd, outcome, &logged, reusable) {
+                Ok(state) => state,
+                Err(keep_alive) => {
+                    conn.buf.consume(used);
+                    return Step::Served { keep_alive };
+                }
+            }
+        }
+    };
     if let Some(statics) = ctx.statics {
         let started = now_micros();
         // A stopping worker closes after this reply unless another request is already buffered.
         let closing = ctx.stopping.load(Ordering::Relaxed) && conn.buf.len() == used;
         let request =
             StaticRequest::from_http(&head).map(|r| StaticRequest { keep_alive: r.keep_alive && !closing, ..r });
-        if let Some(reply) = request.and_then(|r| statics.respond(&r)) {
+        if let Some(reply) = request.and_then(|r| statics.respond(&r, routed_file(route.as_deref()))) {
             let log = LogFacts {
                 addr: http_log_addr(settings, &head, &conn.peer.addr).to_owned(),
                 method: head.method.to_owned(),
@@ -670,6 +708,8 @@ fn serve_http(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
                 app: Some(0),
                 captured: capture(&RequestVars::Http(&head)),
                 modifiers: (0, 0),
+                donotlog: route.as_ref().is_some_and(|r| r.donotlog),
+                logvars: route.as_ref().map(|r| r.logvars.clone()).unwrap_or_default(),
             };
             conn.buf.consume(used);
             return start_static(ctx, conn, reply, started, log);
@@ -728,7 +768,6 @@ fn serve_http(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
             (BodyReader::chunked(fd, already, expect), available)
         }
     };
-    let listener = &ctx.listeners[conn.listener];
     let request = Request {
         origin: Origin::Http {
             head: &head,
@@ -738,6 +777,7 @@ fn serve_http(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
             remote_port: &conn.peer.port,
         },
         fd,
+        route: route.as_deref(),
         // Once the worker stops, the last buffered request's response says `Connection: close`.
         closing: (!pipelined).then_some(ctx.stopping),
     };
@@ -802,6 +842,8 @@ fn park_file_rest(
             app: served.app,
             captured: capture(&logged.request),
             modifiers: logged.modifiers,
+            donotlog: served.donotlog,
+            logvars: served.logvars.clone(),
         },
         static_file: false,
     }))
@@ -852,9 +894,35 @@ fn serve_uwsgi(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
             return Step::Reject;
         }
     };
+    let route = match ctx.router {
+        None => None,
+        Some(router) => {
+            let vars = UwsgiVars { packet: &packet };
+            let var = |k: &[u8]| packet.var(k).and_then(|v| std::str::from_utf8(v).ok()).unwrap_or("");
+            let minor = u8::from(packet.var(b"SERVER_PROTOCOL") != Some(b"HTTP/1.0"));
+            let outcome = router.run(&vars, minor, var(b"REQUEST_METHOD") == "HEAD", false);
+            let logged = Logged {
+                addr: var(uwsgi_log_addr(settings, &packet)),
+                method: var(b"REQUEST_METHOD"),
+                uri: var(b"REQUEST_URI"),
+                protocol: var(b"SERVER_PROTOCOL"),
+                packet_bytes: used,
+                request: RequestVars::Uwsgi(&packet),
+                modifiers: (packet.modifier1, packet.modifier2),
+            };
+            let Ok(state) = routed(ctx, fd, outcome, &logged, false) else {
+                conn.buf.consume(used);
+                // uWSGI answers one request per uwsgi connection.
+                return Step::Served { keep_alive: false };
+            };
+            state
+        }
+    };
     if let Some(statics) = ctx.statics {
         let started = now_micros();
-        if let Some(reply) = StaticRequest::from_uwsgi(&packet).and_then(|r| statics.respond(&r)) {
+        if let Some(reply) =
+            StaticRequest::from_uwsgi(&packet).and_then(|r| statics.respond(&r, routed_file(route.as_deref())))
+        {
             let var = |k: &[u8]| String::from_utf8_lossy(packet.var(k).unwrap_or_default()).into_owned();
             let log = LogFacts {
                 addr: var(uwsgi_log_addr(settings, &packet)),
@@ -866,6 +934,8 @@ fn serve_uwsgi(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
                 app: Some(0),
                 captured: capture(&RequestVars::Uwsgi(&packet)),
                 modifiers: (packet.modifier1, packet.modifier2),
+                donotlog: route.as_ref().is_some_and(|r| r.donotlog),
+                logvars: route.as_ref().map(|r| r.logvars.clone()).unwrap_or_default(),
             };
             conn.buf.consume(used);
             return start_static(ctx, conn, reply, started, log);
@@ -890,7 +960,7 @@ fn serve_uwsgi(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
     let take = available.min(length as usize);
     let already = conn.buf.filled()[used..used + take].to_vec();
     let body = BodyReader::with_length(fd, already, length, false);
-    let request = Request { origin: Origin::Uwsgi { packet: &packet }, fd, closing: None };
+    let request = Request { origin: Origin::Uwsgi { packet: &packet }, fd, route: route.as_deref(), closing: None };
     let started = begin_request(ctx);
     let var = |k: &[u8]| packet.var(k).and_then(|v| std::str::from_utf8(v).ok()).unwrap_or("");
     ctx.worker.slot().cores[ctx.core].set_request(var(b"REQUEST_METHOD"), var(b"REQUEST_URI"));
@@ -908,6 +978,50 @@ fn serve_uwsgi(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
     discard_body(&mut body, settings.request_timeout, u64::MAX);
     // uWSGI answers one request per uwsgi connection; nginx expects the close.
     resume_parked(ctx, conn, parked, false)
+}
+
+/// Acts on the `route*` rules' verdict: `Ok(state)` goes on to static files and the app;
+/// `Err(keep_alive)`: a rule answered (sent and logged here). `reusable`: the client
+/// allows another request on the connection and sent no body that is still unread.
+fn routed(
+    ctx: &LoopContext<'_>,
+    fd: RawFd,
+    outcome: Outcome,
+    logged: &Logged<'_>,
+    reusable: bool,
+) -> Result<Option<Box<RouteState>>, bool> {
+    let (answer, state) = match outcome {
+        Outcome::Pass(state) => {
+            if let Some(sent) = state.as_ref().map(|s| &s.sent).filter(|s| !s.is_empty()) {
+                // `send:` bytes go out before whatever answers next.
+                let timeout = ctx.settings.request_timeout;
+                let _ = socket_io::write_all(fd, &[sent], &mut 0, || socket_io::wait(fd, true, timeout));
+            }
+            return Ok(state);
+        }
+        Outcome::Answered(answer, state) => (answer, state),
+    };
+    let started = begin_request(ctx);
+    let timeout = ctx.settings.request_timeout;
+    let sent = socket_io::write_all(fd, &[&answer.bytes], &mut 0, || socket_io::wait(fd, true, timeout));
+    let keep_alive = sent.is_ok() && reusable && answer.reusable;
+    let served = Served {
+        status: answer.status,
+        body_bytes: (answer.bytes.len() - answer.header_bytes) as u64,
+        header_count: answer.header_count,
+        header_bytes: answer.header_bytes,
+        keep_alive,
+        donotlog: state.as_ref().is_some_and(|s| s.donotlog),
+        logvars: state.map(|s| s.logvars).unwrap_or_default(),
+        ..Served::default()
+    };
+    end_request(ctx, started, &served, logged);
+    Err(keep_alive)
+}
+
+/// The file a `static:` routing rule picked.
+fn routed_file(route: Option<&RouteState>) -> Option<&std::path::Path> {
+    route.and_then(|r| r.static_file.as_deref())
 }
 
 /// Reads and drops what the app left of a request body, so the close that follows isn't a
@@ -1039,6 +1153,8 @@ fn finish_sending(ctx: &LoopContext<'_>, sending: &Sending, complete: bool) -> b
         rest: None,
         app: sending.log.app,
         vhost: None,
+        donotlog: sending.log.donotlog,
+        logvars: sending.log.logvars.clone(),
     };
     let log = &sending.log;
     let logged = Logged {
@@ -1138,7 +1254,7 @@ fn end_request(ctx: &LoopContext<'_>, started: u64, served: &Served, logged: &Lo
     if served.app_error {
         slot.exceptions.fetch_add(1, Ordering::Relaxed);
     }
-    if !ctx.worker.log.wants(served.status, micros, served.body_bytes, served.sendfile) {
+    if served.donotlog || !ctx.worker.log.wants(served.status, micros, served.body_bytes, served.sendfile) {
         return;
     }
     if let Some(format) = crate::log::request_format() {
@@ -1168,6 +1284,7 @@ fn end_request(ctx: &LoopContext<'_>, started: u64, served: &Served, logged: &Lo
                 (0, 0)
             },
             request: logged.request,
+            logvars: &served.logvars,
         };
         let mut line = Vec::with_capacity(256);
         format.render(&facts, &mut line);

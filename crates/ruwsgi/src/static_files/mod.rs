@@ -184,7 +184,8 @@ impl StaticFiles {
     /// Builds the worker's static configuration; `Ok(None)` when no static option is set.
     /// `Err` names the option whose value is unusable (a bad regexp).
     pub fn new(cfg: &Config) -> Result<Option<Self>, String> {
-        if cfg.static_map.is_empty() && cfg.check_static.is_empty() {
+        let routed = cfg.routes.iter().any(|r| matches!(r.action, ruwsgi_config::route::Action::Static(_)));
+        if cfg.static_map.is_empty() && cfg.check_static.is_empty() && !routed {
             return Ok(None);
         }
         let expires = ExpiresRules::new(cfg)?;
@@ -220,7 +221,10 @@ impl StaticFiles {
 
     /// The reply for `req` when it names a static file (or is refused), `None` when the
     /// app should handle it.
-    pub fn respond(&self, req: &StaticRequest<'_>) -> Option<Reply> {
+    pub fn respond(&self, req: &StaticRequest<'_>, routed: Option<&Path>) -> Option<Reply> {
+        if let Some(file) = routed {
+            return Some(self.respond_routed(req, file));
+        }
         for map in &self.maps {
             let Some(rest) = resolve::strip_mount(req.path, &map.mount) else {
                 continue;
@@ -245,6 +249,21 @@ impl StaticFiles {
         // may route it (an escaped slash in an API path is legitimate there).
         let rel = checked(req.path, req.encoded).ok()?;
         self.docroots.iter().find_map(|root| self.try_candidate(req, &rel.under(root), root))
+    }
+
+    /// A `static:` routing rule's file: 404 when missing. The path comes from the config
+    /// but may hold request parts (`static:/srv/$1`), so `..` is refused.
+    fn respond_routed(&self, req: &StaticRequest<'_>, file: &Path) -> Reply {
+        if file.components().any(|c| c == std::path::Component::ParentDir) {
+            return refuse(req, resolve::Refusal::DotDot);
+        }
+        let (Some(dir), Some(name)) = (file.parent(), file.file_name()) else {
+            return serve::error_reply(req, 404, "Not Found");
+        };
+        let Ok(root) = std::fs::canonicalize(dir) else {
+            return serve::error_reply(req, 404, "Not Found");
+        };
+        self.try_candidate(req, &root.join(name), &root).unwrap_or_else(|| serve::error_reply(req, 404, "Not Found"))
     }
 
     fn try_candidate(&self, req: &StaticRequest<'_>, candidate: &Path, root: &Path) -> Option<Reply> {

@@ -172,6 +172,7 @@ fn serve(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, boa
             return 1;
         }
     };
+    let router = crate::routing::Router::new(cfg);
     let Ok((stop_read, stop_write)) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) else {
         tracing::error!("worker {id}: cannot create a pipe");
         return 1;
@@ -249,6 +250,7 @@ fn serve(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, boa
                 core,
                 worker: &info,
                 statics: statics.as_ref(),
+                router: router.as_ref(),
             };
             let (running, died, stopping) = (&running, &died, &stopping);
             let spawned = std::thread::Builder::new()

@@ -54,6 +54,8 @@ pub struct Request<'a> {
     pub origin: Origin<'a>,
     /// The connection (non-blocking), for the response.
     pub fd: RawFd,
+    /// What `route*` rules left for the app: environ variables, headers to add or drop.
+    pub route: Option<&'a crate::routing::RouteState>,
     /// The worker's stop flag, when no other request is buffered behind this one: if it is
     /// set by the time the response head is written, the head says `Connection: close`.
     pub closing: Option<&'a Arc<AtomicBool>>,
@@ -61,6 +63,7 @@ pub struct Request<'a> {
 
 /// What happened, for the request log and the scoreboard.
 #[derive(Debug, Default)]
+#[allow(clippy::struct_excessive_bools)] // facts about one response, each a yes/no
 pub struct Served {
     /// Status code sent (or 500 when the app failed before sending one).
     pub status: u16,
@@ -82,6 +85,10 @@ pub struct Served {
     pub app: Option<usize>,
     /// `vhost`: the request's host, which uWSGI puts in front of its request-log line.
     pub vhost: Option<String>,
+    /// A `donotlog` routing rule fired: no request-log line.
+    pub donotlog: bool,
+    /// Logvars routing rules set (`logvar:NAME=VALUE`), for `%(NAME)` in a `log-format`.
+    pub logvars: Vec<(String, String)>,
     /// The rest of a `wsgi.file_wrapper` body the client didn't take at once: the
     /// connection's event loop sends it, so a slow client doesn't hold the app's thread.
     pub rest: Option<FileRest>,

@@ -70,6 +70,10 @@ struct ResponseState {
     timeout: Duration,
     /// `add-header`.
     extra_headers: Arc<[(String, String)]>,
+    /// `addheader` routing rules' headers.
+    route_headers: Vec<(String, String)>,
+    /// `delheader` routing rules' (lowercase) names, dropped from the app's headers.
+    route_drops: Vec<String>,
     /// `Request::closing`: checked when the head is written.
     closing: Option<Arc<AtomicBool>>,
 }
@@ -178,8 +182,15 @@ impl ResponseState {
         if self.closing.as_ref().is_some_and(|stopping| stopping.load(Ordering::Relaxed)) {
             self.keep_alive = false;
         }
-        let headers: Vec<(&[u8], &[u8])> =
-            self.headers.iter().chain(self.extra_headers.iter()).map(|(k, v)| (k.as_bytes(), v.as_bytes())).collect();
+        let dropped = |k: &str| self.route_drops.iter().any(|d| d.eq_ignore_ascii_case(k));
+        let headers: Vec<(&[u8], &[u8])> = self
+            .headers
+            .iter()
+            .filter(|(k, _)| !dropped(k))
+            .chain(self.route_headers.iter())
+            .chain(self.extra_headers.iter())
+            .map(|(k, v)| (k.as_bytes(), v.as_bytes()))
+            .collect();
         let start = out.len();
         encode_response_head(out, self.minor, status.as_bytes(), &headers, framing, self.keep_alive);
         self.header_bytes = out.len() - start;
@@ -371,12 +382,20 @@ pub fn handle(py: Python<'_>, app: &App, req: &Request<'_>, body: BodyReader) ->
         broken: false,
         timeout: app.socket_timeout,
         extra_headers: Arc::clone(&app.extra_headers),
+        route_headers: req.route.map(|r| r.add_headers.clone()).unwrap_or_default(),
+        route_drops: req.route.map(|r| r.del_headers.clone()).unwrap_or_default(),
         closing: req.closing.map(Arc::clone),
     }));
     let input_state = input::shared(body);
     let selected = app.route(&req.origin);
     let vhost = app.mounts.is_vhost().then(|| String::from_utf8_lossy(super::vhost_host(&req.origin)).into_owned());
-    let mut served = Served { app: selected.as_ref().map(|s| s.id), vhost, ..Served::default() };
+    let mut served = Served {
+        app: selected.as_ref().map(|s| s.id),
+        vhost,
+        donotlog: req.route.is_some_and(|r| r.donotlog),
+        logvars: req.route.map(|r| r.logvars.clone()).unwrap_or_default(),
+        ..Served::default()
+    };
     let outcome = match &selected {
         Some(selected) => call_app(py, app, selected, req, &state, &input_state, &mut served).map_err(Some),
         None => Err(None),
@@ -464,6 +483,12 @@ fn call_app(
         };
         let key = [super::vhost_host(&req.origin), b"|", script_name].concat();
         env.set_item(intern!(py, "UWSGI_APPID"), environ::latin1(py, &key))?;
+    }
+    if let Some(route) = req.route {
+        // addvar, rewrite, basicauth's REMOTE_USER: set over the request's own values.
+        for (key, value) in &route.vars {
+            env.set_item(PyString::new(py, key), environ::latin1(py, value))?;
+        }
     }
     let input = Py::new(py, Input { state: Arc::clone(input_state), timeout: app.socket_timeout })?;
     env.set_item(intern!(py, "wsgi.input"), input)?;
