@@ -6,9 +6,9 @@
 //! message. One `#[test]` per fixture, named after the file, so one fixture runs alone with
 //! `cargo test -p it --test real_configs -- NAME` (or `scripts/real-config NAME`).
 //!
-//! The same tests run against real uWSGI (`RUWSGI=/path/to/uwsgi`): then the ruwsgi-only
-//! checks (`expect-log-ruwsgi`, `expect-fail-ruwsgi`) are skipped, and what is left is the
-//! reference behaviour the fixture's comment records.
+//! The same tests run against real uWSGI (`RUWSGI=/path/to/uwsgi`, the reference run): a
+//! directive written `KEY@uwsgi:` applies only there and `KEY@ruwsgi:` only to ruwsgi, for
+//! ruwsgi's warnings and its documented differences; everything else applies to both.
 //!
 //! Fixture directives (comment lines starting `; `, anywhere before `[uwsgi]`):
 //! ```text
@@ -16,12 +16,10 @@
 //!                                    TARGET: TEST_ADDR | TEST_ADDR2 | TEST_HTTP | unix:NAME
 //! ; expect-header: NAME: VALUE        in the response to the first `expect:`
 //! ; expect-log: TEXT                  both servers print TEXT (stdout/stderr or log-file)
-//! ; expect-log-ruwsgi: TEXT           ruwsgi prints TEXT (a documented difference/warning)
 //! ; expect-no-log: TEXT               nobody prints TEXT (checked after stop)
 //! ; expect-file: NAME [TEXT]          NAME exists in the fixture dir after stop [containing TEXT]
 //! ; expect-no-file: NAME              NAME is gone after stop (vacuum)
 //! ; expect-fail: TEXT                 the server exits non-zero at start-up, printing TEXT
-//! ; expect-fail-ruwsgi: TEXT          ruwsgi's refusal also prints TEXT
 //! ; expect-exit: N                    …with exit code N
 //! ; section: NAME                     run `--ini FILE:NAME`
 //! ; env: KEY=VALUE                    extra environment ($TEST_* names are replaced)
@@ -29,6 +27,7 @@
 //! ; log-file: NAME                    the server logs to NAME (logto/logger): read it too
 //! ; workers: N                        wait for N "spawned uWSGI worker" lines (default 1)
 //! ; stop: INT | TERM | QUIT           signal that must stop it (default INT)
+//! ; KEY@ruwsgi: … / KEY@uwsgi: …      any of the above, for one server only
 //! ```
 //! Environment every fixture gets: `TEST_DIR` (its temp dir, where the ini is copied, so `%d`
 //! is that dir), `TEST_APPS` (tests/apps), `TEST_DJANGO` (examples/django), `TEST_FLASK`
@@ -70,12 +69,10 @@ struct Fixture {
     requests: Vec<Request>,
     headers: Vec<(String, String)>,
     logs: Vec<String>,
-    logs_ruwsgi: Vec<String>,
     no_logs: Vec<String>,
     files_expected: Vec<(String, Option<String>)>,
     files_gone: Vec<String>,
     fail: Vec<String>,
-    fail_ruwsgi: Vec<String>,
     exit: Option<i32>,
     section: Option<String>,
     env: Vec<(String, String)>,
@@ -98,6 +95,11 @@ fn load(name: &str) -> Fixture {
     for line in text.lines() {
         let Some(rest) = line.strip_prefix("; ") else { continue };
         let Some((key, value)) = rest.split_once(':') else { continue };
+        let key = match key.split_once('@') {
+            Some((key, server)) if server == current_server() => key,
+            Some(_) => continue,
+            None => key,
+        };
         let value = value.trim();
         let word = |v: &str| v.split_once(' ').map_or((v.to_owned(), None), |(a, b)| (a.to_owned(), Some(b.to_owned())));
         match key {
@@ -117,12 +119,10 @@ fn load(name: &str) -> Fixture {
                 f.headers.push((k.trim().to_owned(), v.trim().to_owned()));
             }
             "expect-log" => f.logs.push(value.to_owned()),
-            "expect-log-ruwsgi" => f.logs_ruwsgi.push(value.to_owned()),
             "expect-no-log" => f.no_logs.push(value.to_owned()),
             "expect-file" => f.files_expected.push(word(value)),
             "expect-no-file" => f.files_gone.push(value.to_owned()),
             "expect-fail" => f.fail.push(value.to_owned()),
-            "expect-fail-ruwsgi" => f.fail_ruwsgi.push(value.to_owned()),
             "expect-exit" => f.exit = Some(value.parse().unwrap_or_else(|_| panic!("{name}: bad exit {line:?}"))),
             "section" => f.section = Some(value.to_owned()),
             "env" => {
@@ -157,6 +157,15 @@ fn load(name: &str) -> Fixture {
 /// True when the server under test is real uWSGI (the reference run).
 fn reference_run() -> bool {
     Path::new(&it::ruwsgi_command()).file_name().is_some_and(|n| n == "uwsgi")
+}
+
+/// The `@server` suffix of the directives meant for the server under test.
+fn current_server() -> &'static str {
+    if reference_run() {
+        "uwsgi"
+    } else {
+        "ruwsgi"
+    }
 }
 
 /// A started fixture: its process group, temp dir and environment.
@@ -388,8 +397,7 @@ fn run_fixture(name: &str) {
         if let Some(want) = f.exit {
             assert_eq!(code, Some(want), "{name}: exit code\n{log}");
         }
-        let texts = f.fail.iter().chain(if reference { [].iter() } else { f.fail_ruwsgi.iter() });
-        for want in texts {
+        for want in &f.fail {
             let want = run.expand(want);
             assert!(log.contains(want.as_str()), "{name}: refusal should say {want:?}:\n{log}");
         }
@@ -412,8 +420,7 @@ fn run_fixture(name: &str) {
             }
         }
     }
-    let logs = f.logs.iter().chain(if reference { [].iter() } else { f.logs_ruwsgi.iter() });
-    for want in logs {
+    for want in &f.logs {
         let want = run.expand(want);
         let found = run.wait_for(LOG_WAIT, |t| t.contains(want.as_str()));
         assert!(found, "{name}: log should contain {want:?}:\n{}", run.log());
