@@ -25,6 +25,8 @@
 //! ; env: KEY=VALUE                    extra environment ($TEST_* names are replaced)
 //! ; file: NAME CONTENT                write NAME (in the fixture dir) before start
 //! ; log-file: NAME                    the server logs to NAME (logto/logger): read it too
+//! ; daemon: PIDFILE                   it daemonizes: the started process exits, PIDFILE
+//!                                     (in the fixture dir) names the master to stop
 //! ; workers: N                        wait for N "spawned uWSGI worker" lines (default 1)
 //! ; stop: INT | TERM | QUIT           signal that must stop it (default INT)
 //! ; KEY@ruwsgi: … / KEY@uwsgi: …      any of the above, for one server only
@@ -32,7 +34,7 @@
 //! Environment every fixture gets: `TEST_DIR` (its temp dir, where the ini is copied, so `%d`
 //! is that dir), `TEST_APPS` (tests/apps), `TEST_DJANGO` (examples/django), `TEST_FLASK`
 //! (examples/flask), `TEST_VENV` (the virtualenv of the server under test), and free loopback
-//! addresses `TEST_ADDR`, `TEST_ADDR2`, `TEST_HTTP`. `$TEST_*` in `env:`, `file:` and the
+//! addresses `TEST_ADDR`, `TEST_ADDR2`, `TEST_HTTP`, and a free port `TEST_PORT` (for `:PORT`). `$TEST_*` in `env:`, `file:` and the
 //! expected texts is replaced by its value.
 
 use std::io::{BufReader, Read, Write};
@@ -78,6 +80,7 @@ struct Fixture {
     env: Vec<(String, String)>,
     files: Vec<(String, String)>,
     log_file: Option<String>,
+    daemon: Option<String>,
     workers: usize,
     stop: Option<Signal>,
 }
@@ -134,6 +137,7 @@ fn load(name: &str) -> Fixture {
                 f.files.push((n, c.unwrap_or_default()));
             }
             "log-file" => f.log_file = Some(value.to_owned()),
+            "daemon" => f.daemon = Some(value.to_owned()),
             "workers" => f.workers = value.parse().unwrap_or_else(|_| panic!("{name}: bad workers {line:?}")),
             "stop" => {
                 f.stop = Some(match value {
@@ -174,6 +178,12 @@ struct Running {
     dir: tempfile::TempDir,
     env: Vec<(String, String)>,
     log_file: Option<PathBuf>,
+    /// The pidfile of a daemonized master.
+    daemon: Option<PathBuf>,
+    /// The daemonized master, read from the pidfile once the workers are up: before that it
+    /// may still name the launcher (uWSGI's daemonize2 writes it before detaching and again
+    /// after), and at exit vacuum removes it.
+    daemon_pid: Option<i32>,
 }
 
 impl Running {
@@ -193,7 +203,7 @@ impl Running {
             if pred(&self.log()) {
                 return true;
             }
-            if Instant::now() >= deadline || self.child.try_wait().expect("try_wait").is_some() {
+            if Instant::now() >= deadline || !self.alive() {
                 return pred(&self.log());
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -209,14 +219,44 @@ impl Running {
         self.env.iter().find(|(k, _)| k == name).map_or_else(|| panic!("no {name} in the environment"), |(_, v)| v)
     }
 
+    /// The master: the started process, or the daemon.
     fn pid(&self) -> nix::unistd::Pid {
-        nix::unistd::Pid::from_raw(self.child.id() as i32)
+        nix::unistd::Pid::from_raw(self.daemon_pid.unwrap_or(self.child.id() as i32))
+    }
+
+    /// Marks the start as done: a daemon's pidfile now names the master.
+    fn started(&mut self) {
+        let pid = self.daemon.as_ref().map(|p| {
+            let text = std::fs::read_to_string(p).unwrap_or_else(|e| panic!("pidfile {}: {e}", p.display()));
+            text.trim().parse().unwrap_or_else(|_| panic!("pidfile {}: {text:?}", p.display()))
+        });
+        self.daemon_pid = pid;
+    }
+
+    /// Whether the server still runs. A daemon's launcher exits at once (with 0): then the
+    /// pidfile's process counts, once it is written.
+    fn alive(&mut self) -> bool {
+        let status = self.child.try_wait().expect("try_wait");
+        if self.daemon.is_none() {
+            return status.is_none();
+        }
+        if status.is_some_and(|s| !s.success()) {
+            return false;
+        }
+        if self.daemon_pid.is_none() {
+            return true;
+        }
+        // A process that exited but isn't reaped yet (state Z) counts as gone.
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
+        stat.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z'))
     }
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
+        // A daemon sits in a session of its own: kill its group too.
         let _ = nix::sys::signal::killpg(self.pid(), Signal::SIGKILL);
+        let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(self.child.id() as i32), Signal::SIGKILL);
         let _ = self.child.wait();
     }
 }
@@ -252,6 +292,7 @@ fn spawn(f: &Fixture) -> Running {
         ("TEST_ADDR".into(), addr()),
         ("TEST_ADDR2".into(), addr()),
         ("TEST_HTTP".into(), addr()),
+        ("TEST_PORT".into(), free_port().to_string()),
         // The Django example keeps its database in the fixture dir (GETs of the login page
         // don't touch it, but nothing may be written into the repository).
         ("DEMO_DB".into(), format!("{d}/db.sqlite3")),
@@ -281,7 +322,8 @@ fn spawn(f: &Fixture) -> Running {
         .spawn()
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", it::ruwsgi_command()));
     let log_file = f.log_file.as_ref().map(|n| dir.path().join(n));
-    Running { child, dir, env, log_file }
+    let daemon = f.daemon.as_ref().map(|n| dir.path().join(n));
+    Running { child, dir, env, log_file, daemon, daemon_pid: None }
 }
 
 /// Connects to `target`, retrying briefly while nothing listens yet (uWSGI's `http` router
@@ -308,7 +350,9 @@ fn open(run: &Running, target: &str) -> Box<dyn ReadWrite> {
         s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
         Box::new(s)
     } else {
+        // A bare port (`:PORT` sockets listen on every interface) is reached on loopback.
         let addr = run.var(target).to_owned();
+        let addr = if addr.contains(':') { addr } else { format!("127.0.0.1:{addr}") };
         let s = connect_with_retry(&addr, || std::net::TcpStream::connect(&addr));
         s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
         Box::new(s)
@@ -406,6 +450,7 @@ fn run_fixture(name: &str) {
     let want = f.workers;
     let started = run.wait_for(START, |t| t.matches("spawned uWSGI worker").count() >= want);
     assert!(started, "{name}: did not start ({want} worker(s)):\n{}", run.log());
+    run.started();
     let mut nginx = None;
     for (i, req) in f.requests.iter().enumerate() {
         let r = send(&run, req, &mut nginx);
@@ -437,7 +482,7 @@ fn run_fixture(name: &str) {
     nix::sys::signal::kill(run.pid(), sig).expect("signal");
     let deadline = Instant::now() + STOP_WAIT;
     let stopped = loop {
-        if run.child.try_wait().expect("try_wait").is_some() {
+        if !run.alive() {
             break true;
         }
         if Instant::now() >= deadline {
@@ -450,7 +495,6 @@ fn run_fixture(name: &str) {
         // it for worker-reload-mercy): a uWSGI bug, not behaviour to copy. Note it and go on.
         eprintln!("{name}: uWSGI still running {STOP_WAIT:?} after {sig} (killed)");
         let _ = nix::sys::signal::killpg(run.pid(), Signal::SIGKILL);
-        let _ = run.child.wait();
     }
     assert!(stopped || reference, "{name}: still running {STOP_WAIT:?} after {sig}:\n{}", run.log());
     let log = run.log();
@@ -484,7 +528,10 @@ fixtures! {
     boolean_words_as_numbers
     check_static_docroot
     chmod_alias_http_router
+    colon_port_http_router
     custom_placeholders
+    daemonize2_procnames
+    daemonize_pidfile
     dev_autoreload
     disable_logging_log_4xx
     django_home_wsgi_file_relative
