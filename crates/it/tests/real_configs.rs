@@ -34,8 +34,8 @@
 //! Environment every fixture gets: `TEST_DIR` (its temp dir, where the ini is copied, so `%d`
 //! is that dir), `TEST_APPS` (tests/apps), `TEST_DJANGO` (examples/django), `TEST_FLASK`
 //! (examples/flask), `TEST_VENV` (the virtualenv of the server under test), and free loopback
-//! addresses `TEST_ADDR`, `TEST_ADDR2`, `TEST_HTTP`, and a free port `TEST_PORT` (for `:PORT`). `$TEST_*` in `env:`, `file:` and the
-//! expected texts is replaced by its value.
+//! addresses `TEST_ADDR`, `TEST_ADDR2`, `TEST_HTTP`, and a free port `TEST_PORT` (for `:PORT`).
+//! `$TEST_*` in `env:`, `file:` and the expected texts is replaced by its value.
 
 use std::io::{BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
@@ -104,7 +104,8 @@ fn load(name: &str) -> Fixture {
             None => key,
         };
         let value = value.trim();
-        let word = |v: &str| v.split_once(' ').map_or((v.to_owned(), None), |(a, b)| (a.to_owned(), Some(b.to_owned())));
+        let word =
+            |v: &str| v.split_once(' ').map_or((v.to_owned(), None), |(a, b)| (a.to_owned(), Some(b.to_owned())));
         match key {
             "expect" => {
                 let parts: Vec<&str> = value.splitn(5, ' ').collect();
@@ -333,10 +334,7 @@ fn connect_with_retry<T>(what: &str, mut connect: impl FnMut() -> std::io::Resul
     loop {
         match connect() {
             Ok(s) => return s,
-            Err(e) if Instant::now() < deadline => {
-                let _ = e;
-                std::thread::sleep(Duration::from_millis(20));
-            }
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
             Err(e) => panic!("cannot connect to {what}: {e}"),
         }
     }
@@ -396,8 +394,10 @@ fn send(run: &Running, req: &Request, nginx: &mut Option<(String, Nginx)>) -> Re
     match req.via.as_str() {
         "http" => {
             let mut s = open(run, &req.target);
-            s.write_all(format!("GET {} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n", req.path).as_bytes())
-                .expect("write");
+            s.write_all(
+                format!("GET {} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n", req.path).as_bytes(),
+            )
+            .expect("write");
             read_response(&mut BufReader::new(s)).unwrap_or_else(|e| panic!("no HTTP response: {e}\n{}", run.log()))
         }
         "uwsgi" => {
@@ -448,16 +448,41 @@ fn run_fixture(name: &str) {
         return;
     }
     let want = f.workers;
-    let started = run.wait_for(START, |t| t.matches("spawned uWSGI worker").count() >= want);
+    let up = |t: &str| t.matches("spawned uWSGI worker").count() >= want;
+    let mut started = run.wait_for(START, up);
+    // The free ports were free when picked, but a test running alongside may take one first.
+    for _ in 0..2 {
+        if started || !run.log().contains("Address already in use") {
+            break;
+        }
+        drop(run);
+        run = spawn(&f);
+        started = run.wait_for(START, up);
+    }
     assert!(started, "{name}: did not start ({want} worker(s)):\n{}", run.log());
     run.started();
     let mut nginx = None;
     for (i, req) in f.requests.iter().enumerate() {
         let r = send(&run, req, &mut nginx);
         let log = || run.log() + &nginx.as_ref().map(|(_, n)| n.log()).unwrap_or_default();
-        assert_eq!(r.status, req.status, "{name}: {} {} {}: {}\n{}\n{}", req.via, req.target, req.path, r.status_line, r.text(), log());
+        assert_eq!(
+            r.status,
+            req.status,
+            "{name}: {} {} {}: {}\n{}\n{}",
+            req.via,
+            req.target,
+            req.path,
+            r.status_line,
+            r.text(),
+            log()
+        );
         if let Some(body) = &req.body {
-            assert!(r.text().contains(body.as_str()), "{name}: {} body should contain {body:?}: {}", req.path, r.text());
+            assert!(
+                r.text().contains(body.as_str()),
+                "{name}: {} body should contain {body:?}: {}",
+                req.path,
+                r.text()
+            );
         }
         if i == 0 {
             for (k, v) in &f.headers {
@@ -475,7 +500,8 @@ fn run_fixture(name: &str) {
     for (file, text) in &f.files_expected {
         let path = run.dir.path().join(file);
         let text = text.as_ref().map(|t| run.expand(t));
-        let present = || std::fs::read_to_string(&path).is_ok_and(|c| text.as_ref().is_none_or(|t| c.contains(t.as_str())));
+        let present =
+            || std::fs::read_to_string(&path).is_ok_and(|c| text.as_ref().is_none_or(|t| c.contains(t.as_str())));
         let _ = run.wait_for(LOG_WAIT, |_| present());
     }
     let sig = f.stop.unwrap_or(Signal::SIGINT);
