@@ -23,7 +23,8 @@
 //! ; expect-exit: N                    …with exit code N
 //! ; section: NAME                     run `--ini FILE:NAME`
 //! ; env: KEY=VALUE                    extra environment ($TEST_* names are replaced)
-//! ; file: NAME CONTENT                write NAME (in the fixture dir) before start
+//! ; file: NAME CONTENT                write NAME (in the fixture dir) before start; `\n` in
+//!                                     CONTENT starts a new line
 //! ; log-file: NAME                    the server logs to NAME (logto/logger): read it too
 //! ; daemon: PIDFILE                   it daemonizes: the started process exits, PIDFILE
 //!                                     (in the fixture dir) names the master to stop
@@ -305,7 +306,7 @@ fn spawn(f: &Fixture) -> Running {
     for (name, content) in &f.files {
         let path = dir.path().join(name);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, format!("{}\n", expand(content, &env))).unwrap();
+        std::fs::write(path, format!("{}\n", expand(content, &env).replace("\\n", "\n"))).unwrap();
     }
     let ini_arg = match &f.section {
         Some(s) => format!("{}:{s}", ini.display()),
@@ -566,6 +567,7 @@ fixtures! {
     env_vars_in_values
     flask_unix_socket_nginx
     for_glob_pythonpath
+    for_readline_env_file
     gevent_loop
     hooks_exec_attach_daemon
     http11_socket
@@ -573,6 +575,7 @@ fixtures! {
     if_env_processes_math
     if_env_virtualenv
     import_umask_env
+    ini_include_relative_file
     ini_section_selected
     ini_section_splice
     inline_comments_after_values
