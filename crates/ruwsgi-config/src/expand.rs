@@ -83,6 +83,21 @@ pub(crate) fn expand_magic(value: &str, magic: &FileMagic, env: &Environment) ->
     out
 }
 
+/// Where the group whose text starts `after` its opening `(` ends: the `)` that balances it,
+/// as uWSGI's config pass counts nested parentheses (`%((%k * 2) + 1)` is one group).
+fn group_end(after: &str) -> Option<usize> {
+    let mut depth = 0usize;
+    for (i, b) in after.bytes().enumerate() {
+        match b {
+            b'(' => depth += 1,
+            b')' if depth == 0 => return Some(i),
+            b')' => depth -= 1,
+            _ => {}
+        }
+    }
+    None
+}
+
 /// Finds `<open>NAME)` groups (`$(`, `@(`, `%(`) and replaces each with `lookup(NAME)`.
 fn replace_groups(
     value: &str,
@@ -93,7 +108,7 @@ fn replace_groups(
     let mut rest = value;
     while let Some(start) = rest.find(open) {
         let after = &rest[start + open.len()..];
-        let Some(end) = after.find(')') else { break };
+        let Some(end) = group_end(after) else { break };
         out.push_str(&rest[..start]);
         out.push_str(&lookup(&after[..end])?);
         rest = &after[end + 1..];
@@ -399,6 +414,8 @@ mod tests {
             ("%( + )", "%( + )"),
             ("n=%(processes * 2)/x", "n=8/x"),
             ("%(9223372036854775807 + 1)", "-9223372036854775808"),
+            // Nested parentheses belong to one group; `(2` and `2)` read as 0, as strtol does.
+            ("%((2 * 2) + 1)", "1"),
         ] {
             assert_eq!(expand_placeholders(expr, &v), Ok(want.to_owned()), "{expr}");
         }

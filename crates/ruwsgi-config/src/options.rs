@@ -599,8 +599,10 @@ pub static OPTIONS: &[OptionSpec] = &[
 /// `UWSGI_*` variables; real uWSGI ini keys don't do this, accepting it is a harmless superset).
 #[must_use]
 pub fn find(name: &str) -> Option<&'static OptionSpec> {
-    let name = normalise(name);
-    OPTIONS.iter().find(|o| o.name == name || o.aliases.contains(&name.as_str())).or_else(|| crate::groups::find(&name))
+    // As in uWSGI, names are exact: `python_path` in an ini is no option (only `UWSGI_*`
+    // variables map `_` to `-`, which their reader does), so it gets the unknown-key warning
+    // with `python-path` as the suggestion.
+    OPTIONS.iter().find(|o| o.name == name || o.aliases.contains(&name)).or_else(|| crate::groups::find(name))
 }
 
 /// The row for a one-letter command-line alias.
@@ -851,9 +853,11 @@ mod tests {
     }
 
     #[test]
-    fn finds_aliases_and_underscores() {
+    fn finds_aliases_and_exact_names_only() {
         assert_eq!(find("workers").map(|o| o.name), Some("processes"));
-        assert_eq!(find("py_auto_reload").map(|o| o.name), Some("py-autoreload"));
+        // uWSGI's ini keys are exact: `_` is not `-` (only `UWSGI_*` variables map it).
+        assert!(find("python_path").is_none());
+        assert_eq!(suggest("python_path"), Some("pythonpath"));
         assert_eq!(find("venv").map(|o| o.name), Some("home"));
         assert_eq!(find_short('p').map(|o| o.name), Some("processes"));
         assert_eq!(find_short('H').map(|o| o.name), Some("home"));
