@@ -78,6 +78,8 @@ SERVERS = {
     "ruwsgi": ("ruwsgi http-socket", None),
     "ruwsgi-t4": ("ruwsgi threads=4", None),
     "ruwsgi-nginx": ("ruwsgi + nginx uwsgi_pass", "nginx"),
+    "ruwsgi-log": ("ruwsgi, default request log on", None),
+    "ruwsgi-logformat": ("ruwsgi, log-format (nginx combined)", None),
     "uwsgi": ("uWSGI http-socket", None),
     "uwsgi-http11": ("uWSGI http11-socket", None),
     "uwsgi-http": ("uWSGI --http (router)", None),
@@ -90,16 +92,20 @@ SERVERS = {
     "ceiling": ("Rust-only ceiling", None),
     "nginx-static": ("nginx (static)", "nginx-static"),
 }
-RUWSGI_KEYS = ("ruwsgi", "ruwsgi-t4", "ruwsgi-nginx")
+RUWSGI_KEYS = ("ruwsgi", "ruwsgi-t4", "ruwsgi-nginx", "ruwsgi-log", "ruwsgi-logformat")
+# `log-format` as nginx's `combined` (issue 12: at most 1 µs more server CPU per request
+# than the default request line; both write every request's line to the server log file).
+COMBINED = ('%(addr) - %(user) [%(ltime)] "%(method) %(uri) %(proto)" %(status) %(size) '
+            '"%(referer)" "%(uagent)"')
 PEER_KEYS = [k for k in SERVERS if k not in RUWSGI_KEYS and k != "ceiling"]
 
-# Which servers run for which app (full run). Kept to 42 cells so that 3 rounds x 10 s fit
+# Which servers run for which app (full run). Kept to 44 cells so that 3 rounds x 10 s fit
 # in ~25 minutes: every server on hello; the nginx fronts and the uWSGI router on hello and
 # (nginx) Django; bjoern (one process, no threads) is left out of the sleep app.
 MATRIX = {
-    "hello": ["ruwsgi", "ruwsgi-t4", "ruwsgi-nginx", "uwsgi", "uwsgi-http11", "uwsgi-http",
-              "uwsgi-nginx", "gunicorn-sync", "gunicorn-gthread", "gunicorn-nginx", "granian",
-              "bjoern", "ceiling"],
+    "hello": ["ruwsgi", "ruwsgi-t4", "ruwsgi-nginx", "ruwsgi-log", "ruwsgi-logformat", "uwsgi",
+              "uwsgi-http11", "uwsgi-http", "uwsgi-nginx", "gunicorn-sync", "gunicorn-gthread",
+              "gunicorn-nginx", "granian", "bjoern", "ceiling"],
     "django": ["ruwsgi", "ruwsgi-t4", "ruwsgi-nginx", "uwsgi", "uwsgi-http11", "uwsgi-nginx",
                "gunicorn-sync", "gunicorn-gthread", "granian", "bjoern"],
     "post64k": ["ruwsgi", "uwsgi", "uwsgi-http11", "gunicorn-gthread", "granian", "bjoern"],
@@ -124,7 +130,11 @@ def app_argv(key, app, port):
         argv += ["--socket" if key == "ruwsgi-nginx" else "--http-socket", bind]
         argv += ["--chdir", str(app.dir), "--module", app.target, "--master",
                  "--processes", "2", "--threads", "4" if key == "ruwsgi-t4" else "1",
-                 "--disable-logging", "--die-on-term"]
+                 "--die-on-term"]
+        if key == "ruwsgi-logformat":
+            argv += ["--log-format", COMBINED]
+        elif key != "ruwsgi-log":
+            argv += ["--disable-logging"]
         if app.static:
             argv += ["--static-map", f"/static={app.static_dir}"]
         return argv

@@ -195,12 +195,13 @@ fn bad_config_lines_stop_start_up() {
     assert!(lines[0].contains("did you mean \"processes\"?"), "{out}");
     assert!(lines[0].contains("strict mode"), "{out}");
 
-    std::fs::write(&ini, format!("[uwsgi]\nhttp-socket = 127.0.0.1:0\nwsgi-file = {hello}\n\nthreads = lots\n"))
-        .unwrap();
+    // `threads = lots` is 0 in uWSGI (`atoi`), so it starts; a negative count stops it there
+    // too ("must be > 0").
+    std::fs::write(&ini, format!("[uwsgi]\nhttp-socket = 127.0.0.1:0\nwsgi-file = {hello}\n\nthreads = -2\n")).unwrap();
     let (code, out) = run_to_exit(dir.path(), &["--ini", "app.ini"], SECS);
     assert_eq!(code, Some(1), "{out}");
     assert_eq!(out.lines().count(), 1, "{out}");
-    assert!(out.contains("app.ini:5") && out.contains("threads") && out.contains("lots"), "{out}");
+    assert!(out.contains("app.ini:5") && out.contains("threads") && out.contains("-2"), "{out}");
 
     let (code, out) =
         run_to_exit(dir.path(), &["--http-socket", "127.0.0.1:0", "--wsgi-file", &hello, "--procesess", "2"], SECS);

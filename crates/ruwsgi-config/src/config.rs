@@ -312,6 +312,8 @@ pub struct Config {
     /// `strict`: keys that are not uWSGI options, and uWSGI options ruwsgi doesn't implement,
     /// are errors instead of warnings (applied while resolving; kept for `--show-config`).
     pub strict: bool,
+    /// `print`, `iprint`: lines written to stdout at start-up, in order.
+    pub print: Vec<String>,
 }
 
 impl Default for Config {
@@ -437,6 +439,7 @@ impl Default for Config {
             static_safe: Vec::new(),
             mimefile: Vec::new(),
             strict: false,
+            print: Vec::new(),
         }
     }
 }

@@ -152,18 +152,8 @@ pub enum ConfigError {
         /// The placeholder's name.
         placeholder: String,
     },
-    /// `$(VAR)` names an environment variable that isn't set.
-    #[error("{origin}: {name}: environment variable {var} is not set")]
-    UndefinedEnv {
-        /// Where it was used.
-        origin: Origin,
-        /// The option whose value uses it.
-        name: String,
-        /// The variable's name.
-        var: String,
-    },
-    /// Structure problems: an `endif` without `if-*`, a `for` without `endfor`, a missing
-    /// command-line value, two positional config files...
+    /// Structure problems: a config that unrolls too far, a missing command-line value, two
+    /// positional config files...
     #[error("{origin}: {message}")]
     Syntax {
         /// Where it was found.

@@ -1,6 +1,7 @@
 //! Value expansion, in uWSGI's order: magic variables (`%d`, `%n`, ... while a file is read,
 //! referring to that file), `$(VAR)` environment variables, `@(file)` file contents, and after
-//! all sources are assembled `%(name)` placeholders. Reads only `@(file)` files.
+//! all sources are assembled `%(name)` placeholders, with uWSGI's arithmetic (`%(%k * 2)`).
+//! Reads only `@(file)` files.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -10,8 +11,6 @@ use crate::Environment;
 /// Why a value couldn't be expanded; the caller adds the origin and option name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum ExpandError {
-    /// `$(VAR)` with `VAR` unset.
-    UndefinedEnv(String),
     /// `@(file)` unreadable: (path as written, reason).
     UnreadableFile(String, String),
     /// `%(name)` with no such option, custom key or `set-ph`.
@@ -84,6 +83,21 @@ pub(crate) fn expand_magic(value: &str, magic: &FileMagic, env: &Environment) ->
     out
 }
 
+/// Where the group whose text starts `after` its opening `(` ends: the `)` that balances it,
+/// as uWSGI's config pass counts nested parentheses (`%((%k * 2) + 1)` is one group).
+fn group_end(after: &str) -> Option<usize> {
+    let mut depth = 0usize;
+    for (i, b) in after.bytes().enumerate() {
+        match b {
+            b'(' => depth += 1,
+            b')' if depth == 0 => return Some(i),
+            b')' => depth -= 1,
+            _ => {}
+        }
+    }
+    None
+}
+
 /// Finds `<open>NAME)` groups (`$(`, `@(`, `%(`) and replaces each with `lookup(NAME)`.
 fn replace_groups(
     value: &str,
@@ -94,7 +108,7 @@ fn replace_groups(
     let mut rest = value;
     while let Some(start) = rest.find(open) {
         let after = &rest[start + open.len()..];
-        let Some(end) = after.find(')') else { break };
+        let Some(end) = group_end(after) else { break };
         out.push_str(&rest[..start]);
         out.push_str(&lookup(&after[..end])?);
         rest = &after[end + 1..];
@@ -103,11 +117,21 @@ fn replace_groups(
     Ok(out)
 }
 
-/// `$(VAR)` → the environment variable's value.
-pub(crate) fn expand_env(value: &str, env: &Environment) -> Result<String, ExpandError> {
-    replace_groups(value, "$(", |name| {
-        env.var(name).map(str::to_owned).ok_or_else(|| ExpandError::UndefinedEnv(name.to_owned()))
-    })
+/// `$(VAR)` → the environment variable's value. An unset variable is left as written, as
+/// uWSGI 2.0 leaves it (its `getenv` pass skips what it can't replace); the names of unset
+/// variables are pushed to `unset` so the caller can warn.
+pub(crate) fn expand_env(value: &str, env: &Environment, unset: &mut Vec<String>) -> String {
+    let expanded = replace_groups(value, "$(", |name| {
+        Ok(env.var(name).map_or_else(
+            || {
+                unset.push(name.to_owned());
+                format!("$({name})")
+            },
+            str::to_owned,
+        ))
+    });
+    // The lookup never fails.
+    expanded.unwrap_or_else(|_| value.to_owned())
 }
 
 /// `@(file)` → the file's content without its trailing newline. Relative paths resolve
@@ -154,11 +178,18 @@ pub(crate) fn io_reason(e: &std::io::Error) -> String {
     }
 }
 
-/// The names used as `%(name)` in `value`.
+/// The names used as `%(name)` in `value`, including the operands of `%(a + 1)`.
 pub(crate) fn placeholder_names(value: &str) -> Vec<String> {
     let mut names = Vec::new();
     let _ = replace_groups(value, "%(", |n| {
-        names.push(n.to_owned());
+        if n.contains(' ') {
+            names.extend(tokens(n).filter_map(|t| match Token::of(t) {
+                Token::Name(name) => Some(name.to_owned()),
+                _ => None,
+            }));
+        } else {
+            names.push(n.to_owned());
+        }
         Ok(String::new())
     });
     names
@@ -182,21 +213,145 @@ fn expand_placeholders_inner(
     keep_unknown: bool,
 ) -> Result<String, ExpandError> {
     replace_groups(value, "%(", |name| {
-        let key = crate::options::normalise(name);
-        let Some(raw) = values.get(&key) else {
-            return if keep_unknown {
-                Ok(format!("%({name})"))
-            } else {
-                Err(ExpandError::UndefinedPlaceholder(name.to_owned()))
-            };
-        };
-        if !active.insert(key.clone()) {
-            return Err(ExpandError::PlaceholderCycle(name.to_owned()));
+        if name.contains(' ') {
+            // A missing operand reads as empty, as in uWSGI.
+            let result = evaluate(name, |operand| {
+                if values.contains_key(&crate::options::normalise(operand)) {
+                    lookup(operand, values, active, keep_unknown)
+                } else {
+                    Ok(String::new())
+                }
+            })?;
+            // Only operators (`%( + )`): uWSGI leaves the text as written.
+            return Ok(result.unwrap_or_else(|| format!("%({name})")));
         }
-        let expanded = expand_placeholders_inner(raw, values, active, keep_unknown)?;
-        active.remove(&key);
-        Ok(expanded)
+        lookup(name, values, active, keep_unknown)
     })
+}
+
+/// One placeholder's value, itself expanded.
+fn lookup(
+    name: &str,
+    values: &HashMap<String, String>,
+    active: &mut HashSet<String>,
+    keep_unknown: bool,
+) -> Result<String, ExpandError> {
+    let key = crate::options::normalise(name);
+    let Some(raw) = values.get(&key) else {
+        return if keep_unknown {
+            Ok(format!("%({name})"))
+        } else {
+            Err(ExpandError::UndefinedPlaceholder(name.to_owned()))
+        };
+    };
+    if !active.insert(key.clone()) {
+        return Err(ExpandError::PlaceholderCycle(name.to_owned()));
+    }
+    let expanded = expand_placeholders_inner(raw, values, active, keep_unknown)?;
+    active.remove(&key);
+    Ok(expanded)
+}
+
+/// The space-separated tokens of a `%(...)` expression (runs of spaces count as one, as
+/// uWSGI's `strtok`).
+fn tokens(expr: &str) -> impl Iterator<Item = &str> {
+    expr.split(' ').filter(|t| !t.is_empty())
+}
+
+/// What a token of a `%(...)` expression is, by uWSGI's rules: all digits is a number, `+ - *
+/// /` set the next operation, `++`/`--` change the value so far, anything else is a
+/// placeholder name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Token<'a> {
+    Number(&'a str),
+    Op(Op),
+    Increment(i64),
+    Name(&'a str),
+}
+
+/// How the next operand joins the value so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Concat,
+    Add,
+    Sub,
+    Mul,
+    Div,
+}
+
+impl<'a> Token<'a> {
+    fn of(t: &'a str) -> Self {
+        match t {
+            _ if t.bytes().all(|b| b.is_ascii_digit()) => Self::Number(t),
+            "+" => Self::Op(Op::Add),
+            "-" => Self::Op(Op::Sub),
+            "*" => Self::Op(Op::Mul),
+            "/" => Self::Op(Op::Div),
+            "++" => Self::Increment(1),
+            "--" => Self::Increment(-1),
+            name => Self::Name(name),
+        }
+    }
+}
+
+/// uWSGI's placeholder arithmetic (`uwsgi_manage_placeholder`): the tokens are read left to
+/// right, no precedence. Each operand (a number, or a name's value) is joined to the value so
+/// far by the pending operation, which then resets to concatenation: `%(a b)` is the two
+/// values side by side, `%(%k * 2 + 1)` is `(cores * 2) + 1`. Arithmetic reads both sides as
+/// `strtoll` does (leading integer, else 0) in 64 bits; dividing by zero gives 0. `None` when
+/// there was no operand at all.
+fn evaluate(
+    expr: &str,
+    mut operand_value: impl FnMut(&str) -> Result<String, ExpandError>,
+) -> Result<Option<String>, ExpandError> {
+    let mut current: Option<String> = None;
+    let mut op = Op::Concat;
+    for token in tokens(expr) {
+        let operand = match Token::of(token) {
+            Token::Op(o) => {
+                op = o;
+                continue;
+            }
+            Token::Increment(by) => {
+                current = current.map(|c| leading_i64(&c).wrapping_add(by).to_string());
+                op = Op::Concat;
+                continue;
+            }
+            Token::Number(n) => n.to_owned(),
+            Token::Name(name) => operand_value(name)?,
+        };
+        let (a, b) = (current.as_deref().map_or(0, leading_i64), leading_i64(&operand));
+        current = Some(match op {
+            Op::Concat => current.unwrap_or_default() + &operand,
+            Op::Add => a.wrapping_add(b).to_string(),
+            Op::Sub => a.wrapping_sub(b).to_string(),
+            Op::Mul => a.wrapping_mul(b).to_string(),
+            Op::Div if b == 0 => "0".to_owned(),
+            Op::Div => a.wrapping_div(b).to_string(),
+        });
+        op = Op::Concat;
+    }
+    Ok(current)
+}
+
+/// C's `strtoll(s, NULL, 10)`: leading whitespace, an optional sign, the digits that follow;
+/// 0 when there are none, saturated on overflow.
+pub(crate) fn leading_i64(s: &str) -> i64 {
+    let s = s.trim_start();
+    let (negative, digits) = match s.as_bytes().first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let mut n: i64 = 0;
+    for d in digits.bytes().take_while(u8::is_ascii_digit) {
+        let d = i64::from(d - b'0');
+        n = match n.checked_mul(10).and_then(|n| if negative { n.checked_sub(d) } else { n.checked_add(d) }) {
+            Some(n) => n,
+            None => return if negative { i64::MIN } else { i64::MAX },
+        };
+    }
+    n
 }
 
 #[cfg(test)]
@@ -222,10 +377,56 @@ mod tests {
     }
 
     #[test]
-    fn env_groups_expand_or_name_the_missing_variable() {
-        assert_eq!(expand_env("$(HOME)/x", &env()), Ok("/home/u/x".into()));
-        assert_eq!(expand_env("$(NOPE)", &env()), Err(ExpandError::UndefinedEnv("NOPE".into())));
-        assert_eq!(expand_env("$(unterminated", &env()), Ok("$(unterminated".into()));
+    fn env_groups_expand_and_unset_ones_stay_as_written() {
+        let mut unset = Vec::new();
+        assert_eq!(expand_env("$(HOME)/x", &env(), &mut unset), "/home/u/x");
+        assert_eq!(expand_env("a$(NOPE)b$(HOME)", &env(), &mut unset), "a$(NOPE)b/home/u");
+        assert_eq!(expand_env("$(unterminated", &env(), &mut unset), "$(unterminated");
+        assert_eq!(unset, ["NOPE"]);
+    }
+
+    /// Each row was checked against uWSGI 2.0.31 (`uwsgi --ini t.ini --get x`) with
+    /// `processes = 4`, `name = web` and `three = %(2 + 1)`.
+    #[test]
+    fn placeholder_arithmetic_follows_uwsgi() {
+        let mut v = HashMap::new();
+        v.insert("processes".to_owned(), "4".to_owned());
+        v.insert("name".to_owned(), "web".to_owned());
+        v.insert("three".to_owned(), "%(2 + 1)".to_owned());
+        for (expr, want) in [
+            ("%(2 * 2)", "4"),
+            ("%(2 + 1)", "3"),
+            ("%(processes + 1)", "5"),
+            ("%(processes * 2 + 1)", "9"),
+            ("%(1 + 2 * 3)", "9"),
+            ("%(2 - 5)", "-3"),
+            ("%(7 / 2)", "3"),
+            ("%(7 / 0)", "0"),
+            ("%(three ++)", "4"),
+            ("%(three --)", "2"),
+            ("%(three processes)", "34"),
+            ("%(name 2)", "web2"),
+            ("%(name + 1)", "1"),
+            ("%(missing + 1)", "1"),
+            ("%(2 * 1/2)", "0"),
+            ("%(2  *   3)", "6"),
+            ("%(2 +)", "2"),
+            ("%( + )", "%( + )"),
+            ("n=%(processes * 2)/x", "n=8/x"),
+            ("%(9223372036854775807 + 1)", "-9223372036854775808"),
+            // Nested parentheses belong to one group; `(2` and `2)` read as 0, as strtol does.
+            ("%((2 * 2) + 1)", "1"),
+        ] {
+            assert_eq!(expand_placeholders(expr, &v), Ok(want.to_owned()), "{expr}");
+        }
+        assert_eq!(placeholder_names("%(base * 2) %(x)"), ["base", "x"]);
+    }
+
+    #[test]
+    fn leading_i64_reads_like_strtoll() {
+        for (s, n) in [("12abc", 12), (" -3", -3), ("+7", 7), ("x", 0), ("", 0), ("99999999999999999999", i64::MAX)] {
+            assert_eq!(leading_i64(s), n, "{s:?}");
+        }
     }
 
     #[test]

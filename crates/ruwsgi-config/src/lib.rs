@@ -43,15 +43,21 @@ pub enum Command {
         /// Accepted-and-ignored options, where ruwsgi behaves that way anyway (e.g.
         /// `plugins = python3 is accepted and ignored: ruwsgi has Python built in`).
         notices: Vec<String>,
-        /// Things that make ruwsgi behave differently from uWSGI with this config: unknown keys
-        /// nothing uses and not-implemented options (e.g. `app.ini:12: option "cron" is not
-        /// implemented by ruwsgi: the command does not run`). Logged with a `WARNING: ` prefix.
+        /// One-line warnings, logged with a `WARNING: ` prefix: things that make ruwsgi behave
+        /// differently from uWSGI with this config (unknown keys nothing uses, not-implemented
+        /// options: `app.ini:12: option "cron" is not implemented by ruwsgi: the command does
+        /// not run`), and values read the way uWSGI reads them, which is not what they say
+        /// (`harakiri = 30s` is 30), an unset `$(VAR)` kept as written, an unbalanced `endif`.
         warnings: Vec<String>,
         /// `[ruwsgi] getting INI configuration from app.ini`, one line per config file read
         /// (inclusions too), to log first as uWSGI does.
         files_read: Vec<String>,
+        /// `show-config = true` in a config file: the `--show-config` text, to log at start-up
+        /// before serving (as uWSGI does).
+        show_config: Option<String>,
     },
-    /// Print this text to stdout and exit 0 (`--help`, `--version`, `--show-config`).
+    /// Print this text to stdout and exit 0 (`--help`, `--version`, `--show-config` on the
+    /// command line; `help`/`version` in a config file).
     Print(String),
     /// Signal the master whose pid is in `pidfile`, then exit (`--stop`, `--reload`).
     Signal {
@@ -71,11 +77,15 @@ pub enum Control {
     Reload,
 }
 
+/// Set in the environment of a master re-executed by a reload: its config's `if-reload`
+/// blocks hold (uWSGI counts reloads in `UWSGI_RELOADS` for the same purpose).
+pub const RELOADED_ENV: &str = "RUWSGI_RELOADED";
+
 /// What the readers may look at besides the config files: injected so tests don't depend on
 /// the machine.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Environment {
-    /// Environment variables (`UWSGI_*` options, `$(VAR)`, `if-env`).
+    /// Environment variables (`UWSGI_*` options, `$(VAR)`, `if-env`, `RELOADED_ENV`).
     pub vars: Vec<(String, String)>,
     /// Working directory: relative config paths resolve against it first.
     pub cwd: PathBuf,
@@ -134,9 +144,7 @@ pub fn load_with_env(args: &[String], env: &Environment) -> Result<Command, Conf
     let parsed = argv::parse_args(args)?;
     match parsed.action {
         Some(argv::Action::Help) => return Ok(Command::Print(options::render_help())),
-        Some(argv::Action::Version) => {
-            return Ok(Command::Print(format!("ruwsgi {}\n", env!("CARGO_PKG_VERSION"))));
-        }
+        Some(argv::Action::Version) => return Ok(Command::Print(version_text())),
         Some(argv::Action::Signal(control, pidfile)) => {
             return Ok(Command::Signal { control, pidfile: PathBuf::from(pidfile) });
         }
@@ -155,11 +163,28 @@ pub fn load_with_env(args: &[String], env: &Environment) -> Result<Command, Conf
     let mut entries = env_entries;
     entries.append(&mut reader.entries);
     entries.append(&mut flags);
-    let resolved = resolve::resolve(&entries)?;
+    let mut resolved = resolve::resolve(&entries)?;
+    resolved.warnings.splice(0..0, reader.warnings);
     if parsed.action == Some(argv::Action::ShowConfig) {
-        return Ok(Command::Print(resolve::render_show_config(&resolved)));
+        return Ok(Command::Print(resolve::render_show_config(&resolved, true)));
     }
-    Ok(Command::Run { config: resolved.config, notices: resolved.notices, warnings: resolved.warnings, files_read })
+    match resolved.exit_action {
+        Some("help") => return Ok(Command::Print(options::render_help())),
+        Some(_) => return Ok(Command::Print(version_text())),
+        None => {}
+    }
+    let show_config = resolved.show_config.then(|| resolve::render_show_config(&resolved, false));
+    Ok(Command::Run {
+        config: resolved.config,
+        notices: resolved.notices,
+        warnings: resolved.warnings,
+        show_config,
+        files_read,
+    })
+}
+
+fn version_text() -> String {
+    format!("ruwsgi {}\n", env!("CARGO_PKG_VERSION"))
 }
 
 /// Reads `text` as the `[uwsgi]` section of an ini file called `name` and resolves it, with

@@ -217,8 +217,12 @@ pub static OPTIONS: &[OptionSpec] = &[
     row("stop", &[], None, Signal, false, "", Supported, "stop the master named in this pidfile at once (SIGINT) and exit"),
     row("reload", &[], None, Signal, false, "", Supported, "gracefully reload the master named in this pidfile (SIGHUP) and exit"),
     row("show-config", &[], None, Action, false, "", SupportedWithDifference(
-        "prints the resolved options as `name = value` lines and exits (uWSGI logs them and starts)"),
-        "print the resolved options and exit"),
+        "on the command line, prints the resolved options as `name = value` lines and exits (uWSGI logs them and starts); in a config file, logs them at start-up and serves, as uWSGI"),
+        "print the resolved options and exit (in a file: log them at start-up)"),
+    list("print", Text, "print the value to stdout at start-up"),
+    row("iprint", &[], None, Text, true, "", SupportedWithDifference(
+        "printed with the `print` values, after expansion (uWSGI prints it while reading the file, before `$(VAR)` and `%(name)`)"),
+        "print the value to stdout (uWSGI: immediately)"),
     row("ini", &[], None, ConfigFile, true, "", Supported, "read options from an ini file (`file:section`, default section `uwsgi`)"),
     row("include", &[], None, ConfigFile, true, "", Supported, "splice another config file in place (format by extension)"),
     row("json", &["js"], Some('j'), ConfigFile, true, "", Supported, "read options from the `uwsgi` object of a JSON file"),
@@ -228,20 +232,33 @@ pub static OPTIONS: &[OptionSpec] = &[
     row("set-placeholder", &["set-ph"], None, Pair, true, "", Supported, "define a placeholder `name=value` for `%(name)`"),
     refused("declare-option", Text, "the custom option it declares would not expand to its options", "declare a custom option"),
     list("for", Logic, "repeat the lines up to `endfor` for each space-separated value, as `%(_)`"),
-    s("endfor", Logic, "", "end a `for` block"),
-    list("if-env", Logic, "keep the lines up to `endif` if the environment variable is set (`VAR` or `VAR=value`)"),
+    list("for-glob", Logic, "repeat the lines up to `endfor` for each path matching the glob (directories end in `/`; the pattern itself when none match)"),
+    list("for-readline", Logic, "repeat the lines up to `endfor` for each line of the file (skipped with a warning when unreadable)"),
+    list("for-times", Logic, "repeat the lines up to `endfor` for 1 to N"),
+    row("endfor", &["end-for"], None, Logic, false, "", Supported, "end a `for*` block (`end` too)"),
+    row("if-env", &["ifenv"], None, Logic, true, "", Supported, "keep the lines up to `endif` if the environment variable is set (`VAR` or `VAR=value`); `%(_)` is its value"),
     list("if-not-env", Logic, "keep the lines up to `endif` if the environment variable is not set"),
-    list("if-exists", Logic, "keep the lines up to `endif` if the path exists"),
+    row("if-exists", &["ifexists"], None, Logic, true, "", Supported, "keep the lines up to `endif` if the path exists"),
     list("if-not-exists", Logic, "keep the lines up to `endif` if the path does not exist"),
     list("if-file", Logic, "keep the lines up to `endif` if the path is a file"),
     list("if-not-file", Logic, "keep the lines up to `endif` if the path is not a file"),
-    list("if-dir", Logic, "keep the lines up to `endif` if the path is a directory"),
+    row("if-dir", &["ifdir", "if-directory"], None, Logic, true, "", Supported, "keep the lines up to `endif` if the path is a directory"),
     list("if-not-dir", Logic, "keep the lines up to `endif` if the path is not a directory"),
-    list("if-opt", Logic, "keep the lines up to `endif` if the option is set so far (`name` or `name=value`)"),
+    list("if-opt", Logic, "keep the lines up to `endif` if the option is set so far (`name` or `name=value`, its first value); `%(_)` is its value"),
     list("if-not-opt", Logic, "keep the lines up to `endif` if the option is not set so far"),
-    planned("if-reload", Logic, "keep the lines up to `endif` on reload"),
-    planned("if-not-reload", Logic, "keep the lines up to `endif` on first start"),
-    s("endif", Logic, "", "end an `if-*` block"),
+    list("if-reload", Logic, "keep the lines up to `endif` when the master was re-executed by a reload"),
+    list("if-not-reload", Logic, "keep the lines up to `endif` on first start"),
+    list("if-hostname", Logic, "keep the lines up to `endif` if the host name is this"),
+    list("if-not-hostname", Logic, "keep the lines up to `endif` if the host name is not this"),
+    row("if-hostname-match", &[], None, Logic, true, "", SupportedWithDifference(
+        "an invalid regular expression is an error (uWSGI counts it as a match; the PyPI build, without PCRE, lacks the option)"),
+        "keep the lines up to `endif` if the regular expression matches the host name"),
+    row("if-not-hostname-match", &[], None, Logic, true, "", SupportedWithDifference(
+        "an invalid regular expression is an error"),
+        "keep the lines up to `endif` if the regular expression does not match the host name"),
+    row("if-plugin", &["ifplugin"], None, Logic, true, "", Supported, "keep the lines up to `endif` if the plugin is built in (`python3`, `http`, `gevent`...)"),
+    list("if-not-plugin", Logic, "keep the lines up to `endif` if the plugin is not built in"),
+    row("endif", &["end-if"], None, Logic, false, "", Supported, "end an `if-*` block (`end` too)"),
     s("strict", Bool, "false", "keys that are not options (even used as placeholders) and not-implemented options are errors"),
     // --- sockets
     row("http", &[], None, Address, true, "", SupportedWithDifference(
@@ -582,8 +599,10 @@ pub static OPTIONS: &[OptionSpec] = &[
 /// `UWSGI_*` variables; real uWSGI ini keys don't do this, accepting it is a harmless superset).
 #[must_use]
 pub fn find(name: &str) -> Option<&'static OptionSpec> {
-    let name = normalise(name);
-    OPTIONS.iter().find(|o| o.name == name || o.aliases.contains(&name.as_str())).or_else(|| crate::groups::find(&name))
+    // As in uWSGI, names are exact: `python_path` in an ini is no option (only `UWSGI_*`
+    // variables map `_` to `-`, which their reader does), so it gets the unknown-key warning
+    // with `python-path` as the suggestion.
+    OPTIONS.iter().find(|o| o.name == name || o.aliases.contains(&name)).or_else(|| crate::groups::find(name))
 }
 
 /// The row for a one-letter command-line alias.
@@ -703,6 +722,7 @@ pub fn render_markdown() -> String {
          `--yaml`, or one positional file), then command-line flags. Repeatable options accumulate in that\n\
          order; for the others the last value wins. Differs from uWSGI: uWSGI applies command-line\n\
          arguments strictly in order, so an `--ini` after a flag overrides the flag; in ruwsgi flags always win.\n\n\
+         How values are read (numbers, booleans, comments), expansion and config logic: [config.md](config.md).\n\n\
          | option | aliases | value | repeat | default | status | description |\n\
          |---|---|---|---|---|---|---|\n",
     );
@@ -833,9 +853,11 @@ mod tests {
     }
 
     #[test]
-    fn finds_aliases_and_underscores() {
+    fn finds_aliases_and_exact_names_only() {
         assert_eq!(find("workers").map(|o| o.name), Some("processes"));
-        assert_eq!(find("py_auto_reload").map(|o| o.name), Some("py-autoreload"));
+        // uWSGI's ini keys are exact: `_` is not `-` (only `UWSGI_*` variables map it).
+        assert!(find("python_path").is_none());
+        assert_eq!(suggest("python_path"), Some("pythonpath"));
         assert_eq!(find("venv").map(|o| o.name), Some("home"));
         assert_eq!(find_short('p').map(|o| o.name), Some("processes"));
         assert_eq!(find_short('H').map(|o| o.name), Some("home"));

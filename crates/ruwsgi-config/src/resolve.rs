@@ -1,7 +1,8 @@
 //! Turns the assembled `(name, value, origin)` list into the typed `Config`: expands
-//! `%(name)` placeholders, checks every name against the option table, parses values, and
-//! records the notices for ignored options and the warnings for unknown keys and
-//! not-implemented options. Pure: no I/O.
+//! `%(name)` placeholders, checks every name against the option table, parses values as
+//! uWSGI reads them, and records the notices for ignored options and the warnings for
+//! unknown keys, not-implemented options and values uWSGI reads differently from what they
+//! say (`harakiri = 30s` is 30). Pure: no I/O.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
@@ -21,28 +22,34 @@ pub(crate) struct Resolved {
     pub config: Config,
     /// One-line notices for accepted-and-ignored options, deduplicated, in order.
     pub notices: Vec<String>,
-    /// One-line warnings, one per name: an unknown key nothing uses, or a uWSGI option ruwsgi
-    /// doesn't implement (what will be different). Without the `WARNING: ` prefix.
+    /// One-line warnings, without the `WARNING: ` prefix: an unknown key nothing uses, a uWSGI
+    /// option ruwsgi doesn't implement (what will be different), one per name; a value read
+    /// the way uWSGI reads it, which is not what it says (`harakiri = 30s` is 30).
     pub warnings: Vec<String>,
     /// Supported options as set, canonical name and normalised value, in order.
     pub shown: Vec<(&'static OptionSpec, String)>,
+    /// `show-config` set in a file or `UWSGI_SHOW_CONFIG`: log the resolved config at start-up.
+    pub show_config: bool,
+    /// `help` or `version` written in a config file: print it and exit, as uWSGI does.
+    pub exit_action: Option<&'static str>,
 }
 
 /// Placeholder values: every key as written (with `_` as `-`) and every option under its
-/// uWSGI name, last value winning, plus `set-placeholder name=value` definitions.
+/// uWSGI name, plus `set-placeholder name=value` definitions. The first value of a name wins,
+/// as uWSGI's lookup (`uwsgi_get_exported_opt`) returns the first one set.
 fn placeholder_values(entries: &[Entry]) -> HashMap<String, String> {
     let mut values = HashMap::new();
     for e in entries {
         let spec = options::find(&e.key);
         if spec.is_some_and(|o| o.name == "set-placeholder") {
             if let Some((k, v)) = e.value.split_once('=') {
-                values.insert(options::normalise(k.trim()), v.trim().to_owned());
+                values.entry(options::normalise(k.trim())).or_insert_with(|| v.trim().to_owned());
             }
             continue;
         }
-        values.insert(options::normalise(&e.key), e.value.clone());
+        values.entry(options::normalise(&e.key)).or_insert_with(|| e.value.clone());
         if let Some(o) = spec {
-            values.insert(o.name.to_owned(), e.value.clone());
+            values.entry(o.name.to_owned()).or_insert_with(|| e.value.clone());
         }
     }
     values
@@ -69,7 +76,14 @@ pub(crate) fn resolve(entries: &[Entry]) -> Result<Resolved, ConfigError> {
                 .map_err(|err| crate::reader::expand_error(err, &e.key, &e.origin))?;
             parse_protocol(e, value.trim())
         })?;
-    let mut out = Resolved { config: Config::default(), notices: Vec::new(), warnings: Vec::new(), shown: Vec::new() };
+    let mut out = Resolved {
+        config: Config::default(),
+        notices: Vec::new(),
+        warnings: Vec::new(),
+        shown: Vec::new(),
+        show_config: false,
+        exit_action: None,
+    };
     // Names already warned about: one warning per option, at its first occurrence.
     let mut warned = HashSet::new();
     for e in entries {
@@ -100,6 +114,17 @@ pub(crate) fn resolve(entries: &[Entry]) -> Result<Resolved, ConfigError> {
             }
             continue;
         };
+        if spec.kind == Kind::Action {
+            // Only files and the environment get here: argv handles its own actions. As in
+            // uWSGI, `show-config` is a boolean (log the config and start), `help`/`version`
+            // print and exit whatever the value; from the environment only `show-config`.
+            if spec.name == "show-config" {
+                out.show_config = parse_bool(&value);
+            } else if !matches!(e.origin, Origin::Env { .. }) && out.exit_action.is_none() {
+                out.exit_action = Some(spec.name);
+            }
+            continue;
+        }
         let status = spec.status;
         match status {
             Status::NotImplemented(_) | Status::Refused(_) => {
@@ -145,11 +170,11 @@ pub(crate) fn resolve(entries: &[Entry]) -> Result<Resolved, ConfigError> {
                 }
                 _ if spec.name == "socket" && options::normalise(&e.key) != "uwsgi-socket" => {
                     let address = parse_address(&value).ok_or_else(|| bad(e, &value, "expected [host]:port"))?;
-                    out.config.sockets.push(SocketSpec { address, protocol: socket_protocol });
-                    out.shown.push((spec, value));
+                    out.config.sockets.push(SocketSpec { address: address.clone(), protocol: socket_protocol });
+                    out.shown.push((spec, address));
                 }
                 _ => {
-                    let shown = apply(&mut out.config, spec, e, &value)?;
+                    let shown = apply(&mut out.config, spec, e, &value, &mut out.warnings)?;
                     out.shown.push((spec, shown));
                 }
             },
@@ -183,9 +208,7 @@ fn parse_umask(value: &str) -> Option<u32> {
 /// (`php`, `psgi`...) would bring behaviour ruwsgi doesn't have, so it's an error.
 fn check_plugins(e: &Entry, value: &str) -> Result<(), ConfigError> {
     for plugin in value.split([',', ' ']).filter(|p| !p.is_empty()) {
-        let python = plugin.strip_prefix("python").is_some_and(|v| v.chars().all(|c| c.is_ascii_digit()));
-        let embedded = crate::uwsgi_names::EMBEDDED_PLUGINS.contains(&plugin);
-        if !(python || embedded || plugin == "0:python") {
+        if !is_builtin_plugin(plugin) {
             return Err(bad(
                 e,
                 value,
@@ -196,6 +219,12 @@ fn check_plugins(e: &Entry, value: &str) -> Result<(), ConfigError> {
         }
     }
     Ok(())
+}
+
+/// The plugins built in, by the names configs load them with (`plugins`, `if-plugin`).
+pub(crate) fn is_builtin_plugin(plugin: &str) -> bool {
+    let python = plugin.strip_prefix("python").is_some_and(|v| v.chars().all(|c| c.is_ascii_digit()));
+    python || plugin == "0:python" || crate::uwsgi_names::EMBEDDED_PLUGINS.contains(&plugin)
 }
 
 /// `protocol = uwsgi|http|http11`: ruwsgi's HTTP sockets keep connections alive, so `http11`
@@ -219,16 +248,45 @@ fn bad(e: &Entry, value: &str, expected: &str) -> ConfigError {
 
 /// uWSGI's rule: `false`, `off`, `no` and `0` (any case) are false, anything else is true.
 fn parse_bool(value: &str) -> bool {
-    !matches!(value.trim().to_ascii_lowercase().as_str(), "false" | "off" | "no" | "0")
+    !is_false_word(value.trim())
 }
 
-/// Digits only: `30s`, `-1` and `1.5` are errors, not silently truncated as `atoi` would.
-fn parse_number(value: &str) -> Option<u64> {
+fn is_false_word(word: &str) -> bool {
+    matches!(word.to_ascii_lowercase().as_str(), "false" | "off" | "no" | "0")
+}
+
+/// A number option's value as uWSGI reads it (`atoi`/`strtoul`): an optional `+`, the leading
+/// digits, and the rest ignored; no digits at all read as 0 (so `true` is 0). Returns the
+/// number and the ignored rest.
+/// Differs from uWSGI: a negative number or one past 64 bits is an error (C wraps, saturates
+/// or, for most options, exits with "must be > 0").
+fn parse_number(value: &str) -> Option<(u64, &str)> {
+    let v = value.trim();
+    let unsigned = v.strip_prefix('+').unwrap_or(v);
+    if unsigned.starts_with('-') {
+        return None;
+    }
+    let digits = unsigned.bytes().take_while(u8::is_ascii_digit).count();
+    if digits == 0 {
+        return Some((0, v));
+    }
+    Some((unsigned[..digits].parse().ok()?, &unsigned[digits..]))
+}
+
+/// Digits only, for numbers inside structured values (`static-expires`'s seconds).
+fn parse_digits(value: &str) -> Option<u64> {
     let v = value.trim();
     if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     v.parse().ok()
+}
+
+/// What follows a value that uWSGI ignores without a warning from us: nothing, or a comment
+/// (`; ...` or `# ...` after whitespace). uWSGI's ini has no inline comments, but `atoi` and
+/// the port parser stop before them, so `harakiri = 60 ; seconds` works there.
+fn is_comment(rest: &str) -> bool {
+    rest.is_empty() || (rest.starts_with([' ', '\t']) && rest.trim_start().starts_with([';', '#']))
 }
 
 fn number_expectation(kind: Kind) -> &'static str {
@@ -241,8 +299,19 @@ fn number_expectation(kind: Kind) -> &'static str {
 }
 
 /// `:8080`, `127.0.0.1:8080`, `[::1]:8080`, `localhost:80`, or a unix socket: a path with a
-/// `/`, a name without `:` (uWSGI binds it as a relative unix path) or `@abstract`.
+/// `/`, a name without `:` (uWSGI binds it as a relative unix path) or `@abstract`. A TCP
+/// address may be followed by a comment (`:8000 ; public`): uWSGI reads the port with
+/// `atoi`, which stops before it.
 pub(crate) fn parse_address(value: &str) -> Option<String> {
+    parse_exact_address(value).or_else(|| {
+        let trimmed = value.trim();
+        let address = trimmed.split([' ', '\t']).next()?;
+        let rest = &trimmed[address.len()..];
+        (address.contains(':') && is_comment(rest)).then(|| parse_exact_address(address)).flatten()
+    })
+}
+
+fn parse_exact_address(value: &str) -> Option<String> {
     let v = value.trim();
     if v.is_empty() {
         return None;
@@ -284,9 +353,16 @@ fn parse_mount(value: &str) -> Option<Mount> {
 }
 
 /// Sets the field(s) for one supported option; returns the value as `--show-config` prints it.
-fn apply(c: &mut Config, spec: &OptionSpec, e: &Entry, value: &str) -> Result<String, ConfigError> {
+/// Values uWSGI reads differently from what they say add a line to `warnings`.
+fn apply(
+    c: &mut Config,
+    spec: &OptionSpec,
+    e: &Entry,
+    value: &str,
+    warnings: &mut Vec<String>,
+) -> Result<String, ConfigError> {
     let err = |expected: &str| bad(e, value, expected);
-    let num = || parse_number(value).ok_or_else(|| err(number_expectation(spec.kind)));
+    let num = || parse_number(value).map(|(n, _)| n).ok_or_else(|| err(number_expectation(spec.kind)));
     let small = || num().and_then(|n| u32::try_from(n).map_err(|_| err(number_expectation(spec.kind))));
     let size = || num().and_then(|n| usize::try_from(n).map_err(|_| err(number_expectation(spec.kind))));
     let path = || {
@@ -307,7 +383,7 @@ fn apply(c: &mut Config, spec: &OptionSpec, e: &Entry, value: &str) -> Result<St
     let seconds_pair = |(left, right): (&str, &str)| -> Option<(String, u64)> {
         let left = left.trim();
         (!left.is_empty()).then_some(())?;
-        Some((left.to_owned(), parse_number(right)?))
+        Some((left.to_owned(), parse_digits(right)?))
     };
     let socket = |protocol| -> Result<SocketSpec, ConfigError> {
         let address = parse_address(value).ok_or_else(|| err("expected [host]:port"))?;
@@ -380,7 +456,8 @@ fn apply(c: &mut Config, spec: &OptionSpec, e: &Entry, value: &str) -> Result<St
         "need-app" => c.need_app = true,
         "master" => c.master = flag,
         "processes" => c.processes = small()?,
-        "threads" => c.threads = small()?,
+        // uWSGI runs one thread per worker for any value below 2, 0 included.
+        "threads" => c.threads = small()?.max(1),
         "die-on-term" => c.die_on_term = flag,
         "uid" => c.uid = Some(text()?),
         "gid" => c.gid = Some(text()?),
@@ -496,7 +573,8 @@ fn apply(c: &mut Config, spec: &OptionSpec, e: &Entry, value: &str) -> Result<St
         "evil-reload-on-rss" => c.evil_reload_on_rss = num()?,
         "worker-reload-mercy" => c.worker_reload_mercy = num()?,
         "reload-mercy" => c.reload_mercy = Some(num()?),
-        "buffer-size" => c.buffer_size = size()?,
+        // uWSGI stores it in 16 bits and caps larger values (`uwsgi_opt_set_16bit`).
+        "buffer-size" => c.buffer_size = size()?.min(MAX_BUFFER_SIZE),
         "limit-post" => c.limit_post = num()?,
         "post-buffering" => c.post_buffering = size()?,
         "socket-timeout" => c.socket_timeout = num()?,
@@ -550,20 +628,48 @@ fn apply(c: &mut Config, spec: &OptionSpec, e: &Entry, value: &str) -> Result<St
         }
         "static-safe" => c.static_safe.push(path()?),
         "mimefile" => c.mimefile.push(path()?),
+        // Differs from uWSGI: `iprint` prints with the other `print`s, after every value is
+        // expanded (uWSGI prints it while reading the file, before `$(VAR)` and `%(name)`).
+        "print" | "iprint" => c.print.push(value.to_owned()),
         other => unreachable!("supported option {other} has no Config mapping"),
     }
-    if spec.kind == Kind::Bool {
+    let subject = || e.origin.subject(&e.key, value);
+    if spec.kind == Kind::Address {
+        // Without a trailing comment.
+        shown = parse_address(value).unwrap_or(shown);
+    } else if spec.kind == Kind::Bool {
         shown = flag.to_string();
-    } else if matches!(spec.kind, Kind::Number | Kind::Seconds | Kind::Bytes | Kind::Megabytes) {
-        shown = parse_number(value).map_or(shown, |n| n.to_string());
+        // `vacuum = false ; off` is true in uWSGI: only the exact words are false.
+        let first = value.trim().split([' ', '\t', ';', '#']).next().unwrap_or_default();
+        if flag && is_false_word(first) {
+            warnings.push(format!(
+                "{}: read as true (uWSGI takes only the exact words false, off, no and 0 as false)",
+                subject()
+            ));
+        }
+    } else if let (true, Some((n, rest))) =
+        (matches!(spec.kind, Kind::Number | Kind::Seconds | Kind::Bytes | Kind::Megabytes), parse_number(value))
+    {
+        let read = if spec.name == "buffer-size" { n.min(MAX_BUFFER_SIZE as u64) } else { n };
+        shown = read.to_string();
+        if rest == value.trim() || !is_comment(rest) {
+            warnings.push(format!("{}: read as {n} (uWSGI reads the leading digits and ignores the rest)", subject()));
+        }
+        if read != n {
+            warnings.push(format!("{}: read as {read}, uWSGI's largest buffer-size", subject()));
+        }
     }
     Ok(shown)
 }
 
+/// uWSGI's largest `buffer-size` (a 16-bit field).
+const MAX_BUFFER_SIZE: usize = 65535;
+
 /// `--show-config`: `name = value` lines in option-table order; repeatable options print every
-/// value, the others the last one, skipping values equal to uWSGI's default. Notices and
-/// warnings follow as `#` comments.
-pub(crate) fn render_show_config(resolved: &Resolved) -> String {
+/// value, the others the last one, skipping values equal to uWSGI's default. With
+/// `comments`, notices and warnings follow as `#` comments (the start-up log has them
+/// already).
+pub(crate) fn render_show_config(resolved: &Resolved, comments: bool) -> String {
     let mut out = String::new();
     for spec in options::OPTIONS {
         let values: Vec<&String> = resolved.shown.iter().filter(|(s, _)| s.name == spec.name).map(|(_, v)| v).collect();
@@ -576,11 +682,13 @@ pub(crate) fn render_show_config(resolved: &Resolved) -> String {
             let _ = writeln!(out, "{} = {v}", spec.name);
         }
     }
-    for n in &resolved.notices {
-        let _ = writeln!(out, "# {n}");
-    }
-    for w in &resolved.warnings {
-        let _ = writeln!(out, "# WARNING: {w}");
+    if comments {
+        for n in &resolved.notices {
+            let _ = writeln!(out, "# {n}");
+        }
+        for w in &resolved.warnings {
+            let _ = writeln!(out, "# WARNING: {w}");
+        }
     }
     out
 }
@@ -626,12 +734,109 @@ mod tests {
         }
     }
 
+    /// uWSGI reads number options with `atoi`/`strtoul`: the leading digits, the rest
+    /// ignored. A comment after whitespace is read silently, anything else with a warning.
     #[test]
-    fn rejects_numbers_with_units() {
-        let e = resolve_one("harakiri", "30s").unwrap_err();
-        assert_eq!(e.to_string(), "t.ini:1: harakiri = \"30s\": expected a whole number of seconds");
-        assert!(resolve_one("processes", "-1").is_err());
+    fn numbers_are_read_as_uwsgi_reads_them() {
+        for (value, read, warns) in [
+            ("60", 60, false),
+            ("60 ; seconds", 60, false),
+            ("1000  # restart workers", 1000, false),
+            ("60\t; tab", 60, false),
+            ("+5", 5, false),
+            ("30s", 30, true),
+            ("60;seconds", 60, true),
+            ("1.5", 1, true),
+            ("60 seconds", 60, true),
+            ("true", 0, true),
+            ("false", 0, true),
+            ("", 0, true),
+        ] {
+            let r = resolve(&[entry("harakiri", value)]).unwrap();
+            assert_eq!(r.config.harakiri, read, "{value:?}");
+            assert_eq!(r.warnings.len(), usize::from(warns), "{value:?}: {:?}", r.warnings);
+            assert_eq!(r.shown, [(options::find("harakiri").unwrap(), read.to_string())], "{value:?}");
+        }
+        let r = resolve(&[entry("harakiri", "30s")]).unwrap();
+        assert_eq!(
+            r.warnings,
+            ["t.ini:1: harakiri = \"30s\": read as 30 (uWSGI reads the leading digits and ignores the rest)"]
+        );
+    }
+
+    /// Differs from uWSGI (documented): C wraps or saturates these; here they are errors.
+    #[test]
+    fn negative_and_overflowing_numbers_are_errors() {
+        let e = resolve_one("harakiri", "-1").unwrap_err();
+        assert_eq!(e.to_string(), "t.ini:1: harakiri = \"-1\": expected a whole number of seconds");
+        assert!(resolve_one("max-requests", "+-3").is_err());
+        assert!(resolve_one("max-requests", "99999999999999999999999").is_err());
         assert!(resolve_one("processes", "99999999999").is_err());
+    }
+
+    #[test]
+    fn threads_without_a_number_run_one_thread_as_in_uwsgi() {
+        let r = resolve(&[entry("threads", "lots")]).unwrap();
+        assert_eq!(r.config.threads, 1);
+        assert_eq!(r.warnings.len(), 1);
+    }
+
+    #[test]
+    fn post_buffering_true_is_zero_as_in_uwsgi() {
+        let r = resolve(&[entry("post-buffering", "true")]).unwrap();
+        assert_eq!(r.config.post_buffering, 0);
+        assert_eq!(r.warnings.len(), 1);
+    }
+
+    #[test]
+    fn buffer_size_is_capped_at_uwsgis_16_bits() {
+        let r = resolve(&[entry("buffer-size", "100000")]).unwrap();
+        assert_eq!(r.config.buffer_size, 65535);
+        assert_eq!(r.warnings, ["t.ini:1: buffer-size = \"100000\": read as 65535, uWSGI's largest buffer-size"]);
+        assert_eq!(resolve_one("buffer-size", "65535 # max").unwrap().buffer_size, 65535);
+    }
+
+    #[test]
+    fn booleans_with_trailing_text_are_true_as_in_uwsgi() {
+        for (value, read, warns) in [
+            ("false", false, false),
+            ("OFF", false, false),
+            ("true # on", true, false),
+            ("false ; no", true, true),
+            ("no#x", true, true),
+            ("0 # off", true, true),
+        ] {
+            let r = resolve(&[entry("vacuum", value)]).unwrap();
+            assert_eq!(r.config.vacuum, read, "{value:?}");
+            assert_eq!(r.warnings.len(), usize::from(warns), "{value:?}: {:?}", r.warnings);
+        }
+    }
+
+    #[test]
+    fn tcp_addresses_may_carry_a_comment() {
+        let c = resolve_one("http-socket", "127.0.0.1:9871 # public").unwrap();
+        assert_eq!(c.sockets[0].address, "127.0.0.1:9871");
+        assert_eq!(parse_address(":8000\t; x").as_deref(), Some(":8000"));
+        assert_eq!(parse_address(":8000;x"), None);
+        assert_eq!(parse_address(":8000 x"), None);
+    }
+
+    #[test]
+    fn placeholders_take_the_first_value_as_in_uwsgi() {
+        let r = resolve(&[entry("processes", "2"), entry("processes", "4"), entry("threads", "%(processes)")]).unwrap();
+        assert_eq!((r.config.processes, r.config.threads), (4, 2));
+    }
+
+    #[test]
+    fn actions_in_files_act_as_in_uwsgi() {
+        let r = resolve(&[entry("show-config", "true"), entry("print", "hello %(x)"), entry("x", "1")]).unwrap();
+        assert!(r.show_config);
+        assert_eq!(r.config.print, ["hello 1"]);
+        assert!(!resolve(&[entry("show-config", "false")]).unwrap().show_config);
+        assert_eq!(resolve(&[entry("version", "")]).unwrap().exit_action, Some("version"));
+        let env =
+            Entry { key: "version".into(), value: "1".into(), origin: Origin::Env { var: "UWSGI_VERSION".into() } };
+        assert_eq!(resolve(&[env]).unwrap().exit_action, None, "UWSGI_VERSION is often a placeholder");
     }
 
     #[test]
@@ -837,7 +1042,7 @@ mod tests {
     fn show_config_lists_warnings_as_comments() {
         let r = resolve(&[entry("processes", "2"), entry("vaccum", "true"), entry("spooler", "/tmp/s")]).unwrap();
         assert_eq!(
-            render_show_config(&r),
+            render_show_config(&r, true),
             "processes = 2\n\
              # WARNING: t.ini:1: unknown option \"vaccum\" ignored (did you mean \"vacuum\"?)\n\
              # WARNING: t.ini:1: option \"spooler\" is not implemented by ruwsgi: no spooler runs, so spooled tasks are not executed\n"

@@ -69,8 +69,8 @@ fn short_aliases_and_bare_flags() {
 #[test]
 fn argv_and_env_errors_name_their_source() {
     assert_eq!(error(&["--http", ":80x"], &[]), "--http \":80x\": expected [host]:port");
-    assert_eq!(error(&["--harakiri=30s"], &[]), "--harakiri \"30s\": expected a whole number of seconds");
-    assert_eq!(error(&[], &[("UWSGI_PROCESSES", "four")]), "UWSGI_PROCESSES=\"four\": expected a whole number");
+    assert_eq!(error(&["--harakiri=-30"], &[]), "--harakiri \"-30\": expected a whole number of seconds");
+    assert_eq!(error(&[], &[("UWSGI_PROCESSES", "-4")]), "UWSGI_PROCESSES=\"-4\": expected a whole number");
     assert_eq!(error(&["--ini", "nope.ini"], &[]), "--ini \"nope.ini\": file not found");
     assert_eq!(
         error(&["--route", "^/x$ frobnicate:403"], &[]),
@@ -160,4 +160,33 @@ fn help_version_and_show_config_print() {
     // Help is printed even when the config would fail.
     assert!(print(&["--help", "missing.ini"]).starts_with("Usage:"));
     assert_eq!(print(&["--show-config", "-p", "2", "--workers", "5"]), "processes = 5\n");
+}
+
+#[test]
+fn real_world_ini_runs_with_warnings_and_logs_its_config() {
+    let Ok(Command::Run { config, warnings, show_config, .. }) =
+        load_with_env(&args(&["real_world.ini"]), &env_with(&[("DEPLOY", "prod")]))
+    else {
+        panic!("expected Run");
+    };
+    assert_eq!((config.processes, config.threads, config.harakiri, config.max_requests), (8, 9, 60, 1000));
+    assert_eq!(config.post_buffering, 0, "post-buffering = true is 0 in uWSGI");
+    assert_eq!(config.print, ["starting real_world with 8 workers"]);
+    assert!(warnings.iter().any(|w| w.contains("UNSET_VAR is not set")), "{warnings:?}");
+    let shown = show_config.expect("show-config = true in the file logs the config");
+    assert!(shown.contains("processes = 8\n"), "{shown}");
+    // On the command line it still prints and exits.
+    assert!(matches!(
+        load_with_env(&args(&["--show-config", "real_world.ini"]), &env_with(&[])),
+        Ok(Command::Print(_))
+    ));
+}
+
+#[test]
+fn if_reload_holds_in_a_reexecuted_master() {
+    let (c, _) = run(&["real_world.ini"], &[(ruwsgi_config::RELOADED_ENV, "1")]);
+    assert!(c.env.contains(&("RELOADED".to_owned(), "1".to_owned())), "{:?}", c.env);
+    assert!(!c.env.iter().any(|(k, _)| k == "FIRST_START"));
+    let (c, _) = run(&["real_world.ini"], &[]);
+    assert!(c.env.contains(&("FIRST_START".to_owned(), "1".to_owned())));
 }

@@ -21,11 +21,15 @@ pub fn main(args: &[String]) -> i32 {
                 1
             }
         },
-        Ok(Command::Run { config, notices, warnings, files_read }) => {
+        Ok(Command::Run { config, notices, warnings, show_config, files_read }) => {
             // First, so the notices and warnings are logged once, by the interpreter that runs.
             if let Err(e) = crate::wsgi::reexec_for_optimize(config.optimize) {
                 eprintln!("ruwsgi: {e:#}");
                 return 1;
+            }
+            // `print`: plain lines on stdout, as uWSGI's `print` option.
+            for line in &config.print {
+                println!("{line}");
             }
             for notice in notices {
                 tracing::info!("{notice}");
@@ -33,6 +37,16 @@ pub fn main(args: &[String]) -> i32 {
             // The log has no level column (uWSGI style), so the text says it.
             for warning in warnings {
                 tracing::warn!("WARNING: {warning}");
+            }
+            // `show-config = true` in a file: uWSGI logs the config between these lines. One
+            // log line each (the log indents the continuation lines of a message).
+            if let Some(text) = show_config {
+                tracing::info!(";uWSGI instance configuration");
+                tracing::info!("[uwsgi]");
+                for line in text.lines() {
+                    tracing::info!("{line}");
+                }
+                tracing::info!(";end of configuration");
             }
             if let Err(e) = crate::static_files::check(&config) {
                 eprintln!("ruwsgi: {e}");

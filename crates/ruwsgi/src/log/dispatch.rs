@@ -16,7 +16,6 @@ use std::sync::Mutex;
 
 use anyhow::{bail, Context, Result};
 use nix::sys::socket::{self, sockopt, AddressFamily, MsgFlags, SockFlag, SockType};
-use regex::bytes::Regex;
 use ruwsgi_config::Config;
 
 use super::encoder::{encode_chain, parse_encoder, Encoder};
@@ -41,14 +40,14 @@ pub struct LogPipes {
 struct Chain {
     loggers: Vec<Logger>,
     /// `(regexp, index in loggers)`.
-    routes: Vec<(Regex, usize)>,
+    routes: Vec<(LogRegex, usize)>,
 }
 
 struct Dispatch {
     /// `log-drain`: server messages matching one are dropped.
-    drain: Vec<Regex>,
+    drain: Vec<LogRegex>,
     /// `log-filter`: when not empty, only server messages matching one are kept.
-    filter: Vec<Regex>,
+    filter: Vec<LogRegex>,
     /// `log-master-bufsize`: longest message read; a longer one is cut.
     bufsize: usize,
     server: Chain,
@@ -102,7 +101,7 @@ pub fn configure(cfg: &Config) -> Result<Option<LogPipes>> {
     };
     let regexps = |list: &[String], option: &str| {
         list.iter()
-            .map(|re| Regex::new(re).with_context(|| format!("{option} = {re}: invalid regexp")))
+            .map(|re| LogRegex::new(re).with_context(|| format!("{option} = {re}: invalid regexp")))
             .collect::<Result<Vec<_>>>()
     };
     *lock() = Some(Dispatch {
@@ -124,6 +123,44 @@ pub fn configure(cfg: &Config) -> Result<Option<LogPipes>> {
     Ok(Some(LogPipes { server: server_read, request: request_read }))
 }
 
+/// A `log-route`/`log-drain`/`log-filter` regexp. uWSGI compiles them with PCRE, and real
+/// configs use what only PCRE reads (look-around such as `^((?!\{).)*$`, a `{` that starts
+/// no repetition taken as a literal), so they go to `fancy-regex`, which adds look-around and
+/// back-references on top of the `regex` crate. Log lines are matched as (lossy) UTF-8.
+struct LogRegex(fancy_regex::Regex);
+
+impl LogRegex {
+    fn new(re: &str) -> std::result::Result<Self, fancy_regex::Error> {
+        fancy_regex::Regex::new(&literal_braces(re)).map(Self)
+    }
+
+    fn is_match(&self, msg: &[u8]) -> bool {
+        // A match that runs out of backtracking budget counts as no match.
+        self.0.is_match(String::from_utf8_lossy(msg).as_ref()).unwrap_or(false)
+    }
+}
+
+/// Escapes each `{` that PCRE would read as a literal: one not starting `{n}`, `{n,}` or
+/// `{n,m}` (the `regex` crate refuses those).
+fn literal_braces(re: &str) -> String {
+    let mut out = String::with_capacity(re.len() + 4);
+    let mut escaped = false;
+    for (i, c) in re.char_indices() {
+        if c == '{' && !escaped && !starts_repetition(&re[i + 1..]) {
+            out.push('\\');
+        }
+        escaped = c == '\\' && !escaped;
+        out.push(c);
+    }
+    out
+}
+
+fn starts_repetition(after: &str) -> bool {
+    let Some(end) = after.find('}') else { return false };
+    let (min, max) = after[..end].split_once(',').unwrap_or((&after[..end], "0"));
+    !min.is_empty() && min.bytes().all(|b| b.is_ascii_digit()) && max.bytes().all(|b| b.is_ascii_digit())
+}
+
 fn chain(specs: &[String], routes: &[(String, String)], option: &str, route_option: &str) -> Result<Chain> {
     let mut loggers = Vec::new();
     for spec in specs {
@@ -133,7 +170,7 @@ fn chain(specs: &[String], routes: &[(String, String)], option: &str, route_opti
     let routes = routes
         .iter()
         .map(|(name, re)| {
-            let regex = Regex::new(re).with_context(|| format!("{route_option} = {name} {re}: invalid regexp"))?;
+            let regex = LogRegex::new(re).with_context(|| format!("{route_option} = {name} {re}: invalid regexp"))?;
             let index = loggers
                 .iter()
                 .position(|l| l.id.as_deref() == Some(name.as_str()))
@@ -272,4 +309,28 @@ fn now_micros() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_regexps_read_what_pcre_reads() {
+        let cases: &[(&str, &[u8], bool)] = &[
+            // A lone `{` is a literal, as PCRE reads it; real repetitions stay repetitions.
+            ("{", b"{\"msg\": 1}", true),
+            ("{", b"plain line", false),
+            ("^a{2}$", b"aa", true),
+            ("^a{2,}$", b"aaa", true),
+            ("^x{,3}$", b"x{,3}", true),
+            (r"\{", b"{", true),
+            // Look-around, which only PCRE-like engines have.
+            (r"^((?!\{).)*$", b"no brace here", true),
+            (r"^((?!\{).)*$", b"a {json} line", false),
+        ];
+        for &(re, line, want) in cases {
+            assert_eq!(LogRegex::new(re).unwrap().is_match(line), want, "{re} on {:?}", String::from_utf8_lossy(line));
+        }
+    }
 }

@@ -15,9 +15,10 @@ use nix::fcntl::{fcntl, FcntlArg, FdFlag};
 use crate::net::listener::{self, Listener, INHERIT_ENV};
 use crate::wsgi;
 
-/// Set in the environment of a re-executed master: it must not daemonize again (its
-/// stdout/stderr already point at the log) and it logs that it is a reload.
-pub const RELOADED_ENV: &str = "RUWSGI_RELOADED";
+// Set in the environment of a re-executed master: it must not daemonize again (its
+// stdout/stderr already point at the log), it logs that it is a reload, and its config's
+// `if-reload` blocks hold (the config crate reads it, hence defined there).
+use ruwsgi_config::RELOADED_ENV;
 
 /// True (once) in a master image started by a reload; clears the marker so workers and
 /// the app's children don't see it.

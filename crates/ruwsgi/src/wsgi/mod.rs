@@ -396,6 +396,11 @@ impl<'py> Loaded<'py, '_> {
             match load_module(py, module, &cfg.callable) {
                 Ok(c) => {
                     self.add(c, String::new(), &module_label(module, &cfg.callable));
+                    if cfg.wsgi_file.is_some() {
+                        // uWSGI's words (two spaces: the mountpoint is empty) when a
+                        // `wsgi-file` also asks for the default app.
+                        tracing::info!("mountpoint  already configured. skip.");
+                    }
                     return Ok(());
                 }
                 Err(e) => {
@@ -483,7 +488,13 @@ fn module_label(spec: &str, default_callable: &str) -> String {
 /// Imports `spec` (`pkg.mod` or `pkg.mod:callable`) and returns the callable.
 fn load_module<'py>(py: Python<'py>, spec: &str, default_callable: &str) -> PyResult<Bound<'py, PyAny>> {
     let (module, callable) = spec.split_once(':').unwrap_or((spec, default_callable));
-    py.import(module)?.getattr(callable)
+    let module = py.import(module)?;
+    // uWSGI's "quick callable": `pkg.mod:factory()` calls the factory with no arguments and
+    // serves what it returns (e.g. `django.core.wsgi:get_wsgi_application()`).
+    match callable.strip_suffix("()") {
+        Some(factory) => module.getattr(factory)?.call0(),
+        None => module.getattr(callable),
+    }
 }
 
 /// Runs `file` as a module and returns its `callable`.
