@@ -248,11 +248,63 @@ fn bad_rules_stop_start_up_and_late_routes_warn() {
     let (code, out) = run_to_exit(dir.path(), &["--ini", "bad.ini"], SECS);
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("bad.ini:3: route = \"^/x signal:15\": routing action \"signal\" is not supported"), "{out}");
-    let srv = start("final-route = ^/ log:after\n");
+    // A final rule can't answer: the response is already sent.
+    std::fs::write(dir.path().join("late.ini"), "[uwsgi]\nhttp-socket = 127.0.0.1:0\nfinal-route = ^/x redirect:/y\n")
+        .unwrap();
+    let (code, out) = run_to_exit(dir.path(), &["--ini", "late.ini"], SECS);
+    assert_eq!(code, Some(1), "{out}");
     assert!(
-        srv.log().contains("option \"final-route\" is not implemented by ruwsgi: only request routing"),
+        out.contains("late.ini:3: final-route = \"^/x redirect:/y\": action \"redirect\" cannot run in final-route"),
+        "{out}"
+    );
+    let srv = start("error-route-status = 500 log:after\n");
+    assert!(
+        srv.log()
+            .contains("option \"error-route-status\" is not implemented by ruwsgi: only `route*` and `final-route*`"),
         "{}",
         srv.log()
+    );
+}
+
+/// `final-route*` rules run after the response is sent and before the request-log line,
+/// as uWSGI's: `donotlog` keeps a line out, `logvar` fills it, `log` writes its own;
+/// `-status` compares the status sent (app responses and routed answers alike).
+#[test]
+fn final_routes_act_on_the_log_after_the_response() {
+    let srv = start(
+        "log-format = FL %(uri) %(status) tier=%(tier)\n\
+         route = ^/gone return:404\n\
+         final-route = ^/healthz donotlog:\n\
+         final-route-status = 404 log:MISSING ${REQUEST_URI}\n\
+         final-route-host = ^edge\\. logvar:tier=edge\n\
+         final-route-if = equal:${PATH_INFO};/skip goto:end\n\
+         final-route-run = log:done ${PATH_INFO}\n\
+         final-route-label = end\n",
+    );
+    assert_eq!(srv.get("/healthz").status, 200);
+    let gone = String::from_utf8_lossy(&raw_exchange(&srv, &get("t", "/gone?x=1"))).into_owned();
+    assert!(gone.starts_with("HTTP/1.1 404 Not Found\r\n"), "{gone}");
+    assert_eq!(
+        String::from_utf8_lossy(&raw_exchange(&srv, &get("edge.example", "/a%20b"))).split(' ').nth(1),
+        Some("200")
+    );
+    assert_eq!(srv.get("/skip").status, 200);
+    assert!(srv.wait_log("FL /skip", SECS), "{}", srv.log());
+    let log = srv.log();
+    let lines: Vec<&str> =
+        log.lines().filter(|l| l.starts_with("FL ") || l.starts_with("MISSING") || l.starts_with("done")).collect();
+    assert_eq!(
+        lines,
+        [
+            "done /healthz",
+            "MISSING /gone?x=1",
+            "done /gone",
+            "FL /gone?x=1 404 tier=-",
+            "done /a b",
+            "FL /a%20b 200 tier=edge",
+            "FL /skip 200 tier=-"
+        ],
+        "{log}"
     );
 }
 

@@ -163,7 +163,12 @@ const fn route(name: &'static str, help: &'static str) -> OptionSpec {
     row(name, &[], None, Kind::Text, true, "", Status::SupportedWithDifference(ROUTE_DIFF), help)
 }
 
-/// A `final-route*`/`error-route*`/`response-route*` option: accepted with a warning.
+/// A `final-route*` option: after-response routing, see `docs/routing.md`.
+const fn final_route(name: &'static str, help: &'static str) -> OptionSpec {
+    row(name, &[], None, Kind::Text, true, "", Status::SupportedWithDifference(FINAL_ROUTE_DIFF), help)
+}
+
+/// An `error-route*`/`response-route*` option: accepted with a warning.
 const fn late_route(name: &'static str, help: &'static str) -> OptionSpec {
     row(name, &[], None, Kind::Text, true, "", Status::NotImplemented(LATE_ROUTES), help)
 }
@@ -203,7 +208,8 @@ const BUILT_IN: &str = "ruwsgi has Python built in";
 const ALWAYS: &str = "ruwsgi always behaves this way";
 const HOOK_ACTIONS: &str = "`call*` (C functions of uWSGI or a plugin), `mount`, `umount`, `hostname`, `alarm`, `rpc`, `retryrpc`, `wait_for_socket` and `spinningfifo` are refused at start-up; a failing hook in a worker stops the whole instance";
 const ROUTE_DIFF: &str = "regexps are Rust `regex` (no look-around or back-references); rules run before static files and the app; see docs/routing.md for the actions";
-pub(crate) const LATE_ROUTES: &str = "only request routing (`route*`) runs: rules after the response, on errors or on the response head are not implemented";
+const FINAL_ROUTE_DIFF: &str = "regexps are Rust `regex`; only log, logvar, donotlog, goto and continue may run (others are a start-up error); `-status` takes a number";
+pub(crate) const LATE_ROUTES: &str = "only `route*` and `final-route*` (plain, -status, -host, -uri, -qs, -if, -if-not, -run, -label) run: rules on errors or on the response head, and the rarer final-route subjects, are not implemented";
 const NO_PROCNAME: &str = "ruwsgi does not rename its processes";
 pub(crate) const NO_LISTENER: &str =
     "ruwsgi would not listen there: it serves HTTP and the uwsgi protocol only, without TLS (terminate TLS and other protocols in a reverse proxy)";
@@ -546,15 +552,15 @@ pub static OPTIONS: &[OptionSpec] = &[
     route("route-if-not", "routing rule on a negated condition"),
     route("route-run", "routing action run on every request: `<action>:<args>`"),
     route("route-label", "a label for the `goto` routing action"),
-    late_route("final-route", "routing rule run after the request"),
-    late_route("final-route-status", "after-request routing rule on the status"),
-    late_route("final-route-host", "after-request routing rule on HTTP_HOST"),
-    late_route("final-route-uri", "after-request routing rule on REQUEST_URI"),
-    late_route("final-route-qs", "after-request routing rule on QUERY_STRING"),
-    late_route("final-route-if", "after-request routing rule on a condition"),
-    late_route("final-route-if-not", "after-request routing rule on a negated condition"),
-    late_route("final-route-run", "after-request routing action"),
-    late_route("final-route-label", "label for after-request routing"),
+    final_route("final-route", "routing rule run after the request"),
+    final_route("final-route-status", "after-request routing rule on the status"),
+    final_route("final-route-host", "after-request routing rule on HTTP_HOST"),
+    final_route("final-route-uri", "after-request routing rule on REQUEST_URI"),
+    final_route("final-route-qs", "after-request routing rule on QUERY_STRING"),
+    final_route("final-route-if", "after-request routing rule on a condition"),
+    final_route("final-route-if-not", "after-request routing rule on a negated condition"),
+    final_route("final-route-run", "after-request routing action"),
+    final_route("final-route-label", "label for after-request routing"),
     late_route("error-route", "routing rule run on an app error"),
     late_route("error-route-status", "error routing rule on the status"),
     late_route("error-route-host", "error routing rule on HTTP_HOST"),
@@ -904,6 +910,7 @@ mod tests {
         assert_eq!(find("final-route").map(|o| o.name), Some("final-route"), "not `route`: another chain");
         assert_eq!(find_short('Q').map(|o| o.name), Some("spooler"));
         assert_eq!(find("final-route-referer").map(|o| o.status), Some(Status::NotImplemented(LATE_ROUTES)));
+        assert_eq!(find("error-route-status").map(|o| o.status), Some(Status::NotImplemented(LATE_ROUTES)));
     }
 
     /// Names in the main table that are not options of uWSGI's `pip install uwsgi` build.

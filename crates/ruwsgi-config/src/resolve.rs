@@ -180,15 +180,17 @@ pub(crate) fn resolve(entries: &[Entry]) -> Result<Resolved, ConfigError> {
             },
         }
     }
-    if let Err((i, message)) = crate::route::resolve_gotos(&mut out.config.routes) {
-        // The i-th routing entry is the goto at fault.
-        let origin = entries
-            .iter()
-            .filter(|e| options::find(&e.key).is_some_and(|o| o.name.starts_with("route")))
-            .nth(i)
-            .map(|e| e.origin.clone());
-        if let Some(origin) = origin {
-            return Err(ConfigError::Syntax { origin, message });
+    for (prefix, chain) in [("route", &mut out.config.routes), ("final-route", &mut out.config.final_routes)] {
+        if let Err((i, message)) = crate::route::resolve_gotos(chain) {
+            // The i-th entry of this chain is the goto at fault.
+            let origin = entries
+                .iter()
+                .filter(|e| options::find(&e.key).is_some_and(|o| o.name.starts_with(prefix)))
+                .nth(i)
+                .map(|e| e.origin.clone());
+            if let Some(origin) = origin {
+                return Err(ConfigError::Syntax { origin, message });
+            }
         }
     }
     Ok(out)
@@ -547,6 +549,9 @@ fn apply(
         }
         name if name.starts_with("route") => {
             c.routes.push(crate::route::parse_route(name, value).map_err(|m| err(&m))?);
+        }
+        name if name.starts_with("final-route") => {
+            c.final_routes.push(crate::route::parse_route(name, value).map_err(|m| err(&m))?);
         }
         "cron2" => c.crons.push(cron::parse_cron2(value).map_err(|m| err(&m))?),
         "cron-harakiri" => c.cron_harakiri = num()?,
@@ -1107,6 +1112,10 @@ mod tests {
                 "route-run" => "donotlog:",
                 "route-if" | "route-if-not" => "empty:x donotlog:",
                 name if name.starts_with("route") => "^/ donotlog:",
+                "final-route-run" => "donotlog:",
+                "final-route-status" => "404 donotlog:",
+                "final-route-if" | "final-route-if-not" => "empty:x donotlog:",
+                name if name.starts_with("final-route") => "^/ donotlog:",
                 "protocol" => "http",
                 "log-route" | "log-req-route" => "name ^x",
                 _ => value,

@@ -122,6 +122,9 @@ impl Condition {
 pub enum Matcher {
     /// `route-run`: always.
     Always,
+    /// `final-route-status`: the response status is this number (uWSGI compares numbers,
+    /// not a regexp).
+    Status(u16),
     /// `route-label`: never; a `goto` target.
     Label(String),
     /// `route*`: the regexp matches the subject (its groups are `$0..$9`).
@@ -264,6 +267,9 @@ const REFUSED: &[(&str, &str)] = &[
 /// `route-label`, ...; `option` is the uWSGI name) into a rule. `goto` targets are
 /// resolved by [`resolve_gotos`] once every rule is parsed.
 pub fn parse_route(option: &str, value: &str) -> Result<Route, String> {
+    if let Some(rest) = option.strip_prefix("final-") {
+        return parse_final_route(rest, value);
+    }
     let subject = match option {
         "route-label" => {
             return Ok(Route { matcher: Matcher::Label(value.trim().to_owned()), action: Action::Continue })
@@ -304,6 +310,30 @@ pub fn parse_route(option: &str, value: &str) -> Result<Route, String> {
         }
     };
     Ok(Route { matcher, action })
+}
+
+/// A `final-route*` rule (`option` without its `final-` prefix). The chain runs after the
+/// response is sent and before the request-log line is written, as uWSGI's
+/// `uwsgi_apply_final_routes`, so only actions that touch the log make sense there.
+fn parse_final_route(option: &str, value: &str) -> Result<Route, String> {
+    let route = if option == "route-status" {
+        let (code, action) =
+            value.split_once(' ').ok_or("expected \"<status> <action>:<args>\" (a space between them)")?;
+        let code = code.parse().ok().filter(|c| (100..1000).contains(c)).ok_or_else(|| {
+            // Differs from uWSGI: a status that is no number is an error (uWSGI matches 0).
+            format!("final-route-status: \"{code}\" is not a status code")
+        })?;
+        Route { matcher: Matcher::Status(code), action: parse_action(action.trim_start())? }
+    } else {
+        parse_route(option, value).map_err(|e| e.replace("route-", "final-route-"))?
+    };
+    match route.action {
+        Action::Continue | Action::Goto { .. } | Action::DoNotLog | Action::Log(_) | Action::LogVar(..) => Ok(route),
+        _ => Err(format!(
+            "action \"{}\" cannot run in final-route: the response is already sent (final rules may use log, logvar, donotlog, goto, continue)",
+            value.rsplit_once(' ').map_or(value, |(_, a)| a).split(':').next().unwrap_or_default()
+        )),
+    }
 }
 
 fn compile(re: &str) -> Result<Pattern, String> {
@@ -523,6 +553,34 @@ mod tests {
             ("route-if", "nocolon donotlog:", "no ':' in the condition"),
             ("route-if", "sameas:a;b donotlog:", "unknown route condition \"sameas\""),
             ("route-if", "regexp:a;( donotlog:", "bad regexp"),
+        ];
+        for (option, value, want) in table {
+            let err = parse_route(option, value).expect_err(value);
+            assert!(err.contains(want), "{option} = {value}: {err}");
+        }
+    }
+
+    #[test]
+    fn final_routes_take_status_numbers_and_log_actions_only() {
+        let r = parse("final-route-status", "404 log:missing ${REQUEST_URI}");
+        assert_eq!((r.matcher, r.action), (Matcher::Status(404), Action::Log("missing ${REQUEST_URI}".into())));
+        assert_eq!(parse("final-route", "^/healthz donotlog:").action, Action::DoNotLog);
+        assert_eq!(parse("final-route-run", "logvar:x=1").matcher, Matcher::Always);
+        assert!(matches!(
+            parse("final-route-host", "^a continue:").matcher,
+            Matcher::Regexp { subject: Subject::Host, .. }
+        ));
+        assert!(matches!(
+            parse("final-route-if-not", "empty:${QUERY_STRING} log:q").matcher,
+            Matcher::If { negate: true, .. }
+        ));
+        assert_eq!(parse("final-route-label", "end").matcher, Matcher::Label("end".into()));
+        let table = [
+            ("final-route-status", "^404$ log:x", "is not a status code"),
+            ("final-route-status", "404", "a space between them"),
+            ("final-route", "^/x redirect:/y", "cannot run in final-route"),
+            ("final-route-run", "addheader:A: b", "cannot run in final-route"),
+            ("final-route", "^/x frob:", "unknown routing action"),
         ];
         for (option, value, want) in table {
             let err = parse_route(option, value).expect_err(value);

@@ -180,7 +180,8 @@ fn gzip(data: &[u8]) -> Vec<u8> {
 
 /// A zlib stream (RFC 1950) of `data`, as zlib's `compress()` makes (default level).
 fn zlib(data: &[u8]) -> Vec<u8> {
-    let mut e = flate2::write::ZlibEncoder::new(Vec::with_capacity(data.len() / 2 + 16), flate2::Compression::default());
+    let mut e =
+        flate2::write::ZlibEncoder::new(Vec::with_capacity(data.len() / 2 + 16), flate2::Compression::default());
     let _ = e.write_all(data);
     e.finish().unwrap_or_default()
 }
@@ -230,7 +231,8 @@ mod tests {
     #[test]
     fn gzip_and_compress_are_valid_streams() {
         use std::io::Read as _;
-        let msg = b"[pid: 7|app: 0|req: 1/1] 127.0.0.1 () {28 vars in 300 bytes} GET /healthz => generated 2 bytes\n".repeat(8);
+        let msg = b"[pid: 7|app: 0|req: 1/1] 127.0.0.1 () {28 vars in 300 bytes} GET /healthz => generated 2 bytes\n"
+            .repeat(8);
         let g = parse_encoder("gzip").unwrap().encode(&msg, NOW);
         assert_eq!(&g[..3], &[0x1f, 0x8b, 8]);
         let mut back = Vec::new();

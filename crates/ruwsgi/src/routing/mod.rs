@@ -32,6 +32,8 @@ pub use vars::{HttpVars, RequestVars, UwsgiVars};
 pub struct Router {
     /// The rules, in config order.
     routes: Vec<Route>,
+    /// `final-route*`: run after the response is sent, before the request-log line.
+    final_routes: Vec<Route>,
     /// `add-header`: uWSGI puts them on routed answers too.
     extra_headers: Vec<(String, String)>,
 }
@@ -106,10 +108,52 @@ impl Router {
     /// The worker's router; `None` when there are no rules (the loop then skips routing).
     #[must_use]
     pub fn new(cfg: &Config) -> Option<Self> {
-        if cfg.routes.is_empty() {
+        if cfg.routes.is_empty() && cfg.final_routes.is_empty() {
             return None;
         }
-        Some(Router { routes: cfg.routes.clone(), extra_headers: cfg.add_header.clone() })
+        Some(Router {
+            routes: cfg.routes.clone(),
+            final_routes: cfg.final_routes.clone(),
+            extra_headers: cfg.add_header.clone(),
+        })
+    }
+
+    /// Whether `final-route*` rules exist (the request log then runs them).
+    #[must_use]
+    pub fn has_final_routes(&self) -> bool {
+        !self.final_routes.is_empty()
+    }
+
+    /// Runs the `final-route*` rules once the response (of `status`) is sent and before
+    /// the request-log line is written, as uWSGI's `uwsgi_apply_final_routes`: `donotlog`
+    /// and `logvar` act on that line, `log` writes its own. Only these, `goto` and
+    /// `continue` are accepted in this chain (checked at start-up).
+    pub fn run_final(
+        &self,
+        req: &dyn RequestVars,
+        status: u16,
+        donotlog: &mut bool,
+        logvars: &mut Vec<(String, String)>,
+    ) {
+        let mut i = 0;
+        while let Some(rule) = self.final_routes.get(i) {
+            i += 1;
+            let Some(captures) = fires(&rule.matcher, req, None, Some(status)) else { continue };
+            let fill = |template: &str| expand(template, captures.as_ref(), req, None);
+            match &rule.action {
+                Action::Goto { target, .. } => i = *target,
+                Action::DoNotLog => *donotlog = true,
+                Action::Log(text) => {
+                    let mut line = fill(text);
+                    line.push(b'\n');
+                    crate::log::write_line(&line);
+                }
+                Action::LogVar(key, value) => {
+                    logvars.push((key.clone(), String::from_utf8_lossy(&fill(value)).into_owned()));
+                }
+                _ => return,
+            }
+        }
     }
 
     /// Runs the rules over one request. `http_minor` is the HTTP minor version of the
@@ -121,30 +165,7 @@ impl Router {
         let mut i = 0;
         while let Some(rule) = self.routes.get(i) {
             i += 1;
-            let captures = match &rule.matcher {
-                Matcher::Label(_) => continue,
-                Matcher::Always => None,
-                Matcher::Regexp { subject, pattern } => {
-                    let value = lookup(req, state.as_deref(), subject.var()).unwrap_or_default();
-                    let text = bytes_to_str(value);
-                    if !pattern.0.is_match(&text) {
-                        continue;
-                    }
-                    Some(capture(&pattern.0, text))
-                }
-                Matcher::If { condition, left, right, pattern, negate } => {
-                    let st = state.as_deref();
-                    let (hit, captures) = test(*condition, left, right, pattern.as_ref().map(|p| &p.0), req, st);
-                    if hit == *negate {
-                        continue;
-                    }
-                    if *negate {
-                        None
-                    } else {
-                        captures
-                    }
-                }
-            };
+            let Some(captures) = fires(&rule.matcher, req, state.as_deref(), None) else { continue };
             let caps = captures.as_ref();
             let fill = |template: &str, state: &Option<Box<RouteState>>| expand(template, caps, req, state.as_deref());
             match &rule.action {
@@ -320,6 +341,35 @@ fn answered(mut answer: Answer, state: Option<Box<RouteState>>, head_only: bool)
         answer.bytes.truncate(sent + answer.header_bytes);
     }
     Outcome::Answered(answer, state)
+}
+
+/// Whether a rule's matcher fires for this request: `None` when not, else the regexp
+/// groups its action may use. `status` is the response's, known to final rules only.
+fn fires<'r>(
+    matcher: &'r Matcher,
+    req: &'r dyn RequestVars,
+    state: Option<&'r RouteState>,
+    status: Option<u16>,
+) -> Option<Option<Captures<'r>>> {
+    match matcher {
+        Matcher::Label(_) => None,
+        Matcher::Always => Some(None),
+        Matcher::Status(code) => (status == Some(*code)).then_some(None),
+        Matcher::Regexp { subject, pattern } => {
+            let text = bytes_to_str(lookup(req, state, subject.var()).unwrap_or_default());
+            pattern.0.is_match(&text).then(|| Some(capture(&pattern.0, text)))
+        }
+        Matcher::If { condition, left, right, pattern, negate } => {
+            let (hit, captures) = test(*condition, left, right, pattern.as_ref().map(|p| &p.0), req, state);
+            if hit == *negate {
+                None
+            } else if *negate {
+                Some(None)
+            } else {
+                Some(captures)
+            }
+        }
+    }
 }
 
 /// The request's state, created on first use.
