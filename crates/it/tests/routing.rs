@@ -242,7 +242,7 @@ fn routing_over_the_uwsgi_protocol_behind_nginx() {
 }
 
 #[test]
-fn bad_rules_stop_start_up_and_late_routes_warn() {
+fn bad_rules_stop_start_up_in_every_chain() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("bad.ini"), "[uwsgi]\nhttp-socket = 127.0.0.1:0\nroute = ^/x signal:15\n").unwrap();
     let (code, out) = run_to_exit(dir.path(), &["--ini", "bad.ini"], SECS);
@@ -257,12 +257,63 @@ fn bad_rules_stop_start_up_and_late_routes_warn() {
         out.contains("late.ini:3: final-route = \"^/x redirect:/y\": action \"redirect\" cannot run in final-route"),
         "{out}"
     );
-    let srv = start("error-route-status = 500 log:after\n");
+    // Head rules add and drop headers or log; they can't answer.
+    std::fs::write(
+        dir.path().join("head.ini"),
+        "[uwsgi]\nhttp-socket = 127.0.0.1:0\nresponse-route = ^/x return:404\n",
+    )
+    .unwrap();
+    let (code, out) = run_to_exit(dir.path(), &["--ini", "head.ini"], SECS);
+    assert_eq!(code, Some(1), "{out}");
     assert!(
-        srv.log()
-            .contains("option \"error-route-status\" is not implemented by ruwsgi: only `route*` and `final-route*`"),
-        "{}",
-        srv.log()
+        out.contains(
+            "head.ini:3: response-route = \"^/x return:404\": action \"return\" is not supported in response-route"
+        ),
+        "{out}"
+    );
+}
+
+/// `response-route*` rules run on the app's response head before it is sent, with the
+/// status known (`-status`); `error-route*` too, before them. They add and drop headers,
+/// log, set logvars and keep a request out of the log.
+#[test]
+fn response_and_error_routes_edit_the_apps_response_head() {
+    let dir = tempfile::tempdir().unwrap();
+    let ini = format!(
+        "[uwsgi]\nhttp-socket = 127.0.0.1:0\nwsgi-file = {}\n\
+         log-format = RL %(uri) %(status) miss=%(miss)\n\
+         response-route-status = 404 addheader:X-Missing: yes\n\
+         response-route-status = 404 logvar:miss=${{PATH_INFO}}\n\
+         response-route = ^/quiet donotlog:\n\
+         response-route = ^/$ delheader:Content-Type\n\
+         error-route-status = 500 log:ERR ${{REQUEST_URI}}\n\
+         error-route-status = 500 addheader:X-Error: 1\n",
+        app("wsgi_features.py")
+    );
+    std::fs::write(dir.path().join("r.ini"), ini).unwrap();
+    let srv = Server::start_in(dir, Start { args: vec!["--ini".into(), "r.ini".into()], env: vec![], workers: 1 });
+    let missing = srv.get("/nope?a=1");
+    assert_eq!((missing.status, missing.header("x-missing")), (404, Some("yes")));
+    assert_eq!(missing.header("content-type"), Some("text/plain"));
+    let index = srv.get("/");
+    assert_eq!((index.status, index.header("content-type"), index.header("x-missing")), (200, None, None));
+    let failed = srv.get("/error");
+    assert_eq!((failed.status, failed.header("x-error"), failed.header("x-missing")), (500, Some("1"), None));
+    assert_eq!(srv.get("/quiet").header("x-missing"), Some("yes"));
+    assert_eq!(srv.get("/last").status, 404);
+    assert!(srv.wait_log("RL /last", SECS), "{}", srv.log());
+    let log = srv.log();
+    let lines: Vec<&str> = log.lines().filter(|l| l.starts_with("RL ") || l.starts_with("ERR ")).collect();
+    assert_eq!(
+        lines,
+        [
+            "RL /nope?a=1 404 miss=/nope",
+            "RL / 200 miss=-",
+            "ERR /error",
+            "RL /error 500 miss=-",
+            "RL /last 404 miss=/last"
+        ],
+        "{log}"
     );
 }
 

@@ -180,7 +180,14 @@ pub(crate) fn resolve(entries: &[Entry]) -> Result<Resolved, ConfigError> {
             },
         }
     }
-    for (prefix, chain) in [("route", &mut out.config.routes), ("final-route", &mut out.config.final_routes)] {
+    let c = &mut out.config;
+    let chains = [
+        ("route", &mut c.routes),
+        ("final-route", &mut c.final_routes),
+        ("error-route", &mut c.error_routes),
+        ("response-route", &mut c.response_routes),
+    ];
+    for (prefix, chain) in chains {
         if let Err((i, message)) = crate::route::resolve_gotos(chain) {
             // The i-th entry of this chain is the goto at fault.
             let origin = entries
@@ -550,8 +557,13 @@ fn apply(
         name if name.starts_with("route") => {
             c.routes.push(crate::route::parse_route(name, value).map_err(|m| err(&m))?);
         }
-        name if name.starts_with("final-route") => {
-            c.final_routes.push(crate::route::parse_route(name, value).map_err(|m| err(&m))?);
+        name if crate::route::Chain::of(name).is_some() => {
+            let route = crate::route::parse_route(name, value).map_err(|m| err(&m))?;
+            match crate::route::Chain::of(name).map(|c| c.0) {
+                Some(crate::route::Chain::Final) => c.final_routes.push(route),
+                Some(crate::route::Chain::Error) => c.error_routes.push(route),
+                _ => c.response_routes.push(route),
+            }
         }
         "cron2" => c.crons.push(cron::parse_cron2(value).map_err(|m| err(&m))?),
         "cron-harakiri" => c.cron_harakiri = num()?,
@@ -1112,10 +1124,11 @@ mod tests {
                 "route-run" => "donotlog:",
                 "route-if" | "route-if-not" => "empty:x donotlog:",
                 name if name.starts_with("route") => "^/ donotlog:",
-                "final-route-run" => "donotlog:",
-                "final-route-status" => "404 donotlog:",
-                "final-route-if" | "final-route-if-not" => "empty:x donotlog:",
-                name if name.starts_with("final-route") => "^/ donotlog:",
+                name if name.ends_with("-route-run") => "donotlog:",
+                name if name.ends_with("-route-status") => "404 donotlog:",
+                name if name.ends_with("-route-if") || name.ends_with("-route-if-not") => "empty:x donotlog:",
+                name if name.ends_with("-route-label") => "x",
+                name if name.contains("-route") => "^/ donotlog:",
                 "protocol" => "http",
                 "log-route" | "log-req-route" => "name ^x",
                 _ => value,

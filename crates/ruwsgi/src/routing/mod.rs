@@ -19,6 +19,7 @@ mod vars;
 use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::os::unix::fs::{FileTypeExt as _, PermissionsExt as _};
+use std::sync::Arc;
 
 use base64::Engine as _;
 use regex::{CaptureLocations, Regex};
@@ -34,6 +35,8 @@ pub struct Router {
     routes: Vec<Route>,
     /// `final-route*`: run after the response is sent, before the request-log line.
     final_routes: Vec<Route>,
+    /// `error-route*` then `response-route*`: run on the app's response head.
+    head_chains: [Vec<Route>; 2],
     /// `add-header`: uWSGI puts them on routed answers too.
     extra_headers: Vec<(String, String)>,
 }
@@ -57,6 +60,84 @@ pub struct RouteState {
     pub sent: Vec<u8>,
     /// `static`: the file that answers (served by `static_files`).
     pub static_file: Option<std::path::PathBuf>,
+    /// `error-route*`/`response-route*` rules, resolved for this request, for the app's
+    /// response head.
+    pub head_rules: Option<Arc<HeadRules>>,
+}
+
+/// `error-route*` and `response-route*` rules resolved for one request by
+/// [`Router::run`]; only the `-status` matchers are left, for [`HeadRules::run`].
+#[derive(Debug)]
+pub struct HeadRules(Vec<(When, HeadAction)>);
+
+/// Whether a resolved head rule fires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum When {
+    /// Its request matcher failed (or it is a label).
+    Never,
+    /// Its request matcher held.
+    Always,
+    /// `-status`: when the response has this status.
+    Status(u16),
+}
+
+/// A head rule's action, its templates filled.
+#[derive(Debug)]
+pub enum HeadAction {
+    /// `goto` (index in the resolved list), and `continue` (the end of its chain).
+    Goto(usize),
+    /// `donotlog`.
+    DoNotLog,
+    /// `log`: the line (without its newline).
+    Log(String),
+    /// `logvar`.
+    LogVar(String, String),
+    /// `addheader`: `Name: value`.
+    AddHeader(String),
+    /// `delheader`: the lowercase name.
+    DelHeader(String),
+}
+
+/// What head rules did to one response.
+#[derive(Debug, Default)]
+pub struct HeadEffects {
+    /// Headers to add after the app's.
+    pub add_headers: Vec<(String, String)>,
+    /// Lowercase names of the app's headers to drop.
+    pub del_headers: Vec<String>,
+    /// `donotlog` fired.
+    pub donotlog: bool,
+    /// `logvar`s set.
+    pub logvars: Vec<(String, String)>,
+}
+
+impl HeadRules {
+    /// Runs the rules for a response of `status`, when its head is about to be written
+    /// (uWSGI runs `error-route` when the app sets the status and `response-route` just
+    /// before the head is sent; both before a byte of it leaves).
+    pub fn run(&self, status: u16, fx: &mut HeadEffects) {
+        let mut i = 0;
+        while let Some((when, action)) = self.0.get(i) {
+            i += 1;
+            match when {
+                When::Never => continue,
+                When::Status(code) if *code != status => continue,
+                _ => {}
+            }
+            match action {
+                HeadAction::Goto(to) => i = *to,
+                HeadAction::DoNotLog => fx.donotlog = true,
+                HeadAction::Log(line) => crate::log::write_line(format!("{line}\n").as_bytes()),
+                HeadAction::LogVar(key, value) => fx.logvars.push((key.clone(), value.clone())),
+                HeadAction::AddHeader(line) => {
+                    if let Some((name, value)) = line.split_once(':') {
+                        fx.add_headers.push((name.trim().to_owned(), value.trim().to_owned()));
+                    }
+                }
+                HeadAction::DelHeader(name) => fx.del_headers.push(name.clone()),
+            }
+        }
+    }
 }
 
 impl RouteState {
@@ -108,12 +189,17 @@ impl Router {
     /// The worker's router; `None` when there are no rules (the loop then skips routing).
     #[must_use]
     pub fn new(cfg: &Config) -> Option<Self> {
-        if cfg.routes.is_empty() && cfg.final_routes.is_empty() {
+        if cfg.routes.is_empty()
+            && cfg.final_routes.is_empty()
+            && cfg.error_routes.is_empty()
+            && cfg.response_routes.is_empty()
+        {
             return None;
         }
         Some(Router {
             routes: cfg.routes.clone(),
             final_routes: cfg.final_routes.clone(),
+            head_chains: [cfg.error_routes.clone(), cfg.response_routes.clone()],
             extra_headers: cfg.add_header.clone(),
         })
     }
@@ -160,6 +246,53 @@ impl Router {
     /// response's status line; `head_only` (a HEAD request) drops the body of an answer;
     /// `close` (an HTTP client that won't keep the connection) adds `Connection: close`.
     pub fn run(&self, req: &dyn RequestVars, http_minor: u8, head_only: bool, close: bool) -> Outcome {
+        match self.run_request_rules(req, http_minor, head_only, close) {
+            Outcome::Pass(mut state) if self.head_chains.iter().any(|c| !c.is_empty()) => {
+                let rules = self.prepare_head_rules(req, state.as_deref());
+                st(&mut state).head_rules = Some(Arc::new(rules));
+                Outcome::Pass(state)
+            }
+            other => other,
+        }
+    }
+
+    /// Resolves the `error-route*` and `response-route*` rules for the app's response to
+    /// this request (after the request rules, so it sees what they set): every matcher
+    /// but `-status` and every template is decided now; [`HeadRules::run`] finishes the
+    /// job once the status is known. The two chains keep their own labels and gotos;
+    /// `continue` ends its chain.
+    fn prepare_head_rules(&self, req: &dyn RequestVars, state: Option<&RouteState>) -> HeadRules {
+        let mut steps = Vec::new();
+        for chain in &self.head_chains {
+            let (base, end) = (steps.len(), steps.len() + chain.len());
+            for rule in chain {
+                let (when, captures) = match &rule.matcher {
+                    Matcher::Status(code) => (When::Status(*code), None),
+                    m => fires(m, req, state, None).map_or((When::Never, None), |c| (When::Always, c)),
+                };
+                let fill = |t: &str| {
+                    if when == When::Never {
+                        return String::new();
+                    }
+                    String::from_utf8_lossy(&expand(t, captures.as_ref(), req, state)).into_owned()
+                };
+                let action = match &rule.action {
+                    Action::Goto { target, .. } => HeadAction::Goto(base + target),
+                    Action::DoNotLog => HeadAction::DoNotLog,
+                    Action::Log(text) => HeadAction::Log(fill(text)),
+                    Action::LogVar(key, value) => HeadAction::LogVar(key.clone(), fill(value)),
+                    Action::AddHeader(text) => HeadAction::AddHeader(fill(text)),
+                    Action::DelHeader(name) => HeadAction::DelHeader(fill(name).to_ascii_lowercase()),
+                    // `continue`; other actions are refused in these chains at start-up.
+                    _ => HeadAction::Goto(end),
+                };
+                steps.push((when, action));
+            }
+        }
+        HeadRules(steps)
+    }
+
+    fn run_request_rules(&self, req: &dyn RequestVars, http_minor: u8, head_only: bool, close: bool) -> Outcome {
         let how = How { minor: http_minor, close };
         let mut state: Option<Box<RouteState>> = None;
         let mut i = 0;
@@ -622,7 +755,7 @@ fn reason_phrase(code: u16) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ruwsgi_config::route::{parse_route, resolve_gotos};
+    use ruwsgi_config::route::{parse_route, resolve_gotos, Chain};
 
     /// A request given as CGI variables.
     struct Vars(Vec<(&'static str, &'static str)>);
@@ -634,9 +767,71 @@ mod tests {
     }
 
     fn router(rules: &[(&str, &str)]) -> Router {
-        let mut routes: Vec<Route> = rules.iter().map(|(o, v)| parse_route(o, v).unwrap()).collect();
-        resolve_gotos(&mut routes).unwrap();
-        Router { routes, extra_headers: Vec::new() }
+        let chain = |want: Option<Chain>| {
+            let mut routes: Vec<Route> = rules
+                .iter()
+                .filter(|(o, _)| Chain::of(o).map(|c| c.0) == want)
+                .map(|(o, v)| parse_route(o, v).unwrap())
+                .collect();
+            resolve_gotos(&mut routes).unwrap();
+            routes
+        };
+        Router {
+            routes: chain(None),
+            final_routes: chain(Some(Chain::Final)),
+            head_chains: [chain(Some(Chain::Error)), chain(Some(Chain::Response))],
+            extra_headers: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn head_rules_resolve_request_matchers_early_and_status_late() {
+        let r = router(&[
+            ("route", "^/api addvar:TIER=api"),
+            ("error-route-status", "500 addheader:X-Error: ${TIER}"),
+            ("error-route-run", "continue:"),
+            ("error-route-run", "addheader:X-Never: 1"),
+            ("response-route-status", "404 addheader:X-Missing: $1yes"),
+            ("response-route", "^/api/(.*) goto:api"),
+            ("response-route-run", "delheader:Server"),
+            ("response-route-label", "api"),
+            ("response-route-if", "equal:${TIER};api logvar:tier=${TIER}"),
+            ("response-route-status", "204 donotlog:"),
+        ]);
+        let effects = |path: &str, status: u16| {
+            let Outcome::Pass(Some(state)) = r.run(&request(path), 1, false, false) else { panic!("{path}") };
+            let mut fx = HeadEffects::default();
+            state.head_rules.as_ref().unwrap().run(status, &mut fx);
+            let added: Vec<String> = fx.add_headers.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+            format!("{} del={:?} donotlog={} logvars={:?}", added.join(","), fx.del_headers, fx.donotlog, fx.logvars)
+        };
+        assert_eq!(effects("/api/x", 500), "X-Error: api del=[] donotlog=false logvars=[(\"tier\", \"api\")]");
+        assert_eq!(effects("/api/x", 404), "X-Missing: yes del=[] donotlog=false logvars=[(\"tier\", \"api\")]");
+        assert_eq!(effects("/web", 200), " del=[\"server\"] donotlog=false logvars=[]");
+        assert_eq!(effects("/web", 204), " del=[\"server\"] donotlog=true logvars=[]");
+        // No head rules: nothing is allocated for a request the rules don't touch.
+        assert!(matches!(
+            router(&[("final-route", "^/x log:x")]).run(&request("/"), 1, false, false),
+            Outcome::Pass(None)
+        ));
+    }
+
+    #[test]
+    fn final_rules_see_the_status_and_touch_the_log_only() {
+        let r = router(&[
+            ("final-route", "^/healthz donotlog:"),
+            ("final-route-status", "404 logvar:miss=${REQUEST_URI}"),
+            ("final-route-run", "continue:"),
+            ("final-route-run", "logvar:never=1"),
+        ]);
+        let run = |path: &str, status: u16| {
+            let (mut donotlog, mut logvars) = (false, Vec::new());
+            r.run_final(&request(path), status, &mut donotlog, &mut logvars);
+            (donotlog, logvars)
+        };
+        assert_eq!(run("/healthz", 200), (true, vec![]));
+        assert_eq!(run("/x", 404), (false, vec![("miss".to_owned(), "/x".to_owned())]));
+        assert_eq!(run("/x", 200), (false, vec![]));
     }
 
     fn request(path: &str) -> Vars {
