@@ -282,6 +282,7 @@ fn response_and_error_routes_edit_the_apps_response_head() {
     let ini = format!(
         "[uwsgi]\nhttp-socket = 127.0.0.1:0\nwsgi-file = {}\n\
          log-format = RL %(uri) %(status) miss=%(miss)\n\
+         route = ^/gone return:404\n\
          response-route-status = 404 addheader:X-Missing: yes\n\
          response-route-status = 404 logvar:miss=${{PATH_INFO}}\n\
          response-route = ^/quiet donotlog:\n\
@@ -300,6 +301,9 @@ fn response_and_error_routes_edit_the_apps_response_head() {
     let failed = srv.get("/error");
     assert_eq!((failed.status, failed.header("x-error"), failed.header("x-missing")), (500, Some("1"), None));
     assert_eq!(srv.get("/quiet").header("x-missing"), Some("yes"));
+    // A routed answer's head goes through them too.
+    let gone = srv.get("/gone");
+    assert_eq!((gone.status, gone.header("x-missing"), gone.text().as_str()), (404, Some("yes"), "Not Found"));
     assert_eq!(srv.get("/last").status, 404);
     assert!(srv.wait_log("RL /last", SECS), "{}", srv.log());
     let log = srv.log();
@@ -311,6 +315,7 @@ fn response_and_error_routes_edit_the_apps_response_head() {
             "RL / 200 miss=-",
             "ERR /error",
             "RL /error 500 miss=-",
+            "RL /gone 404 miss=/gone",
             "RL /last 404 miss=/last"
         ],
         "{log}"

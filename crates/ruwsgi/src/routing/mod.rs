@@ -252,6 +252,21 @@ impl Router {
                 st(&mut state).head_rules = Some(Arc::new(rules));
                 Outcome::Pass(state)
             }
+            // uWSGI runs them on the head of a routed answer too.
+            Outcome::Answered(mut answer, mut state)
+                if answer.header_bytes > 0 && self.head_chains.iter().any(|c| !c.is_empty()) =>
+            {
+                let mut fx = HeadEffects::default();
+                self.prepare_head_rules(req, state.as_deref()).run(answer.status, &mut fx);
+                let at = state.as_ref().map_or(0, |s| s.sent.len());
+                edit_head(&mut answer, at, &fx);
+                if fx.donotlog || !fx.logvars.is_empty() {
+                    let s = st(&mut state);
+                    s.donotlog |= fx.donotlog;
+                    s.logvars.append(&mut fx.logvars);
+                }
+                Outcome::Answered(answer, state)
+            }
             other => other,
         }
     }
@@ -503,6 +518,30 @@ fn fires<'r>(
             }
         }
     }
+}
+
+/// Applies head rules' header edits to a routed answer whose head starts at `at`.
+fn edit_head(answer: &mut Answer, at: usize, fx: &HeadEffects) {
+    if fx.add_headers.is_empty() && fx.del_headers.is_empty() {
+        return;
+    }
+    let head = String::from_utf8_lossy(&answer.bytes[at..at + answer.header_bytes]).into_owned();
+    let mut lines: Vec<String> = head.trim_end_matches("\r\n").split("\r\n").map(str::to_owned).collect();
+    let dropped = |line: &str| {
+        line.split_once(':').is_some_and(|(name, _)| fx.del_headers.iter().any(|d| d.eq_ignore_ascii_case(name.trim())))
+    };
+    let status_line = lines.remove(0);
+    lines.retain(|l| !dropped(l));
+    lines.extend(fx.add_headers.iter().map(|(name, value)| format!("{name}: {value}")));
+    let mut new_head = status_line;
+    for line in &lines {
+        new_head.push_str("\r\n");
+        new_head.push_str(line);
+    }
+    new_head.push_str("\r\n\r\n");
+    answer.bytes.splice(at..at + answer.header_bytes, new_head.bytes());
+    answer.header_bytes = new_head.len();
+    answer.header_count = lines.len();
 }
 
 /// The request's state, created on first use.
@@ -788,12 +827,13 @@ mod tests {
     fn head_rules_resolve_request_matchers_early_and_status_late() {
         let r = router(&[
             ("route", "^/api addvar:TIER=api"),
+            ("route", "^/gone return:404"),
             ("error-route-status", "500 addheader:X-Error: ${TIER}"),
             ("error-route-run", "continue:"),
             ("error-route-run", "addheader:X-Never: 1"),
             ("response-route-status", "404 addheader:X-Missing: $1yes"),
             ("response-route", "^/api/(.*) goto:api"),
-            ("response-route-run", "delheader:Server"),
+            ("response-route-run", "delheader:Content-Type"),
             ("response-route-label", "api"),
             ("response-route-if", "equal:${TIER};api logvar:tier=${TIER}"),
             ("response-route-status", "204 donotlog:"),
@@ -807,8 +847,16 @@ mod tests {
         };
         assert_eq!(effects("/api/x", 500), "X-Error: api del=[] donotlog=false logvars=[(\"tier\", \"api\")]");
         assert_eq!(effects("/api/x", 404), "X-Missing: yes del=[] donotlog=false logvars=[(\"tier\", \"api\")]");
-        assert_eq!(effects("/web", 200), " del=[\"server\"] donotlog=false logvars=[]");
-        assert_eq!(effects("/web", 204), " del=[\"server\"] donotlog=true logvars=[]");
+        assert_eq!(effects("/web", 200), " del=[\"content-type\"] donotlog=false logvars=[]");
+        assert_eq!(effects("/web", 204), " del=[\"content-type\"] donotlog=true logvars=[]");
+        // Routed answers get them too.
+        let Outcome::Answered(a, state) = r.run(&request("/gone"), 1, false, false) else { panic!() };
+        assert_eq!(
+            String::from_utf8_lossy(&a.bytes),
+            "HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\nX-Missing: yes\r\n\r\nNot Found"
+        );
+        assert_eq!((a.header_bytes, a.header_count), (a.bytes.len() - 9, 2));
+        assert!(state.is_none());
         // No head rules: nothing is allocated for a request the rules don't touch.
         assert!(matches!(
             router(&[("final-route", "^/x log:x")]).run(&request("/"), 1, false, false),
