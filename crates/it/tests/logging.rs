@@ -386,7 +386,7 @@ fn log_encoder_gzip_writes_compressed_members_to_a_file_logger() {
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    let want: String = (0..3).map(|i| format!("GET /gz{i} 200 {pad}\n")).collect();
+    let want = (0..3).map(|i| format!("GET /gz{i} 200 {pad}")).collect::<Vec<_>>().join("\n") + "\n";
     assert_eq!(text, want);
     assert_eq!(&raw[..3], &[0x1f, 0x8b, 8]);
     assert!(raw.len() < want.len(), "not compressed: {} bytes for {} bytes of lines", raw.len(), want.len());

@@ -209,7 +209,7 @@ const ALWAYS: &str = "ruwsgi always behaves this way";
 const HOOK_ACTIONS: &str = "`call*` (C functions of uWSGI or a plugin), `mount`, `umount`, `hostname`, `alarm`, `rpc`, `retryrpc`, `wait_for_socket` and `spinningfifo` are refused at start-up; a failing hook in a worker stops the whole instance";
 const ROUTE_DIFF: &str = "regexps are Rust `regex` (no look-around or back-references); rules run before static files and the app; see docs/routing.md for the actions";
 const FINAL_ROUTE_DIFF: &str = "regexps are Rust `regex`; only log, logvar, donotlog, goto and continue may run (others are a start-up error); `-status` takes a number";
-const HEAD_ROUTE_DIFF: &str = "regexps are Rust `regex`; only addheader, delheader, log, logvar, donotlog, goto and continue may run (others are a start-up error); `-status` takes a number; they run on the app's responses, not on routed answers or static files; see docs/routing.md";
+const HEAD_ROUTE_DIFF: &str = "regexps are Rust `regex`; only addheader, delheader, log, logvar, donotlog, goto and continue may run (others are a start-up error); `-status` takes a number; they run on the app's responses and routed answers, not on static files; see docs/routing.md";
 const NO_PROCNAME: &str = "ruwsgi does not rename its processes";
 pub(crate) const NO_LISTENER: &str =
     "ruwsgi would not listen there: it serves HTTP and the uwsgi protocol only, without TLS (terminate TLS and other protocols in a reverse proxy)";

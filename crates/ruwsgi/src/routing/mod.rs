@@ -13,6 +13,11 @@
 //! rules pays nothing; a request no rule touches allocates nothing. What the rules leave
 //! for later (headers to add or drop, environ variables, `donotlog`) is a [`RouteState`]
 //! handed to the app call and consulted by the request log.
+//!
+//! `error-route*`/`response-route*` rules are resolved by [`Router::run`] into
+//! [`HeadRules`] (only their `-status` matchers wait) that the response writer runs when
+//! the head is written; `final-route*` rules run from the request log through
+//! [`Router::run_final`].
 
 mod vars;
 
@@ -493,6 +498,7 @@ fn answered(mut answer: Answer, state: Option<Box<RouteState>>, head_only: bool)
 
 /// Whether a rule's matcher fires for this request: `None` when not, else the regexp
 /// groups its action may use. `status` is the response's, known to final rules only.
+#[allow(clippy::option_option, reason = "no match / a match without groups / a match with groups")]
 fn fires<'r>(
     matcher: &'r Matcher,
     req: &'r dyn RequestVars,
