@@ -360,3 +360,34 @@ fn log_master_carries_the_apps_print_and_stderr_output() {
     }
     assert!(all.lines().all(|l| l.starts_with("[app]>")), "every line is one message through the encoder:\n{all}");
 }
+
+#[test]
+fn log_encoder_gzip_writes_compressed_members_to_a_file_logger() {
+    let pad = "pad".repeat(60);
+    let srv = start_ini(
+        &format!(
+            "[uwsgi]\nhttp-socket = 127.0.0.1:0\nwsgi-file = APP\nreq-logger = file:DIR/access.log.gz\n\
+             log-req-encoder = gzip\nlog-format = %(method) %(uri) %(status) {pad}\n"
+        ),
+        1,
+    );
+    for i in 0..3 {
+        assert_eq!(srv.get(&format!("/gz{i}")).status, 200);
+    }
+    let path = srv.dir.path().join("access.log.gz");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (raw, text) = loop {
+        let raw = std::fs::read(&path).unwrap_or_default();
+        // One gzip member per request line: a multi-member stream, as `zcat` reads it.
+        let mut text = String::new();
+        let _ = flate2::read::MultiGzDecoder::new(raw.as_slice()).read_to_string(&mut text);
+        if text.lines().count() >= 3 || Instant::now() > deadline {
+            break (raw, text);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let want = (0..3).map(|i| format!("GET /gz{i} 200 {pad}")).collect::<Vec<_>>().join("\n") + "\n";
+    assert_eq!(text, want);
+    assert_eq!(&raw[..3], &[0x1f, 0x8b, 8]);
+    assert!(raw.len() < want.len(), "not compressed: {} bytes for {} bytes of lines", raw.len(), want.len());
+}

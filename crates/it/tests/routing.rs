@@ -242,17 +242,125 @@ fn routing_over_the_uwsgi_protocol_behind_nginx() {
 }
 
 #[test]
-fn bad_rules_stop_start_up_and_late_routes_warn() {
+fn bad_rules_stop_start_up_in_every_chain() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("bad.ini"), "[uwsgi]\nhttp-socket = 127.0.0.1:0\nroute = ^/x signal:15\n").unwrap();
     let (code, out) = run_to_exit(dir.path(), &["--ini", "bad.ini"], SECS);
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("bad.ini:3: route = \"^/x signal:15\": routing action \"signal\" is not supported"), "{out}");
-    let srv = start("final-route = ^/ log:after\n");
+    // A final rule can't answer: the response is already sent.
+    std::fs::write(dir.path().join("late.ini"), "[uwsgi]\nhttp-socket = 127.0.0.1:0\nfinal-route = ^/x redirect:/y\n")
+        .unwrap();
+    let (code, out) = run_to_exit(dir.path(), &["--ini", "late.ini"], SECS);
+    assert_eq!(code, Some(1), "{out}");
     assert!(
-        srv.log().contains("option \"final-route\" is not implemented by ruwsgi: only request routing"),
-        "{}",
-        srv.log()
+        out.contains("late.ini:3: final-route = \"^/x redirect:/y\": action \"redirect\" cannot run in final-route"),
+        "{out}"
+    );
+    // Head rules add and drop headers or log; they can't answer.
+    std::fs::write(
+        dir.path().join("head.ini"),
+        "[uwsgi]\nhttp-socket = 127.0.0.1:0\nresponse-route = ^/x return:404\n",
+    )
+    .unwrap();
+    let (code, out) = run_to_exit(dir.path(), &["--ini", "head.ini"], SECS);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains(
+            "head.ini:3: response-route = \"^/x return:404\": action \"return\" is not supported in response-route"
+        ),
+        "{out}"
+    );
+}
+
+/// `response-route*` rules run on the app's response head before it is sent, with the
+/// status known (`-status`); `error-route*` too, before them. They add and drop headers,
+/// log, set logvars and keep a request out of the log.
+#[test]
+fn response_and_error_routes_edit_the_apps_response_head() {
+    let dir = tempfile::tempdir().unwrap();
+    let ini = format!(
+        "[uwsgi]\nhttp-socket = 127.0.0.1:0\nwsgi-file = {}\n\
+         log-format = RL %(uri) %(status) miss=%(miss)\n\
+         route = ^/gone return:404\n\
+         response-route-status = 404 addheader:X-Missing: yes\n\
+         response-route-status = 404 logvar:miss=${{PATH_INFO}}\n\
+         response-route = ^/quiet donotlog:\n\
+         response-route = ^/$ delheader:Content-Type\n\
+         error-route-status = 500 log:ERR ${{REQUEST_URI}}\n\
+         error-route-status = 500 addheader:X-Error: 1\n",
+        app("wsgi_features.py")
+    );
+    std::fs::write(dir.path().join("r.ini"), ini).unwrap();
+    let srv = Server::start_in(dir, Start { args: vec!["--ini".into(), "r.ini".into()], env: vec![], workers: 1 });
+    let missing = srv.get("/nope?a=1");
+    assert_eq!((missing.status, missing.header("x-missing")), (404, Some("yes")));
+    assert_eq!(missing.header("content-type"), Some("text/plain"));
+    let index = srv.get("/");
+    assert_eq!((index.status, index.header("content-type"), index.header("x-missing")), (200, None, None));
+    let failed = srv.get("/error");
+    assert_eq!((failed.status, failed.header("x-error"), failed.header("x-missing")), (500, Some("1"), None));
+    assert_eq!(srv.get("/quiet").header("x-missing"), Some("yes"));
+    // A routed answer's head goes through them too.
+    let gone = srv.get("/gone");
+    assert_eq!((gone.status, gone.header("x-missing"), gone.text().as_str()), (404, Some("yes"), "Not Found"));
+    assert_eq!(srv.get("/last").status, 404);
+    assert!(srv.wait_log("RL /last", SECS), "{}", srv.log());
+    let log = srv.log();
+    let lines: Vec<&str> = log.lines().filter(|l| l.starts_with("RL ") || l.starts_with("ERR ")).collect();
+    assert_eq!(
+        lines,
+        [
+            "RL /nope?a=1 404 miss=/nope",
+            "RL / 200 miss=-",
+            "ERR /error",
+            "RL /error 500 miss=-",
+            "RL /gone 404 miss=/gone",
+            "RL /last 404 miss=/last"
+        ],
+        "{log}"
+    );
+}
+
+/// `final-route*` rules run after the response is sent and before the request-log line,
+/// as uWSGI's: `donotlog` keeps a line out, `logvar` fills it, `log` writes its own;
+/// `-status` compares the status sent (app responses and routed answers alike).
+#[test]
+fn final_routes_act_on_the_log_after_the_response() {
+    let srv = start(
+        "log-format = FL %(uri) %(status) tier=%(tier)\n\
+         route = ^/gone return:404\n\
+         final-route = ^/healthz donotlog:\n\
+         final-route-status = 404 log:MISSING ${REQUEST_URI}\n\
+         final-route-host = ^edge\\. logvar:tier=edge\n\
+         final-route-if = equal:${PATH_INFO};/skip goto:end\n\
+         final-route-run = log:done ${PATH_INFO}\n\
+         final-route-label = end\n",
+    );
+    assert_eq!(srv.get("/healthz").status, 200);
+    let gone = String::from_utf8_lossy(&raw_exchange(&srv, &get("t", "/gone?x=1"))).into_owned();
+    assert!(gone.starts_with("HTTP/1.1 404 Not Found\r\n"), "{gone}");
+    assert_eq!(
+        String::from_utf8_lossy(&raw_exchange(&srv, &get("edge.example", "/a%20b"))).split(' ').nth(1),
+        Some("200")
+    );
+    assert_eq!(srv.get("/skip").status, 200);
+    assert!(srv.wait_log("FL /skip", SECS), "{}", srv.log());
+    let log = srv.log();
+    let lines: Vec<&str> =
+        log.lines().filter(|l| l.starts_with("FL ") || l.starts_with("MISSING") || l.starts_with("done")).collect();
+    assert_eq!(
+        lines,
+        [
+            "done /healthz",
+            "MISSING /gone?x=1",
+            "done /gone",
+            "FL /gone?x=1 404 tier=-",
+            "done /a b",
+            "FL /a%20b 200 tier=edge",
+            "FL /skip 200 tier=-"
+        ],
+        "{log}"
     );
 }
 

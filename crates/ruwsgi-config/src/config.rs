@@ -303,6 +303,12 @@ pub struct Config {
     pub static_skip_ext: Vec<String>,
     /// `route*`: the request routing table, in config order, gotos resolved.
     pub routes: Vec<crate::route::Route>,
+    /// `final-route*`: rules run after the response is sent, before the request log line.
+    pub final_routes: Vec<crate::route::Route>,
+    /// `error-route*`: rules run when the app sets the response status.
+    pub error_routes: Vec<crate::route::Route>,
+    /// `response-route*`: rules run on the app's response head before it is sent.
+    pub response_routes: Vec<crate::route::Route>,
     /// `add-header`: (name, value) added to every response.
     pub add_header: Vec<(String, String)>,
     /// `static-safe`: extra roots that symlinks may point into.
@@ -435,6 +441,9 @@ impl Default for Config {
             static_gzip_dir: Vec::new(),
             static_skip_ext: Vec::new(),
             routes: Vec::new(),
+            final_routes: Vec::new(),
+            error_routes: Vec::new(),
+            response_routes: Vec::new(),
             add_header: Vec::new(),
             static_safe: Vec::new(),
             mimefile: Vec::new(),

@@ -163,9 +163,14 @@ const fn route(name: &'static str, help: &'static str) -> OptionSpec {
     row(name, &[], None, Kind::Text, true, "", Status::SupportedWithDifference(ROUTE_DIFF), help)
 }
 
-/// A `final-route*`/`error-route*`/`response-route*` option: accepted with a warning.
-const fn late_route(name: &'static str, help: &'static str) -> OptionSpec {
-    row(name, &[], None, Kind::Text, true, "", Status::NotImplemented(LATE_ROUTES), help)
+/// A `final-route*` option: after-response routing, see `docs/routing.md`.
+const fn final_route(name: &'static str, help: &'static str) -> OptionSpec {
+    row(name, &[], None, Kind::Text, true, "", Status::SupportedWithDifference(FINAL_ROUTE_DIFF), help)
+}
+
+/// An `error-route*`/`response-route*` option: rules on the app's response head.
+const fn head_route(name: &'static str, help: &'static str) -> OptionSpec {
+    row(name, &[], None, Kind::Text, true, "", Status::SupportedWithDifference(HEAD_ROUTE_DIFF), help)
 }
 
 /// An option ruwsgi doesn't implement yet, with what is different without it.
@@ -203,7 +208,8 @@ const BUILT_IN: &str = "ruwsgi has Python built in";
 const ALWAYS: &str = "ruwsgi always behaves this way";
 const HOOK_ACTIONS: &str = "`call*` (C functions of uWSGI or a plugin), `mount`, `umount`, `hostname`, `alarm`, `rpc`, `retryrpc`, `wait_for_socket` and `spinningfifo` are refused at start-up; a failing hook in a worker stops the whole instance";
 const ROUTE_DIFF: &str = "regexps are Rust `regex` (no look-around or back-references); rules run before static files and the app; see docs/routing.md for the actions";
-pub(crate) const LATE_ROUTES: &str = "only request routing (`route*`) runs: rules after the response, on errors or on the response head are not implemented";
+const FINAL_ROUTE_DIFF: &str = "regexps are Rust `regex`; only log, logvar, donotlog, goto and continue may run (others are a start-up error); `-status` takes a number";
+const HEAD_ROUTE_DIFF: &str = "regexps are Rust `regex`; only addheader, delheader, log, logvar, donotlog, goto and continue may run (others are a start-up error); `-status` takes a number; they run on the app's responses and routed answers, not on static files; see docs/routing.md";
 const NO_PROCNAME: &str = "ruwsgi does not rename its processes";
 pub(crate) const NO_LISTENER: &str =
     "ruwsgi would not listen there: it serves HTTP and the uwsgi protocol only, without TLS (terminate TLS and other protocols in a reverse proxy)";
@@ -546,33 +552,45 @@ pub static OPTIONS: &[OptionSpec] = &[
     route("route-if-not", "routing rule on a negated condition"),
     route("route-run", "routing action run on every request: `<action>:<args>`"),
     route("route-label", "a label for the `goto` routing action"),
-    late_route("final-route", "routing rule run after the request"),
-    late_route("final-route-status", "after-request routing rule on the status"),
-    late_route("final-route-host", "after-request routing rule on HTTP_HOST"),
-    late_route("final-route-uri", "after-request routing rule on REQUEST_URI"),
-    late_route("final-route-qs", "after-request routing rule on QUERY_STRING"),
-    late_route("final-route-if", "after-request routing rule on a condition"),
-    late_route("final-route-if-not", "after-request routing rule on a negated condition"),
-    late_route("final-route-run", "after-request routing action"),
-    late_route("final-route-label", "label for after-request routing"),
-    late_route("error-route", "routing rule run on an app error"),
-    late_route("error-route-status", "error routing rule on the status"),
-    late_route("error-route-host", "error routing rule on HTTP_HOST"),
-    late_route("error-route-uri", "error routing rule on REQUEST_URI"),
-    late_route("error-route-qs", "error routing rule on QUERY_STRING"),
-    late_route("error-route-if", "error routing rule on a condition"),
-    late_route("error-route-if-not", "error routing rule on a negated condition"),
-    late_route("error-route-run", "error routing action"),
-    late_route("error-route-label", "label for error routing"),
-    late_route("response-route", "routing rule run on the app's response head"),
-    late_route("response-route-status", "response routing rule on the status"),
-    late_route("response-route-host", "response routing rule on HTTP_HOST"),
-    late_route("response-route-uri", "response routing rule on REQUEST_URI"),
-    late_route("response-route-qs", "response routing rule on QUERY_STRING"),
-    late_route("response-route-if", "response routing rule on a condition"),
-    late_route("response-route-if-not", "response routing rule on a negated condition"),
-    late_route("response-route-run", "response routing action"),
-    late_route("response-route-label", "label for response routing"),
+    final_route("final-route", "routing rule run after the request"),
+    final_route("final-route-status", "after-request routing rule on the status"),
+    final_route("final-route-host", "after-request routing rule on HTTP_HOST"),
+    final_route("final-route-uri", "after-request routing rule on REQUEST_URI"),
+    final_route("final-route-qs", "after-request routing rule on QUERY_STRING"),
+    final_route("final-route-if", "after-request routing rule on a condition"),
+    final_route("final-route-if-not", "after-request routing rule on a negated condition"),
+    final_route("final-route-run", "after-request routing action"),
+    final_route("final-route-remote-addr", "after-request routing rule on REMOTE_ADDR"),
+    final_route("final-route-user-agent", "after-request routing rule on HTTP_USER_AGENT"),
+    final_route("final-route-remote-user", "after-request routing rule on REMOTE_USER"),
+    final_route("final-route-referer", "after-request routing rule on HTTP_REFERER"),
+    final_route("final-route-label", "label for after-request routing"),
+    head_route("error-route", "routing rule run on an app error"),
+    head_route("error-route-status", "error routing rule on the status"),
+    head_route("error-route-host", "error routing rule on HTTP_HOST"),
+    head_route("error-route-uri", "error routing rule on REQUEST_URI"),
+    head_route("error-route-qs", "error routing rule on QUERY_STRING"),
+    head_route("error-route-if", "error routing rule on a condition"),
+    head_route("error-route-if-not", "error routing rule on a negated condition"),
+    head_route("error-route-run", "error routing action"),
+    head_route("error-route-remote-addr", "error routing rule on REMOTE_ADDR"),
+    head_route("error-route-user-agent", "error routing rule on HTTP_USER_AGENT"),
+    head_route("error-route-remote-user", "error routing rule on REMOTE_USER"),
+    head_route("error-route-referer", "error routing rule on HTTP_REFERER"),
+    head_route("error-route-label", "label for error routing"),
+    head_route("response-route", "routing rule run on the app's response head"),
+    head_route("response-route-status", "response routing rule on the status"),
+    head_route("response-route-host", "response routing rule on HTTP_HOST"),
+    head_route("response-route-uri", "response routing rule on REQUEST_URI"),
+    head_route("response-route-qs", "response routing rule on QUERY_STRING"),
+    head_route("response-route-if", "response routing rule on a condition"),
+    head_route("response-route-if-not", "response routing rule on a negated condition"),
+    head_route("response-route-run", "response routing action"),
+    head_route("response-route-remote-addr", "response routing rule on REMOTE_ADDR"),
+    head_route("response-route-user-agent", "response routing rule on HTTP_USER_AGENT"),
+    head_route("response-route-remote-user", "response routing rule on REMOTE_USER"),
+    head_route("response-route-referer", "response routing rule on HTTP_REFERER"),
+    head_route("response-route-label", "label for response routing"),
     // --- uWSGI subsystems outside ruwsgi's scope
     never("emperor", NO_EMPEROR, "run the Emperor"),
     never("emperor-tyrant", NO_EMPEROR, "Emperor tyrant mode"),
@@ -903,7 +921,14 @@ mod tests {
         assert_eq!(find("httprouter").map(|o| o.name), Some("http"));
         assert_eq!(find("final-route").map(|o| o.name), Some("final-route"), "not `route`: another chain");
         assert_eq!(find_short('Q').map(|o| o.name), Some("spooler"));
-        assert_eq!(find("final-route-referer").map(|o| o.status), Some(Status::NotImplemented(LATE_ROUTES)));
+        assert_eq!(
+            find("final-route-referer").map(|o| o.status),
+            Some(Status::SupportedWithDifference(FINAL_ROUTE_DIFF))
+        );
+        assert_eq!(
+            find("error-route-status").map(|o| o.status),
+            Some(Status::SupportedWithDifference(HEAD_ROUTE_DIFF))
+        );
     }
 
     /// Names in the main table that are not options of uWSGI's `pip install uwsgi` build.

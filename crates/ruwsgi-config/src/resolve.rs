@@ -180,15 +180,24 @@ pub(crate) fn resolve(entries: &[Entry]) -> Result<Resolved, ConfigError> {
             },
         }
     }
-    if let Err((i, message)) = crate::route::resolve_gotos(&mut out.config.routes) {
-        // The i-th routing entry is the goto at fault.
-        let origin = entries
-            .iter()
-            .filter(|e| options::find(&e.key).is_some_and(|o| o.name.starts_with("route")))
-            .nth(i)
-            .map(|e| e.origin.clone());
-        if let Some(origin) = origin {
-            return Err(ConfigError::Syntax { origin, message });
+    let c = &mut out.config;
+    let chains = [
+        ("route", &mut c.routes),
+        ("final-route", &mut c.final_routes),
+        ("error-route", &mut c.error_routes),
+        ("response-route", &mut c.response_routes),
+    ];
+    for (prefix, chain) in chains {
+        if let Err((i, message)) = crate::route::resolve_gotos(chain) {
+            // The i-th entry of this chain is the goto at fault.
+            let origin = entries
+                .iter()
+                .filter(|e| options::find(&e.key).is_some_and(|o| o.name.starts_with(prefix)))
+                .nth(i)
+                .map(|e| e.origin.clone());
+            if let Some(origin) = origin {
+                return Err(ConfigError::Syntax { origin, message });
+            }
         }
     }
     Ok(out)
@@ -547,6 +556,14 @@ fn apply(
         }
         name if name.starts_with("route") => {
             c.routes.push(crate::route::parse_route(name, value).map_err(|m| err(&m))?);
+        }
+        name if crate::route::Chain::of(name).is_some() => {
+            let route = crate::route::parse_route(name, value).map_err(|m| err(&m))?;
+            match crate::route::Chain::of(name).map(|c| c.0) {
+                Some(crate::route::Chain::Final) => c.final_routes.push(route),
+                Some(crate::route::Chain::Error) => c.error_routes.push(route),
+                _ => c.response_routes.push(route),
+            }
         }
         "cron2" => c.crons.push(cron::parse_cron2(value).map_err(|m| err(&m))?),
         "cron-harakiri" => c.cron_harakiri = num()?,
@@ -1107,6 +1124,11 @@ mod tests {
                 "route-run" => "donotlog:",
                 "route-if" | "route-if-not" => "empty:x donotlog:",
                 name if name.starts_with("route") => "^/ donotlog:",
+                name if name.ends_with("-route-run") => "donotlog:",
+                name if name.ends_with("-route-status") => "404 donotlog:",
+                name if name.ends_with("-route-if") || name.ends_with("-route-if-not") => "empty:x donotlog:",
+                name if name.ends_with("-route-label") => "x",
+                name if name.contains("-route") => "^/ donotlog:",
                 "protocol" => "http",
                 "log-route" | "log-req-route" => "name ^x",
                 _ => value,

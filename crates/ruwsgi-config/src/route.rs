@@ -122,6 +122,9 @@ impl Condition {
 pub enum Matcher {
     /// `route-run`: always.
     Always,
+    /// `final-route-status`: the response status is this number (uWSGI compares numbers,
+    /// not a regexp).
+    Status(u16),
     /// `route-label`: never; a `goto` target.
     Label(String),
     /// `route*`: the regexp matches the subject (its groups are `$0..$9`).
@@ -264,6 +267,9 @@ const REFUSED: &[(&str, &str)] = &[
 /// `route-label`, ...; `option` is the uWSGI name) into a rule. `goto` targets are
 /// resolved by [`resolve_gotos`] once every rule is parsed.
 pub fn parse_route(option: &str, value: &str) -> Result<Route, String> {
+    if let Some((chain, rest)) = Chain::of(option) {
+        return parse_late_route(chain, rest, value);
+    }
     let subject = match option {
         "route-label" => {
             return Ok(Route { matcher: Matcher::Label(value.trim().to_owned()), action: Action::Continue })
@@ -304,6 +310,76 @@ pub fn parse_route(option: &str, value: &str) -> Result<Route, String> {
         }
     };
     Ok(Route { matcher, action })
+}
+
+/// The chains of rules uWSGI runs besides request routing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Chain {
+    /// `final-route*`: after the response is sent, before the request-log line.
+    Final,
+    /// `error-route*`: when the app sets the response status (uWSGI: in
+    /// `uwsgi_response_prepare_headers`, for every status).
+    Error,
+    /// `response-route*`: when the response head is complete, before it is sent.
+    Response,
+}
+
+impl Chain {
+    /// The chain an option belongs to and the option's `route*` name.
+    #[must_use]
+    pub fn of(option: &str) -> Option<(Self, &str)> {
+        let (chain, rest) = if let Some(rest) = option.strip_prefix("final-") {
+            (Self::Final, rest)
+        } else if let Some(rest) = option.strip_prefix("error-") {
+            (Self::Error, rest)
+        } else {
+            (Self::Response, option.strip_prefix("response-")?)
+        };
+        rest.starts_with("route").then_some((chain, rest))
+    }
+
+    fn prefix(self) -> &'static str {
+        match self {
+            Self::Final => "final-",
+            Self::Error => "error-",
+            Self::Response => "response-",
+        }
+    }
+}
+
+/// A `final-route*`, `error-route*` or `response-route*` rule (`option` without its
+/// chain's prefix), checked against what can still happen when the chain runs: after the
+/// response is sent only the log can change; on the response head, its headers too.
+fn parse_late_route(chain: Chain, option: &str, value: &str) -> Result<Route, String> {
+    let name = format!("{}{option}", chain.prefix());
+    let route = if option == "route-status" {
+        let (code, action) =
+            value.split_once(' ').ok_or("expected \"<status> <action>:<args>\" (a space between them)")?;
+        let code = code.parse().ok().filter(|c| (100..1000).contains(c)).ok_or_else(|| {
+            // Differs from uWSGI: a status that is no number is an error (uWSGI matches 0).
+            format!("{name}: \"{code}\" is not a status code")
+        })?;
+        Route { matcher: Matcher::Status(code), action: parse_action(action.trim_start())? }
+    } else {
+        parse_route(option, value).map_err(|e| e.replace(option, &name))?
+    };
+    let allowed = match route.action {
+        Action::Continue | Action::Goto { .. } | Action::DoNotLog | Action::Log(_) | Action::LogVar(..) => true,
+        Action::AddHeader(_) | Action::DelHeader(_) => chain != Chain::Final,
+        _ => false,
+    };
+    if allowed {
+        return Ok(route);
+    }
+    let action = value.rsplit_once(' ').map_or(value, |(_, a)| a).split(':').next().unwrap_or_default();
+    Err(match chain {
+        Chain::Final => format!(
+            "action \"{action}\" cannot run in {name}: the response is already sent (final rules may use log, logvar, donotlog, goto, continue)"
+        ),
+        _ => format!(
+            "action \"{action}\" is not supported in {name}: these rules may use addheader, delheader, log, logvar, donotlog, goto, continue"
+        ),
+    })
 }
 
 fn compile(re: &str) -> Result<Pattern, String> {
@@ -523,6 +599,45 @@ mod tests {
             ("route-if", "nocolon donotlog:", "no ':' in the condition"),
             ("route-if", "sameas:a;b donotlog:", "unknown route condition \"sameas\""),
             ("route-if", "regexp:a;( donotlog:", "bad regexp"),
+        ];
+        for (option, value, want) in table {
+            let err = parse_route(option, value).expect_err(value);
+            assert!(err.contains(want), "{option} = {value}: {err}");
+        }
+    }
+
+    #[test]
+    fn late_routes_take_status_numbers_and_the_actions_their_chain_allows() {
+        let r = parse("final-route-status", "404 log:missing ${REQUEST_URI}");
+        assert_eq!((r.matcher, r.action), (Matcher::Status(404), Action::Log("missing ${REQUEST_URI}".into())));
+        assert_eq!(parse("final-route", "^/healthz donotlog:").action, Action::DoNotLog);
+        assert_eq!(parse("final-route-run", "logvar:x=1").matcher, Matcher::Always);
+        assert!(matches!(
+            parse("final-route-host", "^a continue:").matcher,
+            Matcher::Regexp { subject: Subject::Host, .. }
+        ));
+        assert!(matches!(
+            parse("final-route-if-not", "empty:${QUERY_STRING} log:q").matcher,
+            Matcher::If { negate: true, .. }
+        ));
+        assert_eq!(parse("final-route-label", "end").matcher, Matcher::Label("end".into()));
+        let r = parse("response-route-status", "404 addheader:X-Missing: yes");
+        assert_eq!((r.matcher, r.action), (Matcher::Status(404), Action::AddHeader("X-Missing: yes".into())));
+        assert_eq!(parse("error-route-run", "delheader:Server").action, Action::DelHeader("Server".into()));
+        assert!(matches!(
+            parse("response-route-qs", "^a= logvar:a=1").matcher,
+            Matcher::Regexp { subject: Subject::QueryString, .. }
+        ));
+        assert_eq!(Chain::of("response-route-if-not").map(|c| c.0), Some(Chain::Response));
+        assert_eq!(Chain::of("route-if"), None);
+        let table = [
+            ("final-route-status", "^404$ log:x", "is not a status code"),
+            ("final-route-status", "404", "a space between them"),
+            ("final-route", "^/x redirect:/y", "cannot run in final-route"),
+            ("final-route-run", "addheader:A: b", "cannot run in final-route"),
+            ("final-route", "^/x frob:", "unknown routing action"),
+            ("response-route", "^/x return:404", "not supported in response-route"),
+            ("error-route-status", "5xx log:x", "error-route-status: \"5xx\" is not a status code"),
         ];
         for (option, value, want) in table {
             let err = parse_route(option, value).expect_err(value);

@@ -9,6 +9,7 @@
 //! apart from reading the clock through the `now` argument.
 
 use std::fmt::Write as _;
+use std::io::Write as _;
 
 use chrono::format::Item;
 
@@ -122,8 +123,8 @@ impl Encoder {
             Kind::Nl => [msg, b"\n"].concat(),
             Kind::Format(pieces) => expand(pieces, msg, now, false),
             Kind::Json(pieces) => expand(pieces, msg, now, true),
-            Kind::Gzip => gzip_stored(msg),
-            Kind::Compress => zlib_stored(msg),
+            Kind::Gzip => gzip(msg),
+            Kind::Compress => zlib(msg),
         }
     }
 }
@@ -168,54 +169,21 @@ fn expand(pieces: &[Piece], msg: &[u8], now: u64, json: bool) -> Vec<u8> {
     out
 }
 
-/// Deflate "stored" blocks (RFC 1951 §3.2.4) holding `data` uncompressed.
-// Differs from uWSGI: `gzip`/`compress` produce valid gzip/zlib streams but store the data
-// uncompressed (no zlib in ruwsgi's dependencies); any gzip reader decodes them.
-fn deflate_stored(data: &[u8], out: &mut Vec<u8>) {
-    let mut chunks = data.chunks(0xffff).peekable();
-    if chunks.peek().is_none() {
-        out.extend_from_slice(&[1, 0, 0, 0xff, 0xff]);
-    }
-    while let Some(chunk) = chunks.next() {
-        out.push(u8::from(chunks.peek().is_none()));
-        let len = u16::try_from(chunk.len()).unwrap_or(u16::MAX);
-        out.extend_from_slice(&len.to_le_bytes());
-        out.extend_from_slice(&(!len).to_le_bytes());
-        out.extend_from_slice(chunk);
-    }
+/// A gzip member (RFC 1952) of `data` at zlib's default level: one member per message, as
+/// uWSGI's `uwsgi_gzip`, so a file of them is a multi-member gzip stream `zcat` reads whole.
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::with_capacity(data.len() / 2 + 32), flate2::Compression::default());
+    // Writing into a Vec cannot fail.
+    let _ = e.write_all(data);
+    e.finish().unwrap_or_default()
 }
 
-/// A gzip member (RFC 1952) of `data`.
-fn gzip_stored(data: &[u8]) -> Vec<u8> {
-    let mut out = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3];
-    deflate_stored(data, &mut out);
-    out.extend_from_slice(&crc32(data).to_le_bytes());
-    out.extend_from_slice(&u32::try_from(data.len() & 0xffff_ffff).unwrap_or(0).to_le_bytes());
-    out
-}
-
-/// A zlib stream (RFC 1950) of `data`, as zlib's `compress()` makes.
-fn zlib_stored(data: &[u8]) -> Vec<u8> {
-    let mut out = vec![0x78, 0x01];
-    deflate_stored(data, &mut out);
-    let (mut a, mut b) = (1u32, 0u32);
-    for &byte in data {
-        a = (a + u32::from(byte)) % 65521;
-        b = (b + a) % 65521;
-    }
-    out.extend_from_slice(&((b << 16) | a).to_be_bytes());
-    out
-}
-
-fn crc32(data: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &byte in data {
-        crc ^= u32::from(byte);
-        for _ in 0..8 {
-            crc = if crc & 1 == 1 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
-        }
-    }
-    !crc
+/// A zlib stream (RFC 1950) of `data`, as zlib's `compress()` makes (default level).
+fn zlib(data: &[u8]) -> Vec<u8> {
+    let mut e =
+        flate2::write::ZlibEncoder::new(Vec::with_capacity(data.len() / 2 + 16), flate2::Compression::default());
+    let _ = e.write_all(data);
+    e.finish().unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -262,15 +230,21 @@ mod tests {
 
     #[test]
     fn gzip_and_compress_are_valid_streams() {
-        // `printf 'hello\n' | gzip -n` would compress; a stored member must still carry the
-        // right CRC and size. CRC-32 of "hello\n" is 0x363a3020.
-        let g = parse_encoder("gzip").unwrap().encode(b"hello\n", NOW);
+        use std::io::Read as _;
+        let msg = b"[pid: 7|app: 0|req: 1/1] 127.0.0.1 () {28 vars in 300 bytes} GET /healthz => generated 2 bytes\n"
+            .repeat(8);
+        let g = parse_encoder("gzip").unwrap().encode(&msg, NOW);
         assert_eq!(&g[..3], &[0x1f, 0x8b, 8]);
-        assert_eq!(&g[g.len() - 8..], &[0x20, 0x30, 0x3a, 0x36, 6, 0, 0, 0]);
-        assert_eq!(&g[10..15], &[1, 6, 0, 0xf9, 0xff]);
-        let z = parse_encoder("compress").unwrap().encode(b"hello\n", NOW);
-        // Adler-32 of "hello\n" is 0x084b021f.
-        assert_eq!(&z[..2], &[0x78, 0x01]);
-        assert_eq!(&z[z.len() - 4..], &[0x08, 0x4b, 0x02, 0x1f]);
+        let mut back = Vec::new();
+        flate2::read::GzDecoder::new(g.as_slice()).read_to_end(&mut back).unwrap();
+        assert_eq!(back, msg);
+        assert!(g.len() < msg.len() / 4, "gzip did not compress: {} of {}", g.len(), msg.len());
+
+        let z = parse_encoder("compress").unwrap().encode(&msg, NOW);
+        assert_eq!(z[0], 0x78);
+        let mut back = Vec::new();
+        flate2::read::ZlibDecoder::new(z.as_slice()).read_to_end(&mut back).unwrap();
+        assert_eq!(back, msg);
+        assert!(z.len() < msg.len() / 4, "compress did not compress: {} of {}", z.len(), msg.len());
     }
 }

@@ -706,7 +706,7 @@ fn serve_http(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
                 // The CGI variables an environ would have besides the HTTP_* ones.
                 vars: head.headers.len() + 10,
                 app: Some(0),
-                captured: capture(&RequestVars::Http(&head)),
+                captured: capture(ctx, &RequestVars::Http(&head)),
                 modifiers: (0, 0),
                 donotlog: route.as_ref().is_some_and(|r| r.donotlog),
                 logvars: route.as_ref().map(|r| r.logvars.clone()).unwrap_or_default(),
@@ -840,7 +840,7 @@ fn park_file_rest(
             packet_bytes: logged.packet_bytes,
             vars: served.vars,
             app: served.app,
-            captured: capture(&logged.request),
+            captured: capture(ctx, &logged.request),
             modifiers: logged.modifiers,
             donotlog: served.donotlog,
             logvars: served.logvars.clone(),
@@ -932,7 +932,7 @@ fn serve_uwsgi(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
                 packet_bytes: used,
                 vars: packet.vars.len(),
                 app: Some(0),
-                captured: capture(&RequestVars::Uwsgi(&packet)),
+                captured: capture(ctx, &RequestVars::Uwsgi(&packet)),
                 modifiers: (packet.modifier1, packet.modifier2),
                 donotlog: route.as_ref().is_some_and(|r| r.donotlog),
                 logvars: route.as_ref().map(|r| r.logvars.clone()).unwrap_or_default(),
@@ -1227,9 +1227,43 @@ struct Logged<'a> {
     modifiers: (u8, u8),
 }
 
-/// The variables `log-format` needs from a request whose reply finishes later.
-fn capture(request: &RequestVars<'_>) -> Vec<(String, Vec<u8>)> {
-    crate::log::request_format().map(|f| f.capture(request)).unwrap_or_default()
+/// The variables `log-format` and `final-route*` rules need from a request whose reply
+/// finishes later.
+fn capture(ctx: &LoopContext<'_>, request: &RequestVars<'_>) -> Vec<(String, Vec<u8>)> {
+    let mut out = crate::log::request_format().map(|f| f.capture(request)).unwrap_or_default();
+    if ctx.router.is_some_and(Router::has_final_routes) {
+        // The subjects of final rules that `Logged` doesn't carry itself.
+        for name in ["PATH_INFO", "QUERY_STRING", "HTTP_HOST"] {
+            if let Some(v) = request.get(name).filter(|_| !out.iter().any(|(k, _)| k == name)) {
+                out.push((name.to_owned(), v.to_vec()));
+            }
+        }
+    }
+    out
+}
+
+/// The request as `final-route*` rules see it once the response is sent: its variables,
+/// then what the log line knows (`REQUEST_URI`, `REMOTE_ADDR`...), `PATH_INFO` and
+/// `QUERY_STRING` from the URI of an HTTP request.
+struct FinalVars<'a, 'b>(&'a Logged<'b>);
+
+impl crate::routing::RequestVars for FinalVars<'_, '_> {
+    fn var(&self, name: &str) -> Option<std::borrow::Cow<'_, [u8]>> {
+        let l = self.0;
+        if let Some(v) = l.request.get(name) {
+            return Some(v.into());
+        }
+        let (path, query) = l.uri.split_once('?').unwrap_or((l.uri, ""));
+        Some(match name {
+            "REQUEST_URI" => l.uri.as_bytes().into(),
+            "REQUEST_METHOD" => l.method.as_bytes().into(),
+            "REMOTE_ADDR" => l.addr.as_bytes().into(),
+            "SERVER_PROTOCOL" => l.protocol.as_bytes().into(),
+            "PATH_INFO" => ruwsgi_proto::percent_decode(path.as_bytes()),
+            "QUERY_STRING" => query.as_bytes().into(),
+            _ => return None,
+        })
+    }
 }
 
 /// Marks this thread busy (for harakiri and stats); returns the start time in µs.
@@ -1254,7 +1288,12 @@ fn end_request(ctx: &LoopContext<'_>, started: u64, served: &Served, logged: &Lo
     if served.app_error {
         slot.exceptions.fetch_add(1, Ordering::Relaxed);
     }
-    if served.donotlog || !ctx.worker.log.wants(served.status, micros, served.body_bytes, served.sendfile) {
+    let mut donotlog = served.donotlog;
+    let mut logvars = std::borrow::Cow::Borrowed(&served.logvars);
+    if let Some(router) = ctx.router.filter(|r| r.has_final_routes()) {
+        router.run_final(&FinalVars(logged), served.status, &mut donotlog, logvars.to_mut());
+    }
+    if donotlog || !ctx.worker.log.wants(served.status, micros, served.body_bytes, served.sendfile) {
         return;
     }
     if let Some(format) = crate::log::request_format() {
@@ -1284,7 +1323,7 @@ fn end_request(ctx: &LoopContext<'_>, started: u64, served: &Served, logged: &Lo
                 (0, 0)
             },
             request: logged.request,
-            logvars: &served.logvars,
+            logvars: &logvars,
         };
         let mut line = Vec::with_capacity(256);
         format.render(&facts, &mut line);

@@ -13,12 +13,18 @@
 //! rules pays nothing; a request no rule touches allocates nothing. What the rules leave
 //! for later (headers to add or drop, environ variables, `donotlog`) is a [`RouteState`]
 //! handed to the app call and consulted by the request log.
+//!
+//! `error-route*`/`response-route*` rules are resolved by [`Router::run`] into
+//! [`HeadRules`] (only their `-status` matchers wait) that the response writer runs when
+//! the head is written; `final-route*` rules run from the request log through
+//! [`Router::run_final`].
 
 mod vars;
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::os::unix::fs::{FileTypeExt as _, PermissionsExt as _};
+use std::sync::Arc;
 
 use base64::Engine as _;
 use regex::{CaptureLocations, Regex};
@@ -32,6 +38,10 @@ pub use vars::{HttpVars, RequestVars, UwsgiVars};
 pub struct Router {
     /// The rules, in config order.
     routes: Vec<Route>,
+    /// `final-route*`: run after the response is sent, before the request-log line.
+    final_routes: Vec<Route>,
+    /// `error-route*` then `response-route*`: run on the app's response head.
+    head_chains: [Vec<Route>; 2],
     /// `add-header`: uWSGI puts them on routed answers too.
     extra_headers: Vec<(String, String)>,
 }
@@ -55,6 +65,84 @@ pub struct RouteState {
     pub sent: Vec<u8>,
     /// `static`: the file that answers (served by `static_files`).
     pub static_file: Option<std::path::PathBuf>,
+    /// `error-route*`/`response-route*` rules, resolved for this request, for the app's
+    /// response head.
+    pub head_rules: Option<Arc<HeadRules>>,
+}
+
+/// `error-route*` and `response-route*` rules resolved for one request by
+/// [`Router::run`]; only the `-status` matchers are left, for [`HeadRules::run`].
+#[derive(Debug)]
+pub struct HeadRules(Vec<(When, HeadAction)>);
+
+/// Whether a resolved head rule fires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum When {
+    /// Its request matcher failed (or it is a label).
+    Never,
+    /// Its request matcher held.
+    Always,
+    /// `-status`: when the response has this status.
+    Status(u16),
+}
+
+/// A head rule's action, its templates filled.
+#[derive(Debug)]
+pub enum HeadAction {
+    /// `goto` (index in the resolved list), and `continue` (the end of its chain).
+    Goto(usize),
+    /// `donotlog`.
+    DoNotLog,
+    /// `log`: the line (without its newline).
+    Log(String),
+    /// `logvar`.
+    LogVar(String, String),
+    /// `addheader`: `Name: value`.
+    AddHeader(String),
+    /// `delheader`: the lowercase name.
+    DelHeader(String),
+}
+
+/// What head rules did to one response.
+#[derive(Debug, Default)]
+pub struct HeadEffects {
+    /// Headers to add after the app's.
+    pub add_headers: Vec<(String, String)>,
+    /// Lowercase names of the app's headers to drop.
+    pub del_headers: Vec<String>,
+    /// `donotlog` fired.
+    pub donotlog: bool,
+    /// `logvar`s set.
+    pub logvars: Vec<(String, String)>,
+}
+
+impl HeadRules {
+    /// Runs the rules for a response of `status`, when its head is about to be written
+    /// (uWSGI runs `error-route` when the app sets the status and `response-route` just
+    /// before the head is sent; both before a byte of it leaves).
+    pub fn run(&self, status: u16, fx: &mut HeadEffects) {
+        let mut i = 0;
+        while let Some((when, action)) = self.0.get(i) {
+            i += 1;
+            match when {
+                When::Never => continue,
+                When::Status(code) if *code != status => continue,
+                _ => {}
+            }
+            match action {
+                HeadAction::Goto(to) => i = *to,
+                HeadAction::DoNotLog => fx.donotlog = true,
+                HeadAction::Log(line) => crate::log::write_line(format!("{line}\n").as_bytes()),
+                HeadAction::LogVar(key, value) => fx.logvars.push((key.clone(), value.clone())),
+                HeadAction::AddHeader(line) => {
+                    if let Some((name, value)) = line.split_once(':') {
+                        fx.add_headers.push((name.trim().to_owned(), value.trim().to_owned()));
+                    }
+                }
+                HeadAction::DelHeader(name) => fx.del_headers.push(name.clone()),
+            }
+        }
+    }
 }
 
 impl RouteState {
@@ -106,45 +194,131 @@ impl Router {
     /// The worker's router; `None` when there are no rules (the loop then skips routing).
     #[must_use]
     pub fn new(cfg: &Config) -> Option<Self> {
-        if cfg.routes.is_empty() {
+        if cfg.routes.is_empty()
+            && cfg.final_routes.is_empty()
+            && cfg.error_routes.is_empty()
+            && cfg.response_routes.is_empty()
+        {
             return None;
         }
-        Some(Router { routes: cfg.routes.clone(), extra_headers: cfg.add_header.clone() })
+        Some(Router {
+            routes: cfg.routes.clone(),
+            final_routes: cfg.final_routes.clone(),
+            head_chains: [cfg.error_routes.clone(), cfg.response_routes.clone()],
+            extra_headers: cfg.add_header.clone(),
+        })
+    }
+
+    /// Whether `final-route*` rules exist (the request log then runs them).
+    #[must_use]
+    pub fn has_final_routes(&self) -> bool {
+        !self.final_routes.is_empty()
+    }
+
+    /// Runs the `final-route*` rules once the response (of `status`) is sent and before
+    /// the request-log line is written, as uWSGI's `uwsgi_apply_final_routes`: `donotlog`
+    /// and `logvar` act on that line, `log` writes its own. Only these, `goto` and
+    /// `continue` are accepted in this chain (checked at start-up).
+    pub fn run_final(
+        &self,
+        req: &dyn RequestVars,
+        status: u16,
+        donotlog: &mut bool,
+        logvars: &mut Vec<(String, String)>,
+    ) {
+        let mut i = 0;
+        while let Some(rule) = self.final_routes.get(i) {
+            i += 1;
+            let Some(captures) = fires(&rule.matcher, req, None, Some(status)) else { continue };
+            let fill = |template: &str| expand(template, captures.as_ref(), req, None);
+            match &rule.action {
+                Action::Goto { target, .. } => i = *target,
+                Action::DoNotLog => *donotlog = true,
+                Action::Log(text) => {
+                    let mut line = fill(text);
+                    line.push(b'\n');
+                    crate::log::write_line(&line);
+                }
+                Action::LogVar(key, value) => {
+                    logvars.push((key.clone(), String::from_utf8_lossy(&fill(value)).into_owned()));
+                }
+                _ => return,
+            }
+        }
     }
 
     /// Runs the rules over one request. `http_minor` is the HTTP minor version of the
     /// response's status line; `head_only` (a HEAD request) drops the body of an answer;
     /// `close` (an HTTP client that won't keep the connection) adds `Connection: close`.
     pub fn run(&self, req: &dyn RequestVars, http_minor: u8, head_only: bool, close: bool) -> Outcome {
+        match self.run_request_rules(req, http_minor, head_only, close) {
+            Outcome::Pass(mut state) if self.head_chains.iter().any(|c| !c.is_empty()) => {
+                let rules = self.prepare_head_rules(req, state.as_deref());
+                st(&mut state).head_rules = Some(Arc::new(rules));
+                Outcome::Pass(state)
+            }
+            // uWSGI runs them on the head of a routed answer too.
+            Outcome::Answered(mut answer, mut state)
+                if answer.header_bytes > 0 && self.head_chains.iter().any(|c| !c.is_empty()) =>
+            {
+                let mut fx = HeadEffects::default();
+                self.prepare_head_rules(req, state.as_deref()).run(answer.status, &mut fx);
+                let at = state.as_ref().map_or(0, |s| s.sent.len());
+                edit_head(&mut answer, at, &fx);
+                if fx.donotlog || !fx.logvars.is_empty() {
+                    let s = st(&mut state);
+                    s.donotlog |= fx.donotlog;
+                    s.logvars.append(&mut fx.logvars);
+                }
+                Outcome::Answered(answer, state)
+            }
+            other => other,
+        }
+    }
+
+    /// Resolves the `error-route*` and `response-route*` rules for the app's response to
+    /// this request (after the request rules, so it sees what they set): every matcher
+    /// but `-status` and every template is decided now; [`HeadRules::run`] finishes the
+    /// job once the status is known. The two chains keep their own labels and gotos;
+    /// `continue` ends its chain.
+    fn prepare_head_rules(&self, req: &dyn RequestVars, state: Option<&RouteState>) -> HeadRules {
+        let mut steps = Vec::new();
+        for chain in &self.head_chains {
+            let (base, end) = (steps.len(), steps.len() + chain.len());
+            for rule in chain {
+                let (when, captures) = match &rule.matcher {
+                    Matcher::Status(code) => (When::Status(*code), None),
+                    m => fires(m, req, state, None).map_or((When::Never, None), |c| (When::Always, c)),
+                };
+                let fill = |t: &str| {
+                    if when == When::Never {
+                        return String::new();
+                    }
+                    String::from_utf8_lossy(&expand(t, captures.as_ref(), req, state)).into_owned()
+                };
+                let action = match &rule.action {
+                    Action::Goto { target, .. } => HeadAction::Goto(base + target),
+                    Action::DoNotLog => HeadAction::DoNotLog,
+                    Action::Log(text) => HeadAction::Log(fill(text)),
+                    Action::LogVar(key, value) => HeadAction::LogVar(key.clone(), fill(value)),
+                    Action::AddHeader(text) => HeadAction::AddHeader(fill(text)),
+                    Action::DelHeader(name) => HeadAction::DelHeader(fill(name).to_ascii_lowercase()),
+                    // `continue`; other actions are refused in these chains at start-up.
+                    _ => HeadAction::Goto(end),
+                };
+                steps.push((when, action));
+            }
+        }
+        HeadRules(steps)
+    }
+
+    fn run_request_rules(&self, req: &dyn RequestVars, http_minor: u8, head_only: bool, close: bool) -> Outcome {
         let how = How { minor: http_minor, close };
         let mut state: Option<Box<RouteState>> = None;
         let mut i = 0;
         while let Some(rule) = self.routes.get(i) {
             i += 1;
-            let captures = match &rule.matcher {
-                Matcher::Label(_) => continue,
-                Matcher::Always => None,
-                Matcher::Regexp { subject, pattern } => {
-                    let value = lookup(req, state.as_deref(), subject.var()).unwrap_or_default();
-                    let text = bytes_to_str(value);
-                    if !pattern.0.is_match(&text) {
-                        continue;
-                    }
-                    Some(capture(&pattern.0, text))
-                }
-                Matcher::If { condition, left, right, pattern, negate } => {
-                    let st = state.as_deref();
-                    let (hit, captures) = test(*condition, left, right, pattern.as_ref().map(|p| &p.0), req, st);
-                    if hit == *negate {
-                        continue;
-                    }
-                    if *negate {
-                        None
-                    } else {
-                        captures
-                    }
-                }
-            };
+            let Some(captures) = fires(&rule.matcher, req, state.as_deref(), None) else { continue };
             let caps = captures.as_ref();
             let fill = |template: &str, state: &Option<Box<RouteState>>| expand(template, caps, req, state.as_deref());
             match &rule.action {
@@ -320,6 +494,60 @@ fn answered(mut answer: Answer, state: Option<Box<RouteState>>, head_only: bool)
         answer.bytes.truncate(sent + answer.header_bytes);
     }
     Outcome::Answered(answer, state)
+}
+
+/// Whether a rule's matcher fires for this request: `None` when not, else the regexp
+/// groups its action may use. `status` is the response's, known to final rules only.
+#[allow(clippy::option_option, reason = "no match / a match without groups / a match with groups")]
+fn fires<'r>(
+    matcher: &'r Matcher,
+    req: &'r dyn RequestVars,
+    state: Option<&'r RouteState>,
+    status: Option<u16>,
+) -> Option<Option<Captures<'r>>> {
+    match matcher {
+        Matcher::Label(_) => None,
+        Matcher::Always => Some(None),
+        Matcher::Status(code) => (status == Some(*code)).then_some(None),
+        Matcher::Regexp { subject, pattern } => {
+            let text = bytes_to_str(lookup(req, state, subject.var()).unwrap_or_default());
+            pattern.0.is_match(&text).then(|| Some(capture(&pattern.0, text)))
+        }
+        Matcher::If { condition, left, right, pattern, negate } => {
+            let (hit, captures) = test(*condition, left, right, pattern.as_ref().map(|p| &p.0), req, state);
+            if hit == *negate {
+                None
+            } else if *negate {
+                Some(None)
+            } else {
+                Some(captures)
+            }
+        }
+    }
+}
+
+/// Applies head rules' header edits to a routed answer whose head starts at `at`.
+fn edit_head(answer: &mut Answer, at: usize, fx: &HeadEffects) {
+    if fx.add_headers.is_empty() && fx.del_headers.is_empty() {
+        return;
+    }
+    let head = String::from_utf8_lossy(&answer.bytes[at..at + answer.header_bytes]).into_owned();
+    let mut lines: Vec<String> = head.trim_end_matches("\r\n").split("\r\n").map(str::to_owned).collect();
+    let dropped = |line: &str| {
+        line.split_once(':').is_some_and(|(name, _)| fx.del_headers.iter().any(|d| d.eq_ignore_ascii_case(name.trim())))
+    };
+    let status_line = lines.remove(0);
+    lines.retain(|l| !dropped(l));
+    lines.extend(fx.add_headers.iter().map(|(name, value)| format!("{name}: {value}")));
+    let mut new_head = status_line;
+    for line in &lines {
+        new_head.push_str("\r\n");
+        new_head.push_str(line);
+    }
+    new_head.push_str("\r\n\r\n");
+    answer.bytes.splice(at..at + answer.header_bytes, new_head.bytes());
+    answer.header_bytes = new_head.len();
+    answer.header_count = lines.len();
 }
 
 /// The request's state, created on first use.
@@ -572,7 +800,7 @@ fn reason_phrase(code: u16) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ruwsgi_config::route::{parse_route, resolve_gotos};
+    use ruwsgi_config::route::{parse_route, resolve_gotos, Chain};
 
     /// A request given as CGI variables.
     struct Vars(Vec<(&'static str, &'static str)>);
@@ -584,9 +812,80 @@ mod tests {
     }
 
     fn router(rules: &[(&str, &str)]) -> Router {
-        let mut routes: Vec<Route> = rules.iter().map(|(o, v)| parse_route(o, v).unwrap()).collect();
-        resolve_gotos(&mut routes).unwrap();
-        Router { routes, extra_headers: Vec::new() }
+        let chain = |want: Option<Chain>| {
+            let mut routes: Vec<Route> = rules
+                .iter()
+                .filter(|(o, _)| Chain::of(o).map(|c| c.0) == want)
+                .map(|(o, v)| parse_route(o, v).unwrap())
+                .collect();
+            resolve_gotos(&mut routes).unwrap();
+            routes
+        };
+        Router {
+            routes: chain(None),
+            final_routes: chain(Some(Chain::Final)),
+            head_chains: [chain(Some(Chain::Error)), chain(Some(Chain::Response))],
+            extra_headers: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn head_rules_resolve_request_matchers_early_and_status_late() {
+        let r = router(&[
+            ("route", "^/api addvar:TIER=api"),
+            ("route", "^/gone return:404"),
+            ("error-route-status", "500 addheader:X-Error: ${TIER}"),
+            ("error-route-run", "continue:"),
+            ("error-route-run", "addheader:X-Never: 1"),
+            ("response-route-status", "404 addheader:X-Missing: $1yes"),
+            ("response-route", "^/api/(.*) goto:api"),
+            ("response-route-run", "delheader:Content-Type"),
+            ("response-route-label", "api"),
+            ("response-route-if", "equal:${TIER};api logvar:tier=${TIER}"),
+            ("response-route-status", "204 donotlog:"),
+        ]);
+        let effects = |path: &str, status: u16| {
+            let Outcome::Pass(Some(state)) = r.run(&request(path), 1, false, false) else { panic!("{path}") };
+            let mut fx = HeadEffects::default();
+            state.head_rules.as_ref().unwrap().run(status, &mut fx);
+            let added: Vec<String> = fx.add_headers.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+            format!("{} del={:?} donotlog={} logvars={:?}", added.join(","), fx.del_headers, fx.donotlog, fx.logvars)
+        };
+        assert_eq!(effects("/api/x", 500), "X-Error: api del=[] donotlog=false logvars=[(\"tier\", \"api\")]");
+        assert_eq!(effects("/api/x", 404), "X-Missing: yes del=[] donotlog=false logvars=[(\"tier\", \"api\")]");
+        assert_eq!(effects("/web", 200), " del=[\"content-type\"] donotlog=false logvars=[]");
+        assert_eq!(effects("/web", 204), " del=[\"content-type\"] donotlog=true logvars=[]");
+        // Routed answers get them too.
+        let Outcome::Answered(a, state) = r.run(&request("/gone"), 1, false, false) else { panic!() };
+        assert_eq!(
+            String::from_utf8_lossy(&a.bytes),
+            "HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\nX-Missing: yes\r\n\r\nNot Found"
+        );
+        assert_eq!((a.header_bytes, a.header_count), (a.bytes.len() - 9, 2));
+        assert!(state.is_none());
+        // No head rules: nothing is allocated for a request the rules don't touch.
+        assert!(matches!(
+            router(&[("final-route", "^/x log:x")]).run(&request("/"), 1, false, false),
+            Outcome::Pass(None)
+        ));
+    }
+
+    #[test]
+    fn final_rules_see_the_status_and_touch_the_log_only() {
+        let r = router(&[
+            ("final-route", "^/healthz donotlog:"),
+            ("final-route-status", "404 logvar:miss=${REQUEST_URI}"),
+            ("final-route-run", "continue:"),
+            ("final-route-run", "logvar:never=1"),
+        ]);
+        let run = |path: &str, status: u16| {
+            let (mut donotlog, mut logvars) = (false, Vec::new());
+            r.run_final(&request(path), status, &mut donotlog, &mut logvars);
+            (donotlog, logvars)
+        };
+        assert_eq!(run("/healthz", 200), (true, vec![]));
+        assert_eq!(run("/x", 404), (false, vec![("miss".to_owned(), "/x".to_owned())]));
+        assert_eq!(run("/x", 200), (false, vec![]));
     }
 
     fn request(path: &str) -> Vars {

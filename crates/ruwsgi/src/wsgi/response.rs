@@ -76,6 +76,10 @@ struct ResponseState {
     route_drops: Vec<String>,
     /// `Request::closing`: checked when the head is written.
     closing: Option<Arc<AtomicBool>>,
+    /// `error-route*`/`response-route*` rules, run when the head is written.
+    head_rules: Option<Arc<crate::routing::HeadRules>>,
+    /// What they did (their `donotlog` and `logvar`s go to the request log).
+    head_effects: crate::routing::HeadEffects,
 }
 
 type Shared = Arc<Mutex<ResponseState>>;
@@ -181,6 +185,11 @@ impl ResponseState {
         self.mode = if no_body { BodyMode::None } else { mode };
         if self.closing.as_ref().is_some_and(|stopping| stopping.load(Ordering::Relaxed)) {
             self.keep_alive = false;
+        }
+        if let Some(rules) = self.head_rules.take() {
+            rules.run(self.code, &mut self.head_effects);
+            self.route_headers.append(&mut self.head_effects.add_headers);
+            self.route_drops.append(&mut self.head_effects.del_headers);
         }
         let dropped = |k: &str| self.route_drops.iter().any(|d| d.eq_ignore_ascii_case(k));
         let headers: Vec<(&[u8], &[u8])> = self
@@ -385,6 +394,8 @@ pub fn handle(py: Python<'_>, app: &App, req: &Request<'_>, body: BodyReader) ->
         route_headers: req.route.map(|r| r.add_headers.clone()).unwrap_or_default(),
         route_drops: req.route.map(|r| r.del_headers.clone()).unwrap_or_default(),
         closing: req.closing.map(Arc::clone),
+        head_rules: req.route.and_then(|r| r.head_rules.clone()),
+        head_effects: crate::routing::HeadEffects::default(),
     }));
     let input_state = input::shared(body);
     let selected = app.route(&req.origin);
@@ -444,6 +455,8 @@ pub fn handle(py: Python<'_>, app: &App, req: &Request<'_>, body: BodyReader) ->
     served.header_count = st.header_count;
     served.header_bytes = st.header_bytes;
     served.keep_alive = st.keep_alive && !st.broken;
+    served.donotlog |= st.head_effects.donotlog;
+    served.logvars.append(&mut st.head_effects.logvars);
     drop(st);
     let reader = std::mem::replace(&mut input::lock(&input_state).reader, BodyReader::empty());
     (served, reader)
