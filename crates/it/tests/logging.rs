@@ -391,3 +391,26 @@ fn log_encoder_gzip_writes_compressed_members_to_a_file_logger() {
     assert_eq!(&raw[..3], &[0x1f, 0x8b, 8]);
     assert!(raw.len() < want.len(), "not compressed: {} bytes for {} bytes of lines", raw.len(), want.len());
 }
+
+/// `collect-header`: the app's response header is kept in a request variable that
+/// `%(var.NAME)` shows; `pull-header` also drops it from the response, as in uWSGI.
+#[test]
+fn collect_and_pull_header_feed_log_format_vars() {
+    let srv = start_ini(
+        r"[uwsgi]
+http-socket = 127.0.0.1:0
+wsgi-file = APP
+collect-header = Content-Length CL_SENT
+pull-header = content-type CT_SENT
+log-format = CH %(uri) cl=%(var.CL_SENT) ct=%(var.CT_SENT) none=%(var.NOPE)
+",
+        1,
+    );
+    let reply = srv.get("/collected");
+    assert_eq!((reply.status, reply.body.as_slice()), (200, b"Hello, World!".as_slice()));
+    assert_eq!(reply.header("content-length"), Some("13"), "collected headers stay");
+    assert_eq!(reply.header("content-type"), None, "pulled headers go");
+    assert!(srv.wait_log("CH /collected", Duration::from_secs(10)), "{}", srv.log());
+    let log = srv.log();
+    assert!(log.lines().any(|l| l == "CH /collected cl=13 ct=text/plain none=-"), "{log}");
+}

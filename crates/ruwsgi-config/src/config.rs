@@ -311,6 +311,9 @@ pub struct Config {
     pub response_routes: Vec<crate::route::Route>,
     /// `add-header`: (name, value) added to every response.
     pub add_header: Vec<(String, String)>,
+    /// `collect-header` / `pull-header`: the app's response header kept in a request
+    /// variable, in order.
+    pub collect_header: Vec<CollectHeader>,
     /// `static-safe`: extra roots that symlinks may point into.
     pub static_safe: Vec<PathBuf>,
     /// `mimefile`: extra `mime.types` files.
@@ -445,10 +448,22 @@ impl Default for Config {
             error_routes: Vec::new(),
             response_routes: Vec::new(),
             add_header: Vec::new(),
+            collect_header: Vec::new(),
             static_safe: Vec::new(),
             mimefile: Vec::new(),
             strict: false,
             print: Vec::new(),
         }
     }
+}
+
+/// One `collect-header` (or `pull-header`) rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CollectHeader {
+    /// The response header's name (matched case-insensitively).
+    pub header: String,
+    /// The request variable it is kept in.
+    pub var: String,
+    /// `pull-header`: the header is also dropped from the response.
+    pub pull: bool,
 }

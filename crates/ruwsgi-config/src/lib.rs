@@ -26,7 +26,7 @@ mod uwsgi_names;
 
 use std::path::PathBuf;
 
-pub use config::{Config, Mount, MountedApp, SocketProtocol, SocketSpec, StaticMap};
+pub use config::{CollectHeader, Config, Mount, MountedApp, SocketProtocol, SocketSpec, StaticMap};
 pub use daemon::AttachDaemon;
 pub use error::{ConfigError, Origin};
 

@@ -540,6 +540,12 @@ pub static OPTIONS: &[OptionSpec] = &[
     row("add-header", &[], None, Text, true, "", SupportedWithDifference(
         "added to the app's responses and to static files, not to ruwsgi's own error replies"),
         "add a header (`Name: value`) to every response"),
+    row("collect-header", &["response-header-collect"], None, Text, true, "", SupportedWithDifference(
+        "the value is seen by `log-format`'s `%(var.VAR)`; routing's `${VAR}` doesn't see it"),
+        "`Header-Name VAR`: keep the app's response header in the request variable VAR"),
+    row("pull-header", &[], None, Text, true, "", SupportedWithDifference(
+        "the value is seen by `log-format`'s `%(var.VAR)`; routing's `${VAR}` doesn't see it"),
+        "`Header-Name VAR`: like `collect-header`, and drop the header from the response"),
     route("route", "routing rule: `<regexp on PATH_INFO> <action>:<args>`"),
     route("route-uri", "routing rule on REQUEST_URI"),
     route("route-qs", "routing rule on QUERY_STRING"),

@@ -643,6 +643,19 @@ fn apply(
                 .ok_or_else(|| err("expected \"Name: value\""))?;
             c.add_header.push((name.to_owned(), value.to_owned()));
         }
+        // uWSGI splits at the first space: `X-Sendfile X_SENDFILE`.
+        "collect-header" | "pull-header" => {
+            let (header, var) = value
+                .split_once(' ')
+                .map(|(h, v)| (h.trim(), v.trim()))
+                .filter(|(h, v)| !h.is_empty() && !v.is_empty())
+                .ok_or_else(|| err("expected \"Header-Name VAR\""))?;
+            c.collect_header.push(crate::config::CollectHeader {
+                header: header.to_owned(),
+                var: var.to_owned(),
+                pull: spec.name == "pull-header",
+            });
+        }
         "static-safe" => c.static_safe.push(path()?),
         "mimefile" => c.mimefile.push(path()?),
         // Differs from uWSGI: `iprint` prints with the other `print`s, after every value is
@@ -1114,6 +1127,7 @@ mod tests {
                 Kind::RegexSeconds => "a 1",
                 Kind::Mode => "660",
                 _ if spec.name == "add-header" => "X-A: 1",
+                _ if spec.name.ends_with("-header") => "X-A A",
                 _ => "1",
             };
             let value = match spec.name {

@@ -231,6 +231,8 @@ pub struct LineFacts<'a> {
     pub request: RequestVars<'a>,
     /// Logvars set for this request (`logvar` routing action), in order.
     pub logvars: &'a [(String, String)],
+    /// Response headers `collect-header` kept: (variable, value), read by `%(var.NAME)`.
+    pub collected: &'a [(String, Vec<u8>)],
 }
 
 /// A `log-format` (or `log-date`) strftime string chrono can't read.
@@ -329,7 +331,10 @@ impl LogFormat {
         for segment in &self.segments {
             match segment {
                 Segment::Text(t) => out.extend_from_slice(t),
-                Segment::Var(name) => self.push_value(out, r.request.get(name).unwrap_or_default()),
+                Segment::Var(name) => {
+                    let collected = || r.collected.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_slice());
+                    self.push_value(out, r.request.get(name).or_else(collected).unwrap_or_default());
+                }
                 Segment::LogVar(name) => {
                     let value = r.logvars.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_bytes());
                     self.push_value(out, value.unwrap_or_default());
@@ -513,6 +518,7 @@ mod tests {
             memory: (171_843_584, 30_564_352),
             request,
             logvars: &[],
+            collected: &[],
         }
     }
 

@@ -191,6 +191,8 @@ struct LogFacts {
     donotlog: bool,
     /// Logvars routing rules set.
     logvars: Vec<(String, String)>,
+    /// Response headers `collect-header` kept.
+    collected: Vec<(String, Vec<u8>)>,
 }
 
 /// How far the framing of a pre-buffered chunked body has been checked.
@@ -710,6 +712,7 @@ fn serve_http(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
                 modifiers: (0, 0),
                 donotlog: route.as_ref().is_some_and(|r| r.donotlog),
                 logvars: route.as_ref().map(|r| r.logvars.clone()).unwrap_or_default(),
+                collected: Vec::new(),
             };
             conn.buf.consume(used);
             return start_static(ctx, conn, reply, started, log);
@@ -844,6 +847,7 @@ fn park_file_rest(
             modifiers: logged.modifiers,
             donotlog: served.donotlog,
             logvars: served.logvars.clone(),
+            collected: served.collected.clone(),
         },
         static_file: false,
     }))
@@ -936,6 +940,7 @@ fn serve_uwsgi(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
                 modifiers: (packet.modifier1, packet.modifier2),
                 donotlog: route.as_ref().is_some_and(|r| r.donotlog),
                 logvars: route.as_ref().map(|r| r.logvars.clone()).unwrap_or_default(),
+                collected: Vec::new(),
             };
             conn.buf.consume(used);
             return start_static(ctx, conn, reply, started, log);
@@ -1155,6 +1160,7 @@ fn finish_sending(ctx: &LoopContext<'_>, sending: &Sending, complete: bool) -> b
         vhost: None,
         donotlog: sending.log.donotlog,
         logvars: sending.log.logvars.clone(),
+        collected: sending.log.collected.clone(),
     };
     let log = &sending.log;
     let logged = Logged {
@@ -1324,6 +1330,7 @@ fn end_request(ctx: &LoopContext<'_>, started: u64, served: &Served, logged: &Lo
             },
             request: logged.request,
             logvars: &logvars,
+            collected: &served.collected,
         };
         let mut line = Vec::with_capacity(256);
         format.render(&facts, &mut line);

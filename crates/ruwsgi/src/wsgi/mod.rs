@@ -89,6 +89,9 @@ pub struct Served {
     pub donotlog: bool,
     /// Logvars routing rules set (`logvar:NAME=VALUE`), for `%(NAME)` in a `log-format`.
     pub logvars: Vec<(String, String)>,
+    /// Response headers kept by `collect-header`/`pull-header`: (variable, value), for
+    /// `%(var.NAME)` in a `log-format`.
+    pub collected: Vec<(String, Vec<u8>)>,
     /// The rest of a `wsgi.file_wrapper` body the client didn't take at once: the
     /// connection's event loop sends it, so a slow client doesn't hold the app's thread.
     pub rest: Option<FileRest>,
@@ -117,6 +120,8 @@ pub struct App {
     pub(crate) socket_timeout: std::time::Duration,
     /// `add-header`: appended to every response's headers.
     pub(crate) extra_headers: std::sync::Arc<[(String, String)]>,
+    /// `collect-header` / `pull-header`.
+    pub(crate) collect_headers: std::sync::Arc<[ruwsgi_config::CollectHeader]>,
 }
 
 /// Runs `f` (the whole server) with the GIL released; `argv` is `sys.argv`.
@@ -304,6 +309,7 @@ impl App {
                 template: template.unbind(),
                 socket_timeout: std::time::Duration::from_secs(cfg.socket_timeout.max(1)),
                 extra_headers: cfg.add_header.clone().into(),
+                collect_headers: cfg.collect_header.clone().into(),
             })
         })
     }

@@ -70,6 +70,10 @@ struct ResponseState {
     timeout: Duration,
     /// `add-header`.
     extra_headers: Arc<[(String, String)]>,
+    /// `collect-header` / `pull-header` rules, applied when the head is written.
+    collect_headers: Arc<[ruwsgi_config::CollectHeader]>,
+    /// What they kept: (variable, value).
+    collected: Vec<(String, Vec<u8>)>,
     /// `addheader` routing rules' headers.
     route_headers: Vec<(String, String)>,
     /// `delheader` routing rules' (lowercase) names, dropped from the app's headers.
@@ -191,7 +195,13 @@ impl ResponseState {
             self.route_headers.append(&mut self.head_effects.add_headers);
             self.route_drops.append(&mut self.head_effects.del_headers);
         }
-        let dropped = |k: &str| self.route_drops.iter().any(|d| d.eq_ignore_ascii_case(k));
+        for rule in self.collect_headers.iter() {
+            if let Some((_, v)) = self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(&rule.header)) {
+                self.collected.push((rule.var.clone(), v.clone().into_bytes()));
+            }
+        }
+        let pulled = |k: &str| self.collect_headers.iter().any(|r| r.pull && r.header.eq_ignore_ascii_case(k));
+        let dropped = |k: &str| self.route_drops.iter().any(|d| d.eq_ignore_ascii_case(k)) || pulled(k);
         let headers: Vec<(&[u8], &[u8])> = self
             .headers
             .iter()
@@ -391,6 +401,8 @@ pub fn handle(py: Python<'_>, app: &App, req: &Request<'_>, body: BodyReader) ->
         broken: false,
         timeout: app.socket_timeout,
         extra_headers: Arc::clone(&app.extra_headers),
+        collect_headers: Arc::clone(&app.collect_headers),
+        collected: Vec::new(),
         route_headers: req.route.map(|r| r.add_headers.clone()).unwrap_or_default(),
         route_drops: req.route.map(|r| r.del_headers.clone()).unwrap_or_default(),
         closing: req.closing.map(Arc::clone),
@@ -457,6 +469,7 @@ pub fn handle(py: Python<'_>, app: &App, req: &Request<'_>, body: BodyReader) ->
     served.keep_alive = st.keep_alive && !st.broken;
     served.donotlog |= st.head_effects.donotlog;
     served.logvars.append(&mut st.head_effects.logvars);
+    served.collected.append(&mut st.collected);
     drop(st);
     let reader = std::mem::replace(&mut input::lock(&input_state).reader, BodyReader::empty());
     (served, reader)
