@@ -18,7 +18,10 @@ fn write_app(dir: &Path, body: &str) {
     let src = format!(
         "BODY = b{body:?}\n\ndef application(environ, start_response):\n    start_response('200 OK', [('Content-Type', 'text/plain'), ('Content-Length', str(len(BODY)))])\n    return [BODY]\n"
     );
-    std::fs::write(dir.join("app.py"), src).unwrap();
+    // Written aside and renamed, so a worker loading the app meanwhile (lazy-apps) reads the
+    // old or the new file, never a half-written one.
+    std::fs::write(dir.join("app.py.new"), src).unwrap();
+    std::fs::rename(dir.join("app.py.new"), dir.join("app.py")).unwrap();
 }
 
 fn start_in(dir: tempfile::TempDir, args: &[&str], workers: usize) -> Server {
@@ -231,12 +234,17 @@ fn max_requests_rotates_worker_pids() {
         "0",
     ]);
     let mut pids = std::collections::BTreeSet::new();
-    for _ in 0..130 {
+    // The worker notices its count on its next check (a fraction of a second): past the 50th
+    // request, keep asking until a new pid answers, within a deadline.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut sent = 0;
+    while sent < 130 || (pids.len() < 2 && Instant::now() < deadline) {
         let r = srv.get("/pid");
         assert_eq!(r.status, 200);
         pids.insert(r.text());
+        sent += 1;
     }
-    assert!(pids.len() >= 2, "worker pids did not rotate: {pids:?}\n{}", srv.log());
+    assert!(pids.len() >= 2, "worker pids did not rotate after {sent} requests: {pids:?}\n{}", srv.log());
     assert!(srv.log().contains("max requests reached"), "{}", srv.log());
 }
 
