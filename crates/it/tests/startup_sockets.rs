@@ -74,6 +74,9 @@ fn import_runs_before_the_apps_in_each_lazy_worker_and_shared_import_once_in_the
         2,
     );
     assert_eq!(srv.get("/").status, 200);
+    // A lazy worker imports after it is spawned: wait for both before reading the marks.
+    let both = srv.wait_for(Duration::from_secs(10), |l| l.matches("import: imported mark_import").count() >= 2);
+    assert!(both, "{}", srv.log());
     assert_eq!(sorted(marks(&path, "import")), sorted(srv.worker_pids()), "{}", srv.log());
     assert_eq!(marks(&path, "shared"), [srv.pid()], "{}", srv.log());
 }
