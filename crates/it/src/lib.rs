@@ -365,3 +365,19 @@ pub fn run_to_exit(dir: &Path, args: &[&str], timeout: Duration) -> (Option<i32>
 
 /// JSON of the test apps' answers and the stats server.
 pub use serde_json as json;
+
+/// Starts ruwsgi serving `tests/apps/<app_file>` over HTTP with one worker of one thread,
+/// plus the `extra` flags (the set-up of the hardening tests).
+pub fn single_thread_server(app_file: &str, extra: &[&str]) -> Server {
+    let app = app(app_file);
+    let mut args = vec!["--http-socket", "127.0.0.1:0", "--wsgi-file", &app, "--processes", "1", "--threads", "1"];
+    args.extend_from_slice(extra);
+    Server::start(&args)
+}
+
+/// Requests the `counter.py` app has seen (`/count` itself isn't counted).
+pub fn app_calls(srv: &Server) -> u64 {
+    let r = srv.get("/count");
+    assert_eq!(r.status, 200, "{r:?}");
+    r.text().parse().expect("count")
+}

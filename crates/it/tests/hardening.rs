@@ -11,21 +11,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use it::Server;
-
-fn counter_server(extra: &[&str]) -> Server {
-    let app = it::app("counter.py");
-    let mut args = vec!["--http-socket", "127.0.0.1:0", "--wsgi-file", &app, "--processes", "1", "--threads", "1"];
-    args.extend_from_slice(extra);
-    Server::start(&args)
-}
-
-/// Requests the app has seen (`/count` itself isn't counted).
-fn app_calls(srv: &Server) -> u64 {
-    let r = srv.get("/count");
-    assert_eq!(r.status, 200, "{r:?}");
-    r.text().parse().expect("count")
-}
+use it::{app_calls, single_thread_server, Server};
 
 /// What came back for raw bytes sent on a fresh connection.
 #[derive(Debug)]
@@ -175,7 +161,7 @@ fn smuggling_and_malformed_requests_never_reach_the_app() {
         ("chunk_trailer_without_colon", chunked(b"5\r\nhello\r\n0\r\nno colon\r\n\r\n"), BAD),
     ];
     assert!(cases.len() >= 40);
-    let srv = counter_server(&[]);
+    let srv = single_thread_server("counter.py", &[]);
     for (name, mut raw, statuses) in cases {
         raw.extend_from_slice(SMUGGLED);
         let out = send_raw(srv.addr(), &raw);
@@ -208,7 +194,7 @@ fn smuggling_and_malformed_requests_never_reach_the_app() {
 /// error there must never show up as a successful response with a wrong body.
 #[test]
 fn chunked_error_past_the_prebuffer_is_never_a_wrong_body() {
-    let srv = counter_server(&[]);
+    let srv = single_thread_server("counter.py", &[]);
     let mut body = Vec::new();
     for _ in 0..70 {
         body.extend_from_slice(b"400\r\n");
@@ -223,7 +209,7 @@ fn chunked_error_past_the_prebuffer_is_never_a_wrong_body() {
 
 #[test]
 fn limit_post_answers_413_before_the_body_is_sent() {
-    let srv = counter_server(&["--limit-post", "1000"]);
+    let srv = single_thread_server("counter.py", &["--limit-post", "1000"]);
     let mut s = it::connect(srv.addr());
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     s.write_all(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5000\r\n\r\n").unwrap();
@@ -245,17 +231,17 @@ fn limit_post_answers_413_before_the_body_is_sent() {
 #[test]
 fn buffer_size_bounds_the_header_block() {
     let head = format!("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\nX-Big: {}\r\n\r\n", "a".repeat(8000));
-    let small = counter_server(&[]);
+    let small = single_thread_server("counter.py", &[]);
     let out = send_raw(small.addr(), head.as_bytes());
     assert_eq!(out.status, 431, "{out:?}");
     assert!(out.closed);
-    let big = counter_server(&["--buffer-size", "16384"]);
+    let big = single_thread_server("counter.py", &["--buffer-size", "16384"]);
     assert_eq!(send_raw(big.addr(), head.as_bytes()).status, 200);
 }
 
 #[test]
 fn idle_keepalive_connection_closed_after_http_timeout() {
-    let srv = counter_server(&["--http-timeout", "2"]);
+    let srv = single_thread_server("counter.py", &["--http-timeout", "2"]);
     let mut s = it::connect(srv.addr());
     s.write_all(b"GET /count HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
     let mut r = std::io::BufReader::new(s.try_clone().unwrap());
@@ -269,7 +255,7 @@ fn idle_keepalive_connection_closed_after_http_timeout() {
 /// the single-threaded server answers others meanwhile.
 #[test]
 fn slowloris_closed_after_socket_timeout_others_unaffected() {
-    let srv = counter_server(&["--socket-timeout", "2"]);
+    let srv = single_thread_server("counter.py", &["--socket-timeout", "2"]);
     let mut s = it::connect(srv.addr());
     let started = Instant::now();
     let mut writer = s.try_clone().unwrap();
@@ -303,7 +289,7 @@ fn slowloris_closed_after_socket_timeout_others_unaffected() {
 /// neither refused nor reset) and is served as soon as a slot frees.
 #[test]
 fn max_fd_makes_extra_connections_wait_in_the_backlog() {
-    let srv = counter_server(&["--max-fd", "2"]);
+    let srv = single_thread_server("counter.py", &["--max-fd", "2"]);
     let held: Vec<TcpStream> = (0..2).map(|_| it::connect(srv.addr())).collect();
     thread::sleep(Duration::from_millis(300));
     let mut third = it::connect(srv.addr());
@@ -325,7 +311,7 @@ fn max_fd_makes_extra_connections_wait_in_the_backlog() {
 /// one is closed after its response.
 #[test]
 fn http_keepalive_caps_connections_kept_open() {
-    let srv = counter_server(&["--http-keepalive", "1"]);
+    let srv = single_thread_server("counter.py", &["--http-keepalive", "1"]);
     let mut first = it::connect(srv.addr());
     first.write_all(b"GET /count HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
     let mut r1 = std::io::BufReader::new(first.try_clone().unwrap());
@@ -349,7 +335,7 @@ fn http_keepalive_caps_connections_kept_open() {
 /// answering others and the upload arrives whole.
 #[test]
 fn slow_upload_does_not_block_a_single_thread() {
-    let srv = counter_server(&["--socket-timeout", "10"]);
+    let srv = single_thread_server("counter.py", &["--socket-timeout", "10"]);
     let body: Vec<u8> = (0..65536u32).map(|i| b'a' + (i % 26) as u8).collect();
     let mut up = it::connect(srv.addr());
     up.write_all(b"POST / HTTP/1.1\r\nHost: a\r\nConnection: close\r\nContent-Length: 65536\r\n\r\n").unwrap();

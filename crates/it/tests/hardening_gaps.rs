@@ -8,29 +8,8 @@ use std::net::{SocketAddr, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use it::Server;
+use it::{app_calls, single_thread_server, Server};
 use serde_json::Value;
-
-fn counter_server(extra: &[&str]) -> Server {
-    let app = it::app("counter.py");
-    let mut args = vec!["--http-socket", "127.0.0.1:0", "--wsgi-file", &app, "--processes", "1", "--threads", "1"];
-    args.extend_from_slice(extra);
-    Server::start(&args)
-}
-
-fn echo_server(extra: &[&str]) -> Server {
-    let app = it::app("echo.py");
-    let mut args = vec!["--http-socket", "127.0.0.1:0", "--wsgi-file", &app, "--processes", "1", "--threads", "1"];
-    args.extend_from_slice(extra);
-    Server::start(&args)
-}
-
-/// Requests the app has seen (`/count` itself isn't counted).
-fn app_calls(srv: &Server) -> u64 {
-    let r = srv.get("/count");
-    assert_eq!(r.status, 200, "{r:?}");
-    r.text().parse().expect("count")
-}
 
 /// Sends `raw` on a fresh connection; returns the first status (0: none) and all the text.
 fn send_raw(addr: SocketAddr, raw: &[u8]) -> (u16, String) {
@@ -84,7 +63,7 @@ fn issue_19_protocol_gaps_never_reach_the_app() {
         ("trailer_transfer_encoding", chunked_with_trailer("transfer-encoding: chunked"), 400),
         ("trailer_after_allowed_one", chunked_with_trailer("X-Checksum: 1\r\nContent-Type: text/evil"), 400),
     ];
-    let srv = counter_server(&[]);
+    let srv = single_thread_server("counter.py", &[]);
     for (name, raw, status) in cases {
         let (got, text) = send_raw(srv.addr(), raw.as_bytes());
         assert_eq!(got, status, "{name}: {text}");
@@ -103,7 +82,7 @@ fn issue_19_protocol_gaps_never_reach_the_app() {
 /// `CONTENT_LENGTH` = `5`, not the list that Django's `int()` refuses.
 #[test]
 fn issue_19_repeated_content_length_reaches_the_app_as_one_value() {
-    let srv = echo_server(&[]);
+    let srv = single_thread_server("echo.py", &[]);
     for headers in
         ["Content-Length: 5, 5\r\n", "Content-Length: 5\r\nContent-Length: 5\r\n", "Content-Length: 5 ,5,\r\n"]
     {
@@ -116,7 +95,7 @@ fn issue_19_repeated_content_length_reaches_the_app_as_one_value() {
 /// RFC 9112 §3.2.2: an absolute-form target's authority replaces Host; its path is `PATH_INFO`.
 #[test]
 fn issue_19_absolute_form_takes_host_and_path_from_the_uri() {
-    let srv = echo_server(&[]);
+    let srv = single_thread_server("echo.py", &[]);
     let env = echoed_environ(
         &srv,
         b"GET http://example.org:8080/p/a%20b?x=1 HTTP/1.1\r\nHost: other.example\r\nConnection: close\r\n\r\n",
@@ -197,7 +176,7 @@ fn issue_19_log_lines_escape_control_and_separator_characters() {
 /// Harakiri logs the stuck thread's Python stack without `harakiri-verbose`/`py-tracebacker`.
 #[test]
 fn issue_19_harakiri_logs_the_python_stack_by_default() {
-    let srv = counter_server(&["--master", "--harakiri", "1"]);
+    let srv = single_thread_server("counter.py", &["--master", "--harakiri", "1"]);
     let (status, _) = send_raw(srv.addr(), b"GET /deadlock HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
     assert_eq!(status, 0, "the stuck request gets no answer");
     assert!(srv.wait_log("Respawned uWSGI worker", Duration::from_secs(15)), "{}", srv.log());

@@ -674,15 +674,7 @@ fn serve_http(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
             };
             let reusable = head.keep_alive && head.body == BodyFraming::None;
             let outcome = router.run(&vars, head.minor_version, head.method == "HEAD", !reusable);
-            let logged = Logged {
-                addr: http_log_addr(settings, &head, &conn.peer.addr),
-                method: head.method,
-                uri: head.target,
-                protocol: if head.minor_version == 0 { "HTTP/1.0" } else { "HTTP/1.1" },
-                packet_bytes: used,
-                request: RequestVars::Http(&head),
-                modifiers: (0, 0),
-            };
+            let logged = Logged::http(settings, &head, &conn.peer.addr, used);
             match routed(ctx, fd, outcome, &logged, reusable) {
                 Ok(state) => state,
                 Err(keep_alive) => {
@@ -788,16 +780,7 @@ fn serve_http(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
     let started = begin_request(ctx);
     ctx.worker.slot().cores[ctx.core].set_request(head.method, head.target);
     let (mut served, mut body) = ctx.app.handle(&request, body);
-    let protocol = if head.minor_version == 0 { "HTTP/1.0" } else { "HTTP/1.1" };
-    let logged = Logged {
-        addr: http_log_addr(settings, &head, &conn.peer.addr),
-        method: head.method,
-        uri: head.target,
-        protocol,
-        packet_bytes: used,
-        request: RequestVars::Http(&head),
-        modifiers: (0, 0),
-    };
+    let logged = Logged::http(settings, &head, &conn.peer.addr, used);
     let parked = park_file_rest(ctx, started, &mut served, &logged);
     if body.unread_on_socket() {
         // The app answered without reading the whole body (an upload it refused, say): read
@@ -905,15 +888,7 @@ fn serve_uwsgi(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
             let var = |k: &[u8]| packet.var(k).and_then(|v| std::str::from_utf8(v).ok()).unwrap_or("");
             let minor = u8::from(packet.var(b"SERVER_PROTOCOL") != Some(b"HTTP/1.0"));
             let outcome = router.run(&vars, minor, var(b"REQUEST_METHOD") == "HEAD", false);
-            let logged = Logged {
-                addr: var(uwsgi_log_addr(settings, &packet)),
-                method: var(b"REQUEST_METHOD"),
-                uri: var(b"REQUEST_URI"),
-                protocol: var(b"SERVER_PROTOCOL"),
-                packet_bytes: used,
-                request: RequestVars::Uwsgi(&packet),
-                modifiers: (packet.modifier1, packet.modifier2),
-            };
+            let logged = Logged::uwsgi(settings, &packet, used);
             let Ok(state) = routed(ctx, fd, outcome, &logged, false) else {
                 conn.buf.consume(used);
                 // uWSGI answers one request per uwsgi connection.
@@ -970,15 +945,7 @@ fn serve_uwsgi(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
     let var = |k: &[u8]| packet.var(k).and_then(|v| std::str::from_utf8(v).ok()).unwrap_or("");
     ctx.worker.slot().cores[ctx.core].set_request(var(b"REQUEST_METHOD"), var(b"REQUEST_URI"));
     let (mut served, mut body) = ctx.app.handle(&request, body);
-    let logged = Logged {
-        addr: var(uwsgi_log_addr(settings, &packet)),
-        method: var(b"REQUEST_METHOD"),
-        uri: var(b"REQUEST_URI"),
-        protocol: var(b"SERVER_PROTOCOL"),
-        packet_bytes: used,
-        request: RequestVars::Uwsgi(&packet),
-        modifiers: (packet.modifier1, packet.modifier2),
-    };
+    let logged = Logged::uwsgi(settings, &packet, used);
     let parked = park_file_rest(ctx, started, &mut served, &logged);
     discard_body(&mut body, settings.request_timeout, u64::MAX);
     // uWSGI answers one request per uwsgi connection; nginx expects the close.
@@ -1231,6 +1198,35 @@ struct Logged<'a> {
     request: RequestVars<'a>,
     /// uwsgi packet modifiers (0 for HTTP).
     modifiers: (u8, u8),
+}
+
+impl<'a> Logged<'a> {
+    /// An HTTP request's facts: `used` is the size of its head.
+    fn http(settings: &LoopSettings, head: &'a RequestHead<'a>, peer: &'a str, used: usize) -> Self {
+        Self {
+            addr: http_log_addr(settings, head, peer),
+            method: head.method,
+            uri: head.target,
+            protocol: if head.minor_version == 0 { "HTTP/1.0" } else { "HTTP/1.1" },
+            packet_bytes: used,
+            request: RequestVars::Http(head),
+            modifiers: (0, 0),
+        }
+    }
+
+    /// A uwsgi request's facts, read from its packet of `used` bytes.
+    fn uwsgi(settings: &LoopSettings, packet: &'a UwsgiPacket<'a>, used: usize) -> Self {
+        let var = |k: &[u8]| packet.var(k).and_then(|v| std::str::from_utf8(v).ok()).unwrap_or("");
+        Self {
+            addr: var(uwsgi_log_addr(settings, packet)),
+            method: var(b"REQUEST_METHOD"),
+            uri: var(b"REQUEST_URI"),
+            protocol: var(b"SERVER_PROTOCOL"),
+            packet_bytes: used,
+            request: RequestVars::Uwsgi(packet),
+            modifiers: (packet.modifier1, packet.modifier2),
+        }
+    }
 }
 
 /// The variables `log-format` and `final-route*` rules need from a request whose reply
