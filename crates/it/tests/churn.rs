@@ -209,6 +209,9 @@ fn issue_19_out_of_fds_backs_off_logs_once_and_recovers() {
     let srv =
         Server::start(&["--http-socket", "127.0.0.1:0", "--wsgi-file", &app, "--processes", "1", "--threads", "1"]);
     let worker = srv.worker_pids()[0];
+    // A served request means the worker has opened everything it keeps open (its epoll,
+    // its wake-up fds): fds it opens later would eat into the room left for connections.
+    assert_eq!(srv.get("/count").status, 200);
     // The limit bounds fd numbers: room for 8 more above the highest one in use.
     let highest = std::fs::read_dir(format!("/proc/{worker}/fd"))
         .unwrap()
