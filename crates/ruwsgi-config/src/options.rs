@@ -629,6 +629,26 @@ pub fn find(name: &str) -> Option<&'static OptionSpec> {
     OPTIONS.iter().find(|o| o.name == name || o.aliases.contains(&name)).or_else(|| crate::groups::find(name))
 }
 
+/// On the command line, as with uWSGI's `getopt_long`, a long option may be shortened to any
+/// prefix that names only one option (`--wsgi-fil` is `--wsgi-file`). `Ok(None)`: no name
+/// starts with `prefix`; `Err`: the names it could be.
+pub fn find_abbreviated(prefix: &str) -> Result<Option<&'static OptionSpec>, Vec<&'static str>> {
+    if let Some(spec) = find(prefix) {
+        return Ok(Some(spec));
+    }
+    let names: std::collections::BTreeSet<&'static str> = OPTIONS
+        .iter()
+        .flat_map(|o| std::iter::once(o.name).chain(o.aliases.iter().copied()))
+        .chain(crate::uwsgi_names::UWSGI_NAMES.iter().map(|(n, ..)| *n))
+        .filter(|n| !prefix.is_empty() && n.starts_with(prefix))
+        .collect();
+    match names.len() {
+        0 => Ok(None),
+        1 => Ok(names.first().and_then(|n| find(n))),
+        _ => Err(names.into_iter().collect()),
+    }
+}
+
 /// The row for a one-letter command-line alias.
 #[must_use]
 pub fn find_short(c: char) -> Option<&'static OptionSpec> {
