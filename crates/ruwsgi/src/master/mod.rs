@@ -19,6 +19,7 @@
 
 mod cron;
 mod daemons;
+mod drain;
 mod fifo;
 pub mod logfile;
 mod reload;
@@ -164,6 +165,8 @@ struct Master {
     signal_actions: Vec<(Signal, MasterAction)>,
     /// `log-master`: the pipes workers log through.
     log_pipes: Option<crate::log::LogPipes>,
+    /// `drain-delay` and the graceful stop that serves the listen backlog (`drain.rs`).
+    drain: drain::Drain,
 }
 
 /// Runs the whole server; returns the process exit code. `files_read`: the
@@ -344,6 +347,7 @@ fn start(cfg: Config, files_read: &[String]) -> Result<Master> {
         touch_workers: cfg.touch_workers_reload.iter().map(Touched::new).collect(),
         crons: Crons::new(&cfg.crons, cfg.cron_harakiri),
         signal_actions,
+        drain: drain::Drain::new(cfg.drain_delay),
         cfg,
         listeners,
         app,
@@ -613,6 +617,10 @@ impl Master {
             self.check_harakiri();
             match self.phase {
                 Phase::Running => {
+                    if self.drain.due(Instant::now()) {
+                        self.shutdown(true, "drain-delay over");
+                        continue;
+                    }
                     self.respawn_due();
                     self.daemons.supervise(Instant::now());
                     self.crons.tick();
@@ -676,13 +684,20 @@ impl Master {
             })
             .chain(self.workers.iter().filter_map(|w| w.respawn_at.map(|t| t.saturating_duration_since(now))))
             .chain(self.daemons.next_due().map(|t| t.saturating_duration_since(now)))
+            .chain(self.drain.next_due().map(|t| t.saturating_duration_since(now)))
             .fold(TICK, Duration::min)
     }
 
     /// SIGTERM: workers finish their requests; SIGINT/SIGQUIT: they stop now.
     /// Stops everything: `graceful` lets requests finish; `why` starts the log line.
     fn shutdown(&mut self, graceful: bool, why: &str) {
+        if graceful && self.phase == Phase::Running && self.drain.defer(self.board, why) {
+            return;
+        }
         self.chain = None;
+        if graceful && !matches!(self.phase, Phase::ShuttingDown { .. }) {
+            drain::close_to_newcomers(self.board, &self.listeners, self.cfg.vacuum);
+        }
         if !matches!(self.phase, Phase::ShuttingDown { .. }) {
             // The workers close theirs as they get the signal: once all are closed, new
             // clients are refused at once rather than queued and reset at exit.
@@ -711,6 +726,10 @@ impl Master {
     /// sockets stay open, so new connections queue in the kernel until the new image's
     /// workers accept them.
     fn reload(&mut self, why: &str) {
+        if self.drain.running() {
+            tracing::info!("{why}: ignored, draining before a stop");
+            return;
+        }
         if self.phase != Phase::Running {
             tracing::info!(
                 "{why}: ignored, already {}",

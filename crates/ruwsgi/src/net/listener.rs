@@ -34,6 +34,9 @@ pub struct Listener {
     pub server_name: String,
     /// `SERVER_PORT` for requests arriving here.
     pub server_port: String,
+    /// Passed by systemd socket activation (`activation.rs`): systemd owns it, so it is
+    /// never unlinked, filtered or left out of a reload.
+    pub activated: bool,
 }
 
 impl Listener {
@@ -63,6 +66,17 @@ impl Listener {
             SocketProtocol::Http => EpollFlags::EPOLLIN,
         };
         EpollEvent::new(flags, token)
+    }
+
+    /// Stops new TCP clients from joining the accept queue while the ones already there stay
+    /// (a graceful stop, `master/drain.rs`): a socket filter that drops every packet, so a
+    /// new client's SYN goes unanswered (the client retries, and is refused once the socket
+    /// is closed, or reaches another `reuse-port` instance). A filter is the only way: a
+    /// `shutdown()` of a listening socket, or its close, resets the queued connections.
+    pub fn refuse_newcomers(&self) -> io::Result<()> {
+        // One classic BPF instruction, `ret #0`: keep 0 bytes of the packet, i.e. drop it.
+        const BPF_RET_K: u16 = 0x06;
+        self.socket.attach_filter(&[socket2::SockFilter::new(BPF_RET_K, 0, 0, 0)])
     }
 
     /// Drops this process's reference to the listening socket, keeping the fd number taken
@@ -192,7 +206,15 @@ fn adopt(spec: &SocketSpec, fd: OwnedFd) -> Result<Listener> {
     socket.set_nonblocking(true)?;
     let unix_path = socket_file(&spec.address);
     let (server_name, server_port) = server_identity(&socket);
-    Ok(Listener { socket, protocol: spec.protocol, name: spec.address.clone(), unix_path, server_name, server_port })
+    Ok(Listener {
+        socket,
+        protocol: spec.protocol,
+        name: spec.address.clone(),
+        unix_path,
+        server_name,
+        server_port,
+        activated: false,
+    })
 }
 
 fn bind(spec: &SocketSpec, cfg: &Config) -> Result<Listener> {
@@ -218,7 +240,15 @@ fn bind(spec: &SocketSpec, cfg: &Config) -> Result<Listener> {
     };
     socket.set_nonblocking(true)?;
     let (server_name, server_port) = server_identity(&socket);
-    Ok(Listener { socket, protocol: spec.protocol, name: spec.address.clone(), unix_path, server_name, server_port })
+    Ok(Listener {
+        socket,
+        protocol: spec.protocol,
+        name: spec.address.clone(),
+        unix_path,
+        server_name,
+        server_port,
+        activated: false,
+    })
 }
 
 /// `:8080` means all IPv4 interfaces as in uWSGI; `[::]:8080` all IPv6 ones.

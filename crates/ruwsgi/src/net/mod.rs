@@ -3,6 +3,7 @@
 
 pub mod body;
 pub mod connection;
+mod health;
 pub mod listener;
 mod read_buf;
 pub mod socket_io;
