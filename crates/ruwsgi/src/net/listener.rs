@@ -234,7 +234,8 @@ fn bind(spec: &SocketSpec, cfg: &Config) -> Result<Listener> {
         )
     } else {
         (
-            bind_tcp(&spec.address, backlog, spec.protocol).with_context(|| format!("cannot bind {}", spec.address))?,
+            bind_tcp(&spec.address, backlog, spec.protocol, cfg.reuse_port)
+                .with_context(|| format!("cannot bind {}", spec.address))?,
             None,
         )
     };
@@ -257,10 +258,15 @@ fn resolve(address: &str) -> Result<SocketAddr> {
     full.to_socket_addrs()?.next().with_context(|| format!("{address} resolves to no address"))
 }
 
-fn bind_tcp(address: &str, backlog: i32, protocol: SocketProtocol) -> Result<Socket> {
+fn bind_tcp(address: &str, backlog: i32, protocol: SocketProtocol, reuse_port: bool) -> Result<Socket> {
     let addr = resolve(address)?;
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
     socket.set_reuse_address(true)?;
+    if reuse_port {
+        // `reuse-port`: every instance (of the same user) that sets it may bind this port
+        // too; the kernel spreads new connections over their sockets.
+        socket.set_reuse_port(true)?;
+    }
     if addr.is_ipv6() {
         socket.set_only_v6(false).ok();
     }
