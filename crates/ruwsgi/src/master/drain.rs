@@ -14,6 +14,9 @@
 //! Sockets from systemd socket activation get neither the filter nor the wait: systemd keeps
 //! them open, so their backlog waits for the next start (the filter would stay on them).
 //! The master only decides and flags here; the workers do the serving.
+//!
+//! Differs from uWSGI: uWSGI has no drain delay nor health path, and closing its sockets
+//! resets the connections waiting in the backlog.
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};

@@ -702,7 +702,7 @@ impl Master {
     /// SIGTERM: workers finish their requests; SIGINT/SIGQUIT: they stop now.
     /// Stops everything: `graceful` lets requests finish; `why` starts the log line.
     fn shutdown(&mut self, graceful: bool, why: &str) {
-        if let Some(n) = &self.notify {
+        if let Some(n) = &mut self.notify {
             n.stopping(why);
         }
         if graceful && self.phase == Phase::Running && self.drain.defer(self.board, why) {

@@ -3,8 +3,8 @@
 //! when a graceful reload begins and `READY=1` again when the new image's workers accept,
 //! `STOPPING=1` when a stop begins, `STATUS=` with the workers and the requests served (as
 //! it changes, at most once a second), `WATCHDOG=1` at half of `WATCHDOG_USEC`, and
-//! `MAINPID=` from the parent when `daemonize` forks. uWSGI sends `STATUS=` lines and
-//! `READY=1` only (`core/notify.c`).
+//! `MAINPID=` from the parent when `daemonize` forks. Differs from uWSGI: uWSGI sends
+//! `STATUS=` lines and `READY=1` only (`core/notify.c`).
 //!
 //! The datagrams are written by the `sd-notify` crate (no libsystemd needed). The master
 //! sends them from its single thread, never blocking: a full or missing socket costs a
@@ -34,6 +34,8 @@ pub struct Notifier {
     ready: bool,
     /// The last `STATUS=` text, and when it went out.
     status: (String, Instant),
+    /// `STOPPING=1` was sent: no `READY=1` may follow.
+    stopping: bool,
 }
 
 impl Notifier {
@@ -44,13 +46,10 @@ impl Notifier {
         let mut usec = 0;
         let watchdog = sd_notify::watchdog_enabled(false, &mut usec).then(|| Duration::from_micros(usec / 2));
         let now = Instant::now();
-        let notifier = Self { watchdog, last_watchdog: now, ready: false, status: (String::new(), now) };
-        notifier.send(&[NotifyState::Status("starting")]);
+        let notifier =
+            Self { watchdog, last_watchdog: now, ready: false, status: (String::new(), now), stopping: false };
+        send(&[NotifyState::Status("starting")]);
         Some(notifier)
-    }
-
-    fn send(&self, states: &[NotifyState<'_>]) {
-        send(states);
     }
 
     /// `RELOADING=1`: a graceful reload began; `READY=1` follows from the new image.
@@ -60,18 +59,19 @@ impl Notifier {
         if let Ok(now) = NotifyState::monotonic_usec_now() {
             states.push(now);
         }
-        self.send(&states);
+        send(&states);
     }
 
     /// `STOPPING=1`: a stop began (`why`, e.g. `SIGTERM received`).
-    pub fn stopping(&self, why: &str) {
-        self.send(&[NotifyState::Stopping, NotifyState::Status(&format!("stopping: {why}"))]);
+    pub fn stopping(&mut self, why: &str) {
+        self.stopping = true;
+        send(&[NotifyState::Stopping, NotifyState::Status(&format!("stopping: {why}"))]);
     }
 
     /// When the master loop must look at the notifications again.
     pub fn next_due(&self) -> Option<Instant> {
         let watchdog = self.watchdog.map(|every| self.last_watchdog + every);
-        let ready = (!self.ready).then(|| Instant::now() + READY_POLL);
+        let ready = (!self.ready && !self.stopping).then(|| Instant::now() + READY_POLL);
         watchdog.into_iter().chain(ready).min()
     }
 }
@@ -117,7 +117,7 @@ impl Master {
         let status =
             format!("{state}: {accepting} of {} workers accepting, {busy} busy, {requests} requests", running.len());
         let notifier = self.notify.as_mut().expect("checked above");
-        if !notifier.ready && !running.is_empty() && accepting == running.len() {
+        if !notifier.ready && !notifier.stopping && !running.is_empty() && accepting == running.len() {
             notifier.ready = true;
             notifier.status = (status.clone(), now);
             tracing::info!("sd_notify: READY=1 ({status})");

@@ -9,7 +9,8 @@
 //!
 //! Matching is by bound address: a TCP socket matches an entry with the same port and
 //! address, an unspecified address (`:8080`, `0.0.0.0:8080`, `[::]:8080`) matching any
-//! other unspecified one (systemd's `ListenStream=8080` binds `[::]`); a unix socket matches
+//! other unspecified one (systemd's `ListenStream=8080` binds `[::]`; differs from uWSGI,
+//! whose `:8080` entry then tries to bind a second socket and fails); a unix socket matches
 //! its path (a relative entry is taken from the directory the sockets are bound in) and an
 //! abstract one `@name`. No I/O besides reading the sockets' addresses.
 
