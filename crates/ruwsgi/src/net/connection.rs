@@ -669,7 +669,8 @@ fn serve_http(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
         head.method.as_bytes(),
         head.target.as_bytes(),
         head.method == "HEAD",
-        head.keep_alive && head.body == BodyFraming::None,
+        // A stopping worker closes after its answers, this one too.
+        head.keep_alive && head.body == BodyFraming::None && !ctx.stopping.load(Ordering::Relaxed),
     ) {
         let sent = socket_io::write_all(fd, &[&reply], &mut 0, || socket_io::wait(fd, true, settings.request_timeout));
         conn.buf.consume(used);
