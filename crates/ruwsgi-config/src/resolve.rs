@@ -94,6 +94,11 @@ pub(crate) fn resolve(entries: &[Entry]) -> Result<Resolved, ConfigError> {
             expand::expand_placeholders(&e.value, &values)
         }
         .map_err(|err| crate::reader::expand_error(err, &e.key, &e.origin))?;
+        // uWSGI's exported options (`uwsgi.opt`): every key of a file or the command line,
+        // custom ones too, as written.
+        if !matches!(e.origin, Origin::Env { .. }) && options::find(&e.key).is_none_or(|o| o.kind != Kind::Logic) {
+            out.config.exported.push((e.key.clone(), value.clone()));
+        }
         let Some(spec) = options::find(&e.key) else {
             // As in uWSGI, a key that is no option is a custom placeholder. Unknown `UWSGI_*`
             // variables only provide placeholders (uWSGI itself sets some, e.g. `UWSGI_RELOADS`).
@@ -567,6 +572,12 @@ fn apply(
         }
         "cron2" => c.crons.push(cron::parse_cron2(value).map_err(|m| err(&m))?),
         "cron-harakiri" => c.cron_harakiri = num()?,
+        "locks" => {
+            c.locks = small()?;
+            if c.locks > crate::config::MAX_LOCKS {
+                return Err(err("expected at most 64 locks"));
+            }
+        }
         "exit-on-reload" => c.exit_on_reload = flag,
         "touch-workers-reload" => c.touch_workers_reload.push(path()?),
         "log-maxsize" => c.log_maxsize = num()?,
