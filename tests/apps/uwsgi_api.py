@@ -73,3 +73,21 @@ def application(env, start_response):
         body = "%s: %s" % (type(e).__name__, e)
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [body.encode()]
+
+
+from uwsgidecorators import harakiri  # noqa: E402
+
+
+@harakiri(1)
+def _too_slow():
+    import time
+    time.sleep(30)
+
+
+def _slow_app(env, start_response):
+    if env["PATH_INFO"] == "/too-slow":
+        _too_slow()
+    return _inner(env, start_response)
+
+
+_inner, application = application, _slow_app

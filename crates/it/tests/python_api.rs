@@ -218,3 +218,15 @@ fn stop_from_the_app_shuts_the_server_down() {
     assert!(srv.wait_exit(Duration::from_secs(20)).is_some(), "{}", srv.log());
     assert!(srv.log().contains("SIGINT/SIGQUIT received"), "{}", srv.log());
 }
+
+#[test]
+fn harakiri_decorator_kills_a_worker_stuck_past_its_seconds() {
+    let srv = api_server(&[], 1);
+    let before = srv.get("/ids").text();
+    let mut stuck = srv.connect();
+    std::io::Write::write_all(&mut stuck, b"GET /too-slow HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    assert!(srv.wait_log("HARAKIRI ON WORKER 1", Duration::from_secs(10)), "{}", srv.log());
+    assert!(srv.wait_log("Respawned uWSGI worker 1", Duration::from_secs(10)), "{}", srv.log());
+    let after = srv.get("/ids").text();
+    assert_ne!(after, before, "{}", srv.log());
+}

@@ -317,6 +317,11 @@ impl Hub {
         self.shared().locks[n].store(0, Relaxed);
     }
 
+    /// The stats server's `locks`: `{"user N": holder pid or 0}` for each user lock.
+    pub fn lock_stats(&self) -> Vec<serde_json::Value> {
+        (0..=self.locks).map(|n| serde_json::json!({ format!("user {n}"): self.lock_holder(n) })).collect()
+    }
+
     /// Pid holding user lock `n`, 0 when free.
     pub fn lock_holder(&self, n: usize) -> i32 {
         self.shared().locks[n].load(Relaxed)

@@ -47,6 +47,8 @@ pub struct SignalRouter {
     inotify: Option<Inotify>,
     /// Watched paths and their signals.
     monitors: Vec<(WatchDescriptor, u8)>,
+    /// Every timer, cron and monitor request taken so far.
+    registered: Vec<Request>,
 }
 
 impl SignalRouter {
@@ -54,7 +56,7 @@ impl SignalRouter {
     pub fn new(cfg: &Config) -> Result<Self> {
         let hub = crate::signals::init(cfg.processes.max(1) as usize, cfg.locks)
             .context("cannot set up the uwsgi signal framework")?;
-        Ok(Self { hub, timers: Vec::new(), crons: Vec::new(), inotify: None, monitors: Vec::new() })
+        Ok(Self { hub, timers: Vec::new(), crons: Vec::new(), inotify: None, monitors: Vec::new(), registered: Vec::new() })
     }
 
     /// For the master's poll set: the request socket and the file monitors.
@@ -127,7 +129,14 @@ impl SignalRouter {
     }
 
     /// Registers a timer, cron or file monitor.
+    // Differs from uWSGI: one identical to a registered one (same signal and schedule or
+    // path) is not added again, so `lazy-apps` workers, which register again at every
+    // respawn, don't multiply the timers.
     fn add(&mut self, req: Request) {
+        if self.registered.contains(&req) {
+            return;
+        }
+        self.registered.push(req.clone());
         match req {
             Request::Raise(_) => {}
             Request::Timer { signal, secs } => {
@@ -188,10 +197,14 @@ impl SignalRouter {
         }
     }
 
-    /// Sends `signal` where its registration says (an unregistered one goes to any worker,
-    /// which says it has no handler, as uWSGI).
+    /// Sends `signal` where its registration says.
     fn route(&self, signal: u8, pids: &[Option<Pid>]) {
-        let target = self.hub.registration(signal).map_or(Target::AnyWorker, |(t, _)| t);
+        // Differs from uWSGI (which hands it to a worker that then fails to run it): a signal
+        // nobody registered is dropped here, with one line saying so.
+        let Some((target, _)) = self.hub.registration(signal) else {
+            tracing::error!("[uwsgi-signal] signal {signal} is not registered: dropped");
+            return;
+        };
         let send = |fd: BorrowedFd<'_>, to: &str| {
             if let Err(e) = nix::unistd::write(fd, &[signal]) {
                 tracing::error!("could not deliver signal {signal} to {to}: {e}");

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::{Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -45,7 +45,7 @@ const NOT_PROVIDED: &[&str] = &[
     "signal_received", "route", "register_rpc", "rpc", "rpc_list", "call", "sendfile", "offload",
     "set_warning_message", "mem", "logsize", "i_am_the_lord", "lord_scroll", "scrolls", "async_sleep",
     "async_connect", "green_schedule", "suspend", "wait_fd_read", "wait_fd_write", "connect", "send", "recv",
-    "close", "parsefile", "embedded_data", "extract", "set_user_harakiri", "websocket_recv",
+    "close", "parsefile", "embedded_data", "extract", "websocket_recv",
     "websocket_recv_nb", "websocket_send", "websocket_send_binary", "websocket_handshake", "chunked_read",
     "chunked_read_nb", "ready_fd", "add_var", "sockets", "magic_table", "start_response", "applications",
     "mode", "pidfile", "SymbolsImporter", "SymbolsZipImporter", "ZipImporter", "cache_get", "cache_set",
@@ -80,6 +80,9 @@ static WORKER_ID: AtomicUsize = AtomicUsize::new(0);
 static MULE_ID: AtomicUsize = AtomicUsize::new(0);
 /// Signal handlers registered in this process (inherited by the workers forked after).
 static HANDLERS: Mutex<BTreeMap<u8, Py<PyAny>>> = Mutex::new(BTreeMap::new());
+
+/// `set_user_harakiri`: each thread's deadline (the signal thread enforces them).
+static USER_HARAKIRI: Mutex<Vec<(std::thread::ThreadId, Instant)>> = Mutex::new(Vec::new());
 
 /// The request a thread is running, for `connection_fd()` and `set_logvar()`.
 struct CurrentRequest {
@@ -175,6 +178,7 @@ fn add_functions(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(lock, m)?)?;
     m.add_function(wrap_pyfunction!(unlock, m)?)?;
     m.add_function(wrap_pyfunction!(is_locked, m)?)?;
+    m.add_function(wrap_pyfunction!(set_user_harakiri, m)?)?;
     Ok(())
 }
 
@@ -529,6 +533,41 @@ fn is_locked(n: i64) -> PyResult<bool> {
     Ok(hub()?.lock_holder(n) != 0)
 }
 
+/// `set_user_harakiri(secs)`: if the calling thread is still running in `secs` seconds,
+/// the worker is killed (as `harakiri`, but set by the app for one piece of work); 0 clears.
+// Differs from uWSGI: enforced by the worker's signal thread rather than the master, and
+// outside a request too; a stuck worker is killed all the same, and the master respawns it.
+#[pyfunction]
+fn set_user_harakiri(secs: u64) {
+    let me = std::thread::current().id();
+    let mut deadlines = USER_HARAKIRI.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    deadlines.retain(|(t, _)| *t != me);
+    if secs > 0 {
+        deadlines.push((me, Instant::now() + Duration::from_secs(secs)));
+        // Wake the signal thread (an empty datagram on this worker's own signal socket) so
+        // it starts checking.
+        let id = WORKER_ID.load(Relaxed);
+        if let Some(pair) = signals::hub().and_then(|h| h.workers.get(id.wrapping_sub(1))) {
+            let _ = nix::unistd::write(&pair.master, &[]);
+        }
+    }
+}
+
+/// Kills this worker if a `set_user_harakiri` deadline passed. Returns whether any is set.
+fn check_user_harakiri(id: usize) -> bool {
+    let deadlines = USER_HARAKIRI.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if deadlines.iter().any(|(_, at)| Instant::now() >= *at) {
+        let pid = std::process::id();
+        tracing::error!("*** HARAKIRI ON WORKER {id} (pid: {pid}, try: 1) *** (set_user_harakiri)");
+        if let Some(st) = STATE.get() {
+            st.board.worker(id).harakiri_count.fetch_add(1, Relaxed);
+        }
+        super::flush_std_streams();
+        let _ = kill(Pid::this(), Signal::SIGKILL);
+    }
+    !deadlines.is_empty()
+}
+
 /// Starts worker `id`'s signal thread: it waits on the worker's signal sockets and runs
 /// the handler of each signal the master delivers, holding the GIL only while it runs.
 pub fn start_signal_thread(id: usize) {
@@ -541,7 +580,9 @@ pub fn start_signal_thread(id: usize) {
                 PollFd::new(hub.any_worker.peer.as_fd(), PollFlags::POLLIN),
                 PollFd::new(own.peer.as_fd(), PollFlags::POLLIN),
             ];
-            if poll(&mut fds, PollTimeout::NONE).is_err() {
+            // Once a second while a user harakiri is set, else only when a signal comes.
+            let timeout = if check_user_harakiri(id) { PollTimeout::from(1000u16) } else { PollTimeout::NONE };
+            if poll(&mut fds, timeout).is_err() {
                 std::thread::sleep(Duration::from_millis(100));
                 continue;
             }
