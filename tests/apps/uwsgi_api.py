@@ -16,6 +16,12 @@ uwsgi.register_signal(20, "worker2", _mark)
 uwsgi.register_signal(21, "workers", _mark)
 uwsgi.register_signal(22, "", _mark)
 uwsgi.register_signal(23, "active-workers", _mark)
+# A file monitor on ./watched and a timer that fires twice.
+os.makedirs("watched", exist_ok=True)
+uwsgi.register_signal(24, "worker", _mark)
+uwsgi.add_file_monitor(24, os.path.abspath("watched"))
+uwsgi.register_signal(25, "worker", _mark)
+uwsgi.add_rb_timer(25, 1, 2)
 
 
 def _text(env):
@@ -45,7 +51,7 @@ def _text(env):
     if path == "/is_locked":
         return repr(uwsgi.is_locked(int(query)))
     if path == "/workers":
-        return repr([(w["id"], w["pid"], w["status"], w["requests"]) for w in uwsgi.workers()])
+        return repr([(w["id"], w["pid"], w["status"], w["requests"], w["signals"]) for w in uwsgi.workers()])
     if path == "/total":
         return repr(uwsgi.total_requests())
     if path == "/missing":

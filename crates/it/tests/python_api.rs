@@ -230,3 +230,20 @@ fn harakiri_decorator_kills_a_worker_stuck_past_its_seconds() {
     let after = srv.get("/ids").text();
     assert_ne!(after, before, "{}", srv.log());
 }
+
+#[test]
+fn file_monitors_and_rb_timers_raise_their_signals() {
+    let srv = api_server(&[], 1);
+    let dir = srv.dir.path().to_path_buf();
+    // add_rb_timer(25, 1, 2): twice, a second apart.
+    let timer = wait_file(&dir.join("signal-25-worker-1"), Duration::from_secs(10), |t| t.lines().count() >= 2);
+    assert!(timer.is_some(), "{}", srv.log());
+    // add_file_monitor(24, "watched"): a file created in the directory raises it.
+    std::fs::write(dir.join("watched/new-file"), "x").unwrap();
+    let fsmon = wait_file(&dir.join("signal-24-worker-1"), Duration::from_secs(10), |t| !t.is_empty());
+    assert!(fsmon.is_some(), "{}", srv.log());
+    // The worker counted what it ran (uwsgi.workers(), the stats server's "signals").
+    let workers = srv.get("/workers").text();
+    let signals: u64 = workers.trim_end_matches(")]").rsplit(", ").next().unwrap().parse().unwrap();
+    assert!(signals >= 3, "{workers}");
+}
