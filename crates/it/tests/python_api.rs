@@ -1,7 +1,7 @@
 //! `import uwsgi` (issue 13): the uwsgi module and uwsgidecorators under the real server.
 //! A Django project (`tests/apps/django_api`, the same ini uWSGI runs) uses `@postfork`,
 //! `@timer`, `@cron` and `uwsgi.worker_id()`; `tests/apps/uwsgi_api.py` drives the rest
-//! (signals to workers, locks, `opt`, `reload()`, `stop()`, the AttributeError of what
+//! (signals to workers, locks, `opt`, `reload()`, `stop()`, the `AttributeError` of what
 //! ruwsgi leaves out).
 
 use std::path::Path;
@@ -178,7 +178,10 @@ fn what_ruwsgi_leaves_out_raises_attribute_error_naming_the_docs() {
     let text = srv.get("/missing?cache_get").text();
     assert!(text.starts_with("AttributeError: uwsgi.cache_get is not provided by ruwsgi"), "{text}");
     assert!(text.contains("docs/python-api.md"), "{text}");
-    assert_eq!(srv.get("/missing?no_such_name").text(), "AttributeError: module 'uwsgi' has no attribute 'no_such_name'");
+    assert_eq!(
+        srv.get("/missing?no_such_name").text(),
+        "AttributeError: module 'uwsgi' has no attribute 'no_such_name'"
+    );
     assert_eq!(srv.get("/missing?worker_id").text(), "present");
 }
 

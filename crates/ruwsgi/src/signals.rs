@@ -1,5 +1,5 @@
-//! uWSGI's signal framework and user locks, the part every process shares (core/signal.c,
-//! core/lock.c): numbered signals 0-255 registered to a target, the requests a process
+//! uWSGI's signal framework and user locks, the part every process shares (`core/signal.c`,
+//! `core/lock.c`): numbered signals 0-255 registered to a target, the requests a process
 //! sends the master (raise a signal, add a timer, a cron or a file monitor), and the
 //! channels that carry them. The master (`master::signals`) routes and raises; a worker
 //! runs the Python handler (`wsgi::uwsgi_module`). No Python here.
@@ -132,7 +132,9 @@ pub fn encode_request(req: &Request) -> Vec<u8> {
         Request::Raise(n) => format!("signal {n}"),
         Request::Timer { signal, secs } => format!("timer {signal} {secs}"),
         Request::RbTimer { signal, secs, iterations } => format!("rbtimer {signal} {secs} {iterations}"),
-        Request::Cron { signal, fields: [a, b, c, d, e] } => format!("cron {signal} {a} {b} {c} {d} {e}"),
+        Request::Cron { signal, fields } => {
+            format!("cron {signal} {}", fields.map(|f| f.to_string()).join(" "))
+        }
         Request::FileMonitor { signal, path } => format!("filemon {signal} {path}"),
     }
     .into_bytes()
@@ -305,8 +307,8 @@ impl Hub {
         match lock.compare_exchange(0, pid, Relaxed, Relaxed) {
             Ok(_) => true,
             Err(holder) => {
-                let dead = nix::sys::signal::kill(nix::unistd::Pid::from_raw(holder), None)
-                    == Err(nix::errno::Errno::ESRCH);
+                let dead =
+                    nix::sys::signal::kill(nix::unistd::Pid::from_raw(holder), None) == Err(nix::errno::Errno::ESRCH);
                 dead && lock.compare_exchange(holder, pid, Relaxed, Relaxed).is_ok()
             }
         }

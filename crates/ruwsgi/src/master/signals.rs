@@ -1,5 +1,5 @@
-//! The master's side of uWSGI's signal framework (core/signal.c, core/master_utils.c,
-//! core/cron.c): it reads the requests every process sends (`uwsgi.signal`, `add_timer`,
+//! The master's side of uWSGI's signal framework (`core/signal.c`, `core/master_utils.c`,
+//! `core/cron.c`): it reads the requests every process sends (`uwsgi.signal`, `add_timer`,
 //! `add_rb_timer`, `add_cron`, `add_file_monitor`), runs the timers, signal crons and file
 //! monitors, and routes each raised signal to the target its registration names by
 //! writing the signal byte to that worker's socket (`crate::signals`). The handlers run in
@@ -56,7 +56,14 @@ impl SignalRouter {
     pub fn new(cfg: &Config) -> Result<Self> {
         let hub = crate::signals::init(cfg.processes.max(1) as usize, cfg.locks)
             .context("cannot set up the uwsgi signal framework")?;
-        Ok(Self { hub, timers: Vec::new(), crons: Vec::new(), inotify: None, monitors: Vec::new(), registered: Vec::new() })
+        Ok(Self {
+            hub,
+            timers: Vec::new(),
+            crons: Vec::new(),
+            inotify: None,
+            monitors: Vec::new(),
+            registered: Vec::new(),
+        })
     }
 
     /// For the master's poll set: the request socket and the file monitors.
@@ -145,13 +152,17 @@ impl SignalRouter {
                 self.timers.push(Timer { signal, every, next: Instant::now() + every, left: None });
             }
             Request::RbTimer { signal, secs, iterations } => {
-                tracing::info!("[uwsgi-signal] rb_timer for signal {signal} every {secs} seconds ({iterations} iterations)");
+                tracing::info!(
+                    "[uwsgi-signal] rb_timer for signal {signal} every {secs} seconds ({iterations} iterations)"
+                );
                 let every = Duration::from_secs(secs);
                 let left = (iterations > 0).then_some(iterations);
                 self.timers.push(Timer { signal, every, next: Instant::now() + every, left });
             }
             Request::Cron { signal, fields: [minute, hour, day, month, week] } => {
-                tracing::info!("[uwsgi-cron] signal {signal} registered as cron task ({minute} {hour} {day} {month} {week})");
+                tracing::info!(
+                    "[uwsgi-cron] signal {signal} registered as cron task ({minute} {hour} {day} {month} {week})"
+                );
                 let spec = Cron {
                     minute,
                     hour,
@@ -219,10 +230,13 @@ impl SignalRouter {
                     }
                 }
             }
-            Target::Worker(n) => match self.hub.workers.get(usize::from(n) - 1) {
-                Some(pair) => send(pair.master.as_fd(), &format!("worker {n}")),
-                None => tracing::error!("invalid signal target: worker{n}"),
-            },
+            Target::Worker(n) => {
+                if let Some(pair) = self.hub.workers.get(usize::from(n) - 1) {
+                    send(pair.master.as_fd(), &format!("worker {n}"));
+                } else {
+                    tracing::error!("invalid signal target: worker{n}");
+                }
+            }
             // The spooler and mules are added by their own part of the server.
             Target::Spooler => tracing::error!("could not deliver signal {signal} to the spooler: no spooler runs"),
             Target::Mules | Target::Mule(_) => {
