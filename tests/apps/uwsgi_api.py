@@ -65,6 +65,8 @@ def _text(env):
         return repr(uwsgi.get_logvar("user_id"))
     if path == "/fd":
         return repr(uwsgi.connection_fd() > 2 and uwsgi.is_connected(uwsgi.connection_fd()))
+    if path == "/is_a_reload":
+        return repr(uwsgi.is_a_reload)
     if path == "/reload":
         return repr(uwsgi.reload())
     if path == "/stop":

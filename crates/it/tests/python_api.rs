@@ -197,6 +197,7 @@ fn logvars_and_connection_fd_belong_to_the_request() {
 fn reload_from_the_app_replaces_the_workers() {
     let srv = api_server(&[], 1);
     let before = srv.get("/ids").text();
+    assert_eq!(srv.get("/is_a_reload").text(), "False");
     assert_eq!(srv.get("/reload").text(), "True");
     assert!(
         srv.wait_for(Duration::from_secs(30), |log| log.matches("spawned uWSGI worker").count() >= 2),
@@ -212,6 +213,7 @@ fn reload_from_the_app_replaces_the_workers() {
     }
     assert_ne!(after, before, "still the old worker\n{}", srv.log());
     assert!(after.contains(&format!("'masterpid': {}", srv.pid())), "the master keeps its pid: {after}");
+    assert_eq!(srv.get("/is_a_reload").text(), "True");
 }
 
 #[test]

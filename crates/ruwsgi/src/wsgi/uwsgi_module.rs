@@ -14,7 +14,7 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::os::fd::AsFd;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -176,11 +176,12 @@ struct State {
     cfg: Config,
     /// Shared worker counters.
     board: Scoreboard,
-    /// The master's pid.
-    master_pid: i32,
 }
 
 static STATE: OnceLock<State> = OnceLock::new();
+/// The master's pid, as a forked child saw it (`daemonize2` forks the master after the app
+/// loads, so it is read again in each child); 0 in the master itself.
+static MASTER_PID: AtomicI32 = AtomicI32::new(0);
 /// This process's worker id (0 in the master and in other processes).
 static WORKER_ID: AtomicUsize = AtomicUsize::new(0);
 /// This process's mule id (0 outside mules).
@@ -203,12 +204,13 @@ thread_local! {
 
 /// Builds the `uwsgi` module and registers it (and `uwsgidecorators`) in `sys.modules`.
 /// Called by the master once, before any app code runs.
-pub fn install(cfg: &Config, board: Scoreboard) -> anyhow::Result<()> {
-    let master_pid = std::process::id() as i32;
-    let _ = STATE.set(State { cfg: cfg.clone(), board, master_pid });
+/// `reloaded`: this master image was started by a reload (`uwsgi.is_a_reload`).
+pub fn install(cfg: &Config, board: Scoreboard, reloaded: bool) -> anyhow::Result<()> {
+    let _ = STATE.set(State { cfg: cfg.clone(), board });
     Python::attach(|py| -> PyResult<()> {
         let m = PyModule::new(py, "uwsgi")?;
         add_values(py, &m, cfg)?;
+        m.add("is_a_reload", reloaded)?;
         add_functions(&m)?;
         add_parts(&m)?;
         let sys_modules = py.import("sys")?.getattr("modules")?;
@@ -237,7 +239,6 @@ fn add_values(py: Python<'_>, m: &Bound<'_, PyModule>, cfg: &Config) -> PyResult
     m.add("buffer_size", cfg.buffer_size)?;
     let started = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     m.add("started_on", started)?;
-    m.add("is_a_reload", std::env::var_os(ruwsgi_config::RELOADED_ENV).is_some())?;
     m.add("loop", py.None())?;
     m.add("unbit", py.None())?;
     m.add("SPOOL_RETRY", -1)?;
@@ -320,6 +321,7 @@ fn module_getattr(name: &str) -> PyResult<Py<PyAny>> {
 /// `uwsgi.post_fork_hook` (what `@postfork` registers) as uWSGI does in every worker.
 pub fn enter_worker(id: usize) {
     WORKER_ID.store(id, Relaxed);
+    MASTER_PID.store(nix::unistd::getppid().as_raw(), Relaxed);
     call_hook("post_fork_hook");
 }
 
@@ -361,8 +363,16 @@ fn mule_id() -> usize {
 }
 
 #[pyfunction]
-fn masterpid() -> PyResult<i32> {
-    Ok(state()?.master_pid)
+fn masterpid() -> i32 {
+    master_pid()
+}
+
+/// The master's pid: this process's in the master, the parent's (read at the fork) in a child.
+fn master_pid() -> i32 {
+    match MASTER_PID.load(Relaxed) {
+        0 => std::process::id() as i32,
+        pid => pid,
+    }
 }
 
 #[pyfunction]
@@ -418,7 +428,7 @@ fn json_to_py(py: Python<'_>, v: &serde_json::Value) -> PyResult<Py<PyAny>> {
 
 /// Sends the master `sig`; uWSGI returns True, or None when the signal can't be sent.
 fn signal_master(py: Python<'_>, sig: Signal) -> PyResult<Py<PyAny>> {
-    let pid = state()?.master_pid;
+    let pid = master_pid();
     Ok(match kill(Pid::from_raw(pid), sig) {
         Ok(()) => true.into_pyobject(py)?.to_owned().into_any().unbind(),
         Err(e) => {
