@@ -330,7 +330,22 @@ pub struct Config {
     pub strict: bool,
     /// `print`, `iprint`: lines written to stdout at start-up, in order.
     pub print: Vec<String>,
+    /// `locks`: user locks beyond lock 0 (`uwsgi.lock(0..=locks)`).
+    pub locks: u32,
+    /// Every option as written (key as written, value expanded), in order: `uwsgi.opt`.
+    pub exported: Vec<(String, String)>,
+    /// `signal-timer` (`timer`): the master raises the signal every so many seconds.
+    pub signal_timer: Vec<(u8, u64)>,
+    /// `signal-rbtimer` (`rbtimer`): the same (uWSGI's red-black-tree timers).
+    pub signal_rbtimer: Vec<(u8, u64)>,
+    /// `fs-signal`: raise the signal when the file or directory changes (inotify).
+    pub fs_signal: Vec<(PathBuf, u8)>,
+    /// `touch-signal`: raise the signal when the file's mtime changes.
+    pub touch_signal: Vec<(PathBuf, u8)>,
 }
+
+/// Most user locks `locks` may ask for (ruwsgi's limit; lock 0 always exists).
+pub const MAX_LOCKS: u32 = 64;
 
 impl Default for Config {
     fn default() -> Self {
@@ -463,6 +478,12 @@ impl Default for Config {
             mimefile: Vec::new(),
             strict: false,
             print: Vec::new(),
+            locks: 0,
+            exported: Vec::new(),
+            signal_timer: Vec::new(),
+            signal_rbtimer: Vec::new(),
+            fs_signal: Vec::new(),
+            touch_signal: Vec::new(),
         }
     }
 }

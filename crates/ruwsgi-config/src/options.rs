@@ -394,6 +394,7 @@ pub static OPTIONS: &[OptionSpec] = &[
     list("cron", Text, "`min hour day month weekday command`: the master runs the command on this schedule (-1 = any, -N = every N)"),
     list("cron2", Text, "`[minute=..,hour=..,day=..,month=..,week=..,unique=1,harakiri=S] command`: key=value form of `cron`"),
     list("unique-cron", Text, "like `cron`, but not started again while the previous run lives"),
+    s("locks", Number, "0", "user locks 1..N for `uwsgi.lock(N)` besides lock 0 (at most 64)"),
     s("cron-harakiri", Seconds, "0", "kill a cron command's process group after this many seconds (0 = never)"),
     missing("spooler", Path, "no spooler runs, so spooled tasks are not executed", "spooler directory"),
     missing("spooler-processes", Number, "no spooler runs, so spooled tasks are not executed", "spooler processes"),
@@ -516,6 +517,10 @@ pub static OPTIONS: &[OptionSpec] = &[
     row("py-autoreload-ignore", &["py-auto-reload-ignore"], None, Text, true, "", Supported, "module file not checked by `py-autoreload`"),
     list("touch-reload", Path, "reload gracefully when this file's mtime changes"),
     list("touch-workers-reload", Path, "reload the workers only (gracefully) when this file's mtime changes"),
+    row("signal-timer", &["timer"], None, Text, true, "", Supported, "`SIGNAL SECONDS`: the master raises the uWSGI signal every SECONDS (docs/python-api.md)"),
+    row("signal-rbtimer", &["rbtimer"], None, Text, true, "", Supported, "`SIGNAL SECONDS`: as `signal-timer`"),
+    list("fs-signal", Text, "`PATH SIGNAL`: raise the uWSGI signal when the file or directory changes (inotify)"),
+    list("touch-signal", Text, "`PATH SIGNAL`: raise the uWSGI signal when the file's mtime changes"),
     list("touch-chain-reload", Path, "chain-reload when this file's mtime changes"),
     // --- stats
     row("stats", &["stats-server"], None, Address, false, "", Supported, "address of the JSON stats server"),

@@ -24,6 +24,7 @@ mod fifo;
 pub mod logfile;
 mod notify;
 mod reload;
+mod signals;
 pub mod stats;
 
 use std::os::fd::{AsFd, AsRawFd};
@@ -170,6 +171,8 @@ struct Master {
     drain: drain::Drain,
     /// systemd notifications, when `NOTIFY_SOCKET` is set (`notify.rs`).
     notify: Option<notify::Notifier>,
+    /// uWSGI signals: timers, crons, file monitors and the routing of raised signals.
+    uwsgi_signals: signals::SignalRouter,
 }
 
 /// Runs the whole server; returns the process exit code. `files_read`: the
@@ -274,6 +277,11 @@ fn start(cfg: Config, files_read: &[String]) -> Result<Master> {
     if cfg.daemonize2.is_none() {
         write_pidfiles(cfg.pidfile.as_ref())?;
     }
+    let board = Scoreboard::new().context("cannot map the scoreboard")?;
+    board.board().started.store(now_micros(), Relaxed);
+    // The `uwsgi` module and its signal framework exist before any app code runs.
+    let uwsgi_signals = signals::SignalRouter::new(&cfg)?;
+    wsgi::install_uwsgi_module(&cfg, board, reloaded)?;
     // As in uWSGI, Python is set up before `uid` switches user and the app loads after.
     wsgi::prepare_interpreter(&cfg)?;
     // As uWSGI: the as-root and as-user phases run only when started as root.
@@ -324,8 +332,6 @@ fn start(cfg: Config, files_read: &[String]) -> Result<Master> {
     if let Some(dir) = &cfg.chdir2 {
         std::env::set_current_dir(dir).with_context(|| format!("chdir2 = {}", dir.display()))?;
     }
-    let board = Scoreboard::new().context("cannot map the scoreboard")?;
-    board.board().started.store(now_micros(), Relaxed);
     // `hook-master-start = unix_signal:N function`: the master reads N from its signalfd too.
     let signal_actions: Vec<(Signal, MasterAction)> = cfg
         .hooks
@@ -369,6 +375,7 @@ fn start(cfg: Config, files_read: &[String]) -> Result<Master> {
         log_file,
         daemons,
         log_pipes,
+        uwsgi_signals,
     };
     for id in 1..=processes {
         master.spawn(id)?;
@@ -581,6 +588,7 @@ impl Master {
                         .map(|fd| PollFd::new(fd.as_fd(), PollFlags::POLLIN)),
                 );
             }
+            fds.extend(self.uwsgi_signals.fds().map(|fd| PollFd::new(fd, PollFlags::POLLIN)));
             let _ = poll(&mut fds, PollTimeout::try_from(timeout).unwrap_or(PollTimeout::MAX));
             let ready = |at: Option<usize>| at.and_then(|i| fds[i].revents()).is_some_and(|r| !r.is_empty());
             let stats_ready: Vec<usize> = (0..self.stats.len()).filter(|i| ready(Some(stats_at + i))).collect();
@@ -623,6 +631,8 @@ impl Master {
                 }
             }
             self.reap();
+            let pids: Vec<Option<Pid>> = self.workers.iter().map(|w| w.pid).collect();
+            self.uwsgi_signals.service(&pids, self.phase == Phase::Running);
             self.check_harakiri();
             self.notify_tick();
             match self.phase {
@@ -671,6 +681,7 @@ impl Master {
     fn finish(&mut self) -> i32 {
         // Not fatal: failures are only logged.
         let _ = run_phase(&self.cfg.hooks, HookPhase::AsUserAtexit);
+        wsgi::run_atexit();
         cleanup_files(&self.cfg, &self.listeners);
         if self.cfg.vacuum {
             self.stats.iter().for_each(stats::vacuum);
@@ -696,6 +707,7 @@ impl Master {
             .chain(self.daemons.next_due().map(|t| t.saturating_duration_since(now)))
             .chain(self.drain.next_due().map(|t| t.saturating_duration_since(now)))
             .chain(self.notify.as_ref().and_then(notify::Notifier::next_due).map(|t| t.saturating_duration_since(now)))
+            .chain(self.uwsgi_signals.next_due().map(|t| t.saturating_duration_since(now)))
             .fold(TICK, Duration::min)
     }
 
