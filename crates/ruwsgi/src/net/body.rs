@@ -196,6 +196,11 @@ impl BodyReader {
         self.fd
     }
 
+    /// A wait (of at most `timeout`) for more of the body to arrive.
+    pub fn readable(&self, timeout: std::time::Duration) -> super::client::Wait {
+        super::client::Client::new(self.fd, timeout).readable()
+    }
+
     /// Part of the body is still on the socket (the app stopped reading early).
     pub fn unread_on_socket(&self) -> bool {
         !self.broken && self.fd >= 0 && matches!(self.framing, Framing::Length { remaining: 1.. } | Framing::Chunked(_))

@@ -2,6 +2,7 @@
 //! per-thread connection loop that drives the proto parsers and calls the app.
 
 pub mod body;
+pub mod client;
 pub mod connection;
 pub mod listener;
 mod read_buf;

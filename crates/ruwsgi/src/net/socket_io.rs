@@ -129,3 +129,16 @@ pub fn try_send_file(fd: RawFd, file: BorrowedFd<'_>, offset: &mut u64, len: u64
         }
     }
 }
+
+/// True when the peer has shut down its sending side or the connection failed; looks
+/// without blocking and without taking any bytes. Bytes still waiting to be read hide a
+/// shutdown behind them (they are the next request's).
+pub fn hung_up(fd: RawFd) -> bool {
+    use nix::sys::socket::{recv, MsgFlags};
+    let mut probe = [0u8; 1];
+    match recv(fd, &mut probe, MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT) {
+        Ok(n) => n == 0,
+        Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => false,
+        Err(_) => true,
+    }
+}

@@ -10,103 +10,19 @@ mod ops;
 mod response;
 
 use std::borrow::Cow;
-use std::os::fd::RawFd;
 use std::path::Path;
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use ruwsgi_config::{Config, MountedApp};
-use ruwsgi_proto::{RequestHead, UwsgiPacket};
+use ruwsgi_proto::UwsgiPacket;
 
+use crate::interface::{Application, BodyReader, FileRest, Origin, Request, Served};
 use mount::{MountTable, Route};
 
 pub use input::FileWrapper;
 pub use ops::{install_tracebacker, reexec_command, reexec_for_optimize, start_autoreloader};
-
-/// Where a request came from, borrowed from the connection's buffer.
-pub enum Origin<'a> {
-    /// Parsed HTTP/1.x head.
-    Http {
-        /// The head.
-        head: &'a RequestHead<'a>,
-        /// `SERVER_NAME`.
-        server_name: &'a str,
-        /// `SERVER_PORT`.
-        server_port: &'a str,
-        /// `REMOTE_ADDR`.
-        remote_addr: &'a str,
-        /// `REMOTE_PORT`.
-        remote_port: &'a str,
-    },
-    /// A uwsgi packet (nginx `uwsgi_pass`): the environ is given.
-    Uwsgi {
-        /// The packet.
-        packet: &'a UwsgiPacket<'a>,
-    },
-}
-
-/// One request ready for the app.
-pub struct Request<'a> {
-    /// What arrived.
-    pub origin: Origin<'a>,
-    /// The connection (non-blocking), for the response.
-    pub fd: RawFd,
-    /// What `route*` rules left for the app: environ variables, headers to add or drop.
-    pub route: Option<&'a crate::routing::RouteState>,
-    /// The worker's stop flag, when no other request is buffered behind this one: if it is
-    /// set by the time the response head is written, the head says `Connection: close`.
-    pub closing: Option<&'a Arc<AtomicBool>>,
-}
-
-/// What happened, for the request log and the scoreboard.
-#[derive(Debug, Default)]
-#[allow(clippy::struct_excessive_bools)] // facts about one response, each a yes/no
-pub struct Served {
-    /// Status code sent (or 500 when the app failed before sending one).
-    pub status: u16,
-    /// Body bytes sent.
-    pub body_bytes: u64,
-    /// Header lines sent.
-    pub header_count: usize,
-    /// Bytes of the response head.
-    pub header_bytes: usize,
-    /// Number of environ entries.
-    pub vars: usize,
-    /// The connection may carry another request.
-    pub keep_alive: bool,
-    /// The app raised.
-    pub app_error: bool,
-    /// The body went out with sendfile.
-    pub sendfile: bool,
-    /// The app that served it (uWSGI's `app: N`); `None` when no app matched (`app: -1`).
-    pub app: Option<usize>,
-    /// `vhost`: the request's host, which uWSGI puts in front of its request-log line.
-    pub vhost: Option<String>,
-    /// A `donotlog` routing rule fired: no request-log line.
-    pub donotlog: bool,
-    /// Logvars routing rules set (`logvar:NAME=VALUE`), for `%(NAME)` in a `log-format`.
-    pub logvars: Vec<(String, String)>,
-    /// Response headers kept by `collect-header`/`pull-header`: (variable, value), for
-    /// `%(var.NAME)` in a `log-format`.
-    pub collected: Vec<(String, Vec<u8>)>,
-    /// The rest of a `wsgi.file_wrapper` body the client didn't take at once: the
-    /// connection's event loop sends it, so a slow client doesn't hold the app's thread.
-    pub rest: Option<FileRest>,
-}
-
-/// The unsent part of a file body, on a file descriptor of its own.
-#[derive(Debug)]
-pub struct FileRest {
-    /// A duplicate of the app's file (the app's object is closed when the request ends).
-    pub file: std::fs::File,
-    /// Next byte to send.
-    pub offset: u64,
-    /// Bytes left.
-    pub remaining: u64,
-}
 
 /// The loaded WSGI applications plus the per-process constants their environ needs.
 pub struct App {
@@ -116,8 +32,6 @@ pub struct App {
     mounts: MountTable,
     /// Environ entries that never change; copied for each request.
     template: Py<PyDict>,
-    /// Seconds to wait on a stalled client socket.
-    pub(crate) socket_timeout: std::time::Duration,
     /// `add-header`: appended to every response's headers.
     pub(crate) extra_headers: std::sync::Arc<[(String, String)]>,
     /// `collect-header` / `pull-header`.
@@ -307,21 +221,10 @@ impl App {
                 callables: loaded.callables.into_iter().map(Bound::unbind).collect(),
                 mounts: MountTable::new(loaded.mountpoints, cfg.manage_script_name, cfg.no_default_app, cfg.vhost),
                 template: template.unbind(),
-                socket_timeout: std::time::Duration::from_secs(cfg.socket_timeout.max(1)),
                 extra_headers: cfg.add_header.clone().into(),
                 collect_headers: cfg.collect_header.clone().into(),
             })
         })
-    }
-
-    /// Calls the app for one request and sends its response. Returns what was sent and the
-    /// body reader (so the connection can recover pipelined bytes).
-    pub fn handle(
-        &self,
-        req: &Request<'_>,
-        body: crate::net::body::BodyReader,
-    ) -> (Served, crate::net::body::BodyReader) {
-        Python::attach(|py| response::handle(py, self, req, body))
     }
 
     /// Which app serves `origin` (`None`: no app matches) and, with `manage-script-name`, its
@@ -349,6 +252,13 @@ impl App {
             }
         });
         Some(Selected { id: app?, path_info })
+    }
+}
+
+impl Application for App {
+    /// Calls the WSGI app for one request and sends its response.
+    fn handle(&self, req: &Request<'_>, body: BodyReader) -> (Served, BodyReader) {
+        Python::attach(|py| response::handle(py, self, req, body))
     }
 }
 
