@@ -71,6 +71,8 @@ pub struct Config {
     pub wsgi_file: Option<PathBuf>,
     /// `module` (`wsgi`, `-w`): `pkg.mod` or `pkg.mod:callable`.
     pub module: Option<String>,
+    /// `asgi` (ruwsgi only): `pkg.mod:app`, an ASGI 3 app served instead of a WSGI one.
+    pub asgi: Option<String>,
     /// `callable`: default `application`.
     pub callable: String,
     /// `mount`: apps under URL prefixes, loaded after `module`/`wsgi-file`, in order.
@@ -333,6 +335,7 @@ impl Default for Config {
             chdir2: None,
             wsgi_file: None,
             module: None,
+            asgi: None,
             callable: "application".to_owned(),
             mount: Vec::new(),
             manage_script_name: false,

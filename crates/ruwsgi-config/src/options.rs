@@ -301,6 +301,7 @@ pub static OPTIONS: &[OptionSpec] = &[
     row("wsgi-file", &["file"], None, Path, false, "", Supported, "Python file defining the WSGI callable"),
     row("module", &["wsgi"], Some('w'), Text, false, "", Supported, "module (`pkg.mod` or `pkg.mod:callable`) defining the WSGI callable"),
     s("callable", Text, "application", "name of the WSGI callable"),
+    s("asgi", Text, "", "module (`pkg.mod:app`) defining an ASGI 3 app, served instead of a WSGI one (docs/asgi.md)"),
     row("pythonpath", &["python-path", "pp"], None, Path, true, "", Supported, "directory prepended to `sys.path`"),
     row("home", &["virtualenv", "venv", "pyhome"], Some('H'), Path, false, "", Supported, "virtualenv to use"),
     list("env", Pair, "set an environment variable before loading the app"),
@@ -938,7 +939,7 @@ mod tests {
     }
 
     /// Names in the main table that are not options of uWSGI's `pip install uwsgi` build.
-    const RUWSGI_ONLY: &[&str] = &["metrics", "stats-prometheus", "py-autoreload-ignore", "log-json"];
+    const RUWSGI_ONLY: &[&str] = &["metrics", "stats-prometheus", "py-autoreload-ignore", "log-json", "asgi"];
     /// Options of uWSGI 2.0 plugins that `pip install uwsgi` doesn't build (so not in the generated
     /// list), listed to say ruwsgi serves only WSGI.
     const OTHER_PLUGINS: &[&str] = &["asyncio", "greenlet", "psgi", "rack", "jvm-main-class", "lua", "mono-app"];

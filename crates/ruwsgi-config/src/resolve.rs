@@ -448,6 +448,7 @@ fn apply(
         // Without `:callable` the runtime uses `callable` (default `application`).
         "module" => c.module = Some(text()?),
         "callable" => c.callable = text()?,
+        "asgi" => c.asgi = Some(text()?),
         "mount" => c.mount.push(parse_mount(value).ok_or_else(|| err(MOUNT_EXPECTATION))?),
         "manage-script-name" => c.manage_script_name = flag,
         "no-default-app" => c.no_default_app = flag,

@@ -69,6 +69,18 @@ impl Client {
         Wait { fd: self.fd, writable: false, timeout: self.timeout }
     }
 
+    /// Waits up to `timeout` for `other` to become readable or for input (or a hang-up) on
+    /// the connection; true when the connection is the one that woke.
+    pub fn wait_with(&self, other: BorrowedFd<'_>, timeout: Duration) -> io::Result<bool> {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        let me = socket_io::borrow(self.fd);
+        let mut fds = [PollFd::new(other, PollFlags::POLLIN), PollFd::new(me, PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::try_from(timeout).unwrap_or(PollTimeout::MAX)) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => Ok(fds[1].any().unwrap_or(false)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// The peer closed its end or the connection failed (checked without blocking and
     /// without reading: bytes waiting to be read don't count).
     pub fn hung_up(&self) -> bool {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 /// Borrow a raw fd that the caller keeps open for the duration of the call.
-fn borrow(fd: RawFd) -> BorrowedFd<'static> {
+pub(super) fn borrow(fd: RawFd) -> BorrowedFd<'static> {
     // SAFETY: every caller passes the fd of a connection it owns and keeps open until the
     // call returns; the 'static borrow never escapes these helpers.
     #[allow(unsafe_code)]

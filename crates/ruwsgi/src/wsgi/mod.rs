@@ -3,6 +3,7 @@
 //! (environ, `start_response`, `wsgi.input`, response iteration). Everything else calls
 //! plain Rust functions from here and never touches the GIL.
 
+mod asgi;
 mod environ;
 mod input;
 mod mount;
@@ -24,8 +25,52 @@ use mount::{MountTable, Route};
 pub use input::FileWrapper;
 pub use ops::{install_tracebacker, reexec_command, reexec_for_optimize, start_autoreloader};
 
+/// What a worker serves: WSGI callables or one ASGI app (`asgi`).
+pub enum App {
+    /// `module`, `wsgi-file`, `mount`.
+    Wsgi(WsgiApp),
+    /// `asgi`.
+    Asgi(asgi::AsgiApp),
+}
+
+impl App {
+    /// Loads the configured app (in the master, or in each worker with `lazy-apps`).
+    pub fn load(cfg: &Config, processes: u32, threads: u32) -> Result<App, LoadError> {
+        match &cfg.asgi {
+            Some(spec) => asgi::AsgiApp::load(cfg, spec).map(App::Asgi),
+            None => WsgiApp::load(cfg, processes, threads).map(App::Wsgi),
+        }
+    }
+
+    /// Called in each worker before its connection threads start: an ASGI app gets its
+    /// event loop and lifespan startup. `Err`: the worker can't serve.
+    pub fn start_worker(&self) -> Result<(), String> {
+        match self {
+            App::Wsgi(_) => Ok(()),
+            App::Asgi(app) => app.start(),
+        }
+    }
+
+    /// Called in a worker after its connection threads finished: lifespan shutdown.
+    pub fn stop_worker(&self) {
+        if let App::Asgi(app) = self {
+            app.stop();
+        }
+    }
+}
+
+impl Application for App {
+    /// Calls the app for one request and sends its response.
+    fn handle(&self, req: &Request<'_>, body: BodyReader) -> (Served, BodyReader) {
+        match self {
+            App::Wsgi(app) => Python::attach(|py| response::handle(py, app, req, body)),
+            App::Asgi(app) => app.handle(req, body),
+        }
+    }
+}
+
 /// The loaded WSGI applications plus the per-process constants their environ needs.
-pub struct App {
+pub struct WsgiApp {
     /// The WSGI callables by app id: the `module`/`wsgi-file` app first, then the mounts.
     callables: Vec<Py<PyAny>>,
     /// Their mountpoints, and which one serves a request.
@@ -56,7 +101,7 @@ fn _ruwsgi(m: &Bound<'_, PyModule>) -> PyResult<()> {
 }
 
 /// Formats a Python exception with its traceback, as Python would print it.
-fn format_exception(py: Python<'_>, err: &PyErr) -> String {
+pub(crate) fn format_exception(py: Python<'_>, err: &PyErr) -> String {
     let formatted = py
         .import("traceback")
         .and_then(|tb| tb.call_method1("format_exception", (err.get_type(py), err.value(py), err.traceback(py))))
@@ -186,7 +231,7 @@ pub fn flush_std_streams() {
 #[derive(Debug)]
 pub struct LoadError(pub String);
 
-impl App {
+impl WsgiApp {
     /// Loads the apps as uWSGI does, numbering them in load order: first the default app
     /// (`module`, or `wsgi-file` when there is no module or it failed to import, at
     /// mountpoint `''`), then each `mount` in order. Logs what it loads.
@@ -195,7 +240,7 @@ impl App {
     /// server doesn't start without it. uWSGI does that only for a file `mount`; a module
     /// mount (or the default app next to mounts) that fails is logged and left out, and its
     /// requests then go to the default app.
-    pub fn load(cfg: &Config, processes: u32, threads: u32) -> Result<App, LoadError> {
+    fn load(cfg: &Config, processes: u32, threads: u32) -> Result<WsgiApp, LoadError> {
         Python::attach(|py| {
             // uWSGI imports `import` modules right before the apps, wherever they load.
             import_all(py, "import", &cfg.import);
@@ -217,7 +262,7 @@ impl App {
             }
             let template = environ::template(py, processes > 1, threads > 1, !cfg.wsgi_disable_file_wrapper)
                 .map_err(|e| LoadError(format!("cannot build the environ: {e}")))?;
-            Ok(App {
+            Ok(WsgiApp {
                 callables: loaded.callables.into_iter().map(Bound::unbind).collect(),
                 mounts: MountTable::new(loaded.mountpoints, cfg.manage_script_name, cfg.no_default_app, cfg.vhost),
                 template: template.unbind(),
@@ -252,13 +297,6 @@ impl App {
             }
         });
         Some(Selected { id: app?, path_info })
-    }
-}
-
-impl Application for App {
-    /// Calls the WSGI app for one request and sends its response.
-    fn handle(&self, req: &Request<'_>, body: BodyReader) -> (Served, BodyReader) {
-        Python::attach(|py| response::handle(py, self, req, body))
     }
 }
 

@@ -15,7 +15,7 @@ use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
 use ruwsgi_proto::{encode_chunk, encode_response_head, validate_response_header, ResponseFraming, LAST_CHUNK};
 
 use super::input::{self, Input};
-use super::{environ, format_exception, App, FileRest, FileWrapper, Origin, Request, Selected, Served};
+use super::{environ, format_exception, FileRest, FileWrapper, Origin, Request, Selected, Served, WsgiApp};
 use crate::interface::{BodyReader, Client};
 
 /// How the body is delimited once the head is out.
@@ -352,7 +352,7 @@ impl Drop for CloseGuard<'_, '_> {
 }
 
 /// Request line for log messages: `GET /path`.
-fn describe(origin: &Origin<'_>) -> String {
+pub(super) fn describe(origin: &Origin<'_>) -> String {
     match origin {
         Origin::Http { head, .. } => format!("{} {}", head.method, head.target),
         Origin::Uwsgi { packet, .. } => {
@@ -369,7 +369,7 @@ fn describe(origin: &Origin<'_>) -> String {
 }
 
 /// The WSGI call for one request.
-pub fn handle(py: Python<'_>, app: &App, req: &Request<'_>, body: BodyReader) -> (Served, BodyReader) {
+pub fn handle(py: Python<'_>, app: &WsgiApp, req: &Request<'_>, body: BodyReader) -> (Served, BodyReader) {
     let (minor, is_head, keep_alive, uwsgi) = match &req.origin {
         Origin::Http { head, .. } => (head.minor_version, head.method == "HEAD", head.keep_alive, false),
         Origin::Uwsgi { packet, .. } => {
@@ -478,7 +478,7 @@ impl ResponseState {
 
 fn call_app(
     py: Python<'_>,
-    app: &App,
+    app: &WsgiApp,
     selected: &Selected<'_>,
     req: &Request<'_>,
     state: &Shared,
