@@ -58,6 +58,8 @@ async def app(scope, receive, send):
             message = await receive()
         print("saw http.disconnect", flush=True)
         return
+    if path == "/sleep":
+        await asyncio.sleep(float(scope["query_string"] or b"5"))
     if path == "/raise":
         raise RuntimeError("boom from the ASGI app")
     if path == "/block":

@@ -559,9 +559,12 @@ fn scope<'py>(py: Python<'py>, origin: &Origin<'_>) -> PyResult<Bound<'py, PyDic
             d.set_item(intern!(py, "method"), text(b"REQUEST_METHOD"))?;
             let https = var(b"HTTPS").eq_ignore_ascii_case(b"on") || var(b"UWSGI_SCHEME") == b"https";
             d.set_item(intern!(py, "scheme"), if https { "https" } else { "http" })?;
-            // nginx's SCRIPT_NAME is where the app is mounted; ASGI's `path` is the whole path.
+            // nginx's SCRIPT_NAME is where the app is mounted (`root_path`); ASGI's `path` is
+            // the whole path, which nginx's PATH_INFO (`$document_uri`) already is unless
+            // something stripped the prefix from it.
             let root = text(b"SCRIPT_NAME");
-            let path = format!("{root}{}", text(b"PATH_INFO"));
+            let path_info = text(b"PATH_INFO");
+            let path = if path_info.starts_with(&root) { path_info } else { format!("{root}{path_info}") };
             d.set_item(intern!(py, "path"), path)?;
             let uri = var(b"REQUEST_URI");
             let raw = uri.split(|&b| b == b'?').next().unwrap_or_default();

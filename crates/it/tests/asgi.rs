@@ -1,0 +1,278 @@
+//! ASGI apps (issue 15, `asgi = module:app`): a plain ASGI 3 app, FastAPI, Starlette's
+//! lifespan and the example Django project's `asgi.py`, over `http-socket` and behind nginx
+//! with `uwsgi_pass`; with the worker machinery (lifespan per worker, max-requests,
+//! harakiri, the blocked-loop watchdog).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::time::Duration;
+
+use it::json::{self, Value};
+use it::nginx::Nginx;
+use it::{Server, Start};
+use nix::sys::signal::Signal;
+
+const SECS: Duration = Duration::from_secs(10);
+
+/// ruwsgi serving `spec` (in tests/apps) over an HTTP socket with `extra` options.
+fn asgi_server(spec: &str, extra: &[&str]) -> Server {
+    let apps = it::repo().join("tests/apps").display().to_string();
+    let mut args = vec!["--http-socket", "127.0.0.1:0", "--chdir", &apps, "--asgi", spec];
+    args.extend_from_slice(extra);
+    Server::start(&args)
+}
+
+fn json_of(r: &it::Response) -> Value {
+    assert_eq!(r.status, 200, "{}\n{}", r.status_line, r.text());
+    json::from_str(&r.text()).unwrap_or_else(|e| panic!("bad JSON ({e}): {}", r.text()))
+}
+
+fn post(srv: &Server, path: &str, body: &[u8]) -> it::Response {
+    let mut raw =
+        format!("POST {path} HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len())
+            .into_bytes();
+    raw.extend_from_slice(body);
+    srv.exchange(&raw)
+}
+
+#[test]
+fn asgi_app_scope_body_and_streaming_over_http() {
+    let srv = asgi_server("asgi_raw:app", &["--threads", "4"]);
+    assert!(srv.log().contains("ASGI app 0 (mountpoint='') ready: asgi_raw:app (event loop: "), "{}", srv.log());
+    let r = srv.get("/");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, b"Hello, ASGI!");
+    assert_eq!(r.header("content-length"), Some("12"));
+
+    let v = json_of(&srv.get("/scope?a=1%20b"));
+    assert_eq!(v["method"], "GET");
+    assert_eq!(v["http_version"], "1.1");
+    assert_eq!(v["path"], "/scope");
+    assert_eq!(v["raw_path"], "/scope");
+    assert_eq!(v["query_string"], "a=1%20b");
+    assert_eq!(v["root_path"], "");
+    assert_eq!(v["client"][0], "127.0.0.1");
+    assert_eq!(v["headers"][0], json::json!(["host", "test"]));
+    assert_eq!(v["state"], true, "the lifespan state reaches the request scope");
+
+    // A body bigger than what is pre-buffered, by length and chunked.
+    let body: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    let r = post(&srv, "/echo", &body);
+    assert_eq!(r.status, 200);
+    assert!(r.body == body, "echoed body differs ({} bytes back)", r.body.len());
+    let mut raw = b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n".to_vec();
+    for part in body.chunks(70_000) {
+        raw.extend_from_slice(format!("{:x}\r\n", part.len()).as_bytes());
+        raw.extend_from_slice(part);
+        raw.extend_from_slice(b"\r\n");
+    }
+    raw.extend_from_slice(b"0\r\n\r\n");
+    let r = srv.exchange(&raw);
+    assert!(r.body == body, "chunked body echoed ({} bytes back)", r.body.len());
+
+    // A streamed response goes out chunked, piece by piece.
+    let r = srv.get("/stream");
+    assert_eq!(r.header("transfer-encoding"), Some("chunked"));
+    assert_eq!(r.text(), "part0\npart1\npart2\n");
+
+    // Keep-alive: two requests on one connection.
+    let mut s = srv.connect();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\nGET /stream HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut reader = BufReader::new(s);
+    assert_eq!(it::read_response(&mut reader).unwrap().body, b"Hello, ASGI!");
+    assert_eq!(it::read_response(&mut reader).unwrap().text(), "part0\npart1\npart2\n");
+    assert!(srv.wait_log("GET /stream => generated 18 bytes", SECS), "{}", srv.log());
+}
+
+#[test]
+fn asgi_expect_100_continue_is_answered_when_the_app_reads() {
+    let srv = asgi_server("asgi_raw:app", &[]);
+    let body = vec![b'x'; 200_000];
+    let mut s = srv.connect();
+    s.write_all(
+        format!(
+            "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let mut reader = BufReader::new(s.try_clone().unwrap());
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    assert_eq!(line, "HTTP/1.1 100 Continue\r\n");
+    reader.read_line(&mut line).unwrap();
+    s.write_all(&body).unwrap();
+    let r = it::read_response(&mut reader).unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body.len(), body.len());
+}
+
+#[test]
+fn asgi_app_exception_gives_500_and_traceback() {
+    let srv = asgi_server("asgi_raw:app", &[]);
+    let r = srv.get("/raise");
+    assert_eq!(r.status, 500);
+    assert!(srv.wait_log("RuntimeError: boom from the ASGI app", SECS), "{}", srv.log());
+    assert!(srv.log().contains("GET /raise: the ASGI app raised:"), "{}", srv.log());
+    // The worker serves on.
+    assert_eq!(srv.get("/").status, 200);
+}
+
+#[test]
+fn asgi_http_disconnect_is_delivered() {
+    let srv = asgi_server("asgi_raw:app", &[]);
+    let mut s = srv.connect();
+    s.write_all(b"GET /wait-disconnect HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    let mut first = [0u8; 64];
+    let n = s.read(&mut first).unwrap();
+    assert!(String::from_utf8_lossy(&first[..n]).starts_with("HTTP/1.1 200"), "{}", String::from_utf8_lossy(&first));
+    drop(s);
+    assert!(srv.wait_log("saw http.disconnect", SECS), "{}", srv.log());
+}
+
+#[test]
+fn asgi_lifespan_runs_in_each_worker_and_shuts_down_on_stop() {
+    let mut srv = asgi_server("asgi_raw:app", &["--processes", "2", "--master"]);
+    assert!(srv.wait_for(SECS, |t| t.matches("lifespan startup in").count() == 2), "{}", srv.log());
+    let pids = srv.worker_pids();
+    assert_eq!(srv.get("/").status, 200);
+    srv.signal(Signal::SIGTERM);
+    assert_eq!(srv.wait_exit(SECS), Some(0), "{}", srv.log());
+    for pid in pids {
+        assert!(srv.log().contains(&format!("lifespan shutdown in {pid}")), "{pid}: {}", srv.log());
+    }
+}
+
+#[test]
+fn asgi_blocked_event_loop_is_logged_with_its_stack() {
+    let srv = asgi_server("asgi_raw:app", &[]);
+    assert_eq!(srv.get("/block").status, 200);
+    assert!(srv.wait_log("ASGI event loop blocked for", SECS), "{}", srv.log());
+    assert!(srv.log().contains("time.sleep(2.5)"), "the stack names the blocking line: {}", srv.log());
+}
+
+#[test]
+fn asgi_max_requests_recycles_the_worker_with_a_new_lifespan() {
+    let srv = asgi_server("asgi_raw:app", &["--master", "--max-requests", "2", "--min-worker-lifetime", "0"]);
+    let first = srv.worker_pids();
+    for _ in 0..2 {
+        assert_eq!(srv.get("/").status, 200);
+    }
+    assert!(
+        srv.wait_for(SECS, |t| t.contains("max requests reached") && t.matches("lifespan startup in").count() >= 2),
+        "{}",
+        srv.log()
+    );
+    assert!(srv.log().contains(&format!("lifespan shutdown in {}", first[0])), "{}", srv.log());
+    assert_eq!(srv.get("/").status, 200);
+}
+
+#[test]
+fn asgi_harakiri_kills_a_stuck_request() {
+    let srv = asgi_server("asgi_raw:app", &["--master", "--harakiri", "1"]);
+    let mut s = srv.connect();
+    s.write_all(b"GET /sleep?30 HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    assert!(srv.wait_log("HARAKIRI", Duration::from_secs(15)), "{}", srv.log());
+    assert!(srv.wait_for(SECS, |t| t.matches("lifespan startup in").count() >= 2), "{}", srv.log());
+    assert_eq!(srv.get("/").status, 200);
+}
+
+#[test]
+fn fastapi_json_streaming_upload_and_lifespan_state() {
+    let srv = asgi_server("fastapi_app:app", &["--processes", "2", "--threads", "4"]);
+    let v = json_of(&srv.get("/items/5?q=x"));
+    assert_eq!(v, json::json!({"item_id": 5, "q": "x"}));
+    let v = json_of(&srv.get("/state"));
+    assert_eq!(v["greeting"], "hello from lifespan", "Starlette's lifespan state reaches request.state");
+    let r = srv.get("/stream");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("transfer-encoding"), Some("chunked"));
+    assert_eq!(r.text(), "line 0\nline 1\nline 2\nline 3\nline 4\n");
+    let v = json_of(&post(&srv, "/upload", &vec![7u8; 1_000_000]));
+    assert_eq!(v["size"], 1_000_000);
+    assert!(srv.wait_for(SECS, |t| t.matches("fastapi startup").count() == 2), "{}", srv.log());
+}
+
+#[test]
+fn fastapi_behind_nginx_uwsgi_pass() {
+    let apps = it::repo().join("tests/apps").display().to_string();
+    let srv = Server::start(&["--socket", "127.0.0.1:0", "--chdir", &apps, "--asgi", "fastapi_app:app"]);
+    let nginx = Nginx::start(&format!(
+        "location / {{\n    include uwsgi_params;\n    uwsgi_pass {};\n}}\n\
+         location /api/ {{\n    include uwsgi_params;\n    uwsgi_param SCRIPT_NAME /api;\n    uwsgi_pass {};\n}}\n",
+        srv.addr(),
+        srv.addr()
+    ));
+    let v = json_of(&nginx.get("/items/7?q=nginx"));
+    assert_eq!(v, json::json!({"item_id": 7, "q": "nginx"}));
+    let r = nginx.get("/stream");
+    assert_eq!(r.text(), "line 0\nline 1\nline 2\nline 3\nline 4\n", "{}", nginx.log());
+    let v = json_of(&nginx.post("/upload", "application/octet-stream", &vec![1u8; 500_000]));
+    assert_eq!(v["size"], 500_000);
+    // nginx's SCRIPT_NAME becomes root_path; FastAPI routes on the path below it.
+    let v = json_of(&nginx.get("/api/state"));
+    assert_eq!(v["root_path"], "/api");
+    assert_eq!(v["greeting"], "hello from lifespan");
+}
+
+/// The example Django project, migrated into a temp database, served through its asgi.py.
+fn django_asgi(extra: &[&str]) -> (Server, tempfile::TempDir) {
+    let django = it::repo().join("examples/django");
+    let db_dir = tempfile::tempdir().unwrap();
+    let db = db_dir.path().join("db.sqlite3").display().to_string();
+    let out = std::process::Command::new(it::venv_python())
+        .args(["manage.py", "migrate", "--noinput"])
+        .current_dir(&django)
+        .env("DEMO_DB", &db)
+        .output()
+        .expect("run manage.py migrate");
+    assert!(out.status.success(), "migrate failed: {}", String::from_utf8_lossy(&out.stderr));
+    let ini = std::fs::read_to_string(django.join("uwsgi-asgi.ini"))
+        .unwrap()
+        .replace("http = :8080", &extra.join("\n"))
+        .replace("vacuum = true", &format!("vacuum = true\nchdir = {}", django.display()));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("app.ini"), ini).unwrap();
+    let srv = Server::start_in(
+        dir,
+        Start { args: vec!["--ini".into(), "app.ini".into()], env: vec![("DEMO_DB", db)], workers: 2 },
+    );
+    (srv, db_dir)
+}
+
+#[test]
+fn django_asgi_py_with_an_async_view() {
+    let (srv, _db) = django_asgi(&["http-socket = 127.0.0.1:0"]);
+    let r = srv.get("/");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains("<h1>Guestbook</h1>"), "{}", r.text());
+    let v = json_of(&srv.get("/async"));
+    assert_eq!(v["async"], true);
+    assert_eq!(v["entries"], 0);
+    assert_eq!(srv.get("/missing").status, 404);
+}
+
+#[test]
+fn django_asgi_behind_nginx() {
+    let (srv, _db) = django_asgi(&["socket = 127.0.0.1:0"]);
+    let nginx =
+        Nginx::start(&format!("location / {{\n    include uwsgi_params;\n    uwsgi_pass {};\n}}\n", srv.addr()));
+    let r = nginx.get("/");
+    assert_eq!(r.status, 200, "{}\n{}", r.text(), nginx.log());
+    assert!(r.text().contains("<h1>Guestbook</h1>"), "{}", r.text());
+    let v = json_of(&nginx.get("/async"));
+    assert_eq!(v["async"], true);
+}
+
+#[test]
+fn asgi_with_module_is_refused() {
+    let apps = it::repo().join("tests/apps").display().to_string();
+    let (code, log) = it::run_to_exit(
+        std::path::Path::new(&apps),
+        &["--http-socket", "127.0.0.1:0", "--asgi", "asgi_raw:app", "--module", "hello"],
+        SECS,
+    );
+    assert_ne!(code, Some(0), "{log}");
+    assert!(log.contains("asgi can't be combined with module"), "{log}");
+}
