@@ -1,4 +1,4 @@
-//! ASGI apps (issue 15, `asgi = module:app`): a plain ASGI 3 app, FastAPI, Starlette's
+//! ASGI apps (issue 15, `asgi = module:app`): a plain ASGI 3 app, `FastAPI`, `Starlette`'s
 //! lifespan and the example Django project's `asgi.py`, over `http-socket` and behind nginx
 //! with `uwsgi_pass`; with the worker machinery (lifespan per worker, max-requests,
 //! harakiri, the blocked-loop watchdog).

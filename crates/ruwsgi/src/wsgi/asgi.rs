@@ -30,7 +30,7 @@ use ruwsgi_proto::{
 };
 
 use super::{format_exception, LoadError};
-use crate::interface::{BodyProgress, BodyReader, Client, Origin, Request, Served};
+use crate::interface::{BodyProgress, BodyReader, Client, Origin, Request, Served, Wait};
 
 /// Body bytes queued by the app and not yet written past which its `send()` waits for
 /// the write (back pressure towards the app).
@@ -44,7 +44,7 @@ const WAIT_TICK: Duration = Duration::from_secs(1);
 
 /// The loaded ASGI app and, in a worker, its event loop.
 pub struct AsgiApp {
-    /// The `Runner` (asgi_loop.py) around the app.
+    /// The `Runner` (`asgi_loop.py`) around the app.
     runner: Py<PyAny>,
     /// `add-header`: appended to every response's headers.
     extra_headers: Arc<[(String, String)]>,
@@ -234,7 +234,7 @@ impl AsgiApp {
                 Python::attach(|py| {
                     let runner = self.runner.bind(py);
                     for (fut, reply) in resolve {
-                        let value = reply.to_py(py);
+                        let value = reply.into_py(py);
                         if let Err(e) = runner.call_method1(intern!(py, "resolve"), (fut, value)) {
                             tracing::error!("{what}: {e}");
                         }
@@ -271,7 +271,7 @@ enum Reply {
 }
 
 impl Reply {
-    fn to_py(self, py: Python<'_>) -> Py<PyAny> {
+    fn into_py(self, py: Python<'_>) -> Py<PyAny> {
         let message = |kind: &Bound<'_, PyString>| {
             let d = PyDict::new(py);
             let _ = d.set_item(intern!(py, "type"), kind);
@@ -381,18 +381,17 @@ impl Exchange {
     /// Waits (no GIL: called by the connection thread) for events, and with `client` also
     /// for that client to go away.
     fn wait(&self, client: Option<Client>) -> Woke {
-        let woke = match client {
-            Some(c) => match c.wait_with(self.wake.as_fd(), WAIT_TICK) {
+        let woke = if let Some(c) = client {
+            match c.wait_with(self.wake.as_fd(), WAIT_TICK) {
                 Ok(true) if c.hung_up() => Woke::ClientGone,
                 Ok(true) => Woke::ClientData,
                 Ok(false) => Woke::Events,
                 Err(_) => Woke::ClientGone,
-            },
-            None => {
-                let mut fds = [PollFd::new(self.wake.as_fd(), PollFlags::POLLIN)];
-                let _ = poll(&mut fds, PollTimeout::try_from(WAIT_TICK).unwrap_or(PollTimeout::MAX));
-                Woke::Events
             }
+        } else {
+            let mut fds = [PollFd::new(self.wake.as_fd(), PollFlags::POLLIN)];
+            let _ = poll(&mut fds, PollTimeout::try_from(WAIT_TICK).unwrap_or(PollTimeout::MAX));
+            Woke::Events
         };
         let _ = self.wake.read();
         woke
@@ -407,7 +406,7 @@ impl Exchange {
         if inbox.finished {
             drop(inbox);
             if !fut.call_method0(intern!(py, "done"))?.is_truthy()? {
-                fut.call_method1(intern!(py, "set_result"), (Reply::Disconnect.to_py(py),))?;
+                fut.call_method1(intern!(py, "set_result"), (Reply::Disconnect.into_py(py),))?;
             }
             return Ok(());
         }
@@ -678,7 +677,7 @@ impl Response {
             Mode::UntilClose => parts.push(data),
         }
         let mut sent = 0;
-        if self.client.write_all(&parts, &mut sent, |wait| wait.run()).is_err() {
+        if self.client.write_all(&parts, &mut sent, Wait::run).is_err() {
             self.broken = true;
             self.keep_alive = false;
             return;
