@@ -1,0 +1,424 @@
+//! WebSocket (RFC 6455) framing for the server side: the opening handshake's accept key,
+//! frame parsing (client frames, masked) and encoding (server frames, unmasked), and the
+//! reassembly of fragmented messages with the protocol checks a server must make. No I/O:
+//! the caller owns the socket and its buffer.
+//!
+//! Hand-written rather than taken from tungstenite: its codec is tied to its own stream
+//! and buffer types, while ruwsgi's connection threads read into their own buffer and
+//! need "need more bytes" without blocking; the framing itself is small.
+
+use base64::Engine as _;
+use sha1::{Digest, Sha1};
+
+/// RFC 6455 §1.3: appended to the client's key before hashing.
+const ACCEPT_GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+
+/// Most payload bytes a control frame may carry (RFC 6455 §5.5).
+pub const MAX_CONTROL_PAYLOAD: usize = 125;
+
+/// `Sec-WebSocket-Accept` for a client's `Sec-WebSocket-Key`.
+pub fn websocket_accept_key(key: &[u8]) -> String {
+    let mut sha = Sha1::new();
+    sha.update(key.trim_ascii());
+    sha.update(ACCEPT_GUID);
+    base64::engine::general_purpose::STANDARD.encode(sha.finalize())
+}
+
+/// A frame's opcode (RFC 6455 §5.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Opcode {
+    /// Continuation of a fragmented message.
+    Continuation,
+    /// UTF-8 text.
+    Text,
+    /// Binary data.
+    Binary,
+    /// Close (with an optional code and reason).
+    Close,
+    /// Ping.
+    Ping,
+    /// Pong.
+    Pong,
+}
+
+impl Opcode {
+    fn from_bits(bits: u8) -> Option<Opcode> {
+        Some(match bits {
+            0 => Opcode::Continuation,
+            1 => Opcode::Text,
+            2 => Opcode::Binary,
+            8 => Opcode::Close,
+            9 => Opcode::Ping,
+            10 => Opcode::Pong,
+            _ => return None,
+        })
+    }
+
+    fn bits(self) -> u8 {
+        match self {
+            Opcode::Continuation => 0,
+            Opcode::Text => 1,
+            Opcode::Binary => 2,
+            Opcode::Close => 8,
+            Opcode::Ping => 9,
+            Opcode::Pong => 10,
+        }
+    }
+
+    /// Close, ping and pong.
+    pub fn is_control(self) -> bool {
+        matches!(self, Opcode::Close | Opcode::Ping | Opcode::Pong)
+    }
+}
+
+/// Why the client's frames break the protocol; each maps to the close code the server
+/// sends before closing ([`FrameError::close_code`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    /// RSV bits set (no extension was negotiated), or an unknown opcode.
+    #[error("reserved bits or opcode used")]
+    Reserved,
+    /// A client frame without a mask (RFC 6455 §5.1).
+    #[error("client frame not masked")]
+    Unmasked,
+    /// A control frame fragmented or longer than 125 bytes.
+    #[error("bad control frame")]
+    BadControl,
+    /// A continuation frame with no message started, or a new message inside one.
+    #[error("bad fragmentation")]
+    BadFragment,
+    /// A message (or frame) larger than the configured maximum (`websockets-max-size`).
+    #[error("message too big")]
+    TooBig,
+    /// A text message that is not UTF-8.
+    #[error("text message is not UTF-8")]
+    BadUtf8,
+    /// A close frame with a 1-byte payload, an invalid code or a reason that is not UTF-8.
+    #[error("bad close frame")]
+    BadClose,
+}
+
+impl FrameError {
+    /// The close code to answer with (RFC 6455 §7.4.1).
+    pub fn close_code(self) -> u16 {
+        match self {
+            FrameError::TooBig => 1009,
+            FrameError::BadUtf8 => 1007,
+            _ => 1002,
+        }
+    }
+}
+
+/// One parsed frame header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameHead {
+    /// Last frame of its message.
+    pub fin: bool,
+    /// The opcode.
+    pub opcode: Opcode,
+    /// The masking key (client frames are always masked).
+    pub mask: [u8; 4],
+    /// Payload length.
+    pub len: u64,
+    /// Bytes of the header (2 to 14).
+    pub header_len: usize,
+}
+
+/// Parses a client frame's header from the front of `buf`. `Ok(None)`: need more bytes.
+/// A payload longer than `max_payload` is refused before it arrives.
+pub fn parse_frame_head(buf: &[u8], max_payload: u64) -> Result<Option<FrameHead>, FrameError> {
+    if buf.len() < 2 {
+        return Ok(None);
+    }
+    let (b0, b1) = (buf[0], buf[1]);
+    if b0 & 0x70 != 0 {
+        return Err(FrameError::Reserved);
+    }
+    let opcode = Opcode::from_bits(b0 & 0x0F).ok_or(FrameError::Reserved)?;
+    let fin = b0 & 0x80 != 0;
+    if b1 & 0x80 == 0 {
+        return Err(FrameError::Unmasked);
+    }
+    let (len, mut at) = match b1 & 0x7F {
+        126 => {
+            let Some(b) = buf.get(2..4) else { return Ok(None) };
+            (u64::from(u16::from_be_bytes([b[0], b[1]])), 4)
+        }
+        127 => {
+            let Some(b) = buf.get(2..10) else { return Ok(None) };
+            let mut n = [0u8; 8];
+            n.copy_from_slice(b);
+            (u64::from_be_bytes(n), 10)
+        }
+        n => (u64::from(n), 2),
+    };
+    if opcode.is_control() && (!fin || len > MAX_CONTROL_PAYLOAD as u64) {
+        return Err(FrameError::BadControl);
+    }
+    if len > max_payload {
+        return Err(FrameError::TooBig);
+    }
+    let Some(m) = buf.get(at..at + 4) else { return Ok(None) };
+    let mask = [m[0], m[1], m[2], m[3]];
+    at += 4;
+    Ok(Some(FrameHead { fin, opcode, mask, len, header_len: at }))
+}
+
+/// Unmasks `payload` in place; `offset` is where it starts within the frame's payload.
+pub fn unmask(payload: &mut [u8], mask: [u8; 4], offset: usize) {
+    for (i, b) in payload.iter_mut().enumerate() {
+        *b ^= mask[(offset + i) % 4];
+    }
+}
+
+/// Appends a server frame (unmasked, not fragmented unless `fin` is false) to `out`.
+pub fn encode_frame(out: &mut Vec<u8>, fin: bool, opcode: Opcode, payload: &[u8]) {
+    out.push(if fin { 0x80 } else { 0 } | opcode.bits());
+    match payload.len() {
+        n @ 0..=125 => out.push(n as u8),
+        n @ 126..=0xFFFF => {
+            out.push(126);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            out.push(127);
+            out.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    out.extend_from_slice(payload);
+}
+
+/// The payload of a close frame: the code (if any) and the reason.
+pub fn encode_close_payload(code: u16, reason: &str) -> Vec<u8> {
+    let mut out = code.to_be_bytes().to_vec();
+    // A control frame's payload is at most 125 bytes: the reason is cut at a char boundary.
+    let mut end = reason.len().min(MAX_CONTROL_PAYLOAD - 2);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    out.extend_from_slice(&reason.as_bytes()[..end]);
+    out
+}
+
+/// Parses a client's close payload: `(code, reason)`, 1005 ("no status") when empty.
+pub fn parse_close_payload(payload: &[u8]) -> Result<(u16, &str), FrameError> {
+    match payload.len() {
+        0 => Ok((1005, "")),
+        1 => Err(FrameError::BadClose),
+        _ => {
+            let code = u16::from_be_bytes([payload[0], payload[1]]);
+            // RFC 6455 §7.4: codes a peer may send; 1004-1006 and 1015 are reserved.
+            let valid = matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999);
+            let reason = std::str::from_utf8(&payload[2..]).map_err(|_| FrameError::BadUtf8)?;
+            if valid {
+                Ok((code, reason))
+            } else {
+                Err(FrameError::BadClose)
+            }
+        }
+    }
+}
+
+/// A complete data message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    /// A text message (valid UTF-8).
+    Text(String),
+    /// A binary message.
+    Binary(Vec<u8>),
+}
+
+/// Reassembles fragmented data messages (RFC 6455 §5.4), enforcing the maximum size and
+/// UTF-8 for text. Control frames are the caller's and never reach it.
+#[derive(Debug, Default)]
+pub struct Assembler {
+    /// The message being received: its opcode and the payload so far.
+    partial: Option<(Opcode, Vec<u8>)>,
+}
+
+impl Assembler {
+    /// Takes one data frame's (unmasked) payload. `Ok(Some)`: a message is complete.
+    pub fn push(&mut self, head: &FrameHead, payload: Vec<u8>, max: u64) -> Result<Option<Message>, FrameError> {
+        let (opcode, data) = match (head.opcode, self.partial.take()) {
+            (Opcode::Continuation, None) => return Err(FrameError::BadFragment),
+            (Opcode::Continuation, Some((opcode, mut data))) => {
+                data.extend_from_slice(&payload);
+                (opcode, data)
+            }
+            (_, Some(_)) => return Err(FrameError::BadFragment),
+            (opcode, None) => (opcode, payload),
+        };
+        if data.len() as u64 > max {
+            return Err(FrameError::TooBig);
+        }
+        if !head.fin {
+            if opcode == Opcode::Text {
+                // Fail fast on text that can't become valid: only a trailing incomplete
+                // sequence may still be completed by the next fragment.
+                if let Err(e) = std::str::from_utf8(&data) {
+                    if e.error_len().is_some() {
+                        return Err(FrameError::BadUtf8);
+                    }
+                }
+            }
+            self.partial = Some((opcode, data));
+            return Ok(None);
+        }
+        Ok(Some(match opcode {
+            Opcode::Text => Message::Text(String::from_utf8(data).map_err(|_| FrameError::BadUtf8)?),
+            _ => Message::Binary(data),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A masked client frame.
+    fn client_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+        let mask = [0x37, 0xfa, 0x21, 0x3d];
+        let mut out = vec![if fin { 0x80 } else { 0 } | opcode];
+        match payload.len() {
+            n @ 0..=125 => out.push(0x80 | n as u8),
+            n @ 126..=0xFFFF => {
+                out.push(0x80 | 126);
+                out.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            n => {
+                out.push(0x80 | 127);
+                out.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
+        out.extend_from_slice(&mask);
+        out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        out
+    }
+
+    fn parse_whole(frame: &[u8]) -> (FrameHead, Vec<u8>) {
+        let head = parse_frame_head(frame, 1 << 20).unwrap().unwrap();
+        let mut payload = frame[head.header_len..].to_vec();
+        unmask(&mut payload, head.mask, 0);
+        (head, payload)
+    }
+
+    #[test]
+    fn accept_key_matches_rfc_example() {
+        // RFC 6455 §1.3.
+        assert_eq!(websocket_accept_key(b"dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+    }
+
+    #[test]
+    fn parses_masked_text_frame_of_each_length_form() {
+        for len in [0usize, 5, 125, 126, 65535, 65536, 70000] {
+            let payload: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+            let frame = client_frame(true, 1, &payload);
+            let (head, got) = parse_whole(&frame);
+            assert_eq!((head.fin, head.opcode, head.len), (true, Opcode::Text, len as u64));
+            assert_eq!(got, payload);
+        }
+    }
+
+    #[test]
+    fn needs_more_bytes_at_every_split_of_the_header() {
+        let frame = client_frame(true, 2, &[9u8; 300]);
+        let head_len = parse_frame_head(&frame, 1 << 20).unwrap().unwrap().header_len;
+        for cut in 0..head_len {
+            assert_eq!(parse_frame_head(&frame[..cut], 1 << 20), Ok(None), "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn rejects_unmasked_reserved_and_bad_control_frames() {
+        assert_eq!(parse_frame_head(&[0x81, 0x00], 10), Err(FrameError::Unmasked));
+        assert_eq!(parse_frame_head(&[0xC1, 0x80, 0, 0, 0, 0], 10), Err(FrameError::Reserved));
+        assert_eq!(parse_frame_head(&[0x83, 0x80, 0, 0, 0, 0], 10), Err(FrameError::Reserved));
+        assert_eq!(parse_frame_head(&client_frame(false, 9, b"x"), 10), Err(FrameError::BadControl));
+        assert_eq!(parse_frame_head(&client_frame(true, 9, &[0; 126]), 1000), Err(FrameError::BadControl));
+    }
+
+    #[test]
+    fn refuses_a_frame_over_the_maximum_before_its_payload() {
+        let frame = client_frame(true, 2, &[0; 2000]);
+        assert_eq!(parse_frame_head(&frame[..8], 1000), Err(FrameError::TooBig));
+        assert_eq!(FrameError::TooBig.close_code(), 1009);
+    }
+
+    #[test]
+    fn reassembles_fragments_and_checks_their_order() {
+        let mut a = Assembler::default();
+        let (h1, p1) = parse_whole(&client_frame(false, 1, "héllo ".as_bytes()));
+        let (h2, p2) = parse_whole(&client_frame(false, 0, b"wor"));
+        let (h3, p3) = parse_whole(&client_frame(true, 0, b"ld"));
+        assert_eq!(a.push(&h1, p1, 100), Ok(None));
+        assert_eq!(a.push(&h2, p2, 100), Ok(None));
+        assert_eq!(a.push(&h3, p3, 100), Ok(Some(Message::Text("héllo world".into()))));
+        let (h, p) = parse_whole(&client_frame(true, 0, b"x"));
+        assert_eq!(a.push(&h, p, 100), Err(FrameError::BadFragment));
+        let mut a = Assembler::default();
+        let (h1, p1) = parse_whole(&client_frame(false, 2, b"ab"));
+        let (h2, p2) = parse_whole(&client_frame(true, 1, b"cd"));
+        assert_eq!(a.push(&h1, p1, 100), Ok(None));
+        assert_eq!(a.push(&h2, p2, 100), Err(FrameError::BadFragment));
+    }
+
+    #[test]
+    fn text_must_be_utf8_even_split_across_fragments() {
+        let mut a = Assembler::default();
+        let bytes = "é".as_bytes();
+        let (h1, p1) = parse_whole(&client_frame(false, 1, &bytes[..1]));
+        let (h2, p2) = parse_whole(&client_frame(true, 0, &bytes[1..]));
+        assert_eq!(a.push(&h1, p1, 100), Ok(None), "an incomplete sequence may continue");
+        assert_eq!(a.push(&h2, p2, 100), Ok(Some(Message::Text("é".into()))));
+        let mut a = Assembler::default();
+        let (h, p) = parse_whole(&client_frame(false, 1, &[0xff, b'a']));
+        assert_eq!(a.push(&h, p, 100), Err(FrameError::BadUtf8));
+        assert_eq!(FrameError::BadUtf8.close_code(), 1007);
+    }
+
+    #[test]
+    fn message_size_counts_all_fragments() {
+        let mut a = Assembler::default();
+        let (h1, p1) = parse_whole(&client_frame(false, 2, &[0; 60]));
+        let (h2, p2) = parse_whole(&client_frame(true, 0, &[0; 60]));
+        assert_eq!(a.push(&h1, p1, 100), Ok(None));
+        assert_eq!(a.push(&h2, p2, 100), Err(FrameError::TooBig));
+    }
+
+    #[test]
+    fn close_payloads() {
+        assert_eq!(parse_close_payload(b""), Ok((1005, "")));
+        assert_eq!(parse_close_payload(&[0x03, 0xe8, b'o', b'k']), Ok((1000, "ok")));
+        assert_eq!(parse_close_payload(&[0x03]), Err(FrameError::BadClose));
+        assert_eq!(parse_close_payload(&1005u16.to_be_bytes()), Err(FrameError::BadClose));
+        assert_eq!(parse_close_payload(&999u16.to_be_bytes()), Err(FrameError::BadClose));
+        assert_eq!(parse_close_payload(&[0x03, 0xe8, 0xff]), Err(FrameError::BadUtf8));
+        let long = "é".repeat(100);
+        let p = encode_close_payload(1000, &long);
+        assert!(p.len() <= MAX_CONTROL_PAYLOAD);
+        assert!(std::str::from_utf8(&p[2..]).is_ok());
+    }
+
+    #[test]
+    fn encodes_server_frames_unmasked_with_each_length_form() {
+        for len in [0usize, 125, 126, 65535, 65536] {
+            let mut out = Vec::new();
+            encode_frame(&mut out, true, Opcode::Binary, &vec![1u8; len]);
+            assert_eq!(out[0], 0x82);
+            assert_eq!(out[1] & 0x80, 0, "server frames are not masked");
+            let header = match len {
+                0..=125 => 2,
+                126..=65535 => 4,
+                _ => 10,
+            };
+            assert_eq!(out.len(), header + len);
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn header_parser_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..32)) {
+            let _ = parse_frame_head(&bytes, 1 << 20);
+        }
+    }
+}
