@@ -5,7 +5,7 @@ import asyncio
 import os
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, WebSocket
 from fastapi.responses import StreamingResponse
 
 
@@ -45,3 +45,26 @@ async def stream():
             await asyncio.sleep(0.01)
 
     return StreamingResponse(numbers(), media_type="text/plain")
+
+
+@app.websocket("/ws")
+async def ws_echo(websocket: WebSocket):
+    """Echoes text (prefixed) and bytes until the client closes; "close" closes from here."""
+    await websocket.accept(subprotocol="echo" if "echo" in websocket.scope["subprotocols"] else None)
+    while True:
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            print("websocket closed by the client with", message["code"], flush=True)
+            return
+        if message.get("text") == "close":
+            await websocket.close(code=4001, reason="asked to")
+            return
+        if message.get("text") is not None:
+            await websocket.send_text("echo: " + message["text"])
+        else:
+            await websocket.send_bytes(message["bytes"])
+
+
+@app.websocket("/ws-refused")
+async def ws_refused(websocket: WebSocket):
+    await websocket.close(code=1008)

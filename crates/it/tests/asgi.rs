@@ -276,3 +276,156 @@ fn asgi_with_module_is_refused() {
     assert_ne!(code, Some(0), "{log}");
     assert!(log.contains("asgi can't be combined with module"), "{log}");
 }
+
+/// A minimal WebSocket client for the tests: raw frames over a `TcpStream`.
+struct Ws {
+    reader: BufReader<std::net::TcpStream>,
+    writer: std::net::TcpStream,
+}
+
+impl Ws {
+    /// Opens `path` (offering `protocol`, if any); returns the client and the 101 response head.
+    fn connect(addr: std::net::SocketAddr, path: &str, protocol: Option<&str>) -> (Ws, String) {
+        let s = it::connect(addr);
+        let mut writer = s.try_clone().unwrap();
+        let offer = protocol.map(|p| format!("Sec-WebSocket-Protocol: {p}\r\n")).unwrap_or_default();
+        write!(
+            writer,
+            "GET {path} HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{offer}\r\n"
+        )
+        .unwrap();
+        let mut reader = BufReader::new(s);
+        let mut head = String::new();
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap() == 0 || line == "\r\n" {
+                break;
+            }
+            head.push_str(&line);
+        }
+        (Ws { reader, writer }, head)
+    }
+
+    /// Sends one masked frame.
+    fn send(&mut self, fin: bool, opcode: u8, payload: &[u8]) {
+        let mask = [1u8, 2, 3, 4];
+        let mut frame = vec![if fin { 0x80 } else { 0 } | opcode];
+        if payload.len() < 126 {
+            frame.push(0x80 | payload.len() as u8);
+        } else {
+            frame.push(0x80 | 127);
+            frame.extend_from_slice(&(payload.len() as u64).to_be_bytes());
+        }
+        frame.extend_from_slice(&mask);
+        frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        self.writer.write_all(&frame).unwrap();
+    }
+
+    /// Reads one frame: (opcode, payload).
+    fn recv(&mut self) -> (u8, Vec<u8>) {
+        let mut h = [0u8; 2];
+        self.reader.read_exact(&mut h).unwrap();
+        assert_eq!(h[1] & 0x80, 0, "server frames are not masked");
+        let len = match h[1] & 0x7f {
+            126 => {
+                let mut b = [0u8; 2];
+                self.reader.read_exact(&mut b).unwrap();
+                u64::from(u16::from_be_bytes(b))
+            }
+            127 => {
+                let mut b = [0u8; 8];
+                self.reader.read_exact(&mut b).unwrap();
+                u64::from_be_bytes(b)
+            }
+            n => u64::from(n),
+        };
+        let mut payload = vec![0u8; usize::try_from(len).unwrap()];
+        self.reader.read_exact(&mut payload).unwrap();
+        (h[0] & 0x0f, payload)
+    }
+}
+
+#[test]
+fn fastapi_websocket_echo_ping_fragments_and_close() {
+    let srv = asgi_server("fastapi_app:app", &["--threads", "4", "--websockets-max-size", "64"]);
+    let (mut ws, head) = Ws::connect(srv.addr(), "/ws", Some("chat, echo"));
+    assert!(head.starts_with("HTTP/1.1 101 Switching Protocols\r\n"), "{head}\n{}", srv.log());
+    assert!(head.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"), "{head}");
+    assert!(head.contains("Sec-WebSocket-Protocol: echo\r\n"), "{head}");
+    ws.send(true, 1, "héllo".as_bytes());
+    assert_eq!(ws.recv(), (1, "echo: héllo".as_bytes().to_vec()));
+    ws.send(true, 2, &[0, 1, 2, 255]);
+    assert_eq!(ws.recv(), (2, vec![0, 1, 2, 255]));
+    // A ping gets its pong, even between the fragments of a message.
+    ws.send(false, 1, b"frag");
+    ws.send(true, 9, b"are you there");
+    assert_eq!(ws.recv(), (10, b"are you there".to_vec()));
+    ws.send(false, 0, b"men");
+    ws.send(true, 0, b"ted");
+    assert_eq!(ws.recv(), (1, b"echo: fragmented".to_vec()));
+    // A message bigger than websockets-max-size (64 KiB) closes with 1009.
+    ws.send(true, 2, &vec![0u8; 70 * 1024]);
+    let (op, payload) = ws.recv();
+    assert_eq!((op, &payload[..2]), (8, &1009u16.to_be_bytes()[..]));
+    assert!(srv.wait_log("websocket closed by the client with 1009", SECS), "{}", srv.log());
+    assert!(srv.wait_log("GET /ws => generated", SECS), "{}", srv.log());
+    assert!(srv.log().contains("(HTTP/1.1 101)"), "{}", srv.log());
+
+    // The client closes: the close is echoed and the app sees the code.
+    let (mut ws, _) = Ws::connect(srv.addr(), "/ws", None);
+    ws.send(true, 1, b"x");
+    assert_eq!(ws.recv(), (1, b"echo: x".to_vec()));
+    ws.send(true, 8, &1000u16.to_be_bytes());
+    assert_eq!(ws.recv(), (8, 1000u16.to_be_bytes().to_vec()));
+    assert!(srv.wait_log("websocket closed by the client with 1000", SECS), "{}", srv.log());
+
+    // The app closes: its code and reason in the close frame.
+    let (mut ws, _) = Ws::connect(srv.addr(), "/ws", None);
+    ws.send(true, 1, b"close");
+    let (op, payload) = ws.recv();
+    assert_eq!(op, 8);
+    assert_eq!(&payload[..2], &4001u16.to_be_bytes());
+    assert_eq!(&payload[2..], b"asked to");
+    ws.send(true, 8, &4001u16.to_be_bytes());
+
+    // Protocol errors: an unmasked frame (1002), text that isn't UTF-8 (1007).
+    let (mut ws, _) = Ws::connect(srv.addr(), "/ws", None);
+    ws.writer.write_all(&[0x81, 0x01, b'a']).unwrap();
+    let (op, payload) = ws.recv();
+    assert_eq!((op, &payload[..2]), (8, &1002u16.to_be_bytes()[..]));
+    let (mut ws, _) = Ws::connect(srv.addr(), "/ws", None);
+    ws.send(true, 1, &[0xff, 0xfe]);
+    let (op, payload) = ws.recv();
+    assert_eq!((op, &payload[..2]), (8, &1007u16.to_be_bytes()[..]));
+}
+
+#[test]
+fn asgi_websocket_refused_before_accept_gets_403() {
+    let srv = asgi_server("fastapi_app:app", &[]);
+    let (_ws, head) = Ws::connect(srv.addr(), "/ws-refused", None);
+    assert!(head.starts_with("HTTP/1.1 403"), "{head}");
+    // The worker serves on.
+    assert_eq!(srv.get("/items/1").status, 200);
+}
+
+#[test]
+fn asgi_websocket_pings_a_quiet_client_and_drops_one_that_does_not_answer() {
+    let srv = asgi_server(
+        "fastapi_app:app",
+        &["--websockets-ping-freq", "1", "--websockets-pong-tolerance", "1", "--harakiri", "1", "--master"],
+    );
+    let (mut ws, head) = Ws::connect(srv.addr(), "/ws", None);
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    // A quiet client is pinged; answering keeps the session (past harakiri's second, too).
+    let (op, _) = ws.recv();
+    assert_eq!(op, 9);
+    ws.send(true, 10, b"");
+    ws.send(true, 1, b"still here");
+    assert_eq!(ws.recv(), (1, b"echo: still here".to_vec()));
+    // Not answering the next ping ends it: the app is told (1006) and the socket closes.
+    let (op, _) = ws.recv();
+    assert_eq!(op, 9);
+    assert!(srv.wait_log("websocket closed by the client with 1006", SECS), "{}", srv.log());
+    assert!(!srv.log().contains("HARAKIRI"), "{}", srv.log());
+}

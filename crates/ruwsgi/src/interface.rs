@@ -5,7 +5,7 @@
 //! for the log and the scoreboard. `net/` never imports `wsgi::`, and the app side never
 //! holds a raw socket fd: it writes and waits through `Client`.
 
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::Arc;
 
 use ruwsgi_proto::{RequestHead, UwsgiPacket};
@@ -54,6 +54,9 @@ pub struct Request<'a> {
     /// The worker's stop flag, when no other request is buffered behind this one: if it is
     /// set by the time the response head is written, the head says `Connection: close`.
     pub closing: Option<&'a Arc<AtomicBool>>,
+    /// When (µs) this request started, as harakiri and the stats see it; 0 = not busy. A
+    /// request that turns into a long-lived session (a WebSocket) sets it to 0.
+    pub harakiri_clock: &'a AtomicU64,
 }
 
 /// What happened, for the request log and the scoreboard.

@@ -64,6 +64,11 @@ impl Client {
         socket_io::try_send_file(self.fd, file, offset, len)
     }
 
+    /// One non-blocking read (`Ok(0)`: the client closed; `WouldBlock`: nothing yet).
+    pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        socket_io::try_read(self.fd, buf)
+    }
+
     /// A wait for input (the rest of a request body).
     pub fn readable(&self) -> Wait {
         Wait { fd: self.fd, writable: false, timeout: self.timeout }

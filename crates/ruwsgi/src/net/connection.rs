@@ -775,6 +775,7 @@ fn serve_http(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
         route: route.as_deref(),
         // Once the worker stops, the last buffered request's response says `Connection: close`.
         closing: (!pipelined).then_some(ctx.stopping),
+        harakiri_clock: &ctx.worker.slot().cores[ctx.core].request_start,
     };
     let client_keep_alive = head.keep_alive;
     let started = begin_request(ctx);
@@ -945,6 +946,7 @@ fn serve_uwsgi(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
         client: Client::new(fd, settings.request_timeout),
         route: route.as_deref(),
         closing: None,
+        harakiri_clock: &ctx.worker.slot().cores[ctx.core].request_start,
     };
     let started = begin_request(ctx);
     let var = |k: &[u8]| packet.var(k).and_then(|v| std::str::from_utf8(v).ok()).unwrap_or("");

@@ -47,7 +47,9 @@ pub struct AsgiApp {
     /// The `Runner` (`asgi_loop.py`) around the app.
     runner: Py<PyAny>,
     /// `add-header`: appended to every response's headers.
-    extra_headers: Arc<[(String, String)]>,
+    pub(super) extra_headers: Arc<[(String, String)]>,
+    /// WebSocket settings.
+    pub(super) websockets: super::asgi_websocket::Settings,
 }
 
 /// ruwsgi's log, for the loop thread's messages (lifespan, blocked loop).
@@ -87,7 +89,11 @@ impl AsgiApp {
                 Ok((runner, loop_name)) => {
                     let label = super::module_label(spec, &cfg.callable);
                     tracing::info!("ASGI app 0 (mountpoint='') ready: {label} (event loop: {loop_name})");
-                    Ok(AsgiApp { runner: runner.unbind(), extra_headers: cfg.add_header.clone().into() })
+                    Ok(AsgiApp {
+                        runner: runner.unbind(),
+                        extra_headers: cfg.add_header.clone().into(),
+                        websockets: super::asgi_websocket::Settings::new(cfg),
+                    })
                 }
                 Err(e) => {
                     tracing::error!("failed to load asgi {spec}:\n{}", format_exception(py, &e));
@@ -118,8 +124,14 @@ impl AsgiApp {
         });
     }
 
-    /// Serves one `http` request (see the module doc).
+    /// Serves one `http` request (see the module doc), or a `websocket` session for an
+    /// HTTP/1.1 `Upgrade: websocket` request.
     pub fn handle(&self, req: &Request<'_>, mut body: BodyReader) -> (Served, BodyReader) {
+        if let Origin::Http { head, .. } = &req.origin {
+            if super::asgi_websocket::is_upgrade(head) {
+                return (super::asgi_websocket::serve(self, req, head), body);
+            }
+        }
         let (minor, is_head, keep_alive, uwsgi) = match &req.origin {
             Origin::Http { head, .. } => (head.minor_version, head.method == "HEAD", head.keep_alive, false),
             Origin::Uwsgi { packet } => {
@@ -147,14 +159,7 @@ impl AsgiApp {
         };
         let what = super::response::describe(&req.origin);
         let first_body = body.take_whole();
-        let submitted = Python::attach(|py| -> PyResult<(Py<Exchange>, usize)> {
-            let scope = scope(py, &req.origin)?;
-            let vars = scope.len();
-            let ex = Py::new(py, Exchange::new(what.clone())?)?;
-            let first = first_body.as_deref().map(|b| PyBytes::new(py, b));
-            self.runner.bind(py).call_method1(intern!(py, "submit"), (scope, &ex, first))?;
-            Ok((ex, vars))
-        });
+        let submitted = self.submit(&req.origin, &what, false, first_body.as_deref());
         let mut served = Served { app: Some(0), ..Served::default() };
         let ex = match submitted {
             Ok((ex, vars)) => {
@@ -177,7 +182,7 @@ impl AsgiApp {
         loop {
             let events = ex.take();
             if events.is_empty() {
-                match ex.wait((watch && !parked.is_empty()).then_some(req.client)) {
+                match ex.wait((watch && !parked.is_empty()).then_some(req.client), WAIT_TICK) {
                     Woke::ClientGone => out.broken = true,
                     Woke::ClientData => watch = false,
                     Woke::Events => {}
@@ -211,6 +216,8 @@ impl AsgiApp {
                         }
                     }
                     Event::Done(err) => app_done = Some(err),
+                    // `websocket.*` messages are refused for an http scope by `send`.
+                    Event::Accept { .. } | Event::Frame { .. } | Event::Close { .. } => {}
                 }
             }
             let ended = out.complete || out.broken || app_done.is_some();
@@ -230,17 +237,7 @@ impl AsgiApp {
                 drop(inbox);
                 resolve.extend(parked.drain(..).map(|fut| (fut, Reply::Disconnect)));
             }
-            if !resolve.is_empty() {
-                Python::attach(|py| {
-                    let runner = self.runner.bind(py);
-                    for (fut, reply) in resolve {
-                        let value = reply.into_py(py);
-                        if let Err(e) = runner.call_method1(intern!(py, "resolve"), (fut, value)) {
-                            tracing::error!("{what}: {e}");
-                        }
-                    }
-                });
-            }
+            self.resolve(&what, resolve);
             if let Some(err) = app_done {
                 if let Some(err) = err {
                     served.app_error = true;
@@ -260,14 +257,60 @@ impl AsgiApp {
     }
 }
 
+impl AsgiApp {
+    /// Completes the app's futures (on the loop thread), taking the GIL once.
+    pub(super) fn resolve(&self, what: &str, replies: Vec<(Py<PyAny>, Reply)>) {
+        if replies.is_empty() {
+            return;
+        }
+        Python::attach(|py| {
+            let runner = self.runner.bind(py);
+            for (fut, reply) in replies {
+                let value = reply.into_py(py);
+                if let Err(e) = runner.call_method1(intern!(py, "resolve"), (fut, value)) {
+                    tracing::error!("{what}: {e}");
+                }
+            }
+        });
+    }
+
+    /// Builds the scope and starts the app's task for it (`first`: the whole request body,
+    /// when it is all here); returns the exchange and the number of scope entries (the
+    /// log's "vars").
+    pub(super) fn submit(
+        &self,
+        origin: &Origin<'_>,
+        what: &str,
+        websocket: bool,
+        first: Option<&[u8]>,
+    ) -> PyResult<(Py<Exchange>, usize)> {
+        Python::attach(|py| {
+            let scope = scope(py, origin, websocket)?;
+            let vars = scope.len();
+            let ex = Py::new(py, Exchange::new(what.to_owned(), websocket)?)?;
+            let first = first.map(|b| PyBytes::new(py, b));
+            self.runner.bind(py).call_method1(intern!(py, "submit"), (scope, &ex, first))?;
+            Ok((ex, vars))
+        })
+    }
+}
+
 /// What a resolved `receive()` (or a waiting `send()`) gets.
-enum Reply {
+pub(super) enum Reply {
     /// `send()`'s wait is over.
     None,
     /// `http.request` with these bytes; `more`: more of the body follows.
     Body(Vec<u8>, bool),
     /// `http.disconnect`.
     Disconnect,
+    /// `websocket.connect`.
+    Connect,
+    /// `websocket.receive` with `text`.
+    Text(String),
+    /// `websocket.receive` with `bytes`.
+    Bytes(Vec<u8>),
+    /// `websocket.disconnect` with this close code.
+    Closed(u16),
 }
 
 impl Reply {
@@ -286,6 +329,22 @@ impl Reply {
                 d.into_any().unbind()
             }
             Reply::Disconnect => message(intern!(py, "http.disconnect")).into_any().unbind(),
+            Reply::Connect => message(intern!(py, "websocket.connect")).into_any().unbind(),
+            Reply::Text(text) => {
+                let d = message(intern!(py, "websocket.receive"));
+                let _ = d.set_item(intern!(py, "text"), text);
+                d.into_any().unbind()
+            }
+            Reply::Bytes(data) => {
+                let d = message(intern!(py, "websocket.receive"));
+                let _ = d.set_item(intern!(py, "bytes"), PyBytes::new(py, &data));
+                d.into_any().unbind()
+            }
+            Reply::Closed(code) => {
+                let d = message(intern!(py, "websocket.disconnect"));
+                let _ = d.set_item(intern!(py, "code"), code);
+                d.into_any().unbind()
+            }
         }
     }
 }
@@ -310,7 +369,7 @@ fn read_body(body: &mut BodyReader, timeout: Duration) -> Reply {
 }
 
 /// One message from the app's task to the connection thread.
-enum Event {
+pub(super) enum Event {
     /// `receive()`: the future to complete.
     Receive(Py<PyAny>),
     /// `http.response.start`.
@@ -319,26 +378,36 @@ enum Event {
     Body { data: Vec<u8>, more: bool, waiter: Option<Py<PyAny>> },
     /// The app's coroutine ended, with its exception if it raised.
     Done(Option<PyErr>),
+    /// `websocket.accept`.
+    Accept { subprotocol: Option<String>, headers: Vec<(Vec<u8>, Vec<u8>)> },
+    /// `websocket.send`; `waiter` as for `Body`.
+    Frame { text: bool, data: Vec<u8>, waiter: Option<Py<PyAny>> },
+    /// `websocket.close`.
+    Close { code: u16, reason: String },
 }
 
 /// The queue between one request's task (on the loop thread) and its connection thread.
-struct Inbox {
-    events: VecDeque<Event>,
+pub(super) struct Inbox {
+    pub(super) events: VecDeque<Event>,
     /// Body bytes queued and not yet written.
-    queued: usize,
-    /// `http.response.start` was sent.
-    started: bool,
-    /// The final body message was sent.
-    completed: bool,
+    pub(super) queued: usize,
+    /// `http.response.start` (or `websocket.accept`) was sent.
+    pub(super) started: bool,
+    /// The final body message (or `websocket.close`) was sent.
+    pub(super) completed: bool,
     /// The connection thread is done with the request: `receive()` now answers
     /// `http.disconnect` at once and `send()` is dropped.
-    finished: bool,
+    pub(super) finished: bool,
+    /// A `websocket` scope.
+    websocket: bool,
+    /// The close code a WebSocket `receive()` gets once finished.
+    pub(super) close_code: u16,
 }
 
 /// The app side of one request: `receive()`/`send()`/the end of the task queue here; the
 /// connection thread is woken through `wake`.
 #[pyclass(frozen, module = "ruwsgi")]
-struct Exchange {
+pub(super) struct Exchange {
     inbox: Mutex<Inbox>,
     wake: EventFd,
     /// `GET /path`, for log messages from the loop thread.
@@ -347,7 +416,7 @@ struct Exchange {
 
 /// Why `Exchange::wait` returned.
 #[derive(PartialEq, Eq)]
-enum Woke {
+pub(super) enum Woke {
     /// Events arrived (or the wait timed out).
     Events,
     /// The client closed the connection.
@@ -357,14 +426,22 @@ enum Woke {
 }
 
 impl Exchange {
-    fn new(what: String) -> PyResult<Self> {
+    fn new(what: String, websocket: bool) -> PyResult<Self> {
         let wake = EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)
             .map_err(|e| PyRuntimeError::new_err(format!("eventfd: {e}")))?;
-        let inbox = Inbox { events: VecDeque::new(), queued: 0, started: false, completed: false, finished: false };
+        let inbox = Inbox {
+            events: VecDeque::new(),
+            queued: 0,
+            started: false,
+            completed: false,
+            finished: false,
+            websocket,
+            close_code: 1006,
+        };
         Ok(Self { inbox: Mutex::new(inbox), wake, what })
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inbox> {
+    pub(super) fn lock(&self) -> MutexGuard<'_, Inbox> {
         self.inbox.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
@@ -374,15 +451,15 @@ impl Exchange {
     }
 
     /// Takes the queued events.
-    fn take(&self) -> Vec<Event> {
+    pub(super) fn take(&self) -> Vec<Event> {
         self.lock().events.drain(..).collect()
     }
 
     /// Waits (no GIL: called by the connection thread) for events, and with `client` also
     /// for that client to go away.
-    fn wait(&self, client: Option<Client>) -> Woke {
+    pub(super) fn wait(&self, client: Option<Client>, tick: Duration) -> Woke {
         let woke = if let Some(c) = client {
-            match c.wait_with(self.wake.as_fd(), WAIT_TICK) {
+            match c.wait_with(self.wake.as_fd(), tick) {
                 Ok(true) if c.hung_up() => Woke::ClientGone,
                 Ok(true) => Woke::ClientData,
                 Ok(false) => Woke::Events,
@@ -390,7 +467,7 @@ impl Exchange {
             }
         } else {
             let mut fds = [PollFd::new(self.wake.as_fd(), PollFlags::POLLIN)];
-            let _ = poll(&mut fds, PollTimeout::try_from(WAIT_TICK).unwrap_or(PollTimeout::MAX));
+            let _ = poll(&mut fds, PollTimeout::try_from(tick).unwrap_or(PollTimeout::MAX));
             Woke::Events
         };
         let _ = self.wake.read();
@@ -404,9 +481,10 @@ impl Exchange {
     fn receive(&self, py: Python<'_>, fut: Bound<'_, PyAny>) -> PyResult<()> {
         let mut inbox = self.lock();
         if inbox.finished {
+            let reply = if inbox.websocket { Reply::Closed(inbox.close_code) } else { Reply::Disconnect };
             drop(inbox);
             if !fut.call_method0(intern!(py, "done"))?.is_truthy()? {
-                fut.call_method1(intern!(py, "set_result"), (Reply::Disconnect.into_py(py),))?;
+                fut.call_method1(intern!(py, "set_result"), (reply.into_py(py),))?;
             }
             return Ok(());
         }
@@ -429,6 +507,12 @@ impl Exchange {
         if inbox.finished {
             // The client is gone or the response is over: dropped, as uvicorn does.
             return Ok(false);
+        }
+        if inbox.websocket {
+            let wait = super::asgi_websocket::queue_message(&mut inbox, &kind, message, fut)?;
+            drop(inbox);
+            let _ = self.wake.write(1);
+            return Ok(wait);
         }
         match kind.as_str() {
             "http.response.start" => {
@@ -501,7 +585,7 @@ impl Exchange {
 }
 
 /// `headers` of `http.response.start`: an iterable of `[name, value]` byte pairs.
-fn response_headers(headers: &Bound<'_, PyAny>) -> PyResult<Vec<(Vec<u8>, Vec<u8>)>> {
+pub(super) fn response_headers(headers: &Bound<'_, PyAny>) -> PyResult<Vec<(Vec<u8>, Vec<u8>)>> {
     let mut out = Vec::new();
     for pair in headers.try_iter()? {
         let pair = pair?;
@@ -522,10 +606,10 @@ fn response_headers(headers: &Bound<'_, PyAny>) -> PyResult<Vec<(Vec<u8>, Vec<u8
     Ok(out)
 }
 
-/// The `http` scope of a request.
-fn scope<'py>(py: Python<'py>, origin: &Origin<'_>) -> PyResult<Bound<'py, PyDict>> {
+/// The `http` (or `websocket`) scope of a request.
+fn scope<'py>(py: Python<'py>, origin: &Origin<'_>, websocket: bool) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
-    d.set_item(intern!(py, "type"), intern!(py, "http"))?;
+    d.set_item(intern!(py, "type"), if websocket { intern!(py, "websocket") } else { intern!(py, "http") })?;
     let asgi = PyDict::new(py);
     asgi.set_item(intern!(py, "version"), intern!(py, "3.0"))?;
     asgi.set_item(intern!(py, "spec_version"), intern!(py, "2.3"))?;
@@ -538,7 +622,19 @@ fn scope<'py>(py: Python<'py>, origin: &Origin<'_>) -> PyResult<Bound<'py, PyDic
         Origin::Http { head, server_name, server_port, remote_addr, remote_port } => {
             d.set_item(intern!(py, "http_version"), if head.minor_version == 0 { "1.0" } else { "1.1" })?;
             d.set_item(intern!(py, "method"), head.method)?;
-            d.set_item(intern!(py, "scheme"), intern!(py, "http"))?;
+            d.set_item(intern!(py, "scheme"), if websocket { intern!(py, "ws") } else { intern!(py, "http") })?;
+            if websocket {
+                let offered: Vec<String> = head
+                    .headers
+                    .iter()
+                    .filter(|(n, _)| n.eq_ignore_ascii_case("sec-websocket-protocol"))
+                    .flat_map(|(_, v)| {
+                        String::from_utf8_lossy(v).split(',').map(|p| p.trim().to_owned()).collect::<Vec<_>>()
+                    })
+                    .filter(|p| !p.is_empty())
+                    .collect();
+                d.set_item(intern!(py, "subprotocols"), PyList::new(py, offered)?)?;
+            }
             let path = percent_decode(head.path().as_bytes());
             d.set_item(intern!(py, "path"), String::from_utf8_lossy(&path))?;
             d.set_item(intern!(py, "raw_path"), PyBytes::new(py, head.path().as_bytes()))?;

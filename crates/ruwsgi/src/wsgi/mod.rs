@@ -4,6 +4,7 @@
 //! plain Rust functions from here and never touches the GIL.
 
 mod asgi;
+mod asgi_websocket;
 mod environ;
 mod input;
 mod mount;
