@@ -314,7 +314,7 @@ impl Ws {
         if payload.len() < 126 {
             frame.push(0x80 | payload.len() as u8);
         } else {
-            frame.push(0x80 | 127);
+            frame.push(0x80 | 0x7f);
             frame.extend_from_slice(&(payload.len() as u64).to_be_bytes());
         }
         frame.extend_from_slice(&mask);

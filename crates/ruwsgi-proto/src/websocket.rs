@@ -17,6 +17,7 @@ const ACCEPT_GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 pub const MAX_CONTROL_PAYLOAD: usize = 125;
 
 /// `Sec-WebSocket-Accept` for a client's `Sec-WebSocket-Key`.
+#[must_use]
 pub fn websocket_accept_key(key: &[u8]) -> String {
     let mut sha = Sha1::new();
     sha.update(key.trim_ascii());
@@ -66,6 +67,7 @@ impl Opcode {
     }
 
     /// Close, ping and pong.
+    #[must_use]
     pub fn is_control(self) -> bool {
         matches!(self, Opcode::Close | Opcode::Ping | Opcode::Pong)
     }
@@ -100,6 +102,7 @@ pub enum FrameError {
 
 impl FrameError {
     /// The close code to answer with (RFC 6455 §7.4.1).
+    #[must_use]
     pub fn close_code(self) -> u16 {
         match self {
             FrameError::TooBig => 1009,
@@ -189,6 +192,7 @@ pub fn encode_frame(out: &mut Vec<u8>, fin: bool, opcode: Opcode, payload: &[u8]
 }
 
 /// The payload of a close frame: the code (if any) and the reason.
+#[must_use]
 pub fn encode_close_payload(code: u16, reason: &str) -> Vec<u8> {
     let mut out = code.to_be_bytes().to_vec();
     // A control frame's payload is at most 125 bytes: the reason is cut at a char boundary.
@@ -240,12 +244,12 @@ impl Assembler {
     /// Takes one data frame's (unmasked) payload. `Ok(Some)`: a message is complete.
     pub fn push(&mut self, head: &FrameHead, payload: Vec<u8>, max: u64) -> Result<Option<Message>, FrameError> {
         let (opcode, data) = match (head.opcode, self.partial.take()) {
-            (Opcode::Continuation, None) => return Err(FrameError::BadFragment),
             (Opcode::Continuation, Some((opcode, mut data))) => {
                 data.extend_from_slice(&payload);
                 (opcode, data)
             }
-            (_, Some(_)) => return Err(FrameError::BadFragment),
+            // A continuation with nothing started, or a new message inside one.
+            (Opcode::Continuation, None) | (_, Some(_)) => return Err(FrameError::BadFragment),
             (opcode, None) => (opcode, payload),
         };
         if data.len() as u64 > max {
@@ -282,11 +286,11 @@ mod tests {
         match payload.len() {
             n @ 0..=125 => out.push(0x80 | n as u8),
             n @ 126..=0xFFFF => {
-                out.push(0x80 | 126);
+                out.push(0x80 | 0x7e);
                 out.extend_from_slice(&(n as u16).to_be_bytes());
             }
             n => {
-                out.push(0x80 | 127);
+                out.push(0x80 | 0x7f);
                 out.extend_from_slice(&(n as u64).to_be_bytes());
             }
         }

@@ -387,6 +387,7 @@ pub(super) enum Event {
 }
 
 /// The queue between one request's task (on the loop thread) and its connection thread.
+#[allow(clippy::struct_excessive_bools, reason = "independent facts about one exchange")]
 pub(super) struct Inbox {
     pub(super) events: VecDeque<Event>,
     /// Body bytes queued and not yet written.
