@@ -429,3 +429,19 @@ fn asgi_websocket_pings_a_quiet_client_and_drops_one_that_does_not_answer() {
     assert!(srv.wait_log("websocket closed by the client with 1006", SECS), "{}", srv.log());
     assert!(!srv.log().contains("HARAKIRI"), "{}", srv.log());
 }
+
+#[test]
+fn asgi_websocket_is_closed_with_1001_when_the_worker_stops() {
+    let mut srv = asgi_server("fastapi_app:app", &["--master", "--threads", "2"]);
+    let (mut ws, head) = Ws::connect(srv.addr(), "/ws", None);
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    ws.send(true, 1, b"hi");
+    assert_eq!(ws.recv(), (1, b"echo: hi".to_vec()));
+    srv.signal(Signal::SIGTERM);
+    let (op, payload) = ws.recv();
+    assert_eq!((op, &payload[..2]), (8, &1001u16.to_be_bytes()[..]));
+    ws.send(true, 8, &1001u16.to_be_bytes());
+    assert_eq!(srv.wait_exit(SECS), Some(0), "{}", srv.log());
+    assert!(srv.log().contains("websocket closed by the client with 1001"), "{}", srv.log());
+    assert!(srv.log().contains("fastapi shutdown"), "{}", srv.log());
+}

@@ -89,6 +89,11 @@ impl AsgiApp {
                 Ok((runner, loop_name)) => {
                     let label = super::module_label(spec, &cfg.callable);
                     tracing::info!("ASGI app 0 (mountpoint='') ready: {label} (event loop: {loop_name})");
+                    if cfg.threads <= 1 {
+                        tracing::warn!(
+                            "asgi with threads = 1: each worker runs one request (or WebSocket) at a time; set threads to how many it should run at once"
+                        );
+                    }
                     Ok(AsgiApp {
                         runner: runner.unbind(),
                         extra_headers: cfg.add_header.clone().into(),

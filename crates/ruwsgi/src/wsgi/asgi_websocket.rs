@@ -293,6 +293,11 @@ pub fn serve(app: &AsgiApp, req: &Request<'_>, head: &RequestHead<'_>) -> Served
         }
         if s.state == State::Open {
             s.keep_alive_ping(settings);
+            if req.closing.is_some_and(|stopping| stopping.load(Ordering::Relaxed)) {
+                // The worker stops (reload, recycling): "going away", as a browser expects.
+                s.close_by_app(1001, "server restarting");
+                s.incoming.push_back(Reply::Closed(1001));
+            }
         }
         // Messages that arrived before the client's close still reach an app that reads
         // them (for at most CLOSE_WAIT), unless the app is done.
