@@ -14,6 +14,9 @@ async def app(scope, receive, send):
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                if os.environ.get("ASGI_FAIL_STARTUP"):
+                    await send({"type": "lifespan.startup.failed", "message": "no database"})
+                    return
                 scope["state"]["started_pid"] = os.getpid()
                 print("lifespan startup in", os.getpid(), flush=True)
                 await send({"type": "lifespan.startup.complete"})

@@ -445,3 +445,17 @@ fn asgi_websocket_is_closed_with_1001_when_the_worker_stops() {
     assert!(srv.log().contains("websocket closed by the client with 1001"), "{}", srv.log());
     assert!(srv.log().contains("fastapi shutdown"), "{}", srv.log());
 }
+
+#[test]
+fn asgi_lifespan_startup_failure_stops_the_instance() {
+    let apps = it::repo().join("tests/apps").display().to_string();
+    let mut srv = Server::start_with(Start {
+        args: ["--http-socket", "127.0.0.1:0", "--chdir", &apps, "--asgi", "asgi_raw:app", "--master"]
+            .map(String::from)
+            .to_vec(),
+        env: vec![("ASGI_FAIL_STARTUP", "1".into())],
+        workers: 1,
+    });
+    assert_eq!(srv.wait_exit(SECS), Some(22), "{}", srv.log());
+    assert!(srv.log().contains("): ASGI lifespan startup failed: no database"), "{}", srv.log());
+}

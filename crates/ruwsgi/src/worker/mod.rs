@@ -215,7 +215,7 @@ fn serve(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, boa
         cfg.daemonize.as_ref().or(cfg.daemonize2.as_ref()).or(cfg.logto.as_ref()).or(cfg.logto2.as_ref())
     };
     if let Err(e) = app.start_worker() {
-        tracing::error!("worker {id} (pid: {pid}): ASGI lifespan startup failed: {e}");
+        tracing::error!("worker {id} (pid: {pid}): ASGI {e}");
         return EXIT_NO_APP;
     }
     let stopping = Arc::new(AtomicBool::new(false));

@@ -115,7 +115,7 @@ impl AsgiApp {
             match done {
                 Ok(err) if err.is_none() => Ok(()),
                 Ok(err) => Err(err.str().map(|s| s.to_string()).unwrap_or_default()),
-                Err(e) => Err(format_exception(py, &e)),
+                Err(e) => Err(format!("lifespan startup raised:\n{}", format_exception(py, &e))),
             }
         })
     }
