@@ -268,9 +268,10 @@ fn django_asgi_behind_nginx() {
 #[test]
 fn asgi_with_module_is_refused() {
     let apps = it::repo().join("tests/apps").display().to_string();
+    let dir = tempfile::tempdir().unwrap();
     let (code, log) = it::run_to_exit(
-        std::path::Path::new(&apps),
-        &["--http-socket", "127.0.0.1:0", "--asgi", "asgi_raw:app", "--module", "hello"],
+        dir.path(),
+        &["--http-socket", "127.0.0.1:0", "--chdir", &apps, "--asgi", "asgi_raw:app", "--module", "hello"],
         SECS,
     );
     assert_ne!(code, Some(0), "{log}");
