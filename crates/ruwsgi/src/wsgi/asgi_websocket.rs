@@ -447,7 +447,9 @@ impl Session {
                     self.heard = Instant::now();
                     self.ping_sent = None;
                     self.buf.extend_from_slice(&chunk[..n]);
-                    if n < chunk.len() {
+                    // A short read emptied the socket; past one message's worth, parse first
+                    // (a client can't grow the buffer faster than the app takes messages).
+                    if n < chunk.len() || self.buf.len() as u64 > max.saturating_add(READ_CHUNK as u64) {
                         break;
                     }
                 }
