@@ -62,6 +62,7 @@ async def app(scope, receive, send):
         print("saw http.disconnect", flush=True)
         return
     if path == "/sleep":
+        print("sleep started", flush=True)
         await asyncio.sleep(float(scope["query_string"] or b"5"))
     if path == "/raise":
         raise RuntimeError("boom from the ASGI app")

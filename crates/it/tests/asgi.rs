@@ -460,3 +460,23 @@ fn asgi_lifespan_startup_failure_stops_the_instance() {
     assert_eq!(srv.wait_exit(SECS), Some(22), "{}", srv.log());
     assert!(srv.log().contains("): ASGI lifespan startup failed: no database"), "{}", srv.log());
 }
+
+#[test]
+fn asgi_graceful_reload_finishes_a_request_and_runs_lifespan_again() {
+    let srv = asgi_server("asgi_raw:app", &["--master", "--threads", "2"]);
+    let first = srv.worker_pids();
+    // A request in flight when the reload starts is answered.
+    let mut slow = srv.connect();
+    slow.write_all(b"GET /sleep?1 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").unwrap();
+    assert!(srv.wait_log("sleep started", SECS), "{}", srv.log());
+    srv.signal(Signal::SIGHUP);
+    let r = it::read_response(&mut BufReader::new(slow)).unwrap();
+    assert_eq!(r.status, 200);
+    assert!(
+        srv.wait_for(Duration::from_secs(30), |l| l.matches("lifespan startup in").count() >= 2
+            && l.contains(&format!("lifespan shutdown in {}", first[0]))),
+        "{}",
+        srv.log()
+    );
+    assert_eq!(srv.get("/").body, b"Hello, ASGI!");
+}
