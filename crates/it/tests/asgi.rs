@@ -480,3 +480,25 @@ fn asgi_graceful_reload_finishes_a_request_and_runs_lifespan_again() {
     );
     assert_eq!(srv.get("/").body, b"Hello, ASGI!");
 }
+
+#[test]
+fn asgi_websockets_do_not_hold_the_connection_threads() {
+    // One worker with one connection thread: open WebSockets run on threads of their own.
+    let srv = asgi_server("fastapi_app:app", &["--processes", "1", "--threads", "1"]);
+    let mut sockets: Vec<Ws> = (0..3)
+        .map(|i| {
+            let (mut ws, head) = Ws::connect(srv.addr(), "/ws", None);
+            assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+            ws.send(true, 1, format!("ws{i}").as_bytes());
+            ws
+        })
+        .collect();
+    for (i, ws) in sockets.iter_mut().enumerate() {
+        assert_eq!(ws.recv(), (1, format!("echo: ws{i}").into_bytes()));
+    }
+    assert_eq!(srv.get("/items/3").status, 200);
+    for (i, ws) in sockets.iter_mut().enumerate().rev() {
+        ws.send(true, 1, format!("again{i}").as_bytes());
+        assert_eq!(ws.recv(), (1, format!("echo: again{i}").into_bytes()));
+    }
+}

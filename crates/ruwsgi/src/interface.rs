@@ -11,7 +11,7 @@ use std::sync::Arc;
 use ruwsgi_proto::{RequestHead, UwsgiPacket};
 
 pub use crate::net::body::{BodyReader, Progress as BodyProgress};
-pub use crate::net::client::{Client, Wait};
+pub use crate::net::client::{Client, OwnedClient, Wait};
 
 /// What answers requests in a worker: the WSGI callables or an ASGI app.
 pub trait Application: Sync {

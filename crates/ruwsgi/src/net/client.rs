@@ -3,7 +3,7 @@
 //! never a raw fd, so what carries the bytes (a plain socket today) can change here alone.
 
 use std::io;
-use std::os::fd::{BorrowedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use super::socket_io;
@@ -86,9 +86,30 @@ impl Client {
         }
     }
 
+    /// A duplicate of the socket for a session that outlives the request (a WebSocket
+    /// moving to a thread of its own); the connection loop closes its own copy.
+    pub fn try_clone_owned(&self) -> io::Result<OwnedClient> {
+        let fd = socket_io::borrow(self.fd).try_clone_to_owned()?;
+        Ok(OwnedClient { fd, timeout: self.timeout })
+    }
+
     /// The peer closed its end or the connection failed (checked without blocking and
     /// without reading: bytes waiting to be read don't count).
     pub fn hung_up(&self) -> bool {
         socket_io::hung_up(self.fd)
+    }
+}
+
+/// A connection owned by the app side (see `Client::try_clone_owned`); closed when dropped.
+#[derive(Debug)]
+pub struct OwnedClient {
+    fd: OwnedFd,
+    timeout: Duration,
+}
+
+impl OwnedClient {
+    /// The connection, to write and wait on.
+    pub fn client(&self) -> Client {
+        Client { fd: self.fd.as_raw_fd(), timeout: self.timeout }
     }
 }

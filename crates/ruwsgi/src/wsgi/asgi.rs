@@ -45,11 +45,13 @@ const WAIT_TICK: Duration = Duration::from_secs(1);
 /// The loaded ASGI app and, in a worker, its event loop.
 pub struct AsgiApp {
     /// The `Runner` (`asgi_loop.py`) around the app.
-    runner: Py<PyAny>,
+    pub(super) runner: Py<PyAny>,
     /// `add-header`: appended to every response's headers.
     pub(super) extra_headers: Arc<[(String, String)]>,
     /// WebSocket settings.
     pub(super) websockets: super::asgi_websocket::Settings,
+    /// WebSocket sessions running on threads of their own (the worker's stop waits).
+    pub(super) sessions: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// ruwsgi's log, for the loop thread's messages (lifespan, blocked loop).
@@ -91,13 +93,14 @@ impl AsgiApp {
                     tracing::info!("ASGI app 0 (mountpoint='') ready: {label} (event loop: {loop_name})");
                     if cfg.threads <= 1 {
                         tracing::warn!(
-                            "asgi with threads = 1: each worker runs one request (or WebSocket) at a time; set threads to how many it should run at once"
+                            "asgi with threads = 1: each worker runs one HTTP request at a time (WebSockets get threads of their own); set threads to how many it should run at once"
                         );
                     }
                     Ok(AsgiApp {
                         runner: runner.unbind(),
                         extra_headers: cfg.add_header.clone().into(),
                         websockets: super::asgi_websocket::Settings::new(cfg),
+                        sessions: Arc::default(),
                     })
                 }
                 Err(e) => {
@@ -120,8 +123,13 @@ impl AsgiApp {
         })
     }
 
-    /// In a stopping worker: lifespan shutdown, then the loop ends.
+    /// In a stopping worker: waits for its WebSocket sessions to close (they see the stop
+    /// and close with 1001), then lifespan shutdown, then the loop ends.
     pub fn stop(&self) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(8);
+        while self.sessions.load(std::sync::atomic::Ordering::Relaxed) > 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         Python::attach(|py| match self.runner.bind(py).call_method1(intern!(py, "stop"), (LIFESPAN_TIMEOUT,)) {
             Ok(err) if err.is_none() => {}
             Ok(err) => tracing::error!("{err}"),
@@ -193,7 +201,7 @@ impl AsgiApp {
                     Woke::Events => {}
                 }
             }
-            let mut resolve: Vec<(Py<PyAny>, Reply)> = Vec::new();
+            let mut replies: Vec<(Py<PyAny>, Reply)> = Vec::new();
             let mut app_done = None;
             for event in events {
                 match event {
@@ -205,7 +213,7 @@ impl AsgiApp {
                             if matches!(reply, Reply::Disconnect) {
                                 out.broken = true;
                             }
-                            resolve.push((fut, reply));
+                            replies.push((fut, reply));
                         }
                     }
                     Event::Start { code, status, headers } => {
@@ -217,7 +225,7 @@ impl AsgiApp {
                         ex.lock().queued -= data.len();
                         out.body(&data, more);
                         if let Some(fut) = waiter {
-                            resolve.push((fut, Reply::None));
+                            replies.push((fut, Reply::None));
                         }
                     }
                     Event::Done(err) => app_done = Some(err),
@@ -234,15 +242,15 @@ impl AsgiApp {
                 for event in inbox.events.drain(..) {
                     match event {
                         Event::Receive(fut) => parked.push(fut),
-                        Event::Body { waiter: Some(fut), .. } => resolve.push((fut, Reply::None)),
+                        Event::Body { waiter: Some(fut), .. } => replies.push((fut, Reply::None)),
                         Event::Done(err) => app_done = Some(err),
                         _ => {}
                     }
                 }
                 drop(inbox);
-                resolve.extend(parked.drain(..).map(|fut| (fut, Reply::Disconnect)));
+                replies.extend(parked.drain(..).map(|fut| (fut, Reply::Disconnect)));
             }
-            self.resolve(&what, resolve);
+            resolve(&self.runner, &what, replies);
             if let Some(err) = app_done {
                 if let Some(err) = err {
                     served.app_error = true;
@@ -262,23 +270,23 @@ impl AsgiApp {
     }
 }
 
-impl AsgiApp {
-    /// Completes the app's futures (on the loop thread), taking the GIL once.
-    pub(super) fn resolve(&self, what: &str, replies: Vec<(Py<PyAny>, Reply)>) {
-        if replies.is_empty() {
-            return;
-        }
-        Python::attach(|py| {
-            let runner = self.runner.bind(py);
-            for (fut, reply) in replies {
-                let value = reply.into_py(py);
-                if let Err(e) = runner.call_method1(intern!(py, "resolve"), (fut, value)) {
-                    tracing::error!("{what}: {e}");
-                }
-            }
-        });
+/// Completes the app's futures (on the loop thread of `runner`), taking the GIL once.
+pub(super) fn resolve(runner: &Py<PyAny>, what: &str, replies: Vec<(Py<PyAny>, Reply)>) {
+    if replies.is_empty() {
+        return;
     }
+    Python::attach(|py| {
+        let runner = runner.bind(py);
+        for (fut, reply) in replies {
+            let value = reply.into_py(py);
+            if let Err(e) = runner.call_method1(intern!(py, "resolve"), (fut, value)) {
+                tracing::error!("{what}: {e}");
+            }
+        }
+    });
+}
 
+impl AsgiApp {
     /// Builds the scope and starts the app's task for it (`first`: the whole request body,
     /// when it is all here); returns the exchange and the number of scope entries (the
     /// log's "vars").

@@ -6,11 +6,16 @@
 //! that doesn't answer within `websockets-pong-tolerance`, reassembles fragmented messages
 //! up to `websockets-max-size`, and runs the close handshake.
 //!
+//! The handshake runs on the connection thread; an accepted session then moves to a thread
+//! of its own (with a duplicate of the socket), so open sessions don't hold the worker's
+//! connection threads. The worker's stop closes them with 1001 and waits for them.
+//!
 //! Differs from uWSGI: harakiri stops counting once a WebSocket is accepted (a session lives
 //! as long as its client); a blocked event loop is still reported by the watchdog.
 
 use std::collections::VecDeque;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
@@ -23,9 +28,9 @@ use ruwsgi_proto::{
     FrameError, Message, Opcode, RequestHead,
 };
 
-use super::asgi::{AsgiApp, Event, Inbox, Reply};
+use super::asgi::{resolve, AsgiApp, Event, Exchange, Inbox, Reply};
 use super::format_exception;
-use crate::interface::{Client, Request, Served, Wait};
+use crate::interface::{Client, OwnedClient, Request, Served, Wait};
 
 /// Complete messages read ahead of the app's `receive()` before reading pauses.
 const READ_AHEAD: usize = 16;
@@ -176,12 +181,15 @@ struct Session {
     close_code: u16,
     /// For the request log.
     status: u16,
-    body_bytes: u64,
     header_bytes: usize,
     header_count: usize,
+    /// The app raised.
+    app_error: bool,
 }
 
-/// Runs the handshake and the session; returns what the request log shows.
+/// Runs the handshake here and hands an accepted session to a thread of its own (so the
+/// connection thread, and a worker with few of them, is free for other clients); returns
+/// what the request log shows (written at the upgrade, with the 101).
 pub fn serve(app: &AsgiApp, req: &Request<'_>, head: &RequestHead<'_>) -> Served {
     let what = super::response::describe(&req.origin);
     let mut served = Served { app: Some(0), ..Served::default() };
@@ -209,7 +217,6 @@ pub fn serve(app: &AsgiApp, req: &Request<'_>, head: &RequestHead<'_>) -> Served
             return served;
         }
     };
-    let ex = ex.get();
     let mut s = Session {
         client: req.client,
         state: State::Handshake,
@@ -222,11 +229,133 @@ pub fn serve(app: &AsgiApp, req: &Request<'_>, head: &RequestHead<'_>) -> Served
         ping_sent: None,
         close_code: 1006,
         status: 0,
-        body_bytes: 0,
         header_bytes: 0,
         header_count: 0,
+        app_error: false,
     };
-    let settings = app.websockets;
+    let stopping = req.closing.map(Arc::clone);
+    let d = Drive {
+        runner: &app.runner,
+        what: &what,
+        settings: app.websockets,
+        stopping: stopping.as_deref(),
+        accept_key: &accept,
+        extra_headers: &app.extra_headers,
+    };
+    let accepted = drive(&d, ex.get(), &mut s, true);
+    served.status = if s.status == 0 { 500 } else { s.status };
+    served.header_bytes = s.header_bytes;
+    served.header_count = s.header_count;
+    served.app_error = s.app_error;
+    if accepted {
+        // A session lives as long as its client: harakiri stops counting.
+        req.harakiri_clock.store(0, Ordering::Relaxed);
+        if let Some((mut s, ex)) = hand_off(app, req.client, s, ex, stopping.clone(), &what) {
+            // No thread for it: the session runs here, holding this connection thread.
+            s.client = req.client;
+            drive(&d, ex.get(), &mut s, false);
+        }
+    }
+    served.keep_alive = false;
+    served
+}
+
+/// An accepted session moving to its own thread.
+struct HandOff {
+    /// Its own duplicate of the socket (the connection loop closes its copy).
+    client: OwnedClient,
+    runner: Py<PyAny>,
+    ex: Py<Exchange>,
+    session: Session,
+    stopping: Option<Arc<AtomicBool>>,
+    what: String,
+    settings: Settings,
+    /// The worker's count of live sessions (its stop waits for them).
+    live: Arc<AtomicUsize>,
+}
+
+/// Starts a thread for the session; gives it back when no thread (or fd) can be had.
+fn hand_off(
+    app: &AsgiApp,
+    client: Client,
+    session: Session,
+    ex: Py<Exchange>,
+    stopping: Option<Arc<AtomicBool>>,
+    what: &str,
+) -> Option<(Session, Py<Exchange>)> {
+    let owned = match client.try_clone_owned() {
+        Ok(owned) => owned,
+        Err(e) => {
+            tracing::warn!("{what}: cannot duplicate the WebSocket's socket ({e}); it holds this thread");
+            return Some((session, ex));
+        }
+    };
+    // The thread starts first and takes the session through a channel, so a failed spawn
+    // leaves the session here.
+    let (tx, rx) = std::sync::mpsc::channel::<HandOff>();
+    let spawned = std::thread::Builder::new().name("ruwsgi-websocket".into()).stack_size(1 << 20).spawn(move || {
+        if let Ok(h) = rx.recv() {
+            h.run();
+        }
+    });
+    if let Err(e) = spawned {
+        tracing::warn!("{what}: cannot start a thread for the WebSocket ({e}); it holds this thread");
+        return Some((session, ex));
+    }
+    let runner = Python::attach(|py| app.runner.clone_ref(py));
+    app.sessions.fetch_add(1, Ordering::Relaxed);
+    let h = HandOff {
+        client: owned,
+        runner,
+        ex,
+        session,
+        stopping,
+        what: what.to_owned(),
+        settings: app.websockets,
+        live: Arc::clone(&app.sessions),
+    };
+    // The thread waits in `recv`, so this can't fail.
+    let _ = tx.send(h);
+    None
+}
+
+impl HandOff {
+    fn run(mut self) {
+        self.session.client = self.client.client();
+        super::python_thread(|| {
+            let d = Drive {
+                runner: &self.runner,
+                what: &self.what,
+                settings: self.settings,
+                stopping: self.stopping.as_deref(),
+                accept_key: "",
+                extra_headers: &[],
+            };
+            drive(&d, self.ex.get(), &mut self.session, false);
+        });
+        self.live.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// What a session's loop needs besides the session itself.
+struct Drive<'a> {
+    runner: &'a Py<PyAny>,
+    /// `GET /path`, for the log.
+    what: &'a str,
+    settings: Settings,
+    /// The worker's stop flag: set, the session closes with 1001.
+    stopping: Option<&'a AtomicBool>,
+    /// `Sec-WebSocket-Accept` for the 101.
+    accept_key: &'a str,
+    /// `add-header`.
+    extra_headers: &'a [(String, String)],
+}
+
+/// Runs the session's loop: the app's messages, the client's frames, pings, the close.
+/// With `until_accepted`, returns true as soon as the app accepted; else runs to the end
+/// (returns false).
+fn drive(d: &Drive<'_>, ex: &Exchange, s: &mut Session, until_accepted: bool) -> bool {
+    let settings = d.settings;
     let mut closed_at: Option<Instant> = None;
     loop {
         let mut replies: Vec<(Py<PyAny>, Reply)> = Vec::new();
@@ -243,15 +372,12 @@ pub fn serve(app: &AsgiApp, req: &Request<'_>, head: &RequestHead<'_>) -> Served
                 }
                 Event::Accept { subprotocol, headers } => {
                     if s.state == State::Handshake {
-                        s.accept(&accept, subprotocol.as_deref(), &headers, &app.extra_headers);
-                        // A session lives as long as its client: harakiri stops counting.
-                        req.harakiri_clock.store(0, Ordering::Relaxed);
+                        s.accept(d.accept_key, subprotocol.as_deref(), &headers, d.extra_headers);
                     }
                 }
                 Event::Frame { text, data, waiter } => {
                     ex.lock().queued -= data.len();
                     if s.state == State::Open {
-                        s.body_bytes += data.len() as u64;
                         s.send(if text { Opcode::Text } else { Opcode::Binary }, &data);
                     }
                     if let Some(fut) = waiter {
@@ -265,9 +391,9 @@ pub fn serve(app: &AsgiApp, req: &Request<'_>, head: &RequestHead<'_>) -> Served
         }
         if let Some(err) = &app_done {
             if let Some(err) = err {
-                served.app_error = true;
+                s.app_error = true;
                 let tb = Python::attach(|py| format_exception(py, err));
-                tracing::error!("{what}: the ASGI app raised:\n{tb}");
+                tracing::error!("{}: the ASGI app raised:\n{tb}", d.what);
             }
             match s.state {
                 // The app ended without accepting: refused (403), or failed (500).
@@ -293,7 +419,7 @@ pub fn serve(app: &AsgiApp, req: &Request<'_>, head: &RequestHead<'_>) -> Served
         }
         if s.state == State::Open {
             s.keep_alive_ping(settings);
-            if req.closing.is_some_and(|stopping| stopping.load(Ordering::Relaxed)) {
+            if d.stopping.is_some_and(|stopping| stopping.load(Ordering::Relaxed)) {
                 // The worker stops (reload, recycling): "going away", as a browser expects.
                 s.close_by_app(1001, "server restarting");
                 s.incoming.push_back(Reply::Closed(1001));
@@ -305,7 +431,7 @@ pub fn serve(app: &AsgiApp, req: &Request<'_>, head: &RequestHead<'_>) -> Served
         if s.state == State::Closed && undelivered && app_done.is_none() {
             let since = *closed_at.get_or_insert_with(Instant::now);
             if since.elapsed() < CLOSE_WAIT {
-                app.resolve(&what, replies);
+                resolve(d.runner, d.what, replies);
                 ex.wait(None, Duration::from_millis(250));
                 continue;
             }
@@ -324,21 +450,18 @@ pub fn serve(app: &AsgiApp, req: &Request<'_>, head: &RequestHead<'_>) -> Served
             drop(inbox);
             let code = s.close_code;
             replies.extend(s.parked.drain(..).map(|fut| (fut, Reply::Closed(code))));
-            app.resolve(&what, replies);
-            break;
+            resolve(d.runner, d.what, replies);
+            return false;
         }
-        app.resolve(&what, replies);
+        resolve(d.runner, d.what, replies);
+        if until_accepted && s.state == State::Open {
+            return true;
+        }
         let reading = matches!(s.state, State::Open | State::Closing(_)) && s.incoming.len() < READ_AHEAD;
         let tick = if reading { Duration::from_millis(250) } else { Duration::from_secs(1) };
         // Frames (or the end of stream) that woke it are read on the next turn.
         ex.wait(reading.then_some(s.client), tick);
     }
-    served.status = if s.status == 0 { 500 } else { s.status };
-    served.body_bytes = s.body_bytes;
-    served.header_bytes = s.header_bytes;
-    served.header_count = s.header_count;
-    served.keep_alive = false;
-    served
 }
 
 const SERVER_ERROR: &[u8] =
