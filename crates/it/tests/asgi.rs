@@ -502,3 +502,23 @@ fn asgi_websockets_do_not_hold_the_connection_threads() {
         assert_eq!(ws.recv(), (1, format!("echo: again{i}").into_bytes()));
     }
 }
+
+#[test]
+fn asgi_websocket_through_nginx_proxy_pass() {
+    let srv = asgi_server("fastapi_app:app", &[]);
+    let nginx = Nginx::start(&format!(
+        "location / {{\n    proxy_pass http://{};\n    proxy_http_version 1.1;\n    \
+         proxy_set_header Upgrade $http_upgrade;\n    proxy_set_header Connection \"upgrade\";\n}}\n",
+        srv.addr()
+    ));
+    let (mut ws, head) = Ws::connect(nginx.addr, "/ws", Some("echo"));
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}\n{}", nginx.log());
+    assert!(head.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"), "{head}");
+    ws.send(true, 1, b"via nginx");
+    assert_eq!(ws.recv(), (1, b"echo: via nginx".to_vec()));
+    ws.send(true, 2, &[5u8; 1000]);
+    assert_eq!(ws.recv(), (2, vec![5u8; 1000]));
+    ws.send(true, 8, &1000u16.to_be_bytes());
+    assert_eq!(ws.recv().0, 8);
+    assert!(srv.wait_log("websocket closed by the client with 1000", SECS), "{}", srv.log());
+}
