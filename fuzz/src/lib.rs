@@ -222,10 +222,10 @@ pub fn websocket(data: &[u8]) {
     const MAX: u64 = 256;
     let mut rest = data;
     let mut assembler = Assembler::default();
-    while let Ok(Some(head)) = parse_frame_head(rest, MAX) {
+    while let Ok(Some(head)) = parse_frame_head(rest, MAX, false) {
         assert!((2..=14).contains(&head.header_len) && head.header_len <= rest.len());
         let cut = usize::from(rest[0]) % head.header_len;
-        assert_eq!(parse_frame_head(&rest[..cut], MAX), Ok(None), "a prefix of a header");
+        assert_eq!(parse_frame_head(&rest[..cut], MAX, false), Ok(None), "a prefix of a header");
         let end = head.header_len + usize::try_from(head.len).expect("bounded by MAX");
         let Some(raw) = rest.get(head.header_len..end) else { break };
         let mut payload = raw.to_vec();
@@ -237,7 +237,7 @@ pub fn websocket(data: &[u8]) {
                 }
             }
             Opcode::Ping | Opcode::Pong => assert!(payload.len() <= ruwsgi_proto::MAX_CONTROL_PAYLOAD),
-            _ => match assembler.push(&head, payload.clone(), MAX) {
+            _ => match assembler.push(&head, payload.clone(), MAX, None) {
                 Ok(Some(Message::Text(t))) => assert!(t.len() as u64 <= MAX),
                 Ok(Some(Message::Binary(b))) => assert!(b.len() as u64 <= MAX),
                 Ok(None) => {}
@@ -254,7 +254,7 @@ pub fn websocket(data: &[u8]) {
         let mut body = payload.clone();
         unmask(&mut body, head.mask, 0);
         masked.extend_from_slice(&body);
-        let again = parse_frame_head(&masked, MAX).expect("re-encoded frame").expect("whole");
+        let again = parse_frame_head(&masked, MAX, false).expect("re-encoded frame").expect("whole");
         assert_eq!((again.len, again.opcode, again.fin), (payload.len() as u64, Opcode::Binary, true));
         let mut back = masked[again.header_len..].to_vec();
         unmask(&mut back, again.mask, 0);

@@ -287,9 +287,14 @@ struct Ws {
 impl Ws {
     /// Opens `path` (offering `protocol`, if any); returns the client and the 101 response head.
     fn connect(addr: std::net::SocketAddr, path: &str, protocol: Option<&str>) -> (Ws, String) {
+        let offer = protocol.map(|p| format!("Sec-WebSocket-Protocol: {p}\r\n")).unwrap_or_default();
+        Self::connect_with(addr, path, &offer)
+    }
+
+    /// Opens `path` with `extra` header lines.
+    fn connect_with(addr: std::net::SocketAddr, path: &str, offer: &str) -> (Ws, String) {
         let s = it::connect(addr);
         let mut writer = s.try_clone().unwrap();
-        let offer = protocol.map(|p| format!("Sec-WebSocket-Protocol: {p}\r\n")).unwrap_or_default();
         write!(
             writer,
             "GET {path} HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
@@ -325,6 +330,13 @@ impl Ws {
 
     /// Reads one frame: (opcode, payload).
     fn recv(&mut self) -> (u8, Vec<u8>) {
+        let (b0, payload) = self.recv_raw();
+        assert_eq!(b0 & 0x70, 0, "no RSV bits without an extension");
+        (b0 & 0x0f, payload)
+    }
+
+    /// Reads one frame: (its first byte, payload).
+    fn recv_raw(&mut self) -> (u8, Vec<u8>) {
         let mut h = [0u8; 2];
         self.reader.read_exact(&mut h).unwrap();
         assert_eq!(h[1] & 0x80, 0, "server frames are not masked");
@@ -343,7 +355,7 @@ impl Ws {
         };
         let mut payload = vec![0u8; usize::try_from(len).unwrap()];
         self.reader.read_exact(&mut payload).unwrap();
-        (h[0] & 0x0f, payload)
+        (h[0], payload)
     }
 }
 
@@ -521,4 +533,46 @@ fn asgi_websocket_through_nginx_proxy_pass() {
     ws.send(true, 8, &1000u16.to_be_bytes());
     assert_eq!(ws.recv().0, 8);
     assert!(srv.wait_log("websocket closed by the client with 1000", SECS), "{}", srv.log());
+}
+
+#[test]
+fn asgi_websocket_permessage_deflate() {
+    use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress};
+    let srv = asgi_server("fastapi_app:app", &[]);
+    let (mut ws, head) =
+        Ws::connect_with(srv.addr(), "/ws", "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n");
+    assert!(head.contains("Sec-WebSocket-Extensions: permessage-deflate\r\n"), "{head}");
+    let mut compress = Compress::new(Compression::default(), false);
+    let mut decompress = Decompress::new(false);
+    for round in 0..3 {
+        // A compressed text message (RSV1), the 4-byte tail left off (RFC 7692 §7.2.1).
+        let text = format!("round {round}: ").repeat(50);
+        let mut packed = Vec::with_capacity(text.len() + 64);
+        compress.compress_vec(text.as_bytes(), &mut packed, FlushCompress::Sync).unwrap();
+        assert!(packed.ends_with(&[0, 0, 0xff, 0xff]));
+        packed.truncate(packed.len() - 4);
+        let mask = [9u8, 8, 7, 6];
+        let mut frame = vec![0xc1, 0x80 | u8::try_from(packed.len()).unwrap()];
+        frame.extend_from_slice(&mask);
+        frame.extend(packed.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        ws.writer.write_all(&frame).unwrap();
+        // The echo comes back compressed too, in the server's running context.
+        let (b0, payload) = ws.recv_raw();
+        assert_eq!(b0, 0xc1, "FIN + RSV1 + text");
+        assert!(payload.len() < text.len() / 2);
+        let mut input = payload.clone();
+        input.extend_from_slice(&[0, 0, 0xff, 0xff]);
+        let mut out = Vec::with_capacity(text.len() * 2);
+        decompress.decompress_vec(&input, &mut out, FlushDecompress::Sync).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), format!("echo: {text}"));
+    }
+    // Uncompressed messages stay allowed.
+    ws.send(true, 1, b"plain");
+    let (b0, payload) = ws.recv_raw();
+    assert_eq!(b0 & 0x0f, 1);
+    let mut input = payload;
+    input.extend_from_slice(&[0, 0, 0xff, 0xff]);
+    let mut out = Vec::with_capacity(64);
+    decompress.decompress_vec(&input, &mut out, FlushDecompress::Sync).unwrap();
+    assert_eq!(out, b"echo: plain");
 }

@@ -14,7 +14,7 @@
 //! - [`validate_response_header`]: checks on headers a WSGI app passes to `start_response`.
 //! - [`percent_decode`]: `PATH_INFO` decoding.
 //! - [`parse_frame_head`], [`encode_frame`], [`Assembler`], [`websocket_accept_key`]: WebSocket
-//!   (RFC 6455) framing for the server side.
+//!   (RFC 6455) framing for the server side, with permessage-deflate ([`negotiate_deflate`]).
 //! - [`parse_proxy_header`]: the optional PROXY protocol (v1/v2) header opening a connection.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -46,6 +46,7 @@ pub use uwsgi::{
     UWSGI_HEADER_LEN,
 };
 pub use websocket::{
-    encode_close_payload, encode_frame, parse_close_payload, parse_frame_head, unmask, websocket_accept_key, Assembler,
-    FrameError, FrameHead, Message, Opcode, MAX_CONTROL_PAYLOAD,
+    encode_close_payload, encode_compressed_frame, encode_frame, negotiate_deflate, parse_close_payload,
+    parse_frame_head, unmask, websocket_accept_key, Assembler, Deflate, FrameError, FrameHead, Message, Opcode,
+    MAX_CONTROL_PAYLOAD,
 };

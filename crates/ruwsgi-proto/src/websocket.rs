@@ -8,6 +8,7 @@
 //! need "need more bytes" without blocking; the framing itself is small.
 
 use base64::Engine as _;
+use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 use sha1::{Digest, Sha1};
 
 /// RFC 6455 §1.3: appended to the client's key before hashing.
@@ -98,6 +99,9 @@ pub enum FrameError {
     /// A close frame with a 1-byte payload, an invalid code or a reason that is not UTF-8.
     #[error("bad close frame")]
     BadClose,
+    /// A compressed message (permessage-deflate) that doesn't inflate.
+    #[error("compressed message doesn't inflate")]
+    BadDeflate,
 }
 
 impl FrameError {
@@ -106,7 +110,7 @@ impl FrameError {
     pub fn close_code(self) -> u16 {
         match self {
             FrameError::TooBig => 1009,
-            FrameError::BadUtf8 => 1007,
+            FrameError::BadUtf8 | FrameError::BadDeflate => 1007,
             _ => 1002,
         }
     }
@@ -125,19 +129,27 @@ pub struct FrameHead {
     pub len: u64,
     /// Bytes of the header (2 to 14).
     pub header_len: usize,
+    /// RSV1: the first frame of a compressed message (permessage-deflate).
+    pub compressed: bool,
 }
 
 /// Parses a client frame's header from the front of `buf`. `Ok(None)`: need more bytes.
-/// A payload longer than `max_payload` is refused before it arrives.
-pub fn parse_frame_head(buf: &[u8], max_payload: u64) -> Result<Option<FrameHead>, FrameError> {
+/// A payload longer than `max_payload` is refused before it arrives. `deflate`: the
+/// connection negotiated permessage-deflate, so RSV1 may mark a message's first frame.
+pub fn parse_frame_head(buf: &[u8], max_payload: u64, deflate: bool) -> Result<Option<FrameHead>, FrameError> {
     if buf.len() < 2 {
         return Ok(None);
     }
     let (b0, b1) = (buf[0], buf[1]);
-    if b0 & 0x70 != 0 {
+    let compressed = b0 & 0x40 != 0;
+    if b0 & 0x30 != 0 || (compressed && !deflate) {
         return Err(FrameError::Reserved);
     }
     let opcode = Opcode::from_bits(b0 & 0x0F).ok_or(FrameError::Reserved)?;
+    // RFC 7692 §6.1: RSV1 only on the first frame of a data message.
+    if compressed && (opcode.is_control() || opcode == Opcode::Continuation) {
+        return Err(FrameError::Reserved);
+    }
     let fin = b0 & 0x80 != 0;
     if b1 & 0x80 == 0 {
         return Err(FrameError::Unmasked);
@@ -164,7 +176,7 @@ pub fn parse_frame_head(buf: &[u8], max_payload: u64) -> Result<Option<FrameHead
     let Some(m) = buf.get(at..at + 4) else { return Ok(None) };
     let mask = [m[0], m[1], m[2], m[3]];
     at += 4;
-    Ok(Some(FrameHead { fin, opcode, mask, len, header_len: at }))
+    Ok(Some(FrameHead { fin, opcode, mask, len, header_len: at, compressed }))
 }
 
 /// Unmasks `payload` in place; `offset` is where it starts within the frame's payload.
@@ -176,8 +188,19 @@ pub fn unmask(payload: &mut [u8], mask: [u8; 4], offset: usize) {
 
 /// Appends a server frame (unmasked, not fragmented unless `fin` is false) to `out`.
 pub fn encode_frame(out: &mut Vec<u8>, fin: bool, opcode: Opcode, payload: &[u8]) {
-    out.push(if fin { 0x80 } else { 0 } | opcode.bits());
-    match payload.len() {
+    encode_frame_head(out, fin, false, opcode, payload.len());
+    out.extend_from_slice(payload);
+}
+
+/// A server frame carrying a message compressed with [`Deflate::compress`] (RSV1 set).
+pub fn encode_compressed_frame(out: &mut Vec<u8>, opcode: Opcode, payload: &[u8]) {
+    encode_frame_head(out, true, true, opcode, payload.len());
+    out.extend_from_slice(payload);
+}
+
+fn encode_frame_head(out: &mut Vec<u8>, fin: bool, compressed: bool, opcode: Opcode, len: usize) {
+    out.push(if fin { 0x80 } else { 0 } | if compressed { 0x40 } else { 0 } | opcode.bits());
+    match len {
         n @ 0..=125 => out.push(n as u8),
         n @ 126..=0xFFFF => {
             out.push(126);
@@ -188,7 +211,6 @@ pub fn encode_frame(out: &mut Vec<u8>, fin: bool, opcode: Opcode, payload: &[u8]
             out.extend_from_slice(&(n as u64).to_be_bytes());
         }
     }
-    out.extend_from_slice(payload);
 }
 
 /// The payload of a close frame: the code (if any) and the reason.
@@ -233,30 +255,38 @@ pub enum Message {
 }
 
 /// Reassembles fragmented data messages (RFC 6455 §5.4), enforcing the maximum size and
-/// UTF-8 for text. Control frames are the caller's and never reach it.
+/// UTF-8 for text, and inflating compressed ones. Control frames are the caller's and never
+/// reach it.
 #[derive(Debug, Default)]
 pub struct Assembler {
-    /// The message being received: its opcode and the payload so far.
-    partial: Option<(Opcode, Vec<u8>)>,
+    /// The message being received: its opcode, the payload so far, whether compressed.
+    partial: Option<(Opcode, Vec<u8>, bool)>,
 }
 
 impl Assembler {
     /// Takes one data frame's (unmasked) payload. `Ok(Some)`: a message is complete.
-    pub fn push(&mut self, head: &FrameHead, payload: Vec<u8>, max: u64) -> Result<Option<Message>, FrameError> {
-        let (opcode, data) = match (head.opcode, self.partial.take()) {
-            (Opcode::Continuation, Some((opcode, mut data))) => {
+    /// `deflate`: the connection's permessage-deflate state, for compressed messages.
+    pub fn push(
+        &mut self,
+        head: &FrameHead,
+        payload: Vec<u8>,
+        max: u64,
+        deflate: Option<&mut Deflate>,
+    ) -> Result<Option<Message>, FrameError> {
+        let (opcode, data, compressed) = match (head.opcode, self.partial.take()) {
+            (Opcode::Continuation, Some((opcode, mut data, compressed))) => {
                 data.extend_from_slice(&payload);
-                (opcode, data)
+                (opcode, data, compressed)
             }
             // A continuation with nothing started, or a new message inside one.
             (Opcode::Continuation, None) | (_, Some(_)) => return Err(FrameError::BadFragment),
-            (opcode, None) => (opcode, payload),
+            (opcode, None) => (opcode, payload, head.compressed),
         };
         if data.len() as u64 > max {
             return Err(FrameError::TooBig);
         }
         if !head.fin {
-            if opcode == Opcode::Text {
+            if opcode == Opcode::Text && !compressed {
                 // Fail fast on text that can't become valid: only a trailing incomplete
                 // sequence may still be completed by the next fragment.
                 if let Err(e) = std::str::from_utf8(&data) {
@@ -265,13 +295,149 @@ impl Assembler {
                     }
                 }
             }
-            self.partial = Some((opcode, data));
+            self.partial = Some((opcode, data, compressed));
             return Ok(None);
         }
+        let data = match (compressed, deflate) {
+            (false, _) => data,
+            (true, Some(deflate)) => deflate.decompress(&data, max)?,
+            (true, None) => return Err(FrameError::Reserved),
+        };
         Ok(Some(match opcode {
             Opcode::Text => Message::Text(String::from_utf8(data).map_err(|_| FrameError::BadUtf8)?),
             _ => Message::Binary(data),
         }))
+    }
+}
+
+/// permessage-deflate (RFC 7692) as negotiated for one connection: the response header
+/// value, and the compressor and decompressor, which keep their context across messages
+/// unless the client asked the server not to (`server_no_context_takeover`).
+pub struct Deflate {
+    /// `Sec-WebSocket-Extensions` value for the 101 response.
+    pub response: String,
+    /// Reset the compressor after each message.
+    server_no_context_takeover: bool,
+    compress: Compress,
+    decompress: Decompress,
+}
+
+impl std::fmt::Debug for Deflate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deflate").field("response", &self.response).finish_non_exhaustive()
+    }
+}
+
+/// RFC 7692 §7.2.1: the end of every compressed message, left off on the wire.
+const DEFLATE_TAIL: [u8; 4] = [0, 0, 0xff, 0xff];
+
+/// Picks the first permessage-deflate offer in the client's `Sec-WebSocket-Extensions`
+/// values that ruwsgi can honour: any `client_max_window_bits`, `server_max_window_bits`
+/// only at 15 (the Rust deflate backend has no smaller window), either
+/// `*_no_context_takeover`. `None`: no such offer; the connection runs uncompressed.
+#[must_use]
+pub fn negotiate_deflate<'v>(values: impl IntoIterator<Item = &'v [u8]>) -> Option<Deflate> {
+    for value in values {
+        let Ok(value) = std::str::from_utf8(value) else { continue };
+        'offers: for offer in value.split(',') {
+            let mut parts = offer.split(';').map(str::trim);
+            if !parts.next().is_some_and(|name| name.eq_ignore_ascii_case("permessage-deflate")) {
+                continue;
+            }
+            let (mut server_reset, mut client_reset, mut server_bits, mut client_bits) = (false, false, false, false);
+            for param in parts {
+                let (name, value) = match param.split_once('=') {
+                    Some((n, v)) => (n.trim(), Some(v.trim().trim_matches('"'))),
+                    None => (param, None),
+                };
+                let seen = match (name.to_ascii_lowercase().as_str(), value) {
+                    ("server_no_context_takeover", None) => std::mem::replace(&mut server_reset, true),
+                    ("client_no_context_takeover", None) => std::mem::replace(&mut client_reset, true),
+                    ("server_max_window_bits", Some("15")) => std::mem::replace(&mut server_bits, true),
+                    ("client_max_window_bits", None) => std::mem::replace(&mut client_bits, true),
+                    ("client_max_window_bits", Some(v)) if v.parse::<u8>().is_ok_and(|b| (8..=15).contains(&b)) => {
+                        std::mem::replace(&mut client_bits, true)
+                    }
+                    _ => continue 'offers,
+                };
+                if seen {
+                    // RFC 7692 §7: a parameter given twice makes the offer invalid.
+                    continue 'offers;
+                }
+            }
+            let mut response = String::from("permessage-deflate");
+            if server_reset {
+                response.push_str("; server_no_context_takeover");
+            }
+            if client_reset {
+                response.push_str("; client_no_context_takeover");
+            }
+            if server_bits {
+                response.push_str("; server_max_window_bits=15");
+            }
+            return Some(Deflate {
+                response,
+                server_no_context_takeover: server_reset,
+                compress: Compress::new(Compression::fast(), false),
+                decompress: Decompress::new(false),
+            });
+        }
+    }
+    None
+}
+
+impl Deflate {
+    /// Compresses one message (the payload of a frame sent with RSV1).
+    pub fn compress(&mut self, data: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(data.len() / 2 + 64);
+        let start_in = self.compress.total_in();
+        loop {
+            let consumed = (self.compress.total_in() - start_in) as usize;
+            out.reserve(data.len() / 4 + 64);
+            // A sync flush ends the output on a byte boundary with the 4-byte tail.
+            let done = self.compress.compress_vec(&data[consumed..], &mut out, FlushCompress::Sync);
+            let consumed = (self.compress.total_in() - start_in) as usize;
+            if done.is_err() || (consumed == data.len() && out.len() < out.capacity() && out.ends_with(&DEFLATE_TAIL)) {
+                break;
+            }
+        }
+        if out.ends_with(&DEFLATE_TAIL) {
+            out.truncate(out.len() - DEFLATE_TAIL.len());
+        }
+        if self.server_no_context_takeover {
+            self.compress.reset();
+        }
+        out
+    }
+
+    /// Inflates one compressed message, refusing one that grows past `max` bytes.
+    pub fn decompress(&mut self, data: &[u8], max: u64) -> Result<Vec<u8>, FrameError> {
+        let mut input = Vec::with_capacity(data.len() + DEFLATE_TAIL.len());
+        input.extend_from_slice(data);
+        input.extend_from_slice(&DEFLATE_TAIL);
+        let mut out = Vec::new();
+        let start_in = self.decompress.total_in();
+        loop {
+            let consumed = (self.decompress.total_in() - start_in) as usize;
+            out.reserve((input.len() * 2).clamp(1024, 256 * 1024));
+            let before_out = out.len();
+            let status = self
+                .decompress
+                .decompress_vec(&input[consumed..], &mut out, FlushDecompress::Sync)
+                .map_err(|_| FrameError::BadDeflate)?;
+            if out.len() as u64 > max {
+                return Err(FrameError::TooBig);
+            }
+            let consumed_now = (self.decompress.total_in() - start_in) as usize;
+            let all_in = consumed_now == input.len();
+            if status == Status::StreamEnd || (all_in && out.len() < out.capacity()) {
+                return Ok(out);
+            }
+            if consumed_now == consumed && out.len() == before_out && out.len() < out.capacity() {
+                // No progress with room to spare: the stream is cut short.
+                return Err(FrameError::BadDeflate);
+            }
+        }
     }
 }
 
@@ -300,7 +466,7 @@ mod tests {
     }
 
     fn parse_whole(frame: &[u8]) -> (FrameHead, Vec<u8>) {
-        let head = parse_frame_head(frame, 1 << 20).unwrap().unwrap();
+        let head = parse_frame_head(frame, 1 << 20, false).unwrap().unwrap();
         let mut payload = frame[head.header_len..].to_vec();
         unmask(&mut payload, head.mask, 0);
         (head, payload)
@@ -326,25 +492,25 @@ mod tests {
     #[test]
     fn needs_more_bytes_at_every_split_of_the_header() {
         let frame = client_frame(true, 2, &[9u8; 300]);
-        let head_len = parse_frame_head(&frame, 1 << 20).unwrap().unwrap().header_len;
+        let head_len = parse_frame_head(&frame, 1 << 20, false).unwrap().unwrap().header_len;
         for cut in 0..head_len {
-            assert_eq!(parse_frame_head(&frame[..cut], 1 << 20), Ok(None), "cut at {cut}");
+            assert_eq!(parse_frame_head(&frame[..cut], 1 << 20, false), Ok(None), "cut at {cut}");
         }
     }
 
     #[test]
     fn rejects_unmasked_reserved_and_bad_control_frames() {
-        assert_eq!(parse_frame_head(&[0x81, 0x00], 10), Err(FrameError::Unmasked));
-        assert_eq!(parse_frame_head(&[0xC1, 0x80, 0, 0, 0, 0], 10), Err(FrameError::Reserved));
-        assert_eq!(parse_frame_head(&[0x83, 0x80, 0, 0, 0, 0], 10), Err(FrameError::Reserved));
-        assert_eq!(parse_frame_head(&client_frame(false, 9, b"x"), 10), Err(FrameError::BadControl));
-        assert_eq!(parse_frame_head(&client_frame(true, 9, &[0; 126]), 1000), Err(FrameError::BadControl));
+        assert_eq!(parse_frame_head(&[0x81, 0x00], 10, false), Err(FrameError::Unmasked));
+        assert_eq!(parse_frame_head(&[0xC1, 0x80, 0, 0, 0, 0], 10, false), Err(FrameError::Reserved));
+        assert_eq!(parse_frame_head(&[0x83, 0x80, 0, 0, 0, 0], 10, false), Err(FrameError::Reserved));
+        assert_eq!(parse_frame_head(&client_frame(false, 9, b"x"), 10, false), Err(FrameError::BadControl));
+        assert_eq!(parse_frame_head(&client_frame(true, 9, &[0; 126]), 1000, false), Err(FrameError::BadControl));
     }
 
     #[test]
     fn refuses_a_frame_over_the_maximum_before_its_payload() {
         let frame = client_frame(true, 2, &[0; 2000]);
-        assert_eq!(parse_frame_head(&frame[..8], 1000), Err(FrameError::TooBig));
+        assert_eq!(parse_frame_head(&frame[..8], 1000, false), Err(FrameError::TooBig));
         assert_eq!(FrameError::TooBig.close_code(), 1009);
     }
 
@@ -354,16 +520,16 @@ mod tests {
         let (h1, p1) = parse_whole(&client_frame(false, 1, "héllo ".as_bytes()));
         let (h2, p2) = parse_whole(&client_frame(false, 0, b"wor"));
         let (h3, p3) = parse_whole(&client_frame(true, 0, b"ld"));
-        assert_eq!(a.push(&h1, p1, 100), Ok(None));
-        assert_eq!(a.push(&h2, p2, 100), Ok(None));
-        assert_eq!(a.push(&h3, p3, 100), Ok(Some(Message::Text("héllo world".into()))));
+        assert_eq!(a.push(&h1, p1, 100, None), Ok(None));
+        assert_eq!(a.push(&h2, p2, 100, None), Ok(None));
+        assert_eq!(a.push(&h3, p3, 100, None), Ok(Some(Message::Text("héllo world".into()))));
         let (h, p) = parse_whole(&client_frame(true, 0, b"x"));
-        assert_eq!(a.push(&h, p, 100), Err(FrameError::BadFragment));
+        assert_eq!(a.push(&h, p, 100, None), Err(FrameError::BadFragment));
         let mut a = Assembler::default();
         let (h1, p1) = parse_whole(&client_frame(false, 2, b"ab"));
         let (h2, p2) = parse_whole(&client_frame(true, 1, b"cd"));
-        assert_eq!(a.push(&h1, p1, 100), Ok(None));
-        assert_eq!(a.push(&h2, p2, 100), Err(FrameError::BadFragment));
+        assert_eq!(a.push(&h1, p1, 100, None), Ok(None));
+        assert_eq!(a.push(&h2, p2, 100, None), Err(FrameError::BadFragment));
     }
 
     #[test]
@@ -372,11 +538,11 @@ mod tests {
         let bytes = "é".as_bytes();
         let (h1, p1) = parse_whole(&client_frame(false, 1, &bytes[..1]));
         let (h2, p2) = parse_whole(&client_frame(true, 0, &bytes[1..]));
-        assert_eq!(a.push(&h1, p1, 100), Ok(None), "an incomplete sequence may continue");
-        assert_eq!(a.push(&h2, p2, 100), Ok(Some(Message::Text("é".into()))));
+        assert_eq!(a.push(&h1, p1, 100, None), Ok(None), "an incomplete sequence may continue");
+        assert_eq!(a.push(&h2, p2, 100, None), Ok(Some(Message::Text("é".into()))));
         let mut a = Assembler::default();
         let (h, p) = parse_whole(&client_frame(false, 1, &[0xff, b'a']));
-        assert_eq!(a.push(&h, p, 100), Err(FrameError::BadUtf8));
+        assert_eq!(a.push(&h, p, 100, None), Err(FrameError::BadUtf8));
         assert_eq!(FrameError::BadUtf8.close_code(), 1007);
     }
 
@@ -385,8 +551,8 @@ mod tests {
         let mut a = Assembler::default();
         let (h1, p1) = parse_whole(&client_frame(false, 2, &[0; 60]));
         let (h2, p2) = parse_whole(&client_frame(true, 0, &[0; 60]));
-        assert_eq!(a.push(&h1, p1, 100), Ok(None));
-        assert_eq!(a.push(&h2, p2, 100), Err(FrameError::TooBig));
+        assert_eq!(a.push(&h1, p1, 100, None), Ok(None));
+        assert_eq!(a.push(&h2, p2, 100, None), Err(FrameError::TooBig));
     }
 
     #[test]
@@ -419,10 +585,94 @@ mod tests {
         }
     }
 
+    #[test]
+    fn negotiates_the_first_deflate_offer_it_can_honour() {
+        let pick = |v: &str| negotiate_deflate([v.as_bytes()]).map(|d| d.response);
+        assert_eq!(pick("permessage-deflate; client_max_window_bits").as_deref(), Some("permessage-deflate"));
+        assert_eq!(
+            pick("permessage-deflate; server_no_context_takeover; client_no_context_takeover").as_deref(),
+            Some("permessage-deflate; server_no_context_takeover; client_no_context_takeover")
+        );
+        // A smaller server window can't be honoured: the next offer is taken.
+        assert_eq!(
+            pick("permessage-deflate; server_max_window_bits=10, permessage-deflate; server_max_window_bits=15")
+                .as_deref(),
+            Some("permessage-deflate; server_max_window_bits=15")
+        );
+        assert_eq!(pick("permessage-deflate; server_max_window_bits=10"), None);
+        assert_eq!(pick("permessage-deflate; client_max_window_bits=7"), None);
+        assert_eq!(pick("permessage-deflate; server_no_context_takeover; server_no_context_takeover"), None);
+        assert_eq!(pick("permessage-deflate; mystery"), None);
+        assert_eq!(pick("x-webkit-deflate-frame"), None);
+        assert_eq!(negotiate_deflate(std::iter::empty::<&[u8]>()).map(|d| d.response), None);
+    }
+
+    #[test]
+    fn inflates_the_rfc_7692_example_and_round_trips_with_context() {
+        let mut d = negotiate_deflate([&b"permessage-deflate"[..]]).unwrap();
+        // RFC 7692 §7.2.3.1: "Hello" compressed, without the tail.
+        assert_eq!(d.decompress(&[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00], 100).unwrap(), b"Hello");
+        let mut client = negotiate_deflate([&b"permessage-deflate"[..]]).unwrap();
+        let mut server = negotiate_deflate([&b"permessage-deflate"[..]]).unwrap();
+        for _ in 0..3 {
+            let text = "the same words again and again, the same words ".repeat(20);
+            let packed = server.compress(text.as_bytes());
+            assert!(packed.len() < text.len() / 4, "{} bytes", packed.len());
+            assert_eq!(client.decompress(&packed, 1 << 20).unwrap(), text.as_bytes());
+        }
+        let big = vec![b'a'; 1 << 20];
+        let packed = server.compress(&big);
+        assert_eq!(client.decompress(&packed, 1 << 20).unwrap().len(), big.len());
+        let empty = server.compress(b"");
+        assert_eq!(client.decompress(&empty, 10).unwrap(), b"");
+    }
+
+    #[test]
+    fn refuses_a_message_that_inflates_past_the_maximum_or_is_not_deflate() {
+        let mut server = negotiate_deflate([&b"permessage-deflate"[..]]).unwrap();
+        let bomb = server.compress(&vec![0u8; 10 << 20]);
+        assert!(bomb.len() < 64 * 1024);
+        let mut client = negotiate_deflate([&b"permessage-deflate"[..]]).unwrap();
+        assert_eq!(client.decompress(&bomb, 1 << 20), Err(FrameError::TooBig));
+        let mut client = negotiate_deflate([&b"permessage-deflate"[..]]).unwrap();
+        assert_eq!(client.decompress(&[0xff, 0xff, 0xff, 0xff, 0xff], 1 << 20), Err(FrameError::BadDeflate));
+    }
+
+    #[test]
+    fn rsv1_only_on_the_first_frame_of_a_negotiated_data_message() {
+        let mut compressed = client_frame(true, 1, b"x");
+        compressed[0] |= 0x40;
+        assert_eq!(parse_frame_head(&compressed, 10, false), Err(FrameError::Reserved));
+        assert!(parse_frame_head(&compressed, 10, true).unwrap().unwrap().compressed);
+        let mut cont = client_frame(true, 0, b"x");
+        cont[0] |= 0x40;
+        assert_eq!(parse_frame_head(&cont, 10, true), Err(FrameError::Reserved));
+        let mut ping = client_frame(true, 9, b"x");
+        ping[0] |= 0x40;
+        assert_eq!(parse_frame_head(&ping, 10, true), Err(FrameError::Reserved));
+        // A compressed message split in fragments inflates once whole.
+        let mut server = negotiate_deflate([&b"permessage-deflate"[..]]).unwrap();
+        let packed = server.compress("héllo héllo héllo".as_bytes());
+        let (first, rest) = packed.split_at(packed.len() / 2);
+        let mut f1 = client_frame(false, 1, first);
+        f1[0] |= 0x40;
+        let (h1, p1) = {
+            let head = parse_frame_head(&f1, 1 << 20, true).unwrap().unwrap();
+            let mut p = f1[head.header_len..].to_vec();
+            unmask(&mut p, head.mask, 0);
+            (head, p)
+        };
+        let (h2, p2) = parse_whole(&client_frame(true, 0, rest));
+        let mut inflate = negotiate_deflate([&b"permessage-deflate"[..]]).unwrap();
+        let mut a = Assembler::default();
+        assert_eq!(a.push(&h1, p1, 100, Some(&mut inflate)), Ok(None));
+        assert_eq!(a.push(&h2, p2, 100, Some(&mut inflate)), Ok(Some(Message::Text("héllo héllo héllo".into()))));
+    }
+
     proptest::proptest! {
         #[test]
         fn header_parser_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..32)) {
-            let _ = parse_frame_head(&bytes, 1 << 20);
+            let _ = parse_frame_head(&bytes, 1 << 20, true);
         }
     }
 }

@@ -4,7 +4,8 @@
 //! the app accepts, reads frames (with proto's codec) while the app has room for them,
 //! answers pings, pings a quiet client every `websockets-ping-freq` seconds and closes one
 //! that doesn't answer within `websockets-pong-tolerance`, reassembles fragmented messages
-//! up to `websockets-max-size`, and runs the close handshake.
+//! up to `websockets-max-size`, compresses with permessage-deflate when the client offers
+//! it, and runs the close handshake.
 //!
 //! The handshake runs on the connection thread; an accepted session then moves to a thread
 //! of its own (with a duplicate of the socket), so open sessions don't hold the worker's
@@ -24,8 +25,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString};
 use ruwsgi_config::Config;
 use ruwsgi_proto::{
-    encode_close_payload, encode_frame, parse_close_payload, parse_frame_head, unmask, websocket_accept_key, Assembler,
-    FrameError, Message, Opcode, RequestHead,
+    encode_close_payload, encode_compressed_frame, encode_frame, negotiate_deflate, parse_close_payload,
+    parse_frame_head, unmask, websocket_accept_key, Assembler, Deflate, FrameError, Message, Opcode, RequestHead,
 };
 
 use super::asgi::{resolve, AsgiApp, Event, Exchange, Inbox, Reply};
@@ -168,6 +169,8 @@ struct Session {
     /// Raw bytes read and not yet parsed into frames.
     buf: Vec<u8>,
     assembler: Assembler,
+    /// permessage-deflate, when the client offered it (and the app accepts).
+    deflate: Option<Deflate>,
     /// Messages (and the final disconnect) for the app's `receive()`.
     incoming: VecDeque<Reply>,
     /// The app's `receive()`s waiting for a message.
@@ -222,6 +225,9 @@ pub fn serve(app: &AsgiApp, req: &Request<'_>, head: &RequestHead<'_>) -> Served
         state: State::Handshake,
         buf: Vec::new(),
         assembler: Assembler::default(),
+        deflate: negotiate_deflate(
+            head.headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case("sec-websocket-extensions")).map(|(_, v)| *v),
+        ),
         incoming: VecDeque::new(),
         parked: Vec::new(),
         connect_sent: false,
@@ -477,7 +483,10 @@ impl Session {
 
     fn send(&mut self, opcode: Opcode, payload: &[u8]) {
         let mut frame = Vec::with_capacity(payload.len() + 10);
-        encode_frame(&mut frame, true, opcode, payload);
+        match self.deflate.as_mut().filter(|_| !opcode.is_control()) {
+            Some(deflate) => encode_compressed_frame(&mut frame, opcode, &deflate.compress(payload)),
+            None => encode_frame(&mut frame, true, opcode, payload),
+        }
         self.write(&frame);
     }
 
@@ -494,6 +503,10 @@ impl Session {
         let mut count = 3;
         if let Some(p) = subprotocol {
             head.extend_from_slice(format!("Sec-WebSocket-Protocol: {p}\r\n").as_bytes());
+            count += 1;
+        }
+        if let Some(deflate) = &self.deflate {
+            head.extend_from_slice(format!("Sec-WebSocket-Extensions: {}\r\n", deflate.response).as_bytes());
             count += 1;
         }
         for (k, v) in
@@ -585,7 +598,7 @@ impl Session {
             }
         }
         while matches!(self.state, State::Open | State::Closing(_)) {
-            let head = match parse_frame_head(&self.buf, max) {
+            let head = match parse_frame_head(&self.buf, max, self.deflate.is_some()) {
                 Ok(Some(head)) => head,
                 Ok(None) => return,
                 Err(e) => return self.fail(e),
@@ -619,7 +632,7 @@ impl Session {
                     self.state = State::Closed;
                     return;
                 }
-                _ => match self.assembler.push(&head, payload, max) {
+                _ => match self.assembler.push(&head, payload, max, self.deflate.as_mut()) {
                     Ok(Some(Message::Text(text))) => self.incoming.push_back(Reply::Text(text)),
                     Ok(Some(Message::Binary(data))) => self.incoming.push_back(Reply::Bytes(data)),
                     Ok(None) => {}
