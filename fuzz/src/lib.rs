@@ -218,14 +218,21 @@ pub fn ini(data: &[u8]) {
 /// `max` bytes (text ones are UTF-8 by type); a close payload that parses has a code a
 /// peer may send; the server's own frames of each payload parse back (once masked).
 pub fn websocket(data: &[u8]) {
+    websocket_frames(data, None);
+    // Again with permessage-deflate negotiated: compressed messages inflate within MAX too.
+    websocket_frames(data, ruwsgi_proto::negotiate_deflate([&b"permessage-deflate"[..]]));
+}
+
+fn websocket_frames(data: &[u8], mut deflate: Option<ruwsgi_proto::Deflate>) {
     use ruwsgi_proto::{parse_close_payload, parse_frame_head, unmask, Assembler, Message, Opcode};
     const MAX: u64 = 256;
     let mut rest = data;
     let mut assembler = Assembler::default();
-    while let Ok(Some(head)) = parse_frame_head(rest, MAX, false) {
+    let negotiated = deflate.is_some();
+    while let Ok(Some(head)) = parse_frame_head(rest, MAX, negotiated) {
         assert!((2..=14).contains(&head.header_len) && head.header_len <= rest.len());
         let cut = usize::from(rest[0]) % head.header_len;
-        assert_eq!(parse_frame_head(&rest[..cut], MAX, false), Ok(None), "a prefix of a header");
+        assert_eq!(parse_frame_head(&rest[..cut], MAX, negotiated), Ok(None), "a prefix of a header");
         let end = head.header_len + usize::try_from(head.len).expect("bounded by MAX");
         let Some(raw) = rest.get(head.header_len..end) else { break };
         let mut payload = raw.to_vec();
@@ -237,7 +244,7 @@ pub fn websocket(data: &[u8]) {
                 }
             }
             Opcode::Ping | Opcode::Pong => assert!(payload.len() <= ruwsgi_proto::MAX_CONTROL_PAYLOAD),
-            _ => match assembler.push(&head, payload.clone(), MAX, None) {
+            _ => match assembler.push(&head, payload.clone(), MAX, deflate.as_mut()) {
                 Ok(Some(Message::Text(t))) => assert!(t.len() as u64 <= MAX),
                 Ok(Some(Message::Binary(b))) => assert!(b.len() as u64 <= MAX),
                 Ok(None) => {}
