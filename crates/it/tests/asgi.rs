@@ -243,7 +243,8 @@ fn django_asgi(extra: &[&str]) -> (Server, tempfile::TempDir) {
 
 #[test]
 fn django_asgi_py_with_an_async_view() {
-    let (srv, _db) = django_asgi(&["http-socket = 127.0.0.1:0"]);
+    // `http` (served by the workers, as `http-socket`).
+    let (srv, _db) = django_asgi(&["http = 127.0.0.1:0"]);
     let r = srv.get("/");
     assert_eq!(r.status, 200, "{}", r.text());
     assert!(r.text().contains("<h1>Guestbook</h1>"), "{}", r.text());
@@ -575,4 +576,18 @@ fn asgi_websocket_permessage_deflate() {
     let mut out = Vec::with_capacity(64);
     decompress.decompress_vec(&input, &mut out, FlushDecompress::Sync).unwrap();
     assert_eq!(out, b"echo: plain");
+}
+
+#[test]
+fn asgi_runs_on_asyncio_without_uvloop() {
+    let apps = it::repo().join("tests/apps").display().to_string();
+    let no_uvloop = format!("{apps}/no_uvloop.py");
+    let srv = asgi_server("fastapi_app:app", &["--import", &no_uvloop, "--threads", "2"]);
+    assert!(srv.log().contains("ready: fastapi_app:app (event loop: asyncio)"), "{}", srv.log());
+    let r = srv.get("/stream");
+    assert_eq!(r.text(), "line 0\nline 1\nline 2\nline 3\nline 4\n");
+    let (mut ws, head) = Ws::connect(srv.addr(), "/ws", None);
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    ws.send(true, 1, b"asyncio");
+    assert_eq!(ws.recv(), (1, b"echo: asyncio".to_vec()));
 }
