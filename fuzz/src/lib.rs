@@ -211,3 +211,61 @@ pub fn ini(data: &[u8]) {
     let padded = format!("{text}\n\n; trailing comment\n# another\n");
     assert_eq!(ruwsgi_config::parse_ini_text(&padded, "fuzz.ini"), first, "a trailing comment changed the result");
 }
+
+/// `websocket`: the input read as a stream of client frames, as the server's session reads
+/// it (`max` 256 bytes). No panic; a header is 2 to 14 bytes and a prefix of the input
+/// gives `Ok(None)` or the same header; every message out of the `Assembler` is at most
+/// `max` bytes (text ones are UTF-8 by type); a close payload that parses has a code a
+/// peer may send; the server's own frames of each payload parse back (once masked).
+pub fn websocket(data: &[u8]) {
+    websocket_frames(data, None);
+    // Again with permessage-deflate negotiated: compressed messages inflate within MAX too.
+    websocket_frames(data, ruwsgi_proto::negotiate_deflate([&b"permessage-deflate"[..]]));
+}
+
+fn websocket_frames(data: &[u8], mut deflate: Option<ruwsgi_proto::Deflate>) {
+    use ruwsgi_proto::{parse_close_payload, parse_frame_head, unmask, Assembler, Message, Opcode};
+    const MAX: u64 = 256;
+    let mut rest = data;
+    let mut assembler = Assembler::default();
+    let negotiated = deflate.is_some();
+    while let Ok(Some(head)) = parse_frame_head(rest, MAX, negotiated) {
+        assert!((2..=14).contains(&head.header_len) && head.header_len <= rest.len());
+        let cut = usize::from(rest[0]) % head.header_len;
+        assert_eq!(parse_frame_head(&rest[..cut], MAX, negotiated), Ok(None), "a prefix of a header");
+        let end = head.header_len + usize::try_from(head.len).expect("bounded by MAX");
+        let Some(raw) = rest.get(head.header_len..end) else { break };
+        let mut payload = raw.to_vec();
+        unmask(&mut payload, head.mask, 0);
+        match head.opcode {
+            Opcode::Close => {
+                if let Ok((code, _)) = parse_close_payload(&payload) {
+                    assert!(matches!(code, 1000..=1003 | 1005 | 1007..=1014 | 3000..=4999), "{code}");
+                }
+            }
+            Opcode::Ping | Opcode::Pong => assert!(payload.len() <= ruwsgi_proto::MAX_CONTROL_PAYLOAD),
+            _ => match assembler.push(&head, payload.clone(), MAX, deflate.as_mut()) {
+                Ok(Some(Message::Text(t))) => assert!(t.len() as u64 <= MAX),
+                Ok(Some(Message::Binary(b))) => assert!(b.len() as u64 <= MAX),
+                Ok(None) => {}
+                Err(_) => assembler = Assembler::default(),
+            },
+        }
+        // What the server would send with this payload parses back once a client masks it.
+        let mut frame = Vec::new();
+        ruwsgi_proto::encode_frame(&mut frame, true, Opcode::Binary, &payload);
+        let header = frame.len() - payload.len();
+        let mut masked = frame[..header].to_vec();
+        masked[1] |= 0x80;
+        masked.extend_from_slice(&head.mask);
+        let mut body = payload.clone();
+        unmask(&mut body, head.mask, 0);
+        masked.extend_from_slice(&body);
+        let again = parse_frame_head(&masked, MAX, false).expect("re-encoded frame").expect("whole");
+        assert_eq!((again.len, again.opcode, again.fin), (payload.len() as u64, Opcode::Binary, true));
+        let mut back = masked[again.header_len..].to_vec();
+        unmask(&mut back, again.mask, 0);
+        assert_eq!(back, payload);
+        rest = &rest[end..];
+    }
+}

@@ -42,3 +42,8 @@ fn proxy_header_seeds_hold() {
 fn ini_seeds_hold() {
     replay("ini", ruwsgi_fuzz::ini);
 }
+
+#[test]
+fn websocket_seeds_hold() {
+    replay("websocket", ruwsgi_fuzz::websocket);
+}

@@ -71,6 +71,14 @@ pub struct Config {
     pub wsgi_file: Option<PathBuf>,
     /// `module` (`wsgi`, `-w`): `pkg.mod` or `pkg.mod:callable`.
     pub module: Option<String>,
+    /// `asgi` (ruwsgi only): `pkg.mod:app`, an ASGI 3 app served instead of a WSGI one.
+    pub asgi: Option<String>,
+    /// `websockets-max-size`: largest WebSocket message, KiB.
+    pub websockets_max_size: u64,
+    /// `websockets-ping-freq`: seconds between pings on a quiet WebSocket.
+    pub websockets_ping_freq: u64,
+    /// `websockets-pong-tolerance`: seconds a pong may take.
+    pub websockets_pong_tolerance: u64,
     /// `callable`: default `application`.
     pub callable: String,
     /// `mount`: apps under URL prefixes, loaded after `module`/`wsgi-file`, in order.
@@ -355,6 +363,10 @@ impl Default for Config {
             chdir2: None,
             wsgi_file: None,
             module: None,
+            asgi: None,
+            websockets_max_size: 1024,
+            websockets_ping_freq: 30,
+            websockets_pong_tolerance: 3,
             callable: "application".to_owned(),
             mount: Vec::new(),
             manage_script_name: false,

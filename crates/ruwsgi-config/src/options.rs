@@ -305,6 +305,10 @@ pub static OPTIONS: &[OptionSpec] = &[
     row("wsgi-file", &["file"], None, Path, false, "", Supported, "Python file defining the WSGI callable"),
     row("module", &["wsgi"], Some('w'), Text, false, "", Supported, "module (`pkg.mod` or `pkg.mod:callable`) defining the WSGI callable"),
     s("callable", Text, "application", "name of the WSGI callable"),
+    s("asgi", Text, "", "module (`pkg.mod:app`) defining an ASGI 3 app, served instead of a WSGI one (docs/asgi.md)"),
+    row("websockets-max-size", &["websocket-max-size"], None, Number, false, "1024", Supported, "largest WebSocket message in KiB (ASGI apps); a bigger one closes the socket with 1009"),
+    row("websockets-ping-freq", &["websocket-ping-freq"], None, Seconds, false, "30", Supported, "seconds between pings on a quiet WebSocket"),
+    row("websockets-pong-tolerance", &["websocket-pong-tolerance"], None, Seconds, false, "3", Supported, "seconds a pong may take before the WebSocket is closed"),
     row("pythonpath", &["python-path", "pp"], None, Path, true, "", Supported, "directory prepended to `sys.path`"),
     row("home", &["virtualenv", "venv", "pyhome"], Some('H'), Path, false, "", Supported, "virtualenv to use"),
     list("env", Pair, "set an environment variable before loading the app"),
@@ -968,7 +972,7 @@ mod tests {
 
     /// Names in the main table that are not options of uWSGI's `pip install uwsgi` build.
     const RUWSGI_ONLY: &[&str] =
-        &["metrics", "stats-prometheus", "py-autoreload-ignore", "log-json", "health-path", "drain-delay"];
+        &["metrics", "stats-prometheus", "py-autoreload-ignore", "log-json", "health-path", "drain-delay", "asgi"];
     /// Options of uWSGI 2.0 plugins that `pip install uwsgi` doesn't build (so not in the generated
     /// list), listed to say ruwsgi serves only WSGI.
     const OTHER_PLUGINS: &[&str] = &["asyncio", "greenlet", "psgi", "rack", "jvm-main-class", "lua", "mono-app"];

@@ -468,6 +468,10 @@ fn apply(
         // Without `:callable` the runtime uses `callable` (default `application`).
         "module" => c.module = Some(text()?),
         "callable" => c.callable = text()?,
+        "asgi" => c.asgi = Some(text()?),
+        "websockets-max-size" => c.websockets_max_size = num()?,
+        "websockets-ping-freq" => c.websockets_ping_freq = num()?,
+        "websockets-pong-tolerance" => c.websockets_pong_tolerance = num()?,
         "mount" => c.mount.push(parse_mount(value).ok_or_else(|| err(MOUNT_EXPECTATION))?),
         "manage-script-name" => c.manage_script_name = flag,
         "no-default-app" => c.no_default_app = flag,

@@ -5,6 +5,7 @@
 //! - `worker/`: one worker process: threads, recycling
 //! - `net/`: listeners, the per-thread connection loop, body reading, socket helpers
 //! - `wsgi/`: everything that touches Python (the only pyo3 user)
+//! - `interface`: the `Application` trait between the connection loop and the app side
 //! - `hooks`: runs the `hook-*`/`exec-*` actions of a phase
 //! - `scoreboard`: counters shared between master and workers
 //! - `signals`: uWSGI's signal framework and user locks, shared by every process
@@ -15,6 +16,7 @@
 
 mod cli;
 mod hooks;
+mod interface;
 mod log;
 mod master;
 mod net;

@@ -220,6 +220,10 @@ fn serve(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, boa
     } else {
         cfg.daemonize.as_ref().or(cfg.daemonize2.as_ref()).or(cfg.logto.as_ref()).or(cfg.logto2.as_ref())
     };
+    if let Err(e) = app.start_worker() {
+        tracing::error!("worker {id} (pid: {pid}): ASGI {e}");
+        return EXIT_NO_APP;
+    }
     let stopping = Arc::new(AtomicBool::new(false));
     // One epoll set per loop thread, made here so that the stop can take the listeners out
     // of all of them at once, even of a thread busy running a request.
@@ -362,6 +366,7 @@ fn serve(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, boa
             }
         }
     });
+    app.stop_worker();
     exit_code
 }
 
