@@ -40,6 +40,12 @@ impl Client {
         Self { fd, timeout }
     }
 
+    /// The socket's fd, for `uwsgi.connection_fd()` (an app that wants it may only use it
+    /// while its request runs).
+    pub fn raw_fd(&self) -> RawFd {
+        self.fd
+    }
+
     /// The socket-timeout this connection waits with.
     pub fn timeout(&self) -> Duration {
         self.timeout
