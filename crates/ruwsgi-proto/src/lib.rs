@@ -14,6 +14,7 @@
 //! - [`validate_response_header`]: checks on headers a WSGI app passes to `start_response`.
 //! - [`percent_decode`]: `PATH_INFO` decoding.
 //! - [`parse_proxy_header`]: the optional PROXY protocol (v1/v2) header opening a connection.
+//! - [`parse_spool_file`] / [`encode_spool_file`]: uWSGI's spooler task files.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -22,6 +23,7 @@ mod head;
 mod percent;
 mod proxy;
 mod response;
+mod spool;
 mod syntax;
 mod uwsgi;
 
@@ -37,6 +39,10 @@ pub use proxy::{
 };
 pub use response::{
     encode_chunk, encode_response_head, validate_response_header, HeaderError, ResponseFraming, CHUNK_END, LAST_CHUNK,
+};
+pub use spool::{
+    compare_spool_names, encode_spool_file, encode_spool_name, is_priority_name, is_spool_file_name, parse_spool_file,
+    spool_routing, SpoolError, SpoolName, SpoolRouting, SpoolTask, MAX_SPOOL_VARS, SPOOL_FILE_PREFIX, SPOOL_MODIFIER1,
 };
 pub use uwsgi::{
     encode_uwsgi_packet, parse_uwsgi_packet, try_encode_uwsgi_packet, PacketError, UwsgiPacket, UwsgiVar,
