@@ -66,7 +66,8 @@ impl MuleCode {
     #[must_use]
     pub fn parse(value: &str) -> Self {
         let value = value.trim();
-        if value.ends_with(".py") {
+        // Case-sensitive, as uWSGI's `uwsgi_endswith`.
+        if std::path::Path::new(value).extension().is_some_and(|e| e == "py") {
             Self::File(PathBuf::from(value))
         } else if value.contains(':') {
             Self::Function(value.to_owned())
