@@ -10,15 +10,19 @@
 //! - `log/`: server log set-up and the request-log line
 //! - `routing/`: `route*` rules run before static files and the app
 //! - `static_files/`: `static-map`/`check-static` files served without Python
+//! - `spooler`: spool task files and the spooler processes that run them
+//! - `mule`: mule processes and their message queues
 #![deny(unsafe_code)]
 
 mod cli;
 mod hooks;
 mod log;
 mod master;
+mod mule;
 mod net;
 mod routing;
 mod scoreboard;
+mod spooler;
 mod static_files;
 mod worker;
 mod wsgi;

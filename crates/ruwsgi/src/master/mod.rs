@@ -17,11 +17,14 @@
 //! `as-user`, `pre-app`, `post-app`, `master-start`) run here, in uWSGI's order, and
 //! `as-user-atexit` before every exit and reload exec.
 
+mod background;
 mod cron;
 mod daemons;
 mod fifo;
 pub mod logfile;
+mod mules;
 mod reload;
+mod spooler;
 pub mod stats;
 
 use std::os::fd::{AsFd, AsRawFd};
@@ -164,6 +167,8 @@ struct Master {
     signal_actions: Vec<(Signal, MasterAction)>,
     /// `log-master`: the pipes workers log through.
     log_pipes: Option<crate::log::LogPipes>,
+    /// Spoolers and mules (`background.rs`).
+    background: background::BackgroundProcs,
 }
 
 /// Runs the whole server; returns the process exit code. `files_read`: the
@@ -265,6 +270,7 @@ fn start(cfg: Config, files_read: &[String]) -> Result<Master> {
     if cfg.daemonize2.is_none() {
         write_pidfiles(cfg.pidfile.as_ref())?;
     }
+    crate::spooler::configure(&cfg.spooler, &start_cwd)?;
     // As in uWSGI, Python is set up before `uid` switches user and the app loads after.
     wsgi::prepare_interpreter(&cfg)?;
     // As uWSGI: the as-root and as-user phases run only when started as root.
@@ -333,6 +339,7 @@ fn start(cfg: Config, files_read: &[String]) -> Result<Master> {
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&handled), None)?;
     let signals = SignalFd::with_flags(&handled, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)?;
     let processes = cfg.processes.max(1) as usize;
+    let background = background::BackgroundProcs::new(&cfg, board)?;
     tracing::info!("spawned uWSGI master process (pid: {})", std::process::id());
     // As uWSGI: without `reload-mercy`, a daemon gets 3 s between its stop signal and SIGKILL.
     let daemon_grace = Duration::from_secs(cfg.reload_mercy.unwrap_or(3));
@@ -358,10 +365,12 @@ fn start(cfg: Config, files_read: &[String]) -> Result<Master> {
         log_file,
         daemons,
         log_pipes,
+        background,
     };
     for id in 1..=processes {
         master.spawn(id)?;
     }
+    master.supervise_background();
     if let Err(e) = run_phase(&master.cfg.hooks, HookPhase::MasterStart) {
         tracing::error!("ruwsgi: {e:#}");
         master.exit_code = 1;
@@ -614,6 +623,7 @@ impl Master {
             match self.phase {
                 Phase::Running => {
                     self.respawn_due();
+                    self.supervise_background();
                     self.daemons.supervise(Instant::now());
                     self.crons.tick();
                     self.check_evil_rss();
@@ -622,7 +632,7 @@ impl Master {
                     self.rotate_log();
                 }
                 Phase::Reloading { since, deadline } => {
-                    let daemons_stopped = self.daemons.stopped(Instant::now());
+                    let daemons_stopped = self.daemons.stopped(Instant::now()) & self.background_gone();
                     if daemons_stopped && self.workers.iter().all(|w| w.pid.is_none()) {
                         self.drain_log();
                         if self.cfg.exit_on_reload {
@@ -636,7 +646,7 @@ impl Master {
                     }
                 }
                 Phase::ShuttingDown { deadline } => {
-                    let daemons_stopped = self.daemons.stopped(Instant::now());
+                    let daemons_stopped = self.daemons.stopped(Instant::now()) & self.background_gone();
                     if daemons_stopped && self.workers.iter().all(|w| w.pid.is_none()) {
                         return self.finish();
                     }
@@ -676,6 +686,7 @@ impl Master {
             })
             .chain(self.workers.iter().filter_map(|w| w.respawn_at.map(|t| t.saturating_duration_since(now))))
             .chain(self.daemons.next_due().map(|t| t.saturating_duration_since(now)))
+            .chain(self.background_due().map(|t| t.saturating_duration_since(now)))
             .fold(TICK, Duration::min)
     }
 
@@ -696,12 +707,14 @@ impl Master {
             }
             tracing::info!("{why}: gracefully killing workers...");
             self.signal_all(Signal::SIGTERM);
+            self.stop_background(true);
             self.daemons.stop(false, Instant::now());
             let mercy = Duration::from_secs(self.cfg.reload_mercy.unwrap_or(0).max(self.cfg.worker_reload_mercy));
             self.phase = Phase::ShuttingDown { deadline: Instant::now() + mercy };
         } else {
             tracing::info!("{why}: killing workers...");
             self.signal_all(Signal::SIGINT);
+            self.stop_background(false);
             self.daemons.stop(false, Instant::now());
             self.phase = Phase::ShuttingDown { deadline: Instant::now() + Duration::from_secs(3) };
         }
@@ -734,6 +747,7 @@ impl Master {
             }
         }
         let now = Instant::now();
+        self.stop_background(true);
         self.daemons.stop(true, now);
         self.phase = Phase::Reloading { since: now, deadline: now + Duration::from_secs(self.cfg.worker_reload_mercy) };
     }
@@ -750,6 +764,7 @@ impl Master {
         for w in &mut self.workers {
             w.respawn_at = Some(now);
         }
+        self.resume_background();
         self.daemons.resume(now);
     }
 
@@ -779,7 +794,7 @@ impl Master {
                 _ => continue,
             };
             let running = self.phase == Phase::Running;
-            if self.crons.reaped(pid) {
+            if self.crons.reaped(pid) || self.reaped_background(pid, &how, running) {
                 continue;
             }
             let Some(index) = self.workers.iter().position(|w| w.pid == Some(pid)) else {
@@ -1041,6 +1056,7 @@ impl Master {
                 if self.phase == Phase::Running {
                     tracing::info!("master-fifo R: brutally reloading");
                     self.signal_all(Signal::SIGINT);
+                    self.stop_background(false);
                     let now = Instant::now();
                     self.daemons.stop(true, now);
                     self.phase = Phase::Reloading { since: now, deadline: now + Duration::from_secs(3) };
@@ -1079,6 +1095,9 @@ impl Master {
         let mut doc = stats::render(&self.cfg, &self.listeners, self.board, &views, &cwd);
         if !self.daemons.is_empty() {
             doc["daemons"] = self.daemons.stats();
+        }
+        if let Some(spoolers) = self.background.spoolers.stats() {
+            doc["spoolers"] = spoolers;
         }
         doc
     }

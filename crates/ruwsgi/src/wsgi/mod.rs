@@ -6,8 +6,10 @@
 mod environ;
 mod input;
 mod mount;
+pub mod mules;
 mod ops;
 mod response;
+pub mod spooler;
 
 use std::borrow::Cow;
 use std::os::fd::RawFd;
