@@ -115,6 +115,7 @@ impl SignalRouter {
                 // As uWSGI's crons: at most once a minute.
                 if c.spec.is_due(&time) && epoch - c.last >= 60 {
                     c.last = epoch;
+                    tracing::info!("[uwsgi-cron] routing signal {}", c.signal);
                     raised.push(c.signal);
                 }
             }
