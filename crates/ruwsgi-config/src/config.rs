@@ -327,7 +327,14 @@ pub struct Config {
     pub strict: bool,
     /// `print`, `iprint`: lines written to stdout at start-up, in order.
     pub print: Vec<String>,
+    /// `locks`: user locks beyond lock 0 (`uwsgi.lock(0..=locks)`).
+    pub locks: u32,
+    /// Every option as written (key as written, value expanded), in order: `uwsgi.opt`.
+    pub exported: Vec<(String, String)>,
 }
+
+/// Most user locks `locks` may ask for (ruwsgi's limit; lock 0 always exists).
+pub const MAX_LOCKS: u32 = 64;
 
 impl Default for Config {
     fn default() -> Self {
@@ -459,6 +466,8 @@ impl Default for Config {
             mimefile: Vec::new(),
             strict: false,
             print: Vec::new(),
+            locks: 0,
+            exported: Vec::new(),
         }
     }
 }

@@ -391,6 +391,7 @@ pub static OPTIONS: &[OptionSpec] = &[
     list("cron", Text, "`min hour day month weekday command`: the master runs the command on this schedule (-1 = any, -N = every N)"),
     list("cron2", Text, "`[minute=..,hour=..,day=..,month=..,week=..,unique=1,harakiri=S] command`: key=value form of `cron`"),
     list("unique-cron", Text, "like `cron`, but not started again while the previous run lives"),
+    s("locks", Number, "0", "user locks 1..N for `uwsgi.lock(N)` besides lock 0 (at most 64)"),
     s("cron-harakiri", Seconds, "0", "kill a cron command's process group after this many seconds (0 = never)"),
     row("spooler", &[], Some('Q'), Path, true, "", SupportedWithDifference(SPOOLER_DIFF),
         "run a spooler on this queue directory (created if missing); repeat for more queues"),

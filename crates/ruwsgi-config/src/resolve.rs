@@ -95,6 +95,11 @@ pub(crate) fn resolve(entries: &[Entry]) -> Result<Resolved, ConfigError> {
             expand::expand_placeholders(&e.value, &values)
         }
         .map_err(|err| crate::reader::expand_error(err, &e.key, &e.origin))?;
+        // uWSGI's exported options (`uwsgi.opt`): every key of a file or the command line,
+        // custom ones too, as written.
+        if !matches!(e.origin, Origin::Env { .. }) && options::find(&e.key).is_none_or(|o| o.kind != Kind::Logic) {
+            out.config.exported.push((e.key.clone(), value.clone()));
+        }
         let Some(spec) = options::find(&e.key) else {
             // As in uWSGI, a key that is no option is a custom placeholder. Unknown `UWSGI_*`
             // variables only provide placeholders (uWSGI itself sets some, e.g. `UWSGI_RELOADS`).
@@ -585,6 +590,12 @@ fn apply(
         "mule-reload-mercy" => c.mules.reload_mercy = num()?,
         "mule-msg-size" => c.mules.msg_size = size()?,
         "touch-mules-reload" => c.mules.touch_reload.push(path()?),
+        "locks" => {
+            c.locks = small()?;
+            if c.locks > crate::config::MAX_LOCKS {
+                return Err(err("expected at most 64 locks"));
+            }
+        }
         "exit-on-reload" => c.exit_on_reload = flag,
         "touch-workers-reload" => c.touch_workers_reload.push(path()?),
         "log-maxsize" => c.log_maxsize = num()?,

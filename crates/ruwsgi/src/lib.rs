@@ -7,6 +7,7 @@
 //! - `wsgi/`: everything that touches Python (the only pyo3 user)
 //! - `hooks`: runs the `hook-*`/`exec-*` actions of a phase
 //! - `scoreboard`: counters shared between master and workers
+//! - `signals`: uWSGI's signal framework and user locks, shared by every process
 //! - `log/`: server log set-up and the request-log line
 //! - `routing/`: `route*` rules run before static files and the app
 //! - `static_files/`: `static-map`/`check-static` files served without Python
@@ -23,6 +24,7 @@ mod net;
 mod routing;
 mod scoreboard;
 mod spooler;
+mod signals;
 mod static_files;
 mod worker;
 mod wsgi;

@@ -25,6 +25,7 @@ pub mod logfile;
 mod mules;
 mod reload;
 mod spooler;
+mod signals;
 pub mod stats;
 
 use std::os::fd::{AsFd, AsRawFd};
@@ -169,6 +170,8 @@ struct Master {
     log_pipes: Option<crate::log::LogPipes>,
     /// Spoolers and mules (`background.rs`).
     background: background::BackgroundProcs,
+    /// uWSGI signals: timers, crons, file monitors and the routing of raised signals.
+    uwsgi_signals: signals::SignalRouter,
 }
 
 /// Runs the whole server; returns the process exit code. `files_read`: the
@@ -271,6 +274,12 @@ fn start(cfg: Config, files_read: &[String]) -> Result<Master> {
         write_pidfiles(cfg.pidfile.as_ref())?;
     }
     crate::spooler::configure(&cfg.spooler, &start_cwd)?;
+    let board = Scoreboard::new().context("cannot map the scoreboard")?;
+    board.board().started.store(now_micros(), Relaxed);
+    // The `uwsgi` module and its signal framework exist before any app code runs.
+    let uwsgi_signals = signals::SignalRouter::new(&cfg)?;
+    wsgi::install_uwsgi_module(&cfg, board)?;
+    let background = background::BackgroundProcs::new(&cfg, board)?;
     // As in uWSGI, Python is set up before `uid` switches user and the app loads after.
     wsgi::prepare_interpreter(&cfg)?;
     // As uWSGI: the as-root and as-user phases run only when started as root.
@@ -321,8 +330,6 @@ fn start(cfg: Config, files_read: &[String]) -> Result<Master> {
     if let Some(dir) = &cfg.chdir2 {
         std::env::set_current_dir(dir).with_context(|| format!("chdir2 = {}", dir.display()))?;
     }
-    let board = Scoreboard::new().context("cannot map the scoreboard")?;
-    board.board().started.store(now_micros(), Relaxed);
     // `hook-master-start = unix_signal:N function`: the master reads N from its signalfd too.
     let signal_actions: Vec<(Signal, MasterAction)> = cfg
         .hooks
@@ -339,7 +346,6 @@ fn start(cfg: Config, files_read: &[String]) -> Result<Master> {
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&handled), None)?;
     let signals = SignalFd::with_flags(&handled, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)?;
     let processes = cfg.processes.max(1) as usize;
-    let background = background::BackgroundProcs::new(&cfg, board)?;
     tracing::info!("spawned uWSGI master process (pid: {})", std::process::id());
     // As uWSGI: without `reload-mercy`, a daemon gets 3 s between its stop signal and SIGKILL.
     let daemon_grace = Duration::from_secs(cfg.reload_mercy.unwrap_or(3));
@@ -366,6 +372,7 @@ fn start(cfg: Config, files_read: &[String]) -> Result<Master> {
         daemons,
         log_pipes,
         background,
+        uwsgi_signals,
     };
     for id in 1..=processes {
         master.spawn(id)?;
@@ -577,6 +584,7 @@ impl Master {
                         .map(|fd| PollFd::new(fd.as_fd(), PollFlags::POLLIN)),
                 );
             }
+            fds.extend(self.uwsgi_signals.fds().map(|fd| PollFd::new(fd, PollFlags::POLLIN)));
             let _ = poll(&mut fds, PollTimeout::try_from(timeout).unwrap_or(PollTimeout::MAX));
             let ready = |at: Option<usize>| at.and_then(|i| fds[i].revents()).is_some_and(|r| !r.is_empty());
             let stats_ready: Vec<usize> = (0..self.stats.len()).filter(|i| ready(Some(stats_at + i))).collect();
@@ -619,6 +627,8 @@ impl Master {
                 }
             }
             self.reap();
+            let pids: Vec<Option<Pid>> = self.workers.iter().map(|w| w.pid).collect();
+            self.uwsgi_signals.service(&pids, self.phase == Phase::Running);
             self.check_harakiri();
             match self.phase {
                 Phase::Running => {
@@ -663,6 +673,7 @@ impl Master {
     fn finish(&mut self) -> i32 {
         // Not fatal: failures are only logged.
         let _ = run_phase(&self.cfg.hooks, HookPhase::AsUserAtexit);
+        wsgi::run_atexit();
         cleanup_files(&self.cfg, &self.listeners);
         if self.cfg.vacuum {
             self.stats.iter().for_each(stats::vacuum);
@@ -687,6 +698,7 @@ impl Master {
             .chain(self.workers.iter().filter_map(|w| w.respawn_at.map(|t| t.saturating_duration_since(now))))
             .chain(self.daemons.next_due().map(|t| t.saturating_duration_since(now)))
             .chain(self.background_due().map(|t| t.saturating_duration_since(now)))
+            .chain(self.uwsgi_signals.next_due().map(|t| t.saturating_duration_since(now)))
             .fold(TICK, Duration::min)
     }
 

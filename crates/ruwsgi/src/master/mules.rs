@@ -39,6 +39,11 @@ pub(super) struct Background {
 }
 
 impl Background {
+    /// Not started yet; its first spawn is due at `now`.
+    pub fn new(now: Instant) -> Self {
+        Self { respawn_at: Some(now), ..Self::default() }
+    }
+
     /// Due for a spawn at `now`.
     pub fn due(&self, now: Instant) -> bool {
         self.pid.is_none() && self.respawn_at.is_some_and(|t| t <= now)
@@ -117,14 +122,16 @@ impl Background {
 
 /// Forks a spooler or mule: the child closes the master's private fds (`private`), sends
 /// its log lines where the workers send theirs, and runs `child`. Returns the child's pid.
-pub(super) fn fork_background(private: &[RawFd], child: impl FnOnce() -> std::convert::Infallible) -> anyhow::Result<Pid> {
+pub(super) fn fork_background(private: &[RawFd], child: impl FnOnce()) -> anyhow::Result<Pid> {
     let pid = wsgi::fork()?;
     if pid == 0 {
         for &fd in private {
             let _ = nix::unistd::close(fd);
         }
         crate::log::enter_worker();
-        match child() {}
+        child();
+        // `child` runs the process to its end and exits; never here.
+        std::process::exit(1);
     }
     Ok(Pid::from_raw(pid))
 }
@@ -143,7 +150,7 @@ pub(super) struct Mules {
 impl Mules {
     /// The configured mules, due for their first spawn at `now`.
     pub fn new(cfg: &MuleConfig, board: Scoreboard, now: Instant) -> Self {
-        let procs = cfg.mules.iter().map(|_| Background { respawn_at: Some(now), ..Background::default() }).collect();
+        let procs = cfg.mules.iter().map(|_| Background::new(now)).collect();
         Self {
             procs,
             mercy: Duration::from_secs(cfg.reload_mercy),

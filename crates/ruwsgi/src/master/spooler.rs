@@ -39,7 +39,7 @@ impl Spoolers {
     /// The spoolers `crate::spooler::configure` set up, due for their first spawn at `now`.
     pub fn new(cfg: &SpoolerConfig, mercy: Duration, board: Scoreboard, now: Instant) -> Self {
         let dirs = crate::spooler::slots();
-        let procs = dirs.iter().map(|_| Background { respawn_at: Some(now), ..Background::default() }).collect();
+        let procs = dirs.iter().map(|_| Background::new(now)).collect();
         Self { dirs, procs, mercy, touch: cfg.touch_reload.iter().map(Touched::new).collect(), board }
     }
 

@@ -70,6 +70,7 @@ impl WorkerInfo {
 /// master image). Never returns.
 pub fn run(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, board: Scoreboard, first: bool) -> ! {
     let code = serve(id, cfg, listeners, app, board, first);
+    wsgi::run_atexit();
     wsgi::flush_std_streams();
     std::process::exit(code)
 }
@@ -106,6 +107,8 @@ fn serve(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, boa
         tracing::error!("worker {id} (pid: {pid}): {e:#}");
         return EXIT_HOOK_FAILED;
     }
+    // `uwsgi.worker_id()`, then `uwsgi.post_fork_hook` (`@postfork`), as uWSGI after a fork.
+    wsgi::enter_worker(id);
     let loaded;
     let app = match app {
         Some(app) => app,
@@ -180,6 +183,7 @@ fn serve(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, boa
     if cfg.harakiri > 0 {
         wsgi::install_tracebacker();
     }
+    wsgi::start_signal_thread(id);
     if id == 1 && cfg.py_autoreload > 0 {
         // As in uWSGI, worker 1 runs the module scanner; it SIGHUPs the master on a change.
         let started = board.board().started.load(Relaxed) as f64 / 1e6;

@@ -10,6 +10,7 @@ pub mod mules;
 mod ops;
 mod response;
 pub mod spooler;
+mod uwsgi_module;
 
 use std::borrow::Cow;
 use std::os::fd::RawFd;
@@ -27,6 +28,7 @@ use mount::{MountTable, Route};
 
 pub use input::FileWrapper;
 pub use ops::{install_tracebacker, reexec_command, reexec_for_optimize, start_autoreloader};
+pub use uwsgi_module::{enter_worker, install as install_uwsgi_module, run_atexit, start_signal_thread};
 
 /// Where a request came from, borrowed from the connection's buffer.
 pub enum Origin<'a> {

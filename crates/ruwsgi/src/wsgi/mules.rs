@@ -110,21 +110,9 @@ fn in_farm(name: Option<&str>) -> Option<bool> {
     mule::in_farm(name).then_some(true)
 }
 
-/// Calls `uwsgi.post_fork_hook` if the app set one (uWSGI runs it in workers, mules and
-/// spoolers). A failure is logged.
-pub fn call_post_fork_hook(py: Python<'_>) {
-    let Ok(hook) = py.import("uwsgi").and_then(|m| m.getattr("post_fork_hook")) else { return };
-    if hook.is_none() {
-        return;
-    }
-    if let Err(e) = hook.call0() {
-        tracing::error!("{}", super::format_exception(py, &e));
-    }
-}
-
 /// In a freshly forked mule: runs the post-fork hook.
 pub fn enter_mule() {
-    Python::attach(call_post_fork_hook);
+    super::uwsgi_module::enter_background();
 }
 
 /// `mule = path.py`: runs the file as `__main__`. Returns when it ends (an exception is

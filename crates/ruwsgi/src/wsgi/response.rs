@@ -419,10 +419,12 @@ pub fn handle(py: Python<'_>, app: &App, req: &Request<'_>, body: BodyReader) ->
         logvars: req.route.map(|r| r.logvars.clone()).unwrap_or_default(),
         ..Served::default()
     };
+    super::uwsgi_module::begin_request(req.fd, std::mem::take(&mut served.logvars));
     let outcome = match &selected {
         Some(selected) => call_app(py, app, selected, req, &state, &input_state, &mut served).map_err(Some),
         None => Err(None),
     };
+    served.logvars = super::uwsgi_module::end_request();
     let mut st = lock(&state);
     if let Err(raised) = outcome {
         let what = describe(&req.origin);

@@ -17,16 +17,12 @@ use crate::spooler::{self, TaskOutcome};
 
 /// `uwsgi.SPOOL_OK`: the task is done.
 const SPOOL_OK: i64 = -2;
-/// `uwsgi.SPOOL_RETRY`: run it again later.
-const SPOOL_RETRY: i64 = -1;
 /// `uwsgi.SPOOL_IGNORE`: not for this callable.
 const SPOOL_IGNORE: i64 = 0;
 
 /// Adds the spooler functions and constants to the `uwsgi` module.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add("SPOOL_OK", SPOOL_OK)?;
-    m.add("SPOOL_RETRY", SPOOL_RETRY)?;
-    m.add("SPOOL_IGNORE", SPOOL_IGNORE)?;
+    // uwsgi_module adds `SPOOL_OK` (-2), `SPOOL_RETRY` (-1) and `SPOOL_IGNORE` (0).
     let spool = wrap_pyfunction!(spool, m)?;
     m.add("send_to_spooler", &spool)?;
     m.add_function(spool)?;
@@ -144,8 +140,8 @@ pub fn enter_spooler(imports: &[String]) {
     let _ = IN_SPOOLER.set(());
     Python::attach(|py| {
         super::import_all(py, "spooler-import", imports);
-        super::mules::call_post_fork_hook(py);
     });
+    super::uwsgi_module::enter_background();
 }
 
 /// Hands one task to `uwsgi.spooler` in this spooler process.

@@ -1,0 +1,220 @@
+//! The master's side of uWSGI's signal framework (core/signal.c, core/master_utils.c,
+//! core/cron.c): it reads the requests every process sends (`uwsgi.signal`, `add_timer`,
+//! `add_rb_timer`, `add_cron`, `add_file_monitor`), runs the timers, signal crons and file
+//! monitors, and routes each raised signal to the target its registration names by
+//! writing the signal byte to that worker's socket (`crate::signals`). The handlers run in
+//! the workers, never here: as uWSGI, the master only raises and routes.
+//!
+//! Everything is driven from the master's poll loop: the request socket and the inotify fd
+//! are in its poll set, the next timer bounds its timeout. No thread, no Python.
+
+use std::os::fd::{AsFd, BorrowedFd};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
+use nix::unistd::Pid;
+use ruwsgi_config::cron::{Cron, CronHarakiri};
+use ruwsgi_config::Config;
+
+use crate::signals::{parse_request, Hub, Request, Target};
+
+/// A timer (`add_timer`, `add_rb_timer`).
+struct Timer {
+    signal: u8,
+    every: Duration,
+    /// When it fires next.
+    next: Instant,
+    /// Firings left (`add_rb_timer` with iterations); `None` = forever.
+    left: Option<u64>,
+}
+
+/// A signal cron (`add_cron`).
+struct SignalCron {
+    signal: u8,
+    /// The schedule (its command is unused).
+    spec: Cron,
+    /// Epoch second of its last firing (0 = never).
+    last: i64,
+}
+
+/// The master's signal state.
+pub struct SignalRouter {
+    hub: &'static Hub,
+    timers: Vec<Timer>,
+    crons: Vec<SignalCron>,
+    /// Made at the first `add_file_monitor`.
+    inotify: Option<Inotify>,
+    /// Watched paths and their signals.
+    monitors: Vec<(WatchDescriptor, u8)>,
+}
+
+impl SignalRouter {
+    /// Sets up the shared table, the locks and the channels (before the app loads).
+    pub fn new(cfg: &Config) -> Result<Self> {
+        let hub = crate::signals::init(cfg.processes.max(1) as usize, cfg.locks)
+            .context("cannot set up the uwsgi signal framework")?;
+        Ok(Self { hub, timers: Vec::new(), crons: Vec::new(), inotify: None, monitors: Vec::new() })
+    }
+
+    /// For the master's poll set: the request socket and the file monitors.
+    pub fn fds(&self) -> impl Iterator<Item = BorrowedFd<'_>> {
+        std::iter::once(self.hub.to_master.master.as_fd()).chain(self.inotify.as_ref().map(AsFd::as_fd))
+    }
+
+    /// When the next timer fires.
+    pub fn next_due(&self) -> Option<Instant> {
+        self.timers.iter().map(|t| t.next).min()
+    }
+
+    /// One turn of the master's loop: take the requests, read the file monitors, fire what
+    /// is due and route it. `pids`: the workers by slot; `running`: not reloading or
+    /// stopping (then nothing is raised, but the requests are still read).
+    pub fn service(&mut self, pids: &[Option<Pid>], running: bool) {
+        let mut raised = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = nix::unistd::read(&self.hub.to_master.master, &mut buf) {
+            if n == 0 {
+                break;
+            }
+            match parse_request(&buf[..n]) {
+                Some(Request::Raise(signal)) => raised.push(signal),
+                Some(req) => self.add(req),
+                None => tracing::warn!("[uwsgi-signal] unreadable request ({n} bytes) ignored"),
+            }
+        }
+        if let Some(inotify) = &self.inotify {
+            while let Ok(events) = inotify.read_events() {
+                if events.is_empty() {
+                    break;
+                }
+                for ev in events {
+                    if let Some((_, signal)) = self.monitors.iter().find(|(wd, _)| *wd == ev.wd) {
+                        raised.push(*signal);
+                    }
+                }
+            }
+        }
+        if !running {
+            return;
+        }
+        let now = Instant::now();
+        for t in &mut self.timers {
+            if now >= t.next {
+                raised.push(t.signal);
+                // A master busy past a whole period fires once, not once per missed period.
+                t.next = (t.next + t.every).max(now);
+                t.left = t.left.map(|n| n.saturating_sub(1));
+            }
+        }
+        self.timers.retain(|t| t.left != Some(0));
+        if !self.crons.is_empty() {
+            let epoch = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+            let time = super::cron::local_time();
+            for c in &mut self.crons {
+                // As uWSGI's crons: at most once a minute.
+                if c.spec.is_due(&time) && epoch - c.last >= 60 {
+                    c.last = epoch;
+                    tracing::info!("[uwsgi-cron] routing signal {}", c.signal);
+                    raised.push(c.signal);
+                }
+            }
+        }
+        raised.dedup();
+        for signal in raised {
+            self.route(signal, pids);
+        }
+    }
+
+    /// Registers a timer, cron or file monitor.
+    fn add(&mut self, req: Request) {
+        match req {
+            Request::Raise(_) => {}
+            Request::Timer { signal, secs } => {
+                tracing::info!("[uwsgi-signal] timer for signal {signal} every {secs} seconds");
+                let every = Duration::from_secs(secs);
+                self.timers.push(Timer { signal, every, next: Instant::now() + every, left: None });
+            }
+            Request::RbTimer { signal, secs, iterations } => {
+                tracing::info!("[uwsgi-signal] rb_timer for signal {signal} every {secs} seconds ({iterations} iterations)");
+                let every = Duration::from_secs(secs);
+                let left = (iterations > 0).then_some(iterations);
+                self.timers.push(Timer { signal, every, next: Instant::now() + every, left });
+            }
+            Request::Cron { signal, fields: [minute, hour, day, month, week] } => {
+                tracing::info!("[uwsgi-cron] signal {signal} registered as cron task ({minute} {hour} {day} {month} {week})");
+                let spec = Cron {
+                    minute,
+                    hour,
+                    day,
+                    month,
+                    week,
+                    command: String::new(),
+                    unique: false,
+                    harakiri: CronHarakiri::Off,
+                };
+                self.crons.push(SignalCron { signal, spec, last: 0 });
+            }
+            Request::FileMonitor { signal, path } => self.monitor(signal, &path),
+        }
+    }
+
+    /// `add_file_monitor`: inotify on the path, with uWSGI's event set.
+    fn monitor(&mut self, signal: u8, path: &str) {
+        if self.inotify.is_none() {
+            match Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC) {
+                Ok(i) => self.inotify = Some(i),
+                Err(e) => {
+                    tracing::error!("[uwsgi-fsmon] cannot start inotify: {e}");
+                    return;
+                }
+            }
+        }
+        let Some(inotify) = &self.inotify else { return };
+        let events = AddWatchFlags::IN_ATTRIB
+            | AddWatchFlags::IN_CREATE
+            | AddWatchFlags::IN_MODIFY
+            | AddWatchFlags::IN_DELETE
+            | AddWatchFlags::IN_DELETE_SELF
+            | AddWatchFlags::IN_MOVE_SELF
+            | AddWatchFlags::IN_MOVED_FROM
+            | AddWatchFlags::IN_MOVED_TO;
+        match inotify.add_watch(path, events) {
+            Ok(wd) => {
+                tracing::info!("[uwsgi-fsmon] registering file monitor for {path} (signal {signal})");
+                self.monitors.push((wd, signal));
+            }
+            Err(e) => tracing::error!("[uwsgi-fsmon] cannot monitor {path} (signal {signal}): {e}"),
+        }
+    }
+
+    /// Sends `signal` where its registration says (an unregistered one goes to any worker,
+    /// which says it has no handler, as uWSGI).
+    fn route(&self, signal: u8, pids: &[Option<Pid>]) {
+        let target = self.hub.registration(signal).map_or(Target::AnyWorker, |(t, _)| t);
+        let send = |fd: BorrowedFd<'_>, to: &str| {
+            if let Err(e) = nix::unistd::write(fd, &[signal]) {
+                tracing::error!("could not deliver signal {signal} to {to}: {e}");
+            }
+        };
+        match target {
+            Target::AnyWorker => send(self.hub.any_worker.master.as_fd(), "workers pool"),
+            Target::Workers | Target::ActiveWorkers => {
+                for (i, pair) in self.hub.workers.iter().enumerate() {
+                    if target == Target::Workers || pids.get(i).is_some_and(Option::is_some) {
+                        send(pair.master.as_fd(), &format!("worker {}", i + 1));
+                    }
+                }
+            }
+            Target::Worker(n) => match self.hub.workers.get(usize::from(n) - 1) {
+                Some(pair) => send(pair.master.as_fd(), &format!("worker {n}")),
+                None => tracing::error!("invalid signal target: worker{n}"),
+            },
+            // The spooler and mules are added by their own part of the server.
+            Target::Spooler => tracing::error!("could not deliver signal {signal} to the spooler: no spooler runs"),
+            Target::Mules | Target::Mule(_) => {
+                tracing::error!("could not deliver signal {signal} to {target}: no mule runs");
+            }
+        }
+    }
+}
