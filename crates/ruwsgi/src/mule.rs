@@ -31,14 +31,15 @@ use crate::wsgi;
 /// uWSGI's receive buffer for one message (64 KiB); `mule_get_msg(buffer_size=)` changes it.
 pub const MSG_BUFFER: usize = 65536;
 
-/// One message queue: a socket pair, written at `send`, read at `recv`.
-struct Queue {
+/// One message queue: a socket pair, written at `send`, read at `recv`. Also carries uWSGI
+/// signals (one byte each) to mules and spoolers.
+pub(crate) struct Queue {
     send: OwnedFd,
     recv: OwnedFd,
 }
 
 impl Queue {
-    fn new(size: usize) -> anyhow::Result<Self> {
+    pub(crate) fn new(size: usize) -> anyhow::Result<Self> {
         let (send, recv) = socket::socketpair(
             AddressFamily::Unix,
             SockType::SeqPacket,
@@ -53,6 +54,25 @@ impl Queue {
             }
         }
         Ok(Self { send, recv })
+    }
+
+    /// Queues a signal byte (the master routes signals so).
+    pub(crate) fn send_signal(&self, signal: u8) -> nix::Result<()> {
+        socket::send(std::os::fd::AsRawFd::as_raw_fd(&self.send), &[signal], MsgFlags::MSG_DONTWAIT).map(drop)
+    }
+
+    /// The next signal byte, if one is waiting.
+    pub(crate) fn take_signal(&self) -> Option<u8> {
+        let mut byte = [0u8; 1];
+        match socket::recv(std::os::fd::AsRawFd::as_raw_fd(&self.recv), &mut byte, MsgFlags::MSG_DONTWAIT) {
+            Ok(1) => Some(byte[0]),
+            _ => None,
+        }
+    }
+
+    /// The end a receiver polls.
+    pub(crate) fn recv_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.recv.as_fd()
     }
 }
 
@@ -73,6 +93,10 @@ struct Mules {
     own: Vec<Queue>,
     /// The farms.
     farms: Vec<Farm>,
+    /// Signals for whichever mule reads first (target `mule`, `mule0`).
+    signal_any: Queue,
+    /// Signals for each mule (targets `muleN` and `mules`).
+    signal_own: Vec<Queue>,
     /// `mule-harakiri`.
     harakiri: u64,
     /// The shared slots (harakiri deadlines).
@@ -106,7 +130,18 @@ pub fn configure(cfg: &MuleConfig, board: Scoreboard) -> anyhow::Result<()> {
         tracing::info!("created farm {} name: {} mules:{}", i + 1, f.name, list.join(","));
     }
     let shared = Queue::new(cfg.msg_size)?;
-    let _ = MULES.set(Mules { code: cfg.mules.clone(), shared, own, farms, harakiri: cfg.harakiri, board });
+    let signal_any = Queue::new(0)?;
+    let signal_own = cfg.mules.iter().map(|_| Queue::new(0)).collect::<anyhow::Result<Vec<_>>>()?;
+    let _ = MULES.set(Mules {
+        code: cfg.mules.clone(),
+        shared,
+        own,
+        farms,
+        signal_any,
+        signal_own,
+        harakiri: cfg.harakiri,
+        board,
+    });
     Ok(())
 }
 
@@ -159,6 +194,21 @@ pub fn send(target: Target<'_>, msg: &[u8]) -> Result<bool, BadTarget> {
     }
 }
 
+/// In the master: routes uWSGI signal `signal` to every mule (`None`, target `mules`),
+/// to whichever reads first (`Some(0)`) or to mule N.
+pub fn deliver_signal(signal: u8, mule: Option<usize>) -> Result<(), String> {
+    let m = MULES.get().ok_or("no mule runs")?;
+    let queues: Vec<&Queue> = match mule {
+        None => m.signal_own.iter().collect(),
+        Some(0) => vec![&m.signal_any],
+        Some(n) => vec![m.signal_own.get(n - 1).ok_or_else(|| format!("no mule {n}"))?],
+    };
+    for q in queues {
+        q.send_signal(signal).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
 /// The farms mule `id` belongs to.
 fn farms_of(m: &Mules, id: usize) -> impl Iterator<Item = &Farm> {
     m.farms.iter().filter(move |f| f.mules.contains(&id))
@@ -174,9 +224,19 @@ pub fn in_farm(name: Option<&str>) -> bool {
 #[derive(Debug)]
 pub struct NotAMule;
 
+/// What a mule's wait brought.
+pub enum Received {
+    /// A message.
+    Message(Vec<u8>),
+    /// A uWSGI signal to handle.
+    Signal(u8),
+    /// The timeout passed.
+    Nothing,
+}
+
 /// `uwsgi.mule_get_msg()` in a mule: waits for the next message on its own queue, the
-/// shared one and (with `farms`) its farms' queues. `None`: `timeout` passed.
-pub fn receive(farms: bool, timeout: Option<Duration>, buffer: usize) -> Result<Option<Vec<u8>>, NotAMule> {
+/// shared one and (with `farms`) its farms' queues, and (with `signals`) for a signal.
+pub fn receive(signals: bool, farms: bool, timeout: Option<Duration>, buffer: usize) -> Result<Received, NotAMule> {
     let (Some(m), id) = (MULES.get(), id()) else { return Err(NotAMule) };
     if id == 0 {
         return Err(NotAMule);
@@ -185,7 +245,8 @@ pub fn receive(farms: bool, timeout: Option<Duration>, buffer: usize) -> Result<
     if farms {
         queues.extend(farms_of(m, id).map(|f| &f.queue));
     }
-    Ok(read_one(&queues, timeout, buffer))
+    let signal_queues = if signals { vec![&m.signal_own[id - 1], &m.signal_any] } else { Vec::new() };
+    Ok(wait(&queues, &signal_queues, timeout, buffer))
 }
 
 /// `uwsgi.farm_get_msg()` in a mule: waits for a message on one of its farms' queues.
@@ -198,12 +259,15 @@ pub fn receive_farm() -> Result<Option<Vec<u8>>, NotAMule> {
     if queues.is_empty() {
         return Ok(None);
     }
-    Ok(read_one(&queues, None, MSG_BUFFER))
+    Ok(match wait(&queues, &[], None, MSG_BUFFER) {
+        Received::Message(msg) => Some(msg),
+        _ => None,
+    })
 }
 
-/// Waits until one of `queues` has a message and reads it (another mule may take it first:
-/// then wait again). `None` when `timeout` passes.
-fn read_one(queues: &[&Queue], timeout: Option<Duration>, buffer: usize) -> Option<Vec<u8>> {
+/// Waits until one of `queues` has a message or one of `signals` a signal and reads it
+/// (another mule may take it first: then wait again).
+fn wait(queues: &[&Queue], signals: &[&Queue], timeout: Option<Duration>, buffer: usize) -> Received {
     let deadline = timeout.map(|t| std::time::Instant::now() + t);
     let mut buf = vec![0u8; buffer.max(1)];
     loop {
@@ -214,23 +278,30 @@ fn read_one(queues: &[&Queue], timeout: Option<Duration>, buffer: usize) -> Opti
                 PollTimeout::try_from(i32::try_from(left.as_millis()).unwrap_or(i32::MAX)).unwrap_or(PollTimeout::MAX)
             }
         };
-        let mut fds: Vec<PollFd<'_>> = queues.iter().map(|q| PollFd::new(q.recv.as_fd(), PollFlags::POLLIN)).collect();
+        let mut fds: Vec<PollFd<'_>> =
+            signals.iter().chain(queues).map(|q| PollFd::new(q.recv.as_fd(), PollFlags::POLLIN)).collect();
         match poll(&mut fds, wait) {
-            Ok(0) => return None,
+            Ok(0) => return Received::Nothing,
             Err(Errno::EINTR) | Ok(_) => {}
             Err(e) => {
                 tracing::error!("mule {}: poll(): {e}", id());
-                return None;
+                return Received::Nothing;
             }
         }
         let ready: Vec<usize> =
             (0..fds.len()).filter(|&i| fds[i].revents().is_some_and(|r| r.contains(PollFlags::POLLIN))).collect();
         drop(fds);
         for i in ready {
-            let fd = std::os::fd::AsRawFd::as_raw_fd(&queues[i].recv);
+            if let Some(q) = signals.get(i) {
+                if let Some(signal) = q.take_signal() {
+                    return Received::Signal(signal);
+                }
+                continue;
+            }
+            let fd = std::os::fd::AsRawFd::as_raw_fd(&queues[i - signals.len()].recv);
             if let Ok(n) = socket::recv(fd, &mut buf, MsgFlags::MSG_DONTWAIT) {
                 buf.truncate(n);
-                return Some(buf);
+                return Received::Message(buf);
             }
         }
     }
@@ -262,25 +333,42 @@ fn serve(id: usize) -> i32 {
     match &m.code[id - 1] {
         MuleCode::File(path) => wsgi::mules::run_file(path),
         MuleCode::Function(spec) => wsgi::mules::run_function(spec),
-        MuleCode::Loop => wsgi::python_thread(|| message_loop(m, id)),
+        MuleCode::Loop => wsgi::python_thread(|| message_loop(id)),
     }
     // The code returned: uWSGI's mule then exits and the master starts it again.
     0
 }
 
-/// A mule without code: hands each message to `uwsgi.mule_msg_hook`. Never returns.
-fn message_loop(m: &Mules, id: usize) {
-    let slot = &m.board.board().mules[id - 1];
+/// A mule without code: hands each message to `uwsgi.mule_msg_hook` and runs the
+/// handler of each signal. Never returns.
+fn message_loop(id: usize) {
     loop {
-        let Ok(Some(msg)) = receive(true, None, MSG_BUFFER) else { continue };
-        if m.harakiri > 0 {
-            let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-            slot.harakiri_at.store(now + m.harakiri, Relaxed);
-        }
-        let handled = wsgi::mules::dispatch(&msg);
-        slot.harakiri_at.store(0, Relaxed);
-        if !handled {
-            tracing::info!("*** mule {id} received a {} bytes message ***", msg.len());
+        match receive(true, true, None, MSG_BUFFER) {
+            Ok(Received::Message(msg)) => {
+                if !with_harakiri(|| wsgi::mules::dispatch(&msg)) {
+                    tracing::info!("*** mule {id} received a {} bytes message ***", msg.len());
+                }
+            }
+            Ok(Received::Signal(signal)) => run_signal(signal),
+            Ok(Received::Nothing) | Err(NotAMule) => {}
         }
     }
+}
+
+/// Runs this mule's handler of `signal` (under `mule-harakiri`).
+pub fn run_signal(signal: u8) {
+    with_harakiri(|| wsgi::run_background_handler(signal));
+}
+
+/// Runs `f` with this mule's `mule-harakiri` deadline set.
+fn with_harakiri<T>(f: impl FnOnce() -> T) -> T {
+    let (Some(m), id) = (MULES.get(), id()) else { return f() };
+    let slot = &m.board.board().mules[id - 1];
+    if m.harakiri > 0 {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        slot.harakiri_at.store(now + m.harakiri, Relaxed);
+    }
+    let out = f();
+    slot.harakiri_at.store(0, Relaxed);
+    out
 }

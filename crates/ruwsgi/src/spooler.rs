@@ -43,6 +43,8 @@ struct Queues {
     cfg: SpoolerConfig,
     /// The host name in task file names.
     hostname: String,
+    /// uWSGI signals for the spoolers (target `spooler`): whichever reads first runs it.
+    signals: crate::mule::Queue,
 }
 
 static QUEUES: OnceLock<Queues> = OnceLock::new();
@@ -85,7 +87,8 @@ pub fn configure(cfg: &SpoolerConfig, start_cwd: &Path) -> anyhow::Result<()> {
         );
     }
     let hostname = crate::log::hostname();
-    let _ = QUEUES.set(Queues { dirs, slots, cfg: cfg.clone(), hostname });
+    let signals = crate::mule::Queue::new(0)?;
+    let _ = QUEUES.set(Queues { dirs, slots, cfg: cfg.clone(), hostname, signals });
     Ok(())
 }
 
@@ -120,6 +123,12 @@ pub fn set_frequency(seconds: u64) {
     if let Some(board) = BOARD.get() {
         board.board().spooler_frequency.store(seconds, Relaxed);
     }
+}
+
+/// In the master: routes uWSGI signal `signal` to the spoolers (target `spooler`).
+pub fn deliver_signal(signal: u8) -> Result<(), String> {
+    let q = QUEUES.get().ok_or("no spooler runs")?;
+    q.signals.send_signal(signal).map_err(|e| e.to_string())
 }
 
 /// Why a task could not be spooled (the message is logged and raised to Python).
@@ -275,12 +284,16 @@ impl SpoolerSignals {
         Ok(Self { stop, wake })
     }
 
-    /// Waits up to `timeout` for a signal; returns at once if one came since the last wait.
-    fn wait(&self, timeout: Duration) {
-        let mut fds = [PollFd::new(self.wake.as_fd(), PollFlags::POLLIN)];
+    /// Waits up to `timeout` for a Unix signal or a uWSGI signal (whose handler it runs);
+    /// returns at once if one came since the last wait.
+    fn wait(&self, timeout: Duration, uwsgi_signals: &crate::mule::Queue) {
+        let mut fds = [PollFd::new(self.wake.as_fd(), PollFlags::POLLIN), PollFd::new(uwsgi_signals.recv_fd(), PollFlags::POLLIN)];
         let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
         let _ = poll(&mut fds, PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX));
         while nix::unistd::read(&self.wake, &mut [0u8; 64]).is_ok_and(|n| n > 0) {}
+        while let Some(signal) = uwsgi_signals.take_signal() {
+            wsgi::run_background_handler(signal);
+        }
     }
 }
 
@@ -344,7 +357,7 @@ fn serve(q: &Queues, board: Scoreboard, slot: usize) -> i32 {
             0 => q.cfg.frequency,
             f => f,
         };
-        spooler.signals.wait(Duration::from_secs(frequency.max(1)));
+        spooler.signals.wait(Duration::from_secs(frequency.max(1)), &q.signals);
     })
 }
 

@@ -28,7 +28,9 @@ use mount::{MountTable, Route};
 
 pub use input::FileWrapper;
 pub use ops::{install_tracebacker, reexec_command, reexec_for_optimize, start_autoreloader};
-pub use uwsgi_module::{enter_worker, install as install_uwsgi_module, run_atexit, start_signal_thread};
+pub use uwsgi_module::{
+    enter_worker, install as install_uwsgi_module, run_atexit, run_background_handler, start_signal_thread,
+};
 
 /// Where a request came from, borrowed from the connection's buffer.
 pub enum Origin<'a> {

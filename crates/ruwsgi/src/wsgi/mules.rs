@@ -8,7 +8,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString};
 
-use crate::mule::{self, Target};
+use crate::mule::{self, Received, Target};
 
 /// Adds the mule functions to the `uwsgi` module.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -72,9 +72,8 @@ fn farm_msg(py: Python<'_>, farm: &str, message: &Bound<'_, PyAny>) -> PyResult<
 }
 
 /// `uwsgi.mule_get_msg(signals=True, farms=True, buffer_size=65536, timeout=-1)` in a
-/// mule: the next message (bytes), or None when `timeout` seconds pass.
-// `signals` is accepted for uWSGI's signature; signals reach a mule through the signal
-// framework, not through this call.
+/// mule: the next message (bytes), or None when `timeout` seconds pass or a signal came
+/// (its handler has run then, as uWSGI).
 #[pyfunction]
 #[pyo3(signature = (signals = None, farms = None, buffer_size = mule::MSG_BUFFER, timeout = -1))]
 fn mule_get_msg(
@@ -84,14 +83,21 @@ fn mule_get_msg(
     buffer_size: usize,
     timeout: i64,
 ) -> PyResult<Option<Py<PyBytes>>> {
-    let _ = signals;
-    // As uWSGI: farms are read unless `farms` is given as None or False.
-    let farms = farms.is_none_or(|f| !(f.is_none() || f.is(&pyo3::types::PyBool::new(py, false))));
+    // As uWSGI: both are on unless given as None or False.
+    let on = |flag: Option<&Bound<'_, PyAny>>| flag.is_none_or(|f| !(f.is_none() || f.is(&pyo3::types::PyBool::new(py, false))));
+    let (signals, farms) = (on(signals), on(farms));
     let timeout = u64::try_from(timeout).ok().map(std::time::Duration::from_secs);
     let got = py
-        .detach(|| mule::receive(farms, timeout, buffer_size))
+        .detach(|| mule::receive(signals, farms, timeout, buffer_size))
         .map_err(|_| PyValueError::new_err("you can receive mule messages only in a mule !!!"))?;
-    Ok(got.map(|msg| PyBytes::new(py, &msg).unbind()))
+    Ok(match got {
+        Received::Message(msg) => Some(PyBytes::new(py, &msg).unbind()),
+        Received::Signal(signal) => {
+            py.detach(|| mule::run_signal(signal));
+            None
+        }
+        Received::Nothing => None,
+    })
 }
 
 /// `uwsgi.farm_get_msg()` in a mule: the next message of one of its farms.

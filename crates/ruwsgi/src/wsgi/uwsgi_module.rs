@@ -547,6 +547,12 @@ pub fn start_signal_thread(id: usize) {
     }
 }
 
+/// Runs this process's handler for signal `num` in a spooler or mule (uWSGI's targets
+/// `spooler`, `mules`, `muleN`).
+pub fn run_background_handler(num: u8) {
+    run_handler(0, num);
+}
+
 /// Runs this process's handler for signal `num`.
 fn run_handler(id: usize, num: u8) {
     Python::attach(|py| {
