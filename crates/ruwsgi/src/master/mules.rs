@@ -172,7 +172,7 @@ impl Mules {
             let id = index + 1;
             let slot = &self.board.board().mules[index];
             if let Some(pid) = p.check_harakiri(slot) {
-                tracing::error!("*** HARAKIRI ON MULE {id} HANDLER (pid: {pid}) ***");
+                tracing::error!("*** HARAKIRI ON MULE {id} (pid: {pid}) ***");
             }
             if p.kill_if_overdue(now) {
                 tracing::warn!("mule {id} (pid: {}) is taking too much time to die...NO MERCY !!!", p.pid.map_or(0, Pid::as_raw));

@@ -47,8 +47,9 @@ fn mule_msg(py: Python<'_>, message: &Bound<'_, PyAny>, mule: Option<&Bound<'_, 
     let farm: String;
     let target = match mule {
         None => Target::Any,
-        Some(m) if m.is_instance_of::<PyString>() => {
-            farm = m.extract()?;
+        // A farm's name: bytes in uWSGI on Python 3; str is accepted too.
+        Some(m) if m.is_instance_of::<PyString>() || m.is_instance_of::<PyBytes>() => {
+            farm = String::from_utf8_lossy(&message_bytes(m)?).into_owned();
             Target::Farm(&farm)
         }
         Some(m) => match m.extract::<i64>() {

@@ -1,0 +1,60 @@
+"""A spooler callable set by hand (`uwsgi.spooler = handler`), no uwsgidecorators: each
+task says what to return. GET /spool?name=N&action=A[&at=EPOCH][&priority=P][&secs=S]
+spools a task (its vars are the query); the handler appends one line per run to
+SPOOLER_OUT/log. Actions: ok (SPOOL_OK), retry (SPOOL_RETRY twice, then SPOOL_OK),
+ignore (SPOOL_IGNORE), sleep (sleeps `secs`, then SPOOL_OK). GET /msg?m=M sends mule 1 a
+message; the mule's hook sleeps `M` seconds (mule-harakiri)."""
+
+import os
+import time
+from urllib.parse import parse_qsl
+
+import uwsgi
+
+OUT = os.environ["SPOOLER_OUT"]
+
+
+def record(line):
+    with open(os.path.join(OUT, "log"), "a") as f:
+        f.write(line + "\n")
+
+
+def runs(name):
+    try:
+        with open(os.path.join(OUT, "log")) as f:
+            return sum(1 for line in f if line.split(" ")[0] == name)
+    except FileNotFoundError:
+        return 0
+
+
+def handler(env):
+    name = env[b"name"].decode()
+    action = env.get(b"action", b"ok").decode()
+    record("%s %s pid=%d cwd=%s keys=%s" % (
+        name, action, os.getpid(), os.getcwd(), ",".join(sorted(k if isinstance(k, str) else k.decode() for k in env))))
+    if action == "retry":
+        return uwsgi.SPOOL_RETRY if runs(name) < 3 else uwsgi.SPOOL_OK
+    if action == "ignore":
+        return uwsgi.SPOOL_IGNORE
+    if action == "sleep":
+        time.sleep(float(env[b"secs"]))
+    return uwsgi.SPOOL_OK
+
+
+def mule_hook(message):
+    record("mule %d got %s" % (uwsgi.mule_id(), message.decode()))
+    time.sleep(float(message))
+
+
+uwsgi.spooler = handler
+uwsgi.mule_msg_hook = mule_hook
+
+
+def application(environ, start_response):
+    query = dict(parse_qsl(environ.get("QUERY_STRING", "")))
+    if environ["PATH_INFO"] == "/msg":
+        body = repr(uwsgi.mule_msg(query["m"].encode())).encode()
+    else:
+        body = uwsgi.spool({k.encode(): v.encode() for k, v in query.items()})
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [body]
