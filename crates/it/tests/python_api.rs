@@ -178,7 +178,10 @@ fn what_ruwsgi_leaves_out_raises_attribute_error_naming_the_docs() {
     let text = srv.get("/missing?cache_get").text();
     assert!(text.starts_with("AttributeError: uwsgi.cache_get is not provided by ruwsgi"), "{text}");
     assert!(text.contains("docs/python-api.md"), "{text}");
-    assert_eq!(srv.get("/missing?no_such_name").text(), "AttributeError: module 'uwsgi' has no attribute 'no_such_name'");
+    assert_eq!(
+        srv.get("/missing?no_such_name").text(),
+        "AttributeError: module 'uwsgi' has no attribute 'no_such_name'"
+    );
     assert_eq!(srv.get("/missing?worker_id").text(), "present");
 }
 

@@ -1,7 +1,7 @@
 //! The spooler and mules (issue 13): `tests/apps/spooler_app` (the same ini uWSGI runs:
 //! `@spool`, `@mulefunc`, a mule script reading `mule_get_msg`, a farm) under ruwsgi; a
 //! spool directory written by the real uWSGI 2.0.31 drained by ruwsgi and the other way
-//! round; SIGKILLed spoolers and mules respawned without losing a task or a queued message;
+//! round; spoolers and mules killed with SIGKILL and mules respawned without losing a task or a queued message;
 //! the spooler options (`at`, `priority` with `spooler-ordered`, the return codes,
 //! `spooler-max-tasks`, `spooler-chdir`, the harakiris) with `tests/apps/spooler_raw.py`.
 
@@ -95,7 +95,8 @@ fn start_ini(d: &Dirs, extra: &[&str]) -> Server {
     let ini = ini();
     let mut args = vec!["--ini", &ini, "--http-socket", "127.0.0.1:0"];
     args.extend_from_slice(extra);
-    let srv = Server::start_with(Start { args: args.iter().map(|s| (*s).to_owned()).collect(), env: d.env(), workers: 2 });
+    let srv =
+        Server::start_with(Start { args: args.iter().map(|s| (*s).to_owned()).collect(), env: d.env(), workers: 2 });
     let up = srv.wait_for(WAIT, |t| t.contains("spawned the uWSGI spooler") && t.contains("spawned uWSGI mule 3"));
     assert!(up, "spooler and mules did not start:\n{}", srv.log());
     srv
@@ -105,8 +106,15 @@ fn start_ini(d: &Dirs, extra: &[&str]) -> Server {
 /// `with pid N`).
 fn last_pid(log: &str, prefix: &str) -> Option<i32> {
     let line = log.lines().rev().find(|l| l.starts_with(prefix))?;
-    let digits: String =
-        line.trim_end_matches(')').chars().rev().take_while(char::is_ascii_digit).collect::<Vec<_>>().into_iter().rev().collect();
+    let digits: String = line
+        .trim_end_matches(')')
+        .chars()
+        .rev()
+        .take_while(char::is_ascii_digit)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
     digits.parse().ok()
 }
 
@@ -207,7 +215,8 @@ fn a_killed_mule_is_respawned_and_gets_the_queued_messages_and_sighup_reloads_th
     // SIGHUP: a graceful reload replaces the mules too.
     srv.signal(Signal::SIGHUP);
     let reloaded = srv.wait_for(WAIT, |t| {
-        t.contains("this master was reloaded") && t.rsplit("this master was reloaded").next().unwrap().contains("spawned uWSGI mule 3")
+        t.contains("this master was reloaded")
+            && t.rsplit("this master was reloaded").next().unwrap().contains("spawned uWSGI mule 3")
     });
     assert!(reloaded, "{}", srv.log());
     srv.get("/mule?n=c");
@@ -222,7 +231,8 @@ fn raw_server(d: &Dirs, extra: &[&str]) -> Server {
     let spool = d.spool.display().to_string();
     let mut args = vec!["--http-socket", "127.0.0.1:0", "--wsgi-file", &app, "--spooler", &spool];
     args.extend_from_slice(extra);
-    let srv = Server::start_with(Start { args: args.iter().map(|s| (*s).to_owned()).collect(), env: d.env(), workers: 1 });
+    let srv =
+        Server::start_with(Start { args: args.iter().map(|s| (*s).to_owned()).collect(), env: d.env(), workers: 1 });
     assert!(srv.wait_log("spawned the uWSGI spooler", WAIT), "{}", srv.log());
     srv
 }
@@ -238,7 +248,17 @@ fn spooler_options_at_priority_ordered_return_codes_max_tasks_chdir_and_signals(
     let out = d.out.display().to_string();
     let srv = raw_server(
         &d,
-        &["--spooler-frequency", "1", "--spooler-ordered", "--spooler-max-tasks", "3", "--spooler-chdir", &out, "--mules", "1"],
+        &[
+            "--spooler-frequency",
+            "1",
+            "--spooler-ordered",
+            "--spooler-max-tasks",
+            "3",
+            "--spooler-chdir",
+            &out,
+            "--mules",
+            "1",
+        ],
     );
     // Four tasks due in two seconds: `spooler-ordered` runs the priority subdirectories by
     // number, then the queue's own files.
@@ -296,7 +316,7 @@ fn harakiri_kills_a_stuck_spooler_task_and_mule_handler() {
 
 // --- the real uWSGI 2.0.31 on the same queue
 
-/// A uWSGI 2.0.31 from PyPI, installed into a virtualenv under `dir` (pip's cache makes the
+/// A uWSGI 2.0.31 from `PyPI`, installed into a virtualenv under `dir` (pip's cache makes the
 /// second install quick). `None`, with the reason printed, when pip cannot reach the index.
 fn install_uwsgi(dir: &Path) -> Option<PathBuf> {
     let venv = dir.join("uwsgi-venv");
@@ -310,7 +330,12 @@ fn install_uwsgi(dir: &Path) -> Option<PathBuf> {
         return Some(venv.join("bin/uwsgi"));
     }
     let err = String::from_utf8_lossy(&pip.stderr);
-    let offline = ["NewConnectionError", "Temporary failure in name resolution", "Network is unreachable", "No matching distribution found"];
+    let offline = [
+        "NewConnectionError",
+        "Temporary failure in name resolution",
+        "Network is unreachable",
+        "No matching distribution found",
+    ];
     if offline.iter().any(|s| err.contains(s)) {
         eprintln!("skipped: pip cannot reach the package index to install uWSGI 2.0.31:\n{err}");
         return None;
@@ -346,7 +371,9 @@ impl Uwsgi {
             .spawn()
             .unwrap();
         let u = Uwsgi { child, log, addr };
-        let up = wait_until(WAIT, || (u.log().contains("spawned uWSGI mule 3") && TcpStream::connect(addr).is_ok()).then_some(()));
+        let up = wait_until(WAIT, || {
+            (u.log().contains("spawned uWSGI mule 3") && TcpStream::connect(addr).is_ok()).then_some(())
+        });
         assert!(up.is_some(), "uWSGI did not start:\n{}", u.log());
         u
     }

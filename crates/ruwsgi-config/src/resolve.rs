@@ -8,8 +8,8 @@ use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use crate::config::{Config, Mount, MountedApp, SocketProtocol, SocketSpec, StaticMap};
 use crate::background::{self, MuleCode};
+use crate::config::{Config, Mount, MountedApp, SocketProtocol, SocketSpec, StaticMap};
 use crate::cron;
 use crate::daemon;
 use crate::expand;
@@ -1033,8 +1033,9 @@ mod tests {
 
     #[test]
     fn not_implemented_options_warn_and_strict_refuses_them() {
-        let r = resolve(&[entry("spooler-external", "/tmp/s"), entry("idle", "30"), entry("spooler-external", "/tmp/t")])
-            .unwrap();
+        let r =
+            resolve(&[entry("spooler-external", "/tmp/s"), entry("idle", "30"), entry("spooler-external", "/tmp/t")])
+                .unwrap();
         assert_eq!(
             r.warnings,
             [
@@ -1100,7 +1101,8 @@ mod tests {
 
     #[test]
     fn show_config_lists_warnings_as_comments() {
-        let r = resolve(&[entry("processes", "2"), entry("vaccum", "true"), entry("spooler-external", "/tmp/s")]).unwrap();
+        let r =
+            resolve(&[entry("processes", "2"), entry("vaccum", "true"), entry("spooler-external", "/tmp/s")]).unwrap();
         assert_eq!(
             render_show_config(&r, true),
             "processes = 2\n\

@@ -258,7 +258,8 @@ mod tests {
     #[test]
     fn rejects_malformed_vars() {
         // Empty key; value past the end of the block; half a length.
-        for bytes in [&b"\x11\x03\x00\x00\x00\x00x"[..], b"\x11\x05\x00\x00\x01\x00a\x09\x00", b"\x11\x01\x00\x00\x01"] {
+        for bytes in [&b"\x11\x03\x00\x00\x00\x00x"[..], b"\x11\x05\x00\x00\x01\x00a\x09\x00", b"\x11\x01\x00\x00\x01"]
+        {
             assert!(matches!(parse_spool_file(bytes), Err(SpoolError::BadVars { .. })), "{bytes:?}");
         }
     }
@@ -308,14 +309,7 @@ mod tests {
         names.sort_by(|a, b| compare_spool_names(a, b));
         assert_eq!(
             names,
-            vec![
-                &b"0"[..],
-                b"2",
-                b"02x",
-                b"10",
-                b"uwsgi_spoolfile_on_h_1_2_3_4_5",
-                b"uwsgi_spoolfile_on_h_1_10_3_4_5"
-            ]
+            vec![&b"0"[..], b"2", b"02x", b"10", b"uwsgi_spoolfile_on_h_1_2_3_4_5", b"uwsgi_spoolfile_on_h_1_10_3_4_5"]
         );
     }
 

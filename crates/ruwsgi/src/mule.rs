@@ -166,7 +166,7 @@ pub enum Target<'a> {
     Farm(&'a str),
 }
 
-/// Why a message could not be addressed (the text is uWSGI's ValueError message).
+/// Why a message could not be addressed (the text is uWSGI's `ValueError` message).
 #[derive(Debug)]
 pub struct BadTarget(pub &'static str);
 

@@ -305,8 +305,8 @@ impl Hub {
         match lock.compare_exchange(0, pid, Relaxed, Relaxed) {
             Ok(_) => true,
             Err(holder) => {
-                let dead = nix::sys::signal::kill(nix::unistd::Pid::from_raw(holder), None)
-                    == Err(nix::errno::Errno::ESRCH);
+                let dead =
+                    nix::sys::signal::kill(nix::unistd::Pid::from_raw(holder), None) == Err(nix::errno::Errno::ESRCH);
                 dead && lock.compare_exchange(holder, pid, Relaxed, Relaxed).is_ok()
             }
         }

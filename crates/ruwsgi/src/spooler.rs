@@ -115,7 +115,10 @@ pub fn dirs() -> &'static [PathBuf] {
 /// The pids of the spooler processes, in slot order (0 for one not running).
 pub fn pids() -> Vec<i32> {
     let slots = board_slots();
-    QUEUES.get().map(|q| (0..q.slots.len()).map(|i| slots.get(i).map_or(0, |s| s.pid.load(Relaxed))).collect()).unwrap_or_default()
+    QUEUES
+        .get()
+        .map(|q| (0..q.slots.len()).map(|i| slots.get(i).map_or(0, |s| s.pid.load(Relaxed))).collect())
+        .unwrap_or_default()
 }
 
 /// `uwsgi.set_spooler_frequency()`: every spooler's seconds between scans from now on.
@@ -148,9 +151,11 @@ pub fn spool(vars: &[(&[u8], &[u8])], body: &[u8]) -> Result<PathBuf, SpoolFaile
     let routing = spool_routing(vars);
     let index = match routing.spooler {
         None => 0,
-        Some(name) => q.dirs.iter().position(|d| d.as_os_str().as_encoded_bytes() == name).ok_or_else(|| {
-            fail(format!("unable to find spooler \"{}\"", String::from_utf8_lossy(name)))
-        })?,
+        Some(name) => q
+            .dirs
+            .iter()
+            .position(|d| d.as_os_str().as_encoded_bytes() == name)
+            .ok_or_else(|| fail(format!("unable to find spooler \"{}\"", String::from_utf8_lossy(name))))?,
     };
     let contents = encode_spool_file(vars, body).map_err(|e| fail(e.to_string()))?;
     let mut dir = q.dirs[index].clone();
@@ -190,13 +195,14 @@ pub fn spool(vars: &[(&[u8], &[u8])], body: &[u8]) -> Result<PathBuf, SpoolFaile
 /// the `at` time as its mtime (a spooler skips files from the future).
 fn write_task(path: &Path, contents: &[u8], at: Option<u64>) -> std::io::Result<()> {
     let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
-    let written = lock(&file, true).map_err(std::io::Error::from).and_then(|()| file.write_all(contents)).and_then(|()| {
-        if let Some(at) = at {
-            let t = nix::sys::time::TimeSpec::new(i64::try_from(at).unwrap_or(i64::MAX), 0);
-            nix::sys::stat::futimens(file.as_fd(), &t, &t)?;
-        }
-        Ok(())
-    });
+    let written =
+        lock(&file, true).map_err(std::io::Error::from).and_then(|()| file.write_all(contents)).and_then(|()| {
+            if let Some(at) = at {
+                let t = nix::sys::time::TimeSpec::new(i64::try_from(at).unwrap_or(i64::MAX), 0);
+                nix::sys::stat::futimens(file.as_fd(), &t, &t)?;
+            }
+            Ok(())
+        });
     if written.is_err() {
         let _ = std::fs::remove_file(path);
     }
@@ -287,7 +293,10 @@ impl SpoolerSignals {
     /// Waits up to `timeout` for a Unix signal or a uWSGI signal (whose handler it runs);
     /// returns at once if one came since the last wait.
     fn wait(&self, timeout: Duration, uwsgi_signals: &crate::mule::Queue) {
-        let mut fds = [PollFd::new(self.wake.as_fd(), PollFlags::POLLIN), PollFd::new(uwsgi_signals.recv_fd(), PollFlags::POLLIN)];
+        let mut fds = [
+            PollFd::new(self.wake.as_fd(), PollFlags::POLLIN),
+            PollFd::new(uwsgi_signals.recv_fd(), PollFlags::POLLIN),
+        ];
         let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
         let _ = poll(&mut fds, PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX));
         while nix::unistd::read(&self.wake, &mut [0u8; 64]).is_ok_and(|n| n > 0) {}

@@ -70,7 +70,8 @@ impl Master {
     /// SIGHUP (uWSGI's graceful signal for them); else both get SIGINT.
     pub(super) fn stop_background(&mut self, graceful: bool) {
         let now = Instant::now();
-        let (spooler_sig, mule_sig) = if graceful { (Signal::SIGTERM, Signal::SIGHUP) } else { (Signal::SIGINT, Signal::SIGINT) };
+        let (spooler_sig, mule_sig) =
+            if graceful { (Signal::SIGTERM, Signal::SIGHUP) } else { (Signal::SIGINT, Signal::SIGINT) };
         self.background.spoolers.stop(spooler_sig, now);
         self.background.mules.stop(mule_sig, now);
     }

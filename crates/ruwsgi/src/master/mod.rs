@@ -24,8 +24,8 @@ mod fifo;
 pub mod logfile;
 mod mules;
 mod reload;
-mod spooler;
 mod signals;
+mod spooler;
 pub mod stats;
 
 use std::os::fd::{AsFd, AsRawFd};

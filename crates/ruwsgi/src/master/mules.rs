@@ -175,7 +175,10 @@ impl Mules {
                 tracing::error!("*** HARAKIRI ON MULE {id} (pid: {pid}) ***");
             }
             if p.kill_if_overdue(now) {
-                tracing::warn!("mule {id} (pid: {}) is taking too much time to die...NO MERCY !!!", p.pid.map_or(0, Pid::as_raw));
+                tracing::warn!(
+                    "mule {id} (pid: {}) is taking too much time to die...NO MERCY !!!",
+                    p.pid.map_or(0, Pid::as_raw)
+                );
             }
             if p.due(now) {
                 match fork_background(private, || crate::mule::run(id)) {

@@ -136,13 +136,17 @@ impl SignalRouter {
                 self.timers.push(Timer { signal, every, next: Instant::now() + every, left: None });
             }
             Request::RbTimer { signal, secs, iterations } => {
-                tracing::info!("[uwsgi-signal] rb_timer for signal {signal} every {secs} seconds ({iterations} iterations)");
+                tracing::info!(
+                    "[uwsgi-signal] rb_timer for signal {signal} every {secs} seconds ({iterations} iterations)"
+                );
                 let every = Duration::from_secs(secs);
                 let left = (iterations > 0).then_some(iterations);
                 self.timers.push(Timer { signal, every, next: Instant::now() + every, left });
             }
             Request::Cron { signal, fields: [minute, hour, day, month, week] } => {
-                tracing::info!("[uwsgi-cron] signal {signal} registered as cron task ({minute} {hour} {day} {month} {week})");
+                tracing::info!(
+                    "[uwsgi-cron] signal {signal} registered as cron task ({minute} {hour} {day} {month} {week})"
+                );
                 let spec = Cron {
                     minute,
                     hour,

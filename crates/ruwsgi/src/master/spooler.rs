@@ -69,7 +69,10 @@ impl Spoolers {
                     Ok(pid) => {
                         slot.pid.store(pid.as_raw(), Relaxed);
                         p.spawned(pid, now);
-                        tracing::info!("spawned the uWSGI spooler on dir {} with pid {pid}", self.dirs[index].display());
+                        tracing::info!(
+                            "spawned the uWSGI spooler on dir {} with pid {pid}",
+                            self.dirs[index].display()
+                        );
                     }
                     Err(e) => {
                         tracing::error!("cannot spawn the spooler on dir {}: {e:#}", self.dirs[index].display());

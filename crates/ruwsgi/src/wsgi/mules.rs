@@ -85,7 +85,9 @@ fn mule_get_msg(
     timeout: i64,
 ) -> PyResult<Option<Py<PyBytes>>> {
     // As uWSGI: both are on unless given as None or False.
-    let on = |flag: Option<&Bound<'_, PyAny>>| flag.is_none_or(|f| !(f.is_none() || f.is(&pyo3::types::PyBool::new(py, false))));
+    let on = |flag: Option<&Bound<'_, PyAny>>| {
+        flag.is_none_or(|f| !(f.is_none() || f.is(pyo3::types::PyBool::new(py, false))))
+    };
     let (signals, farms) = (on(signals), on(farms));
     let timeout = u64::try_from(timeout).ok().map(std::time::Duration::from_secs);
     let got = py

@@ -49,7 +49,11 @@ fn to_bytes(value: &Bound<'_, PyAny>) -> Option<Vec<u8>> {
 /// task file and returns its path (bytes). The `body` item becomes the task's body.
 #[pyfunction]
 #[pyo3(signature = (*args, **kwargs))]
-fn spool(py: Python<'_>, args: &Bound<'_, pyo3::types::PyTuple>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Py<PyBytes>> {
+fn spool(
+    py: Python<'_>,
+    args: &Bound<'_, pyo3::types::PyTuple>,
+    kwargs: Option<&Bound<'_, PyDict>>,
+) -> PyResult<Py<PyBytes>> {
     let dict = match args.get_item(0) {
         Ok(first) => first
             .cast_into::<PyDict>()
@@ -115,10 +119,10 @@ static IN_SPOOLER: std::sync::OnceLock<()> = std::sync::OnceLock::new();
 /// `uwsgi.spooler_get_task(path)`: the task in that file as the spooler callable would get
 /// it (`spooler_task_name` = the path given), or None when it can't be read.
 #[pyfunction]
-fn spooler_get_task<'py>(py: Python<'py>, path: std::path::PathBuf) -> PyResult<Option<Bound<'py, PyDict>>> {
-    let Ok(contents) = py.detach(|| std::fs::read(&path)) else { return Ok(None) };
+fn spooler_get_task<'py>(py: Python<'py>, path: &str) -> PyResult<Option<Bound<'py, PyDict>>> {
+    let Ok(contents) = py.detach(|| std::fs::read(path)) else { return Ok(None) };
     let Ok(Some(task)) = parse_spool_file(&contents) else { return Ok(None) };
-    task_dict(py, path.as_os_str().as_encoded_bytes(), &task).map(Some)
+    task_dict(py, path.as_bytes(), &task).map(Some)
 }
 
 /// The dict a spooler callable gets, with uWSGI's mix of key types.
