@@ -16,6 +16,12 @@ uwsgi.register_signal(20, "worker2", _mark)
 uwsgi.register_signal(21, "workers", _mark)
 uwsgi.register_signal(22, "", _mark)
 uwsgi.register_signal(23, "active-workers", _mark)
+# A file monitor on ./watched and a timer that fires twice.
+os.makedirs("watched", exist_ok=True)
+uwsgi.register_signal(24, "worker", _mark)
+uwsgi.add_file_monitor(24, os.path.abspath("watched"))
+uwsgi.register_signal(25, "worker", _mark)
+uwsgi.add_rb_timer(25, 1, 2)
 
 
 def _text(env):
@@ -45,7 +51,7 @@ def _text(env):
     if path == "/is_locked":
         return repr(uwsgi.is_locked(int(query)))
     if path == "/workers":
-        return repr([(w["id"], w["pid"], w["status"], w["requests"]) for w in uwsgi.workers()])
+        return repr([(w["id"], w["pid"], w["status"], w["requests"], w["signals"]) for w in uwsgi.workers()])
     if path == "/total":
         return repr(uwsgi.total_requests())
     if path == "/missing":
@@ -59,6 +65,8 @@ def _text(env):
         return repr(uwsgi.get_logvar("user_id"))
     if path == "/fd":
         return repr(uwsgi.connection_fd() > 2 and uwsgi.is_connected(uwsgi.connection_fd()))
+    if path == "/is_a_reload":
+        return repr(uwsgi.is_a_reload)
     if path == "/reload":
         return repr(uwsgi.reload())
     if path == "/stop":
@@ -73,3 +81,21 @@ def application(env, start_response):
         body = "%s: %s" % (type(e).__name__, e)
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [body.encode()]
+
+
+from uwsgidecorators import harakiri  # noqa: E402
+
+
+@harakiri(1)
+def _too_slow():
+    import time
+    time.sleep(30)
+
+
+def _slow_app(env, start_response):
+    if env["PATH_INFO"] == "/too-slow":
+        _too_slow()
+    return _inner(env, start_response)
+
+
+_inner, application = application, _slow_app

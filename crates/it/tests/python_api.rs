@@ -1,7 +1,7 @@
 //! `import uwsgi` (issue 13): the uwsgi module and uwsgidecorators under the real server.
 //! A Django project (`tests/apps/django_api`, the same ini uWSGI runs) uses `@postfork`,
 //! `@timer`, `@cron` and `uwsgi.worker_id()`; `tests/apps/uwsgi_api.py` drives the rest
-//! (signals to workers, locks, `opt`, `reload()`, `stop()`, the AttributeError of what
+//! (signals to workers, locks, `opt`, `reload()`, `stop()`, the `AttributeError` of what
 //! ruwsgi leaves out).
 
 use std::path::Path;
@@ -197,6 +197,7 @@ fn logvars_and_connection_fd_belong_to_the_request() {
 fn reload_from_the_app_replaces_the_workers() {
     let srv = api_server(&[], 1);
     let before = srv.get("/ids").text();
+    assert_eq!(srv.get("/is_a_reload").text(), "False");
     assert_eq!(srv.get("/reload").text(), "True");
     assert!(
         srv.wait_for(Duration::from_secs(30), |log| log.matches("spawned uWSGI worker").count() >= 2),
@@ -212,6 +213,7 @@ fn reload_from_the_app_replaces_the_workers() {
     }
     assert_ne!(after, before, "still the old worker\n{}", srv.log());
     assert!(after.contains(&format!("'masterpid': {}", srv.pid())), "the master keeps its pid: {after}");
+    assert_eq!(srv.get("/is_a_reload").text(), "True");
 }
 
 #[test]
@@ -220,4 +222,33 @@ fn stop_from_the_app_shuts_the_server_down() {
     assert_eq!(srv.get("/stop").text(), "True");
     assert!(srv.wait_exit(Duration::from_secs(20)).is_some(), "{}", srv.log());
     assert!(srv.log().contains("SIGINT/SIGQUIT received"), "{}", srv.log());
+}
+
+#[test]
+fn harakiri_decorator_kills_a_worker_stuck_past_its_seconds() {
+    let srv = api_server(&[], 1);
+    let before = srv.get("/ids").text();
+    let mut stuck = srv.connect();
+    std::io::Write::write_all(&mut stuck, b"GET /too-slow HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    assert!(srv.wait_log("HARAKIRI ON WORKER 1", Duration::from_secs(10)), "{}", srv.log());
+    assert!(srv.wait_log("Respawned uWSGI worker 1", Duration::from_secs(10)), "{}", srv.log());
+    let after = srv.get("/ids").text();
+    assert_ne!(after, before, "{}", srv.log());
+}
+
+#[test]
+fn file_monitors_and_rb_timers_raise_their_signals() {
+    let srv = api_server(&[], 1);
+    let dir = srv.dir.path().to_path_buf();
+    // add_rb_timer(25, 1, 2): twice, a second apart.
+    let timer = wait_file(&dir.join("signal-25-worker-1"), Duration::from_secs(10), |t| t.lines().count() >= 2);
+    assert!(timer.is_some(), "{}", srv.log());
+    // add_file_monitor(24, "watched"): a file created in the directory raises it.
+    std::fs::write(dir.join("watched/new-file"), "x").unwrap();
+    let fsmon = wait_file(&dir.join("signal-24-worker-1"), Duration::from_secs(10), |t| !t.is_empty());
+    assert!(fsmon.is_some(), "{}", srv.log());
+    // The worker counted what it ran (uwsgi.workers(), the stats server's "signals").
+    let workers = srv.get("/workers").text();
+    let signals: u64 = workers.trim_end_matches(")]").rsplit(", ").next().unwrap().parse().unwrap();
+    assert!(signals >= 3, "{workers}");
 }

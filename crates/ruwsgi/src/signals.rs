@@ -1,5 +1,5 @@
-//! uWSGI's signal framework and user locks, the part every process shares (core/signal.c,
-//! core/lock.c): numbered signals 0-255 registered to a target, the requests a process
+//! uWSGI's signal framework and user locks, the part every process shares (`core/signal.c`,
+//! `core/lock.c`): numbered signals 0-255 registered to a target, the requests a process
 //! sends the master (raise a signal, add a timer, a cron or a file monitor), and the
 //! channels that carry them. The master (`master::signals`) routes and raises; a worker
 //! runs the Python handler (`wsgi::uwsgi_module`). No Python here.
@@ -132,7 +132,9 @@ pub fn encode_request(req: &Request) -> Vec<u8> {
         Request::Raise(n) => format!("signal {n}"),
         Request::Timer { signal, secs } => format!("timer {signal} {secs}"),
         Request::RbTimer { signal, secs, iterations } => format!("rbtimer {signal} {secs} {iterations}"),
-        Request::Cron { signal, fields: [a, b, c, d, e] } => format!("cron {signal} {a} {b} {c} {d} {e}"),
+        Request::Cron { signal, fields } => {
+            format!("cron {signal} {}", fields.map(|f| f.to_string()).join(" "))
+        }
         Request::FileMonitor { signal, path } => format!("filemon {signal} {path}"),
     }
     .into_bytes()
@@ -315,6 +317,11 @@ impl Hub {
     /// Releases user lock `n`.
     pub fn unlock(&self, n: usize) {
         self.shared().locks[n].store(0, Relaxed);
+    }
+
+    /// The stats server's `locks`: `{"user N": holder pid or 0}` for each user lock.
+    pub fn lock_stats(&self) -> Vec<serde_json::Value> {
+        (0..=self.locks).map(|n| serde_json::json!({ format!("user {n}"): self.lock_holder(n) })).collect()
     }
 
     /// Pid holding user lock `n`, 0 when free.

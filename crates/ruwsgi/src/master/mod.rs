@@ -278,7 +278,7 @@ fn start(cfg: Config, files_read: &[String]) -> Result<Master> {
     board.board().started.store(now_micros(), Relaxed);
     // The `uwsgi` module and its signal framework exist before any app code runs.
     let uwsgi_signals = signals::SignalRouter::new(&cfg)?;
-    wsgi::install_uwsgi_module(&cfg, board)?;
+    wsgi::install_uwsgi_module(&cfg, board, reloaded)?;
     let background = background::BackgroundProcs::new(&cfg, board)?;
     // As in uWSGI, Python is set up before `uid` switches user and the app loads after.
     wsgi::prepare_interpreter(&cfg)?;

@@ -1,5 +1,5 @@
-//! The master's side of uWSGI's signal framework (core/signal.c, core/master_utils.c,
-//! core/cron.c): it reads the requests every process sends (`uwsgi.signal`, `add_timer`,
+//! The master's side of uWSGI's signal framework (`core/signal.c`, `core/master_utils.c`,
+//! `core/cron.c`): it reads the requests every process sends (`uwsgi.signal`, `add_timer`,
 //! `add_rb_timer`, `add_cron`, `add_file_monitor`), runs the timers, signal crons and file
 //! monitors, and routes each raised signal to the target its registration names by
 //! writing the signal byte to that worker's socket (`crate::signals`). The handlers run in
@@ -47,6 +47,8 @@ pub struct SignalRouter {
     inotify: Option<Inotify>,
     /// Watched paths and their signals.
     monitors: Vec<(WatchDescriptor, u8)>,
+    /// Every timer, cron and monitor request taken so far.
+    registered: Vec<Request>,
 }
 
 impl SignalRouter {
@@ -54,7 +56,14 @@ impl SignalRouter {
     pub fn new(cfg: &Config) -> Result<Self> {
         let hub = crate::signals::init(cfg.processes.max(1) as usize, cfg.locks)
             .context("cannot set up the uwsgi signal framework")?;
-        Ok(Self { hub, timers: Vec::new(), crons: Vec::new(), inotify: None, monitors: Vec::new() })
+        Ok(Self {
+            hub,
+            timers: Vec::new(),
+            crons: Vec::new(),
+            inotify: None,
+            monitors: Vec::new(),
+            registered: Vec::new(),
+        })
     }
 
     /// For the master's poll set: the request socket and the file monitors.
@@ -127,7 +136,14 @@ impl SignalRouter {
     }
 
     /// Registers a timer, cron or file monitor.
+    // Differs from uWSGI: one identical to a registered one (same signal and schedule or
+    // path) is not added again, so `lazy-apps` workers, which register again at every
+    // respawn, don't multiply the timers.
     fn add(&mut self, req: Request) {
+        if self.registered.contains(&req) {
+            return;
+        }
+        self.registered.push(req.clone());
         match req {
             Request::Raise(_) => {}
             Request::Timer { signal, secs } => {
@@ -192,10 +208,14 @@ impl SignalRouter {
         }
     }
 
-    /// Sends `signal` where its registration says (an unregistered one goes to any worker,
-    /// which says it has no handler, as uWSGI).
+    /// Sends `signal` where its registration says.
     fn route(&self, signal: u8, pids: &[Option<Pid>]) {
-        let target = self.hub.registration(signal).map_or(Target::AnyWorker, |(t, _)| t);
+        // Differs from uWSGI (which hands it to a worker that then fails to run it): a signal
+        // nobody registered is dropped here, with one line saying so.
+        let Some((target, _)) = self.hub.registration(signal) else {
+            tracing::error!("[uwsgi-signal] signal {signal} is not registered: dropped");
+            return;
+        };
         let send = |fd: BorrowedFd<'_>, to: &str| {
             if let Err(e) = nix::unistd::write(fd, &[signal]) {
                 tracing::error!("could not deliver signal {signal} to {to}: {e}");
@@ -210,10 +230,13 @@ impl SignalRouter {
                     }
                 }
             }
-            Target::Worker(n) => match self.hub.workers.get(usize::from(n) - 1) {
-                Some(pair) => send(pair.master.as_fd(), &format!("worker {n}")),
-                None => tracing::error!("invalid signal target: worker{n}"),
-            },
+            Target::Worker(n) => {
+                if let Some(pair) = self.hub.workers.get(usize::from(n) - 1) {
+                    send(pair.master.as_fd(), &format!("worker {n}"));
+                } else {
+                    tracing::error!("invalid signal target: worker{n}");
+                }
+            }
             Target::Spooler => {
                 if let Err(e) = crate::spooler::deliver_signal(signal) {
                     tracing::error!("could not deliver signal {signal} to the spooler: {e}");

@@ -171,7 +171,7 @@ pub fn render(cfg: &Config, listeners: &[Listener], board: Scoreboard, workers: 
         "uid": nix::unistd::getuid().as_raw(),
         "gid": nix::unistd::getgid().as_raw(),
         "cwd": cwd,
-        "locks": [],
+        "locks": crate::signals::hub().map_or_else(Vec::new, crate::signals::Hub::lock_stats),
         "sockets": sockets,
         "workers": workers,
     })
@@ -222,7 +222,7 @@ fn render_worker(cfg: &Config, board: Scoreboard, w: &WorkerView) -> Value {
         "delta_requests": requests,
         "exceptions": slot.exceptions.load(Relaxed),
         "harakiri_count": slot.harakiri_count.load(Relaxed),
-        "signals": 0,
+        "signals": crate::signals::hub().map_or(0, |h| h.delivered(w.id)),
         "signal_queue": 0,
         "status": status,
         "rss": rss,

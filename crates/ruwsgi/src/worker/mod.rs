@@ -103,12 +103,13 @@ fn serve(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, boa
         }
     };
 
+    // `uwsgi.worker_id()`, then `uwsgi.post_fork_hook` (`@postfork`): as uWSGI, before the
+    // `post-fork` hooks and the `lazy-apps` load.
+    wsgi::enter_worker(id);
     if let Err(e) = run_phase(&cfg.hooks, HookPhase::PostFork) {
         tracing::error!("worker {id} (pid: {pid}): {e:#}");
         return EXIT_HOOK_FAILED;
     }
-    // `uwsgi.worker_id()`, then `uwsgi.post_fork_hook` (`@postfork`), as uWSGI after a fork.
-    wsgi::enter_worker(id);
     let loaded;
     let app = match app {
         Some(app) => app,

@@ -1,4 +1,4 @@
-//! The `uwsgi` Python module (uWSGI's plugins/python/uwsgi_pymodule.c), built here and put
+//! The `uwsgi` Python module (uWSGI's `plugins/python/uwsgi_pymodule.c`), built here and put
 //! in `sys.modules` by the master before any app code runs, so a module-level
 //! `import uwsgi` works in the master (at app import), and the workers inherit it.
 //!
@@ -14,9 +14,9 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::os::fd::AsFd;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -29,7 +29,7 @@ use crate::scoreboard::Scoreboard;
 use crate::signals::{self, Request, Target};
 
 /// Where the docs of this module live; every "not provided" error names it.
-const DOCS: &str = "https://github.com/ruwsgi/ruwsgi/blob/main/docs/python-api.md";
+const DOCS: &str = "docs/python-api.md in ruwsgi's documentation";
 
 /// The uWSGI API level ruwsgi follows (`uwsgi.version`, `uwsgi.version_info`).
 const UWSGI_VERSION: (u8, u8, u8) = (2, 0, 31);
@@ -73,7 +73,6 @@ const NOT_PROVIDED: &[&str] = &[
     "parsefile",
     "embedded_data",
     "extract",
-    "set_user_harakiri",
     "websocket_recv",
     "websocket_recv_nb",
     "websocket_send",
@@ -163,15 +162,19 @@ struct State {
     cfg: Config,
     /// Shared worker counters.
     board: Scoreboard,
-    /// The master's pid.
-    master_pid: i32,
 }
 
 static STATE: OnceLock<State> = OnceLock::new();
+/// The master's pid, as a forked child saw it (`daemonize2` forks the master after the app
+/// loads, so it is read again in each child); 0 in the master itself.
+static MASTER_PID: AtomicI32 = AtomicI32::new(0);
 /// This process's worker id (0 in the master and in other processes).
 static WORKER_ID: AtomicUsize = AtomicUsize::new(0);
 /// Signal handlers registered in this process (inherited by the workers forked after).
 static HANDLERS: Mutex<BTreeMap<u8, Py<PyAny>>> = Mutex::new(BTreeMap::new());
+
+/// `set_user_harakiri`: each thread's deadline (the signal thread enforces them).
+static USER_HARAKIRI: Mutex<Vec<(std::thread::ThreadId, Instant)>> = Mutex::new(Vec::new());
 
 /// The request a thread is running, for `connection_fd()` and `set_logvar()`.
 struct CurrentRequest {
@@ -185,12 +188,13 @@ thread_local! {
 
 /// Builds the `uwsgi` module and registers it (and `uwsgidecorators`) in `sys.modules`.
 /// Called by the master once, before any app code runs.
-pub fn install(cfg: &Config, board: Scoreboard) -> anyhow::Result<()> {
-    let master_pid = std::process::id() as i32;
-    let _ = STATE.set(State { cfg: cfg.clone(), board, master_pid });
+/// `reloaded`: this master image was started by a reload (`uwsgi.is_a_reload`).
+pub fn install(cfg: &Config, board: Scoreboard, reloaded: bool) -> anyhow::Result<()> {
+    let _ = STATE.set(State { cfg: cfg.clone(), board });
     Python::attach(|py| -> PyResult<()> {
         let m = PyModule::new(py, "uwsgi")?;
         add_values(py, &m, cfg)?;
+        m.add("is_a_reload", reloaded)?;
         add_functions(&m)?;
         add_parts(&m)?;
         let sys_modules = py.import("sys")?.getattr("modules")?;
@@ -219,7 +223,6 @@ fn add_values(py: Python<'_>, m: &Bound<'_, PyModule>, cfg: &Config) -> PyResult
     m.add("buffer_size", cfg.buffer_size)?;
     let started = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     m.add("started_on", started)?;
-    m.add("is_a_reload", std::env::var_os(ruwsgi_config::RELOADED_ENV).is_some())?;
     m.add("loop", py.None())?;
     m.add("unbit", py.None())?;
     m.add("SPOOL_RETRY", -1)?;
@@ -265,6 +268,7 @@ fn add_functions(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(lock, m)?)?;
     m.add_function(wrap_pyfunction!(unlock, m)?)?;
     m.add_function(wrap_pyfunction!(is_locked, m)?)?;
+    m.add_function(wrap_pyfunction!(set_user_harakiri, m)?)?;
     Ok(())
 }
 
@@ -299,12 +303,14 @@ fn module_getattr(name: &str) -> PyResult<Py<PyAny>> {
 /// `uwsgi.post_fork_hook` (what `@postfork` registers) as uWSGI does in every worker.
 pub fn enter_worker(id: usize) {
     WORKER_ID.store(id, Relaxed);
+    MASTER_PID.store(nix::unistd::getppid().as_raw(), Relaxed);
     call_hook("post_fork_hook");
 }
 
 /// In a freshly forked spooler or mule: runs `uwsgi.post_fork_hook`, as uWSGI does after
 /// every fork.
 pub fn enter_background() {
+    MASTER_PID.store(nix::unistd::getppid().as_raw(), Relaxed);
     call_hook("post_fork_hook");
 }
 
@@ -341,8 +347,16 @@ fn worker_id() -> usize {
 }
 
 #[pyfunction]
-fn masterpid() -> PyResult<i32> {
-    Ok(state()?.master_pid)
+fn masterpid() -> i32 {
+    master_pid()
+}
+
+/// The master's pid: this process's in the master, the parent's (read at the fork) in a child.
+fn master_pid() -> i32 {
+    match MASTER_PID.load(Relaxed) {
+        0 => std::process::id() as i32,
+        pid => pid,
+    }
 }
 
 #[pyfunction]
@@ -398,7 +412,7 @@ fn json_to_py(py: Python<'_>, v: &serde_json::Value) -> PyResult<Py<PyAny>> {
 
 /// Sends the master `sig`; uWSGI returns True, or None when the signal can't be sent.
 fn signal_master(py: Python<'_>, sig: Signal) -> PyResult<Py<PyAny>> {
-    let pid = state()?.master_pid;
+    let pid = master_pid();
     Ok(match kill(Pid::from_raw(pid), sig) {
         Ok(()) => true.into_pyobject(py)?.to_owned().into_any().unbind(),
         Err(e) => {
@@ -614,6 +628,41 @@ fn is_locked(n: i64) -> PyResult<bool> {
     Ok(hub()?.lock_holder(n) != 0)
 }
 
+/// `set_user_harakiri(secs)`: if the calling thread is still running in `secs` seconds,
+/// the worker is killed (as `harakiri`, but set by the app for one piece of work); 0 clears.
+// Differs from uWSGI: enforced by the worker's signal thread rather than the master, and
+// outside a request too; a stuck worker is killed all the same, and the master respawns it.
+#[pyfunction]
+fn set_user_harakiri(secs: u64) {
+    let me = std::thread::current().id();
+    let mut deadlines = USER_HARAKIRI.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    deadlines.retain(|(t, _)| *t != me);
+    if secs > 0 {
+        deadlines.push((me, Instant::now() + Duration::from_secs(secs)));
+        // Wake the signal thread (an empty datagram on this worker's own signal socket) so
+        // it starts checking.
+        let id = WORKER_ID.load(Relaxed);
+        if let Some(pair) = signals::hub().and_then(|h| h.workers.get(id.wrapping_sub(1))) {
+            let _ = nix::unistd::write(&pair.master, &[]);
+        }
+    }
+}
+
+/// Kills this worker if a `set_user_harakiri` deadline passed. Returns whether any is set.
+fn check_user_harakiri(id: usize) -> bool {
+    let deadlines = USER_HARAKIRI.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if deadlines.iter().any(|(_, at)| Instant::now() >= *at) {
+        let pid = std::process::id();
+        tracing::error!("*** HARAKIRI ON WORKER {id} (pid: {pid}, try: 1) *** (set_user_harakiri)");
+        if let Some(st) = STATE.get() {
+            st.board.worker(id).harakiri_count.fetch_add(1, Relaxed);
+        }
+        super::flush_std_streams();
+        let _ = kill(Pid::this(), Signal::SIGKILL);
+    }
+    !deadlines.is_empty()
+}
+
 /// Starts worker `id`'s signal thread: it waits on the worker's signal sockets and runs
 /// the handler of each signal the master delivers, holding the GIL only while it runs.
 pub fn start_signal_thread(id: usize) {
@@ -626,7 +675,9 @@ pub fn start_signal_thread(id: usize) {
                 PollFd::new(hub.any_worker.peer.as_fd(), PollFlags::POLLIN),
                 PollFd::new(own.peer.as_fd(), PollFlags::POLLIN),
             ];
-            if poll(&mut fds, PollTimeout::NONE).is_err() {
+            // Once a second while a user harakiri is set, else only when a signal comes.
+            let timeout = if check_user_harakiri(id) { PollTimeout::from(1000u16) } else { PollTimeout::NONE };
+            if poll(&mut fds, timeout).is_err() {
                 std::thread::sleep(Duration::from_millis(100));
                 continue;
             }
