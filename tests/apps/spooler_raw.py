@@ -3,7 +3,8 @@ task says what to return. GET /spool?name=N&action=A[&at=EPOCH][&priority=P][&se
 spools a task (its vars are the query); the handler appends one line per run to
 SPOOLER_OUT/log. Actions: ok (SPOOL_OK), retry (SPOOL_RETRY twice, then SPOOL_OK),
 ignore (SPOOL_IGNORE), sleep (sleeps `secs`, then SPOOL_OK). GET /msg?m=M sends mule 1 a
-message; the mule's hook sleeps `M` seconds (mule-harakiri)."""
+message; the mule's hook sleeps `M` seconds (mule-harakiri). GET /signal?n=N raises uWSGI
+signal N: 17 is registered for mule 1, 18 for the spooler."""
 
 import os
 import time
@@ -46,14 +47,22 @@ def mule_hook(message):
     time.sleep(float(message))
 
 
+def on_signal(num):
+    record("signal %d mule=%d spooler=%s" % (num, uwsgi.mule_id(), bool(uwsgi.i_am_the_spooler())))
+
+
 uwsgi.spooler = handler
 uwsgi.mule_msg_hook = mule_hook
+uwsgi.register_signal(17, "mule1", on_signal)
+uwsgi.register_signal(18, "spooler", on_signal)
 
 
 def application(environ, start_response):
     query = dict(parse_qsl(environ.get("QUERY_STRING", "")))
     if environ["PATH_INFO"] == "/msg":
         body = repr(uwsgi.mule_msg(query["m"].encode())).encode()
+    elif environ["PATH_INFO"] == "/signal":
+        body = repr(uwsgi.signal(int(query["n"]))).encode()
     else:
         body = uwsgi.spool({k.encode(): v.encode() for k, v in query.items()})
     start_response("200 OK", [("Content-Type", "text/plain")])

@@ -127,7 +127,8 @@ fn field<'a>(text: &'a str, key: &str) -> Option<&'a str> {
 fn spool_and_mules_work_under_the_ini_uwsgi_runs() {
     let d = dirs();
     let stats = d.tmp.path().join("stats.sock").display().to_string();
-    let srv = start_ini(&d, &["--stats", &stats]);
+    let metrics = d.tmp.path().join("metrics.sock").display().to_string();
+    let srv = start_ini(&d, &["--stats", &stats, "--metrics", &metrics]);
     let queue = d.spool.canonicalize().unwrap();
 
     // @spool: the task file's path comes back; the spooler runs the task in the queue
@@ -171,6 +172,13 @@ fn spool_and_mules_work_under_the_ini_uwsgi_runs() {
     assert_eq!(sp["tasks"], 1, "{doc}");
     assert_eq!(sp["respawns"], 0, "{doc}");
     assert_eq!(sp["running"], 0, "{doc}");
+    // And the Prometheus metrics.
+    let mut s = std::os::unix::net::UnixStream::connect(&metrics).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let series = format!("ruwsgi_spooler_tasks_total{{spooler=\"0\",dir=\"{}\"}} 1", queue.display());
+    assert!(text.contains(&series), "{text}");
 }
 
 #[test]
@@ -292,6 +300,13 @@ fn spooler_options_at_priority_ordered_return_codes_max_tasks_chdir_and_signals(
     assert!(ignored.is_some(), "{:?}", runs(&d));
     assert_eq!(d.tasks().len(), 1);
     assert!(srv.log().contains("unable to find the spooler function"), "{}", srv.log());
+
+    // uWSGI signals registered for mule 1 and for the spooler run there.
+    for (n, line) in [(17, "signal 17 mule=1 spooler=False"), (18, "signal 18 mule=0 spooler=True")] {
+        assert_eq!(srv.get(&format!("/signal?n={n}")).status, 200);
+        let ran = wait_until(WAIT, || runs(&d).iter().any(|l| l == line).then_some(()));
+        assert!(ran.is_some(), "{line}: {:?}\n{}", runs(&d), srv.log());
+    }
 
     // A bad `spooler` var names no queue: uwsgi.spool() raises.
     let r = srv.get("/spool?name=x&spooler=/nowhere");
@@ -445,4 +460,39 @@ fn uwsgi_and_ruwsgi_drain_each_others_spool_directories() {
     }
     assert!(wait_until(WAIT, || d.tasks().is_empty().then_some(())).is_some(), "{:?}", d.tasks());
     runner.stop();
+}
+
+#[test]
+fn touch_files_restart_the_spoolers_and_the_mules() {
+    let d = dirs();
+    let (spoolers, mules) = (d.tmp.path().join("spoolers.touch"), d.tmp.path().join("mules.touch"));
+    let srv = raw_server(
+        &d,
+        &[
+            "--mules",
+            "1",
+            "--touch-spoolers-reload",
+            spoolers.to_str().unwrap(),
+            "--touch-mules-reload",
+            mules.to_str().unwrap(),
+        ],
+    );
+    assert!(srv.wait_log("spawned uWSGI mule 1", WAIT), "{}", srv.log());
+    let (spooler, mule) = (
+        last_pid(&srv.log(), "spawned the uWSGI spooler").unwrap(),
+        last_pid(&srv.log(), "spawned uWSGI mule 1").unwrap(),
+    );
+    std::fs::write(&spoolers, "").unwrap();
+    assert!(srv.wait_log("spoolers.touch has been touched... spoolers reload !!! ***", WAIT), "{}", srv.log());
+    let respawned = wait_until(WAIT, || last_pid(&srv.log(), "spawned the uWSGI spooler").filter(|&p| p != spooler));
+    assert!(respawned.is_some(), "{}", srv.log());
+    std::fs::write(&mules, "").unwrap();
+    assert!(srv.wait_log("mules.touch has been touched... mules reload !!! ***", WAIT), "{}", srv.log());
+    let respawned = wait_until(WAIT, || last_pid(&srv.log(), "spawned uWSGI mule 1").filter(|&p| p != mule));
+    assert!(respawned.is_some(), "{}", srv.log());
+    // An expected exit: no "OOOPS".
+    assert!(!srv.log().contains("OOOPS"), "{}", srv.log());
+    // The new spooler works.
+    srv.get("/spool?name=after");
+    assert!(wait_until(WAIT, || runs(&d).iter().any(|l| l.starts_with("after ")).then_some(())).is_some());
 }
