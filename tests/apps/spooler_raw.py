@@ -31,8 +31,8 @@ def runs(name):
 def handler(env):
     name = env[b"name"].decode()
     action = env.get(b"action", b"ok").decode()
-    record("%s %s pid=%d cwd=%s keys=%s" % (
-        name, action, os.getpid(), os.getcwd(), ",".join(sorted(k if isinstance(k, str) else k.decode() for k in env))))
+    record("%s %s t=%d pid=%d cwd=%s keys=%s" % (
+        name, action, int(time.time()), os.getpid(), os.getcwd(), ",".join(sorted(k if isinstance(k, str) else k.decode() for k in env))))
     if action == "retry":
         return uwsgi.SPOOL_RETRY if runs(name) < 3 else uwsgi.SPOOL_OK
     if action == "ignore":

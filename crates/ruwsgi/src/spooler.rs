@@ -3,7 +3,7 @@
 //! (`master::spooler` supervises them).
 //!
 //! A spooler process scans its directory every `spooler-frequency` seconds, or at once when
-//! woken (SIGUSR1, sent by `spool` to an idle spooler of that directory). For each task file
+//! woken (SIGUSR1, sent by `spool` to the spoolers of that directory). For each task file
 //! it takes an exclusive `fcntl` lock (so several spoolers of one directory, ruwsgi's or
 //! uWSGI's, never run a task twice), hands the task to Python (`wsgi::spooler`, which calls
 //! `uwsgi.spooler`), and deletes the file once the task says `SPOOL_OK`. The file stays on
@@ -182,9 +182,11 @@ pub fn spool(vars: &[(&[u8], &[u8])], body: &[u8]) -> Result<PathBuf, SpoolFaile
     if !q.cfg.quiet {
         tracing::info!("[spooler] written {} bytes to file {}", contents.len(), path.display());
     }
+    // Differs from uWSGI: a busy spooler is woken too (uWSGI wakes only idle ones), so it
+    // scans again right after its task instead of a `spooler-frequency` later.
     for (&d, s) in q.slots.iter().zip(board_slots()) {
         let pid = s.pid.load(Relaxed);
-        if d == index && pid > 0 && s.running.load(Relaxed) == 0 {
+        if d == index && pid > 0 {
             let _ = kill(Pid::from_raw(pid), Signal::SIGUSR1);
         }
     }
