@@ -87,6 +87,8 @@ pub(crate) fn parse_args(args: &[String]) -> Result<Args, ConfigError> {
             (None, Kind::Bool | Kind::Action) => "true".to_owned(),
             // uWSGI's `--log-date` takes its strftime format only inline (`--log-date=%Y`).
             (None, _) if spec.name == "logdate" => "true".to_owned(),
+            // So does `--mule` its code (`--mule=file.py`): alone, it adds a mule without code.
+            (None, _) if spec.name == "mule" => String::new(),
             // `--chmod-socket` alone means 666; it takes the next argument only if it's a mode.
             (None, Kind::Mode) => match args.get(i) {
                 Some(next) if !next.is_empty() && next.bytes().all(|b| b.is_ascii_digit()) => {
@@ -207,6 +209,14 @@ mod tests {
         assert_eq!(
             flags(&["--log-date", "--logdate=%Y"]),
             vec![("log-date".into(), "true".into()), ("logdate".into(), "%Y".into())]
+        );
+    }
+
+    #[test]
+    fn mule_takes_its_code_only_inline() {
+        assert_eq!(
+            flags(&["--mule", "--mule=w.py", "--mules", "2"]),
+            vec![("mule".into(), String::new()), ("mule".into(), "w.py".into()), ("mules".into(), "2".into())]
         );
     }
 
