@@ -200,7 +200,10 @@ impl Mules {
     pub fn reaped(&mut self, pid: Pid, how: &Exit, running: bool, now: Instant) -> bool {
         let Some(index) = self.procs.iter().position(|p| p.pid == Some(pid)) else { return false };
         let id = index + 1;
-        self.board.board().mules[index].pid.store(0, Relaxed);
+        let slot = &self.board.board().mules[index];
+        slot.pid.store(0, Relaxed);
+        // A deadline left by a mule killed in a handler must not kill its successor.
+        slot.harakiri_at.store(0, Relaxed);
         let expected = self.procs[index].exited(running, now);
         if running && !expected {
             tracing::error!("OOOPS mule {id} (pid: {pid}) crippled...trying respawn...");
@@ -247,5 +250,50 @@ impl Mules {
     /// The next instant something is due.
     pub fn next_due(&self) -> Option<Instant> {
         self.procs.iter().filter_map(Background::next_due).min()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_process_is_due_once_then_respawned_after_an_unexpected_exit() {
+        let t0 = Instant::now();
+        let mut p = Background::new(t0);
+        assert!(p.due(t0));
+        p.spawned(Pid::from_raw(1), t0);
+        assert!(!p.due(t0));
+        // Died after 5 s while serving: respawned at once, and it was unexpected.
+        let t1 = t0 + Duration::from_secs(5);
+        assert!(!p.exited(true, t1));
+        assert!(p.due(t1));
+        assert_eq!(p.respawns, 1);
+    }
+
+    #[test]
+    fn a_quick_death_is_respawned_a_second_later() {
+        let t0 = Instant::now();
+        let mut p = Background::new(t0);
+        p.spawned(Pid::from_raw(1), t0);
+        let t1 = t0 + Duration::from_millis(100);
+        p.exited(true, t1);
+        assert!(!p.due(t1));
+        assert!(p.due(t1 + RESPAWN_THROTTLE));
+    }
+
+    #[test]
+    fn a_stopped_process_stays_down() {
+        let t0 = Instant::now();
+        let mut p = Background::new(t0);
+        // Not running: cursing it only cancels its spawn.
+        p.curse(Signal::SIGTERM, Duration::from_secs(1), false, t0);
+        assert!(!p.due(t0));
+        assert_eq!(p.next_due(), None);
+        // While stopping, a reaped process is not respawned.
+        p.spawned(Pid::from_raw(1), t0);
+        p.respawn_at = None;
+        p.exited(false, t0 + Duration::from_secs(9));
+        assert!(!p.due(t0 + Duration::from_secs(10)));
     }
 }

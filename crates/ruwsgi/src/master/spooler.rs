@@ -89,6 +89,8 @@ impl Spoolers {
         let slot = &self.board.board().spoolers[index];
         slot.pid.store(0, Relaxed);
         slot.running.store(0, Relaxed);
+        // A deadline left by a spooler killed in a task must not kill its successor.
+        slot.harakiri_at.store(0, Relaxed);
         let expected = self.procs[index].exited(running, now);
         match how {
             // `spooler-max-tasks` recycling, or a `touch-spoolers-reload` restart.
