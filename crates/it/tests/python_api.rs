@@ -252,3 +252,28 @@ fn file_monitors_and_rb_timers_raise_their_signals() {
     let signals: u64 = workers.trim_end_matches(")]").rsplit(", ").next().unwrap().parse().unwrap();
     assert!(signals >= 3, "{workers}");
 }
+
+#[test]
+fn lazy_apps_workers_register_their_own_handlers_and_timers_are_not_doubled() {
+    let out = tempfile::tempdir().unwrap();
+    let ini = it::repo().join("tests/apps/django_api/uwsgi.ini").display().to_string();
+    let srv = start(
+        tempfile::tempdir().unwrap(),
+        &["--ini", &ini, "--http-socket", "127.0.0.1:0", "--lazy-apps"],
+        vec![("API_OUT", out.path().display().to_string())],
+        2,
+    );
+    // Each worker imports the app, so each registers the handlers (wid 1 and 2)...
+    for wid in [1, 2] {
+        let line = format!("[uwsgi-signal] signum 0 registered (wid: {wid} modifier1: 0 target: default, any worker)");
+        assert!(srv.wait_log(&line, Duration::from_secs(20)), "{}", srv.log());
+    }
+    let timer = wait_file(&out.path().join("timer.log"), Duration::from_secs(10), |t| t.lines().count() >= 3);
+    assert!(timer.is_some(), "{}", srv.log());
+    // ...but the master keeps one timer and one cron for them.
+    let log = srv.log();
+    assert_eq!(log.matches("timer for signal 0 every 1 seconds").count(), 1, "{log}");
+    assert_eq!(log.matches("signal 1 registered as cron task").count(), 1, "{log}");
+    // As uWSGI: post_fork_hook runs before a lazy app is imported, so its @postfork never runs.
+    assert!(!out.path().join("postfork-1").exists() && !out.path().join("postfork-2").exists());
+}

@@ -73,7 +73,7 @@ pub(crate) static GROUPS: &[Group] = &[
         NotImplemented("no uWSGI cache, queue or sharedarea exists, so the app can't use them through the `uwsgi` module")),
     group("spooler", "the spooler", NotImplemented("no spooler runs, so spooled tasks are not executed")),
     group("mules", "mule processes and farms", NotImplemented("no mule processes run")),
-    group("signals", "uWSGI's signal framework and timers", NotImplemented("uWSGI signals and timers are not delivered")),
+    group("signals", "uWSGI's signal framework and timers", NotImplemented("the signal or timer it configures is not set up (the Python API's signals, timers, crons and file monitors work: docs/python-api.md)")),
     group("locks", "uWSGI locks and file locks", NotImplemented("no uWSGI lock is taken")),
     group("subscriptions", "subscriptions to fastrouter/HTTP routers", NotImplemented("the instance subscribes to no router")),
     group("metrics", "the metrics subsystem, stats pushers, carbon, SNMP, rrdtool, multicast",

@@ -251,3 +251,70 @@ impl SignalRouter {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::OwnedFd;
+
+    /// The signal bytes waiting on a worker-side socket.
+    fn waiting(fd: &OwnedFd) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut byte = [0u8; 1];
+        while let Ok(1) = nix::unistd::read(fd, &mut byte) {
+            out.push(byte[0]);
+        }
+        out
+    }
+
+    // One test: the hub is made once per process.
+    #[test]
+    fn routes_raised_signals_to_their_targets_and_fires_timers() {
+        let cfg = Config { processes: 2, ..Config::default() };
+        let mut router = SignalRouter::new(&cfg).unwrap();
+        let hub = router.hub;
+        hub.register(5, Target::Workers, 0);
+        hub.register(6, Target::Worker(2), 0);
+        hub.register(7, Target::AnyWorker, 0);
+        hub.register(8, Target::ActiveWorkers, 0);
+        // Worker 2's slot is empty: active-workers skips it.
+        let pids = [Some(Pid::from_raw(1)), None];
+        for n in [5, 6, 7, 8, 9] {
+            hub.send(&Request::Raise(n)).unwrap();
+        }
+        router.service(&pids, true);
+        assert_eq!(waiting(&hub.workers[0].peer), [5, 8]);
+        assert_eq!(waiting(&hub.workers[1].peer), [5, 6]);
+        // 9 is registered nowhere: dropped.
+        assert_eq!(waiting(&hub.any_worker.peer), [7]);
+
+        // While reloading or stopping the requests are read, nothing is raised.
+        hub.send(&Request::Raise(5)).unwrap();
+        router.service(&pids, false);
+        assert!(waiting(&hub.workers[0].peer).is_empty());
+
+        // Timers: an identical one is taken once; an rb-timer fires its iterations only.
+        hub.send(&Request::Timer { signal: 5, secs: 60 }).unwrap();
+        hub.send(&Request::RbTimer { signal: 6, secs: 60, iterations: 2 }).unwrap();
+        hub.send(&Request::Timer { signal: 5, secs: 60 }).unwrap();
+        router.service(&pids, true);
+        assert_eq!(router.timers.len(), 2);
+        assert!(router.next_due().is_some_and(|t| t > Instant::now() + Duration::from_secs(50)));
+        assert!(waiting(&hub.workers[1].peer).is_empty(), "not due yet");
+        for _ in 0..3 {
+            for t in &mut router.timers {
+                t.next = Instant::now().checked_sub(Duration::from_secs(1)).unwrap();
+            }
+            router.service(&pids, true);
+        }
+        assert_eq!(waiting(&hub.workers[0].peer), [5, 5, 5]);
+        assert_eq!(waiting(&hub.workers[1].peer), [5, 6, 5, 6, 5]);
+        assert_eq!(router.timers.len(), 1, "the rb-timer is done");
+
+        // A signal cron due every minute fires once within the minute.
+        hub.send(&Request::Cron { signal: 7, fields: [-1, -1, -1, -1, -1] }).unwrap();
+        router.service(&pids, true);
+        router.service(&pids, true);
+        assert_eq!(waiting(&hub.any_worker.peer), [7]);
+    }
+}
