@@ -411,7 +411,9 @@ pub static OPTIONS: &[OptionSpec] = &[
         "add a mule: `file.py` (run as `__main__`), `module:function` (called), or empty (messages and signals only)"),
     row("mules", &[], None, Number, true, "", Supported, "add this many mules that wait for messages and signals"),
     row("farm", &[], None, Text, true, "", Supported, "`name:1,2`: a farm of mules sharing a message queue"),
-    s("mule-harakiri", Seconds, "0", "kill a mule whose message or signal handler runs longer than this (0 = never)"),
+    row("mule-harakiri", &[], None, Seconds, false, "0", SupportedWithDifference(
+        "it also covers the `mule_msg_hook` handling a message, not only signal handlers"),
+        "kill a mule whose message or signal handler runs longer than this (0 = never)"),
     s("mule-reload-mercy", Seconds, "60", "seconds a mule may take to exit on reload and shutdown"),
     s("mule-msg-size", Bytes, "0", "socket buffer size of the mule message queues (0 = system default)"),
     list("touch-mules-reload", Path, "restart the mules when this file's mtime changes"),
