@@ -47,6 +47,15 @@ def mule_hook(message):
     time.sleep(float(message))
 
 
+def mule_main():
+    """`mule = spooler_raw:mule_main`: says so, then serves messages."""
+    record("mule-main mule=%d" % uwsgi.mule_id())
+    while True:
+        message = uwsgi.mule_get_msg()
+        if message is not None:
+            record("mule-main got %s" % message.decode())
+
+
 def on_signal(num):
     record("signal %d mule=%d spooler=%s" % (num, uwsgi.mule_id(), bool(uwsgi.i_am_the_spooler())))
 

@@ -518,3 +518,25 @@ fn a_reload_lets_the_spooler_finish_its_task() {
     assert!(srv.wait_log("spawned the uWSGI spooler", WAIT));
     assert_eq!(runs(&d).iter().filter(|l| l.starts_with("s ")).count(), 1, "{:?}", runs(&d));
 }
+
+#[test]
+fn lazy_apps_spooler_import_and_a_module_function_mule() {
+    let d = dirs();
+    let app_file = app("spooler_raw.py");
+    let apps = it::repo().join("tests/apps").display().to_string();
+    // With `lazy-apps` the master never imports the app: the spooler gets its callable from
+    // `spooler-import`, the mule its code from `mule = module:function`.
+    let srv = raw_server(
+        &d,
+        &["--lazy-apps", "--spooler-import", &app_file, "--pythonpath", &apps, "--mule", "spooler_raw:mule_main"],
+    );
+    assert!(srv.wait_log(&format!("spooler-import: imported {app_file}"), WAIT), "{}", srv.log());
+    srv.get("/spool?name=lazy");
+    let ran = wait_until(WAIT, || runs(&d).iter().any(|l| l.starts_with("lazy ok")).then_some(()));
+    assert!(ran.is_some(), "{:?}\n{}", runs(&d), srv.log());
+    let started = wait_until(WAIT, || runs(&d).iter().any(|l| l == "mule-main mule=1").then_some(()));
+    assert!(started.is_some(), "{:?}\n{}", runs(&d), srv.log());
+    assert_eq!(srv.get("/msg?m=hello").text(), "True");
+    let got = wait_until(WAIT, || runs(&d).iter().any(|l| l == "mule-main got hello").then_some(()));
+    assert!(got.is_some(), "{:?}\n{}", runs(&d), srv.log());
+}
