@@ -442,8 +442,9 @@ impl Spooler<'_> {
         self.slot.running.store(0, Relaxed);
         match outcome {
             TaskOutcome::Done => {
-                self.remove(path);
+                // Counted before the file goes, so whoever sees it gone sees the count.
                 self.slot.tasks.fetch_add(1, Relaxed);
+                self.remove(path);
                 true
             }
             TaskOutcome::Retry => {
