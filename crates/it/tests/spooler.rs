@@ -196,7 +196,8 @@ fn a_spooled_job_survives_a_sigkill_of_its_spooler() {
     let again = wait_until(WAIT, || d.out_files("started-k-").into_iter().find(|n| *n != first));
     let again = again.unwrap_or_else(|| panic!("the task did not run again\n{}", srv.log()));
     let new_pid = again.rsplit('-').next().unwrap().to_owned();
-    assert_eq!(Some(new_pid.parse().unwrap()), last_pid(&srv.log(), "spawned the uWSGI spooler"));
+    let respawned = srv.wait_for(WAIT, |t| last_pid(t, "spawned the uWSGI spooler") == new_pid.parse().ok());
+    assert!(respawned, "{}", srv.log());
     std::fs::write(d.out.join("release-k"), "").unwrap();
     let job = d.wait_out("job-k", WAIT).unwrap_or_else(|| panic!("task did not finish\n{}", srv.log()));
     assert_eq!(field(&job, "pid"), Some(new_pid.as_str()), "{job}");
