@@ -201,7 +201,12 @@ def manage_spool_request(vars):
         for k in ("args", "kwargs"):
             vars[k] = pickle.loads(vars.pop(k))
     vars = {k: _decode(v) for k, v in vars.items()}
-    f = spooler_functions[vars["ud_spool_func"]]
+    f = spooler_functions.get(vars["ud_spool_func"])
+    if f is None:
+        # Differs from uWSGI (a KeyError, retried on every scan): a task whose function this
+        # spooler never imported (lazy-apps without spooler-import) is left in the queue
+        # with the server's "unable to find the spooler function" line.
+        return uwsgi.SPOOL_IGNORE
     if "args" in vars:
         ret = f(*vars["args"], **vars["kwargs"])
     else:

@@ -454,6 +454,7 @@ fn uwsgi_and_ruwsgi_drain_each_others_spool_directories() {
     }
     // Its spooler, forked without the app, can't run them either (no @spool function is
     // registered in it), so they stay.
+    assert!(srv.wait_log("unable to find the spooler function", WAIT), "{}", srv.log());
     drop(srv);
     assert_eq!(d.tasks().len(), 2);
     let runner = Uwsgi::start(&uwsgi, &d, &[]);
