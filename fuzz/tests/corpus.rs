@@ -5,9 +5,7 @@ use std::fs;
 use std::path::Path;
 
 fn replay(target: &str, property: fn(&[u8])) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("corpus")
-        .join(target);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus").join(target);
     let mut count = 0;
     for entry in fs::read_dir(&dir).expect("corpus dir exists") {
         let path = entry.expect("readable entry").path();
@@ -36,6 +34,11 @@ fn uwsgi_packet_seeds_hold() {
 #[test]
 fn proxy_header_seeds_hold() {
     replay("proxy_header", ruwsgi_fuzz::proxy_header);
+}
+
+#[test]
+fn spool_file_seeds_hold() {
+    replay("spool_file", ruwsgi_fuzz::spool_file);
 }
 
 #[test]
