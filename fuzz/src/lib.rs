@@ -6,13 +6,19 @@
 //! and `cargo fuzz run <target>` (nightly) drives them with libFuzzer.
 #![forbid(unsafe_code)]
 
-use ruwsgi_proto::{encode_uwsgi_packet, parse_request_head, parse_uwsgi_packet, ChunkedDecoder, Limits, RequestHead};
+use ruwsgi_proto::{
+    encode_uwsgi_packet, parse_request_head, parse_uwsgi_packet, ChunkedDecoder, Limits,
+    RequestHead,
+};
 
 /// `http_head`: no panic; `used` within bounds; the result doesn't depend on where the
 /// input is split; an accepted head re-serialised (method, target, version, headers) parses
 /// to the same values.
 pub fn http_head(data: &[u8]) {
-    let small = Limits { max_head: 256, max_headers: 8 };
+    let small = Limits {
+        max_head: 256,
+        max_headers: 8,
+    };
     for limits in [Limits::default(), small] {
         let whole = parse_request_head(data, &limits);
         if let Ok(Some((head, used))) = &whole {
@@ -20,9 +26,14 @@ pub fn http_head(data: &[u8]) {
             target_form_holds(head);
             reparses_identically(head, &limits);
         }
-        let cut = data.first().map_or(0, |&b| usize::from(b) % (data.len() + 1));
+        let cut = data
+            .first()
+            .map_or(0, |&b| usize::from(b) % (data.len() + 1));
         let part = parse_request_head(&data[..cut], &limits);
-        assert!(part == Ok(None) || part == whole, "split at {cut} changed the result: {part:?} vs {whole:?}");
+        assert!(
+            part == Ok(None) || part == whole,
+            "split at {cut} changed the result: {part:?} vs {whole:?}"
+        );
     }
 }
 
@@ -30,8 +41,14 @@ pub fn http_head(data: &[u8]) {
 /// an authority exists exactly for absolute-form, and CONNECT never does.
 fn target_form_holds(head: &RequestHead<'_>) {
     let path = head.path();
-    assert!(path.starts_with('/') || (path == "*" && head.method == "OPTIONS"), "path {path:?}");
-    assert_eq!(head.authority.is_some(), !head.target.starts_with('/') && head.target != "*");
+    assert!(
+        path.starts_with('/') || (path == "*" && head.method == "OPTIONS"),
+        "path {path:?}"
+    );
+    assert_eq!(
+        head.authority.is_some(),
+        !head.target.starts_with('/') && head.target != "*"
+    );
     assert_ne!(head.method, "CONNECT");
     if let ruwsgi_proto::BodyFraming::Length(n) = head.body {
         assert!(n <= ruwsgi_proto::MAX_CONTENT_LENGTH);
@@ -43,7 +60,11 @@ fn reparses_identically(head: &RequestHead<'_>, limits: &Limits) {
     again.extend_from_slice(head.method.as_bytes());
     again.push(b' ');
     again.extend_from_slice(head.target.as_bytes());
-    again.extend_from_slice(if head.minor_version == 0 { b" HTTP/1.0\r\n" } else { b" HTTP/1.1\r\n" });
+    again.extend_from_slice(if head.minor_version == 0 {
+        b" HTTP/1.0\r\n"
+    } else {
+        b" HTTP/1.1\r\n"
+    });
     for (name, value) in &head.headers {
         again.extend_from_slice(name.as_bytes());
         again.extend_from_slice(b": ");
@@ -53,7 +74,10 @@ fn reparses_identically(head: &RequestHead<'_>, limits: &Limits) {
     again.extend_from_slice(b"\r\n");
     // The canonical form is never longer than what was accepted, except that it spells out
     // ": " where the client may have sent ":"; give it room for that.
-    let roomy = Limits { max_head: limits.max_head + 2 * head.headers.len() + 2, ..*limits };
+    let roomy = Limits {
+        max_head: limits.max_head + 2 * head.headers.len() + 2,
+        ..*limits
+    };
     match parse_request_head(&again, &roomy) {
         Ok(Some((head2, used2))) => {
             assert_eq!(&head2, head);
@@ -68,13 +92,25 @@ fn reparses_identically(head: &RequestHead<'_>, limits: &Limits) {
 /// output or a split gives the same body, consumption and outcome as one unbounded call.
 pub fn chunked(data: &[u8]) {
     let (max_out, cut, input) = match data {
-        [a, b, rest @ ..] => (usize::from(*a % 64), usize::from(*b) % (rest.len() + 1), rest),
+        [a, b, rest @ ..] => (
+            usize::from(*a % 64),
+            usize::from(*b) % (rest.len() + 1),
+            rest,
+        ),
         _ => return,
     };
     let whole = decode_in_parts(input, input.len(), usize::MAX);
-    assert_eq!(decode_in_parts(input, cut, usize::MAX), whole, "split at {cut}");
+    assert_eq!(
+        decode_in_parts(input, cut, usize::MAX),
+        whole,
+        "split at {cut}"
+    );
     if max_out > 0 {
-        assert_eq!(decode_in_parts(input, cut, max_out), whole, "max_out {max_out}");
+        assert_eq!(
+            decode_in_parts(input, cut, max_out),
+            whole,
+            "max_out {max_out}"
+        );
     }
 }
 
@@ -118,11 +154,14 @@ pub fn uwsgi_packet(data: &[u8]) {
     }
     // Split the input on 0xff into alternating keys and values.
     let pieces: Vec<&[u8]> = data.split(|&b| b == 0xff).collect();
-    let vars: Vec<(&[u8], &[u8])> =
-        pieces.chunks(2).map(|kv| (kv[0], kv.get(1).copied().unwrap_or_default())).collect();
+    let vars: Vec<(&[u8], &[u8])> = pieces
+        .chunks(2)
+        .map(|kv| (kv[0], kv.get(1).copied().unwrap_or_default()))
+        .collect();
     if let Ok(encoded) = ruwsgi_proto::try_encode_uwsgi_packet(0, 7, &vars) {
-        let (packet, used) =
-            parse_uwsgi_packet(&encoded, 65_539).expect("encoded packet parses").expect("encoded packet is complete");
+        let (packet, used) = parse_uwsgi_packet(&encoded, 65_539)
+            .expect("encoded packet parses")
+            .expect("encoded packet is complete");
         assert_eq!(used, encoded.len());
         assert_eq!((packet.modifier1, packet.modifier2), (0, 7));
         assert_eq!(packet.vars, vars);
@@ -134,7 +173,8 @@ pub fn uwsgi_packet(data: &[u8]) {
 pub fn spool_file(data: &[u8]) {
     if let Ok(Some(task)) = ruwsgi_proto::parse_spool_file(data) {
         let _ = ruwsgi_proto::spool_routing(&task.vars);
-        let encoded = ruwsgi_proto::encode_spool_file(&task.vars, task.body).expect("a parsed task encodes");
+        let encoded =
+            ruwsgi_proto::encode_spool_file(&task.vars, task.body).expect("a parsed task encodes");
         // The header's modifier bytes are not kept: compare from the size on.
         assert_eq!(encoded[1..3], data[1..3]);
         assert_eq!(encoded[4..], data[4..]);
@@ -142,8 +182,10 @@ pub fn spool_file(data: &[u8]) {
     // Split on 0xff: keys and values alternate, the last piece is the body.
     let mut pieces: Vec<&[u8]> = data.split(|&b| b == 0xff).collect();
     let body = pieces.pop().unwrap_or_default();
-    let vars: Vec<(&[u8], &[u8])> =
-        pieces.chunks(2).map(|kv| (kv[0], kv.get(1).copied().unwrap_or_default())).collect();
+    let vars: Vec<(&[u8], &[u8])> = pieces
+        .chunks(2)
+        .map(|kv| (kv[0], kv.get(1).copied().unwrap_or_default()))
+        .collect();
     if let Ok(encoded) = ruwsgi_proto::encode_spool_file(&vars, body) {
         let task = ruwsgi_proto::parse_spool_file(&encoded)
             .expect("an encoded task parses")

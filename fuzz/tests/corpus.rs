@@ -5,7 +5,9 @@ use std::fs;
 use std::path::Path;
 
 fn replay(target: &str, property: fn(&[u8])) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus").join(target);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("corpus")
+        .join(target);
     let mut count = 0;
     for entry in fs::read_dir(&dir).expect("corpus dir exists") {
         let path = entry.expect("readable entry").path();
