@@ -277,3 +277,34 @@ fn lazy_apps_workers_register_their_own_handlers_and_timers_are_not_doubled() {
     // As uWSGI: post_fork_hook runs before a lazy app is imported, so its @postfork never runs.
     assert!(!out.path().join("postfork-1").exists() && !out.path().join("postfork-2").exists());
 }
+
+#[test]
+fn signal_options_raise_signals_for_the_apps_handlers() {
+    // `timer`, `fs-signal` and `touch-signal` in the config; the app registers handlers
+    // (its import registers 20-25; these use 30-32 through `handlers.py`).
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("fs")).unwrap();
+    std::fs::write(dir.path().join("touched"), "").unwrap();
+    std::fs::write(
+        dir.path().join("handlers.py"),
+        "import uwsgi\n\ndef mark(num):\n    open('config-signal-%d' % num, 'a').write('ran\\n')\n\nfor n in (30, 31, 32):\n    uwsgi.register_signal(n, 'worker', mark)\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("app.ini"),
+        "[uwsgi]\nmaster = true\nshared-import = handlers.py\ntimer = 30 1\nfs-signal = fs 31\ntouch-signal = touched 32\n",
+    )
+    .unwrap();
+    let app = app("uwsgi_api.py");
+    let srv = start(dir, &["--ini", "app.ini", "--http-socket", "127.0.0.1:0", "--wsgi-file", &app], vec![], 1);
+    let dir = srv.dir.path().to_path_buf();
+    let ran = |n: u8| wait_file(&dir.join(format!("config-signal-{n}")), Duration::from_secs(10), |t| !t.is_empty());
+    assert!(ran(30).is_some(), "timer = 30 1\n{}", srv.log());
+    std::fs::write(dir.join("fs/new"), "x").unwrap();
+    assert!(ran(31).is_some(), "fs-signal = fs 31\n{}", srv.log());
+    // touch-signal polls the mtime on the master's tick: make sure it differs.
+    let later = std::time::SystemTime::now() + Duration::from_secs(5);
+    std::fs::File::options().write(true).open(dir.join("touched")).unwrap().set_modified(later).unwrap();
+    assert!(ran(32).is_some(), "touch-signal = touched 32\n{}", srv.log());
+    assert!(srv.log().contains("[uwsgi-touch-signal] raising 32"), "{}", srv.log());
+}

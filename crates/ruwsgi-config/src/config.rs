@@ -331,6 +331,14 @@ pub struct Config {
     pub locks: u32,
     /// Every option as written (key as written, value expanded), in order: `uwsgi.opt`.
     pub exported: Vec<(String, String)>,
+    /// `signal-timer` (`timer`): the master raises the signal every so many seconds.
+    pub signal_timer: Vec<(u8, u64)>,
+    /// `signal-rbtimer` (`rbtimer`): the same (uWSGI's red-black-tree timers).
+    pub signal_rbtimer: Vec<(u8, u64)>,
+    /// `fs-signal`: raise the signal when the file or directory changes (inotify).
+    pub fs_signal: Vec<(PathBuf, u8)>,
+    /// `touch-signal`: raise the signal when the file's mtime changes.
+    pub touch_signal: Vec<(PathBuf, u8)>,
 }
 
 /// Most user locks `locks` may ask for (ruwsgi's limit; lock 0 always exists).
@@ -468,6 +476,10 @@ impl Default for Config {
             print: Vec::new(),
             locks: 0,
             exported: Vec::new(),
+            signal_timer: Vec::new(),
+            signal_rbtimer: Vec::new(),
+            fs_signal: Vec::new(),
+            touch_signal: Vec::new(),
         }
     }
 }

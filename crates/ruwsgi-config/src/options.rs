@@ -532,6 +532,10 @@ pub static OPTIONS: &[OptionSpec] = &[
     row("py-autoreload-ignore", &["py-auto-reload-ignore"], None, Text, true, "", Supported, "module file not checked by `py-autoreload`"),
     list("touch-reload", Path, "reload gracefully when this file's mtime changes"),
     list("touch-workers-reload", Path, "reload the workers only (gracefully) when this file's mtime changes"),
+    row("signal-timer", &["timer"], None, Text, true, "", Supported, "`SIGNAL SECONDS`: the master raises the uWSGI signal every SECONDS (docs/python-api.md)"),
+    row("signal-rbtimer", &["rbtimer"], None, Text, true, "", Supported, "`SIGNAL SECONDS`: as `signal-timer`"),
+    list("fs-signal", Text, "`PATH SIGNAL`: raise the uWSGI signal when the file or directory changes (inotify)"),
+    list("touch-signal", Text, "`PATH SIGNAL`: raise the uWSGI signal when the file's mtime changes"),
     list("touch-chain-reload", Path, "chain-reload when this file's mtime changes"),
     // --- stats
     row("stats", &["stats-server"], None, Address, false, "", Supported, "address of the JSON stats server"),

@@ -210,6 +210,21 @@ pub(crate) fn resolve(entries: &[Entry]) -> Result<Resolved, ConfigError> {
 }
 
 /// `umask = 022`: an octal mask, as uWSGI reads it.
+/// `signal-timer = SIGNAL SECONDS` (uWSGI's order).
+fn parse_signal_seconds(value: &str) -> Option<(u8, u64)> {
+    let mut words = value.split_whitespace();
+    let signal = words.next()?.parse().ok()?;
+    let secs = words.next()?.parse().ok().filter(|&s| s > 0)?;
+    words.next().is_none().then_some((signal, secs))
+}
+
+/// `fs-signal = PATH SIGNAL`: the signal is the last word (the path may hold spaces).
+fn parse_path_signal(value: &str) -> Option<(PathBuf, u8)> {
+    let (path, signal) = value.trim().rsplit_once(char::is_whitespace)?;
+    let path = path.trim_end();
+    (!path.is_empty()).then(|| Some((PathBuf::from(path), signal.parse().ok()?)))?
+}
+
 fn parse_umask(value: &str) -> Option<u32> {
     let v = value.trim();
     (!v.is_empty() && v.len() <= 4 && v.bytes().all(|b| (b'0'..=b'7').contains(&b)))
@@ -598,6 +613,20 @@ fn apply(
         }
         "exit-on-reload" => c.exit_on_reload = flag,
         "touch-workers-reload" => c.touch_workers_reload.push(path()?),
+        "signal-timer" => c.signal_timer.push(
+            parse_signal_seconds(value)
+                .ok_or_else(|| err("expected SIGNAL SECONDS (signal 0-255, seconds at least 1)"))?,
+        ),
+        "signal-rbtimer" => c.signal_rbtimer.push(
+            parse_signal_seconds(value)
+                .ok_or_else(|| err("expected SIGNAL SECONDS (signal 0-255, seconds at least 1)"))?,
+        ),
+        "fs-signal" => {
+            c.fs_signal.push(parse_path_signal(value).ok_or_else(|| err("expected PATH SIGNAL (signal 0-255)"))?);
+        }
+        "touch-signal" => {
+            c.touch_signal.push(parse_path_signal(value).ok_or_else(|| err("expected PATH SIGNAL (signal 0-255)"))?);
+        }
         "log-maxsize" => c.log_maxsize = num()?,
         "log-backupname" => c.log_backupname = Some(path()?),
         "log-reopen" => c.log_reopen = flag,
@@ -1145,6 +1174,51 @@ mod tests {
     }
 
     #[test]
+    fn signal_timers_and_file_signals_take_uwsgi_word_order() {
+        let c = resolve(&[
+            entry("timer", "17 30"),
+            entry("signal-rbtimer", " 3   5 "),
+            entry("fs-signal", "/srv/my dir 18"),
+            entry("touch-signal", "/tmp/x 255"),
+            entry("locks", "4"),
+        ])
+        .unwrap()
+        .config;
+        assert_eq!(c.signal_timer, [(17, 30)]);
+        assert_eq!(c.signal_rbtimer, [(3, 5)]);
+        assert_eq!(c.fs_signal, [(PathBuf::from("/srv/my dir"), 18)]);
+        assert_eq!(c.touch_signal, [(PathBuf::from("/tmp/x"), 255)]);
+        assert_eq!(c.locks, 4);
+        for (key, bad) in [
+            ("timer", "30"),
+            ("timer", "256 1"),
+            ("timer", "1 0"),
+            ("timer", "1 2 3"),
+            ("fs-signal", "/tmp"),
+            ("fs-signal", "/tmp x"),
+            ("locks", "65"),
+        ] {
+            assert!(resolve_one(key, bad).is_err(), "{key} = {bad}");
+        }
+        assert_eq!(
+            resolve_one("timer", "30").unwrap_err().to_string(),
+            "t.ini:1: timer = \"30\": expected SIGNAL SECONDS (signal 0-255, seconds at least 1)"
+        );
+    }
+
+    #[test]
+    fn exported_options_keep_the_keys_as_written_with_expanded_values() {
+        let r =
+            resolve(&[entry("workers", "2"), entry("my-key", "%(workers)x"), entry("env", "A=1"), entry("env", "B=2")])
+                .unwrap();
+        assert_eq!(
+            r.config.exported,
+            [("workers", "2"), ("my-key", "2x"), ("env", "A=1"), ("env", "B=2")]
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        );
+    }
+
+    #[test]
     fn every_supported_option_maps_to_config() {
         for spec in options::OPTIONS.iter().filter(|o| o.status.is_supported()) {
             if matches!(spec.kind, Kind::ConfigFile | Kind::Logic | Kind::Action | Kind::Signal)
@@ -1178,6 +1252,8 @@ mod tests {
                 "protocol" => "http",
                 "farm" => "f:1",
                 "log-route" | "log-req-route" => "name ^x",
+                "signal-timer" | "signal-rbtimer" => "17 30",
+                "fs-signal" | "touch-signal" => "/tmp 17",
                 _ => value,
             };
             resolve_one(spec.name, value).unwrap_or_else(|e| panic!("{}: {e}", spec.name));

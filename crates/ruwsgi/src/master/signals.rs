@@ -49,6 +49,8 @@ pub struct SignalRouter {
     monitors: Vec<(WatchDescriptor, u8)>,
     /// Every timer, cron and monitor request taken so far.
     registered: Vec<Request>,
+    /// `touch-signal` files and their signals.
+    touched: Vec<(super::Touched, u8)>,
 }
 
 impl SignalRouter {
@@ -56,14 +58,26 @@ impl SignalRouter {
     pub fn new(cfg: &Config) -> Result<Self> {
         let hub = crate::signals::init(cfg.processes.max(1) as usize, cfg.locks)
             .context("cannot set up the uwsgi signal framework")?;
-        Ok(Self {
+        let mut router = Self {
             hub,
             timers: Vec::new(),
             crons: Vec::new(),
             inotify: None,
             monitors: Vec::new(),
             registered: Vec::new(),
-        })
+            touched: cfg.touch_signal.iter().map(|(path, signal)| (super::Touched::new(path), *signal)).collect(),
+        };
+        // The options that set up signals (`signal-timer`, `signal-rbtimer`, `fs-signal`).
+        for &(signal, secs) in &cfg.signal_timer {
+            router.add(Request::Timer { signal, secs });
+        }
+        for &(signal, secs) in &cfg.signal_rbtimer {
+            router.add(Request::RbTimer { signal, secs, iterations: 0 });
+        }
+        for (path, signal) in &cfg.fs_signal {
+            router.add(Request::FileMonitor { signal: *signal, path: path.display().to_string() });
+        }
+        Ok(router)
     }
 
     /// For the master's poll set: the request socket and the file monitors.
@@ -117,6 +131,12 @@ impl SignalRouter {
             }
         }
         self.timers.retain(|t| t.left != Some(0));
+        for (file, signal) in &mut self.touched {
+            if file.changed() {
+                tracing::info!("[uwsgi-touch-signal] raising {signal}");
+                raised.push(*signal);
+            }
+        }
         if !self.crons.is_empty() {
             let epoch = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
             let time = super::cron::local_time();

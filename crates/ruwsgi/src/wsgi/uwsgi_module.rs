@@ -529,7 +529,9 @@ fn register_signal(num: u8, target: &str, handler: Py<PyAny>) -> PyResult<()> {
     }
     handlers.insert(num, handler);
     hub.register(num, parsed, wid);
-    tracing::info!("[uwsgi-signal] signum {num} registered (wid: {wid} modifier1: 0 target: {parsed})");
+    // uWSGI's line shows the target as written.
+    let shown = if target.is_empty() { "default, any worker" } else { target };
+    tracing::info!("[uwsgi-signal] signum {num} registered (wid: {wid} modifier1: 0 target: {shown})");
     Ok(())
 }
 
