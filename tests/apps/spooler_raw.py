@@ -4,7 +4,8 @@ spools a task (its vars are the query); the handler appends one line per run to
 SPOOLER_OUT/log. Actions: ok (SPOOL_OK), retry (SPOOL_RETRY twice, then SPOOL_OK),
 ignore (SPOOL_IGNORE), sleep (sleeps `secs`, then SPOOL_OK). GET /msg?m=M sends mule 1 a
 message; the mule's hook sleeps `M` seconds (mule-harakiri). GET /signal?n=N raises uWSGI
-signal N: 17 is registered for mule 1, 18 for the spooler."""
+signal N: 17 is registered for mule 1, 18 for the spooler. GET /task?path=P shows
+uwsgi.spooler_get_task(P) and uwsgi.spooler_jobs()."""
 
 import os
 import time
@@ -70,6 +71,10 @@ def application(environ, start_response):
     query = dict(parse_qsl(environ.get("QUERY_STRING", "")))
     if environ["PATH_INFO"] == "/msg":
         body = repr(uwsgi.mule_msg(query["m"].encode())).encode()
+    elif environ["PATH_INFO"] == "/task":
+        task = uwsgi.spooler_get_task(query["path"])
+        jobs = [j.decode() for j in uwsgi.spooler_jobs()]
+        body = repr((sorted((k if isinstance(k, str) else k.decode(), v) for k, v in task.items()), jobs)).encode()
     elif environ["PATH_INFO"] == "/signal":
         body = repr(uwsgi.signal(int(query["n"]))).encode()
     else:

@@ -298,11 +298,17 @@ fn spooler_options_at_priority_ordered_return_codes_max_tasks_chdir_and_signals(
     });
     assert!(retried.is_some(), "{:?}\n{}", runs(&d), srv.log());
     // SPOOL_IGNORE leaves the task for another callable: it stays and is offered again.
-    srv.get("/spool?name=i&action=ignore");
+    let ignored_task = srv.get("/spool?name=i&action=ignore").text();
     let ignored = wait_until(WAIT, || (runs(&d).iter().filter(|l| l.starts_with("i ")).count() >= 2).then_some(()));
     assert!(ignored.is_some(), "{:?}", runs(&d));
     assert_eq!(d.tasks().len(), 1);
     assert!(srv.wait_log("unable to find the spooler function", WAIT), "{}", srv.log());
+    // uwsgi.spooler_get_task() reads it as the callable gets it; spooler_jobs() lists it.
+    let shown = srv.get(&format!("/task?path={ignored_task}")).text();
+    let want = format!(
+        "([('action', b'ignore'), ('name', b'i'), ('spooler_task_name', b'{ignored_task}')], ['{ignored_task}'])"
+    );
+    assert_eq!(shown, want);
 
     // uWSGI signals registered for mule 1 and for the spooler run there.
     for (n, line) in [(17, "signal 17 mule=1 spooler=False"), (18, "signal 18 mule=0 spooler=True")] {
