@@ -15,7 +15,9 @@
 //! before a reload's exec and before exit, smart ones are left running. Crons (`cron.rs`)
 //! are started on the tick. The start-up hook phases (`asap`, `pre-jail`, `as-root`,
 //! `as-user`, `pre-app`, `post-app`, `master-start`) run here, in uWSGI's order, and
-//! `as-user-atexit` before every exit and reload exec.
+//! `as-user-atexit` before every exit and reload exec. Spoolers (`spooler.rs`) and mules
+//! (`mules.rs`) are forked after the workers and supervised on the same loop
+//! (`background.rs` holds the hooks).
 
 mod background;
 mod cron;
