@@ -65,6 +65,10 @@ def _text(env):
         return repr(uwsgi.get_logvar("user_id"))
     if path == "/fd":
         return repr(uwsgi.connection_fd() > 2 and uwsgi.is_connected(uwsgi.connection_fd()))
+    if path == "/setprocname":
+        uwsgi.setprocname(query)
+        uwsgi.log("renamed worker %d to %s" % (uwsgi.worker_id(), query))
+        return str(os.getpid())
     if path == "/is_a_reload":
         return repr(uwsgi.is_a_reload)
     if path == "/reload":

@@ -186,6 +186,15 @@ fn what_ruwsgi_leaves_out_raises_attribute_error_naming_the_docs() {
 }
 
 #[test]
+fn setprocname_renames_the_worker_and_log_writes_to_the_server_log() {
+    let srv = api_server(&[], 1);
+    let pid = srv.get("/setprocname?api-worker-1").text();
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
+    assert_eq!(comm.trim_end(), "api-worker-1");
+    assert!(srv.wait_log("renamed worker 1 to api-worker-1", Duration::from_secs(10)), "{}", srv.log());
+}
+
+#[test]
 fn logvars_and_connection_fd_belong_to_the_request() {
     let srv = api_server(&["--log-format", "%(method) %(uri) user=%(user_id)"], 1);
     assert_eq!(srv.get("/logvar?ada").text(), "b'ada'");

@@ -438,10 +438,10 @@ fn stop(py: Python<'_>) -> PyResult<Py<PyAny>> {
 /// `top` and `/proc/PID/comm` show, at most 15 bytes); uWSGI rewrites the whole command line.
 #[pyfunction]
 fn setprocname(name: &str) -> PyResult<()> {
-    let mut bytes: Vec<u8> = name.bytes().filter(|&b| b != 0).take(15).collect();
-    bytes.push(0);
-    let name = std::ffi::CString::from_vec_with_nul(bytes).map_err(|e| PyValueError::new_err(e.to_string()))?;
-    nix::sys::prctl::set_name(&name).map_err(|e| PyIOError::new_err(format!("prctl(PR_SET_NAME): {e}")))
+    // The process's name is its main thread's: `/proc/self/comm` renames it from any thread
+    // (`PR_SET_NAME` would rename only the calling request thread). The kernel keeps 15 bytes.
+    let bytes: Vec<u8> = name.bytes().filter(|&b| b != 0).take(15).collect();
+    std::fs::write("/proc/self/comm", bytes).map_err(|e| PyIOError::new_err(format!("setprocname({name:?}): {e}")))
 }
 
 /// A line in the server log.
