@@ -168,6 +168,33 @@ pub fn uwsgi_packet(data: &[u8]) {
     }
 }
 
+/// `spool_file`: no panic; a parsed task re-encodes to exactly the input; its routing vars
+/// read without panicking; the input read as vars and a body encodes then parses back.
+pub fn spool_file(data: &[u8]) {
+    if let Ok(Some(task)) = ruwsgi_proto::parse_spool_file(data) {
+        let _ = ruwsgi_proto::spool_routing(&task.vars);
+        let encoded =
+            ruwsgi_proto::encode_spool_file(&task.vars, task.body).expect("a parsed task encodes");
+        // The header's modifier bytes are not kept: compare from the size on.
+        assert_eq!(encoded[1..3], data[1..3]);
+        assert_eq!(encoded[4..], data[4..]);
+    }
+    // Split on 0xff: keys and values alternate, the last piece is the body.
+    let mut pieces: Vec<&[u8]> = data.split(|&b| b == 0xff).collect();
+    let body = pieces.pop().unwrap_or_default();
+    let vars: Vec<(&[u8], &[u8])> = pieces
+        .chunks(2)
+        .map(|kv| (kv[0], kv.get(1).copied().unwrap_or_default()))
+        .collect();
+    if let Ok(encoded) = ruwsgi_proto::encode_spool_file(&vars, body) {
+        let task = ruwsgi_proto::parse_spool_file(&encoded)
+            .expect("an encoded task parses")
+            .expect("an encoded task is complete");
+        assert_eq!(task.vars, vars);
+        assert_eq!(task.body, body);
+    }
+}
+
 /// `proxy_header`: no panic; `used` within bounds; the result doesn't depend on where the
 /// input is split; a header with addresses re-encodes (v1, or v2 without its TLVs) to one
 /// that parses to the same addresses.

@@ -172,15 +172,27 @@ class harakiri:
         return self.real_call
 
 
-# --- spooler and mules: these call uwsgi.spool() and uwsgi.mule_msg(), which raise
-# AttributeError until ruwsgi provides them (docs/python-api.md).
+# --- spooler and mules (docs/python-api.md)
 
 def _encode(value):
-    return value.encode("utf-8") if isinstance(value, str) else value
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    # Differs from uWSGI: numbers (`at=time.time() + 60`) are sent as their text; uWSGI
+    # refuses them.
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value).encode("ascii")
+    return value
 
 
 def _decode(value):
-    return value.decode("utf-8") if isinstance(value, bytes) else value
+    if isinstance(value, bytes):
+        # Differs from uWSGI: a value that isn't UTF-8 (a binary `body`) stays bytes; uWSGI
+        # raises, and the task is retried forever.
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            return value
+    return value
 
 
 def manage_spool_request(vars):
@@ -189,7 +201,12 @@ def manage_spool_request(vars):
         for k in ("args", "kwargs"):
             vars[k] = pickle.loads(vars.pop(k))
     vars = {k: _decode(v) for k, v in vars.items()}
-    f = spooler_functions[vars["ud_spool_func"]]
+    f = spooler_functions.get(vars["ud_spool_func"])
+    if f is None:
+        # Differs from uWSGI (a KeyError, retried on every scan): a task whose function this
+        # spooler never imported (lazy-apps without spooler-import) is left in the queue
+        # with the server's "unable to find the spooler function" line.
+        return uwsgi.SPOOL_IGNORE
     if "args" in vars:
         ret = f(*vars["args"], **vars["kwargs"])
     else:

@@ -273,6 +273,10 @@ pub struct Config {
     /// `cron-harakiri`: seconds a cron command may run before its process group is killed;
     /// 0 = no limit.
     pub cron_harakiri: u64,
+    /// `spooler*`: queue directories and their spooler processes.
+    pub spooler: crate::background::SpoolerConfig,
+    /// `mule*`, `farm`: mule processes and their message queues.
+    pub mules: crate::background::MuleConfig,
     /// `stats` (`stats-server`): address of the JSON stats server.
     pub stats: Option<String>,
     /// `stats-http`: prefix the stats JSON with HTTP response headers.
@@ -459,6 +463,8 @@ impl Default for Config {
             hooks: Vec::new(),
             crons: Vec::new(),
             cron_harakiri: 0,
+            spooler: crate::background::SpoolerConfig::default(),
+            mules: crate::background::MuleConfig::default(),
             stats: None,
             stats_http: false,
             stats_minified: false,

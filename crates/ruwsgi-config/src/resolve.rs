@@ -8,6 +8,7 @@ use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
+use crate::background::{self, MuleCode};
 use crate::config::{Config, Mount, MountedApp, SocketProtocol, SocketSpec, StaticMap};
 use crate::cron;
 use crate::daemon;
@@ -595,6 +596,23 @@ fn apply(
         }
         "cron2" => c.crons.push(cron::parse_cron2(value).map_err(|m| err(&m))?),
         "cron-harakiri" => c.cron_harakiri = num()?,
+        "spooler" => c.spooler.dirs.push(path()?),
+        "spooler-processes" => c.spooler.processes = small()?.max(1),
+        "spooler-import" => c.spooler.import.push(text()?),
+        "spooler-frequency" => c.spooler.frequency = num()?,
+        "spooler-max-tasks" => c.spooler.max_tasks = num()?,
+        "spooler-harakiri" => c.spooler.harakiri = num()?,
+        "spooler-ordered" => c.spooler.ordered = flag,
+        "spooler-chdir" => c.spooler.chdir = Some(path()?),
+        "spooler-quiet" => c.spooler.quiet = flag,
+        "touch-spoolers-reload" => c.spooler.touch_reload.push(path()?),
+        "mule" => c.mules.mules.push(MuleCode::parse(value)),
+        "mules" => c.mules.mules.extend(std::iter::repeat_n(MuleCode::Loop, size()?)),
+        "farm" => c.mules.farms.push(background::parse_farm(value).map_err(err)?),
+        "mule-harakiri" => c.mules.harakiri = num()?,
+        "mule-reload-mercy" => c.mules.reload_mercy = num()?,
+        "mule-msg-size" => c.mules.msg_size = size()?,
+        "touch-mules-reload" => c.mules.touch_reload.push(path()?),
         "locks" => {
             c.locks = small()?;
             if c.locks > crate::config::MAX_LOCKS {
@@ -1052,19 +1070,21 @@ mod tests {
 
     #[test]
     fn not_implemented_options_warn_and_strict_refuses_them() {
-        let r = resolve(&[entry("spooler", "/tmp/s"), entry("idle", "30"), entry("spooler", "/tmp/t")]).unwrap();
+        let r =
+            resolve(&[entry("spooler-external", "/tmp/s"), entry("idle", "30"), entry("spooler-external", "/tmp/t")])
+                .unwrap();
         assert_eq!(
             r.warnings,
             [
-                "t.ini:1: option \"spooler\" is not implemented by ruwsgi: no spooler runs, so spooled tasks are not executed",
+                "t.ini:1: option \"spooler-external\" is not implemented by ruwsgi: ruwsgi spools only to the queues its own spoolers drain",
                 "t.ini:1: option \"idle\" is not implemented by ruwsgi: it is ignored",
             ]
         );
         // A name only the generated list knows gets its group's text.
-        let r = resolve(&[entry("spooler-ordered", "true")]).unwrap();
+        let r = resolve(&[entry("emperor-wrapper", "x")]).unwrap();
         assert_eq!(
             r.warnings,
-            ["t.ini:1: option \"spooler-ordered\" is not implemented by ruwsgi: no spooler runs, so spooled tasks are not executed"]
+            ["t.ini:1: option \"emperor-wrapper\" is not implemented by ruwsgi: ruwsgi runs one instance, not an Emperor with vassals (use systemd or a container orchestrator)"]
         );
         let e = resolve(&[entry("strict", "true"), entry("idle", "30")]).unwrap_err();
         assert_eq!(
@@ -1118,12 +1138,13 @@ mod tests {
 
     #[test]
     fn show_config_lists_warnings_as_comments() {
-        let r = resolve(&[entry("processes", "2"), entry("vaccum", "true"), entry("spooler", "/tmp/s")]).unwrap();
+        let r =
+            resolve(&[entry("processes", "2"), entry("vaccum", "true"), entry("spooler-external", "/tmp/s")]).unwrap();
         assert_eq!(
             render_show_config(&r, true),
             "processes = 2\n\
              # WARNING: t.ini:1: unknown option \"vaccum\" ignored (did you mean \"vacuum\"?)\n\
-             # WARNING: t.ini:1: option \"spooler\" is not implemented by ruwsgi: no spooler runs, so spooled tasks are not executed\n"
+             # WARNING: t.ini:1: option \"spooler-external\" is not implemented by ruwsgi: ruwsgi spools only to the queues its own spoolers drain\n"
         );
     }
 
@@ -1237,6 +1258,7 @@ mod tests {
                 name if name.ends_with("-route-label") => "x",
                 name if name.contains("-route") => "^/ donotlog:",
                 "protocol" => "http",
+                "farm" => "f:1",
                 "log-route" | "log-req-route" => "name ^x",
                 "signal-timer" | "signal-rbtimer" => "17 30",
                 "fs-signal" | "touch-signal" => "/tmp 17",

@@ -16,6 +16,7 @@
 //! - [`parse_frame_head`], [`encode_frame`], [`Assembler`], [`websocket_accept_key`]: WebSocket
 //!   (RFC 6455) framing for the server side, with permessage-deflate ([`negotiate_deflate`]).
 //! - [`parse_proxy_header`]: the optional PROXY protocol (v1/v2) header opening a connection.
+//! - [`parse_spool_file`] / [`encode_spool_file`]: uWSGI's spooler task files.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -24,6 +25,7 @@ mod head;
 mod percent;
 mod proxy;
 mod response;
+mod spool;
 mod syntax;
 mod uwsgi;
 mod websocket;
@@ -40,6 +42,10 @@ pub use proxy::{
 };
 pub use response::{
     encode_chunk, encode_response_head, validate_response_header, HeaderError, ResponseFraming, CHUNK_END, LAST_CHUNK,
+};
+pub use spool::{
+    compare_spool_names, encode_spool_file, encode_spool_name, is_priority_name, is_spool_file_name, parse_spool_file,
+    spool_routing, SpoolError, SpoolName, SpoolRouting, SpoolTask, MAX_SPOOL_VARS, SPOOL_FILE_PREFIX, SPOOL_MODIFIER1,
 };
 pub use uwsgi::{
     encode_uwsgi_packet, parse_uwsgi_packet, try_encode_uwsgi_packet, PacketError, UwsgiPacket, UwsgiVar,

@@ -12,6 +12,8 @@
 //! - `log/`: server log set-up and the request-log line
 //! - `routing/`: `route*` rules run before static files and the app
 //! - `static_files/`: `static-map`/`check-static` files served without Python
+//! - `spooler`: spool task files and the spooler processes that run them
+//! - `mule`: mule processes and their message queues
 #![deny(unsafe_code)]
 
 mod cli;
@@ -19,10 +21,12 @@ mod hooks;
 mod interface;
 mod log;
 mod master;
+mod mule;
 mod net;
 mod routing;
 mod scoreboard;
 mod signals;
+mod spooler;
 mod static_files;
 mod worker;
 mod wsgi;

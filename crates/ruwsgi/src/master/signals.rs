@@ -257,10 +257,16 @@ impl SignalRouter {
                     tracing::error!("invalid signal target: worker{n}");
                 }
             }
-            // The spooler and mules are added by their own part of the server.
-            Target::Spooler => tracing::error!("could not deliver signal {signal} to the spooler: no spooler runs"),
+            Target::Spooler => {
+                if let Err(e) = crate::spooler::deliver_signal(signal) {
+                    tracing::error!("could not deliver signal {signal} to the spooler: {e}");
+                }
+            }
             Target::Mules | Target::Mule(_) => {
-                tracing::error!("could not deliver signal {signal} to {target}: no mule runs");
+                let mule = if let Target::Mule(n) = target { Some(usize::from(n)) } else { None };
+                if let Err(e) = crate::mule::deliver_signal(signal, mule) {
+                    tracing::error!("could not deliver signal {signal} to {target}: {e}");
+                }
             }
         }
     }

@@ -8,8 +8,10 @@ mod asgi_websocket;
 mod environ;
 mod input;
 mod mount;
+pub mod mules;
 mod ops;
 mod response;
+pub mod spooler;
 mod uwsgi_module;
 
 use std::borrow::Cow;
@@ -26,7 +28,9 @@ use mount::{MountTable, Route};
 
 pub use input::FileWrapper;
 pub use ops::{install_tracebacker, reexec_command, reexec_for_optimize, start_autoreloader};
-pub use uwsgi_module::{enter_worker, install as install_uwsgi_module, run_atexit, start_signal_thread};
+pub use uwsgi_module::{
+    enter_worker, install as install_uwsgi_module, run_atexit, run_background_handler, start_signal_thread,
+};
 
 /// What a worker serves: WSGI callables or one ASGI app (`asgi`).
 pub enum App {

@@ -37,20 +37,6 @@ const UWSGI_VERSION: (u8, u8, u8) = (2, 0, 31);
 /// Names of uWSGI's module that ruwsgi doesn't provide: reading one raises
 /// `AttributeError` with a pointer to the docs.
 const NOT_PROVIDED: &[&str] = &[
-    // spooler and mules: built by another part (it removes them from here)
-    "spool",
-    "send_to_spooler",
-    "set_spooler_frequency",
-    "spooler_jobs",
-    "spooler_pid",
-    "spooler_pids",
-    "spooler_get_task",
-    "spoolers",
-    "mule_msg",
-    "mule_get_msg",
-    "farm_msg",
-    "farm_get_msg",
-    "in_farm",
     // the rest of uWSGI's module
     "request_id",
     "log_this_request",
@@ -184,8 +170,6 @@ static STATE: OnceLock<State> = OnceLock::new();
 static MASTER_PID: AtomicI32 = AtomicI32::new(0);
 /// This process's worker id (0 in the master and in other processes).
 static WORKER_ID: AtomicUsize = AtomicUsize::new(0);
-/// This process's mule id (0 outside mules).
-static MULE_ID: AtomicUsize = AtomicUsize::new(0);
 /// Signal handlers registered in this process (inherited by the workers forked after).
 static HANDLERS: Mutex<BTreeMap<u8, Py<PyAny>>> = Mutex::new(BTreeMap::new());
 
@@ -261,7 +245,6 @@ fn add_functions(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__getattr__", m.getattr("module_getattr")?)?;
     m.delattr("module_getattr")?;
     m.add_function(wrap_pyfunction!(worker_id, m)?)?;
-    m.add_function(wrap_pyfunction!(mule_id, m)?)?;
     m.add_function(wrap_pyfunction!(masterpid, m)?)?;
     m.add_function(wrap_pyfunction!(total_requests, m)?)?;
     m.add_function(wrap_pyfunction!(workers, m)?)?;
@@ -275,7 +258,6 @@ fn add_functions(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(is_connected, m)?)?;
     m.add_function(wrap_pyfunction!(ready, m)?)?;
     m.add_function(wrap_pyfunction!(micros, m)?)?;
-    m.add_function(wrap_pyfunction!(i_am_the_spooler, m)?)?;
     m.add_function(wrap_pyfunction!(register_signal, m)?)?;
     m.add_function(wrap_pyfunction!(signal, m)?)?;
     m.add_function(wrap_pyfunction!(signal_registered, m)?)?;
@@ -290,10 +272,10 @@ fn add_functions(m: &Bound<'_, PyModule>) -> PyResult<()> {
     Ok(())
 }
 
-/// The other parts of the API add their functions here, one line each
-/// (e.g. `super::spooler_api::add(m)?;`).
-#[allow(clippy::unnecessary_wraps)] // the parts added here return PyResult
-fn add_parts(_m: &Bound<'_, PyModule>) -> PyResult<()> {
+/// The other parts of the API add their functions here, one line each.
+fn add_parts(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    super::spooler::register(m)?;
+    super::mules::register(m)?;
     Ok(())
 }
 
@@ -321,6 +303,13 @@ fn module_getattr(name: &str) -> PyResult<Py<PyAny>> {
 /// `uwsgi.post_fork_hook` (what `@postfork` registers) as uWSGI does in every worker.
 pub fn enter_worker(id: usize) {
     WORKER_ID.store(id, Relaxed);
+    MASTER_PID.store(nix::unistd::getppid().as_raw(), Relaxed);
+    call_hook("post_fork_hook");
+}
+
+/// In a freshly forked spooler or mule: runs `uwsgi.post_fork_hook`, as uWSGI does after
+/// every fork.
+pub fn enter_background() {
     MASTER_PID.store(nix::unistd::getppid().as_raw(), Relaxed);
     call_hook("post_fork_hook");
 }
@@ -355,11 +344,6 @@ pub fn end_request() -> Vec<(String, String)> {
 #[pyfunction]
 fn worker_id() -> usize {
     WORKER_ID.load(Relaxed)
-}
-
-#[pyfunction]
-fn mule_id() -> usize {
-    MULE_ID.load(Relaxed)
 }
 
 #[pyfunction]
@@ -528,12 +512,6 @@ fn micros() -> u64 {
     crate::scoreboard::now_micros()
 }
 
-/// True in a spooler process, None elsewhere (as uWSGI).
-#[pyfunction]
-fn i_am_the_spooler(py: Python<'_>) -> Py<PyAny> {
-    py.None()
-}
-
 /// `register_signal(num, target, handler)`: `handler(num)` runs where the target says.
 #[pyfunction]
 fn register_signal(num: u8, target: &str, handler: Py<PyAny>) -> PyResult<()> {
@@ -545,7 +523,7 @@ fn register_signal(num: u8, target: &str, handler: Py<PyAny>) -> PyResult<()> {
     };
     let wid = WORKER_ID.load(Relaxed);
     let mut handlers = HANDLERS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    if wid == 0 && MULE_ID.load(Relaxed) == 0 && handlers.contains_key(&num) {
+    if wid == 0 && crate::mule::id() == 0 && handlers.contains_key(&num) {
         tracing::info!("[uwsgi-signal] you cannot re-register a signal as the master !!!");
         return Err(PyValueError::new_err("unable to register signal"));
     }
@@ -717,6 +695,12 @@ pub fn start_signal_thread(id: usize) {
     if let Err(e) = spawned {
         tracing::error!("worker {id}: cannot start the signal thread: {e}");
     }
+}
+
+/// Runs this process's handler for signal `num` in a spooler or mule (uWSGI's targets
+/// `spooler`, `mules`, `muleN`).
+pub fn run_background_handler(num: u8) {
+    run_handler(0, num);
 }
 
 /// Runs this process's handler for signal `num`.
