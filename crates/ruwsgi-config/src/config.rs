@@ -323,6 +323,9 @@ pub struct Config {
     pub strict: bool,
     /// `print`, `iprint`: lines written to stdout at start-up, in order.
     pub print: Vec<String>,
+    /// Adaptive process spawning: `cheaper` (its `count`), `cheaper-*`, `idle`,
+    /// `die-on-idle`, `cheap`.
+    pub cheaper: crate::cheaper::Cheaper,
 }
 
 impl Default for Config {
@@ -453,6 +456,7 @@ impl Default for Config {
             mimefile: Vec::new(),
             strict: false,
             print: Vec::new(),
+            cheaper: crate::cheaper::Cheaper::default(),
         }
     }
 }
