@@ -17,6 +17,7 @@
 //! `as-user`, `pre-app`, `post-app`, `master-start`) run here, in uWSGI's order, and
 //! `as-user-atexit` before every exit and reload exec.
 
+mod cheaper;
 mod cron;
 mod daemons;
 mod fifo;
@@ -164,6 +165,8 @@ struct Master {
     signal_actions: Vec<(Signal, MasterAction)>,
     /// `log-master`: the pipes workers log through.
     log_pipes: Option<crate::log::LogPipes>,
+    /// Adaptive process spawning (`cheaper`, `idle`) and the busy figures.
+    cheaper: cheaper::Cheaper,
 }
 
 /// Runs the whole server; returns the process exit code. `files_read`: the
@@ -343,6 +346,7 @@ fn start(cfg: Config, files_read: &[String]) -> Result<Master> {
         touch_chain: cfg.touch_chain_reload.iter().map(Touched::new).collect(),
         touch_workers: cfg.touch_workers_reload.iter().map(Touched::new).collect(),
         crons: Crons::new(&cfg.crons, cfg.cron_harakiri),
+        cheaper: cheaper::Cheaper::new(cfg.cheaper, processes),
         signal_actions,
         cfg,
         listeners,
@@ -359,7 +363,7 @@ fn start(cfg: Config, files_read: &[String]) -> Result<Master> {
         daemons,
         log_pipes,
     };
-    for id in 1..=processes {
+    for id in master.initial_workers() {
         master.spawn(id)?;
     }
     if let Err(e) = run_phase(&master.cfg.hooks, HookPhase::MasterStart) {
@@ -560,6 +564,8 @@ impl Master {
                 fds.push(PollFd::new(f.fd(), PollFlags::POLLIN));
                 fds.len() - 1
             });
+            let cheap_at = fds.len();
+            fds.extend(self.cheap_wait_fds().into_iter().map(|fd| PollFd::new(fd, PollFlags::POLLIN)));
             let log_at = fds.len();
             if let Some(pipes) = &self.log_pipes {
                 fds.extend(
@@ -573,6 +579,7 @@ impl Master {
             let stats_ready: Vec<usize> = (0..self.stats.len()).filter(|i| ready(Some(stats_at + i))).collect();
             let fifo_ready = ready(fifo_at);
             let log_ready = (log_at..fds.len()).any(|i| ready(Some(i)));
+            let connection_waits = (cheap_at..log_at).any(|i| ready(Some(i)));
             drop(fds);
             if log_ready {
                 if let Some(pipes) = &self.log_pipes {
@@ -613,6 +620,10 @@ impl Master {
             self.check_harakiri();
             match self.phase {
                 Phase::Running => {
+                    if connection_waits {
+                        self.wake_from_cheap();
+                    }
+                    self.check_cheaper();
                     self.respawn_due();
                     self.daemons.supervise(Instant::now());
                     self.crons.tick();
@@ -795,6 +806,10 @@ impl Master {
             for core in &self.board.worker(id).cores {
                 core.connections.store(u64::MAX, std::sync::atomic::Ordering::Relaxed);
             }
+            if running && self.cheaper_reaped(index, pid) {
+                continue;
+            }
+            let w = &mut self.workers[index];
             let lived = w.spawned.map_or(Duration::ZERO, |t| t.elapsed());
             match how {
                 Exit::Code(0) => tracing::info!("worker {id} (pid: {pid}) exited"),
@@ -1057,6 +1072,9 @@ impl Master {
             FifoCommand::Shutdown => self.shutdown(true, "master-fifo q"),
             FifoCommand::ShutdownNow => self.shutdown(false, "master-fifo Q"),
             FifoCommand::Stats => stats::log_summary(&self.stats_document()),
+            FifoCommand::AddWorker => self.cheaper_fifo(1),
+            FifoCommand::RemoveWorker => self.cheaper_fifo(-1),
+            FifoCommand::GoCheap => self.go_cheap(),
             FifoCommand::ReopenLog => {
                 if let Some(path) = &self.log_file {
                     if let Err(e) = logfile::redirect(path) {
@@ -1079,6 +1097,9 @@ impl Master {
         let mut doc = stats::render(&self.cfg, &self.listeners, self.board, &views, &cwd);
         if !self.daemons.is_empty() {
             doc["daemons"] = self.daemons.stats();
+        }
+        for (key, value) in self.cheaper_stats() {
+            doc[key] = value;
         }
         doc
     }
