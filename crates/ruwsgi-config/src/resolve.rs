@@ -551,6 +551,10 @@ fn apply(
         }
         "log-master-bufsize" => c.log_master_bufsize = size()?.max(1),
         "so-keepalive" => c.so_keepalive = flag,
+        "reuse-port" => c.reuse_port = flag,
+        // `healthz` means `/healthz`: request paths always start with a slash.
+        "health-path" => c.health_path = Some(format!("/{}", text()?.trim_start_matches('/'))),
+        "drain-delay" => c.drain_delay = num()?,
         "tcp-nodelay" => c.tcp_nodelay = flag,
         "wsgi-disable-file-wrapper" => c.wsgi_disable_file_wrapper = flag,
         "harakiri" => c.harakiri = num()?,
