@@ -536,8 +536,14 @@ impl Master {
     /// Forks worker `id`.
     fn spawn(&mut self, id: usize) -> Result<()> {
         let slot = self.board.worker(id);
+        let master = nix::unistd::getpid();
         let pid = wsgi::fork()?;
         if pid == 0 {
+            // As uWSGI's `no-orphans`, always: a worker dies with a killed master instead of
+            // serving on, unsupervised, on sockets a restarted instance needs to bind.
+            if nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).is_err() || nix::unistd::getppid() != master {
+                std::process::exit(1);
+            }
             // The master's private fds are no business of the worker.
             let _ = nix::unistd::close(self.signals.as_raw_fd());
             for stats in &self.stats {
