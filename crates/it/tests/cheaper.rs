@@ -92,7 +92,8 @@ fn spare_adds_workers_under_a_load_step_and_cheaps_them_after() {
         let doc = stats(&srv);
         assert_eq!(doc["active_workers"].as_u64(), Some(4));
         assert!(doc["busy_ratio"].as_f64().unwrap() > 0.0, "{doc}");
-        let statuses: Vec<&str> = doc["workers"].as_array().unwrap().iter().map(|w| w["status"].as_str().unwrap()).collect();
+        let statuses: Vec<&str> =
+            doc["workers"].as_array().unwrap().iter().map(|w| w["status"].as_str().unwrap()).collect();
         assert_eq!(statuses, ["busy"; 4]);
     });
     // The step is over: one worker goes every `cheaper-overload` idle checks, down to 1.
@@ -150,10 +151,8 @@ fn backlog_spawns_while_connections_queue() {
 
 #[test]
 fn idle_stops_the_workers_until_a_connection_arrives() {
-    let srv = start_ini(
-        "[uwsgi]\nhttp-socket = 127.0.0.1:0\nwsgi-file = {app}\nmaster = true\nprocesses = 2\nidle = 1\n",
-        2,
-    );
+    let srv =
+        start_ini("[uwsgi]\nhttp-socket = 127.0.0.1:0\nwsgi-file = {app}\nmaster = true\nprocesses = 2\nidle = 1\n", 2);
     assert_eq!(srv.get("/").status, 200);
     assert!(srv.wait_log("cheap mode enabled: waiting for socket connection...", LONG), "{}", srv.log());
     assert!(srv.wait_log("workers have been inactive for more than 1 seconds", LONG));
@@ -177,10 +176,8 @@ fn die_on_idle_exits() {
 
 #[test]
 fn metrics_export_the_busy_ratio_and_the_backlog() {
-    let srv = start_ini(
-        "[uwsgi]\nhttp-socket = 127.0.0.1:0\nwsgi-file = {app}\nprocesses = 2\nmetrics = 127.0.0.1:0\n",
-        2,
-    );
+    let srv =
+        start_ini("[uwsgi]\nhttp-socket = 127.0.0.1:0\nwsgi-file = {app}\nprocesses = 2\nmetrics = 127.0.0.1:0\n", 2);
     assert_eq!(srv.get("/").status, 200);
     assert!(srv.wait_log("metrics (Prometheus) server enabled on ", Duration::from_secs(5)), "{}", srv.log());
     let address = srv
@@ -192,7 +189,13 @@ fn metrics_export_the_busy_ratio_and_the_backlog() {
     s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
     let mut text = String::new();
     s.read_to_string(&mut text).unwrap();
-    for series in ["ruwsgi_busy_ratio ", "ruwsgi_busy_seconds_total ", "ruwsgi_listen_queue ", "ruwsgi_workers_active 2", "ruwsgi_capacity_cores 2"] {
+    for series in [
+        "ruwsgi_busy_ratio ",
+        "ruwsgi_busy_seconds_total ",
+        "ruwsgi_listen_queue ",
+        "ruwsgi_workers_active 2",
+        "ruwsgi_capacity_cores 2",
+    ] {
         assert!(text.contains(series), "{series}: {text}");
     }
 }

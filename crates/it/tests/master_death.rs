@@ -10,7 +10,8 @@ use nix::sys::signal::Signal;
 
 #[test]
 fn issue_14_workers_exit_when_the_master_is_killed() {
-    let mut srv = Server::start(&["--http-socket", "127.0.0.1:0", "--wsgi-file", &it::app("hello.py"), "--processes", "2"]);
+    let mut srv =
+        Server::start(&["--http-socket", "127.0.0.1:0", "--wsgi-file", &it::app("hello.py"), "--processes", "2"]);
     let workers = srv.worker_pids();
     assert_eq!(workers.len(), 2);
     let addr = srv.addr();
@@ -29,5 +30,6 @@ fn issue_14_workers_exit_when_the_master_is_killed() {
 }
 
 fn zombie(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.rsplit(')').next().is_some_and(|r| r.trim_start().starts_with('Z')))
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|s| s.rsplit(')').next().is_some_and(|r| r.trim_start().starts_with('Z')))
 }

@@ -163,10 +163,7 @@ impl Cheaper {
             return Err(format!("cheaper = {}: must be lower than processes ({processes})", self.count));
         }
         if self.rss_limit_hard > 0 && self.rss_limit_soft == 0 {
-            return Err(format!(
-                "cheaper-rss-limit-hard = {}: needs cheaper-rss-limit-soft too",
-                self.rss_limit_hard
-            ));
+            return Err(format!("cheaper-rss-limit-hard = {}: needs cheaper-rss-limit-soft too", self.rss_limit_hard));
         }
         if self.rss_limit_hard > 0 && self.rss_limit_hard <= self.rss_limit_soft {
             return Err(format!(

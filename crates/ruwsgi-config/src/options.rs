@@ -959,8 +959,15 @@ mod tests {
 
     /// Names in the main table that are not options of uWSGI's `pip install uwsgi` build
     /// (`cheaper-idle` is uWSGI 2.1's).
-    const RUWSGI_ONLY: &[&str] =
-        &["metrics", "stats-prometheus", "py-autoreload-ignore", "log-json", "health-path", "drain-delay", "cheaper-idle"];
+    const RUWSGI_ONLY: &[&str] = &[
+        "metrics",
+        "stats-prometheus",
+        "py-autoreload-ignore",
+        "log-json",
+        "health-path",
+        "drain-delay",
+        "cheaper-idle",
+    ];
     /// Options of uWSGI 2.0 plugins that `pip install uwsgi` doesn't build (so not in the generated
     /// list), listed to say ruwsgi serves only WSGI.
     const OTHER_PLUGINS: &[&str] = &["asyncio", "greenlet", "psgi", "rack", "jvm-main-class", "lua", "mono-app"];

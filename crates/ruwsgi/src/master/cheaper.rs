@@ -125,7 +125,7 @@ fn spare(s: &Settings, v: &View<'_>, can_spawn: bool, overload_count: &mut u64, 
             return 0;
         }
         *idle_count += 1;
-        if active > s.count && *idle_count % s.overload == 0 {
+        if active > s.count && idle_count.is_multiple_of(s.overload) {
             return -1;
         }
     }
@@ -323,7 +323,11 @@ impl Busyness {
                     total += percent;
                     self.current[i] = percent;
                     if b.verbose && active > 1 {
-                        tracing::info!("[busyness] worker nr {} {}s average busyness is at {percent}%", i + 1, s.overload);
+                        tracing::info!(
+                            "[busyness] worker nr {} {}s average busyness is at {percent}%",
+                            i + 1,
+                            s.overload
+                        );
                     }
                 } else {
                     self.current[i] = 0;
@@ -411,23 +415,20 @@ impl Busyness {
             // The queue is checked every second, between windows too.
             return self.spawn_emergency_worker(s, v);
         } else if v.backlog > 0 {
-            match self.backlog_nonzero_since {
-                Some(since) => {
-                    if can_spawn && now.saturating_sub(since) / 1_000_000 >= b.backlog_nonzero {
-                        tracing::info!(
-                            "[busyness] backlog was non-zero for {} second(s), spawning new worker(s)",
-                            now.saturating_sub(since) / 1_000_000
-                        );
-                        self.backlog_nonzero_since = Some(now);
-                        return self.spawn_emergency_worker(s, v);
-                    }
-                }
-                None => {
-                    if b.verbose {
-                        tracing::info!("[busyness] backlog is starting to fill ({})", v.backlog);
-                    }
+            if let Some(since) = self.backlog_nonzero_since {
+                if can_spawn && now.saturating_sub(since) / 1_000_000 >= b.backlog_nonzero {
+                    tracing::info!(
+                        "[busyness] backlog was non-zero for {} second(s), spawning new worker(s)",
+                        now.saturating_sub(since) / 1_000_000
+                    );
                     self.backlog_nonzero_since = Some(now);
+                    return self.spawn_emergency_worker(s, v);
                 }
+            } else {
+                if b.verbose {
+                    tracing::info!("[busyness] backlog is starting to fill ({})", v.backlog);
+                }
+                self.backlog_nonzero_since = Some(now);
             }
         } else if self.backlog_nonzero_since.take().is_some() && b.verbose {
             tracing::info!("[busyness] backlog is now empty");
@@ -474,11 +475,7 @@ pub(super) struct Cheaper {
 impl Cheaper {
     pub(super) fn new(settings: Settings, processes: usize) -> Self {
         let now = Instant::now();
-        let algo = if settings.enabled() {
-            Algo::new(&settings, processes, now_micros())
-        } else {
-            Algo::Manual
-        };
+        let algo = if settings.enabled() { Algo::new(&settings, processes, now_micros()) } else { Algo::Manual };
         Self {
             settings,
             algo,
@@ -755,7 +752,8 @@ impl Master {
         load.busy_workers = busy_workers;
         let now = Instant::now();
         load.samples.push_back((now, load.total));
-        while load.samples.len() > 2 && load.samples.front().is_some_and(|(t, _)| now.duration_since(*t) > LOAD_WINDOW) {
+        while load.samples.len() > 2 && load.samples.front().is_some_and(|(t, _)| now.duration_since(*t) > LOAD_WINDOW)
+        {
             load.samples.pop_front();
         }
     }
@@ -773,7 +771,8 @@ impl Master {
             }
             _ => (load.busy_cores as f64 / capacity).min(1.0),
         };
-        let active = self.workers.iter().enumerate().filter(|(i, w)| w.pid.is_some() && !self.cheaper.cheaped[*i]).count();
+        let active =
+            self.workers.iter().enumerate().filter(|(i, w)| w.pid.is_some() && !self.cheaper.cheaped[*i]).count();
         let s = &self.cheaper.settings;
         let mut cheaper = json!({
             "enabled": s.enabled(),
