@@ -222,7 +222,7 @@ const TYPOS_AND_MISSING: &[(&str, &str)] = &[
         "spooler = /tmp/spool",
         "option \"spooler\" is not implemented by ruwsgi: no spooler runs, so spooled tasks are not executed",
     ),
-    ("idle = 30", "option \"idle\" is not implemented by ruwsgi: it is ignored"),
+    ("freebind = true", "option \"freebind\" is not implemented by ruwsgi: it is ignored"),
 ];
 
 /// Issue 11: such an ini starts and serves, and the log has one warning line for each, naming
