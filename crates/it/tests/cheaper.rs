@@ -199,3 +199,36 @@ fn metrics_export_the_busy_ratio_and_the_backlog() {
         assert!(text.contains(series), "{series}: {text}");
     }
 }
+
+#[test]
+fn rss_hard_limit_cheaps_workers_down_to_one() {
+    // Any worker is above 2 bytes of RSS: the hard limit removes workers one per check while
+    // more than one runs (uWSGI's `active_workers > 1`), whatever the algorithm says.
+    let srv = start_ini(
+        "[uwsgi]\nhttp-socket = 127.0.0.1:0\nwsgi-file = {app}\nmaster = true\nprocesses = 4\n\
+         cheaper = 1\ncheaper-initial = 3\ncheaper-rss-limit-soft = 1\ncheaper-rss-limit-hard = 2\n\
+         stats = 127.0.0.1:0\n",
+        3,
+    );
+    wait_count(&srv, "cheaper hard rss memory limit exceeded, cheap one of", 2);
+    wait_count(&srv, "cheaped.", 2);
+    assert_eq!(stats(&srv)["active_workers"].as_u64(), Some(1));
+    assert_eq!(srv.get("/").status, 200);
+}
+
+#[test]
+fn spare2_keeps_one_idle_worker_ahead_of_the_load() {
+    let srv = start_ini(
+        "[uwsgi]\nhttp-socket = 127.0.0.1:0\nwsgi-file = {app}\nmaster = true\nprocesses = 4\n\
+         cheaper = 1\ncheaper-algo = spare2\ncheaper-idle = 2\nenv = HOLD_GATE={dir}/gate\n\
+         stats = 127.0.0.1:0\n",
+        1,
+    );
+    let gate = srv.dir.path().join("gate");
+    // Two held requests: each busy worker is replaced as the idle one, so 3 run.
+    load_step(&srv, &gate, 2, || wait_count(&srv, "spawned uWSGI worker", 3));
+    // Then three idle workers, two more than `cheaper`: one goes every `cheaper-idle`
+    // checks, down to one.
+    wait_count(&srv, "cheaped.", 2);
+    assert_eq!(stats(&srv)["active_workers"].as_u64(), Some(1));
+}
