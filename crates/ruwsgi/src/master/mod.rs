@@ -3,7 +3,8 @@
 //! every respawn and re-executes itself on reload), so its loop is a `poll()` over a
 //! signalfd, the stats socket and the master FIFO, with a tick of at most one second.
 //!
-//! On the tick it respawns dead workers, enforces `harakiri` and `evil-reload-on-rss`,
+//! On the tick it respawns dead workers (all of them, or as many as the cheaper subsystem
+//! wants: `cheaper.rs`), enforces `harakiri` and `evil-reload-on-rss`,
 //! polls the `touch-reload`/`touch-chain-reload` files, drives a chain reload and rotates
 //! the log. Signals (uWSGI's meaning, with `die-on-term` semantics for SIGTERM):
 //! - SIGHUP: graceful reload (`reload.rs`): workers finish their requests, then re-exec.

@@ -327,20 +327,18 @@ pub fn render_prometheus(doc: &Value) -> String {
         .collect();
     metric("worker_busy", "gauge", "1 while the worker runs a request.", &busy);
     // The figures a HorizontalPodAutoscaler scales on (`master/cheaper.rs`).
-    for (name, kind, help) in [
-        ("busy_ratio", "gauge", "Share of the capacity (processes x threads) spent in requests over the last 10 s."),
-        ("busy_seconds_total", "counter", "Core-seconds spent in requests since start."),
-        ("capacity_cores", "gauge", "Requests the instance can run at once (processes x threads)."),
-        ("workers_active", "gauge", "Workers running (not cheaped)."),
-        ("workers_busy", "gauge", "Workers running a request now."),
+    for (name, field, kind, help) in [
+        (
+            "busy_ratio",
+            "busy_ratio",
+            "gauge",
+            "Share of the capacity (processes x threads) spent in requests over the last 10 s.",
+        ),
+        ("busy_seconds_total", "busy_seconds", "counter", "Core-seconds spent in requests since start."),
+        ("capacity_cores", "capacity", "gauge", "Requests the instance can run at once (processes x threads)."),
+        ("workers_active", "active_workers", "gauge", "Workers running (not cheaped)."),
+        ("workers_busy", "busy_workers", "gauge", "Workers running a request now."),
     ] {
-        let field = match name {
-            "busy_seconds_total" => "busy_seconds",
-            "capacity_cores" => "capacity",
-            "workers_active" => "active_workers",
-            "workers_busy" => "busy_workers",
-            other => other,
-        };
         let value = doc[field].as_f64().unwrap_or(0.0);
         let _ = writeln!(out, "# HELP ruwsgi_{name} {help}\n# TYPE ruwsgi_{name} {kind}\nruwsgi_{name} {value}");
     }
