@@ -566,6 +566,8 @@ impl Master {
         self.enter_cheap_mode();
     }
 
+    // Differs from uWSGI: the workers stop gracefully (SIGTERM: idle keep-alive connections
+    // are closed cleanly) where uWSGI sends SIGINT and blocks its master up to 3 s per worker.
     fn enter_cheap_mode(&mut self) {
         self.cheaper.is_cheap = true;
         for index in 0..self.workers.len() {
