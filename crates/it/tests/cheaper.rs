@@ -232,3 +232,19 @@ fn spare2_keeps_one_idle_worker_ahead_of_the_load() {
     wait_count(&srv, "cheaped.", 2);
     assert_eq!(stats(&srv)["active_workers"].as_u64(), Some(1));
 }
+
+#[test]
+fn manual_algo_follows_the_master_fifo() {
+    let srv = start_ini(
+        "[uwsgi]\nhttp-socket = 127.0.0.1:0\nwsgi-file = {app}\nmaster = true\nprocesses = 3\n\
+         cheaper = 1\ncheaper-algo = manual\nmaster-fifo = {dir}/fifo\n",
+        1,
+    );
+    let fifo = srv.dir.path().join("fifo");
+    let write = |cmd: &[u8]| std::fs::OpenOptions::new().write(true).open(&fifo).unwrap().write_all(cmd).unwrap();
+    write(b"+");
+    wait_count(&srv, "spawned uWSGI worker", 2);
+    write(b"-");
+    wait_count(&srv, "cheaped.", 1);
+    assert_eq!(srv.get("/").status, 200);
+}

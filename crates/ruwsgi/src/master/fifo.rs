@@ -136,5 +136,8 @@ mod tests {
         assert_eq!(parse_command(b'c'), Some(FifoCommand::ChainReload));
         assert_eq!(parse_command(b'Q'), Some(FifoCommand::ShutdownNow));
         assert_eq!(parse_command(b'\n'), None);
+        assert_eq!(parse_command(b'+'), Some(FifoCommand::AddWorker));
+        assert_eq!(parse_command(b'-'), Some(FifoCommand::RemoveWorker));
+        assert_eq!(parse_command(b'C'), Some(FifoCommand::GoCheap));
     }
 }
