@@ -127,3 +127,41 @@ fn issue_14_health_path_on_a_uwsgi_socket() {
     let r = srv.exchange(&packet);
     assert_eq!((r.status, r.text().as_str()), (200, "ok\n"), "{r:?}");
 }
+
+/// The same over a unix socket with `vacuum`: the file goes first (no new client finds it),
+/// the connections already queued are served.
+#[test]
+fn issue_14_sigterm_serves_the_backlog_of_a_unix_socket() {
+    use std::os::unix::net::UnixStream;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.sock");
+    let path_arg = path.display().to_string();
+    let app = it::app("wsgi_features.py");
+    let mut srv = Server::start(&[
+        "--http-socket",
+        &path_arg,
+        "--wsgi-file",
+        &app,
+        "--processes",
+        "1",
+        "--threads",
+        "1",
+        "--vacuum",
+    ]);
+    let send = |p: &str| {
+        let mut s = UnixStream::connect(&path).unwrap();
+        s.write_all(format!("GET {p} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes()).unwrap();
+        s
+    };
+    let busy = send("/sleep?s=0.5");
+    thread::sleep(Duration::from_millis(100));
+    let queued: Vec<UnixStream> = (0..10).map(|_| send("/sleep?s=0.02")).collect();
+    srv.signal(Signal::SIGTERM);
+    for (i, s) in std::iter::once(busy).chain(queued).enumerate() {
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let r = it::read_response(&mut BufReader::new(s));
+        assert_eq!(r.as_ref().map(|r| r.status).ok(), Some(200), "connection {i}: {r:?}\n{}", srv.log());
+    }
+    assert_eq!(srv.wait_exit(Duration::from_secs(20)), Some(0), "{}", srv.log());
+    assert!(!path.exists());
+}

@@ -1,8 +1,10 @@
 //! systemd socket activation (`LISTEN_PID`, `LISTEN_FDS`, `LISTEN_FDNAMES`, as
 //! `sd_listen_fds(3)`): the sockets a `.socket` unit passed are used for the `socket`,
-//! `http-socket` and `http` entries whose address they are bound to, as uWSGI does
-//! (`core/setup_utils.c`, `core/socket.c`); one no entry names is served with the uwsgi
-//! protocol, as uWSGI serves it. They are read once, by the first master image, before it
+//! `http-socket` and `http` entries whose address they are bound to, speaking the entry's
+//! protocol; one no entry names is served with the uwsgi protocol, as uWSGI serves it
+//! (`core/setup_utils.c`, `core/socket.c`). Differs from uWSGI: uWSGI 2.0.31 serves every
+//! activated socket with the uwsgi protocol, even when an `http-socket` entry names its
+//! address (an HTTP request then fails with `invalid request block size: 21573`). They are read once, by the first master image, before it
 //! daemonizes (the variables name its pid), and then travel across reloads with the other
 //! listeners (`listener::INHERIT_ENV`), marked as systemd's: systemd owns them, so they are
 //! never unlinked, filtered at a stop or dropped from a reload.

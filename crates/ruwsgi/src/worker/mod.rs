@@ -293,6 +293,11 @@ fn serve(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, boa
             }
         };
         info.slot().accepting.store(1, Relaxed);
+        // When a graceful stop was first seen, and how long serving the backlog may take:
+        // half the mercy, so the requests it brings still finish before the master's SIGKILL
+        // (a thread at `max-fd` with idle keep-alive clients may not accept meanwhile).
+        let mut graceful_since: Option<Instant> = None;
+        let backlog_limit = Duration::from_secs(cfg.reload_mercy.unwrap_or(0).max(cfg.worker_reload_mercy) / 2);
         while running.load(Relaxed) > 0 {
             let mut fds = [PollFd::new(recycle_read.as_fd(), PollFlags::POLLIN)];
             // While a stop waits for the backlog to be served, look again soon.
@@ -303,8 +308,16 @@ fn serve(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, boa
                 wsgi::flush_std_streams();
                 std::process::exit(0);
             }
-            if signals.graceful.load(Relaxed) && backlog_served(board, listeners) {
-                stop("");
+            if signals.graceful.load(Relaxed) {
+                let since = *graceful_since.get_or_insert_with(Instant::now);
+                if backlog_served(board, listeners) {
+                    stop("");
+                } else if since.elapsed() >= backlog_limit {
+                    stop(&format!(
+                        "worker {id} (pid: {pid}): the listen backlog is still not served after {} s: closing the sockets",
+                        backlog_limit.as_secs()
+                    ));
+                }
             }
             if died.load(Relaxed) {
                 exit_code = 1;
