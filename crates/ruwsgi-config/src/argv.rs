@@ -45,12 +45,26 @@ pub(crate) fn parse_args(args: &[String]) -> Result<Args, ConfigError> {
         i += 1;
         let (spec, written, inline) = if let Some(long) = arg.strip_prefix("--") {
             let (name, inline) = long.split_once('=').map_or((long, None), |(n, v)| (n, Some(v.to_owned())));
-            let spec = options::find(name).ok_or_else(|| ConfigError::UnknownOption {
-                origin: origin.clone(),
-                name: name.to_owned(),
-                suggestion: options::suggest(name).map(str::to_owned),
-            })?;
-            (spec, name.to_owned(), inline)
+            let spec = match options::find_abbreviated(name) {
+                Ok(Some(spec)) => spec,
+                Ok(None) => {
+                    return Err(ConfigError::UnknownOption {
+                        origin,
+                        name: name.to_owned(),
+                        suggestion: options::suggest(name).map(str::to_owned),
+                    })
+                }
+                Err(names) => {
+                    let names: Vec<String> = names.iter().map(|n| format!("--{n}")).collect();
+                    return Err(ConfigError::Syntax {
+                        origin,
+                        message: format!("--{name} is ambiguous: it could be {}", names.join(", ")),
+                    });
+                }
+            };
+            // An abbreviation stands for the full name (the one later messages use).
+            let written = if options::find(name).is_some() { name } else { spec.name };
+            (spec, written.to_owned(), inline)
         } else if let Some(short) = arg.strip_prefix('-').filter(|s| !s.is_empty()) {
             let mut chars = short.chars();
             let c = chars.next().unwrap_or_default(); // non-empty: filtered above
@@ -87,6 +101,16 @@ pub(crate) fn parse_args(args: &[String]) -> Result<Args, ConfigError> {
             (None, Kind::Bool | Kind::Action) => "true".to_owned(),
             // uWSGI's `--log-date` takes its strftime format only inline (`--log-date=%Y`).
             (None, _) if spec.name == "logdate" => "true".to_owned(),
+            // So does `--mule` its code (`--mule=file.py`): alone, it adds a mule without code.
+            // Differs from uWSGI: a following `file.py` or `module:function` (never a config
+            // file: those are `.ini`, `.json`, `.yaml`) is taken as its code too.
+            (None, _) if spec.name == "mule" => match args.get(i) {
+                Some(next) if is_mule_code(next) => {
+                    i += 1;
+                    next.clone()
+                }
+                _ => String::new(),
+            },
             // `--chmod-socket` alone means 666; it takes the next argument only if it's a mode.
             (None, Kind::Mode) => match args.get(i) {
                 Some(next) if !next.is_empty() && next.bytes().all(|b| b.is_ascii_digit()) => {
@@ -107,6 +131,14 @@ pub(crate) fn parse_args(args: &[String]) -> Result<Args, ConfigError> {
         push(&mut out, spec, written, value, origin)?;
     }
     Ok(out)
+}
+
+/// A command-line word that reads as a mule's code: `path.py` or `module:function`.
+fn is_mule_code(word: &str) -> bool {
+    let config_file = |w: &str| Format::from_path(w.rsplit_once(':').map_or(w, |(f, _)| f)).is_some();
+    !word.starts_with('-')
+        && (std::path::Path::new(word).extension().is_some_and(|e| e == "py") || word.contains(':'))
+        && !config_file(word)
 }
 
 fn push(
@@ -203,10 +235,41 @@ mod tests {
     }
 
     #[test]
+    fn long_options_may_be_abbreviated_as_with_getopt() {
+        assert_eq!(
+            flags(&["--wsgi-fil", "app.py", "--proces=2", "--http-socket", ":80"]),
+            vec![
+                ("wsgi-file".into(), "app.py".into()),
+                ("processes".into(), "2".into()),
+                ("http-socket".into(), ":80".into())
+            ]
+        );
+        assert_eq!(parse_args(&args(&["--show-confi"])).unwrap().action, Some(Action::ShowConfig));
+    }
+
+    #[test]
     fn log_date_takes_its_format_only_inline() {
         assert_eq!(
             flags(&["--log-date", "--logdate=%Y"]),
             vec![("log-date".into(), "true".into()), ("logdate".into(), "%Y".into())]
+        );
+    }
+
+    #[test]
+    fn mule_takes_its_code_only_inline() {
+        assert_eq!(
+            flags(&["--mule", "--mule=w.py", "--mules", "2"]),
+            vec![("mule".into(), String::new()), ("mule".into(), "w.py".into()), ("mules".into(), "2".into())]
+        );
+        // A following file.py or module:function is its code; a config file is not.
+        assert_eq!(
+            flags(&["--mule", "w.py", "--mule", "jobs:run", "--mule", "app.ini:prod"]),
+            vec![
+                ("mule".into(), "w.py".into()),
+                ("mule".into(), "jobs:run".into()),
+                ("mule".into(), String::new()),
+                ("file:ini".into(), "app.ini:prod".into()),
+            ]
         );
     }
 
@@ -233,6 +296,10 @@ mod tests {
             "argument 1: unknown option \"proccesses\" (did you mean \"processes\"?)"
         );
         assert_eq!(e(&["--http"]), "argument 1: --http: missing value");
+        assert_eq!(
+            e(&["--http-socke", ":80"]),
+            "argument 1: --http-socke is ambiguous: it could be --http-socket, --http-socket-modifier1, --http-socket-modifier2"
+        );
         assert_eq!(
             e(&["a.ini", "b.ini"]),
             "argument 2: unexpected argument \"b.ini\" (only one config file may be given without --ini)"
