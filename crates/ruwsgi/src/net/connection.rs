@@ -101,9 +101,13 @@ pub struct LoopContext<'a> {
     pub app: &'a dyn Application,
     /// Settings.
     pub settings: &'a LoopSettings,
-    /// Set when the worker should stop accepting and finish. Also handed to each request,
-    /// so a response whose head goes out after it was set says `Connection: close`.
+    /// Set when the worker should stop accepting and finish.
     pub stopping: &'a Arc<AtomicBool>,
+    /// Set as soon as the worker is told to stop, gracefully or not: possibly before
+    /// `stopping`, while it still serves the listen backlog of an instance that stops.
+    /// Handed to each request, so a response whose head goes out after it was set says
+    /// `Connection: close` (the client takes its next request elsewhere).
+    pub winding_down: &'a Arc<AtomicBool>,
     /// This thread's epoll set; the worker registered the listeners (tokens `0..`) and
     /// its main thread takes them out when the worker stops.
     pub epoll: &'a Epoll,
@@ -392,7 +396,8 @@ fn serve_event(
         && conn.buf.len() == 0
         && conn.sending.is_none();
     let close = failed || matches!(next, Next::Close) || over_keepalive;
-    if close && !failed && conn.closing.is_none() && conn.sending.is_none() && ctx.stopping.load(Ordering::Relaxed) {
+    if close && !failed && conn.closing.is_none() && conn.sending.is_none() && ctx.winding_down.load(Ordering::Relaxed)
+    {
         // A stopping worker's last response (`Connection: close`) is followed by a FIN and
         // a short linger, so a request the client sent meanwhile can't reset it away.
         begin_close(conn);
@@ -702,7 +707,7 @@ fn serve_http(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
     if let Some(statics) = ctx.statics {
         let started = now_micros();
         // A stopping worker closes after this reply unless another request is already buffered.
-        let closing = ctx.stopping.load(Ordering::Relaxed) && conn.buf.len() == used;
+        let closing = ctx.winding_down.load(Ordering::Relaxed) && conn.buf.len() == used;
         let request =
             StaticRequest::from_http(&head).map(|r| StaticRequest { keep_alive: r.keep_alive && !closing, ..r });
         if let Some(reply) = request.and_then(|r| statics.respond(&r, routed_file(route.as_deref()))) {
@@ -789,7 +794,7 @@ fn serve_http(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
         client: Client::new(fd, settings.request_timeout),
         route: route.as_deref(),
         // Once the worker stops, the last buffered request's response says `Connection: close`.
-        closing: (!pipelined).then_some(ctx.stopping),
+        closing: (!pipelined).then_some(ctx.winding_down),
         harakiri_clock: &ctx.worker.slot().cores[ctx.core].request_start,
     };
     let client_keep_alive = head.keep_alive;

@@ -72,14 +72,30 @@ impl Listener {
     }
 
     /// Stops new TCP clients from joining the accept queue while the ones already there stay
-    /// (a graceful stop, `master/drain.rs`): a socket filter that drops every packet, so a
-    /// new client's SYN goes unanswered (the client retries, and is refused once the socket
-    /// is closed, or reaches another `reuse-port` instance). A filter is the only way: a
-    /// `shutdown()` of a listening socket, or its close, resets the queued connections.
+    /// (a graceful stop, `master/drain.rs`): a socket filter that drops each opening SYN, so
+    /// a new client goes unanswered (it retries, and is refused once the socket is closed,
+    /// or reaches another `reuse-port` instance). A filter is the only way: a `shutdown()`
+    /// of a listening socket, or its close, resets the queued connections.
+    ///
+    /// Only SYNs: a client whose SYN was answered just before must still get its final ACK
+    /// through (it already counts itself connected), and a connection made from the listener
+    /// inherits its filter, so a drop-all filter would also swallow its request.
     pub fn refuse_newcomers(&self) -> io::Result<()> {
-        // One classic BPF instruction, `ret #0`: keep 0 bytes of the packet, i.e. drop it.
-        const BPF_RET_K: u16 = 0x06;
-        self.socket.attach_filter(&[socket2::SockFilter::new(BPF_RET_K, 0, 0, 0)])
+        use socket2::SockFilter;
+        // Classic BPF; a TCP socket's filter sees the packet from the TCP header on, whose
+        // byte 13 holds the flags (ACK 0x10, SYN 0x02).
+        const LD_B_ABS: u16 = 0x30;
+        const AND_K: u16 = 0x54;
+        const JEQ_K: u16 = 0x15;
+        const RET_K: u16 = 0x06;
+        self.socket.attach_filter(&[
+            SockFilter::new(LD_B_ABS, 0, 0, 13),
+            SockFilter::new(AND_K, 0, 0, 0x12),
+            // SYN without ACK: fall through to the drop; anything else: skip it.
+            SockFilter::new(JEQ_K, 0, 1, 0x02),
+            SockFilter::new(RET_K, 0, 0, 0),
+            SockFilter::new(RET_K, 0, 0, u32::MAX),
+        ])
     }
 
     /// Drops this process's reference to the listening socket, keeping the fd number taken

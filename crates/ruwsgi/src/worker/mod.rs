@@ -254,6 +254,7 @@ fn serve(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, boa
                 app,
                 settings: &settings,
                 stopping: &stopping,
+                winding_down: &signals.graceful,
                 epoll,
                 gate: &gate,
                 stop_fd: stop_read.as_fd(),
@@ -288,6 +289,8 @@ fn serve(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, boa
             }
         }
         let stop = |why: &str| {
+            // The responses from now on say `Connection: close` (`LoopContext::winding_down`).
+            signals.graceful.store(true, Relaxed);
             if !stopping.swap(true, Relaxed) {
                 if !why.is_empty() {
                     tracing::info!("{why}");
@@ -403,7 +406,9 @@ fn limit_address_space(mib: u64) -> nix::Result<()> {
 
 /// How the master's signals reach a worker: SIGTERM/SIGHUP set `graceful` (finish the
 /// requests in flight, then exit), SIGINT/SIGQUIT set `immediate`, SIGUSR1 (the master's
-/// stats signal) is ignored; each also writes a byte to the main loop's wake-up pipe.
+/// stats signal) is ignored; each also writes a byte to the main loop's wake-up pipe. The
+/// worker's own stops (max-requests, ...) set `graceful` too: it is what tells responses to
+/// say `Connection: close`.
 ///
 /// Handlers, not a signalfd: a signalfd needs the signals blocked, and a blocked signal
 /// stays blocked in every program the app starts (`subprocess`), which then can't be
