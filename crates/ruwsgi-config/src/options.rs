@@ -529,7 +529,9 @@ pub static OPTIONS: &[OptionSpec] = &[
     s("max-fd", Number, "0", "max open connections per worker; above the hard RLIMIT_NOFILE it raises that (root) (0 = no cap)"),
     ignored("http-auto-chunked", Bool, "HTTP/1.1 responses without Content-Length are always chunked",
         "chunk responses without Content-Length"),
-    planned("http-websockets", Bool, "WebSocket support"),
+    row("http-websockets", &[], None, Bool, false, "false", SupportedWithDifference(
+        "always on: there is no HTTP router, and the workers pass `Upgrade` requests to the app"),
+        "let WebSocket `Upgrade` requests through to the app (`uwsgi.websocket_handshake()`)"),
     never("http-processes", NO_ROUTER, "HTTP router processes"),
     never("http-to", NO_ROUTER, "HTTP router upstream"),
     missing("listen-queue-alarm", Text, "no alarm is raised", "alarm on a full listen queue"),
