@@ -25,8 +25,8 @@ use pyo3::exceptions::{PyIOError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString};
 use ruwsgi_proto::{
-    encode_close_payload, encode_frame, parse_close_payload, parse_frame_head, unmask, websocket_accept_key,
-    Assembler, FrameError, Message, Opcode,
+    encode_close_payload, encode_frame, parse_close_payload, parse_frame_head, unmask, websocket_accept_key, Assembler,
+    FrameError, Message, Opcode,
 };
 
 use super::asgi_websocket::Settings;
@@ -212,7 +212,8 @@ fn websocket_handshake(
             let first = offered.split(|&b| b == b',').next()?.trim_ascii();
             (!first.is_empty()).then(|| first.to_vec())
         });
-        let mut head = b"HTTP/1.1 101 Web Socket Protocol Handshake\r\nUpgrade: WebSocket\r\nConnection: Upgrade\r\n".to_vec();
+        let mut head =
+            b"HTTP/1.1 101 Web Socket Protocol Handshake\r\nUpgrade: WebSocket\r\nConnection: Upgrade\r\n".to_vec();
         let mut lines: Vec<(&[u8], &[u8])> = vec![(b"Sec-WebSocket-Origin", &origin)];
         if let Some(p) = &proto {
             lines.push((b"Sec-WebSocket-Protocol", p));
