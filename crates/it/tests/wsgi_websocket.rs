@@ -194,3 +194,57 @@ fn wsgi_websocket_through_nginx_proxy_pass() {
     assert_eq!(ws.recv().0, 8);
     assert!(srv.wait_log("websocket ended: unable to receive websocket message", SECS), "{}", srv.log());
 }
+
+/// A uwsgi request packet (modifier1 0) with `vars`.
+fn uwsgi_packet(vars: &[(&str, &str)]) -> Vec<u8> {
+    let mut block = Vec::new();
+    for s in vars.iter().flat_map(|(k, v)| [k, v]) {
+        block.extend_from_slice(&u16::try_from(s.len()).unwrap().to_le_bytes());
+        block.extend_from_slice(s.as_bytes());
+    }
+    let mut out = vec![0];
+    out.extend_from_slice(&u16::try_from(block.len()).unwrap().to_le_bytes());
+    out.push(0);
+    out.extend_from_slice(&block);
+    out
+}
+
+#[test]
+fn wsgi_websocket_over_the_uwsgi_protocol() {
+    // What uWSGI's HTTP router does with `http-websockets`: the upgrade request arrives as a
+    // uwsgi packet, and the connection then carries the frames.
+    let apps = it::repo().join("tests/apps").display().to_string();
+    let srv = Server::start(&["--socket", "127.0.0.1:0", "--chdir", &apps, "--module", "wsgi_websocket"]);
+    let mut writer = srv.connect();
+    writer
+        .write_all(&uwsgi_packet(&[
+            ("REQUEST_METHOD", "GET"),
+            ("REQUEST_URI", "/ws"),
+            ("PATH_INFO", "/ws"),
+            ("SERVER_PROTOCOL", "HTTP/1.1"),
+            ("HTTP_UPGRADE", "websocket"),
+            ("HTTP_CONNECTION", "Upgrade"),
+            ("HTTP_SEC_WEBSOCKET_KEY", "dGhlIHNhbXBsZSBub25jZQ=="),
+            ("HTTP_SEC_WEBSOCKET_VERSION", "13"),
+            ("HTTP_ORIGIN", "http://example.com"),
+        ]))
+        .unwrap();
+    let mut reader = std::io::BufReader::new(writer.try_clone().unwrap());
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        if std::io::BufRead::read_line(&mut reader, &mut line).unwrap() == 0 || line == "\r\n" {
+            break;
+        }
+        head.push_str(&line);
+    }
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}\n{}", srv.log());
+    assert!(head.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"), "{head}");
+    assert!(head.contains("Sec-WebSocket-Origin: http://example.com\r\n"), "{head}");
+    let mut ws = Ws { reader, writer };
+    ws.send(true, 1, b"over uwsgi");
+    assert_eq!(ws.recv(), (1, b"echo: over uwsgi".to_vec()));
+    ws.send(true, 8, &1000u16.to_be_bytes());
+    assert_eq!(ws.recv().0, 8);
+    assert_eof(&mut ws);
+}
