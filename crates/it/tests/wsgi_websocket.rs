@@ -65,6 +65,9 @@ fn wsgi_websocket_message_over_max_size_closes_with_1009() {
     ws.send(true, 2, &vec![0u8; 70 * 1024]);
     let (op, payload) = ws.recv();
     assert_eq!((op, &payload[..2]), (8, &1009u16.to_be_bytes()[..]));
+    // The server skipped the rest of the big frame and waited for the client's close: it
+    // then closes the connection (no reset that could lose its close frame).
+    ws.send(true, 8, &1009u16.to_be_bytes());
     assert_eof(&mut ws);
     assert!(srv.wait_log("closing the WebSocket with 1009: message too big", SECS), "{}", srv.log());
 }
@@ -89,6 +92,7 @@ fn wsgi_websocket_app_return_closes_with_1000_and_a_raise_with_1011() {
     let (mut ws, _) = Ws::connect(srv.addr(), "/ws", None);
     ws.send(true, 1, b"bye");
     assert_eq!(ws.recv(), (8, 1000u16.to_be_bytes().to_vec()));
+    ws.send(true, 8, &1000u16.to_be_bytes());
     assert_eof(&mut ws);
     // What the app returns after the handshake (`[]`, no start_response) is no error.
     assert!(srv.wait_log("GET /ws => generated 4 bytes", SECS), "{}", srv.log());
@@ -97,6 +101,7 @@ fn wsgi_websocket_app_return_closes_with_1000_and_a_raise_with_1011() {
     let (mut ws, _) = Ws::connect(srv.addr(), "/ws", None);
     ws.send(true, 1, b"boom");
     assert_eq!(ws.recv(), (8, 1011u16.to_be_bytes().to_vec()));
+    ws.send(true, 8, &1011u16.to_be_bytes());
     assert_eof(&mut ws);
     assert!(srv.wait_log("RuntimeError: boom after the handshake", SECS), "{}", srv.log());
 }
@@ -142,6 +147,7 @@ fn wsgi_websocket_two_clients_at_once_on_two_threads() {
     }
     a.send(true, 1, b"bye");
     assert_eq!(a.recv().0, 8);
+    a.send(true, 8, &1000u16.to_be_bytes());
     // The thread is free again for plain requests.
     assert_eq!(srv.get("/plain").status, 200);
     b.send(true, 1, b"still");
@@ -172,6 +178,8 @@ fn wsgi_websocket_is_closed_with_1001_when_the_worker_stops() {
     srv.signal(Signal::SIGTERM);
     let (op, payload) = ws.recv();
     assert_eq!((op, &payload[..]), (8, &1001u16.to_be_bytes()[..]));
+    ws.send(true, 8, &1001u16.to_be_bytes());
+    assert_eof(&mut ws);
     assert_eq!(srv.wait_exit(SECS), Some(0), "{}", srv.log());
 }
 

@@ -11,7 +11,8 @@
 //! code (RFC 6455); a message over `websockets-max-size` closes with 1009 and invalid frames
 //! with 1002/1007 (uWSGI drops the connection); fragmented messages come back whole (uWSGI
 //! returns a one-byte placeholder per fragment); the app returning closes the session with
-//! 1000 (1011 when it raised), and a stopping worker closes it with 1001; without a `proto`
+//! 1000 (1011 when it raised), after a close frame of ours the request waits (up to
+//! `CLOSE_WAIT`) for the client's, and a stopping worker closes it with 1001; without a `proto`
 //! argument the handshake answers the first protocol the client offers (uWSGI echoes the
 //! whole list); permessage-deflate is not negotiated (as in uWSGI).
 
@@ -36,6 +37,8 @@ use crate::interface::{Client, Origin};
 const READ_CHUNK: usize = 16 * 1024;
 /// Longest wait without looking at the worker's stop flag.
 const STOP_CHECK: Duration = Duration::from_secs(1);
+/// How long the request waits for the client's close frame after sending its own.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
 thread_local! {
     /// The request running on this thread, as the `websocket_*` functions see it.
@@ -78,6 +81,8 @@ struct Session {
     heard: Instant,
     /// An unanswered ping of ours.
     ping_sent: Option<Instant>,
+    /// We sent a close frame the client hasn't answered yet.
+    close_sent: bool,
     /// For the request log.
     header_bytes: usize,
     header_count: usize,
@@ -134,6 +139,7 @@ pub(super) fn begin(
         assembler: Assembler::default(),
         heard: Instant::now(),
         ping_sent: None,
+        close_sent: false,
         header_bytes: 0,
         header_count: 0,
         body_bytes: 0,
@@ -150,6 +156,9 @@ pub(super) fn end(py: Python<'_>, app_error: bool) -> Option<Upgraded> {
     }
     if s.state == State::Open {
         s.close(py, if app_error { 1011 } else { 1000 });
+    }
+    if s.close_sent {
+        s.await_client_close(py);
     }
     Some(Upgraded { header_bytes: s.header_bytes, header_count: s.header_count, body_bytes: s.body_bytes })
 }
@@ -308,9 +317,59 @@ impl Session {
     /// Our close frame; the session is over (the connection closes when the app returns).
     fn close(&mut self, py: Python<'_>, code: u16) {
         if self.state == State::Open {
-            let _ = self.write_frame(py, Opcode::Close, &encode_close_payload(code, ""));
+            self.close_sent = self.write_frame(py, Opcode::Close, &encode_close_payload(code, "")).is_ok();
         }
         self.state = State::Closed;
+    }
+
+    /// After our close frame: reads (and drops) what the client sends until its close frame,
+    /// its end, or `CLOSE_WAIT`. Closing a socket with unread input resets the connection,
+    /// which could cost the client the frames sent last (RFC 6455 §7.1.1: the client answers
+    /// the close, then the server closes the TCP connection).
+    fn await_client_close(&mut self, py: Python<'_>) {
+        let deadline = Instant::now() + CLOSE_WAIT;
+        let mut chunk = [0u8; READ_CHUNK];
+        // Payload bytes of the current frame still to drop (frames are skipped, not kept).
+        let mut skip: u64 = 0;
+        // Past a frame that can't be parsed, only the end of the stream is waited for.
+        let mut garbage = false;
+        loop {
+            loop {
+                let n = usize::try_from(skip).unwrap_or(usize::MAX).min(self.buf.len());
+                self.buf.drain(..n);
+                skip -= n as u64;
+                if skip > 0 || garbage {
+                    break;
+                }
+                match parse_frame_head(&self.buf, u64::MAX, false) {
+                    Ok(Some(head)) if head.opcode == Opcode::Close => return,
+                    Ok(Some(head)) => {
+                        self.buf.drain(..head.header_len);
+                        skip = head.len;
+                    }
+                    Ok(None) => break,
+                    Err(_) => garbage = true,
+                }
+            }
+            if garbage {
+                self.buf.clear();
+            }
+            if Instant::now() >= deadline {
+                return;
+            }
+            match self.client.try_read(&mut chunk) {
+                Ok(0) => return,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    let wait = self.client.readable_within(left);
+                    if left.is_zero() || py.detach(|| wait.run()).is_err() {
+                        return;
+                    }
+                }
+                Err(_) => return,
+            }
+        }
     }
 
     /// The next message; `None` when `block` is false and none is complete yet.
