@@ -307,7 +307,7 @@ pub static OPTIONS: &[OptionSpec] = &[
     row("module", &["wsgi"], Some('w'), Text, false, "", Supported, "module (`pkg.mod` or `pkg.mod:callable`) defining the WSGI callable"),
     s("callable", Text, "application", "name of the WSGI callable"),
     s("asgi", Text, "", "module (`pkg.mod:app`) defining an ASGI 3 app, served instead of a WSGI one (docs/asgi.md)"),
-    row("websockets-max-size", &["websocket-max-size"], None, Number, false, "1024", Supported, "largest WebSocket message in KiB (ASGI apps); a bigger one closes the socket with 1009"),
+    row("websockets-max-size", &["websocket-max-size"], None, Number, false, "1024", Supported, "largest WebSocket message in KiB (ASGI apps and `uwsgi.websocket_recv()`); a bigger one closes the socket with 1009"),
     row("websockets-ping-freq", &["websocket-ping-freq"], None, Seconds, false, "30", Supported, "seconds between pings on a quiet WebSocket"),
     row("websockets-pong-tolerance", &["websocket-pong-tolerance"], None, Seconds, false, "3", Supported, "seconds a pong may take before the WebSocket is closed"),
     row("pythonpath", &["python-path", "pp"], None, Path, true, "", Supported, "directory prepended to `sys.path`"),
