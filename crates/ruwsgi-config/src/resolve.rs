@@ -677,6 +677,8 @@ fn apply(
         "socket-timeout" => c.socket_timeout = num()?,
         "http-timeout" => c.http_timeout = num()?,
         "http-keepalive" => c.http_keepalive = num()?,
+        // Always on: Upgrade requests reach the app (`uwsgi.websocket_handshake()`).
+        "http-websockets" => {}
         "max-fd" => c.max_fd = num()?,
         "py-autoreload" => c.py_autoreload = num()?,
         "py-autoreload-ignore" => c.py_autoreload_ignore.push(text()?),

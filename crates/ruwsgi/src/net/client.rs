@@ -80,6 +80,11 @@ impl Client {
         Wait { fd: self.fd, writable: false, timeout: self.timeout }
     }
 
+    /// A wait for input of at most `timeout` (a WebSocket's wait between its pings).
+    pub fn readable_within(&self, timeout: Duration) -> Wait {
+        Wait { fd: self.fd, writable: false, timeout }
+    }
+
     /// Waits up to `timeout` for `other` to become readable or for input (or a hang-up) on
     /// the connection; true when the connection is the one that woke.
     pub fn wait_with(&self, other: BorrowedFd<'_>, timeout: Duration) -> io::Result<bool> {

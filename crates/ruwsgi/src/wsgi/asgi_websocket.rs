@@ -44,11 +44,11 @@ const READ_CHUNK: usize = 64 * 1024;
 #[derive(Debug, Clone, Copy)]
 pub struct Settings {
     /// `websockets-max-size` in bytes.
-    max_size: u64,
+    pub(super) max_size: u64,
     /// `websockets-ping-freq`.
-    ping_freq: Duration,
+    pub(super) ping_freq: Duration,
     /// `websockets-pong-tolerance`.
-    pong_tolerance: Duration,
+    pub(super) pong_tolerance: Duration,
 }
 
 impl Settings {
@@ -72,7 +72,7 @@ pub fn is_upgrade(head: &RequestHead<'_>) -> bool {
     head.minor_version == 1 && has("upgrade", "websocket") && has("connection", "upgrade")
 }
 
-fn header<'h>(head: &'h RequestHead<'_>, name: &str) -> Option<&'h [u8]> {
+pub(super) fn header<'h>(head: &'h RequestHead<'_>, name: &str) -> Option<&'h [u8]> {
     head.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| *v)
 }
 

@@ -13,6 +13,7 @@ mod ops;
 mod response;
 pub mod spooler;
 mod uwsgi_module;
+mod uwsgi_websocket;
 
 use std::borrow::Cow;
 use std::path::Path;
@@ -88,6 +89,8 @@ pub struct WsgiApp {
     pub(crate) extra_headers: std::sync::Arc<[(String, String)]>,
     /// `collect-header` / `pull-header`.
     pub(crate) collect_headers: std::sync::Arc<[ruwsgi_config::CollectHeader]>,
+    /// `websockets-*`, for `uwsgi.websocket_*`.
+    websockets: asgi_websocket::Settings,
 }
 
 /// Runs `f` (the whole server) with the GIL released; `argv` is `sys.argv`.
@@ -275,6 +278,7 @@ impl WsgiApp {
                 template: template.unbind(),
                 extra_headers: cfg.add_header.clone().into(),
                 collect_headers: cfg.collect_header.clone().into(),
+                websockets: asgi_websocket::Settings::new(cfg),
             })
         })
     }

@@ -413,12 +413,25 @@ pub fn handle(py: Python<'_>, app: &WsgiApp, req: &Request<'_>, body: BodyReader
         ..Served::default()
     };
     super::uwsgi_module::begin_request(req.client.raw_fd(), std::mem::take(&mut served.logvars));
+    super::uwsgi_websocket::begin(req.client, &req.origin, app.websockets, &app.extra_headers, req.closing);
     let outcome = match &selected {
         Some(selected) => call_app(py, app, selected, req, &state, &input_state, &mut served).map_err(Some),
         None => Err(None),
     };
     served.logvars = super::uwsgi_module::end_request();
+    let upgraded = super::uwsgi_websocket::end(py, matches!(outcome, Err(Some(_))));
     let mut st = lock(&state);
+    if let Some(ws) = upgraded {
+        // The 101 and the frames went out: nothing more is written, and the connection
+        // closes (what the app returns is ignored, as in uWSGI).
+        st.head_sent = true;
+        st.mode = BodyMode::None;
+        st.code = 101;
+        st.header_count = ws.header_count;
+        st.header_bytes = ws.header_bytes;
+        st.body_bytes += ws.body_bytes;
+        st.keep_alive = false;
+    }
     if let Err(raised) = outcome {
         let what = describe(&req.origin);
         if let Some(err) = raised {
@@ -516,6 +529,11 @@ fn call_app(
     let start_response = Py::new(py, StartResponse { state: Arc::clone(state) })?;
     let result = app.callables[selected.id].bind(py).call1((env, start_response))?;
     let _guard = CloseGuard { result: result.clone(), origin: &req.origin };
+    if super::uwsgi_websocket::upgraded() {
+        // The request became a WebSocket: what the app returns (usually `[]`, no
+        // start_response) is not a response.
+        return Ok(());
+    }
     if let Ok(list) = result.cast::<PyList>() {
         let items: Vec<Bound<'_, PyAny>> = list.iter().collect();
         return send_all(py, state, &items);

@@ -73,11 +73,6 @@ const NOT_PROVIDED: &[&str] = &[
     "parsefile",
     "embedded_data",
     "extract",
-    "websocket_recv",
-    "websocket_recv_nb",
-    "websocket_send",
-    "websocket_send_binary",
-    "websocket_handshake",
     "chunked_read",
     "chunked_read_nb",
     "ready_fd",
@@ -276,6 +271,7 @@ fn add_functions(m: &Bound<'_, PyModule>) -> PyResult<()> {
 fn add_parts(m: &Bound<'_, PyModule>) -> PyResult<()> {
     super::spooler::register(m)?;
     super::mules::register(m)?;
+    super::uwsgi_websocket::add(m)?;
     Ok(())
 }
 
