@@ -9,12 +9,14 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context, Result};
 use nix::sys::epoll::{Epoll, EpollEvent, EpollFlags};
 use ruwsgi_config::{Config, SocketProtocol, SocketSpec};
 use socket2::{Domain, SockAddr, Socket, Type};
+
+use super::tls::TlsSite;
 
 /// Environment variable carrying listening fds across a reload `exec`: `fd=address;...`.
 pub const INHERIT_ENV: &str = "RUWSGI_LISTEN_FDS";
@@ -34,6 +36,8 @@ pub struct Listener {
     pub server_name: String,
     /// `SERVER_PORT` for requests arriving here.
     pub server_port: String,
+    /// `https`: the TLS contexts its connections start with.
+    pub tls: Option<Arc<TlsSite>>,
 }
 
 impl Listener {
@@ -154,7 +158,9 @@ pub fn bind_all(cfg: &Config) -> Result<Vec<Listener>> {
             }
             None => bind(spec, cfg)?,
         };
-        out.push(listener);
+        let tls = spec.tls.as_ref().map(|tls| TlsSite::load(&spec.address, tls, &cfg.tls));
+        let tls = tls.transpose().with_context(|| format!("https {}", spec.address))?;
+        out.push(Listener { tls: tls.map(Arc::new), ..listener });
     }
     // Sockets dropped from the config on reload are closed here.
     for (fd, _) in inherited {
@@ -192,7 +198,7 @@ fn adopt(spec: &SocketSpec, fd: OwnedFd) -> Result<Listener> {
     socket.set_nonblocking(true)?;
     let unix_path = socket_file(&spec.address);
     let (server_name, server_port) = server_identity(&socket);
-    Ok(Listener { socket, protocol: spec.protocol, name: spec.address.clone(), unix_path, server_name, server_port })
+    Ok(Listener { socket, protocol: spec.protocol, name: spec.address.clone(), unix_path, server_name, server_port, tls: None })
 }
 
 fn bind(spec: &SocketSpec, cfg: &Config) -> Result<Listener> {
@@ -218,7 +224,7 @@ fn bind(spec: &SocketSpec, cfg: &Config) -> Result<Listener> {
     };
     socket.set_nonblocking(true)?;
     let (server_name, server_port) = server_identity(&socket);
-    Ok(Listener { socket, protocol: spec.protocol, name: spec.address.clone(), unix_path, server_name, server_port })
+    Ok(Listener { socket, protocol: spec.protocol, name: spec.address.clone(), unix_path, server_name, server_port, tls: None })
 }
 
 /// `:8080` means all IPv4 interfaces as in uWSGI; `[::]:8080` all IPv6 ones.

@@ -6,3 +6,5 @@ pub mod connection;
 pub mod listener;
 mod read_buf;
 pub mod socket_io;
+pub mod tls;
+pub mod transport;

@@ -9,7 +9,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 use crate::net::body::{BodyReader, Progress};
-use crate::net::socket_io;
+use crate::net::transport::Io;
 
 /// Body reader plus bytes read from it but not yet returned (for `readline`).
 pub struct InputState {
@@ -59,7 +59,7 @@ impl InputState {
     }
 
     /// Reads until `until` is met. `wait` is called to block for socket readability.
-    fn read(&mut self, until: Until, mut wait: impl FnMut(i32) -> std::io::Result<()>) -> std::io::Result<Vec<u8>> {
+    fn read(&mut self, until: Until, mut wait: impl FnMut(&Io) -> std::io::Result<()>) -> std::io::Result<Vec<u8>> {
         let mut ended = false;
         loop {
             if let Some(n) = self.satisfied(until, ended) {
@@ -74,7 +74,7 @@ impl InputState {
             match self.reader.read_some(&mut self.pending, missing)? {
                 Progress::Data(_) => {}
                 Progress::End => ended = true,
-                Progress::WouldBlock => wait(self.reader.fd())?,
+                Progress::WouldBlock => wait(self.reader.io())?,
             }
         }
     }
@@ -106,7 +106,7 @@ impl Input {
             }
         }
         let state = &self.state;
-        let r = py.detach(|| lock(state).read(until, |fd| socket_io::wait(fd, false, timeout)));
+        let r = py.detach(|| lock(state).read(until, |io| io.wait(false, timeout)));
         match r {
             Ok(bytes) => Ok(PyBytes::new(py, &bytes)),
             Err(e) => Err(PyIOError::new_err(format!("error reading the request body: {e}"))),

@@ -10,7 +10,6 @@ mod ops;
 mod response;
 
 use std::borrow::Cow;
-use std::os::fd::RawFd;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -53,7 +52,7 @@ pub struct Request<'a> {
     /// What arrived.
     pub origin: Origin<'a>,
     /// The connection (non-blocking), for the response.
-    pub fd: RawFd,
+    pub io: &'a crate::net::transport::Io,
     /// What `route*` rules left for the app: environ variables, headers to add or drop.
     pub route: Option<&'a crate::routing::RouteState>,
     /// The worker's stop flag, when no other request is buffered behind this one: if it is

@@ -18,7 +18,7 @@ use ruwsgi_proto::{encode_chunk, encode_response_head, validate_response_header,
 use super::input::{self, Input};
 use super::{environ, format_exception, App, FileRest, FileWrapper, Origin, Request, Selected, Served};
 use crate::net::body::BodyReader;
-use crate::net::socket_io;
+use crate::net::transport::Io;
 
 /// How the body is delimited once the head is out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,8 +39,8 @@ const ERROR_BODY: &[u8] = b"Internal Server Error\n";
 /// Response progress shared by the request, `start_response` and `write()`.
 #[allow(clippy::struct_excessive_bools, reason = "independent facts about one response, not a state machine")]
 struct ResponseState {
-    /// The connection; `-1` once the request is over (a late `write()` then fails).
-    fd: RawFd,
+    /// The connection; `Io::closed()` once the request is over (a late `write()` then fails).
+    io: Io,
     /// HTTP minor version of the request.
     minor: u8,
     /// HEAD request: the body is never sent.
@@ -99,7 +99,7 @@ impl ResponseState {
         if self.broken {
             return Err(io::Error::new(io::ErrorKind::BrokenPipe, "client gone"));
         }
-        if self.fd < 0 {
+        if self.io.is_closed() {
             return Err(io::Error::new(io::ErrorKind::NotConnected, "the request has already finished"));
         }
         let mut head = Vec::new();
@@ -144,10 +144,10 @@ impl ResponseState {
         let before_body = (head.len() + chunk_line.len()) as u64;
         let body_len =
             parts.iter().map(|p| p.len() as u64).sum::<u64>() - before_body - if chunk_line.is_empty() { 0 } else { 2 };
-        let fd = self.fd;
+        let io = &self.io;
         let timeout = self.timeout;
         let mut n = 0;
-        let sent = socket_io::write_all(fd, &parts, &mut n, || py.detach(|| socket_io::wait(fd, true, timeout)));
+        let sent = io.write_all(&parts, &mut n, || py.detach(|| io.wait(true, timeout)));
         self.body_bytes += n.saturating_sub(before_body).min(body_len);
         match sent {
             Ok(()) => Ok(()),
@@ -385,7 +385,7 @@ pub fn handle(py: Python<'_>, app: &App, req: &Request<'_>, body: BodyReader) ->
         }
     };
     let state = Arc::new(Mutex::new(ResponseState {
-        fd: req.fd,
+        io: req.io.clone(),
         minor,
         is_head,
         uwsgi,
@@ -461,7 +461,7 @@ pub fn handle(py: Python<'_>, app: &App, req: &Request<'_>, body: BodyReader) ->
             _ => {}
         }
     }
-    st.fd = -1;
+    st.io = Io::closed();
     served.status = st.code;
     served.body_bytes += st.body_bytes;
     served.header_count = st.header_count;
@@ -478,9 +478,9 @@ pub fn handle(py: Python<'_>, app: &App, req: &Request<'_>, body: BodyReader) ->
 impl ResponseState {
     /// Writes framing bytes (the last chunk) outside the body accounting.
     fn send_raw(&mut self, py: Python<'_>, bytes: &[u8]) -> io::Result<()> {
-        let fd = self.fd;
+        let io = &self.io;
         let timeout = self.timeout;
-        socket_io::write_all(fd, &[bytes], &mut 0, || py.detach(|| socket_io::wait(fd, true, timeout)))
+        io.write_all(&[bytes], &mut 0, || py.detach(|| io.wait(true, timeout)))
     }
 }
 
@@ -495,6 +495,9 @@ fn call_app(
 ) -> PyResult<()> {
     let env = app.template.bind(py).copy()?;
     environ::fill(py, &env, &req.origin)?;
+    if let Some(tls) = req.io.tls_facts() {
+        environ::fill_tls(py, &env, &tls)?;
+    }
     if let Some(path_info) = &selected.path_info {
         // manage-script-name: the mountpoint moves from PATH_INFO to SCRIPT_NAME.
         let script_name = environ::latin1(py, app.mounts.mountpoint(selected.id).as_bytes());
@@ -604,11 +607,11 @@ fn send_file(py: Python<'_>, state: &Shared, wrapper: &FileWrapper, served: &mut
     // A known total always gives a Content-Length head, so the body is never chunked here.
     let BodyMode::Length(declared) = st.mode else { return Ok(true) };
     let to_send = declared.min(len);
-    let fd = st.fd;
+    let io = st.io.clone();
     let mut next = offset;
     let mut left = to_send;
     while left > 0 {
-        match socket_io::try_send_file(fd, file_fd, &mut next, left) {
+        match io.try_send_file(file_fd, &mut next, left) {
             Ok(0) => break,
             Ok(n) => left -= n as u64,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
