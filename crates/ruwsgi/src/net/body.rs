@@ -52,7 +52,14 @@ pub enum Progress {
 impl BodyReader {
     /// An empty body.
     pub fn empty() -> Self {
-        Self { io: Io::closed(), raw: Vec::new(), pos: 0, framing: Framing::Done, continue_pending: false, broken: false }
+        Self {
+            io: Io::closed(),
+            raw: Vec::new(),
+            pos: 0,
+            framing: Framing::Done,
+            continue_pending: false,
+            broken: false,
+        }
     }
 
     /// A body of `length` bytes of which `already` arrived with the head.
@@ -197,7 +204,9 @@ impl BodyReader {
 
     /// Part of the body is still on the socket (the app stopped reading early).
     pub fn unread_on_socket(&self) -> bool {
-        !self.broken && !self.io.is_closed() && matches!(self.framing, Framing::Length { remaining: 1.. } | Framing::Chunked(_))
+        !self.broken
+            && !self.io.is_closed()
+            && matches!(self.framing, Framing::Length { remaining: 1.. } | Framing::Chunked(_))
     }
 
     /// Ends the request: returns the bytes read past the body (a pipelined next request) and

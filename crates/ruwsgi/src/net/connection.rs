@@ -967,7 +967,8 @@ fn serve_uwsgi(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
     let take = available.min(length as usize);
     let already = conn.buf.filled()[used..used + take].to_vec();
     let body = BodyReader::with_length(io.clone(), already, length, false);
-    let request = Request { origin: Origin::Uwsgi { packet: &packet }, io: &io, route: route.as_deref(), closing: None };
+    let request =
+        Request { origin: Origin::Uwsgi { packet: &packet }, io: &io, route: route.as_deref(), closing: None };
     let started = begin_request(ctx);
     let var = |k: &[u8]| packet.var(k).and_then(|v| std::str::from_utf8(v).ok()).unwrap_or("");
     ctx.worker.slot().cores[ctx.core].set_request(var(b"REQUEST_METHOD"), var(b"REQUEST_URI"));

@@ -198,7 +198,15 @@ fn adopt(spec: &SocketSpec, fd: OwnedFd) -> Result<Listener> {
     socket.set_nonblocking(true)?;
     let unix_path = socket_file(&spec.address);
     let (server_name, server_port) = server_identity(&socket);
-    Ok(Listener { socket, protocol: spec.protocol, name: spec.address.clone(), unix_path, server_name, server_port, tls: None })
+    Ok(Listener {
+        socket,
+        protocol: spec.protocol,
+        name: spec.address.clone(),
+        unix_path,
+        server_name,
+        server_port,
+        tls: None,
+    })
 }
 
 fn bind(spec: &SocketSpec, cfg: &Config) -> Result<Listener> {
@@ -224,7 +232,15 @@ fn bind(spec: &SocketSpec, cfg: &Config) -> Result<Listener> {
     };
     socket.set_nonblocking(true)?;
     let (server_name, server_port) = server_identity(&socket);
-    Ok(Listener { socket, protocol: spec.protocol, name: spec.address.clone(), unix_path, server_name, server_port, tls: None })
+    Ok(Listener {
+        socket,
+        protocol: spec.protocol,
+        name: spec.address.clone(),
+        unix_path,
+        server_name,
+        server_port,
+        tls: None,
+    })
 }
 
 /// `:8080` means all IPv4 interfaces as in uWSGI; `[::]:8080` all IPv6 ones.

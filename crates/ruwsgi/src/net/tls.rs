@@ -134,7 +134,10 @@ impl TlsSite {
                 *self.contexts.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(contexts);
                 tracing::info!("{}: certificate files changed; new TLS connections use them", self.name);
             }
-            Err(e) => tracing::warn!("{}: reloading the certificates failed: {e:#}; still serving the previous ones", self.name),
+            Err(e) => tracing::warn!(
+                "{}: reloading the certificates failed: {e:#}; still serving the previous ones",
+                self.name
+            ),
         }
     }
 
@@ -193,9 +196,10 @@ impl TlsSite {
                     cert: cert.to_string_lossy().into_owned(),
                     key: key.to_string_lossy().into_owned(),
                     ciphers: self.options.sni_dir_ciphers.clone(),
-                    client_ca: ca
-                        .is_file()
-                        .then(|| ruwsgi_config::tls::ClientCa { path: ca.to_string_lossy().into_owned(), required: false }),
+                    client_ca: ca.is_file().then(|| ruwsgi_config::tls::ClientCa {
+                        path: ca.to_string_lossy().into_owned(),
+                        required: false,
+                    }),
                 };
                 server_config(&spec, &self.ticketer)
                     .inspect_err(|e| tracing::warn!("sni-dir: cannot load the certificate for {name}: {e:#}"))
@@ -205,6 +209,28 @@ impl TlsSite {
             .flatten();
         lock(&self.sni_dir).insert(name, loaded.clone());
         loaded
+    }
+}
+
+/// Makes the certificate, key and CA paths of the TLS options absolute against `base` (the
+/// directory ruwsgi started in), as uWSGI, which loads them while reading its options,
+/// before `chdir`.
+pub fn anchor_paths(cfg: &mut ruwsgi_config::Config, base: &Path) {
+    let anchor = |value: &mut String| {
+        if !is_inline_pem(value) && Path::new(value.as_str()).is_relative() {
+            *value = base.join(&*value).to_string_lossy().into_owned();
+        }
+    };
+    let specs = cfg.sockets.iter_mut().filter_map(|s| s.tls.as_mut()).chain(cfg.tls.sni.iter_mut().map(|s| &mut s.tls));
+    for spec in specs {
+        anchor(&mut spec.cert);
+        anchor(&mut spec.key);
+        if let Some(ca) = &mut spec.client_ca {
+            anchor(&mut ca.path);
+        }
+    }
+    if let Some(dir) = &mut cfg.tls.sni_dir {
+        *dir = base.join(&*dir);
     }
 }
 
@@ -294,9 +320,9 @@ fn server_config(spec: &TlsSpec, ticketer: &Arc<dyn ProducesTickets>) -> Result<
             builder.with_client_cert_verifier(verifier.build().map_err(|e| anyhow!("{}: {e}", shown(&ca.path)))?)
         }
     };
-    let mut config = builder
-        .with_single_cert(certs, key)
-        .map_err(|e| anyhow!("{} and {} do not make a certificate and its key: {e}", shown(&spec.cert), shown(&spec.key)))?;
+    let mut config = builder.with_single_cert(certs, key).map_err(|e| {
+        anyhow!("{} and {} do not make a certificate and its key: {e}", shown(&spec.cert), shown(&spec.key))
+    })?;
     config.ticketer = Arc::clone(ticketer);
     // uWSGI sets SSL_OP_CIPHER_SERVER_PREFERENCE when a cipher list is given.
     config.ignore_client_order = spec.ciphers.is_some();
@@ -598,8 +624,14 @@ fn subject_oneline(der: &[u8]) -> Option<String> {
     for rdn in cert.subject().iter() {
         for attr in rdn.iter() {
             let oid = attr.attr_type();
-            let name = x509_parser::objects::oid2sn(oid, registry).map_or_else(|_| oid.to_id_string(), str::to_owned);
-            let value = attr.as_str().map_or_else(|_| String::from_utf8_lossy(attr.attr_value().data).into_owned(), str::to_owned);
+            let id = oid.to_id_string();
+            let name = openssl_short_name(&id).map_or_else(
+                || x509_parser::objects::oid2sn(oid, registry).map_or(id.clone(), str::to_owned),
+                str::to_owned,
+            );
+            let value = attr
+                .as_str()
+                .map_or_else(|_| String::from_utf8_lossy(attr.attr_value().data).into_owned(), str::to_owned);
             out.push('/');
             out.push_str(&name);
             out.push('=');
@@ -607,6 +639,27 @@ fn subject_oneline(der: &[u8]) -> Option<String> {
         }
     }
     Some(out)
+}
+
+/// OpenSSL's short names of the usual subject attributes (the OID registry has long ones).
+fn openssl_short_name(oid: &str) -> Option<&'static str> {
+    Some(match oid {
+        "2.5.4.3" => "CN",
+        "2.5.4.4" => "SN",
+        "2.5.4.5" => "serialNumber",
+        "2.5.4.6" => "C",
+        "2.5.4.7" => "L",
+        "2.5.4.8" => "ST",
+        "2.5.4.9" => "street",
+        "2.5.4.10" => "O",
+        "2.5.4.11" => "OU",
+        "2.5.4.12" => "title",
+        "2.5.4.42" => "GN",
+        "1.2.840.113549.1.9.1" => "emailAddress",
+        "0.9.2342.19200300.100.1.1" => "UID",
+        "0.9.2342.19200300.100.1.25" => "DC",
+        _ => return None,
+    })
 }
 
 fn pem_encode(der: &[u8]) -> String {

@@ -133,7 +133,10 @@ impl Io {
                 off = 0;
                 continue;
             }
-            let result = tls.lock().unwrap_or_else(PoisonError::into_inner).try_write(self.fd, &[IoSlice::new(&bufs[idx][off..])]);
+            let result = tls
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .try_write(self.fd, &[IoSlice::new(&bufs[idx][off..])]);
             match result {
                 Ok(n) => {
                     *sent += n as u64;
