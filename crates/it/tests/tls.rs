@@ -215,7 +215,11 @@ fn https_serves_curl_with_https_on_and_the_https_scheme() {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    bytes.iter().fold(String::new(), |mut out, b| {
+        use std::fmt::Write as _;
+        let _ = write!(out, "{b:02x}");
+        out
+    })
 }
 
 /// What `openssl s_client` reports for one protocol version: the negotiated protocol, or
@@ -479,10 +483,8 @@ fn django_example_admin_and_static_files_over_https() {
         "--static-map",
         &static_map,
     ];
-    let srv = Server::start_in(
-        dir,
-        Start { args: args.map(str::to_owned).to_vec(), env: vec![("DEMO_DB".into(), db)], workers: 1 },
-    );
+    let srv =
+        Server::start_in(dir, Start { args: args.map(str::to_owned).to_vec(), env: vec![("DEMO_DB", db)], workers: 1 });
     let (code, body, err) = curl(&srv, &["-i", &url(&srv, "/admin/login/")]);
     assert_eq!(code, 0, "{err}");
     let page = String::from_utf8_lossy(&body);

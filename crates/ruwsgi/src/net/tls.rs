@@ -100,7 +100,7 @@ impl TlsSite {
         Ok(site)
     }
 
-    /// A new connection's session: it reads the ClientHello before picking a context.
+    /// A new connection's session: it reads the `ClientHello` before picking a context.
     pub fn session(self: &Arc<Self>) -> Session {
         Session { site: Arc::clone(self), state: State::Accepting(Box::default()), client: None }
     }
@@ -171,7 +171,7 @@ impl TlsSite {
             }
         }
         if let Some(dir) = &self.options.sni_dir {
-            if let Some(config) = self.from_sni_dir(dir, name) {
+            if let Some(config) = self.load_from_sni_dir(dir, name) {
                 return config;
             }
         }
@@ -179,7 +179,7 @@ impl TlsSite {
     }
 
     /// `sni-dir`: `<dir>/<name>.crt`, `.key` and the optional `.ca`, loaded once per name.
-    fn from_sni_dir(&self, dir: &Path, name: &str) -> Option<Arc<ServerConfig>> {
+    fn load_from_sni_dir(&self, dir: &Path, name: &str) -> Option<Arc<ServerConfig>> {
         // rustls passes only valid DNS names, but a path must never leave the directory.
         if name.contains('/') || name.starts_with('.') {
             return None;
@@ -394,7 +394,7 @@ pub struct Session {
 }
 
 enum State {
-    /// Reading the ClientHello, to pick the context by its server name.
+    /// Reading the `ClientHello`, to pick the context by its server name.
     Accepting(Box<Acceptor>),
     /// Handshaking or open.
     Open(Box<ServerConnection>),
@@ -502,7 +502,7 @@ impl Session {
         tls_error(e)
     }
 
-    /// Non-blocking read of plaintext: `Ok(0)` at the end of the stream (close_notify or
+    /// Non-blocking read of plaintext: `Ok(0)` at the end of the stream (`close_notify` or
     /// TCP close), `WouldBlock` while the handshake runs or nothing has arrived.
     pub fn try_read(&mut self, fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
         loop {
@@ -510,7 +510,7 @@ impl Session {
                 match conn.reader().read(buf) {
                     Ok(n) => return Ok(n),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                    // The TCP stream ended without close_notify: the client went away.
+                    // The TCP stream ended without `close_notify`: the client went away.
                     Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
                     Err(e) => return Err(e),
                 }
@@ -518,16 +518,13 @@ impl Session {
             let n = self.read_tls(fd);
             // The handshake's answer (or a KeyUpdate's) goes out now, as far as it fits.
             self.flush(fd)?;
-            match n? {
-                0 => {
-                    if let State::Open(conn) = &mut self.state {
-                        if let Ok(n) = conn.reader().read(buf) {
-                            return Ok(n);
-                        }
+            if n? == 0 {
+                if let State::Open(conn) = &mut self.state {
+                    if let Ok(n) = conn.reader().read(buf) {
+                        return Ok(n);
                     }
-                    return Ok(0);
                 }
-                _ => {}
+                return Ok(0);
             }
         }
     }
@@ -592,7 +589,7 @@ impl Session {
         }
     }
 
-    /// Queues close_notify and sends what the socket takes (best effort: the connection
+    /// Queues `close_notify` and sends what the socket takes (best effort: the connection
     /// is closing).
     pub fn close_notify(&mut self, fd: RawFd) {
         if let State::Open(conn) = &mut self.state {

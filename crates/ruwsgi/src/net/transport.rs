@@ -172,7 +172,7 @@ impl Io {
         self.session().is_some_and(|s| s.handshaking())
     }
 
-    /// Before the connection closes: TLS close_notify, best effort.
+    /// Before the connection closes: TLS `close_notify`, best effort.
     pub fn close_notify(&self) {
         if let Some(mut s) = self.session() {
             s.close_notify(self.fd);
