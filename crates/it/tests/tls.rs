@@ -386,16 +386,27 @@ fn changed_certificate_is_served_without_dropping_an_open_connection() {
 #[test]
 fn a_stalled_handshake_does_not_hold_the_only_thread() {
     // One thread: the handshake of a client that sends half a ClientHello and stops must
-    // not keep another client waiting (handshakes run in the epoll loop).
+    // not keep another client waiting (handshakes run in the epoll loop). socket-timeout is
+    // longer than curl's --max-time, so a handshake holding the thread would fail curl.
     let dir = tempfile::tempdir().unwrap();
     write_certs(dir.path(), &Ca::new());
     let https = "127.0.0.1:0,site.crt,site.key".to_owned();
-    let args = ["--https", &https, "--wsgi-file", &app("hello.py"), "--threads", "1", "--processes", "1"];
+    let args = [
+        "--https",
+        &https,
+        "--wsgi-file",
+        &app("hello.py"),
+        "--threads",
+        "1",
+        "--processes",
+        "1",
+        "--socket-timeout",
+        "60",
+    ];
     let srv = Server::start_in(dir, Start { args: args.map(str::to_owned).to_vec(), env: vec![], workers: 1 });
     let mut stalled = it::connect(srv.addr());
     std::io::Write::write_all(&mut stalled, &[0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00]).unwrap();
-    let mut idle = it::connect(srv.addr());
-    let _ = &mut idle;
+    let _silent = it::connect(srv.addr());
     for _ in 0..3 {
         let (code, body, err) = curl(&srv, &[&url(&srv, "/")]);
         assert_eq!(code, 0, "{err}");
@@ -435,6 +446,19 @@ fn https_to_http_redirect_by_routing_and_hsts_by_add_header() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
     assert!(text.contains("Strict-Transport-Security: max-age=31536000"), "{text}");
+}
+
+#[test]
+fn plain_http_on_an_https_socket_fails_the_handshake_and_ssl_verbose_logs_it() {
+    let srv = start("site.crt,site.key", "hello.py", &["--ssl-verbose"]);
+    let mut s = it::connect(srv.addr());
+    std::io::Write::write_all(&mut s, b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    let mut answer = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut s, &mut answer);
+    assert!(!answer.starts_with(b"HTTP/"), "no HTTP answer on a TLS socket: {answer:?}");
+    assert!(srv.wait_log("TLS error: ", Duration::from_secs(10)), "{}", srv.log());
+    let (code, _, err) = curl(&srv, &[&url(&srv, "/")]);
+    assert_eq!(code, 0, "the socket still serves TLS clients: {err}");
 }
 
 #[test]

@@ -296,7 +296,7 @@ pub static OPTIONS: &[OptionSpec] = &[
         "TLS sessions resume through tickets whose keys every worker shares (made at start-up); the uWSGI cache is not used"),
         "keep TLS sessions in a uWSGI cache"),
     row("ssl-sessions-timeout", &["ssl-session-timeout"], None, Seconds, false, "300", Status::NotImplemented(
-        "session tickets stay valid for rustls's fixed ticket-key period (6 hours)"),
+        "session tickets follow rustls's ticket-key rotation (every 6 hours; a ticket lives at most 12)"),
         "how long a TLS session can be resumed"),
     row("ssl-enable3", &["ssl-enable-sslv3"], None, Bool, false, "false", Status::NotImplemented(ONLY_TLS12_13), "enable SSLv3"),
     missing("ssl-enable-tlsv1", Bool, ONLY_TLS12_13, "enable TLS 1.0"),

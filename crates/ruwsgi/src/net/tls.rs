@@ -132,10 +132,10 @@ impl TlsSite {
         match build_contexts(&self.spec, &self.options.sni, &self.ticketer) {
             Ok(contexts) => {
                 *self.contexts.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(contexts);
-                tracing::info!("{}: certificate files changed; new TLS connections use them", self.name);
+                tracing::info!("https {}: certificate files changed; new TLS connections use them", self.name);
             }
             Err(e) => tracing::warn!(
-                "{}: reloading the certificates failed: {e:#}; still serving the previous ones",
+                "https {}: reloading the certificates failed: {e:#}; still serving the previous ones",
                 self.name
             ),
         }
@@ -495,9 +495,9 @@ impl Session {
     /// Logs a failed handshake or record (`ssl-verbose`: at info level) and makes the error.
     fn failed(&self, e: &rustls::Error) -> io::Error {
         if self.site.options.verbose {
-            tracing::info!("{}: TLS error: {e}", self.site.name);
+            tracing::info!("https {}: TLS error: {e}", self.site.name);
         } else {
-            tracing::debug!("{}: TLS error: {e}", self.site.name);
+            tracing::debug!("https {}: TLS error: {e}", self.site.name);
         }
         tls_error(e)
     }
