@@ -551,18 +551,18 @@ impl Session {
         let State::Open(conn) = &mut self.state else {
             return Err(io::Error::new(io::ErrorKind::NotConnected, "no TLS session"));
         };
-        let mut taken = 0;
+        // One vectored write: a response head and its body go out in the same records.
+        let mut slices = Vec::with_capacity(bufs.len());
+        let mut room = WRITE_CHUNK;
         for b in bufs {
-            let room = WRITE_CHUNK.saturating_sub(taken);
             if room == 0 {
                 break;
             }
-            let n = conn.writer().write(&b[..b.len().min(room)])?;
-            taken += n;
-            if n < b.len() {
-                break;
-            }
+            let take = b.len().min(room);
+            slices.push(io::IoSlice::new(&b[..take]));
+            room -= take;
         }
+        let taken = conn.writer().write_vectored(&slices)?;
         self.flush(fd)?;
         Ok(taken)
     }

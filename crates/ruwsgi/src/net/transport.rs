@@ -133,14 +133,21 @@ impl Io {
                 off = 0;
                 continue;
             }
-            let result = tls
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .try_write(self.fd, &[IoSlice::new(&bufs[idx][off..])]);
+            let slices: Vec<IoSlice<'_>> =
+                std::iter::once(&bufs[idx][off..]).chain(bufs[idx + 1..].iter().copied()).map(IoSlice::new).collect();
+            let result = tls.lock().unwrap_or_else(PoisonError::into_inner).try_write(self.fd, &slices);
             match result {
-                Ok(n) => {
+                Ok(mut n) => {
                     *sent += n as u64;
-                    off += n;
+                    while n > 0 {
+                        let step = n.min(bufs[idx].len() - off);
+                        off += step;
+                        n -= step;
+                        if off == bufs[idx].len() && idx + 1 < bufs.len() {
+                            idx += 1;
+                            off = 0;
+                        }
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => wait_fn()?,
                 Err(e) => return Err(e),
