@@ -177,6 +177,20 @@ elif op == "reload":  # reload NEW_CRT NEW_KEY: swap the certificate under an op
     second, _ = get(conn, "/two")
     print(json.dumps({"first": first, "second": second, "old_cn": before[0], "new_cn": seen,
                       "same_connection": conn.sock.getsockname() == before[1], "cn_on_old": peer_cn(conn)}))
+elif op == "pipeline":  # pipeline N: N requests in one TLS write, then read N answers
+    n = int(args[0])
+    sock = context().wrap_socket(socket.create_connection(("127.0.0.1", port), 20), server_hostname="localhost")
+    reqs = b"".join(b"GET /p%d HTTP/1.1\r\nHost: t\r\n\r\n" % i for i in range(n - 1))
+    body = b"z" * 70000
+    reqs += b"POST /last?read=all HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(body) + body
+    sock.sendall(reqs)
+    data = b""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    print(json.dumps({"answers": data.count(b"HTTP/1.1 200 OK"), "last_sha": hashlib.sha256(body).hexdigest() in data.decode("latin-1")}))
 elif op == "refused":  # refused HOST [CERT KEY]: the handshake or first request must fail
     host, *cert = args
     try:
@@ -266,6 +280,39 @@ fn python_client_keeps_the_connection_across_requests_with_bodies() {
         assert_eq!(a["same_sha"], true, "{answers:?}");
         assert_eq!(a["port"], answers[0]["port"], "one connection: {answers:?}");
     }
+}
+
+#[test]
+fn pipelined_requests_in_one_tls_record_are_all_answered() {
+    // Requests decrypted together wait in the TLS session, where epoll can't see them.
+    let srv = start("site.crt,site.key", "echo.py", &[]);
+    let got = python(&srv, &["pipeline", "20"]);
+    assert_eq!(got["answers"], 20, "{got}");
+    assert_eq!(got["last_sha"], true, "{got}");
+}
+
+#[test]
+fn chunked_upload_and_100_continue_over_tls() {
+    let srv = start("site.crt,site.key", "echo.py", &[]);
+    let upload = dir_of(&srv).join("upload.bin");
+    let data = vec![b'q'; 200_000];
+    std::fs::write(&upload, &data).unwrap();
+    let (code, body, err) = curl(
+        &srv,
+        &[
+            "-H",
+            "Transfer-Encoding: chunked",
+            "-H",
+            "Expect: 100-continue",
+            "--data-binary",
+            &format!("@{}", upload.display()),
+            &url(&srv, "/?read=line:5000"),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let answer: json::Value = json::from_slice(&body).unwrap();
+    assert_eq!(answer["body_len"], 200_000, "{answer}");
+    assert_eq!(answer["body_sha256"], hex(&Sha256::digest(&data)));
 }
 
 #[test]

@@ -282,6 +282,9 @@ pub static OPTIONS: &[OptionSpec] = &[
         "listen for HTTPS in the workers: `addr,cert,key[,ciphers[,client_ca]]` (`!client_ca`: a client certificate is required)"),
     row("https2", &[], None, Text, true, "", SupportedWithDifference(HTTPS_ROUTER_DIFF),
         "listen for HTTPS: `addr=...,cert=...,key=...[,ciphers=...][,clientca=[!]...]`"),
+    refused("http-to-https", Text,
+        "ruwsgi has no HTTP router to listen there; redirect plain HTTP with `route-if-not = equal:${HTTPS};on redirect-permanent:https://${HTTP_HOST}${REQUEST_URI}` (docs/tls.md)",
+        "listen for plain HTTP and redirect every request to HTTPS"),
     // --- TLS (rustls; docs/tls.md)
     s("https-export-cert", Bool, "false", "put the client certificate's PEM in `HTTPS_CC`"),
     row("sni", &[], None, Text, true, "", Supported, "serve another certificate to clients asking for this server name: `name cert,key[,ciphers[,client_ca]]`"),
