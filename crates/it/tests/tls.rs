@@ -409,6 +409,14 @@ fn sni_picks_the_certificate_by_server_name() {
     assert_eq!(cn("b.test"), "b.test");
     assert_eq!(cn("c.test"), "c.test", "from sni-dir");
     assert_eq!(cn("x.re.test"), "regexp match");
+    // A renewed sni-dir certificate is read on the next handshake that asks for it.
+    let (cert, key) = ca.issue("c.test renewed", None, &["c.test"]);
+    let sni = dir_of(&srv).join("sni");
+    for (name, pem) in [("c.test.key", key), ("c.test.crt", cert)] {
+        std::fs::write(sni.join("tmp"), pem).unwrap();
+        std::fs::rename(sni.join("tmp"), sni.join(name)).unwrap();
+    }
+    assert_eq!(cn("c.test"), "c.test renewed");
 }
 
 #[test]

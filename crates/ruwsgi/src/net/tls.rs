@@ -50,12 +50,21 @@ pub struct TlsSite {
     ticketer: Arc<dyn ProducesTickets>,
     /// The contexts new handshakes use; replaced whole when a file changes.
     contexts: RwLock<Arc<Contexts>>,
-    /// `sni-dir` contexts loaded so far (`None`: the name has no files there).
-    sni_dir: Mutex<HashMap<String, Option<Arc<ServerConfig>>>>,
+    /// `sni-dir` contexts loaded so far, by lowercase name.
+    sni_dir: Mutex<HashMap<String, SniDirEntry>>,
     /// When the files were last checked (µs), so only one thread per second stats them.
     checked: AtomicU64,
     /// The watched files' modification times at the last (re)load.
     stamps: Mutex<Vec<(PathBuf, Option<SystemTime>)>>,
+}
+
+/// One `sni-dir` name's context.
+#[derive(Debug)]
+struct SniDirEntry {
+    /// `None`: its files don't make a context (logged when they were read).
+    config: Option<Arc<ServerConfig>>,
+    /// Modification times of its `.crt`, `.key` and `.ca` when read.
+    stamps: [Option<SystemTime>; 3],
 }
 
 /// The server contexts of one listener.
@@ -178,37 +187,40 @@ impl TlsSite {
         Arc::clone(&contexts.default)
     }
 
-    /// `sni-dir`: `<dir>/<name>.crt`, `.key` and the optional `.ca`, loaded once per name.
+    /// `sni-dir`: `<dir>/<name>.crt`, `.key` and the optional `.ca`. Loaded on first use and
+    /// again when one of the files changes. Only names with files there are remembered, so
+    /// clients sending made-up names can't grow the cache.
     fn load_from_sni_dir(&self, dir: &Path, name: &str) -> Option<Arc<ServerConfig>> {
         // rustls passes only valid DNS names, but a path must never leave the directory.
         if name.contains('/') || name.starts_with('.') {
             return None;
         }
         let name = name.to_ascii_lowercase();
-        if let Some(known) = lock(&self.sni_dir).get(&name) {
-            return known.clone();
-        }
         let file = |ext: &str| dir.join(format!("{name}.{ext}"));
         let (cert, key, ca) = (file("crt"), file("key"), file("ca"));
-        let loaded = (cert.is_file() && key.is_file())
-            .then(|| {
-                let spec = TlsSpec {
-                    cert: cert.to_string_lossy().into_owned(),
-                    key: key.to_string_lossy().into_owned(),
-                    ciphers: self.options.sni_dir_ciphers.clone(),
-                    client_ca: ca.is_file().then(|| ruwsgi_config::tls::ClientCa {
-                        path: ca.to_string_lossy().into_owned(),
-                        required: false,
-                    }),
-                };
-                server_config(&spec, &self.ticketer)
-                    .inspect_err(|e| tracing::warn!("sni-dir: cannot load the certificate for {name}: {e:#}"))
-                    .ok()
-                    .map(Arc::new)
-            })
-            .flatten();
-        lock(&self.sni_dir).insert(name, loaded.clone());
-        loaded
+        let stamps = [&cert, &key, &ca].map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
+        if stamps[0].is_none() || stamps[1].is_none() {
+            lock(&self.sni_dir).remove(&name);
+            return None;
+        }
+        if let Some(known) = lock(&self.sni_dir).get(&name).filter(|e| e.stamps == stamps) {
+            return known.config.clone();
+        }
+        let spec = TlsSpec {
+            cert: cert.to_string_lossy().into_owned(),
+            key: key.to_string_lossy().into_owned(),
+            ciphers: self.options.sni_dir_ciphers.clone(),
+            client_ca: stamps[2]
+                .is_some()
+                .then(|| ruwsgi_config::tls::ClientCa { path: ca.to_string_lossy().into_owned(), required: false }),
+        };
+        // A broken file is logged once per change, not once per handshake.
+        let config = server_config(&spec, &self.ticketer)
+            .inspect_err(|e| tracing::warn!("sni-dir: cannot load the certificate for {name}: {e:#}"))
+            .ok()
+            .map(Arc::new);
+        lock(&self.sni_dir).insert(name, SniDirEntry { config: config.clone(), stamps });
+        config
     }
 }
 
