@@ -439,6 +439,25 @@ fn changed_certificate_is_served_without_dropping_an_open_connection() {
 }
 
 #[test]
+fn sighup_reload_keeps_the_https_socket_and_reads_the_certificate_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new();
+    write_certs(dir.path(), &ca);
+    let srv = start_in(dir, "site.crt,site.key", "hello.py", &[]);
+    assert_eq!(python(&srv, &["cn", "localhost"])["cn"], "localhost");
+    let (cert, key) = ca.issue("after reload", None, &["localhost"]);
+    std::fs::write(srv.dir.path().join("site.key"), key).unwrap();
+    std::fs::write(srv.dir.path().join("site.crt"), cert).unwrap();
+    srv.signal(nix::sys::signal::Signal::SIGHUP);
+    let reloaded = srv.wait_for(Duration::from_secs(30), |log| {
+        log.contains("binary reloading uWSGI") && log.matches("spawned uWSGI worker").count() >= 2
+    });
+    assert!(reloaded, "{}", srv.log());
+    assert_eq!(python(&srv, &["cn", "localhost"])["cn"], "after reload", "{}", srv.log());
+    assert!(srv.log().matches("https socket 0 bound to TCP address").count() >= 2, "{}", srv.log());
+}
+
+#[test]
 fn a_stalled_handshake_does_not_hold_the_only_thread() {
     // One thread: the handshake of a client that sends half a ClientHello and stops must
     // not keep another client waiting (handshakes run in the epoll loop). socket-timeout is
