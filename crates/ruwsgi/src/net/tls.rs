@@ -76,9 +76,12 @@ struct Contexts {
     sni: Vec<(SniName, Arc<ServerConfig>)>,
 }
 
+/// What an `sni`/`sni-regexp` entry answers for.
 #[derive(Debug)]
 enum SniName {
+    /// `sni`: this server name, compared case-insensitively.
     Exact(String),
+    /// `sni-regexp`: server names this matches.
     Regexp(regex::Regex),
 }
 
