@@ -566,28 +566,28 @@ fn django_example_admin_and_static_files_over_https() {
         "import django, os; print(os.path.join(os.path.dirname(django.__file__), 'contrib/admin/static/admin'))",
     ]));
     let admin_static = String::from_utf8_lossy(&admin_static.stdout).trim().to_owned();
-    let https = "127.0.0.1:0,site.crt,site.key".to_owned();
-    let chdir = django.display().to_string();
-    let static_map = format!("/static/admin={admin_static}");
-    let args = [
-        "--https",
-        &https,
-        "--chdir",
-        &chdir,
-        "--module",
-        "demo.wsgi:application",
-        "--threads",
-        "2",
-        "--static-map",
-        &static_map,
-    ];
-    let srv =
-        Server::start_in(dir, Start { args: args.map(str::to_owned).to_vec(), env: vec![("DEMO_DB", db)], workers: 1 });
+    // The example's ini, on a free local port, with the test's certificate, and /static
+    // from Django's admin files (the example's collectstatic output isn't in the repository).
+    let cert_dir = dir.path().display().to_string();
+    let ini = std::fs::read_to_string(django.join("uwsgi-https.ini"))
+        .unwrap()
+        .replace(
+            "https = :8443,%dcert.pem,%dkey.pem",
+            &format!("https = 127.0.0.1:0,{cert_dir}/site.crt,{cert_dir}/site.key"),
+        )
+        .replace("processes = 4", "processes = 1")
+        .replace("static-map = /static=%dstatic", &format!("static-map = /static/admin={admin_static}"))
+        .replace("%d", &format!("{}/", django.display()));
+    assert!(ini.contains("https = 127.0.0.1:0,") && ini.contains("static-map = /static/admin="), "{ini}");
+    std::fs::write(dir.path().join("app.ini"), ini).unwrap();
+    let args = vec!["--ini".to_owned(), "app.ini".to_owned()];
+    let srv = Server::start_in(dir, Start { args, env: vec![("DEMO_DB", db)], workers: 1 });
     let (code, body, err) = curl(&srv, &["-i", &url(&srv, "/admin/login/")]);
     assert_eq!(code, 0, "{err}");
     let page = String::from_utf8_lossy(&body);
     assert!(page.starts_with("HTTP/1.1 200"), "{page}");
     assert!(page.contains("csrfmiddlewaretoken") && page.contains("id_username"), "{page}");
+    assert!(page.contains("Strict-Transport-Security: max-age=31536000"), "{page}");
     let css = std::fs::read(Path::new(&admin_static).join("css/base.css")).unwrap();
     let (code, body, err) = curl(&srv, &[&url(&srv, "/static/admin/css/base.css")]);
     assert_eq!(code, 0, "{err}");
