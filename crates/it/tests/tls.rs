@@ -555,19 +555,27 @@ fn django_example_admin_and_static_files_over_https() {
     let django = it::repo().join("examples/django");
     let dir = tempfile::tempdir().unwrap();
     write_certs(dir.path(), &Ca::new());
-    let db = dir.path().join("db.sqlite3").display().to_string();
-    let out = run(Command::new(it::venv_python())
-        .args(["manage.py", "migrate", "--noinput"])
-        .current_dir(&django)
-        .env("DEMO_DB", &db));
-    assert!(out.status.success(), "migrate failed: {}", String::from_utf8_lossy(&out.stderr));
-    let admin_static = run(Command::new(it::venv_python()).args([
-        "-c",
-        "import django, os; print(os.path.join(os.path.dirname(django.__file__), 'contrib/admin/static/admin'))",
-    ]));
-    let admin_static = String::from_utf8_lossy(&admin_static.stdout).trim().to_owned();
-    // The example's ini, on a free local port, with the test's certificate, and /static
-    // from Django's admin files (the example's collectstatic output isn't in the repository).
+    // collectstatic into a temp STATIC_ROOT, so the repository stays clean.
+    let static_root = dir.path().join("static");
+    std::fs::write(
+        dir.path().join("it_settings.py"),
+        format!("from demo.settings import *  # noqa\nSTATIC_ROOT = {:?}\n", static_root.display().to_string()),
+    )
+    .unwrap();
+    let env = vec![
+        ("DJANGO_SETTINGS_MODULE", "it_settings".to_owned()),
+        ("PYTHONPATH", dir.path().display().to_string()),
+        ("DEMO_DB", dir.path().join("db.sqlite3").display().to_string()),
+    ];
+    for args in [&["collectstatic", "--noinput"][..], &["migrate", "--noinput"][..]] {
+        let out = run(Command::new(it::venv_python())
+            .arg("manage.py")
+            .args(args)
+            .current_dir(&django)
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str()))));
+        assert!(out.status.success(), "manage.py {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    // The example's ini, on a free local port, with the test's certificate and STATIC_ROOT.
     let cert_dir = dir.path().display().to_string();
     let ini = std::fs::read_to_string(django.join("uwsgi-https.ini"))
         .unwrap()
@@ -576,22 +584,26 @@ fn django_example_admin_and_static_files_over_https() {
             &format!("https = 127.0.0.1:0,{cert_dir}/site.crt,{cert_dir}/site.key"),
         )
         .replace("processes = 4", "processes = 1")
-        .replace("static-map = /static=%dstatic", &format!("static-map = /static/admin={admin_static}"))
+        .replace("static-map = /static=%dstatic", &format!("static-map = /static={}", static_root.display()))
         .replace("%d", &format!("{}/", django.display()));
-    assert!(ini.contains("https = 127.0.0.1:0,") && ini.contains("static-map = /static/admin="), "{ini}");
+    assert!(ini.contains("https = 127.0.0.1:0,") && ini.contains(&static_root.display().to_string()), "{ini}");
     std::fs::write(dir.path().join("app.ini"), ini).unwrap();
     let args = vec!["--ini".to_owned(), "app.ini".to_owned()];
-    let srv = Server::start_in(dir, Start { args, env: vec![("DEMO_DB", db)], workers: 1 });
+    let srv = Server::start_in(dir, Start { args, env, workers: 1 });
     let (code, body, err) = curl(&srv, &["-i", &url(&srv, "/admin/login/")]);
     assert_eq!(code, 0, "{err}");
     let page = String::from_utf8_lossy(&body);
     assert!(page.starts_with("HTTP/1.1 200"), "{page}");
     assert!(page.contains("csrfmiddlewaretoken") && page.contains("id_username"), "{page}");
     assert!(page.contains("Strict-Transport-Security: max-age=31536000"), "{page}");
-    let css = std::fs::read(Path::new(&admin_static).join("css/base.css")).unwrap();
-    let (code, body, err) = curl(&srv, &[&url(&srv, "/static/admin/css/base.css")]);
-    assert_eq!(code, 0, "{err}");
-    assert_eq!(body, css);
+    for (path, file) in [
+        ("/static/admin/css/base.css", static_root.join("admin/css/base.css")),
+        ("/static/guestbook/style.css", django.join("guestbook/static/guestbook/style.css")),
+    ] {
+        let (code, body, err) = curl(&srv, &[&url(&srv, path)]);
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(body, std::fs::read(file).unwrap(), "{path}");
+    }
     // The guestbook's form round trip, with the CSRF cookie over HTTPS.
     let jar = srv.dir.path().join("cookies.txt").display().to_string();
     let (code, body, err) = curl(&srv, &["-c", &jar, &url(&srv, "/")]);
