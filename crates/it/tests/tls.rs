@@ -258,6 +258,16 @@ fn only_tls12_and_tls13_are_offered() {
 }
 
 #[test]
+fn alpn_offers_http11_so_http2_clients_fall_back() {
+    // HTTP/2 is not implemented yet (docs/tls.md): ALPN settles on http/1.1.
+    let srv = start("site.crt,site.key", "hello.py", &[]);
+    let (code, body, err) = curl(&srv, &["--http2", "-v", "-o", "/dev/null", "-w", "%{http_version}", &url(&srv, "/")]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(String::from_utf8_lossy(&body), "1.1", "{err}");
+    assert!(err.contains("ALPN: server accepted http/1.1"), "{err}");
+}
+
+#[test]
 fn cipher_list_restricts_the_tls12_suites() {
     let srv = start("site.crt,site.key,ECDHE-ECDSA-CHACHA20-POLY1305:HIGH", "hello.py", &[]);
     let (code, _, err) = curl(&srv, &["--tlsv1.2", "--tls-max", "1.2", "-v", &url(&srv, "/")]);
