@@ -78,7 +78,21 @@ impl Server {
 
     /// Starts in an existing temp dir (for inis written there first).
     pub fn start_in(dir: tempfile::TempDir, opts: Start<'_>) -> Server {
-        let mut cmd = Command::new(ruwsgi_command());
+        Self::start_wrapped(dir, &[], opts)
+    }
+
+    /// Starts `WRAPPER... ruwsgi ARGS` (e.g. `systemd-socket-activate -l ADDR`), the wrapper
+    /// exec'ing ruwsgi in the same process.
+    pub fn start_wrapped(dir: tempfile::TempDir, wrapper: &[&str], opts: Start<'_>) -> Server {
+        let ruwsgi = ruwsgi_command();
+        let mut cmd = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut cmd = Command::new(program);
+                cmd.args(rest).arg(&ruwsgi);
+                cmd
+            }
+            None => Command::new(&ruwsgi),
+        };
         cmd.args(&opts.args)
             .current_dir(dir.path())
             .stdin(Stdio::null())

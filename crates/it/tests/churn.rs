@@ -166,9 +166,11 @@ fn issue_19_stopping_worker_answers_in_flight_and_pipelined_requests() {
     assert!(rest.is_empty(), "{:?}", String::from_utf8_lossy(&rest));
 }
 
-/// Issue 19 (2): after SIGTERM no new connection is accepted, not even while requests are
-/// still running (new ones are refused); those in flight finish with `Connection: close`;
-/// the master exits before the mercy runs out and nothing is respawned.
+/// Issue 19 (2): after SIGTERM no new client joins the listen backlog, not even while
+/// requests are still running: its SYN goes unanswered, and once the backlog the server
+/// had is served, it is refused (issue 14: a client that connected as the signal arrived
+/// is served, not reset); those in flight finish with `Connection: close`; the master
+/// exits before the mercy runs out and nothing is respawned.
 #[test]
 fn issue_19_sigterm_stops_accepting_at_once() {
     let mut srv = features_server("1", "2");
@@ -180,20 +182,32 @@ fn issue_19_sigterm_stops_accepting_at_once() {
     thread::sleep(Duration::from_millis(300));
     let sent = Instant::now();
     srv.signal(Signal::SIGTERM);
+    let mut raced = Vec::new();
     let refused = loop {
-        match TcpStream::connect(addr) {
+        match TcpStream::connect_timeout(&addr, Duration::from_millis(300)) {
             Err(e) if e.kind() == ErrorKind::ConnectionRefused => break sent.elapsed(),
+            // Kept out: the SYN was dropped while the server serves what it has.
+            Err(e) if matches!(e.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock) => {}
             Err(e) => panic!("connect: {e}"),
-            Ok(_) => {}
+            Ok(mut s) => {
+                s.write_all(b"GET /sleep?s=0 HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
+                raced.push(s);
+            }
         }
-        assert!(sent.elapsed() < Duration::from_secs(2), "still accepting 2 s after SIGTERM:\n{}", srv.log());
+        assert!(sent.elapsed() < Duration::from_secs(10), "still accepting 10 s after SIGTERM:\n{}", srv.log());
         thread::sleep(Duration::from_millis(20));
     };
-    assert!(refused < Duration::from_secs(1), "refused only {refused:?} after SIGTERM");
+    // Only while the master had not acted on the signal yet (20 ms apart): a few at most.
+    assert!(raced.len() < 5, "{} connections joined the backlog after SIGTERM", raced.len());
+    assert!(refused < Duration::from_secs(8), "refused only {refused:?} after SIGTERM");
     for s in slow {
         let r = it::read_response(&mut BufReader::new(s)).expect("request in flight at SIGTERM answered");
         assert_eq!((r.status, r.text().as_str()), (200, "slept 3"));
         assert!(is_close(&r), "{r:?}");
+    }
+    for s in raced {
+        let r = it::read_response(&mut BufReader::new(s)).expect("connection made as SIGTERM came answered");
+        assert_eq!(r.status, 200);
     }
     assert_eq!(srv.wait_exit(Duration::from_secs(10)), Some(0), "{}", srv.log());
     let log = srv.log();

@@ -45,12 +45,26 @@ pub(crate) fn parse_args(args: &[String]) -> Result<Args, ConfigError> {
         i += 1;
         let (spec, written, inline) = if let Some(long) = arg.strip_prefix("--") {
             let (name, inline) = long.split_once('=').map_or((long, None), |(n, v)| (n, Some(v.to_owned())));
-            let spec = options::find(name).ok_or_else(|| ConfigError::UnknownOption {
-                origin: origin.clone(),
-                name: name.to_owned(),
-                suggestion: options::suggest(name).map(str::to_owned),
-            })?;
-            (spec, name.to_owned(), inline)
+            let spec = match options::find_abbreviated(name) {
+                Ok(Some(spec)) => spec,
+                Ok(None) => {
+                    return Err(ConfigError::UnknownOption {
+                        origin,
+                        name: name.to_owned(),
+                        suggestion: options::suggest(name).map(str::to_owned),
+                    })
+                }
+                Err(names) => {
+                    let names: Vec<String> = names.iter().map(|n| format!("--{n}")).collect();
+                    return Err(ConfigError::Syntax {
+                        origin,
+                        message: format!("--{name} is ambiguous: it could be {}", names.join(", ")),
+                    });
+                }
+            };
+            // An abbreviation stands for the full name (the one later messages use).
+            let written = if options::find(name).is_some() { name } else { spec.name };
+            (spec, written.to_owned(), inline)
         } else if let Some(short) = arg.strip_prefix('-').filter(|s| !s.is_empty()) {
             let mut chars = short.chars();
             let c = chars.next().unwrap_or_default(); // non-empty: filtered above
@@ -203,6 +217,19 @@ mod tests {
     }
 
     #[test]
+    fn long_options_may_be_abbreviated_as_with_getopt() {
+        assert_eq!(
+            flags(&["--wsgi-fil", "app.py", "--proces=2", "--http-socket", ":80"]),
+            vec![
+                ("wsgi-file".into(), "app.py".into()),
+                ("processes".into(), "2".into()),
+                ("http-socket".into(), ":80".into())
+            ]
+        );
+        assert_eq!(parse_args(&args(&["--show-confi"])).unwrap().action, Some(Action::ShowConfig));
+    }
+
+    #[test]
     fn log_date_takes_its_format_only_inline() {
         assert_eq!(
             flags(&["--log-date", "--logdate=%Y"]),
@@ -233,6 +260,10 @@ mod tests {
             "argument 1: unknown option \"proccesses\" (did you mean \"processes\"?)"
         );
         assert_eq!(e(&["--http"]), "argument 1: --http: missing value");
+        assert_eq!(
+            e(&["--http-socke", ":80"]),
+            "argument 1: --http-socke is ambiguous: it could be --http-socket, --http-socket-modifier1, --http-socket-modifier2"
+        );
         assert_eq!(
             e(&["a.ini", "b.ini"]),
             "argument 2: unexpected argument \"b.ini\" (only one config file may be given without --ini)"

@@ -203,6 +203,13 @@ pub struct Config {
     pub log_master_bufsize: usize,
     /// `so-keepalive`: `SO_KEEPALIVE` on accepted connections.
     pub so_keepalive: bool,
+    /// `reuse-port`: `SO_REUSEPORT` on TCP listeners.
+    pub reuse_port: bool,
+    /// `health-path` (ruwsgi only): the path answered 200/503 without entering Python.
+    pub health_path: Option<String>,
+    /// `drain-delay` (ruwsgi only): seconds a graceful stop keeps serving, unhealthy, before
+    /// the sockets close.
+    pub drain_delay: u64,
     /// `tcp-nodelay`: `TCP_NODELAY` on uwsgi-protocol connections too (HTTP ones always).
     pub tcp_nodelay: bool,
     /// `wsgi-disable-file-wrapper`: no `wsgi.file_wrapper` in the environ.
@@ -408,6 +415,9 @@ impl Default for Config {
             log_filter: Vec::new(),
             log_master_bufsize: 65536,
             so_keepalive: false,
+            reuse_port: false,
+            health_path: None,
+            drain_delay: 0,
             tcp_nodelay: false,
             wsgi_disable_file_wrapper: false,
             logto: None,

@@ -132,16 +132,6 @@ pub enum ConfigError {
         /// The path as written.
         path: String,
     },
-    /// `%(name)` names no option, custom key or `set-ph` value.
-    #[error("{origin}: {name}: placeholder %({placeholder}) is not defined")]
-    UndefinedPlaceholder {
-        /// Where it was used.
-        origin: Origin,
-        /// The option whose value uses it.
-        name: String,
-        /// The placeholder's name.
-        placeholder: String,
-    },
     /// `%(name)` expands to a value that (eventually) uses `%(name)` again.
     #[error("{origin}: {name}: placeholder %({placeholder}) refers to itself")]
     PlaceholderCycle {

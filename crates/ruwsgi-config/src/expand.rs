@@ -13,8 +13,6 @@ use crate::Environment;
 pub(crate) enum ExpandError {
     /// `@(file)` unreadable: (path as written, reason).
     UnreadableFile(String, String),
-    /// `%(name)` with no such option, custom key or `set-ph`.
-    UndefinedPlaceholder(String),
     /// `%(name)` expanding to itself.
     PlaceholderCycle(String),
 }
@@ -195,29 +193,30 @@ pub(crate) fn placeholder_names(value: &str) -> Vec<String> {
     names
 }
 
-/// `%(name)` → the placeholder's value, itself expanded (with a cycle check).
-pub(crate) fn expand_placeholders(value: &str, values: &HashMap<String, String>) -> Result<String, ExpandError> {
-    expand_placeholders_inner(value, values, &mut HashSet::new(), false)
-}
-
-/// Like `expand_placeholders`, but a `%(name)` naming no option or placeholder stays as
-/// written, as uWSGI leaves it: `log-format`'s `%(addr)`, `%(status)`... depend on that.
-pub(crate) fn expand_known_placeholders(value: &str, values: &HashMap<String, String>) -> Result<String, ExpandError> {
-    expand_placeholders_inner(value, values, &mut HashSet::new(), true)
+/// `%(name)` → the placeholder's value, itself expanded (with a cycle check). A `%(name)`
+/// naming no option or placeholder stays as written, as uWSGI leaves it (`log-format`'s
+/// `%(addr)`, `%(status)`... depend on that); its name is pushed to `unknown` so the caller
+/// can warn where that is most likely a mistake.
+pub(crate) fn expand_placeholders(
+    value: &str,
+    values: &HashMap<String, String>,
+    unknown: &mut Vec<String>,
+) -> Result<String, ExpandError> {
+    expand_placeholders_inner(value, values, &mut HashSet::new(), unknown)
 }
 
 fn expand_placeholders_inner(
     value: &str,
     values: &HashMap<String, String>,
     active: &mut HashSet<String>,
-    keep_unknown: bool,
+    unknown: &mut Vec<String>,
 ) -> Result<String, ExpandError> {
     replace_groups(value, "%(", |name| {
         if name.contains(' ') {
             // A missing operand reads as empty, as in uWSGI.
             let result = evaluate(name, |operand| {
                 if values.contains_key(&crate::options::normalise(operand)) {
-                    lookup(operand, values, active, keep_unknown)
+                    lookup(operand, values, active, unknown)
                 } else {
                     Ok(String::new())
                 }
@@ -225,7 +224,7 @@ fn expand_placeholders_inner(
             // Only operators (`%( + )`): uWSGI leaves the text as written.
             return Ok(result.unwrap_or_else(|| format!("%({name})")));
         }
-        lookup(name, values, active, keep_unknown)
+        lookup(name, values, active, unknown)
     })
 }
 
@@ -234,20 +233,17 @@ fn lookup(
     name: &str,
     values: &HashMap<String, String>,
     active: &mut HashSet<String>,
-    keep_unknown: bool,
+    unknown: &mut Vec<String>,
 ) -> Result<String, ExpandError> {
     let key = crate::options::normalise(name);
     let Some(raw) = values.get(&key) else {
-        return if keep_unknown {
-            Ok(format!("%({name})"))
-        } else {
-            Err(ExpandError::UndefinedPlaceholder(name.to_owned()))
-        };
+        unknown.push(name.to_owned());
+        return Ok(format!("%({name})"));
     };
     if !active.insert(key.clone()) {
         return Err(ExpandError::PlaceholderCycle(name.to_owned()));
     }
-    let expanded = expand_placeholders_inner(raw, values, active, keep_unknown)?;
+    let expanded = expand_placeholders_inner(raw, values, active, unknown)?;
     active.remove(&key);
     Ok(expanded)
 }
@@ -417,7 +413,7 @@ mod tests {
             // Nested parentheses belong to one group; `(2` and `2)` read as 0, as strtol does.
             ("%((2 * 2) + 1)", "1"),
         ] {
-            assert_eq!(expand_placeholders(expr, &v), Ok(want.to_owned()), "{expr}");
+            assert_eq!(expand_placeholders(expr, &v, &mut Vec::new()), Ok(want.to_owned()), "{expr}");
         }
         assert_eq!(placeholder_names("%(base * 2) %(x)"), ["base", "x"]);
     }
@@ -435,10 +431,16 @@ mod tests {
         v.insert("a".to_owned(), "%(b)/x".to_owned());
         v.insert("b".to_owned(), "root".to_owned());
         v.insert("c".to_owned(), "%(c)".to_owned());
-        assert_eq!(expand_placeholders("%(a)-%(b)", &v), Ok("root/x-root".into()));
-        assert_eq!(expand_placeholders("%(c)", &v), Err(ExpandError::PlaceholderCycle("c".into())));
-        assert_eq!(expand_placeholders("%(d)", &v), Err(ExpandError::UndefinedPlaceholder("d".into())));
+        let mut unknown = Vec::new();
+        assert_eq!(expand_placeholders("%(a)-%(b)", &v, &mut unknown), Ok("root/x-root".into()));
+        assert_eq!(expand_placeholders("%(c)", &v, &mut unknown), Err(ExpandError::PlaceholderCycle("c".into())));
+        assert!(unknown.is_empty());
         assert_eq!(placeholder_names("%(a) and %(b_c)"), vec!["a".to_owned(), "b_c".to_owned()]);
-        assert_eq!(expand_known_placeholders("%(b) %(addr) %(msecs)ms", &v), Ok("root %(addr) %(msecs)ms".into()));
+        // A name that is no option or placeholder stays as written (log-format depends on it).
+        assert_eq!(
+            expand_placeholders("%(b) %(addr) %(msecs)ms", &v, &mut unknown),
+            Ok("root %(addr) %(msecs)ms".into())
+        );
+        assert_eq!(unknown, ["addr", "msecs"]);
     }
 }

@@ -317,12 +317,16 @@ pub static OPTIONS: &[OptionSpec] = &[
     row("chmod-socket", &["chmod"], Some('C'), Mode, false, "", Supported, "mode of unix sockets (bare = 666)"),
     s("chown-socket", Text, "", "`user[:group]` of unix sockets"),
     s("umask", Text, "", "process umask (octal), set before sockets and files are created"),
-    planned("reuse-port", Bool, "SO_REUSEPORT on listeners"),
+    s("reuse-port", Bool, "false", "SO_REUSEPORT on TCP listeners: several instances bind the same port and the kernel spreads connections over them"),
     s("so-keepalive", Bool, "false", "TCP keepalive probes (`SO_KEEPALIVE`) on accepted connections"),
     row("tcp-nodelay", &[], None, Bool, false, "false", SupportedWithDifference(
         "HTTP connections always have TCP_NODELAY; this adds it to uwsgi-protocol connections"),
         "TCP_NODELAY on accepted connections"),
     planned("freebind", Bool, "IP_FREEBIND on listeners"),
+    row("health-path", &[], None, Text, false, "", SupportedWithDifference("ruwsgi only, not a uWSGI option"),
+        "answer this path (any query string) without entering Python: 200 while serving, 503 once a graceful stop began"),
+    row("drain-delay", &[], None, Seconds, false, "0", SupportedWithDifference("ruwsgi only, not a uWSGI option"),
+        "on a graceful stop (SIGTERM, master FIFO `q`), report unhealthy and keep serving this many seconds before closing the sockets"),
     row("enable-proxy-protocol", &["http-enable-proxy-protocol"], None, Bool, false, "false", SupportedWithDifference(
         "PROXY v2 is accepted besides v1, a malformed header gets a 400, and `http-enable-proxy-protocol` applies to every HTTP socket (there is no HTTP router)"),
         "take REMOTE_ADDR/REMOTE_PORT from a PROXY protocol (v1 or v2) header opening an HTTP connection"),
@@ -661,6 +665,26 @@ pub fn find(name: &str) -> Option<&'static OptionSpec> {
     OPTIONS.iter().find(|o| o.name == name || o.aliases.contains(&name)).or_else(|| crate::groups::find(name))
 }
 
+/// On the command line, as with uWSGI's `getopt_long`, a long option may be shortened to any
+/// prefix that names only one option (`--wsgi-fil` is `--wsgi-file`). `Ok(None)`: no name
+/// starts with `prefix`; `Err`: the names it could be.
+pub fn find_abbreviated(prefix: &str) -> Result<Option<&'static OptionSpec>, Vec<&'static str>> {
+    if let Some(spec) = find(prefix) {
+        return Ok(Some(spec));
+    }
+    let names: std::collections::BTreeSet<&'static str> = OPTIONS
+        .iter()
+        .flat_map(|o| std::iter::once(o.name).chain(o.aliases.iter().copied()))
+        .chain(crate::uwsgi_names::UWSGI_NAMES.iter().map(|(n, ..)| *n))
+        .filter(|n| !prefix.is_empty() && n.starts_with(prefix))
+        .collect();
+    match names.len() {
+        0 => Ok(None),
+        1 => Ok(names.first().and_then(|n| find(n))),
+        _ => Err(names.into_iter().collect()),
+    }
+}
+
 /// The row for a one-letter command-line alias.
 #[must_use]
 pub fn find_short(c: char) -> Option<&'static OptionSpec> {
@@ -970,7 +994,8 @@ mod tests {
     }
 
     /// Names in the main table that are not options of uWSGI's `pip install uwsgi` build.
-    const RUWSGI_ONLY: &[&str] = &["metrics", "stats-prometheus", "py-autoreload-ignore", "log-json"];
+    const RUWSGI_ONLY: &[&str] =
+        &["metrics", "stats-prometheus", "py-autoreload-ignore", "log-json", "health-path", "drain-delay"];
     /// Options of uWSGI 2.0 plugins that `pip install uwsgi` doesn't build (so not in the generated
     /// list), listed to say ruwsgi serves only WSGI.
     const OTHER_PLUGINS: &[&str] = &["asyncio", "greenlet", "psgi", "rack", "jvm-main-class", "lua", "mono-app"];

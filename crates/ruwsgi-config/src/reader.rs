@@ -312,7 +312,13 @@ impl<'e> Reader<'e> {
         if !value.contains("%(") {
             return Ok(value);
         }
-        expand::expand_placeholders(&value, &self.first_values).map_err(|e| expand_error(e, key, origin))
+        let mut unknown = Vec::new();
+        let value = expand::expand_placeholders(&value, &self.first_values, &mut unknown)
+            .map_err(|e| expand_error(e, key, origin))?;
+        for name in unknown {
+            self.warn(undefined_placeholder(origin, key, &name));
+        }
+        Ok(value)
     }
 
     /// The `%(_)` values a block's body is read with: one per `for*` item, one for an `if-*`
@@ -508,11 +514,13 @@ pub(crate) fn expand_error(e: ExpandError, name: &str, origin: &Origin) -> Confi
     let (origin, name) = (origin.clone(), name.to_owned());
     match e {
         ExpandError::UnreadableFile(path, reason) => ConfigError::UnreadableFile { origin, name, path, reason },
-        ExpandError::UndefinedPlaceholder(placeholder) => {
-            ConfigError::UndefinedPlaceholder { origin, name, placeholder }
-        }
         ExpandError::PlaceholderCycle(placeholder) => ConfigError::PlaceholderCycle { origin, name, placeholder },
     }
+}
+
+/// The warning for a `%(name)` that names no option or placeholder (kept as written).
+pub(crate) fn undefined_placeholder(origin: &Origin, key: &str, name: &str) -> String {
+    format!("{origin}: {key}: placeholder %({name}) is not defined, it is kept as written (as uWSGI does)")
 }
 
 /// `file:section` → (`file`, `section`). A colon followed by a `/` belongs to the path.

@@ -72,7 +72,7 @@ pub(crate) fn resolve(entries: &[Entry]) -> Result<Resolved, ConfigError> {
         .rev()
         .find(|e| options::find(&e.key).is_some_and(|o| o.name == "protocol"))
         .map_or(Ok(SocketProtocol::Uwsgi), |e| {
-            let value = expand::expand_placeholders(&e.value, &values)
+            let value = expand::expand_placeholders(&e.value, &values, &mut Vec::new())
                 .map_err(|err| crate::reader::expand_error(err, &e.key, &e.origin))?;
             parse_protocol(e, value.trim())
         })?;
@@ -87,13 +87,13 @@ pub(crate) fn resolve(entries: &[Entry]) -> Result<Resolved, ConfigError> {
     // Names already warned about: one warning per option, at its first occurrence.
     let mut warned = HashSet::new();
     for e in entries {
-        let keeps_unknown = options::find(&e.key).is_some_and(|o| o.name == "log-format");
-        let value = if keeps_unknown {
-            expand::expand_known_placeholders(&e.value, &values)
-        } else {
-            expand::expand_placeholders(&e.value, &values)
+        let mut unknown = Vec::new();
+        let value = expand::expand_placeholders(&e.value, &values, &mut unknown)
+            .map_err(|err| crate::reader::expand_error(err, &e.key, &e.origin))?;
+        // `log-format`'s `%(addr)`, `%(status)`... are its variables, not placeholders.
+        if options::find(&e.key).is_none_or(|o| o.name != "log-format") {
+            out.warnings.extend(unknown.iter().map(|n| crate::reader::undefined_placeholder(&e.origin, &e.key, n)));
         }
-        .map_err(|err| crate::reader::expand_error(err, &e.key, &e.origin))?;
         let Some(spec) = options::find(&e.key) else {
             // As in uWSGI, a key that is no option is a custom placeholder. Unknown `UWSGI_*`
             // variables only provide placeholders (uWSGI itself sets some, e.g. `UWSGI_RELOADS`).
@@ -563,6 +563,10 @@ fn apply(
         }
         "log-master-bufsize" => c.log_master_bufsize = size()?.max(1),
         "so-keepalive" => c.so_keepalive = flag,
+        "reuse-port" => c.reuse_port = flag,
+        // `healthz` means `/healthz`: request paths always start with a slash.
+        "health-path" => c.health_path = Some(format!("/{}", text()?.trim_start_matches('/'))),
+        "drain-delay" => c.drain_delay = num()?,
         "tcp-nodelay" => c.tcp_nodelay = flag,
         "wsgi-disable-file-wrapper" => c.wsgi_disable_file_wrapper = flag,
         "harakiri" => c.harakiri = num()?,

@@ -106,6 +106,13 @@ pub struct Board {
     /// When the master image that made this board started, µs since the epoch (the
     /// `py-autoreload` scanner treats files modified after it as changed).
     pub started: AtomicU64,
+    /// 1 from the start of a graceful stop (SIGTERM, FIFO `q`): `health-path` answers 503.
+    /// Set by the master (`master/drain.rs`).
+    pub unhealthy: AtomicU8,
+    /// 1 once that stop closes the sockets (after `drain-delay`): a worker told to stop first
+    /// serves every connection waiting in the listen backlog. Set by the master before it
+    /// signals the workers; never during a reload, whose sockets stay open.
+    pub closing: AtomicU8,
     /// Worker slots; worker id N uses index N-1.
     pub workers: [WorkerSlot; MAX_WORKERS],
 }

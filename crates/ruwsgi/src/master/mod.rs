@@ -19,8 +19,10 @@
 
 mod cron;
 mod daemons;
+mod drain;
 mod fifo;
 pub mod logfile;
+mod notify;
 mod reload;
 pub mod stats;
 
@@ -164,6 +166,10 @@ struct Master {
     signal_actions: Vec<(Signal, MasterAction)>,
     /// `log-master`: the pipes workers log through.
     log_pipes: Option<crate::log::LogPipes>,
+    /// `drain-delay` and the graceful stop that serves the listen backlog (`drain.rs`).
+    drain: drain::Drain,
+    /// systemd notifications, when `NOTIFY_SOCKET` is set (`notify.rs`).
+    notify: Option<notify::Notifier>,
 }
 
 /// Runs the whole server; returns the process exit code. `files_read`: the
@@ -188,6 +194,9 @@ fn start(mut cfg: Config, files_read: &[String]) -> Result<Master> {
         nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
     }
     let reloaded = reload::take_reloaded_marker();
+    // Before `daemonize`: the variables name this pid.
+    let activated = crate::net::activation::take()?;
+    let notify = notify::Notifier::from_env();
     let start_cwd = std::env::current_dir().context("cannot read the working directory")?;
     crate::net::tls::anchor_paths(&mut cfg, &start_cwd);
     let log_file = cfg
@@ -226,7 +235,7 @@ fn start(mut cfg: Config, files_read: &[String]) -> Result<Master> {
         std::env::set_current_dir(dir).with_context(|| format!("chdir = {}", dir.display()))?;
         tracing::info!("chdir() to {}", dir.display());
     }
-    if cfg.sockets.is_empty() {
+    if cfg.sockets.is_empty() && activated.is_empty() && std::env::var_os(listener::INHERIT_ENV).is_none() {
         anyhow::bail!("no socket configured: set http, http-socket or socket");
     }
     if cfg.limit_as > 0 {
@@ -235,7 +244,7 @@ fn start(mut cfg: Config, files_read: &[String]) -> Result<Master> {
         tracing::info!("your process address space limit is {} bytes ({} MB)", cfg.limit_as << 20, cfg.limit_as);
     }
     raise_fd_limit(cfg.max_fd);
-    let listeners = listener::bind_all(&cfg)?;
+    let listeners = listener::bind_all(&cfg, activated)?;
     if !cfg.honour_stdin {
         // As uWSGI, once the sockets are bound: stdin becomes /dev/null unless `honour-stdin`.
         let devnull = std::fs::File::open("/dev/null").context("cannot open /dev/null for stdin")?;
@@ -346,6 +355,8 @@ fn start(mut cfg: Config, files_read: &[String]) -> Result<Master> {
         touch_workers: cfg.touch_workers_reload.iter().map(Touched::new).collect(),
         crons: Crons::new(&cfg.crons, cfg.cron_harakiri),
         signal_actions,
+        drain: drain::Drain::new(cfg.drain_delay),
+        notify,
         cfg,
         listeners,
         app,
@@ -444,7 +455,9 @@ fn raise_fd_limit(max_fd: u64) {
 
 fn daemonize(log: &Path) -> Result<()> {
     let file = logfile::open(log)?;
-    if wsgi::fork()? != 0 {
+    let child = wsgi::fork()?;
+    if child != 0 {
+        notify::main_pid(child);
         std::process::exit(0);
     }
     nix::unistd::setsid()?;
@@ -613,8 +626,13 @@ impl Master {
             }
             self.reap();
             self.check_harakiri();
+            self.notify_tick();
             match self.phase {
                 Phase::Running => {
+                    if self.drain.due(Instant::now()) {
+                        self.shutdown(true, "drain-delay over");
+                        continue;
+                    }
                     self.respawn_due();
                     self.daemons.supervise(Instant::now());
                     self.crons.tick();
@@ -678,13 +696,24 @@ impl Master {
             })
             .chain(self.workers.iter().filter_map(|w| w.respawn_at.map(|t| t.saturating_duration_since(now))))
             .chain(self.daemons.next_due().map(|t| t.saturating_duration_since(now)))
+            .chain(self.drain.next_due().map(|t| t.saturating_duration_since(now)))
+            .chain(self.notify.as_ref().and_then(notify::Notifier::next_due).map(|t| t.saturating_duration_since(now)))
             .fold(TICK, Duration::min)
     }
 
     /// SIGTERM: workers finish their requests; SIGINT/SIGQUIT: they stop now.
     /// Stops everything: `graceful` lets requests finish; `why` starts the log line.
     fn shutdown(&mut self, graceful: bool, why: &str) {
+        if let Some(n) = &mut self.notify {
+            n.stopping(why);
+        }
+        if graceful && self.phase == Phase::Running && self.drain.defer(self.board, why) {
+            return;
+        }
         self.chain = None;
+        if graceful && !matches!(self.phase, Phase::ShuttingDown { .. }) {
+            drain::close_to_newcomers(self.board, &self.listeners, self.cfg.vacuum);
+        }
         if !matches!(self.phase, Phase::ShuttingDown { .. }) {
             // The workers close theirs as they get the signal: once all are closed, new
             // clients are refused at once rather than queued and reset at exit.
@@ -713,6 +742,10 @@ impl Master {
     /// sockets stay open, so new connections queue in the kernel until the new image's
     /// workers accept them.
     fn reload(&mut self, why: &str) {
+        if self.drain.running() {
+            tracing::info!("{why}: ignored, draining before a stop");
+            return;
+        }
         if self.phase != Phase::Running {
             tracing::info!(
                 "{why}: ignored, already {}",
@@ -728,6 +761,9 @@ impl Master {
             return;
         }
         self.chain = None;
+        if let Some(n) = &mut self.notify {
+            n.reloading();
+        }
         tracing::info!("{why}: ...gracefully killing workers...");
         for (index, w) in self.workers.iter().enumerate() {
             if let Some(pid) = w.pid {

@@ -21,6 +21,7 @@ use ruwsgi_proto::{
 use slab::Slab;
 
 use super::body::BodyReader;
+use super::health;
 use super::listener::{ListenGate, Listener};
 use super::read_buf::ReadBuf;
 use super::transport::Io;
@@ -88,6 +89,8 @@ pub struct LoopSettings {
     pub log_forwarded_for: bool,
     /// `enable-proxy-protocol`: HTTP connections may open with a PROXY header.
     pub proxy_protocol: bool,
+    /// `health-path`: answered by `health.rs`, before routing and the app.
+    pub health_path: Option<String>,
 }
 
 /// What a loop thread shares with its siblings.
@@ -687,6 +690,18 @@ fn serve_http(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
             return Step::Reject;
         }
     };
+    if let Some(reply) = health_reply(
+        ctx,
+        head.method.as_bytes(),
+        head.target.as_bytes(),
+        head.method == "HEAD",
+        // A stopping worker closes after its answers, this one too.
+        head.keep_alive && head.body == BodyFraming::None && !ctx.stopping.load(Ordering::Relaxed),
+    ) {
+        let sent = io.write_all(&[&reply], &mut 0, || io.wait(true, settings.request_timeout));
+        conn.buf.consume(used);
+        return Step::Served { keep_alive: sent.is_ok() && health::keeps_alive(&reply) };
+    }
     let listener = &ctx.listeners[conn.listener];
     let route = match ctx.router {
         None => None,
@@ -908,6 +923,13 @@ fn serve_uwsgi(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
             return Step::Reject;
         }
     };
+    let method = packet.var(b"REQUEST_METHOD").unwrap_or_default();
+    let path = packet.var(b"PATH_INFO").or_else(|| packet.var(b"REQUEST_URI")).unwrap_or_default();
+    if let Some(reply) = health_reply(ctx, method, path, method == b"HEAD", false) {
+        let _ = io.write_all(&[&reply], &mut 0, || io.wait(true, settings.request_timeout));
+        conn.buf.consume(used);
+        return Step::Served { keep_alive: false };
+    }
     let route = match ctx.router {
         None => None,
         Some(router) => {
@@ -978,6 +1000,19 @@ fn serve_uwsgi(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
     discard_body(&mut body, settings.request_timeout, u64::MAX);
     // uWSGI answers one request per uwsgi connection; nginx expects the close.
     resume_parked(ctx, conn, parked, false)
+}
+
+/// `health-path`: the answer to a health check (`health.rs`), if this request is one.
+fn health_reply(
+    ctx: &LoopContext<'_>,
+    method: &[u8],
+    path: &[u8],
+    head_only: bool,
+    keep_alive: bool,
+) -> Option<Vec<u8>> {
+    let health_path = ctx.settings.health_path.as_deref()?;
+    let healthy = ctx.worker.board.board().unhealthy.load(Ordering::Relaxed) == 0;
+    health::reply(health_path, method, path, healthy, head_only, keep_alive)
 }
 
 /// Acts on the `route*` rules' verdict: `Ok(state)` goes on to static files and the app;

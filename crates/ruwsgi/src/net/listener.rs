@@ -16,9 +16,11 @@ use nix::sys::epoll::{Epoll, EpollEvent, EpollFlags};
 use ruwsgi_config::{Config, SocketProtocol, SocketSpec};
 use socket2::{Domain, SockAddr, Socket, Type};
 
+use super::activation::{self, Activated};
 use super::tls::TlsSite;
 
-/// Environment variable carrying listening fds across a reload `exec`: `fd=address;...`.
+/// Environment variable carrying listening fds across a reload `exec`: `fd=address;...`,
+/// the fd written `sN` for a socket from systemd (`activation.rs`).
 pub const INHERIT_ENV: &str = "RUWSGI_LISTEN_FDS";
 
 /// One listening socket and what it speaks.
@@ -36,6 +38,9 @@ pub struct Listener {
     pub server_name: String,
     /// `SERVER_PORT` for requests arriving here.
     pub server_port: String,
+    /// Passed by systemd socket activation (`activation.rs`): systemd owns it, so it is
+    /// never unlinked, filtered or left out of a reload.
+    pub activated: bool,
     /// `https`: the TLS contexts its connections start with.
     pub tls: Option<Arc<TlsSite>>,
 }
@@ -67,6 +72,17 @@ impl Listener {
             SocketProtocol::Http => EpollFlags::EPOLLIN,
         };
         EpollEvent::new(flags, token)
+    }
+
+    /// Stops new TCP clients from joining the accept queue while the ones already there stay
+    /// (a graceful stop, `master/drain.rs`): a socket filter that drops every packet, so a
+    /// new client's SYN goes unanswered (the client retries, and is refused once the socket
+    /// is closed, or reaches another `reuse-port` instance). A filter is the only way: a
+    /// `shutdown()` of a listening socket, or its close, resets the queued connections.
+    pub fn refuse_newcomers(&self) -> io::Result<()> {
+        // One classic BPF instruction, `ret #0`: keep 0 bytes of the packet, i.e. drop it.
+        const BPF_RET_K: u16 = 0x06;
+        self.socket.attach_filter(&[socket2::SockFilter::new(BPF_RET_K, 0, 0, 0)])
     }
 
     /// Drops this process's reference to the listening socket, keeping the fd number taken
@@ -146,31 +162,58 @@ fn socket_file(address: &str) -> Option<PathBuf> {
     (is_unix(address) && !address.starts_with('@')).then(|| PathBuf::from(address))
 }
 
-/// Binds every configured socket, reusing fds inherited from a previous master image.
-pub fn bind_all(cfg: &Config) -> Result<Vec<Listener>> {
-    let mut inherited = inherited_fds();
+/// A listening socket this process got rather than bound: from the previous master image
+/// (a reload) or from systemd.
+struct Inherited {
+    fd: OwnedFd,
+    /// The config entry it served before the reload, or systemd's bound address.
+    name: String,
+    /// Passed by systemd (now or before a reload).
+    activated: bool,
+}
+
+/// Binds every configured socket, reusing fds inherited from a previous master image or
+/// passed by systemd (`activated`, from `activation::take`).
+pub fn bind_all(cfg: &Config, activated: Vec<Activated>) -> Result<Vec<Listener>> {
+    let mut reloaded = inherited_fds();
+    let cwd = std::env::current_dir().unwrap_or_default();
+    if !activated.is_empty() {
+        tracing::info!("- SystemD socket activation detected -");
+    }
+    let mut from_systemd: Vec<Inherited> = activated
+        .into_iter()
+        .map(|a| {
+            tracing::info!("systemd socket {} ({}) is available for {}", a.fd_name, a.fd.as_raw_fd(), a.address);
+            Inherited { fd: a.fd, name: a.address, activated: true }
+        })
+        .collect();
     let mut out = Vec::with_capacity(cfg.sockets.len());
     for spec in &cfg.sockets {
-        let listener = match inherited.iter().position(|(_, name)| *name == spec.address) {
-            Some(i) => {
-                let (fd, _) = inherited.swap_remove(i);
-                adopt(spec, fd)?
-            }
-            None => bind(spec, cfg)?,
+        let listener = if let Some(i) = reloaded.iter().position(|x| x.name == spec.address) {
+            adopt(spec, reloaded.swap_remove(i))?
+        } else if let Some(i) = from_systemd.iter().position(|x| activation::matches(&spec.address, &x.name, &cwd)) {
+            adopt(spec, from_systemd.swap_remove(i))?
+        } else {
+            bind(spec, cfg)?
         };
         let tls = spec.tls.as_ref().map(|tls| TlsSite::load(&spec.address, tls, &cfg.tls));
         let tls = tls.transpose().with_context(|| format!("https {}", spec.address))?;
         out.push(Listener { tls: tls.map(Arc::new), ..listener });
     }
-    // Sockets dropped from the config on reload are closed here.
-    for (fd, _) in inherited {
-        drop(fd);
+    // As uWSGI: a systemd socket no entry names is served with the uwsgi protocol. It stays
+    // systemd's across reloads too, whatever the config says then.
+    for x in from_systemd.into_iter().chain(reloaded.extract_if(.., |x| x.activated)) {
+        let spec = SocketSpec { address: x.name.clone(), protocol: SocketProtocol::Uwsgi, tls: None };
+        tracing::info!("systemd socket {} matches no socket option: serving the uwsgi protocol on it", x.name);
+        out.push(adopt(&spec, x)?);
     }
+    // Sockets dropped from the config on reload are closed here.
+    drop(reloaded);
     Ok(out)
 }
 
 /// Parses `RUWSGI_LISTEN_FDS` and clears it so workers and child programs don't see it.
-fn inherited_fds() -> Vec<(OwnedFd, String)> {
+fn inherited_fds() -> Vec<Inherited> {
     let Ok(list) = std::env::var(INHERIT_ENV) else {
         return Vec::new();
     };
@@ -178,25 +221,31 @@ fn inherited_fds() -> Vec<(OwnedFd, String)> {
     list.split(';')
         .filter_map(|item| {
             let (fd, name) = item.split_once('=')?;
+            let (fd, activated) = fd.strip_prefix('s').map_or((fd, false), |fd| (fd, true));
             let fd: RawFd = fd.parse().ok()?;
             // SAFETY: the previous image of this process put the fd in the environment
             // right before exec and nothing else in this process owns it.
             #[allow(unsafe_code)]
             let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-            Some((owned, name.to_owned()))
+            Some(Inherited { fd: owned, name: name.to_owned(), activated })
         })
         .collect()
 }
 
 /// Value of `RUWSGI_LISTEN_FDS` describing `listeners`, for the exec of a reload.
 pub fn inherit_value(listeners: &[Listener]) -> String {
-    listeners.iter().map(|l| format!("{}={}", l.raw_fd(), l.name)).collect::<Vec<_>>().join(";")
+    listeners
+        .iter()
+        .map(|l| format!("{}{}={}", if l.activated { "s" } else { "" }, l.raw_fd(), l.name))
+        .collect::<Vec<_>>()
+        .join(";")
 }
 
-fn adopt(spec: &SocketSpec, fd: OwnedFd) -> Result<Listener> {
-    let socket = Socket::from(fd);
+fn adopt(spec: &SocketSpec, inherited: Inherited) -> Result<Listener> {
+    let socket = Socket::from(inherited.fd);
     socket.set_nonblocking(true)?;
-    let unix_path = socket_file(&spec.address);
+    // systemd's unix socket files are systemd's to remove.
+    let unix_path = if inherited.activated { None } else { socket_file(&spec.address) };
     let (server_name, server_port) = server_identity(&socket);
     Ok(Listener {
         socket,
@@ -206,6 +255,7 @@ fn adopt(spec: &SocketSpec, fd: OwnedFd) -> Result<Listener> {
         server_name,
         server_port,
         tls: None,
+        activated: inherited.activated,
     })
 }
 
@@ -226,7 +276,8 @@ fn bind(spec: &SocketSpec, cfg: &Config) -> Result<Listener> {
         )
     } else {
         (
-            bind_tcp(&spec.address, backlog, spec.protocol).with_context(|| format!("cannot bind {}", spec.address))?,
+            bind_tcp(&spec.address, backlog, spec.protocol, cfg.reuse_port)
+                .with_context(|| format!("cannot bind {}", spec.address))?,
             None,
         )
     };
@@ -240,6 +291,7 @@ fn bind(spec: &SocketSpec, cfg: &Config) -> Result<Listener> {
         server_name,
         server_port,
         tls: None,
+        activated: false,
     })
 }
 
@@ -249,10 +301,15 @@ fn resolve(address: &str) -> Result<SocketAddr> {
     full.to_socket_addrs()?.next().with_context(|| format!("{address} resolves to no address"))
 }
 
-fn bind_tcp(address: &str, backlog: i32, protocol: SocketProtocol) -> Result<Socket> {
+fn bind_tcp(address: &str, backlog: i32, protocol: SocketProtocol, reuse_port: bool) -> Result<Socket> {
     let addr = resolve(address)?;
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
     socket.set_reuse_address(true)?;
+    if reuse_port {
+        // `reuse-port`: every instance (of the same user) that sets it may bind this port
+        // too; the kernel spreads new connections over their sockets.
+        socket.set_reuse_port(true)?;
+    }
     if addr.is_ipv6() {
         socket.set_only_v6(false).ok();
     }

@@ -1,8 +1,10 @@
 //! Sockets and connections: listeners (bound by the master, shared by workers) and the
 //! per-thread connection loop that drives the proto parsers and calls the app.
 
+pub mod activation;
 pub mod body;
 pub mod connection;
+mod health;
 pub mod listener;
 mod read_buf;
 pub mod socket_io;

@@ -161,6 +161,7 @@ fn serve(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, boa
         tcp_nodelay: cfg.tcp_nodelay,
         log_forwarded_for: cfg.log_x_forwarded_for,
         proxy_protocol: cfg.enable_proxy_protocol,
+        health_path: cfg.health_path.clone(),
         processes: cfg.processes.max(1) as usize,
         threads: cfg.threads.max(1) as usize,
     };
@@ -292,16 +293,31 @@ fn serve(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, boa
             }
         };
         info.slot().accepting.store(1, Relaxed);
+        // When a graceful stop was first seen, and how long serving the backlog may take:
+        // half the mercy, so the requests it brings still finish before the master's SIGKILL
+        // (a thread at `max-fd` with idle keep-alive clients may not accept meanwhile).
+        let mut graceful_since: Option<Instant> = None;
+        let backlog_limit = Duration::from_secs(cfg.reload_mercy.unwrap_or(0).max(cfg.worker_reload_mercy) / 2);
         while running.load(Relaxed) > 0 {
             let mut fds = [PollFd::new(recycle_read.as_fd(), PollFlags::POLLIN)];
-            let _ = poll(&mut fds, PollTimeout::from(200u16));
+            // While a stop waits for the backlog to be served, look again soon.
+            let wait: u16 = if signals.graceful.load(Relaxed) && !stopping.load(Relaxed) { 10 } else { 200 };
+            let _ = poll(&mut fds, PollTimeout::from(wait));
             while nix::unistd::read(&recycle_read, &mut [0u8; 16]).is_ok_and(|n| n > 0) {}
             if signals.immediate.load(Relaxed) {
                 wsgi::flush_std_streams();
                 std::process::exit(0);
             }
             if signals.graceful.load(Relaxed) {
-                stop("");
+                let since = *graceful_since.get_or_insert_with(Instant::now);
+                if backlog_served(board, listeners) {
+                    stop("");
+                } else if since.elapsed() >= backlog_limit {
+                    stop(&format!(
+                        "worker {id} (pid: {pid}): the listen backlog is still not served after {} s: closing the sockets",
+                        backlog_limit.as_secs()
+                    ));
+                }
             }
             if died.load(Relaxed) {
                 exit_code = 1;
@@ -342,6 +358,26 @@ fn serve(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, boa
         }
     });
     exit_code
+}
+
+/// Whether a worker told to stop gracefully may close its listeners now. During a reload
+/// (the sockets stay open for the next workers) at once. When the instance stops
+/// (`master/drain.rs`: no new client joins the backlog any more), once no listener has a
+/// connection waiting: until then the loop threads go on accepting and serving them, so
+/// closing the sockets resets nobody.
+fn backlog_served(board: Scoreboard, listeners: &[Listener]) -> bool {
+    if board.board().closing.load(Relaxed) == 0 {
+        return true;
+    }
+    // systemd keeps activated sockets open after the instance is gone: their backlog waits
+    // for the next start (and new clients still join it).
+    let mut fds: Vec<PollFd<'_>> =
+        listeners.iter().filter(|l| !l.activated).map(|l| PollFd::new(l.fd(), PollFlags::POLLIN)).collect();
+    // A listening socket polls readable while its accept queue holds a connection.
+    match poll(&mut fds, PollTimeout::ZERO) {
+        Ok(ready) => ready == 0,
+        Err(e) => e != nix::errno::Errno::EINTR,
+    }
 }
 
 /// `limit-as`: caps this process's address space at `mib` MiB (soft and hard `RLIMIT_AS`,
