@@ -168,6 +168,33 @@ pub fn uwsgi_packet(data: &[u8]) {
     }
 }
 
+/// `spool_file`: no panic; a parsed task re-encodes to exactly the input; its routing vars
+/// read without panicking; the input read as vars and a body encodes then parses back.
+pub fn spool_file(data: &[u8]) {
+    if let Ok(Some(task)) = ruwsgi_proto::parse_spool_file(data) {
+        let _ = ruwsgi_proto::spool_routing(&task.vars);
+        let encoded =
+            ruwsgi_proto::encode_spool_file(&task.vars, task.body).expect("a parsed task encodes");
+        // The header's modifier bytes are not kept: compare from the size on.
+        assert_eq!(encoded[1..3], data[1..3]);
+        assert_eq!(encoded[4..], data[4..]);
+    }
+    // Split on 0xff: keys and values alternate, the last piece is the body.
+    let mut pieces: Vec<&[u8]> = data.split(|&b| b == 0xff).collect();
+    let body = pieces.pop().unwrap_or_default();
+    let vars: Vec<(&[u8], &[u8])> = pieces
+        .chunks(2)
+        .map(|kv| (kv[0], kv.get(1).copied().unwrap_or_default()))
+        .collect();
+    if let Ok(encoded) = ruwsgi_proto::encode_spool_file(&vars, body) {
+        let task = ruwsgi_proto::parse_spool_file(&encoded)
+            .expect("an encoded task parses")
+            .expect("an encoded task is complete");
+        assert_eq!(task.vars, vars);
+        assert_eq!(task.body, body);
+    }
+}
+
 /// `proxy_header`: no panic; `used` within bounds; the result doesn't depend on where the
 /// input is split; a header with addresses re-encodes (v1, or v2 without its TLVs) to one
 /// that parses to the same addresses.
@@ -210,4 +237,62 @@ pub fn ini(data: &[u8]) {
     assert_eq!(ruwsgi_config::parse_ini_text(&crlf, "fuzz.ini"), first, "CRLF changed the result");
     let padded = format!("{text}\n\n; trailing comment\n# another\n");
     assert_eq!(ruwsgi_config::parse_ini_text(&padded, "fuzz.ini"), first, "a trailing comment changed the result");
+}
+
+/// `websocket`: the input read as a stream of client frames, as the server's session reads
+/// it (`max` 256 bytes). No panic; a header is 2 to 14 bytes and a prefix of the input
+/// gives `Ok(None)` or the same header; every message out of the `Assembler` is at most
+/// `max` bytes (text ones are UTF-8 by type); a close payload that parses has a code a
+/// peer may send; the server's own frames of each payload parse back (once masked).
+pub fn websocket(data: &[u8]) {
+    websocket_frames(data, None);
+    // Again with permessage-deflate negotiated: compressed messages inflate within MAX too.
+    websocket_frames(data, ruwsgi_proto::negotiate_deflate([&b"permessage-deflate"[..]]));
+}
+
+fn websocket_frames(data: &[u8], mut deflate: Option<ruwsgi_proto::Deflate>) {
+    use ruwsgi_proto::{parse_close_payload, parse_frame_head, unmask, Assembler, Message, Opcode};
+    const MAX: u64 = 256;
+    let mut rest = data;
+    let mut assembler = Assembler::default();
+    let negotiated = deflate.is_some();
+    while let Ok(Some(head)) = parse_frame_head(rest, MAX, negotiated) {
+        assert!((2..=14).contains(&head.header_len) && head.header_len <= rest.len());
+        let cut = usize::from(rest[0]) % head.header_len;
+        assert_eq!(parse_frame_head(&rest[..cut], MAX, negotiated), Ok(None), "a prefix of a header");
+        let end = head.header_len + usize::try_from(head.len).expect("bounded by MAX");
+        let Some(raw) = rest.get(head.header_len..end) else { break };
+        let mut payload = raw.to_vec();
+        unmask(&mut payload, head.mask, 0);
+        match head.opcode {
+            Opcode::Close => {
+                if let Ok((code, _)) = parse_close_payload(&payload) {
+                    assert!(matches!(code, 1000..=1003 | 1005 | 1007..=1014 | 3000..=4999), "{code}");
+                }
+            }
+            Opcode::Ping | Opcode::Pong => assert!(payload.len() <= ruwsgi_proto::MAX_CONTROL_PAYLOAD),
+            _ => match assembler.push(&head, payload.clone(), MAX, deflate.as_mut()) {
+                Ok(Some(Message::Text(t))) => assert!(t.len() as u64 <= MAX),
+                Ok(Some(Message::Binary(b))) => assert!(b.len() as u64 <= MAX),
+                Ok(None) => {}
+                Err(_) => assembler = Assembler::default(),
+            },
+        }
+        // What the server would send with this payload parses back once a client masks it.
+        let mut frame = Vec::new();
+        ruwsgi_proto::encode_frame(&mut frame, true, Opcode::Binary, &payload);
+        let header = frame.len() - payload.len();
+        let mut masked = frame[..header].to_vec();
+        masked[1] |= 0x80;
+        masked.extend_from_slice(&head.mask);
+        let mut body = payload.clone();
+        unmask(&mut body, head.mask, 0);
+        masked.extend_from_slice(&body);
+        let again = parse_frame_head(&masked, MAX, false).expect("re-encoded frame").expect("whole");
+        assert_eq!((again.len, again.opcode, again.fin), (payload.len() as u64, Opcode::Binary, true));
+        let mut back = masked[again.header_len..].to_vec();
+        unmask(&mut back, again.mask, 0);
+        assert_eq!(back, payload);
+        rest = &rest[end..];
+    }
 }

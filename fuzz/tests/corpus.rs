@@ -39,6 +39,16 @@ fn proxy_header_seeds_hold() {
 }
 
 #[test]
+fn spool_file_seeds_hold() {
+    replay("spool_file", ruwsgi_fuzz::spool_file);
+}
+
+#[test]
 fn ini_seeds_hold() {
     replay("ini", ruwsgi_fuzz::ini);
+}
+
+#[test]
+fn websocket_seeds_hold() {
+    replay("websocket", ruwsgi_fuzz::websocket);
 }

@@ -219,8 +219,8 @@ const TYPOS_AND_MISSING: &[(&str, &str)] = &[
     ("app = demo", "unknown option \"app\" ignored"),
     ("base_dir = /srv/demo", "unknown option \"base_dir\" ignored"),
     (
-        "spooler = /tmp/spool",
-        "option \"spooler\" is not implemented by ruwsgi: no spooler runs, so spooled tasks are not executed",
+        "spooler-external = /tmp/spool",
+        "option \"spooler-external\" is not implemented by ruwsgi: ruwsgi spools only to the queues its own spoolers drain",
     ),
     ("idle = 30", "option \"idle\" is not implemented by ruwsgi: it is ignored"),
 ];

@@ -603,6 +603,7 @@ fixtures! {
     uid_gid_root
     unimplemented_options_warn
     unset_env_var_kept_literally
+    uwsgidecorators_django
     vassal_name_placeholders
     wsgi_file_and_module_both
 }

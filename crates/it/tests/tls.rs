@@ -258,6 +258,22 @@ fn only_tls12_and_tls13_are_offered() {
 }
 
 #[test]
+fn asgi_app_over_https_sees_the_https_scheme() {
+    let dir = tempfile::tempdir().unwrap();
+    write_certs(dir.path(), &Ca::new());
+    let apps = it::repo().join("tests/apps").display().to_string();
+    let https = "127.0.0.1:0,site.crt,site.key".to_owned();
+    let args = ["--https", &https, "--chdir", &apps, "--asgi", "asgi_raw:app", "--threads", "2"];
+    // Relative certificate paths are read from the start directory, before `chdir`.
+    let srv = Server::start_in(dir, Start { args: args.map(str::to_owned).to_vec(), env: vec![], workers: 1 });
+    let (code, body, err) = curl(&srv, &[&url(&srv, "/scope")]);
+    assert_eq!(code, 0, "{err}");
+    let scope: json::Value = json::from_slice(&body).unwrap();
+    assert_eq!(scope["scheme"], "https", "{scope}");
+    assert_eq!(scope["path"], "/scope", "{scope}");
+}
+
+#[test]
 fn alpn_offers_http11_so_http2_clients_fall_back() {
     // HTTP/2 is not implemented yet (docs/tls.md): ALPN settles on http/1.1.
     let srv = start("site.crt,site.key", "hello.py", &[]);

@@ -101,6 +101,16 @@ pub(crate) fn parse_args(args: &[String]) -> Result<Args, ConfigError> {
             (None, Kind::Bool | Kind::Action) => "true".to_owned(),
             // uWSGI's `--log-date` takes its strftime format only inline (`--log-date=%Y`).
             (None, _) if spec.name == "logdate" => "true".to_owned(),
+            // So does `--mule` its code (`--mule=file.py`): alone, it adds a mule without code.
+            // Differs from uWSGI: a following `file.py` or `module:function` (never a config
+            // file: those are `.ini`, `.json`, `.yaml`) is taken as its code too.
+            (None, _) if spec.name == "mule" => match args.get(i) {
+                Some(next) if is_mule_code(next) => {
+                    i += 1;
+                    next.clone()
+                }
+                _ => String::new(),
+            },
             // `--chmod-socket` alone means 666; it takes the next argument only if it's a mode.
             (None, Kind::Mode) => match args.get(i) {
                 Some(next) if !next.is_empty() && next.bytes().all(|b| b.is_ascii_digit()) => {
@@ -121,6 +131,14 @@ pub(crate) fn parse_args(args: &[String]) -> Result<Args, ConfigError> {
         push(&mut out, spec, written, value, origin)?;
     }
     Ok(out)
+}
+
+/// A command-line word that reads as a mule's code: `path.py` or `module:function`.
+fn is_mule_code(word: &str) -> bool {
+    let config_file = |w: &str| Format::from_path(w.rsplit_once(':').map_or(w, |(f, _)| f)).is_some();
+    !word.starts_with('-')
+        && (std::path::Path::new(word).extension().is_some_and(|e| e == "py") || word.contains(':'))
+        && !config_file(word)
 }
 
 fn push(
@@ -234,6 +252,24 @@ mod tests {
         assert_eq!(
             flags(&["--log-date", "--logdate=%Y"]),
             vec![("log-date".into(), "true".into()), ("logdate".into(), "%Y".into())]
+        );
+    }
+
+    #[test]
+    fn mule_takes_its_code_only_inline() {
+        assert_eq!(
+            flags(&["--mule", "--mule=w.py", "--mules", "2"]),
+            vec![("mule".into(), String::new()), ("mule".into(), "w.py".into()), ("mules".into(), "2".into())]
+        );
+        // A following file.py or module:function is its code; a config file is not.
+        assert_eq!(
+            flags(&["--mule", "w.py", "--mule", "jobs:run", "--mule", "app.ini:prod"]),
+            vec![
+                ("mule".into(), "w.py".into()),
+                ("mule".into(), "jobs:run".into()),
+                ("mule".into(), String::new()),
+                ("file:ini".into(), "app.ini:prod".into()),
+            ]
         );
     }
 

@@ -89,6 +89,14 @@ pub struct Config {
     pub wsgi_file: Option<PathBuf>,
     /// `module` (`wsgi`, `-w`): `pkg.mod` or `pkg.mod:callable`.
     pub module: Option<String>,
+    /// `asgi` (ruwsgi only): `pkg.mod:app`, an ASGI 3 app served instead of a WSGI one.
+    pub asgi: Option<String>,
+    /// `websockets-max-size`: largest WebSocket message, KiB.
+    pub websockets_max_size: u64,
+    /// `websockets-ping-freq`: seconds between pings on a quiet WebSocket.
+    pub websockets_ping_freq: u64,
+    /// `websockets-pong-tolerance`: seconds a pong may take.
+    pub websockets_pong_tolerance: u64,
     /// `callable`: default `application`.
     pub callable: String,
     /// `mount`: apps under URL prefixes, loaded after `module`/`wsgi-file`, in order.
@@ -285,6 +293,10 @@ pub struct Config {
     /// `cron-harakiri`: seconds a cron command may run before its process group is killed;
     /// 0 = no limit.
     pub cron_harakiri: u64,
+    /// `spooler*`: queue directories and their spooler processes.
+    pub spooler: crate::background::SpoolerConfig,
+    /// `mule*`, `farm`: mule processes and their message queues.
+    pub mules: crate::background::MuleConfig,
     /// `stats` (`stats-server`): address of the JSON stats server.
     pub stats: Option<String>,
     /// `stats-http`: prefix the stats JSON with HTTP response headers.
@@ -350,7 +362,22 @@ pub struct Config {
     pub strict: bool,
     /// `print`, `iprint`: lines written to stdout at start-up, in order.
     pub print: Vec<String>,
+    /// `locks`: user locks beyond lock 0 (`uwsgi.lock(0..=locks)`).
+    pub locks: u32,
+    /// Every option as written (key as written, value expanded), in order: `uwsgi.opt`.
+    pub exported: Vec<(String, String)>,
+    /// `signal-timer` (`timer`): the master raises the signal every so many seconds.
+    pub signal_timer: Vec<(u8, u64)>,
+    /// `signal-rbtimer` (`rbtimer`): the same (uWSGI's red-black-tree timers).
+    pub signal_rbtimer: Vec<(u8, u64)>,
+    /// `fs-signal`: raise the signal when the file or directory changes (inotify).
+    pub fs_signal: Vec<(PathBuf, u8)>,
+    /// `touch-signal`: raise the signal when the file's mtime changes.
+    pub touch_signal: Vec<(PathBuf, u8)>,
 }
+
+/// Most user locks `locks` may ask for (ruwsgi's limit; lock 0 always exists).
+pub const MAX_LOCKS: u32 = 64;
 
 impl Default for Config {
     fn default() -> Self {
@@ -360,6 +387,10 @@ impl Default for Config {
             chdir2: None,
             wsgi_file: None,
             module: None,
+            asgi: None,
+            websockets_max_size: 1024,
+            websockets_ping_freq: 30,
+            websockets_pong_tolerance: 3,
             callable: "application".to_owned(),
             mount: Vec::new(),
             manage_script_name: false,
@@ -453,6 +484,8 @@ impl Default for Config {
             hooks: Vec::new(),
             crons: Vec::new(),
             cron_harakiri: 0,
+            spooler: crate::background::SpoolerConfig::default(),
+            mules: crate::background::MuleConfig::default(),
             stats: None,
             stats_http: false,
             stats_minified: false,
@@ -484,6 +517,12 @@ impl Default for Config {
             mimefile: Vec::new(),
             strict: false,
             print: Vec::new(),
+            locks: 0,
+            exported: Vec::new(),
+            signal_timer: Vec::new(),
+            signal_rbtimer: Vec::new(),
+            fs_signal: Vec::new(),
+            touch_signal: Vec::new(),
         }
     }
 }

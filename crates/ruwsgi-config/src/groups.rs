@@ -71,9 +71,11 @@ pub(crate) static GROUPS: &[Group] = &[
         NotImplemented("start-up does not wait for it")),
     group("cache", "caches, queues and sharedareas",
         NotImplemented("no uWSGI cache, queue or sharedarea exists, so the app can't use them through the `uwsgi` module")),
-    group("spooler", "the spooler", NotImplemented("no spooler runs, so spooled tasks are not executed")),
-    group("mules", "mule processes and farms", NotImplemented("no mule processes run")),
-    group("signals", "uWSGI's signal framework and timers", NotImplemented("uWSGI signals and timers are not delivered")),
+    // Every spooler and mule option is in the main table; these groups only keep the
+    // generated list's group names known.
+    group("spooler", "the spooler", NotImplemented("it is ignored")),
+    group("mules", "mule processes and farms", NotImplemented("it is ignored")),
+    group("signals", "uWSGI's signal framework and timers", NotImplemented("the signal or timer it configures is not set up (the Python API's signals, timers, crons and file monitors work: docs/python-api.md)")),
     group("locks", "uWSGI locks and file locks", NotImplemented("no uWSGI lock is taken")),
     group("subscriptions", "subscriptions to fastrouter/HTTP routers", NotImplemented("the instance subscribes to no router")),
     group("metrics", "the metrics subsystem, stats pushers, carbon, SNMP, rrdtool, multicast",

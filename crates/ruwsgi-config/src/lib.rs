@@ -11,6 +11,7 @@
 #![deny(missing_docs)]
 
 mod argv;
+pub mod background;
 mod config;
 pub mod cron;
 mod daemon;

@@ -210,6 +210,7 @@ const HOOK_ACTIONS: &str = "`call*` (C functions of uWSGI or a plugin), `mount`,
 const ROUTE_DIFF: &str = "regexps are Rust `regex` (no look-around or back-references); rules run before static files and the app; see docs/routing.md for the actions";
 const FINAL_ROUTE_DIFF: &str = "regexps are Rust `regex`; only log, logvar, donotlog, goto and continue may run (others are a start-up error); `-status` takes a number";
 const HEAD_ROUTE_DIFF: &str = "regexps are Rust `regex`; only addheader, delheader, log, logvar, donotlog, goto and continue may run (others are a start-up error); `-status` takes a number; they run on the app's responses and routed answers, not on static files; see docs/routing.md";
+const SPOOLER_DIFF: &str = "a spooler finishes its current task on reload and shutdown (uWSGI kills it, and the task runs again); `priority` subdirectories are run without `spooler-ordered` too";
 const NO_PROCNAME: &str = "ruwsgi does not rename its processes";
 pub(crate) const NO_LISTENER: &str =
     "ruwsgi would not listen there: it serves HTTP, HTTPS and the uwsgi protocol only (terminate other protocols in a reverse proxy)";
@@ -337,6 +338,10 @@ pub static OPTIONS: &[OptionSpec] = &[
     row("wsgi-file", &["file"], None, Path, false, "", Supported, "Python file defining the WSGI callable"),
     row("module", &["wsgi"], Some('w'), Text, false, "", Supported, "module (`pkg.mod` or `pkg.mod:callable`) defining the WSGI callable"),
     s("callable", Text, "application", "name of the WSGI callable"),
+    s("asgi", Text, "", "module (`pkg.mod:app`) defining an ASGI 3 app, served instead of a WSGI one (docs/asgi.md)"),
+    row("websockets-max-size", &["websocket-max-size"], None, Number, false, "1024", Supported, "largest WebSocket message in KiB (ASGI apps); a bigger one closes the socket with 1009"),
+    row("websockets-ping-freq", &["websocket-ping-freq"], None, Seconds, false, "30", Supported, "seconds between pings on a quiet WebSocket"),
+    row("websockets-pong-tolerance", &["websocket-pong-tolerance"], None, Seconds, false, "3", Supported, "seconds a pong may take before the WebSocket is closed"),
     row("pythonpath", &["python-path", "pp"], None, Path, true, "", Supported, "directory prepended to `sys.path`"),
     row("home", &["virtualenv", "venv", "pyhome"], Some('H'), Path, false, "", Supported, "virtualenv to use"),
     list("env", Pair, "set an environment variable before loading the app"),
@@ -426,13 +431,32 @@ pub static OPTIONS: &[OptionSpec] = &[
     list("cron", Text, "`min hour day month weekday command`: the master runs the command on this schedule (-1 = any, -N = every N)"),
     list("cron2", Text, "`[minute=..,hour=..,day=..,month=..,week=..,unique=1,harakiri=S] command`: key=value form of `cron`"),
     list("unique-cron", Text, "like `cron`, but not started again while the previous run lives"),
+    s("locks", Number, "0", "user locks 1..N for `uwsgi.lock(N)` besides lock 0 (at most 64)"),
     s("cron-harakiri", Seconds, "0", "kill a cron command's process group after this many seconds (0 = never)"),
-    missing("spooler", Path, "no spooler runs, so spooled tasks are not executed", "spooler directory"),
-    missing("spooler-processes", Number, "no spooler runs, so spooled tasks are not executed", "spooler processes"),
-    missing("spooler-import", Text, "no spooler runs, so spooled tasks are not executed", "module imported by the spooler"),
-    missing("mule", Text, "no mule processes run", "add a mule process"),
-    missing("mules", Number, "no mule processes run", "number of mule processes"),
-    planned("mule-reload-mercy", Seconds, "seconds a mule may take to reload"),
+    row("spooler", &[], Some('Q'), Path, true, "", SupportedWithDifference(SPOOLER_DIFF),
+        "run a spooler on this queue directory (created if missing); repeat for more queues"),
+    never("spooler-external", "ruwsgi spools only to the queues its own spoolers drain", "queue directory drained by another instance"),
+    s("spooler-processes", Number, "1", "spooler processes per queue directory"),
+    row("spooler-import", &["spooler-pyimport", "spooler-py-import", "spooler-python-import"], None, Text, true, "",
+        Supported, "module (or `.py` file) imported in the spooler processes"),
+    row("spooler-frequency", &["spooler-freq"], None, Seconds, false, "30", Supported,
+        "seconds a spooler sleeps between scans of its queue"),
+    s("spooler-max-tasks", Number, "0", "recycle a spooler process after this many tasks (0 = never)"),
+    s("spooler-harakiri", Seconds, "0", "kill a spooler whose task runs longer than this (0 = never); the task runs again"),
+    s("spooler-ordered", Bool, "false", "run the tasks in name order: `priority` subdirectories by number first"),
+    s("spooler-chdir", Path, "", "directory a spooler moves to before each task (default: the queue directory)"),
+    s("spooler-quiet", Bool, "false", "no log line per spooled and per run task"),
+    list("touch-spoolers-reload", Path, "gracefully restart the spoolers when this file's mtime changes"),
+    row("mule", &[], None, Text, true, "", Supported,
+        "add a mule: `file.py` (run as `__main__`), `module:function` (called), or empty (messages and signals only)"),
+    row("mules", &[], None, Number, true, "", Supported, "add this many mules that wait for messages and signals"),
+    row("farm", &[], None, Text, true, "", Supported, "`name:1,2`: a farm of mules sharing a message queue"),
+    row("mule-harakiri", &[], None, Seconds, false, "0", SupportedWithDifference(
+        "it also covers the `mule_msg_hook` handling a message, not only signal handlers"),
+        "kill a mule whose message or signal handler runs longer than this (0 = never)"),
+    s("mule-reload-mercy", Seconds, "60", "seconds a mule may take to exit on reload and shutdown"),
+    s("mule-msg-size", Bytes, "0", "socket buffer size of the mule message queues (0 = system default)"),
+    list("touch-mules-reload", Path, "restart the mules when this file's mtime changes"),
     s("master-fifo", Path, "", "master control FIFO (one-letter commands: r R w c q Q s l)"),
     ignored("no-orphans", Bool, "ruwsgi workers always exit when the master dies", "kill workers when the master dies"),
     planned("reaper", Bool, "reap all children"),
@@ -548,6 +572,10 @@ pub static OPTIONS: &[OptionSpec] = &[
     row("py-autoreload-ignore", &["py-auto-reload-ignore"], None, Text, true, "", Supported, "module file not checked by `py-autoreload`"),
     list("touch-reload", Path, "reload gracefully when this file's mtime changes"),
     list("touch-workers-reload", Path, "reload the workers only (gracefully) when this file's mtime changes"),
+    row("signal-timer", &["timer"], None, Text, true, "", Supported, "`SIGNAL SECONDS`: the master raises the uWSGI signal every SECONDS (docs/python-api.md)"),
+    row("signal-rbtimer", &["rbtimer"], None, Text, true, "", Supported, "`SIGNAL SECONDS`: as `signal-timer`"),
+    list("fs-signal", Text, "`PATH SIGNAL`: raise the uWSGI signal when the file or directory changes (inotify)"),
+    list("touch-signal", Text, "`PATH SIGNAL`: raise the uWSGI signal when the file's mtime changes"),
     list("touch-chain-reload", Path, "chain-reload when this file's mtime changes"),
     // --- stats
     row("stats", &["stats-server"], None, Address, false, "", Supported, "address of the JSON stats server"),
@@ -995,7 +1023,7 @@ mod tests {
 
     /// Names in the main table that are not options of uWSGI's `pip install uwsgi` build.
     const RUWSGI_ONLY: &[&str] =
-        &["metrics", "stats-prometheus", "py-autoreload-ignore", "log-json", "health-path", "drain-delay"];
+        &["metrics", "stats-prometheus", "py-autoreload-ignore", "log-json", "health-path", "drain-delay", "asgi"];
     /// Options of uWSGI 2.0 plugins that `pip install uwsgi` doesn't build (so not in the generated
     /// list), listed to say ruwsgi serves only WSGI.
     const OTHER_PLUGINS: &[&str] = &["asyncio", "greenlet", "psgi", "rack", "jvm-main-class", "lua", "mono-app"];

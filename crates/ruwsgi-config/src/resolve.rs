@@ -8,6 +8,7 @@ use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
+use crate::background::{self, MuleCode};
 use crate::config::{Config, Mount, MountedApp, SocketProtocol, SocketSpec, StaticMap};
 use crate::cron;
 use crate::daemon;
@@ -93,6 +94,11 @@ pub(crate) fn resolve(entries: &[Entry]) -> Result<Resolved, ConfigError> {
         // `log-format`'s `%(addr)`, `%(status)`... are its variables, not placeholders.
         if options::find(&e.key).is_none_or(|o| o.name != "log-format") {
             out.warnings.extend(unknown.iter().map(|n| crate::reader::undefined_placeholder(&e.origin, &e.key, n)));
+        }
+        // uWSGI's exported options (`uwsgi.opt`): every key of a file or the command line,
+        // custom ones too, as written.
+        if !matches!(e.origin, Origin::Env { .. }) && options::find(&e.key).is_none_or(|o| o.kind != Kind::Logic) {
+            out.config.exported.push((e.key.clone(), value.clone()));
         }
         let Some(spec) = options::find(&e.key) else {
             // As in uWSGI, a key that is no option is a custom placeholder. Unknown `UWSGI_*`
@@ -208,6 +214,21 @@ pub(crate) fn resolve(entries: &[Entry]) -> Result<Resolved, ConfigError> {
 }
 
 /// `umask = 022`: an octal mask, as uWSGI reads it.
+/// `signal-timer = SIGNAL SECONDS` (uWSGI's order).
+fn parse_signal_seconds(value: &str) -> Option<(u8, u64)> {
+    let mut words = value.split_whitespace();
+    let signal = words.next()?.parse().ok()?;
+    let secs = words.next()?.parse().ok().filter(|&s| s > 0)?;
+    words.next().is_none().then_some((signal, secs))
+}
+
+/// `fs-signal = PATH SIGNAL`: the signal is the last word (the path may hold spaces).
+fn parse_path_signal(value: &str) -> Option<(PathBuf, u8)> {
+    let (path, signal) = value.trim().rsplit_once(char::is_whitespace)?;
+    let path = path.trim_end();
+    (!path.is_empty()).then(|| Some((PathBuf::from(path), signal.parse().ok()?)))?
+}
+
 fn parse_umask(value: &str) -> Option<u32> {
     let v = value.trim();
     (!v.is_empty() && v.len() <= 4 && v.bytes().all(|b| (b'0'..=b'7').contains(&b)))
@@ -474,6 +495,10 @@ fn apply(
         // Without `:callable` the runtime uses `callable` (default `application`).
         "module" => c.module = Some(text()?),
         "callable" => c.callable = text()?,
+        "asgi" => c.asgi = Some(text()?),
+        "websockets-max-size" => c.websockets_max_size = num()?,
+        "websockets-ping-freq" => c.websockets_ping_freq = num()?,
+        "websockets-pong-tolerance" => c.websockets_pong_tolerance = num()?,
         "mount" => c.mount.push(parse_mount(value).ok_or_else(|| err(MOUNT_EXPECTATION))?),
         "manage-script-name" => c.manage_script_name = flag,
         "no-default-app" => c.no_default_app = flag,
@@ -597,8 +622,45 @@ fn apply(
         }
         "cron2" => c.crons.push(cron::parse_cron2(value).map_err(|m| err(&m))?),
         "cron-harakiri" => c.cron_harakiri = num()?,
+        "spooler" => c.spooler.dirs.push(path()?),
+        "spooler-processes" => c.spooler.processes = small()?.max(1),
+        "spooler-import" => c.spooler.import.push(text()?),
+        "spooler-frequency" => c.spooler.frequency = num()?,
+        "spooler-max-tasks" => c.spooler.max_tasks = num()?,
+        "spooler-harakiri" => c.spooler.harakiri = num()?,
+        "spooler-ordered" => c.spooler.ordered = flag,
+        "spooler-chdir" => c.spooler.chdir = Some(path()?),
+        "spooler-quiet" => c.spooler.quiet = flag,
+        "touch-spoolers-reload" => c.spooler.touch_reload.push(path()?),
+        "mule" => c.mules.mules.push(MuleCode::parse(value)),
+        "mules" => c.mules.mules.extend(std::iter::repeat_n(MuleCode::Loop, size()?)),
+        "farm" => c.mules.farms.push(background::parse_farm(value).map_err(err)?),
+        "mule-harakiri" => c.mules.harakiri = num()?,
+        "mule-reload-mercy" => c.mules.reload_mercy = num()?,
+        "mule-msg-size" => c.mules.msg_size = size()?,
+        "touch-mules-reload" => c.mules.touch_reload.push(path()?),
+        "locks" => {
+            c.locks = small()?;
+            if c.locks > crate::config::MAX_LOCKS {
+                return Err(err("expected at most 64 locks"));
+            }
+        }
         "exit-on-reload" => c.exit_on_reload = flag,
         "touch-workers-reload" => c.touch_workers_reload.push(path()?),
+        "signal-timer" => c.signal_timer.push(
+            parse_signal_seconds(value)
+                .ok_or_else(|| err("expected SIGNAL SECONDS (signal 0-255, seconds at least 1)"))?,
+        ),
+        "signal-rbtimer" => c.signal_rbtimer.push(
+            parse_signal_seconds(value)
+                .ok_or_else(|| err("expected SIGNAL SECONDS (signal 0-255, seconds at least 1)"))?,
+        ),
+        "fs-signal" => {
+            c.fs_signal.push(parse_path_signal(value).ok_or_else(|| err("expected PATH SIGNAL (signal 0-255)"))?);
+        }
+        "touch-signal" => {
+            c.touch_signal.push(parse_path_signal(value).ok_or_else(|| err("expected PATH SIGNAL (signal 0-255)"))?);
+        }
         "log-maxsize" => c.log_maxsize = num()?,
         "log-backupname" => c.log_backupname = Some(path()?),
         "log-reopen" => c.log_reopen = flag,
@@ -1034,19 +1096,21 @@ mod tests {
 
     #[test]
     fn not_implemented_options_warn_and_strict_refuses_them() {
-        let r = resolve(&[entry("spooler", "/tmp/s"), entry("idle", "30"), entry("spooler", "/tmp/t")]).unwrap();
+        let r =
+            resolve(&[entry("spooler-external", "/tmp/s"), entry("idle", "30"), entry("spooler-external", "/tmp/t")])
+                .unwrap();
         assert_eq!(
             r.warnings,
             [
-                "t.ini:1: option \"spooler\" is not implemented by ruwsgi: no spooler runs, so spooled tasks are not executed",
+                "t.ini:1: option \"spooler-external\" is not implemented by ruwsgi: ruwsgi spools only to the queues its own spoolers drain",
                 "t.ini:1: option \"idle\" is not implemented by ruwsgi: it is ignored",
             ]
         );
         // A name only the generated list knows gets its group's text.
-        let r = resolve(&[entry("spooler-ordered", "true")]).unwrap();
+        let r = resolve(&[entry("emperor-wrapper", "x")]).unwrap();
         assert_eq!(
             r.warnings,
-            ["t.ini:1: option \"spooler-ordered\" is not implemented by ruwsgi: no spooler runs, so spooled tasks are not executed"]
+            ["t.ini:1: option \"emperor-wrapper\" is not implemented by ruwsgi: ruwsgi runs one instance, not an Emperor with vassals (use systemd or a container orchestrator)"]
         );
         let e = resolve(&[entry("strict", "true"), entry("idle", "30")]).unwrap_err();
         assert_eq!(
@@ -1100,12 +1164,13 @@ mod tests {
 
     #[test]
     fn show_config_lists_warnings_as_comments() {
-        let r = resolve(&[entry("processes", "2"), entry("vaccum", "true"), entry("spooler", "/tmp/s")]).unwrap();
+        let r =
+            resolve(&[entry("processes", "2"), entry("vaccum", "true"), entry("spooler-external", "/tmp/s")]).unwrap();
         assert_eq!(
             render_show_config(&r, true),
             "processes = 2\n\
              # WARNING: t.ini:1: unknown option \"vaccum\" ignored (did you mean \"vacuum\"?)\n\
-             # WARNING: t.ini:1: option \"spooler\" is not implemented by ruwsgi: no spooler runs, so spooled tasks are not executed\n"
+             # WARNING: t.ini:1: option \"spooler-external\" is not implemented by ruwsgi: ruwsgi spools only to the queues its own spoolers drain\n"
         );
     }
 
@@ -1139,6 +1204,51 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "t.ini:1: smart-attach-daemon = \"only.pid\": expected <pidfile>[,<seconds>] <command>"
+        );
+    }
+
+    #[test]
+    fn signal_timers_and_file_signals_take_uwsgi_word_order() {
+        let c = resolve(&[
+            entry("timer", "17 30"),
+            entry("signal-rbtimer", " 3   5 "),
+            entry("fs-signal", "/srv/my dir 18"),
+            entry("touch-signal", "/tmp/x 255"),
+            entry("locks", "4"),
+        ])
+        .unwrap()
+        .config;
+        assert_eq!(c.signal_timer, [(17, 30)]);
+        assert_eq!(c.signal_rbtimer, [(3, 5)]);
+        assert_eq!(c.fs_signal, [(PathBuf::from("/srv/my dir"), 18)]);
+        assert_eq!(c.touch_signal, [(PathBuf::from("/tmp/x"), 255)]);
+        assert_eq!(c.locks, 4);
+        for (key, bad) in [
+            ("timer", "30"),
+            ("timer", "256 1"),
+            ("timer", "1 0"),
+            ("timer", "1 2 3"),
+            ("fs-signal", "/tmp"),
+            ("fs-signal", "/tmp x"),
+            ("locks", "65"),
+        ] {
+            assert!(resolve_one(key, bad).is_err(), "{key} = {bad}");
+        }
+        assert_eq!(
+            resolve_one("timer", "30").unwrap_err().to_string(),
+            "t.ini:1: timer = \"30\": expected SIGNAL SECONDS (signal 0-255, seconds at least 1)"
+        );
+    }
+
+    #[test]
+    fn exported_options_keep_the_keys_as_written_with_expanded_values() {
+        let r =
+            resolve(&[entry("workers", "2"), entry("my-key", "%(workers)x"), entry("env", "A=1"), entry("env", "B=2")])
+                .unwrap();
+        assert_eq!(
+            r.config.exported,
+            [("workers", "2"), ("my-key", "2x"), ("env", "A=1"), ("env", "B=2")]
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
         );
     }
 
@@ -1177,7 +1287,10 @@ mod tests {
                 name if name.ends_with("-route-label") => "x",
                 name if name.contains("-route") => "^/ donotlog:",
                 "protocol" => "http",
+                "farm" => "f:1",
                 "log-route" | "log-req-route" => "name ^x",
+                "signal-timer" | "signal-rbtimer" => "17 30",
+                "fs-signal" | "touch-signal" => "/tmp 17",
                 _ => value,
             };
             resolve_one(spec.name, value).unwrap_or_else(|e| panic!("{}: {e}", spec.name));

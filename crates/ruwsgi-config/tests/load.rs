@@ -117,11 +117,11 @@ fn not_implemented_options_from_every_source_warn() {
         other => panic!("expected Run, got {other:?}"),
     };
     assert_eq!(
-        warnings(&["--reaper", "--mule-reload-mercy", "5"], &[("UWSGI_IDLE", "30"), ("UWSGI_PROJECT", "x")]),
+        warnings(&["--reaper", "--harakiri-queue-threshold", "5"], &[("UWSGI_IDLE", "30"), ("UWSGI_PROJECT", "x")]),
         [
             "environment variable UWSGI_IDLE: option \"idle\" is not implemented by ruwsgi: it is ignored",
             "argument 1: option \"reaper\" is not implemented by ruwsgi: it is ignored",
-            "argument 2: option \"mule-reload-mercy\" is not implemented by ruwsgi: it is ignored",
+            "argument 2: option \"harakiri-queue-threshold\" is not implemented by ruwsgi: it is ignored",
         ],
         "an unknown UWSGI_* variable only provides a placeholder, silently"
     );

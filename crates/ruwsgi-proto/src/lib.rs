@@ -13,7 +13,10 @@
 //! - [`encode_response_head`], [`encode_chunk`], [`LAST_CHUNK`]: response framing.
 //! - [`validate_response_header`]: checks on headers a WSGI app passes to `start_response`.
 //! - [`percent_decode`]: `PATH_INFO` decoding.
+//! - [`parse_frame_head`], [`encode_frame`], [`Assembler`], [`websocket_accept_key`]: WebSocket
+//!   (RFC 6455) framing for the server side, with permessage-deflate ([`negotiate_deflate`]).
 //! - [`parse_proxy_header`]: the optional PROXY protocol (v1/v2) header opening a connection.
+//! - [`parse_spool_file`] / [`encode_spool_file`]: uWSGI's spooler task files.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -22,8 +25,10 @@ mod head;
 mod percent;
 mod proxy;
 mod response;
+mod spool;
 mod syntax;
 mod uwsgi;
+mod websocket;
 
 pub use chunked::{ChunkError, ChunkedDecoder, FORBIDDEN_TRAILERS, MAX_CHUNK_LINE, MAX_TRAILER_SECTION};
 pub use head::{
@@ -38,7 +43,16 @@ pub use proxy::{
 pub use response::{
     encode_chunk, encode_response_head, validate_response_header, HeaderError, ResponseFraming, CHUNK_END, LAST_CHUNK,
 };
+pub use spool::{
+    compare_spool_names, encode_spool_file, encode_spool_name, is_priority_name, is_spool_file_name, parse_spool_file,
+    spool_routing, SpoolError, SpoolName, SpoolRouting, SpoolTask, MAX_SPOOL_VARS, SPOOL_FILE_PREFIX, SPOOL_MODIFIER1,
+};
 pub use uwsgi::{
     encode_uwsgi_packet, parse_uwsgi_packet, try_encode_uwsgi_packet, PacketError, UwsgiPacket, UwsgiVar,
     UWSGI_HEADER_LEN,
+};
+pub use websocket::{
+    encode_close_payload, encode_compressed_frame, encode_frame, negotiate_deflate, parse_close_payload,
+    parse_frame_head, unmask, websocket_accept_key, Assembler, Deflate, FrameError, FrameHead, Message, Opcode,
+    MAX_CONTROL_PAYLOAD,
 };

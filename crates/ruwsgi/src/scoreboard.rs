@@ -115,6 +115,34 @@ pub struct Board {
     pub closing: AtomicU8,
     /// Worker slots; worker id N uses index N-1.
     pub workers: [WorkerSlot; MAX_WORKERS],
+    /// `uwsgi.set_spooler_frequency()`: seconds between a spooler's scans; 0 = the
+    /// `spooler-frequency` option.
+    pub spooler_frequency: AtomicU64,
+    /// Spooler processes, in `spooler` order (each directory's `spooler-processes` in a row).
+    pub spoolers: [BackgroundSlot; MAX_SPOOLERS],
+    /// Mules; mule id N uses index N-1.
+    pub mules: [BackgroundSlot; MAX_MULES],
+}
+
+/// Most spooler processes (all directories together) one instance can run.
+pub const MAX_SPOOLERS: usize = 64;
+/// Most mules one instance can run.
+pub const MAX_MULES: usize = 64;
+
+/// One spooler or mule process: written by the process, read by the master (harakiri,
+/// stats) and by workers (`uwsgi.spool()` wakes an idle spooler).
+#[repr(C)]
+#[derive(Debug)]
+pub struct BackgroundSlot {
+    /// Current pid, 0 when none runs.
+    pub pid: AtomicI32,
+    /// 1 while a spooler runs a task (it needs no wake-up then).
+    pub running: AtomicU8,
+    /// Tasks a spooler ran since it was spawned.
+    pub tasks: AtomicU64,
+    /// `spooler-harakiri`/`mule-harakiri`: the master kills the process after this epoch
+    /// second; 0 while it runs no task or handler.
+    pub harakiri_at: AtomicU64,
 }
 
 /// Handle to the shared mapping. Copies in forked children point at the same memory.

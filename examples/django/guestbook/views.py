@@ -1,3 +1,4 @@
+import asyncio
 import os
 import threading
 
@@ -33,3 +34,10 @@ def index(request):
 def whoami(request):
     """Which worker process / thread served this request (for tests)."""
     return JsonResponse({"pid": os.getpid(), "thread": threading.get_ident()})
+
+
+async def hello_async(request):
+    """An async view (served natively under ASGI): awaits, then counts the entries."""
+    await asyncio.sleep(0.01)
+    count = await Entry.objects.acount()
+    return JsonResponse({"async": True, "entries": count, "path": request.path, "script_name": request.META.get("SCRIPT_NAME", "")})

@@ -42,7 +42,7 @@ fn epoch() -> i64 {
 }
 
 /// The local time as the schedule sees it.
-fn local_time() -> CronTime {
+pub(super) fn local_time() -> CronTime {
     let now = chrono::Local::now();
     CronTime {
         minute: now.minute() as i32,

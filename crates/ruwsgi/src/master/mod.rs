@@ -15,15 +15,21 @@
 //! before a reload's exec and before exit, smart ones are left running. Crons (`cron.rs`)
 //! are started on the tick. The start-up hook phases (`asap`, `pre-jail`, `as-root`,
 //! `as-user`, `pre-app`, `post-app`, `master-start`) run here, in uWSGI's order, and
-//! `as-user-atexit` before every exit and reload exec.
+//! `as-user-atexit` before every exit and reload exec. Spoolers (`spooler.rs`) and mules
+//! (`mules.rs`) are forked after the workers and supervised on the same loop
+//! (`background.rs` holds the hooks).
 
+mod background;
 mod cron;
 mod daemons;
 mod drain;
 mod fifo;
 pub mod logfile;
+mod mules;
 mod notify;
 mod reload;
+mod signals;
+mod spooler;
 pub mod stats;
 
 use std::os::fd::{AsFd, AsRawFd};
@@ -170,6 +176,10 @@ struct Master {
     drain: drain::Drain,
     /// systemd notifications, when `NOTIFY_SOCKET` is set (`notify.rs`).
     notify: Option<notify::Notifier>,
+    /// Spoolers and mules (`background.rs`).
+    background: background::BackgroundProcs,
+    /// uWSGI signals: timers, crons, file monitors and the routing of raised signals.
+    uwsgi_signals: signals::SignalRouter,
 }
 
 /// Runs the whole server; returns the process exit code. `files_read`: the
@@ -276,6 +286,13 @@ fn start(mut cfg: Config, files_read: &[String]) -> Result<Master> {
     if cfg.daemonize2.is_none() {
         write_pidfiles(cfg.pidfile.as_ref())?;
     }
+    crate::spooler::configure(&cfg.spooler, &start_cwd)?;
+    let board = Scoreboard::new().context("cannot map the scoreboard")?;
+    board.board().started.store(now_micros(), Relaxed);
+    // The `uwsgi` module and its signal framework exist before any app code runs.
+    let uwsgi_signals = signals::SignalRouter::new(&cfg)?;
+    wsgi::install_uwsgi_module(&cfg, board, reloaded)?;
+    let background = background::BackgroundProcs::new(&cfg, board)?;
     // As in uWSGI, Python is set up before `uid` switches user and the app loads after.
     wsgi::prepare_interpreter(&cfg)?;
     // As uWSGI: the as-root and as-user phases run only when started as root.
@@ -326,8 +343,6 @@ fn start(mut cfg: Config, files_read: &[String]) -> Result<Master> {
     if let Some(dir) = &cfg.chdir2 {
         std::env::set_current_dir(dir).with_context(|| format!("chdir2 = {}", dir.display()))?;
     }
-    let board = Scoreboard::new().context("cannot map the scoreboard")?;
-    board.board().started.store(now_micros(), Relaxed);
     // `hook-master-start = unix_signal:N function`: the master reads N from its signalfd too.
     let signal_actions: Vec<(Signal, MasterAction)> = cfg
         .hooks
@@ -371,10 +386,13 @@ fn start(mut cfg: Config, files_read: &[String]) -> Result<Master> {
         log_file,
         daemons,
         log_pipes,
+        background,
+        uwsgi_signals,
     };
     for id in 1..=processes {
         master.spawn(id)?;
     }
+    master.supervise_background();
     if let Err(e) = run_phase(&master.cfg.hooks, HookPhase::MasterStart) {
         tracing::error!("ruwsgi: {e:#}");
         master.exit_code = 1;
@@ -583,6 +601,7 @@ impl Master {
                         .map(|fd| PollFd::new(fd.as_fd(), PollFlags::POLLIN)),
                 );
             }
+            fds.extend(self.uwsgi_signals.fds().map(|fd| PollFd::new(fd, PollFlags::POLLIN)));
             let _ = poll(&mut fds, PollTimeout::try_from(timeout).unwrap_or(PollTimeout::MAX));
             let ready = |at: Option<usize>| at.and_then(|i| fds[i].revents()).is_some_and(|r| !r.is_empty());
             let stats_ready: Vec<usize> = (0..self.stats.len()).filter(|i| ready(Some(stats_at + i))).collect();
@@ -625,6 +644,8 @@ impl Master {
                 }
             }
             self.reap();
+            let pids: Vec<Option<Pid>> = self.workers.iter().map(|w| w.pid).collect();
+            self.uwsgi_signals.service(&pids, self.phase == Phase::Running);
             self.check_harakiri();
             self.notify_tick();
             match self.phase {
@@ -634,6 +655,7 @@ impl Master {
                         continue;
                     }
                     self.respawn_due();
+                    self.supervise_background();
                     self.daemons.supervise(Instant::now());
                     self.crons.tick();
                     self.check_evil_rss();
@@ -642,7 +664,7 @@ impl Master {
                     self.rotate_log();
                 }
                 Phase::Reloading { since, deadline } => {
-                    let daemons_stopped = self.daemons.stopped(Instant::now());
+                    let daemons_stopped = self.daemons.stopped(Instant::now()) & self.background_gone();
                     if daemons_stopped && self.workers.iter().all(|w| w.pid.is_none()) {
                         self.drain_log();
                         if self.cfg.exit_on_reload {
@@ -656,7 +678,7 @@ impl Master {
                     }
                 }
                 Phase::ShuttingDown { deadline } => {
-                    let daemons_stopped = self.daemons.stopped(Instant::now());
+                    let daemons_stopped = self.daemons.stopped(Instant::now()) & self.background_gone();
                     if daemons_stopped && self.workers.iter().all(|w| w.pid.is_none()) {
                         return self.finish();
                     }
@@ -673,6 +695,7 @@ impl Master {
     fn finish(&mut self) -> i32 {
         // Not fatal: failures are only logged.
         let _ = run_phase(&self.cfg.hooks, HookPhase::AsUserAtexit);
+        wsgi::run_atexit();
         cleanup_files(&self.cfg, &self.listeners);
         if self.cfg.vacuum {
             self.stats.iter().for_each(stats::vacuum);
@@ -698,6 +721,8 @@ impl Master {
             .chain(self.daemons.next_due().map(|t| t.saturating_duration_since(now)))
             .chain(self.drain.next_due().map(|t| t.saturating_duration_since(now)))
             .chain(self.notify.as_ref().and_then(notify::Notifier::next_due).map(|t| t.saturating_duration_since(now)))
+            .chain(self.background_due().map(|t| t.saturating_duration_since(now)))
+            .chain(self.uwsgi_signals.next_due().map(|t| t.saturating_duration_since(now)))
             .fold(TICK, Duration::min)
     }
 
@@ -727,12 +752,14 @@ impl Master {
             }
             tracing::info!("{why}: gracefully killing workers...");
             self.signal_all(Signal::SIGTERM);
+            self.stop_background(true);
             self.daemons.stop(false, Instant::now());
             let mercy = Duration::from_secs(self.cfg.reload_mercy.unwrap_or(0).max(self.cfg.worker_reload_mercy));
             self.phase = Phase::ShuttingDown { deadline: Instant::now() + mercy };
         } else {
             tracing::info!("{why}: killing workers...");
             self.signal_all(Signal::SIGINT);
+            self.stop_background(false);
             self.daemons.stop(false, Instant::now());
             self.phase = Phase::ShuttingDown { deadline: Instant::now() + Duration::from_secs(3) };
         }
@@ -772,6 +799,7 @@ impl Master {
             }
         }
         let now = Instant::now();
+        self.stop_background(true);
         self.daemons.stop(true, now);
         self.phase = Phase::Reloading { since: now, deadline: now + Duration::from_secs(self.cfg.worker_reload_mercy) };
     }
@@ -788,6 +816,7 @@ impl Master {
         for w in &mut self.workers {
             w.respawn_at = Some(now);
         }
+        self.resume_background();
         self.daemons.resume(now);
     }
 
@@ -817,7 +846,7 @@ impl Master {
                 _ => continue,
             };
             let running = self.phase == Phase::Running;
-            if self.crons.reaped(pid) {
+            if self.crons.reaped(pid) || self.reaped_background(pid, &how, running) {
                 continue;
             }
             let Some(index) = self.workers.iter().position(|w| w.pid == Some(pid)) else {
@@ -1079,6 +1108,7 @@ impl Master {
                 if self.phase == Phase::Running {
                     tracing::info!("master-fifo R: brutally reloading");
                     self.signal_all(Signal::SIGINT);
+                    self.stop_background(false);
                     let now = Instant::now();
                     self.daemons.stop(true, now);
                     self.phase = Phase::Reloading { since: now, deadline: now + Duration::from_secs(3) };
@@ -1117,6 +1147,9 @@ impl Master {
         let mut doc = stats::render(&self.cfg, &self.listeners, self.board, &views, &cwd);
         if !self.daemons.is_empty() {
             doc["daemons"] = self.daemons.stats();
+        }
+        if let Some(spoolers) = self.background.spoolers.stats() {
+            doc["spoolers"] = spoolers;
         }
         doc
     }

@@ -175,7 +175,7 @@ pub fn render(cfg: &Config, listeners: &[Listener], board: Scoreboard, workers: 
         "uid": nix::unistd::getuid().as_raw(),
         "gid": nix::unistd::getgid().as_raw(),
         "cwd": cwd,
-        "locks": [],
+        "locks": crate::signals::hub().map_or_else(Vec::new, crate::signals::Hub::lock_stats),
         "sockets": sockets,
         "workers": workers,
     })
@@ -226,7 +226,7 @@ fn render_worker(cfg: &Config, board: Scoreboard, w: &WorkerView) -> Value {
         "delta_requests": requests,
         "exceptions": slot.exceptions.load(Relaxed),
         "harakiri_count": slot.harakiri_count.load(Relaxed),
-        "signals": 0,
+        "signals": crate::signals::hub().map_or(0, |h| h.delivered(w.id)),
         "signal_queue": 0,
         "status": status,
         "rss": rss,
@@ -316,6 +316,16 @@ pub fn render_prometheus(doc: &Value) -> String {
         .map(|w| (format!("{{worker=\"{}\"}}", w["id"]), u64::from(w["status"].as_str() == Some("busy"))))
         .collect();
     metric("worker_busy", "gauge", "1 while the worker runs a request.", &busy);
+    // One series per spooler process (`spooler`), labelled with its directory and index.
+    if let Some(spoolers) = doc["spoolers"].as_array() {
+        let per_spooler = |field: &str| -> Vec<(String, u64)> {
+            let label = |i: usize, s: &Value| format!("{{spooler=\"{i}\",dir={}}}", s["dir"]);
+            spoolers.iter().enumerate().map(|(i, s)| (label(i, s), num(&s[field]))).collect()
+        };
+        metric("spooler_tasks_total", "counter", "Tasks the spooler process ran.", &per_spooler("tasks"));
+        metric("spooler_respawns_total", "counter", "Respawns of this spooler.", &per_spooler("respawns"));
+        metric("spooler_running", "gauge", "1 while the spooler runs a task.", &per_spooler("running"));
+    }
     out
 }
 

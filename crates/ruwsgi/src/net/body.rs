@@ -197,9 +197,34 @@ impl BodyReader {
         }
     }
 
+    /// The whole body, when all of it is in memory already (or there is none), leaving the
+    /// reader at its end; `None` when part of it is still on the socket, or it is chunked.
+    pub fn take_whole(&mut self) -> Option<Vec<u8>> {
+        match self.framing {
+            Framing::Done if self.raw.is_empty() => Some(Vec::new()),
+            Framing::Length { remaining: 0 } => {
+                let body = self.raw[self.pos..].to_vec();
+                self.pos = self.raw.len();
+                self.framing = Framing::Done;
+                Some(body)
+            }
+            _ => None,
+        }
+    }
+
+    /// The body has been read to its end.
+    pub fn is_ended(&self) -> bool {
+        matches!(self.framing, Framing::Done)
+    }
+
     /// The stream to wait on.
     pub fn io(&self) -> &Io {
         &self.io
+    }
+
+    /// A wait (of at most `timeout`) for more of the body to arrive.
+    pub fn readable(&self, timeout: std::time::Duration) -> super::client::Wait {
+        super::client::Client::new(self.io.clone(), timeout).readable()
     }
 
     /// Part of the body is still on the socket (the app stopped reading early).

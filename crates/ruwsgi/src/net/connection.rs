@@ -25,12 +25,12 @@ use super::health;
 use super::listener::{ListenGate, Listener};
 use super::read_buf::ReadBuf;
 use super::transport::Io;
+use crate::interface::{Application, Client, Origin, Request, Served};
 use crate::log::{format_memory_report, format_request_line, LineFacts, RequestRecord, RequestVars};
 use crate::routing::{HttpVars, Outcome, RouteState, Router, UwsgiVars};
 use crate::scoreboard::now_micros;
 use crate::static_files::{Progress, Reply, StaticFiles, StaticRequest, Transfer};
 use crate::worker::WorkerInfo;
-use crate::wsgi::{App, Origin, Request, Served};
 
 /// Most body bytes an HTTP request's app may leave unread that are still drained before
 /// the connection is closed or reused; past it the connection is simply closed.
@@ -97,8 +97,8 @@ pub struct LoopSettings {
 pub struct LoopContext<'a> {
     /// Listening sockets.
     pub listeners: &'a [Listener],
-    /// The WSGI app.
-    pub app: &'a App,
+    /// What answers requests (WSGI or ASGI).
+    pub app: &'a dyn Application,
     /// Settings.
     pub settings: &'a LoopSettings,
     /// Set when the worker should stop accepting and finish. Also handed to each request,
@@ -813,10 +813,11 @@ fn serve_http(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
             remote_addr: &conn.peer.addr,
             remote_port: &conn.peer.port,
         },
-        io: &io,
+        client: Client::new(io.clone(), settings.request_timeout),
         route: route.as_deref(),
         // Once the worker stops, the last buffered request's response says `Connection: close`.
         closing: (!pipelined).then_some(ctx.stopping),
+        harakiri_clock: &ctx.worker.slot().cores[ctx.core].request_start,
     };
     let client_keep_alive = head.keep_alive;
     let started = begin_request(ctx);
@@ -989,8 +990,13 @@ fn serve_uwsgi(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
     let take = available.min(length as usize);
     let already = conn.buf.filled()[used..used + take].to_vec();
     let body = BodyReader::with_length(io.clone(), already, length, false);
-    let request =
-        Request { origin: Origin::Uwsgi { packet: &packet }, io: &io, route: route.as_deref(), closing: None };
+    let request = Request {
+        origin: Origin::Uwsgi { packet: &packet },
+        client: Client::new(io.clone(), settings.request_timeout),
+        route: route.as_deref(),
+        closing: None,
+        harakiri_clock: &ctx.worker.slot().cores[ctx.core].request_start,
+    };
     let started = begin_request(ctx);
     let var = |k: &[u8]| packet.var(k).and_then(|v| std::str::from_utf8(v).ok()).unwrap_or("");
     ctx.worker.slot().cores[ctx.core].set_request(var(b"REQUEST_METHOD"), var(b"REQUEST_URI"));

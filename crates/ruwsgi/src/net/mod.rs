@@ -3,6 +3,7 @@
 
 pub mod activation;
 pub mod body;
+pub mod client;
 pub mod connection;
 mod health;
 pub mod listener;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 /// Borrow a raw fd that the caller keeps open for the duration of the call.
-fn borrow(fd: RawFd) -> BorrowedFd<'static> {
+pub(super) fn borrow(fd: RawFd) -> BorrowedFd<'static> {
     // SAFETY: every caller passes the fd of a connection it owns and keeps open until the
     // call returns; the 'static borrow never escapes these helpers.
     #[allow(unsafe_code)]
@@ -127,5 +127,18 @@ pub fn try_send_file(fd: RawFd, file: BorrowedFd<'_>, offset: &mut u64, len: u64
             Err(nix::errno::Errno::EINTR) => {}
             Err(e) => return Err(e.into()),
         }
+    }
+}
+
+/// True when the peer has shut down its sending side or the connection failed; looks
+/// without blocking and without taking any bytes. Bytes still waiting to be read hide a
+/// shutdown behind them (they are the next request's).
+pub fn hung_up(fd: RawFd) -> bool {
+    use nix::sys::socket::{recv, MsgFlags};
+    let mut probe = [0u8; 1];
+    match recv(fd, &mut probe, MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT) {
+        Ok(n) => n == 0,
+        Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => false,
+        Err(_) => true,
     }
 }

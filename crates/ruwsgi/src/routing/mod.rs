@@ -761,7 +761,7 @@ fn status_line(text: &str) -> (u16, Cow<'_, str>) {
 }
 
 /// The RFC 9110 reason phrase (`return:404` answers `404 Not Found` with it as the body).
-fn reason_phrase(code: u16) -> &'static str {
+pub(crate) fn reason_phrase(code: u16) -> &'static str {
     match code {
         100 => "Continue",
         200 => "OK",

@@ -70,6 +70,7 @@ impl WorkerInfo {
 /// master image). Never returns.
 pub fn run(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, board: Scoreboard, first: bool) -> ! {
     let code = serve(id, cfg, listeners, app, board, first);
+    wsgi::run_atexit();
     wsgi::flush_std_streams();
     std::process::exit(code)
 }
@@ -102,6 +103,9 @@ fn serve(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, boa
         }
     };
 
+    // `uwsgi.worker_id()`, then `uwsgi.post_fork_hook` (`@postfork`): as uWSGI, before the
+    // `post-fork` hooks and the `lazy-apps` load.
+    wsgi::enter_worker(id);
     if let Err(e) = run_phase(&cfg.hooks, HookPhase::PostFork) {
         tracing::error!("worker {id} (pid: {pid}): {e:#}");
         return EXIT_HOOK_FAILED;
@@ -181,6 +185,7 @@ fn serve(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, boa
     if cfg.harakiri > 0 {
         wsgi::install_tracebacker();
     }
+    wsgi::start_signal_thread(id);
     if id == 1 && cfg.py_autoreload > 0 {
         // As in uWSGI, worker 1 runs the module scanner; it SIGHUPs the master on a change.
         let started = board.board().started.load(Relaxed) as f64 / 1e6;
@@ -215,6 +220,10 @@ fn serve(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, boa
     } else {
         cfg.daemonize.as_ref().or(cfg.daemonize2.as_ref()).or(cfg.logto.as_ref()).or(cfg.logto2.as_ref())
     };
+    if let Err(e) = app.start_worker() {
+        tracing::error!("worker {id} (pid: {pid}): ASGI {e}");
+        return EXIT_NO_APP;
+    }
     let stopping = Arc::new(AtomicBool::new(false));
     // One epoll set per loop thread, made here so that the stop can take the listeners out
     // of all of them at once, even of a thread busy running a request.
@@ -357,6 +366,7 @@ fn serve(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, boa
             }
         }
     });
+    app.stop_worker();
     exit_code
 }
 

@@ -8,8 +8,7 @@ use pyo3::exceptions::{PyIOError, PyStopIteration};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-use crate::net::body::{BodyReader, Progress};
-use crate::net::transport::Io;
+use crate::interface::{BodyProgress as Progress, BodyReader, Wait};
 
 /// Body reader plus bytes read from it but not yet returned (for `readline`).
 pub struct InputState {
@@ -58,8 +57,13 @@ impl InputState {
         }
     }
 
-    /// Reads until `until` is met. `wait` is called to block for socket readability.
-    fn read(&mut self, until: Until, mut wait: impl FnMut(&Io) -> std::io::Result<()>) -> std::io::Result<Vec<u8>> {
+    /// Reads until `until` is met. `wait` is called to block (up to `timeout`) for more input.
+    fn read(
+        &mut self,
+        until: Until,
+        timeout: Duration,
+        mut wait: impl FnMut(Wait) -> std::io::Result<()>,
+    ) -> std::io::Result<Vec<u8>> {
         let mut ended = false;
         loop {
             if let Some(n) = self.satisfied(until, ended) {
@@ -74,7 +78,7 @@ impl InputState {
             match self.reader.read_some(&mut self.pending, missing)? {
                 Progress::Data(_) => {}
                 Progress::End => ended = true,
-                Progress::WouldBlock => wait(self.reader.io())?,
+                Progress::WouldBlock => wait(self.reader.readable(timeout))?,
             }
         }
     }
@@ -95,7 +99,7 @@ impl Input {
         // Fast path: bytes already here (the common small body), no GIL release.
         if let Ok(mut st) = self.state.try_lock() {
             let mut blocked = false;
-            let r = st.read(until, |_| {
+            let r = st.read(until, timeout, |_| {
                 blocked = true;
                 Err(std::io::ErrorKind::WouldBlock.into())
             });
@@ -106,7 +110,7 @@ impl Input {
             }
         }
         let state = &self.state;
-        let r = py.detach(|| lock(state).read(until, |io| io.wait(false, timeout)));
+        let r = py.detach(|| lock(state).read(until, timeout, Wait::run));
         match r {
             Ok(bytes) => Ok(PyBytes::new(py, &bytes)),
             Err(e) => Err(PyIOError::new_err(format!("error reading the request body: {e}"))),

@@ -3,120 +3,87 @@
 //! (environ, `start_response`, `wsgi.input`, response iteration). Everything else calls
 //! plain Rust functions from here and never touches the GIL.
 
+mod asgi;
+mod asgi_websocket;
 mod environ;
 mod input;
 mod mount;
+pub mod mules;
 mod ops;
 mod response;
+pub mod spooler;
+mod uwsgi_module;
 
 use std::borrow::Cow;
 use std::path::Path;
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use ruwsgi_config::{Config, MountedApp};
-use ruwsgi_proto::{RequestHead, UwsgiPacket};
+use ruwsgi_proto::UwsgiPacket;
 
+use crate::interface::{Application, BodyReader, FileRest, Origin, Request, Served};
 use mount::{MountTable, Route};
 
 pub use input::FileWrapper;
 pub use ops::{install_tracebacker, reexec_command, reexec_for_optimize, start_autoreloader};
+pub use uwsgi_module::{
+    enter_worker, install as install_uwsgi_module, run_atexit, run_background_handler, start_signal_thread,
+};
 
-/// Where a request came from, borrowed from the connection's buffer.
-pub enum Origin<'a> {
-    /// Parsed HTTP/1.x head.
-    Http {
-        /// The head.
-        head: &'a RequestHead<'a>,
-        /// `SERVER_NAME`.
-        server_name: &'a str,
-        /// `SERVER_PORT`.
-        server_port: &'a str,
-        /// `REMOTE_ADDR`.
-        remote_addr: &'a str,
-        /// `REMOTE_PORT`.
-        remote_port: &'a str,
-    },
-    /// A uwsgi packet (nginx `uwsgi_pass`): the environ is given.
-    Uwsgi {
-        /// The packet.
-        packet: &'a UwsgiPacket<'a>,
-    },
+/// What a worker serves: WSGI callables or one ASGI app (`asgi`).
+pub enum App {
+    /// `module`, `wsgi-file`, `mount`.
+    Wsgi(WsgiApp),
+    /// `asgi`.
+    Asgi(asgi::AsgiApp),
 }
 
-/// One request ready for the app.
-pub struct Request<'a> {
-    /// What arrived.
-    pub origin: Origin<'a>,
-    /// The connection (non-blocking), for the response.
-    pub io: &'a crate::net::transport::Io,
-    /// What `route*` rules left for the app: environ variables, headers to add or drop.
-    pub route: Option<&'a crate::routing::RouteState>,
-    /// The worker's stop flag, when no other request is buffered behind this one: if it is
-    /// set by the time the response head is written, the head says `Connection: close`.
-    pub closing: Option<&'a Arc<AtomicBool>>,
+impl App {
+    /// Loads the configured app (in the master, or in each worker with `lazy-apps`).
+    pub fn load(cfg: &Config, processes: u32, threads: u32) -> Result<App, LoadError> {
+        match &cfg.asgi {
+            Some(spec) => asgi::AsgiApp::load(cfg, spec).map(App::Asgi),
+            None => WsgiApp::load(cfg, processes, threads).map(App::Wsgi),
+        }
+    }
+
+    /// Called in each worker before its connection threads start: an ASGI app gets its
+    /// event loop and lifespan startup. `Err`: the worker can't serve.
+    pub fn start_worker(&self) -> Result<(), String> {
+        match self {
+            App::Wsgi(_) => Ok(()),
+            App::Asgi(app) => app.start(),
+        }
+    }
+
+    /// Called in a worker after its connection threads finished: lifespan shutdown.
+    pub fn stop_worker(&self) {
+        if let App::Asgi(app) = self {
+            app.stop();
+        }
+    }
 }
 
-/// What happened, for the request log and the scoreboard.
-#[derive(Debug, Default)]
-#[allow(clippy::struct_excessive_bools)] // facts about one response, each a yes/no
-pub struct Served {
-    /// Status code sent (or 500 when the app failed before sending one).
-    pub status: u16,
-    /// Body bytes sent.
-    pub body_bytes: u64,
-    /// Header lines sent.
-    pub header_count: usize,
-    /// Bytes of the response head.
-    pub header_bytes: usize,
-    /// Number of environ entries.
-    pub vars: usize,
-    /// The connection may carry another request.
-    pub keep_alive: bool,
-    /// The app raised.
-    pub app_error: bool,
-    /// The body went out with sendfile.
-    pub sendfile: bool,
-    /// The app that served it (uWSGI's `app: N`); `None` when no app matched (`app: -1`).
-    pub app: Option<usize>,
-    /// `vhost`: the request's host, which uWSGI puts in front of its request-log line.
-    pub vhost: Option<String>,
-    /// A `donotlog` routing rule fired: no request-log line.
-    pub donotlog: bool,
-    /// Logvars routing rules set (`logvar:NAME=VALUE`), for `%(NAME)` in a `log-format`.
-    pub logvars: Vec<(String, String)>,
-    /// Response headers kept by `collect-header`/`pull-header`: (variable, value), for
-    /// `%(var.NAME)` in a `log-format`.
-    pub collected: Vec<(String, Vec<u8>)>,
-    /// The rest of a `wsgi.file_wrapper` body the client didn't take at once: the
-    /// connection's event loop sends it, so a slow client doesn't hold the app's thread.
-    pub rest: Option<FileRest>,
-}
-
-/// The unsent part of a file body, on a file descriptor of its own.
-#[derive(Debug)]
-pub struct FileRest {
-    /// A duplicate of the app's file (the app's object is closed when the request ends).
-    pub file: std::fs::File,
-    /// Next byte to send.
-    pub offset: u64,
-    /// Bytes left.
-    pub remaining: u64,
+impl Application for App {
+    /// Calls the app for one request and sends its response.
+    fn handle(&self, req: &Request<'_>, body: BodyReader) -> (Served, BodyReader) {
+        match self {
+            App::Wsgi(app) => Python::attach(|py| response::handle(py, app, req, body)),
+            App::Asgi(app) => app.handle(req, body),
+        }
+    }
 }
 
 /// The loaded WSGI applications plus the per-process constants their environ needs.
-pub struct App {
+pub struct WsgiApp {
     /// The WSGI callables by app id: the `module`/`wsgi-file` app first, then the mounts.
     callables: Vec<Py<PyAny>>,
     /// Their mountpoints, and which one serves a request.
     mounts: MountTable,
     /// Environ entries that never change; copied for each request.
     template: Py<PyDict>,
-    /// Seconds to wait on a stalled client socket.
-    pub(crate) socket_timeout: std::time::Duration,
     /// `add-header`: appended to every response's headers.
     pub(crate) extra_headers: std::sync::Arc<[(String, String)]>,
     /// `collect-header` / `pull-header`.
@@ -141,7 +108,7 @@ fn _ruwsgi(m: &Bound<'_, PyModule>) -> PyResult<()> {
 }
 
 /// Formats a Python exception with its traceback, as Python would print it.
-fn format_exception(py: Python<'_>, err: &PyErr) -> String {
+pub(crate) fn format_exception(py: Python<'_>, err: &PyErr) -> String {
     let formatted = py
         .import("traceback")
         .and_then(|tb| tb.call_method1("format_exception", (err.get_type(py), err.value(py), err.traceback(py))))
@@ -271,7 +238,7 @@ pub fn flush_std_streams() {
 #[derive(Debug)]
 pub struct LoadError(pub String);
 
-impl App {
+impl WsgiApp {
     /// Loads the apps as uWSGI does, numbering them in load order: first the default app
     /// (`module`, or `wsgi-file` when there is no module or it failed to import, at
     /// mountpoint `''`), then each `mount` in order. Logs what it loads.
@@ -280,7 +247,7 @@ impl App {
     /// server doesn't start without it. uWSGI does that only for a file `mount`; a module
     /// mount (or the default app next to mounts) that fails is logged and left out, and its
     /// requests then go to the default app.
-    pub fn load(cfg: &Config, processes: u32, threads: u32) -> Result<App, LoadError> {
+    fn load(cfg: &Config, processes: u32, threads: u32) -> Result<WsgiApp, LoadError> {
         Python::attach(|py| {
             // uWSGI imports `import` modules right before the apps, wherever they load.
             import_all(py, "import", &cfg.import);
@@ -302,25 +269,14 @@ impl App {
             }
             let template = environ::template(py, processes > 1, threads > 1, !cfg.wsgi_disable_file_wrapper)
                 .map_err(|e| LoadError(format!("cannot build the environ: {e}")))?;
-            Ok(App {
+            Ok(WsgiApp {
                 callables: loaded.callables.into_iter().map(Bound::unbind).collect(),
                 mounts: MountTable::new(loaded.mountpoints, cfg.manage_script_name, cfg.no_default_app, cfg.vhost),
                 template: template.unbind(),
-                socket_timeout: std::time::Duration::from_secs(cfg.socket_timeout.max(1)),
                 extra_headers: cfg.add_header.clone().into(),
                 collect_headers: cfg.collect_header.clone().into(),
             })
         })
-    }
-
-    /// Calls the app for one request and sends its response. Returns what was sent and the
-    /// body reader (so the connection can recover pipelined bytes).
-    pub fn handle(
-        &self,
-        req: &Request<'_>,
-        body: crate::net::body::BodyReader,
-    ) -> (Served, crate::net::body::BodyReader) {
-        Python::attach(|py| response::handle(py, self, req, body))
     }
 
     /// Which app serves `origin` (`None`: no app matches) and, with `manage-script-name`, its

@@ -7,7 +7,6 @@ use std::io;
 use std::os::fd::{BorrowedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
 use pyo3::exceptions::{PyAssertionError, PyIOError, PyTypeError, PyValueError};
 use pyo3::intern;
@@ -16,9 +15,8 @@ use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
 use ruwsgi_proto::{encode_chunk, encode_response_head, validate_response_header, ResponseFraming, LAST_CHUNK};
 
 use super::input::{self, Input};
-use super::{environ, format_exception, App, FileRest, FileWrapper, Origin, Request, Selected, Served};
-use crate::net::body::BodyReader;
-use crate::net::transport::Io;
+use super::{environ, format_exception, FileRest, FileWrapper, Origin, Request, Selected, Served, WsgiApp};
+use crate::interface::{BodyReader, Client};
 
 /// How the body is delimited once the head is out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,8 +37,8 @@ const ERROR_BODY: &[u8] = b"Internal Server Error\n";
 /// Response progress shared by the request, `start_response` and `write()`.
 #[allow(clippy::struct_excessive_bools, reason = "independent facts about one response, not a state machine")]
 struct ResponseState {
-    /// The connection; `Io::closed()` once the request is over (a late `write()` then fails).
-    io: Io,
+    /// The connection; `None` once the request is over (a late `write()` then fails).
+    client: Option<Client>,
     /// HTTP minor version of the request.
     minor: u8,
     /// HEAD request: the body is never sent.
@@ -66,8 +64,6 @@ struct ResponseState {
     header_bytes: usize,
     /// The client went away or a write failed: stop sending.
     broken: bool,
-    /// How long to wait for a client that doesn't read.
-    timeout: Duration,
     /// `add-header`.
     extra_headers: Arc<[(String, String)]>,
     /// `collect-header` / `pull-header` rules, applied when the head is written.
@@ -99,9 +95,9 @@ impl ResponseState {
         if self.broken {
             return Err(io::Error::new(io::ErrorKind::BrokenPipe, "client gone"));
         }
-        if self.io.is_closed() {
+        let Some(client) = self.client.clone() else {
             return Err(io::Error::new(io::ErrorKind::NotConnected, "the request has already finished"));
-        }
+        };
         let mut head = Vec::new();
         if !self.head_sent {
             self.encode_head(&mut head, total);
@@ -144,10 +140,8 @@ impl ResponseState {
         let before_body = (head.len() + chunk_line.len()) as u64;
         let body_len =
             parts.iter().map(|p| p.len() as u64).sum::<u64>() - before_body - if chunk_line.is_empty() { 0 } else { 2 };
-        let io = &self.io;
-        let timeout = self.timeout;
         let mut n = 0;
-        let sent = io.write_all(&parts, &mut n, || py.detach(|| io.wait(true, timeout)));
+        let sent = client.write_all(&parts, &mut n, |wait| py.detach(|| wait.run()));
         self.body_bytes += n.saturating_sub(before_body).min(body_len);
         match sent {
             Ok(()) => Ok(()),
@@ -358,7 +352,7 @@ impl Drop for CloseGuard<'_, '_> {
 }
 
 /// Request line for log messages: `GET /path`.
-fn describe(origin: &Origin<'_>) -> String {
+pub(super) fn describe(origin: &Origin<'_>) -> String {
     match origin {
         Origin::Http { head, .. } => format!("{} {}", head.method, head.target),
         Origin::Uwsgi { packet, .. } => {
@@ -375,7 +369,7 @@ fn describe(origin: &Origin<'_>) -> String {
 }
 
 /// The WSGI call for one request.
-pub fn handle(py: Python<'_>, app: &App, req: &Request<'_>, body: BodyReader) -> (Served, BodyReader) {
+pub fn handle(py: Python<'_>, app: &WsgiApp, req: &Request<'_>, body: BodyReader) -> (Served, BodyReader) {
     let (minor, is_head, keep_alive, uwsgi) = match &req.origin {
         Origin::Http { head, .. } => (head.minor_version, head.method == "HEAD", head.keep_alive, false),
         Origin::Uwsgi { packet, .. } => {
@@ -385,7 +379,7 @@ pub fn handle(py: Python<'_>, app: &App, req: &Request<'_>, body: BodyReader) ->
         }
     };
     let state = Arc::new(Mutex::new(ResponseState {
-        io: req.io.clone(),
+        client: Some(req.client.clone()),
         minor,
         is_head,
         uwsgi,
@@ -399,7 +393,6 @@ pub fn handle(py: Python<'_>, app: &App, req: &Request<'_>, body: BodyReader) ->
         header_count: 0,
         header_bytes: 0,
         broken: false,
-        timeout: app.socket_timeout,
         extra_headers: Arc::clone(&app.extra_headers),
         collect_headers: Arc::clone(&app.collect_headers),
         collected: Vec::new(),
@@ -419,10 +412,12 @@ pub fn handle(py: Python<'_>, app: &App, req: &Request<'_>, body: BodyReader) ->
         logvars: req.route.map(|r| r.logvars.clone()).unwrap_or_default(),
         ..Served::default()
     };
+    super::uwsgi_module::begin_request(req.client.raw_fd(), std::mem::take(&mut served.logvars));
     let outcome = match &selected {
         Some(selected) => call_app(py, app, selected, req, &state, &input_state, &mut served).map_err(Some),
         None => Err(None),
     };
+    served.logvars = super::uwsgi_module::end_request();
     let mut st = lock(&state);
     if let Err(raised) = outcome {
         let what = describe(&req.origin);
@@ -461,7 +456,7 @@ pub fn handle(py: Python<'_>, app: &App, req: &Request<'_>, body: BodyReader) ->
             _ => {}
         }
     }
-    st.io = Io::closed();
+    st.client = None;
     served.status = st.code;
     served.body_bytes += st.body_bytes;
     served.header_count = st.header_count;
@@ -478,15 +473,14 @@ pub fn handle(py: Python<'_>, app: &App, req: &Request<'_>, body: BodyReader) ->
 impl ResponseState {
     /// Writes framing bytes (the last chunk) outside the body accounting.
     fn send_raw(&mut self, py: Python<'_>, bytes: &[u8]) -> io::Result<()> {
-        let io = &self.io;
-        let timeout = self.timeout;
-        io.write_all(&[bytes], &mut 0, || py.detach(|| io.wait(true, timeout)))
+        let Some(client) = self.client.clone() else { return Ok(()) };
+        client.write_all(&[bytes], &mut 0, |wait| py.detach(|| wait.run()))
     }
 }
 
 fn call_app(
     py: Python<'_>,
-    app: &App,
+    app: &WsgiApp,
     selected: &Selected<'_>,
     req: &Request<'_>,
     state: &Shared,
@@ -495,7 +489,7 @@ fn call_app(
 ) -> PyResult<()> {
     let env = app.template.bind(py).copy()?;
     environ::fill(py, &env, &req.origin)?;
-    if let Some(tls) = req.io.tls_facts() {
+    if let Some(tls) = req.client.io().tls_facts() {
         environ::fill_tls(py, &env, &tls)?;
     }
     if let Some(path_info) = &selected.path_info {
@@ -519,7 +513,7 @@ fn call_app(
             env.set_item(PyString::new(py, key), environ::latin1(py, value))?;
         }
     }
-    let input = Py::new(py, Input { state: Arc::clone(input_state), timeout: app.socket_timeout })?;
+    let input = Py::new(py, Input { state: Arc::clone(input_state), timeout: req.client.timeout() })?;
     env.set_item(intern!(py, "wsgi.input"), input)?;
     served.vars = env.len();
     let start_response = Py::new(py, StartResponse { state: Arc::clone(state) })?;
@@ -607,11 +601,11 @@ fn send_file(py: Python<'_>, state: &Shared, wrapper: &FileWrapper, served: &mut
     // A known total always gives a Content-Length head, so the body is never chunked here.
     let BodyMode::Length(declared) = st.mode else { return Ok(true) };
     let to_send = declared.min(len);
-    let io = st.io.clone();
+    let Some(client) = st.client.clone() else { return Ok(true) };
     let mut next = offset;
     let mut left = to_send;
     while left > 0 {
-        match io.try_send_file(file_fd, &mut next, left) {
+        match client.try_send_file(file_fd, &mut next, left) {
             Ok(0) => break,
             Ok(n) => left -= n as u64,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {

@@ -1,0 +1,877 @@
+//! ASGI 3.0 apps (`asgi = pkg.mod:app`): the `http` and `lifespan` scopes.
+//!
+//! Each worker runs one asyncio event loop (uvloop's when installed) on a thread of its own
+//! (`asgi_loop.py`). A connection thread that has parsed a request builds its scope,
+//! submits it to the loop, then serves the app's `receive()`/`send()` calls, which reach
+//! it through an `Exchange` queue: it reads the body only when the app asks for more
+//! (back pressure towards the client), writes each response message as it comes (a body
+//! message past `HIGH_WATER` bytes makes the app's `send()` wait until written), and
+//! answers `receive()` with `http.disconnect` once the response is complete or the client
+//! is gone. The connection thread holds the request for its whole run, so harakiri,
+//! `max-requests` and the stats count ASGI requests exactly as WSGI ones; how many
+//! requests a worker runs at once is its `threads`. Socket I/O stays on the Rust side
+//! (through `interface::Client`); the loop thread never touches a socket.
+
+use std::collections::VecDeque;
+use std::ffi::CString;
+use std::os::fd::AsFd;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::eventfd::{EfdFlags, EventFd};
+use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
+use ruwsgi_config::Config;
+use ruwsgi_proto::{
+    encode_chunk, encode_response_head, percent_decode, validate_response_header, ResponseFraming, LAST_CHUNK,
+};
+
+use super::{format_exception, LoadError};
+use crate::interface::{BodyProgress, BodyReader, Client, Origin, Request, Served, Wait};
+
+/// Body bytes queued by the app and not yet written past which its `send()` waits for
+/// the write (back pressure towards the app).
+const HIGH_WATER: usize = 64 * 1024;
+/// Largest body chunk handed to one `receive()`.
+const RECEIVE_CHUNK: usize = 64 * 1024;
+/// How long lifespan startup and shutdown may take.
+const LIFESPAN_TIMEOUT: f64 = 60.0;
+/// Longest sleep of a connection thread waiting for its app (it just loops on).
+const WAIT_TICK: Duration = Duration::from_secs(1);
+
+/// The loaded ASGI app and, in a worker, its event loop.
+pub struct AsgiApp {
+    /// The `Runner` (`asgi_loop.py`) around the app.
+    pub(super) runner: Py<PyAny>,
+    /// `add-header`: appended to every response's headers.
+    pub(super) extra_headers: Arc<[(String, String)]>,
+    /// WebSocket settings.
+    pub(super) websockets: super::asgi_websocket::Settings,
+    /// WebSocket sessions running on threads of their own (the worker's stop waits).
+    pub(super) sessions: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// ruwsgi's log, for the loop thread's messages (lifespan, blocked loop).
+#[pyfunction]
+fn asgi_log(level: &str, message: &str) {
+    match level {
+        "error" => tracing::error!("{message}"),
+        "warn" => tracing::warn!("{message}"),
+        _ => tracing::info!("{message}"),
+    }
+}
+
+impl AsgiApp {
+    /// Imports the app (`pkg.mod:app`, or `pkg.mod` with `callable`) and wraps it.
+    pub fn load(cfg: &Config, spec: &str) -> Result<AsgiApp, LoadError> {
+        if cfg.module.is_some() || cfg.wsgi_file.is_some() || !cfg.mount.is_empty() {
+            return Err(LoadError(
+                "asgi can't be combined with module, wsgi-file or mount: one worker serves one kind of app".to_owned(),
+            ));
+        }
+        Python::attach(|py| {
+            super::import_all(py, "import", &cfg.import);
+            let load = || -> PyResult<(Bound<'_, PyAny>, String)> {
+                let app = super::load_module(py, spec, &cfg.callable)?;
+                let glue = PyModule::from_code(
+                    py,
+                    &CString::new(include_str!("asgi_loop.py")).unwrap_or_default(),
+                    c"ruwsgi_asgi_loop.py",
+                    c"_ruwsgi_asgi",
+                )?;
+                let log = wrap_pyfunction!(asgi_log, py)?;
+                let runner = glue.getattr("Runner")?.call1((app, log))?;
+                let loop_name: String = glue.getattr("loop_name")?.call0()?.extract()?;
+                Ok((runner, loop_name))
+            };
+            match load() {
+                Ok((runner, loop_name)) => {
+                    let label = super::module_label(spec, &cfg.callable);
+                    tracing::info!("ASGI app 0 (mountpoint='') ready: {label} (event loop: {loop_name})");
+                    if cfg.threads <= 1 {
+                        tracing::warn!(
+                            "asgi with threads = 1: each worker runs one HTTP request at a time (WebSockets get threads of their own); set threads to how many it should run at once"
+                        );
+                    }
+                    Ok(AsgiApp {
+                        runner: runner.unbind(),
+                        extra_headers: cfg.add_header.clone().into(),
+                        websockets: super::asgi_websocket::Settings::new(cfg),
+                        sessions: Arc::default(),
+                    })
+                }
+                Err(e) => {
+                    tracing::error!("failed to load asgi {spec}:\n{}", format_exception(py, &e));
+                    Err(LoadError(format!("asgi {spec}: {e}")))
+                }
+            }
+        })
+    }
+
+    /// In a worker: starts the event loop thread and runs lifespan startup.
+    pub fn start(&self) -> Result<(), String> {
+        Python::attach(|py| {
+            let done = self.runner.bind(py).call_method1(intern!(py, "start"), (LIFESPAN_TIMEOUT,));
+            match done {
+                Ok(err) if err.is_none() => Ok(()),
+                Ok(err) => Err(err.str().map(|s| s.to_string()).unwrap_or_default()),
+                Err(e) => Err(format!("lifespan startup raised:\n{}", format_exception(py, &e))),
+            }
+        })
+    }
+
+    /// In a stopping worker: waits for its WebSocket sessions to close (they see the stop
+    /// and close with 1001), then lifespan shutdown, then the loop ends.
+    pub fn stop(&self) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(8);
+        while self.sessions.load(std::sync::atomic::Ordering::Relaxed) > 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Python::attach(|py| match self.runner.bind(py).call_method1(intern!(py, "stop"), (LIFESPAN_TIMEOUT,)) {
+            Ok(err) if err.is_none() => {}
+            Ok(err) => tracing::error!("{err}"),
+            Err(e) => tracing::error!("ASGI shutdown:\n{}", format_exception(py, &e)),
+        });
+    }
+
+    /// Serves one `http` request (see the module doc), or a `websocket` session for an
+    /// HTTP/1.1 `Upgrade: websocket` request.
+    pub fn handle(&self, req: &Request<'_>, mut body: BodyReader) -> (Served, BodyReader) {
+        if let Origin::Http { head, .. } = &req.origin {
+            if super::asgi_websocket::is_upgrade(head) {
+                return (super::asgi_websocket::serve(self, req, head), body);
+            }
+        }
+        let (minor, is_head, keep_alive, uwsgi) = match &req.origin {
+            Origin::Http { head, .. } => (head.minor_version, head.method == "HEAD", head.keep_alive, false),
+            Origin::Uwsgi { packet } => {
+                let minor = u8::from(packet.var(b"SERVER_PROTOCOL") != Some(b"HTTP/1.0"));
+                (minor, packet.var(b"REQUEST_METHOD") == Some(b"HEAD"), false, true)
+            }
+        };
+        let mut out = Response {
+            client: req.client.clone(),
+            minor,
+            is_head,
+            uwsgi,
+            keep_alive,
+            code: 0,
+            status: Vec::new(),
+            headers: Vec::new(),
+            extra_headers: Arc::clone(&self.extra_headers),
+            head_sent: false,
+            mode: Mode::None,
+            complete: false,
+            broken: false,
+            body_bytes: 0,
+            header_count: 0,
+            header_bytes: 0,
+        };
+        let what = super::response::describe(&req.origin);
+        let first_body = body.take_whole();
+        let submitted = self.submit(req, &what, false, first_body.as_deref());
+        let mut served = Served { app: Some(0), ..Served::default() };
+        let ex = match submitted {
+            Ok((ex, vars)) => {
+                served.vars = vars;
+                ex
+            }
+            Err(e) => {
+                let tb = Python::attach(|py| format_exception(py, &e));
+                tracing::error!("{what}: cannot start the ASGI app:\n{tb}");
+                served.app_error = true;
+                out.fail();
+                return out.served(served, body);
+            }
+        };
+        let ex = ex.get();
+        // A `receive()` that waits for the end of the request (its body was all read).
+        let mut parked: Vec<Py<PyAny>> = Vec::new();
+        // Whether the client can be watched for leaving (not once it pipelined more bytes).
+        let mut watch = true;
+        loop {
+            let events = ex.take();
+            if events.is_empty() {
+                match ex.wait((watch && !parked.is_empty()).then(|| req.client.clone()), WAIT_TICK) {
+                    Woke::ClientGone => out.broken = true,
+                    Woke::ClientData => watch = false,
+                    Woke::Events => {}
+                }
+            }
+            let mut replies: Vec<(Py<PyAny>, Reply)> = Vec::new();
+            let mut app_done = None;
+            for event in events {
+                match event {
+                    Event::Receive(fut) => {
+                        if out.broken || body.is_ended() {
+                            parked.push(fut);
+                        } else {
+                            let reply = read_body(&mut body, req.client.timeout());
+                            if matches!(reply, Reply::Disconnect) {
+                                out.broken = true;
+                            }
+                            replies.push((fut, reply));
+                        }
+                    }
+                    Event::Start { code, status, headers } => {
+                        out.code = code;
+                        out.status = status;
+                        out.headers = headers;
+                    }
+                    Event::Body { data, more, waiter } => {
+                        ex.lock().queued -= data.len();
+                        out.body(&data, more);
+                        if let Some(fut) = waiter {
+                            replies.push((fut, Reply::None));
+                        }
+                    }
+                    Event::Done(err) => app_done = Some(err),
+                    // `websocket.*` messages are refused for an http scope by `send`.
+                    Event::Accept { .. } | Event::Frame { .. } | Event::Close { .. } => {}
+                }
+            }
+            let ended = out.complete || out.broken || app_done.is_some();
+            if ended {
+                // From now on the app's `receive()` gets `http.disconnect` at once, and
+                // its `send()`s are dropped (the request is over for the client).
+                let mut inbox = ex.lock();
+                inbox.finished = true;
+                for event in inbox.events.drain(..) {
+                    match event {
+                        Event::Receive(fut) => parked.push(fut),
+                        Event::Body { waiter: Some(fut), .. } => replies.push((fut, Reply::None)),
+                        Event::Done(err) => app_done = Some(err),
+                        _ => {}
+                    }
+                }
+                drop(inbox);
+                replies.extend(parked.drain(..).map(|fut| (fut, Reply::Disconnect)));
+            }
+            resolve(&self.runner, &what, replies);
+            if let Some(err) = app_done {
+                if let Some(err) = err {
+                    served.app_error = true;
+                    let tb = Python::attach(|py| format_exception(py, &err));
+                    tracing::error!("{what}: the ASGI app raised:\n{tb}");
+                } else if !out.head_sent && !out.broken {
+                    tracing::error!("{what}: the ASGI app returned without starting a response");
+                }
+                out.fail();
+                break;
+            }
+            if ended {
+                break;
+            }
+        }
+        out.served(served, body)
+    }
+}
+
+/// Completes the app's futures (on the loop thread of `runner`), taking the GIL once.
+pub(super) fn resolve(runner: &Py<PyAny>, what: &str, replies: Vec<(Py<PyAny>, Reply)>) {
+    if replies.is_empty() {
+        return;
+    }
+    Python::attach(|py| {
+        let runner = runner.bind(py);
+        for (fut, reply) in replies {
+            let value = reply.into_py(py);
+            if let Err(e) = runner.call_method1(intern!(py, "resolve"), (fut, value)) {
+                tracing::error!("{what}: {e}");
+            }
+        }
+    });
+}
+
+impl AsgiApp {
+    /// Builds the scope and starts the app's task for it (`first`: the whole request body,
+    /// when it is all here); returns the exchange and the number of scope entries (the
+    /// log's "vars").
+    pub(super) fn submit(
+        &self,
+        req: &Request<'_>,
+        what: &str,
+        websocket: bool,
+        first: Option<&[u8]>,
+    ) -> PyResult<(Py<Exchange>, usize)> {
+        Python::attach(|py| {
+            let scope = scope(py, &req.origin, websocket)?;
+            if req.client.io().is_tls() {
+                // An `https` socket: the scheme the client used.
+                let scheme = if websocket { intern!(py, "wss") } else { intern!(py, "https") };
+                scope.set_item(intern!(py, "scheme"), scheme)?;
+            }
+            let vars = scope.len();
+            let ex = Py::new(py, Exchange::new(what.to_owned(), websocket)?)?;
+            let first = first.map(|b| PyBytes::new(py, b));
+            self.runner.bind(py).call_method1(intern!(py, "submit"), (scope, &ex, first))?;
+            Ok((ex, vars))
+        })
+    }
+}
+
+/// What a resolved `receive()` (or a waiting `send()`) gets.
+pub(super) enum Reply {
+    /// `send()`'s wait is over.
+    None,
+    /// `http.request` with these bytes; `more`: more of the body follows.
+    Body(Vec<u8>, bool),
+    /// `http.disconnect`.
+    Disconnect,
+    /// `websocket.connect`.
+    Connect,
+    /// `websocket.receive` with `text`.
+    Text(String),
+    /// `websocket.receive` with `bytes`.
+    Bytes(Vec<u8>),
+    /// `websocket.disconnect` with this close code.
+    Closed(u16),
+}
+
+impl Reply {
+    fn into_py(self, py: Python<'_>) -> Py<PyAny> {
+        let message = |kind: &Bound<'_, PyString>| {
+            let d = PyDict::new(py);
+            let _ = d.set_item(intern!(py, "type"), kind);
+            d
+        };
+        match self {
+            Reply::None => py.None(),
+            Reply::Body(data, more) => {
+                let d = message(intern!(py, "http.request"));
+                let _ = d.set_item(intern!(py, "body"), PyBytes::new(py, &data));
+                let _ = d.set_item(intern!(py, "more_body"), more);
+                d.into_any().unbind()
+            }
+            Reply::Disconnect => message(intern!(py, "http.disconnect")).into_any().unbind(),
+            Reply::Connect => message(intern!(py, "websocket.connect")).into_any().unbind(),
+            Reply::Text(text) => {
+                let d = message(intern!(py, "websocket.receive"));
+                let _ = d.set_item(intern!(py, "text"), text);
+                d.into_any().unbind()
+            }
+            Reply::Bytes(data) => {
+                let d = message(intern!(py, "websocket.receive"));
+                let _ = d.set_item(intern!(py, "bytes"), PyBytes::new(py, &data));
+                d.into_any().unbind()
+            }
+            Reply::Closed(code) => {
+                let d = message(intern!(py, "websocket.disconnect"));
+                let _ = d.set_item(intern!(py, "code"), code);
+                d.into_any().unbind()
+            }
+        }
+    }
+}
+
+/// Reads the next piece of the body for a `receive()`, waiting (without the GIL: this runs
+/// on the connection thread) up to `timeout` for the client; `Expect: 100-continue` is
+/// answered by the reader on its first socket read.
+fn read_body(body: &mut BodyReader, timeout: Duration) -> Reply {
+    let mut data = Vec::new();
+    loop {
+        match body.read_some(&mut data, RECEIVE_CHUNK) {
+            Ok(BodyProgress::Data(_)) => return Reply::Body(data, !body.is_ended()),
+            Ok(BodyProgress::End) => return Reply::Body(data, false),
+            Ok(BodyProgress::WouldBlock) => {
+                if body.readable(timeout).run().is_err() {
+                    return Reply::Disconnect;
+                }
+            }
+            Err(_) => return Reply::Disconnect,
+        }
+    }
+}
+
+/// One message from the app's task to the connection thread.
+pub(super) enum Event {
+    /// `receive()`: the future to complete.
+    Receive(Py<PyAny>),
+    /// `http.response.start`.
+    Start { code: u16, status: Vec<u8>, headers: Vec<(Vec<u8>, Vec<u8>)> },
+    /// `http.response.body`; `waiter`: the app's `send()` awaits this future (back pressure).
+    Body { data: Vec<u8>, more: bool, waiter: Option<Py<PyAny>> },
+    /// The app's coroutine ended, with its exception if it raised.
+    Done(Option<PyErr>),
+    /// `websocket.accept`.
+    Accept { subprotocol: Option<String>, headers: Vec<(Vec<u8>, Vec<u8>)> },
+    /// `websocket.send`; `waiter` as for `Body`.
+    Frame { text: bool, data: Vec<u8>, waiter: Option<Py<PyAny>> },
+    /// `websocket.close`.
+    Close { code: u16, reason: String },
+}
+
+/// The queue between one request's task (on the loop thread) and its connection thread.
+#[allow(clippy::struct_excessive_bools, reason = "independent facts about one exchange")]
+pub(super) struct Inbox {
+    pub(super) events: VecDeque<Event>,
+    /// Body bytes queued and not yet written.
+    pub(super) queued: usize,
+    /// `http.response.start` (or `websocket.accept`) was sent.
+    pub(super) started: bool,
+    /// The final body message (or `websocket.close`) was sent.
+    pub(super) completed: bool,
+    /// The connection thread is done with the request: `receive()` now answers
+    /// `http.disconnect` at once and `send()` is dropped.
+    pub(super) finished: bool,
+    /// A `websocket` scope.
+    websocket: bool,
+    /// The close code a WebSocket `receive()` gets once finished.
+    pub(super) close_code: u16,
+}
+
+/// The app side of one request: `receive()`/`send()`/the end of the task queue here; the
+/// connection thread is woken through `wake`.
+#[pyclass(frozen, module = "ruwsgi")]
+pub(super) struct Exchange {
+    inbox: Mutex<Inbox>,
+    wake: EventFd,
+    /// `GET /path`, for log messages from the loop thread.
+    what: String,
+}
+
+/// Why `Exchange::wait` returned.
+#[derive(PartialEq, Eq)]
+pub(super) enum Woke {
+    /// Events arrived (or the wait timed out).
+    Events,
+    /// The client closed the connection.
+    ClientGone,
+    /// The client sent more (its next request): it can't be seen leaving until that is read.
+    ClientData,
+}
+
+impl Exchange {
+    fn new(what: String, websocket: bool) -> PyResult<Self> {
+        let wake = EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)
+            .map_err(|e| PyRuntimeError::new_err(format!("eventfd: {e}")))?;
+        let inbox = Inbox {
+            events: VecDeque::new(),
+            queued: 0,
+            started: false,
+            completed: false,
+            finished: false,
+            websocket,
+            close_code: 1006,
+        };
+        Ok(Self { inbox: Mutex::new(inbox), wake, what })
+    }
+
+    pub(super) fn lock(&self) -> MutexGuard<'_, Inbox> {
+        self.inbox.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn push(&self, event: Event) {
+        self.lock().events.push_back(event);
+        let _ = self.wake.write(1);
+    }
+
+    /// Takes the queued events.
+    pub(super) fn take(&self) -> Vec<Event> {
+        self.lock().events.drain(..).collect()
+    }
+
+    /// Waits (no GIL: called by the connection thread) for events, and with `client` also
+    /// for that client to go away.
+    pub(super) fn wait(&self, client: Option<Client>, tick: Duration) -> Woke {
+        let woke = if let Some(c) = client {
+            match c.wait_with(self.wake.as_fd(), tick) {
+                Ok(true) if c.hung_up() => Woke::ClientGone,
+                Ok(true) => Woke::ClientData,
+                Ok(false) => Woke::Events,
+                Err(_) => Woke::ClientGone,
+            }
+        } else {
+            let mut fds = [PollFd::new(self.wake.as_fd(), PollFlags::POLLIN)];
+            let _ = poll(&mut fds, PollTimeout::try_from(tick).unwrap_or(PollTimeout::MAX));
+            Woke::Events
+        };
+        let _ = self.wake.read();
+        woke
+    }
+}
+
+#[pymethods]
+impl Exchange {
+    /// The app's `receive()`: `fut` gets the next message.
+    fn receive(&self, py: Python<'_>, fut: Bound<'_, PyAny>) -> PyResult<()> {
+        let mut inbox = self.lock();
+        if inbox.finished {
+            let reply = if inbox.websocket { Reply::Closed(inbox.close_code) } else { Reply::Disconnect };
+            drop(inbox);
+            if !fut.call_method0(intern!(py, "done"))?.is_truthy()? {
+                fut.call_method1(intern!(py, "set_result"), (reply.into_py(py),))?;
+            }
+            return Ok(());
+        }
+        inbox.events.push_back(Event::Receive(fut.unbind()));
+        drop(inbox);
+        let _ = self.wake.write(1);
+        Ok(())
+    }
+
+    /// The app's `send()`; true when it must await `fut` (the bytes queued are past
+    /// `HIGH_WATER`). Raises for a message out of order or malformed.
+    fn send(&self, message: &Bound<'_, PyAny>, fut: Bound<'_, PyAny>) -> PyResult<bool> {
+        let py = message.py();
+        let message = message.cast::<PyDict>().map_err(|_| PyTypeError::new_err("an ASGI message must be a dict"))?;
+        let kind: String = message
+            .get_item(intern!(py, "type"))?
+            .ok_or_else(|| PyValueError::new_err("ASGI message without a 'type'"))?
+            .extract()?;
+        let mut inbox = self.lock();
+        if inbox.finished {
+            // The client is gone or the response is over: dropped, as uvicorn does.
+            return Ok(false);
+        }
+        if inbox.websocket {
+            let wait = super::asgi_websocket::queue_message(&mut inbox, &kind, message, fut)?;
+            drop(inbox);
+            let _ = self.wake.write(1);
+            return Ok(wait);
+        }
+        match kind.as_str() {
+            "http.response.start" => {
+                if inbox.started {
+                    return Err(PyRuntimeError::new_err("http.response.start sent twice"));
+                }
+                let code: u16 = message
+                    .get_item(intern!(py, "status"))?
+                    .ok_or_else(|| PyValueError::new_err("http.response.start without 'status'"))?
+                    .extract()?;
+                if !(100..=999).contains(&code) {
+                    return Err(PyValueError::new_err(format!("invalid status {code}")));
+                }
+                let headers = match message.get_item(intern!(py, "headers"))? {
+                    Some(h) => response_headers(&h)?,
+                    None => Vec::new(),
+                };
+                let status = format!("{code} {}", crate::routing::reason_phrase(code)).into_bytes();
+                inbox.started = true;
+                inbox.events.push_back(Event::Start { code, status, headers });
+                drop(inbox);
+                let _ = self.wake.write(1);
+                Ok(false)
+            }
+            "http.response.body" => {
+                if !inbox.started {
+                    return Err(PyRuntimeError::new_err("http.response.body sent before http.response.start"));
+                }
+                if inbox.completed {
+                    return Err(PyRuntimeError::new_err("http.response.body sent after the response completed"));
+                }
+                let data = match message.get_item(intern!(py, "body"))? {
+                    Some(b) => b
+                        .cast::<PyBytes>()
+                        .map_err(|_| PyTypeError::new_err("http.response.body 'body' must be bytes"))?
+                        .as_bytes()
+                        .to_vec(),
+                    None => Vec::new(),
+                };
+                let more = match message.get_item(intern!(py, "more_body"))? {
+                    Some(m) => m.is_truthy()?,
+                    None => false,
+                };
+                inbox.completed = !more;
+                inbox.queued += data.len();
+                let wait = inbox.queued > HIGH_WATER;
+                inbox.events.push_back(Event::Body { data, more, waiter: wait.then(|| fut.unbind()) });
+                drop(inbox);
+                let _ = self.wake.write(1);
+                Ok(wait)
+            }
+            other => Err(PyValueError::new_err(format!("unexpected ASGI message type {other:?} for an http request"))),
+        }
+    }
+
+    /// The app's task ended (`exc`: what it raised).
+    fn done(&self, py: Python<'_>, exc: Option<Bound<'_, PyAny>>) {
+        let err = exc.filter(|e| !e.is_none()).map(PyErr::from_value);
+        let finished = self.lock().finished;
+        if finished {
+            if let Some(err) = err {
+                // After the response: nobody else will log it.
+                let tb = format_exception(py, &err);
+                tracing::error!("{}: the ASGI app raised after its response:\n{tb}", self.what);
+            }
+            return;
+        }
+        self.push(Event::Done(err));
+    }
+}
+
+/// `headers` of `http.response.start`: an iterable of `[name, value]` byte pairs.
+pub(super) fn response_headers(headers: &Bound<'_, PyAny>) -> PyResult<Vec<(Vec<u8>, Vec<u8>)>> {
+    let mut out = Vec::new();
+    for pair in headers.try_iter()? {
+        let pair = pair?;
+        let (name, value): (Vec<u8>, Vec<u8>) = {
+            let get = |i: usize| -> PyResult<Vec<u8>> {
+                let item = pair.get_item(i)?;
+                item.cast::<PyBytes>()
+                    .map(|b| b.as_bytes().to_vec())
+                    .map_err(|_| PyTypeError::new_err("ASGI response header names and values must be bytes"))
+            };
+            (get(0)?, get(1)?)
+        };
+        if let Err(e) = validate_response_header(&name, &value) {
+            return Err(PyValueError::new_err(format!("invalid header {:?}: {e}", String::from_utf8_lossy(&name))));
+        }
+        out.push((name, value));
+    }
+    Ok(out)
+}
+
+/// The `http` (or `websocket`) scope of a request.
+fn scope<'py>(py: Python<'py>, origin: &Origin<'_>, websocket: bool) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item(intern!(py, "type"), if websocket { intern!(py, "websocket") } else { intern!(py, "http") })?;
+    let asgi = PyDict::new(py);
+    asgi.set_item(intern!(py, "version"), intern!(py, "3.0"))?;
+    asgi.set_item(intern!(py, "spec_version"), intern!(py, "2.3"))?;
+    d.set_item(intern!(py, "asgi"), asgi)?;
+    let headers = PyList::empty(py);
+    let pair = |name: &[u8], value: &[u8]| -> PyResult<()> {
+        headers.append(PyTuple::new(py, [PyBytes::new(py, name), PyBytes::new(py, value)])?)
+    };
+    match origin {
+        Origin::Http { head, server_name, server_port, remote_addr, remote_port } => {
+            d.set_item(intern!(py, "http_version"), if head.minor_version == 0 { "1.0" } else { "1.1" })?;
+            d.set_item(intern!(py, "method"), head.method)?;
+            d.set_item(intern!(py, "scheme"), if websocket { intern!(py, "ws") } else { intern!(py, "http") })?;
+            if websocket {
+                let offered: Vec<String> = head
+                    .headers
+                    .iter()
+                    .filter(|(n, _)| n.eq_ignore_ascii_case("sec-websocket-protocol"))
+                    .flat_map(|(_, v)| {
+                        String::from_utf8_lossy(v).split(',').map(|p| p.trim().to_owned()).collect::<Vec<_>>()
+                    })
+                    .filter(|p| !p.is_empty())
+                    .collect();
+                d.set_item(intern!(py, "subprotocols"), PyList::new(py, offered)?)?;
+            }
+            let path = percent_decode(head.path().as_bytes());
+            d.set_item(intern!(py, "path"), String::from_utf8_lossy(&path))?;
+            d.set_item(intern!(py, "raw_path"), PyBytes::new(py, head.path().as_bytes()))?;
+            d.set_item(intern!(py, "query_string"), PyBytes::new(py, head.query().as_bytes()))?;
+            d.set_item(intern!(py, "root_path"), intern!(py, ""))?;
+            for (name, value) in &head.headers {
+                pair(name.to_ascii_lowercase().as_bytes(), value)?;
+            }
+            d.set_item(intern!(py, "client"), peer(py, remote_addr, remote_port)?)?;
+            d.set_item(intern!(py, "server"), peer(py, server_name, server_port)?)?;
+        }
+        Origin::Uwsgi { packet } => {
+            let var = |k: &[u8]| super::last_var(packet, k);
+            let text = |k: &[u8]| String::from_utf8_lossy(var(k)).into_owned();
+            let version = text(b"SERVER_PROTOCOL");
+            d.set_item(intern!(py, "http_version"), version.strip_prefix("HTTP/").unwrap_or("1.1"))?;
+            d.set_item(intern!(py, "method"), text(b"REQUEST_METHOD"))?;
+            let https = var(b"HTTPS").eq_ignore_ascii_case(b"on") || var(b"UWSGI_SCHEME") == b"https";
+            d.set_item(intern!(py, "scheme"), if https { "https" } else { "http" })?;
+            // nginx's SCRIPT_NAME is where the app is mounted (`root_path`); ASGI's `path` is
+            // the whole path, which nginx's PATH_INFO (`$document_uri`) already is unless
+            // something stripped the prefix from it.
+            let root = text(b"SCRIPT_NAME");
+            let path_info = text(b"PATH_INFO");
+            let path = if path_info.starts_with(&root) { path_info } else { format!("{root}{path_info}") };
+            d.set_item(intern!(py, "path"), path)?;
+            let uri = var(b"REQUEST_URI");
+            let raw = uri.split(|&b| b == b'?').next().unwrap_or_default();
+            d.set_item(intern!(py, "raw_path"), PyBytes::new(py, raw))?;
+            d.set_item(intern!(py, "query_string"), PyBytes::new(py, var(b"QUERY_STRING")))?;
+            d.set_item(intern!(py, "root_path"), root)?;
+            for (name, value) in &packet.vars {
+                let header = match *name {
+                    b"CONTENT_TYPE" => b"content-type".to_vec(),
+                    b"CONTENT_LENGTH" if !value.is_empty() => b"content-length".to_vec(),
+                    n if n.starts_with(b"HTTP_") => {
+                        n[5..].iter().map(|&b| if b == b'_' { b'-' } else { b.to_ascii_lowercase() }).collect()
+                    }
+                    _ => continue,
+                };
+                pair(&header, value)?;
+            }
+            d.set_item(intern!(py, "client"), peer(py, &text(b"REMOTE_ADDR"), &text(b"REMOTE_PORT"))?)?;
+            d.set_item(intern!(py, "server"), peer(py, &text(b"SERVER_NAME"), &text(b"SERVER_PORT"))?)?;
+        }
+    }
+    d.set_item(intern!(py, "headers"), headers)?;
+    Ok(d)
+}
+
+/// `(host, port)`, or `None` for a unix socket peer.
+fn peer<'py>(py: Python<'py>, host: &str, port: &str) -> PyResult<Bound<'py, PyAny>> {
+    if host.is_empty() {
+        return Ok(py.None().into_bound(py));
+    }
+    let port: u16 = port.parse().unwrap_or(0);
+    Ok(PyTuple::new(py, [host.into_pyobject(py)?.into_any(), port.into_pyobject(py)?.into_any()])?.into_any())
+}
+
+/// How the response body is delimited once the head is out.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// This many bytes remain (Content-Length).
+    Length(u64),
+    /// Chunked.
+    Chunked,
+    /// Until the connection closes.
+    UntilClose,
+    /// No body (HEAD, 204, 304, 1xx).
+    None,
+}
+
+/// One response as the app's messages build it, written on the connection thread.
+#[allow(clippy::struct_excessive_bools, reason = "independent facts about one response")]
+struct Response {
+    client: Client,
+    /// HTTP minor version of the request.
+    minor: u8,
+    is_head: bool,
+    /// uwsgi protocol: the connection closes after the response, no chunked.
+    uwsgi: bool,
+    /// The connection may carry another request.
+    keep_alive: bool,
+    /// From `http.response.start` (0: not sent yet).
+    code: u16,
+    status: Vec<u8>,
+    headers: Vec<(Vec<u8>, Vec<u8>)>,
+    /// `add-header`.
+    extra_headers: Arc<[(String, String)]>,
+    head_sent: bool,
+    mode: Mode,
+    /// The last body message was written.
+    complete: bool,
+    /// The client went away or a write failed.
+    broken: bool,
+    body_bytes: u64,
+    header_count: usize,
+    header_bytes: usize,
+}
+
+impl Response {
+    /// Writes one body message (with the head before the first).
+    fn body(&mut self, data: &[u8], more: bool) {
+        if self.broken || self.complete {
+            return;
+        }
+        let mut head = Vec::new();
+        if !self.head_sent {
+            let total = (!more).then_some(data.len() as u64);
+            self.encode_head(&mut head, total);
+        }
+        let mut parts: Vec<&[u8]> = vec![&head];
+        let mut chunk_line = Vec::new();
+        let mut body_len = data.len() as u64;
+        match self.mode {
+            Mode::None => body_len = 0,
+            Mode::Length(left) => {
+                let n = (data.len() as u64).min(left);
+                parts.push(&data[..n as usize]);
+                if (data.len() as u64) > left {
+                    tracing::warn!("ASGI app sent more than its Content-Length; truncated");
+                    self.keep_alive = false;
+                }
+                self.mode = Mode::Length(left - n);
+                body_len = n;
+            }
+            Mode::Chunked => {
+                if !data.is_empty() {
+                    encode_chunk(&mut chunk_line, data.len());
+                    parts.extend([&chunk_line[..], data, b"\r\n"]);
+                }
+                if !more {
+                    parts.push(LAST_CHUNK);
+                }
+            }
+            Mode::UntilClose => parts.push(data),
+        }
+        let mut sent = 0;
+        if self.client.write_all(&parts, &mut sent, Wait::run).is_err() {
+            self.broken = true;
+            self.keep_alive = false;
+            return;
+        }
+        self.body_bytes += body_len;
+        if !more {
+            self.complete = true;
+            if let Mode::Length(left) = self.mode {
+                if left > 0 {
+                    self.keep_alive = false;
+                }
+            }
+        }
+    }
+
+    fn encode_head(&mut self, out: &mut Vec<u8>, total: Option<u64>) {
+        let given = self
+            .headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(b"content-length"))
+            .and_then(|(_, v)| std::str::from_utf8(v).ok()?.trim().parse::<u64>().ok());
+        let no_body = self.is_head || matches!(self.code, 204 | 304 | 100..=199);
+        let (framing, mode) = match (given, total) {
+            (Some(n), _) => (ResponseFraming::AsGiven, Mode::Length(n)),
+            (None, _) if no_body => (ResponseFraming::AsGiven, Mode::None),
+            (None, Some(n)) => (ResponseFraming::Length(n), Mode::Length(n)),
+            (None, None) if self.minor >= 1 && !self.uwsgi => (ResponseFraming::Chunked, Mode::Chunked),
+            (None, None) => {
+                self.keep_alive = false;
+                (ResponseFraming::Close, Mode::UntilClose)
+            }
+        };
+        self.mode = if no_body { Mode::None } else { mode };
+        // The server owns the connection: hop-by-hop headers from the app are dropped.
+        let hop = |k: &[u8]| {
+            [&b"connection"[..], b"keep-alive", b"transfer-encoding", b"upgrade", b"te", b"trailer"]
+                .iter()
+                .any(|h| h.eq_ignore_ascii_case(k))
+        };
+        let headers: Vec<(&[u8], &[u8])> = self
+            .headers
+            .iter()
+            .filter(|(k, _)| !hop(k))
+            .map(|(k, v)| (&k[..], &v[..]))
+            .chain(self.extra_headers.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes())))
+            .collect();
+        encode_response_head(out, self.minor, &self.status, &headers, framing, self.keep_alive);
+        self.header_bytes = out.len();
+        self.header_count = headers.len();
+        self.head_sent = true;
+    }
+
+    /// The app ended (or couldn't start) without completing its response: a 500 when
+    /// nothing was sent yet, else the connection closes (the client sees it cut short).
+    fn fail(&mut self) {
+        if self.complete || self.broken {
+            return;
+        }
+        if self.head_sent {
+            self.keep_alive = false;
+            return;
+        }
+        self.code = 500;
+        self.status = b"500 Internal Server Error".to_vec();
+        self.headers = vec![(b"content-type".to_vec(), b"text/plain".to_vec())];
+        self.body(b"Internal Server Error\n", false);
+    }
+
+    fn served(self, mut served: Served, mut body: BodyReader) -> (Served, BodyReader) {
+        served.status = if self.code == 0 { 500 } else { self.code };
+        served.body_bytes = self.body_bytes;
+        served.header_count = self.header_count;
+        served.header_bytes = self.header_bytes;
+        served.keep_alive = self.keep_alive && self.complete && !self.broken && !body.unread_on_socket();
+        if body.unread_on_socket() {
+            // The connection loop drains (HTTP) or drops what the app didn't read.
+            served.keep_alive = false;
+        }
+        let _ = &mut body;
+        (served, body)
+    }
+}

@@ -1,0 +1,663 @@
+//! ASGI `websocket` scope: an HTTP/1.1 `Upgrade: websocket` request becomes a WebSocket
+//! session (RFC 6455) run by the connection thread that parsed it, with the app on the
+//! worker's event loop as for `http` (see `asgi.rs`). The thread answers the handshake when
+//! the app accepts, reads frames (with proto's codec) while the app has room for them,
+//! answers pings, pings a quiet client every `websockets-ping-freq` seconds and closes one
+//! that doesn't answer within `websockets-pong-tolerance`, reassembles fragmented messages
+//! up to `websockets-max-size`, compresses with permessage-deflate when the client offers
+//! it, and runs the close handshake.
+//!
+//! The handshake runs on the connection thread; an accepted session then moves to a thread
+//! of its own (with a duplicate of the socket), so open sessions don't hold the worker's
+//! connection threads. The worker's stop closes them with 1001 and waits for them.
+//!
+//! Differs from uWSGI: harakiri stops counting once a WebSocket is accepted (a session lives
+//! as long as its client); a blocked event loop is still reported by the watchdog.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyString};
+use ruwsgi_config::Config;
+use ruwsgi_proto::{
+    encode_close_payload, encode_compressed_frame, encode_frame, negotiate_deflate, parse_close_payload,
+    parse_frame_head, unmask, websocket_accept_key, Assembler, Deflate, FrameError, Message, Opcode, RequestHead,
+};
+
+use super::asgi::{resolve, AsgiApp, Event, Exchange, Inbox, Reply};
+use super::format_exception;
+use crate::interface::{Client, OwnedClient, Request, Served, Wait};
+
+/// Complete messages read ahead of the app's `receive()` before reading pauses.
+const READ_AHEAD: usize = 16;
+/// How long the server waits for the client's close frame after sending its own.
+const CLOSE_WAIT: Duration = Duration::from_secs(5);
+/// Bytes read from the socket at a time.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// The WebSocket options.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// `websockets-max-size` in bytes.
+    max_size: u64,
+    /// `websockets-ping-freq`.
+    ping_freq: Duration,
+    /// `websockets-pong-tolerance`.
+    pong_tolerance: Duration,
+}
+
+impl Settings {
+    pub fn new(cfg: &Config) -> Self {
+        Self {
+            max_size: cfg.websockets_max_size.saturating_mul(1024).max(1),
+            ping_freq: Duration::from_secs(cfg.websockets_ping_freq.max(1)),
+            pong_tolerance: Duration::from_secs(cfg.websockets_pong_tolerance.max(1)),
+        }
+    }
+}
+
+/// An HTTP/1.1 GET asking to switch to WebSocket.
+pub fn is_upgrade(head: &RequestHead<'_>) -> bool {
+    let has = |name: &str, token: &str| {
+        head.headers.iter().any(|(n, v)| {
+            n.eq_ignore_ascii_case(name)
+                && v.split(|&b| b == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+        })
+    };
+    head.minor_version == 1 && has("upgrade", "websocket") && has("connection", "upgrade")
+}
+
+fn header<'h>(head: &'h RequestHead<'_>, name: &str) -> Option<&'h [u8]> {
+    head.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| *v)
+}
+
+/// Called on the loop thread from `Exchange::send` for a `websocket` scope: checks the
+/// app's message and queues it; true when the app must await `fut` (back pressure).
+pub(super) fn queue_message(
+    inbox: &mut Inbox,
+    kind: &str,
+    message: &Bound<'_, PyDict>,
+    fut: Bound<'_, PyAny>,
+) -> PyResult<bool> {
+    let py = message.py();
+    match kind {
+        "websocket.accept" => {
+            if inbox.started || inbox.completed {
+                return Err(PyRuntimeError::new_err("websocket.accept sent twice or after websocket.close"));
+            }
+            let subprotocol = match message.get_item(intern!(py, "subprotocol"))? {
+                Some(p) if !p.is_none() => Some(p.extract::<String>()?),
+                _ => None,
+            };
+            let headers = match message.get_item(intern!(py, "headers"))? {
+                Some(h) => super::asgi::response_headers(&h)?,
+                None => Vec::new(),
+            };
+            inbox.started = true;
+            inbox.events.push_back(Event::Accept { subprotocol, headers });
+            Ok(false)
+        }
+        "websocket.send" => {
+            if !inbox.started || inbox.completed {
+                return Err(PyRuntimeError::new_err("websocket.send before websocket.accept or after websocket.close"));
+            }
+            let (text, data) = match (message.get_item(intern!(py, "bytes"))?, message.get_item(intern!(py, "text"))?) {
+                (Some(b), _) if !b.is_none() => (
+                    false,
+                    b.cast::<PyBytes>()
+                        .map_err(|_| PyTypeError::new_err("websocket.send 'bytes' must be bytes"))?
+                        .as_bytes()
+                        .to_vec(),
+                ),
+                (_, Some(t)) if !t.is_none() => (
+                    true,
+                    t.cast::<PyString>()
+                        .map_err(|_| PyTypeError::new_err("websocket.send 'text' must be str"))?
+                        .to_str()?
+                        .as_bytes()
+                        .to_vec(),
+                ),
+                _ => return Err(PyValueError::new_err("websocket.send needs 'bytes' or 'text'")),
+            };
+            inbox.queued += data.len();
+            let wait = inbox.queued > 64 * 1024;
+            inbox.events.push_back(Event::Frame { text, data, waiter: wait.then(|| fut.unbind()) });
+            Ok(wait)
+        }
+        "websocket.close" => {
+            if inbox.completed {
+                return Ok(false);
+            }
+            let code = match message.get_item(intern!(py, "code"))? {
+                Some(c) if !c.is_none() => c.extract()?,
+                _ => 1000,
+            };
+            let reason = match message.get_item(intern!(py, "reason"))? {
+                Some(r) if !r.is_none() => r.extract()?,
+                _ => String::new(),
+            };
+            inbox.completed = true;
+            inbox.events.push_back(Event::Close { code, reason });
+            Ok(false)
+        }
+        other => Err(PyValueError::new_err(format!("unexpected ASGI message type {other:?} for a websocket"))),
+    }
+}
+
+/// Where the session is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Waiting for the app to accept (or refuse).
+    Handshake,
+    /// Messages flow both ways.
+    Open,
+    /// The server sent its close frame at this instant; waiting for the client's.
+    Closing(Instant),
+    /// Over: the connection closes.
+    Closed,
+}
+
+/// One WebSocket session on the connection thread.
+struct Session {
+    client: Client,
+    state: State,
+    /// Raw bytes read and not yet parsed into frames.
+    buf: Vec<u8>,
+    assembler: Assembler,
+    /// permessage-deflate, when the client offered it (and the app accepts).
+    deflate: Option<Deflate>,
+    /// Messages (and the final disconnect) for the app's `receive()`.
+    incoming: VecDeque<Reply>,
+    /// The app's `receive()`s waiting for a message.
+    parked: Vec<Py<PyAny>>,
+    /// `websocket.connect` went to the app.
+    connect_sent: bool,
+    /// When the client last sent anything, and when our unanswered ping went out.
+    heard: Instant,
+    ping_sent: Option<Instant>,
+    /// The close code the app is told.
+    close_code: u16,
+    /// For the request log.
+    status: u16,
+    header_bytes: usize,
+    header_count: usize,
+    /// The app raised.
+    app_error: bool,
+}
+
+/// Runs the handshake here and hands an accepted session to a thread of its own (so the
+/// connection thread, and a worker with few of them, is free for other clients); returns
+/// what the request log shows (written at the upgrade, with the 101).
+pub fn serve(app: &AsgiApp, req: &Request<'_>, head: &RequestHead<'_>) -> Served {
+    let what = super::response::describe(&req.origin);
+    let mut served = Served { app: Some(0), ..Served::default() };
+    let key = header(head, "sec-websocket-key").filter(|k| !k.is_empty());
+    if head.method != "GET" || key.is_none() || header(head, "sec-websocket-version") != Some(b"13") {
+        tracing::info!("{what}: bad WebSocket handshake -> 400");
+        let bad =
+            b"HTTP/1.1 400 Bad Request\r\nSec-WebSocket-Version: 13\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+        let _ = req.client.write_all(&[bad], &mut 0, Wait::run);
+        served.status = 400;
+        return served;
+    }
+    let accept = websocket_accept_key(key.unwrap_or_default());
+    let ex = match app.submit(req, &what, true, None) {
+        Ok((ex, vars)) => {
+            served.vars = vars;
+            ex
+        }
+        Err(e) => {
+            let tb = Python::attach(|py| format_exception(py, &e));
+            tracing::error!("{what}: cannot start the ASGI app:\n{tb}");
+            served.app_error = true;
+            served.status = 500;
+            let _ = req.client.write_all(&[SERVER_ERROR], &mut 0, Wait::run);
+            return served;
+        }
+    };
+    let mut s = Session {
+        client: req.client.clone(),
+        state: State::Handshake,
+        buf: Vec::new(),
+        assembler: Assembler::default(),
+        deflate: negotiate_deflate(
+            head.headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case("sec-websocket-extensions")).map(|(_, v)| *v),
+        ),
+        incoming: VecDeque::new(),
+        parked: Vec::new(),
+        connect_sent: false,
+        heard: Instant::now(),
+        ping_sent: None,
+        close_code: 1006,
+        status: 0,
+        header_bytes: 0,
+        header_count: 0,
+        app_error: false,
+    };
+    let stopping = req.closing.map(Arc::clone);
+    let d = Drive {
+        runner: &app.runner,
+        what: &what,
+        settings: app.websockets,
+        stopping: stopping.as_deref(),
+        accept_key: &accept,
+        extra_headers: &app.extra_headers,
+    };
+    let accepted = drive(&d, ex.get(), &mut s, true);
+    served.status = if s.status == 0 { 500 } else { s.status };
+    served.header_bytes = s.header_bytes;
+    served.header_count = s.header_count;
+    served.app_error = s.app_error;
+    if accepted {
+        // A session lives as long as its client: harakiri stops counting.
+        req.harakiri_clock.store(0, Ordering::Relaxed);
+        if let Some((mut s, ex)) = hand_off(app, &req.client, s, ex, stopping.clone(), &what) {
+            // No thread for it: the session runs here, holding this connection thread.
+            s.client = req.client.clone();
+            drive(&d, ex.get(), &mut s, false);
+        }
+    }
+    served.keep_alive = false;
+    served
+}
+
+/// An accepted session moving to its own thread.
+struct HandOff {
+    /// Its own duplicate of the socket (the connection loop closes its copy).
+    client: OwnedClient,
+    runner: Py<PyAny>,
+    ex: Py<Exchange>,
+    session: Session,
+    stopping: Option<Arc<AtomicBool>>,
+    what: String,
+    settings: Settings,
+    /// The worker's count of live sessions (its stop waits for them).
+    live: Arc<AtomicUsize>,
+}
+
+/// Starts a thread for the session; gives it back when no thread (or fd) can be had.
+fn hand_off(
+    app: &AsgiApp,
+    client: &Client,
+    session: Session,
+    ex: Py<Exchange>,
+    stopping: Option<Arc<AtomicBool>>,
+    what: &str,
+) -> Option<(Session, Py<Exchange>)> {
+    let owned = match client.try_clone_owned() {
+        Ok(owned) => owned,
+        // Over TLS the session stays on the request's thread (`Client::try_clone_owned`).
+        Err(e) if e.kind() == std::io::ErrorKind::Unsupported => return Some((session, ex)),
+        Err(e) => {
+            tracing::warn!("{what}: cannot duplicate the WebSocket's socket ({e}); it holds this thread");
+            return Some((session, ex));
+        }
+    };
+    // The thread starts first and takes the session through a channel, so a failed spawn
+    // leaves the session here.
+    let (tx, rx) = std::sync::mpsc::channel::<HandOff>();
+    let spawned = std::thread::Builder::new().name("ruwsgi-websocket".into()).stack_size(1 << 20).spawn(move || {
+        if let Ok(h) = rx.recv() {
+            h.run();
+        }
+    });
+    if let Err(e) = spawned {
+        tracing::warn!("{what}: cannot start a thread for the WebSocket ({e}); it holds this thread");
+        return Some((session, ex));
+    }
+    let runner = Python::attach(|py| app.runner.clone_ref(py));
+    app.sessions.fetch_add(1, Ordering::Relaxed);
+    let h = HandOff {
+        client: owned,
+        runner,
+        ex,
+        session,
+        stopping,
+        what: what.to_owned(),
+        settings: app.websockets,
+        live: Arc::clone(&app.sessions),
+    };
+    // The thread waits in `recv`, so this can't fail.
+    let _ = tx.send(h);
+    None
+}
+
+impl HandOff {
+    fn run(mut self) {
+        self.session.client = self.client.client();
+        super::python_thread(|| {
+            let d = Drive {
+                runner: &self.runner,
+                what: &self.what,
+                settings: self.settings,
+                stopping: self.stopping.as_deref(),
+                accept_key: "",
+                extra_headers: &[],
+            };
+            drive(&d, self.ex.get(), &mut self.session, false);
+        });
+        self.live.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// What a session's loop needs besides the session itself.
+struct Drive<'a> {
+    runner: &'a Py<PyAny>,
+    /// `GET /path`, for the log.
+    what: &'a str,
+    settings: Settings,
+    /// The worker's stop flag: set, the session closes with 1001.
+    stopping: Option<&'a AtomicBool>,
+    /// `Sec-WebSocket-Accept` for the 101.
+    accept_key: &'a str,
+    /// `add-header`.
+    extra_headers: &'a [(String, String)],
+}
+
+/// Runs the session's loop: the app's messages, the client's frames, pings, the close.
+/// With `until_accepted`, returns true as soon as the app accepted; else runs to the end
+/// (returns false).
+fn drive(d: &Drive<'_>, ex: &Exchange, s: &mut Session, until_accepted: bool) -> bool {
+    let settings = d.settings;
+    let mut closed_at: Option<Instant> = None;
+    loop {
+        let mut replies: Vec<(Py<PyAny>, Reply)> = Vec::new();
+        let mut app_done = None;
+        for event in ex.take() {
+            match event {
+                Event::Receive(fut) => {
+                    if s.connect_sent {
+                        s.parked.push(fut);
+                    } else {
+                        s.connect_sent = true;
+                        replies.push((fut, Reply::Connect));
+                    }
+                }
+                Event::Accept { subprotocol, headers } => {
+                    if s.state == State::Handshake {
+                        s.accept(d.accept_key, subprotocol.as_deref(), &headers, d.extra_headers);
+                    }
+                }
+                Event::Frame { text, data, waiter } => {
+                    ex.lock().queued -= data.len();
+                    if s.state == State::Open {
+                        s.send(if text { Opcode::Text } else { Opcode::Binary }, &data);
+                    }
+                    if let Some(fut) = waiter {
+                        replies.push((fut, Reply::None));
+                    }
+                }
+                Event::Close { code, reason } => s.close_by_app(code, &reason),
+                Event::Done(err) => app_done = Some(err),
+                Event::Start { .. } | Event::Body { .. } => {}
+            }
+        }
+        if let Some(err) = &app_done {
+            if let Some(err) = err {
+                s.app_error = true;
+                let tb = Python::attach(|py| format_exception(py, err));
+                tracing::error!("{}: the ASGI app raised:\n{tb}", d.what);
+            }
+            match s.state {
+                // The app ended without accepting: refused (403), or failed (500).
+                State::Handshake => s.refuse(if err.is_some() { 500 } else { 403 }),
+                State::Open => s.close_by_app(if err.is_some() { 1011 } else { 1000 }, ""),
+                _ => {}
+            }
+            s.state = State::Closed;
+        }
+        if matches!(s.state, State::Open | State::Closing(_)) && s.incoming.len() < READ_AHEAD {
+            s.read_frames(settings.max_size);
+        }
+        while !s.parked.is_empty() && !s.incoming.is_empty() {
+            let fut = s.parked.remove(0);
+            if let Some(reply) = s.incoming.pop_front() {
+                replies.push((fut, reply));
+            }
+        }
+        if let State::Closing(since) = s.state {
+            if since.elapsed() >= CLOSE_WAIT {
+                s.state = State::Closed;
+            }
+        }
+        if s.state == State::Open {
+            s.keep_alive_ping(settings);
+            if d.stopping.is_some_and(|stopping| stopping.load(Ordering::Relaxed)) {
+                // The worker stops (reload, recycling): "going away", as a browser expects.
+                s.close_by_app(1001, "server restarting");
+                s.incoming.push_back(Reply::Closed(1001));
+            }
+        }
+        // Messages that arrived before the client's close still reach an app that reads
+        // them (for at most CLOSE_WAIT), unless the app is done.
+        let undelivered = s.incoming.iter().any(|r| !matches!(r, Reply::Closed(_)));
+        if s.state == State::Closed && undelivered && app_done.is_none() {
+            let since = *closed_at.get_or_insert_with(Instant::now);
+            if since.elapsed() < CLOSE_WAIT {
+                resolve(d.runner, d.what, replies);
+                ex.wait(None, Duration::from_millis(250));
+                continue;
+            }
+        }
+        if s.state == State::Closed {
+            let mut inbox = ex.lock();
+            inbox.finished = true;
+            inbox.close_code = s.close_code;
+            for event in inbox.events.drain(..) {
+                match event {
+                    Event::Receive(fut) => s.parked.push(fut),
+                    Event::Frame { waiter: Some(fut), .. } => replies.push((fut, Reply::None)),
+                    _ => {}
+                }
+            }
+            drop(inbox);
+            let code = s.close_code;
+            replies.extend(s.parked.drain(..).map(|fut| (fut, Reply::Closed(code))));
+            resolve(d.runner, d.what, replies);
+            return false;
+        }
+        resolve(d.runner, d.what, replies);
+        if until_accepted && s.state == State::Open {
+            return true;
+        }
+        let reading = matches!(s.state, State::Open | State::Closing(_)) && s.incoming.len() < READ_AHEAD;
+        let tick = if reading { Duration::from_millis(250) } else { Duration::from_secs(1) };
+        // Frames (or the end of stream) that woke it are read on the next turn.
+        ex.wait(reading.then(|| s.client.clone()), tick);
+    }
+}
+
+const SERVER_ERROR: &[u8] =
+    b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/plain\r\nContent-Length: 22\r\nConnection: close\r\n\r\nInternal Server Error\n";
+
+impl Session {
+    /// Writes `bytes`; a failed write ends the session (the client is gone).
+    fn write(&mut self, bytes: &[u8]) {
+        if self.client.write_all(&[bytes], &mut 0, Wait::run).is_err() {
+            self.state = State::Closed;
+        }
+    }
+
+    fn send(&mut self, opcode: Opcode, payload: &[u8]) {
+        let mut frame = Vec::with_capacity(payload.len() + 10);
+        match self.deflate.as_mut().filter(|_| !opcode.is_control()) {
+            Some(deflate) => encode_compressed_frame(&mut frame, opcode, &deflate.compress(payload)),
+            None => encode_frame(&mut frame, true, opcode, payload),
+        }
+        self.write(&frame);
+    }
+
+    /// The 101 response.
+    fn accept(
+        &mut self,
+        key: &str,
+        subprotocol: Option<&str>,
+        headers: &[(Vec<u8>, Vec<u8>)],
+        extra: &[(String, String)],
+    ) {
+        let mut head = format!("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {key}\r\n")
+            .into_bytes();
+        let mut count = 3;
+        if let Some(p) = subprotocol {
+            head.extend_from_slice(format!("Sec-WebSocket-Protocol: {p}\r\n").as_bytes());
+            count += 1;
+        }
+        if let Some(deflate) = &self.deflate {
+            head.extend_from_slice(format!("Sec-WebSocket-Extensions: {}\r\n", deflate.response).as_bytes());
+            count += 1;
+        }
+        for (k, v) in
+            headers.iter().map(|(k, v)| (&k[..], &v[..])).chain(extra.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes())))
+        {
+            head.extend_from_slice(k);
+            head.extend_from_slice(b": ");
+            head.extend_from_slice(v);
+            head.extend_from_slice(b"\r\n");
+            count += 1;
+        }
+        head.extend_from_slice(b"\r\n");
+        self.header_bytes = head.len();
+        self.header_count = count;
+        self.status = 101;
+        self.write(&head);
+        if self.state == State::Handshake {
+            self.state = State::Open;
+            self.heard = Instant::now();
+        }
+    }
+
+    /// The app closed (or ended) before accepting: an HTTP error instead of the upgrade.
+    fn refuse(&mut self, status: u16) {
+        let reply = if status == 403 {
+            &b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"[..]
+        } else {
+            SERVER_ERROR
+        };
+        self.status = status;
+        self.write(reply);
+        self.state = State::Closed;
+    }
+
+    /// `websocket.close` from the app (or its end): our close frame, then wait for theirs.
+    fn close_by_app(&mut self, code: u16, reason: &str) {
+        match self.state {
+            State::Handshake => self.refuse(403),
+            State::Open => {
+                self.send(Opcode::Close, &encode_close_payload(code, reason));
+                self.close_code = code;
+                if self.state == State::Open {
+                    self.state = State::Closing(Instant::now());
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The client broke the protocol: close with the matching code, tell the app.
+    fn fail(&mut self, e: FrameError) {
+        tracing::debug!("WebSocket closed: {e}");
+        if self.state == State::Open {
+            self.send(Opcode::Close, &encode_close_payload(e.close_code(), ""));
+        }
+        self.close_code = e.close_code();
+        self.incoming.push_back(Reply::Closed(self.close_code));
+        self.state = State::Closed;
+    }
+
+    /// Reads what the socket has and handles every complete frame in it.
+    fn read_frames(&mut self, max: u64) {
+        let mut chunk = vec![0u8; READ_CHUNK];
+        loop {
+            match self.client.try_read(&mut chunk) {
+                Ok(0) => {
+                    // End of stream without a close frame.
+                    self.incoming.push_back(Reply::Closed(1006));
+                    self.close_code = 1006;
+                    self.state = State::Closed;
+                    return;
+                }
+                Ok(n) => {
+                    self.heard = Instant::now();
+                    self.ping_sent = None;
+                    self.buf.extend_from_slice(&chunk[..n]);
+                    // A short read emptied the socket; past one message's worth, parse first
+                    // (a client can't grow the buffer faster than the app takes messages).
+                    if n < chunk.len() || self.buf.len() as u64 > max.saturating_add(READ_CHUNK as u64) {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(_) => {
+                    self.incoming.push_back(Reply::Closed(1006));
+                    self.state = State::Closed;
+                    return;
+                }
+            }
+        }
+        while matches!(self.state, State::Open | State::Closing(_)) {
+            let head = match parse_frame_head(&self.buf, max, self.deflate.is_some()) {
+                Ok(Some(head)) => head,
+                Ok(None) => return,
+                Err(e) => return self.fail(e),
+            };
+            let end = head.header_len + head.len as usize;
+            if self.buf.len() < end {
+                return;
+            }
+            let mut payload = self.buf[head.header_len..end].to_vec();
+            self.buf.drain(..end);
+            unmask(&mut payload, head.mask, 0);
+            match head.opcode {
+                Opcode::Ping => {
+                    if self.state == State::Open {
+                        self.send(Opcode::Pong, &payload);
+                    }
+                }
+                Opcode::Pong => {}
+                Opcode::Close => {
+                    let (code, reply_code) = match parse_close_payload(&payload) {
+                        Ok((code, _)) => (code, if code == 1005 { None } else { Some(code) }),
+                        Err(e) => return self.fail(e),
+                    };
+                    if self.state == State::Open {
+                        // Echo the close (RFC 6455 §5.5.1), then the session is over.
+                        let echo = reply_code.map(|c| encode_close_payload(c, "")).unwrap_or_default();
+                        self.send(Opcode::Close, &echo);
+                        self.close_code = code;
+                    }
+                    self.incoming.push_back(Reply::Closed(self.close_code));
+                    self.state = State::Closed;
+                    return;
+                }
+                _ => match self.assembler.push(&head, payload, max, self.deflate.as_mut()) {
+                    Ok(Some(Message::Text(text))) => self.incoming.push_back(Reply::Text(text)),
+                    Ok(Some(Message::Binary(data))) => self.incoming.push_back(Reply::Bytes(data)),
+                    Ok(None) => {}
+                    Err(e) => return self.fail(e),
+                },
+            }
+        }
+    }
+
+    /// Pings a client quiet for `ping_freq`; closes one whose pong is late.
+    fn keep_alive_ping(&mut self, settings: Settings) {
+        match self.ping_sent {
+            Some(at) if at.elapsed() >= settings.pong_tolerance => {
+                tracing::debug!("WebSocket client did not answer a ping within {:?}", settings.pong_tolerance);
+                self.incoming.push_back(Reply::Closed(1006));
+                self.close_code = 1006;
+                self.state = State::Closed;
+            }
+            None if self.heard.elapsed() >= settings.ping_freq => {
+                self.send(Opcode::Ping, b"");
+                self.ping_sent = Some(Instant::now());
+            }
+            _ => {}
+        }
+    }
+}

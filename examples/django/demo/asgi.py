@@ -1,0 +1,8 @@
+"""ASGI entry point: `asgi = demo.asgi:application` in uwsgi-asgi.ini (docs/asgi.md)."""
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "demo.settings")
+
+application = get_asgi_application()
