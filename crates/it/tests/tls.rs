@@ -191,6 +191,32 @@ elif op == "pipeline":  # pipeline N: N requests in one TLS write, then read N a
             break
         data += chunk
     print(json.dumps({"answers": data.count(b"HTTP/1.1 200 OK"), "last_sha": hashlib.sha256(body).hexdigest() in data.decode("latin-1")}))
+elif op == "wss":  # wss PATH: a WebSocket over TLS, one text message echoed, then close
+    sock = context().wrap_socket(socket.create_connection(("127.0.0.1", port), 20), server_hostname="localhost")
+    sock.sendall(("GET %s HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                  "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+                  "Sec-WebSocket-Protocol: echo\r\n\r\n" % args[0]).encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += sock.recv(1)
+    def frame(opcode, payload):
+        mask = os.urandom(4)
+        data = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        return bytes([0x80 | opcode, 0x80 | len(payload)]) + mask + data
+    def read_exact(n):
+        out = b""
+        while len(out) < n:
+            chunk = sock.recv(n - len(out))
+            if not chunk:
+                raise ConnectionError("closed")
+            out += chunk
+        return out
+    sock.sendall(frame(1, "hi over tls".encode()))
+    b0, b1 = read_exact(2)
+    reply = read_exact(b1 & 0x7F).decode()
+    sock.sendall(frame(8, b"\x03\xe8"))
+    b0c, _ = read_exact(2)
+    print(json.dumps({"status": head.split(b"\r\n")[0].decode(), "reply": reply, "close_opcode": b0c & 0x0F}))
 elif op == "refused":  # refused HOST [CERT KEY]: the handshake or first request must fail
     host, *cert = args
     try:
@@ -271,6 +297,20 @@ fn asgi_app_over_https_sees_the_https_scheme() {
     let scope: json::Value = json::from_slice(&body).unwrap();
     assert_eq!(scope["scheme"], "https", "{scope}");
     assert_eq!(scope["path"], "/scope", "{scope}");
+}
+
+#[test]
+fn asgi_websocket_over_https() {
+    let dir = tempfile::tempdir().unwrap();
+    write_certs(dir.path(), &Ca::new());
+    let apps = it::repo().join("tests/apps").display().to_string();
+    let https = "127.0.0.1:0,site.crt,site.key".to_owned();
+    let args = ["--https", &https, "--chdir", &apps, "--asgi", "fastapi_app:app", "--threads", "2"];
+    let srv = Server::start_in(dir, Start { args: args.map(str::to_owned).to_vec(), env: vec![], workers: 1 });
+    let got = python(&srv, &["wss", "/ws"]);
+    assert_eq!(got["status"], "HTTP/1.1 101 Switching Protocols", "{got}");
+    assert_eq!(got["reply"], "echo: hi over tls", "{got}");
+    assert_eq!(got["close_opcode"], 8, "{got}");
 }
 
 #[test]
