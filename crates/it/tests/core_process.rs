@@ -222,7 +222,7 @@ const TYPOS_AND_MISSING: &[(&str, &str)] = &[
         "spooler-external = /tmp/spool",
         "option \"spooler-external\" is not implemented by ruwsgi: ruwsgi spools only to the queues its own spoolers drain",
     ),
-    ("idle = 30", "option \"idle\" is not implemented by ruwsgi: it is ignored"),
+    ("freebind = true", "option \"freebind\" is not implemented by ruwsgi: it is ignored"),
 ];
 
 /// Issue 11: such an ini starts and serves, and the log has one warning line for each, naming

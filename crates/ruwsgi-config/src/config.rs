@@ -362,6 +362,9 @@ pub struct Config {
     pub strict: bool,
     /// `print`, `iprint`: lines written to stdout at start-up, in order.
     pub print: Vec<String>,
+    /// Adaptive process spawning: `cheaper` (its `count`), `cheaper-*`, `idle`,
+    /// `die-on-idle`, `cheap`.
+    pub cheaper: crate::cheaper::Cheaper,
     /// `locks`: user locks beyond lock 0 (`uwsgi.lock(0..=locks)`).
     pub locks: u32,
     /// Every option as written (key as written, value expanded), in order: `uwsgi.opt`.
@@ -517,6 +520,7 @@ impl Default for Config {
             mimefile: Vec::new(),
             strict: false,
             print: Vec::new(),
+            cheaper: crate::cheaper::Cheaper::default(),
             locks: 0,
             exported: Vec::new(),
             signal_timer: Vec::new(),

@@ -83,9 +83,9 @@ pub(crate) static GROUPS: &[Group] = &[
     group("alarms", "alarms", NotImplemented("no alarm is raised")),
     group("logging", "loggers, log routing and encoders, the log master, other log settings",
         NotImplemented("log lines go to the usual place (stderr, `logto` or `daemonize`) in the usual format")),
-    // As the main table's `cheaper*` rows: running every worker is a fine way to serve.
+    // Every name of this group has a row in the main table (kept for the generated list).
     group("cheaper", "adaptive process spawning (cheaper modes and algorithms)",
-        Status::IgnoredWithNotice("ruwsgi keeps all `processes` workers running (no adaptive spawning)")),
+        Status::IgnoredWithNotice("ruwsgi keeps all `processes` workers running")),
     group("loops", "async cores and loop engines (gevent, ugreen)",
         NotImplemented("requests run on `threads`, not on a loop engine, so a worker serves `threads` requests at a time")),
     group("routers", "settings of the fastrouter, rawrouter, sslrouter and zerg pools",

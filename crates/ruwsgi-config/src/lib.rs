@@ -12,6 +12,7 @@
 
 mod argv;
 pub mod background;
+pub mod cheaper;
 mod config;
 pub mod cron;
 mod daemon;

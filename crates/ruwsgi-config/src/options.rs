@@ -200,7 +200,6 @@ use Kind::{
 use Status::{IgnoredWithNotice, Supported, SupportedWithDifference};
 
 const NO_ROUTER: &str = "ruwsgi has no separate router processes";
-const NO_CHEAPER: &str = "ruwsgi keeps all `processes` workers running (no adaptive spawning)";
 const NO_EMPEROR: &str = "ruwsgi runs one instance; use systemd or a container orchestrator";
 const PYTHON_ONLY: &str = "ruwsgi serves WSGI apps only";
 const NO_LOOP: &str = "ruwsgi runs threads, not async loop engines";
@@ -391,13 +390,30 @@ pub static OPTIONS: &[OptionSpec] = &[
     row("processes", &["workers"], Some('p'), Number, false, "1", Supported, "number of worker processes"),
     s("threads", Number, "1", "threads per worker"),
     ignored("thunder-lock", Bool, "ruwsgi workers don't contend on accept() this way", "serialize accept()"),
-    ignored("cheaper", Number, NO_CHEAPER, "adaptive worker count (minimum)"),
-    ignored("cheaper-initial", Number, NO_CHEAPER, "workers started at first"),
-    ignored("cheaper-step", Number, NO_CHEAPER, "workers added at a time"),
-    ignored("cheaper-algo", Text, NO_CHEAPER, "adaptive worker algorithm"),
-    ignored("cheaper-overload", Seconds, NO_CHEAPER, "busy time before adding workers"),
-    planned("idle", Seconds, "cheap mode after this idle time"),
-    planned("die-on-idle", Bool, "exit when idle"),
+    s("cheaper", Number, "0", "adaptive process spawning: the fewest workers kept running (below `processes`; 0 = off)"),
+    s("cheaper-initial", Number, "", "workers started at first in cheaper mode (default: `cheaper`)"),
+    s("cheaper-step", Number, "1", "workers added at a time"),
+    row("cheaper-algo", &[], None, Text, false, "spare", SupportedWithDifference(
+        "`spare2` (with `cheaper-idle`) is uWSGI 2.1's; an unknown name is an error (uWSGI falls back to `spare`)"),
+        "adaptive spawning algorithm: spare, spare2, backlog, busyness or manual"),
+    s("cheaper-overload", Seconds, "3", "checks (seconds) of overload before adding workers; `backlog`: the queue length; `busyness`: the window"),
+    s("cheaper-idle", Number, "10", "`spare2`: checks with more than `cheaper` idle workers before removing one"),
+    row("cheaper-rss-limit-soft", &[], None, Bytes, false, "", SupportedWithDifference(
+        "works without `memory-report` (ruwsgi's workers always report their RSS)"),
+        "add no workers while the workers' total RSS is at least this"),
+    s("cheaper-rss-limit-hard", Bytes, "", "remove a worker while the workers' total RSS is at least this (needs `cheaper-rss-limit-soft`)"),
+    s("cheaper-busyness-max", Number, "50", "`busyness`: average busyness (%) above which workers are added"),
+    s("cheaper-busyness-min", Number, "25", "`busyness`: average busyness (%) below which a worker is removed"),
+    s("cheaper-busyness-multiplier", Number, "10", "`busyness`: a worker is removed after `cheaper-overload` x this many idle seconds"),
+    s("cheaper-busyness-penalty", Number, "2", "`busyness`: added to the multiplier when workers come back too soon"),
+    s("cheaper-busyness-verbose", Bool, "false", "`busyness`: log every check"),
+    s("cheaper-busyness-backlog-alert", Number, "33", "`busyness`: spawn emergency workers when the listen queue is longer"),
+    s("cheaper-busyness-backlog-multiplier", Number, "3", "`busyness`: the multiplier while emergency workers run"),
+    s("cheaper-busyness-backlog-step", Number, "1", "`busyness`: emergency workers spawned at a time"),
+    s("cheaper-busyness-backlog-nonzero", Seconds, "60", "`busyness`: spawn emergency workers when the listen queue stays non-empty this long"),
+    s("idle", Seconds, "0", "stop every worker after this many seconds without a request; the next connection starts them again"),
+    s("die-on-idle", Bool, "false", "with `idle`: shut down instead"),
+    s("cheap", Bool, "false", "start without workers: spawn them at the first connection"),
     row("die-on-term", &[], None, Bool, false, "false", SupportedWithDifference(
         "SIGTERM always shuts down gracefully in ruwsgi, as in uWSGI 2.1"), "shut down on SIGTERM"),
     hook("hook-asap", "run a hook action (`action:args`, e.g. `exec:cmd`, `mkdir:dir`) as soon as the config is read"),
@@ -1021,9 +1037,18 @@ mod tests {
         );
     }
 
-    /// Names in the main table that are not options of uWSGI's `pip install uwsgi` build.
-    const RUWSGI_ONLY: &[&str] =
-        &["metrics", "stats-prometheus", "py-autoreload-ignore", "log-json", "health-path", "drain-delay", "asgi"];
+    /// Names in the main table that are not options of uWSGI's `pip install uwsgi` build
+    /// (`cheaper-idle` is uWSGI 2.1's).
+    const RUWSGI_ONLY: &[&str] = &[
+        "metrics",
+        "stats-prometheus",
+        "py-autoreload-ignore",
+        "log-json",
+        "health-path",
+        "drain-delay",
+        "asgi",
+        "cheaper-idle",
+    ];
     /// Options of uWSGI 2.0 plugins that `pip install uwsgi` doesn't build (so not in the generated
     /// list), listed to say ruwsgi serves only WSGI.
     const OTHER_PLUGINS: &[&str] = &["asyncio", "greenlet", "psgi", "rack", "jvm-main-class", "lua", "mono-app"];

@@ -191,6 +191,20 @@ pub(crate) fn resolve(entries: &[Entry]) -> Result<Resolved, ConfigError> {
         }
     }
     let c = &mut out.config;
+    // uWSGI's start-up checks of the cheaper settings (`core/init.c`), against `processes`.
+    match c.cheaper.check(u64::from(c.processes.max(1))) {
+        Ok(warnings) => out.warnings.extend(warnings),
+        Err(message) => {
+            let origin = entries
+                .iter()
+                .rev()
+                .find(|e| options::find(&e.key).is_some_and(|o| o.name.starts_with("cheaper")))
+                .map(|e| e.origin.clone());
+            if let Some(origin) = origin {
+                return Err(ConfigError::Syntax { origin, message });
+            }
+        }
+    }
     let chains = [
         ("route", &mut c.routes),
         ("final-route", &mut c.final_routes),
@@ -753,6 +767,29 @@ fn apply(
         // Differs from uWSGI: `iprint` prints with the other `print`s, after every value is
         // expanded (uWSGI prints it while reading the file, before `$(VAR)` and `%(name)`).
         "print" | "iprint" => c.print.push(value.to_owned()),
+        "cheaper" => c.cheaper.count = num()?,
+        "cheaper-initial" => c.cheaper.initial = num()?,
+        "cheaper-step" => c.cheaper.step = num()?,
+        "cheaper-overload" => c.cheaper.overload = num()?,
+        "cheaper-idle" => c.cheaper.cheaper_idle = num()?,
+        "cheaper-algo" => {
+            c.cheaper.algo = crate::cheaper::CheaperAlgo::parse(value.trim())
+                .ok_or_else(|| err("expected spare, spare2, backlog, busyness or manual"))?;
+        }
+        "cheaper-rss-limit-soft" => c.cheaper.rss_limit_soft = num()?,
+        "cheaper-rss-limit-hard" => c.cheaper.rss_limit_hard = num()?,
+        "cheaper-busyness-max" => c.cheaper.busyness.max = num()?,
+        "cheaper-busyness-min" => c.cheaper.busyness.min = num()?,
+        "cheaper-busyness-multiplier" => c.cheaper.busyness.multiplier = num()?,
+        "cheaper-busyness-penalty" => c.cheaper.busyness.penalty = num()?,
+        "cheaper-busyness-verbose" => c.cheaper.busyness.verbose = flag,
+        "cheaper-busyness-backlog-alert" => c.cheaper.busyness.backlog_alert = num()?,
+        "cheaper-busyness-backlog-multiplier" => c.cheaper.busyness.backlog_multiplier = num()?,
+        "cheaper-busyness-backlog-step" => c.cheaper.busyness.backlog_step = num()?,
+        "cheaper-busyness-backlog-nonzero" => c.cheaper.busyness.backlog_nonzero = num()?,
+        "idle" => c.cheaper.idle = num()?,
+        "die-on-idle" => c.cheaper.die_on_idle = flag,
+        "cheap" => c.cheaper.cheap = flag,
         other => unreachable!("supported option {other} has no Config mapping"),
     }
     let subject = || e.origin.subject(&e.key, value);
@@ -1096,14 +1133,17 @@ mod tests {
 
     #[test]
     fn not_implemented_options_warn_and_strict_refuses_them() {
-        let r =
-            resolve(&[entry("spooler-external", "/tmp/s"), entry("idle", "30"), entry("spooler-external", "/tmp/t")])
-                .unwrap();
+        let r = resolve(&[
+            entry("spooler-external", "/tmp/s"),
+            entry("freebind", "true"),
+            entry("spooler-external", "/tmp/t"),
+        ])
+        .unwrap();
         assert_eq!(
             r.warnings,
             [
                 "t.ini:1: option \"spooler-external\" is not implemented by ruwsgi: ruwsgi spools only to the queues its own spoolers drain",
-                "t.ini:1: option \"idle\" is not implemented by ruwsgi: it is ignored",
+                "t.ini:1: option \"freebind\" is not implemented by ruwsgi: it is ignored",
             ]
         );
         // A name only the generated list knows gets its group's text.
@@ -1112,10 +1152,10 @@ mod tests {
             r.warnings,
             ["t.ini:1: option \"emperor-wrapper\" is not implemented by ruwsgi: ruwsgi runs one instance, not an Emperor with vassals (use systemd or a container orchestrator)"]
         );
-        let e = resolve(&[entry("strict", "true"), entry("idle", "30")]).unwrap_err();
+        let e = resolve(&[entry("strict", "true"), entry("freebind", "true")]).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "t.ini:1: option \"idle\" is not implemented by ruwsgi (it is ignored): strict mode refuses it"
+            "t.ini:1: option \"freebind\" is not implemented by ruwsgi (it is ignored): strict mode refuses it"
         );
         assert!(resolve(&[entry("strict", "true"), entry("reaper", "true")]).is_err());
     }
@@ -1289,6 +1329,9 @@ mod tests {
                 "protocol" => "http",
                 "farm" => "f:1",
                 "log-route" | "log-req-route" => "name ^x",
+                "cheaper-algo" => "busyness",
+                // Alone, with the default `processes = 1`, any other count is refused.
+                "cheaper" | "cheaper-rss-limit-hard" => "0",
                 "signal-timer" | "signal-rbtimer" => "17 30",
                 "fs-signal" | "touch-signal" => "/tmp 17",
                 _ => value,

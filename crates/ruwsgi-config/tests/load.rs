@@ -80,8 +80,8 @@ fn argv_and_env_errors_name_their_source() {
         "--route \"^/x$ frobnicate:403\": unknown routing action \"frobnicate\""
     );
     assert_eq!(
-        error(&["--strict", "--idle", "30"], &[]),
-        "argument 2: option \"idle\" is not implemented by ruwsgi (it is ignored): strict mode refuses it"
+        error(&["--strict", "--freebind"], &[]),
+        "argument 2: option \"freebind\" is not implemented by ruwsgi (it is ignored): strict mode refuses it"
     );
     assert_eq!(error(&["--for", "a"], &[]), "argument 1: --for is only valid in config files");
 }
@@ -117,9 +117,9 @@ fn not_implemented_options_from_every_source_warn() {
         other => panic!("expected Run, got {other:?}"),
     };
     assert_eq!(
-        warnings(&["--reaper", "--harakiri-queue-threshold", "5"], &[("UWSGI_IDLE", "30"), ("UWSGI_PROJECT", "x")]),
+        warnings(&["--reaper", "--harakiri-queue-threshold", "5"], &[("UWSGI_FREEBIND", "1"), ("UWSGI_PROJECT", "x")]),
         [
-            "environment variable UWSGI_IDLE: option \"idle\" is not implemented by ruwsgi: it is ignored",
+            "environment variable UWSGI_FREEBIND: option \"freebind\" is not implemented by ruwsgi: it is ignored",
             "argument 1: option \"reaper\" is not implemented by ruwsgi: it is ignored",
             "argument 2: option \"harakiri-queue-threshold\" is not implemented by ruwsgi: it is ignored",
         ],
@@ -129,12 +129,18 @@ fn not_implemented_options_from_every_source_warn() {
 }
 
 #[test]
-fn cheaper_runs_every_worker_with_a_notice() {
-    let (c, notices) = run(&["--processes", "8", "--cheaper", "2"], &[]);
+fn cheaper_settings_are_read_and_checked_as_uwsgi() {
+    let (c, notices) = run(&["--processes", "8", "--cheaper", "2", "--cheaper-algo", "busyness"], &[]);
     assert_eq!(c.processes, 8);
+    assert!(notices.is_empty(), "{notices:?}");
+    assert_eq!((c.cheaper.count, c.cheaper.initial, c.cheaper.algo.name()), (2, 2, "busyness"));
     assert_eq!(
-        notices,
-        ["cheaper = 2 is accepted and ignored: ruwsgi keeps all `processes` workers running (no adaptive spawning)"]
+        error(&["--processes", "2", "--cheaper", "2"], &[]),
+        "argument 3: cheaper = 2: must be lower than processes (2)"
+    );
+    assert_eq!(
+        error(&["--cheaper-algo", "fast"], &[]),
+        "--cheaper-algo \"fast\": expected spare, spare2, backlog, busyness or manual"
     );
 }
 
@@ -158,7 +164,7 @@ fn help_version_and_show_config_print() {
     };
     let help = print(&["--help"]);
     assert!(help.contains("--processes, --workers, -p <number>"), "{help}");
-    assert!(!help.contains("--cheaper"), "help lists supported options only");
+    assert!(!help.contains("--freebind"), "help lists supported options only");
     assert_eq!(print(&["--version"]), format!("ruwsgi {}\n", env!("CARGO_PKG_VERSION")));
     // Help is printed even when the config would fail.
     assert!(print(&["--help", "missing.ini"]).starts_with("Usage:"));

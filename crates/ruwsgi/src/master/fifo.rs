@@ -1,7 +1,8 @@
 //! `master-fifo = PATH`: a named pipe the master reads one-letter commands from, as in
 //! uWSGI (`echo r > /run/app.fifo`). Supported: `r` graceful reload, `R` brutal reload,
 //! `w` reload the workers only, `c` chain reload, `q` graceful shutdown, `Q` immediate
-//! shutdown, `s` stats to the log, `l` reopen the log file. Others are logged and ignored.
+//! shutdown, `s` stats to the log, `l` reopen the log file, `+`/`-` one worker more/less
+//! (cheaper mode), `C` cheap mode. Others are logged and ignored.
 //!
 //! The FIFO is opened read-write and non-blocking so it never reports end-of-file when a
 //! writer closes (the master would otherwise spin on POLLHUP).
@@ -33,6 +34,12 @@ pub enum FifoCommand {
     Stats,
     /// `l`.
     ReopenLog,
+    /// `+`: one more worker (cheaper mode).
+    AddWorker,
+    /// `-`: one worker less (cheaper mode).
+    RemoveWorker,
+    /// `C`: stop every worker until a connection arrives (cheap mode).
+    GoCheap,
 }
 
 /// The open FIFO.
@@ -108,6 +115,9 @@ fn parse_command(byte: u8) -> Option<FifoCommand> {
         b'Q' => FifoCommand::ShutdownNow,
         b's' => FifoCommand::Stats,
         b'l' => FifoCommand::ReopenLog,
+        b'+' => FifoCommand::AddWorker,
+        b'-' => FifoCommand::RemoveWorker,
+        b'C' => FifoCommand::GoCheap,
         b if b.is_ascii_whitespace() => return None,
         other => {
             tracing::info!("master-fifo: unsupported command {:?}", other as char);
@@ -126,5 +136,8 @@ mod tests {
         assert_eq!(parse_command(b'c'), Some(FifoCommand::ChainReload));
         assert_eq!(parse_command(b'Q'), Some(FifoCommand::ShutdownNow));
         assert_eq!(parse_command(b'\n'), None);
+        assert_eq!(parse_command(b'+'), Some(FifoCommand::AddWorker));
+        assert_eq!(parse_command(b'-'), Some(FifoCommand::RemoveWorker));
+        assert_eq!(parse_command(b'C'), Some(FifoCommand::GoCheap));
     }
 }

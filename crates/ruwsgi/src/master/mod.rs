@@ -3,7 +3,8 @@
 //! every respawn and re-executes itself on reload), so its loop is a `poll()` over a
 //! signalfd, the stats socket and the master FIFO, with a tick of at most one second.
 //!
-//! On the tick it respawns dead workers, enforces `harakiri` and `evil-reload-on-rss`,
+//! On the tick it respawns dead workers (all of them, or as many as the cheaper subsystem
+//! wants: `cheaper.rs`), enforces `harakiri` and `evil-reload-on-rss`,
 //! polls the `touch-reload`/`touch-chain-reload` files, drives a chain reload and rotates
 //! the log. Signals (uWSGI's meaning, with `die-on-term` semantics for SIGTERM):
 //! - SIGHUP: graceful reload (`reload.rs`): workers finish their requests, then re-exec.
@@ -20,6 +21,7 @@
 //! (`background.rs` holds the hooks).
 
 mod background;
+mod cheaper;
 mod cron;
 mod daemons;
 mod drain;
@@ -172,6 +174,8 @@ struct Master {
     signal_actions: Vec<(Signal, MasterAction)>,
     /// `log-master`: the pipes workers log through.
     log_pipes: Option<crate::log::LogPipes>,
+    /// Adaptive process spawning (`cheaper`, `idle`) and the busy figures.
+    cheaper: cheaper::Cheaper,
     /// `drain-delay` and the graceful stop that serves the listen backlog (`drain.rs`).
     drain: drain::Drain,
     /// systemd notifications, when `NOTIFY_SOCKET` is set (`notify.rs`).
@@ -369,6 +373,7 @@ fn start(mut cfg: Config, files_read: &[String]) -> Result<Master> {
         touch_chain: cfg.touch_chain_reload.iter().map(Touched::new).collect(),
         touch_workers: cfg.touch_workers_reload.iter().map(Touched::new).collect(),
         crons: Crons::new(&cfg.crons, cfg.cron_harakiri),
+        cheaper: cheaper::Cheaper::new(cfg.cheaper, processes),
         signal_actions,
         drain: drain::Drain::new(cfg.drain_delay),
         notify,
@@ -389,7 +394,7 @@ fn start(mut cfg: Config, files_read: &[String]) -> Result<Master> {
         background,
         uwsgi_signals,
     };
-    for id in 1..=processes {
+    for id in master.initial_workers() {
         master.spawn(id)?;
     }
     master.supervise_background();
@@ -552,8 +557,14 @@ impl Master {
     /// Forks worker `id`.
     fn spawn(&mut self, id: usize) -> Result<()> {
         let slot = self.board.worker(id);
+        let master = nix::unistd::getpid();
         let pid = wsgi::fork()?;
         if pid == 0 {
+            // As uWSGI's `no-orphans`, always: a worker dies with a killed master instead of
+            // serving on, unsupervised, on sockets a restarted instance needs to bind.
+            if nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).is_err() || nix::unistd::getppid() != master {
+                std::process::exit(1);
+            }
             // The master's private fds are no business of the worker.
             let _ = nix::unistd::close(self.signals.as_raw_fd());
             for stats in &self.stats {
@@ -593,6 +604,8 @@ impl Master {
                 fds.push(PollFd::new(f.fd(), PollFlags::POLLIN));
                 fds.len() - 1
             });
+            let cheap_at = fds.len();
+            fds.extend(self.cheap_wait_fds().into_iter().map(|fd| PollFd::new(fd, PollFlags::POLLIN)));
             let log_at = fds.len();
             if let Some(pipes) = &self.log_pipes {
                 fds.extend(
@@ -607,6 +620,7 @@ impl Master {
             let stats_ready: Vec<usize> = (0..self.stats.len()).filter(|i| ready(Some(stats_at + i))).collect();
             let fifo_ready = ready(fifo_at);
             let log_ready = (log_at..fds.len()).any(|i| ready(Some(i)));
+            let connection_waits = (cheap_at..log_at).any(|i| ready(Some(i)));
             drop(fds);
             if log_ready {
                 if let Some(pipes) = &self.log_pipes {
@@ -654,6 +668,10 @@ impl Master {
                         self.shutdown(true, "drain-delay over");
                         continue;
                     }
+                    if connection_waits {
+                        self.wake_from_cheap();
+                    }
+                    self.check_cheaper();
                     self.respawn_due();
                     self.supervise_background();
                     self.daemons.supervise(Instant::now());
@@ -862,6 +880,10 @@ impl Master {
             for core in &self.board.worker(id).cores {
                 core.connections.store(u64::MAX, std::sync::atomic::Ordering::Relaxed);
             }
+            if running && self.cheaper_reaped(index, pid) {
+                continue;
+            }
+            let w = &mut self.workers[index];
             let lived = w.spawned.map_or(Duration::ZERO, |t| t.elapsed());
             match how {
                 Exit::Code(0) => tracing::info!("worker {id} (pid: {pid}) exited"),
@@ -1125,6 +1147,9 @@ impl Master {
             FifoCommand::Shutdown => self.shutdown(true, "master-fifo q"),
             FifoCommand::ShutdownNow => self.shutdown(false, "master-fifo Q"),
             FifoCommand::Stats => stats::log_summary(&self.stats_document()),
+            FifoCommand::AddWorker => self.cheaper_fifo(1),
+            FifoCommand::RemoveWorker => self.cheaper_fifo(-1),
+            FifoCommand::GoCheap => self.go_cheap(),
             FifoCommand::ReopenLog => {
                 if let Some(path) = &self.log_file {
                     if let Err(e) = logfile::redirect(path) {
@@ -1147,6 +1172,9 @@ impl Master {
         let mut doc = stats::render(&self.cfg, &self.listeners, self.board, &views, &cwd);
         if !self.daemons.is_empty() {
             doc["daemons"] = self.daemons.stats();
+        }
+        for (key, value) in self.cheaper_stats() {
+            doc[key] = value;
         }
         if let Some(spoolers) = self.background.spoolers.stats() {
             doc["spoolers"] = spoolers;

@@ -259,6 +259,20 @@ pub fn memory(pid: i32) -> (u64, u64) {
     (rss, vsz)
 }
 
+/// The longest accept queue of the listening TCP sockets: uWSGI's `backlog`, which the
+/// `backlog` and `busyness` cheaper algorithms read.
+pub fn listen_backlog(listeners: &[Listener]) -> u64 {
+    let queues = listen_queues();
+    listeners
+        .iter()
+        .filter_map(|l| {
+            let inode = nix::sys::stat::fstat(l.fd()).ok()?.st_ino;
+            queues.iter().find(|q| q.0 == inode).map(|q| q.1)
+        })
+        .max()
+        .unwrap_or(0)
+}
+
 /// (socket inode, connections waiting in its accept queue) for every listening TCP socket
 /// of the machine: for a socket in LISTEN state, `/proc/net/tcp`'s `rx_queue` column is the
 /// accept queue's current length.
@@ -325,6 +339,22 @@ pub fn render_prometheus(doc: &Value) -> String {
         metric("spooler_tasks_total", "counter", "Tasks the spooler process ran.", &per_spooler("tasks"));
         metric("spooler_respawns_total", "counter", "Respawns of this spooler.", &per_spooler("respawns"));
         metric("spooler_running", "gauge", "1 while the spooler runs a task.", &per_spooler("running"));
+    }
+    // The figures a HorizontalPodAutoscaler scales on (`master/cheaper.rs`).
+    for (name, field, kind, help) in [
+        (
+            "busy_ratio",
+            "busy_ratio",
+            "gauge",
+            "Share of the capacity (processes x threads) spent in requests over the last 10 s.",
+        ),
+        ("busy_seconds_total", "busy_seconds", "counter", "Core-seconds spent in requests since start."),
+        ("capacity_cores", "capacity", "gauge", "Requests the instance can run at once (processes x threads)."),
+        ("workers_active", "active_workers", "gauge", "Workers running (not cheaped)."),
+        ("workers_busy", "busy_workers", "gauge", "Workers running a request now."),
+    ] {
+        let value = doc[field].as_f64().unwrap_or(0.0);
+        let _ = writeln!(out, "# HELP ruwsgi_{name} {help}\n# TYPE ruwsgi_{name} {kind}\nruwsgi_{name} {value}");
     }
     out
 }
