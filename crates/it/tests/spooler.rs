@@ -417,7 +417,7 @@ impl Uwsgi {
     }
 
     /// SIGINT (uWSGI's immediate shutdown) and wait for the exit. uWSGI itself may hang
-    /// there (a worker still importing the app takes the SIGINT as a KeyboardInterrupt and
+    /// there (a worker still importing the app takes the SIGINT as a `KeyboardInterrupt` and
     /// is never buried): that is the peer's business, not what this test checks, so the
     /// group is killed after the wait. The spool files it wrote are on disk either way.
     fn stop(mut self) {
