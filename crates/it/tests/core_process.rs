@@ -264,13 +264,13 @@ fn strict_refuses_typos_and_not_implemented_options() {
     }
 }
 
-/// A few options can't be ignored safely (`chroot` would leave the app unconfined, `https`
-/// would not listen): start-up stops even without `strict`.
+/// A few options can't be ignored safely (`chroot` would leave the app unconfined,
+/// `ssl-socket` would not listen): start-up stops even without `strict`.
 #[test]
 fn refused_options_stop_start_up_without_strict() {
     let dir = tempfile::tempdir().unwrap();
     for (option, value) in
-        [("chroot", "/srv/jail"), ("https", "127.0.0.1:0,a.crt,a.key"), ("fastcgi-socket", "127.0.0.1:0")]
+        [("chroot", "/srv/jail"), ("ssl-socket", "127.0.0.1:0,a.crt,a.key"), ("fastcgi-socket", "127.0.0.1:0")]
     {
         let (code, out) = run_to_exit(
             dir.path(),

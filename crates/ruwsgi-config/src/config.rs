@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use crate::cron::Cron;
 use crate::daemon::AttachDaemon;
 use crate::hooks::Hook;
+use crate::tls::{SniSpec, TlsSpec};
 
 /// Where a listening socket's address points and which protocol it speaks.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,6 +17,8 @@ pub struct SocketSpec {
     pub address: String,
     /// Protocol spoken by the workers on this socket.
     pub protocol: SocketProtocol,
+    /// `https`/`https-socket`: the connections speak TLS first, with this context.
+    pub tls: Option<TlsSpec>,
 }
 
 /// Protocol of a listening socket.
@@ -26,6 +29,21 @@ pub enum SocketProtocol {
     Http,
     /// The uwsgi binary protocol (`socket`, `uwsgi-socket`), as spoken by nginx `uwsgi_pass`.
     Uwsgi,
+}
+
+/// The TLS settings shared by every `https` socket.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsOptions {
+    /// `sni`, `sni-regexp`: contexts chosen by the server name the client asks for.
+    pub sni: Vec<SniSpec>,
+    /// `sni-dir`: `<dir>/<name>.crt`, `.key` (and optional `.ca`) answer for `<name>`.
+    pub sni_dir: Option<PathBuf>,
+    /// `sni-dir-ciphers`: the cipher list of the `sni-dir` contexts.
+    pub sni_dir_ciphers: Option<String>,
+    /// `https-export-cert`: the client certificate's PEM in `HTTPS_CC`.
+    pub export_cert: bool,
+    /// `ssl-verbose`: failed handshakes and certificate reloads are logged at info level.
+    pub verbose: bool,
 }
 
 /// One `static-map`/`static-map2` entry.
@@ -106,6 +124,8 @@ pub struct Config {
     pub enable_proxy_protocol: bool,
     /// `pythonpath` (`python-path`, `pp`): prepended to `sys.path`, in order.
     pub pythonpath: Vec<PathBuf>,
+    /// The TLS settings shared by every `https` socket (`sni*`, `ssl-*`, `https-export-cert`).
+    pub tls: TlsOptions,
     /// `home` (`virtualenv`, `venv`, `pyhome`, `-H`).
     pub home: Option<PathBuf>,
     /// `env`: `KEY=VALUE` pairs set before loading the app.
@@ -387,6 +407,7 @@ impl Default for Config {
             umask: None,
             enable_proxy_protocol: false,
             pythonpath: Vec::new(),
+            tls: TlsOptions::default(),
             home: None,
             env: Vec::new(),
             processes: 1,

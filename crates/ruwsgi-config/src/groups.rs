@@ -58,7 +58,7 @@ pub(crate) static GROUPS: &[Group] = &[
     group("modifiers", "uwsgi modifier1/modifier2 settings, which select other uWSGI plugins",
         NotImplemented("every request goes to the WSGI app whatever its modifier")),
     group("tls", "TLS settings (certificates, SNI, ciphers, sessions)",
-        NotImplemented("ruwsgi terminates no TLS, so TLS settings do not apply")),
+        NotImplemented("ruwsgi's TLS (rustls) has no such setting; it is ignored")),
     group("emperor", "the Emperor and its vassals",
         NotImplemented("ruwsgi runs one instance, not an Emperor with vassals (use systemd or a container orchestrator)")),
     group("legion", "Legion clustering", NotImplemented("the instance runs alone, outside any Legion")),

@@ -24,11 +24,12 @@ pub mod options;
 mod reader;
 mod resolve;
 pub mod route;
+pub mod tls;
 mod uwsgi_names;
 
 use std::path::PathBuf;
 
-pub use config::{CollectHeader, Config, Mount, MountedApp, SocketProtocol, SocketSpec, StaticMap};
+pub use config::{CollectHeader, Config, Mount, MountedApp, SocketProtocol, SocketSpec, StaticMap, TlsOptions};
 pub use daemon::AttachDaemon;
 pub use error::{ConfigError, Origin};
 

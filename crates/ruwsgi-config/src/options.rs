@@ -212,7 +212,10 @@ const HEAD_ROUTE_DIFF: &str = "regexps are Rust `regex`; only addheader, delhead
 const SPOOLER_DIFF: &str = "a spooler finishes its current task on reload and shutdown (uWSGI kills it, and the task runs again); `priority` subdirectories are run without `spooler-ordered` too";
 const NO_PROCNAME: &str = "ruwsgi does not rename its processes";
 pub(crate) const NO_LISTENER: &str =
-    "ruwsgi would not listen there: it serves HTTP and the uwsgi protocol only, without TLS (terminate TLS and other protocols in a reverse proxy)";
+    "ruwsgi would not listen there: it serves HTTP, HTTPS and the uwsgi protocol only (terminate other protocols in a reverse proxy)";
+const TLS_DIFF: &str = "TLS is rustls: TLS 1.2 and 1.3 only; the cipher list keeps the TLS 1.2 suites it names (OpenSSL keywords such as HIGH are not read); changed certificate files are re-read by the running workers; see docs/tls.md";
+const HTTPS_ROUTER_DIFF: &str = "served by the workers themselves like `https-socket` (there is no separate HTTP router process); TLS is rustls: TLS 1.2 and 1.3 only, see docs/tls.md";
+const ONLY_TLS12_13: &str = "rustls offers TLS 1.2 and 1.3 only";
 pub(crate) const NO_ISOLATION: &str = "the processes would run without the isolation or privilege change it asks for";
 
 /// Every option, once. Order = `--help`, `--show-config` and docs order.
@@ -273,8 +276,37 @@ pub static OPTIONS: &[OptionSpec] = &[
     // `http11-socket` is uWSGI's keep-alive variant; ruwsgi's HTTP sockets always keep alive.
     row("http-socket", &["http11-socket"], None, Address, true, "", Supported, "listen for HTTP on this address, served by the workers"),
     row("socket", &["uwsgi-socket"], Some('s'), Address, true, "", Supported, "listen for the uwsgi protocol on this address (nginx `uwsgi_pass`)"),
-    refused("https", Address, NO_LISTENER, "listen for HTTPS"),
-    refused("https-socket", Address, NO_LISTENER, "listen for HTTPS in the workers"),
+    row("https", &[], None, Text, true, "", SupportedWithDifference(HTTPS_ROUTER_DIFF),
+        "listen for HTTPS, served by the workers: `addr,cert,key[,ciphers[,client_ca]]` (`!client_ca`: a client certificate is required)"),
+    row("https-socket", &[], None, Text, true, "", SupportedWithDifference(TLS_DIFF),
+        "listen for HTTPS in the workers: `addr,cert,key[,ciphers[,client_ca]]` (`!client_ca`: a client certificate is required)"),
+    row("https2", &[], None, Text, true, "", SupportedWithDifference(HTTPS_ROUTER_DIFF),
+        "listen for HTTPS: `addr=...,cert=...,key=...[,ciphers=...][,clientca=[!]...]`"),
+    refused("http-to-https", Text,
+        "ruwsgi has no HTTP router to listen there; redirect plain HTTP with `route-if-not = equal:${HTTPS};on redirect-permanent:https://${HTTP_HOST}${REQUEST_URI}` (docs/tls.md)",
+        "listen for plain HTTP and redirect every request to HTTPS"),
+    // --- TLS (rustls; docs/tls.md)
+    s("https-export-cert", Bool, "false", "put the client certificate's PEM in `HTTPS_CC`"),
+    row("sni", &[], None, Text, true, "", Supported, "serve another certificate to clients asking for this server name: `name cert,key[,ciphers[,client_ca]]`"),
+    row("sni-regexp", &[], None, Text, true, "", SupportedWithDifference("the regexp is Rust `regex` syntax"),
+        "as `sni`, the name a regular expression: `regexp cert,key[,ciphers[,client_ca]]`"),
+    s("sni-dir", Path, "", "for a server name no `sni` names, load `<dir>/<name>.crt` and `.key` (and `.ca`, the client CA) on first use"),
+    s("sni-dir-ciphers", Text, "", "the cipher list of the `sni-dir` certificates"),
+    s("ssl-verbose", Bool, "false", "log failed TLS handshakes and certificate reloads at info level (else debug)"),
+    missing("ssl-verify-depth", Number, "client certificate chains are checked up to rustls's own depth limit",
+        "most CA certificates between a client certificate and its trusted root"),
+    row("ssl-sessions-use-cache", &["ssl-session-use-cache"], None, Text, false, "", Status::NotImplemented(
+        "TLS sessions resume through tickets whose keys every worker shares (made at start-up); the uWSGI cache is not used"),
+        "keep TLS sessions in a uWSGI cache"),
+    row("ssl-sessions-timeout", &["ssl-session-timeout"], None, Seconds, false, "300", Status::NotImplemented(
+        "session tickets follow rustls's ticket-key rotation (every 6 hours; a ticket lives at most 12)"),
+        "how long a TLS session can be resumed"),
+    row("ssl-enable3", &["ssl-enable-sslv3"], None, Bool, false, "false", Status::NotImplemented(ONLY_TLS12_13), "enable SSLv3"),
+    missing("ssl-enable-tlsv1", Bool, ONLY_TLS12_13, "enable TLS 1.0"),
+    missing("ssl-option", Text, "raw OpenSSL options have no rustls equivalent", "set a raw OpenSSL option (a number)"),
+    ignored("ssl-tmp-dir", Path, "a certificate, key or CA given as inline PEM is read from memory: no temporary file is written",
+        "directory for the temporary files of inline PEM certificates"),
+    ignored("https-session-context", Text, "rustls needs no session id context", "the TLS session id context of `https` sockets"),
     refused("fastcgi-socket", Address, NO_LISTENER, "listen for FastCGI"),
     refused("scgi-socket", Address, NO_LISTENER, "listen for SCGI"),
     planned("shared-socket", Address, "bind a socket in the master for later use"),

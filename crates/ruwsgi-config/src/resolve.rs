@@ -176,7 +176,11 @@ pub(crate) fn resolve(entries: &[Entry]) -> Result<Resolved, ConfigError> {
                 }
                 _ if spec.name == "socket" && options::normalise(&e.key) != "uwsgi-socket" => {
                     let address = parse_address(&value).ok_or_else(|| bad(e, &value, "expected [host]:port"))?;
-                    out.config.sockets.push(SocketSpec { address: address.clone(), protocol: socket_protocol });
+                    out.config.sockets.push(SocketSpec {
+                        address: address.clone(),
+                        protocol: socket_protocol,
+                        tls: None,
+                    });
                     out.shown.push((spec, address));
                 }
                 _ => {
@@ -431,13 +435,35 @@ fn apply(
     };
     let socket = |protocol| -> Result<SocketSpec, ConfigError> {
         let address = parse_address(value).ok_or_else(|| err("expected [host]:port"))?;
-        Ok(SocketSpec { address, protocol })
+        Ok(SocketSpec { address, protocol, tls: None })
     };
     // The text `--show-config` prints; numbers and booleans in canonical form.
     let mut shown = value.to_owned();
     match spec.name {
         "strict" => c.strict = flag,
         "http" | "http-socket" => c.sockets.push(socket(SocketProtocol::Http)?),
+        "https" | "https-socket" | "https2" => {
+            let (parsed, expected) = if spec.name == "https2" {
+                (
+                    crate::tls::parse_https2(value),
+                    "expected addr=[host]:port,cert=FILE,key=FILE[,ciphers=LIST][,clientca=[!]FILE]",
+                )
+            } else {
+                (crate::tls::parse_https_socket(value), "expected [host]:port,cert,key[,ciphers[,client_ca]]")
+            };
+            let (address, tls) = parsed.ok_or_else(|| err(expected))?;
+            let address = parse_address(&address).ok_or_else(|| err("expected [host]:port before the first comma"))?;
+            c.sockets.push(SocketSpec { address, protocol: SocketProtocol::Http, tls: Some(tls) });
+        }
+        "sni" | "sni-regexp" => {
+            let sni = crate::tls::parse_sni(value, spec.name == "sni-regexp")
+                .ok_or_else(|| err("expected <name> <cert>,<key>[,ciphers[,client_ca]]"))?;
+            c.tls.sni.push(sni);
+        }
+        "sni-dir" => c.tls.sni_dir = Some(path()?),
+        "sni-dir-ciphers" => c.tls.sni_dir_ciphers = Some(text()?),
+        "https-export-cert" => c.tls.export_cert = flag,
+        "ssl-verbose" => c.tls.verbose = flag,
         "umask" => {
             let mask = parse_umask(value).ok_or_else(|| err("expected an octal mask like 022"))?;
             c.umask = Some(mask);
@@ -1138,7 +1164,7 @@ mod tests {
 
     #[test]
     fn refused_options_are_errors_without_strict() {
-        for name in ["chroot", "https", "fastcgi-socket", "ssl-socket", "unshare2", "xml", "raw-socket"] {
+        for name in ["chroot", "fastcgi-socket", "ssl-socket", "unshare2", "xml", "raw-socket"] {
             let e = resolve_one(name, "x").unwrap_err();
             assert!(matches!(e, ConfigError::Refused { .. }), "{name}: {e}");
             assert!(
@@ -1166,8 +1192,8 @@ mod tests {
         assert_eq!(
             c.sockets,
             [
-                SocketSpec { address: ":1".into(), protocol: SocketProtocol::Http },
-                SocketSpec { address: ":2".into(), protocol: SocketProtocol::Uwsgi },
+                SocketSpec { address: ":1".into(), protocol: SocketProtocol::Http, tls: None },
+                SocketSpec { address: ":2".into(), protocol: SocketProtocol::Uwsgi, tls: None },
             ]
         );
         assert_eq!(
@@ -1287,6 +1313,9 @@ mod tests {
                 _ => "1",
             };
             let value = match spec.name {
+                "https" | "https-socket" => ":1,c.pem,k.pem",
+                "https2" => "addr=:1,cert=c.pem,key=k.pem",
+                "sni" | "sni-regexp" => "a c.pem,k.pem",
                 "smart-attach-daemon" | "smart-attach-daemon2" => "p.pid cmd",
                 "attach-daemon2" => "cmd=1",
                 "cron" | "unique-cron" => "-1 -1 -1 -1 -1 cmd",

@@ -35,8 +35,8 @@ fn seed_ini_resolves_to_the_expected_config() {
     assert_eq!(
         c.sockets,
         vec![
-            SocketSpec { address: ":8080".into(), protocol: SocketProtocol::Http },
-            SocketSpec { address: ":9009".into(), protocol: SocketProtocol::Uwsgi },
+            SocketSpec { address: ":8080".into(), protocol: SocketProtocol::Http, tls: None },
+            SocketSpec { address: ":9009".into(), protocol: SocketProtocol::Uwsgi, tls: None },
         ]
     );
     assert_eq!(c.chdir, Some(PathBuf::from("/srv/demo")));
@@ -60,7 +60,10 @@ fn env_loses_to_files_which_lose_to_flags() {
 #[test]
 fn short_aliases_and_bare_flags() {
     let (c, _) = run(&["-s", "/tmp/a.sock", "-M", "-p", "3", "-t", "20", "-L", "--chmod-socket", "-H", "/venv"], &[]);
-    assert_eq!(c.sockets, vec![SocketSpec { address: "/tmp/a.sock".into(), protocol: SocketProtocol::Uwsgi }]);
+    assert_eq!(
+        c.sockets,
+        vec![SocketSpec { address: "/tmp/a.sock".into(), protocol: SocketProtocol::Uwsgi, tls: None }]
+    );
     assert!(c.master && c.disable_logging);
     assert_eq!((c.processes, c.harakiri, c.chmod_socket), (3, 20, Some(0o666)));
     assert_eq!(c.home, Some(PathBuf::from("/venv")));

@@ -202,7 +202,7 @@ pub fn run(cfg: Config, files_read: &[String]) -> i32 {
     }
 }
 
-fn start(cfg: Config, files_read: &[String]) -> Result<Master> {
+fn start(mut cfg: Config, files_read: &[String]) -> Result<Master> {
     // uWSGI applies `umask` as soon as it reads the option: before logs, sockets and pidfiles.
     if let Some(mask) = cfg.umask {
         nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
@@ -212,6 +212,7 @@ fn start(cfg: Config, files_read: &[String]) -> Result<Master> {
     let activated = crate::net::activation::take()?;
     let notify = notify::Notifier::from_env();
     let start_cwd = std::env::current_dir().context("cannot read the working directory")?;
+    crate::net::tls::anchor_paths(&mut cfg, &start_cwd);
     let log_file = cfg
         .daemonize
         .clone()
@@ -265,6 +266,7 @@ fn start(cfg: Config, files_read: &[String]) -> Result<Master> {
     }
     for (i, l) in listeners.iter().enumerate() {
         let kind = match l.protocol {
+            SocketProtocol::Http if l.tls.is_some() => "https",
             SocketProtocol::Http => "http",
             SocketProtocol::Uwsgi => "uwsgi",
         };

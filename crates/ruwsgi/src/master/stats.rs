@@ -152,7 +152,11 @@ pub fn render(cfg: &Config, listeners: &[Listener], board: Scoreboard, workers: 
             total_queue += queue;
             json!({
                 "name": crate::net::listener::describe(l),
-                "proto": match l.protocol { SocketProtocol::Http => "http", SocketProtocol::Uwsgi => "uwsgi" },
+                "proto": match l.protocol {
+                    SocketProtocol::Http if l.tls.is_some() => "https",
+                    SocketProtocol::Http => "http",
+                    SocketProtocol::Uwsgi => "uwsgi",
+                },
                 "queue": queue,
                 "max_queue": cfg.listen,
                 "shared": 0,

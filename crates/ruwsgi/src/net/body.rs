@@ -3,11 +3,10 @@
 //! function so `wsgi/` can release the GIL around them.
 
 use std::io;
-use std::os::fd::RawFd;
 
 use ruwsgi_proto::ChunkedDecoder;
 
-use super::socket_io;
+use super::transport::Io;
 
 /// Largest single socket read for a body.
 const READ_CHUNK: usize = 64 * 1024;
@@ -27,7 +26,7 @@ enum Framing {
 #[derive(Debug)]
 pub struct BodyReader {
     /// The connection, non-blocking. `-1` after the request ended.
-    fd: RawFd,
+    io: Io,
     /// Bytes read from the socket and not yet handed out (raw chunked bytes for chunked bodies).
     raw: Vec<u8>,
     /// Consumed prefix of `raw`.
@@ -53,20 +52,27 @@ pub enum Progress {
 impl BodyReader {
     /// An empty body.
     pub fn empty() -> Self {
-        Self { fd: -1, raw: Vec::new(), pos: 0, framing: Framing::Done, continue_pending: false, broken: false }
+        Self {
+            io: Io::closed(),
+            raw: Vec::new(),
+            pos: 0,
+            framing: Framing::Done,
+            continue_pending: false,
+            broken: false,
+        }
     }
 
     /// A body of `length` bytes of which `already` arrived with the head.
-    pub fn with_length(fd: RawFd, already: Vec<u8>, length: u64, expect_continue: bool) -> Self {
+    pub fn with_length(io: Io, already: Vec<u8>, length: u64, expect_continue: bool) -> Self {
         let remaining = length - already.len() as u64;
         let framing = if length == 0 { Framing::Done } else { Framing::Length { remaining } };
-        Self { fd, raw: already, pos: 0, framing, continue_pending: expect_continue && remaining > 0, broken: false }
+        Self { io, raw: already, pos: 0, framing, continue_pending: expect_continue && remaining > 0, broken: false }
     }
 
     /// A chunked body; `already` holds the raw bytes that followed the head.
-    pub fn chunked(fd: RawFd, already: Vec<u8>, expect_continue: bool) -> Self {
+    pub fn chunked(io: Io, already: Vec<u8>, expect_continue: bool) -> Self {
         Self {
-            fd,
+            io,
             raw: already,
             pos: 0,
             framing: Framing::Chunked(Box::default()),
@@ -167,16 +173,16 @@ impl BodyReader {
     }
 
     fn socket_read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.fd < 0 {
+        if self.io.is_closed() {
             return Err(io::Error::new(io::ErrorKind::NotConnected, "request already finished"));
         }
         if self.continue_pending {
             self.continue_pending = false;
-            socket_io::write_all(self.fd, &[b"HTTP/1.1 100 Continue\r\n\r\n"], &mut 0, || {
-                socket_io::wait(self.fd, true, std::time::Duration::from_secs(4))
+            self.io.write_all(&[b"HTTP/1.1 100 Continue\r\n\r\n"], &mut 0, || {
+                self.io.wait(true, std::time::Duration::from_secs(4))
             })?;
         }
-        match socket_io::try_read(self.fd, buf) {
+        match self.io.try_read(buf) {
             Ok(0) => {
                 self.broken = true;
                 Err(io::Error::new(io::ErrorKind::UnexpectedEof, "client closed the connection during the body"))
@@ -211,25 +217,27 @@ impl BodyReader {
         matches!(self.framing, Framing::Done)
     }
 
-    /// The fd to wait on.
-    pub fn fd(&self) -> RawFd {
-        self.fd
+    /// The stream to wait on.
+    pub fn io(&self) -> &Io {
+        &self.io
     }
 
     /// A wait (of at most `timeout`) for more of the body to arrive.
     pub fn readable(&self, timeout: std::time::Duration) -> super::client::Wait {
-        super::client::Client::new(self.fd, timeout).readable()
+        super::client::Client::new(self.io.clone(), timeout).readable()
     }
 
     /// Part of the body is still on the socket (the app stopped reading early).
     pub fn unread_on_socket(&self) -> bool {
-        !self.broken && self.fd >= 0 && matches!(self.framing, Framing::Length { remaining: 1.. } | Framing::Chunked(_))
+        !self.broken
+            && !self.io.is_closed()
+            && matches!(self.framing, Framing::Length { remaining: 1.. } | Framing::Chunked(_))
     }
 
     /// Ends the request: returns the bytes read past the body (a pipelined next request) and
     /// whether the connection can carry another request (body fully read, framing intact).
     pub fn finish(&mut self) -> (Vec<u8>, bool) {
-        self.fd = -1;
+        self.io = Io::closed();
         // A body that arrived whole with the head needn't be read by the app to reuse the
         // connection; one still on the socket would have to be drained, so that closes.
         let done = matches!(self.framing, Framing::Done | Framing::Length { remaining: 0 }) && !self.broken;

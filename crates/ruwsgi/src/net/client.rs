@@ -1,28 +1,30 @@
 //! The client connection as an app sees it: write (waiting when the socket is full), send a
 //! file, wait for input. The app side (`wsgi/`, `asgi/`) gets a `Client` in each request and
-//! never a raw fd, so what carries the bytes (a plain socket today) can change here alone.
+//! never a raw fd; the bytes go through the connection's `transport::Io`, the plain socket
+//! or a TLS session (`https`).
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use super::socket_io;
+use super::transport::Io;
 
-/// One request's connection, non-blocking. Copied into the request; valid until the app's
-/// `handle` returns.
-#[derive(Debug, Clone, Copy)]
+/// One request's connection, non-blocking. Cloned into the request (a clone shares the TLS
+/// session); valid until the app's `handle` returns.
+#[derive(Debug, Clone)]
 pub struct Client {
-    /// The socket.
-    fd: RawFd,
+    /// The stream.
+    io: Io,
     /// `socket-timeout`: the longest wait for a client that doesn't read (or send).
     timeout: Duration,
 }
 
 /// A wait for the socket, run by the app side where it likes (`wsgi/` runs it with the
 /// GIL released). `Send`, so it can cross into `Python::detach`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Wait {
-    fd: RawFd,
+    io: Io,
     writable: bool,
     timeout: Duration,
 }
@@ -30,20 +32,25 @@ pub struct Wait {
 impl Wait {
     /// Blocks until the socket is ready or the timeout passes (`TimedOut`).
     pub fn run(self) -> io::Result<()> {
-        socket_io::wait(self.fd, self.writable, self.timeout)
+        self.io.wait(self.writable, self.timeout)
     }
 }
 
 impl Client {
-    /// The connection `fd`, waited on for at most `timeout` at a time.
-    pub fn new(fd: RawFd, timeout: Duration) -> Self {
-        Self { fd, timeout }
+    /// The connection `io`, waited on for at most `timeout` at a time.
+    pub fn new(io: Io, timeout: Duration) -> Self {
+        Self { io, timeout }
     }
 
     /// The socket's fd, for `uwsgi.connection_fd()` (an app that wants it may only use it
     /// while its request runs).
     pub fn raw_fd(&self) -> RawFd {
-        self.fd
+        self.io.fd()
+    }
+
+    /// The stream (for the environ's TLS facts).
+    pub fn io(&self) -> &Io {
+        &self.io
     }
 
     /// The socket-timeout this connection waits with.
@@ -60,24 +67,24 @@ impl Client {
         sent: &mut u64,
         mut wait: impl FnMut(Wait) -> io::Result<()>,
     ) -> io::Result<()> {
-        let w = Wait { fd: self.fd, writable: true, timeout: self.timeout };
-        socket_io::write_all(self.fd, bufs, sent, || wait(w))
+        let w = Wait { io: self.io.clone(), writable: true, timeout: self.timeout };
+        self.io.write_all(bufs, sent, || wait(w.clone()))
     }
 
     /// One non-blocking `sendfile` of up to `len` bytes of `file` from `*offset`
     /// (advanced by what went out); `WouldBlock` when the socket is full.
     pub fn try_send_file(&self, file: BorrowedFd<'_>, offset: &mut u64, len: u64) -> io::Result<usize> {
-        socket_io::try_send_file(self.fd, file, offset, len)
+        self.io.try_send_file(file, offset, len)
     }
 
     /// One non-blocking read (`Ok(0)`: the client closed; `WouldBlock`: nothing yet).
     pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        socket_io::try_read(self.fd, buf)
+        self.io.try_read(buf)
     }
 
     /// A wait for input (the rest of a request body).
     pub fn readable(&self) -> Wait {
-        Wait { fd: self.fd, writable: false, timeout: self.timeout }
+        Wait { io: self.io.clone(), writable: false, timeout: self.timeout }
     }
 
     /// A wait for input of at most `timeout` (a WebSocket's wait between its pings).
@@ -89,7 +96,11 @@ impl Client {
     /// the connection; true when the connection is the one that woke.
     pub fn wait_with(&self, other: BorrowedFd<'_>, timeout: Duration) -> io::Result<bool> {
         use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-        let me = socket_io::borrow(self.fd);
+        if self.io.has_plaintext() {
+            // Decrypted input already waits in the TLS session.
+            return Ok(true);
+        }
+        let me = socket_io::borrow(self.io.fd());
         let mut fds = [PollFd::new(other, PollFlags::POLLIN), PollFd::new(me, PollFlags::POLLIN)];
         match poll(&mut fds, PollTimeout::try_from(timeout).unwrap_or(PollTimeout::MAX)) {
             Ok(_) | Err(nix::errno::Errno::EINTR) => Ok(fds[1].any().unwrap_or(false)),
@@ -100,14 +111,19 @@ impl Client {
     /// A duplicate of the socket for a session that outlives the request (a WebSocket
     /// moving to a thread of its own); the connection loop closes its own copy.
     pub fn try_clone_owned(&self) -> io::Result<OwnedClient> {
-        let fd = socket_io::borrow(self.fd).try_clone_to_owned()?;
+        if self.io.is_tls() {
+            // The TLS session stays with the connection loop, which closes it after the
+            // request: over TLS a long session keeps the request's thread instead.
+            return Err(io::Error::new(io::ErrorKind::Unsupported, "a TLS connection can't leave its loop"));
+        }
+        let fd = socket_io::borrow(self.io.fd()).try_clone_to_owned()?;
         Ok(OwnedClient { fd, timeout: self.timeout })
     }
 
     /// The peer closed its end or the connection failed (checked without blocking and
     /// without reading: bytes waiting to be read don't count).
     pub fn hung_up(&self) -> bool {
-        socket_io::hung_up(self.fd)
+        socket_io::hung_up(self.io.fd())
     }
 }
 
@@ -121,6 +137,6 @@ pub struct OwnedClient {
 impl OwnedClient {
     /// The connection, to write and wait on.
     pub fn client(&self) -> Client {
-        Client { fd: self.fd.as_raw_fd(), timeout: self.timeout }
+        Client { io: Io::plain(self.fd.as_raw_fd()), timeout: self.timeout }
     }
 }

@@ -6,7 +6,7 @@
 //! is accepted, every request received is answered, and keep-alive connections are closed
 //! only between requests (`wind_down`, `begin_close`).
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -24,7 +24,7 @@ use super::body::BodyReader;
 use super::health;
 use super::listener::{ListenGate, Listener};
 use super::read_buf::ReadBuf;
-use super::socket_io;
+use super::transport::Io;
 use crate::interface::{Application, Client, Origin, Request, Served};
 use crate::log::{format_memory_report, format_request_line, LineFacts, RequestRecord, RequestVars};
 use crate::routing::{HttpVars, Outcome, RouteState, Router, UwsgiVars};
@@ -141,6 +141,8 @@ struct Peer {
 struct Conn {
     /// The socket, non-blocking.
     fd: OwnedFd,
+    /// The stream over it: the socket itself, or TLS on an `https` listener.
+    io: Io,
     /// Index into `listeners`.
     listener: usize,
     /// Peer address for the environ and the log.
@@ -359,6 +361,7 @@ fn wind_down(ctx: &LoopContext<'_>, conns: &mut Slab<Conn>, spare: &mut ReadBuf,
 /// client sent meanwhile is read and dropped rather than answered with a reset; it goes
 /// when the client closes too or after `LINGER`.
 fn begin_close(conn: &mut Conn) {
+    conn.io.close_notify();
     let _ = nix::sys::socket::shutdown(conn.fd.as_raw_fd(), nix::sys::socket::Shutdown::Write);
     conn.closing = Some(Instant::now());
 }
@@ -367,7 +370,7 @@ fn begin_close(conn: &mut Conn) {
 fn drain_closing(conn: &mut Conn) -> Next {
     let mut scratch = [0u8; 4096];
     loop {
-        match socket_io::try_read(conn.fd.as_raw_fd(), &mut scratch) {
+        match conn.io.try_read(&mut scratch) {
             Ok(0) => return Next::Close,
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Next::Wait,
@@ -388,7 +391,15 @@ fn serve_event(
 ) {
     let held = conns.len();
     let Some(conn) = conns.get_mut(key) else { return };
-    let next = serve_guarded(ctx, conn, spare);
+    let mut next = serve_guarded(ctx, conn, spare);
+    // Input a TLS session already decrypted makes no epoll event: serve it now. (A bound,
+    // though each round consumes input or ends the connection.)
+    for _ in 0..64 {
+        if !matches!(next, Next::Wait) || conn.closing.is_some() || conn.sending.is_some() || !conn.io.has_plaintext() {
+            break;
+        }
+        next = serve_guarded(ctx, conn, spare);
+    }
     // `http-keepalive`: past the cap, a connection that just finished its requests goes.
     let over_keepalive = ctx.settings.max_keepalive > 0
         && held > ctx.settings.max_keepalive
@@ -411,6 +422,9 @@ fn serve_event(
     if let Some(sending) = conn.sending.take() {
         finish_sending(ctx, &sending, false);
     }
+    if !failed {
+        conn.io.close_notify();
+    }
     // Dropping `conn` closes its fd, which also takes it out of the epoll set.
 }
 
@@ -421,6 +435,9 @@ fn serve_guarded(ctx: &LoopContext<'_>, conn: &mut Conn, spare: &mut ReadBuf) ->
     match catch_unwind(AssertUnwindSafe(|| {
         if conn.closing.is_some() {
             drain_closing(conn)
+        } else if conn.sending.is_none() && !conn.io.flush().unwrap_or(true) {
+            // TLS records still wait for room in the socket: EPOLLOUT first.
+            Next::Wait
         } else if conn.sending.is_some() {
             on_writable(ctx, conn, spare)
         } else {
@@ -440,7 +457,7 @@ fn serve_guarded(ctx: &LoopContext<'_>, conn: &mut Conn, spare: &mut ReadBuf) ->
                 crate::log::panic_message(panic.as_ref())
             );
             ctx.worker.slot().cores[ctx.core].request_start.store(0, Ordering::Relaxed);
-            reply_error(conn.fd.as_raw_fd(), 500, "Internal Server Error");
+            reply_error(&conn.io, 500, "Internal Server Error");
             Next::Close
         }
     }
@@ -449,8 +466,12 @@ fn serve_guarded(ctx: &LoopContext<'_>, conn: &mut Conn, spare: &mut ReadBuf) ->
 /// Closes connections idle past `http-timeout` or with a request slower than `socket-timeout`.
 fn sweep(ctx: &LoopContext<'_>, conns: &mut Slab<Conn>) {
     let settings = ctx.settings;
+    for site in ctx.listeners.iter().filter_map(|l| l.tls.as_ref()) {
+        site.refresh();
+    }
     conns.retain(|_, c| {
-        let busy = c.buf.len() > 0 || c.sending.is_some();
+        // A TLS handshake must finish within socket-timeout, as a request must arrive.
+        let busy = c.buf.len() > 0 || c.sending.is_some() || c.io.handshaking();
         let limit = if busy { settings.request_timeout } else { settings.idle_timeout };
         let keep = c.since.elapsed() < limit;
         if !keep {
@@ -459,8 +480,9 @@ fn sweep(ctx: &LoopContext<'_>, conns: &mut Slab<Conn>) {
                 finish_sending(ctx, &sending, false);
             } else if c.buf.len() > 0 {
                 tracing::debug!("closing connection from {}: request not complete after {:?}", c.peer.addr, limit);
-                reply_error(c.fd.as_raw_fd(), 408, "Request Timeout");
+                reply_error(&c.io, 408, "Request Timeout");
             }
+            c.io.close_notify();
         }
         keep
     });
@@ -519,11 +541,16 @@ fn accept_some(ctx: &LoopContext<'_>, conns: &mut Slab<Conn>, st: &mut LoopState
             let _ = socket.set_keepalive(true);
         }
         let fd: OwnedFd = socket.into();
+        let io = match &listener.tls {
+            Some(site) => Io::tls(fd.as_raw_fd(), site.session()),
+            None => Io::plain(fd.as_raw_fd()),
+        };
         let entry = conns.vacant_entry();
         let token = first_conn + entry.key() as u64;
         let key = entry.key();
         entry.insert(Conn {
             fd,
+            io,
             listener: index,
             peer,
             buf: ReadBuf::default(),
@@ -576,10 +603,9 @@ fn fd_shortage_ended(ctx: &LoopContext<'_>) {
 }
 
 fn on_readable(ctx: &LoopContext<'_>, conn: &mut Conn, spare: &mut ReadBuf) -> Next {
-    let fd = conn.fd.as_raw_fd();
     let idle = conn.buf.len() == 0;
     conn.buf.borrow_spare(spare);
-    let next = match conn.buf.read_from(fd) {
+    let next = match conn.buf.read_from(&conn.io) {
         Ok(0) => Next::Close,
         Ok(_) => {
             if idle {
@@ -608,7 +634,7 @@ fn take_proxy_header(conn: &mut Conn) -> Option<Next> {
         Ok(Some(ProxyStart::Header { header, used })) => (header.source, used),
         Err(e) => {
             tracing::info!("bad PROXY header from {}: {e} -> {}", peer_name(&conn.peer), e.status());
-            reply_error(conn.fd.as_raw_fd(), e.status(), "Bad Request");
+            reply_error(&conn.io, e.status(), "Bad Request");
             return Some(Next::Close);
         }
     };
@@ -658,14 +684,14 @@ enum Step {
 }
 
 fn serve_http(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
-    let fd = conn.fd.as_raw_fd();
+    let io = conn.io.clone();
     let settings = ctx.settings;
     let (head, used) = match parse_request_head(conn.buf.filled(), &settings.limits) {
         Ok(Some(parsed)) => parsed,
         Ok(None) => return Step::Incomplete,
         Err(e) => {
             tracing::info!("bad request from {}: {e} -> {}", conn.peer.addr, e.status());
-            reply_error(fd, e.status(), e.reason());
+            reply_error(&io, e.status(), e.reason());
             return Step::Reject;
         }
     };
@@ -677,7 +703,7 @@ fn serve_http(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
         // A stopping worker closes after its answers, this one too.
         head.keep_alive && head.body == BodyFraming::None && !ctx.stopping.load(Ordering::Relaxed),
     ) {
-        let sent = socket_io::write_all(fd, &[&reply], &mut 0, || socket_io::wait(fd, true, settings.request_timeout));
+        let sent = io.write_all(&[&reply], &mut 0, || io.wait(true, settings.request_timeout));
         conn.buf.consume(used);
         return Step::Served { keep_alive: sent.is_ok() && health::keeps_alive(&reply) };
     }
@@ -691,11 +717,12 @@ fn serve_http(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
                 server_port: &listener.server_port,
                 remote_addr: &conn.peer.addr,
                 remote_port: &conn.peer.port,
+                https: conn.io.is_tls(),
             };
             let reusable = head.keep_alive && head.body == BodyFraming::None;
             let outcome = router.run(&vars, head.minor_version, head.method == "HEAD", !reusable);
             let logged = Logged::http(settings, &head, &conn.peer.addr, used);
-            match routed(ctx, fd, outcome, &logged, reusable) {
+            match routed(ctx, &io, outcome, &logged, reusable) {
                 Ok(state) => state,
                 Err(keep_alive) => {
                     conn.buf.consume(used);
@@ -746,20 +773,20 @@ fn serve_http(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
                     conn.peer.addr,
                     settings.limit_post
                 );
-                reply_error(fd, 413, "Content Too Large");
+                reply_error(&io, 413, "Content Too Large");
                 return Step::Reject;
             }
             if (available as u64) < n && n <= settings.prebuffer as u64 {
                 if head.expect_continue && !conn.continue_sent {
                     conn.continue_sent = true;
-                    let _ = socket_io::try_write(fd, &[std::io::IoSlice::new(b"HTTP/1.1 100 Continue\r\n\r\n")]);
+                    let _ = io.try_write(&[std::io::IoSlice::new(b"HTTP/1.1 100 Continue\r\n\r\n")]);
                 }
                 return Step::Incomplete;
             }
             let take = available.min(n as usize);
             let already = conn.buf.filled()[used..used + take].to_vec();
             let expect = head.expect_continue && !conn.continue_sent;
-            (BodyReader::with_length(fd, already, n, expect), take)
+            (BodyReader::with_length(io.clone(), already, n, expect), take)
         }
         BodyFraming::Chunked => {
             match scan_chunked(&conn.buf.filled()[used..], &mut conn.chunk_scan, settings) {
@@ -767,20 +794,20 @@ fn serve_http(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
                 Ok(false) => {
                     if head.expect_continue && !conn.continue_sent {
                         conn.continue_sent = true;
-                        let _ = socket_io::try_write(fd, &[std::io::IoSlice::new(b"HTTP/1.1 100 Continue\r\n\r\n")]);
+                        let _ = io.try_write(&[std::io::IoSlice::new(b"HTTP/1.1 100 Continue\r\n\r\n")]);
                     }
                     return Step::Incomplete;
                 }
                 Err((status, reason, why)) => {
                     tracing::info!("bad request from {}: {why} -> {status}", conn.peer.addr);
-                    reply_error(fd, status, reason);
+                    reply_error(&io, status, reason);
                     return Step::Reject;
                 }
             }
             conn.chunk_scan = None;
             let already = conn.buf.filled()[used..].to_vec();
             let expect = head.expect_continue && !conn.continue_sent;
-            (BodyReader::chunked(fd, already, expect), available)
+            (BodyReader::chunked(io.clone(), already, expect), available)
         }
     };
     let request = Request {
@@ -791,7 +818,7 @@ fn serve_http(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
             remote_addr: &conn.peer.addr,
             remote_port: &conn.peer.port,
         },
-        client: Client::new(fd, settings.request_timeout),
+        client: Client::new(io.clone(), settings.request_timeout),
         route: route.as_deref(),
         // Once the worker stops, the last buffered request's response says `Connection: close`.
         closing: (!pipelined).then_some(ctx.winding_down),
@@ -892,7 +919,7 @@ fn scan_chunked(
 }
 
 fn serve_uwsgi(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
-    let fd = conn.fd.as_raw_fd();
+    let io = conn.io.clone();
     let settings = ctx.settings;
     let (packet, used) = match parse_uwsgi_packet(conn.buf.filled(), settings.limits.max_head) {
         Ok(Some(parsed)) => parsed,
@@ -905,7 +932,7 @@ fn serve_uwsgi(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
     let method = packet.var(b"REQUEST_METHOD").unwrap_or_default();
     let path = packet.var(b"PATH_INFO").or_else(|| packet.var(b"REQUEST_URI")).unwrap_or_default();
     if let Some(reply) = health_reply(ctx, method, path, method == b"HEAD", false) {
-        let _ = socket_io::write_all(fd, &[&reply], &mut 0, || socket_io::wait(fd, true, settings.request_timeout));
+        let _ = io.write_all(&[&reply], &mut 0, || io.wait(true, settings.request_timeout));
         conn.buf.consume(used);
         return Step::Served { keep_alive: false };
     }
@@ -917,7 +944,7 @@ fn serve_uwsgi(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
             let minor = u8::from(packet.var(b"SERVER_PROTOCOL") != Some(b"HTTP/1.0"));
             let outcome = router.run(&vars, minor, var(b"REQUEST_METHOD") == "HEAD", false);
             let logged = Logged::uwsgi(settings, &packet, used);
-            let Ok(state) = routed(ctx, fd, outcome, &logged, false) else {
+            let Ok(state) = routed(ctx, &io, outcome, &logged, false) else {
                 conn.buf.consume(used);
                 // uWSGI answers one request per uwsgi connection.
                 return Step::Served { keep_alive: false };
@@ -958,7 +985,7 @@ fn serve_uwsgi(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
     // A length past i64::MAX can't be read by any app (413, as for HTTP).
     if (settings.limit_post > 0 && length > settings.limit_post) || length > MAX_CONTENT_LENGTH {
         tracing::info!("request body of {length} bytes exceeds limit-post ({}) -> 413", settings.limit_post);
-        reply_error(fd, 413, "Content Too Large");
+        reply_error(&io, 413, "Content Too Large");
         return Step::Reject;
     }
     let available = conn.buf.len() - used;
@@ -967,10 +994,10 @@ fn serve_uwsgi(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
     }
     let take = available.min(length as usize);
     let already = conn.buf.filled()[used..used + take].to_vec();
-    let body = BodyReader::with_length(fd, already, length, false);
+    let body = BodyReader::with_length(io.clone(), already, length, false);
     let request = Request {
         origin: Origin::Uwsgi { packet: &packet },
-        client: Client::new(fd, settings.request_timeout),
+        client: Client::new(io.clone(), settings.request_timeout),
         route: route.as_deref(),
         closing: None,
         harakiri_clock: &ctx.worker.slot().cores[ctx.core].request_start,
@@ -1004,7 +1031,7 @@ fn health_reply(
 /// allows another request on the connection and sent no body that is still unread.
 fn routed(
     ctx: &LoopContext<'_>,
-    fd: RawFd,
+    io: &Io,
     outcome: Outcome,
     logged: &Logged<'_>,
     reusable: bool,
@@ -1014,7 +1041,7 @@ fn routed(
             if let Some(sent) = state.as_ref().map(|s| &s.sent).filter(|s| !s.is_empty()) {
                 // `send:` bytes go out before whatever answers next.
                 let timeout = ctx.settings.request_timeout;
-                let _ = socket_io::write_all(fd, &[sent], &mut 0, || socket_io::wait(fd, true, timeout));
+                let _ = io.write_all(&[sent], &mut 0, || io.wait(true, timeout));
             }
             return Ok(state);
         }
@@ -1022,7 +1049,7 @@ fn routed(
     };
     let started = begin_request(ctx);
     let timeout = ctx.settings.request_timeout;
-    let sent = socket_io::write_all(fd, &[&answer.bytes], &mut 0, || socket_io::wait(fd, true, timeout));
+    let sent = io.write_all(&[&answer.bytes], &mut 0, || io.wait(true, timeout));
     let keep_alive = sent.is_ok() && reusable && answer.reusable;
     let served = Served {
         status: answer.status,
@@ -1060,7 +1087,7 @@ fn discard_body(body: &mut BodyReader, timeout: Duration, max_bytes: u64) {
                 }
             }
             Ok(super::body::Progress::WouldBlock) => {
-                if socket_io::wait(body.fd(), false, timeout).is_err() {
+                if body.io().wait(false, timeout).is_err() {
                     return;
                 }
             }
@@ -1073,7 +1100,7 @@ fn discard_body(body: &mut BodyReader, timeout: Duration, max_bytes: u64) {
 /// `conn.sending` and continues from the epoll loop.
 fn start_static(ctx: &LoopContext<'_>, conn: &mut Conn, reply: Reply, started: u64, log: LogFacts) -> Step {
     let mut sending = Box::new(Sending { reply, started, log, static_file: true });
-    match sending.reply.transfer.advance(conn.fd.as_raw_fd()) {
+    match sending.reply.transfer.advance(&conn.io) {
         Ok(Progress::Done) => Step::Served { keep_alive: finish_sending(ctx, &sending, true) },
         Ok(Progress::Blocked) => {
             // The thread is free for other connections meanwhile; harakiri must not count
@@ -1093,10 +1120,9 @@ fn start_static(ctx: &LoopContext<'_>, conn: &mut Conn, reply: Reply, started: u
 /// EPOLLOUT on a connection with a parked static reply: send more; when done, log it and
 /// go back to serving the requests already buffered.
 fn on_writable(ctx: &LoopContext<'_>, conn: &mut Conn, spare: &mut ReadBuf) -> Next {
-    let fd = conn.fd.as_raw_fd();
     let Some(sending) = conn.sending.as_mut() else { return Next::Wait };
     let before = sending.reply.transfer.body_bytes();
-    let result = sending.reply.transfer.advance(fd);
+    let result = sending.reply.transfer.advance(&conn.io);
     if sending.reply.transfer.body_bytes() != before {
         conn.since = Instant::now();
     }
@@ -1128,7 +1154,8 @@ enum Interest {
 /// Registers the connection or switches its epoll interest between input and EPOLLOUT as
 /// `conn.sending` requires; false (logged) when epoll refuses, and the connection must go.
 fn rearm(epoll: &Epoll, conn: &mut Conn, token: u64) -> bool {
-    let want = if conn.sending.is_some() { Interest::Output } else { Interest::Input };
+    // TLS records the socket didn't take (a handshake flight, say) wait for room too.
+    let want = if conn.sending.is_some() || conn.io.wants_write() { Interest::Output } else { Interest::Input };
     if want == conn.interest {
         return true;
     }
@@ -1225,13 +1252,13 @@ fn peer_name(peer: &Peer) -> &str {
 }
 
 /// Best-effort error response before closing: the connection is going away anyway.
-fn reply_error(fd: RawFd, status: u16, reason: &str) {
+fn reply_error(io: &Io, status: u16, reason: &str) {
     let body = format!("{status} {reason}\n");
     let head = format!(
         "HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     );
-    let _ = socket_io::try_write(fd, &[std::io::IoSlice::new(head.as_bytes()), std::io::IoSlice::new(body.as_bytes())]);
+    let _ = io.try_write(&[std::io::IoSlice::new(head.as_bytes()), std::io::IoSlice::new(body.as_bytes())]);
 }
 
 /// Request facts for the log line that the app's `Served` doesn't carry.

@@ -9,7 +9,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context, Result};
 use nix::sys::epoll::{Epoll, EpollEvent, EpollFlags};
@@ -17,6 +17,7 @@ use ruwsgi_config::{Config, SocketProtocol, SocketSpec};
 use socket2::{Domain, SockAddr, Socket, Type};
 
 use super::activation::{self, Activated};
+use super::tls::TlsSite;
 
 /// Environment variable carrying listening fds across a reload `exec`: `fd=address;...`,
 /// the fd written `sN` for a socket from systemd (`activation.rs`).
@@ -40,6 +41,8 @@ pub struct Listener {
     /// Passed by systemd socket activation (`activation.rs`): systemd owns it, so it is
     /// never unlinked, filtered or left out of a reload.
     pub activated: bool,
+    /// `https`: the TLS contexts its connections start with.
+    pub tls: Option<Arc<TlsSite>>,
 }
 
 impl Listener {
@@ -209,12 +212,14 @@ pub fn bind_all(cfg: &Config, activated: Vec<Activated>) -> Result<Vec<Listener>
         } else {
             bind(spec, cfg)?
         };
-        out.push(listener);
+        let tls = spec.tls.as_ref().map(|tls| TlsSite::load(&spec.address, tls, &cfg.tls));
+        let tls = tls.transpose().with_context(|| format!("https {}", spec.address))?;
+        out.push(Listener { tls: tls.map(Arc::new), ..listener });
     }
     // As uWSGI: a systemd socket no entry names is served with the uwsgi protocol. It stays
     // systemd's across reloads too, whatever the config says then.
     for x in from_systemd.into_iter().chain(reloaded.extract_if(.., |x| x.activated)) {
-        let spec = SocketSpec { address: x.name.clone(), protocol: SocketProtocol::Uwsgi };
+        let spec = SocketSpec { address: x.name.clone(), protocol: SocketProtocol::Uwsgi, tls: None };
         tracing::info!("systemd socket {} matches no socket option: serving the uwsgi protocol on it", x.name);
         out.push(adopt(&spec, x)?);
     }
@@ -265,6 +270,7 @@ fn adopt(spec: &SocketSpec, inherited: Inherited) -> Result<Listener> {
         unix_path,
         server_name,
         server_port,
+        tls: None,
         activated: inherited.activated,
     })
 }
@@ -300,6 +306,7 @@ fn bind(spec: &SocketSpec, cfg: &Config) -> Result<Listener> {
         unix_path,
         server_name,
         server_port,
+        tls: None,
         activated: false,
     })
 }

@@ -9,3 +9,5 @@ mod health;
 pub mod listener;
 mod read_buf;
 pub mod socket_io;
+pub mod tls;
+pub mod transport;

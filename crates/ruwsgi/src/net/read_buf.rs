@@ -7,9 +7,8 @@
 //! connections cost no buffer memory, and a burst of them leaves nothing behind.
 
 use std::io;
-use std::os::fd::RawFd;
 
-use super::socket_io;
+use super::transport::Io;
 
 /// Smallest read: a request head of typical size fits in one.
 const MIN_READ: usize = 16 * 1024;
@@ -62,10 +61,10 @@ impl ReadBuf {
         self.data = v;
     }
 
-    /// Reads once from `fd` into the free space, first making room for at least as many
+    /// Reads once from `io` into the free space, first making room for at least as many
     /// bytes as are already held (so a large body arrives in a few reads). `Ok(0)` means
     /// the peer closed.
-    pub fn read_from(&mut self, fd: RawFd) -> io::Result<usize> {
+    pub fn read_from(&mut self, io: &Io) -> io::Result<usize> {
         if self.start > 0 && (self.end == self.data.len() || self.start > self.data.len() / 2) {
             self.data.copy_within(self.start..self.end, 0);
             self.end -= self.start;
@@ -75,7 +74,7 @@ impl ReadBuf {
         if self.data.len() < need {
             self.data.resize(need, 0);
         }
-        let n = socket_io::try_read(fd, &mut self.data[self.end..])?;
+        let n = io.try_read(&mut self.data[self.end..])?;
         self.end += n;
         Ok(n)
     }

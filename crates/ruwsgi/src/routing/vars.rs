@@ -24,6 +24,8 @@ pub struct HttpVars<'a> {
     pub remote_addr: &'a str,
     /// `REMOTE_PORT`.
     pub remote_port: &'a str,
+    /// An `https` connection: `HTTPS` is `on`.
+    pub https: bool,
 }
 
 impl RequestVars for HttpVars<'_> {
@@ -46,6 +48,7 @@ impl RequestVars for HttpVars<'_> {
             "SERVER_PORT" => self.server_port,
             "REMOTE_ADDR" => self.remote_addr,
             "REMOTE_PORT" => self.remote_port,
+            "HTTPS" if self.https => "on",
             "CONTENT_TYPE" => return head.header("content-type").map(Cow::Borrowed),
             "CONTENT_LENGTH" => return head.header("content-length").map(Cow::Borrowed),
             _ => {

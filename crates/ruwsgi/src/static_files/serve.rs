@@ -6,7 +6,7 @@
 
 use std::fs::File;
 use std::io::{self, IoSlice};
-use std::os::fd::{AsFd, RawFd};
+use std::os::fd::AsFd;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -16,7 +16,7 @@ use ruwsgi_proto::{encode_response_head, ResponseFraming};
 
 use super::resolve::{self, FileFacts, Plan, Refusal};
 use super::{StaticFiles, StaticRequest};
-use crate::net::socket_io;
+use crate::net::transport::Io;
 
 /// Most body bytes one [`Transfer::advance`] sends before yielding, so one fast download
 /// can't starve the other connections of its thread (epoll is level-triggered, so the
@@ -82,6 +82,11 @@ pub struct Transfer {
     file_sent: u64,
 }
 
+/// Done once the TLS records (if any) have left too.
+fn flushed(io: &Io) -> io::Result<Progress> {
+    Ok(if io.flush()? { Progress::Done } else { Progress::Blocked })
+}
+
 impl Transfer {
     /// The rest of a file body whose head (`head_bytes` long) and first `sent` body bytes
     /// already went out: a `wsgi.file_wrapper` response the app's thread handed over.
@@ -97,25 +102,25 @@ impl Transfer {
         }
     }
 
-    /// Writes as much as the socket takes now.
-    pub fn advance(&mut self, fd: RawFd) -> io::Result<Progress> {
+    /// Writes as much as the socket takes now (over TLS, done once the records are out).
+    pub fn advance(&mut self, io: &Io) -> io::Result<Progress> {
         let body_follows = self.file.is_some() && self.remaining > 0;
         while self.written < self.head.len() {
-            match socket_io::try_send(fd, &[IoSlice::new(&self.head[self.written..])], body_follows) {
+            match io.try_send(&[IoSlice::new(&self.head[self.written..])], body_follows) {
                 Ok(n) => self.written += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Progress::Blocked),
                 Err(e) => return Err(e),
             }
         }
         let Some(file) = &self.file else {
-            return Ok(Progress::Done);
+            return flushed(io);
         };
         let mut this_turn = 0u64;
         while self.remaining > 0 {
             if this_turn >= SEND_SLICE {
                 return Ok(Progress::Blocked);
             }
-            match socket_io::try_send_file(fd, file.as_fd(), &mut self.offset, self.remaining.min(SEND_SLICE)) {
+            match io.try_send_file(file.as_fd(), &mut self.offset, self.remaining.min(SEND_SLICE)) {
                 Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank while being sent")),
                 Ok(n) => {
                     self.remaining -= n as u64;
@@ -126,7 +131,7 @@ impl Transfer {
                 Err(e) => return Err(e),
             }
         }
-        Ok(Progress::Done)
+        flushed(io)
     }
 
     /// Body bytes sent so far (inline and from the file).

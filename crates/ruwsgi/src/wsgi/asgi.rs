@@ -153,7 +153,7 @@ impl AsgiApp {
             }
         };
         let mut out = Response {
-            client: req.client,
+            client: req.client.clone(),
             minor,
             is_head,
             uwsgi,
@@ -172,7 +172,7 @@ impl AsgiApp {
         };
         let what = super::response::describe(&req.origin);
         let first_body = body.take_whole();
-        let submitted = self.submit(&req.origin, &what, false, first_body.as_deref());
+        let submitted = self.submit(req, &what, false, first_body.as_deref());
         let mut served = Served { app: Some(0), ..Served::default() };
         let ex = match submitted {
             Ok((ex, vars)) => {
@@ -195,7 +195,7 @@ impl AsgiApp {
         loop {
             let events = ex.take();
             if events.is_empty() {
-                match ex.wait((watch && !parked.is_empty()).then_some(req.client), WAIT_TICK) {
+                match ex.wait((watch && !parked.is_empty()).then(|| req.client.clone()), WAIT_TICK) {
                     Woke::ClientGone => out.broken = true,
                     Woke::ClientData => watch = false,
                     Woke::Events => {}
@@ -292,13 +292,18 @@ impl AsgiApp {
     /// log's "vars").
     pub(super) fn submit(
         &self,
-        origin: &Origin<'_>,
+        req: &Request<'_>,
         what: &str,
         websocket: bool,
         first: Option<&[u8]>,
     ) -> PyResult<(Py<Exchange>, usize)> {
         Python::attach(|py| {
-            let scope = scope(py, origin, websocket)?;
+            let scope = scope(py, &req.origin, websocket)?;
+            if req.client.io().is_tls() {
+                // An `https` socket: the scheme the client used.
+                let scheme = if websocket { intern!(py, "wss") } else { intern!(py, "https") };
+                scope.set_item(intern!(py, "scheme"), scheme)?;
+            }
             let vars = scope.len();
             let ex = Py::new(py, Exchange::new(what.to_owned(), websocket)?)?;
             let first = first.map(|b| PyBytes::new(py, b));

@@ -206,7 +206,7 @@ pub fn serve(app: &AsgiApp, req: &Request<'_>, head: &RequestHead<'_>) -> Served
         return served;
     }
     let accept = websocket_accept_key(key.unwrap_or_default());
-    let ex = match app.submit(&req.origin, &what, true, None) {
+    let ex = match app.submit(req, &what, true, None) {
         Ok((ex, vars)) => {
             served.vars = vars;
             ex
@@ -221,7 +221,7 @@ pub fn serve(app: &AsgiApp, req: &Request<'_>, head: &RequestHead<'_>) -> Served
         }
     };
     let mut s = Session {
-        client: req.client,
+        client: req.client.clone(),
         state: State::Handshake,
         buf: Vec::new(),
         assembler: Assembler::default(),
@@ -256,9 +256,9 @@ pub fn serve(app: &AsgiApp, req: &Request<'_>, head: &RequestHead<'_>) -> Served
     if accepted {
         // A session lives as long as its client: harakiri stops counting.
         req.harakiri_clock.store(0, Ordering::Relaxed);
-        if let Some((mut s, ex)) = hand_off(app, req.client, s, ex, stopping.clone(), &what) {
+        if let Some((mut s, ex)) = hand_off(app, &req.client, s, ex, stopping.clone(), &what) {
             // No thread for it: the session runs here, holding this connection thread.
-            s.client = req.client;
+            s.client = req.client.clone();
             drive(&d, ex.get(), &mut s, false);
         }
     }
@@ -283,7 +283,7 @@ struct HandOff {
 /// Starts a thread for the session; gives it back when no thread (or fd) can be had.
 fn hand_off(
     app: &AsgiApp,
-    client: Client,
+    client: &Client,
     session: Session,
     ex: Py<Exchange>,
     stopping: Option<Arc<AtomicBool>>,
@@ -291,6 +291,8 @@ fn hand_off(
 ) -> Option<(Session, Py<Exchange>)> {
     let owned = match client.try_clone_owned() {
         Ok(owned) => owned,
+        // Over TLS the session stays on the request's thread (`Client::try_clone_owned`).
+        Err(e) if e.kind() == std::io::ErrorKind::Unsupported => return Some((session, ex)),
         Err(e) => {
             tracing::warn!("{what}: cannot duplicate the WebSocket's socket ({e}); it holds this thread");
             return Some((session, ex));
@@ -466,7 +468,7 @@ fn drive(d: &Drive<'_>, ex: &Exchange, s: &mut Session, until_accepted: bool) ->
         let reading = matches!(s.state, State::Open | State::Closing(_)) && s.incoming.len() < READ_AHEAD;
         let tick = if reading { Duration::from_millis(250) } else { Duration::from_secs(1) };
         // Frames (or the end of stream) that woke it are read on the next turn.
-        ex.wait(reading.then_some(s.client), tick);
+        ex.wait(reading.then(|| s.client.clone()), tick);
     }
 }
 

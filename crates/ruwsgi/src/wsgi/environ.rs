@@ -94,6 +94,22 @@ pub fn http_path_info<'h>(head: &RequestHead<'h>) -> Cow<'h, [u8]> {
     percent_decode(head.path().as_bytes())
 }
 
+/// An `https` connection's variables, as uWSGI's: `HTTPS=on` and the `https` scheme; with
+/// a client certificate, `HTTPS_DN` (its subject), `HTTPS_CLIENT_CERTIFICATE` (DER) and,
+/// with `https-export-cert`, `HTTPS_CC` (PEM).
+pub fn fill_tls(py: Python<'_>, env: &Bound<'_, PyDict>, tls: &crate::net::transport::TlsFacts) -> PyResult<()> {
+    env.set_item(intern!(py, "HTTPS"), intern!(py, "on"))?;
+    env.set_item(intern!(py, "wsgi.url_scheme"), intern!(py, "https"))?;
+    if let Some(cert) = &tls.client {
+        env.set_item(intern!(py, "HTTPS_DN"), PyString::new(py, &cert.dn))?;
+        env.set_item(intern!(py, "HTTPS_CLIENT_CERTIFICATE"), latin1(py, &cert.der))?;
+        if let Some(pem) = &cert.pem {
+            env.set_item(intern!(py, "HTTPS_CC"), PyString::new(py, pem))?;
+        }
+    }
+    Ok(())
+}
+
 /// Fills `env` (a template copy) for one request; returns the number of entries.
 pub fn fill(py: Python<'_>, env: &Bound<'_, PyDict>, origin: &Origin<'_>) -> PyResult<()> {
     match origin {

@@ -95,7 +95,7 @@ impl ResponseState {
         if self.broken {
             return Err(io::Error::new(io::ErrorKind::BrokenPipe, "client gone"));
         }
-        let Some(client) = self.client else {
+        let Some(client) = self.client.clone() else {
             return Err(io::Error::new(io::ErrorKind::NotConnected, "the request has already finished"));
         };
         let mut head = Vec::new();
@@ -379,7 +379,7 @@ pub fn handle(py: Python<'_>, app: &WsgiApp, req: &Request<'_>, body: BodyReader
         }
     };
     let state = Arc::new(Mutex::new(ResponseState {
-        client: Some(req.client),
+        client: Some(req.client.clone()),
         minor,
         is_head,
         uwsgi,
@@ -486,7 +486,7 @@ pub fn handle(py: Python<'_>, app: &WsgiApp, req: &Request<'_>, body: BodyReader
 impl ResponseState {
     /// Writes framing bytes (the last chunk) outside the body accounting.
     fn send_raw(&mut self, py: Python<'_>, bytes: &[u8]) -> io::Result<()> {
-        let Some(client) = self.client else { return Ok(()) };
+        let Some(client) = self.client.clone() else { return Ok(()) };
         client.write_all(&[bytes], &mut 0, |wait| py.detach(|| wait.run()))
     }
 }
@@ -502,6 +502,9 @@ fn call_app(
 ) -> PyResult<()> {
     let env = app.template.bind(py).copy()?;
     environ::fill(py, &env, &req.origin)?;
+    if let Some(tls) = req.client.io().tls_facts() {
+        environ::fill_tls(py, &env, &tls)?;
+    }
     if let Some(path_info) = &selected.path_info {
         // manage-script-name: the mountpoint moves from PATH_INFO to SCRIPT_NAME.
         let script_name = environ::latin1(py, app.mounts.mountpoint(selected.id).as_bytes());
@@ -616,7 +619,7 @@ fn send_file(py: Python<'_>, state: &Shared, wrapper: &FileWrapper, served: &mut
     // A known total always gives a Content-Length head, so the body is never chunked here.
     let BodyMode::Length(declared) = st.mode else { return Ok(true) };
     let to_send = declared.min(len);
-    let Some(client) = st.client else { return Ok(true) };
+    let Some(client) = st.client.clone() else { return Ok(true) };
     let mut next = offset;
     let mut left = to_send;
     while left > 0 {
