@@ -89,7 +89,7 @@ impl Client {
 
     /// A wait for input of at most `timeout` (a WebSocket's wait between its pings).
     pub fn readable_within(&self, timeout: Duration) -> Wait {
-        Wait { fd: self.fd, writable: false, timeout }
+        Wait { io: self.io.clone(), writable: false, timeout }
     }
 
     /// Waits up to `timeout` for `other` to become readable or for input (or a hang-up) on

@@ -413,7 +413,7 @@ pub fn handle(py: Python<'_>, app: &WsgiApp, req: &Request<'_>, body: BodyReader
         ..Served::default()
     };
     super::uwsgi_module::begin_request(req.client.raw_fd(), std::mem::take(&mut served.logvars));
-    super::uwsgi_websocket::begin(req.client, &req.origin, app.websockets, &app.extra_headers, req.closing);
+    super::uwsgi_websocket::begin(req.client.clone(), &req.origin, app.websockets, &app.extra_headers, req.closing);
     let outcome = match &selected {
         Some(selected) => call_app(py, app, selected, req, &state, &input_state, &mut served).map_err(Some),
         None => Err(None),
