@@ -39,6 +39,7 @@ DJANGO_DIR = ROOT / "examples" / "django"
 VENV_BIN = Path(sys.prefix) / "bin"
 CEILING = BENCH / "ceiling" / "target" / "release" / "ruwsgi-bench-ceiling"
 POST_LUA = BENCH / "post64k.lua"
+WSLOAD = BENCH / "wsload.py"
 HOST = "127.0.0.1"
 PAGE = os.sysconf("SC_PAGE_SIZE")
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -53,7 +54,7 @@ POST_SIZE = 64 * 1024
 
 class App:
     def __init__(self, key, label, directory, target, path="/", post=False, static=False,
-                 connections=None, close=False):
+                 connections=None, close=False, asgi=False, ws=None):
         self.key = key
         self.label = label
         self.dir = directory
@@ -65,6 +66,10 @@ class App:
         # request comes on a new connection (`Connection: close`).
         self.connections = connections
         self.close = close
+        # ASGI app (ruwsgi gets `--asgi`), and the WebSocket path loaded by bench/wsload.py
+        # instead of wrk (the HTTP `path` only answers the readiness probe).
+        self.asgi = asgi
+        self.ws = ws
 
 
 APPS = [
@@ -81,6 +86,11 @@ APPS = [
         "bench_apps:hello", connections=10000),
     App("hello-close", "hello world, one request per connection (Connection: close)",
         APPS_DIR, "bench_apps:hello", close=True),
+    App("asgi-hello", "ASGI hello world (plain ASGI callable)", APPS_DIR, "asgi_apps:hello",
+        asgi=True),
+    App("asgi-fastapi", "ASGI FastAPI JSON endpoint", APPS_DIR, "asgi_apps:fastapi", asgi=True),
+    App("asgi-ws", "ASGI WebSocket echo (32 B messages, one in flight per connection)",
+        APPS_DIR, "asgi_apps:echo", asgi=True, ws="/ws"),
 ]
 APP_BY_KEY = {a.key: a for a in APPS}
 
@@ -102,6 +112,11 @@ SERVERS = {
     "bjoern": ("bjoern (1 process)", None),
     "ceiling": ("Rust-only ceiling", None),
     "nginx-static": ("nginx (static)", "nginx-static"),
+    # ASGI peers (the asgi-* apps; there "ruwsgi" runs `--asgi`)
+    "uvicorn": ("uvicorn (uvloop, httptools)", None),
+    "granian-asgi": ("Granian asgi", None),
+    "gunicorn-uvicorn": ("gunicorn + UvicornWorker", None),
+    "hypercorn": ("Hypercorn (uvloop)", None),
 }
 RUWSGI_KEYS = ("ruwsgi", "ruwsgi-t4", "ruwsgi-nginx", "ruwsgi-log", "ruwsgi-logformat")
 # `log-format` as nginx's `combined` (issue 12: at most 1 µs more server CPU per request
@@ -109,6 +124,11 @@ RUWSGI_KEYS = ("ruwsgi", "ruwsgi-t4", "ruwsgi-nginx", "ruwsgi-log", "ruwsgi-logf
 COMBINED = ('%(addr) - %(user) [%(ltime)] "%(method) %(uri) %(proto)" %(status) %(size) '
             '"%(referer)" "%(uagent)"')
 PEER_KEYS = [k for k in SERVERS if k not in RUWSGI_KEYS and k != "ceiling"]
+
+ASGI_SERVERS = ["ruwsgi", "uvicorn", "granian-asgi", "gunicorn-uvicorn", "hypercorn"]
+# ruwsgi's `threads` for ASGI apps: HTTP requests each worker runs at once on its event loop
+# (docs/asgi.md); the peers run every connection's request at once.
+ASGI_THREADS = os.environ.get("BENCH_ASGI_THREADS", "8")
 
 # Which servers run for which app (full run). Kept to 44 cells so that 3 rounds x 10 s fit
 # in ~25 minutes: every server on hello; the nginx fronts and the uWSGI router on hello and
@@ -126,6 +146,9 @@ MATRIX = {
     "hello-1k": ["ruwsgi", "uwsgi", "gunicorn-gthread", "granian", "bjoern"],
     "hello-10k": ["ruwsgi", "uwsgi", "gunicorn-gthread", "granian", "bjoern"],
     "hello-close": ["ruwsgi", "uwsgi", "gunicorn-gthread", "granian", "bjoern"],
+    "asgi-hello": ASGI_SERVERS,
+    "asgi-fastapi": ASGI_SERVERS,
+    "asgi-ws": ASGI_SERVERS,
 }
 QUICK_MATRIX = {
     "hello": ["ruwsgi", "ruwsgi-nginx", "uwsgi", "uwsgi-http11", "uwsgi-nginx",
@@ -142,9 +165,9 @@ def app_argv(key, app, port):
     if key.startswith("ruwsgi"):
         argv = [str(VENV_BIN / "ruwsgi")]
         argv += ["--socket" if key == "ruwsgi-nginx" else "--http-socket", bind]
-        argv += ["--chdir", str(app.dir), "--module", app.target, "--master",
-                 "--processes", "2", "--threads", "4" if key == "ruwsgi-t4" else "1",
-                 "--die-on-term"]
+        threads = ASGI_THREADS if app.asgi else "4" if key == "ruwsgi-t4" else "1"
+        argv += ["--chdir", str(app.dir), "--asgi" if app.asgi else "--module", app.target,
+                 "--master", "--processes", "2", "--threads", threads, "--die-on-term"]
         if key == "ruwsgi-logformat":
             argv += ["--log-format", COMBINED]
         elif key != "ruwsgi-log":
@@ -158,6 +181,21 @@ def app_argv(key, app, port):
         return [str(VENV_BIN / "uwsgi"), flag, bind, "--chdir", str(app.dir),
                 "--module", app.target, "--master", "--processes", "2", "--threads", "1",
                 "--disable-logging", "--die-on-term", "--need-app"]
+    if key == "uvicorn":
+        return [str(VENV_BIN / "uvicorn"), "--workers", "2", "--loop", "uvloop", "--http",
+                "httptools", "--host", HOST, "--port", str(port), "--app-dir", str(app.dir),
+                "--no-access-log", "--log-level", "warning", app.target]
+    if key == "granian-asgi":
+        return [str(VENV_BIN / "granian"), "--interface", "asgi", "--workers", "2",
+                "--host", HOST, "--port", str(port), "--working-dir", str(app.dir),
+                "--no-access-log", "--log-level", "warning", app.target]
+    if key == "gunicorn-uvicorn":
+        return [str(VENV_BIN / "gunicorn"), "--bind", bind, "--chdir", str(app.dir),
+                "--workers", "2", "--worker-class", "uvicorn.workers.UvicornWorker",
+                "--log-level", "warning", "--graceful-timeout", "3", app.target]
+    if key == "hypercorn":
+        return [str(VENV_BIN / "hypercorn"), "--workers", "2", "--worker-class", "uvloop",
+                "--bind", bind, "--log-level", "warning", app.target]
     if key.startswith("gunicorn"):
         argv = [str(VENV_BIN / "gunicorn"), "--bind", bind, "--chdir", str(app.dir),
                 "--workers", "2", "--log-level", "warning", "--graceful-timeout", "3"]
@@ -599,6 +637,9 @@ def versions(ctx):
         "Granian": dist("granian"),
         "bjoern": dist("bjoern"),
         "Django": dist("django"),
+        **{name: dist(name) for name in ("uvicorn", "uvloop", "httptools", "hypercorn",
+                                         "fastapi", "websockets")
+           if any(APP_BY_KEY[a].asgi for a in ctx.matrix)},
         "Python": platform.python_version(),
         "nginx": cmd([ctx.nginx, "-v"]).replace("nginx version: nginx/", ""),
         "wrk": cmd([ctx.wrk, "-v"]).split(" [")[0].replace("wrk ", ""),
@@ -627,9 +668,29 @@ def machine():
     return info
 
 
+def run_wsload(ctx, app, port, duration):
+    """bench/wsload.py: ctx.connections WebSockets echoing for `duration` s."""
+    argv = [str(VENV_BIN / "python"), str(WSLOAD), HOST, str(port), app.ws,
+            str(ctx.connections), str(duration)]
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 30)
+    except subprocess.TimeoutExpired:
+        return {"error": "wsload timed out"}
+    try:
+        res = json.loads(out.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return {"error": "wsload failed", "raw": (out.stdout + out.stderr)[-2000:]}
+    res["socket_error_kinds"] = {}
+    res["non2xx"] = 0
+    return res
+
+
 def measure(ctx, srv, duration):
     before = srv.snapshot()
-    res = run_wrk(ctx, srv.app, srv.port, duration)
+    if srv.app.ws:
+        res = run_wsload(ctx, srv.app, srv.port, duration)
+    else:
+        res = run_wrk(ctx, srv.app, srv.port, duration)
     after = srv.snapshot()
     req = res.get("requests", 0)
     cpu = {}
@@ -737,7 +798,10 @@ def main():
                         print(f"   {k}: {cell['status']} ({cell['reason'][:300]})", flush=True)
                         srv.stop()
                         continue
-                    run_wrk(ctx, app, srv.port, ctx.warmup, latency=False)
+                    if app.ws:
+                        run_wsload(ctx, app, srv.port, ctx.warmup)
+                    else:
+                        run_wrk(ctx, app, srv.port, ctx.warmup, latency=False)
                 live = [k for k in keys if cells_of_app[k]["status"] == "ok"]
                 for rnd in range(1, ctx.rounds + 1):
                     for k in keys:
@@ -755,7 +819,12 @@ def main():
                                 f"{', '.join(dead)} exited during round {rnd}: "
                                 + " | ".join(p.log_tail(5) for p in srv.procs))
                             print(f"   {k}: {cells_of_app[k]['died'][:300]}", flush=True)
-                        if rnd == 1 and ctx.fair_s > 0 and not (app.connections or app.close):
+                        if app.ws and rnd == 1:
+                            # per-connection messages/s of this run (min/max)
+                            cells_of_app[k]["fairness"] = {
+                                f: res[f] for f in ("min", "max", "mean", "n") if f in res}
+                        elif rnd == 1 and ctx.fair_s > 0 and not (app.connections
+                                                                  or app.close):
                             cells_of_app[k]["fairness"] = run_h2load(
                                 ctx, app, srv.port, max(res.get("rps", 0), 50), ctx.fair_s)
                         elapsed = time.monotonic() - started
@@ -998,6 +1067,14 @@ def write_markdown(result, path, json_path):
         row = []
         for a in apps:
             mine, theirs = get(result, a, "ruwsgi", "rps"), get(result, a, k, "rps")
+            row.append(fmt_num(mine / theirs, 2, "×") if mine and theirs else "–")
+        lines.append(f"| {result['servers'][k]} | " + " | ".join(row) + " |")
+    lines += ["", "## CPU µs/req ratio ruwsgi ÷ peer (below 1: ruwsgi uses less CPU)", "",
+              "| peer | " + " | ".join(apps) + " |", "|---|" + "---:|" * len(apps)]
+    for k in keys:
+        row = []
+        for a in apps:
+            mine, theirs = get(result, a, "ruwsgi", "cpu_us"), get(result, a, k, "cpu_us")
             row.append(fmt_num(mine / theirs, 2, "×") if mine and theirs else "–")
         lines.append(f"| {result['servers'][k]} | " + " | ".join(row) + " |")
     lines += ["", "## Targets (issue 18)", "", "| target | measured | verdict |", "|---|---|---|"]
