@@ -1,6 +1,7 @@
 //! `import uwsgi` (issue 13): the uwsgi module and uwsgidecorators under the real server.
 //! A Django project (`tests/apps/django_api`, the same ini uWSGI runs) uses `@postfork`,
-//! `@timer`, `@cron` and `uwsgi.worker_id()`; `tests/apps/uwsgi_api.py` drives the rest
+//! `@timer`, `@cron`, `@spool` (a job writing a row through the ORM), a mule fed by
+//! `uwsgi.mule_msg()` and `uwsgi.worker_id()`; `tests/apps/uwsgi_api.py` drives the rest
 //! (signals to workers, locks, `opt`, `reload()`, `stop()`, the `AttributeError` of what
 //! ruwsgi leaves out).
 
@@ -38,7 +39,7 @@ fn wait_file(path: &Path, timeout: Duration, pred: impl Fn(&str) -> bool) -> Opt
 }
 
 #[test]
-fn django_app_with_postfork_timer_cron_and_worker_id() {
+fn django_app_with_postfork_timer_cron_spool_mule_and_worker_id() {
     let out = tempfile::tempdir().unwrap();
     let ini = it::repo().join("tests/apps/django_api/uwsgi.ini").display().to_string();
     let srv = start(
@@ -53,6 +54,10 @@ fn django_app_with_postfork_timer_cron_and_worker_id() {
         let text = wait_file(&marker, Duration::from_secs(10), |t| !t.is_empty());
         assert_eq!(text.as_deref(), Some("inherited=True closed=True\n"), "worker {id}\n{}", srv.log());
     }
+    // ...and, as in uWSGI, in the spooler and the mule too (worker_id() is 0 there).
+    let marker = out.path().join("postfork-0");
+    let text = wait_file(&marker, Duration::from_secs(10), |t| t.lines().count() >= 2);
+    assert_eq!(text.as_deref(), Some("inherited=True closed=True\n".repeat(2).as_str()), "{}", srv.log());
     // uwsgi.worker_id() in a view is the worker uwsgi.workers() says has this pid.
     let mut seen = std::collections::BTreeSet::new();
     for _ in 0..20 {
@@ -75,6 +80,24 @@ fn django_app_with_postfork_timer_cron_and_worker_id() {
     let cron = wait_file(&out.path().join("cron.log"), Duration::from_secs(10), |t| !t.is_empty());
     assert!(cron.is_some_and(|t| t.starts_with("signal 1 in worker ")), "{}", srv.log());
     assert!(srv.log().contains("[uwsgi-cron] routing signal 1"), "{}", srv.log());
+    // @spool: the view spools a job; the spooler runs it and writes a row through the ORM...
+    for name in ["alpha", "beta"] {
+        let r = srv.get(&format!("/spool?name={name}"));
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert!(r.text().contains("/spool/uwsgi_spoolfile_on_"), "{}", r.text());
+        let log = wait_file(&out.path().join("spool.log"), Duration::from_secs(10), |t| t.contains(name));
+        assert!(log.is_some(), "job {name} did not run\n{}", srv.log());
+    }
+    let spooled = std::fs::read_to_string(out.path().join("spool.log")).unwrap();
+    assert_eq!(spooled, "rows alpha in spooler True\nrows alpha beta in spooler True\n");
+    // ...that a worker reads back.
+    assert_eq!(srv.get("/rows").text(), "alpha beta");
+    // The mule (`mule = apiproj.mule:consume`) records each message a view sends it.
+    for msg in ["hello", "world"] {
+        assert_eq!(srv.get(&format!("/mule?msg={msg}")).text(), "sent");
+    }
+    let mule = wait_file(&out.path().join("mule.log"), Duration::from_secs(10), |t| t.lines().count() >= 2);
+    assert_eq!(mule.as_deref(), Some("message hello in mule 1\nmessage world in mule 1\n"), "{}", srv.log());
 }
 
 #[test]

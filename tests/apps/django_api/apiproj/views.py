@@ -5,6 +5,9 @@ import uwsgi
 from django.db import connection
 from django.http import HttpResponse
 
+from apiproj.models import SpooledRow
+from apiproj.tasks import write_row
+
 
 def worker(request):
     """Which worker serves: uwsgi.worker_id() next to the pid uwsgi.workers() gives it."""
@@ -20,3 +23,19 @@ def db(request):
         cursor.execute("select 21 * 2")
         (value,) = cursor.fetchone()
     return HttpResponse(str(value))
+
+
+def spool(request):
+    """Spools the job that writes a row (apiproj.tasks.write_row); answers the task file name."""
+    return HttpResponse(write_row.spool(name=request.GET["name"]))
+
+
+def rows(request):
+    """The rows the spooled jobs wrote, read back through the ORM in this worker."""
+    return HttpResponse(" ".join(row.name for row in SpooledRow.objects.order_by("pk")))
+
+
+def mule(request):
+    """Sends mule 1 a message; its consumer (apiproj.mule) appends it to mule.log."""
+    uwsgi.mule_msg(request.GET["msg"].encode(), 1)
+    return HttpResponse("sent")
