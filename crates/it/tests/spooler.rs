@@ -554,3 +554,38 @@ fn lazy_apps_spooler_import_and_a_module_function_mule() {
     let got = wait_until(WAIT, || runs(&d).iter().any(|l| l == "mule-main got hello").then_some(()));
     assert!(got.is_some(), "{:?}\n{}", runs(&d), srv.log());
 }
+
+/// `processes = 0` is uWSGI's "no-workers" mode: the master runs its mules (and spoolers,
+/// daemons, crons) and no worker; it reloads and stops as usual.
+#[test]
+fn processes_zero_runs_the_mules_without_workers() {
+    let dir = tempfile::tempdir().unwrap();
+    let mule = dir.path().join("beat.py");
+    let beats = dir.path().join("beats");
+    std::fs::write(
+        &mule,
+        format!(
+            "import time, uwsgi\nwhile True:\n    with open({:?}, 'a') as f:\n        f.write('mule %d\\n' % uwsgi.mule_id())\n    time.sleep(0.2)\n",
+            beats.display().to_string()
+        ),
+    )
+    .unwrap();
+    let app = it::app("hello.py");
+    let mut srv = Server::start(&[
+        "--master",
+        "--processes",
+        "0",
+        "--http-socket",
+        "127.0.0.1:0",
+        "--wsgi-file",
+        &app,
+        "--mule",
+        mule.to_str().unwrap(),
+    ]);
+    assert!(srv.wait_log("Operational MODE: no-workers", WAIT), "{}", srv.log());
+    let beating = wait_until(WAIT, || std::fs::read_to_string(&beats).ok().filter(|t| t.lines().count() >= 2));
+    assert!(beating.is_some_and(|t| t.starts_with("mule 1\n")), "{}", srv.log());
+    srv.signal(Signal::SIGTERM);
+    assert_eq!(srv.wait_exit(WAIT), Some(0), "{}", srv.log());
+    assert!(!srv.log().contains("spawned uWSGI worker"), "{}", srv.log());
+}

@@ -387,7 +387,7 @@ pub static OPTIONS: &[OptionSpec] = &[
     // --- processes
     row("master", &[], Some('M'), Bool, false, "false", SupportedWithDifference(
         "ruwsgi always runs a master process"), "run a master process"),
-    row("processes", &["workers"], Some('p'), Number, false, "1", Supported, "number of worker processes"),
+    row("processes", &["workers"], Some('p'), Number, false, "1", Supported, "number of worker processes (0: none, the master runs only mules, spoolers, daemons and crons)"),
     s("threads", Number, "1", "threads per worker"),
     ignored("thunder-lock", Bool, "ruwsgi workers don't contend on accept() this way", "serialize accept()"),
     s("cheaper", Number, "0", "adaptive process spawning: the fewest workers kept running (below `processes`; 0 = off)"),

@@ -362,7 +362,12 @@ fn start(mut cfg: Config, files_read: &[String]) -> Result<Master> {
     }
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&handled), None)?;
     let signals = SignalFd::with_flags(&handled, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)?;
-    let processes = cfg.processes.max(1) as usize;
+    // As in uWSGI, `processes = 0` is the "no-workers" mode: the master runs only its mules,
+    // spoolers, daemons and crons.
+    let processes = cfg.processes as usize;
+    if processes == 0 {
+        tracing::info!("*** Operational MODE: no-workers ***");
+    }
     tracing::info!("spawned uWSGI master process (pid: {})", std::process::id());
     // As uWSGI: without `reload-mercy`, a daemon gets 3 s between its stop signal and SIGKILL.
     let daemon_grace = Duration::from_secs(cfg.reload_mercy.unwrap_or(3));
