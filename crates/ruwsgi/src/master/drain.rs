@@ -4,8 +4,8 @@
 //!    `unhealthy` flag) and keeps serving for `drain-delay` seconds, so a load balancer or
 //!    Kubernetes takes it out of rotation before it stops accepting.
 //! 2. The sockets are closed to newcomers without dropping the connections that already
-//!    wait in the listen backlog: a TCP listener gets a socket filter that drops every new
-//!    packet (new clients' SYNs go unanswered, then are refused once the socket is gone; with
+//!    wait in the listen backlog: a TCP listener gets a socket filter that drops opening
+//!    SYNs (new clients go unanswered, then are refused once the socket is gone; with
 //!    `reuse-port` the kernel sends them to another instance), and with `vacuum` unix socket
 //!    files are removed first, so no new client finds them.
 //! 3. The workers are told to stop; each first serves what waits in the backlog, then stops
