@@ -45,6 +45,7 @@ pub enum Opcode {
 
 impl Opcode {
     /// The opcode of a frame's low four bits; `None` for a reserved one.
+    #[must_use]
     pub fn from_bits(bits: u8) -> Option<Opcode> {
         Some(match bits {
             0 => Opcode::Continuation,
@@ -184,6 +185,7 @@ pub fn parse_frame_head(buf: &[u8], max_payload: u64, deflate: bool) -> Result<O
 /// a long control frame, no mask): `(opcode bits, header length, payload length)`, `None`
 /// until the header is complete. For skipping what a client sends after a close of ours,
 /// where the frame that broke the protocol is still in front of the client's close.
+#[must_use]
 pub fn frame_extent(buf: &[u8]) -> Option<(u8, usize, u64)> {
     let (&b0, &b1) = (buf.first()?, buf.get(1)?);
     let (len, at) = match b1 & 0x7F {
