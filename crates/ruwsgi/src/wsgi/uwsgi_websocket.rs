@@ -482,7 +482,12 @@ impl Session {
                 Opcode::Close => {
                     let code = match parse_close_payload(&payload) {
                         Ok((code, _)) => code,
-                        Err(e) => return Err(self.fail(py, e)),
+                        Err(e) => {
+                            let err = self.fail(py, e);
+                            // The client's (bad) close was its last frame: no answer to wait for.
+                            self.close_sent = false;
+                            return Err(err);
+                        }
                     };
                     tracing::debug!("{}: WebSocket closed by the client with {code}", self.what);
                     // Echo the close (RFC 6455 §5.5.1).
