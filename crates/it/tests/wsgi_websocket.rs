@@ -86,6 +86,42 @@ fn wsgi_websocket_protocol_errors_close_with_their_codes() {
     assert_eq!((op, &payload[..2]), (8, &1007u16.to_be_bytes()[..]));
 }
 
+/// Autobahn 2.5, 3.x, 4.x, 5.1: after a protocol error (here a reserved opcode, RSV bits,
+/// an oversized ping) the client answers the server's close and the server then closes
+/// the TCP connection at once: the bad frame still buffered must not hide the client's
+/// close (the server used to wait out its 2 s close timeout, and the client dropped first).
+#[test]
+fn wsgi_websocket_closes_the_connection_on_the_clients_close_after_a_protocol_error() {
+    let srv = server(&[]);
+    for (opcode, payload) in [(3u8, &[][..]), (0x40 | 1, &b"rsv"[..]), (9, &[0u8; 126][..])] {
+        let (mut ws, _) = Ws::connect(srv.addr(), "/ws", None);
+        ws.send(true, opcode, payload);
+        let (op, payload) = ws.recv();
+        assert_eq!((op, &payload[..2]), (8, &1002u16.to_be_bytes()[..]));
+        ws.send(true, 8, &1000u16.to_be_bytes());
+        // Well under the server's 2 s wait for a close that never comes.
+        ws.reader.get_ref().set_read_timeout(Some(Duration::from_millis(1500))).unwrap();
+        assert_eof(&mut ws);
+    }
+}
+
+/// Autobahn 7.3.2, 7.5.1, 7.9.x: a client's close frame that is itself bad (a 1-byte
+/// payload, a code no endpoint may send) gets a 1002 close and the TCP connection closes at
+/// once: the client has sent its close already and won't send another.
+#[test]
+fn wsgi_websocket_closes_the_connection_after_a_bad_close_frame() {
+    let srv = server(&[]);
+    for payload in [&[3u8][..], &999u16.to_be_bytes()[..], &1005u16.to_be_bytes()[..]] {
+        let (mut ws, _) = Ws::connect(srv.addr(), "/ws", None);
+        ws.send(true, 8, payload);
+        let (op, payload) = ws.recv();
+        assert_eq!((op, &payload[..2]), (8, &1002u16.to_be_bytes()[..]));
+        // Well under the server's 2 s wait for a close that never comes.
+        ws.reader.get_ref().set_read_timeout(Some(Duration::from_millis(1500))).unwrap();
+        assert_eof(&mut ws);
+    }
+}
+
 #[test]
 fn wsgi_websocket_app_return_closes_with_1000_and_a_raise_with_1011() {
     let srv = server(&[]);

@@ -52,7 +52,7 @@ pub use uwsgi::{
     UWSGI_HEADER_LEN,
 };
 pub use websocket::{
-    encode_close_payload, encode_compressed_frame, encode_frame, negotiate_deflate, parse_close_payload,
+    encode_close_payload, encode_compressed_frame, encode_frame, frame_extent, negotiate_deflate, parse_close_payload,
     parse_frame_head, unmask, websocket_accept_key, Assembler, Deflate, FrameError, FrameHead, Message, Opcode,
     MAX_CONTROL_PAYLOAD,
 };

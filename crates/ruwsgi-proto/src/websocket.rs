@@ -44,7 +44,9 @@ pub enum Opcode {
 }
 
 impl Opcode {
-    fn from_bits(bits: u8) -> Option<Opcode> {
+    /// The opcode of a frame's low four bits; `None` for a reserved one.
+    #[must_use]
+    pub fn from_bits(bits: u8) -> Option<Opcode> {
         Some(match bits {
             0 => Opcode::Continuation,
             1 => Opcode::Text,
@@ -177,6 +179,26 @@ pub fn parse_frame_head(buf: &[u8], max_payload: u64, deflate: bool) -> Result<O
     let mask = [m[0], m[1], m[2], m[3]];
     at += 4;
     Ok(Some(FrameHead { fin, opcode, mask, len, header_len: at, compressed }))
+}
+
+/// Where the frame at the front of `buf` ends, whatever it holds (reserved bits or opcode,
+/// a long control frame, no mask): `(opcode bits, header length, payload length)`, `None`
+/// until the header is complete. For skipping what a client sends after a close of ours,
+/// where the frame that broke the protocol is still in front of the client's close.
+#[must_use]
+pub fn frame_extent(buf: &[u8]) -> Option<(u8, usize, u64)> {
+    let (&b0, &b1) = (buf.first()?, buf.get(1)?);
+    let (len, at) = match b1 & 0x7F {
+        126 => (u64::from(u16::from_be_bytes([*buf.get(2)?, *buf.get(3)?])), 4),
+        127 => {
+            let mut n = [0u8; 8];
+            n.copy_from_slice(buf.get(2..10)?);
+            (u64::from_be_bytes(n), 10)
+        }
+        n => (u64::from(n), 2),
+    };
+    let header_len = if b1 & 0x80 == 0 { at } else { at + 4 };
+    (buf.len() >= header_len).then_some((b0 & 0x0F, header_len, len))
 }
 
 /// Unmasks `payload` in place; `offset` is where it starts within the frame's payload.
@@ -495,6 +517,22 @@ mod tests {
         let head_len = parse_frame_head(&frame, 1 << 20, false).unwrap().unwrap().header_len;
         for cut in 0..head_len {
             assert_eq!(parse_frame_head(&frame[..cut], 1 << 20, false), Ok(None), "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn frame_extent_skips_any_frame() {
+        // Reserved bits and opcode, a long fragmented ping, no mask: all are measured.
+        assert_eq!(frame_extent(&[0xC3, 0x83, 1, 2, 3, 4]), Some((3, 6, 3)));
+        let ping = client_frame(false, 9, &[0; 200]);
+        assert_eq!(frame_extent(&ping), Some((9, 8, 200)));
+        assert_eq!(frame_extent(&[0x88, 0x02]), Some((8, 2, 2)));
+        let mut long = vec![0x82, 0xFF];
+        long.extend_from_slice(&(1u64 << 40).to_be_bytes());
+        long.extend_from_slice(&[0; 4]);
+        assert_eq!(frame_extent(&long), Some((2, 14, 1 << 40)));
+        for cut in 0..14 {
+            assert_eq!(frame_extent(&long[..cut]), None, "cut at {cut}");
         }
     }
 

@@ -26,8 +26,8 @@ use pyo3::exceptions::{PyIOError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString};
 use ruwsgi_proto::{
-    encode_close_payload, encode_frame, parse_close_payload, parse_frame_head, unmask, websocket_accept_key, Assembler,
-    FrameError, Message, Opcode,
+    encode_close_payload, encode_frame, frame_extent, parse_close_payload, parse_frame_head, unmask,
+    websocket_accept_key, Assembler, FrameError, Message, Opcode,
 };
 
 use super::asgi_websocket::Settings;
@@ -330,29 +330,25 @@ impl Session {
         let deadline = Instant::now() + CLOSE_WAIT;
         let mut chunk = [0u8; READ_CHUNK];
         // Payload bytes of the current frame still to drop (frames are skipped, not kept).
+        // `frame_extent`, not `parse_frame_head`: the frame that broke the protocol may be
+        // the first one here, and the client's close comes after it.
         let mut skip: u64 = 0;
-        // Past a frame that can't be parsed, only the end of the stream is waited for.
-        let mut garbage = false;
         loop {
             loop {
                 let n = usize::try_from(skip).unwrap_or(usize::MAX).min(self.buf.len());
                 self.buf.drain(..n);
                 skip -= n as u64;
-                if skip > 0 || garbage {
+                if skip > 0 {
                     break;
                 }
-                match parse_frame_head(&self.buf, u64::MAX, false) {
-                    Ok(Some(head)) if head.opcode == Opcode::Close => return,
-                    Ok(Some(head)) => {
-                        self.buf.drain(..head.header_len);
-                        skip = head.len;
+                match frame_extent(&self.buf) {
+                    Some((opcode, _, _)) if Opcode::from_bits(opcode) == Some(Opcode::Close) => return,
+                    Some((_, header_len, len)) => {
+                        self.buf.drain(..header_len);
+                        skip = len;
                     }
-                    Ok(None) => break,
-                    Err(_) => garbage = true,
+                    None => break,
                 }
-            }
-            if garbage {
-                self.buf.clear();
             }
             if Instant::now() >= deadline {
                 return;
@@ -486,7 +482,12 @@ impl Session {
                 Opcode::Close => {
                     let code = match parse_close_payload(&payload) {
                         Ok((code, _)) => code,
-                        Err(e) => return Err(self.fail(py, e)),
+                        Err(e) => {
+                            let err = self.fail(py, e);
+                            // The client's (bad) close was its last frame: no answer to wait for.
+                            self.close_sent = false;
+                            return Err(err);
+                        }
                     };
                     tracing::debug!("{}: WebSocket closed by the client with {code}", self.what);
                     // Echo the close (RFC 6455 §5.5.1).
