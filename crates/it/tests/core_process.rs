@@ -213,11 +213,11 @@ fn bad_config_lines_stop_start_up() {
 /// (uWSGI ignores them silently), and real uWSGI options ruwsgi doesn't implement (uWSGI runs
 /// them). Each with the warning ruwsgi logs for it.
 const TYPOS_AND_MISSING: &[(&str, &str)] = &[
-    ("vaccum = true", "unknown option \"vaccum\" ignored (did you mean \"vacuum\"?)"),
-    ("guid = nogroup", "unknown option \"guid\" ignored (did you mean \"uid\"?)"),
-    ("process = 4", "unknown option \"process\" ignored (did you mean \"processes\"?)"),
-    ("app = demo", "unknown option \"app\" ignored"),
-    ("base_dir = /srv/demo", "unknown option \"base_dir\" ignored"),
+    ("vaccum = true", "unknown option \"vaccum\" (did you mean \"vacuum\"?): kept only as a custom placeholder and in uwsgi.opt"),
+    ("guid = nogroup", "unknown option \"guid\" (did you mean \"uid\"?): kept only as a custom placeholder and in uwsgi.opt"),
+    ("process = 4", "unknown option \"process\" (did you mean \"processes\"?): kept only as a custom placeholder and in uwsgi.opt"),
+    ("app = demo", "unknown option \"app\": kept only as a custom placeholder and in uwsgi.opt"),
+    ("base_dir = /srv/demo", "unknown option \"base_dir\": kept only as a custom placeholder and in uwsgi.opt"),
     (
         "spooler-external = /tmp/spool",
         "option \"spooler-external\" is not implemented by ruwsgi: ruwsgi spools only to the queues its own spoolers drain",

@@ -839,7 +839,8 @@ pub fn render_markdown() -> String {
          notices and warnings as `#` comments.\n\n\
          A key that is not a uWSGI option at all is accepted as a custom placeholder, as in uWSGI\n\
          (`%(key)` expands to its value); if nothing uses it, one warning names it with the closest\n\
-         real option: `WARNING: app.ini:7: unknown option \"vaccum\" ignored (did you mean \"vacuum\"?)`.\n\
+         real option: `WARNING: app.ini:7: unknown option \"vaccum\" (did you mean \"vacuum\"?): kept only as a\n\
+         custom placeholder and in uwsgi.opt` (the Python API's view of the config).\n\
          Differs from uWSGI: uWSGI ignores such keys silently. Under `strict = true` an unknown key\n\
          is an error (uWSGI: `[strict-mode] unknown config directive`), and so is every not-implemented\n\
          option. On the command line an unknown `--flag` is always an error, as in uWSGI.\n\n\

@@ -116,7 +116,10 @@ pub(crate) fn resolve(entries: &[Entry]) -> Result<Resolved, ConfigError> {
             // gets a warning (uWSGI is silent).
             if !referenced.contains(&options::normalise(&e.key)) && warned.insert(options::normalise(&e.key)) {
                 let hint = suggestion.map(|s| format!(" (did you mean \"{s}\"?)")).unwrap_or_default();
-                out.warnings.push(format!("{}: unknown option \"{}\" ignored{hint}", e.origin, e.key));
+                out.warnings.push(format!(
+                    "{}: unknown option \"{}\"{hint}: kept only as a custom placeholder and in uwsgi.opt",
+                    e.origin, e.key
+                ));
             }
             continue;
         };
@@ -1109,8 +1112,8 @@ mod tests {
         assert_eq!(
             r.warnings,
             [
-                "t.ini:1: unknown option \"vaccum\" ignored (did you mean \"vacuum\"?)",
-                "t.ini:1: unknown option \"base_dir\" ignored",
+                "t.ini:1: unknown option \"vaccum\" (did you mean \"vacuum\"?): kept only as a custom placeholder and in uwsgi.opt",
+                "t.ini:1: unknown option \"base_dir\": kept only as a custom placeholder and in uwsgi.opt",
             ],
             "one warning per name"
         );
@@ -1211,7 +1214,7 @@ mod tests {
         assert_eq!(
             render_show_config(&r, true),
             "processes = 2\n\
-             # WARNING: t.ini:1: unknown option \"vaccum\" ignored (did you mean \"vacuum\"?)\n\
+             # WARNING: t.ini:1: unknown option \"vaccum\" (did you mean \"vacuum\"?): kept only as a custom placeholder and in uwsgi.opt\n\
              # WARNING: t.ini:1: option \"spooler-external\" is not implemented by ruwsgi: ruwsgi spools only to the queues its own spoolers drain\n"
         );
     }
