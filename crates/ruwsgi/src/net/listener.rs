@@ -258,21 +258,9 @@ pub fn inherit_value(listeners: &[Listener]) -> String {
 }
 
 fn adopt(spec: &SocketSpec, inherited: Inherited) -> Result<Listener> {
-    let socket = Socket::from(inherited.fd);
-    socket.set_nonblocking(true)?;
     // systemd's unix socket files are systemd's to remove.
     let unix_path = if inherited.activated { None } else { socket_file(&spec.address) };
-    let (server_name, server_port) = server_identity(&socket);
-    Ok(Listener {
-        socket,
-        protocol: spec.protocol,
-        name: spec.address.clone(),
-        unix_path,
-        server_name,
-        server_port,
-        tls: None,
-        activated: inherited.activated,
-    })
+    listening(Socket::from(inherited.fd), spec, unix_path, inherited.activated)
 }
 
 fn bind(spec: &SocketSpec, cfg: &Config) -> Result<Listener> {
@@ -297,6 +285,12 @@ fn bind(spec: &SocketSpec, cfg: &Config) -> Result<Listener> {
             None,
         )
     };
+    listening(socket, spec, unix_path, false)
+}
+
+/// The listener for `spec` on a bound (or inherited) `socket`, made non-blocking; TLS, if
+/// any, is added by the caller.
+fn listening(socket: Socket, spec: &SocketSpec, unix_path: Option<PathBuf>, activated: bool) -> Result<Listener> {
     socket.set_nonblocking(true)?;
     let (server_name, server_port) = server_identity(&socket);
     Ok(Listener {
@@ -307,7 +301,7 @@ fn bind(spec: &SocketSpec, cfg: &Config) -> Result<Listener> {
         server_name,
         server_port,
         tls: None,
-        activated: false,
+        activated,
     })
 }
 
