@@ -81,18 +81,18 @@ impl Master {
         let now = Instant::now();
         self.background.spoolers.kill_overdue(now);
         self.background.mules.kill_overdue(now);
-        self.background.spoolers.gone() && self.background.mules.gone()
+        self.background.spoolers.procs.gone() && self.background.mules.procs.gone()
     }
 
     /// A reload failed: start them again.
     pub(super) fn resume_background(&mut self) {
         let now = Instant::now();
-        self.background.spoolers.resume(now);
-        self.background.mules.resume(now);
+        self.background.spoolers.procs.resume(now);
+        self.background.mules.procs.resume(now);
     }
 
     /// The next instant a spooler or mule needs the master.
     pub(super) fn background_due(&self) -> Option<Instant> {
-        [self.background.spoolers.next_due(), self.background.mules.next_due()].into_iter().flatten().min()
+        [self.background.spoolers.procs.next_due(), self.background.mules.procs.next_due()].into_iter().flatten().min()
     }
 }

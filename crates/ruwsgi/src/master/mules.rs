@@ -136,10 +136,65 @@ pub(super) fn fork_background(private: &[RawFd], child: impl FnOnce()) -> anyhow
     Ok(Pid::from_raw(pid))
 }
 
+/// All processes of one kind (the spoolers, the mules): what the master does to each alike.
+#[derive(Debug, Default)]
+pub(super) struct Group(Vec<Background>);
+
+impl Group {
+    /// `n` processes, each due for its first spawn at `now`.
+    pub fn new(n: usize, now: Instant) -> Self {
+        Self((0..n).map(|_| Background::new(now)).collect())
+    }
+
+    /// Slot index of the process `pid`.
+    pub fn index_of(&self, pid: Pid) -> Option<usize> {
+        self.0.iter().position(|p| p.pid == Some(pid))
+    }
+
+    /// `Background::curse` on each.
+    pub fn curse_all(&mut self, sig: Signal, mercy: Duration, respawn: bool, now: Instant) {
+        for p in &mut self.0 {
+            p.curse(sig, mercy, respawn, now);
+        }
+    }
+
+    /// A reload failed: start them again.
+    pub fn resume(&mut self, now: Instant) {
+        for p in &mut self.0 {
+            if p.pid.is_none() {
+                p.respawn_at = Some(now);
+            }
+        }
+    }
+
+    /// None runs.
+    pub fn gone(&self) -> bool {
+        self.0.iter().all(|p| p.pid.is_none())
+    }
+
+    /// The next instant something is due.
+    pub fn next_due(&self) -> Option<Instant> {
+        self.0.iter().filter_map(Background::next_due).min()
+    }
+}
+
+impl std::ops::Deref for Group {
+    type Target = [Background];
+    fn deref(&self) -> &[Background] {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Group {
+    fn deref_mut(&mut self) -> &mut [Background] {
+        &mut self.0
+    }
+}
+
 /// All mules.
 pub(super) struct Mules {
     /// Mule id N at index N-1.
-    procs: Vec<Background>,
+    pub procs: Group,
     /// `mule-reload-mercy`.
     mercy: Duration,
     /// `touch-mules-reload`.
@@ -150,7 +205,7 @@ pub(super) struct Mules {
 impl Mules {
     /// The configured mules, due for their first spawn at `now`.
     pub fn new(cfg: &MuleConfig, board: Scoreboard, now: Instant) -> Self {
-        let procs = cfg.mules.iter().map(|_| Background::new(now)).collect();
+        let procs = Group::new(cfg.mules.len(), now);
         Self {
             procs,
             mercy: Duration::from_secs(cfg.reload_mercy),
@@ -164,9 +219,7 @@ impl Mules {
     pub fn supervise(&mut self, private: &[RawFd], now: Instant) {
         if let Some(t) = self.touch.iter_mut().find_map(|t| t.changed().then(|| t.path.clone())) {
             tracing::info!("*** {} has been touched... mules reload !!! ***", t.display());
-            for p in &mut self.procs {
-                p.curse(Signal::SIGHUP, self.mercy, true, now);
-            }
+            self.procs.curse_all(Signal::SIGHUP, self.mercy, true, now);
         }
         for (index, p) in self.procs.iter_mut().enumerate() {
             let id = index + 1;
@@ -198,7 +251,7 @@ impl Mules {
 
     /// A child exited: true when it was a mule (logged; respawned when `running`).
     pub fn reaped(&mut self, pid: Pid, how: &Exit, running: bool, now: Instant) -> bool {
-        let Some(index) = self.procs.iter().position(|p| p.pid == Some(pid)) else { return false };
+        let Some(index) = self.procs.index_of(pid) else { return false };
         let id = index + 1;
         let slot = &self.board.board().mules[index];
         slot.pid.store(0, Relaxed);
@@ -219,9 +272,7 @@ impl Mules {
     /// Reload or shutdown: `sig` to every mule (SIGHUP graceful, SIGINT immediate), SIGKILL
     /// after `mule-reload-mercy`; none is respawned.
     pub fn stop(&mut self, sig: Signal, now: Instant) {
-        for p in &mut self.procs {
-            p.curse(sig, self.mercy, false, now);
-        }
+        self.procs.curse_all(sig, self.mercy, false, now);
     }
 
     /// While stopping: SIGKILLs the mules past their mercy.
@@ -231,25 +282,6 @@ impl Mules {
                 tracing::warn!("mule {} is taking too much time to die...NO MERCY !!!", index + 1);
             }
         }
-    }
-
-    /// A reload failed: start them again.
-    pub fn resume(&mut self, now: Instant) {
-        for p in &mut self.procs {
-            if p.pid.is_none() {
-                p.respawn_at = Some(now);
-            }
-        }
-    }
-
-    /// No mule runs.
-    pub fn gone(&self) -> bool {
-        self.procs.iter().all(|p| p.pid.is_none())
-    }
-
-    /// The next instant something is due.
-    pub fn next_due(&self) -> Option<Instant> {
-        self.procs.iter().filter_map(Background::next_due).min()
     }
 }
 

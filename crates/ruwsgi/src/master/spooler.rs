@@ -18,7 +18,7 @@ use nix::unistd::Pid;
 use ruwsgi_config::background::SpoolerConfig;
 use serde_json::{json, Value};
 
-use super::mules::{fork_background, Background};
+use super::mules::{fork_background, Group};
 use super::{Exit, Touched};
 use crate::scoreboard::Scoreboard;
 
@@ -27,7 +27,7 @@ pub(super) struct Spoolers {
     /// The directory of each process (slot order).
     dirs: Vec<PathBuf>,
     /// Slot N at index N.
-    procs: Vec<Background>,
+    pub procs: Group,
     /// Time a stopping spooler gets to finish its task.
     mercy: Duration,
     /// `touch-spoolers-reload`.
@@ -39,7 +39,7 @@ impl Spoolers {
     /// The spoolers `crate::spooler::configure` set up, due for their first spawn at `now`.
     pub fn new(cfg: &SpoolerConfig, mercy: Duration, board: Scoreboard, now: Instant) -> Self {
         let dirs = crate::spooler::slots();
-        let procs = dirs.iter().map(|_| Background::new(now)).collect();
+        let procs = Group::new(dirs.len(), now);
         Self { dirs, procs, mercy, touch: cfg.touch_reload.iter().map(Touched::new).collect(), board }
     }
 
@@ -48,9 +48,7 @@ impl Spoolers {
     pub fn supervise(&mut self, private: &[RawFd], now: Instant) {
         if let Some(t) = self.touch.iter_mut().find_map(|t| t.changed().then(|| t.path.clone())) {
             tracing::info!("*** {} has been touched... spoolers reload !!! ***", t.display());
-            for p in &mut self.procs {
-                p.curse(Signal::SIGTERM, self.mercy, true, now);
-            }
+            self.procs.curse_all(Signal::SIGTERM, self.mercy, true, now);
         }
         for (index, p) in self.procs.iter_mut().enumerate() {
             let slot = &self.board.board().spoolers[index];
@@ -85,7 +83,7 @@ impl Spoolers {
 
     /// A child exited: true when it was a spooler (logged; respawned when `running`).
     pub fn reaped(&mut self, pid: Pid, how: &Exit, running: bool, now: Instant) -> bool {
-        let Some(index) = self.procs.iter().position(|p| p.pid == Some(pid)) else { return false };
+        let Some(index) = self.procs.index_of(pid) else { return false };
         let slot = &self.board.board().spoolers[index];
         slot.pid.store(0, Relaxed);
         slot.running.store(0, Relaxed);
@@ -105,37 +103,16 @@ impl Spoolers {
     /// Reload or shutdown: SIGTERM (finish the task) or SIGINT (now) to every spooler,
     /// SIGKILL after the mercy; none is respawned.
     pub fn stop(&mut self, sig: Signal, now: Instant) {
-        for p in &mut self.procs {
-            p.curse(sig, self.mercy, false, now);
-        }
+        self.procs.curse_all(sig, self.mercy, false, now);
     }
 
     /// While stopping: SIGKILLs the spoolers past their mercy.
     pub fn kill_overdue(&mut self, now: Instant) {
-        for p in &mut self.procs {
+        for p in self.procs.iter_mut() {
             if p.kill_if_overdue(now) {
                 tracing::warn!("a spooler is taking too much time to die...NO MERCY !!!");
             }
         }
-    }
-
-    /// A reload failed: start them again.
-    pub fn resume(&mut self, now: Instant) {
-        for p in &mut self.procs {
-            if p.pid.is_none() {
-                p.respawn_at = Some(now);
-            }
-        }
-    }
-
-    /// No spooler runs.
-    pub fn gone(&self) -> bool {
-        self.procs.iter().all(|p| p.pid.is_none())
-    }
-
-    /// The next instant something is due.
-    pub fn next_due(&self) -> Option<Instant> {
-        self.procs.iter().filter_map(Background::next_due).min()
     }
 
     /// The stats' `spoolers` list, as uWSGI's: `dir`, `pid`, `tasks`, `respawns`, `running`.
