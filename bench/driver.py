@@ -12,7 +12,16 @@ before/after the wrk run), total RSS of the group; once per cell, h2load's per-c
 (fairness across 64 keep-alive connections). Servers are stopped by PID: SIGTERM, then SIGKILL.
 
 Environment: BENCH_DURATION (s, default 10), BENCH_ROUNDS (3), BENCH_WARMUP (s, 1),
-BENCH_CONNECTIONS (64), BENCH_FAIRNESS (target seconds of the h2load run, 2; 0 = skip).
+BENCH_CONNECTIONS (64), BENCH_FAIRNESS (target seconds of the h2load run, 2; 0 = skip),
+BENCH_H2_STREAMS (concurrent streams per connection in the HTTP/2 cells, 1), BENCH_NOTE (a
+sentence printed under the report's heading, e.g. that the machine was shared).
+
+The HTTPS cells (`--apps tls`: tls-hello, tls-64k and their -h2 variants) serve the apps over
+TLS with a self-signed certificate made at run time by openssl: ruwsgi `https`, Granian with
+its own TLS, and nginx terminating TLS in front of ruwsgi's uwsgi `socket`. HTTP/1.1 cells are
+loaded by wrk over https, HTTP/2 cells by h2load (ALPN h2). A server that doesn't pick `h2`
+by ALPN gets "n/a" in the HTTP/2 cells. A run of only these cells replaces the HTTPS section
+of an existing benchmarks.md and leaves the rest of the file alone.
 """
 import argparse
 import datetime
@@ -25,6 +34,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -54,7 +64,7 @@ POST_SIZE = 64 * 1024
 
 class App:
     def __init__(self, key, label, directory, target, path="/", post=False, static=False,
-                 connections=None, close=False, asgi=False, ws=None):
+                 connections=None, close=False, asgi=False, ws=None, tls=False, h2=False):
         self.key = key
         self.label = label
         self.dir = directory
@@ -70,6 +80,11 @@ class App:
         # instead of wrk (the HTTP `path` only answers the readiness probe).
         self.asgi = asgi
         self.ws = ws
+        # Served over TLS by the server itself (or by nginx in front); `h2`: loaded over
+        # HTTP/2 (ALPN h2) by h2load instead of HTTP/1.1 by wrk.
+        self.tls = tls
+        self.h2 = h2
+        self.scheme = "https" if tls else "http"
 
 
 APPS = [
@@ -91,8 +106,17 @@ APPS = [
     App("asgi-fastapi", "ASGI FastAPI JSON endpoint", APPS_DIR, "asgi_apps:fastapi", asgi=True),
     App("asgi-ws", "ASGI WebSocket echo (32 B messages, one in flight per connection)",
         APPS_DIR, "asgi_apps:echo", asgi=True, ws="/ws"),
+    App("tls-hello", "HTTPS hello world (13 B), HTTP/1.1", APPS_DIR, "bench_apps:hello",
+        tls=True),
+    App("tls-hello-h2", "HTTPS hello world (13 B), HTTP/2", APPS_DIR, "bench_apps:hello",
+        tls=True, h2=True),
+    App("tls-64k", "HTTPS 64 KiB response, HTTP/1.1", APPS_DIR, "bench_apps:big64k", tls=True),
+    App("tls-64k-h2", "HTTPS 64 KiB response, HTTP/2", APPS_DIR, "bench_apps:big64k",
+        tls=True, h2=True),
 ]
 APP_BY_KEY = {a.key: a for a in APPS}
+# `--apps tls` runs every HTTPS cell.
+APP_GROUPS = {"tls": [a.key for a in APPS if a.tls]}
 
 # key -> (label, front) ; front: None, "nginx" (uwsgi_pass to the app server), "nginx-static"
 SERVERS = {
@@ -130,6 +154,22 @@ ASGI_SERVERS = ["ruwsgi", "uvicorn", "granian-asgi", "gunicorn-uvicorn", "hyperc
 # (docs/asgi.md); the peers run every connection's request at once.
 ASGI_THREADS = os.environ.get("BENCH_ASGI_THREADS", "8")
 
+# The HTTPS cells: the same three keys in every one, each terminating TLS itself (nginx in
+# front of ruwsgi's uwsgi socket for "ruwsgi-nginx"); labels say how (`tls_label`).
+TLS_SERVERS = ["ruwsgi", "granian", "ruwsgi-nginx"]
+H2_STREAMS = int(os.environ.get("BENCH_H2_STREAMS", "1"))
+NO_H2 = "not available (no h2 by ALPN)"
+
+
+def tls_label(key, app):
+    http = "HTTP/2" if app.h2 else "HTTP/1.1"
+    return {
+        "ruwsgi": f"ruwsgi https ({http})",
+        "granian": f"Granian wsgi, own TLS (--http {2 if app.h2 else 1})",
+        "ruwsgi-nginx": f"nginx TLS ({http}) + ruwsgi uwsgi_pass",
+    }[key]
+
+
 # Which servers run for which app (full run). Kept to 44 cells so that 3 rounds x 10 s fit
 # in ~25 minutes: every server on hello; the nginx fronts and the uWSGI router on hello and
 # (nginx) Django; bjoern (one process, no threads) is left out of the sleep app.
@@ -149,6 +189,7 @@ MATRIX = {
     "asgi-hello": ASGI_SERVERS,
     "asgi-fastapi": ASGI_SERVERS,
     "asgi-ws": ASGI_SERVERS,
+    **{a.key: TLS_SERVERS for a in APPS if a.tls},
 }
 QUICK_MATRIX = {
     "hello": ["ruwsgi", "ruwsgi-nginx", "uwsgi", "uwsgi-http11", "uwsgi-nginx",
@@ -164,7 +205,12 @@ def app_argv(key, app, port):
     bind = f"{HOST}:{port}"
     if key.startswith("ruwsgi"):
         argv = [str(VENV_BIN / "ruwsgi")]
-        argv += ["--socket" if key == "ruwsgi-nginx" else "--http-socket", bind]
+        if key == "ruwsgi-nginx":
+            argv += ["--socket", bind]
+        elif app.tls:
+            argv += ["--https", f"{bind},{app.cert},{app.key_file}"]
+        else:
+            argv += ["--http-socket", bind]
         threads = ASGI_THREADS if app.asgi else "4" if key == "ruwsgi-t4" else "1"
         argv += ["--chdir", str(app.dir), "--asgi" if app.asgi else "--module", app.target,
                  "--master", "--processes", "2", "--threads", threads, "--die-on-term"]
@@ -209,10 +255,14 @@ def app_argv(key, app, port):
     if key == "granian":
         # One blocking (app) thread per worker, like every other "2 x 1" server: Granian's
         # default pool runs many WSGI calls at once per worker.
-        return [str(VENV_BIN / "granian"), "--interface", "wsgi", "--workers", "2",
+        argv = [str(VENV_BIN / "granian"), "--interface", "wsgi", "--workers", "2",
                 "--blocking-threads", "1",
                 "--host", HOST, "--port", str(port), "--working-dir", str(app.dir),
-                "--no-access-log", "--log-level", "warning", app.target]
+                "--no-access-log", "--log-level", "warning"]
+        if app.tls:
+            argv += ["--ssl-certificate", str(app.cert), "--ssl-keyfile", str(app.key_file),
+                     "--http", "2" if app.h2 else "1"]
+        return argv + [app.target]
     if key == "bjoern":
         return [str(VENV_BIN / "python"), str(APPS_DIR / "bjoern_runner.py"), HOST, str(port),
                 str(app.dir), app.target]
@@ -221,8 +271,11 @@ def app_argv(key, app, port):
     raise KeyError(key)
 
 
-def nginx_conf(tmp, port, upstream_port=None, static_dir=None):
-    """A self-contained nginx.conf (daemon off, 2 workers, no access log, 127.0.0.1 only)."""
+def nginx_conf(tmp, port, upstream_port=None, static_dir=None, tls=None):
+    """A self-contained nginx.conf (daemon off, 2 workers, no access log, 127.0.0.1 only).
+
+    `tls`: (cert, key): the listener terminates TLS and speaks HTTP/2 to clients that offer
+    h2 by ALPN (HTTP/1.1 to the others), as a typical HTTPS front does."""
     user = "user root;\n" if os.geteuid() == 0 else ""
     if static_dir:
         location = f"location /static/ {{ alias {static_dir}/; }}"
@@ -233,6 +286,12 @@ def nginx_conf(tmp, port, upstream_port=None, static_dir=None):
             f"            uwsgi_pass {HOST}:{upstream_port};\n"
             "        }"
         )
+    listen = f"{HOST}:{port}"
+    if tls:
+        # nginx 1.22 (Debian 12): `http2` is a `listen` flag (`http2 on;` came in 1.25.1).
+        listen += (f" ssl http2;\n        ssl_certificate {tls[0]};\n"
+                   f"        ssl_certificate_key {tls[1]};\n"
+                   "        ssl_protocols TLSv1.2 TLSv1.3")
     return f"""{user}worker_processes 2;
 daemon off;
 pid {tmp}/nginx.pid;
@@ -252,7 +311,7 @@ http {{
     scgi_temp_path {tmp}/scgi;
     default_type application/octet-stream;
     server {{
-        listen {HOST}:{port};
+        listen {listen};
         {location}
     }}
 }}
@@ -397,11 +456,59 @@ def wait_port(port, procs, deadline):
     return f"port {port} not open in time"
 
 
+def client_tls(alpn):
+    """A client TLS context that accepts the self-signed certificate, offering `alpn`."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    context.set_alpn_protocols(alpn)
+    return context
+
+
+def tls_hello(port, deadline):
+    """Handshakes offering h2 and http/1.1 until one succeeds: {alpn, version, cipher} or
+    {error}. The client is Python's OpenSSL, which offers the same suites in the same order as
+    wrk's and h2load's."""
+    last = "no answer"
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((HOST, port), timeout=5) as raw, \
+                    client_tls(["h2", "http/1.1"]).wrap_socket(raw, server_hostname="localhost") \
+                    as tls:
+                return {"alpn": tls.selected_alpn_protocol(), "version": tls.version(),
+                        "cipher": tls.cipher()[0]}
+        except OSError as exc:
+            last = repr(exc)
+            time.sleep(0.1)
+    return {"error": last}
+
+
+def probe_h2(ctx, port, app, deadline):
+    """One HTTP/2 request by h2load until it succeeds; returns (status, error)."""
+    last = "no answer"
+    while time.monotonic() < deadline:
+        argv = [ctx.h2load, "-n1", "-c1", "--npn-list=h2", f"https://{HOST}:{port}{app.path}"]
+        try:
+            out = subprocess.run(argv, capture_output=True, text=True, timeout=10).stdout
+        except subprocess.TimeoutExpired:
+            out = "h2load timed out"
+        m = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", out)
+        if m and sum(int(x) for x in m.groups()):
+            return (200 if int(m.group(1)) else 0), None
+        last = out.strip().splitlines()[-1] if out.strip() else "no output"
+        time.sleep(0.2)
+    return None, last
+
+
 def probe(port, app, body, deadline):
     """Polls with a real request until the server answers; returns (status, error)."""
     last = "no answer"
     while time.monotonic() < deadline:
-        conn = http.client.HTTPConnection(HOST, port, timeout=5)
+        if app.tls:
+            conn = http.client.HTTPSConnection(HOST, port, timeout=5,
+                                               context=client_tls(["http/1.1"]))
+        else:
+            conn = http.client.HTTPConnection(HOST, port, timeout=5)
         try:
             if app.post:
                 conn.request("POST", app.path, body=body,
@@ -430,6 +537,8 @@ class Server:
         self.procs = []
         self.error = None
         self.na = None  # reason the cell is not applicable (e.g. 404 for static-map)
+        self.tls = None  # what a TLS handshake negotiated (TLS apps)
+        self.ctx = ctx
         self.port = None
         front = SERVERS[key][1]
         tmp = Path(tempfile.mkdtemp(prefix=f"{key}-", dir=ctx.tmp))
@@ -446,7 +555,8 @@ class Server:
             ports.append(nport)
             (tmp / "uwsgi_params").write_text(UWSGI_PARAMS)
             conf = nginx_conf(tmp, nport, upstream_port=self.port,
-                              static_dir=app.static_dir if front == "nginx-static" else None)
+                              static_dir=app.static_dir if front == "nginx-static" else None,
+                              tls=(app.cert, app.key_file) if app.tls else None)
             (tmp / "nginx.conf").write_text(conf)
             self.procs.append(Proc("nginx", [ctx.nginx, "-p", str(tmp), "-c",
                                              str(tmp / "nginx.conf"), "-e",
@@ -462,7 +572,19 @@ class Server:
             if err:
                 self.error = err
                 return False
-        status, err = probe(self.port, self.app, body, deadline)
+        if self.app.tls:
+            self.tls = tls_hello(self.port, deadline)
+            if "error" in self.tls:
+                self.error = f"TLS handshake failed: {self.tls['error']}; " + " | ".join(
+                    p.log_tail(5) for p in self.procs)
+                return False
+            if self.app.h2 and self.tls["alpn"] != "h2":
+                self.na = NO_H2
+                return False
+        if self.app.h2:
+            status, err = probe_h2(self.ctx, self.port, self.app, deadline)
+        else:
+            status, err = probe(self.port, self.app, body, deadline)
         if status is None or err:
             self.error = f"probe failed: {err}; " + " | ".join(p.log_tail(5) for p in self.procs)
             return False
@@ -508,7 +630,7 @@ def run_wrk(ctx, app, port, duration, latency=True):
         argv += ["-H", "Connection: close"]
     if app.post:
         argv += ["-s", str(POST_LUA)]
-    argv.append(f"http://{HOST}:{port}{app.path}")
+    argv.append(f"{app.scheme}://{HOST}:{port}{app.path}")
     try:
         out = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 30).stdout
     except subprocess.TimeoutExpired:
@@ -542,7 +664,7 @@ def run_h2load(ctx, app, port, expected_rps, seconds):
     argv = [ctx.h2load, "--h1", f"-c{ctx.connections}", "-t1", f"-n{n}"]
     if app.post:
         argv += ["-d", str(ctx.post_file)]
-    argv.append(f"http://{HOST}:{port}{app.path}")
+    argv.append(f"{app.scheme}://{HOST}:{port}{app.path}")
     limit = max(15.0, seconds * 8)
     p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
@@ -565,6 +687,59 @@ def run_h2load(ctx, app, port, expected_rps, seconds):
         res["total_rps"] = float(m.group(3))
     if "min" not in res:
         res["raw"] = out[-2000:]
+    return res
+
+
+def run_h2(ctx, app, port, duration, latency=True):
+    """The HTTP/2 cells' load: `h2load -c64 -m1 -t1 -D duration --npn-list=h2`, the same
+    64 requests in flight as wrk's 64 keep-alive connections. Latency percentiles come from
+    h2load's per-request log (h2load prints no percentiles); fairness from its per-client
+    req/s."""
+    argv = [ctx.h2load, f"-c{ctx.connections}", f"-m{H2_STREAMS}", "-t1", f"-D{duration}",
+            "--npn-list=h2"]
+    log = None
+    if latency:
+        fd, log = tempfile.mkstemp(prefix="h2load-", suffix=".log", dir=ctx.tmp)
+        os.close(fd)
+        argv.append(f"--log-file={log}")
+    argv.append(f"https://{HOST}:{port}{app.path}")
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 30).stdout
+    except subprocess.TimeoutExpired:
+        return {"error": "h2load timed out"}
+    res = {"raw": out}
+    m = re.search(r"finished in ([\d.]+)(\w+), ([\d.]+) req/s", out)
+    res["rps"] = float(m.group(3)) if m else 0.0
+    m = re.search(r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, "
+                  r"(\d+) failed, (\d+) errored, (\d+) timeout", out)
+    failed = sum(int(x) for x in m.groups()[4:]) if m else 0
+    m2 = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", out)
+    res["requests"] = int(m2.group(1)) if m2 else 0
+    res["non2xx"] = sum(int(x) for x in m2.groups()[1:]) if m2 else 0
+    # h2load's "failed" requests are its socket/stream errors (no response)
+    res["socket_error_kinds"] = {"read": failed}
+    res["socket_errors"] = failed
+    res["errors"] = failed + res["non2xx"]
+    if "No protocol negotiated" in out or "h2 is not supported" in out:
+        res["error"] = NO_H2
+    m = re.search(r"^req/s\s*:\s*([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)", out, re.M)
+    if m:
+        res["fair"] = dict(zip(("min", "max", "mean", "sd"), (float(x) for x in m.groups())))
+        res["fair"].update(n=res["requests"], succeeded=res["requests"], failed=failed)
+    if log:
+        times = []
+        try:
+            with open(log) as f:
+                for line in f:
+                    cols = line.split("\t")
+                    if len(cols) >= 3:
+                        times.append(int(cols[2]) / 1000.0)
+        finally:
+            os.unlink(log)
+        times.sort()
+        for pct in (50, 99):
+            res[f"p{pct}_ms"] = times[min(len(times) - 1, len(times) * pct // 100)] \
+                if times else None
     return res
 
 
@@ -601,6 +776,17 @@ def prepare(ctx):
     (static_dir / STATIC_FILE).write_bytes(data)
     for a in APPS:
         a.static_dir = static_dir
+    if any(APP_BY_KEY[a].tls for a in ctx.matrix):
+        # A self-signed P-256 certificate for 127.0.0.1/localhost, made for this run only.
+        cert, key = ctx.tmp / "tls.crt", ctx.tmp / "tls.key"
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj",
+                        "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+                        "-keyout", str(key), "-out", str(cert)],
+                       check=True, capture_output=True, timeout=60)
+        os.chmod(key, 0o644)  # nginx's workers and every server read it; a throwaway key
+        for a in APPS:
+            a.cert, a.key_file = cert, key
     ctx.post_body = b"x" * POST_SIZE
     ctx.post_file = ctx.tmp / "post64k.bin"
     ctx.post_file.write_bytes(ctx.post_body)
@@ -644,6 +830,8 @@ def versions(ctx):
         "nginx": cmd([ctx.nginx, "-v"]).replace("nginx version: nginx/", ""),
         "wrk": cmd([ctx.wrk, "-v"]).split(" [")[0].replace("wrk ", ""),
         "h2load": cmd([ctx.h2load, "--version"]).replace("h2load ", ""),
+        **({"OpenSSL (wrk, h2load, nginx)": cmd(["openssl", "version"]).split()[1]}
+           if any(APP_BY_KEY[a].tls for a in ctx.matrix) else {}),
     }
 
 
@@ -689,6 +877,8 @@ def measure(ctx, srv, duration):
     before = srv.snapshot()
     if srv.app.ws:
         res = run_wsload(ctx, srv.app, srv.port, duration)
+    elif srv.app.h2:
+        res = run_h2(ctx, srv.app, srv.port, duration)
     else:
         res = run_wrk(ctx, srv.app, srv.port, duration)
     after = srv.snapshot()
@@ -741,7 +931,7 @@ def main():
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     if args.apps:
-        keep = args.apps.split(",")
+        keep = [k for a in args.apps.split(",") for k in APP_GROUPS.get(a, [a])]
         matrix = {a: MATRIX.get(a, []) for a in keep}
     if args.servers:
         keep = set(args.servers.split(","))
@@ -791,8 +981,11 @@ def main():
                 for k in keys:
                     servers[k] = Server(k, app, ctx)
                 for k, srv in servers.items():
-                    if not srv.ready(90, ctx.post_body):
-                        cell = cells_of_app[k]
+                    cell = cells_of_app[k]
+                    ok = srv.ready(90, ctx.post_body)
+                    if srv.tls:
+                        cell["tls"] = srv.tls
+                    if not ok:
                         cell["status"] = "n/a" if srv.na else "error"
                         cell["reason"] = srv.na or srv.error
                         print(f"   {k}: {cell['status']} ({cell['reason'][:300]})", flush=True)
@@ -800,6 +993,8 @@ def main():
                         continue
                     if app.ws:
                         run_wsload(ctx, app, srv.port, ctx.warmup)
+                    elif app.h2:
+                        run_h2(ctx, app, srv.port, ctx.warmup, latency=False)
                     else:
                         run_wrk(ctx, app, srv.port, ctx.warmup, latency=False)
                 live = [k for k in keys if cells_of_app[k]["status"] == "ok"]
@@ -819,7 +1014,10 @@ def main():
                                 f"{', '.join(dead)} exited during round {rnd}: "
                                 + " | ".join(p.log_tail(5) for p in srv.procs))
                             print(f"   {k}: {cells_of_app[k]['died'][:300]}", flush=True)
-                        if app.ws and rnd == 1:
+                        fair = res.pop("fair", {})
+                        if app.h2 and rnd == 1:
+                            cells_of_app[k]["fairness"] = fair
+                        elif app.ws and rnd == 1:
                             # per-connection messages/s of this run (min/max)
                             cells_of_app[k]["fairness"] = {
                                 f: res[f] for f in ("min", "max", "mean", "n") if f in res}
