@@ -1291,8 +1291,9 @@ def https_section(result, json_path):
         f"`h2load -t1 -c{s['connections']} -m{s.get('h2_streams', 1)} -D{s['duration_s']} "
         "--npn-list=h2 https://…` (the same number of requests in flight; p50/p99 from its "
         f"per-request log). {s['rounds']} round(s) in alternation, {s['warmup_s']} s warm-up, "
-        "medians shown. Fairness: per-client req/s min / max (HTTP/1.1: `h2load --h1` once "
-        "per cell; HTTP/2: the first round's h2load run).",
+        "medians shown (and the lowest–highest round's req/s). Fairness: per-client req/s "
+        "min / max (HTTP/1.1: `h2load --h1` once per cell; HTTP/2: the first round's h2load "
+        "run).",
         "- TLS: a self-signed ECDSA P-256 certificate made by `openssl req` for the run; "
         "negotiated with an OpenSSL client (the library wrk and h2load use): "
         + (", ".join(negotiated) or "?") + ".",
@@ -1304,17 +1305,19 @@ def https_section(result, json_path):
         "- **CPU µs/req** is user+sys of *everything serving* per request: ruwsgi's master "
         "and workers, Granian's processes, and for nginx + ruwsgi nginx's master and workers "
         "plus ruwsgi's. RSS / PSS likewise sum every serving process (nginx included).",
-        "- versions: " + ", ".join(f"{k} {val}" for k, val in v.items()
-                                   if k in ("ruwsgi", "Granian", "Python", "nginx", "wrk",
-                                            "h2load", "OpenSSL (wrk, h2load, nginx)"))
-        + (f"; ruwsgi built from commit {result['commit']}" if result.get("commit") else ""),
+        "- versions: " + ", ".join(
+            f"{k} {val.replace('ruwsgi ', '')}" for k, val in v.items()
+            if k in ("ruwsgi", "Granian", "Python", "nginx", "wrk", "h2load",
+                     "OpenSSL (wrk, h2load, nginx)"))
+        + (f"; checkout at commit {result['commit']}" if result.get("commit") else ""),
         "",
     ]
     for a in apps:
         lines += [f"### {result['apps'][a]}", "",
-                  "| server | req/s | × ruwsgi | p50 | p99 | errors | CPU µs/req (total) "
-                  "| RSS MiB | PSS MiB | fairness min / max req/s | ALPN (h2, http/1.1 offered) |",
-                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
+                  "| server | req/s | rounds' req/s | × ruwsgi | p50 | p99 | errors "
+                  "| CPU µs/req (total) | RSS MiB | PSS MiB | fairness min / max req/s "
+                  "| ALPN (h2, http/1.1 offered) |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
         for k, cell in result["cells"][a].items():
             label = tls_label(k, APP_BY_KEY[a])
             if k == "ruwsgi":
@@ -1323,14 +1326,17 @@ def https_section(result, json_path):
             if cell["status"] != "ok":
                 reason = (cell.get("reason") or "").splitlines()[0][:80] \
                     if cell.get("reason") else ""
-                lines.append(f"| {label} | {cell['status']}: {reason} | | | | | | | | | "
+                lines.append(f"| {label} | {cell['status']}: {reason} | | | | | | | | | | "
                              f"{alpn} |")
                 continue
             md = cell["median"]
             if cell.get("died"):
                 label += " (exited during the run)"
+            spread = [r["rps"] for r in cell["runs"] if "rps" in r]
+            spread = f"{min(spread):,.0f}–{max(spread):,.0f}" if len(spread) > 1 else "–"
             lines.append(
-                f"| {label} | {fmt_num(md['rps'])} | {fmt_num(md['x_ruwsgi'], 2, '×')} | "
+                f"| {label} | {fmt_num(md['rps'])} | {spread} | "
+                f"{fmt_num(md['x_ruwsgi'], 2, '×')} | "
                 f"{fmt_num(md['p50_ms'], 2, ' ms')} | {fmt_num(md['p99_ms'], 2, ' ms')} | "
                 f"{errors_text(md)} | {fmt_num(md['cpu_us'], 0)} | "
                 f"{fmt_num(md.get('rss_total_mib'), 1)} | {fmt_num(md.get('pss_total_mib'), 1)} "
