@@ -817,7 +817,7 @@ def versions(ctx):
             return "?"
 
     return {
-        "ruwsgi": cmd([str(VENV_BIN / "ruwsgi"), "--version"]),
+        "ruwsgi": cmd([str(VENV_BIN / "ruwsgi"), "--version"]).removeprefix("ruwsgi "),
         "uWSGI": cmd([str(VENV_BIN / "uwsgi"), "--version"]),
         "gunicorn": dist("gunicorn"),
         "Granian": dist("granian"),
@@ -1306,7 +1306,7 @@ def https_section(result, json_path):
         "and workers, Granian's processes, and for nginx + ruwsgi nginx's master and workers "
         "plus ruwsgi's. RSS / PSS likewise sum every serving process (nginx included).",
         "- versions: " + ", ".join(
-            f"{k} {val.replace('ruwsgi ', '')}" for k, val in v.items()
+            f"{k} {val}" for k, val in v.items()
             if k in ("ruwsgi", "Granian", "Python", "nginx", "wrk", "h2load",
                      "OpenSSL (wrk, h2load, nginx)"))
         + (f"; checkout at commit {result['commit']}" if result.get("commit") else ""),
