@@ -233,10 +233,10 @@ fn asgi_websocket_over_https() {
 }
 
 #[test]
-fn alpn_offers_http11_so_http2_clients_fall_back() {
-    // HTTP/2 is not implemented yet (docs/tls.md): ALPN settles on http/1.1.
+fn alpn_offers_http11_after_h2() {
+    // HTTP/2 clients get h2 (tests/http2.rs); a client that offers only http/1.1 gets it.
     let srv = start("site.crt,site.key", "hello.py", &[]);
-    let (code, body, err) = curl(&srv, &["--http2", "-v", "-o", "/dev/null", "-w", "%{http_version}", &url(&srv, "/")]);
+    let (code, body, err) = curl(&srv, &["--http1.1", "-v", "-o", "/dev/null", "-w", "%{http_version}", &url(&srv, "/")]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(String::from_utf8_lossy(&body), "1.1", "{err}");
     assert!(err.contains("ALPN: server accepted http/1.1"), "{err}");
@@ -285,6 +285,7 @@ fn chunked_upload_and_100_continue_over_tls() {
     let (code, body, err) = curl(
         &srv,
         &[
+            "--http1.1",
             "-H",
             "Transfer-Encoding: chunked",
             "-H",
@@ -498,7 +499,7 @@ fn https_to_http_redirect_by_routing_and_hsts_by_add_header() {
     assert_eq!(r.header("location"), Some("https://example.test/page?q=1"));
     let https_port = srv.addrs[1].port();
     let out = run(Command::new("curl")
-        .args(["-sS", "-i", "--max-time", "20", "--cacert"])
+        .args(["-sS", "-i", "--http1.1", "--max-time", "20", "--cacert"])
         .arg(srv.dir.path().join("ca.pem"))
         .arg(format!("https://localhost:{https_port}/"))
         .args(["--resolve", &format!("localhost:{https_port}:127.0.0.1")]));
@@ -539,7 +540,7 @@ fn bad_certificate_is_one_error_line_naming_the_socket_and_file() {
 fn django_example_admin_and_static_files_over_https() {
     let (srv, static_root) = start_django_https();
     let django = it::repo().join("examples/django");
-    let (code, body, err) = curl(&srv, &["-i", &url(&srv, "/admin/login/")]);
+    let (code, body, err) = curl(&srv, &["--http1.1", "-i", &url(&srv, "/admin/login/")]);
     assert_eq!(code, 0, "{err}");
     let page = String::from_utf8_lossy(&body);
     assert!(page.starts_with("HTTP/1.1 200"), "{page}");

@@ -34,7 +34,7 @@ use h2::server::SendResponse;
 use h2::{Reason, RecvStream, SendStream};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 use ruwsgi_proto::{
-    parse_response_head, percent_decode, try_encode_uwsgi_packet, Flood, FrameBudget, FrameLimits, FrameScanner,
+    frame_type, parse_response_head, percent_decode, try_encode_uwsgi_packet, Flood, FrameBudget, FrameLimits, FrameScanner,
     H2_PREFACE,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
@@ -216,6 +216,23 @@ struct Shared {
 struct FloodAlarm {
     flood: OnceLock<Flood>,
     notify: tokio::sync::Notify,
+    /// `RST_STREAM` and CONTINUATION frames seen, to say which of `h2`'s own limits a
+    /// connection it closed ran into.
+    resets: AtomicUsize,
+    continuations: AtomicUsize,
+}
+
+impl FloodAlarm {
+    /// Why `h2` sent GOAWAY `ENHANCE_YOUR_CALM` on its own.
+    fn library_reason(&self) -> &'static str {
+        if self.continuations.load(Ordering::Relaxed) > 0 {
+            "CONTINUATION flood"
+        } else if self.resets.load(Ordering::Relaxed) > 0 {
+            "too many streams reset by the client (rapid reset)"
+        } else {
+            "too many streams refused for oversized or bad headers (HPACK bomb)"
+        }
+    }
 }
 
 /// The connection as `h2` reads and writes it: the plain socket or the TLS session over
@@ -240,6 +257,11 @@ impl Transport {
         let now = self.born.elapsed().as_secs();
         let (budget, alarm) = (&mut self.budget, &self.alarm);
         self.scanner.scan(bytes, |frame| {
+            match frame.kind {
+                frame_type::RST_STREAM => alarm.resets.fetch_add(1, Ordering::Relaxed),
+                frame_type::CONTINUATION => alarm.continuations.fetch_add(1, Ordering::Relaxed),
+                _ => 0,
+            };
             if let Some(flood) = budget.count(&frame, now) {
                 if alarm.flood.set(flood).is_ok() {
                     alarm.notify.notify_one();
@@ -407,7 +429,8 @@ async fn serve_connection(conn: Incoming, shared: Shared) {
                 Some(Err(e)) => {
                     tracing::debug!("HTTP/2 connection from {}: {e}", facts.addr);
                     if e.reason() == Some(Reason::ENHANCE_YOUR_CALM) {
-                        tracing::warn!("HTTP/2 connection from {} closed: too many bad or reset streams (GOAWAY ENHANCE_YOUR_CALM)", facts.addr);
+                        let why = alarm.library_reason();
+                        tracing::warn!("HTTP/2 connection from {} closed: {why} (GOAWAY ENHANCE_YOUR_CALM)", facts.addr);
                     }
                     return;
                 }
