@@ -62,11 +62,14 @@ elif op == "bodies":  # bodies UP DOWN: an upload of UP bytes and a download of 
         data = os.urandom(up)
         u = c.post(base + "/upload", content=data)
         d = c.get(base + "/big?n=%d" % down)
+        # A body of unknown length (no content-length): the app reads it to its end.
+        g = c.post(base + "/upload", content=iter([data[i:i + 100_000] for i in range(0, len(data), 100_000)]))
         want = (PATTERN * (down // len(PATTERN) + 1))[:down]
         print(json.dumps({"version": u.http_version, "up_len": u.json()["len"],
                           "up_same": u.json()["sha256"] == hashlib.sha256(data).hexdigest(),
                           "down_len": len(d.content), "down_same": d.content == want,
-                          "down_version": d.http_version}))
+                          "down_version": d.http_version, "unsized_len": g.json()["len"],
+                          "unsized_same": g.json()["sha256"] == hashlib.sha256(data).hexdigest()}))
 elif op == "cancel":  # cancel: read a little of an endless response, close the stream
     with client() as c:
         with c.stream("GET", base + "/endless") as r:
@@ -235,6 +238,8 @@ fn large_upload_and_download_over_http2_with_flow_control() {
     assert_eq!(got["up_same"], true, "{got}");
     assert_eq!(got["down_len"], 7_000_000, "{got}");
     assert_eq!(got["down_same"], true, "{got}");
+    assert_eq!(got["unsized_len"], 5_000_000, "{got}");
+    assert_eq!(got["unsized_same"], true, "{got}");
 }
 
 #[test]

@@ -1072,8 +1072,13 @@ fn serve_uwsgi(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
         return Step::Incomplete;
     }
     let take = available.min(length as usize);
-    let already = conn.buf.filled()[used..used + take].to_vec();
-    let body = BodyReader::with_length(io.clone(), already, length, false);
+    // An HTTP/2 stream's body of unknown length comes chunked from the HTTP/2 thread.
+    let from_http2 = ctx.listeners[conn.listener].protocol == SocketProtocol::Http;
+    let body = if from_http2 && packet.var(b"CONTENT_LENGTH").is_none() && packet.var(b"HTTP_TRANSFER_ENCODING") == Some(b"chunked") {
+        BodyReader::chunked(io.clone(), conn.buf.filled()[used..].to_vec(), false)
+    } else {
+        BodyReader::with_length(io.clone(), conn.buf.filled()[used..used + take].to_vec(), length, false)
+    };
     let request = Request {
         origin: Origin::Uwsgi { packet: &packet },
         client: Client::new(io.clone(), settings.request_timeout),

@@ -34,8 +34,8 @@ use h2::server::SendResponse;
 use h2::{Reason, RecvStream, SendStream};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 use ruwsgi_proto::{
-    frame_type, parse_response_head, percent_decode, try_encode_uwsgi_packet, Flood, FrameBudget, FrameLimits, FrameScanner,
-    H2_PREFACE,
+    encode_chunk, frame_type, parse_response_head, percent_decode, try_encode_uwsgi_packet, Flood, FrameBudget, FrameLimits, FrameScanner,
+    H2_PREFACE, CHUNK_END, LAST_CHUNK,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::mpsc;
@@ -132,9 +132,9 @@ pub struct Http2Settings {
     pub idle_timeout: Duration,
     /// `socket-timeout`: the connection preface must arrive within it.
     pub request_timeout: Duration,
-    /// A request body without `content-length` is buffered up to this (`post-buffering`,
-    /// at least 64 KiB) to give the app its length; past it the stream gets 413.
-    pub prebuffer: usize,
+    /// `limit-post`: larger request bodies get 413 (or, without `content-length`, are cut
+    /// when they pass it); 0 = no limit.
+    pub limit_post: u64,
     /// `http2-cleartext`: plain `http-socket` connections may speak HTTP/2.
     pub cleartext: bool,
 }
@@ -462,24 +462,23 @@ async fn serve_connection(conn: Incoming, shared: Shared) {
 async fn serve_stream(request: http::Request<RecvStream>, mut respond: SendResponse<Bytes>, facts: &ConnFacts, shared: &Shared) {
     let (parts, mut body) = request.into_parts();
     let is_head = parts.method == http::Method::HEAD;
-    // The length the app sees: `content-length`, or the whole body read here first.
-    let mut early_body = Vec::new();
-    let length = match parts.headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok()) {
-        Some(n) => n,
-        None if body.is_end_stream() => 0,
-        None => {
-            while let Some(chunk) = body.data().await {
-                let Ok(chunk) = chunk else { return };
-                let _ = body.flow_control().release_capacity(chunk.len());
-                early_body.extend_from_slice(&chunk);
-                if early_body.len() > shared.settings.prebuffer {
-                    simple_response(&mut respond, 413);
-                    return;
-                }
+    // The body's length, from `content-length`; `None`: it goes to the app chunked.
+    let length = match parts.headers.get(http::header::CONTENT_LENGTH) {
+        Some(v) => match v.to_str().ok().and_then(|v| v.trim().parse::<u64>().ok()) {
+            Some(n) => Some(n),
+            None => {
+                simple_response(&mut respond, 400);
+                return;
             }
-            early_body.len() as u64
-        }
+        },
+        None if body.is_end_stream() => Some(0),
+        None => None,
     };
+    let limit_post = shared.settings.limit_post;
+    if length.is_some_and(|n| limit_post > 0 && n > limit_post) {
+        simple_response(&mut respond, 413);
+        return;
+    }
     let Some(packet) = request_packet(&parts, length, facts) else {
         simple_response(&mut respond, 431);
         return;
@@ -498,19 +497,37 @@ async fn serve_stream(request: http::Request<RecvStream>, mut respond: SendRespo
     };
     let Ok(mine) = tokio::net::UnixStream::from_std(mine) else { return };
     let (mut from_app, mut to_app) = mine.into_split();
-    if to_app.write_all(&packet).await.is_err() || to_app.write_all(&early_body).await.is_err() {
+    if to_app.write_all(&packet).await.is_err() {
         return;
     }
     shared.streams.push(Handed { fd: theirs.into(), listener: facts.listener, addr: facts.addr.clone(), port: facts.port.clone() });
     let pump = tokio::spawn(async move {
         // The body goes to the app as it reads: credit goes back to the client only for
         // what the socket pair took.
+        let mut total = 0u64;
+        let mut chunk_line = Vec::new();
         while let Some(chunk) = body.data().await {
             let Ok(chunk) = chunk else { return };
-            if to_app.write_all(&chunk).await.is_err() {
+            total += chunk.len() as u64;
+            if length.is_none() {
+                if limit_post > 0 && total > limit_post {
+                    // The app's read fails as for a client that went away mid-body.
+                    tracing::info!("HTTP/2 request body over limit-post ({limit_post}): stream cut");
+                    return;
+                }
+                chunk_line.clear();
+                encode_chunk(&mut chunk_line, chunk.len());
+                if to_app.write_all(&chunk_line).await.is_err() {
+                    return;
+                }
+            }
+            if to_app.write_all(&chunk).await.is_err() || (length.is_none() && to_app.write_all(CHUNK_END).await.is_err()) {
                 return;
             }
             let _ = body.flow_control().release_capacity(chunk.len());
+        }
+        if length.is_none() && to_app.write_all(LAST_CHUNK).await.is_err() {
+            return;
         }
         // The writing half stays open: a uwsgi request ends at its CONTENT_LENGTH.
         std::future::pending::<()>().await;
@@ -521,10 +538,10 @@ async fn serve_stream(request: http::Request<RecvStream>, mut respond: SendRespo
 
 /// The uwsgi packet of a stream's request, as nginx's `uwsgi_params` would make it, with
 /// `SERVER_PROTOCOL=HTTP/2`; `None` when it doesn't fit one packet (64 KiB of vars).
-fn request_packet(parts: &http::request::Parts, length: u64, facts: &ConnFacts) -> Option<Vec<u8>> {
+fn request_packet(parts: &http::request::Parts, length: Option<u64>, facts: &ConnFacts) -> Option<Vec<u8>> {
     let target = parts.uri.path_and_query().map_or("/", http::uri::PathAndQuery::as_str);
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    let length = length.to_string();
+    let length_text = length.map(|n| n.to_string());
     let decoded = percent_decode(path.as_bytes());
     let mut vars: Vec<(Vec<u8>, &[u8])> = vec![
         (b"REQUEST_METHOD".to_vec(), parts.method.as_str().as_bytes()),
@@ -538,8 +555,13 @@ fn request_packet(parts: &http::request::Parts, length: u64, facts: &ConnFacts) 
         (b"REMOTE_ADDR".to_vec(), facts.addr.as_bytes()),
         (b"REMOTE_PORT".to_vec(), facts.port.as_bytes()),
     ];
-    if length != "0" || parts.headers.contains_key(http::header::CONTENT_LENGTH) {
-        vars.push((b"CONTENT_LENGTH".to_vec(), length.as_bytes()));
+    match &length_text {
+        Some(n) if n != "0" || parts.headers.contains_key(http::header::CONTENT_LENGTH) => {
+            vars.push((b"CONTENT_LENGTH".to_vec(), n.as_bytes()));
+        }
+        Some(_) => {}
+        // No length: the body follows chunked, as an HTTP/1.1 chunked request's does.
+        None => vars.push((b"HTTP_TRANSFER_ENCODING".to_vec(), b"chunked")),
     }
     if facts.tls {
         vars.push((b"HTTPS".to_vec(), b"on"));

@@ -408,7 +408,7 @@ fn start_http2(cfg: &Config, listeners: &[Listener], settings: &LoopSettings) ->
         max_header_list_size: cfg.buffer_size as u32,
         idle_timeout: settings.idle_timeout,
         request_timeout: settings.request_timeout,
-        prebuffer: settings.prebuffer,
+        limit_post: settings.limit_post,
         cleartext: cfg.http2_cleartext,
     })
     .map(Some)
