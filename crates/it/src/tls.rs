@@ -14,6 +14,12 @@ pub struct Ca {
     pem: String,
 }
 
+impl Default for Ca {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Ca {
     pub fn new() -> Self {
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
@@ -88,7 +94,6 @@ pub fn curl(srv: &Server, args: &[&str]) -> (i32, Vec<u8>, String) {
 pub fn url(srv: &Server, path: &str) -> String {
     format!("https://localhost:{}{path}", srv.addr().port())
 }
-
 
 /// The Django example's `uwsgi-https.ini` on a free local port with the test certificate:
 /// static files collected into a temp `STATIC_ROOT` (returned), the database migrated.

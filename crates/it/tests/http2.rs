@@ -1,7 +1,7 @@
 //! HTTP/2 (issue 17) on `https` (ALPN `h2`) and, with `http2-cleartext`, on `http-socket`
 //! (prior knowledge), checked with real clients: curl, Python's httpx (several streams on
 //! one connection, big bodies both ways, a cancelled stream), h2load, `openssl s_client`
-//! and the Django example. The DoS defences are each shown by flooding one connection with
+//! and the Django example. The denial-of-service defences are each shown by flooding one connection with
 //! frames crafted by hand (Python's sans-I/O `h2` package for the HTTP/2 state, raw bytes
 //! for the flood): that connection gets GOAWAY `ENHANCE_YOUR_CALM` and is closed, while
 //! another client is served meanwhile.
@@ -304,7 +304,8 @@ fn h2load_bounded_run_over_tls() {
 #[test]
 fn openssl_s_client_is_offered_h2_then_http11() {
     let srv = start_h2(&[]);
-    for (alpn, want) in [("h2", "ALPN protocol: h2"), ("http/1.1", "ALPN protocol: http/1.1"), ("h2,http/1.1", "ALPN protocol: h2")]
+    for (alpn, want) in
+        [("h2", "ALPN protocol: h2"), ("http/1.1", "ALPN protocol: http/1.1"), ("h2,http/1.1", "ALPN protocol: h2")]
     {
         let out = run(Command::new("openssl")
             .args(["s_client", "-connect", &srv.addr().to_string(), "-alpn", alpn])

@@ -236,7 +236,8 @@ fn asgi_websocket_over_https() {
 fn alpn_offers_http11_after_h2() {
     // HTTP/2 clients get h2 (tests/http2.rs); a client that offers only http/1.1 gets it.
     let srv = start("site.crt,site.key", "hello.py", &[]);
-    let (code, body, err) = curl(&srv, &["--http1.1", "-v", "-o", "/dev/null", "-w", "%{http_version}", &url(&srv, "/")]);
+    let (code, body, err) =
+        curl(&srv, &["--http1.1", "-v", "-o", "/dev/null", "-w", "%{http_version}", &url(&srv, "/")]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(String::from_utf8_lossy(&body), "1.1", "{err}");
     assert!(err.contains("ALPN: server accepted http/1.1"), "{err}");

@@ -1,7 +1,7 @@
 //! HTTP/2 frame headers (RFC 9113 §4.1), scanned as the bytes pass on their way to the
 //! HTTP/2 library: which frames a connection sends and how many per second, so that the
 //! runtime can close a connection that floods frames the library answers without limit
-//! (PING, SETTINGS, empty DATA, RST_STREAM, CONTINUATION). The scanner only looks at the
+//! (PING, SETTINGS, empty DATA, `RST_STREAM`, CONTINUATION). The scanner only looks at the
 //! 9-byte headers and skips payloads; validating frames is the library's job.
 
 /// The client connection preface (RFC 9113 §3.4), sent before the first frame.
@@ -45,6 +45,7 @@ pub struct FrameHeader {
 }
 
 /// Reads a frame header from its 9 bytes.
+#[must_use]
 pub fn parse_frame_header(b: &[u8; FRAME_HEADER_LEN]) -> FrameHeader {
     FrameHeader {
         length: u32::from_be_bytes([0, b[0], b[1], b[2]]),
@@ -74,6 +75,7 @@ pub struct FrameScanner {
 
 impl FrameScanner {
     /// A scanner for a stream that starts with the connection preface.
+    #[must_use]
     pub fn new() -> Self {
         Self { state: ScanState::Preface(0), header: [0; FRAME_HEADER_LEN] }
     }
@@ -138,6 +140,7 @@ pub enum Flood {
 
 impl Flood {
     /// What the log says.
+    #[must_use]
     pub fn describe(self) -> &'static str {
         match self {
             Self::Ping => "PING flood",
@@ -187,6 +190,7 @@ pub struct FrameBudget {
 
 impl FrameBudget {
     /// A budget with these limits.
+    #[must_use]
     pub fn new(limits: FrameLimits) -> Self {
         Self { limits, second: 0, counts: [0; 6] }
     }

@@ -1074,7 +1074,10 @@ fn serve_uwsgi(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
     let take = available.min(length as usize);
     // An HTTP/2 stream's body of unknown length comes chunked from the HTTP/2 thread.
     let from_http2 = ctx.listeners[conn.listener].protocol == SocketProtocol::Http;
-    let body = if from_http2 && packet.var(b"CONTENT_LENGTH").is_none() && packet.var(b"HTTP_TRANSFER_ENCODING") == Some(b"chunked") {
+    let body = if from_http2
+        && packet.var(b"CONTENT_LENGTH").is_none()
+        && packet.var(b"HTTP_TRANSFER_ENCODING") == Some(b"chunked")
+    {
         BodyReader::chunked(io.clone(), conn.buf.filled()[used..].to_vec(), false)
     } else {
         BodyReader::with_length(io.clone(), conn.buf.filled()[used..used + take].to_vec(), length, false)

@@ -34,8 +34,8 @@ use h2::server::SendResponse;
 use h2::{Reason, RecvStream, SendStream};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 use ruwsgi_proto::{
-    encode_chunk, frame_type, parse_response_head, percent_decode, try_encode_uwsgi_packet, Flood, FrameBudget, FrameLimits, FrameScanner,
-    H2_PREFACE, CHUNK_END, LAST_CHUNK,
+    encode_chunk, frame_type, parse_response_head, percent_decode, try_encode_uwsgi_packet, Flood, FrameBudget,
+    FrameLimits, FrameScanner, CHUNK_END, H2_PREFACE, LAST_CHUNK,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::mpsc;
@@ -158,7 +158,8 @@ impl Http2 {
         let open = Arc::new(AtomicUsize::new(0));
         let stopping = Arc::new(AtomicBool::new(false));
         let runtime = tokio::runtime::Builder::new_current_thread().enable_io().enable_time().build()?;
-        let shared = Shared { settings: Arc::clone(&settings), streams: Arc::clone(&streams), stopping: Arc::clone(&stopping) };
+        let shared =
+            Shared { settings: Arc::clone(&settings), streams: Arc::clone(&streams), stopping: Arc::clone(&stopping) };
         let counter = Arc::clone(&open);
         std::thread::Builder::new().name("ruwsgi-http2".into()).spawn(move || {
             runtime.block_on(async move {
@@ -326,7 +327,11 @@ impl AsyncWrite for Transport {
         self.get_mut().poll_io(cx, |io| io.try_write(&[IoSlice::new(buf)]))
     }
 
-    fn poll_write_vectored(self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[IoSlice<'_>]) -> Poll<io::Result<usize>> {
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
         self.get_mut().poll_io(cx, |io| io.try_write(bufs))
     }
 
@@ -459,18 +464,23 @@ async fn serve_connection(conn: Incoming, shared: Shared) {
 
 /// Answers one stream: its request goes to a loop thread as a uwsgi request on a socket
 /// pair, its response comes back as HTTP/1.1 bytes and goes out as HEADERS and DATA.
-async fn serve_stream(request: http::Request<RecvStream>, mut respond: SendResponse<Bytes>, facts: &ConnFacts, shared: &Shared) {
+async fn serve_stream(
+    request: http::Request<RecvStream>,
+    mut respond: SendResponse<Bytes>,
+    facts: &ConnFacts,
+    shared: &Shared,
+) {
     let (parts, mut body) = request.into_parts();
     let is_head = parts.method == http::Method::HEAD;
     // The body's length, from `content-length`; `None`: it goes to the app chunked.
     let length = match parts.headers.get(http::header::CONTENT_LENGTH) {
-        Some(v) => match v.to_str().ok().and_then(|v| v.trim().parse::<u64>().ok()) {
-            Some(n) => Some(n),
-            None => {
+        Some(v) => {
+            let Some(n) = v.to_str().ok().and_then(|v| v.trim().parse::<u64>().ok()) else {
                 simple_response(&mut respond, 400);
                 return;
-            }
-        },
+            };
+            Some(n)
+        }
         None if body.is_end_stream() => Some(0),
         None => None,
     };
@@ -500,7 +510,12 @@ async fn serve_stream(request: http::Request<RecvStream>, mut respond: SendRespo
     if to_app.write_all(&packet).await.is_err() {
         return;
     }
-    shared.streams.push(Handed { fd: theirs.into(), listener: facts.listener, addr: facts.addr.clone(), port: facts.port.clone() });
+    shared.streams.push(Handed {
+        fd: theirs.into(),
+        listener: facts.listener,
+        addr: facts.addr.clone(),
+        port: facts.port.clone(),
+    });
     let pump = tokio::spawn(async move {
         // The body goes to the app as it reads: credit goes back to the client only for
         // what the socket pair took.
@@ -521,7 +536,9 @@ async fn serve_stream(request: http::Request<RecvStream>, mut respond: SendRespo
                     return;
                 }
             }
-            if to_app.write_all(&chunk).await.is_err() || (length.is_none() && to_app.write_all(CHUNK_END).await.is_err()) {
+            if to_app.write_all(&chunk).await.is_err()
+                || (length.is_none() && to_app.write_all(CHUNK_END).await.is_err())
+            {
                 return;
             }
             let _ = body.flow_control().release_capacity(chunk.len());
@@ -601,13 +618,20 @@ fn simple_response(respond: &mut SendResponse<Bytes>, status: u16) {
 
 /// Hop-by-hop headers HTTP/2 forbids (RFC 9113 §8.2.2).
 fn is_connection_specific(name: &str) -> bool {
-    ["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"].iter().any(|h| name.eq_ignore_ascii_case(h))
+    ["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"]
+        .iter()
+        .any(|h| name.eq_ignore_ascii_case(h))
 }
 
 /// Reads the app's response from the socket pair and sends it on the stream, a piece at a
 /// time as the stream has room. Returns when the response has ended, or the client reset
 /// the stream (the socket pair then closes: the app sees a disconnect).
-async fn relay_response(from_app: &mut tokio::net::unix::OwnedReadHalf, respond: &mut SendResponse<Bytes>, is_head: bool, addr: &str) {
+async fn relay_response(
+    from_app: &mut tokio::net::unix::OwnedReadHalf,
+    respond: &mut SendResponse<Bytes>,
+    is_head: bool,
+    addr: &str,
+) {
     let mut buf = Vec::with_capacity(READ_PIECE);
     let (head, used) = loop {
         match parse_response_head(&buf, 100) {
@@ -712,5 +736,6 @@ pub fn speaks_http2(io: &Io, first_bytes: &[u8], cleartext: bool) -> Option<bool
 pub fn abandoned(fd: &OwnedFd) -> bool {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     let mut fds = [PollFd::new(fd.as_fd(), PollFlags::empty())];
-    matches!(poll(&mut fds, PollTimeout::ZERO), Ok(1..)) && fds[0].revents().is_some_and(|r| r.contains(PollFlags::POLLHUP))
+    matches!(poll(&mut fds, PollTimeout::ZERO), Ok(1..))
+        && fds[0].revents().is_some_and(|r| r.contains(PollFlags::POLLHUP))
 }
