@@ -283,6 +283,28 @@ fn cleartext_http2_with_prior_knowledge_when_enabled() {
 }
 
 #[test]
+fn asgi_app_over_http2() {
+    let dir = tempfile::tempdir().unwrap();
+    it::tls::write_certs(dir.path(), &it::tls::Ca::new());
+    let apps = it::repo().join("tests/apps").display().to_string();
+    let https = "127.0.0.1:0,site.crt,site.key".to_owned();
+    let args = ["--https", &https, "--chdir", &apps, "--asgi", "asgi_raw:app", "--threads", "2"];
+    let srv = Server::start_in(dir, Start { args: args.map(str::to_owned).to_vec(), env: vec![], workers: 1 });
+    let (code, body, err) = curl(&srv, &["--http2", &url(&srv, "/scope?a=1")]);
+    assert_eq!(code, 0, "{err}");
+    let scope: json::Value = json::from_slice(&body).unwrap();
+    assert_eq!(scope["http_version"], "2", "{scope}");
+    assert_eq!(scope["scheme"], "https", "{scope}");
+    assert_eq!(scope["query_string"], "a=1", "{scope}");
+    let (code, body, err) = curl(&srv, &["--http2", "--data-binary", "ping over h2", &url(&srv, "/echo")]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(body, b"ping over h2");
+    let (code, body, err) = curl(&srv, &["--http2", &url(&srv, "/stream")]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(body, b"part0\npart1\npart2\n");
+}
+
+#[test]
 fn h2load_bounded_run_over_tls() {
     let srv = start_h2(&[]);
     let out = run(Command::new("h2load").args([

@@ -18,6 +18,9 @@
 //! capacity (a slow client fills the pair and holds the app's writes, as a full socket
 //! does on HTTP/1.1). A stream the client resets (`RST_STREAM`) closes its end of the
 //! pair: the app's next write fails as it does for a client that disconnected.
+//!
+//! Differs from uWSGI: uWSGI 2.0 has no HTTP/2 (its HTTP router spoke SPDY/3); ruwsgi
+//! serves HTTP/2 on `https` sockets and, with its own `http2-cleartext`, on `http-socket`s.
 
 use std::collections::VecDeque;
 use std::future::poll_fn;
