@@ -7,6 +7,7 @@
     /big?n=N         N bytes (a repeating pattern), in 64 KiB pieces without Content-Length
     /endless         16 KiB pieces until the client goes away; then writes "gone after N"
                      to $H2_MARK
+    /sleep?s=N       sleeps N seconds, then answers
 """
 import hashlib
 import json
@@ -75,6 +76,10 @@ def application(environ, start_response):
         n = int(query["n"])
         start_response("200 OK", [("Content-Type", "application/octet-stream")])
         return (PATTERN[: min(65536, n - i)] for i in range(0, n, 65536))
+    if path == "/sleep":
+        time.sleep(float(query["s"]))
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"slept"]
     if path == "/endless":
         start_response("200 OK", [("Content-Type", "application/octet-stream")])
         return endless()

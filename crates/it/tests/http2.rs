@@ -224,8 +224,22 @@ fn concurrent_streams_on_one_connection_run_on_the_workers_threads_at_once() {
     assert_eq!(got["ports"], 1, "one connection: {got}");
     assert_eq!(got["met"], true, "the 4 streams were in the app at once: {got}");
     assert_eq!(got["threads"], 4, "{got}");
-    // The scoreboard counts them: 5 requests in the stats.
+    // Each is logged and counted (the worker's request counter, `req: N/N`) as an HTTP/1.1
+    // request is.
     assert!(srv.wait_for(Duration::from_secs(10), |log| log.matches("(HTTP/2 200)").count() == 5), "{}", srv.log());
+    assert!(srv.log().contains("|req: 5/5]"), "{}", srv.log());
+}
+
+#[test]
+fn harakiri_kills_a_stuck_http2_request() {
+    let srv = start_h2(&["--master", "--harakiri", "1"]);
+    let (code, _, _) = curl(&srv, &["--http2", &url(&srv, "/sleep?s=30")]);
+    assert_ne!(code, 0, "the stuck request's connection dies with its worker");
+    assert!(srv.wait_log("HARAKIRI", Duration::from_secs(15)), "{}", srv.log());
+    assert!(srv.log().contains("GET /sleep?s=30"), "harakiri names the HTTP/2 request: {}", srv.log());
+    // The new worker serves HTTP/2.
+    let (code, body, err) = curl(&srv, &["--http2", "-w", "%{http_version}", &url(&srv, "/sleep?s=0")]);
+    assert_eq!((code, String::from_utf8_lossy(&body).as_ref()), (0, "slept2"), "{err}");
 }
 
 #[test]

@@ -552,7 +552,7 @@ async fn serve_stream(
         // The writing half stays open: a uwsgi request ends at its CONTENT_LENGTH.
         std::future::pending::<()>().await;
     });
-    relay_response(&mut from_app, &mut respond, is_head, &facts.addr).await;
+    relay_response(&mut from_app, &mut respond, is_head, &facts.addr, shared.settings.request_timeout).await;
     pump.abort();
 }
 
@@ -634,6 +634,7 @@ async fn relay_response(
     respond: &mut SendResponse<Bytes>,
     is_head: bool,
     addr: &str,
+    timeout: Duration,
 ) {
     let mut buf = Vec::with_capacity(READ_PIECE);
     let (head, used) = loop {
@@ -676,8 +677,17 @@ async fn relay_response(
     }
     let mut piece = Bytes::copy_from_slice(&buf[used..]);
     loop {
-        if !piece.is_empty() && send_piece(&mut stream, piece).await.is_err() {
-            return;
+        if !piece.is_empty() {
+            match tokio::time::timeout(timeout, send_piece(&mut stream, piece)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return,
+                Err(_) => {
+                    // The client gives the stream no window: as a socket that isn't read.
+                    tracing::debug!("HTTP/2 stream from {addr}: response not taken within {timeout:?}");
+                    stream.send_reset(Reason::CANCEL);
+                    return;
+                }
+            }
         }
         let mut next = Vec::with_capacity(READ_PIECE);
         tokio::select! {
@@ -697,7 +707,8 @@ async fn relay_response(
     }
 }
 
-/// Sends `data` on the stream as its flow-control window and the connection allow.
+/// Sends `data` on the stream as its flow-control window and the connection allow (the
+/// caller bounds the wait by `socket-timeout`).
 async fn send_piece(stream: &mut SendStream<Bytes>, mut data: Bytes) -> Result<(), h2::Error> {
     while !data.is_empty() {
         stream.reserve_capacity(data.len());
