@@ -86,6 +86,31 @@ elif op == "env":  # env PATH: the environ seen over HTTP/2, and the response he
         r = c.get(base + args[0], headers=[("X-Test", "1"), ("Cookie", "a=1"), ("Cookie", "b=2")])
         print(json.dumps({"version": r.http_version, "status": r.status_code, "environ": r.json(),
                           "multi": r.headers.get_list("x-multi")}))
+elif op == "stall":  # stall: ask for a big response, never open the stream's window
+    import h2.config, h2.connection, h2.events, h2.settings
+    ctx = ssl.create_default_context(cafile=cafile)
+    ctx.set_alpn_protocols(["h2"])
+    sock = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), 20), server_hostname="localhost")
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
+    conn.initiate_connection()
+    conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 0})
+    conn.send_headers(1, [(":method", "GET"), (":scheme", "https"), (":authority", "localhost"), (":path", "/big?n=10000000")], end_stream=True)
+    sock.sendall(conn.data_to_send())
+    sock.settimeout(30)
+    reset, status = None, None
+    while reset is None:
+        data = sock.recv(65536)
+        if not data:
+            break
+        for ev in conn.receive_data(data):
+            if isinstance(ev, h2.events.ResponseReceived):
+                status = dict(ev.headers)[":status"]
+            if isinstance(ev, h2.events.StreamReset) and ev.stream_id == 1:
+                reset = int(ev.error_code)
+        sock.sendall(conn.data_to_send())
+    with client() as c:
+        after = c.get(base + "/env").status_code
+    print(json.dumps({"status": status, "reset": reset, "after": after}))
 elif op == "flood":  # flood KIND COUNT: flood one connection, serve another meanwhile
     kind, count = args[0], int(args[1])
     import h2.config, h2.connection
@@ -240,6 +265,16 @@ fn harakiri_kills_a_stuck_http2_request() {
     // The new worker serves HTTP/2.
     let (code, body, err) = curl(&srv, &["--http2", "-w", "%{http_version}", &url(&srv, "/sleep?s=0")]);
     assert_eq!((code, String::from_utf8_lossy(&body).as_ref()), (0, "slept2"), "{err}");
+}
+
+#[test]
+fn a_response_the_client_grants_no_window_is_reset_after_socket_timeout() {
+    let srv = start_h2(&["--socket-timeout", "2", "--threads", "1"]);
+    let got = python(&srv, &["stall"]);
+    assert_eq!(got["status"], "200", "{got}");
+    assert_eq!(got["reset"], 8, "RST_STREAM CANCEL: {got}");
+    // The app's only thread was freed (its write timed out as for a client that doesn't read).
+    assert_eq!(got["after"], 200, "{got}");
 }
 
 #[test]
