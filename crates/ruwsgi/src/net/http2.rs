@@ -753,3 +753,101 @@ pub fn abandoned(fd: &OwnedFd) -> bool {
     matches!(poll(&mut fds, PollTimeout::ZERO), Ok(1..))
         && fds[0].revents().is_some_and(|r| r.contains(PollFlags::POLLHUP))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ruwsgi_proto::parse_uwsgi_packet;
+
+    fn facts(tls: bool) -> ConnFacts {
+        ConnFacts {
+            listener: 0,
+            server_name: "example.test".into(),
+            server_port: "8443".into(),
+            tls,
+            addr: "10.0.0.7".into(),
+            port: "5555".into(),
+            cert_vars: vec![("HTTPS_DN", b"/CN=alice".to_vec())],
+        }
+    }
+
+    fn parts(uri: &str, headers: &[(&str, &str)]) -> http::request::Parts {
+        let mut builder = http::Request::builder().method("POST").uri(uri);
+        for (k, v) in headers {
+            builder = builder.header(*k, *v);
+        }
+        builder.body(()).unwrap().into_parts().0
+    }
+
+    fn vars(packet: &[u8]) -> Vec<(String, String)> {
+        let (parsed, _) = parse_uwsgi_packet(packet, 1 << 16).unwrap().unwrap();
+        parsed
+            .vars
+            .iter()
+            .map(|(k, v)| (String::from_utf8_lossy(k).into_owned(), String::from_utf8_lossy(v).into_owned()))
+            .collect()
+    }
+
+    fn get<'a>(vars: &'a [(String, String)], key: &str) -> Vec<&'a str> {
+        vars.iter().filter(|(k, _)| k == key).map(|(_, v)| v.as_str()).collect()
+    }
+
+    #[test]
+    fn request_packet_carries_the_environ_of_an_http2_request() {
+        let p = parts(
+            "https://example.test:8443/a%20b?x=1",
+            &[("content-type", "text/plain"), ("cookie", "a=1"), ("cookie", "b=2"), ("x_under", "no"), ("x-dash", "y")],
+        );
+        let v = vars(&request_packet(&p, Some(3), &facts(true)).unwrap());
+        assert_eq!(get(&v, "REQUEST_METHOD"), ["POST"]);
+        assert_eq!(get(&v, "REQUEST_URI"), ["/a%20b?x=1"]);
+        assert_eq!(get(&v, "PATH_INFO"), ["/a b"]);
+        assert_eq!(get(&v, "QUERY_STRING"), ["x=1"]);
+        assert_eq!(get(&v, "SERVER_PROTOCOL"), ["HTTP/2"]);
+        assert_eq!(get(&v, "HTTP_HOST"), ["example.test:8443"]);
+        assert_eq!(get(&v, "CONTENT_LENGTH"), ["3"]);
+        assert_eq!(get(&v, "CONTENT_TYPE"), ["text/plain"]);
+        assert_eq!(get(&v, "HTTPS"), ["on"]);
+        assert_eq!(get(&v, "HTTPS_DN"), ["/CN=alice"]);
+        assert_eq!(get(&v, "REMOTE_ADDR"), ["10.0.0.7"]);
+        // Cookies stay separate here; the environ joins them with "; ".
+        assert_eq!(get(&v, "HTTP_COOKIE"), ["a=1", "b=2"]);
+        assert_eq!(get(&v, "HTTP_X_DASH"), ["y"]);
+        assert!(get(&v, "HTTP_X_UNDER").is_empty(), "headers with '_' are dropped");
+        assert!(get(&v, "HTTP_TRANSFER_ENCODING").is_empty());
+    }
+
+    #[test]
+    fn a_body_of_unknown_length_is_announced_chunked_and_plain_http_has_no_https() {
+        let v = vars(&request_packet(&parts("/up", &[]), None, &facts(false)).unwrap());
+        assert_eq!(get(&v, "HTTP_TRANSFER_ENCODING"), ["chunked"]);
+        assert!(get(&v, "CONTENT_LENGTH").is_empty());
+        assert!(get(&v, "HTTPS").is_empty());
+        let v = vars(&request_packet(&parts("/", &[]), Some(0), &facts(false)).unwrap());
+        assert!(get(&v, "CONTENT_LENGTH").is_empty() && get(&v, "HTTP_TRANSFER_ENCODING").is_empty());
+    }
+
+    #[test]
+    fn headers_over_one_packet_are_refused() {
+        let big = "x".repeat(40_000);
+        let p = parts("/", &[("x-a", &big), ("x-b", &big)]);
+        assert!(request_packet(&p, Some(0), &facts(true)).is_none());
+    }
+
+    #[test]
+    fn cleartext_preface_is_recognised_only_when_enabled() {
+        let plain = Io::plain(-1);
+        assert_eq!(speaks_http2(&plain, H2_PREFACE, true), Some(true));
+        assert_eq!(speaks_http2(&plain, &H2_PREFACE[..10], true), None);
+        assert_eq!(speaks_http2(&plain, b"POST / HTTP/1.1\r\n", true), Some(false));
+        assert_eq!(speaks_http2(&plain, b"P", true), None);
+        assert_eq!(speaks_http2(&plain, H2_PREFACE, false), Some(false));
+    }
+
+    #[test]
+    fn hop_by_hop_response_headers_are_dropped() {
+        assert!(is_connection_specific("Connection"));
+        assert!(is_connection_specific("transfer-encoding"));
+        assert!(!is_connection_specific("content-length"));
+    }
+}
