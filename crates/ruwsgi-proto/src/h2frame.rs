@@ -134,8 +134,6 @@ pub enum Flood {
     EmptyData,
     /// CONTINUATION frames (CVE-2024-27316 family).
     Continuation,
-    /// HEADERS frames, i.e. new streams or trailers.
-    Headers,
 }
 
 impl Flood {
@@ -148,7 +146,6 @@ impl Flood {
             Self::Reset => "RST_STREAM flood (rapid reset)",
             Self::EmptyData => "empty DATA flood",
             Self::Continuation => "CONTINUATION flood",
-            Self::Headers => "HEADERS flood",
         }
     }
 }
@@ -166,8 +163,6 @@ pub struct FrameLimits {
     pub empty_data: u32,
     /// CONTINUATION frames.
     pub continuation: u32,
-    /// HEADERS frames.
-    pub headers: u32,
 }
 
 impl Default for FrameLimits {
@@ -175,30 +170,32 @@ impl Default for FrameLimits {
     /// per connection, a CONTINUATION only for a header list over 16 KiB), far below
     /// what a flood needs to hurt.
     fn default() -> Self {
-        Self { ping: 100, settings: 100, reset: 500, empty_data: 500, continuation: 500, headers: 2000 }
+        Self { ping: 100, settings: 100, reset: 500, empty_data: 500, continuation: 500 }
     }
 }
 
-/// Counts one connection's frames per second against `FrameLimits`.
+/// Counts one connection's frames per second against `FrameLimits`. HEADERS frames (new
+/// streams) are not counted: each is a request, bounded by the concurrent-streams limit, and
+/// a busy client (a proxy multiplexing many users) sends thousands a second.
 #[derive(Debug, Clone, Default)]
 pub struct FrameBudget {
     limits: FrameLimits,
     /// The second the counts are for.
     second: u64,
-    counts: [u32; 6],
+    counts: [u32; 5],
 }
 
 impl FrameBudget {
     /// A budget with these limits.
     #[must_use]
     pub fn new(limits: FrameLimits) -> Self {
-        Self { limits, second: 0, counts: [0; 6] }
+        Self { limits, second: 0, counts: [0; 5] }
     }
 
     /// Counts `frame`, seen during second `now` (any monotonic count of seconds). `Some`:
     /// this frame is one over its kind's budget for the second.
     pub fn count(&mut self, frame: &FrameHeader, now: u64) -> Option<Flood> {
-        use frame_type::{CONTINUATION, DATA, HEADERS, PING, RST_STREAM, SETTINGS};
+        use frame_type::{CONTINUATION, DATA, PING, RST_STREAM, SETTINGS};
         let (flood, limit) = match frame.kind {
             PING => (Flood::Ping, self.limits.ping),
             SETTINGS => (Flood::Settings, self.limits.settings),
@@ -207,12 +204,11 @@ impl FrameBudget {
                 (Flood::EmptyData, self.limits.empty_data)
             }
             CONTINUATION => (Flood::Continuation, self.limits.continuation),
-            HEADERS => (Flood::Headers, self.limits.headers),
             _ => return None,
         };
         if now != self.second {
             self.second = now;
-            self.counts = [0; 6];
+            self.counts = [0; 5];
         }
         let count = &mut self.counts[flood as usize];
         *count += 1;
@@ -304,5 +300,12 @@ mod tests {
         assert_eq!(budget.count(&of(frame_type::CONTINUATION), 0), Some(Flood::Continuation));
         assert_eq!(budget.count(&of(frame_type::SETTINGS), 0), Some(Flood::Settings));
         assert_eq!(budget.count(&of(0x8), 0), None);
+    }
+
+    #[test]
+    fn new_streams_are_never_a_flood() {
+        let mut budget = FrameBudget::new(FrameLimits::default());
+        let headers = FrameHeader { length: 20, kind: frame_type::HEADERS, flags: 0x5, stream_id: 1 };
+        assert!((0..100_000).all(|_| budget.count(&headers, 0).is_none()));
     }
 }
