@@ -256,7 +256,8 @@ pub fn run(ctx: &LoopContext<'_>) -> std::io::Result<()> {
     let epoll = ctx.epoll;
     epoll.add(ctx.stop_fd, EpollEvent::new(EpollFlags::EPOLLIN, STOP_TOKEN))?;
     if let Some(h2) = ctx.http2 {
-        epoll.add(h2.streams().fd(), EpollEvent::new(EpollFlags::EPOLLIN, HTTP2_TOKEN))?;
+        // Exclusive: one idle thread wakes per queued stream, not all of them.
+        epoll.add(h2.streams().fd(), EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLEXCLUSIVE, HTTP2_TOKEN))?;
     }
     let first_conn = ctx.listeners.len() as u64;
     let mut conns: Slab<Conn> = Slab::new();
