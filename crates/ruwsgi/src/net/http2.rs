@@ -32,7 +32,7 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use h2::server::SendResponse;
 use h2::{Reason, RecvStream, SendStream};
 use nix::sys::eventfd::{EfdFlags, EventFd};
@@ -519,6 +519,13 @@ async fn serve_stream(
         addr: facts.addr.clone(),
         port: facts.port.clone(),
     });
+    // No body (a GET): no pump; the writing half stays open all the same (a closed one
+    // would look like a client that went away).
+    if body.is_end_stream() {
+        relay_response(&mut from_app, &mut respond, is_head, &facts.addr, shared.settings.request_timeout).await;
+        drop(to_app);
+        return;
+    }
     let pump = tokio::spawn(async move {
         // The body goes to the app as it reads: credit goes back to the client only for
         // what the socket pair took.
@@ -636,7 +643,7 @@ async fn relay_response(
     addr: &str,
     timeout: Duration,
 ) {
-    let mut buf = Vec::with_capacity(READ_PIECE);
+    let mut buf = BytesMut::with_capacity(READ_PIECE);
     let (head, used) = loop {
         match parse_response_head(&buf, 100) {
             Ok(Some((head, used))) => break (head, used),
@@ -675,7 +682,11 @@ async fn relay_response(
     if no_body {
         return;
     }
-    let mut piece = Bytes::copy_from_slice(&buf[used..]);
+    let mut piece = buf.split_off(used).freeze();
+    drop(buf);
+    // Each piece read is handed to `h2` without a copy; the buffer's memory is reused once
+    // `h2` has sent (and dropped) what came before.
+    let mut buf = BytesMut::new();
     loop {
         if !piece.is_empty() {
             match tokio::time::timeout(timeout, send_piece(&mut stream, piece)).await {
@@ -689,14 +700,14 @@ async fn relay_response(
                 }
             }
         }
-        let mut next = Vec::with_capacity(READ_PIECE);
+        buf.reserve(READ_PIECE);
         tokio::select! {
-            read = from_app.read_buf(&mut next) => match read {
+            read = from_app.read_buf(&mut buf) => match read {
                 Ok(0) => {
                     let _ = stream.send_data(Bytes::new(), true);
                     return;
                 }
-                Ok(_) => piece = Bytes::from(next),
+                Ok(_) => piece = buf.split().freeze(),
                 Err(_) => {
                     stream.send_reset(Reason::INTERNAL_ERROR);
                     return;
