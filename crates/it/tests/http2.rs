@@ -402,6 +402,40 @@ fn django_example_admin_and_static_files_over_http2() {
     let want = std::fs::read(static_root.join("admin/css/base.css")).unwrap();
     assert_eq!(&body[..body.len() - 2], want.as_slice());
     assert_eq!(&body[body.len() - 2..], b"\n2");
+    // The guestbook's form round trip over HTTP/2: CSRF cookie, token and Referer check.
+    let jar = srv.dir.path().join("cookies.txt").display().to_string();
+    let (code, body, err) = curl(&srv, &["--http2", "-c", &jar, &url(&srv, "/")]);
+    assert_eq!(code, 0, "{err}");
+    let page = String::from_utf8_lossy(&body);
+    let token = page
+        .split("name=\"csrfmiddlewaretoken\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("hidden csrf input")
+        .to_owned();
+    let form = format!("csrfmiddlewaretoken={token}&name=Grace&message=over+HTTP/2");
+    let referer = url(&srv, "/");
+    let (code, body, err) = curl(
+        &srv,
+        &[
+            "--http2",
+            "-b",
+            &jar,
+            "-e",
+            &referer,
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code} %{http_version}",
+            "-d",
+            &form,
+            &url(&srv, "/"),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(String::from_utf8_lossy(&body), "303 2");
+    let (_, body, _) = curl(&srv, &["--http2", &url(&srv, "/")]);
+    assert!(String::from_utf8_lossy(&body).contains("<strong>Grace</strong>: over HTTP/2"));
 }
 
 /// Floods one connection with `kind` frames; checks that connection got GOAWAY
