@@ -7,7 +7,7 @@
     /big?n=N         N bytes (a repeating pattern), in 64 KiB pieces without Content-Length
     /endless         16 KiB pieces until the client goes away; then writes "gone after N"
                      to $H2_MARK
-    /sleep?s=N       sleeps N seconds, then answers
+    /sleep?s=N       sleeps N seconds (having touched $H2_MARK.sleeping), then answers
 """
 import hashlib
 import json
@@ -77,6 +77,7 @@ def application(environ, start_response):
         start_response("200 OK", [("Content-Type", "application/octet-stream")])
         return (PATTERN[: min(65536, n - i)] for i in range(0, n, 65536))
     if path == "/sleep":
+        open(os.environ["H2_MARK"] + ".sleeping", "w").close()
         time.sleep(float(query["s"]))
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [b"slept"]

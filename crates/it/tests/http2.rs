@@ -278,6 +278,42 @@ fn a_response_the_client_grants_no_window_is_reset_after_socket_timeout() {
 }
 
 #[test]
+fn a_graceful_reload_finishes_the_http2_stream_in_flight() {
+    let srv = start_h2(&["--master"]);
+    let dir = dir_of(&srv);
+    let curl = Command::new("curl")
+        .args(["-sS", "--max-time", "30", "--http2", "-w", " %{http_version}", "--cacert"])
+        .arg(dir.join("ca.pem"))
+        .args(["--resolve", &format!("localhost:{}:127.0.0.1", srv.addr().port())])
+        .arg(url(&srv, "/sleep?s=2"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let sleeping = dir.join("mark.sleeping");
+    for _ in 0..400 {
+        if sleeping.exists() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    assert!(sleeping.exists(), "the request reached the app: {}", srv.log());
+    srv.signal(nix::sys::signal::Signal::SIGHUP);
+    let out = curl.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "slept 2");
+    let reloaded = srv.wait_for(Duration::from_secs(30), |log| log.matches("spawned uWSGI worker").count() >= 2);
+    assert!(reloaded, "{}", srv.log());
+    let (code, body, err) = curl_h2(&srv, "/sleep?s=0");
+    assert_eq!((code, body.as_str()), (0, "slept"), "{err}");
+}
+
+fn curl_h2(srv: &Server, path: &str) -> (i32, String, String) {
+    let (code, body, err) = curl(srv, &["--http2", &url(srv, path)]);
+    (code, String::from_utf8_lossy(&body).into_owned(), err)
+}
+
+#[test]
 fn large_upload_and_download_over_http2_with_flow_control() {
     let srv = start_h2(&[]);
     // Both far past the 64 KiB stream window and the 1 MiB connection window.
