@@ -296,3 +296,26 @@ fn websocket_frames(data: &[u8], mut deflate: Option<ruwsgi_proto::Deflate>) {
         rest = &rest[end..];
     }
 }
+
+/// HTTP/2 frame scanner: the frame headers found don't depend on how the stream is cut
+/// into pieces, and the frame budget never panics on them.
+pub fn h2_frames(data: &[u8]) {
+    let (cut, input) = match data {
+        [a, rest @ ..] => (usize::from(*a) % (rest.len() + 1), rest),
+        _ => return,
+    };
+    let scan = |parts: &[&[u8]]| {
+        let mut scanner = ruwsgi_proto::FrameScanner::new();
+        let mut seen = Vec::new();
+        for part in parts {
+            scanner.scan(part, |h| seen.push(h));
+        }
+        seen
+    };
+    let whole = scan(&[input]);
+    assert_eq!(scan(&[&input[..cut], &input[cut..]]), whole, "split at {cut}");
+    let mut budget = ruwsgi_proto::FrameBudget::new(ruwsgi_proto::FrameLimits::default());
+    for (i, h) in whole.iter().enumerate() {
+        let _ = budget.count(h, i as u64 / 100);
+    }
+}

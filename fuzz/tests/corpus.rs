@@ -52,3 +52,8 @@ fn ini_seeds_hold() {
 fn websocket_seeds_hold() {
     replay("websocket", ruwsgi_fuzz::websocket);
 }
+
+#[test]
+fn h2_frames_seeds_hold() {
+    replay("h2_frames", ruwsgi_fuzz::h2_frames);
+}

@@ -4,6 +4,7 @@
 #![allow(clippy::missing_panics_doc, clippy::must_use_candidate, clippy::needless_pass_by_value)]
 
 pub mod nginx;
+pub mod tls;
 pub mod ws;
 
 use std::io::{BufRead, BufReader, Read, Write};

@@ -4,94 +4,13 @@
 //! reload under an open keep-alive connection, static files and the Django example. The
 //! certificates are made here with rcgen: a test CA, server certificates and a client one.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use it::tls::{curl, dir_of, run, start, start_django_https, start_in, url, write_certs, Ca};
 use it::{app, json, Server, Start};
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 use sha2::{Digest, Sha256};
-
-/// A test CA that signs server and client certificates.
-struct Ca {
-    issuer: Issuer<'static, KeyPair>,
-    pem: String,
-}
-
-impl Ca {
-    fn new() -> Self {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.distinguished_name.push(DnType::CommonName, "ruwsgi test CA");
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let key = KeyPair::generate().unwrap();
-        let pem = params.self_signed(&key).unwrap().pem();
-        Ca { issuer: Issuer::new(params, key), pem }
-    }
-
-    /// A certificate for `names` (DNS names; `127.0.0.1` too for the first server cert)
-    /// with subject `CN=<cn>` (and `O=<org>`): (cert PEM, key PEM).
-    fn issue(&self, cn: &str, org: Option<&str>, names: &[&str]) -> (String, String) {
-        let mut params = CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>()).unwrap();
-        if let Some(org) = org {
-            params.distinguished_name.push(DnType::OrganizationName, org);
-        }
-        params.distinguished_name.push(DnType::CommonName, cn);
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
-        (cert.pem(), key.serialize_pem())
-    }
-}
-
-/// Writes the CA, a `localhost` server certificate and a client certificate into `dir`.
-fn write_certs(dir: &Path, ca: &Ca) {
-    std::fs::write(dir.join("ca.pem"), &ca.pem).unwrap();
-    let (cert, key) = ca.issue("localhost", None, &["localhost", "127.0.0.1"]);
-    std::fs::write(dir.join("site.crt"), cert).unwrap();
-    std::fs::write(dir.join("site.key"), key).unwrap();
-    let (cert, key) = ca.issue("alice", Some("ruwsgi tests"), &[]);
-    std::fs::write(dir.join("client.crt"), cert).unwrap();
-    std::fs::write(dir.join("client.key"), key).unwrap();
-}
-
-/// Starts ruwsgi in a temp dir holding the certificates, with `https = 127.0.0.1:0,<tls>`
-/// (`tls` is `site.crt,site.key[,...]`), plus `extra` flags.
-fn start(tls: &str, wsgi: &str, extra: &[&str]) -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    write_certs(dir.path(), &Ca::new());
-    start_in(dir, tls, wsgi, extra)
-}
-
-fn start_in(dir: tempfile::TempDir, tls: &str, wsgi: &str, extra: &[&str]) -> Server {
-    let https = format!("127.0.0.1:0,{tls}");
-    let wsgi = app(wsgi);
-    let mut args: Vec<String> = ["--https", &https, "--wsgi-file", &wsgi, "--threads", "2"].map(str::to_owned).to_vec();
-    args.extend(extra.iter().map(|s| (*s).to_owned()));
-    Server::start_in(dir, Start { args, env: vec![], workers: 1 })
-}
-
-fn dir_of(srv: &Server) -> PathBuf {
-    srv.dir.path().to_path_buf()
-}
-
-fn run(cmd: &mut Command) -> Output {
-    cmd.stdin(Stdio::null()).output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
-}
-
-/// `curl` over HTTPS against the test CA; returns (exit code, stdout, stderr).
-fn curl(srv: &Server, args: &[&str]) -> (i32, Vec<u8>, String) {
-    let dir = dir_of(srv);
-    let out = run(Command::new("curl")
-        .args(["-sS", "--max-time", "20", "--cacert"])
-        .arg(dir.join("ca.pem"))
-        .args(["--resolve", &format!("localhost:{}:127.0.0.1", srv.addr().port())])
-        .args(args));
-    (out.status.code().unwrap_or(-1), out.stdout, String::from_utf8_lossy(&out.stderr).into_owned())
-}
-
-fn url(srv: &Server, path: &str) -> String {
-    format!("https://localhost:{}{path}", srv.addr().port())
-}
 
 /// Python's `ssl` + `http.client` against the server (the test CA trusted), running one of
 /// the operations of `CLIENT`; returns its JSON answer.
@@ -314,10 +233,11 @@ fn asgi_websocket_over_https() {
 }
 
 #[test]
-fn alpn_offers_http11_so_http2_clients_fall_back() {
-    // HTTP/2 is not implemented yet (docs/tls.md): ALPN settles on http/1.1.
+fn alpn_offers_http11_after_h2() {
+    // HTTP/2 clients get h2 (tests/http2.rs); a client that offers only http/1.1 gets it.
     let srv = start("site.crt,site.key", "hello.py", &[]);
-    let (code, body, err) = curl(&srv, &["--http2", "-v", "-o", "/dev/null", "-w", "%{http_version}", &url(&srv, "/")]);
+    let (code, body, err) =
+        curl(&srv, &["--http1.1", "-v", "-o", "/dev/null", "-w", "%{http_version}", &url(&srv, "/")]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(String::from_utf8_lossy(&body), "1.1", "{err}");
     assert!(err.contains("ALPN: server accepted http/1.1"), "{err}");
@@ -366,6 +286,7 @@ fn chunked_upload_and_100_continue_over_tls() {
     let (code, body, err) = curl(
         &srv,
         &[
+            "--http1.1",
             "-H",
             "Transfer-Encoding: chunked",
             "-H",
@@ -579,7 +500,7 @@ fn https_to_http_redirect_by_routing_and_hsts_by_add_header() {
     assert_eq!(r.header("location"), Some("https://example.test/page?q=1"));
     let https_port = srv.addrs[1].port();
     let out = run(Command::new("curl")
-        .args(["-sS", "-i", "--max-time", "20", "--cacert"])
+        .args(["-sS", "-i", "--http1.1", "--max-time", "20", "--cacert"])
         .arg(srv.dir.path().join("ca.pem"))
         .arg(format!("https://localhost:{https_port}/"))
         .args(["--resolve", &format!("localhost:{https_port}:127.0.0.1")]));
@@ -618,45 +539,9 @@ fn bad_certificate_is_one_error_line_naming_the_socket_and_file() {
 
 #[test]
 fn django_example_admin_and_static_files_over_https() {
+    let (srv, static_root) = start_django_https();
     let django = it::repo().join("examples/django");
-    let dir = tempfile::tempdir().unwrap();
-    write_certs(dir.path(), &Ca::new());
-    // collectstatic into a temp STATIC_ROOT, so the repository stays clean.
-    let static_root = dir.path().join("static");
-    std::fs::write(
-        dir.path().join("it_settings.py"),
-        format!("from demo.settings import *  # noqa\nSTATIC_ROOT = {:?}\n", static_root.display().to_string()),
-    )
-    .unwrap();
-    let env = vec![
-        ("DJANGO_SETTINGS_MODULE", "it_settings".to_owned()),
-        ("PYTHONPATH", dir.path().display().to_string()),
-        ("DEMO_DB", dir.path().join("db.sqlite3").display().to_string()),
-    ];
-    for args in [&["collectstatic", "--noinput"][..], &["migrate", "--noinput"][..]] {
-        let out = run(Command::new(it::venv_python())
-            .arg("manage.py")
-            .args(args)
-            .current_dir(&django)
-            .envs(env.iter().map(|(k, v)| (*k, v.as_str()))));
-        assert!(out.status.success(), "manage.py {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    // The example's ini, on a free local port, with the test's certificate and STATIC_ROOT.
-    let cert_dir = dir.path().display().to_string();
-    let ini = std::fs::read_to_string(django.join("uwsgi-https.ini"))
-        .unwrap()
-        .replace(
-            "https = :8443,%dcert.pem,%dkey.pem",
-            &format!("https = 127.0.0.1:0,{cert_dir}/site.crt,{cert_dir}/site.key"),
-        )
-        .replace("processes = 4", "processes = 1")
-        .replace("static-map = /static=%dstatic", &format!("static-map = /static={}", static_root.display()))
-        .replace("%d", &format!("{}/", django.display()));
-    assert!(ini.contains("https = 127.0.0.1:0,") && ini.contains(&static_root.display().to_string()), "{ini}");
-    std::fs::write(dir.path().join("app.ini"), ini).unwrap();
-    let args = vec!["--ini".to_owned(), "app.ini".to_owned()];
-    let srv = Server::start_in(dir, Start { args, env, workers: 1 });
-    let (code, body, err) = curl(&srv, &["-i", &url(&srv, "/admin/login/")]);
+    let (code, body, err) = curl(&srv, &["--http1.1", "-i", &url(&srv, "/admin/login/")]);
     assert_eq!(code, 0, "{err}");
     let page = String::from_utf8_lossy(&body);
     assert!(page.starts_with("HTTP/1.1 200"), "{page}");

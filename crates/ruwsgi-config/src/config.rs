@@ -122,6 +122,8 @@ pub struct Config {
     /// `enable-proxy-protocol` (`http-enable-proxy-protocol`): HTTP connections may open
     /// with a PROXY protocol header.
     pub enable_proxy_protocol: bool,
+    /// `http2-cleartext` (ruwsgi only): HTTP/2 with prior knowledge on `http-socket`s.
+    pub http2_cleartext: bool,
     /// `pythonpath` (`python-path`, `pp`): prepended to `sys.path`, in order.
     pub pythonpath: Vec<PathBuf>,
     /// The TLS settings shared by every `https` socket (`sni*`, `ssl-*`, `https-export-cert`).
@@ -406,6 +408,7 @@ impl Default for Config {
             honour_stdin: false,
             umask: None,
             enable_proxy_protocol: false,
+            http2_cleartext: false,
             pythonpath: Vec::new(),
             tls: TlsOptions::default(),
             home: None,

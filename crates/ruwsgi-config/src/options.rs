@@ -327,6 +327,8 @@ pub static OPTIONS: &[OptionSpec] = &[
         "answer this path (any query string) without entering Python: 200 while serving, 503 once a graceful stop began"),
     row("drain-delay", &[], None, Seconds, false, "0", SupportedWithDifference("ruwsgi only, not a uWSGI option"),
         "on a graceful stop (SIGTERM, master FIFO `q`), report unhealthy and keep serving this many seconds before closing the sockets"),
+    row("http2-cleartext", &[], None, Bool, false, "false", SupportedWithDifference("ruwsgi only, not a uWSGI option"),
+        "`http-socket` connections that open with the HTTP/2 preface speak HTTP/2 (h2c with prior knowledge; no `Upgrade: h2c`)"),
     row("enable-proxy-protocol", &["http-enable-proxy-protocol"], None, Bool, false, "false", SupportedWithDifference(
         "PROXY v2 is accepted besides v1, a malformed header gets a 400, and `http-enable-proxy-protocol` applies to every HTTP socket (there is no HTTP router)"),
         "take REMOTE_ADDR/REMOTE_PORT from a PROXY protocol (v1 or v2) header opening an HTTP connection"),
@@ -1048,6 +1050,7 @@ mod tests {
         "py-autoreload-ignore",
         "log-json",
         "health-path",
+        "http2-cleartext",
         "drain-delay",
         "asgi",
         "cheaper-idle",

@@ -473,6 +473,7 @@ fn apply(
             shown = format!("{mask:03o}");
         }
         "enable-proxy-protocol" => c.enable_proxy_protocol = flag,
+        "http2-cleartext" => c.http2_cleartext = flag,
         "vhost" => c.vhost = flag,
         "import" => c.import.push(text()?),
         "shared-import" => c.shared_import.push(text()?),

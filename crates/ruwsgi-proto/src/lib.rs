@@ -21,6 +21,7 @@
 #![deny(missing_docs)]
 
 mod chunked;
+mod h2frame;
 mod head;
 mod percent;
 mod proxy;
@@ -31,6 +32,10 @@ mod uwsgi;
 mod websocket;
 
 pub use chunked::{ChunkError, ChunkedDecoder, FORBIDDEN_TRAILERS, MAX_CHUNK_LINE, MAX_TRAILER_SECTION};
+pub use h2frame::{
+    frame_type, parse_frame_header, Flood, FrameBudget, FrameHeader, FrameLimits, FrameScanner, FLAG_ACK,
+    FLAG_END_STREAM, FRAME_HEADER_LEN, H2_PREFACE,
+};
 pub use head::{
     parse_request_head, BodyFraming, HeadError, Limits, RequestHead, DEFAULT_MAX_HEAD, DEFAULT_MAX_HEADERS,
     MAX_CONTENT_LENGTH,
@@ -41,7 +46,8 @@ pub use proxy::{
     PROXY_V2_SIGNATURE,
 };
 pub use response::{
-    encode_chunk, encode_response_head, validate_response_header, HeaderError, ResponseFraming, CHUNK_END, LAST_CHUNK,
+    encode_chunk, encode_response_head, parse_response_head, validate_response_header, HeaderError, ParsedResponseHead,
+    ResponseFraming, ResponseHeadError, CHUNK_END, LAST_CHUNK,
 };
 pub use spool::{
     compare_spool_names, encode_spool_file, encode_spool_name, is_priority_name, is_spool_file_name, parse_spool_file,

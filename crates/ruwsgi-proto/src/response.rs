@@ -103,6 +103,40 @@ pub fn encode_response_head(
     out.extend_from_slice(b"\r\n");
 }
 
+/// A response head read back from its HTTP/1.1 bytes: what the HTTP/2 bridge turns into a
+/// HEADERS frame (the worker answers each HTTP/2 stream as it answers any request).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParsedResponseHead<'b> {
+    /// Status code.
+    pub status: u16,
+    /// Header fields, in order.
+    pub headers: Vec<(&'b str, &'b [u8])>,
+}
+
+/// The response head was not HTTP/1.x or had more than `max_headers` fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("malformed response head")]
+pub struct ResponseHeadError;
+
+/// Parses the response head at the front of `buf`. `Ok(None)`: need more bytes;
+/// `Ok(Some((head, used)))`: the head took `used` bytes, the body follows.
+pub fn parse_response_head(
+    buf: &[u8],
+    max_headers: usize,
+) -> Result<Option<(ParsedResponseHead<'_>, usize)>, ResponseHeadError> {
+    let mut fields = vec![httparse::EMPTY_HEADER; max_headers];
+    let mut response = httparse::Response::new(&mut fields);
+    match response.parse(buf) {
+        Ok(httparse::Status::Partial) => Ok(None),
+        Ok(httparse::Status::Complete(used)) => {
+            let status = response.code.ok_or(ResponseHeadError)?;
+            let headers = response.headers.iter().map(|h| (h.name, h.value)).collect();
+            Ok(Some((ParsedResponseHead { status, headers }, used)))
+        }
+        Err(_) => Err(ResponseHeadError),
+    }
+}
+
 /// Appends the chunk-size line for a chunk of `data_len` bytes (`<hex>\r\n`). The caller
 /// then appends the data and [`CHUNK_END`]. Don't call it with 0: that is [`LAST_CHUNK`].
 pub fn encode_chunk(out: &mut Vec<u8>, data_len: usize) {
@@ -257,5 +291,25 @@ mod tests {
         for &(name, value, expected) in cases {
             assert_eq!(validate_response_header(name, value), expected, "{}", String::from_utf8_lossy(name));
         }
+    }
+
+    #[test]
+    fn response_head_parses_back() {
+        let mut out = Vec::new();
+        encode_response_head(
+            &mut out,
+            1,
+            b"201 Created",
+            &[(b"X-A".as_slice(), b"1".as_slice())],
+            ResponseFraming::Length(3),
+            false,
+        );
+        out.extend_from_slice(b"abc");
+        assert_eq!(parse_response_head(&out[..out.len() - 5], 8), Ok(None));
+        let (head, used) = parse_response_head(&out, 8).unwrap().unwrap();
+        assert_eq!(head.status, 201);
+        assert_eq!(head.headers[0], ("X-A", b"1".as_slice()));
+        assert_eq!(&out[used..], b"abc");
+        assert_eq!(parse_response_head(b"garbage\r\n\r\n", 8), Err(ResponseHeadError));
     }
 }

@@ -22,6 +22,7 @@ use slab::Slab;
 
 use super::body::BodyReader;
 use super::health;
+use super::http2::{self, Http2};
 use super::listener::{ListenGate, Listener};
 use super::read_buf::ReadBuf;
 use super::transport::Io;
@@ -37,6 +38,8 @@ use crate::worker::WorkerInfo;
 const UNREAD_BODY_DRAIN: u64 = 4 << 20;
 /// Token of the stop pipe in every thread's epoll.
 const STOP_TOKEN: u64 = u64::MAX;
+/// Token of the HTTP/2 streams' eventfd (`http2::StreamQueue`) in every thread's epoll.
+const HTTP2_TOKEN: u64 = u64::MAX - 1;
 /// Connections accepted per wake-up of one listener, so one thread doesn't take them all.
 const ACCEPT_BATCH: usize = 8;
 /// Longest wait for events: the timeout sweep runs at least this often, so a connection is
@@ -123,6 +126,8 @@ pub struct LoopContext<'a> {
     pub statics: Option<&'a StaticFiles>,
     /// `route*` rules, when configured.
     pub router: Option<&'a Router>,
+    /// The worker's HTTP/2 thread, when a socket may speak HTTP/2.
+    pub http2: Option<&'a Http2>,
 }
 
 /// Where a connection came from.
@@ -145,6 +150,8 @@ struct Conn {
     io: Io,
     /// Index into `listeners`.
     listener: usize,
+    /// What it speaks: its listener's protocol (uwsgi for an HTTP/2 stream, `http2.rs`).
+    protocol: SocketProtocol,
     /// Peer address for the environ and the log.
     peer: Peer,
     /// Input not yet consumed.
@@ -220,6 +227,8 @@ enum Next {
     Wait,
     /// Close it.
     Close,
+    /// It speaks HTTP/2: hand it to the worker's HTTP/2 thread.
+    Http2,
 }
 
 /// A thread's view of an fd shortage (`accept()` failing with EMFILE/ENFILE/ENOBUFS/ENOMEM).
@@ -246,6 +255,10 @@ struct LoopState {
 pub fn run(ctx: &LoopContext<'_>) -> std::io::Result<()> {
     let epoll = ctx.epoll;
     epoll.add(ctx.stop_fd, EpollEvent::new(EpollFlags::EPOLLIN, STOP_TOKEN))?;
+    if let Some(h2) = ctx.http2 {
+        // Exclusive: one idle thread wakes per queued stream, not all of them.
+        epoll.add(h2.streams().fd(), EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLEXCLUSIVE, HTTP2_TOKEN))?;
+    }
     let first_conn = ctx.listeners.len() as u64;
     let mut conns: Slab<Conn> = Slab::new();
     let mut events = vec![EpollEvent::empty(); 256];
@@ -267,6 +280,10 @@ pub fn run(ctx: &LoopContext<'_>) -> std::io::Result<()> {
         for ev in &events[..n] {
             let token = ev.data();
             if token == STOP_TOKEN {
+                continue;
+            }
+            if token == HTTP2_TOKEN {
+                adopt_stream(ctx, &mut conns, &mut st, first_conn);
                 continue;
             }
             if token < first_conn {
@@ -406,7 +423,14 @@ fn serve_event(
         && !conn.fresh
         && conn.buf.len() == 0
         && conn.sending.is_none();
-    let close = failed || matches!(next, Next::Close) || over_keepalive;
+    if matches!(next, Next::Http2) && !failed {
+        if let Some(h2) = ctx.http2 {
+            let conn = conns.remove(key);
+            hand_over(ctx, h2, conn);
+            return;
+        }
+    }
+    let close = failed || matches!(next, Next::Close | Next::Http2) || over_keepalive;
     if close && !failed && conn.closing.is_none() && conn.sending.is_none() && ctx.winding_down.load(Ordering::Relaxed)
     {
         // A stopping worker's last response (`Connection: close`) is followed by a FIN and
@@ -426,6 +450,53 @@ fn serve_event(
         conn.io.close_notify();
     }
     // Dropping `conn` closes its fd, which also takes it out of the epoll set.
+}
+
+/// Gives an HTTP/2 connection, with what was read of it, to the worker's HTTP/2 thread.
+fn hand_over(ctx: &LoopContext<'_>, h2: &Http2, conn: Conn) {
+    if conn.interest != Interest::Unregistered {
+        let _ = ctx.epoll.delete(conn.fd.as_fd());
+    }
+    let buffered = conn.buf.filled().to_vec();
+    h2.hand_over(http2::Incoming {
+        fd: conn.fd,
+        io: conn.io,
+        buffered,
+        listener: conn.listener,
+        addr: conn.peer.addr,
+        port: conn.peer.port,
+    });
+}
+
+/// Takes one HTTP/2 stream from the worker's queue (`http2.rs`) and serves it as a uwsgi
+/// connection, as `accept_some` serves a new one.
+fn adopt_stream(ctx: &LoopContext<'_>, conns: &mut Slab<Conn>, st: &mut LoopState, first_conn: u64) {
+    let Some(h2) = ctx.http2 else { return };
+    let Some(stream) = h2.streams().pop() else { return };
+    if http2::abandoned(&stream.fd) {
+        // Reset by the client before any thread took it: nobody waits for the answer.
+        return;
+    }
+    let io = Io::plain(stream.fd.as_raw_fd());
+    let entry = conns.vacant_entry();
+    let key = entry.key();
+    let token = first_conn + key as u64;
+    entry.insert(Conn {
+        fd: stream.fd,
+        io,
+        listener: stream.listener,
+        protocol: SocketProtocol::Uwsgi,
+        peer: Peer { addr: stream.addr, port: stream.port, awaiting_proxy: false },
+        buf: ReadBuf::default(),
+        since: Instant::now(),
+        continue_sent: false,
+        chunk_scan: None,
+        fresh: true,
+        sending: None,
+        interest: Interest::Unregistered,
+        closing: None,
+    });
+    serve_event(ctx, conns, &mut st.spare, key, token, false);
 }
 
 /// Handles one readiness event. A panic (a bug in ruwsgi, never the app's exception, which
@@ -552,6 +623,7 @@ fn accept_some(ctx: &LoopContext<'_>, conns: &mut Slab<Conn>, st: &mut LoopState
             fd,
             io,
             listener: index,
+            protocol: listener.protocol,
             peer,
             buf: ReadBuf::default(),
             since: Instant::now(),
@@ -613,6 +685,14 @@ fn on_readable(ctx: &LoopContext<'_>, conn: &mut Conn, spare: &mut ReadBuf) -> N
             }
             match conn.peer.awaiting_proxy.then(|| take_proxy_header(conn)).flatten() {
                 Some(next) => next,
+                None if ctx.http2.is_some() && conn.fresh && conn.protocol == SocketProtocol::Http => {
+                    let cleartext = ctx.http2.is_some_and(Http2::cleartext);
+                    match http2::speaks_http2(&conn.io, conn.buf.filled(), cleartext) {
+                        Some(true) => Next::Http2,
+                        Some(false) => drive(ctx, conn),
+                        None => Next::Wait,
+                    }
+                }
                 None => drive(ctx, conn),
             }
         }
@@ -653,7 +733,7 @@ fn drive(ctx: &LoopContext<'_>, conn: &mut Conn) -> Next {
         if conn.buf.len() == 0 {
             return Next::Wait;
         }
-        let step = match ctx.listeners[conn.listener].protocol {
+        let step = match conn.protocol {
             SocketProtocol::Http => serve_http(ctx, conn),
             SocketProtocol::Uwsgi => serve_uwsgi(ctx, conn),
         };
@@ -993,8 +1073,16 @@ fn serve_uwsgi(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
         return Step::Incomplete;
     }
     let take = available.min(length as usize);
-    let already = conn.buf.filled()[used..used + take].to_vec();
-    let body = BodyReader::with_length(io.clone(), already, length, false);
+    // An HTTP/2 stream's body of unknown length comes chunked from the HTTP/2 thread.
+    let from_http2 = ctx.listeners[conn.listener].protocol == SocketProtocol::Http;
+    let body = if from_http2
+        && packet.var(b"CONTENT_LENGTH").is_none()
+        && packet.var(b"HTTP_TRANSFER_ENCODING") == Some(b"chunked")
+    {
+        BodyReader::chunked(io.clone(), conn.buf.filled()[used..].to_vec(), false)
+    } else {
+        BodyReader::with_length(io.clone(), conn.buf.filled()[used..used + take].to_vec(), length, false)
+    };
     let request = Request {
         origin: Origin::Uwsgi { packet: &packet },
         client: Client::new(io.clone(), settings.request_timeout),

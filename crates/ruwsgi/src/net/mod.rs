@@ -6,6 +6,7 @@ pub mod body;
 pub mod client;
 pub mod connection;
 mod health;
+pub mod http2;
 pub mod listener;
 mod read_buf;
 pub mod socket_io;

@@ -341,7 +341,8 @@ fn server_config(spec: &TlsSpec, ticketer: &Arc<dyn ProducesTickets>) -> Result<
     config.ticketer = Arc::clone(ticketer);
     // uWSGI sets SSL_OP_CIPHER_SERVER_PREFERENCE when a cipher list is given.
     config.ignore_client_order = spec.ciphers.is_some();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    // HTTP/2 first (served by the worker's HTTP/2 thread, `http2.rs`), as browsers expect.
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(config)
 }
 
@@ -593,6 +594,11 @@ impl Session {
             State::Open(conn) => conn.process_new_packets().is_ok_and(|s| s.plaintext_bytes_to_read() > 0),
             _ => false,
         }
+    }
+
+    /// The client and the server agreed on HTTP/2 by ALPN.
+    pub fn alpn_h2(&self) -> bool {
+        matches!(&self.state, State::Open(conn) if conn.alpn_protocol() == Some(b"h2"))
     }
 
     /// The handshake hasn't finished.

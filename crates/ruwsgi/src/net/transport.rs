@@ -191,6 +191,11 @@ impl Io {
         self.session().map(|mut s| TlsFacts { client: s.client_cert() })
     }
 
+    /// TLS with HTTP/2 agreed by ALPN.
+    pub fn alpn_h2(&self) -> bool {
+        self.session().is_some_and(|s| s.alpn_h2())
+    }
+
     /// True on a TLS connection.
     pub fn is_tls(&self) -> bool {
         self.tls.is_some()

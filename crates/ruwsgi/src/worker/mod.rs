@@ -19,6 +19,7 @@ use ruwsgi_proto::Limits;
 use crate::hooks::run_phase;
 use crate::log::LogPolicy;
 use crate::net::connection::{self, LoopContext, LoopSettings};
+use crate::net::http2::{Http2, Http2Settings};
 use crate::net::listener::{ListenGate, Listener};
 use crate::scoreboard::{Scoreboard, Status, WorkerSlot};
 use crate::static_files::StaticFiles;
@@ -178,6 +179,13 @@ fn serve(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, boa
         }
     };
     let router = crate::routing::Router::new(cfg);
+    let http2 = match start_http2(cfg, listeners, &settings) {
+        Ok(http2) => http2,
+        Err(e) => {
+            tracing::error!("worker {id}: cannot start the HTTP/2 thread: {e}");
+            return 1;
+        }
+    };
     let Ok((stop_read, stop_write)) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) else {
         tracing::error!("worker {id}: cannot create a pipe");
         return 1;
@@ -262,6 +270,7 @@ fn serve(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, boa
                 worker: &info,
                 statics: statics.as_ref(),
                 router: router.as_ref(),
+                http2: http2.as_ref(),
             };
             let (running, died, stopping) = (&running, &died, &stopping);
             let spawned = std::thread::Builder::new()
@@ -297,6 +306,10 @@ fn serve(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, boa
                 }
                 info.slot().status.store(Status::Stopping as u8, Relaxed);
                 info.slot().accepting.store(0, Relaxed);
+                if let Some(http2) = &http2 {
+                    // GOAWAY now: clients open no more streams here.
+                    http2.stop(Duration::ZERO);
+                }
                 // Stop accepting at once, in every thread, even one still running a request:
                 // once every process has closed its listeners (the master too on SIGTERM),
                 // new clients are refused instead of queueing for a worker that won't come.
@@ -369,8 +382,36 @@ fn serve(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, boa
             }
         }
     });
+    if let Some(http2) = &http2 {
+        // The last streams' responses are still on their way out.
+        http2.stop(HTTP2_STOP_GRACE);
+    }
     app.stop_worker();
     exit_code
+}
+
+/// How long a stopping worker waits for its HTTP/2 connections to send their last
+/// responses and close, after its loop threads have finished.
+const HTTP2_STOP_GRACE: Duration = Duration::from_secs(3);
+
+/// Starts the worker's HTTP/2 thread when a socket may speak HTTP/2: an `https` one (ALPN
+/// `h2`) or, with `http2-cleartext`, an `http-socket`.
+fn start_http2(cfg: &Config, listeners: &[Listener], settings: &LoopSettings) -> std::io::Result<Option<Http2>> {
+    let plain_http = |l: &Listener| l.tls.is_none() && l.protocol == ruwsgi_config::SocketProtocol::Http;
+    let wanted = listeners.iter().any(|l| l.tls.is_some() || (cfg.http2_cleartext && plain_http(l)));
+    if !wanted {
+        return Ok(None);
+    }
+    Http2::start(Http2Settings {
+        listeners: listeners.iter().map(|l| (l.server_name.clone(), l.server_port.clone(), l.tls.is_some())).collect(),
+        max_concurrent_streams: (settings.threads as u32).saturating_mul(4).max(8),
+        max_header_list_size: cfg.buffer_size as u32,
+        idle_timeout: settings.idle_timeout,
+        request_timeout: settings.request_timeout,
+        limit_post: settings.limit_post,
+        cleartext: cfg.http2_cleartext,
+    })
+    .map(Some)
 }
 
 /// Whether a worker told to stop gracefully may close its listeners now. During a reload

@@ -1,0 +1,864 @@
+//! HTTP/2 (RFC 9113): on `https` sockets when the client picks `h2` by ALPN, and on
+//! `http-socket`s with `http2-cleartext` when a connection opens with the HTTP/2 preface.
+//!
+//! The epoll loops (`connection.rs`) accept and do the TLS handshake as for HTTP/1.1, then
+//! hand such a connection to this worker's HTTP/2 thread: one thread running a
+//! current-thread tokio runtime (started after the fork; the master stays single-threaded)
+//! that drives hyper's `h2` crate for every HTTP/2 connection of the worker.
+//!
+//! Each stream becomes one request for the worker's loop threads, as uWSGI's HTTP router
+//! turned each SPDY stream into a uwsgi request: the HTTP/2 thread writes the request as a
+//! uwsgi packet into one end of a Unix socket pair (`SERVER_PROTOCOL=HTTP/2`, `HTTPS=on`,
+//! the client's address) and queues the other end (`StreamQueue`); a loop thread picks it up
+//! as a uwsgi connection and serves it through the same `Application`, routing, static
+//! files, request log, scoreboard and harakiri as any request. The socket pair is the
+//! stream's bounded channel both ways: the request body goes in as the app reads it (the
+//! stream's flow-control credit is released only once the bytes are in the pair, so a slow
+//! app slows the client), and the response is read out only as the stream has send
+//! capacity (a slow client fills the pair and holds the app's writes, as a full socket
+//! does on HTTP/1.1). A stream the client resets (`RST_STREAM`) closes its end of the
+//! pair: the app's next write fails as it does for a client that disconnected.
+//!
+//! Differs from uWSGI: uWSGI 2.0 has no HTTP/2 (its HTTP router spoke SPDY/3); ruwsgi
+//! serves HTTP/2 on `https` sockets and, with its own `http2-cleartext`, on `http-socket`s.
+
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::io::{self, IoSlice};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::task::{ready, Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use h2::server::SendResponse;
+use h2::{Reason, RecvStream, SendStream};
+use nix::sys::eventfd::{EfdFlags, EventFd};
+use ruwsgi_proto::{
+    encode_chunk, frame_type, parse_response_head, percent_decode, try_encode_uwsgi_packet, Flood, FrameBudget,
+    FrameLimits, FrameScanner, CHUNK_END, H2_PREFACE, LAST_CHUNK,
+};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::sync::mpsc;
+
+use super::transport::Io;
+
+/// Initial flow-control window of each stream: the most request body one stream can have
+/// in flight before the app reads.
+const STREAM_WINDOW: u32 = 64 * 1024;
+/// Initial flow-control window of the connection (all its streams together).
+const CONNECTION_WINDOW: u32 = 1 << 20;
+/// Response bytes one stream may have queued in `h2` beyond what the client accepts.
+const SEND_BUFFER: usize = 64 * 1024;
+/// Largest read from a stream's socket pair (a response piece).
+const READ_PIECE: usize = 64 * 1024;
+/// Streams the client reset before the server accepted them, at most (CVE-2023-44487).
+const PENDING_ACCEPT_RESETS: usize = 20;
+/// Streams the server reset because the client erred (oversized or bad headers), at most
+/// per connection; then GOAWAY `ENHANCE_YOUR_CALM`.
+const LOCAL_ERROR_RESETS: usize = 32;
+/// How long a connection told to go away (a flood, a stopping worker) may take to flush.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+/// How often each connection looks at the worker's stop flag and its idle time.
+const TICK: Duration = Duration::from_millis(250);
+
+/// A connection handed over by an epoll loop.
+pub struct Incoming {
+    /// The socket.
+    pub fd: OwnedFd,
+    /// The stream over it (TLS session or plain).
+    pub io: Io,
+    /// Plaintext the loop had read already (the start of the connection preface).
+    pub buffered: Vec<u8>,
+    /// Index of the listener it came from.
+    pub listener: usize,
+    /// `REMOTE_ADDR`.
+    pub addr: String,
+    /// `REMOTE_PORT`.
+    pub port: String,
+}
+
+/// A stream ready to be served by a loop thread: a uwsgi connection.
+pub struct Handed {
+    /// The loop's end of the stream's socket pair.
+    pub fd: OwnedFd,
+    /// The listener the HTTP/2 connection came in on.
+    pub listener: usize,
+    /// `REMOTE_ADDR`, for the loop's own log lines.
+    pub addr: String,
+    /// `REMOTE_PORT`.
+    pub port: String,
+}
+
+/// The streams waiting for a loop thread. Every loop polls `fd` (a semaphore eventfd: one
+/// count per stream) and takes one stream per count it reads.
+pub struct StreamQueue {
+    queue: Mutex<VecDeque<Handed>>,
+    event: EventFd,
+}
+
+impl StreamQueue {
+    fn new() -> io::Result<Self> {
+        let flags = EfdFlags::EFD_SEMAPHORE | EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC;
+        Ok(Self { queue: Mutex::new(VecDeque::new()), event: EventFd::from_value_and_flags(0, flags)? })
+    }
+
+    fn push(&self, handed: Handed) {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner).push_back(handed);
+        let _ = self.event.write(1);
+    }
+
+    /// Takes one stream, if one is waiting (another loop may have been quicker).
+    pub fn pop(&self) -> Option<Handed> {
+        self.event.read().ok()?;
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner).pop_front()
+    }
+
+    /// Readable while streams wait.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.event.as_fd()
+    }
+}
+
+/// What the HTTP/2 thread needs to know about the worker's config.
+#[derive(Debug, Clone)]
+pub struct Http2Settings {
+    /// (`SERVER_NAME`, `SERVER_PORT`, TLS) of each listener, by index.
+    pub listeners: Vec<(String, String, bool)>,
+    /// Concurrent streams per connection (`threads` × 4).
+    pub max_concurrent_streams: u32,
+    /// Largest decoded header list (`buffer-size`): HPACK bombs end there.
+    pub max_header_list_size: u32,
+    /// `http-timeout`: an HTTP/2 connection without streams this long gets GOAWAY.
+    pub idle_timeout: Duration,
+    /// `socket-timeout`: the connection preface must arrive within it.
+    pub request_timeout: Duration,
+    /// `limit-post`: larger request bodies get 413 (or, without `content-length`, are cut
+    /// when they pass it); 0 = no limit.
+    pub limit_post: u64,
+    /// `http2-cleartext`: plain `http-socket` connections may speak HTTP/2.
+    pub cleartext: bool,
+}
+
+/// The worker's HTTP/2 side, shared by its loop threads.
+pub struct Http2 {
+    settings: Arc<Http2Settings>,
+    conns: mpsc::UnboundedSender<Incoming>,
+    streams: Arc<StreamQueue>,
+    /// HTTP/2 connections open.
+    open: Arc<AtomicUsize>,
+    stopping: Arc<AtomicBool>,
+}
+
+impl Http2 {
+    /// Starts the worker's HTTP/2 thread.
+    pub fn start(settings: Http2Settings) -> io::Result<Self> {
+        let settings = Arc::new(settings);
+        let streams = Arc::new(StreamQueue::new()?);
+        let (conns, mut incoming) = mpsc::unbounded_channel::<Incoming>();
+        let open = Arc::new(AtomicUsize::new(0));
+        let stopping = Arc::new(AtomicBool::new(false));
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_io().enable_time().build()?;
+        let shared =
+            Shared { settings: Arc::clone(&settings), streams: Arc::clone(&streams), stopping: Arc::clone(&stopping) };
+        let counter = Arc::clone(&open);
+        std::thread::Builder::new().name("ruwsgi-http2".into()).spawn(move || {
+            runtime.block_on(async move {
+                while let Some(conn) = incoming.recv().await {
+                    let shared = shared.clone();
+                    let counter = Arc::clone(&counter);
+                    counter.fetch_add(1, Ordering::Relaxed);
+                    tokio::spawn(async move {
+                        serve_connection(conn, shared).await;
+                        counter.fetch_sub(1, Ordering::Relaxed);
+                    });
+                }
+            });
+        })?;
+        Ok(Self { settings, conns, streams, open, stopping })
+    }
+
+    /// The streams for the loop threads.
+    pub fn streams(&self) -> &StreamQueue {
+        &self.streams
+    }
+
+    /// `http2-cleartext` is on.
+    pub fn cleartext(&self) -> bool {
+        self.settings.cleartext
+    }
+
+    /// Takes over a connection that speaks HTTP/2.
+    pub fn hand_over(&self, conn: Incoming) {
+        // The thread lives as long as the worker: a failed send only means it is exiting.
+        let _ = self.conns.send(conn);
+    }
+
+    /// The worker stops: each connection gets GOAWAY and ends once its streams are done.
+    /// Waits up to `grace` for that.
+    pub fn stop(&self, grace: Duration) {
+        self.stopping.store(true, Ordering::Relaxed);
+        let began = Instant::now();
+        while self.open.load(Ordering::Relaxed) > 0 && began.elapsed() < grace {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// What each connection task shares.
+#[derive(Clone)]
+struct Shared {
+    settings: Arc<Http2Settings>,
+    streams: Arc<StreamQueue>,
+    stopping: Arc<AtomicBool>,
+}
+
+/// Set by the transport when the client floods frames.
+#[derive(Default)]
+struct FloodAlarm {
+    flood: OnceLock<Flood>,
+    notify: tokio::sync::Notify,
+    /// `RST_STREAM` and CONTINUATION frames seen, to say which of `h2`'s own limits a
+    /// connection it closed ran into.
+    resets: AtomicUsize,
+    continuations: AtomicUsize,
+}
+
+impl FloodAlarm {
+    /// Why `h2` sent GOAWAY `ENHANCE_YOUR_CALM` on its own.
+    fn library_reason(&self) -> &'static str {
+        if self.continuations.load(Ordering::Relaxed) > 0 {
+            "CONTINUATION flood"
+        } else if self.resets.load(Ordering::Relaxed) > 0 {
+            "too many streams reset by the client (rapid reset)"
+        } else {
+            "too many streams refused for oversized or bad headers (HPACK bomb)"
+        }
+    }
+}
+
+/// The connection as `h2` reads and writes it: the plain socket or the TLS session over
+/// it, on tokio's reactor; every frame header the client sends is counted on its way in.
+struct Transport {
+    /// The socket, registered with tokio's reactor. tokio's `TcpStream` serves only as that
+    /// registration (readiness and `try_io`): the bytes go through `io`, so a Unix socket
+    /// (`https` on a unix path) works the same.
+    sock: tokio::net::TcpStream,
+    io: Io,
+    buffered: Vec<u8>,
+    pos: usize,
+    scanner: FrameScanner,
+    budget: FrameBudget,
+    born: Instant,
+    alarm: Arc<FloodAlarm>,
+}
+
+impl Transport {
+    /// Counts the frames in `bytes`; raises the alarm on the first one over budget.
+    fn scan(&mut self, bytes: &[u8]) {
+        let now = self.born.elapsed().as_secs();
+        let (budget, alarm) = (&mut self.budget, &self.alarm);
+        self.scanner.scan(bytes, |frame| {
+            match frame.kind {
+                frame_type::RST_STREAM => alarm.resets.fetch_add(1, Ordering::Relaxed),
+                frame_type::CONTINUATION => alarm.continuations.fetch_add(1, Ordering::Relaxed),
+                _ => 0,
+            };
+            if let Some(flood) = budget.count(&frame, now) {
+                if alarm.flood.set(flood).is_ok() {
+                    alarm.notify.notify_one();
+                }
+            }
+        });
+    }
+}
+
+impl AsyncRead for Transport {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.alarm.flood.get().is_some() {
+            // A flooding client is read no more; its connection is closing.
+            return Poll::Pending;
+        }
+        let n = if this.pos < this.buffered.len() {
+            let n = (this.buffered.len() - this.pos).min(buf.remaining());
+            buf.put_slice(&this.buffered[this.pos..this.pos + n]);
+            this.pos += n;
+            n
+        } else if this.io.has_plaintext() {
+            let n = this.io.try_read(buf.initialize_unfilled())?;
+            buf.advance(n);
+            n
+        } else {
+            loop {
+                ready!(this.sock.poll_read_ready(cx))?;
+                let io = &this.io;
+                match this.sock.try_io(tokio::io::Interest::READABLE, || io.try_read(buf.initialize_unfilled())) {
+                    Ok(n) => {
+                        buf.advance(n);
+                        break n;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) => return Poll::Ready(Err(e)),
+                }
+            }
+        };
+        let filled = buf.filled();
+        let fresh = filled[filled.len() - n..].to_vec();
+        this.scan(&fresh);
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl Transport {
+    fn poll_io<T>(&mut self, cx: &mut Context<'_>, mut op: impl FnMut(&Io) -> io::Result<T>) -> Poll<io::Result<T>> {
+        loop {
+            ready!(self.sock.poll_write_ready(cx))?;
+            let io = &self.io;
+            match self.sock.try_io(tokio::io::Interest::WRITABLE, || op(io)) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                result => return Poll::Ready(result),
+            }
+        }
+    }
+}
+
+impl AsyncWrite for Transport {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        self.get_mut().poll_io(cx, |io| io.try_write(&[IoSlice::new(buf)]))
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.get_mut().poll_io(cx, |io| io.try_write(bufs))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.get_mut().poll_io(cx, |io| if io.flush()? { Ok(()) } else { Err(io::ErrorKind::WouldBlock.into()) })
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        ready!(this.poll_io(cx, |io| if io.flush()? { Ok(()) } else { Err(io::ErrorKind::WouldBlock.into()) }))?;
+        this.io.close_notify();
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// What each stream of a connection needs for its uwsgi packet.
+struct ConnFacts {
+    listener: usize,
+    server_name: String,
+    server_port: String,
+    tls: bool,
+    addr: String,
+    port: String,
+    /// The client certificate's `HTTPS_DN`, `HTTPS_CLIENT_CERTIFICATE` and `HTTPS_CC`.
+    cert_vars: Vec<(&'static str, Vec<u8>)>,
+}
+
+async fn serve_connection(conn: Incoming, shared: Shared) {
+    let settings = Arc::clone(&shared.settings);
+    let (server_name, server_port, tls) = settings.listeners.get(conn.listener).cloned().unwrap_or_default();
+    let mut cert_vars = Vec::new();
+    if let Some(cert) = conn.io.tls_facts().and_then(|f| f.client) {
+        cert_vars.push(("HTTPS_DN", cert.dn.clone().into_bytes()));
+        cert_vars.push(("HTTPS_CLIENT_CERTIFICATE", cert.der.clone()));
+        if let Some(pem) = &cert.pem {
+            cert_vars.push(("HTTPS_CC", pem.clone().into_bytes()));
+        }
+    }
+    let facts = Arc::new(ConnFacts {
+        listener: conn.listener,
+        server_name,
+        server_port,
+        tls,
+        addr: conn.addr,
+        port: conn.port,
+        cert_vars,
+    });
+    let sock = match tokio::net::TcpStream::from_std(std::net::TcpStream::from(conn.fd)) {
+        Ok(sock) => sock,
+        Err(e) => {
+            tracing::warn!("HTTP/2 connection from {}: cannot watch its socket: {e}", facts.addr);
+            return;
+        }
+    };
+    let alarm = Arc::new(FloodAlarm::default());
+    let transport = Transport {
+        sock,
+        io: conn.io,
+        buffered: conn.buffered,
+        pos: 0,
+        scanner: FrameScanner::new(),
+        budget: FrameBudget::new(FrameLimits::default()),
+        born: Instant::now(),
+        alarm: Arc::clone(&alarm),
+    };
+    let mut builder = h2::server::Builder::new();
+    builder
+        .initial_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW)
+        .max_concurrent_streams(settings.max_concurrent_streams)
+        .max_header_list_size(settings.max_header_list_size)
+        .max_send_buffer_size(SEND_BUFFER)
+        .max_pending_accept_reset_streams(PENDING_ACCEPT_RESETS)
+        .max_local_error_reset_streams(Some(LOCAL_ERROR_RESETS));
+    let mut h2conn = match tokio::time::timeout(settings.request_timeout, builder.handshake(transport)).await {
+        Ok(Ok(h2conn)) => h2conn,
+        Ok(Err(e)) => {
+            tracing::debug!("HTTP/2 connection from {}: {e}", facts.addr);
+            return;
+        }
+        Err(_) => {
+            tracing::debug!("HTTP/2 connection from {}: no preface within {:?}", facts.addr, settings.request_timeout);
+            return;
+        }
+    };
+    let mut tick = tokio::time::interval(TICK);
+    let mut idle_since = Instant::now();
+    let mut going_away = false;
+    loop {
+        tokio::select! {
+            accepted = h2conn.accept() => match accepted {
+                Some(Ok((request, respond))) => {
+                    let (facts, shared) = (Arc::clone(&facts), shared.clone());
+                    tokio::spawn(async move { serve_stream(request, respond, &facts, &shared).await });
+                }
+                Some(Err(e)) => {
+                    tracing::debug!("HTTP/2 connection from {}: {e}", facts.addr);
+                    if e.reason() == Some(Reason::ENHANCE_YOUR_CALM) {
+                        let why = alarm.library_reason();
+                        tracing::warn!("HTTP/2 connection from {} closed: {why} (GOAWAY ENHANCE_YOUR_CALM)", facts.addr);
+                    }
+                    return;
+                }
+                None => return,
+            },
+            () = alarm.notify.notified() => {
+                let flood = alarm.flood.get().map_or("flood", |f| f.describe());
+                tracing::warn!("HTTP/2 connection from {} closed: {flood} (GOAWAY ENHANCE_YOUR_CALM)", facts.addr);
+                h2conn.abrupt_shutdown(Reason::ENHANCE_YOUR_CALM);
+                let _ = tokio::time::timeout(CLOSE_GRACE, poll_fn(|cx| h2conn.poll_closed(cx))).await;
+                return;
+            }
+            _ = tick.tick() => {
+                if h2conn.has_streams() {
+                    idle_since = Instant::now();
+                }
+                let idle = idle_since.elapsed() >= settings.idle_timeout;
+                if !going_away && (shared.stopping.load(Ordering::Relaxed) || idle) {
+                    going_away = true;
+                    h2conn.graceful_shutdown();
+                }
+            }
+        }
+    }
+}
+
+/// Answers one stream: its request goes to a loop thread as a uwsgi request on a socket
+/// pair, its response comes back as HTTP/1.1 bytes and goes out as HEADERS and DATA.
+async fn serve_stream(
+    request: http::Request<RecvStream>,
+    mut respond: SendResponse<Bytes>,
+    facts: &ConnFacts,
+    shared: &Shared,
+) {
+    let (parts, mut body) = request.into_parts();
+    let is_head = parts.method == http::Method::HEAD;
+    // The body's length, from `content-length`; `None`: it goes to the app chunked.
+    let length = match parts.headers.get(http::header::CONTENT_LENGTH) {
+        Some(v) => {
+            let Some(n) = v.to_str().ok().and_then(|v| v.trim().parse::<u64>().ok()) else {
+                simple_response(&mut respond, 400);
+                return;
+            };
+            Some(n)
+        }
+        None if body.is_end_stream() => Some(0),
+        None => None,
+    };
+    let limit_post = shared.settings.limit_post;
+    if length.is_some_and(|n| limit_post > 0 && n > limit_post) {
+        simple_response(&mut respond, 413);
+        return;
+    }
+    let Some(packet) = request_packet(&parts, length, facts) else {
+        simple_response(&mut respond, 431);
+        return;
+    };
+    let (mine, theirs) = match std::os::unix::net::UnixStream::pair().and_then(|(a, b)| {
+        a.set_nonblocking(true)?;
+        b.set_nonblocking(true)?;
+        Ok((a, b))
+    }) {
+        Ok(pair) => pair,
+        Err(e) => {
+            tracing::warn!("HTTP/2 stream from {}: cannot make a socket pair: {e}", facts.addr);
+            simple_response(&mut respond, 503);
+            return;
+        }
+    };
+    let Ok(mine) = tokio::net::UnixStream::from_std(mine) else { return };
+    let (mut from_app, mut to_app) = mine.into_split();
+    if to_app.write_all(&packet).await.is_err() {
+        return;
+    }
+    shared.streams.push(Handed {
+        fd: theirs.into(),
+        listener: facts.listener,
+        addr: facts.addr.clone(),
+        port: facts.port.clone(),
+    });
+    // No body (a GET): no pump; the writing half stays open all the same (a closed one
+    // would look like a client that went away).
+    if body.is_end_stream() {
+        relay_response(&mut from_app, &mut respond, is_head, &facts.addr, shared.settings.request_timeout).await;
+        drop(to_app);
+        return;
+    }
+    let pump = tokio::spawn(async move {
+        // The body goes to the app as it reads: credit goes back to the client only for
+        // what the socket pair took.
+        let mut total = 0u64;
+        let mut chunk_line = Vec::new();
+        while let Some(chunk) = body.data().await {
+            let Ok(chunk) = chunk else { return };
+            total += chunk.len() as u64;
+            if length.is_none() {
+                if limit_post > 0 && total > limit_post {
+                    // The app's read fails as for a client that went away mid-body.
+                    tracing::info!("HTTP/2 request body over limit-post ({limit_post}): stream cut");
+                    return;
+                }
+                chunk_line.clear();
+                encode_chunk(&mut chunk_line, chunk.len());
+                if to_app.write_all(&chunk_line).await.is_err() {
+                    return;
+                }
+            }
+            if to_app.write_all(&chunk).await.is_err()
+                || (length.is_none() && to_app.write_all(CHUNK_END).await.is_err())
+            {
+                return;
+            }
+            let _ = body.flow_control().release_capacity(chunk.len());
+        }
+        if length.is_none() && to_app.write_all(LAST_CHUNK).await.is_err() {
+            return;
+        }
+        // The writing half stays open: a uwsgi request ends at its CONTENT_LENGTH.
+        std::future::pending::<()>().await;
+    });
+    relay_response(&mut from_app, &mut respond, is_head, &facts.addr, shared.settings.request_timeout).await;
+    pump.abort();
+}
+
+/// The uwsgi packet of a stream's request, as nginx's `uwsgi_params` would make it, with
+/// `SERVER_PROTOCOL=HTTP/2`; `None` when it doesn't fit one packet (64 KiB of vars).
+fn request_packet(parts: &http::request::Parts, length: Option<u64>, facts: &ConnFacts) -> Option<Vec<u8>> {
+    let target = parts.uri.path_and_query().map_or("/", http::uri::PathAndQuery::as_str);
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let length_text = length.map(|n| n.to_string());
+    let decoded = percent_decode(path.as_bytes());
+    let mut vars: Vec<(Vec<u8>, &[u8])> = vec![
+        (b"REQUEST_METHOD".to_vec(), parts.method.as_str().as_bytes()),
+        (b"REQUEST_URI".to_vec(), target.as_bytes()),
+        (b"PATH_INFO".to_vec(), &decoded),
+        (b"QUERY_STRING".to_vec(), query.as_bytes()),
+        (b"SERVER_PROTOCOL".to_vec(), b"HTTP/2"),
+        (b"SCRIPT_NAME".to_vec(), b""),
+        (b"SERVER_NAME".to_vec(), facts.server_name.as_bytes()),
+        (b"SERVER_PORT".to_vec(), facts.server_port.as_bytes()),
+        (b"REMOTE_ADDR".to_vec(), facts.addr.as_bytes()),
+        (b"REMOTE_PORT".to_vec(), facts.port.as_bytes()),
+    ];
+    match &length_text {
+        Some(n) if n != "0" || parts.headers.contains_key(http::header::CONTENT_LENGTH) => {
+            vars.push((b"CONTENT_LENGTH".to_vec(), n.as_bytes()));
+        }
+        Some(_) => {}
+        // No length: the body follows chunked, as an HTTP/1.1 chunked request's does.
+        None => vars.push((b"HTTP_TRANSFER_ENCODING".to_vec(), b"chunked")),
+    }
+    if facts.tls {
+        vars.push((b"HTTPS".to_vec(), b"on"));
+    }
+    for (name, value) in &facts.cert_vars {
+        vars.push((name.as_bytes().to_vec(), value));
+    }
+    if let Some(authority) = parts.uri.authority() {
+        vars.push((b"HTTP_HOST".to_vec(), authority.as_str().as_bytes()));
+    }
+    for (name, value) in &parts.headers {
+        let name = name.as_str();
+        if name == "content-length" || (name == "host" && parts.uri.authority().is_some()) || name.contains('_') {
+            // Differs from uWSGI (as the HTTP listener): headers with '_' are dropped.
+            continue;
+        }
+        let key = if name == "content-type" {
+            b"CONTENT_TYPE".to_vec()
+        } else {
+            let mut key = b"HTTP_".to_vec();
+            key.extend(name.bytes().map(|b| if b == b'-' { b'_' } else { b.to_ascii_uppercase() }));
+            key
+        };
+        // Repeated fields (HTTP/2 splits `cookie`) are combined by the environ.
+        vars.push((key, value.as_bytes()));
+    }
+    let vars: Vec<(&[u8], &[u8])> = vars.iter().map(|(k, v)| (k.as_slice(), *v)).collect();
+    try_encode_uwsgi_packet(0, 0, &vars).ok()
+}
+
+/// A response with no body (the request never reached the app).
+fn simple_response(respond: &mut SendResponse<Bytes>, status: u16) {
+    let mut response = http::Response::new(());
+    *response.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::BAD_GATEWAY);
+    let _ = respond.send_response(response, true);
+}
+
+/// Hop-by-hop headers HTTP/2 forbids (RFC 9113 §8.2.2).
+fn is_connection_specific(name: &str) -> bool {
+    ["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"]
+        .iter()
+        .any(|h| name.eq_ignore_ascii_case(h))
+}
+
+/// Reads the app's response from the socket pair and sends it on the stream, a piece at a
+/// time as the stream has room. Returns when the response has ended, or the client reset
+/// the stream (the socket pair then closes: the app sees a disconnect).
+async fn relay_response(
+    from_app: &mut tokio::net::unix::OwnedReadHalf,
+    respond: &mut SendResponse<Bytes>,
+    is_head: bool,
+    addr: &str,
+    timeout: Duration,
+) {
+    let mut buf = BytesMut::with_capacity(READ_PIECE);
+    let (head, used) = loop {
+        match parse_response_head(&buf, 100) {
+            Ok(Some((head, used))) => break (head, used),
+            Ok(None) if buf.len() < 64 * 1024 => {}
+            _ => {
+                tracing::warn!("HTTP/2 stream from {addr}: the app's response head could not be read");
+                simple_response(respond, 502);
+                return;
+            }
+        }
+        tokio::select! {
+            read = from_app.read_buf(&mut buf) => match read {
+                Ok(0) | Err(_) => {
+                    simple_response(respond, 502);
+                    return;
+                }
+                Ok(_) => {}
+            },
+            _ = poll_fn(|cx| respond.poll_reset(cx)) => return,
+        }
+    };
+    let mut response = http::Response::new(());
+    *response.status_mut() = http::StatusCode::from_u16(head.status).unwrap_or(http::StatusCode::BAD_GATEWAY);
+    for (name, value) in &head.headers {
+        if is_connection_specific(name) {
+            continue;
+        }
+        if let (Ok(name), Ok(value)) =
+            (http::HeaderName::from_bytes(name.as_bytes()), http::HeaderValue::from_bytes(value))
+        {
+            response.headers_mut().append(name, value);
+        }
+    }
+    let no_body = is_head || matches!(head.status, 204 | 304);
+    let Ok(mut stream) = respond.send_response(response, no_body) else { return };
+    if no_body {
+        return;
+    }
+    let mut piece = buf.split_off(used).freeze();
+    drop(buf);
+    // Each piece read is handed to `h2` without a copy; the buffer's memory is reused once
+    // `h2` has sent (and dropped) what came before.
+    let mut buf = BytesMut::new();
+    loop {
+        if !piece.is_empty() {
+            match tokio::time::timeout(timeout, send_piece(&mut stream, piece)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return,
+                Err(_) => {
+                    // The client gives the stream no window: as a socket that isn't read.
+                    tracing::debug!("HTTP/2 stream from {addr}: response not taken within {timeout:?}");
+                    stream.send_reset(Reason::CANCEL);
+                    return;
+                }
+            }
+        }
+        buf.reserve(READ_PIECE);
+        tokio::select! {
+            read = from_app.read_buf(&mut buf) => match read {
+                Ok(0) => {
+                    let _ = stream.send_data(Bytes::new(), true);
+                    return;
+                }
+                Ok(_) => piece = buf.split().freeze(),
+                Err(_) => {
+                    stream.send_reset(Reason::INTERNAL_ERROR);
+                    return;
+                }
+            },
+            _ = poll_fn(|cx| stream.poll_reset(cx)) => return,
+        }
+    }
+}
+
+/// Sends `data` on the stream as its flow-control window and the connection allow (the
+/// caller bounds the wait by `socket-timeout`).
+async fn send_piece(stream: &mut SendStream<Bytes>, mut data: Bytes) -> Result<(), h2::Error> {
+    while !data.is_empty() {
+        stream.reserve_capacity(data.len());
+        let room = poll_fn(|cx| {
+            if let Poll::Ready(reset) = stream.poll_reset(cx) {
+                return Poll::Ready(Err(reset.map_or_else(|e| e, h2::Error::from)));
+            }
+            stream.poll_capacity(cx).map(|room| room.unwrap_or_else(|| Err(h2::Error::from(Reason::CANCEL))))
+        })
+        .await?;
+        if room == 0 {
+            continue;
+        }
+        let part = data.split_to(room.min(data.len()));
+        stream.send_data(part, false)?;
+    }
+    Ok(())
+}
+
+/// A connection an epoll loop holds should go to the HTTP/2 thread: TLS with `h2` agreed
+/// by ALPN, or (`http2-cleartext`) a plain HTTP connection whose first bytes are the HTTP/2
+/// preface. `None`: not yet known (fewer bytes than the preface).
+pub fn speaks_http2(io: &Io, first_bytes: &[u8], cleartext: bool) -> Option<bool> {
+    if io.is_tls() {
+        return Some(io.alpn_h2());
+    }
+    if !cleartext {
+        return Some(false);
+    }
+    let n = first_bytes.len().min(H2_PREFACE.len());
+    if first_bytes[..n] != H2_PREFACE[..n] {
+        return Some(false);
+    }
+    (n == H2_PREFACE.len()).then_some(true)
+}
+
+/// The other end of a stream's socket pair is gone (the stream was reset before a loop
+/// thread took it): nobody waits for the answer.
+pub fn abandoned(fd: &OwnedFd) -> bool {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let mut fds = [PollFd::new(fd.as_fd(), PollFlags::empty())];
+    matches!(poll(&mut fds, PollTimeout::ZERO), Ok(1..))
+        && fds[0].revents().is_some_and(|r| r.contains(PollFlags::POLLHUP))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ruwsgi_proto::parse_uwsgi_packet;
+
+    fn facts(tls: bool) -> ConnFacts {
+        ConnFacts {
+            listener: 0,
+            server_name: "example.test".into(),
+            server_port: "8443".into(),
+            tls,
+            addr: "10.0.0.7".into(),
+            port: "5555".into(),
+            cert_vars: vec![("HTTPS_DN", b"/CN=alice".to_vec())],
+        }
+    }
+
+    fn parts(uri: &str, headers: &[(&str, &str)]) -> http::request::Parts {
+        let mut builder = http::Request::builder().method("POST").uri(uri);
+        for (k, v) in headers {
+            builder = builder.header(*k, *v);
+        }
+        builder.body(()).unwrap().into_parts().0
+    }
+
+    fn vars(packet: &[u8]) -> Vec<(String, String)> {
+        let (parsed, _) = parse_uwsgi_packet(packet, 1 << 16).unwrap().unwrap();
+        parsed
+            .vars
+            .iter()
+            .map(|(k, v)| (String::from_utf8_lossy(k).into_owned(), String::from_utf8_lossy(v).into_owned()))
+            .collect()
+    }
+
+    fn get<'a>(vars: &'a [(String, String)], key: &str) -> Vec<&'a str> {
+        vars.iter().filter(|(k, _)| k == key).map(|(_, v)| v.as_str()).collect()
+    }
+
+    #[test]
+    fn request_packet_carries_the_environ_of_an_http2_request() {
+        let p = parts(
+            "https://example.test:8443/a%20b?x=1",
+            &[("content-type", "text/plain"), ("cookie", "a=1"), ("cookie", "b=2"), ("x_under", "no"), ("x-dash", "y")],
+        );
+        let v = vars(&request_packet(&p, Some(3), &facts(true)).unwrap());
+        assert_eq!(get(&v, "REQUEST_METHOD"), ["POST"]);
+        assert_eq!(get(&v, "REQUEST_URI"), ["/a%20b?x=1"]);
+        assert_eq!(get(&v, "PATH_INFO"), ["/a b"]);
+        assert_eq!(get(&v, "QUERY_STRING"), ["x=1"]);
+        assert_eq!(get(&v, "SERVER_PROTOCOL"), ["HTTP/2"]);
+        assert_eq!(get(&v, "HTTP_HOST"), ["example.test:8443"]);
+        assert_eq!(get(&v, "CONTENT_LENGTH"), ["3"]);
+        assert_eq!(get(&v, "CONTENT_TYPE"), ["text/plain"]);
+        assert_eq!(get(&v, "HTTPS"), ["on"]);
+        assert_eq!(get(&v, "HTTPS_DN"), ["/CN=alice"]);
+        assert_eq!(get(&v, "REMOTE_ADDR"), ["10.0.0.7"]);
+        // Cookies stay separate here; the environ joins them with "; ".
+        assert_eq!(get(&v, "HTTP_COOKIE"), ["a=1", "b=2"]);
+        assert_eq!(get(&v, "HTTP_X_DASH"), ["y"]);
+        assert!(get(&v, "HTTP_X_UNDER").is_empty(), "headers with '_' are dropped");
+        assert!(get(&v, "HTTP_TRANSFER_ENCODING").is_empty());
+    }
+
+    #[test]
+    fn a_body_of_unknown_length_is_announced_chunked_and_plain_http_has_no_https() {
+        let v = vars(&request_packet(&parts("/up", &[]), None, &facts(false)).unwrap());
+        assert_eq!(get(&v, "HTTP_TRANSFER_ENCODING"), ["chunked"]);
+        assert!(get(&v, "CONTENT_LENGTH").is_empty());
+        assert!(get(&v, "HTTPS").is_empty());
+        let v = vars(&request_packet(&parts("/", &[]), Some(0), &facts(false)).unwrap());
+        assert!(get(&v, "CONTENT_LENGTH").is_empty() && get(&v, "HTTP_TRANSFER_ENCODING").is_empty());
+    }
+
+    #[test]
+    fn headers_over_one_packet_are_refused() {
+        let big = "x".repeat(40_000);
+        let p = parts("/", &[("x-a", &big), ("x-b", &big)]);
+        assert!(request_packet(&p, Some(0), &facts(true)).is_none());
+    }
+
+    #[test]
+    fn cleartext_preface_is_recognised_only_when_enabled() {
+        let plain = Io::plain(-1);
+        assert_eq!(speaks_http2(&plain, H2_PREFACE, true), Some(true));
+        assert_eq!(speaks_http2(&plain, &H2_PREFACE[..10], true), None);
+        assert_eq!(speaks_http2(&plain, b"POST / HTTP/1.1\r\n", true), Some(false));
+        assert_eq!(speaks_http2(&plain, b"P", true), None);
+        assert_eq!(speaks_http2(&plain, H2_PREFACE, false), Some(false));
+    }
+
+    #[test]
+    fn hop_by_hop_response_headers_are_dropped() {
+        assert!(is_connection_specific("Connection"));
+        assert!(is_connection_specific("transfer-encoding"));
+        assert!(!is_connection_specific("content-length"));
+    }
+}
