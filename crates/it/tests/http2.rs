@@ -408,6 +408,25 @@ fn h2load_bounded_run_over_tls() {
     assert!(text.contains("status codes: 400 2xx"), "{text}");
 }
 
+/// RFC 9113 recommends allowing at least 100 concurrent streams: a client that opens that
+/// many at once (before it has read the server's SETTINGS) gets every one answered, not
+/// refused, while the worker's few threads take them in turn.
+#[test]
+fn a_hundred_streams_at_once_on_one_connection_are_all_answered() {
+    let srv = start_h2(&[]);
+    let out = run(Command::new("h2load").args([
+        "-n",
+        "400",
+        "-c",
+        "2",
+        "-m",
+        "100",
+        &format!("https://127.0.0.1:{}/env", srv.addr().port()),
+    ]));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("400 succeeded, 0 failed, 0 errored"), "{text}");
+}
+
 #[test]
 fn openssl_s_client_is_offered_h2_then_http11() {
     let srv = start_h2(&[]);

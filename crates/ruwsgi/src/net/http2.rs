@@ -45,6 +45,10 @@ use tokio::sync::mpsc;
 
 use super::transport::Io;
 
+/// `SETTINGS_MAX_CONCURRENT_STREAMS`: the value RFC 9113 (6.5.2) recommends as the least,
+/// as nginx (128) and most servers give. A client that opens more than the worker has
+/// threads is not refused: its streams wait their turn (`streams_in_flight`).
+const MAX_CONCURRENT_STREAMS: u32 = 100;
 /// Initial flow-control window of each stream: the most request body one stream can have
 /// in flight before the app reads.
 const STREAM_WINDOW: u32 = 64 * 1024;
@@ -127,8 +131,10 @@ impl StreamQueue {
 pub struct Http2Settings {
     /// (`SERVER_NAME`, `SERVER_PORT`, TLS) of each listener, by index.
     pub listeners: Vec<(String, String, bool)>,
-    /// Concurrent streams per connection (`threads` × 4).
-    pub max_concurrent_streams: u32,
+    /// Streams handed to the loop threads at once, over all connections (`threads` × 4, at
+    /// least 8): each holds a socket pair (two fds); the others wait their turn, first come
+    /// first served, holding only their headers.
+    pub streams_in_flight: usize,
     /// Largest decoded header list (`buffer-size`): HPACK bombs end there.
     pub max_header_list_size: u32,
     /// `http-timeout`: an HTTP/2 connection without streams this long gets GOAWAY.
@@ -161,8 +167,12 @@ impl Http2 {
         let open = Arc::new(AtomicUsize::new(0));
         let stopping = Arc::new(AtomicBool::new(false));
         let runtime = tokio::runtime::Builder::new_current_thread().enable_io().enable_time().build()?;
-        let shared =
-            Shared { settings: Arc::clone(&settings), streams: Arc::clone(&streams), stopping: Arc::clone(&stopping) };
+        let shared = Shared {
+            settings: Arc::clone(&settings),
+            streams: Arc::clone(&streams),
+            stopping: Arc::clone(&stopping),
+            in_flight: Arc::new(tokio::sync::Semaphore::new(settings.streams_in_flight)),
+        };
         let counter = Arc::clone(&open);
         std::thread::Builder::new().name("ruwsgi-http2".into()).spawn(move || {
             runtime.block_on(async move {
@@ -213,6 +223,8 @@ struct Shared {
     settings: Arc<Http2Settings>,
     streams: Arc<StreamQueue>,
     stopping: Arc<AtomicBool>,
+    /// One permit per stream handed to the loop threads (`streams_in_flight`).
+    in_flight: Arc<tokio::sync::Semaphore>,
 }
 
 /// Set by the transport when the client floods frames.
@@ -408,7 +420,7 @@ async fn serve_connection(conn: Incoming, shared: Shared) {
     builder
         .initial_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONNECTION_WINDOW)
-        .max_concurrent_streams(settings.max_concurrent_streams)
+        .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
         .max_header_list_size(settings.max_header_list_size)
         .max_send_buffer_size(SEND_BUFFER)
         .max_pending_accept_reset_streams(PENDING_ACCEPT_RESETS)
@@ -496,6 +508,8 @@ async fn serve_stream(
         simple_response(&mut respond, 431);
         return;
     };
+    // Held until the stream is answered: the pair and the loop thread are taken in turn.
+    let Ok(_turn) = shared.in_flight.acquire().await else { return };
     let (mine, theirs) = match std::os::unix::net::UnixStream::pair().and_then(|(a, b)| {
         a.set_nonblocking(true)?;
         b.set_nonblocking(true)?;

@@ -404,7 +404,7 @@ fn start_http2(cfg: &Config, listeners: &[Listener], settings: &LoopSettings) ->
     }
     Http2::start(Http2Settings {
         listeners: listeners.iter().map(|l| (l.server_name.clone(), l.server_port.clone(), l.tls.is_some())).collect(),
-        max_concurrent_streams: (settings.threads as u32).saturating_mul(4).max(8),
+        streams_in_flight: settings.threads.saturating_mul(4).max(8),
         max_header_list_size: cfg.buffer_size as u32,
         idle_timeout: settings.idle_timeout,
         request_timeout: settings.request_timeout,
