@@ -97,6 +97,9 @@ APP_BY_KEY = {a.key: a for a in APPS}
 # key -> (label, front) ; front: None, "nginx" (uwsgi_pass to the app server), "nginx-static"
 SERVERS = {
     "ruwsgi": ("ruwsgi http-socket", None),
+    # Another ruwsgi build (BENCH_RUWSGI_BASE: its `ruwsgi` command), run beside the one in
+    # bench/.venv for a before/after in one run; joins every cell that runs "ruwsgi".
+    "ruwsgi-base": (os.environ.get("BENCH_BASE_LABEL", "ruwsgi http-socket, baseline build"), None),
     "ruwsgi-t4": ("ruwsgi threads=4", None),
     "ruwsgi-nginx": ("ruwsgi + nginx uwsgi_pass", "nginx"),
     "ruwsgi-log": ("ruwsgi, default request log on", None),
@@ -118,7 +121,7 @@ SERVERS = {
     "gunicorn-uvicorn": ("gunicorn + UvicornWorker", None),
     "hypercorn": ("Hypercorn (uvloop)", None),
 }
-RUWSGI_KEYS = ("ruwsgi", "ruwsgi-t4", "ruwsgi-nginx", "ruwsgi-log", "ruwsgi-logformat")
+RUWSGI_KEYS = ("ruwsgi", "ruwsgi-base", "ruwsgi-t4", "ruwsgi-nginx", "ruwsgi-log", "ruwsgi-logformat")
 # `log-format` as nginx's `combined` (issue 12: at most 1 µs more server CPU per request
 # than the default request line; both write every request's line to the server log file).
 COMBINED = ('%(addr) - %(user) [%(ltime)] "%(method) %(uri) %(proto)" %(status) %(size) '
@@ -163,7 +166,7 @@ def app_argv(key, app, port):
     """argv of the app-server process for server `key` (listening on `port`)."""
     bind = f"{HOST}:{port}"
     if key.startswith("ruwsgi"):
-        argv = [str(VENV_BIN / "ruwsgi")]
+        argv = [os.environ["BENCH_RUWSGI_BASE"] if key == "ruwsgi-base" else str(VENV_BIN / "ruwsgi")]
         argv += ["--socket" if key == "ruwsgi-nginx" else "--http-socket", bind]
         threads = ASGI_THREADS if app.asgi else "4" if key == "ruwsgi-t4" else "1"
         argv += ["--chdir", str(app.dir), "--asgi" if app.asgi else "--module", app.target,
@@ -743,6 +746,8 @@ def main():
     if args.apps:
         keep = args.apps.split(",")
         matrix = {a: MATRIX.get(a, []) for a in keep}
+    if os.environ.get("BENCH_RUWSGI_BASE"):
+        matrix = {a: ss + ["ruwsgi-base"] if "ruwsgi" in ss else ss for a, ss in matrix.items()}
     if args.servers:
         keep = set(args.servers.split(","))
         matrix = {a: [s for s in ss if s in keep] for a, ss in matrix.items()}

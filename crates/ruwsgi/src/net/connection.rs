@@ -52,6 +52,9 @@ const STOP_IDLE_GRACE: Duration = Duration::from_millis(100);
 /// After a stopping worker's FIN, how long it still reads (and drops) what the client
 /// sends, so a request that crossed the FIN doesn't turn the close into a reset.
 const LINGER: Duration = Duration::from_millis(250);
+/// Longest a thread stays aside (`LoopState::aside`) before it looks again: the thread it
+/// left new connections to may have become busy with a long request meanwhile.
+const ASIDE_TICK: Duration = Duration::from_millis(10);
 /// A thread out of file descriptors retries `accept()` at least this often even when none
 /// of its own connections closed (another thread's may have).
 const FD_SHORTAGE_RETRY: Duration = Duration::from_secs(1);
@@ -240,6 +243,11 @@ struct LoopState {
     stop_began: Option<Instant>,
     /// The thread's spare read buffer, lent to a connection while it has input (`ReadBuf`).
     spare: ReadBuf,
+    /// Since when this thread keeps its HTTP listeners out of its epoll set because another
+    /// thread, waiting for work with fewer connections, takes the new ones (`step_aside`).
+    aside: Option<Instant>,
+    /// This wake-up accepted on an HTTP listener, and its accept queue was left empty.
+    accepted_all: bool,
 }
 
 /// Runs until `stopping` is set and every connection has finished.
@@ -249,14 +257,27 @@ pub fn run(ctx: &LoopContext<'_>) -> std::io::Result<()> {
     let first_conn = ctx.listeners.len() as u64;
     let mut conns: Slab<Conn> = Slab::new();
     let mut events = vec![EpollEvent::empty(); 256];
-    let mut st = LoopState { polled: true, shortage: None, stop_began: None, spare: ReadBuf::default() };
+    let mut st = LoopState {
+        polled: true,
+        shortage: None,
+        stop_began: None,
+        spare: ReadBuf::default(),
+        aside: None,
+        accepted_all: false,
+    };
     let mut last_sweep = Instant::now();
     loop {
         let me = &ctx.worker.slot().cores[ctx.core];
-        let open = if st.polled { conns.len() as u64 } else { u64::MAX };
+        let open = if st.polled && st.aside.is_none() { conns.len() as u64 } else { u64::MAX };
         me.connections.store(open, Ordering::Relaxed);
         me.waiting.store(1, Ordering::Relaxed);
-        let tick = if st.stop_began.is_some() { STOP_TICK } else { TICK };
+        let tick = if st.stop_began.is_some() {
+            STOP_TICK
+        } else if st.aside.is_some() {
+            ASIDE_TICK
+        } else {
+            TICK
+        };
         let waited = epoll.wait(&mut events, EpollTimeout::from(tick.as_millis() as u16));
         me.waiting.store(0, Ordering::Relaxed);
         let n = match waited {
@@ -299,6 +320,10 @@ pub fn run(ctx: &LoopContext<'_>) -> std::io::Result<()> {
         if last_sweep.elapsed() >= TICK {
             last_sweep = Instant::now();
             sweep(ctx, &mut conns);
+            if st.polled && st.stop_began.is_none() {
+                let aside = st.aside.is_some();
+                ctx.gate.repoll(ctx.epoll, ctx.listeners, |l| !aside || l.protocol != SocketProtocol::Http);
+            }
             if conns.is_empty() && conns.capacity() > 1024 {
                 // A burst of connections is over: give the slab's memory back.
                 conns = Slab::new();
@@ -321,6 +346,33 @@ fn poll_listeners(ctx: &LoopContext<'_>, conns: &Slab<Conn>, st: &mut LoopState)
     let want = !full && st.shortage.is_none();
     if want != st.polled && ctx.gate.set_polled(ctx.epoll, ctx.listeners, want) {
         st.polled = want;
+        st.aside = None;
+    }
+    step_aside(ctx, conns.len(), st);
+}
+
+/// Balances new HTTP connections over the threads of all workers. Each listener wakes one
+/// waiting thread per connection (EPOLLEXCLUSIVE), the first to have registered; so a
+/// thread that just accepted, emptied the queue, and now holds at least two connections
+/// more than another thread waiting for work (`leave_to_another`), takes its HTTP
+/// listeners out of its epoll set and lets that one have the next. It puts them back (at
+/// the end of the kernel's queue of waiters) once no polling thread holds that many fewer,
+/// or after `ASIDE_TICK`, in case the thread it stepped aside for got busy with a long
+/// request. uwsgi sockets aren't balanced: nginx opens a connection per request.
+// Differs from uWSGI: its workers all wake for each connection (or take turns with
+// `thunder-lock`) and take it in whatever order they run; none looks at how many
+// connections another holds.
+fn step_aside(ctx: &LoopContext<'_>, mine: usize, st: &mut LoopState) {
+    let accepted_all = std::mem::take(&mut st.accepted_all);
+    let aside = match st.aside {
+        _ if !st.polled => return,
+        None => accepted_all && leave_to_another(ctx, mine, true),
+        Some(since) => since.elapsed() < ASIDE_TICK && leave_to_another(ctx, mine, false),
+    };
+    if aside != st.aside.is_some()
+        && ctx.gate.set_polled_where(ctx.epoll, ctx.listeners, !aside, |l| l.protocol == SocketProtocol::Http)
+    {
+        st.aside = aside.then(Instant::now);
     }
 }
 
@@ -488,15 +540,18 @@ fn sweep(ctx: &LoopContext<'_>, conns: &mut Slab<Conn>) {
     });
 }
 
-/// True when another thread (of any worker) sleeping in `epoll_wait` holds at least two
-/// connections fewer than this one: it was woken by the same event and takes the connection.
-fn leave_to_another(ctx: &LoopContext<'_>, mine: usize) -> bool {
+/// True when another thread (of any worker) that takes new connections holds at least two
+/// connections fewer than this one (and 1/32 fewer, so that thousands of connections don't
+/// make threads step aside and back with every one); with `waiting`, only a thread
+/// sleeping in `epoll_wait` (free to take one now) counts.
+fn leave_to_another(ctx: &LoopContext<'_>, mine: usize, waiting: bool) -> bool {
     let board = ctx.worker.board;
+    let mine = mine as u64;
     (1..=ctx.settings.processes).any(|id| {
         board.worker(id).cores[..ctx.settings.threads].iter().enumerate().any(|(core, slot)| {
             (id, core) != (ctx.worker.id, ctx.core)
-                && slot.waiting.load(Ordering::Relaxed) == 1
-                && slot.connections.load(Ordering::Relaxed).saturating_add(2) <= mine as u64
+                && (!waiting || slot.waiting.load(Ordering::Relaxed) == 1)
+                && slot.connections.load(Ordering::Relaxed).saturating_add(2 + mine / 32) <= mine
         })
     })
 }
@@ -505,15 +560,15 @@ fn leave_to_another(ctx: &LoopContext<'_>, mine: usize) -> bool {
 fn accept_some(ctx: &LoopContext<'_>, conns: &mut Slab<Conn>, st: &mut LoopState, index: usize, first_conn: u64) {
     let listener = &ctx.listeners[index];
     for _ in 0..ACCEPT_BATCH {
-        if listener.protocol == SocketProtocol::Http && leave_to_another(ctx, conns.len()) {
-            return;
-        }
         if ctx.settings.max_conns > 0 && conns.len() >= ctx.settings.max_conns {
             return;
         }
         let (socket, addr) = match listener.socket.accept4(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC) {
             Ok(pair) => pair,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                st.accepted_all |= listener.protocol == SocketProtocol::Http;
+                return;
+            }
             Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)) => {
                 fd_shortage_began(ctx, listener, conns.len(), &e);
                 st.shortage = Some(FdShortage { held: conns.len(), retry_at: Instant::now() + FD_SHORTAGE_RETRY });

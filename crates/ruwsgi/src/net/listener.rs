@@ -61,17 +61,14 @@ impl Listener {
         self.socket.as_fd()
     }
 
-    /// Epoll registration of this listener under `token`. uwsgi sockets (nginx: one
-    /// connection per request) use EPOLLEXCLUSIVE, so one waiting thread wakes per
-    /// connection. HTTP sockets wake every waiting thread and the least busy one takes the
-    /// connection: with EPOLLEXCLUSIVE the kernel keeps waking the same thread, and
-    /// long-lived keep-alive connections piled on one worker get a smaller share of the CPU.
+    /// Epoll registration of this listener under `token`: EPOLLEXCLUSIVE, so a new
+    /// connection wakes one waiting thread, not every thread of every worker. The kernel
+    /// wakes the first waiting thread in the order they registered, so on its own it keeps
+    /// picking the same one; HTTP sockets, whose keep-alive connections stay with the thread
+    /// that accepted them, are balanced by the busier threads stepping aside
+    /// (`connection.rs`, `LoopState::aside`).
     pub fn epoll_event(&self, token: u64) -> EpollEvent {
-        let flags = match self.protocol {
-            SocketProtocol::Uwsgi => EpollFlags::EPOLLIN | EpollFlags::EPOLLEXCLUSIVE,
-            SocketProtocol::Http => EpollFlags::EPOLLIN,
-        };
-        EpollEvent::new(flags, token)
+        EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLEXCLUSIVE, token)
     }
 
     /// Stops new TCP clients from joining the accept queue while the ones already there stay
@@ -138,15 +135,37 @@ impl Default for ListenGate {
 impl ListenGate {
     /// Adds `listeners` to `epoll` (tokens `0..`) or removes them; false once closed.
     pub fn set_polled(&self, epoll: &Epoll, listeners: &[Listener], polled: bool) -> bool {
+        self.set_polled_where(epoll, listeners, polled, |_| true)
+    }
+
+    /// `set_polled` for the listeners that `which` picks.
+    pub fn set_polled_where(
+        &self,
+        epoll: &Epoll,
+        listeners: &[Listener],
+        polled: bool,
+        which: impl Fn(&Listener) -> bool,
+    ) -> bool {
         let open = self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if !*open {
             return false;
         }
-        for (i, l) in listeners.iter().enumerate() {
+        for (i, l) in listeners.iter().enumerate().filter(|(_, l)| which(l)) {
             // Errors: already (not) there, which is the state wanted.
             let _ = if polled { epoll.add(l.fd(), l.epoll_event(i as u64)) } else { epoll.delete(l.fd()) };
         }
         true
+    }
+
+    /// Takes the listeners that `which` picks out of `epoll` and puts them back, unless
+    /// closed meanwhile. An exclusive wake-up goes to one thread only: if that thread then
+    /// took the listeners out of its set (at `max-fd`, out of fds, stepping aside) with
+    /// connections still queued, the other threads were never told. Adding a listener
+    /// checks it at once, so a thread doing this finds such connections.
+    pub fn repoll(&self, epoll: &Epoll, listeners: &[Listener], which: impl Fn(&Listener) -> bool) {
+        if self.set_polled_where(epoll, listeners, false, &which) {
+            self.set_polled_where(epoll, listeners, true, which);
+        }
     }
 
     /// Takes the listeners out of every epoll set in `epolls` and closes them in this process.
