@@ -86,8 +86,6 @@ pub struct LoopSettings {
     pub threads: usize,
     /// `so-keepalive`.
     pub so_keepalive: bool,
-    /// `tcp-nodelay` (HTTP connections get `TCP_NODELAY` regardless).
-    pub tcp_nodelay: bool,
     /// `log-x-forwarded-for`.
     pub log_forwarded_for: bool,
     /// `enable-proxy-protocol`: HTTP connections may open with a PROXY header.
@@ -589,9 +587,6 @@ fn accept_some(ctx: &LoopContext<'_>, conns: &mut Slab<Conn>, st: &mut LoopState
             Some(a) => Peer { addr: a.ip().to_canonical().to_string(), port: a.port().to_string(), awaiting_proxy },
             None => Peer { addr: String::new(), port: String::new(), awaiting_proxy },
         };
-        if listener.protocol == SocketProtocol::Http || ctx.settings.tcp_nodelay {
-            let _ = socket.set_tcp_nodelay(true);
-        }
         if ctx.settings.so_keepalive {
             let _ = socket.set_keepalive(true);
         }

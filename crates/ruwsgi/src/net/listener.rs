@@ -311,6 +311,11 @@ fn bind(spec: &SocketSpec, cfg: &Config) -> Result<Listener> {
 /// any, is added by the caller.
 fn listening(socket: Socket, spec: &SocketSpec, unix_path: Option<PathBuf>, activated: bool) -> Result<Listener> {
     socket.set_nonblocking(true)?;
+    if socket.local_addr().is_ok_and(|a| a.as_socket().is_some()) {
+        // Accepted connections inherit TCP_NODELAY from the listener: set once here (bound
+        // sockets have it already; systemd's may not), not with a syscall per connection.
+        socket.set_tcp_nodelay(true)?;
+    }
     let (server_name, server_port) = server_identity(&socket);
     Ok(Listener {
         socket,
