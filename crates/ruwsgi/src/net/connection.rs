@@ -52,9 +52,6 @@ const STOP_IDLE_GRACE: Duration = Duration::from_millis(100);
 /// After a stopping worker's FIN, how long it still reads (and drops) what the client
 /// sends, so a request that crossed the FIN doesn't turn the close into a reset.
 const LINGER: Duration = Duration::from_millis(250);
-/// Longest a thread stays aside (`LoopState::aside`) before it looks again: the thread it
-/// left new connections to may have become busy with a long request meanwhile.
-const ASIDE_TICK: Duration = Duration::from_millis(10);
 /// A thread out of file descriptors retries `accept()` at least this often even when none
 /// of its own connections closed (another thread's may have).
 const FD_SHORTAGE_RETRY: Duration = Duration::from_secs(1);
@@ -241,11 +238,9 @@ struct LoopState {
     stop_began: Option<Instant>,
     /// The thread's spare read buffer, lent to a connection while it has input (`ReadBuf`).
     spare: ReadBuf,
-    /// Since when this thread keeps its HTTP listeners out of its epoll set because another
-    /// thread, waiting for work with fewer connections, takes the new ones (`step_aside`).
-    aside: Option<Instant>,
-    /// This wake-up accepted on an HTTP listener, and its accept queue was left empty.
-    accepted_all: bool,
+    /// A connection of this thread's was kept alive after its first request since the
+    /// last look at the balance (`step_back`).
+    kept: bool,
 }
 
 /// Runs until `stopping` is set and every connection has finished.
@@ -255,27 +250,14 @@ pub fn run(ctx: &LoopContext<'_>) -> std::io::Result<()> {
     let first_conn = ctx.listeners.len() as u64;
     let mut conns: Slab<Conn> = Slab::new();
     let mut events = vec![EpollEvent::empty(); 256];
-    let mut st = LoopState {
-        polled: true,
-        shortage: None,
-        stop_began: None,
-        spare: ReadBuf::default(),
-        aside: None,
-        accepted_all: false,
-    };
+    let mut st = LoopState { polled: true, shortage: None, stop_began: None, spare: ReadBuf::default(), kept: false };
     let mut last_sweep = Instant::now();
     loop {
         let me = &ctx.worker.slot().cores[ctx.core];
-        let open = if st.polled && st.aside.is_none() { conns.len() as u64 } else { u64::MAX };
+        let open = if st.polled { conns.len() as u64 } else { u64::MAX };
         me.connections.store(open, Ordering::Relaxed);
         me.waiting.store(1, Ordering::Relaxed);
-        let tick = if st.stop_began.is_some() {
-            STOP_TICK
-        } else if st.aside.is_some() {
-            ASIDE_TICK
-        } else {
-            TICK
-        };
+        let tick = if st.stop_began.is_some() { STOP_TICK } else { TICK };
         let waited = epoll.wait(&mut events, EpollTimeout::from(tick.as_millis() as u16));
         me.waiting.store(0, Ordering::Relaxed);
         let n = match waited {
@@ -298,7 +280,7 @@ pub fn run(ctx: &LoopContext<'_>) -> std::io::Result<()> {
             }
             let key = (token - first_conn) as usize;
             let failed = ev.events().intersects(EpollFlags::EPOLLERR);
-            serve_event(ctx, &mut conns, &mut st.spare, key, token, failed);
+            st.kept |= serve_event(ctx, &mut conns, &mut st.spare, key, token, failed);
         }
         if ctx.stopping.load(Ordering::Relaxed) {
             // The worker's main thread has taken the listeners out of this epoll set and
@@ -319,8 +301,7 @@ pub fn run(ctx: &LoopContext<'_>) -> std::io::Result<()> {
             last_sweep = Instant::now();
             sweep(ctx, &mut conns);
             if st.polled && st.stop_began.is_none() {
-                let aside = st.aside.is_some();
-                ctx.gate.repoll(ctx.epoll, ctx.listeners, |l| !aside || l.protocol != SocketProtocol::Http);
+                ctx.gate.repoll(ctx.epoll, ctx.listeners, |_| true);
             }
             if conns.is_empty() && conns.capacity() > 1024 {
                 // A burst of connections is over: give the slab's memory back.
@@ -344,34 +325,24 @@ fn poll_listeners(ctx: &LoopContext<'_>, conns: &Slab<Conn>, st: &mut LoopState)
     let want = !full && st.shortage.is_none();
     if want != st.polled && ctx.gate.set_polled(ctx.epoll, ctx.listeners, want) {
         st.polled = want;
-        st.aside = None;
     }
-    step_aside(ctx, conns.len(), st);
+    if std::mem::take(&mut st.kept) && st.polled && leave_to_another(ctx, conns.len()) {
+        step_back(ctx);
+    }
 }
 
-/// Balances new HTTP connections over the threads of all workers. Each listener wakes one
-/// waiting thread per connection (EPOLLEXCLUSIVE), the first to have registered; so a
-/// thread that just accepted, emptied the queue, and now holds at least two connections
-/// more than another thread waiting for work (`leave_to_another`), takes its HTTP
-/// listeners out of its epoll set and lets that one have the next. It puts them back (at
-/// the end of the kernel's queue of waiters) once no polling thread holds that many fewer,
-/// or after `ASIDE_TICK`, in case the thread it stepped aside for got busy with a long
-/// request. uwsgi sockets aren't balanced: nginx opens a connection per request.
+/// Balances keep-alive HTTP connections over the threads of all workers. A listener wakes
+/// one waiting thread per connection (EPOLLEXCLUSIVE): the first in the kernel's queue of
+/// waiters, so on its own the same thread would take every keep-alive connection of a
+/// quiet server. A thread that has just kept a new connection open after its first request
+/// and now holds at least two connections more than another thread waiting for work
+/// (`leave_to_another`) re-registers its HTTP listeners, which moves it to the back of that
+/// queue: the next connections wake the others first. Connections closed after one request
+/// (`Connection: close`, uwsgi from nginx) don't make a thread step back: they don't stay.
 // Differs from uWSGI: its workers all wake for each connection (or take turns with
-// `thunder-lock`) and take it in whatever order they run; none looks at how many
-// connections another holds.
-fn step_aside(ctx: &LoopContext<'_>, mine: usize, st: &mut LoopState) {
-    let accepted_all = std::mem::take(&mut st.accepted_all);
-    let aside = match st.aside {
-        _ if !st.polled => return,
-        None => accepted_all && leave_to_another(ctx, mine, true),
-        Some(since) => since.elapsed() < ASIDE_TICK && leave_to_another(ctx, mine, false),
-    };
-    if aside != st.aside.is_some()
-        && ctx.gate.set_polled_where(ctx.epoll, ctx.listeners, !aside, |l| l.protocol == SocketProtocol::Http)
-    {
-        st.aside = aside.then(Instant::now);
-    }
+// `thunder-lock`), and none looks at how many connections another holds.
+fn step_back(ctx: &LoopContext<'_>) {
+    ctx.gate.repoll(ctx.epoll, ctx.listeners, |l| l.protocol == SocketProtocol::Http);
 }
 
 /// One pass of a stopping thread over its connections. A request that has begun to arrive,
@@ -430,7 +401,8 @@ fn drain_closing(conn: &mut Conn) -> Next {
 }
 
 /// Serves connection `key` (registered as `token`) after a readiness event, then closes it
-/// or re-arms its epoll interest.
+/// or re-arms its epoll interest. True when it was the connection's first request and the
+/// connection stays open for more.
 fn serve_event(
     ctx: &LoopContext<'_>,
     conns: &mut Slab<Conn>,
@@ -438,9 +410,10 @@ fn serve_event(
     key: usize,
     token: u64,
     failed: bool,
-) {
+) -> bool {
     let held = conns.len();
-    let Some(conn) = conns.get_mut(key) else { return };
+    let Some(conn) = conns.get_mut(key) else { return false };
+    let fresh = conn.fresh;
     let mut next = serve_guarded(ctx, conn, spare);
     // Input a TLS session already decrypted makes no epoll event: serve it now. (A bound,
     // though each round consumes input or ends the connection.)
@@ -463,10 +436,10 @@ fn serve_event(
         // a short linger, so a request the client sent meanwhile can't reset it away.
         begin_close(conn);
         if rearm(ctx.epoll, conn, token) {
-            return;
+            return false;
         }
     } else if !close && rearm(ctx.epoll, conn, token) {
-        return;
+        return fresh && !conn.fresh;
     }
     let mut conn = conns.remove(key);
     if let Some(sending) = conn.sending.take() {
@@ -476,6 +449,7 @@ fn serve_event(
         conn.io.close_notify();
     }
     // Dropping `conn` closes its fd, which also takes it out of the epoll set.
+    false
 }
 
 /// Handles one readiness event. A panic (a bug in ruwsgi, never the app's exception, which
@@ -538,17 +512,16 @@ fn sweep(ctx: &LoopContext<'_>, conns: &mut Slab<Conn>) {
     });
 }
 
-/// True when another thread (of any worker) that takes new connections holds at least two
-/// connections fewer than this one (and 1/32 fewer, so that thousands of connections don't
-/// make threads step aside and back with every one); with `waiting`, only a thread
-/// sleeping in `epoll_wait` (free to take one now) counts.
-fn leave_to_another(ctx: &LoopContext<'_>, mine: usize, waiting: bool) -> bool {
+/// True when another thread (of any worker) sleeping in `epoll_wait` (free to take a
+/// connection now) holds at least two connections fewer than this one, and 1/32 fewer (so
+/// that with thousands of connections the threads don't step back after every accept).
+fn leave_to_another(ctx: &LoopContext<'_>, mine: usize) -> bool {
     let board = ctx.worker.board;
     let mine = mine as u64;
     (1..=ctx.settings.processes).any(|id| {
         board.worker(id).cores[..ctx.settings.threads].iter().enumerate().any(|(core, slot)| {
             (id, core) != (ctx.worker.id, ctx.core)
-                && (!waiting || slot.waiting.load(Ordering::Relaxed) == 1)
+                && slot.waiting.load(Ordering::Relaxed) == 1
                 && slot.connections.load(Ordering::Relaxed).saturating_add(2 + mine / 32) <= mine
         })
     })
@@ -563,10 +536,7 @@ fn accept_some(ctx: &LoopContext<'_>, conns: &mut Slab<Conn>, st: &mut LoopState
         }
         let (socket, addr) = match listener.socket.accept4(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC) {
             Ok(pair) => pair,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                st.accepted_all |= listener.protocol == SocketProtocol::Http;
-                return;
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
             Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)) => {
                 fd_shortage_began(ctx, listener, conns.len(), &e);
                 st.shortage = Some(FdShortage { held: conns.len(), retry_at: Instant::now() + FD_SHORTAGE_RETRY });
@@ -616,7 +586,7 @@ fn accept_some(ctx: &LoopContext<'_>, conns: &mut Slab<Conn>, st: &mut LoopState
         // and clients mostly send right after connecting: serve now rather than after
         // another trip through epoll_wait. The connection joins the epoll set only if it
         // is still open after that (a one-request uwsgi connection from nginx never does).
-        serve_event(ctx, conns, &mut st.spare, key, token, false);
+        st.kept |= serve_event(ctx, conns, &mut st.spare, key, token, false);
     }
 }
 

@@ -65,8 +65,8 @@ impl Listener {
     /// connection wakes one waiting thread, not every thread of every worker. The kernel
     /// wakes the first waiting thread in the order they registered, so on its own it keeps
     /// picking the same one; HTTP sockets, whose keep-alive connections stay with the thread
-    /// that accepted them, are balanced by the busier threads stepping aside
-    /// (`connection.rs`, `LoopState::aside`).
+    /// that accepted them, are balanced by the busier threads stepping back in that order
+    /// (`connection.rs`, `step_back`).
     pub fn epoll_event(&self, token: u64) -> EpollEvent {
         EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLEXCLUSIVE, token)
     }
@@ -139,7 +139,7 @@ impl ListenGate {
     }
 
     /// `set_polled` for the listeners that `which` picks.
-    pub fn set_polled_where(
+    fn set_polled_where(
         &self,
         epoll: &Epoll,
         listeners: &[Listener],
@@ -158,10 +158,11 @@ impl ListenGate {
     }
 
     /// Takes the listeners that `which` picks out of `epoll` and puts them back, unless
-    /// closed meanwhile. An exclusive wake-up goes to one thread only: if that thread then
-    /// took the listeners out of its set (at `max-fd`, out of fds, stepping aside) with
-    /// connections still queued, the other threads were never told. Adding a listener
-    /// checks it at once, so a thread doing this finds such connections.
+    /// closed meanwhile: this thread then comes last in the order the kernel wakes waiting
+    /// threads in. Adding a listener also checks it at once: an exclusive wake-up goes to
+    /// one thread only, and if that thread then took the listeners out of its set (at
+    /// `max-fd`, out of fds) with connections still queued, the others were never told; a
+    /// thread doing this finds such connections.
     pub fn repoll(&self, epoll: &Epoll, listeners: &[Listener], which: impl Fn(&Listener) -> bool) {
         if self.set_polled_where(epoll, listeners, false, &which) {
             self.set_polled_where(epoll, listeners, true, which);
