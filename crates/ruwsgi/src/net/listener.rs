@@ -61,16 +61,6 @@ impl Listener {
         self.socket.as_fd()
     }
 
-    /// Epoll registration of this listener under `token`: EPOLLEXCLUSIVE, so a new
-    /// connection wakes one waiting thread, not every thread of every worker. The kernel
-    /// wakes the first waiting thread in the order they registered, so on its own it keeps
-    /// picking the same one; HTTP sockets, whose keep-alive connections stay with the thread
-    /// that accepted them, are balanced by the busier threads stepping back in that order
-    /// (`connection.rs`, `step_back`).
-    pub fn epoll_event(&self, token: u64) -> EpollEvent {
-        EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLEXCLUSIVE, token)
-    }
-
     /// Stops new TCP clients from joining the accept queue while the ones already there stay
     /// (a graceful stop, `master/drain.rs`): a socket filter that drops each opening SYN, so
     /// a new client goes unanswered (it retries, and is refused once the socket is closed,
@@ -152,7 +142,7 @@ impl ListenGate {
         }
         for (i, l) in listeners.iter().enumerate().filter(|(_, l)| which(l)) {
             // Errors: already (not) there, which is the state wanted.
-            let _ = if polled { epoll.add(l.fd(), l.epoll_event(i as u64)) } else { epoll.delete(l.fd()) };
+            let _ = if polled { epoll.add(l.fd(), listen_event(i as u64)) } else { epoll.delete(l.fd()) };
         }
         true
     }
@@ -185,6 +175,16 @@ impl ListenGate {
             l.close_here();
         }
     }
+}
+
+/// Epoll registration of a listener under `token`: EPOLLEXCLUSIVE, so a new
+/// connection wakes one waiting thread, not every thread of every worker. The kernel
+/// wakes the first waiting thread in the order they registered, so on its own it keeps
+/// picking the same one; HTTP sockets, whose keep-alive connections stay with the thread
+/// that accepted them, are balanced by the busier threads stepping back in that order
+/// (`connection.rs`, `step_back`).
+fn listen_event(token: u64) -> EpollEvent {
+    EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLEXCLUSIVE, token)
 }
 
 /// True for addresses that name a unix socket rather than `[host]:port`.
