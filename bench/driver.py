@@ -971,7 +971,7 @@ def targets(result):
               get(result, "hello", "ceiling", "rps"), 0.9, x)
     ratio_row("hello: p99 ≤ 2× bjoern's", get(result, "hello", "ruwsgi", "p99_ms"),
               get(result, "hello", "bjoern", "p99_ms"), -2.0, x)
-    for app in ("big", "post64k"):
+    for app in ("big", "post64k", "hello-close"):
         peers = [(get(result, app, k, "cpu_us"), k) for k in PEER_KEYS]
         peers = [p for p in peers if p[0]]
         best = min(peers) if peers else (None, None)
