@@ -121,6 +121,9 @@ APP_GROUPS = {"tls": [a.key for a in APPS if a.tls]}
 # key -> (label, front) ; front: None, "nginx" (uwsgi_pass to the app server), "nginx-static"
 SERVERS = {
     "ruwsgi": ("ruwsgi http-socket", None),
+    # Another ruwsgi build (BENCH_RUWSGI_BASE: its `ruwsgi` command), run beside the one in
+    # bench/.venv for a before/after in one run; joins every cell that runs "ruwsgi".
+    "ruwsgi-base": (os.environ.get("BENCH_BASE_LABEL", "ruwsgi http-socket, baseline build"), None),
     "ruwsgi-t4": ("ruwsgi threads=4", None),
     "ruwsgi-nginx": ("ruwsgi + nginx uwsgi_pass", "nginx"),
     "ruwsgi-log": ("ruwsgi, default request log on", None),
@@ -142,7 +145,7 @@ SERVERS = {
     "gunicorn-uvicorn": ("gunicorn + UvicornWorker", None),
     "hypercorn": ("Hypercorn (uvloop)", None),
 }
-RUWSGI_KEYS = ("ruwsgi", "ruwsgi-t4", "ruwsgi-nginx", "ruwsgi-log", "ruwsgi-logformat")
+RUWSGI_KEYS = ("ruwsgi", "ruwsgi-base", "ruwsgi-t4", "ruwsgi-nginx", "ruwsgi-log", "ruwsgi-logformat")
 # `log-format` as nginx's `combined` (issue 12: at most 1 µs more server CPU per request
 # than the default request line; both write every request's line to the server log file).
 COMBINED = ('%(addr) - %(user) [%(ltime)] "%(method) %(uri) %(proto)" %(status) %(size) '
@@ -204,7 +207,7 @@ def app_argv(key, app, port):
     """argv of the app-server process for server `key` (listening on `port`)."""
     bind = f"{HOST}:{port}"
     if key.startswith("ruwsgi"):
-        argv = [str(VENV_BIN / "ruwsgi")]
+        argv = [os.environ["BENCH_RUWSGI_BASE"] if key == "ruwsgi-base" else str(VENV_BIN / "ruwsgi")]
         if key == "ruwsgi-nginx":
             argv += ["--socket", bind]
         elif app.tls:
@@ -939,6 +942,8 @@ def main():
     if args.apps:
         keep = [k for a in args.apps.split(",") for k in APP_GROUPS.get(a, [a])]
         matrix = {a: MATRIX.get(a, []) for a in keep}
+    if os.environ.get("BENCH_RUWSGI_BASE"):
+        matrix = {a: ss + ["ruwsgi-base"] if "ruwsgi" in ss else ss for a, ss in matrix.items()}
     if args.servers:
         keep = set(args.servers.split(","))
         matrix = {a: [s for s in ss if s in keep] for a, ss in matrix.items()}
@@ -1182,7 +1187,7 @@ def targets(result):
               get(result, "hello", "ceiling", "rps"), 0.9, x)
     ratio_row("hello: p99 ≤ 2× bjoern's", get(result, "hello", "ruwsgi", "p99_ms"),
               get(result, "hello", "bjoern", "p99_ms"), -2.0, x)
-    for app in ("big", "post64k"):
+    for app in ("big", "post64k", "hello-close"):
         peers = [(get(result, app, k, "cpu_us"), k) for k in PEER_KEYS]
         peers = [p for p in peers if p[0]]
         best = min(peers) if peers else (None, None)

@@ -220,7 +220,7 @@ pub struct Config {
     /// `drain-delay` (ruwsgi only): seconds a graceful stop keeps serving, unhealthy, before
     /// the sockets close.
     pub drain_delay: u64,
-    /// `tcp-nodelay`: `TCP_NODELAY` on uwsgi-protocol connections too (HTTP ones always).
+    /// `tcp-nodelay`: accepted; every TCP connection has `TCP_NODELAY` anyway (from its listener).
     pub tcp_nodelay: bool,
     /// `wsgi-disable-file-wrapper`: no `wsgi.file_wrapper` in the environ.
     pub wsgi_disable_file_wrapper: bool,

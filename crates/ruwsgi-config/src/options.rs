@@ -320,7 +320,7 @@ pub static OPTIONS: &[OptionSpec] = &[
     s("reuse-port", Bool, "false", "SO_REUSEPORT on TCP listeners: several instances bind the same port and the kernel spreads connections over them"),
     s("so-keepalive", Bool, "false", "TCP keepalive probes (`SO_KEEPALIVE`) on accepted connections"),
     row("tcp-nodelay", &[], None, Bool, false, "false", SupportedWithDifference(
-        "HTTP connections always have TCP_NODELAY; this adds it to uwsgi-protocol connections"),
+        "always on: every TCP listener has TCP_NODELAY and its connections inherit it"),
         "TCP_NODELAY on accepted connections"),
     planned("freebind", Bool, "IP_FREEBIND on listeners"),
     row("health-path", &[], None, Text, false, "", SupportedWithDifference("ruwsgi only, not a uWSGI option"),

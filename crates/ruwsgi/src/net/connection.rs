@@ -86,8 +86,6 @@ pub struct LoopSettings {
     pub threads: usize,
     /// `so-keepalive`.
     pub so_keepalive: bool,
-    /// `tcp-nodelay` (HTTP connections get `TCP_NODELAY` regardless).
-    pub tcp_nodelay: bool,
     /// `log-x-forwarded-for`.
     pub log_forwarded_for: bool,
     /// `enable-proxy-protocol`: HTTP connections may open with a PROXY header.
@@ -249,6 +247,9 @@ struct LoopState {
     stop_began: Option<Instant>,
     /// The thread's spare read buffer, lent to a connection while it has input (`ReadBuf`).
     spare: ReadBuf,
+    /// A connection of this thread's was kept alive after its first request since the
+    /// last look at the balance (`step_back`).
+    kept: bool,
 }
 
 /// Runs until `stopping` is set and every connection has finished.
@@ -262,7 +263,7 @@ pub fn run(ctx: &LoopContext<'_>) -> std::io::Result<()> {
     let first_conn = ctx.listeners.len() as u64;
     let mut conns: Slab<Conn> = Slab::new();
     let mut events = vec![EpollEvent::empty(); 256];
-    let mut st = LoopState { polled: true, shortage: None, stop_began: None, spare: ReadBuf::default() };
+    let mut st = LoopState { polled: true, shortage: None, stop_began: None, spare: ReadBuf::default(), kept: false };
     let mut last_sweep = Instant::now();
     loop {
         let me = &ctx.worker.slot().cores[ctx.core];
@@ -296,7 +297,7 @@ pub fn run(ctx: &LoopContext<'_>) -> std::io::Result<()> {
             }
             let key = (token - first_conn) as usize;
             let failed = ev.events().intersects(EpollFlags::EPOLLERR);
-            serve_event(ctx, &mut conns, &mut st.spare, key, token, failed);
+            st.kept |= serve_event(ctx, &mut conns, &mut st.spare, key, token, failed);
         }
         if ctx.stopping.load(Ordering::Relaxed) {
             // The worker's main thread has taken the listeners out of this epoll set and
@@ -316,6 +317,9 @@ pub fn run(ctx: &LoopContext<'_>) -> std::io::Result<()> {
         if last_sweep.elapsed() >= TICK {
             last_sweep = Instant::now();
             sweep(ctx, &mut conns);
+            if st.polled && st.stop_began.is_none() {
+                ctx.gate.repoll(ctx.epoll, ctx.listeners, |_| true);
+            }
             if conns.is_empty() && conns.capacity() > 1024 {
                 // A burst of connections is over: give the slab's memory back.
                 conns = Slab::new();
@@ -339,6 +343,23 @@ fn poll_listeners(ctx: &LoopContext<'_>, conns: &Slab<Conn>, st: &mut LoopState)
     if want != st.polled && ctx.gate.set_polled(ctx.epoll, ctx.listeners, want) {
         st.polled = want;
     }
+    if std::mem::take(&mut st.kept) && st.polled && leave_to_another(ctx, conns.len()) {
+        step_back(ctx);
+    }
+}
+
+/// Balances keep-alive HTTP connections over the threads of all workers. A listener wakes
+/// one waiting thread per connection (EPOLLEXCLUSIVE): the first in the kernel's queue of
+/// waiters, so on its own the same thread would take every keep-alive connection of a
+/// quiet server. A thread that has just kept a new connection open after its first request
+/// and now holds at least two connections more than another thread waiting for work
+/// (`leave_to_another`) re-registers its HTTP listeners, which moves it to the back of that
+/// queue: the next connections wake the others first. Connections closed after one request
+/// (`Connection: close`, uwsgi from nginx) don't make a thread step back: they don't stay.
+// Differs from uWSGI: its workers all wake for each connection (or take turns with
+// `thunder-lock`), and none looks at how many connections another holds.
+fn step_back(ctx: &LoopContext<'_>) {
+    ctx.gate.repoll(ctx.epoll, ctx.listeners, |l| l.protocol == SocketProtocol::Http);
 }
 
 /// One pass of a stopping thread over its connections. A request that has begun to arrive,
@@ -397,7 +418,8 @@ fn drain_closing(conn: &mut Conn) -> Next {
 }
 
 /// Serves connection `key` (registered as `token`) after a readiness event, then closes it
-/// or re-arms its epoll interest.
+/// or re-arms its epoll interest. True when it was the connection's first request and the
+/// connection stays open for more.
 fn serve_event(
     ctx: &LoopContext<'_>,
     conns: &mut Slab<Conn>,
@@ -405,9 +427,10 @@ fn serve_event(
     key: usize,
     token: u64,
     failed: bool,
-) {
+) -> bool {
     let held = conns.len();
-    let Some(conn) = conns.get_mut(key) else { return };
+    let Some(conn) = conns.get_mut(key) else { return false };
+    let fresh = conn.fresh;
     let mut next = serve_guarded(ctx, conn, spare);
     // Input a TLS session already decrypted makes no epoll event: serve it now. (A bound,
     // though each round consumes input or ends the connection.)
@@ -437,10 +460,10 @@ fn serve_event(
         // a short linger, so a request the client sent meanwhile can't reset it away.
         begin_close(conn);
         if rearm(ctx.epoll, conn, token) {
-            return;
+            return false;
         }
     } else if !close && rearm(ctx.epoll, conn, token) {
-        return;
+        return fresh && !conn.fresh;
     }
     let mut conn = conns.remove(key);
     if let Some(sending) = conn.sending.take() {
@@ -450,6 +473,7 @@ fn serve_event(
         conn.io.close_notify();
     }
     // Dropping `conn` closes its fd, which also takes it out of the epoll set.
+    false
 }
 
 /// Gives an HTTP/2 connection, with what was read of it, to the worker's HTTP/2 thread.
@@ -559,15 +583,17 @@ fn sweep(ctx: &LoopContext<'_>, conns: &mut Slab<Conn>) {
     });
 }
 
-/// True when another thread (of any worker) sleeping in `epoll_wait` holds at least two
-/// connections fewer than this one: it was woken by the same event and takes the connection.
+/// True when another thread (of any worker) sleeping in `epoll_wait` (free to take a
+/// connection now) holds at least two connections fewer than this one, and 1/32 fewer (so
+/// that with thousands of connections the threads don't step back after every accept).
 fn leave_to_another(ctx: &LoopContext<'_>, mine: usize) -> bool {
     let board = ctx.worker.board;
+    let mine = mine as u64;
     (1..=ctx.settings.processes).any(|id| {
         board.worker(id).cores[..ctx.settings.threads].iter().enumerate().any(|(core, slot)| {
             (id, core) != (ctx.worker.id, ctx.core)
                 && slot.waiting.load(Ordering::Relaxed) == 1
-                && slot.connections.load(Ordering::Relaxed).saturating_add(2) <= mine as u64
+                && slot.connections.load(Ordering::Relaxed).saturating_add(2 + mine / 32) <= mine
         })
     })
 }
@@ -576,9 +602,6 @@ fn leave_to_another(ctx: &LoopContext<'_>, mine: usize) -> bool {
 fn accept_some(ctx: &LoopContext<'_>, conns: &mut Slab<Conn>, st: &mut LoopState, index: usize, first_conn: u64) {
     let listener = &ctx.listeners[index];
     for _ in 0..ACCEPT_BATCH {
-        if listener.protocol == SocketProtocol::Http && leave_to_another(ctx, conns.len()) {
-            return;
-        }
         if ctx.settings.max_conns > 0 && conns.len() >= ctx.settings.max_conns {
             return;
         }
@@ -605,9 +628,6 @@ fn accept_some(ctx: &LoopContext<'_>, conns: &mut Slab<Conn>, st: &mut LoopState
             Some(a) => Peer { addr: a.ip().to_canonical().to_string(), port: a.port().to_string(), awaiting_proxy },
             None => Peer { addr: String::new(), port: String::new(), awaiting_proxy },
         };
-        if listener.protocol == SocketProtocol::Http || ctx.settings.tcp_nodelay {
-            let _ = socket.set_tcp_nodelay(true);
-        }
         if ctx.settings.so_keepalive {
             let _ = socket.set_keepalive(true);
         }
@@ -638,7 +658,7 @@ fn accept_some(ctx: &LoopContext<'_>, conns: &mut Slab<Conn>, st: &mut LoopState
         // and clients mostly send right after connecting: serve now rather than after
         // another trip through epoll_wait. The connection joins the epoll set only if it
         // is still open after that (a one-request uwsgi connection from nginx never does).
-        serve_event(ctx, conns, &mut st.spare, key, token, false);
+        st.kept |= serve_event(ctx, conns, &mut st.spare, key, token, false);
     }
 }
 

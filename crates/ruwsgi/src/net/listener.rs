@@ -61,19 +61,6 @@ impl Listener {
         self.socket.as_fd()
     }
 
-    /// Epoll registration of this listener under `token`. uwsgi sockets (nginx: one
-    /// connection per request) use EPOLLEXCLUSIVE, so one waiting thread wakes per
-    /// connection. HTTP sockets wake every waiting thread and the least busy one takes the
-    /// connection: with EPOLLEXCLUSIVE the kernel keeps waking the same thread, and
-    /// long-lived keep-alive connections piled on one worker get a smaller share of the CPU.
-    pub fn epoll_event(&self, token: u64) -> EpollEvent {
-        let flags = match self.protocol {
-            SocketProtocol::Uwsgi => EpollFlags::EPOLLIN | EpollFlags::EPOLLEXCLUSIVE,
-            SocketProtocol::Http => EpollFlags::EPOLLIN,
-        };
-        EpollEvent::new(flags, token)
-    }
-
     /// Stops new TCP clients from joining the accept queue while the ones already there stay
     /// (a graceful stop, `master/drain.rs`): a socket filter that drops each opening SYN, so
     /// a new client goes unanswered (it retries, and is refused once the socket is closed,
@@ -138,15 +125,38 @@ impl Default for ListenGate {
 impl ListenGate {
     /// Adds `listeners` to `epoll` (tokens `0..`) or removes them; false once closed.
     pub fn set_polled(&self, epoll: &Epoll, listeners: &[Listener], polled: bool) -> bool {
+        self.set_polled_where(epoll, listeners, polled, |_| true)
+    }
+
+    /// `set_polled` for the listeners that `which` picks.
+    fn set_polled_where(
+        &self,
+        epoll: &Epoll,
+        listeners: &[Listener],
+        polled: bool,
+        which: impl Fn(&Listener) -> bool,
+    ) -> bool {
         let open = self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if !*open {
             return false;
         }
-        for (i, l) in listeners.iter().enumerate() {
+        for (i, l) in listeners.iter().enumerate().filter(|(_, l)| which(l)) {
             // Errors: already (not) there, which is the state wanted.
-            let _ = if polled { epoll.add(l.fd(), l.epoll_event(i as u64)) } else { epoll.delete(l.fd()) };
+            let _ = if polled { epoll.add(l.fd(), listen_event(i as u64)) } else { epoll.delete(l.fd()) };
         }
         true
+    }
+
+    /// Takes the listeners that `which` picks out of `epoll` and puts them back, unless
+    /// closed meanwhile: this thread then comes last in the order the kernel wakes waiting
+    /// threads in. Adding a listener also checks it at once: an exclusive wake-up goes to
+    /// one thread only, and if that thread then took the listeners out of its set (at
+    /// `max-fd`, out of fds) with connections still queued, the others were never told; a
+    /// thread doing this finds such connections.
+    pub fn repoll(&self, epoll: &Epoll, listeners: &[Listener], which: impl Fn(&Listener) -> bool) {
+        if self.set_polled_where(epoll, listeners, false, &which) {
+            self.set_polled_where(epoll, listeners, true, which);
+        }
     }
 
     /// Takes the listeners out of every epoll set in `epolls` and closes them in this process.
@@ -165,6 +175,16 @@ impl ListenGate {
             l.close_here();
         }
     }
+}
+
+/// Epoll registration of a listener under `token`: EPOLLEXCLUSIVE, so a new
+/// connection wakes one waiting thread, not every thread of every worker. The kernel
+/// wakes the first waiting thread in the order they registered, so on its own it keeps
+/// picking the same one; HTTP sockets, whose keep-alive connections stay with the thread
+/// that accepted them, are balanced by the busier threads stepping back in that order
+/// (`connection.rs`, `step_back`).
+fn listen_event(token: u64) -> EpollEvent {
+    EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLEXCLUSIVE, token)
 }
 
 /// True for addresses that name a unix socket rather than `[host]:port`.
@@ -292,6 +312,11 @@ fn bind(spec: &SocketSpec, cfg: &Config) -> Result<Listener> {
 /// any, is added by the caller.
 fn listening(socket: Socket, spec: &SocketSpec, unix_path: Option<PathBuf>, activated: bool) -> Result<Listener> {
     socket.set_nonblocking(true)?;
+    if socket.local_addr().is_ok_and(|a| a.as_socket().is_some()) {
+        // Accepted connections inherit TCP_NODELAY from the listener: set once here (bound
+        // sockets have it already; systemd's may not), not with a syscall per connection.
+        socket.set_tcp_nodelay(true)?;
+    }
     let (server_name, server_port) = server_identity(&socket);
     Ok(Listener {
         socket,

@@ -163,7 +163,6 @@ fn serve(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, boa
         max_conns: (cfg.max_fd as usize).div_ceil(cfg.threads.max(1) as usize),
         max_keepalive: (cfg.http_keepalive as usize).div_ceil(cfg.threads.max(1) as usize),
         so_keepalive: cfg.so_keepalive,
-        tcp_nodelay: cfg.tcp_nodelay,
         log_forwarded_for: cfg.log_x_forwarded_for,
         proxy_protocol: cfg.enable_proxy_protocol,
         health_path: cfg.health_path.clone(),
