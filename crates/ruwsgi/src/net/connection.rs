@@ -450,7 +450,7 @@ fn serve_event(
         if let Some(h2) = ctx.http2 {
             let conn = conns.remove(key);
             hand_over(ctx, h2, conn);
-            return;
+            return false;
         }
     }
     let close = failed || matches!(next, Next::Close | Next::Http2) || over_keepalive;
