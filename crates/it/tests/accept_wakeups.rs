@@ -8,6 +8,10 @@ use std::time::{Duration, Instant};
 
 use it::Server;
 
+/// The two tests count wake-ups and connections per worker: one running beside the other
+/// (its server busy on the same two cores) would skew what the other counts.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Voluntary context switches (sleeps in `epoll_wait`, each ended by a wake-up) of each
 /// connection-loop thread (`ruwsgi-core-N`) of `pid`.
 fn loop_thread_sleeps(pid: i32) -> Vec<u64> {
@@ -46,6 +50,7 @@ fn wait_for_workers(srv: &Server, n: usize) -> Vec<i32> {
 /// waiting thread woke for each connection and three of them found nothing to accept.
 #[test]
 fn issue_18_a_new_connection_wakes_one_thread_not_all() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     const CONNECTIONS: u64 = 100;
     let app = it::app("hold.py");
     let srv = Server::start(&[
@@ -84,6 +89,7 @@ fn issue_18_a_new_connection_wakes_one_thread_not_all() {
 /// workers end up holding a fair share.
 #[test]
 fn issue_18_keepalive_connections_opened_one_by_one_spread_over_the_workers() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let app = it::app("hold.py");
     let srv = Server::start(&[
         "--http-socket",
