@@ -7,6 +7,8 @@ import os
 import time
 
 events = []
+# `/park` requests waiting for `/release` (one worker's loop: no lock needed).
+parked = {"count": 0, "release": None}
 
 
 async def app(scope, receive, send):
@@ -61,6 +63,23 @@ async def app(scope, receive, send):
             message = await receive()
         print("saw http.disconnect", flush=True)
         return
+    if path == "/park":
+        # A long poll: waits until a `/release` request comes.
+        if parked["release"] is None:
+            parked["release"] = asyncio.Event()
+        release = parked["release"]
+        parked["count"] += 1
+        await release.wait()
+        parked["count"] -= 1
+    if path == "/parked":
+        body = b"%d" % parked["count"]
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": body})
+        return
+    if path == "/release":
+        if parked["release"] is not None:
+            parked["release"].set()
+            parked["release"] = None
     if path == "/sleep":
         print("sleep started", flush=True)
         await asyncio.sleep(float(scope["query_string"] or b"5"))

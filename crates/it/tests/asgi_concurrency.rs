@@ -1,0 +1,120 @@
+//! ASGI requests and WebSocket sessions don't hold a thread while the app awaits (issue
+//! 15): with one worker and `threads = 1`, many long polls and open WebSockets wait on the
+//! worker's event loop while other clients are served, and many WebSocket clients on few
+//! workers all get their echoes.
+
+use std::io::{BufReader, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use it::ws::Ws;
+use it::Server;
+
+const SECS: Duration = Duration::from_secs(10);
+
+fn asgi_server(spec: &str, extra: &[&str]) -> Server {
+    let apps = it::repo().join("tests/apps").display().to_string();
+    let mut args = vec!["--http-socket", "127.0.0.1:0", "--chdir", &apps, "--asgi", spec];
+    args.extend_from_slice(extra);
+    Server::start(&args)
+}
+
+/// `GET path` on a fresh connection, or `None` when no answer comes within `within` (a
+/// server whose only thread is held doesn't answer).
+fn get_within(srv: &Server, path: &str, within: Duration) -> Option<it::Response> {
+    let s = TcpStream::connect(srv.addr()).expect("connect");
+    s.set_read_timeout(Some(within)).unwrap();
+    let mut w = s.try_clone().unwrap();
+    write!(w, "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").unwrap();
+    it::read_response(&mut BufReader::new(s)).ok()
+}
+
+#[test]
+fn asgi_long_polls_do_not_hold_the_only_connection_thread() {
+    let srv = asgi_server("asgi_raw:app", &["--processes", "1", "--threads", "1"]);
+    const N: usize = 50;
+    let polls: Vec<TcpStream> = (0..N)
+        .map(|_| {
+            let mut s = srv.connect();
+            s.write_all(b"GET /park HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+            s
+        })
+        .collect();
+    // Every long poll reaches the app while the others wait in it.
+    let deadline = Instant::now() + SECS;
+    let mut waiting = String::new();
+    while Instant::now() < deadline {
+        let r = get_within(&srv, "/parked", Duration::from_secs(3)).expect("/parked answered while polls wait");
+        waiting = r.text();
+        if waiting == N.to_string() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(waiting, N.to_string(), "{}", srv.log());
+    // A quick request is answered while they wait.
+    let quick = get_within(&srv, "/", Duration::from_secs(3)).expect("a quick request is answered");
+    assert_eq!(quick.body, b"Hello, ASGI!");
+    assert_eq!(get_within(&srv, "/release", Duration::from_secs(3)).expect("/release").status, 200);
+    for s in polls {
+        let r = it::read_response(&mut BufReader::new(s)).expect("the long poll's response");
+        assert_eq!((r.status, &r.body[..]), (200, &b"Hello, ASGI!"[..]));
+    }
+    // Each of them was counted and logged as a request.
+    assert!(srv.wait_for(SECS, |l| l.matches("GET /park =>").count() == N), "{}", srv.log());
+}
+
+#[test]
+fn asgi_open_websockets_hold_no_thread_and_a_new_one_gets_through() {
+    let srv = asgi_server("fastapi_app:app", &["--master", "--processes", "1", "--threads", "1"]);
+    const N: usize = 50;
+    let mut sockets: Vec<Ws> = (0..N)
+        .map(|i| {
+            let (mut ws, head) = Ws::connect(srv.addr(), "/ws", None);
+            assert!(head.starts_with("HTTP/1.1 101"), "{i}: {head}");
+            ws.send(true, 1, format!("ws{i}").as_bytes());
+            ws
+        })
+        .collect();
+    for (i, ws) in sockets.iter_mut().enumerate() {
+        assert_eq!(ws.recv(), (1, format!("echo: ws{i}").into_bytes()));
+    }
+    // A new WebSocket and a plain request get through while all of them are open.
+    let (mut late, head) = Ws::connect(srv.addr(), "/ws", None);
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    late.send(true, 1, b"late");
+    assert_eq!(late.recv(), (1, b"echo: late".to_vec()));
+    assert_eq!(get_within(&srv, "/items/3", Duration::from_secs(5)).expect("/items/3").status, 200);
+    // The sessions wait in the worker's loop, not on threads of their own.
+    let worker = srv.worker_pids()[0];
+    let threads = it::thread_count(worker);
+    assert!(threads < N / 2, "worker {worker} runs {threads} threads for {N} WebSockets");
+    for (i, ws) in sockets.iter_mut().enumerate().rev() {
+        ws.send(true, 1, format!("again{i}").as_bytes());
+        assert_eq!(ws.recv(), (1, format!("echo: again{i}").into_bytes()));
+    }
+}
+
+#[test]
+fn asgi_64_websocket_clients_on_2_workers_all_get_their_echoes() {
+    let srv = asgi_server("asgi_ws_echo:app", &["--master", "--processes", "2", "--threads", "1"]);
+    let mut clients: Vec<Ws> = (0..64)
+        .map(|i| {
+            let (ws, head) = Ws::connect(srv.addr(), "/", None);
+            assert!(head.starts_with("HTTP/1.1 101"), "{i}: {head}");
+            ws
+        })
+        .collect();
+    for round in 0..20 {
+        for (i, ws) in clients.iter_mut().enumerate() {
+            ws.send(true, 1, format!("{i}/{round}").as_bytes());
+        }
+        for (i, ws) in clients.iter_mut().enumerate() {
+            assert_eq!(ws.recv(), (1, format!("{i}/{round}").into_bytes()), "client {i}, round {round}");
+        }
+    }
+    for ws in &mut clients {
+        ws.send(true, 8, &1000u16.to_be_bytes());
+        assert_eq!(ws.recv().0, 8);
+    }
+}
