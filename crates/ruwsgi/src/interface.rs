@@ -5,13 +5,14 @@
 //! for the log and the scoreboard. `net/` never imports `wsgi::`, and the app side never
 //! holds a raw socket fd: it writes and waits through `Client`.
 
+use std::os::fd::BorrowedFd;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::Arc;
 
 use ruwsgi_proto::{RequestHead, UwsgiPacket};
 
 pub use crate::net::body::{BodyReader, Progress as BodyProgress};
-pub use crate::net::client::{Client, OwnedClient, Wait};
+pub use crate::net::client::{Client, Wait};
 
 /// What answers requests in a worker: the WSGI callables or an ASGI app.
 pub trait Application: Sync {
@@ -19,6 +20,59 @@ pub trait Application: Sync {
     /// its request body). Returns what was sent and the body reader, so the connection can
     /// recover bytes of a pipelined next request.
     fn handle(&self, req: &Request<'_>, body: BodyReader) -> (Served, BodyReader);
+
+    /// Starts one request. An app that goes on without holding the thread while it awaits
+    /// (ASGI) returns it `Parked`; the connection loop then resumes it when it is ready.
+    /// By default the request is answered here (`handle`).
+    fn start(&self, req: &Request<'_>, body: BodyReader) -> Started {
+        let (served, body) = self.handle(req, body);
+        Started::Done(served, body)
+    }
+}
+
+/// What `Application::start` did with a request.
+pub enum Started {
+    /// Answered: what was sent, and the body reader.
+    Done(Served, BodyReader),
+    /// Goes on in the connection's loop (see `Parked`).
+    Parked(Box<dyn Parked>),
+}
+
+/// A request (or WebSocket session) that goes on without a thread of its own: the
+/// connection loop watches `wake_fd` (the app side has news) and the socket as `Want`
+/// says, and calls `resume` when either is ready (and at least every loop tick, for the
+/// request's timers), until it is `Done`. `resume` never blocks.
+pub trait Parked {
+    /// Readable when the app side has something for the connection.
+    fn wake_fd(&self) -> BorrowedFd<'_>;
+    /// Does what can be done now.
+    fn resume(&mut self) -> Resumed;
+    /// A long-lived session (an accepted WebSocket): harakiri doesn't count it.
+    fn is_session(&self) -> bool;
+    /// The socket failed or the client hung up (`EPOLLERR`/`EPOLLHUP`): the next `resume`
+    /// ends the request.
+    fn hang_up(&mut self);
+}
+
+/// Where a parked request is after `resume`.
+pub enum Resumed {
+    /// Still running; wake it for this on the socket (besides its `wake_fd`).
+    Wait(Want),
+    /// Over: what was sent, and the body reader (as `Application::handle` returns).
+    Done(Served, BodyReader),
+}
+
+/// What a parked request waits for on its socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Want {
+    /// Input (the request body, WebSocket frames).
+    Input,
+    /// Room to write (a response or frames the client hasn't taken yet).
+    Output,
+    /// Only the client going away (`EPOLLRDHUP`): bytes it sends meanwhile don't wake.
+    Hangup,
+    /// Nothing: only the app side.
+    Nothing,
 }
 
 /// Where a request came from, borrowed from the connection's buffer.

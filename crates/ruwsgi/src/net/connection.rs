@@ -25,7 +25,7 @@ use super::health;
 use super::listener::{ListenGate, Listener};
 use super::read_buf::ReadBuf;
 use super::transport::Io;
-use crate::interface::{Application, Client, Origin, Request, Served};
+use crate::interface::{Application, Client, Origin, Parked, Request, Resumed, Served, Started, Want};
 use crate::log::{format_memory_report, format_request_line, LineFacts, RequestRecord, RequestVars};
 use crate::routing::{HttpVars, Outcome, RouteState, Router, UwsgiVars};
 use crate::scoreboard::now_micros;
@@ -37,6 +37,9 @@ use crate::worker::WorkerInfo;
 const UNREAD_BODY_DRAIN: u64 = 4 << 20;
 /// Token of the stop pipe in every thread's epoll.
 const STOP_TOKEN: u64 = u64::MAX;
+/// Set in the token of a parked request's wake fd (`Parked::wake_fd`); the rest is its
+/// connection's token.
+const WAKE_BIT: u64 = 1 << 62;
 /// Connections accepted per wake-up of one listener, so one thread doesn't take them all.
 const ACCEPT_BATCH: usize = 8;
 /// Longest wait for events: the timeout sweep runs at least this often, so a connection is
@@ -164,6 +167,9 @@ struct Conn {
     sending: Option<Box<Sending>>,
     /// What the epoll set watches this connection for.
     interest: Interest,
+    /// A request the app goes on with without holding this thread (ASGI): the loop resumes
+    /// it when its wake fd or the socket is ready.
+    parked: Option<Box<ParkedRequest>>,
     /// The worker is stopping and sent its FIN (`shutdown(SHUT_WR)`) at this instant; what
     /// still arrives is read and dropped until the client closes or `LINGER` passes.
     closing: Option<Instant>,
@@ -180,6 +186,21 @@ struct Sending {
     log: LogFacts,
     /// Served by `static-map`/`check-static` (counted as a static request).
     static_file: bool,
+}
+
+/// A request parked in the loop (`Application::start` gave `Started::Parked`).
+struct ParkedRequest {
+    task: Box<dyn Parked>,
+    /// Request start (µs), for harakiri, the stats and the log line.
+    started: u64,
+    /// Request facts for the log line written when it completes.
+    log: LogFacts,
+    /// The client allows keep-alive (HTTP); false for uwsgi.
+    client_keep_alive: bool,
+    /// What the task last asked to be woken for on the socket.
+    want: Want,
+    /// The wake fd is in the epoll set.
+    wake_added: bool,
 }
 
 /// Owned copy of the request facts the log line needs (the head's buffer is gone by then).
@@ -269,6 +290,8 @@ pub fn run(ctx: &LoopContext<'_>) -> std::io::Result<()> {
             if token == STOP_TOKEN {
                 continue;
             }
+            let wake = token & WAKE_BIT != 0;
+            let token = token & !WAKE_BIT;
             if token < first_conn {
                 // A stopping worker accepts nothing more, even from a batch of events
                 // gathered before the stop (its listeners may already be closed).
@@ -278,7 +301,12 @@ pub fn run(ctx: &LoopContext<'_>) -> std::io::Result<()> {
                 continue;
             }
             let key = (token - first_conn) as usize;
-            let failed = ev.events().intersects(EpollFlags::EPOLLERR);
+            let failed = !wake && ev.events().intersects(EpollFlags::EPOLLERR);
+            if !wake && ev.events().intersects(EpollFlags::EPOLLERR | EpollFlags::EPOLLHUP) {
+                if let Some(p) = conns.get_mut(key).and_then(|c| c.parked.as_mut()) {
+                    p.task.hang_up();
+                }
+            }
             serve_event(ctx, &mut conns, &mut st.spare, key, token, failed);
         }
         if ctx.stopping.load(Ordering::Relaxed) {
@@ -295,6 +323,10 @@ pub fn run(ctx: &LoopContext<'_>) -> std::io::Result<()> {
                 ctx.worker.slot().cores[ctx.core].connections.store(u64::MAX, Ordering::Relaxed);
                 return Ok(());
             }
+        }
+        if last_sweep.elapsed() >= TICK || st.stop_began.is_some() {
+            // Parked requests' timers (pings, timeouts) and the worker's stop.
+            tick_parked(ctx, &mut conns, &mut st.spare, first_conn);
         }
         if last_sweep.elapsed() >= TICK {
             last_sweep = Instant::now();
@@ -339,7 +371,7 @@ fn wind_down(ctx: &LoopContext<'_>, conns: &mut Slab<Conn>, spare: &mut ReadBuf,
             }
             continue;
         }
-        let between_requests = conn.buf.len() == 0 && conn.sending.is_none();
+        let between_requests = conn.buf.len() == 0 && conn.sending.is_none() && conn.parked.is_none();
         let awaited_first = conn.fresh && conn.since.elapsed() < ctx.settings.request_timeout;
         if !between_requests || awaited_first || !grace_over {
             continue;
@@ -395,7 +427,12 @@ fn serve_event(
     // Input a TLS session already decrypted makes no epoll event: serve it now. (A bound,
     // though each round consumes input or ends the connection.)
     for _ in 0..64 {
-        if !matches!(next, Next::Wait) || conn.closing.is_some() || conn.sending.is_some() || !conn.io.has_plaintext() {
+        if !matches!(next, Next::Wait)
+            || conn.closing.is_some()
+            || conn.sending.is_some()
+            || conn.parked.as_ref().is_some_and(|p| p.want != Want::Input)
+            || !conn.io.has_plaintext()
+        {
             break;
         }
         next = serve_guarded(ctx, conn, spare);
@@ -405,7 +442,8 @@ fn serve_event(
         && held > ctx.settings.max_keepalive
         && !conn.fresh
         && conn.buf.len() == 0
-        && conn.sending.is_none();
+        && conn.sending.is_none()
+        && conn.parked.is_none();
     let close = failed || matches!(next, Next::Close) || over_keepalive;
     if close && !failed && conn.closing.is_none() && conn.sending.is_none() && ctx.winding_down.load(Ordering::Relaxed)
     {
@@ -422,6 +460,9 @@ fn serve_event(
     if let Some(sending) = conn.sending.take() {
         finish_sending(ctx, &sending, false);
     }
+    if let Some(p) = conn.parked.take() {
+        unpark(ctx, p);
+    }
     if !failed {
         conn.io.close_notify();
     }
@@ -433,7 +474,9 @@ fn serve_event(
 /// only this connection is closed; the thread keeps serving the others.
 fn serve_guarded(ctx: &LoopContext<'_>, conn: &mut Conn, spare: &mut ReadBuf) -> Next {
     match catch_unwind(AssertUnwindSafe(|| {
-        if conn.closing.is_some() {
+        if conn.parked.is_some() {
+            on_parked(ctx, conn, spare)
+        } else if conn.closing.is_some() {
             drain_closing(conn)
         } else if conn.sending.is_none() && !conn.io.flush().unwrap_or(true) {
             // TLS records still wait for room in the socket: EPOLLOUT first.
@@ -470,6 +513,10 @@ fn sweep(ctx: &LoopContext<'_>, conns: &mut Slab<Conn>) {
         site.refresh();
     }
     conns.retain(|_, c| {
+        if c.parked.is_some() {
+            // Its own timeouts apply (`Parked::resume`).
+            return true;
+        }
         // A TLS handshake must finish within socket-timeout, as a request must arrive.
         let busy = c.buf.len() > 0 || c.sending.is_some() || c.io.handshaking();
         let limit = if busy { settings.request_timeout } else { settings.idle_timeout };
@@ -560,6 +607,7 @@ fn accept_some(ctx: &LoopContext<'_>, conns: &mut Slab<Conn>, st: &mut LoopState
             fresh: true,
             sending: None,
             interest: Interest::Unregistered,
+            parked: None,
             closing: None,
         });
         // TCP uwsgi listeners defer accept() until the first bytes arrive (TCP_DEFER_ACCEPT),
@@ -667,7 +715,7 @@ fn drive(ctx: &LoopContext<'_>, conn: &mut Conn) -> Next {
                 // last buffered one is answered with `Connection: close`.
             }
             Step::Served { keep_alive: false } | Step::Reject => return Next::Close,
-            Step::Incomplete | Step::Sending => return Next::Wait,
+            Step::Incomplete | Step::Sending | Step::Parked => return Next::Wait,
         }
     }
 }
@@ -681,6 +729,8 @@ enum Step {
     Reject,
     /// A static file is still going out (`conn.sending`); resume on EPOLLOUT.
     Sending,
+    /// The app goes on with the request in this loop (`conn.parked`).
+    Parked,
 }
 
 fn serve_http(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
@@ -827,8 +877,15 @@ fn serve_http(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
     let client_keep_alive = head.keep_alive;
     let started = begin_request(ctx);
     ctx.worker.slot().cores[ctx.core].set_request(head.method, head.target);
-    let (mut served, mut body) = ctx.app.handle(&request, body);
     let logged = Logged::http(settings, &head, &conn.peer.addr, used);
+    let (mut served, mut body) = match ctx.app.start(&request, body) {
+        Started::Done(served, body) => (served, body),
+        Started::Parked(task) => {
+            let log = parked_log(ctx, &logged);
+            conn.buf.consume(used + body_taken);
+            return park(conn, task, started, log, client_keep_alive);
+        }
+    };
     let parked = park_file_rest(ctx, started, &mut served, &logged);
     if body.unread_on_socket() {
         // The app answered without reading the whole body (an upload it refused, say): read
@@ -893,6 +950,101 @@ fn resume_parked(ctx: &LoopContext<'_>, conn: &mut Conn, parked: Option<Box<Send
     conn.since = Instant::now();
     conn.sending = Some(sending);
     Step::Sending
+}
+
+/// Parks a request the app goes on with (`Started::Parked`): the thread serves other
+/// connections meanwhile, and `on_parked` resumes it. The request stays counted as
+/// running (harakiri, stats) until it completes (`tick_parked`).
+fn park(conn: &mut Conn, task: Box<dyn Parked>, started: u64, log: LogFacts, client_keep_alive: bool) -> Step {
+    conn.since = Instant::now();
+    conn.parked =
+        Some(Box::new(ParkedRequest { task, started, log, client_keep_alive, want: Want::Nothing, wake_added: false }));
+    Step::Parked
+}
+
+/// The log facts of a request being parked (its head's buffer is reused meanwhile).
+fn parked_log(ctx: &LoopContext<'_>, logged: &Logged<'_>) -> LogFacts {
+    LogFacts {
+        addr: logged.addr.to_owned(),
+        method: logged.method.to_owned(),
+        uri: logged.uri.to_owned(),
+        protocol: logged.protocol.to_owned(),
+        packet_bytes: logged.packet_bytes,
+        vars: 0,
+        app: Some(0),
+        captured: capture(ctx, &logged.request),
+        modifiers: logged.modifiers,
+        donotlog: false,
+        logvars: Vec::new(),
+        collected: Vec::new(),
+    }
+}
+
+/// A parked request's wake fd leaves the epoll set (its connection goes, or it completed).
+fn unpark(ctx: &LoopContext<'_>, p: Box<ParkedRequest>) {
+    if p.wake_added {
+        let _ = ctx.epoll.delete(p.task.wake_fd());
+    }
+}
+
+/// Resumes the connection's parked request; when it completes, logs it and goes on with
+/// the connection (keep-alive, pipelined requests) as `serve_http` does after `handle`.
+fn on_parked(ctx: &LoopContext<'_>, conn: &mut Conn, spare: &mut ReadBuf) -> Next {
+    let Some(p) = conn.parked.as_mut() else { return Next::Wait };
+    let (mut served, mut body) = match p.task.resume() {
+        Resumed::Wait(want) => {
+            p.want = want;
+            return Next::Wait;
+        }
+        Resumed::Done(served, body) => (served, body),
+    };
+    let Some(p) = conn.parked.take() else { return Next::Close };
+    let log = &p.log;
+    let logged = Logged {
+        addr: &log.addr,
+        method: &log.method,
+        uri: &log.uri,
+        protocol: &log.protocol,
+        packet_bytes: log.packet_bytes,
+        request: RequestVars::Captured(&log.captured),
+        modifiers: log.modifiers,
+    };
+    served.rest = None;
+    end_request(ctx, p.started, &served, &logged);
+    let client_keep_alive = p.client_keep_alive;
+    unpark(ctx, p);
+    if body.unread_on_socket() {
+        let limit = if client_keep_alive { UNREAD_BODY_DRAIN } else { u64::MAX };
+        discard_body(&mut body, ctx.settings.request_timeout, limit);
+    }
+    let (leftover, reusable) = body.finish();
+    conn.buf.unread(&leftover);
+    if !(client_keep_alive && served.keep_alive && reusable) {
+        return Next::Close;
+    }
+    conn.fresh = false;
+    conn.since = Instant::now();
+    conn.continue_sent = false;
+    conn.chunk_scan = None;
+    let next = drive(ctx, conn);
+    conn.buf.settle(spare);
+    next
+}
+
+/// Every loop tick (and while the worker stops): resumes each parked request, for its
+/// timers and to let it see the stop, and sets this thread's harakiri clock to the
+/// oldest of them that isn't a long-lived session.
+fn tick_parked(ctx: &LoopContext<'_>, conns: &mut Slab<Conn>, spare: &mut ReadBuf, first_conn: u64) {
+    let keys: Vec<usize> = conns.iter().filter(|(_, c)| c.parked.is_some()).map(|(key, _)| key).collect();
+    if keys.is_empty() {
+        return;
+    }
+    for &key in &keys {
+        serve_event(ctx, conns, spare, key, first_conn + key as u64, false);
+    }
+    let oldest =
+        conns.iter().filter_map(|(_, c)| c.parked.as_ref()).filter(|p| !p.task.is_session()).map(|p| p.started).min();
+    ctx.worker.slot().cores[ctx.core].request_start.store(oldest.unwrap_or(0), Ordering::Relaxed);
 }
 
 /// Checks the chunked framing of the body bytes (`raw`, after the head) that arrived since
@@ -1005,8 +1157,15 @@ fn serve_uwsgi(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
     let started = begin_request(ctx);
     let var = |k: &[u8]| packet.var(k).and_then(|v| std::str::from_utf8(v).ok()).unwrap_or("");
     ctx.worker.slot().cores[ctx.core].set_request(var(b"REQUEST_METHOD"), var(b"REQUEST_URI"));
-    let (mut served, mut body) = ctx.app.handle(&request, body);
     let logged = Logged::uwsgi(settings, &packet, used);
+    let (mut served, mut body) = match ctx.app.start(&request, body) {
+        Started::Done(served, body) => (served, body),
+        Started::Parked(task) => {
+            let log = parked_log(ctx, &logged);
+            conn.buf.consume(used + take);
+            return park(conn, task, started, log, false);
+        }
+    };
     let parked = park_file_rest(ctx, started, &mut served, &logged);
     discard_body(&mut body, settings.request_timeout, u64::MAX);
     // uWSGI answers one request per uwsgi connection; nginx expects the close.
@@ -1149,13 +1308,36 @@ enum Interest {
     Input,
     /// Room to write (`sending`).
     Output,
+    /// Only the client going away (a parked request, `Want::Hangup`).
+    Hangup,
+    /// Nothing but errors (a parked request waiting for its app).
+    Silent,
 }
 
 /// Registers the connection or switches its epoll interest between input and EPOLLOUT as
 /// `conn.sending` requires; false (logged) when epoll refuses, and the connection must go.
 fn rearm(epoll: &Epoll, conn: &mut Conn, token: u64) -> bool {
     // TLS records the socket didn't take (a handshake flight, say) wait for room too.
-    let want = if conn.sending.is_some() || conn.io.wants_write() { Interest::Output } else { Interest::Input };
+    let want = match conn.parked.as_mut() {
+        Some(p) => {
+            if !p.wake_added {
+                let wake = EpollEvent::new(EpollFlags::EPOLLIN, token | WAKE_BIT);
+                if let Err(e) = epoll.add(p.task.wake_fd(), wake) {
+                    tracing::warn!("epoll_ctl on a request from {} failed: {e}; closing it", peer_name(&conn.peer));
+                    return false;
+                }
+                p.wake_added = true;
+            }
+            match p.want {
+                Want::Input => Interest::Input,
+                Want::Output => Interest::Output,
+                Want::Hangup => Interest::Hangup,
+                Want::Nothing => Interest::Silent,
+            }
+        }
+        None if conn.sending.is_some() || conn.io.wants_write() => Interest::Output,
+        None => Interest::Input,
+    };
     if want == conn.interest {
         return true;
     }
@@ -1163,6 +1345,8 @@ fn rearm(epoll: &Epoll, conn: &mut Conn, token: u64) -> bool {
     // otherwise wake us in a loop.
     let flags = match want {
         Interest::Output => EpollFlags::EPOLLOUT,
+        Interest::Hangup => EpollFlags::EPOLLRDHUP,
+        Interest::Silent => EpollFlags::empty(),
         _ => EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP,
     };
     let mut event = EpollEvent::new(flags, token);

@@ -1,24 +1,27 @@
 //! ASGI 3.0 apps (`asgi = pkg.mod:app`): the `http` and `lifespan` scopes.
 //!
 //! Each worker runs one asyncio event loop (uvloop's when installed) on a thread of its own
-//! (`asgi_loop.py`). A connection thread that has parsed a request builds its scope,
-//! submits it to the loop, then serves the app's `receive()`/`send()` calls, which reach
-//! it through an `Exchange` queue: it reads the body only when the app asks for more
-//! (back pressure towards the client), writes each response message as it comes (a body
-//! message past `HIGH_WATER` bytes makes the app's `send()` wait until written), and
-//! answers `receive()` with `http.disconnect` once the response is complete or the client
-//! is gone. The connection thread holds the request for its whole run, so harakiri,
-//! `max-requests` and the stats count ASGI requests exactly as WSGI ones; how many
-//! requests a worker runs at once is its `threads`. Socket I/O stays on the Rust side
-//! (through `interface::Client`); the loop thread never touches a socket.
+//! (`asgi_loop.py`). A connection thread that has parsed a request builds its scope and
+//! submits it to the loop, then parks the request in its connection loop (`HttpTask`, an
+//! `interface::Parked`) and goes on with other clients. The app's `receive()`/`send()`
+//! calls reach the request through an `Exchange` queue whose eventfd is in that loop's
+//! epoll set: when woken, the request reads the body only as far as the app asked (back
+//! pressure towards the client), writes each response message as it comes (what the
+//! socket doesn't take waits in an `Outbox` until `EPOLLOUT`; a body message past
+//! `HIGH_WATER` unwritten bytes makes the app's `send()` wait until written), and answers
+//! `receive()` with `http.disconnect` once the response is complete or the client is gone.
+//! A parked request counts as running until it completes (harakiri, `max-requests`, the
+//! stats, a stopping worker's wait), but holds no thread: one thread serves any number.
+//! Socket I/O stays on the Rust side (through `interface::Client`); the loop thread never
+//! touches a socket.
 
 use std::collections::VecDeque;
 use std::ffi::CString;
-use std::os::fd::AsFd;
+use std::io::{ErrorKind, IoSlice};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::intern;
@@ -30,7 +33,9 @@ use ruwsgi_proto::{
 };
 
 use super::{format_exception, LoadError};
-use crate::interface::{BodyProgress, BodyReader, Client, Origin, Request, Served, Wait};
+use crate::interface::{
+    BodyProgress, BodyReader, Client, Origin, Parked, Request, Resumed, Served, Started, Wait, Want,
+};
 
 /// Body bytes queued by the app and not yet written past which its `send()` waits for
 /// the write (back pressure towards the app).
@@ -39,8 +44,9 @@ const HIGH_WATER: usize = 64 * 1024;
 const RECEIVE_CHUNK: usize = 64 * 1024;
 /// How long lifespan startup and shutdown may take.
 const LIFESPAN_TIMEOUT: f64 = 60.0;
-/// Longest sleep of a connection thread waiting for its app (it just loops on).
-const WAIT_TICK: Duration = Duration::from_secs(1);
+/// Longest sleep of a thread running a request to its end (`AsgiApp::handle`) between
+/// steps, for the request's timers (WebSocket pings, timeouts).
+const WAIT_TICK: Duration = Duration::from_millis(250);
 
 /// The loaded ASGI app and, in a worker, its event loop.
 pub struct AsgiApp {
@@ -50,8 +56,6 @@ pub struct AsgiApp {
     pub(super) extra_headers: Arc<[(String, String)]>,
     /// WebSocket settings.
     pub(super) websockets: super::asgi_websocket::Settings,
-    /// WebSocket sessions running on threads of their own (the worker's stop waits).
-    pub(super) sessions: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// ruwsgi's log, for the loop thread's messages (lifespan, blocked loop).
@@ -91,16 +95,10 @@ impl AsgiApp {
                 Ok((runner, loop_name)) => {
                     let label = super::module_label(spec, &cfg.callable);
                     tracing::info!("ASGI app 0 (mountpoint='') ready: {label} (event loop: {loop_name})");
-                    if cfg.threads <= 1 {
-                        tracing::warn!(
-                            "asgi with threads = 1: each worker runs one HTTP request at a time (WebSockets get threads of their own); set threads to how many it should run at once"
-                        );
-                    }
                     Ok(AsgiApp {
                         runner: runner.unbind(),
                         extra_headers: cfg.add_header.clone().into(),
                         websockets: super::asgi_websocket::Settings::new(cfg),
-                        sessions: Arc::default(),
                     })
                 }
                 Err(e) => {
@@ -123,13 +121,9 @@ impl AsgiApp {
         })
     }
 
-    /// In a stopping worker: waits for its WebSocket sessions to close (they see the stop
-    /// and close with 1001), then lifespan shutdown, then the loop ends.
+    /// In a stopping worker (its connection loops have ended, so every request and
+    /// WebSocket is over): lifespan shutdown, then the loop ends.
     pub fn stop(&self) {
-        let deadline = std::time::Instant::now() + Duration::from_secs(8);
-        while self.sessions.load(std::sync::atomic::Ordering::Relaxed) > 0 && std::time::Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
         Python::attach(|py| match self.runner.bind(py).call_method1(intern!(py, "stop"), (LIFESPAN_TIMEOUT,)) {
             Ok(err) if err.is_none() => {}
             Ok(err) => tracing::error!("{err}"),
@@ -137,12 +131,12 @@ impl AsgiApp {
         });
     }
 
-    /// Serves one `http` request (see the module doc), or a `websocket` session for an
-    /// HTTP/1.1 `Upgrade: websocket` request.
-    pub fn handle(&self, req: &Request<'_>, mut body: BodyReader) -> (Served, BodyReader) {
+    /// Starts one `http` request (see the module doc), or a `websocket` session for an
+    /// HTTP/1.1 `Upgrade: websocket` request: it goes on parked in the connection's loop.
+    pub fn begin(&self, req: &Request<'_>, mut body: BodyReader) -> Started {
         if let Origin::Http { head, .. } = &req.origin {
             if super::asgi_websocket::is_upgrade(head) {
-                return (super::asgi_websocket::serve(self, req, head), body);
+                return super::asgi_websocket::start(self, req, head, body);
             }
         }
         let (minor, is_head, keep_alive, uwsgi) = match &req.origin {
@@ -153,7 +147,7 @@ impl AsgiApp {
             }
         };
         let mut out = Response {
-            client: req.client.clone(),
+            out: Outbox::new(req.client.clone()),
             minor,
             is_head,
             uwsgi,
@@ -172,101 +166,332 @@ impl AsgiApp {
         };
         let what = super::response::describe(&req.origin);
         let first_body = body.take_whole();
-        let submitted = self.submit(req, &what, false, first_body.as_deref());
         let mut served = Served { app: Some(0), ..Served::default() };
-        let ex = match submitted {
+        match self.submit(req, &what, false, first_body.as_deref()) {
             Ok((ex, vars)) => {
                 served.vars = vars;
-                ex
+                let runner = Python::attach(|py| self.runner.clone_ref(py));
+                Started::Parked(Box::new(HttpTask {
+                    runner,
+                    ex,
+                    what,
+                    out,
+                    body,
+                    served,
+                    receives: VecDeque::new(),
+                    parked: Vec::new(),
+                    waiters: Vec::new(),
+                    unflushed: 0,
+                    finished: false,
+                    gone: false,
+                    want: Want::Nothing,
+                }))
             }
             Err(e) => {
                 let tb = Python::attach(|py| format_exception(py, &e));
                 tracing::error!("{what}: cannot start the ASGI app:\n{tb}");
                 served.app_error = true;
                 out.fail();
-                return out.served(served, body);
-            }
-        };
-        let ex = ex.get();
-        // A `receive()` that waits for the end of the request (its body was all read).
-        let mut parked: Vec<Py<PyAny>> = Vec::new();
-        // Whether the client can be watched for leaving (not once it pipelined more bytes).
-        let mut watch = true;
-        loop {
-            let events = ex.take();
-            if events.is_empty() {
-                match ex.wait((watch && !parked.is_empty()).then(|| req.client.clone()), WAIT_TICK) {
-                    Woke::ClientGone => out.broken = true,
-                    Woke::ClientData => watch = false,
-                    Woke::Events => {}
-                }
-            }
-            let mut replies: Vec<(Py<PyAny>, Reply)> = Vec::new();
-            let mut app_done = None;
-            for event in events {
-                match event {
-                    Event::Receive(fut) => {
-                        if out.broken || body.is_ended() {
-                            parked.push(fut);
-                        } else {
-                            let reply = read_body(&mut body, req.client.timeout());
-                            if matches!(reply, Reply::Disconnect) {
-                                out.broken = true;
-                            }
-                            replies.push((fut, reply));
-                        }
-                    }
-                    Event::Start { code, status, headers } => {
-                        out.code = code;
-                        out.status = status;
-                        out.headers = headers;
-                    }
-                    Event::Body { data, more, waiter } => {
-                        ex.lock().queued -= data.len();
-                        out.body(&data, more);
-                        if let Some(fut) = waiter {
-                            replies.push((fut, Reply::None));
-                        }
-                    }
-                    Event::Done(err) => app_done = Some(err),
-                    // `websocket.*` messages are refused for an http scope by `send`.
-                    Event::Accept { .. } | Event::Frame { .. } | Event::Close { .. } => {}
-                }
-            }
-            let ended = out.complete || out.broken || app_done.is_some();
-            if ended {
-                // From now on the app's `receive()` gets `http.disconnect` at once, and
-                // its `send()`s are dropped (the request is over for the client).
-                let mut inbox = ex.lock();
-                inbox.finished = true;
-                for event in inbox.events.drain(..) {
-                    match event {
-                        Event::Receive(fut) => parked.push(fut),
-                        Event::Body { waiter: Some(fut), .. } => replies.push((fut, Reply::None)),
-                        Event::Done(err) => app_done = Some(err),
-                        _ => {}
-                    }
-                }
-                drop(inbox);
-                replies.extend(parked.drain(..).map(|fut| (fut, Reply::Disconnect)));
-            }
-            resolve(&self.runner, &what, replies);
-            if let Some(err) = app_done {
-                if let Some(err) = err {
-                    served.app_error = true;
-                    let tb = Python::attach(|py| format_exception(py, &err));
-                    tracing::error!("{what}: the ASGI app raised:\n{tb}");
-                } else if !out.head_sent && !out.broken {
-                    tracing::error!("{what}: the ASGI app returned without starting a response");
-                }
-                out.fail();
-                break;
-            }
-            if ended {
-                break;
+                let _ = out.out.flush_blocking();
+                let (served, body) = out.served_now(served, body);
+                Started::Done(served, body)
             }
         }
-        out.served(served, body)
+    }
+
+    /// Serves one request on the calling thread (for a caller that can't park it): the
+    /// parked request, resumed whenever its exchange or socket is ready.
+    pub fn handle(&self, req: &Request<'_>, body: BodyReader) -> (Served, BodyReader) {
+        match self.begin(req, body) {
+            Started::Done(served, body) => (served, body),
+            Started::Parked(task) => block_on(task, req),
+        }
+    }
+}
+
+/// Runs a parked request to its end on this thread, waiting in `poll` between steps.
+fn block_on(mut task: Box<dyn Parked>, req: &Request<'_>) -> (Served, BodyReader) {
+    loop {
+        let want = match task.resume() {
+            Resumed::Done(served, body) => return (served, body),
+            Resumed::Wait(want) => want,
+        };
+        if task.is_session() {
+            // An accepted WebSocket lives as long as its client: harakiri stops counting.
+            req.harakiri_clock.store(0, std::sync::atomic::Ordering::Relaxed);
+        }
+        if req.client.wait_with(task.wake_fd(), want, WAIT_TICK).unwrap_or(true) {
+            task.hang_up();
+        }
+    }
+}
+
+/// The client's connection as a request's responses see it: bytes the socket doesn't take
+/// at once wait here (the connection's loop resumes the request on `EPOLLOUT`), so no
+/// thread waits for a slow client.
+pub(super) struct Outbox {
+    client: Client,
+    buf: Vec<u8>,
+    /// Bytes of `buf` already written.
+    sent: usize,
+    /// Last time bytes moved on the socket (either way), for `socket-timeout`.
+    pub(super) progress: Instant,
+}
+
+impl Outbox {
+    pub(super) fn new(client: Client) -> Self {
+        Self { client, buf: Vec::new(), sent: 0, progress: Instant::now() }
+    }
+
+    pub(super) fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Writes `parts` (what the socket takes now) and keeps the rest; `Err`: the client
+    /// is gone.
+    pub(super) fn queue(&mut self, parts: &[&[u8]]) -> std::io::Result<()> {
+        let mut skip = 0;
+        if self.buf.is_empty() {
+            let slices: Vec<IoSlice<'_>> = parts.iter().map(|p| IoSlice::new(p)).collect();
+            match self.client.io().try_write(&slices) {
+                Ok(n) => {
+                    skip = n;
+                    self.progress = Instant::now();
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+        }
+        for part in parts {
+            if skip >= part.len() {
+                skip -= part.len();
+                continue;
+            }
+            self.buf.extend_from_slice(&part[skip..]);
+            skip = 0;
+        }
+        Ok(())
+    }
+
+    /// Writes what waits; `Ok(true)` when all of it is out (TLS records included).
+    pub(super) fn flush(&mut self) -> std::io::Result<bool> {
+        while self.sent < self.buf.len() {
+            match self.client.io().try_write(&[IoSlice::new(&self.buf[self.sent..])]) {
+                Ok(0) => return Err(ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    self.sent += n;
+                    self.progress = Instant::now();
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(false),
+                Err(e) => return Err(e),
+            }
+        }
+        self.buf.clear();
+        self.sent = 0;
+        self.client.io().flush()
+    }
+
+    /// Nothing waits to be written.
+    pub(super) fn is_empty(&self) -> bool {
+        self.buf.is_empty() && !self.client.io().wants_write()
+    }
+
+    /// Writes what waits, waiting for the socket (`socket-timeout`): for a response
+    /// given up before it was parked.
+    pub(super) fn flush_blocking(&mut self) -> std::io::Result<()> {
+        let rest = std::mem::take(&mut self.buf);
+        let sent = std::mem::take(&mut self.sent);
+        self.client.write_all(&[&rest[sent..]], &mut 0, Wait::run)
+    }
+}
+
+/// One `http` request parked in its connection's loop (see the module doc).
+struct HttpTask {
+    runner: Py<PyAny>,
+    ex: Py<Exchange>,
+    /// `GET /path`, for the log.
+    what: String,
+    out: Response,
+    body: BodyReader,
+    served: Served,
+    /// `receive()`s waiting for body bytes from the socket, in order.
+    receives: VecDeque<Py<PyAny>>,
+    /// `receive()`s waiting for the end of the request (`http.disconnect`).
+    parked: Vec<Py<PyAny>>,
+    /// `send()`s waiting for their bytes to be written.
+    waiters: Vec<Py<PyAny>>,
+    /// Body bytes the app sent that aren't written yet (its `queued` count).
+    unflushed: usize,
+    /// The request is over for the client; the app's later messages are dropped.
+    finished: bool,
+    /// The socket failed or the client hung up.
+    gone: bool,
+    /// What the last `resume` waited for.
+    want: Want,
+}
+
+impl HttpTask {
+    /// Once what the app sent is all written, its waiting `send()`s go on.
+    fn written(&mut self, replies: &mut Vec<(Py<PyAny>, Reply)>) {
+        if self.out.broken || self.out.out.is_empty() {
+            if self.unflushed > 0 {
+                let ex = self.ex.get();
+                let mut inbox = ex.lock();
+                inbox.queued = inbox.queued.saturating_sub(self.unflushed);
+                self.unflushed = 0;
+            }
+            replies.extend(self.waiters.drain(..).map(|fut| (fut, Reply::None)));
+        }
+    }
+
+    /// The request is over for the client: `receive()` now gets `http.disconnect` and
+    /// `send()` is dropped.
+    fn finish(&mut self, replies: &mut Vec<(Py<PyAny>, Reply)>, app_done: &mut Option<Option<PyErr>>) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        let mut inbox = self.ex.get().lock();
+        inbox.finished = true;
+        for event in inbox.events.drain(..) {
+            match event {
+                Event::Receive(fut) => self.parked.push(fut),
+                Event::Body { waiter: Some(fut), .. } => replies.push((fut, Reply::None)),
+                Event::Done(err) => *app_done = Some(err),
+                _ => {}
+            }
+        }
+        drop(inbox);
+        replies.extend(self.receives.drain(..).chain(self.parked.drain(..)).map(|fut| (fut, Reply::Disconnect)));
+        replies.extend(self.waiters.drain(..).map(|fut| (fut, Reply::None)));
+    }
+}
+
+impl Parked for HttpTask {
+    fn wake_fd(&self) -> BorrowedFd<'_> {
+        self.ex.get().wake_fd()
+    }
+
+    fn is_session(&self) -> bool {
+        false
+    }
+
+    fn hang_up(&mut self) {
+        self.gone = true;
+    }
+
+    fn resume(&mut self) -> Resumed {
+        let ex = self.ex.get();
+        ex.clear_wake();
+        let mut replies: Vec<(Py<PyAny>, Reply)> = Vec::new();
+        let mut app_done = None;
+        let timeout = self.out.out.client().timeout();
+        if self.gone || (matches!(self.want, Want::Input | Want::Output) && self.out.out.progress.elapsed() >= timeout)
+        {
+            // The client left, or didn't read (send) within socket-timeout.
+            self.out.broken = true;
+            self.out.keep_alive = false;
+        }
+        if !self.out.broken && self.out.out.flush().is_err() {
+            self.out.broken = true;
+            self.out.keep_alive = false;
+        }
+        for event in ex.take() {
+            match event {
+                Event::Receive(fut) => {
+                    if self.out.broken || self.body.is_ended() {
+                        self.parked.push(fut);
+                    } else {
+                        self.receives.push_back(fut);
+                    }
+                }
+                Event::Start { code, status, headers } => {
+                    self.out.code = code;
+                    self.out.status = status;
+                    self.out.headers = headers;
+                }
+                Event::Body { data, more, waiter } => {
+                    self.unflushed += data.len();
+                    self.out.body(&data, more);
+                    if let Some(fut) = waiter {
+                        self.waiters.push(fut);
+                    }
+                }
+                Event::Done(err) => app_done = Some(err),
+                // `websocket.*` messages are refused for an http scope by `send`.
+                Event::Accept { .. } | Event::Frame { .. } | Event::Close { .. } => {}
+            }
+        }
+        // The body, read as the app asks for it (back pressure towards the client).
+        while !self.receives.is_empty() && !self.out.broken {
+            let mut data = Vec::new();
+            let reply = match self.body.read_some(&mut data, RECEIVE_CHUNK) {
+                Ok(BodyProgress::Data(_)) => Reply::Body(data, !self.body.is_ended()),
+                Ok(BodyProgress::End) => Reply::Body(data, false),
+                Ok(BodyProgress::WouldBlock) => break,
+                Err(_) => {
+                    self.out.broken = true;
+                    Reply::Disconnect
+                }
+            };
+            self.out.out.progress = Instant::now();
+            if let Some(fut) = self.receives.pop_front() {
+                replies.push((fut, reply));
+            }
+            if self.body.is_ended() {
+                self.parked.extend(self.receives.drain(..));
+            }
+        }
+        if !self.parked.is_empty() && !self.out.broken && self.out.out.client().hung_up() {
+            // A long poll or a stream learns that its client left.
+            self.out.broken = true;
+            self.out.keep_alive = false;
+        }
+        if self.out.complete || self.out.broken || app_done.is_some() {
+            self.finish(&mut replies, &mut app_done);
+        }
+        self.written(&mut replies);
+        resolve(&self.runner, &self.what, replies);
+        if let Some(err) = app_done {
+            if let Some(err) = err {
+                self.served.app_error = true;
+                let tb = Python::attach(|py| format_exception(py, &err));
+                tracing::error!("{}: the ASGI app raised:\n{tb}", self.what);
+            } else if !self.out.head_sent && !self.out.broken {
+                tracing::error!("{}: the ASGI app returned without starting a response", self.what);
+            }
+            self.out.fail();
+            if !self.out.broken && self.out.out.flush().is_err() {
+                self.out.broken = true;
+            }
+        }
+        let drained = self.out.broken || self.out.out.is_empty();
+        if self.finished && drained {
+            let served = std::mem::take(&mut self.served);
+            let body = std::mem::replace(&mut self.body, BodyReader::empty());
+            let (served, body) = self.out.served_now(served, body);
+            return Resumed::Done(served, body);
+        }
+        self.want = if !drained {
+            Want::Output
+        } else if !self.receives.is_empty() {
+            Want::Input
+        } else if !self.parked.is_empty() {
+            Want::Hangup
+        } else {
+            Want::Nothing
+        };
+        Resumed::Wait(self.want)
+    }
+}
+
+impl Drop for HttpTask {
+    fn drop(&mut self) {
+        // Its connection went without the request ending: the app is told.
+        let mut replies = Vec::new();
+        let mut app_done = None;
+        self.finish(&mut replies, &mut app_done);
+        resolve(&self.runner, &self.what, replies);
     }
 }
 
@@ -367,25 +592,6 @@ impl Reply {
     }
 }
 
-/// Reads the next piece of the body for a `receive()`, waiting (without the GIL: this runs
-/// on the connection thread) up to `timeout` for the client; `Expect: 100-continue` is
-/// answered by the reader on its first socket read.
-fn read_body(body: &mut BodyReader, timeout: Duration) -> Reply {
-    let mut data = Vec::new();
-    loop {
-        match body.read_some(&mut data, RECEIVE_CHUNK) {
-            Ok(BodyProgress::Data(_)) => return Reply::Body(data, !body.is_ended()),
-            Ok(BodyProgress::End) => return Reply::Body(data, false),
-            Ok(BodyProgress::WouldBlock) => {
-                if body.readable(timeout).run().is_err() {
-                    return Reply::Disconnect;
-                }
-            }
-            Err(_) => return Reply::Disconnect,
-        }
-    }
-}
-
 /// One message from the app's task to the connection thread.
 pub(super) enum Event {
     /// `receive()`: the future to complete.
@@ -433,17 +639,6 @@ pub(super) struct Exchange {
     what: String,
 }
 
-/// Why `Exchange::wait` returned.
-#[derive(PartialEq, Eq)]
-pub(super) enum Woke {
-    /// Events arrived (or the wait timed out).
-    Events,
-    /// The client closed the connection.
-    ClientGone,
-    /// The client sent more (its next request): it can't be seen leaving until that is read.
-    ClientData,
-}
-
 impl Exchange {
     fn new(what: String, websocket: bool) -> PyResult<Self> {
         let wake = EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)
@@ -469,28 +664,19 @@ impl Exchange {
         let _ = self.wake.write(1);
     }
 
+    /// The fd the connection's loop watches for this exchange's events.
+    pub(super) fn wake_fd(&self) -> BorrowedFd<'_> {
+        self.wake.as_fd()
+    }
+
+    /// Clears the wake-up (before taking the events, so a later one wakes again).
+    pub(super) fn clear_wake(&self) {
+        let _ = self.wake.read();
+    }
+
     /// Takes the queued events.
     pub(super) fn take(&self) -> Vec<Event> {
         self.lock().events.drain(..).collect()
-    }
-
-    /// Waits (no GIL: called by the connection thread) for events, and with `client` also
-    /// for that client to go away.
-    pub(super) fn wait(&self, client: Option<Client>, tick: Duration) -> Woke {
-        let woke = if let Some(c) = client {
-            match c.wait_with(self.wake.as_fd(), tick) {
-                Ok(true) if c.hung_up() => Woke::ClientGone,
-                Ok(true) => Woke::ClientData,
-                Ok(false) => Woke::Events,
-                Err(_) => Woke::ClientGone,
-            }
-        } else {
-            let mut fds = [PollFd::new(self.wake.as_fd(), PollFlags::POLLIN)];
-            let _ = poll(&mut fds, PollTimeout::try_from(tick).unwrap_or(PollTimeout::MAX));
-            Woke::Events
-        };
-        let _ = self.wake.read();
-        woke
     }
 }
 
@@ -729,7 +915,8 @@ enum Mode {
 /// One response as the app's messages build it, written on the connection thread.
 #[allow(clippy::struct_excessive_bools, reason = "independent facts about one response")]
 struct Response {
-    client: Client,
+    /// The connection, and what it hasn't taken yet.
+    out: Outbox,
     /// HTTP minor version of the request.
     minor: u8,
     is_head: bool,
@@ -791,8 +978,7 @@ impl Response {
             }
             Mode::UntilClose => parts.push(data),
         }
-        let mut sent = 0;
-        if self.client.write_all(&parts, &mut sent, Wait::run).is_err() {
+        if self.out.queue(&parts).is_err() {
             self.broken = true;
             self.keep_alive = false;
             return;
@@ -861,7 +1047,7 @@ impl Response {
         self.body(b"Internal Server Error\n", false);
     }
 
-    fn served(self, mut served: Served, mut body: BodyReader) -> (Served, BodyReader) {
+    fn served_now(&mut self, mut served: Served, mut body: BodyReader) -> (Served, BodyReader) {
         served.status = if self.code == 0 { 500 } else { self.code };
         served.body_bytes = self.body_bytes;
         served.header_count = self.header_count;
