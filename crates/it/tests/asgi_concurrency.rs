@@ -1,6 +1,6 @@
 //! ASGI requests and WebSocket sessions don't hold a thread while the app awaits (issue
-//! 15): with one worker and `threads = 1`, many long polls and open WebSockets wait on the
-//! worker's event loop while other clients are served, and many WebSocket clients on few
+//! 15): with one worker and `threads = 1`, many long polls and open `WebSockets` wait on
+//! the worker's event loop while other clients are served, and many WebSocket clients on few
 //! workers all get their echoes.
 
 use std::io::{BufReader, Write};
@@ -11,6 +11,8 @@ use it::ws::Ws;
 use it::Server;
 
 const SECS: Duration = Duration::from_secs(10);
+/// Requests (or WebSocket sessions) held open at once on one thread.
+const N: usize = 50;
 
 fn asgi_server(spec: &str, extra: &[&str]) -> Server {
     let apps = it::repo().join("tests/apps").display().to_string();
@@ -32,7 +34,6 @@ fn get_within(srv: &Server, path: &str, within: Duration) -> Option<it::Response
 #[test]
 fn asgi_long_polls_do_not_hold_the_only_connection_thread() {
     let srv = asgi_server("asgi_raw:app", &["--processes", "1", "--threads", "1"]);
-    const N: usize = 50;
     let polls: Vec<TcpStream> = (0..N)
         .map(|_| {
             let mut s = srv.connect();
@@ -67,7 +68,6 @@ fn asgi_long_polls_do_not_hold_the_only_connection_thread() {
 #[test]
 fn asgi_open_websockets_hold_no_thread_and_a_new_one_gets_through() {
     let srv = asgi_server("fastapi_app:app", &["--master", "--processes", "1", "--threads", "1"]);
-    const N: usize = 50;
     let mut sockets: Vec<Ws> = (0..N)
         .map(|i| {
             let (mut ws, head) = Ws::connect(srv.addr(), "/ws", None);

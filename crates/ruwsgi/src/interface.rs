@@ -31,6 +31,7 @@ pub trait Application: Sync {
 }
 
 /// What `Application::start` did with a request.
+#[allow(clippy::large_enum_variant, reason = "moved once per request; a box would cost an allocation")]
 pub enum Started {
     /// Answered: what was sent, and the body reader.
     Done(Served, BodyReader),
@@ -55,6 +56,7 @@ pub trait Parked {
 }
 
 /// Where a parked request is after `resume`.
+#[allow(clippy::large_enum_variant, reason = "returned by value once per wake-up; boxing would allocate")]
 pub enum Resumed {
     /// Still running; wake it for this on the socket (besides its `wake_fd`).
     Wait(Want),

@@ -461,7 +461,7 @@ fn serve_event(
         finish_sending(ctx, &sending, false);
     }
     if let Some(p) = conn.parked.take() {
-        unpark(ctx, p);
+        unpark(ctx, &p);
     }
     if !failed {
         conn.io.close_notify();
@@ -981,7 +981,7 @@ fn parked_log(ctx: &LoopContext<'_>, logged: &Logged<'_>) -> LogFacts {
 }
 
 /// A parked request's wake fd leaves the epoll set (its connection goes, or it completed).
-fn unpark(ctx: &LoopContext<'_>, p: Box<ParkedRequest>) {
+fn unpark(ctx: &LoopContext<'_>, p: &ParkedRequest) {
     if p.wake_added {
         let _ = ctx.epoll.delete(p.task.wake_fd());
     }
@@ -1012,7 +1012,7 @@ fn on_parked(ctx: &LoopContext<'_>, conn: &mut Conn, spare: &mut ReadBuf) -> Nex
     served.rest = None;
     end_request(ctx, p.started, &served, &logged);
     let client_keep_alive = p.client_keep_alive;
-    unpark(ctx, p);
+    unpark(ctx, &p);
     if body.unread_on_socket() {
         let limit = if client_keep_alive { UNREAD_BODY_DRAIN } else { u64::MAX };
         discard_body(&mut body, ctx.settings.request_timeout, limit);

@@ -346,6 +346,7 @@ impl HttpTask {
 
     /// The request is over for the client: `receive()` now gets `http.disconnect` and
     /// `send()` is dropped.
+    #[allow(clippy::option_option, reason = "the app's end: not yet / returned / raised")]
     fn finish(&mut self, replies: &mut Vec<(Py<PyAny>, Reply)>, app_done: &mut Option<Option<PyErr>>) {
         if self.finished {
             return;
