@@ -5,9 +5,11 @@
 //! for the log and the scoreboard. `net/` never imports `wsgi::`, and the app side never
 //! holds a raw socket fd: it writes and waits through `Client`.
 
-use std::os::fd::BorrowedFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+use nix::sys::eventfd::{EfdFlags, EventFd};
 
 use ruwsgi_proto::{RequestHead, UwsgiPacket};
 
@@ -40,12 +42,12 @@ pub enum Started {
 }
 
 /// A request (or WebSocket session) that goes on without a thread of its own: the
-/// connection loop watches `wake_fd` (the app side has news) and the socket as `Want`
-/// says, and calls `resume` when either is ready (and at least every loop tick, for the
-/// request's timers), until it is `Done`. `resume` never blocks.
+/// connection loop gives it a `Waker` (the app side rings it when it has news), watches
+/// the socket as `Want` says, and calls `resume` when either is ready (and at least every
+/// loop tick, for the request's timers), until it is `Done`. `resume` never blocks.
 pub trait Parked {
-    /// Readable when the app side has something for the connection.
-    fn wake_fd(&self) -> BorrowedFd<'_>;
+    /// How the app side wakes this request from now on (rung at once if it has news).
+    fn set_waker(&mut self, waker: Waker);
     /// Does what can be done now.
     fn resume(&mut self) -> Resumed;
     /// A long-lived session (an accepted WebSocket): harakiri doesn't count it.
@@ -62,6 +64,62 @@ pub enum Resumed {
     Wait(Want),
     /// Over: what was sent, and the body reader (as `Application::handle` returns).
     Done(Served, BodyReader),
+}
+
+/// A connection thread's doorbell for its parked requests: an app side rings it with the
+/// request's token; the thread (which has the eventfd in its epoll set) takes the tokens
+/// rung since it last looked. One eventfd per thread, written only when the first token
+/// of a batch arrives, so many requests waking at once cost one wake-up.
+#[derive(Debug)]
+pub struct Doorbell {
+    fd: EventFd,
+    rung: Mutex<Vec<u64>>,
+}
+
+impl Doorbell {
+    /// A doorbell with its eventfd.
+    pub fn new() -> std::io::Result<Self> {
+        let fd = EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)?;
+        Ok(Self { fd, rung: Mutex::new(Vec::new()) })
+    }
+
+    /// Readable while tokens wait.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    fn ring(&self, token: u64) {
+        let mut rung = self.rung.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        rung.push(token);
+        if rung.len() == 1 {
+            let _ = self.fd.write(1);
+        }
+    }
+
+    /// The tokens rung since the last call (in the order rung; a token may repeat).
+    pub fn take(&self) -> Vec<u64> {
+        let _ = self.fd.read();
+        std::mem::take(&mut *self.rung.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+}
+
+/// Rings one parked request's doorbell.
+#[derive(Debug, Clone)]
+pub struct Waker {
+    bell: Arc<Doorbell>,
+    token: u64,
+}
+
+impl Waker {
+    /// Rings `bell` with `token`.
+    pub fn new(bell: Arc<Doorbell>, token: u64) -> Self {
+        Self { bell, token }
+    }
+
+    /// The request has news.
+    pub fn wake(&self) {
+        self.bell.ring(self.token);
+    }
 }
 
 /// What a parked request waits for on its socket.

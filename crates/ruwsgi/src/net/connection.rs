@@ -25,7 +25,7 @@ use super::health;
 use super::listener::{ListenGate, Listener};
 use super::read_buf::ReadBuf;
 use super::transport::Io;
-use crate::interface::{Application, Client, Origin, Parked, Request, Resumed, Served, Started, Want};
+use crate::interface::{Application, Client, Doorbell, Origin, Parked, Request, Resumed, Served, Started, Waker, Want};
 use crate::log::{format_memory_report, format_request_line, LineFacts, RequestRecord, RequestVars};
 use crate::routing::{HttpVars, Outcome, RouteState, Router, UwsgiVars};
 use crate::scoreboard::now_micros;
@@ -37,9 +37,15 @@ use crate::worker::WorkerInfo;
 const UNREAD_BODY_DRAIN: u64 = 4 << 20;
 /// Token of the stop pipe in every thread's epoll.
 const STOP_TOKEN: u64 = u64::MAX;
-/// Set in the token of a parked request's wake fd (`Parked::wake_fd`); the rest is its
-/// connection's token.
-const WAKE_BIT: u64 = 1 << 62;
+/// Token of the thread's doorbell (`interface::Doorbell`) in its epoll set: its parked
+/// requests ring it with their connection's token.
+const DOORBELL_TOKEN: u64 = u64::MAX - 1;
+
+thread_local! {
+    /// This loop thread's doorbell, made when its loop starts (`run`). A thread-local, so
+    /// parking a request (`rearm`) needs no new parameter through the loop's functions.
+    static DOORBELL: std::cell::OnceCell<Arc<Doorbell>> = const { std::cell::OnceCell::new() };
+}
 /// Connections accepted per wake-up of one listener, so one thread doesn't take them all.
 const ACCEPT_BATCH: usize = 8;
 /// Longest wait for events: the timeout sweep runs at least this often, so a connection is
@@ -199,8 +205,8 @@ struct ParkedRequest {
     client_keep_alive: bool,
     /// What the task last asked to be woken for on the socket.
     want: Want,
-    /// The wake fd is in the epoll set.
-    wake_added: bool,
+    /// The task has this thread's `Waker`.
+    waker_set: bool,
 }
 
 /// Owned copy of the request facts the log line needs (the head's buffer is gone by then).
@@ -267,6 +273,11 @@ struct LoopState {
 pub fn run(ctx: &LoopContext<'_>) -> std::io::Result<()> {
     let epoll = ctx.epoll;
     epoll.add(ctx.stop_fd, EpollEvent::new(EpollFlags::EPOLLIN, STOP_TOKEN))?;
+    let bell = DOORBELL.with(|d| match d.get() {
+        Some(bell) => Ok(Arc::clone(bell)),
+        None => Doorbell::new().map(|bell| Arc::clone(d.get_or_init(|| Arc::new(bell)))),
+    })?;
+    epoll.add(bell.fd(), EpollEvent::new(EpollFlags::EPOLLIN, DOORBELL_TOKEN))?;
     let first_conn = ctx.listeners.len() as u64;
     let mut conns: Slab<Conn> = Slab::new();
     let mut events = vec![EpollEvent::empty(); 256];
@@ -290,8 +301,15 @@ pub fn run(ctx: &LoopContext<'_>) -> std::io::Result<()> {
             if token == STOP_TOKEN {
                 continue;
             }
-            let wake = token & WAKE_BIT != 0;
-            let token = token & !WAKE_BIT;
+            if token == DOORBELL_TOKEN {
+                for token in bell.take() {
+                    let key = token.wrapping_sub(first_conn) as usize;
+                    if conns.get(key).is_some_and(|c| c.parked.is_some()) {
+                        serve_event(ctx, &mut conns, &mut st.spare, key, token, false);
+                    }
+                }
+                continue;
+            }
             if token < first_conn {
                 // A stopping worker accepts nothing more, even from a batch of events
                 // gathered before the stop (its listeners may already be closed).
@@ -301,8 +319,8 @@ pub fn run(ctx: &LoopContext<'_>) -> std::io::Result<()> {
                 continue;
             }
             let key = (token - first_conn) as usize;
-            let failed = !wake && ev.events().intersects(EpollFlags::EPOLLERR);
-            if !wake && ev.events().intersects(EpollFlags::EPOLLERR | EpollFlags::EPOLLHUP) {
+            let failed = ev.events().intersects(EpollFlags::EPOLLERR);
+            if ev.events().intersects(EpollFlags::EPOLLERR | EpollFlags::EPOLLHUP) {
                 if let Some(p) = conns.get_mut(key).and_then(|c| c.parked.as_mut()) {
                     p.task.hang_up();
                 }
@@ -460,9 +478,8 @@ fn serve_event(
     if let Some(sending) = conn.sending.take() {
         finish_sending(ctx, &sending, false);
     }
-    if let Some(p) = conn.parked.take() {
-        unpark(ctx, &p);
-    }
+    // A parked request still running goes with its connection (its drop tells the app).
+    drop(conn.parked.take());
     if !failed {
         conn.io.close_notify();
     }
@@ -958,7 +975,7 @@ fn resume_parked(ctx: &LoopContext<'_>, conn: &mut Conn, parked: Option<Box<Send
 fn park(conn: &mut Conn, task: Box<dyn Parked>, started: u64, log: LogFacts, client_keep_alive: bool) -> Step {
     conn.since = Instant::now();
     conn.parked =
-        Some(Box::new(ParkedRequest { task, started, log, client_keep_alive, want: Want::Nothing, wake_added: false }));
+        Some(Box::new(ParkedRequest { task, started, log, client_keep_alive, want: Want::Nothing, waker_set: false }));
     Step::Parked
 }
 
@@ -977,13 +994,6 @@ fn parked_log(ctx: &LoopContext<'_>, logged: &Logged<'_>) -> LogFacts {
         donotlog: false,
         logvars: Vec::new(),
         collected: Vec::new(),
-    }
-}
-
-/// A parked request's wake fd leaves the epoll set (its connection goes, or it completed).
-fn unpark(ctx: &LoopContext<'_>, p: &ParkedRequest) {
-    if p.wake_added {
-        let _ = ctx.epoll.delete(p.task.wake_fd());
     }
 }
 
@@ -1012,7 +1022,6 @@ fn on_parked(ctx: &LoopContext<'_>, conn: &mut Conn, spare: &mut ReadBuf) -> Nex
     served.rest = None;
     end_request(ctx, p.started, &served, &logged);
     let client_keep_alive = p.client_keep_alive;
-    unpark(ctx, &p);
     if body.unread_on_socket() {
         let limit = if client_keep_alive { UNREAD_BODY_DRAIN } else { u64::MAX };
         discard_body(&mut body, ctx.settings.request_timeout, limit);
@@ -1320,13 +1329,10 @@ fn rearm(epoll: &Epoll, conn: &mut Conn, token: u64) -> bool {
     // TLS records the socket didn't take (a handshake flight, say) wait for room too.
     let want = match conn.parked.as_mut() {
         Some(p) => {
-            if !p.wake_added {
-                let wake = EpollEvent::new(EpollFlags::EPOLLIN, token | WAKE_BIT);
-                if let Err(e) = epoll.add(p.task.wake_fd(), wake) {
-                    tracing::warn!("epoll_ctl on a request from {} failed: {e}; closing it", peer_name(&conn.peer));
-                    return false;
-                }
-                p.wake_added = true;
+            if !p.waker_set {
+                let Some(bell) = DOORBELL.with(|d| d.get().map(Arc::clone)) else { return false };
+                p.task.set_waker(Waker::new(bell, token));
+                p.waker_set = true;
             }
             match p.want {
                 Want::Input => Interest::Input,

@@ -18,8 +18,9 @@
 use std::collections::VecDeque;
 use std::ffi::CString;
 use std::io::{ErrorKind, IoSlice};
-use std::os::fd::{AsFd, BorrowedFd};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::os::fd::{AsFd, AsRawFd};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use nix::sys::eventfd::{EfdFlags, EventFd};
@@ -34,7 +35,7 @@ use ruwsgi_proto::{
 
 use super::{format_exception, LoadError};
 use crate::interface::{
-    BodyProgress, BodyReader, Client, Origin, Parked, Request, Resumed, Served, Started, Wait, Want,
+    BodyProgress, BodyReader, Client, Doorbell, Origin, Parked, Request, Resumed, Served, Started, Waker, Want,
 };
 
 /// Body bytes queued by the app and not yet written past which its `send()` waits for
@@ -56,6 +57,8 @@ pub struct AsgiApp {
     pub(super) extra_headers: Arc<[(String, String)]>,
     /// WebSocket settings.
     pub(super) websockets: super::asgi_websocket::Settings,
+    /// The queue to the event loop's thread, made in each worker by `start`.
+    feed: OnceLock<Arc<Feed>>,
 }
 
 /// ruwsgi's log, for the loop thread's messages (lifespan, blocked loop).
@@ -99,6 +102,7 @@ impl AsgiApp {
                         runner: runner.unbind(),
                         extra_headers: cfg.add_header.clone().into(),
                         websockets: super::asgi_websocket::Settings::new(cfg),
+                        feed: OnceLock::new(),
                     })
                 }
                 Err(e) => {
@@ -111,8 +115,12 @@ impl AsgiApp {
 
     /// In a worker: starts the event loop thread and runs lifespan startup.
     pub fn start(&self) -> Result<(), String> {
+        let feed = match Feed::new() {
+            Ok(feed) => Arc::clone(self.feed.get_or_init(|| Arc::new(feed))),
+            Err(e) => return Err(format!("cannot make the ASGI event loop's eventfd: {e}")),
+        };
         Python::attach(|py| {
-            let done = self.runner.bind(py).call_method1(intern!(py, "start"), (LIFESPAN_TIMEOUT,));
+            let done = self.runner.bind(py).call_method1(intern!(py, "start"), (LIFESPAN_TIMEOUT, PyFeed(feed)));
             match done {
                 Ok(err) if err.is_none() => Ok(()),
                 Ok(err) => Err(err.str().map(|s| s.to_string()).unwrap_or_default()),
@@ -146,7 +154,7 @@ impl AsgiApp {
                 (minor, packet.var(b"REQUEST_METHOD") == Some(b"HEAD"), false, true)
             }
         };
-        let mut out = Response {
+        let out = Response {
             out: Outbox::new(req.client.clone()),
             minor,
             is_head,
@@ -166,37 +174,23 @@ impl AsgiApp {
         };
         let what = super::response::describe(&req.origin);
         let first_body = body.take_whole();
-        let mut served = Served { app: Some(0), ..Served::default() };
-        match self.submit(req, &what, false, first_body.as_deref()) {
-            Ok((ex, vars)) => {
-                served.vars = vars;
-                let runner = Python::attach(|py| self.runner.clone_ref(py));
-                Started::Parked(Box::new(HttpTask {
-                    runner,
-                    ex,
-                    what,
-                    out,
-                    body,
-                    served,
-                    receives: VecDeque::new(),
-                    parked: Vec::new(),
-                    waiters: Vec::new(),
-                    unflushed: 0,
-                    finished: false,
-                    gone: false,
-                    want: Want::Nothing,
-                }))
-            }
-            Err(e) => {
-                let tb = Python::attach(|py| format_exception(py, &e));
-                tracing::error!("{what}: cannot start the ASGI app:\n{tb}");
-                served.app_error = true;
-                out.fail();
-                let _ = out.out.flush_blocking();
-                let (served, body) = out.served_now(served, body);
-                Started::Done(served, body)
-            }
-        }
+        let served = Served { app: Some(0), ..Served::default() };
+        let ex = self.submit(req, &what, false, first_body);
+        Started::Parked(Box::new(HttpTask {
+            feed: self.feed(),
+            ex,
+            what,
+            out,
+            body,
+            served,
+            receives: VecDeque::new(),
+            parked: Vec::new(),
+            waiters: Vec::new(),
+            unflushed: 0,
+            finished: false,
+            gone: false,
+            want: Want::Nothing,
+        }))
     }
 
     /// Serves one request on the calling thread (for a caller that can't park it): the
@@ -211,6 +205,20 @@ impl AsgiApp {
 
 /// Runs a parked request to its end on this thread, waiting in `poll` between steps.
 fn block_on(mut task: Box<dyn Parked>, req: &Request<'_>) -> (Served, BodyReader) {
+    let bell = match Doorbell::new() {
+        Ok(bell) => Arc::new(bell),
+        Err(e) => {
+            tracing::error!("cannot make an eventfd for an ASGI request: {e}");
+            task.hang_up();
+            loop {
+                if let Resumed::Done(served, body) = task.resume() {
+                    return (served, body);
+                }
+                std::thread::sleep(WAIT_TICK);
+            }
+        }
+    };
+    task.set_waker(Waker::new(Arc::clone(&bell), 0));
     loop {
         let want = match task.resume() {
             Resumed::Done(served, body) => return (served, body),
@@ -220,9 +228,10 @@ fn block_on(mut task: Box<dyn Parked>, req: &Request<'_>) -> (Served, BodyReader
             // An accepted WebSocket lives as long as its client: harakiri stops counting.
             req.harakiri_clock.store(0, std::sync::atomic::Ordering::Relaxed);
         }
-        if req.client.wait_with(task.wake_fd(), want, WAIT_TICK).unwrap_or(true) {
+        if req.client.wait_with(bell.fd(), want, WAIT_TICK).unwrap_or(true) {
             task.hang_up();
         }
+        bell.take();
     }
 }
 
@@ -295,20 +304,13 @@ impl Outbox {
     pub(super) fn is_empty(&self) -> bool {
         self.buf.is_empty() && !self.client.io().wants_write()
     }
-
-    /// Writes what waits, waiting for the socket (`socket-timeout`): for a response
-    /// given up before it was parked.
-    pub(super) fn flush_blocking(&mut self) -> std::io::Result<()> {
-        let rest = std::mem::take(&mut self.buf);
-        let sent = std::mem::take(&mut self.sent);
-        self.client.write_all(&[&rest[sent..]], &mut 0, Wait::run)
-    }
 }
 
 /// One `http` request parked in its connection's loop (see the module doc).
 struct HttpTask {
-    runner: Py<PyAny>,
-    ex: Py<Exchange>,
+    /// The way to the loop's thread (`None`: its loop isn't running).
+    feed: Option<Arc<Feed>>,
+    ex: Arc<Exchange>,
     /// `GET /path`, for the log.
     what: String,
     out: Response,
@@ -335,8 +337,7 @@ impl HttpTask {
     fn written(&mut self, replies: &mut Vec<(Py<PyAny>, Reply)>) {
         if self.out.broken || self.out.out.is_empty() {
             if self.unflushed > 0 {
-                let ex = self.ex.get();
-                let mut inbox = ex.lock();
+                let mut inbox = self.ex.lock();
                 inbox.queued = inbox.queued.saturating_sub(self.unflushed);
                 self.unflushed = 0;
             }
@@ -352,7 +353,7 @@ impl HttpTask {
             return;
         }
         self.finished = true;
-        let mut inbox = self.ex.get().lock();
+        let mut inbox = self.ex.lock();
         inbox.finished = true;
         for event in inbox.events.drain(..) {
             match event {
@@ -369,8 +370,8 @@ impl HttpTask {
 }
 
 impl Parked for HttpTask {
-    fn wake_fd(&self) -> BorrowedFd<'_> {
-        self.ex.get().wake_fd()
+    fn set_waker(&mut self, waker: Waker) {
+        self.ex.set_waker(waker);
     }
 
     fn is_session(&self) -> bool {
@@ -382,8 +383,7 @@ impl Parked for HttpTask {
     }
 
     fn resume(&mut self) -> Resumed {
-        let ex = self.ex.get();
-        ex.clear_wake();
+        let ex = Arc::clone(&self.ex);
         let mut replies: Vec<(Py<PyAny>, Reply)> = Vec::new();
         let mut app_done = None;
         let timeout = self.out.out.client().timeout();
@@ -452,7 +452,7 @@ impl Parked for HttpTask {
             self.finish(&mut replies, &mut app_done);
         }
         self.written(&mut replies);
-        resolve(&self.runner, &self.what, replies);
+        resolve(self.feed.as_deref(), replies);
         if let Some(err) = app_done {
             if let Some(err) = err {
                 self.served.app_error = true;
@@ -468,7 +468,8 @@ impl Parked for HttpTask {
         }
         let drained = self.out.broken || self.out.out.is_empty();
         if self.finished && drained {
-            let served = std::mem::take(&mut self.served);
+            let mut served = std::mem::take(&mut self.served);
+            served.vars = self.ex.vars.load(Ordering::Relaxed);
             let body = std::mem::replace(&mut self.body, BodyReader::empty());
             let (served, body) = self.out.served_now(served, body);
             return Resumed::Done(served, body);
@@ -492,50 +493,119 @@ impl Drop for HttpTask {
         let mut replies = Vec::new();
         let mut app_done = None;
         self.finish(&mut replies, &mut app_done);
-        resolve(&self.runner, &self.what, replies);
+        resolve(self.feed.as_deref(), replies);
     }
 }
 
-/// Completes the app's futures (on the loop thread of `runner`), taking the GIL once.
-pub(super) fn resolve(runner: &Py<PyAny>, what: &str, replies: Vec<(Py<PyAny>, Reply)>) {
-    if replies.is_empty() {
-        return;
+/// Completes the app's futures: they go to the loop thread (`Feed`), which sets them.
+pub(super) fn resolve(feed: Option<&Feed>, replies: Vec<(Py<PyAny>, Reply)>) {
+    if let (Some(feed), false) = (feed, replies.is_empty()) {
+        feed.push(replies.into_iter().map(|(fut, reply)| ToLoop::Resolve(fut, reply)));
     }
-    Python::attach(|py| {
-        let runner = runner.bind(py);
-        for (fut, reply) in replies {
-            let value = reply.into_py(py);
-            if let Err(e) = runner.call_method1(intern!(py, "resolve"), (fut, value)) {
-                tracing::error!("{what}: {e}");
+}
+
+/// What a connection thread hands the event loop's thread.
+pub(super) enum ToLoop {
+    /// Start the app's task for a request.
+    Start { scope: Box<ScopeSource>, ex: Arc<Exchange>, first: Option<Vec<u8>> },
+    /// Complete a future of the app's.
+    Resolve(Py<PyAny>, Reply),
+}
+
+/// The queue from a worker's connection threads to its event loop's thread. The loop
+/// watches the eventfd (`loop.add_reader`) and takes everything queued in one go
+/// (`PyFeed::drain`), building the scopes and completing the futures there: all Python
+/// work happens on the loop's thread, and the connection threads never wait for the GIL.
+pub(super) struct Feed {
+    queue: Mutex<Vec<ToLoop>>,
+    fd: EventFd,
+}
+
+impl Feed {
+    fn new() -> std::io::Result<Self> {
+        let fd = EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)?;
+        Ok(Self { queue: Mutex::new(Vec::new()), fd })
+    }
+
+    /// Queues `items`; wakes the loop when they are the first since it last looked.
+    pub(super) fn push(&self, items: impl IntoIterator<Item = ToLoop>) {
+        let mut queue = self.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let idle = queue.is_empty();
+        queue.extend(items);
+        drop(queue);
+        if idle {
+            let _ = self.fd.write(1);
+        }
+    }
+}
+
+/// The feed as the loop's thread sees it.
+#[pyclass(frozen, module = "ruwsgi", name = "Feed")]
+struct PyFeed(Arc<Feed>);
+
+#[pymethods]
+impl PyFeed {
+    fn fileno(&self) -> i32 {
+        self.0.fd.as_fd().as_raw_fd()
+    }
+
+    /// Called on the loop's thread when the eventfd is readable: starts the queued
+    /// requests' tasks (`runner.start_task`) and completes the queued futures.
+    fn drain(&self, py: Python<'_>, runner: &Bound<'_, PyAny>) {
+        let _ = self.0.fd.read();
+        let items = std::mem::take(&mut *self.0.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        for item in items {
+            match item {
+                ToLoop::Start { scope, ex, first } => {
+                    let started = scope.to_dict(py).and_then(|d| {
+                        ex.vars.store(d.len(), Ordering::Relaxed);
+                        let first = first.map(|b| PyBytes::new(py, &b));
+                        runner.call_method1(intern!(py, "start_task"), (d, PyExchange(Arc::clone(&ex)), first))
+                    });
+                    if let Err(e) = started {
+                        ex.push(Event::Done(Some(e)));
+                    }
+                }
+                ToLoop::Resolve(fut, reply) => {
+                    let fut = fut.bind(py);
+                    let set = fut.call_method0(intern!(py, "done")).and_then(|done| {
+                        if done.is_truthy()? {
+                            return Ok(());
+                        }
+                        fut.call_method1(intern!(py, "set_result"), (reply.into_py(py),)).map(drop)
+                    });
+                    if let Err(e) = set {
+                        tracing::error!("ASGI: {e}");
+                    }
+                }
             }
         }
-    });
+    }
 }
 
 impl AsgiApp {
-    /// Builds the scope and starts the app's task for it (`first`: the whole request body,
-    /// when it is all here); returns the exchange and the number of scope entries (the
-    /// log's "vars").
+    /// Hands the request to the event loop's thread, which builds its scope and starts
+    /// the app's task (`first`: the whole request body, when it is all here); returns the
+    /// exchange. Takes no GIL.
     pub(super) fn submit(
         &self,
         req: &Request<'_>,
         what: &str,
         websocket: bool,
-        first: Option<&[u8]>,
-    ) -> PyResult<(Py<Exchange>, usize)> {
-        Python::attach(|py| {
-            let scope = scope(py, &req.origin, websocket)?;
-            if req.client.io().is_tls() {
-                // An `https` socket: the scheme the client used.
-                let scheme = if websocket { intern!(py, "wss") } else { intern!(py, "https") };
-                scope.set_item(intern!(py, "scheme"), scheme)?;
-            }
-            let vars = scope.len();
-            let ex = Py::new(py, Exchange::new(what.to_owned(), websocket)?)?;
-            let first = first.map(|b| PyBytes::new(py, b));
-            self.runner.bind(py).call_method1(intern!(py, "submit"), (scope, &ex, first))?;
-            Ok((ex, vars))
-        })
+        first: Option<Vec<u8>>,
+    ) -> Arc<Exchange> {
+        let ex = Arc::new(Exchange::new(what.to_owned(), websocket));
+        let scope = Box::new(ScopeSource::new(&req.origin, websocket, req.client.io().is_tls()));
+        match self.feed.get() {
+            Some(feed) => feed.push([ToLoop::Start { scope, ex: Arc::clone(&ex), first }]),
+            None => ex.push(Event::Done(Some(PyRuntimeError::new_err("the ASGI event loop is not running")))),
+        }
+        ex
+    }
+
+    /// The feed to the loop's thread (set by `start`).
+    pub(super) fn feed(&self) -> Option<Arc<Feed>> {
+        self.feed.get().map(Arc::clone)
     }
 }
 
@@ -628,22 +698,24 @@ pub(super) struct Inbox {
     websocket: bool,
     /// The close code a WebSocket `receive()` gets once finished.
     pub(super) close_code: u16,
+    /// Wakes the connection (set when the request parks).
+    waker: Option<Waker>,
+    /// The connection was woken and hasn't taken the events yet.
+    signalled: bool,
 }
 
 /// The app side of one request: `receive()`/`send()`/the end of the task queue here; the
-/// connection thread is woken through `wake`.
-#[pyclass(frozen, module = "ruwsgi")]
+/// connection thread is woken through the request's `Waker` (once per batch of events).
 pub(super) struct Exchange {
     inbox: Mutex<Inbox>,
-    wake: EventFd,
+    /// Entries of the scope (the log's "vars"), set when the loop built it.
+    pub(super) vars: AtomicUsize,
     /// `GET /path`, for log messages from the loop thread.
     what: String,
 }
 
 impl Exchange {
-    fn new(what: String, websocket: bool) -> PyResult<Self> {
-        let wake = EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)
-            .map_err(|e| PyRuntimeError::new_err(format!("eventfd: {e}")))?;
+    pub(super) fn new(what: String, websocket: bool) -> Self {
         let inbox = Inbox {
             events: VecDeque::new(),
             queued: 0,
@@ -652,37 +724,62 @@ impl Exchange {
             finished: false,
             websocket,
             close_code: 1006,
+            waker: None,
+            signalled: false,
         };
-        Ok(Self { inbox: Mutex::new(inbox), wake, what })
+        Self { inbox: Mutex::new(inbox), vars: AtomicUsize::new(0), what }
     }
 
     pub(super) fn lock(&self) -> MutexGuard<'_, Inbox> {
         self.inbox.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn push(&self, event: Event) {
-        self.lock().events.push_back(event);
-        let _ = self.wake.write(1);
+    pub(super) fn push(&self, event: Event) {
+        let mut inbox = self.lock();
+        inbox.events.push_back(event);
+        Self::ring(inbox);
     }
 
-    /// The fd the connection's loop watches for this exchange's events.
-    pub(super) fn wake_fd(&self) -> BorrowedFd<'_> {
-        self.wake.as_fd()
+    /// Wakes the connection (once until it takes the events), then unlocks.
+    fn ring(mut inbox: MutexGuard<'_, Inbox>) {
+        if !inbox.signalled {
+            inbox.signalled = true;
+            if let Some(waker) = &inbox.waker {
+                waker.wake();
+            }
+        }
     }
 
-    /// Clears the wake-up (before taking the events, so a later one wakes again).
-    pub(super) fn clear_wake(&self) {
-        let _ = self.wake.read();
+    /// From now on events ring `waker` (at once if some wait).
+    pub(super) fn set_waker(&self, waker: Waker) {
+        let mut inbox = self.lock();
+        if inbox.signalled {
+            waker.wake();
+        }
+        inbox.waker = Some(waker);
     }
 
-    /// Takes the queued events.
+    /// Takes the queued events (the next event rings again).
     pub(super) fn take(&self) -> Vec<Event> {
-        self.lock().events.drain(..).collect()
+        let mut inbox = self.lock();
+        inbox.signalled = false;
+        inbox.events.drain(..).collect()
+    }
+}
+
+/// The exchange as the app's task on the loop thread holds it.
+#[pyclass(frozen, module = "ruwsgi", name = "Exchange")]
+pub(super) struct PyExchange(Arc<Exchange>);
+
+impl std::ops::Deref for PyExchange {
+    type Target = Exchange;
+    fn deref(&self) -> &Exchange {
+        &self.0
     }
 }
 
 #[pymethods]
-impl Exchange {
+impl PyExchange {
     /// The app's `receive()`: `fut` gets the next message.
     fn receive(&self, py: Python<'_>, fut: Bound<'_, PyAny>) -> PyResult<()> {
         let mut inbox = self.lock();
@@ -695,8 +792,7 @@ impl Exchange {
             return Ok(());
         }
         inbox.events.push_back(Event::Receive(fut.unbind()));
-        drop(inbox);
-        let _ = self.wake.write(1);
+        Exchange::ring(inbox);
         Ok(())
     }
 
@@ -716,8 +812,7 @@ impl Exchange {
         }
         if inbox.websocket {
             let wait = super::asgi_websocket::queue_message(&mut inbox, &kind, message, fut)?;
-            drop(inbox);
-            let _ = self.wake.write(1);
+            Exchange::ring(inbox);
             return Ok(wait);
         }
         match kind.as_str() {
@@ -738,9 +833,8 @@ impl Exchange {
                 };
                 let status = format!("{code} {}", crate::routing::reason_phrase(code)).into_bytes();
                 inbox.started = true;
+                // Written with the first body message: no need to wake the connection yet.
                 inbox.events.push_back(Event::Start { code, status, headers });
-                drop(inbox);
-                let _ = self.wake.write(1);
                 Ok(false)
             }
             "http.response.body" => {
@@ -766,8 +860,7 @@ impl Exchange {
                 inbox.queued += data.len();
                 let wait = inbox.queued > HIGH_WATER;
                 inbox.events.push_back(Event::Body { data, more, waiter: wait.then(|| fut.unbind()) });
-                drop(inbox);
-                let _ = self.wake.write(1);
+                Exchange::ring(inbox);
                 Ok(wait)
             }
             other => Err(PyValueError::new_err(format!("unexpected ASGI message type {other:?} for an http request"))),
@@ -812,83 +905,132 @@ pub(super) fn response_headers(headers: &Bound<'_, PyAny>) -> PyResult<Vec<(Vec<
     Ok(out)
 }
 
-/// The `http` (or `websocket`) scope of a request.
-fn scope<'py>(py: Python<'py>, origin: &Origin<'_>, websocket: bool) -> PyResult<Bound<'py, PyDict>> {
-    let d = PyDict::new(py);
-    d.set_item(intern!(py, "type"), if websocket { intern!(py, "websocket") } else { intern!(py, "http") })?;
-    let asgi = PyDict::new(py);
-    asgi.set_item(intern!(py, "version"), intern!(py, "3.0"))?;
-    asgi.set_item(intern!(py, "spec_version"), intern!(py, "2.3"))?;
-    d.set_item(intern!(py, "asgi"), asgi)?;
-    let headers = PyList::empty(py);
-    let pair = |name: &[u8], value: &[u8]| -> PyResult<()> {
-        headers.append(PyTuple::new(py, [PyBytes::new(py, name), PyBytes::new(py, value)])?)
-    };
-    match origin {
-        Origin::Http { head, server_name, server_port, remote_addr, remote_port } => {
-            d.set_item(intern!(py, "http_version"), if head.minor_version == 0 { "1.0" } else { "1.1" })?;
-            d.set_item(intern!(py, "method"), head.method)?;
-            d.set_item(intern!(py, "scheme"), if websocket { intern!(py, "ws") } else { intern!(py, "http") })?;
-            if websocket {
-                let offered: Vec<String> = head
-                    .headers
-                    .iter()
-                    .filter(|(n, _)| n.eq_ignore_ascii_case("sec-websocket-protocol"))
-                    .flat_map(|(_, v)| {
-                        String::from_utf8_lossy(v).split(',').map(|p| p.trim().to_owned()).collect::<Vec<_>>()
-                    })
-                    .filter(|p| !p.is_empty())
-                    .collect();
-                d.set_item(intern!(py, "subprotocols"), PyList::new(py, offered)?)?;
+/// What a request's scope is built from, copied out of the connection's buffer so the
+/// loop's thread can build it (`to_dict`) while the connection goes on.
+pub(super) struct ScopeSource {
+    websocket: bool,
+    /// An `https` socket.
+    tls: bool,
+    origin: OwnedOrigin,
+}
+
+enum OwnedOrigin {
+    Http {
+        minor: u8,
+        method: String,
+        path: String,
+        query: String,
+        headers: Vec<(String, Vec<u8>)>,
+        server: (String, String),
+        client: (String, String),
+    },
+    Uwsgi {
+        vars: Vec<(Vec<u8>, Vec<u8>)>,
+    },
+}
+
+impl ScopeSource {
+    pub(super) fn new(origin: &Origin<'_>, websocket: bool, tls: bool) -> Self {
+        let origin = match origin {
+            Origin::Http { head, server_name, server_port, remote_addr, remote_port } => OwnedOrigin::Http {
+                minor: head.minor_version,
+                method: head.method.to_owned(),
+                path: head.path().to_owned(),
+                query: head.query().to_owned(),
+                headers: head.headers.iter().map(|(n, v)| ((*n).to_owned(), v.to_vec())).collect(),
+                server: ((*server_name).to_owned(), (*server_port).to_owned()),
+                client: ((*remote_addr).to_owned(), (*remote_port).to_owned()),
+            },
+            Origin::Uwsgi { packet } => {
+                OwnedOrigin::Uwsgi { vars: packet.vars.iter().map(|(n, v)| (n.to_vec(), v.to_vec())).collect() }
             }
-            let path = percent_decode(head.path().as_bytes());
-            d.set_item(intern!(py, "path"), String::from_utf8_lossy(&path))?;
-            d.set_item(intern!(py, "raw_path"), PyBytes::new(py, head.path().as_bytes()))?;
-            d.set_item(intern!(py, "query_string"), PyBytes::new(py, head.query().as_bytes()))?;
-            d.set_item(intern!(py, "root_path"), intern!(py, ""))?;
-            for (name, value) in &head.headers {
-                pair(name.to_ascii_lowercase().as_bytes(), value)?;
-            }
-            d.set_item(intern!(py, "client"), peer(py, remote_addr, remote_port)?)?;
-            d.set_item(intern!(py, "server"), peer(py, server_name, server_port)?)?;
-        }
-        Origin::Uwsgi { packet } => {
-            let var = |k: &[u8]| super::last_var(packet, k);
-            let text = |k: &[u8]| String::from_utf8_lossy(var(k)).into_owned();
-            let version = text(b"SERVER_PROTOCOL");
-            d.set_item(intern!(py, "http_version"), version.strip_prefix("HTTP/").unwrap_or("1.1"))?;
-            d.set_item(intern!(py, "method"), text(b"REQUEST_METHOD"))?;
-            let https = var(b"HTTPS").eq_ignore_ascii_case(b"on") || var(b"UWSGI_SCHEME") == b"https";
-            d.set_item(intern!(py, "scheme"), if https { "https" } else { "http" })?;
-            // nginx's SCRIPT_NAME is where the app is mounted (`root_path`); ASGI's `path` is
-            // the whole path, which nginx's PATH_INFO (`$document_uri`) already is unless
-            // something stripped the prefix from it.
-            let root = text(b"SCRIPT_NAME");
-            let path_info = text(b"PATH_INFO");
-            let path = if path_info.starts_with(&root) { path_info } else { format!("{root}{path_info}") };
-            d.set_item(intern!(py, "path"), path)?;
-            let uri = var(b"REQUEST_URI");
-            let raw = uri.split(|&b| b == b'?').next().unwrap_or_default();
-            d.set_item(intern!(py, "raw_path"), PyBytes::new(py, raw))?;
-            d.set_item(intern!(py, "query_string"), PyBytes::new(py, var(b"QUERY_STRING")))?;
-            d.set_item(intern!(py, "root_path"), root)?;
-            for (name, value) in &packet.vars {
-                let header = match *name {
-                    b"CONTENT_TYPE" => b"content-type".to_vec(),
-                    b"CONTENT_LENGTH" if !value.is_empty() => b"content-length".to_vec(),
-                    n if n.starts_with(b"HTTP_") => {
-                        n[5..].iter().map(|&b| if b == b'_' { b'-' } else { b.to_ascii_lowercase() }).collect()
-                    }
-                    _ => continue,
-                };
-                pair(&header, value)?;
-            }
-            d.set_item(intern!(py, "client"), peer(py, &text(b"REMOTE_ADDR"), &text(b"REMOTE_PORT"))?)?;
-            d.set_item(intern!(py, "server"), peer(py, &text(b"SERVER_NAME"), &text(b"SERVER_PORT"))?)?;
-        }
+        };
+        Self { websocket, tls, origin }
     }
-    d.set_item(intern!(py, "headers"), headers)?;
-    Ok(d)
+
+    /// The `http` (or `websocket`) scope.
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let websocket = self.websocket;
+        let d = PyDict::new(py);
+        d.set_item(intern!(py, "type"), if websocket { intern!(py, "websocket") } else { intern!(py, "http") })?;
+        let asgi = PyDict::new(py);
+        asgi.set_item(intern!(py, "version"), intern!(py, "3.0"))?;
+        asgi.set_item(intern!(py, "spec_version"), intern!(py, "2.3"))?;
+        d.set_item(intern!(py, "asgi"), asgi)?;
+        let headers = PyList::empty(py);
+        let pair = |name: &[u8], value: &[u8]| -> PyResult<()> {
+            headers.append(PyTuple::new(py, [PyBytes::new(py, name), PyBytes::new(py, value)])?)
+        };
+        match &self.origin {
+            OwnedOrigin::Http { minor, method, path, query, headers: head_headers, server, client } => {
+                d.set_item(intern!(py, "http_version"), if *minor == 0 { "1.0" } else { "1.1" })?;
+                d.set_item(intern!(py, "method"), method)?;
+                let scheme = match (websocket, self.tls) {
+                    (false, false) => intern!(py, "http"),
+                    (false, true) => intern!(py, "https"),
+                    (true, false) => intern!(py, "ws"),
+                    (true, true) => intern!(py, "wss"),
+                };
+                d.set_item(intern!(py, "scheme"), scheme)?;
+                if websocket {
+                    let offered: Vec<String> = head_headers
+                        .iter()
+                        .filter(|(n, _)| n.eq_ignore_ascii_case("sec-websocket-protocol"))
+                        .flat_map(|(_, v)| {
+                            String::from_utf8_lossy(v).split(',').map(|p| p.trim().to_owned()).collect::<Vec<_>>()
+                        })
+                        .filter(|p| !p.is_empty())
+                        .collect();
+                    d.set_item(intern!(py, "subprotocols"), PyList::new(py, offered)?)?;
+                }
+                d.set_item(intern!(py, "path"), String::from_utf8_lossy(&percent_decode(path.as_bytes())))?;
+                d.set_item(intern!(py, "raw_path"), PyBytes::new(py, path.as_bytes()))?;
+                d.set_item(intern!(py, "query_string"), PyBytes::new(py, query.as_bytes()))?;
+                d.set_item(intern!(py, "root_path"), intern!(py, ""))?;
+                for (name, value) in head_headers {
+                    pair(name.to_ascii_lowercase().as_bytes(), value)?;
+                }
+                d.set_item(intern!(py, "client"), peer(py, &client.0, &client.1)?)?;
+                d.set_item(intern!(py, "server"), peer(py, &server.0, &server.1)?)?;
+            }
+            OwnedOrigin::Uwsgi { vars } => {
+                let var = |k: &[u8]| vars.iter().rev().find(|(n, _)| n == k).map_or(&b""[..], |(_, v)| &v[..]);
+                let text = |k: &[u8]| String::from_utf8_lossy(var(k)).into_owned();
+                let version = text(b"SERVER_PROTOCOL");
+                d.set_item(intern!(py, "http_version"), version.strip_prefix("HTTP/").unwrap_or("1.1"))?;
+                d.set_item(intern!(py, "method"), text(b"REQUEST_METHOD"))?;
+                let https = self.tls || var(b"HTTPS").eq_ignore_ascii_case(b"on") || var(b"UWSGI_SCHEME") == b"https";
+                d.set_item(intern!(py, "scheme"), if https { "https" } else { "http" })?;
+                // nginx's SCRIPT_NAME is where the app is mounted (`root_path`); ASGI's `path` is
+                // the whole path, which nginx's PATH_INFO (`$document_uri`) already is unless
+                // something stripped the prefix from it.
+                let root = text(b"SCRIPT_NAME");
+                let path_info = text(b"PATH_INFO");
+                let path = if path_info.starts_with(&root) { path_info } else { format!("{root}{path_info}") };
+                d.set_item(intern!(py, "path"), path)?;
+                let uri = var(b"REQUEST_URI");
+                let raw = uri.split(|&b| b == b'?').next().unwrap_or_default();
+                d.set_item(intern!(py, "raw_path"), PyBytes::new(py, raw))?;
+                d.set_item(intern!(py, "query_string"), PyBytes::new(py, var(b"QUERY_STRING")))?;
+                d.set_item(intern!(py, "root_path"), root)?;
+                for (name, value) in vars {
+                    let header = match &name[..] {
+                        b"CONTENT_TYPE" => b"content-type".to_vec(),
+                        b"CONTENT_LENGTH" if !value.is_empty() => b"content-length".to_vec(),
+                        n if n.starts_with(b"HTTP_") => {
+                            n[5..].iter().map(|&b| if b == b'_' { b'-' } else { b.to_ascii_lowercase() }).collect()
+                        }
+                        _ => continue,
+                    };
+                    pair(&header, value)?;
+                }
+                d.set_item(intern!(py, "client"), peer(py, &text(b"REMOTE_ADDR"), &text(b"REMOTE_PORT"))?)?;
+                d.set_item(intern!(py, "server"), peer(py, &text(b"SERVER_NAME"), &text(b"SERVER_PORT"))?)?;
+            }
+        }
+        d.set_item(intern!(py, "headers"), headers)?;
+        Ok(d)
+    }
 }
 
 /// `(host, port)`, or `None` for a unix socket peer.

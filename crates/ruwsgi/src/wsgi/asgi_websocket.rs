@@ -14,7 +14,6 @@
 //! as long as its client); a blocked event loop is still reported by the watchdog.
 
 use std::collections::VecDeque;
-use std::os::fd::BorrowedFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,9 +28,9 @@ use ruwsgi_proto::{
     parse_frame_head, unmask, websocket_accept_key, Assembler, Deflate, FrameError, Message, Opcode, RequestHead,
 };
 
-use super::asgi::{resolve, AsgiApp, Event, Exchange, Inbox, Outbox, Reply};
+use super::asgi::{resolve, AsgiApp, Event, Exchange, Feed, Inbox, Outbox, Reply};
 use super::format_exception;
-use crate::interface::{BodyReader, Parked, Request, Resumed, Served, Started, Wait, Want};
+use crate::interface::{BodyReader, Parked, Request, Resumed, Served, Started, Wait, Waker, Want};
 
 /// Complete messages read ahead of the app's `receive()` before reading pauses.
 const READ_AHEAD: usize = 16;
@@ -207,20 +206,7 @@ pub fn start(app: &AsgiApp, req: &Request<'_>, head: &RequestHead<'_>, body: Bod
         return Started::Done(served, body);
     }
     let accept = websocket_accept_key(key.unwrap_or_default());
-    let ex = match app.submit(req, &what, true, None) {
-        Ok((ex, vars)) => {
-            served.vars = vars;
-            ex
-        }
-        Err(e) => {
-            let tb = Python::attach(|py| format_exception(py, &e));
-            tracing::error!("{what}: cannot start the ASGI app:\n{tb}");
-            served.app_error = true;
-            served.status = 500;
-            let _ = req.client.write_all(&[SERVER_ERROR], &mut 0, Wait::run);
-            return Started::Done(served, body);
-        }
-    };
+    let ex = app.submit(req, &what, true, None);
     let session = Session {
         out: Outbox::new(req.client.clone()),
         state: State::Handshake,
@@ -240,9 +226,8 @@ pub fn start(app: &AsgiApp, req: &Request<'_>, head: &RequestHead<'_>, body: Bod
         header_count: 0,
         app_error: false,
     };
-    let runner = Python::attach(|py| app.runner.clone_ref(py));
     Started::Parked(Box::new(WsTask {
-        runner,
+        feed: app.feed(),
         ex,
         s: session,
         what,
@@ -262,8 +247,9 @@ pub fn start(app: &AsgiApp, req: &Request<'_>, head: &RequestHead<'_>, body: Bod
 
 /// One WebSocket session parked in its connection's loop.
 struct WsTask {
-    runner: Py<PyAny>,
-    ex: Py<Exchange>,
+    /// The way to the loop's thread (`None`: its loop isn't running).
+    feed: Option<Arc<Feed>>,
+    ex: Arc<Exchange>,
     s: Session,
     /// `GET /path`, for the log.
     what: String,
@@ -290,8 +276,8 @@ struct WsTask {
 }
 
 impl Parked for WsTask {
-    fn wake_fd(&self) -> BorrowedFd<'_> {
-        self.ex.get().wake_fd()
+    fn set_waker(&mut self, waker: Waker) {
+        self.ex.set_waker(waker);
     }
 
     fn is_session(&self) -> bool {
@@ -310,6 +296,7 @@ impl Parked for WsTask {
         let drained = self.s.out.is_empty() || self.s.out.progress.elapsed() >= CLOSE_WAIT;
         if self.finished && (drained || self.gone) {
             let mut served = std::mem::take(&mut self.served);
+            served.vars = self.ex.vars.load(Ordering::Relaxed);
             served.status = if self.s.status == 0 { 500 } else { self.s.status };
             served.header_bytes = self.s.header_bytes;
             served.header_count = self.s.header_count;
@@ -346,8 +333,7 @@ impl Drop for WsTask {
 impl WsTask {
     /// One turn of the session: the app's messages, the client's frames, pings, the close.
     fn step(&mut self) {
-        let ex = self.ex.get();
-        ex.clear_wake();
+        let ex = &self.ex;
         let s = &mut self.s;
         let settings = self.settings;
         let mut replies: Vec<(Py<PyAny>, Reply)> = Vec::new();
@@ -446,7 +432,7 @@ impl WsTask {
         if s.state == State::Closed && undelivered && app_done.is_none() {
             let since = *self.closed_at.get_or_insert_with(Instant::now);
             if since.elapsed() < CLOSE_WAIT {
-                resolve(&self.runner, &self.what, replies);
+                resolve(self.feed.as_deref(), replies);
                 return;
             }
         }
@@ -466,7 +452,7 @@ impl WsTask {
             replies.extend(s.parked.drain(..).map(|fut| (fut, Reply::Closed(code))));
             self.finished = true;
         }
-        resolve(&self.runner, &self.what, replies);
+        resolve(self.feed.as_deref(), replies);
     }
 }
 
