@@ -207,6 +207,8 @@ struct ParkedRequest {
     want: Want,
     /// The task has this thread's `Waker`.
     waker_set: bool,
+    /// The socket reported an event since the last `rearm`.
+    socket_woke: bool,
 }
 
 /// Owned copy of the request facts the log line needs (the head's buffer is gone by then).
@@ -320,8 +322,9 @@ pub fn run(ctx: &LoopContext<'_>) -> std::io::Result<()> {
             }
             let key = (token - first_conn) as usize;
             let failed = ev.events().intersects(EpollFlags::EPOLLERR);
-            if ev.events().intersects(EpollFlags::EPOLLERR | EpollFlags::EPOLLHUP) {
-                if let Some(p) = conns.get_mut(key).and_then(|c| c.parked.as_mut()) {
+            if let Some(p) = conns.get_mut(key).and_then(|c| c.parked.as_mut()) {
+                p.socket_woke = true;
+                if ev.events().intersects(EpollFlags::EPOLLERR | EpollFlags::EPOLLHUP) {
                     p.task.hang_up();
                 }
             }
@@ -974,8 +977,15 @@ fn resume_parked(ctx: &LoopContext<'_>, conn: &mut Conn, parked: Option<Box<Send
 /// running (harakiri, stats) until it completes (`tick_parked`).
 fn park(conn: &mut Conn, task: Box<dyn Parked>, started: u64, log: LogFacts, client_keep_alive: bool) -> Step {
     conn.since = Instant::now();
-    conn.parked =
-        Some(Box::new(ParkedRequest { task, started, log, client_keep_alive, want: Want::Nothing, waker_set: false }));
+    conn.parked = Some(Box::new(ParkedRequest {
+        task,
+        started,
+        log,
+        client_keep_alive,
+        want: Want::Nothing,
+        waker_set: false,
+        socket_woke: false,
+    }));
     Step::Parked
 }
 
@@ -1334,7 +1344,15 @@ fn rearm(epoll: &Epoll, conn: &mut Conn, token: u64) -> bool {
                 p.task.set_waker(Waker::new(bell, token));
                 p.waker_set = true;
             }
+            let woke = std::mem::take(&mut p.socket_woke);
             match p.want {
+                // A quiet socket's EPOLLIN doesn't fire: it stays armed (saving two
+                // epoll_ctl calls per request) until input arrives that nobody reads.
+                Want::Nothing | Want::Hangup
+                    if matches!(conn.interest, Interest::Input | Interest::Unregistered) && !woke =>
+                {
+                    Interest::Input
+                }
                 Want::Input => Interest::Input,
                 Want::Output => Interest::Output,
                 Want::Hangup => Interest::Hangup,
