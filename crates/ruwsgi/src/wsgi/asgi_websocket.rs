@@ -39,6 +39,11 @@ const CLOSE_WAIT: Duration = Duration::from_secs(5);
 /// Bytes read from the socket at a time.
 const READ_CHUNK: usize = 64 * 1024;
 
+thread_local! {
+    /// The connection thread's read buffer for its sessions (zeroed once, not per read).
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; READ_CHUNK]);
+}
+
 /// The WebSocket options.
 #[derive(Debug, Clone, Copy)]
 pub struct Settings {
@@ -555,9 +560,15 @@ impl Session {
 
     /// Reads what the socket has and handles every complete frame in it.
     fn read_frames(&mut self, max: u64) {
-        let mut chunk = vec![0u8; READ_CHUNK];
         loop {
-            match self.out.client().try_read(&mut chunk) {
+            let read = SCRATCH.with_borrow_mut(|chunk| {
+                let read = self.out.client().try_read(chunk);
+                if let Ok(n) = read {
+                    self.buf.extend_from_slice(&chunk[..n]);
+                }
+                read
+            });
+            match read {
                 Ok(0) => {
                     // End of stream without a close frame.
                     self.incoming.push_back(Reply::Closed(1006));
@@ -568,10 +579,9 @@ impl Session {
                 Ok(n) => {
                     self.heard = Instant::now();
                     self.ping_sent = None;
-                    self.buf.extend_from_slice(&chunk[..n]);
                     // A short read emptied the socket; past one message's worth, parse first
                     // (a client can't grow the buffer faster than the app takes messages).
-                    if n < chunk.len() || self.buf.len() as u64 > max.saturating_add(READ_CHUNK as u64) {
+                    if n < READ_CHUNK || self.buf.len() as u64 > max.saturating_add(READ_CHUNK as u64) {
                         break;
                     }
                 }
