@@ -1,7 +1,8 @@
 //! Django Channels (issue 15): a Django project whose `asgi.py` routes HTTP to Django and
-//! WebSockets to an `AsyncJsonWebsocketConsumer` (`ProtocolTypeRouter`/`URLRouter`), with
-//! a group broadcast through the in-memory channel layer (`tests/apps/django_chat`), served
-//! by `asgi = chatproj.asgi:application` directly and behind nginx `proxy_pass`.
+//! WebSocket connections to an `AsyncJsonWebsocketConsumer` (`ProtocolTypeRouter`,
+//! `URLRouter`), with a group broadcast through the in-memory channel layer
+//! (`tests/apps/django_chat`), served by `asgi = chatproj.asgi:application` directly and
+//! behind nginx `proxy_pass`.
 
 use std::net::SocketAddr;
 use std::time::Duration;
