@@ -71,6 +71,15 @@ async def app(scope, receive, send):
         parked["count"] += 1
         await release.wait()
         parked["count"] -= 1
+    if path == "/big":
+        # 32 MiB in 64 KiB messages: more than the socket buffers take while the client
+        # doesn't read.
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/octet-stream")]})
+        for i in range(512):
+            await send({"type": "http.response.body", "body": bytes([i % 256]) * 65536, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        print("big response sent", flush=True)
+        return
     if path == "/parked":
         body = b"%d" % parked["count"]
         await send({"type": "http.response.start", "status": 200, "headers": []})

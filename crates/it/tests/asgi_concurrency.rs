@@ -66,6 +66,24 @@ fn asgi_long_polls_do_not_hold_the_only_connection_thread() {
 }
 
 #[test]
+fn asgi_response_to_a_client_that_does_not_read_holds_no_thread() {
+    let srv = asgi_server("asgi_raw:app", &["--processes", "1", "--threads", "1"]);
+    let mut slow = srv.connect();
+    slow.write_all(b"GET /big HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").unwrap();
+    // The app streams 32 MiB; the client doesn't read, so most of it waits in the app.
+    std::thread::sleep(Duration::from_millis(300));
+    let quick = get_within(&srv, "/", Duration::from_secs(3)).expect("answered while a response is stuck");
+    assert_eq!(quick.body, b"Hello, ASGI!");
+    assert!(!srv.log().contains("big response sent"), "the app waits in send() (back pressure): {}", srv.log());
+    let r = it::read_response(&mut BufReader::new(slow)).expect("the big response");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body.len(), 512 * 65536);
+    let in_order = r.body.chunks(65536).enumerate().all(|(i, c)| c.iter().all(|&b| usize::from(b) == i % 256));
+    assert!(in_order, "the bytes arrive in order");
+    assert!(srv.wait_log("big response sent", SECS), "{}", srv.log());
+}
+
+#[test]
 fn asgi_open_websockets_hold_no_thread_and_a_new_one_gets_through() {
     let srv = asgi_server("fastapi_app:app", &["--master", "--processes", "1", "--threads", "1"]);
     let mut sockets: Vec<Ws> = (0..N)
