@@ -41,11 +41,6 @@ const STOP_TOKEN: u64 = u64::MAX;
 /// requests ring it with their connection's token.
 const DOORBELL_TOKEN: u64 = u64::MAX - 1;
 
-thread_local! {
-    /// This loop thread's doorbell, made when its loop starts (`run`). A thread-local, so
-    /// parking a request (`rearm`) needs no new parameter through the loop's functions.
-    static DOORBELL: std::cell::OnceCell<Arc<Doorbell>> = const { std::cell::OnceCell::new() };
-}
 /// Connections accepted per wake-up of one listener, so one thread doesn't take them all.
 const ACCEPT_BATCH: usize = 8;
 /// Longest wait for events: the timeout sweep runs at least this often, so a connection is
@@ -64,6 +59,12 @@ const LINGER: Duration = Duration::from_millis(250);
 /// A thread out of file descriptors retries `accept()` at least this often even when none
 /// of its own connections closed (another thread's may have).
 const FD_SHORTAGE_RETRY: Duration = Duration::from_secs(1);
+
+thread_local! {
+    /// This loop thread's doorbell, made when its loop starts (`run`). A thread-local, so
+    /// parking a request (`rearm`) needs no new parameter through the loop's functions.
+    static DOORBELL: std::cell::OnceCell<Arc<Doorbell>> = const { std::cell::OnceCell::new() };
+}
 
 /// Per-loop settings from the config.
 #[derive(Debug, Clone)]
@@ -174,7 +175,7 @@ struct Conn {
     /// What the epoll set watches this connection for.
     interest: Interest,
     /// A request the app goes on with without holding this thread (ASGI): the loop resumes
-    /// it when its wake fd or the socket is ready.
+    /// it when it rings the thread's doorbell or the socket is ready.
     parked: Option<Box<ParkedRequest>>,
     /// The worker is stopping and sent its FIN (`shutdown(SHUT_WR)`) at this instant; what
     /// still arrives is read and dropped until the client closes or `LINGER` passes.
