@@ -29,6 +29,9 @@ async def app(scope, receive, send):
     assert scope["type"] == "http"
     path = scope["path"]
     if path == "/echo":
+        if scope["query_string"]:
+            # Work before reading the body (longer than socket-timeout, say).
+            await asyncio.sleep(float(scope["query_string"]))
         body = b""
         while True:
             message = await receive()

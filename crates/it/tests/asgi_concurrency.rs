@@ -84,6 +84,30 @@ fn asgi_response_to_a_client_that_does_not_read_holds_no_thread() {
 }
 
 #[test]
+fn asgi_app_that_reads_its_body_later_than_socket_timeout_still_gets_it() {
+    // socket-timeout bounds a wait for the client, which starts when the app asks for the
+    // body (here after 2 s of work), not when the request arrived.
+    let srv = asgi_server("asgi_raw:app", &["--threads", "1", "--socket-timeout", "1"]);
+    let body = vec![b'y'; 200_000];
+    let mut s = srv.connect();
+    let head = format!(
+        "POST /echo?2 HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    let mut reader = BufReader::new(s.try_clone().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut reader, &mut line).unwrap();
+    assert_eq!(line, "HTTP/1.1 100 Continue\r\n");
+    std::io::BufRead::read_line(&mut reader, &mut line).unwrap();
+    // The client takes a moment (well within socket-timeout) to start sending.
+    std::thread::sleep(Duration::from_millis(500));
+    s.write_all(&body).unwrap();
+    let r = it::read_response(&mut reader).expect("the echo");
+    assert_eq!((r.status, r.body.len()), (200, body.len()), "{}", srv.log());
+}
+
+#[test]
 fn asgi_open_websockets_hold_no_thread_and_a_new_one_gets_through() {
     let srv = asgi_server("fastapi_app:app", &["--master", "--processes", "1", "--threads", "1"]);
     let mut sockets: Vec<Ws> = (0..N)

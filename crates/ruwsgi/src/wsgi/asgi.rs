@@ -261,6 +261,8 @@ impl Outbox {
     pub(super) fn queue(&mut self, parts: &[&[u8]]) -> std::io::Result<()> {
         let mut skip = 0;
         if self.buf.is_empty() {
+            // A wait for the client (if any) starts now, not when bytes last moved.
+            self.progress = Instant::now();
             let slices: Vec<IoSlice<'_>> = parts.iter().map(|p| IoSlice::new(p)).collect();
             match self.client.io().try_write(&slices) {
                 Ok(n) => {
@@ -403,6 +405,10 @@ impl Parked for HttpTask {
                     if self.out.broken || self.body.is_ended() {
                         self.parked.push(fut);
                     } else {
+                        if self.receives.is_empty() {
+                            // A wait for the body (if any) starts now.
+                            self.out.out.progress = Instant::now();
+                        }
                         self.receives.push_back(fut);
                     }
                 }
