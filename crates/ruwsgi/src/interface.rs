@@ -52,6 +52,11 @@ pub trait Parked {
     fn resume(&mut self) -> Resumed;
     /// A long-lived session (an accepted WebSocket): harakiri doesn't count it.
     fn is_session(&self) -> bool;
+    /// A timer of its may have run out: the loop's tick resumes it. (An idle WebSocket
+    /// says no until its ping is due, so a tick costs it nothing.)
+    fn due(&self) -> bool {
+        true
+    }
     /// The socket failed or the client hung up (`EPOLLERR`/`EPOLLHUP`): the next `resume`
     /// ends the request.
     fn hang_up(&mut self);

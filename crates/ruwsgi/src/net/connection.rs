@@ -1051,19 +1051,24 @@ fn on_parked(ctx: &LoopContext<'_>, conn: &mut Conn, spare: &mut ReadBuf) -> Nex
     next
 }
 
-/// Every loop tick (and while the worker stops): resumes each parked request, for its
-/// timers and to let it see the stop, and sets this thread's harakiri clock to the
-/// oldest of them that isn't a long-lived session.
+/// Every loop tick (and while the worker stops): resumes each parked request whose timer
+/// may have run out (`Parked::due`; all of them while the worker stops), and sets this
+/// thread's harakiri clock to the oldest of them that isn't a long-lived session.
 fn tick_parked(ctx: &LoopContext<'_>, conns: &mut Slab<Conn>, spare: &mut ReadBuf, first_conn: u64) {
-    let keys: Vec<usize> = conns.iter().filter(|(_, c)| c.parked.is_some()).map(|(key, _)| key).collect();
-    if keys.is_empty() {
-        return;
-    }
-    for &key in &keys {
+    let stopping = ctx.stopping.load(Ordering::Relaxed);
+    let due: Vec<usize> = conns
+        .iter()
+        .filter(|(_, c)| c.parked.as_ref().is_some_and(|p| stopping || p.task.due()))
+        .map(|(key, _)| key)
+        .collect();
+    for key in due {
         serve_event(ctx, conns, spare, key, first_conn + key as u64, false);
     }
-    let oldest =
-        conns.iter().filter_map(|(_, c)| c.parked.as_ref()).filter(|p| !p.task.is_session()).map(|p| p.started).min();
+    let mut parked = conns.iter().filter_map(|(_, c)| c.parked.as_ref()).peekable();
+    if parked.peek().is_none() {
+        return;
+    }
+    let oldest = parked.filter(|p| !p.task.is_session()).map(|p| p.started).min();
     ctx.worker.slot().cores[ctx.core].request_start.store(oldest.unwrap_or(0), Ordering::Relaxed);
 }
 

@@ -380,6 +380,12 @@ impl Parked for HttpTask {
         false
     }
 
+    fn due(&self) -> bool {
+        // `socket-timeout` while it waits for the client; the rest comes through the
+        // doorbell or the socket.
+        matches!(self.want, Want::Input | Want::Output)
+    }
+
     fn hang_up(&mut self) {
         self.gone = true;
     }

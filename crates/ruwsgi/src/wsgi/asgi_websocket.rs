@@ -294,6 +294,18 @@ impl Parked for WsTask {
         self.gone = true;
     }
 
+    fn due(&self) -> bool {
+        // Pings, pong and close waits, a client that doesn't take our frames, the stop.
+        let s = &self.s;
+        self.finished
+            || self.gone
+            || s.state != State::Open
+            || !s.out.is_empty()
+            || s.ping_sent.is_some()
+            || s.heard.elapsed() >= self.settings.ping_freq
+            || self.stopping.as_deref().is_some_and(|stopping| stopping.load(Ordering::Relaxed))
+    }
+
     fn resume(&mut self) -> Resumed {
         if !self.finished {
             self.step();
