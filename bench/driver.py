@@ -153,9 +153,9 @@ COMBINED = ('%(addr) - %(user) [%(ltime)] "%(method) %(uri) %(proto)" %(status) 
 PEER_KEYS = [k for k in SERVERS if k not in RUWSGI_KEYS and k != "ceiling"]
 
 ASGI_SERVERS = ["ruwsgi", "uvicorn", "granian-asgi", "gunicorn-uvicorn", "hypercorn"]
-# ruwsgi's `threads` for ASGI apps: HTTP requests each worker runs at once on its event loop
-# (docs/asgi.md); the peers run every connection's request at once.
-ASGI_THREADS = os.environ.get("BENCH_ASGI_THREADS", "8")
+# ruwsgi's `threads` for ASGI apps: connection threads per worker, each holding any number
+# of requests parked on the worker's event loop (docs/asgi.md), so 1 as for the peers.
+ASGI_THREADS = os.environ.get("BENCH_ASGI_THREADS", "1")
 
 # The HTTPS cells: the same three keys in every one, each terminating TLS itself (nginx in
 # front of ruwsgi's uwsgi socket for "ruwsgi-nginx"); labels say how (`tls_label`).

@@ -7,6 +7,8 @@ import os
 import time
 
 events = []
+# `/park` requests waiting for `/release` (one worker's loop: no lock needed).
+parked = {"count": 0, "release": None}
 
 
 async def app(scope, receive, send):
@@ -27,6 +29,9 @@ async def app(scope, receive, send):
     assert scope["type"] == "http"
     path = scope["path"]
     if path == "/echo":
+        if scope["query_string"]:
+            # Work before reading the body (longer than socket-timeout, say).
+            await asyncio.sleep(float(scope["query_string"]))
         body = b""
         while True:
             message = await receive()
@@ -61,6 +66,32 @@ async def app(scope, receive, send):
             message = await receive()
         print("saw http.disconnect", flush=True)
         return
+    if path == "/park":
+        # A long poll: waits until a `/release` request comes.
+        if parked["release"] is None:
+            parked["release"] = asyncio.Event()
+        release = parked["release"]
+        parked["count"] += 1
+        await release.wait()
+        parked["count"] -= 1
+    if path == "/big":
+        # 32 MiB in 64 KiB messages: more than the socket buffers take while the client
+        # doesn't read.
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/octet-stream")]})
+        for i in range(512):
+            await send({"type": "http.response.body", "body": bytes([i % 256]) * 65536, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        print("big response sent", flush=True)
+        return
+    if path == "/parked":
+        body = b"%d" % parked["count"]
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": body})
+        return
+    if path == "/release":
+        if parked["release"] is not None:
+            parked["release"].set()
+            parked["release"] = None
     if path == "/sleep":
         print("sleep started", flush=True)
         await asyncio.sleep(float(scope["query_string"] or b"5"))

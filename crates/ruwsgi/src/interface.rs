@@ -5,13 +5,16 @@
 //! for the log and the scoreboard. `net/` never imports `wsgi::`, and the app side never
 //! holds a raw socket fd: it writes and waits through `Client`.
 
+use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+use nix::sys::eventfd::{EfdFlags, EventFd};
 
 use ruwsgi_proto::{RequestHead, UwsgiPacket};
 
 pub use crate::net::body::{BodyReader, Progress as BodyProgress};
-pub use crate::net::client::{Client, OwnedClient, Wait};
+pub use crate::net::client::{Client, Wait};
 
 /// What answers requests in a worker: the WSGI callables or an ASGI app.
 pub trait Application: Sync {
@@ -19,6 +22,122 @@ pub trait Application: Sync {
     /// its request body). Returns what was sent and the body reader, so the connection can
     /// recover bytes of a pipelined next request.
     fn handle(&self, req: &Request<'_>, body: BodyReader) -> (Served, BodyReader);
+
+    /// Starts one request. An app that goes on without holding the thread while it awaits
+    /// (ASGI) returns it `Parked`; the connection loop then resumes it when it is ready.
+    /// By default the request is answered here (`handle`).
+    fn start(&self, req: &Request<'_>, body: BodyReader) -> Started {
+        let (served, body) = self.handle(req, body);
+        Started::Done(served, body)
+    }
+}
+
+/// What `Application::start` did with a request.
+#[allow(clippy::large_enum_variant, reason = "moved once per request; a box would cost an allocation")]
+pub enum Started {
+    /// Answered: what was sent, and the body reader.
+    Done(Served, BodyReader),
+    /// Goes on in the connection's loop (see `Parked`).
+    Parked(Box<dyn Parked>),
+}
+
+/// A request (or WebSocket session) that goes on without a thread of its own: the
+/// connection loop gives it a `Waker` (the app side rings it when it has news), watches
+/// the socket as `Want` says, and calls `resume` when either is ready (and at least every
+/// loop tick, for the request's timers), until it is `Done`. `resume` never blocks.
+pub trait Parked {
+    /// How the app side wakes this request from now on (rung at once if it has news).
+    fn set_waker(&mut self, waker: Waker);
+    /// Does what can be done now.
+    fn resume(&mut self) -> Resumed;
+    /// A long-lived session (an accepted WebSocket): harakiri doesn't count it.
+    fn is_session(&self) -> bool;
+    /// A timer of its may have run out: the loop's tick resumes it. (An idle WebSocket
+    /// says no until its ping is due, so a tick costs it nothing.)
+    fn due(&self) -> bool {
+        true
+    }
+    /// The socket failed or the client hung up (`EPOLLERR`/`EPOLLHUP`): the next `resume`
+    /// ends the request.
+    fn hang_up(&mut self);
+}
+
+/// Where a parked request is after `resume`.
+#[allow(clippy::large_enum_variant, reason = "returned by value once per wake-up; boxing would allocate")]
+pub enum Resumed {
+    /// Still running; wake it for this on the socket (besides its `wake_fd`).
+    Wait(Want),
+    /// Over: what was sent, and the body reader (as `Application::handle` returns).
+    Done(Served, BodyReader),
+}
+
+/// A connection thread's doorbell for its parked requests: an app side rings it with the
+/// request's token; the thread (which has the eventfd in its epoll set) takes the tokens
+/// rung since it last looked. One eventfd per thread, written only when the first token
+/// of a batch arrives, so many requests waking at once cost one wake-up.
+#[derive(Debug)]
+pub struct Doorbell {
+    fd: EventFd,
+    rung: Mutex<Vec<u64>>,
+}
+
+impl Doorbell {
+    /// A doorbell with its eventfd.
+    pub fn new() -> std::io::Result<Self> {
+        let fd = EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)?;
+        Ok(Self { fd, rung: Mutex::new(Vec::new()) })
+    }
+
+    /// Readable while tokens wait.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    fn ring(&self, token: u64) {
+        let mut rung = self.rung.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        rung.push(token);
+        if rung.len() == 1 {
+            let _ = self.fd.write(1);
+        }
+    }
+
+    /// The tokens rung since the last call (in the order rung; a token may repeat).
+    pub fn take(&self) -> Vec<u64> {
+        let _ = self.fd.read();
+        std::mem::take(&mut *self.rung.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+}
+
+/// Rings one parked request's doorbell.
+#[derive(Debug, Clone)]
+pub struct Waker {
+    bell: Arc<Doorbell>,
+    token: u64,
+}
+
+impl Waker {
+    /// Rings `bell` with `token`.
+    pub fn new(bell: Arc<Doorbell>, token: u64) -> Self {
+        Self { bell, token }
+    }
+
+    /// The request has news.
+    pub fn wake(&self) {
+        self.bell.ring(self.token);
+    }
+}
+
+/// What a parked request waits for on its socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Want {
+    /// Input (the request body, WebSocket frames).
+    Input,
+    /// Room to write (a response or frames the client hasn't taken yet).
+    Output,
+    /// Only the client going away (`EPOLLRDHUP`): bytes it sends meanwhile don't wake.
+    Hangup,
+    /// Nothing: only the app side.
+    Nothing,
 }
 
 /// Where a request came from, borrowed from the connection's buffer.

@@ -4,11 +4,12 @@
 //! or a TLS session (`https`).
 
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{BorrowedFd, RawFd};
 use std::time::Duration;
 
 use super::socket_io;
 use super::transport::Io;
+use crate::interface::Want;
 
 /// One request's connection, non-blocking. Cloned into the request (a clone shares the TLS
 /// session); valid until the app's `handle` returns.
@@ -92,51 +93,34 @@ impl Client {
         Wait { io: self.io.clone(), writable: false, timeout }
     }
 
-    /// Waits up to `timeout` for `other` to become readable or for input (or a hang-up) on
-    /// the connection; true when the connection is the one that woke.
-    pub fn wait_with(&self, other: BorrowedFd<'_>, timeout: Duration) -> io::Result<bool> {
+    /// Waits up to `timeout` for `wake` to become readable or for `want` on the connection
+    /// (a parked request run to its end on one thread); true when the connection failed
+    /// or the client hung up.
+    pub fn wait_with(&self, wake: BorrowedFd<'_>, want: Want, timeout: Duration) -> io::Result<bool> {
         use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-        if self.io.has_plaintext() {
+        if want == Want::Input && self.io.has_plaintext() {
             // Decrypted input already waits in the TLS session.
-            return Ok(true);
+            return Ok(false);
         }
+        let flags = match want {
+            Want::Input => PollFlags::POLLIN,
+            Want::Output => PollFlags::POLLOUT,
+            Want::Hangup => PollFlags::from_bits_retain(libc::POLLRDHUP),
+            Want::Nothing => PollFlags::empty(),
+        };
         let me = socket_io::borrow(self.io.fd());
-        let mut fds = [PollFd::new(other, PollFlags::POLLIN), PollFd::new(me, PollFlags::POLLIN)];
+        let mut fds = [PollFd::new(wake, PollFlags::POLLIN), PollFd::new(me, flags)];
         match poll(&mut fds, PollTimeout::try_from(timeout).unwrap_or(PollTimeout::MAX)) {
-            Ok(_) | Err(nix::errno::Errno::EINTR) => Ok(fds[1].any().unwrap_or(false)),
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {
+                Ok(fds[1].revents().is_some_and(|r| r.intersects(PollFlags::POLLHUP | PollFlags::POLLERR)))
+            }
             Err(e) => Err(e.into()),
         }
-    }
-
-    /// A duplicate of the socket for a session that outlives the request (a WebSocket
-    /// moving to a thread of its own); the connection loop closes its own copy.
-    pub fn try_clone_owned(&self) -> io::Result<OwnedClient> {
-        if self.io.is_tls() {
-            // The TLS session stays with the connection loop, which closes it after the
-            // request: over TLS a long session keeps the request's thread instead.
-            return Err(io::Error::new(io::ErrorKind::Unsupported, "a TLS connection can't leave its loop"));
-        }
-        let fd = socket_io::borrow(self.io.fd()).try_clone_to_owned()?;
-        Ok(OwnedClient { fd, timeout: self.timeout })
     }
 
     /// The peer closed its end or the connection failed (checked without blocking and
     /// without reading: bytes waiting to be read don't count).
     pub fn hung_up(&self) -> bool {
         socket_io::hung_up(self.io.fd())
-    }
-}
-
-/// A connection owned by the app side (see `Client::try_clone_owned`); closed when dropped.
-#[derive(Debug)]
-pub struct OwnedClient {
-    fd: OwnedFd,
-    timeout: Duration,
-}
-
-impl OwnedClient {
-    /// The connection, to write and wait on.
-    pub fn client(&self) -> Client {
-        Client { io: Io::plain(self.fd.as_raw_fd()), timeout: self.timeout }
     }
 }

@@ -26,7 +26,7 @@ use super::http2::{self, Http2};
 use super::listener::{ListenGate, Listener};
 use super::read_buf::ReadBuf;
 use super::transport::Io;
-use crate::interface::{Application, Client, Origin, Request, Served};
+use crate::interface::{Application, Client, Doorbell, Origin, Parked, Request, Resumed, Served, Started, Waker, Want};
 use crate::log::{format_memory_report, format_request_line, LineFacts, RequestRecord, RequestVars};
 use crate::routing::{HttpVars, Outcome, RouteState, Router, UwsgiVars};
 use crate::scoreboard::now_micros;
@@ -40,6 +40,10 @@ const UNREAD_BODY_DRAIN: u64 = 4 << 20;
 const STOP_TOKEN: u64 = u64::MAX;
 /// Token of the HTTP/2 streams' eventfd (`http2::StreamQueue`) in every thread's epoll.
 const HTTP2_TOKEN: u64 = u64::MAX - 1;
+/// Token of the thread's doorbell (`interface::Doorbell`) in its epoll set: its parked
+/// requests ring it with their connection's token.
+const DOORBELL_TOKEN: u64 = u64::MAX - 2;
+
 /// Connections accepted per wake-up of one listener, so one thread doesn't take them all.
 const ACCEPT_BATCH: usize = 8;
 /// Longest wait for events: the timeout sweep runs at least this often, so a connection is
@@ -58,6 +62,12 @@ const LINGER: Duration = Duration::from_millis(250);
 /// A thread out of file descriptors retries `accept()` at least this often even when none
 /// of its own connections closed (another thread's may have).
 const FD_SHORTAGE_RETRY: Duration = Duration::from_secs(1);
+
+thread_local! {
+    /// This loop thread's doorbell, made when its loop starts (`run`). A thread-local, so
+    /// parking a request (`rearm`) needs no new parameter through the loop's functions.
+    static DOORBELL: std::cell::OnceCell<Arc<Doorbell>> = const { std::cell::OnceCell::new() };
+}
 
 /// Per-loop settings from the config.
 #[derive(Debug, Clone)]
@@ -169,9 +179,34 @@ struct Conn {
     sending: Option<Box<Sending>>,
     /// What the epoll set watches this connection for.
     interest: Interest,
+    /// A request the app goes on with without holding this thread (ASGI): the loop resumes
+    /// it when it rings the thread's doorbell or the socket is ready.
+    parked: Option<Box<ParkedRequest>>,
     /// The worker is stopping and sent its FIN (`shutdown(SHUT_WR)`) at this instant; what
     /// still arrives is read and dropped until the client closes or `LINGER` passes.
     closing: Option<Instant>,
+}
+
+impl Conn {
+    /// A connection just accepted (or an HTTP/2 stream just adopted), before its first byte.
+    fn new(fd: OwnedFd, io: Io, listener: usize, protocol: SocketProtocol, peer: Peer) -> Self {
+        Conn {
+            fd,
+            io,
+            listener,
+            protocol,
+            peer,
+            buf: ReadBuf::default(),
+            since: Instant::now(),
+            continue_sent: false,
+            chunk_scan: None,
+            fresh: true,
+            sending: None,
+            interest: Interest::Unregistered,
+            parked: None,
+            closing: None,
+        }
+    }
 }
 
 /// A file response (a static file, or the rest of a `wsgi.file_wrapper` body) parked until
@@ -185,6 +220,23 @@ struct Sending {
     log: LogFacts,
     /// Served by `static-map`/`check-static` (counted as a static request).
     static_file: bool,
+}
+
+/// A request parked in the loop (`Application::start` gave `Started::Parked`).
+struct ParkedRequest {
+    task: Box<dyn Parked>,
+    /// Request start (µs), for harakiri, the stats and the log line.
+    started: u64,
+    /// Request facts for the log line written when it completes.
+    log: LogFacts,
+    /// The client allows keep-alive (HTTP); false for uwsgi.
+    client_keep_alive: bool,
+    /// What the task last asked to be woken for on the socket.
+    want: Want,
+    /// The task has this thread's `Waker`.
+    waker_set: bool,
+    /// The socket reported an event since the last `rearm`.
+    socket_woke: bool,
 }
 
 /// Owned copy of the request facts the log line needs (the head's buffer is gone by then).
@@ -260,6 +312,11 @@ pub fn run(ctx: &LoopContext<'_>) -> std::io::Result<()> {
         // Exclusive: one idle thread wakes per queued stream, not all of them.
         epoll.add(h2.streams().fd(), EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLEXCLUSIVE, HTTP2_TOKEN))?;
     }
+    let bell = DOORBELL.with(|d| match d.get() {
+        Some(bell) => Ok(Arc::clone(bell)),
+        None => Doorbell::new().map(|bell| Arc::clone(d.get_or_init(|| Arc::new(bell)))),
+    })?;
+    epoll.add(bell.fd(), EpollEvent::new(EpollFlags::EPOLLIN, DOORBELL_TOKEN))?;
     let first_conn = ctx.listeners.len() as u64;
     let mut conns: Slab<Conn> = Slab::new();
     let mut events = vec![EpollEvent::empty(); 256];
@@ -287,6 +344,15 @@ pub fn run(ctx: &LoopContext<'_>) -> std::io::Result<()> {
                 adopt_stream(ctx, &mut conns, &mut st, first_conn);
                 continue;
             }
+            if token == DOORBELL_TOKEN {
+                for token in bell.take() {
+                    let key = token.wrapping_sub(first_conn) as usize;
+                    if conns.get(key).is_some_and(|c| c.parked.is_some()) {
+                        serve_event(ctx, &mut conns, &mut st.spare, key, token, false);
+                    }
+                }
+                continue;
+            }
             if token < first_conn {
                 // A stopping worker accepts nothing more, even from a batch of events
                 // gathered before the stop (its listeners may already be closed).
@@ -297,6 +363,12 @@ pub fn run(ctx: &LoopContext<'_>) -> std::io::Result<()> {
             }
             let key = (token - first_conn) as usize;
             let failed = ev.events().intersects(EpollFlags::EPOLLERR);
+            if let Some(p) = conns.get_mut(key).and_then(|c| c.parked.as_mut()) {
+                p.socket_woke = true;
+                if ev.events().intersects(EpollFlags::EPOLLERR | EpollFlags::EPOLLHUP) {
+                    p.task.hang_up();
+                }
+            }
             st.kept |= serve_event(ctx, &mut conns, &mut st.spare, key, token, failed);
         }
         if ctx.stopping.load(Ordering::Relaxed) {
@@ -313,6 +385,10 @@ pub fn run(ctx: &LoopContext<'_>) -> std::io::Result<()> {
                 ctx.worker.slot().cores[ctx.core].connections.store(u64::MAX, Ordering::Relaxed);
                 return Ok(());
             }
+        }
+        if last_sweep.elapsed() >= TICK || st.stop_began.is_some() {
+            // Parked requests' timers (pings, timeouts) and the worker's stop.
+            tick_parked(ctx, &mut conns, &mut st.spare, first_conn);
         }
         if last_sweep.elapsed() >= TICK {
             last_sweep = Instant::now();
@@ -377,7 +453,7 @@ fn wind_down(ctx: &LoopContext<'_>, conns: &mut Slab<Conn>, spare: &mut ReadBuf,
             }
             continue;
         }
-        let between_requests = conn.buf.len() == 0 && conn.sending.is_none();
+        let between_requests = conn.buf.len() == 0 && conn.sending.is_none() && conn.parked.is_none();
         let awaited_first = conn.fresh && conn.since.elapsed() < ctx.settings.request_timeout;
         if !between_requests || awaited_first || !grace_over {
             continue;
@@ -435,7 +511,12 @@ fn serve_event(
     // Input a TLS session already decrypted makes no epoll event: serve it now. (A bound,
     // though each round consumes input or ends the connection.)
     for _ in 0..64 {
-        if !matches!(next, Next::Wait) || conn.closing.is_some() || conn.sending.is_some() || !conn.io.has_plaintext() {
+        if !matches!(next, Next::Wait)
+            || conn.closing.is_some()
+            || conn.sending.is_some()
+            || conn.parked.as_ref().is_some_and(|p| p.want != Want::Input)
+            || !conn.io.has_plaintext()
+        {
             break;
         }
         next = serve_guarded(ctx, conn, spare);
@@ -445,7 +526,8 @@ fn serve_event(
         && held > ctx.settings.max_keepalive
         && !conn.fresh
         && conn.buf.len() == 0
-        && conn.sending.is_none();
+        && conn.sending.is_none()
+        && conn.parked.is_none();
     if matches!(next, Next::Http2) && !failed {
         if let Some(h2) = ctx.http2 {
             let conn = conns.remove(key);
@@ -469,6 +551,8 @@ fn serve_event(
     if let Some(sending) = conn.sending.take() {
         finish_sending(ctx, &sending, false);
     }
+    // A parked request still running goes with its connection (its drop tells the app).
+    drop(conn.parked.take());
     if !failed {
         conn.io.close_notify();
     }
@@ -505,21 +589,8 @@ fn adopt_stream(ctx: &LoopContext<'_>, conns: &mut Slab<Conn>, st: &mut LoopStat
     let entry = conns.vacant_entry();
     let key = entry.key();
     let token = first_conn + key as u64;
-    entry.insert(Conn {
-        fd: stream.fd,
-        io,
-        listener: stream.listener,
-        protocol: SocketProtocol::Uwsgi,
-        peer: Peer { addr: stream.addr, port: stream.port, awaiting_proxy: false },
-        buf: ReadBuf::default(),
-        since: Instant::now(),
-        continue_sent: false,
-        chunk_scan: None,
-        fresh: true,
-        sending: None,
-        interest: Interest::Unregistered,
-        closing: None,
-    });
+    let peer = Peer { addr: stream.addr, port: stream.port, awaiting_proxy: false };
+    entry.insert(Conn::new(stream.fd, io, stream.listener, SocketProtocol::Uwsgi, peer));
     serve_event(ctx, conns, &mut st.spare, key, token, false);
 }
 
@@ -528,7 +599,9 @@ fn adopt_stream(ctx: &LoopContext<'_>, conns: &mut Slab<Conn>, st: &mut LoopStat
 /// only this connection is closed; the thread keeps serving the others.
 fn serve_guarded(ctx: &LoopContext<'_>, conn: &mut Conn, spare: &mut ReadBuf) -> Next {
     match catch_unwind(AssertUnwindSafe(|| {
-        if conn.closing.is_some() {
+        if conn.parked.is_some() {
+            on_parked(ctx, conn, spare)
+        } else if conn.closing.is_some() {
             drain_closing(conn)
         } else if conn.sending.is_none() && !conn.io.flush().unwrap_or(true) {
             // TLS records still wait for room in the socket: EPOLLOUT first.
@@ -565,6 +638,10 @@ fn sweep(ctx: &LoopContext<'_>, conns: &mut Slab<Conn>) {
         site.refresh();
     }
     conns.retain(|_, c| {
+        if c.parked.is_some() {
+            // Its own timeouts apply (`Parked::resume`).
+            return true;
+        }
         // A TLS handshake must finish within socket-timeout, as a request must arrive.
         let busy = c.buf.len() > 0 || c.sending.is_some() || c.io.handshaking();
         let limit = if busy { settings.request_timeout } else { settings.idle_timeout };
@@ -639,21 +716,7 @@ fn accept_some(ctx: &LoopContext<'_>, conns: &mut Slab<Conn>, st: &mut LoopState
         let entry = conns.vacant_entry();
         let token = first_conn + entry.key() as u64;
         let key = entry.key();
-        entry.insert(Conn {
-            fd,
-            io,
-            listener: index,
-            protocol: listener.protocol,
-            peer,
-            buf: ReadBuf::default(),
-            since: Instant::now(),
-            continue_sent: false,
-            chunk_scan: None,
-            fresh: true,
-            sending: None,
-            interest: Interest::Unregistered,
-            closing: None,
-        });
+        entry.insert(Conn::new(fd, io, index, listener.protocol, peer));
         // TCP uwsgi listeners defer accept() until the first bytes arrive (TCP_DEFER_ACCEPT),
         // and clients mostly send right after connecting: serve now rather than after
         // another trip through epoll_wait. The connection joins the epoll set only if it
@@ -767,7 +830,7 @@ fn drive(ctx: &LoopContext<'_>, conn: &mut Conn) -> Next {
                 // last buffered one is answered with `Connection: close`.
             }
             Step::Served { keep_alive: false } | Step::Reject => return Next::Close,
-            Step::Incomplete | Step::Sending => return Next::Wait,
+            Step::Incomplete | Step::Sending | Step::Parked => return Next::Wait,
         }
     }
 }
@@ -781,6 +844,8 @@ enum Step {
     Reject,
     /// A static file is still going out (`conn.sending`); resume on EPOLLOUT.
     Sending,
+    /// The app goes on with the request in this loop (`conn.parked`).
+    Parked,
 }
 
 fn serve_http(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
@@ -927,8 +992,15 @@ fn serve_http(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
     let client_keep_alive = head.keep_alive;
     let started = begin_request(ctx);
     ctx.worker.slot().cores[ctx.core].set_request(head.method, head.target);
-    let (mut served, mut body) = ctx.app.handle(&request, body);
     let logged = Logged::http(settings, &head, &conn.peer.addr, used);
+    let (mut served, mut body) = match ctx.app.start(&request, body) {
+        Started::Done(served, body) => (served, body),
+        Started::Parked(task) => {
+            let log = parked_log(ctx, &logged);
+            conn.buf.consume(used + body_taken);
+            return park(conn, task, started, log, client_keep_alive);
+        }
+    };
     let parked = park_file_rest(ctx, started, &mut served, &logged);
     if body.unread_on_socket() {
         // The app answered without reading the whole body (an upload it refused, say): read
@@ -993,6 +1065,105 @@ fn resume_parked(ctx: &LoopContext<'_>, conn: &mut Conn, parked: Option<Box<Send
     conn.since = Instant::now();
     conn.sending = Some(sending);
     Step::Sending
+}
+
+/// Parks a request the app goes on with (`Started::Parked`): the thread serves other
+/// connections meanwhile, and `on_parked` resumes it. The request stays counted as
+/// running (harakiri, stats) until it completes (`tick_parked`).
+fn park(conn: &mut Conn, task: Box<dyn Parked>, started: u64, log: LogFacts, client_keep_alive: bool) -> Step {
+    conn.since = Instant::now();
+    conn.parked = Some(Box::new(ParkedRequest {
+        task,
+        started,
+        log,
+        client_keep_alive,
+        want: Want::Nothing,
+        waker_set: false,
+        socket_woke: false,
+    }));
+    Step::Parked
+}
+
+/// The log facts of a request being parked (its head's buffer is reused meanwhile).
+fn parked_log(ctx: &LoopContext<'_>, logged: &Logged<'_>) -> LogFacts {
+    LogFacts {
+        addr: logged.addr.to_owned(),
+        method: logged.method.to_owned(),
+        uri: logged.uri.to_owned(),
+        protocol: logged.protocol.to_owned(),
+        packet_bytes: logged.packet_bytes,
+        vars: 0,
+        app: Some(0),
+        captured: capture(ctx, &logged.request),
+        modifiers: logged.modifiers,
+        donotlog: false,
+        logvars: Vec::new(),
+        collected: Vec::new(),
+    }
+}
+
+/// Resumes the connection's parked request; when it completes, logs it and goes on with
+/// the connection (keep-alive, pipelined requests) as `serve_http` does after `handle`.
+fn on_parked(ctx: &LoopContext<'_>, conn: &mut Conn, spare: &mut ReadBuf) -> Next {
+    let Some(p) = conn.parked.as_mut() else { return Next::Wait };
+    let (mut served, mut body) = match p.task.resume() {
+        Resumed::Wait(want) => {
+            p.want = want;
+            return Next::Wait;
+        }
+        Resumed::Done(served, body) => (served, body),
+    };
+    let Some(p) = conn.parked.take() else { return Next::Close };
+    let log = &p.log;
+    let logged = Logged {
+        addr: &log.addr,
+        method: &log.method,
+        uri: &log.uri,
+        protocol: &log.protocol,
+        packet_bytes: log.packet_bytes,
+        request: RequestVars::Captured(&log.captured),
+        modifiers: log.modifiers,
+    };
+    served.rest = None;
+    end_request(ctx, p.started, &served, &logged);
+    let client_keep_alive = p.client_keep_alive;
+    if body.unread_on_socket() {
+        let limit = if client_keep_alive { UNREAD_BODY_DRAIN } else { u64::MAX };
+        discard_body(&mut body, ctx.settings.request_timeout, limit);
+    }
+    let (leftover, reusable) = body.finish();
+    conn.buf.unread(&leftover);
+    if !(client_keep_alive && served.keep_alive && reusable) {
+        return Next::Close;
+    }
+    conn.fresh = false;
+    conn.since = Instant::now();
+    conn.continue_sent = false;
+    conn.chunk_scan = None;
+    let next = drive(ctx, conn);
+    conn.buf.settle(spare);
+    next
+}
+
+/// Every loop tick (and while the worker stops): resumes each parked request whose timer
+/// may have run out (`Parked::due`; all of them while the worker stops), and sets this
+/// thread's harakiri clock to the oldest of them that isn't a long-lived session.
+fn tick_parked(ctx: &LoopContext<'_>, conns: &mut Slab<Conn>, spare: &mut ReadBuf, first_conn: u64) {
+    let stopping = ctx.stopping.load(Ordering::Relaxed);
+    let due: Vec<usize> = conns
+        .iter()
+        .filter(|(_, c)| c.parked.as_ref().is_some_and(|p| stopping || p.task.due()))
+        .map(|(key, _)| key)
+        .collect();
+    for key in due {
+        serve_event(ctx, conns, spare, key, first_conn + key as u64, false);
+    }
+    let mut parked = conns.iter().filter_map(|(_, c)| c.parked.as_ref()).peekable();
+    if parked.peek().is_none() {
+        return;
+    }
+    let oldest = parked.filter(|p| !p.task.is_session()).map(|p| p.started).min();
+    ctx.worker.slot().cores[ctx.core].request_start.store(oldest.unwrap_or(0), Ordering::Relaxed);
 }
 
 /// Checks the chunked framing of the body bytes (`raw`, after the head) that arrived since
@@ -1113,8 +1284,15 @@ fn serve_uwsgi(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
     let started = begin_request(ctx);
     let var = |k: &[u8]| packet.var(k).and_then(|v| std::str::from_utf8(v).ok()).unwrap_or("");
     ctx.worker.slot().cores[ctx.core].set_request(var(b"REQUEST_METHOD"), var(b"REQUEST_URI"));
-    let (mut served, mut body) = ctx.app.handle(&request, body);
     let logged = Logged::uwsgi(settings, &packet, used);
+    let (mut served, mut body) = match ctx.app.start(&request, body) {
+        Started::Done(served, body) => (served, body),
+        Started::Parked(task) => {
+            let log = parked_log(ctx, &logged);
+            conn.buf.consume(used + take);
+            return park(conn, task, started, log, false);
+        }
+    };
     let parked = park_file_rest(ctx, started, &mut served, &logged);
     discard_body(&mut body, settings.request_timeout, u64::MAX);
     // uWSGI answers one request per uwsgi connection; nginx expects the close.
@@ -1257,13 +1435,41 @@ enum Interest {
     Input,
     /// Room to write (`sending`).
     Output,
+    /// Only the client going away (a parked request, `Want::Hangup`).
+    Hangup,
+    /// Nothing but errors (a parked request waiting for its app).
+    Silent,
 }
 
 /// Registers the connection or switches its epoll interest between input and EPOLLOUT as
 /// `conn.sending` requires; false (logged) when epoll refuses, and the connection must go.
 fn rearm(epoll: &Epoll, conn: &mut Conn, token: u64) -> bool {
     // TLS records the socket didn't take (a handshake flight, say) wait for room too.
-    let want = if conn.sending.is_some() || conn.io.wants_write() { Interest::Output } else { Interest::Input };
+    let want = match conn.parked.as_mut() {
+        Some(p) => {
+            if !p.waker_set {
+                let Some(bell) = DOORBELL.with(|d| d.get().map(Arc::clone)) else { return false };
+                p.task.set_waker(Waker::new(bell, token));
+                p.waker_set = true;
+            }
+            let woke = std::mem::take(&mut p.socket_woke);
+            match p.want {
+                // A quiet socket's EPOLLIN doesn't fire: it stays armed (saving two
+                // epoll_ctl calls per request) until input arrives that nobody reads.
+                Want::Nothing | Want::Hangup
+                    if matches!(conn.interest, Interest::Input | Interest::Unregistered) && !woke =>
+                {
+                    Interest::Input
+                }
+                Want::Input => Interest::Input,
+                Want::Output => Interest::Output,
+                Want::Hangup => Interest::Hangup,
+                Want::Nothing => Interest::Silent,
+            }
+        }
+        None if conn.sending.is_some() || conn.io.wants_write() => Interest::Output,
+        None => Interest::Input,
+    };
     if want == conn.interest {
         return true;
     }
@@ -1271,6 +1477,8 @@ fn rearm(epoll: &Epoll, conn: &mut Conn, token: u64) -> bool {
     // otherwise wake us in a loop.
     let flags = match want {
         Interest::Output => EpollFlags::EPOLLOUT,
+        Interest::Hangup => EpollFlags::EPOLLRDHUP,
+        Interest::Silent => EpollFlags::empty(),
         _ => EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP,
     };
     let mut event = EpollEvent::new(flags, token);

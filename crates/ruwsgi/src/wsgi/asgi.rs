@@ -1,24 +1,28 @@
 //! ASGI 3.0 apps (`asgi = pkg.mod:app`): the `http` and `lifespan` scopes.
 //!
 //! Each worker runs one asyncio event loop (uvloop's when installed) on a thread of its own
-//! (`asgi_loop.py`). A connection thread that has parsed a request builds its scope,
-//! submits it to the loop, then serves the app's `receive()`/`send()` calls, which reach
-//! it through an `Exchange` queue: it reads the body only when the app asks for more
-//! (back pressure towards the client), writes each response message as it comes (a body
-//! message past `HIGH_WATER` bytes makes the app's `send()` wait until written), and
-//! answers `receive()` with `http.disconnect` once the response is complete or the client
-//! is gone. The connection thread holds the request for its whole run, so harakiri,
-//! `max-requests` and the stats count ASGI requests exactly as WSGI ones; how many
-//! requests a worker runs at once is its `threads`. Socket I/O stays on the Rust side
-//! (through `interface::Client`); the loop thread never touches a socket.
+//! (`asgi_loop.py`). A connection thread that has parsed a request builds its scope and
+//! submits it to the loop, then parks the request in its connection loop (`HttpTask`, an
+//! `interface::Parked`) and goes on with other clients. The app's `receive()`/`send()`
+//! calls reach the request through an `Exchange` queue whose eventfd is in that loop's
+//! epoll set: when woken, the request reads the body only as far as the app asked (back
+//! pressure towards the client), writes each response message as it comes (what the
+//! socket doesn't take waits in an `Outbox` until `EPOLLOUT`; a body message past
+//! `HIGH_WATER` unwritten bytes makes the app's `send()` wait until written), and answers
+//! `receive()` with `http.disconnect` once the response is complete or the client is gone.
+//! A parked request counts as running until it completes (harakiri, `max-requests`, the
+//! stats, a stopping worker's wait), but holds no thread: one thread serves any number.
+//! Socket I/O stays on the Rust side (through `interface::Client`); the loop thread never
+//! touches a socket.
 
 use std::collections::VecDeque;
 use std::ffi::CString;
-use std::os::fd::AsFd;
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::io::{ErrorKind, IoSlice};
+use std::os::fd::{AsFd, AsRawFd};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
 
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::intern;
@@ -30,7 +34,9 @@ use ruwsgi_proto::{
 };
 
 use super::{format_exception, LoadError};
-use crate::interface::{BodyProgress, BodyReader, Client, Origin, Request, Served, Wait};
+use crate::interface::{
+    BodyProgress, BodyReader, Client, Doorbell, Origin, Parked, Request, Resumed, Served, Started, Waker, Want,
+};
 
 /// Body bytes queued by the app and not yet written past which its `send()` waits for
 /// the write (back pressure towards the app).
@@ -39,8 +45,9 @@ const HIGH_WATER: usize = 64 * 1024;
 const RECEIVE_CHUNK: usize = 64 * 1024;
 /// How long lifespan startup and shutdown may take.
 const LIFESPAN_TIMEOUT: f64 = 60.0;
-/// Longest sleep of a connection thread waiting for its app (it just loops on).
-const WAIT_TICK: Duration = Duration::from_secs(1);
+/// Longest sleep of a thread running a request to its end (`AsgiApp::handle`) between
+/// steps, for the request's timers (WebSocket pings, timeouts).
+const WAIT_TICK: Duration = Duration::from_millis(250);
 
 /// The loaded ASGI app and, in a worker, its event loop.
 pub struct AsgiApp {
@@ -50,8 +57,8 @@ pub struct AsgiApp {
     pub(super) extra_headers: Arc<[(String, String)]>,
     /// WebSocket settings.
     pub(super) websockets: super::asgi_websocket::Settings,
-    /// WebSocket sessions running on threads of their own (the worker's stop waits).
-    pub(super) sessions: Arc<std::sync::atomic::AtomicUsize>,
+    /// The queue to the event loop's thread, made in each worker by `start`.
+    feed: OnceLock<Arc<Feed>>,
 }
 
 /// ruwsgi's log, for the loop thread's messages (lifespan, blocked loop).
@@ -91,16 +98,11 @@ impl AsgiApp {
                 Ok((runner, loop_name)) => {
                     let label = super::module_label(spec, &cfg.callable);
                     tracing::info!("ASGI app 0 (mountpoint='') ready: {label} (event loop: {loop_name})");
-                    if cfg.threads <= 1 {
-                        tracing::warn!(
-                            "asgi with threads = 1: each worker runs one HTTP request at a time (WebSockets get threads of their own); set threads to how many it should run at once"
-                        );
-                    }
                     Ok(AsgiApp {
                         runner: runner.unbind(),
                         extra_headers: cfg.add_header.clone().into(),
                         websockets: super::asgi_websocket::Settings::new(cfg),
-                        sessions: Arc::default(),
+                        feed: OnceLock::new(),
                     })
                 }
                 Err(e) => {
@@ -113,8 +115,12 @@ impl AsgiApp {
 
     /// In a worker: starts the event loop thread and runs lifespan startup.
     pub fn start(&self) -> Result<(), String> {
+        let feed = match Feed::new() {
+            Ok(feed) => Arc::clone(self.feed.get_or_init(|| Arc::new(feed))),
+            Err(e) => return Err(format!("cannot make the ASGI event loop's eventfd: {e}")),
+        };
         Python::attach(|py| {
-            let done = self.runner.bind(py).call_method1(intern!(py, "start"), (LIFESPAN_TIMEOUT,));
+            let done = self.runner.bind(py).call_method1(intern!(py, "start"), (LIFESPAN_TIMEOUT, PyFeed(feed)));
             match done {
                 Ok(err) if err.is_none() => Ok(()),
                 Ok(err) => Err(err.str().map(|s| s.to_string()).unwrap_or_default()),
@@ -123,13 +129,9 @@ impl AsgiApp {
         })
     }
 
-    /// In a stopping worker: waits for its WebSocket sessions to close (they see the stop
-    /// and close with 1001), then lifespan shutdown, then the loop ends.
+    /// In a stopping worker (its connection loops have ended, so every request and
+    /// WebSocket is over): lifespan shutdown, then the loop ends.
     pub fn stop(&self) {
-        let deadline = std::time::Instant::now() + Duration::from_secs(8);
-        while self.sessions.load(std::sync::atomic::Ordering::Relaxed) > 0 && std::time::Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
         Python::attach(|py| match self.runner.bind(py).call_method1(intern!(py, "stop"), (LIFESPAN_TIMEOUT,)) {
             Ok(err) if err.is_none() => {}
             Ok(err) => tracing::error!("{err}"),
@@ -137,12 +139,12 @@ impl AsgiApp {
         });
     }
 
-    /// Serves one `http` request (see the module doc), or a `websocket` session for an
-    /// HTTP/1.1 `Upgrade: websocket` request.
-    pub fn handle(&self, req: &Request<'_>, mut body: BodyReader) -> (Served, BodyReader) {
+    /// Starts one `http` request (see the module doc), or a `websocket` session for an
+    /// HTTP/1.1 `Upgrade: websocket` request: it goes on parked in the connection's loop.
+    pub fn begin(&self, req: &Request<'_>, mut body: BodyReader) -> Started {
         if let Origin::Http { head, .. } = &req.origin {
             if super::asgi_websocket::is_upgrade(head) {
-                return (super::asgi_websocket::serve(self, req, head), body);
+                return super::asgi_websocket::start(self, req, head, body);
             }
         }
         let (minor, is_head, keep_alive, uwsgi) = match &req.origin {
@@ -152,8 +154,8 @@ impl AsgiApp {
                 (minor, packet.var(b"REQUEST_METHOD") == Some(b"HEAD"), false, true)
             }
         };
-        let mut out = Response {
-            client: req.client.clone(),
+        let out = Response {
+            out: Outbox::new(req.client.clone()),
             minor,
             is_head,
             uwsgi,
@@ -172,144 +174,450 @@ impl AsgiApp {
         };
         let what = super::response::describe(&req.origin);
         let first_body = body.take_whole();
-        let submitted = self.submit(req, &what, false, first_body.as_deref());
-        let mut served = Served { app: Some(0), ..Served::default() };
-        let ex = match submitted {
-            Ok((ex, vars)) => {
-                served.vars = vars;
-                ex
-            }
-            Err(e) => {
-                let tb = Python::attach(|py| format_exception(py, &e));
-                tracing::error!("{what}: cannot start the ASGI app:\n{tb}");
-                served.app_error = true;
-                out.fail();
-                return out.served(served, body);
-            }
-        };
-        let ex = ex.get();
-        // A `receive()` that waits for the end of the request (its body was all read).
-        let mut parked: Vec<Py<PyAny>> = Vec::new();
-        // Whether the client can be watched for leaving (not once it pipelined more bytes).
-        let mut watch = true;
-        loop {
-            let events = ex.take();
-            if events.is_empty() {
-                match ex.wait((watch && !parked.is_empty()).then(|| req.client.clone()), WAIT_TICK) {
-                    Woke::ClientGone => out.broken = true,
-                    Woke::ClientData => watch = false,
-                    Woke::Events => {}
-                }
-            }
-            let mut replies: Vec<(Py<PyAny>, Reply)> = Vec::new();
-            let mut app_done = None;
-            for event in events {
-                match event {
-                    Event::Receive(fut) => {
-                        if out.broken || body.is_ended() {
-                            parked.push(fut);
-                        } else {
-                            let reply = read_body(&mut body, req.client.timeout());
-                            if matches!(reply, Reply::Disconnect) {
-                                out.broken = true;
-                            }
-                            replies.push((fut, reply));
-                        }
-                    }
-                    Event::Start { code, status, headers } => {
-                        out.code = code;
-                        out.status = status;
-                        out.headers = headers;
-                    }
-                    Event::Body { data, more, waiter } => {
-                        ex.lock().queued -= data.len();
-                        out.body(&data, more);
-                        if let Some(fut) = waiter {
-                            replies.push((fut, Reply::None));
-                        }
-                    }
-                    Event::Done(err) => app_done = Some(err),
-                    // `websocket.*` messages are refused for an http scope by `send`.
-                    Event::Accept { .. } | Event::Frame { .. } | Event::Close { .. } => {}
-                }
-            }
-            let ended = out.complete || out.broken || app_done.is_some();
-            if ended {
-                // From now on the app's `receive()` gets `http.disconnect` at once, and
-                // its `send()`s are dropped (the request is over for the client).
-                let mut inbox = ex.lock();
-                inbox.finished = true;
-                for event in inbox.events.drain(..) {
-                    match event {
-                        Event::Receive(fut) => parked.push(fut),
-                        Event::Body { waiter: Some(fut), .. } => replies.push((fut, Reply::None)),
-                        Event::Done(err) => app_done = Some(err),
-                        _ => {}
-                    }
-                }
-                drop(inbox);
-                replies.extend(parked.drain(..).map(|fut| (fut, Reply::Disconnect)));
-            }
-            resolve(&self.runner, &what, replies);
-            if let Some(err) = app_done {
-                if let Some(err) = err {
-                    served.app_error = true;
-                    let tb = Python::attach(|py| format_exception(py, &err));
-                    tracing::error!("{what}: the ASGI app raised:\n{tb}");
-                } else if !out.head_sent && !out.broken {
-                    tracing::error!("{what}: the ASGI app returned without starting a response");
-                }
-                out.fail();
-                break;
-            }
-            if ended {
-                break;
-            }
+        let served = Served { app: Some(0), ..Served::default() };
+        let ex = self.submit(req, &what, false, first_body);
+        Started::Parked(Box::new(HttpTask {
+            feed: self.feed(),
+            ex,
+            what,
+            out,
+            body,
+            served,
+            receives: VecDeque::new(),
+            parked: Vec::new(),
+            waiters: Vec::new(),
+            unflushed: 0,
+            finished: false,
+            gone: false,
+            want: Want::Nothing,
+        }))
+    }
+
+    /// Serves one request on the calling thread (for a caller that can't park it): the
+    /// parked request, resumed whenever its exchange or socket is ready.
+    pub fn handle(&self, req: &Request<'_>, body: BodyReader) -> (Served, BodyReader) {
+        match self.begin(req, body) {
+            Started::Done(served, body) => (served, body),
+            Started::Parked(task) => block_on(task, req),
         }
-        out.served(served, body)
     }
 }
 
-/// Completes the app's futures (on the loop thread of `runner`), taking the GIL once.
-pub(super) fn resolve(runner: &Py<PyAny>, what: &str, replies: Vec<(Py<PyAny>, Reply)>) {
-    if replies.is_empty() {
-        return;
-    }
-    Python::attach(|py| {
-        let runner = runner.bind(py);
-        for (fut, reply) in replies {
-            let value = reply.into_py(py);
-            if let Err(e) = runner.call_method1(intern!(py, "resolve"), (fut, value)) {
-                tracing::error!("{what}: {e}");
+/// Runs a parked request to its end on this thread, waiting in `poll` between steps.
+fn block_on(mut task: Box<dyn Parked>, req: &Request<'_>) -> (Served, BodyReader) {
+    let bell = match Doorbell::new() {
+        Ok(bell) => Arc::new(bell),
+        Err(e) => {
+            tracing::error!("cannot make an eventfd for an ASGI request: {e}");
+            task.hang_up();
+            loop {
+                if let Resumed::Done(served, body) = task.resume() {
+                    return (served, body);
+                }
+                std::thread::sleep(WAIT_TICK);
             }
         }
-    });
+    };
+    task.set_waker(Waker::new(Arc::clone(&bell), 0));
+    loop {
+        let want = match task.resume() {
+            Resumed::Done(served, body) => return (served, body),
+            Resumed::Wait(want) => want,
+        };
+        if task.is_session() {
+            // An accepted WebSocket lives as long as its client: harakiri stops counting.
+            req.harakiri_clock.store(0, std::sync::atomic::Ordering::Relaxed);
+        }
+        if req.client.wait_with(bell.fd(), want, WAIT_TICK).unwrap_or(true) {
+            task.hang_up();
+        }
+        bell.take();
+    }
+}
+
+/// The client's connection as a request's responses see it: bytes the socket doesn't take
+/// at once wait here (the connection's loop resumes the request on `EPOLLOUT`), so no
+/// thread waits for a slow client.
+pub(super) struct Outbox {
+    client: Client,
+    buf: Vec<u8>,
+    /// Bytes of `buf` already written.
+    sent: usize,
+    /// Last time bytes moved on the socket (either way), for `socket-timeout`.
+    pub(super) progress: Instant,
+}
+
+impl Outbox {
+    pub(super) fn new(client: Client) -> Self {
+        Self { client, buf: Vec::new(), sent: 0, progress: Instant::now() }
+    }
+
+    pub(super) fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Writes `parts` (what the socket takes now) and keeps the rest; `Err`: the client
+    /// is gone.
+    pub(super) fn queue(&mut self, parts: &[&[u8]]) -> std::io::Result<()> {
+        let mut skip = 0;
+        if self.buf.is_empty() {
+            // A wait for the client (if any) starts now, not when bytes last moved.
+            self.progress = Instant::now();
+            let slices: Vec<IoSlice<'_>> = parts.iter().map(|p| IoSlice::new(p)).collect();
+            match self.client.io().try_write(&slices) {
+                Ok(n) => {
+                    skip = n;
+                    self.progress = Instant::now();
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+        }
+        for part in parts {
+            if skip >= part.len() {
+                skip -= part.len();
+                continue;
+            }
+            self.buf.extend_from_slice(&part[skip..]);
+            skip = 0;
+        }
+        Ok(())
+    }
+
+    /// Writes what waits; `Ok(true)` when all of it is out (TLS records included).
+    pub(super) fn flush(&mut self) -> std::io::Result<bool> {
+        while self.sent < self.buf.len() {
+            match self.client.io().try_write(&[IoSlice::new(&self.buf[self.sent..])]) {
+                Ok(0) => return Err(ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    self.sent += n;
+                    self.progress = Instant::now();
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(false),
+                Err(e) => return Err(e),
+            }
+        }
+        self.buf.clear();
+        self.sent = 0;
+        self.client.io().flush()
+    }
+
+    /// Nothing waits to be written.
+    pub(super) fn is_empty(&self) -> bool {
+        self.buf.is_empty() && !self.client.io().wants_write()
+    }
+}
+
+/// One `http` request parked in its connection's loop (see the module doc).
+struct HttpTask {
+    /// The way to the loop's thread (`None`: its loop isn't running).
+    feed: Option<Arc<Feed>>,
+    ex: Arc<Exchange>,
+    /// `GET /path`, for the log.
+    what: String,
+    out: Response,
+    body: BodyReader,
+    served: Served,
+    /// `receive()`s waiting for body bytes from the socket, in order.
+    receives: VecDeque<Py<PyAny>>,
+    /// `receive()`s waiting for the end of the request (`http.disconnect`).
+    parked: Vec<Py<PyAny>>,
+    /// `send()`s waiting for their bytes to be written.
+    waiters: Vec<Py<PyAny>>,
+    /// Body bytes the app sent that aren't written yet (its `queued` count).
+    unflushed: usize,
+    /// The request is over for the client; the app's later messages are dropped.
+    finished: bool,
+    /// The socket failed or the client hung up.
+    gone: bool,
+    /// What the last `resume` waited for.
+    want: Want,
+}
+
+impl HttpTask {
+    /// Once what the app sent is all written, its waiting `send()`s go on.
+    fn written(&mut self, replies: &mut Vec<(Py<PyAny>, Reply)>) {
+        if self.out.broken || self.out.out.is_empty() {
+            if self.unflushed > 0 {
+                let mut inbox = self.ex.lock();
+                inbox.queued = inbox.queued.saturating_sub(self.unflushed);
+                self.unflushed = 0;
+            }
+            replies.extend(self.waiters.drain(..).map(|fut| (fut, Reply::None)));
+        }
+    }
+
+    /// The request is over for the client: `receive()` now gets `http.disconnect` and
+    /// `send()` is dropped.
+    #[allow(clippy::option_option, reason = "the app's end: not yet / returned / raised")]
+    fn finish(&mut self, replies: &mut Vec<(Py<PyAny>, Reply)>, app_done: &mut Option<Option<PyErr>>) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        let mut inbox = self.ex.lock();
+        inbox.finished = true;
+        for event in inbox.events.drain(..) {
+            match event {
+                Event::Receive(fut) => self.parked.push(fut),
+                Event::Body { waiter: Some(fut), .. } => replies.push((fut, Reply::None)),
+                Event::Done(err) => *app_done = Some(err),
+                _ => {}
+            }
+        }
+        drop(inbox);
+        replies.extend(self.receives.drain(..).chain(self.parked.drain(..)).map(|fut| (fut, Reply::Disconnect)));
+        replies.extend(self.waiters.drain(..).map(|fut| (fut, Reply::None)));
+    }
+}
+
+impl Parked for HttpTask {
+    fn set_waker(&mut self, waker: Waker) {
+        self.ex.set_waker(waker);
+    }
+
+    fn is_session(&self) -> bool {
+        false
+    }
+
+    fn due(&self) -> bool {
+        // `socket-timeout` while it waits for the client; the rest comes through the
+        // doorbell or the socket.
+        matches!(self.want, Want::Input | Want::Output)
+    }
+
+    fn hang_up(&mut self) {
+        self.gone = true;
+    }
+
+    fn resume(&mut self) -> Resumed {
+        let ex = Arc::clone(&self.ex);
+        let mut replies: Vec<(Py<PyAny>, Reply)> = Vec::new();
+        let mut app_done = None;
+        let timeout = self.out.out.client().timeout();
+        if self.gone || (matches!(self.want, Want::Input | Want::Output) && self.out.out.progress.elapsed() >= timeout)
+        {
+            // The client left, or didn't read (send) within socket-timeout.
+            self.out.broken = true;
+            self.out.keep_alive = false;
+        }
+        if !self.out.broken && self.out.out.flush().is_err() {
+            self.out.broken = true;
+            self.out.keep_alive = false;
+        }
+        for event in ex.take() {
+            match event {
+                Event::Receive(fut) => {
+                    if self.out.broken || self.body.is_ended() {
+                        self.parked.push(fut);
+                    } else {
+                        if self.receives.is_empty() {
+                            // A wait for the body (if any) starts now.
+                            self.out.out.progress = Instant::now();
+                        }
+                        self.receives.push_back(fut);
+                    }
+                }
+                Event::Start { code, status, headers } => {
+                    self.out.code = code;
+                    self.out.status = status;
+                    self.out.headers = headers;
+                }
+                Event::Body { data, more, waiter } => {
+                    self.unflushed += data.len();
+                    self.out.body(&data, more);
+                    if let Some(fut) = waiter {
+                        self.waiters.push(fut);
+                    }
+                }
+                Event::Done(err) => app_done = Some(err),
+                // `websocket.*` messages are refused for an http scope by `send`.
+                Event::Accept { .. } | Event::Frame { .. } | Event::Close { .. } => {}
+            }
+        }
+        // The body, read as the app asks for it (back pressure towards the client).
+        while !self.receives.is_empty() && !self.out.broken {
+            let mut data = Vec::new();
+            let reply = match self.body.read_some(&mut data, RECEIVE_CHUNK) {
+                Ok(BodyProgress::Data(_)) => Reply::Body(data, !self.body.is_ended()),
+                Ok(BodyProgress::End) => Reply::Body(data, false),
+                Ok(BodyProgress::WouldBlock) => break,
+                Err(_) => {
+                    self.out.broken = true;
+                    Reply::Disconnect
+                }
+            };
+            self.out.out.progress = Instant::now();
+            if let Some(fut) = self.receives.pop_front() {
+                replies.push((fut, reply));
+            }
+            if self.body.is_ended() {
+                self.parked.extend(self.receives.drain(..));
+            }
+        }
+        if !self.parked.is_empty() && !self.out.broken && self.out.out.client().hung_up() {
+            // A long poll or a stream learns that its client left.
+            self.out.broken = true;
+            self.out.keep_alive = false;
+        }
+        if self.out.complete || self.out.broken || app_done.is_some() {
+            self.finish(&mut replies, &mut app_done);
+        }
+        self.written(&mut replies);
+        resolve(self.feed.as_deref(), replies);
+        if let Some(err) = app_done {
+            if let Some(err) = err {
+                self.served.app_error = true;
+                let tb = Python::attach(|py| format_exception(py, &err));
+                tracing::error!("{}: the ASGI app raised:\n{tb}", self.what);
+            } else if !self.out.head_sent && !self.out.broken {
+                tracing::error!("{}: the ASGI app returned without starting a response", self.what);
+            }
+            self.out.fail();
+            if !self.out.broken && self.out.out.flush().is_err() {
+                self.out.broken = true;
+            }
+        }
+        let drained = self.out.broken || self.out.out.is_empty();
+        if self.finished && drained {
+            let mut served = std::mem::take(&mut self.served);
+            served.vars = self.ex.vars.load(Ordering::Relaxed);
+            let body = std::mem::replace(&mut self.body, BodyReader::empty());
+            let (served, body) = self.out.served_now(served, body);
+            return Resumed::Done(served, body);
+        }
+        self.want = if !drained {
+            Want::Output
+        } else if !self.receives.is_empty() {
+            Want::Input
+        } else if !self.parked.is_empty() {
+            Want::Hangup
+        } else {
+            Want::Nothing
+        };
+        Resumed::Wait(self.want)
+    }
+}
+
+impl Drop for HttpTask {
+    fn drop(&mut self) {
+        // Its connection went without the request ending: the app is told.
+        let mut replies = Vec::new();
+        let mut app_done = None;
+        self.finish(&mut replies, &mut app_done);
+        resolve(self.feed.as_deref(), replies);
+    }
+}
+
+/// Completes the app's futures: they go to the loop thread (`Feed`), which sets them.
+pub(super) fn resolve(feed: Option<&Feed>, replies: Vec<(Py<PyAny>, Reply)>) {
+    if let (Some(feed), false) = (feed, replies.is_empty()) {
+        feed.push(replies.into_iter().map(|(fut, reply)| ToLoop::Resolve(fut, reply)));
+    }
+}
+
+/// What a connection thread hands the event loop's thread.
+pub(super) enum ToLoop {
+    /// Start the app's task for a request.
+    Start { scope: Box<ScopeSource>, ex: Arc<Exchange>, first: Option<Vec<u8>> },
+    /// Complete a future of the app's.
+    Resolve(Py<PyAny>, Reply),
+}
+
+/// The queue from a worker's connection threads to its event loop's thread. The loop
+/// watches the eventfd (`loop.add_reader`) and takes everything queued in one go
+/// (`PyFeed::drain`), building the scopes and completing the futures there: all Python
+/// work happens on the loop's thread, and the connection threads never wait for the GIL.
+pub(super) struct Feed {
+    queue: Mutex<Vec<ToLoop>>,
+    fd: EventFd,
+}
+
+impl Feed {
+    fn new() -> std::io::Result<Self> {
+        let fd = EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)?;
+        Ok(Self { queue: Mutex::new(Vec::new()), fd })
+    }
+
+    /// Queues `items`; wakes the loop when they are the first since it last looked.
+    pub(super) fn push(&self, items: impl IntoIterator<Item = ToLoop>) {
+        let mut queue = self.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let idle = queue.is_empty();
+        queue.extend(items);
+        drop(queue);
+        if idle {
+            let _ = self.fd.write(1);
+        }
+    }
+}
+
+/// The feed as the loop's thread sees it.
+#[pyclass(frozen, module = "ruwsgi", name = "Feed")]
+struct PyFeed(Arc<Feed>);
+
+#[pymethods]
+impl PyFeed {
+    fn fileno(&self) -> i32 {
+        self.0.fd.as_fd().as_raw_fd()
+    }
+
+    /// Called on the loop's thread when the eventfd is readable: starts the queued
+    /// requests' tasks (`runner.start_task`) and completes the queued futures.
+    fn drain(&self, py: Python<'_>, runner: &Bound<'_, PyAny>) {
+        let _ = self.0.fd.read();
+        let items = std::mem::take(&mut *self.0.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        for item in items {
+            match item {
+                ToLoop::Start { scope, ex, first } => {
+                    let started = scope.to_dict(py).and_then(|d| {
+                        ex.vars.store(d.len(), Ordering::Relaxed);
+                        let first = first.map(|b| PyBytes::new(py, &b));
+                        runner.call_method1(intern!(py, "start_task"), (d, PyExchange(Arc::clone(&ex)), first))
+                    });
+                    if let Err(e) = started {
+                        ex.push(Event::Done(Some(e)));
+                    }
+                }
+                ToLoop::Resolve(fut, reply) => {
+                    let fut = fut.bind(py);
+                    let set = fut.call_method0(intern!(py, "done")).and_then(|done| {
+                        if done.is_truthy()? {
+                            return Ok(());
+                        }
+                        fut.call_method1(intern!(py, "set_result"), (reply.into_py(py),)).map(drop)
+                    });
+                    if let Err(e) = set {
+                        tracing::error!("ASGI: {e}");
+                    }
+                }
+            }
+        }
+    }
 }
 
 impl AsgiApp {
-    /// Builds the scope and starts the app's task for it (`first`: the whole request body,
-    /// when it is all here); returns the exchange and the number of scope entries (the
-    /// log's "vars").
+    /// Hands the request to the event loop's thread, which builds its scope and starts
+    /// the app's task (`first`: the whole request body, when it is all here); returns the
+    /// exchange. Takes no GIL.
     pub(super) fn submit(
         &self,
         req: &Request<'_>,
         what: &str,
         websocket: bool,
-        first: Option<&[u8]>,
-    ) -> PyResult<(Py<Exchange>, usize)> {
-        Python::attach(|py| {
-            let scope = scope(py, &req.origin, websocket)?;
-            if req.client.io().is_tls() {
-                // An `https` socket: the scheme the client used.
-                let scheme = if websocket { intern!(py, "wss") } else { intern!(py, "https") };
-                scope.set_item(intern!(py, "scheme"), scheme)?;
-            }
-            let vars = scope.len();
-            let ex = Py::new(py, Exchange::new(what.to_owned(), websocket)?)?;
-            let first = first.map(|b| PyBytes::new(py, b));
-            self.runner.bind(py).call_method1(intern!(py, "submit"), (scope, &ex, first))?;
-            Ok((ex, vars))
-        })
+        first: Option<Vec<u8>>,
+    ) -> Arc<Exchange> {
+        let ex = Arc::new(Exchange::new(what.to_owned(), websocket));
+        let scope = Box::new(ScopeSource::new(&req.origin, websocket, req.client.io().is_tls()));
+        match self.feed.get() {
+            Some(feed) => feed.push([ToLoop::Start { scope, ex: Arc::clone(&ex), first }]),
+            None => ex.push(Event::Done(Some(PyRuntimeError::new_err("the ASGI event loop is not running")))),
+        }
+        ex
+    }
+
+    /// The feed to the loop's thread (set by `start`).
+    pub(super) fn feed(&self) -> Option<Arc<Feed>> {
+        self.feed.get().map(Arc::clone)
     }
 }
 
@@ -367,25 +675,6 @@ impl Reply {
     }
 }
 
-/// Reads the next piece of the body for a `receive()`, waiting (without the GIL: this runs
-/// on the connection thread) up to `timeout` for the client; `Expect: 100-continue` is
-/// answered by the reader on its first socket read.
-fn read_body(body: &mut BodyReader, timeout: Duration) -> Reply {
-    let mut data = Vec::new();
-    loop {
-        match body.read_some(&mut data, RECEIVE_CHUNK) {
-            Ok(BodyProgress::Data(_)) => return Reply::Body(data, !body.is_ended()),
-            Ok(BodyProgress::End) => return Reply::Body(data, false),
-            Ok(BodyProgress::WouldBlock) => {
-                if body.readable(timeout).run().is_err() {
-                    return Reply::Disconnect;
-                }
-            }
-            Err(_) => return Reply::Disconnect,
-        }
-    }
-}
-
 /// One message from the app's task to the connection thread.
 pub(super) enum Event {
     /// `receive()`: the future to complete.
@@ -421,33 +710,24 @@ pub(super) struct Inbox {
     websocket: bool,
     /// The close code a WebSocket `receive()` gets once finished.
     pub(super) close_code: u16,
+    /// Wakes the connection (set when the request parks).
+    waker: Option<Waker>,
+    /// The connection was woken and hasn't taken the events yet.
+    signalled: bool,
 }
 
 /// The app side of one request: `receive()`/`send()`/the end of the task queue here; the
-/// connection thread is woken through `wake`.
-#[pyclass(frozen, module = "ruwsgi")]
+/// connection thread is woken through the request's `Waker` (once per batch of events).
 pub(super) struct Exchange {
     inbox: Mutex<Inbox>,
-    wake: EventFd,
+    /// Entries of the scope (the log's "vars"), set when the loop built it.
+    pub(super) vars: AtomicUsize,
     /// `GET /path`, for log messages from the loop thread.
     what: String,
 }
 
-/// Why `Exchange::wait` returned.
-#[derive(PartialEq, Eq)]
-pub(super) enum Woke {
-    /// Events arrived (or the wait timed out).
-    Events,
-    /// The client closed the connection.
-    ClientGone,
-    /// The client sent more (its next request): it can't be seen leaving until that is read.
-    ClientData,
-}
-
 impl Exchange {
-    fn new(what: String, websocket: bool) -> PyResult<Self> {
-        let wake = EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)
-            .map_err(|e| PyRuntimeError::new_err(format!("eventfd: {e}")))?;
+    pub(super) fn new(what: String, websocket: bool) -> Self {
         let inbox = Inbox {
             events: VecDeque::new(),
             queued: 0,
@@ -456,46 +736,62 @@ impl Exchange {
             finished: false,
             websocket,
             close_code: 1006,
+            waker: None,
+            signalled: false,
         };
-        Ok(Self { inbox: Mutex::new(inbox), wake, what })
+        Self { inbox: Mutex::new(inbox), vars: AtomicUsize::new(0), what }
     }
 
     pub(super) fn lock(&self) -> MutexGuard<'_, Inbox> {
         self.inbox.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn push(&self, event: Event) {
-        self.lock().events.push_back(event);
-        let _ = self.wake.write(1);
+    pub(super) fn push(&self, event: Event) {
+        let mut inbox = self.lock();
+        inbox.events.push_back(event);
+        Self::ring(inbox);
     }
 
-    /// Takes the queued events.
-    pub(super) fn take(&self) -> Vec<Event> {
-        self.lock().events.drain(..).collect()
-    }
-
-    /// Waits (no GIL: called by the connection thread) for events, and with `client` also
-    /// for that client to go away.
-    pub(super) fn wait(&self, client: Option<Client>, tick: Duration) -> Woke {
-        let woke = if let Some(c) = client {
-            match c.wait_with(self.wake.as_fd(), tick) {
-                Ok(true) if c.hung_up() => Woke::ClientGone,
-                Ok(true) => Woke::ClientData,
-                Ok(false) => Woke::Events,
-                Err(_) => Woke::ClientGone,
+    /// Wakes the connection (once until it takes the events), then unlocks.
+    fn ring(mut inbox: MutexGuard<'_, Inbox>) {
+        if !inbox.signalled {
+            inbox.signalled = true;
+            if let Some(waker) = &inbox.waker {
+                waker.wake();
             }
-        } else {
-            let mut fds = [PollFd::new(self.wake.as_fd(), PollFlags::POLLIN)];
-            let _ = poll(&mut fds, PollTimeout::try_from(tick).unwrap_or(PollTimeout::MAX));
-            Woke::Events
-        };
-        let _ = self.wake.read();
-        woke
+        }
+    }
+
+    /// From now on events ring `waker` (at once if some wait).
+    pub(super) fn set_waker(&self, waker: Waker) {
+        let mut inbox = self.lock();
+        if inbox.signalled {
+            waker.wake();
+        }
+        inbox.waker = Some(waker);
+    }
+
+    /// Takes the queued events (the next event rings again).
+    pub(super) fn take(&self) -> Vec<Event> {
+        let mut inbox = self.lock();
+        inbox.signalled = false;
+        inbox.events.drain(..).collect()
+    }
+}
+
+/// The exchange as the app's task on the loop thread holds it.
+#[pyclass(frozen, module = "ruwsgi", name = "Exchange")]
+pub(super) struct PyExchange(Arc<Exchange>);
+
+impl std::ops::Deref for PyExchange {
+    type Target = Exchange;
+    fn deref(&self) -> &Exchange {
+        &self.0
     }
 }
 
 #[pymethods]
-impl Exchange {
+impl PyExchange {
     /// The app's `receive()`: `fut` gets the next message.
     fn receive(&self, py: Python<'_>, fut: Bound<'_, PyAny>) -> PyResult<()> {
         let mut inbox = self.lock();
@@ -508,8 +804,7 @@ impl Exchange {
             return Ok(());
         }
         inbox.events.push_back(Event::Receive(fut.unbind()));
-        drop(inbox);
-        let _ = self.wake.write(1);
+        Exchange::ring(inbox);
         Ok(())
     }
 
@@ -529,8 +824,7 @@ impl Exchange {
         }
         if inbox.websocket {
             let wait = super::asgi_websocket::queue_message(&mut inbox, &kind, message, fut)?;
-            drop(inbox);
-            let _ = self.wake.write(1);
+            Exchange::ring(inbox);
             return Ok(wait);
         }
         match kind.as_str() {
@@ -551,9 +845,8 @@ impl Exchange {
                 };
                 let status = format!("{code} {}", crate::routing::reason_phrase(code)).into_bytes();
                 inbox.started = true;
+                // Written with the first body message: no need to wake the connection yet.
                 inbox.events.push_back(Event::Start { code, status, headers });
-                drop(inbox);
-                let _ = self.wake.write(1);
                 Ok(false)
             }
             "http.response.body" => {
@@ -579,8 +872,7 @@ impl Exchange {
                 inbox.queued += data.len();
                 let wait = inbox.queued > HIGH_WATER;
                 inbox.events.push_back(Event::Body { data, more, waiter: wait.then(|| fut.unbind()) });
-                drop(inbox);
-                let _ = self.wake.write(1);
+                Exchange::ring(inbox);
                 Ok(wait)
             }
             other => Err(PyValueError::new_err(format!("unexpected ASGI message type {other:?} for an http request"))),
@@ -625,83 +917,132 @@ pub(super) fn response_headers(headers: &Bound<'_, PyAny>) -> PyResult<Vec<(Vec<
     Ok(out)
 }
 
-/// The `http` (or `websocket`) scope of a request.
-fn scope<'py>(py: Python<'py>, origin: &Origin<'_>, websocket: bool) -> PyResult<Bound<'py, PyDict>> {
-    let d = PyDict::new(py);
-    d.set_item(intern!(py, "type"), if websocket { intern!(py, "websocket") } else { intern!(py, "http") })?;
-    let asgi = PyDict::new(py);
-    asgi.set_item(intern!(py, "version"), intern!(py, "3.0"))?;
-    asgi.set_item(intern!(py, "spec_version"), intern!(py, "2.3"))?;
-    d.set_item(intern!(py, "asgi"), asgi)?;
-    let headers = PyList::empty(py);
-    let pair = |name: &[u8], value: &[u8]| -> PyResult<()> {
-        headers.append(PyTuple::new(py, [PyBytes::new(py, name), PyBytes::new(py, value)])?)
-    };
-    match origin {
-        Origin::Http { head, server_name, server_port, remote_addr, remote_port } => {
-            d.set_item(intern!(py, "http_version"), if head.minor_version == 0 { "1.0" } else { "1.1" })?;
-            d.set_item(intern!(py, "method"), head.method)?;
-            d.set_item(intern!(py, "scheme"), if websocket { intern!(py, "ws") } else { intern!(py, "http") })?;
-            if websocket {
-                let offered: Vec<String> = head
-                    .headers
-                    .iter()
-                    .filter(|(n, _)| n.eq_ignore_ascii_case("sec-websocket-protocol"))
-                    .flat_map(|(_, v)| {
-                        String::from_utf8_lossy(v).split(',').map(|p| p.trim().to_owned()).collect::<Vec<_>>()
-                    })
-                    .filter(|p| !p.is_empty())
-                    .collect();
-                d.set_item(intern!(py, "subprotocols"), PyList::new(py, offered)?)?;
+/// What a request's scope is built from, copied out of the connection's buffer so the
+/// loop's thread can build it (`to_dict`) while the connection goes on.
+pub(super) struct ScopeSource {
+    websocket: bool,
+    /// An `https` socket.
+    tls: bool,
+    origin: OwnedOrigin,
+}
+
+enum OwnedOrigin {
+    Http {
+        minor: u8,
+        method: String,
+        path: String,
+        query: String,
+        headers: Vec<(String, Vec<u8>)>,
+        server: (String, String),
+        client: (String, String),
+    },
+    Uwsgi {
+        vars: Vec<(Vec<u8>, Vec<u8>)>,
+    },
+}
+
+impl ScopeSource {
+    pub(super) fn new(origin: &Origin<'_>, websocket: bool, tls: bool) -> Self {
+        let origin = match origin {
+            Origin::Http { head, server_name, server_port, remote_addr, remote_port } => OwnedOrigin::Http {
+                minor: head.minor_version,
+                method: head.method.to_owned(),
+                path: head.path().to_owned(),
+                query: head.query().to_owned(),
+                headers: head.headers.iter().map(|(n, v)| ((*n).to_owned(), v.to_vec())).collect(),
+                server: ((*server_name).to_owned(), (*server_port).to_owned()),
+                client: ((*remote_addr).to_owned(), (*remote_port).to_owned()),
+            },
+            Origin::Uwsgi { packet } => {
+                OwnedOrigin::Uwsgi { vars: packet.vars.iter().map(|(n, v)| (n.to_vec(), v.to_vec())).collect() }
             }
-            let path = percent_decode(head.path().as_bytes());
-            d.set_item(intern!(py, "path"), String::from_utf8_lossy(&path))?;
-            d.set_item(intern!(py, "raw_path"), PyBytes::new(py, head.path().as_bytes()))?;
-            d.set_item(intern!(py, "query_string"), PyBytes::new(py, head.query().as_bytes()))?;
-            d.set_item(intern!(py, "root_path"), intern!(py, ""))?;
-            for (name, value) in &head.headers {
-                pair(name.to_ascii_lowercase().as_bytes(), value)?;
-            }
-            d.set_item(intern!(py, "client"), peer(py, remote_addr, remote_port)?)?;
-            d.set_item(intern!(py, "server"), peer(py, server_name, server_port)?)?;
-        }
-        Origin::Uwsgi { packet } => {
-            let var = |k: &[u8]| super::last_var(packet, k);
-            let text = |k: &[u8]| String::from_utf8_lossy(var(k)).into_owned();
-            let version = text(b"SERVER_PROTOCOL");
-            d.set_item(intern!(py, "http_version"), version.strip_prefix("HTTP/").unwrap_or("1.1"))?;
-            d.set_item(intern!(py, "method"), text(b"REQUEST_METHOD"))?;
-            let https = var(b"HTTPS").eq_ignore_ascii_case(b"on") || var(b"UWSGI_SCHEME") == b"https";
-            d.set_item(intern!(py, "scheme"), if https { "https" } else { "http" })?;
-            // nginx's SCRIPT_NAME is where the app is mounted (`root_path`); ASGI's `path` is
-            // the whole path, which nginx's PATH_INFO (`$document_uri`) already is unless
-            // something stripped the prefix from it.
-            let root = text(b"SCRIPT_NAME");
-            let path_info = text(b"PATH_INFO");
-            let path = if path_info.starts_with(&root) { path_info } else { format!("{root}{path_info}") };
-            d.set_item(intern!(py, "path"), path)?;
-            let uri = var(b"REQUEST_URI");
-            let raw = uri.split(|&b| b == b'?').next().unwrap_or_default();
-            d.set_item(intern!(py, "raw_path"), PyBytes::new(py, raw))?;
-            d.set_item(intern!(py, "query_string"), PyBytes::new(py, var(b"QUERY_STRING")))?;
-            d.set_item(intern!(py, "root_path"), root)?;
-            for (name, value) in &packet.vars {
-                let header = match *name {
-                    b"CONTENT_TYPE" => b"content-type".to_vec(),
-                    b"CONTENT_LENGTH" if !value.is_empty() => b"content-length".to_vec(),
-                    n if n.starts_with(b"HTTP_") => {
-                        n[5..].iter().map(|&b| if b == b'_' { b'-' } else { b.to_ascii_lowercase() }).collect()
-                    }
-                    _ => continue,
-                };
-                pair(&header, value)?;
-            }
-            d.set_item(intern!(py, "client"), peer(py, &text(b"REMOTE_ADDR"), &text(b"REMOTE_PORT"))?)?;
-            d.set_item(intern!(py, "server"), peer(py, &text(b"SERVER_NAME"), &text(b"SERVER_PORT"))?)?;
-        }
+        };
+        Self { websocket, tls, origin }
     }
-    d.set_item(intern!(py, "headers"), headers)?;
-    Ok(d)
+
+    /// The `http` (or `websocket`) scope.
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let websocket = self.websocket;
+        let d = PyDict::new(py);
+        d.set_item(intern!(py, "type"), if websocket { intern!(py, "websocket") } else { intern!(py, "http") })?;
+        let asgi = PyDict::new(py);
+        asgi.set_item(intern!(py, "version"), intern!(py, "3.0"))?;
+        asgi.set_item(intern!(py, "spec_version"), intern!(py, "2.3"))?;
+        d.set_item(intern!(py, "asgi"), asgi)?;
+        let headers = PyList::empty(py);
+        let pair = |name: &[u8], value: &[u8]| -> PyResult<()> {
+            headers.append(PyTuple::new(py, [PyBytes::new(py, name), PyBytes::new(py, value)])?)
+        };
+        match &self.origin {
+            OwnedOrigin::Http { minor, method, path, query, headers: head_headers, server, client } => {
+                d.set_item(intern!(py, "http_version"), if *minor == 0 { "1.0" } else { "1.1" })?;
+                d.set_item(intern!(py, "method"), method)?;
+                let scheme = match (websocket, self.tls) {
+                    (false, false) => intern!(py, "http"),
+                    (false, true) => intern!(py, "https"),
+                    (true, false) => intern!(py, "ws"),
+                    (true, true) => intern!(py, "wss"),
+                };
+                d.set_item(intern!(py, "scheme"), scheme)?;
+                if websocket {
+                    let offered: Vec<String> = head_headers
+                        .iter()
+                        .filter(|(n, _)| n.eq_ignore_ascii_case("sec-websocket-protocol"))
+                        .flat_map(|(_, v)| {
+                            String::from_utf8_lossy(v).split(',').map(|p| p.trim().to_owned()).collect::<Vec<_>>()
+                        })
+                        .filter(|p| !p.is_empty())
+                        .collect();
+                    d.set_item(intern!(py, "subprotocols"), PyList::new(py, offered)?)?;
+                }
+                d.set_item(intern!(py, "path"), String::from_utf8_lossy(&percent_decode(path.as_bytes())))?;
+                d.set_item(intern!(py, "raw_path"), PyBytes::new(py, path.as_bytes()))?;
+                d.set_item(intern!(py, "query_string"), PyBytes::new(py, query.as_bytes()))?;
+                d.set_item(intern!(py, "root_path"), intern!(py, ""))?;
+                for (name, value) in head_headers {
+                    pair(name.to_ascii_lowercase().as_bytes(), value)?;
+                }
+                d.set_item(intern!(py, "client"), peer(py, &client.0, &client.1)?)?;
+                d.set_item(intern!(py, "server"), peer(py, &server.0, &server.1)?)?;
+            }
+            OwnedOrigin::Uwsgi { vars } => {
+                let var = |k: &[u8]| vars.iter().rev().find(|(n, _)| n == k).map_or(&b""[..], |(_, v)| &v[..]);
+                let text = |k: &[u8]| String::from_utf8_lossy(var(k)).into_owned();
+                let version = text(b"SERVER_PROTOCOL");
+                d.set_item(intern!(py, "http_version"), version.strip_prefix("HTTP/").unwrap_or("1.1"))?;
+                d.set_item(intern!(py, "method"), text(b"REQUEST_METHOD"))?;
+                let https = self.tls || var(b"HTTPS").eq_ignore_ascii_case(b"on") || var(b"UWSGI_SCHEME") == b"https";
+                d.set_item(intern!(py, "scheme"), if https { "https" } else { "http" })?;
+                // nginx's SCRIPT_NAME is where the app is mounted (`root_path`); ASGI's `path` is
+                // the whole path, which nginx's PATH_INFO (`$document_uri`) already is unless
+                // something stripped the prefix from it.
+                let root = text(b"SCRIPT_NAME");
+                let path_info = text(b"PATH_INFO");
+                let path = if path_info.starts_with(&root) { path_info } else { format!("{root}{path_info}") };
+                d.set_item(intern!(py, "path"), path)?;
+                let uri = var(b"REQUEST_URI");
+                let raw = uri.split(|&b| b == b'?').next().unwrap_or_default();
+                d.set_item(intern!(py, "raw_path"), PyBytes::new(py, raw))?;
+                d.set_item(intern!(py, "query_string"), PyBytes::new(py, var(b"QUERY_STRING")))?;
+                d.set_item(intern!(py, "root_path"), root)?;
+                for (name, value) in vars {
+                    let header = match &name[..] {
+                        b"CONTENT_TYPE" => b"content-type".to_vec(),
+                        b"CONTENT_LENGTH" if !value.is_empty() => b"content-length".to_vec(),
+                        n if n.starts_with(b"HTTP_") => {
+                            n[5..].iter().map(|&b| if b == b'_' { b'-' } else { b.to_ascii_lowercase() }).collect()
+                        }
+                        _ => continue,
+                    };
+                    pair(&header, value)?;
+                }
+                d.set_item(intern!(py, "client"), peer(py, &text(b"REMOTE_ADDR"), &text(b"REMOTE_PORT"))?)?;
+                d.set_item(intern!(py, "server"), peer(py, &text(b"SERVER_NAME"), &text(b"SERVER_PORT"))?)?;
+            }
+        }
+        d.set_item(intern!(py, "headers"), headers)?;
+        Ok(d)
+    }
 }
 
 /// `(host, port)`, or `None` for a unix socket peer.
@@ -729,7 +1070,8 @@ enum Mode {
 /// One response as the app's messages build it, written on the connection thread.
 #[allow(clippy::struct_excessive_bools, reason = "independent facts about one response")]
 struct Response {
-    client: Client,
+    /// The connection, and what it hasn't taken yet.
+    out: Outbox,
     /// HTTP minor version of the request.
     minor: u8,
     is_head: bool,
@@ -791,8 +1133,7 @@ impl Response {
             }
             Mode::UntilClose => parts.push(data),
         }
-        let mut sent = 0;
-        if self.client.write_all(&parts, &mut sent, Wait::run).is_err() {
+        if self.out.queue(&parts).is_err() {
             self.broken = true;
             self.keep_alive = false;
             return;
@@ -861,7 +1202,7 @@ impl Response {
         self.body(b"Internal Server Error\n", false);
     }
 
-    fn served(self, mut served: Served, mut body: BodyReader) -> (Served, BodyReader) {
+    fn served_now(&mut self, mut served: Served, mut body: BodyReader) -> (Served, BodyReader) {
         served.status = if self.code == 0 { 500 } else { self.code };
         served.body_bytes = self.body_bytes;
         served.header_count = self.header_count;

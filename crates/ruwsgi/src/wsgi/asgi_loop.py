@@ -1,9 +1,11 @@
 """ruwsgi's ASGI event loop (run as the module `_ruwsgi_asgi` by wsgi/asgi.rs).
 
-One asyncio loop per worker, on its own thread. Connection threads (Rust) hand it requests
-with `Runner.submit(scope, exchange)`; the app's `receive()`/`send()` go through the Rust
-`exchange`, which queues them for the connection thread that owns the socket and resolves
-the futures back here with `Runner.resolve`. No socket is touched on this side.
+One asyncio loop per worker, on its own thread. Connection threads (Rust) queue requests
+and replies on the Rust `feed`, whose eventfd this loop watches: `feed.drain(runner)`
+builds each request's scope and calls `Runner.start_task`, and completes the futures the
+connection threads answered. The app's `receive()`/`send()` go through the Rust
+`exchange`, which queues them for the connection thread that owns the socket. No socket
+is touched on this side, and all Python work happens on this thread.
 """
 
 import asyncio
@@ -52,13 +54,15 @@ class Runner:
 
     # -- worker life -------------------------------------------------------------------
 
-    def start(self, startup_timeout):
-        """Starts the loop thread and runs lifespan startup; returns an error or None."""
+    def start(self, startup_timeout, feed):
+        """Starts the loop thread, watching `feed`, and runs lifespan startup; returns an
+        error or None."""
         self.loop, _ = new_loop()
         ready = threading.Event()
         self.thread = threading.Thread(target=self._run, args=(ready,), name="ruwsgi-asgi-loop", daemon=True)
         self.thread.start()
         ready.wait()
+        self.loop.call_soon_threadsafe(self.loop.add_reader, feed.fileno(), feed.drain, self)
         threading.Thread(target=self._watch, name="ruwsgi-asgi-watchdog", daemon=True).start()
         fut = asyncio.run_coroutine_threadsafe(self._lifespan_start(), self.loop)
         try:
@@ -165,13 +169,10 @@ class Runner:
 
     # -- requests ----------------------------------------------------------------------
 
-    def submit(self, scope, exchange, first_body):
-        """Called by a connection thread: runs the app for one request on the loop."""
+    def start_task(self, scope, exchange, first_body):
+        """Called by `feed.drain` on the loop: runs the app for one request."""
         if self.lifespan is not None:
             scope["state"] = self.state.copy()
-        self.loop.call_soon_threadsafe(self._start_task, scope, exchange, first_body)
-
-    def _start_task(self, scope, exchange, first_body):
         self.loop.create_task(self._call(scope, exchange, first_body))
 
     async def _call(self, scope, ex, first_body):
@@ -200,7 +201,3 @@ class Runner:
                 raise
         else:
             ex.done(None)
-
-    def resolve(self, fut, value, exc=None):
-        """Called by a connection thread: completes a future of the app's on the loop."""
-        self.loop.call_soon_threadsafe(_set, fut, value, exc)

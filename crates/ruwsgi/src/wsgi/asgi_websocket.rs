@@ -1,21 +1,20 @@
 //! ASGI `websocket` scope: an HTTP/1.1 `Upgrade: websocket` request becomes a WebSocket
-//! session (RFC 6455) run by the connection thread that parsed it, with the app on the
-//! worker's event loop as for `http` (see `asgi.rs`). The thread answers the handshake when
-//! the app accepts, reads frames (with proto's codec) while the app has room for them,
-//! answers pings, pings a quiet client every `websockets-ping-freq` seconds and closes one
-//! that doesn't answer within `websockets-pong-tolerance`, reassembles fragmented messages
-//! up to `websockets-max-size`, compresses with permessage-deflate when the client offers
-//! it, and runs the close handshake.
-//!
-//! The handshake runs on the connection thread; an accepted session then moves to a thread
-//! of its own (with a duplicate of the socket), so open sessions don't hold the worker's
-//! connection threads. The worker's stop closes them with 1001 and waits for them.
+//! session (RFC 6455), parked in the connection's loop (`WsTask`) with the app on the
+//! worker's event loop as for `http` (see `asgi.rs`). Each time the app's exchange or the
+//! socket is ready (and every loop tick, for the timers) the session answers the handshake
+//! when the app accepts, reads frames (with proto's codec) while the app has room for them
+//! and the client takes ours, answers pings, pings a quiet client every
+//! `websockets-ping-freq` seconds and closes one that doesn't answer within
+//! `websockets-pong-tolerance`, reassembles fragmented messages up to
+//! `websockets-max-size`, compresses with permessage-deflate when the client offers it, and
+//! runs the close handshake. Open sessions hold no thread; the worker's stop closes them
+//! with 1001, and its loops wait for them to end.
 //!
 //! Differs from uWSGI: harakiri stops counting once a WebSocket is accepted (a session lives
 //! as long as its client); a blocked event loop is still reported by the watchdog.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -29,9 +28,9 @@ use ruwsgi_proto::{
     parse_frame_head, unmask, websocket_accept_key, Assembler, Deflate, FrameError, Message, Opcode, RequestHead,
 };
 
-use super::asgi::{resolve, AsgiApp, Event, Exchange, Inbox, Reply};
+use super::asgi::{resolve, AsgiApp, Event, Exchange, Feed, Inbox, Outbox, Reply};
 use super::format_exception;
-use crate::interface::{Client, OwnedClient, Request, Served, Wait};
+use crate::interface::{BodyReader, Parked, Request, Resumed, Served, Started, Wait, Waker, Want};
 
 /// Complete messages read ahead of the app's `receive()` before reading pauses.
 const READ_AHEAD: usize = 16;
@@ -39,6 +38,11 @@ const READ_AHEAD: usize = 16;
 const CLOSE_WAIT: Duration = Duration::from_secs(5);
 /// Bytes read from the socket at a time.
 const READ_CHUNK: usize = 64 * 1024;
+
+thread_local! {
+    /// The connection thread's read buffer for its sessions (zeroed once, not per read).
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; READ_CHUNK]);
+}
 
 /// The WebSocket options.
 #[derive(Debug, Clone, Copy)]
@@ -164,7 +168,8 @@ enum State {
 
 /// One WebSocket session on the connection thread.
 struct Session {
-    client: Client,
+    /// The connection, and the frames it hasn't taken yet.
+    out: Outbox,
     state: State,
     /// Raw bytes read and not yet parsed into frames.
     buf: Vec<u8>,
@@ -190,10 +195,10 @@ struct Session {
     app_error: bool,
 }
 
-/// Runs the handshake here and hands an accepted session to a thread of its own (so the
-/// connection thread, and a worker with few of them, is free for other clients); returns
-/// what the request log shows (written at the upgrade, with the 101).
-pub fn serve(app: &AsgiApp, req: &Request<'_>, head: &RequestHead<'_>) -> Served {
+/// Starts a `websocket` scope: a bad handshake is answered here; otherwise the session
+/// parks in the connection's loop (`WsTask`) and runs there, handshake included, so open
+/// sessions hold no thread. The request log line is written when the session ends.
+pub fn start(app: &AsgiApp, req: &Request<'_>, head: &RequestHead<'_>, body: BodyReader) -> Started {
     let what = super::response::describe(&req.origin);
     let mut served = Served { app: Some(0), ..Served::default() };
     let key = header(head, "sec-websocket-key").filter(|k| !k.is_empty());
@@ -203,25 +208,12 @@ pub fn serve(app: &AsgiApp, req: &Request<'_>, head: &RequestHead<'_>) -> Served
             b"HTTP/1.1 400 Bad Request\r\nSec-WebSocket-Version: 13\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
         let _ = req.client.write_all(&[bad], &mut 0, Wait::run);
         served.status = 400;
-        return served;
+        return Started::Done(served, body);
     }
     let accept = websocket_accept_key(key.unwrap_or_default());
-    let ex = match app.submit(req, &what, true, None) {
-        Ok((ex, vars)) => {
-            served.vars = vars;
-            ex
-        }
-        Err(e) => {
-            let tb = Python::attach(|py| format_exception(py, &e));
-            tracing::error!("{what}: cannot start the ASGI app:\n{tb}");
-            served.app_error = true;
-            served.status = 500;
-            let _ = req.client.write_all(&[SERVER_ERROR], &mut 0, Wait::run);
-            return served;
-        }
-    };
-    let mut s = Session {
-        client: req.client.clone(),
+    let ex = app.submit(req, &what, true, None);
+    let session = Session {
+        out: Outbox::new(req.client.clone()),
         state: State::Handshake,
         buf: Vec::new(),
         assembler: Assembler::default(),
@@ -239,135 +231,143 @@ pub fn serve(app: &AsgiApp, req: &Request<'_>, head: &RequestHead<'_>) -> Served
         header_count: 0,
         app_error: false,
     };
-    let stopping = req.closing.map(Arc::clone);
-    let d = Drive {
-        runner: &app.runner,
-        what: &what,
+    Started::Parked(Box::new(WsTask {
+        feed: app.feed(),
+        ex,
+        s: session,
+        what,
         settings: app.websockets,
-        stopping: stopping.as_deref(),
-        accept_key: &accept,
-        extra_headers: &app.extra_headers,
-    };
-    let accepted = drive(&d, ex.get(), &mut s, true);
-    served.status = if s.status == 0 { 500 } else { s.status };
-    served.header_bytes = s.header_bytes;
-    served.header_count = s.header_count;
-    served.app_error = s.app_error;
-    if accepted {
-        // A session lives as long as its client: harakiri stops counting.
-        req.harakiri_clock.store(0, Ordering::Relaxed);
-        if let Some((mut s, ex)) = hand_off(app, &req.client, s, ex, stopping.clone(), &what) {
-            // No thread for it: the session runs here, holding this connection thread.
-            s.client = req.client.clone();
-            drive(&d, ex.get(), &mut s, false);
-        }
-    }
-    served.keep_alive = false;
-    served
+        stopping: req.closing.map(Arc::clone),
+        accept_key: accept,
+        extra_headers: Arc::clone(&app.extra_headers),
+        closed_at: None,
+        waiters: Vec::new(),
+        unflushed: 0,
+        gone: false,
+        finished: false,
+        served,
+        body,
+    }))
 }
 
-/// An accepted session moving to its own thread.
-struct HandOff {
-    /// Its own duplicate of the socket (the connection loop closes its copy).
-    client: OwnedClient,
-    runner: Py<PyAny>,
-    ex: Py<Exchange>,
-    session: Session,
-    stopping: Option<Arc<AtomicBool>>,
+/// One WebSocket session parked in its connection's loop.
+struct WsTask {
+    /// The way to the loop's thread (`None`: its loop isn't running).
+    feed: Option<Arc<Feed>>,
+    ex: Arc<Exchange>,
+    s: Session,
+    /// `GET /path`, for the log.
     what: String,
     settings: Settings,
-    /// The worker's count of live sessions (its stop waits for them).
-    live: Arc<AtomicUsize>,
-}
-
-/// Starts a thread for the session; gives it back when no thread (or fd) can be had.
-fn hand_off(
-    app: &AsgiApp,
-    client: &Client,
-    session: Session,
-    ex: Py<Exchange>,
-    stopping: Option<Arc<AtomicBool>>,
-    what: &str,
-) -> Option<(Session, Py<Exchange>)> {
-    let owned = match client.try_clone_owned() {
-        Ok(owned) => owned,
-        // Over TLS the session stays on the request's thread (`Client::try_clone_owned`).
-        Err(e) if e.kind() == std::io::ErrorKind::Unsupported => return Some((session, ex)),
-        Err(e) => {
-            tracing::warn!("{what}: cannot duplicate the WebSocket's socket ({e}); it holds this thread");
-            return Some((session, ex));
-        }
-    };
-    // The thread starts first and takes the session through a channel, so a failed spawn
-    // leaves the session here.
-    let (tx, rx) = std::sync::mpsc::channel::<HandOff>();
-    let spawned = std::thread::Builder::new().name("ruwsgi-websocket".into()).stack_size(1 << 20).spawn(move || {
-        if let Ok(h) = rx.recv() {
-            h.run();
-        }
-    });
-    if let Err(e) = spawned {
-        tracing::warn!("{what}: cannot start a thread for the WebSocket ({e}); it holds this thread");
-        return Some((session, ex));
-    }
-    let runner = Python::attach(|py| app.runner.clone_ref(py));
-    app.sessions.fetch_add(1, Ordering::Relaxed);
-    let h = HandOff {
-        client: owned,
-        runner,
-        ex,
-        session,
-        stopping,
-        what: what.to_owned(),
-        settings: app.websockets,
-        live: Arc::clone(&app.sessions),
-    };
-    // The thread waits in `recv`, so this can't fail.
-    let _ = tx.send(h);
-    None
-}
-
-impl HandOff {
-    fn run(mut self) {
-        self.session.client = self.client.client();
-        super::python_thread(|| {
-            let d = Drive {
-                runner: &self.runner,
-                what: &self.what,
-                settings: self.settings,
-                stopping: self.stopping.as_deref(),
-                accept_key: "",
-                extra_headers: &[],
-            };
-            drive(&d, self.ex.get(), &mut self.session, false);
-        });
-        self.live.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// What a session's loop needs besides the session itself.
-struct Drive<'a> {
-    runner: &'a Py<PyAny>,
-    /// `GET /path`, for the log.
-    what: &'a str,
-    settings: Settings,
     /// The worker's stop flag: set, the session closes with 1001.
-    stopping: Option<&'a AtomicBool>,
+    stopping: Option<Arc<AtomicBool>>,
     /// `Sec-WebSocket-Accept` for the 101.
-    accept_key: &'a str,
+    accept_key: String,
     /// `add-header`.
-    extra_headers: &'a [(String, String)],
+    extra_headers: Arc<[(String, String)]>,
+    /// When the session was over with messages still undelivered to the app.
+    closed_at: Option<Instant>,
+    /// `send()`s waiting for their frames to be written.
+    waiters: Vec<Py<PyAny>>,
+    /// Bytes of messages the app sent that aren't written yet (its `queued` count).
+    unflushed: usize,
+    /// The socket failed or the client hung up.
+    gone: bool,
+    /// The app was told the session is over.
+    finished: bool,
+    served: Served,
+    /// The (empty) request body, handed back at the end.
+    body: BodyReader,
 }
 
-/// Runs the session's loop: the app's messages, the client's frames, pings, the close.
-/// With `until_accepted`, returns true as soon as the app accepted; else runs to the end
-/// (returns false).
-fn drive(d: &Drive<'_>, ex: &Exchange, s: &mut Session, until_accepted: bool) -> bool {
-    let settings = d.settings;
-    let mut closed_at: Option<Instant> = None;
-    loop {
+impl Parked for WsTask {
+    fn set_waker(&mut self, waker: Waker) {
+        self.ex.set_waker(waker);
+    }
+
+    fn is_session(&self) -> bool {
+        // A session lives as long as its client: harakiri stops counting once accepted.
+        self.s.status == 101
+    }
+
+    fn hang_up(&mut self) {
+        self.gone = true;
+    }
+
+    fn due(&self) -> bool {
+        // Pings, pong and close waits, a client that doesn't take our frames, the stop.
+        let s = &self.s;
+        self.finished
+            || self.gone
+            || s.state != State::Open
+            || !s.out.is_empty()
+            || s.ping_sent.is_some()
+            || s.heard.elapsed() >= self.settings.ping_freq
+            || self.stopping.as_deref().is_some_and(|stopping| stopping.load(Ordering::Relaxed))
+    }
+
+    fn resume(&mut self) -> Resumed {
+        if !self.finished {
+            self.step();
+        }
+        let drained = self.s.out.is_empty() || self.s.out.progress.elapsed() >= CLOSE_WAIT;
+        if self.finished && (drained || self.gone) {
+            let mut served = std::mem::take(&mut self.served);
+            served.vars = self.ex.vars.load(Ordering::Relaxed);
+            served.status = if self.s.status == 0 { 500 } else { self.s.status };
+            served.header_bytes = self.s.header_bytes;
+            served.header_count = self.s.header_count;
+            served.app_error = self.s.app_error;
+            served.keep_alive = false;
+            return Resumed::Done(served, std::mem::replace(&mut self.body, BodyReader::empty()));
+        }
+        if self.finished {
+            let _ = self.s.out.flush();
+            return Resumed::Wait(if self.s.out.is_empty() { Want::Nothing } else { Want::Output });
+        }
+        let reading = matches!(self.s.state, State::Open | State::Closing(_)) && self.s.incoming.len() < READ_AHEAD;
+        Resumed::Wait(if !self.s.out.is_empty() {
+            Want::Output
+        } else if reading {
+            Want::Input
+        } else {
+            Want::Nothing
+        })
+    }
+}
+
+impl Drop for WsTask {
+    fn drop(&mut self) {
+        if !self.finished {
+            // Its connection went without the session ending: the app is told.
+            self.s.state = State::Closed;
+            self.s.incoming.retain(|r| matches!(r, Reply::Closed(_)));
+            self.step();
+        }
+    }
+}
+
+impl WsTask {
+    /// One turn of the session: the app's messages, the client's frames, pings, the close.
+    fn step(&mut self) {
+        let ex = &self.ex;
+        let s = &mut self.s;
+        let settings = self.settings;
         let mut replies: Vec<(Py<PyAny>, Reply)> = Vec::new();
         let mut app_done = None;
+        if self.gone && s.state != State::Closed {
+            s.incoming.push_back(Reply::Closed(1006));
+            s.close_code = 1006;
+            s.state = State::Closed;
+        }
+        match s.out.flush() {
+            Err(_) => s.state = State::Closed,
+            Ok(false) if s.out.progress.elapsed() >= s.out.client().timeout() => {
+                // The client doesn't take what it is sent.
+                s.state = State::Closed;
+            }
+            _ => {}
+        }
         for event in ex.take() {
             match event {
                 Event::Receive(fut) => {
@@ -380,16 +380,16 @@ fn drive(d: &Drive<'_>, ex: &Exchange, s: &mut Session, until_accepted: bool) ->
                 }
                 Event::Accept { subprotocol, headers } => {
                     if s.state == State::Handshake {
-                        s.accept(d.accept_key, subprotocol.as_deref(), &headers, d.extra_headers);
+                        s.accept(&self.accept_key, subprotocol.as_deref(), &headers, &self.extra_headers);
                     }
                 }
                 Event::Frame { text, data, waiter } => {
-                    ex.lock().queued -= data.len();
+                    self.unflushed += data.len();
                     if s.state == State::Open {
                         s.send(if text { Opcode::Text } else { Opcode::Binary }, &data);
                     }
                     if let Some(fut) = waiter {
-                        replies.push((fut, Reply::None));
+                        self.waiters.push(fut);
                     }
                 }
                 Event::Close { code, reason } => s.close_by_app(code, &reason),
@@ -401,7 +401,7 @@ fn drive(d: &Drive<'_>, ex: &Exchange, s: &mut Session, until_accepted: bool) ->
             if let Some(err) = err {
                 s.app_error = true;
                 let tb = Python::attach(|py| format_exception(py, err));
-                tracing::error!("{}: the ASGI app raised:\n{tb}", d.what);
+                tracing::error!("{}: the ASGI app raised:\n{tb}", self.what);
             }
             match s.state {
                 // The app ended without accepting: refused (403), or failed (500).
@@ -411,7 +411,8 @@ fn drive(d: &Drive<'_>, ex: &Exchange, s: &mut Session, until_accepted: bool) ->
             }
             s.state = State::Closed;
         }
-        if matches!(s.state, State::Open | State::Closing(_)) && s.incoming.len() < READ_AHEAD {
+        // Frames are read while the app takes messages and the client takes ours.
+        if matches!(s.state, State::Open | State::Closing(_)) && s.incoming.len() < READ_AHEAD && s.out.is_empty() {
             s.read_frames(settings.max_size);
         }
         while !s.parked.is_empty() && !s.incoming.is_empty() {
@@ -427,21 +428,29 @@ fn drive(d: &Drive<'_>, ex: &Exchange, s: &mut Session, until_accepted: bool) ->
         }
         if s.state == State::Open {
             s.keep_alive_ping(settings);
-            if d.stopping.is_some_and(|stopping| stopping.load(Ordering::Relaxed)) {
+            if self.stopping.as_deref().is_some_and(|stopping| stopping.load(Ordering::Relaxed)) {
                 // The worker stops (reload, recycling): "going away", as a browser expects.
                 s.close_by_app(1001, "server restarting");
                 s.incoming.push_back(Reply::Closed(1001));
             }
         }
+        if s.out.is_empty() || s.state == State::Closed {
+            // What the app sent is written (or never will be): its `send()`s go on.
+            if self.unflushed > 0 {
+                let mut inbox = ex.lock();
+                inbox.queued = inbox.queued.saturating_sub(self.unflushed);
+                self.unflushed = 0;
+            }
+            replies.extend(self.waiters.drain(..).map(|fut| (fut, Reply::None)));
+        }
         // Messages that arrived before the client's close still reach an app that reads
         // them (for at most CLOSE_WAIT), unless the app is done.
         let undelivered = s.incoming.iter().any(|r| !matches!(r, Reply::Closed(_)));
         if s.state == State::Closed && undelivered && app_done.is_none() {
-            let since = *closed_at.get_or_insert_with(Instant::now);
+            let since = *self.closed_at.get_or_insert_with(Instant::now);
             if since.elapsed() < CLOSE_WAIT {
-                resolve(d.runner, d.what, replies);
-                ex.wait(None, Duration::from_millis(250));
-                continue;
+                resolve(self.feed.as_deref(), replies);
+                return;
             }
         }
         if s.state == State::Closed {
@@ -458,17 +467,9 @@ fn drive(d: &Drive<'_>, ex: &Exchange, s: &mut Session, until_accepted: bool) ->
             drop(inbox);
             let code = s.close_code;
             replies.extend(s.parked.drain(..).map(|fut| (fut, Reply::Closed(code))));
-            resolve(d.runner, d.what, replies);
-            return false;
+            self.finished = true;
         }
-        resolve(d.runner, d.what, replies);
-        if until_accepted && s.state == State::Open {
-            return true;
-        }
-        let reading = matches!(s.state, State::Open | State::Closing(_)) && s.incoming.len() < READ_AHEAD;
-        let tick = if reading { Duration::from_millis(250) } else { Duration::from_secs(1) };
-        // Frames (or the end of stream) that woke it are read on the next turn.
-        ex.wait(reading.then(|| s.client.clone()), tick);
+        resolve(self.feed.as_deref(), replies);
     }
 }
 
@@ -478,7 +479,7 @@ const SERVER_ERROR: &[u8] =
 impl Session {
     /// Writes `bytes`; a failed write ends the session (the client is gone).
     fn write(&mut self, bytes: &[u8]) {
-        if self.client.write_all(&[bytes], &mut 0, Wait::run).is_err() {
+        if self.out.queue(&[bytes]).is_err() {
             self.state = State::Closed;
         }
     }
@@ -571,9 +572,15 @@ impl Session {
 
     /// Reads what the socket has and handles every complete frame in it.
     fn read_frames(&mut self, max: u64) {
-        let mut chunk = vec![0u8; READ_CHUNK];
         loop {
-            match self.client.try_read(&mut chunk) {
+            let read = SCRATCH.with_borrow_mut(|chunk| {
+                let read = self.out.client().try_read(chunk);
+                if let Ok(n) = read {
+                    self.buf.extend_from_slice(&chunk[..n]);
+                }
+                read
+            });
+            match read {
                 Ok(0) => {
                     // End of stream without a close frame.
                     self.incoming.push_back(Reply::Closed(1006));
@@ -584,10 +591,9 @@ impl Session {
                 Ok(n) => {
                     self.heard = Instant::now();
                     self.ping_sent = None;
-                    self.buf.extend_from_slice(&chunk[..n]);
                     // A short read emptied the socket; past one message's worth, parse first
                     // (a client can't grow the buffer faster than the app takes messages).
-                    if n < chunk.len() || self.buf.len() as u64 > max.saturating_add(READ_CHUNK as u64) {
+                    if n < READ_CHUNK || self.buf.len() as u64 > max.saturating_add(READ_CHUNK as u64) {
                         break;
                     }
                 }

@@ -75,6 +75,17 @@ impl Application for App {
             App::Asgi(app) => app.handle(req, body),
         }
     }
+
+    /// ASGI requests park in the connection's loop; WSGI ones are answered here.
+    fn start(&self, req: &Request<'_>, body: BodyReader) -> crate::interface::Started {
+        match self {
+            App::Wsgi(_) => {
+                let (served, body) = self.handle(req, body);
+                crate::interface::Started::Done(served, body)
+            }
+            App::Asgi(app) => app.begin(req, body),
+        }
+    }
 }
 
 /// The loaded WSGI applications plus the per-process constants their environ needs.
