@@ -91,6 +91,23 @@ pub fn curl(srv: &Server, args: &[&str]) -> (i32, Vec<u8>, String) {
     (out.status.code().unwrap_or(-1), out.stdout, String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
+/// Runs the Python client `script` (saved as `name` in the server's directory) with the
+/// server's port, the test CA and `args`; returns the JSON it prints.
+pub fn python_client(srv: &Server, name: &str, script: &str, args: &[&str]) -> crate::json::Value {
+    let dir = dir_of(srv);
+    let path = dir.join(name);
+    std::fs::write(&path, script).unwrap();
+    let out = run(Command::new(crate::venv_python())
+        .arg(&path)
+        .arg(srv.addr().port().to_string())
+        .arg(dir.join("ca.pem"))
+        .args(args)
+        .current_dir(&dir));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{name} {args:?} failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    crate::json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{name} printed no JSON ({e}): {stdout}"))
+}
+
 pub fn url(srv: &Server, path: &str) -> String {
     format!("https://localhost:{}{path}", srv.addr().port())
 }

@@ -9,7 +9,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use it::tls::{curl, dir_of, run, start, start_django_https, url};
+use it::tls::{curl, dir_of, python_client, run, start, start_django_https, url};
 use it::{app, json, Server, Start};
 
 /// `ENHANCE_YOUR_CALM` (RFC 9113 §7).
@@ -18,18 +18,7 @@ const ENHANCE_YOUR_CALM: u64 = 0xb;
 /// Runs one operation of `CLIENT` against the server (the test CA trusted); returns its
 /// JSON answer.
 fn python(srv: &Server, args: &[&str]) -> json::Value {
-    let dir = dir_of(srv);
-    let script = dir.join("h2client.py");
-    std::fs::write(&script, CLIENT).unwrap();
-    let out = run(Command::new(it::venv_python())
-        .arg(&script)
-        .arg(srv.addr().port().to_string())
-        .arg(dir.join("ca.pem"))
-        .args(args)
-        .current_dir(&dir));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "h2client.py {args:?} failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("h2client.py printed no JSON ({e}): {stdout}"))
+    python_client(srv, "h2client.py", CLIENT, args)
 }
 
 const CLIENT: &str = r#"

@@ -8,25 +8,14 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use it::tls::{curl, dir_of, run, start, start_django_https, start_in, url, write_certs, Ca};
+use it::tls::{curl, dir_of, python_client, run, start, start_django_https, start_in, url, write_certs, Ca};
 use it::{app, json, Server, Start};
 use sha2::{Digest, Sha256};
 
 /// Python's `ssl` + `http.client` against the server (the test CA trusted), running one of
 /// the operations of `CLIENT`; returns its JSON answer.
 fn python(srv: &Server, args: &[&str]) -> json::Value {
-    let dir = dir_of(srv);
-    let script = dir.join("client.py");
-    std::fs::write(&script, CLIENT).unwrap();
-    let out = run(Command::new(it::venv_python())
-        .arg(&script)
-        .arg(srv.addr().port().to_string())
-        .arg(dir.join("ca.pem"))
-        .args(args)
-        .current_dir(&dir));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "client.py {args:?} failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("client.py printed no JSON ({e}): {stdout}"))
+    python_client(srv, "client.py", CLIENT, args)
 }
 
 const CLIENT: &str = r#"
