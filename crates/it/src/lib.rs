@@ -78,6 +78,17 @@ impl Server {
         Self::start_in(dir, opts)
     }
 
+    /// Starts `ruwsgi ARGS` in an existing temp dir, waiting for `workers` workers.
+    pub fn start_args_in(dir: tempfile::TempDir, args: &[&str], workers: usize) -> Server {
+        Self::start_in(dir, Start { args: args.iter().map(|s| (*s).to_owned()).collect(), env: vec![], workers })
+    }
+
+    /// Writes `ini` as `app.ini` into `dir` and starts `ruwsgi --ini app.ini` there.
+    pub fn start_ini_in(dir: tempfile::TempDir, ini: &str, workers: usize, env: Vec<(&str, String)>) -> Server {
+        std::fs::write(dir.path().join("app.ini"), ini).expect("write ini");
+        Self::start_in(dir, Start { args: vec!["--ini".into(), "app.ini".into()], env, workers })
+    }
+
     /// Starts in an existing temp dir (for inis written there first).
     pub fn start_in(dir: tempfile::TempDir, opts: Start<'_>) -> Server {
         Self::start_wrapped(dir, &[], opts)
@@ -165,6 +176,17 @@ impl Server {
     }
 
     /// The first TCP address.
+    /// The address the log names in `<what> server enabled on ADDRESS` (e.g. `stats`,
+    /// `metrics (Prometheus)`), once that line is logged.
+    pub fn logged_address(&self, what: &str) -> String {
+        let needle = format!("{what} server enabled on ");
+        assert!(self.wait_log(&needle, Duration::from_secs(5)), "{}", self.log());
+        self.log()
+            .lines()
+            .find_map(|l| Some(l.split(&needle).nth(1)?.split(' ').next()?.to_owned()))
+            .unwrap()
+    }
+
     pub fn addr(&self) -> SocketAddr {
         *self.addrs.first().expect("no TCP socket bound")
     }
@@ -377,6 +399,40 @@ pub fn run_to_exit(dir: &Path, args: &[&str], timeout: Duration) -> (Option<i32>
         std::thread::sleep(Duration::from_millis(20));
     };
     (code, std::fs::read_to_string(&out_path).unwrap_or_default())
+}
+
+/// Connects to a TCP `address`, sends `request` (may be empty) and reads until the server
+/// closes (the stats and metrics servers).
+pub fn read_to_close(address: &str, request: &[u8]) -> String {
+    let mut s = TcpStream::connect(address).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(request).unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    text
+}
+
+/// Sets the mtime of `path` 2 s ahead, so a `touch-*` watcher sees a change even on file
+/// systems with a coarse (1 s) granularity.
+pub fn touch_later(path: &Path) {
+    let later = std::time::SystemTime::now() + Duration::from_secs(2);
+    std::fs::File::options().write(true).open(path).unwrap().set_modified(later).unwrap();
+}
+
+/// Waits (bounded by `timeout`) until `path` exists and `pred` holds for its text.
+pub fn wait_file(path: &Path, timeout: Duration, pred: impl Fn(&str) -> bool) -> Option<String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(text) = std::fs::read_to_string(path) {
+            if pred(&text) {
+                return Some(text);
+            }
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// JSON of the test apps' answers and the stats server.
