@@ -14,8 +14,7 @@ use it::{app, read_response, Server, Start};
 fn start_ini(ini: &str, workers: usize) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let text = ini.replace("DIR", &dir.path().display().to_string()).replace("APP", &app("hello.py"));
-    std::fs::write(dir.path().join("app.ini"), text).unwrap();
-    Server::start_in(dir, Start { args: vec!["--ini".into(), "app.ini".into()], env: vec![], workers })
+    Server::start_ini_in(dir, &text, workers, vec![])
 }
 
 /// Waits until the file holds at least `lines` lines; returns its text.
