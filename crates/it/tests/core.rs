@@ -35,8 +35,7 @@ fn processes_and_single_threaded_master() {
 fn start_ini(ini: &str, workers: usize, env: Vec<(&str, String)>) -> Server {
     let dir = tempfile::tempdir().expect("tempdir");
     let text = ini.replace("{dir}", &dir.path().display().to_string());
-    std::fs::write(dir.path().join("app.ini"), text).expect("write ini");
-    Server::start_in(dir, it::Start { args: vec!["--ini".into(), "app.ini".into()], env, workers })
+    Server::start_ini_in(dir, &text, workers, env)
 }
 
 #[test]
