@@ -401,6 +401,22 @@ pub fn run_to_exit(dir: &Path, args: &[&str], timeout: Duration) -> (Option<i32>
     (code, std::fs::read_to_string(&out_path).unwrap_or_default())
 }
 
+/// A uwsgi request packet (modifier1 0, modifier2 0) carrying `vars`, as nginx sends it.
+pub fn uwsgi_packet<K: AsRef<[u8]>, V: AsRef<[u8]>>(vars: &[(K, V)]) -> Vec<u8> {
+    let mut block = Vec::new();
+    for (k, v) in vars {
+        for s in [k.as_ref(), v.as_ref()] {
+            block.extend_from_slice(&u16::try_from(s.len()).unwrap().to_le_bytes());
+            block.extend_from_slice(s);
+        }
+    }
+    let mut out = vec![0];
+    out.extend_from_slice(&u16::try_from(block.len()).unwrap().to_le_bytes());
+    out.push(0);
+    out.extend_from_slice(&block);
+    out
+}
+
 /// Connects to a TCP `address`, sends `request` (may be empty) and reads until the server
 /// closes (the stats and metrics servers).
 pub fn read_to_close(address: &str, request: &[u8]) -> String {
@@ -438,13 +454,18 @@ pub fn wait_file(path: &Path, timeout: Duration, pred: impl Fn(&str) -> bool) ->
 /// JSON of the test apps' answers and the stats server.
 pub use serde_json as json;
 
-/// Starts ruwsgi serving `tests/apps/<app_file>` over HTTP with one worker of one thread,
-/// plus the `extra` flags (the set-up of the hardening tests).
-pub fn single_thread_server(app_file: &str, extra: &[&str]) -> Server {
+/// Starts ruwsgi serving `tests/apps/<app_file>` over HTTP on a free port with `processes`
+/// workers of `threads` threads each, plus the `extra` flags.
+pub fn http_server(app_file: &str, processes: &str, threads: &str, extra: &[&str]) -> Server {
     let app = app(app_file);
-    let mut args = vec!["--http-socket", "127.0.0.1:0", "--wsgi-file", &app, "--processes", "1", "--threads", "1"];
+    let mut args = vec!["--http-socket", "127.0.0.1:0", "--wsgi-file", &app, "--processes", processes, "--threads", threads];
     args.extend_from_slice(extra);
     Server::start(&args)
+}
+
+/// [`http_server`] with one worker of one thread (the set-up of the hardening tests).
+pub fn single_thread_server(app_file: &str, extra: &[&str]) -> Server {
+    http_server(app_file, "1", "1", extra)
 }
 
 /// Requests the `counter.py` app has seen (`/count` itself isn't counted).
