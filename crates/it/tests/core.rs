@@ -16,16 +16,7 @@ fn hello_world() {
 
 #[test]
 fn processes_and_single_threaded_master() {
-    let srv = Server::start(&[
-        "--http-socket",
-        "127.0.0.1:0",
-        "--wsgi-file",
-        &app("hello.py"),
-        "--processes",
-        "2",
-        "--threads",
-        "2",
-    ]);
+    let srv = it::http_server("hello.py", "2", "2", &[]);
     assert_eq!(srv.get("/").status, 200);
     assert_eq!(srv.worker_pids().len(), 2);
     assert_eq!(it::thread_count(srv.pid()), 1, "the master must have exactly one thread");
