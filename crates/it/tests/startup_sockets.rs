@@ -375,22 +375,6 @@ fn vhost_picks_the_app_by_host() {
     assert!(srv.wait_log("\nshop.test:8080 [pid: ", SECS), "{}", srv.log());
 }
 
-/// A uwsgi packet with `vars` (modifier 0).
-fn uwsgi_packet(vars: &[(&str, &str)]) -> Vec<u8> {
-    let mut body = Vec::new();
-    for (k, v) in vars {
-        for s in [k, v] {
-            body.extend_from_slice(&u16::try_from(s.len()).unwrap().to_le_bytes());
-            body.extend_from_slice(s.as_bytes());
-        }
-    }
-    let mut packet = vec![0];
-    packet.extend_from_slice(&u16::try_from(body.len()).unwrap().to_le_bytes());
-    packet.push(0);
-    packet.extend_from_slice(&body);
-    packet
-}
-
 #[test]
 fn vhost_over_uwsgi_takes_http_host_then_server_name() {
     let apps = it::repo().join("tests/apps").display().to_string();
@@ -411,7 +395,7 @@ fn vhost_over_uwsgi_takes_http_host_then_server_name() {
         let mut base = vec![("REQUEST_METHOD", "GET"), ("PATH_INFO", "/"), ("SERVER_PROTOCOL", "HTTP/1.1")];
         base.extend_from_slice(vars);
         let mut conn = srv.connect();
-        conn.write_all(&uwsgi_packet(&base)).unwrap();
+        conn.write_all(&it::uwsgi_packet(&base)).unwrap();
         app_name(&read_response(&mut BufReader::new(conn)).unwrap())
     };
     assert_eq!(ask(&[("SERVER_NAME", "blog.test")]), "blog");
