@@ -54,24 +54,8 @@ fn env_str<'v>(v: &'v Value, key: &str) -> &'v str {
         .unwrap_or_else(|| panic!("environ has no string {key}: {v:?}"))
 }
 
-/// A uwsgi request packet (modifier1 0) with `vars`, as nginx would send it.
-fn uwsgi_packet(vars: &[(&str, &str)]) -> Vec<u8> {
-    let mut block = Vec::new();
-    for (k, v) in vars {
-        for s in [k, v] {
-            block.extend_from_slice(&u16::try_from(s.len()).unwrap().to_le_bytes());
-            block.extend_from_slice(s.as_bytes());
-        }
-    }
-    let mut out = vec![0];
-    out.extend_from_slice(&u16::try_from(block.len()).unwrap().to_le_bytes());
-    out.push(0);
-    out.extend_from_slice(&block);
-    out
-}
-
 fn valid_get(path: &str) -> Vec<u8> {
-    uwsgi_packet(&[
+    it::uwsgi_packet(&[
         ("REQUEST_METHOD", "GET"),
         ("REQUEST_URI", path),
         ("PATH_INFO", path),
@@ -454,7 +438,7 @@ fn malformed_packets_close_the_connection_not_the_worker() {
     let pids = srv.worker_pids();
     let valid = valid_get("/ok");
 
-    let mut lying_length = uwsgi_packet(&[("REQUEST_METHOD", "GET")]);
+    let mut lying_length = it::uwsgi_packet(&[("REQUEST_METHOD", "GET")]);
     // The key claims 200 bytes in a block that has 21.
     lying_length[4] = 200;
     let mut unknown_modifier = valid.clone();
