@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use it::tls::{curl, dir_of, python_client, run, start, start_django_https, start_in, url, write_certs, Ca};
-use it::{app, json, Server, Start};
+use it::{app, json, Server};
 use sha2::{Digest, Sha256};
 
 /// Python's `ssl` + `http.client` against the server (the test CA trusted), running one of
@@ -199,7 +199,7 @@ fn asgi_app_over_https_sees_the_https_scheme() {
     let https = "127.0.0.1:0,site.crt,site.key".to_owned();
     let args = ["--https", &https, "--chdir", &apps, "--asgi", "asgi_raw:app", "--threads", "2"];
     // Relative certificate paths are read from the start directory, before `chdir`.
-    let srv = Server::start_in(dir, Start { args: args.map(str::to_owned).to_vec(), env: vec![], workers: 1 });
+    let srv = Server::start_args_in(dir, &args, 1);
     let (code, body, err) = curl(&srv, &[&url(&srv, "/scope")]);
     assert_eq!(code, 0, "{err}");
     let scope: json::Value = json::from_slice(&body).unwrap();
@@ -214,7 +214,7 @@ fn asgi_websocket_over_https() {
     let apps = it::repo().join("tests/apps").display().to_string();
     let https = "127.0.0.1:0,site.crt,site.key".to_owned();
     let args = ["--https", &https, "--chdir", &apps, "--asgi", "fastapi_app:app", "--threads", "2"];
-    let srv = Server::start_in(dir, Start { args: args.map(str::to_owned).to_vec(), env: vec![], workers: 1 });
+    let srv = Server::start_args_in(dir, &args, 1);
     let got = python(&srv, &["wss", "/ws"]);
     assert_eq!(got["status"], "HTTP/1.1 101 Switching Protocols", "{got}");
     assert_eq!(got["reply"], "echo: hi over tls", "{got}");
@@ -453,7 +453,7 @@ fn a_stalled_handshake_does_not_hold_the_only_thread() {
         "--socket-timeout",
         "60",
     ];
-    let srv = Server::start_in(dir, Start { args: args.map(str::to_owned).to_vec(), env: vec![], workers: 1 });
+    let srv = Server::start_args_in(dir, &args, 1);
     let mut stalled = it::connect(srv.addr());
     std::io::Write::write_all(&mut stalled, &[0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00]).unwrap();
     let _silent = it::connect(srv.addr());
@@ -483,7 +483,7 @@ fn https_to_http_redirect_by_routing_and_hsts_by_add_header() {
         "--add-header",
         "Strict-Transport-Security: max-age=31536000",
     ];
-    let srv = Server::start_in(dir, Start { args: args.map(str::to_owned).to_vec(), env: vec![], workers: 1 });
+    let srv = Server::start_args_in(dir, &args, 1);
     let r = srv.exchange(b"GET /page?q=1 HTTP/1.1\r\nHost: example.test\r\nConnection: close\r\n\r\n");
     assert_eq!(r.status, 301, "{r:?}");
     assert_eq!(r.header("location"), Some("https://example.test/page?q=1"));
