@@ -363,7 +363,7 @@ fn asgi_app_over_http2() {
     let apps = it::repo().join("tests/apps").display().to_string();
     let https = "127.0.0.1:0,site.crt,site.key".to_owned();
     let args = ["--https", &https, "--chdir", &apps, "--asgi", "asgi_raw:app", "--threads", "2"];
-    let srv = Server::start_in(dir, Start { args: args.map(str::to_owned).to_vec(), env: vec![], workers: 1 });
+    let srv = Server::start_args_in(dir, &args, 1);
     let (code, body, err) = curl(&srv, &["--http2", &url(&srv, "/scope?a=1")]);
     assert_eq!(code, 0, "{err}");
     let scope: json::Value = json::from_slice(&body).unwrap();
