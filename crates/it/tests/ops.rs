@@ -24,6 +24,18 @@ fn write_app(dir: &Path, body: &str) {
     std::fs::rename(dir.join("app.py.new"), dir.join("app.py")).unwrap();
 }
 
+/// Serves the `write_app` app answering `v1` over HTTP on a free port, plus `extra` flags,
+/// from a temp dir where each of `empty_files` exists (e.g. a `touch-*` file).
+fn start_v1(empty_files: &[&str], extra: &[&str], workers: usize) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    write_app(dir.path(), "v1");
+    for name in empty_files {
+        std::fs::write(dir.path().join(name), "").unwrap();
+    }
+    let args = [&["--http-socket", "127.0.0.1:0", "--wsgi-file", "app.py"], extra].concat();
+    Server::start_args_in(dir, &args, workers)
+}
+
 /// Outcome of one client's run.
 #[derive(Default)]
 struct ClientTally {
@@ -94,13 +106,7 @@ fn client(
 
 #[test]
 fn sighup_reload_under_load_drops_no_request() {
-    let dir = tempfile::tempdir().unwrap();
-    write_app(dir.path(), "v1");
-    let srv = Server::start_args_in(
-        dir,
-        &["--http-socket", "127.0.0.1:0", "--wsgi-file", "app.py", "--processes", "2", "--threads", "2"],
-        2,
-    );
+    let srv = start_v1(&[], &["--processes", "2", "--threads", "2"], 2);
     let addr = srv.addr();
     let master = srv.pid();
     let stop = Arc::new(AtomicBool::new(false));
@@ -465,23 +471,7 @@ fn stats_http_answers_with_a_http_head() {
 
 #[test]
 fn touch_reload_and_master_fifo() {
-    let dir = tempfile::tempdir().unwrap();
-    write_app(dir.path(), "v1");
-    std::fs::write(dir.path().join("reload.touch"), "").unwrap();
-    let srv = Server::start_args_in(
-        dir,
-        &[
-            "--http-socket",
-            "127.0.0.1:0",
-            "--wsgi-file",
-            "app.py",
-            "--touch-reload",
-            "reload.touch",
-            "--master-fifo",
-            "ctl.fifo",
-        ],
-        1,
-    );
+    let srv = start_v1(&["reload.touch"], &["--touch-reload", "reload.touch", "--master-fifo", "ctl.fifo"], 1);
     assert_eq!(srv.get("/").body, b"v1");
     write_app(srv.dir.path(), "v2");
     touch_later(&srv.dir.path().join("reload.touch"));
@@ -501,24 +491,7 @@ fn touch_reload_and_master_fifo() {
 
 #[test]
 fn touch_chain_reload_replaces_lazy_workers_one_at_a_time() {
-    let dir = tempfile::tempdir().unwrap();
-    write_app(dir.path(), "v1");
-    std::fs::write(dir.path().join("chain.touch"), "").unwrap();
-    let srv = Server::start_args_in(
-        dir,
-        &[
-            "--http-socket",
-            "127.0.0.1:0",
-            "--wsgi-file",
-            "app.py",
-            "--processes",
-            "2",
-            "--lazy-apps",
-            "--touch-chain-reload",
-            "chain.touch",
-        ],
-        2,
-    );
+    let srv = start_v1(&["chain.touch"], &["--processes", "2", "--lazy-apps", "--touch-chain-reload", "chain.touch"], 2);
     let before = srv.worker_pids();
     assert_eq!(srv.get("/").body, b"v1");
     write_app(srv.dir.path(), "v2");
@@ -723,23 +696,7 @@ fn wait_new_workers(srv: &Server, before: &[i32], n: usize) -> Vec<i32> {
 
 #[test]
 fn master_fifo_letters_as_in_uwsgi() {
-    let dir = tempfile::tempdir().unwrap();
-    write_app(dir.path(), "v1");
-    let srv = Server::start_args_in(
-        dir,
-        &[
-            "--http-socket",
-            "127.0.0.1:0",
-            "--wsgi-file",
-            "app.py",
-            "--processes",
-            "2",
-            "--lazy-apps",
-            "--master-fifo",
-            "ctl.fifo",
-        ],
-        2,
-    );
+    let srv = start_v1(&[], &["--processes", "2", "--lazy-apps", "--master-fifo", "ctl.fifo"], 2);
     let fifo = srv.dir.path().to_path_buf();
     let master = srv.pid();
     assert!(srv.wait_log("master fifo", Duration::from_secs(5)));
@@ -828,9 +785,7 @@ fn stats_count_static_requests_apart() {
 
 #[test]
 fn reload_and_stop_through_the_pidfile() {
-    let dir = tempfile::tempdir().unwrap();
-    write_app(dir.path(), "v1");
-    let mut srv = Server::start_args_in(dir, &["--http-socket", "127.0.0.1:0", "--wsgi-file", "app.py", "--pidfile", "app.pid"], 1);
+    let mut srv = start_v1(&[], &["--pidfile", "app.pid"], 1);
     let here = srv.dir.path().to_path_buf();
     let run = |args: &[&str]| it::run_to_exit(&here, args, Duration::from_secs(10));
     // `ruwsgi --reload PIDFILE`: a graceful reload of that master.
