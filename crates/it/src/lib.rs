@@ -401,6 +401,15 @@ pub fn run_to_exit(dir: &Path, args: &[&str], timeout: Duration) -> (Option<i32>
     (code, std::fs::read_to_string(&out_path).unwrap_or_default())
 }
 
+/// The CSRF token of the Django guestbook's form in `page`.
+pub fn csrf_token(page: &str) -> String {
+    page.split("name=\"csrfmiddlewaretoken\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("hidden csrf input")
+        .to_owned()
+}
+
 /// A uwsgi request packet (modifier1 0, modifier2 0) carrying `vars`, as nginx sends it.
 pub fn uwsgi_packet<K: AsRef<[u8]>, V: AsRef<[u8]>>(vars: &[(K, V)]) -> Vec<u8> {
     let mut block = Vec::new();

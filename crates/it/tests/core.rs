@@ -91,12 +91,7 @@ fn django_example_page_form_404_admin() {
 
     // The form: csrftoken cookie plus the hidden input, then POST -> 303 -> entry listed.
     let csrf_cookie = cookie(&r, "csrftoken").expect("csrftoken cookie").to_owned();
-    let token = page
-        .split("name=\"csrfmiddlewaretoken\" value=\"")
-        .nth(1)
-        .and_then(|s| s.split('"').next())
-        .expect("hidden csrf input")
-        .to_owned();
+    let token = it::csrf_token(&page);
     let form = format!("csrfmiddlewaretoken={token}&name=Ada+Lovelace&message=Served+by+ruwsgi+%E2%9C%93");
     let raw = format!(
         "POST / HTTP/1.1\r\nHost: localhost\r\nCookie: {csrf_cookie}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{form}",
