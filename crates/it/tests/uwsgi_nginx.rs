@@ -341,11 +341,7 @@ fn django_example_through_nginx_with_static_and_csrf() {
 
     // The form: CSRF cookie + hidden token, posted back through nginx.
     let cookie = cookie_value(&page, "csrftoken").expect("csrftoken cookie");
-    let token = html
-        .split("name=\"csrfmiddlewaretoken\" value=\"")
-        .nth(1)
-        .and_then(|s| s.split('"').next())
-        .expect("csrfmiddlewaretoken in the form");
+    let token = it::csrf_token(&html);
     let body = format!("csrfmiddlewaretoken={token}&name=nginx&message=hello+through+uwsgi_pass");
     let raw = format!(
         "POST / HTTP/1.1\r\nHost: localhost\r\nCookie: csrftoken={cookie}\r\n\
