@@ -112,6 +112,22 @@ pub fn url(srv: &Server, path: &str) -> String {
     format!("https://localhost:{}{path}", srv.addr().port())
 }
 
+/// The Django guestbook's form round trip with curl (`curl_args` before the others): `GET /`
+/// for the CSRF cookie and token, then a POST of `fields` (`name=..&message=..`) with the
+/// token, the cookie and a Referer. Returns curl's `-w write_out` for the POST.
+pub fn guestbook_post(srv: &Server, curl_args: &[&str], fields: &str, write_out: &str) -> String {
+    let jar = srv.dir.path().join("cookies.txt").display().to_string();
+    let (code, body, err) = curl(srv, &[curl_args, &["-c", &jar, &url(srv, "/")]].concat());
+    assert_eq!(code, 0, "{err}");
+    let token = crate::csrf_token(&String::from_utf8_lossy(&body));
+    let form = format!("csrfmiddlewaretoken={token}&{fields}");
+    let referer = url(srv, "/");
+    let post = ["-b", &jar, "-e", &referer, "-o", "/dev/null", "-w", write_out, "-d", &form, &url(srv, "/")];
+    let (code, body, err) = curl(srv, &[curl_args, &post].concat());
+    assert_eq!(code, 0, "{err}");
+    String::from_utf8_lossy(&body).into_owned()
+}
+
 /// The Django example's `uwsgi-https.ini` on a free local port with the test certificate:
 /// static files collected into a temp `STATIC_ROOT` (returned), the database migrated.
 pub fn start_django_https() -> (Server, PathBuf) {

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use it::tls::{curl, dir_of, python_client, run, start, start_django_https, start_in, url, write_certs, Ca};
+use it::tls::{curl, dir_of, guestbook_post, python_client, run, start, start_django_https, start_in, url, write_certs, Ca};
 use it::{app, json, Server};
 use sha2::{Digest, Sha256};
 
@@ -545,24 +545,8 @@ fn django_example_admin_and_static_files_over_https() {
         assert_eq!(body, std::fs::read(file).unwrap(), "{path}");
     }
     // The guestbook's form round trip, with the CSRF cookie over HTTPS.
-    let jar = srv.dir.path().join("cookies.txt").display().to_string();
-    let (code, body, err) = curl(&srv, &["-c", &jar, &url(&srv, "/")]);
-    assert_eq!(code, 0, "{err}");
-    let page = String::from_utf8_lossy(&body);
-    let token = page
-        .split("name=\"csrfmiddlewaretoken\" value=\"")
-        .nth(1)
-        .and_then(|s| s.split('"').next())
-        .expect("hidden csrf input")
-        .to_owned();
-    let form = format!("csrfmiddlewaretoken={token}&name=Ada&message=over+TLS");
-    let referer = url(&srv, "/");
-    let (code, body, err) = curl(
-        &srv,
-        &["-b", &jar, "-e", &referer, "-o", "/dev/null", "-w", "%{http_code}", "-d", &form, &url(&srv, "/")],
-    );
-    assert_eq!(code, 0, "{err}");
-    assert_eq!(String::from_utf8_lossy(&body), "303", "Django's HTTPS CSRF check (Referer) passes");
+    let posted = guestbook_post(&srv, &[], "name=Ada&message=over+TLS", "%{http_code}");
+    assert_eq!(posted, "303", "Django's HTTPS CSRF check (Referer) passes");
     let (_, body, _) = curl(&srv, &[&url(&srv, "/")]);
     assert!(String::from_utf8_lossy(&body).contains("<strong>Ada</strong>: over TLS"));
 }
