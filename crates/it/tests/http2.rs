@@ -9,7 +9,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use it::tls::{curl, dir_of, python_client, run, start, start_django_https, url};
+use it::tls::{curl, dir_of, guestbook_post, python_client, run, start, start_django_https, url};
 use it::{app, json, Server, Start};
 
 /// `ENHANCE_YOUR_CALM` (RFC 9113 §7).
@@ -428,37 +428,8 @@ fn django_example_admin_and_static_files_over_http2() {
     assert_eq!(&body[..body.len() - 2], want.as_slice());
     assert_eq!(&body[body.len() - 2..], b"\n2");
     // The guestbook's form round trip over HTTP/2: CSRF cookie, token and Referer check.
-    let jar = srv.dir.path().join("cookies.txt").display().to_string();
-    let (code, body, err) = curl(&srv, &["--http2", "-c", &jar, &url(&srv, "/")]);
-    assert_eq!(code, 0, "{err}");
-    let page = String::from_utf8_lossy(&body);
-    let token = page
-        .split("name=\"csrfmiddlewaretoken\" value=\"")
-        .nth(1)
-        .and_then(|s| s.split('"').next())
-        .expect("hidden csrf input")
-        .to_owned();
-    let form = format!("csrfmiddlewaretoken={token}&name=Grace&message=over+HTTP/2");
-    let referer = url(&srv, "/");
-    let (code, body, err) = curl(
-        &srv,
-        &[
-            "--http2",
-            "-b",
-            &jar,
-            "-e",
-            &referer,
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code} %{http_version}",
-            "-d",
-            &form,
-            &url(&srv, "/"),
-        ],
-    );
-    assert_eq!(code, 0, "{err}");
-    assert_eq!(String::from_utf8_lossy(&body), "303 2");
+    let posted = guestbook_post(&srv, &["--http2"], "name=Grace&message=over+HTTP/2", "%{http_code} %{http_version}");
+    assert_eq!(posted, "303 2");
     let (_, body, _) = curl(&srv, &["--http2", &url(&srv, "/")]);
     assert!(String::from_utf8_lossy(&body).contains("<strong>Grace</strong>: over HTTP/2"));
 }
