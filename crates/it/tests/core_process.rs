@@ -4,7 +4,7 @@
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use it::{app, run_to_exit, Server, Start};
+use it::{app, run_to_exit, Server};
 use nix::sys::signal::Signal;
 
 const SECS: Duration = Duration::from_secs(10);
@@ -97,26 +97,19 @@ fn processes_2_threads_2_master_single_threaded_after_respawn() {
 fn stop_with(sig: Signal) {
     let dir = tempfile::tempdir().unwrap();
     let pidfile = dir.path().join("ruwsgi.pid");
-    let mut srv = Server::start_in(
-        dir,
-        Start {
-            args: [
-                "--http-socket",
-                "127.0.0.1:0",
-                "--wsgi-file",
-                &app("hello.py"),
-                "--processes",
-                "2",
-                "--vacuum",
-                "--pidfile",
-                pidfile.to_str().unwrap(),
-            ]
-            .map(str::to_owned)
-            .to_vec(),
-            env: vec![],
-            workers: 2,
-        },
-    );
+    let pidfile_arg = pidfile.to_str().unwrap();
+    let args = [
+        "--http-socket",
+        "127.0.0.1:0",
+        "--wsgi-file",
+        &app("hello.py"),
+        "--processes",
+        "2",
+        "--vacuum",
+        "--pidfile",
+        pidfile_arg,
+    ];
+    let mut srv = Server::start_args_in(dir, &args, 2);
     assert_eq!(srv.get("/").status, 200);
     let pid: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
     assert_eq!(pid, srv.pid());
