@@ -181,10 +181,7 @@ impl Server {
     pub fn logged_address(&self, what: &str) -> String {
         let needle = format!("{what} server enabled on ");
         assert!(self.wait_log(&needle, Duration::from_secs(5)), "{}", self.log());
-        self.log()
-            .lines()
-            .find_map(|l| Some(l.split(&needle).nth(1)?.split(' ').next()?.to_owned()))
-            .unwrap()
+        self.log().lines().find_map(|l| Some(l.split(&needle).nth(1)?.split(' ').next()?.to_owned())).unwrap()
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -467,7 +464,8 @@ pub use serde_json as json;
 /// workers of `threads` threads each, plus the `extra` flags.
 pub fn http_server(app_file: &str, processes: &str, threads: &str, extra: &[&str]) -> Server {
     let app = app(app_file);
-    let mut args = vec!["--http-socket", "127.0.0.1:0", "--wsgi-file", &app, "--processes", processes, "--threads", threads];
+    let mut args =
+        vec!["--http-socket", "127.0.0.1:0", "--wsgi-file", &app, "--processes", processes, "--threads", threads];
     args.extend_from_slice(extra);
     Server::start(&args)
 }

@@ -286,7 +286,11 @@ fn py_autoreload_serves_an_edited_module_within_3s() {
     // and the edit comes a second after the start, so their mtimes differ everywhere.
     let old = std::time::SystemTime::now() - Duration::from_secs(10);
     std::fs::File::options().write(true).open(dir.path().join("greeting.py")).unwrap().set_modified(old).unwrap();
-    let srv = Server::start_args_in(dir, &["--http-socket", "127.0.0.1:0", "--wsgi-file", "app.py", "--py-autoreload", "1"], 1);
+    let srv = Server::start_args_in(
+        dir,
+        &["--http-socket", "127.0.0.1:0", "--wsgi-file", "app.py", "--py-autoreload", "1"],
+        1,
+    );
     assert_eq!(srv.get("/").body, b"one");
     std::thread::sleep(Duration::from_millis(1100));
     std::fs::write(srv.dir.path().join("greeting.py"), "TEXT = b'two'\n").unwrap();
@@ -491,7 +495,8 @@ fn touch_reload_and_master_fifo() {
 
 #[test]
 fn touch_chain_reload_replaces_lazy_workers_one_at_a_time() {
-    let srv = start_v1(&["chain.touch"], &["--processes", "2", "--lazy-apps", "--touch-chain-reload", "chain.touch"], 2);
+    let srv =
+        start_v1(&["chain.touch"], &["--processes", "2", "--lazy-apps", "--touch-chain-reload", "chain.touch"], 2);
     let before = srv.worker_pids();
     assert_eq!(srv.get("/").body, b"v1");
     write_app(srv.dir.path(), "v2");

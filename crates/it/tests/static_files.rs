@@ -427,8 +427,7 @@ fn big_file_zero_copy_small_rss_and_thread_not_held() {
         "--static-map",
         &map,
     ];
-    let srv =
-        Server::start_args_in(dir, &args, 1);
+    let srv = Server::start_args_in(dir, &args, 1);
     let worker = srv.worker_pids()[0];
     assert_eq!(srv.get("/static/small.txt").body, b"small\n");
     let rss_before = vm_rss_kib(worker);
@@ -562,8 +561,7 @@ fn stalled_download_is_dropped_after_socket_timeout() {
         "--static-map",
         &map,
     ];
-    let srv =
-        Server::start_args_in(dir, &args, 1);
+    let srv = Server::start_args_in(dir, &args, 1);
     let mut stream = srv.connect();
     stream.write_all(b"GET /static/stall.bin HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
     // Read nothing: the server must give up on its own.
@@ -590,8 +588,7 @@ fn slow_client_of_a_file_wrapper_body_holds_no_thread() {
     let data: Vec<u8> = (0..SIZE).map(|i| (i % 251) as u8).collect();
     std::fs::write(&path, &data).unwrap();
     let args = ["--http-socket", "127.0.0.1:0", "--wsgi-file", &app("wsgi_features.py")];
-    let srv =
-        Server::start_args_in(dir, &args, 1);
+    let srv = Server::start_args_in(dir, &args, 1);
     let mut slow = srv.connect();
     let request = format!("GET /file?path={} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", path.display());
     slow.write_all(request.as_bytes()).unwrap();

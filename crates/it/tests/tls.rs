@@ -8,7 +8,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use it::tls::{curl, dir_of, guestbook_post, python_client, run, start, start_django_https, start_in, url, write_certs, Ca};
+use it::tls::{
+    curl, dir_of, guestbook_post, python_client, run, start, start_django_https, start_in, url, write_certs, Ca,
+};
 use it::{app, json, Server};
 use sha2::{Digest, Sha256};
 

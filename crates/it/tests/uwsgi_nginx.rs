@@ -114,7 +114,8 @@ fn get_post_head_over_unix_socket_with_chmod() {
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("app.sock");
     let sock_s = sock.display().to_string();
-    let srv = Server::start_args_in(dir, &["--socket", &sock_s, "--chmod-socket", "666", "--wsgi-file", &app("echo.py")], 1);
+    let srv =
+        Server::start_args_in(dir, &["--socket", &sock_s, "--chmod-socket", "666", "--wsgi-file", &app("echo.py")], 1);
     assert!(srv.log().contains(&format!("bound to UNIX address {sock_s}")), "{}", srv.log());
     let mode = std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o666, "chmod-socket 666");
