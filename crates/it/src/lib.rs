@@ -434,6 +434,22 @@ pub fn read_to_close(address: &str, request: &[u8]) -> String {
     text
 }
 
+/// Reads `s` until EOF or a reset (a reset after the reply still leaves what was read);
+/// `Err` on its read timeout.
+pub fn read_until_eof_or_reset(s: &mut impl Read) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut chunk = [0u8; 16384];
+    loop {
+        match s.read(&mut chunk) {
+            Ok(0) => return Ok(out),
+            Ok(n) => out.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => return Err(e),
+            Err(_) => return Ok(out),
+        }
+    }
+}
+
 /// Sets the mtime of `path` 2 s ahead, so a `touch-*` watcher sees a change even on file
 /// systems with a coarse (1 s) granularity.
 pub fn touch_later(path: &Path) {

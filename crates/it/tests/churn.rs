@@ -2,7 +2,7 @@
 //! SIGTERM while requests run, a worker out of file descriptors, and the memory cost of
 //! many idle connections. Each test drives the real server and counts what a client sees.
 
-use std::io::{BufReader, ErrorKind, Read, Write};
+use std::io::{BufReader, ErrorKind, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
@@ -96,21 +96,6 @@ fn is_close(r: &it::Response) -> bool {
     r.header("connection").is_some_and(|v| v.eq_ignore_ascii_case("close"))
 }
 
-/// Reads until EOF or reset; Err on the read timeout.
-fn read_to_close(s: &mut TcpStream) -> Result<Vec<u8>, std::io::Error> {
-    let mut out = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        match s.read(&mut chunk) {
-            Ok(0) => return Ok(out),
-            Ok(n) => out.extend_from_slice(&chunk[..n]),
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => return Err(e),
-            Err(_) => return Ok(out),
-        }
-    }
-}
-
 /// Issue 19 (1): when a worker stops, the response it is computing goes out with
 /// `Connection: close`, a request pipelined behind one in flight is still answered (the last
 /// one with `Connection: close`), and an idle keep-alive connection is closed without a byte.
@@ -141,7 +126,7 @@ fn issue_19_stopping_worker_answers_in_flight_and_pipelined_requests() {
     assert!(is_close(&pid), "{pid:?}");
 
     idle.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let rest = read_to_close(&mut idle).expect("idle keep-alive connection closed by the stopping worker");
+    let rest = it::read_until_eof_or_reset(&mut idle).expect("idle keep-alive connection closed by the stopping worker");
     assert!(rest.is_empty(), "{:?}", String::from_utf8_lossy(&rest));
 }
 
