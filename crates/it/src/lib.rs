@@ -78,6 +78,17 @@ impl Server {
         Self::start_in(dir, opts)
     }
 
+    /// Starts `ruwsgi ARGS` in an existing temp dir, waiting for `workers` workers.
+    pub fn start_args_in(dir: tempfile::TempDir, args: &[&str], workers: usize) -> Server {
+        Self::start_in(dir, Start { args: args.iter().map(|s| (*s).to_owned()).collect(), env: vec![], workers })
+    }
+
+    /// Writes `ini` as `app.ini` into `dir` and starts `ruwsgi --ini app.ini` there.
+    pub fn start_ini_in(dir: tempfile::TempDir, ini: &str, workers: usize, env: Vec<(&str, String)>) -> Server {
+        std::fs::write(dir.path().join("app.ini"), ini).expect("write ini");
+        Self::start_in(dir, Start { args: vec!["--ini".into(), "app.ini".into()], env, workers })
+    }
+
     /// Starts in an existing temp dir (for inis written there first).
     pub fn start_in(dir: tempfile::TempDir, opts: Start<'_>) -> Server {
         Self::start_wrapped(dir, &[], opts)
@@ -165,6 +176,14 @@ impl Server {
     }
 
     /// The first TCP address.
+    /// The address the log names in `<what> server enabled on ADDRESS` (e.g. `stats`,
+    /// `metrics (Prometheus)`), once that line is logged.
+    pub fn logged_address(&self, what: &str) -> String {
+        let needle = format!("{what} server enabled on ");
+        assert!(self.wait_log(&needle, Duration::from_secs(5)), "{}", self.log());
+        self.log().lines().find_map(|l| Some(l.split(&needle).nth(1)?.split(' ').next()?.to_owned())).unwrap()
+    }
+
     pub fn addr(&self) -> SocketAddr {
         *self.addrs.first().expect("no TCP socket bound")
     }
@@ -379,16 +398,97 @@ pub fn run_to_exit(dir: &Path, args: &[&str], timeout: Duration) -> (Option<i32>
     (code, std::fs::read_to_string(&out_path).unwrap_or_default())
 }
 
+/// The CSRF token of the Django guestbook's form in `page`.
+pub fn csrf_token(page: &str) -> String {
+    page.split("name=\"csrfmiddlewaretoken\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("hidden csrf input")
+        .to_owned()
+}
+
+/// A uwsgi request packet (modifier1 0, modifier2 0) carrying `vars`, as nginx sends it.
+pub fn uwsgi_packet<K: AsRef<[u8]>, V: AsRef<[u8]>>(vars: &[(K, V)]) -> Vec<u8> {
+    let mut block = Vec::new();
+    for (k, v) in vars {
+        for s in [k.as_ref(), v.as_ref()] {
+            block.extend_from_slice(&u16::try_from(s.len()).unwrap().to_le_bytes());
+            block.extend_from_slice(s);
+        }
+    }
+    let mut out = vec![0];
+    out.extend_from_slice(&u16::try_from(block.len()).unwrap().to_le_bytes());
+    out.push(0);
+    out.extend_from_slice(&block);
+    out
+}
+
+/// Connects to a TCP `address`, sends `request` (may be empty) and reads until the server
+/// closes (the stats and metrics servers).
+pub fn read_to_close(address: &str, request: &[u8]) -> String {
+    let mut s = TcpStream::connect(address).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(request).unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    text
+}
+
+/// Reads `s` until EOF or a reset (a reset after the reply still leaves what was read);
+/// `Err` on its read timeout.
+pub fn read_until_eof_or_reset(s: &mut impl Read) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut chunk = [0u8; 16384];
+    loop {
+        match s.read(&mut chunk) {
+            Ok(0) => return Ok(out),
+            Ok(n) => out.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => return Err(e),
+            Err(_) => return Ok(out),
+        }
+    }
+}
+
+/// Sets the mtime of `path` 2 s ahead, so a `touch-*` watcher sees a change even on file
+/// systems with a coarse (1 s) granularity.
+pub fn touch_later(path: &Path) {
+    let later = std::time::SystemTime::now() + Duration::from_secs(2);
+    std::fs::File::options().write(true).open(path).unwrap().set_modified(later).unwrap();
+}
+
+/// Waits (bounded by `timeout`) until `path` exists and `pred` holds for its text.
+pub fn wait_file(path: &Path, timeout: Duration, pred: impl Fn(&str) -> bool) -> Option<String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(text) = std::fs::read_to_string(path) {
+            if pred(&text) {
+                return Some(text);
+            }
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// JSON of the test apps' answers and the stats server.
 pub use serde_json as json;
 
-/// Starts ruwsgi serving `tests/apps/<app_file>` over HTTP with one worker of one thread,
-/// plus the `extra` flags (the set-up of the hardening tests).
-pub fn single_thread_server(app_file: &str, extra: &[&str]) -> Server {
+/// Starts ruwsgi serving `tests/apps/<app_file>` over HTTP on a free port with `processes`
+/// workers of `threads` threads each, plus the `extra` flags.
+pub fn http_server(app_file: &str, processes: &str, threads: &str, extra: &[&str]) -> Server {
     let app = app(app_file);
-    let mut args = vec!["--http-socket", "127.0.0.1:0", "--wsgi-file", &app, "--processes", "1", "--threads", "1"];
+    let mut args =
+        vec!["--http-socket", "127.0.0.1:0", "--wsgi-file", &app, "--processes", processes, "--threads", threads];
     args.extend_from_slice(extra);
     Server::start(&args)
+}
+
+/// [`http_server`] with one worker of one thread (the set-up of the hardening tests).
+pub fn single_thread_server(app_file: &str, extra: &[&str]) -> Server {
+    http_server(app_file, "1", "1", extra)
 }
 
 /// Requests the `counter.py` app has seen (`/count` itself isn't counted).

@@ -91,8 +91,41 @@ pub fn curl(srv: &Server, args: &[&str]) -> (i32, Vec<u8>, String) {
     (out.status.code().unwrap_or(-1), out.stdout, String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
+/// Runs the Python client `script` (saved as `name` in the server's directory) with the
+/// server's port, the test CA and `args`; returns the JSON it prints.
+pub fn python_client(srv: &Server, name: &str, script: &str, args: &[&str]) -> crate::json::Value {
+    let dir = dir_of(srv);
+    let path = dir.join(name);
+    std::fs::write(&path, script).unwrap();
+    let out = run(Command::new(crate::venv_python())
+        .arg(&path)
+        .arg(srv.addr().port().to_string())
+        .arg(dir.join("ca.pem"))
+        .args(args)
+        .current_dir(&dir));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{name} {args:?} failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    crate::json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{name} printed no JSON ({e}): {stdout}"))
+}
+
 pub fn url(srv: &Server, path: &str) -> String {
     format!("https://localhost:{}{path}", srv.addr().port())
+}
+
+/// The Django guestbook's form round trip with curl (`curl_args` before the others): `GET /`
+/// for the CSRF cookie and token, then a POST of `fields` (`name=..&message=..`) with the
+/// token, the cookie and a Referer. Returns curl's `-w write_out` for the POST.
+pub fn guestbook_post(srv: &Server, curl_args: &[&str], fields: &str, write_out: &str) -> String {
+    let jar = srv.dir.path().join("cookies.txt").display().to_string();
+    let (code, body, err) = curl(srv, &[curl_args, &["-c", &jar, &url(srv, "/")]].concat());
+    assert_eq!(code, 0, "{err}");
+    let token = crate::csrf_token(&String::from_utf8_lossy(&body));
+    let form = format!("csrfmiddlewaretoken={token}&{fields}");
+    let referer = url(srv, "/");
+    let post = ["-b", &jar, "-e", &referer, "-o", "/dev/null", "-w", write_out, "-d", &form, &url(srv, "/")];
+    let (code, body, err) = curl(srv, &[curl_args, &post].concat());
+    assert_eq!(code, 0, "{err}");
+    String::from_utf8_lossy(&body).into_owned()
 }
 
 /// The Django example's `uwsgi-https.ini` on a free local port with the test certificate:

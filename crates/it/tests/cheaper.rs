@@ -3,14 +3,13 @@
 //! they go back down once it ends; the stats server reports what the master sees. Each
 //! server reads a uWSGI-style ini. Waits are on log lines, never fixed sleeps.
 
-use std::io::{BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufReader, Write};
 use std::path::Path;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use it::json::Value;
-use it::{read_response, Server, Start};
+use it::{read_response, Server};
 
 const LONG: Duration = Duration::from_secs(40);
 
@@ -19,8 +18,7 @@ const LONG: Duration = Duration::from_secs(40);
 fn start_ini(ini: &str, workers: usize) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let text = ini.replace("{dir}", &dir.path().display().to_string()).replace("{app}", &it::app("hold.py"));
-    std::fs::write(dir.path().join("app.ini"), text).unwrap();
-    Server::start_in(dir, Start { args: vec!["--ini".into(), "app.ini".into()], env: vec![], workers })
+    Server::start_ini_in(dir, &text, workers, vec![])
 }
 
 /// `n` concurrent `GET /hold`, each on its own connection; joined for their statuses.
@@ -44,16 +42,7 @@ fn wait_count(srv: &Server, needle: &str, n: usize) {
 }
 
 fn stats(srv: &Server) -> Value {
-    assert!(srv.wait_log("stats server enabled on ", Duration::from_secs(5)), "{}", srv.log());
-    let address = srv
-        .log()
-        .lines()
-        .find_map(|l| Some(l.split("stats server enabled on ").nth(1)?.split(' ').next()?.to_owned()))
-        .unwrap();
-    let mut s = TcpStream::connect(address).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
+    let text = it::read_to_close(&srv.logged_address("stats"), b"");
     it::json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
 }
 
@@ -179,16 +168,7 @@ fn metrics_export_the_busy_ratio_and_the_backlog() {
     let srv =
         start_ini("[uwsgi]\nhttp-socket = 127.0.0.1:0\nwsgi-file = {app}\nprocesses = 2\nmetrics = 127.0.0.1:0\n", 2);
     assert_eq!(srv.get("/").status, 200);
-    assert!(srv.wait_log("metrics (Prometheus) server enabled on ", Duration::from_secs(5)), "{}", srv.log());
-    let address = srv
-        .log()
-        .lines()
-        .find_map(|l| Some(l.split("server enabled on ").nth(1)?.split(' ').next()?.to_owned()))
-        .unwrap();
-    let mut s = TcpStream::connect(address).unwrap();
-    s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
+    let text = it::read_to_close(&srv.logged_address("metrics (Prometheus)"), b"GET /metrics HTTP/1.0\r\n\r\n");
     for series in [
         "ruwsgi_busy_ratio ",
         "ruwsgi_busy_seconds_total ",

@@ -2,7 +2,7 @@
 //! SIGTERM while requests run, a worker out of file descriptors, and the memory cost of
 //! many idle connections. Each test drives the real server and counts what a client sees.
 
-use std::io::{BufReader, ErrorKind, Read, Write};
+use std::io::{BufReader, ErrorKind, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
@@ -68,18 +68,7 @@ fn wait_served(served: &AtomicU64, n: u64) {
 /// closes idle connections only between requests).
 #[test]
 fn issue_19_reload_answers_every_keepalive_request() {
-    let app = it::app("counter.py");
-    let srv = Server::start(&[
-        "--http-socket",
-        "127.0.0.1:0",
-        "--wsgi-file",
-        &app,
-        "--processes",
-        "2",
-        "--threads",
-        "1",
-        "--disable-logging",
-    ]);
+    let srv = it::http_server("counter.py", "2", "1", &["--disable-logging"]);
     let addr = srv.addr();
     let stop = AtomicBool::new(false);
     let served = AtomicU64::new(0);
@@ -100,36 +89,11 @@ fn issue_19_reload_answers_every_keepalive_request() {
 }
 
 fn features_server(processes: &str, threads: &str) -> Server {
-    let app = it::app("wsgi_features.py");
-    Server::start(&[
-        "--http-socket",
-        "127.0.0.1:0",
-        "--wsgi-file",
-        &app,
-        "--processes",
-        processes,
-        "--threads",
-        threads,
-    ])
+    it::http_server("wsgi_features.py", processes, threads, &[])
 }
 
 fn is_close(r: &it::Response) -> bool {
     r.header("connection").is_some_and(|v| v.eq_ignore_ascii_case("close"))
-}
-
-/// Reads until EOF or reset; Err on the read timeout.
-fn read_to_close(s: &mut TcpStream) -> Result<Vec<u8>, std::io::Error> {
-    let mut out = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        match s.read(&mut chunk) {
-            Ok(0) => return Ok(out),
-            Ok(n) => out.extend_from_slice(&chunk[..n]),
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => return Err(e),
-            Err(_) => return Ok(out),
-        }
-    }
 }
 
 /// Issue 19 (1): when a worker stops, the response it is computing goes out with
@@ -162,7 +126,7 @@ fn issue_19_stopping_worker_answers_in_flight_and_pipelined_requests() {
     assert!(is_close(&pid), "{pid:?}");
 
     idle.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let rest = read_to_close(&mut idle).expect("idle keep-alive connection closed by the stopping worker");
+    let rest = it::read_until_eof_or_reset(&mut idle).expect("idle keep-alive connection closed by the stopping worker");
     assert!(rest.is_empty(), "{:?}", String::from_utf8_lossy(&rest));
 }
 
@@ -219,9 +183,7 @@ fn issue_19_sigterm_stops_accepting_at_once() {
 /// again as soon as connections close.
 #[test]
 fn issue_19_out_of_fds_backs_off_logs_once_and_recovers() {
-    let app = it::app("counter.py");
-    let srv =
-        Server::start(&["--http-socket", "127.0.0.1:0", "--wsgi-file", &app, "--processes", "1", "--threads", "1"]);
+    let srv = it::http_server("counter.py", "1", "1", &[]);
     let worker = srv.worker_pids()[0];
     // A served request means the worker has opened everything it keeps open (its epoll,
     // its wake-up fds): fds it opens later would eat into the room left for connections.
@@ -287,20 +249,7 @@ fn issue_19_ten_thousand_idle_keepalive_connections_cost_little_memory() {
     let (_, hard) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).unwrap();
     assert!(hard >= CONNECTIONS as u64 + 500, "this test needs {CONNECTIONS} fds; hard limit is {hard}");
     nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, hard, hard).unwrap();
-    let app = it::app("hello.py");
-    let srv = Server::start(&[
-        "--http-socket",
-        "127.0.0.1:0",
-        "--wsgi-file",
-        &app,
-        "--processes",
-        "2",
-        "--threads",
-        "1",
-        "--listen",
-        "1024",
-        "--disable-logging",
-    ]);
+    let srv = it::http_server("hello.py", "2", "1", &["--listen", "1024", "--disable-logging"]);
     let mib = |b: u64| b as f64 / f64::from(1 << 20);
     // Warm up both workers (first requests allocate in Python) before the baseline.
     let warm: Vec<TcpStream> = (0..50).map(|_| srv.connect()).collect();
@@ -406,18 +355,7 @@ fn issue_19_soft_fd_limit_raised_to_the_hard_limit() {
 /// reloads under `wrk -c16` cost no socket error and no non-2xx answer.
 #[test]
 fn issue_19_wrk_sees_no_error_through_reloads() {
-    let app = it::app("hello.py");
-    let srv = Server::start(&[
-        "--http-socket",
-        "127.0.0.1:0",
-        "--wsgi-file",
-        &app,
-        "--processes",
-        "2",
-        "--threads",
-        "1",
-        "--disable-logging",
-    ]);
+    let srv = it::http_server("hello.py", "2", "1", &["--disable-logging"]);
     let wrk = std::process::Command::new("wrk")
         .args(["-t1", "-c16", "-d60s", &format!("http://{}/", srv.addr())])
         .stdout(std::process::Stdio::piped())

@@ -16,16 +16,7 @@ fn hello_world() {
 
 #[test]
 fn processes_and_single_threaded_master() {
-    let srv = Server::start(&[
-        "--http-socket",
-        "127.0.0.1:0",
-        "--wsgi-file",
-        &app("hello.py"),
-        "--processes",
-        "2",
-        "--threads",
-        "2",
-    ]);
+    let srv = it::http_server("hello.py", "2", "2", &[]);
     assert_eq!(srv.get("/").status, 200);
     assert_eq!(srv.worker_pids().len(), 2);
     assert_eq!(it::thread_count(srv.pid()), 1, "the master must have exactly one thread");
@@ -35,8 +26,7 @@ fn processes_and_single_threaded_master() {
 fn start_ini(ini: &str, workers: usize, env: Vec<(&str, String)>) -> Server {
     let dir = tempfile::tempdir().expect("tempdir");
     let text = ini.replace("{dir}", &dir.path().display().to_string());
-    std::fs::write(dir.path().join("app.ini"), text).expect("write ini");
-    Server::start_in(dir, it::Start { args: vec!["--ini".into(), "app.ini".into()], env, workers })
+    Server::start_ini_in(dir, &text, workers, env)
 }
 
 #[test]
@@ -101,12 +91,7 @@ fn django_example_page_form_404_admin() {
 
     // The form: csrftoken cookie plus the hidden input, then POST -> 303 -> entry listed.
     let csrf_cookie = cookie(&r, "csrftoken").expect("csrftoken cookie").to_owned();
-    let token = page
-        .split("name=\"csrfmiddlewaretoken\" value=\"")
-        .nth(1)
-        .and_then(|s| s.split('"').next())
-        .expect("hidden csrf input")
-        .to_owned();
+    let token = it::csrf_token(&page);
     let form = format!("csrfmiddlewaretoken={token}&name=Ada+Lovelace&message=Served+by+ruwsgi+%E2%9C%93");
     let raw = format!(
         "POST / HTTP/1.1\r\nHost: localhost\r\nCookie: {csrf_cookie}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{form}",

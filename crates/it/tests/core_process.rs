@@ -4,7 +4,7 @@
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use it::{app, run_to_exit, Server, Start};
+use it::{app, run_to_exit, Server};
 use nix::sys::signal::Signal;
 
 const SECS: Duration = Duration::from_secs(10);
@@ -72,16 +72,7 @@ fn segfault_in_a_worker_is_respawned() {
 
 #[test]
 fn processes_2_threads_2_master_single_threaded_after_respawn() {
-    let srv = Server::start(&[
-        "--http-socket",
-        "127.0.0.1:0",
-        "--wsgi-file",
-        &app("hello.py"),
-        "--processes",
-        "2",
-        "--threads",
-        "2",
-    ]);
+    let srv = it::http_server("hello.py", "2", "2", &[]);
     let workers = srv.worker_pids();
     assert_eq!(workers.len(), 2, "{workers:?}");
     // Each worker: its main thread plus 2 request threads (started just after the fork).
@@ -106,26 +97,19 @@ fn processes_2_threads_2_master_single_threaded_after_respawn() {
 fn stop_with(sig: Signal) {
     let dir = tempfile::tempdir().unwrap();
     let pidfile = dir.path().join("ruwsgi.pid");
-    let mut srv = Server::start_in(
-        dir,
-        Start {
-            args: [
-                "--http-socket",
-                "127.0.0.1:0",
-                "--wsgi-file",
-                &app("hello.py"),
-                "--processes",
-                "2",
-                "--vacuum",
-                "--pidfile",
-                pidfile.to_str().unwrap(),
-            ]
-            .map(str::to_owned)
-            .to_vec(),
-            env: vec![],
-            workers: 2,
-        },
-    );
+    let pidfile_arg = pidfile.to_str().unwrap();
+    let args = [
+        "--http-socket",
+        "127.0.0.1:0",
+        "--wsgi-file",
+        &app("hello.py"),
+        "--processes",
+        "2",
+        "--vacuum",
+        "--pidfile",
+        pidfile_arg,
+    ];
+    let mut srv = Server::start_args_in(dir, &args, 2);
     assert_eq!(srv.get("/").status, 200);
     let pid: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
     assert_eq!(pid, srv.pid());
@@ -235,8 +219,7 @@ fn typos_and_not_implemented_options_warn_and_serve() {
         ini.push_str(line);
         ini.push('\n');
     }
-    std::fs::write(dir.path().join("app.ini"), ini).unwrap();
-    let srv = Server::start_in(dir, Start { args: vec!["--ini".into(), "app.ini".into()], env: vec![], workers: 1 });
+    let srv = Server::start_ini_in(dir, &ini, 1, vec![]);
     assert_eq!(srv.get("/").status, 200);
     let log = srv.log();
     for (i, (_, warning)) in TYPOS_AND_MISSING.iter().enumerate() {

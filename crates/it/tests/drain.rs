@@ -12,10 +12,7 @@ use it::Server;
 use nix::sys::signal::Signal;
 
 fn features_server(extra: &[&str]) -> Server {
-    let app = it::app("wsgi_features.py");
-    let mut args = vec!["--http-socket", "127.0.0.1:0", "--wsgi-file", &app, "--processes", "1", "--threads", "1"];
-    args.extend_from_slice(extra);
-    Server::start(&args)
+    it::single_thread_server("wsgi_features.py", extra)
 }
 
 /// Sends one request on a new connection, without reading the answer.

@@ -13,7 +13,7 @@
 //! prints the executions and the findings (docs/hardening.md has the figures).
 
 use std::collections::BTreeMap;
-use std::io::{ErrorKind, Read, Write};
+use std::io::Write;
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
@@ -135,18 +135,7 @@ fn exchange(addr: SocketAddr, raw: &[u8]) -> Option<Vec<u8>> {
     // The server may answer and close before taking everything: a failed write is fine.
     let _ = s.write_all(raw);
     let _ = s.shutdown(Shutdown::Write);
-    let mut out = Vec::new();
-    let mut chunk = [0u8; 16384];
-    loop {
-        match s.read(&mut chunk) {
-            Ok(0) => return Some(out),
-            Ok(n) => out.extend_from_slice(&chunk[..n]),
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => return None,
-            // A reset after the reply (unread input) still leaves what was read.
-            Err(_) => return Some(out),
-        }
-    }
+    it::read_until_eof_or_reset(&mut s).ok()
 }
 
 /// Checks that `bytes` is a sequence of HTTP/1.x responses, each with a well-formed head and

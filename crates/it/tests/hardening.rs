@@ -437,11 +437,7 @@ fn crash_isolated(server: &Server, probe: &'static str, trigger: &str, needle: &
 }
 
 fn features_server(extra: &[&str]) -> Server {
-    let app = it::app("wsgi_features.py");
-    let mut args =
-        vec!["--http-socket", "127.0.0.1:0", "--wsgi-file", &app, "--processes", "2", "--threads", "1", "--master"];
-    args.extend_from_slice(extra);
-    Server::start(&args)
+    it::http_server("wsgi_features.py", "2", "1", &[&["--master"], extra].concat())
 }
 
 #[test]
@@ -458,20 +454,7 @@ fn os_exit_in_app_only_loses_its_own_request() {
 
 #[test]
 fn deadlocked_app_is_killed_by_harakiri() {
-    let app = it::app("counter.py");
-    let srv = Server::start(&[
-        "--http-socket",
-        "127.0.0.1:0",
-        "--wsgi-file",
-        &app,
-        "--processes",
-        "2",
-        "--threads",
-        "1",
-        "--master",
-        "--harakiri",
-        "2",
-    ]);
+    let srv = it::http_server("counter.py", "2", "1", &["--master", "--harakiri", "2"]);
     crash_isolated(&srv, "/count", "/deadlock", "HARAKIRI ON WORKER");
 }
 

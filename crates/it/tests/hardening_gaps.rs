@@ -111,22 +111,6 @@ fn issue_19_absolute_form_takes_host_and_path_from_the_uri() {
     assert_eq!((env["PATH_INFO"].as_str(), env["REQUEST_URI"].as_str()), (Some("*"), Some("*")), "{env}");
 }
 
-/// A uwsgi request packet (modifier1 0) with raw byte `vars`.
-fn uwsgi_packet(vars: &[(&[u8], &[u8])]) -> Vec<u8> {
-    let mut block = Vec::new();
-    for (k, v) in vars {
-        for s in [k, v] {
-            block.extend_from_slice(&u16::try_from(s.len()).unwrap().to_le_bytes());
-            block.extend_from_slice(s);
-        }
-    }
-    let mut out = vec![0];
-    out.extend_from_slice(&u16::try_from(block.len()).unwrap().to_le_bytes());
-    out.push(0);
-    out.extend_from_slice(&block);
-    out
-}
-
 /// No client byte can start a log line of its own or hide as a terminal control sequence:
 /// CR, LF, NUL, ESC and the Unicode line separators are written escaped.
 #[test]
@@ -145,7 +129,7 @@ fn issue_19_log_lines_escape_control_and_separator_characters() {
     ]);
     let forged = "[pid: 1|app: 0|req: 1/1] 6.6.6.6 () {1 vars in 1 bytes} [Thu Jan  1 00:00:00 1970] GET /forged";
     let uri = format!("/a\r\n{forged}\0\x1b[2J\u{85}\u{2028}\u{2029}z");
-    let packet = uwsgi_packet(&[
+    let packet = it::uwsgi_packet::<&[u8], &[u8]>(&[
         (b"REQUEST_METHOD", b"GET"),
         (b"REQUEST_URI", uri.as_bytes()),
         (b"PATH_INFO", b"/a"),
@@ -198,11 +182,7 @@ fn vm_size(pid: i32) -> u64 {
 }
 
 fn features_server(extra: &[&str]) -> Server {
-    let app = it::app("wsgi_features.py");
-    let mut args =
-        vec!["--http-socket", "127.0.0.1:0", "--wsgi-file", &app, "--processes", "1", "--threads", "1", "--master"];
-    args.extend_from_slice(extra);
-    Server::start(&args)
+    it::single_thread_server("wsgi_features.py", &[&["--master"], extra].concat())
 }
 
 /// MiB of address space a fresh worker of `features_server` has, plus `extra`.

@@ -9,10 +9,6 @@ use std::time::{Duration, Instant};
 use it::{app, Server, Start};
 use nix::sys::signal::Signal;
 
-fn start_in(dir: tempfile::TempDir, args: &[&str], workers: usize) -> Server {
-    Server::start_in(dir, Start { args: args.iter().map(|s| (*s).to_owned()).collect(), env: vec![], workers })
-}
-
 /// The lines of a marker file once `done(lines)` holds (bounded wait); the last read if not.
 fn wait_lines(path: &Path, done: impl Fn(&[String]) -> bool) -> Vec<String> {
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -150,7 +146,7 @@ fn as_root_and_as_user_hooks_run_around_the_privilege_drop() {
     ];
     if !nix::unistd::getuid().is_root() {
         // As uWSGI: without root there is no privilege drop, and neither phase runs.
-        let srv = start_in(dir, &args, 1);
+        let srv = Server::start_args_in(dir, &args, 1);
         assert_eq!(std::fs::read_to_string(srv.dir.path().join("asap.mark")).unwrap(), "ok");
         assert!(!srv.dir.path().join("root.mark").exists() && !srv.dir.path().join("user.mark").exists());
         return;
@@ -159,7 +155,7 @@ fn as_root_and_as_user_hooks_run_around_the_privilege_drop() {
     std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
     let mut with_uid = args.to_vec();
     with_uid.extend(["--uid", "nobody"]);
-    let srv = start_in(dir, &with_uid, 1);
+    let srv = Server::start_args_in(dir, &with_uid, 1);
     let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap().uid.as_raw();
     let read = |name: &str| std::fs::read_to_string(srv.dir.path().join(name)).unwrap().trim().to_owned();
     assert_eq!(read("root.mark"), "0", "{}", srv.log());
@@ -282,7 +278,7 @@ fn exit_on_reload_turns_a_reload_into_an_exit() {
 fn touch_workers_reload_replaces_only_the_workers() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("workers.touch"), "").unwrap();
-    let srv = start_in(
+    let srv = Server::start_args_in(
         dir,
         &[
             "--http-socket",
@@ -295,14 +291,7 @@ fn touch_workers_reload_replaces_only_the_workers() {
         1,
     );
     let before = srv.get("/pid").text();
-    // A different mtime than at start (coarse file systems keep 1 s granularity).
-    let later = std::time::SystemTime::now() + Duration::from_secs(2);
-    std::fs::File::options()
-        .write(true)
-        .open(srv.dir.path().join("workers.touch"))
-        .unwrap()
-        .set_modified(later)
-        .unwrap();
+    it::touch_later(&srv.dir.path().join("workers.touch"));
     assert!(
         srv.wait_log("workers.touch has been touched... workers reload !!!", Duration::from_secs(15)),
         "{}",

@@ -9,7 +9,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use it::tls::{curl, dir_of, run, start, start_django_https, url};
+use it::tls::{curl, dir_of, guestbook_post, python_client, run, start, start_django_https, url};
 use it::{app, json, Server, Start};
 
 /// `ENHANCE_YOUR_CALM` (RFC 9113 §7).
@@ -18,18 +18,7 @@ const ENHANCE_YOUR_CALM: u64 = 0xb;
 /// Runs one operation of `CLIENT` against the server (the test CA trusted); returns its
 /// JSON answer.
 fn python(srv: &Server, args: &[&str]) -> json::Value {
-    let dir = dir_of(srv);
-    let script = dir.join("h2client.py");
-    std::fs::write(&script, CLIENT).unwrap();
-    let out = run(Command::new(it::venv_python())
-        .arg(&script)
-        .arg(srv.addr().port().to_string())
-        .arg(dir.join("ca.pem"))
-        .args(args)
-        .current_dir(&dir));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "h2client.py {args:?} failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("h2client.py printed no JSON ({e}): {stdout}"))
+    python_client(srv, "h2client.py", CLIENT, args)
 }
 
 const CLIENT: &str = r#"
@@ -374,7 +363,7 @@ fn asgi_app_over_http2() {
     let apps = it::repo().join("tests/apps").display().to_string();
     let https = "127.0.0.1:0,site.crt,site.key".to_owned();
     let args = ["--https", &https, "--chdir", &apps, "--asgi", "asgi_raw:app", "--threads", "2"];
-    let srv = Server::start_in(dir, Start { args: args.map(str::to_owned).to_vec(), env: vec![], workers: 1 });
+    let srv = Server::start_args_in(dir, &args, 1);
     let (code, body, err) = curl(&srv, &["--http2", &url(&srv, "/scope?a=1")]);
     assert_eq!(code, 0, "{err}");
     let scope: json::Value = json::from_slice(&body).unwrap();
@@ -458,37 +447,8 @@ fn django_example_admin_and_static_files_over_http2() {
     assert_eq!(&body[..body.len() - 2], want.as_slice());
     assert_eq!(&body[body.len() - 2..], b"\n2");
     // The guestbook's form round trip over HTTP/2: CSRF cookie, token and Referer check.
-    let jar = srv.dir.path().join("cookies.txt").display().to_string();
-    let (code, body, err) = curl(&srv, &["--http2", "-c", &jar, &url(&srv, "/")]);
-    assert_eq!(code, 0, "{err}");
-    let page = String::from_utf8_lossy(&body);
-    let token = page
-        .split("name=\"csrfmiddlewaretoken\" value=\"")
-        .nth(1)
-        .and_then(|s| s.split('"').next())
-        .expect("hidden csrf input")
-        .to_owned();
-    let form = format!("csrfmiddlewaretoken={token}&name=Grace&message=over+HTTP/2");
-    let referer = url(&srv, "/");
-    let (code, body, err) = curl(
-        &srv,
-        &[
-            "--http2",
-            "-b",
-            &jar,
-            "-e",
-            &referer,
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code} %{http_version}",
-            "-d",
-            &form,
-            &url(&srv, "/"),
-        ],
-    );
-    assert_eq!(code, 0, "{err}");
-    assert_eq!(String::from_utf8_lossy(&body), "303 2");
+    let posted = guestbook_post(&srv, &["--http2"], "name=Grace&message=over+HTTP/2", "%{http_code} %{http_version}");
+    assert_eq!(posted, "303 2");
     let (_, body, _) = curl(&srv, &["--http2", &url(&srv, "/")]);
     assert!(String::from_utf8_lossy(&body).contains("<strong>Grace</strong>: over HTTP/2"));
 }

@@ -8,14 +8,13 @@ use std::net::{TcpStream, UdpSocket};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use it::{app, read_response, Server, Start};
+use it::{app, read_response, Server};
 
 /// Starts ruwsgi on `ini` (written into a fresh temp dir, `DIR` replaced by its path).
 fn start_ini(ini: &str, workers: usize) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let text = ini.replace("DIR", &dir.path().display().to_string()).replace("APP", &app("hello.py"));
-    std::fs::write(dir.path().join("app.ini"), text).unwrap();
-    Server::start_in(dir, Start { args: vec!["--ini".into(), "app.ini".into()], env: vec![], workers })
+    Server::start_ini_in(dir, &text, workers, vec![])
 }
 
 /// Waits until the file holds at least `lines` lines; returns its text.
@@ -351,8 +350,7 @@ fn log_master_carries_the_apps_print_and_stderr_output() {
         "[uwsgi]\nhttp-socket = 127.0.0.1:0\nwsgi-file = app.py\nlogger = file:{0}/all.log\nlogger = stdio\nlog-encoder = prefix [app]>\n",
         dir.path().display()
     );
-    std::fs::write(dir.path().join("app.ini"), ini).unwrap();
-    let srv = Server::start_in(dir, Start { args: vec!["--ini".into(), "app.ini".into()], env: vec![], workers: 1 });
+    let srv = Server::start_ini_in(dir, &ini, 1, vec![]);
     srv.get("/p1");
     let all = wait_contains(&srv.dir.path().join("all.log"), "GET /p1");
     for want in ["[app]>print from /p1\n", "[app]>stderr from /p1\n", "[app]>spawned uWSGI worker 1"] {

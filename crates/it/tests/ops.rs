@@ -2,7 +2,7 @@
 //! harakiri, recycling, py-autoreload, daemonize, the stats server (read by the real
 //! `uwsgitop`), touch-reload, the master FIFO and attached daemons.
 
-use std::io::{BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use it::{app, read_response, Server, Start};
+use it::{app, read_response, read_to_close, touch_later, wait_file, Server};
 use nix::sys::signal::Signal;
 
 /// A one-response WSGI app whose body is `body`.
@@ -24,8 +24,16 @@ fn write_app(dir: &Path, body: &str) {
     std::fs::rename(dir.join("app.py.new"), dir.join("app.py")).unwrap();
 }
 
-fn start_in(dir: tempfile::TempDir, args: &[&str], workers: usize) -> Server {
-    Server::start_in(dir, Start { args: args.iter().map(|s| (*s).to_owned()).collect(), env: vec![], workers })
+/// Serves the `write_app` app answering `v1` over HTTP on a free port, plus `extra` flags,
+/// from a temp dir where each of `empty_files` exists (e.g. a `touch-*` file).
+fn start_v1(empty_files: &[&str], extra: &[&str], workers: usize) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    write_app(dir.path(), "v1");
+    for name in empty_files {
+        std::fs::write(dir.path().join(name), "").unwrap();
+    }
+    let args = [&["--http-socket", "127.0.0.1:0", "--wsgi-file", "app.py"], extra].concat();
+    Server::start_args_in(dir, &args, workers)
 }
 
 /// Outcome of one client's run.
@@ -98,13 +106,7 @@ fn client(
 
 #[test]
 fn sighup_reload_under_load_drops_no_request() {
-    let dir = tempfile::tempdir().unwrap();
-    write_app(dir.path(), "v1");
-    let srv = start_in(
-        dir,
-        &["--http-socket", "127.0.0.1:0", "--wsgi-file", "app.py", "--processes", "2", "--threads", "2"],
-        2,
-    );
+    let srv = start_v1(&[], &["--processes", "2", "--threads", "2"], 2);
     let addr = srv.addr();
     let master = srv.pid();
     let stop = Arc::new(AtomicBool::new(false));
@@ -158,7 +160,7 @@ fn sigterm_lets_the_in_flight_request_finish() {
     let sock = dir.path().join("s.sock");
     let pidfile = dir.path().join("app.pid");
     let (sock_s, pid_s) = (sock.display().to_string(), pidfile.display().to_string());
-    let mut srv = start_in(
+    let mut srv = Server::start_args_in(
         dir,
         &["--http-socket", &sock_s, "--wsgi-file", &app("wsgi_features.py"), "--pidfile", &pid_s, "--vacuum"],
         1,
@@ -284,7 +286,11 @@ fn py_autoreload_serves_an_edited_module_within_3s() {
     // and the edit comes a second after the start, so their mtimes differ everywhere.
     let old = std::time::SystemTime::now() - Duration::from_secs(10);
     std::fs::File::options().write(true).open(dir.path().join("greeting.py")).unwrap().set_modified(old).unwrap();
-    let srv = start_in(dir, &["--http-socket", "127.0.0.1:0", "--wsgi-file", "app.py", "--py-autoreload", "1"], 1);
+    let srv = Server::start_args_in(
+        dir,
+        &["--http-socket", "127.0.0.1:0", "--wsgi-file", "app.py", "--py-autoreload", "1"],
+        1,
+    );
     assert_eq!(srv.get("/").body, b"one");
     std::thread::sleep(Duration::from_millis(1100));
     std::fs::write(srv.dir.path().join("greeting.py"), "TEXT = b'two'\n").unwrap();
@@ -313,20 +319,6 @@ impl Drop for KillOnDrop {
             std::thread::sleep(Duration::from_millis(20));
         }
         let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
-    }
-}
-
-fn wait_file(path: &Path, timeout: Duration, pred: impl Fn(&str) -> bool) -> Option<String> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let text = std::fs::read_to_string(path).unwrap_or_default();
-        if pred(&text) {
-            return Some(text);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -365,22 +357,6 @@ fn daemonize_returns_and_logs_to_the_file() {
         wait_file(&log, Duration::from_secs(10), |t| t.contains("GET /daemon =>")).is_some(),
         "request line in the log file"
     );
-}
-
-fn stats_address(srv: &Server) -> String {
-    assert!(srv.wait_log("stats server enabled on ", Duration::from_secs(5)), "{}", srv.log());
-    srv.log()
-        .lines()
-        .find_map(|l| Some(l.split("stats server enabled on ").nth(1)?.split(' ').next()?.to_owned()))
-        .unwrap()
-}
-
-fn read_stats(address: &str) -> String {
-    let mut s = TcpStream::connect(address).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
-    text
 }
 
 /// The `uwsgitop` and `python` installed next to `ruwsgi`.
@@ -445,8 +421,8 @@ fn stats_server_serves_uwsgi_json_and_uwsgitop_reads_it() {
     for _ in 0..5 {
         assert_eq!(srv.get("/").status, 200);
     }
-    let address = stats_address(&srv);
-    let json = read_stats(&address);
+    let address = srv.logged_address("stats");
+    let json = read_to_close(&address, b"");
     for key in [
         "\"version\"",
         "\"listen_queue\"",
@@ -492,40 +468,17 @@ fn stats_http_answers_with_a_http_head() {
         "127.0.0.1:0",
         "--stats-http",
     ]);
-    let text = read_stats(&stats_address(&srv));
+    let text = read_to_close(&srv.logged_address("stats"), b"");
     assert!(text.starts_with("HTTP/1.0 200 OK\r\n"), "{text}");
     assert!(text.contains("\"workers\""), "{text}");
 }
 
 #[test]
 fn touch_reload_and_master_fifo() {
-    let dir = tempfile::tempdir().unwrap();
-    write_app(dir.path(), "v1");
-    std::fs::write(dir.path().join("reload.touch"), "").unwrap();
-    let srv = start_in(
-        dir,
-        &[
-            "--http-socket",
-            "127.0.0.1:0",
-            "--wsgi-file",
-            "app.py",
-            "--touch-reload",
-            "reload.touch",
-            "--master-fifo",
-            "ctl.fifo",
-        ],
-        1,
-    );
+    let srv = start_v1(&["reload.touch"], &["--touch-reload", "reload.touch", "--master-fifo", "ctl.fifo"], 1);
     assert_eq!(srv.get("/").body, b"v1");
     write_app(srv.dir.path(), "v2");
-    // A different mtime than at start (coarse file systems keep 1 s granularity).
-    let later = std::time::SystemTime::now() + Duration::from_secs(2);
-    std::fs::File::options()
-        .write(true)
-        .open(srv.dir.path().join("reload.touch"))
-        .unwrap()
-        .set_modified(later)
-        .unwrap();
+    touch_later(&srv.dir.path().join("reload.touch"));
     assert!(
         srv.wait_for(Duration::from_secs(20), |l| l.contains("has been touched... grace them all")
             && l.matches("spawned uWSGI worker").count() >= 2),
@@ -542,29 +495,12 @@ fn touch_reload_and_master_fifo() {
 
 #[test]
 fn touch_chain_reload_replaces_lazy_workers_one_at_a_time() {
-    let dir = tempfile::tempdir().unwrap();
-    write_app(dir.path(), "v1");
-    std::fs::write(dir.path().join("chain.touch"), "").unwrap();
-    let srv = start_in(
-        dir,
-        &[
-            "--http-socket",
-            "127.0.0.1:0",
-            "--wsgi-file",
-            "app.py",
-            "--processes",
-            "2",
-            "--lazy-apps",
-            "--touch-chain-reload",
-            "chain.touch",
-        ],
-        2,
-    );
+    let srv =
+        start_v1(&["chain.touch"], &["--processes", "2", "--lazy-apps", "--touch-chain-reload", "chain.touch"], 2);
     let before = srv.worker_pids();
     assert_eq!(srv.get("/").body, b"v1");
     write_app(srv.dir.path(), "v2");
-    let later = std::time::SystemTime::now() + Duration::from_secs(2);
-    std::fs::File::options().write(true).open(srv.dir.path().join("chain.touch")).unwrap().set_modified(later).unwrap();
+    touch_later(&srv.dir.path().join("chain.touch"));
     assert!(srv.wait_log("chain reloading complete", Duration::from_secs(30)), "{}", srv.log());
     let log = srv.log();
     let first = log.find("chain next victim is worker 1").expect("worker 1 replaced");
@@ -663,12 +599,7 @@ fn metrics_serves_prometheus_text() {
     for _ in 0..3 {
         assert_eq!(srv.get("/").status, 200);
     }
-    assert!(srv.wait_log("metrics (Prometheus) server enabled on ", Duration::from_secs(5)), "{}", srv.log());
-    let address = srv
-        .log()
-        .lines()
-        .find_map(|l| Some(l.split("server enabled on ").nth(1)?.split(' ').next()?.to_owned()))
-        .unwrap();
+    let address = srv.logged_address("metrics (Prometheus)");
     let mut s = TcpStream::connect(&address).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     s.write_all(b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
@@ -708,7 +639,7 @@ fn uid_and_gid_drop_privileges_after_binding() {
         assert!(log.contains("setgid(65534)"), "{log}");
         return;
     }
-    let srv = start_in(dir, &args, 1);
+    let srv = Server::start_args_in(dir, &args, 1);
     let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap().uid.as_raw();
     let nogroup = nix::unistd::Group::from_name("nogroup").unwrap().unwrap().gid.as_raw();
     // The app runs as nobody:nogroup, and so do the master and the worker.
@@ -725,7 +656,7 @@ fn uid_and_gid_drop_privileges_after_binding() {
 /// like any other config.
 #[test]
 fn strict_as_root_without_uid_only_warns() {
-    let srv = start_in(
+    let srv = Server::start_args_in(
         tempfile::tempdir().unwrap(),
         &["--http-socket", "127.0.0.1:0", "--wsgi-file", &app("hello.py"), "--strict"],
         1,
@@ -770,23 +701,7 @@ fn wait_new_workers(srv: &Server, before: &[i32], n: usize) -> Vec<i32> {
 
 #[test]
 fn master_fifo_letters_as_in_uwsgi() {
-    let dir = tempfile::tempdir().unwrap();
-    write_app(dir.path(), "v1");
-    let srv = start_in(
-        dir,
-        &[
-            "--http-socket",
-            "127.0.0.1:0",
-            "--wsgi-file",
-            "app.py",
-            "--processes",
-            "2",
-            "--lazy-apps",
-            "--master-fifo",
-            "ctl.fifo",
-        ],
-        2,
-    );
+    let srv = start_v1(&[], &["--processes", "2", "--lazy-apps", "--master-fifo", "ctl.fifo"], 2);
     let fifo = srv.dir.path().to_path_buf();
     let master = srv.pid();
     assert!(srv.wait_log("master fifo", Duration::from_secs(5)));
@@ -847,7 +762,7 @@ fn stats_count_static_requests_apart() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("files")).unwrap();
     std::fs::write(dir.path().join("files/a.txt"), "static\n").unwrap();
-    let srv = start_in(
+    let srv = Server::start_args_in(
         dir,
         &[
             "--http-socket",
@@ -864,7 +779,7 @@ fn stats_count_static_requests_apart() {
     assert_eq!(srv.get("/s/a.txt").body, b"static\n");
     assert_eq!(srv.get("/s/a.txt").status, 200);
     assert_eq!(srv.get("/").status, 200);
-    let doc = it::json::from_str::<it::json::Value>(&read_stats(&stats_address(&srv))).unwrap();
+    let doc = it::json::from_str::<it::json::Value>(&read_to_close(&srv.logged_address("stats"), b"")).unwrap();
     let workers = doc["workers"].as_array().unwrap();
     assert_eq!(workers[0]["requests"].as_u64(), Some(3));
     let cores = workers[0]["cores"].as_array().unwrap();
@@ -875,9 +790,7 @@ fn stats_count_static_requests_apart() {
 
 #[test]
 fn reload_and_stop_through_the_pidfile() {
-    let dir = tempfile::tempdir().unwrap();
-    write_app(dir.path(), "v1");
-    let mut srv = start_in(dir, &["--http-socket", "127.0.0.1:0", "--wsgi-file", "app.py", "--pidfile", "app.pid"], 1);
+    let mut srv = start_v1(&[], &["--pidfile", "app.pid"], 1);
     let here = srv.dir.path().to_path_buf();
     let run = |args: &[&str]| it::run_to_exit(&here, args, Duration::from_secs(10));
     // `ruwsgi --reload PIDFILE`: a graceful reload of that master.

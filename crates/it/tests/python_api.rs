@@ -5,10 +5,9 @@
 //! (signals to workers, locks, `opt`, `reload()`, `stop()`, the `AttributeError` of what
 //! ruwsgi leaves out).
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use it::{app, Server, Start};
+use it::{app, wait_file, Server, Start};
 
 fn start(dir: tempfile::TempDir, args: &[&str], env: Vec<(&str, String)>, workers: usize) -> Server {
     Server::start_in(dir, Start { args: args.iter().map(|s| (*s).to_owned()).collect(), env, workers })
@@ -20,22 +19,6 @@ fn api_server(extra: &[&str], workers: usize) -> Server {
     let mut args = vec!["--http-socket", "127.0.0.1:0", "--wsgi-file", &app, "--master"];
     args.extend_from_slice(extra);
     start(tempfile::tempdir().unwrap(), &args, vec![], workers)
-}
-
-/// Waits until `path` exists and `pred` holds for its text.
-fn wait_file(path: &Path, timeout: Duration, pred: impl Fn(&str) -> bool) -> Option<String> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Ok(text) = std::fs::read_to_string(path) {
-            if pred(&text) {
-                return Some(text);
-            }
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[test]

@@ -376,18 +376,7 @@ fn uwsgi_get(path: &str) -> Vec<u8> {
         ("REMOTE_PORT", "40000"),
         ("HTTP_HOST", "localhost"),
     ];
-    let mut block = Vec::new();
-    for (k, v) in vars {
-        for s in [k, v] {
-            block.extend_from_slice(&u16::try_from(s.len()).unwrap().to_le_bytes());
-            block.extend_from_slice(s.as_bytes());
-        }
-    }
-    let mut out = vec![0];
-    out.extend_from_slice(&u16::try_from(block.len()).unwrap().to_le_bytes());
-    out.push(0);
-    out.extend_from_slice(&block);
-    out
+    it::uwsgi_packet(&vars)
 }
 
 /// Sends one `; expect:` request and returns the response.

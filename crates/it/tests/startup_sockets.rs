@@ -10,14 +10,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use it::json::{self, Value};
-use it::{app, read_response, run_to_exit, ruwsgi_command, Response, Server, Start};
+use it::{app, read_response, run_to_exit, ruwsgi_command, Response, Server};
 use nix::sys::signal::Signal;
 
 const SECS: Duration = Duration::from_secs(10);
-
-fn start_in(dir: tempfile::TempDir, args: &[&str], workers: usize) -> Server {
-    Server::start_in(dir, Start { args: args.iter().map(|s| (*s).to_owned()).collect(), env: vec![], workers })
-}
 
 /// A module that appends `<tag> <pid>` to `marks` in the working directory when imported.
 fn write_marker(dir: &Path, module: &str, tag: &str) {
@@ -56,7 +52,7 @@ fn import_runs_before_the_apps_in_each_lazy_worker_and_shared_import_once_in_the
     write_marker(dir.path(), "mark_import", "import");
     write_marker(dir.path(), "mark_shared", "shared");
     let path = dir.path().to_path_buf();
-    let srv = start_in(
+    let srv = Server::start_args_in(
         dir,
         &[
             "--http-socket",
@@ -88,7 +84,7 @@ fn import_without_lazy_apps_runs_once_in_the_master_and_a_failure_is_logged() {
     std::fs::create_dir(dir.path().join("pkg")).unwrap();
     write_marker(&dir.path().join("pkg"), "by_file", "file");
     let path = dir.path().to_path_buf();
-    let srv = start_in(
+    let srv = Server::start_args_in(
         dir,
         &[
             "--http-socket",
@@ -118,7 +114,7 @@ fn import_without_lazy_apps_runs_once_in_the_master_and_a_failure_is_logged() {
 fn pyargv_is_sys_argv_after_uwsgi() {
     let dir = tempfile::tempdir().unwrap();
     write_repr_app(dir.path(), "sys.argv");
-    let srv = start_in(
+    let srv = Server::start_args_in(
         dir,
         &[
             "--http-socket",
@@ -142,7 +138,7 @@ fn optimize_runs_the_app_at_that_level_across_a_reload() {
     let ini = dir.path().join("app.ini");
     std::fs::write(&ini, "[uwsgi]\nhttp-socket = 127.0.0.1:0\nwsgi-file = app.py\noptimize = 2\n").unwrap();
     let ini = ini.display().to_string();
-    let srv = start_in(dir, &["--ini", &ini], 1);
+    let srv = Server::start_args_in(dir, &["--ini", &ini], 1);
     assert_eq!(srv.get("/").text(), "(2, False, ['uwsgi'])");
     assert!(srv.log().contains("optimize = 2: re-executing the interpreter with -OO"), "{}", srv.log());
     srv.signal(Signal::SIGHUP);
@@ -218,7 +214,7 @@ fn umask_applies_to_unix_sockets_and_files_the_app_creates() {
     )
     .unwrap();
     let path = dir.path().to_path_buf();
-    let srv = start_in(
+    let srv = Server::start_args_in(
         dir,
         &["--umask", "027", "--socket", "app.sock", "--http-socket", "127.0.0.1:0", "--wsgi-file", "app.py"],
         1,
@@ -237,7 +233,7 @@ fn chmod_is_chmod_socket() {
         .unwrap();
     let ini = ini.display().to_string();
     let path = dir.path().to_path_buf();
-    let srv = start_in(dir, &["--ini", &ini], 1);
+    let srv = Server::start_args_in(dir, &["--ini", &ini], 1);
     let mode = std::fs::metadata(path.join("app.sock")).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o640, "{}", srv.log());
 }
@@ -379,22 +375,6 @@ fn vhost_picks_the_app_by_host() {
     assert!(srv.wait_log("\nshop.test:8080 [pid: ", SECS), "{}", srv.log());
 }
 
-/// A uwsgi packet with `vars` (modifier 0).
-fn uwsgi_packet(vars: &[(&str, &str)]) -> Vec<u8> {
-    let mut body = Vec::new();
-    for (k, v) in vars {
-        for s in [k, v] {
-            body.extend_from_slice(&u16::try_from(s.len()).unwrap().to_le_bytes());
-            body.extend_from_slice(s.as_bytes());
-        }
-    }
-    let mut packet = vec![0];
-    packet.extend_from_slice(&u16::try_from(body.len()).unwrap().to_le_bytes());
-    packet.push(0);
-    packet.extend_from_slice(&body);
-    packet
-}
-
 #[test]
 fn vhost_over_uwsgi_takes_http_host_then_server_name() {
     let apps = it::repo().join("tests/apps").display().to_string();
@@ -415,7 +395,7 @@ fn vhost_over_uwsgi_takes_http_host_then_server_name() {
         let mut base = vec![("REQUEST_METHOD", "GET"), ("PATH_INFO", "/"), ("SERVER_PROTOCOL", "HTTP/1.1")];
         base.extend_from_slice(vars);
         let mut conn = srv.connect();
-        conn.write_all(&uwsgi_packet(&base)).unwrap();
+        conn.write_all(&it::uwsgi_packet(&base)).unwrap();
         app_name(&read_response(&mut BufReader::new(conn)).unwrap())
     };
     assert_eq!(ask(&[("SERVER_NAME", "blog.test")]), "blog");

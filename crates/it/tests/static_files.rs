@@ -7,7 +7,7 @@ use std::os::unix::fs::symlink;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use it::{app, read_response, read_response_to, Response, Server, Start};
+use it::{app, read_response, read_response_to, Response, Server};
 use sha2::{Digest, Sha256};
 
 /// Planted just outside the map root; must never appear in any response.
@@ -104,7 +104,7 @@ fn start() -> Server {
         "--mimefile",
         &p("mime.types"),
     ];
-    Server::start_in(dir, Start { args: args.iter().map(|s| (*s).to_owned()).collect(), env: vec![], workers: 1 })
+    Server::start_args_in(dir, &args, 1)
 }
 
 fn get(srv: &Server, target: &str, headers: &str) -> Response {
@@ -427,8 +427,7 @@ fn big_file_zero_copy_small_rss_and_thread_not_held() {
         "--static-map",
         &map,
     ];
-    let srv =
-        Server::start_in(dir, Start { args: args.iter().map(|s| (*s).to_owned()).collect(), env: vec![], workers: 1 });
+    let srv = Server::start_args_in(dir, &args, 1);
     let worker = srv.worker_pids()[0];
     assert_eq!(srv.get("/static/small.txt").body, b"small\n");
     let rss_before = vm_rss_kib(worker);
@@ -529,8 +528,7 @@ fn django_example_with_static_map() {
         .replace("static-map = /static=%dstatic", &format!("static-map = /static={}", static_root.display()))
         .replace("%d", &format!("{}/", django.display()));
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("app.ini"), ini).unwrap();
-    let srv = Server::start_in(dir, Start { args: vec!["--ini".into(), "app.ini".into()], env, workers: 2 });
+    let srv = Server::start_ini_in(dir, &ini, 2, env);
     let css = srv.get("/static/guestbook/style.css");
     assert_eq!(css.status, 200);
     assert_eq!(css.body, std::fs::read(django.join("guestbook/static/guestbook/style.css")).unwrap());
@@ -563,8 +561,7 @@ fn stalled_download_is_dropped_after_socket_timeout() {
         "--static-map",
         &map,
     ];
-    let srv =
-        Server::start_in(dir, Start { args: args.iter().map(|s| (*s).to_owned()).collect(), env: vec![], workers: 1 });
+    let srv = Server::start_args_in(dir, &args, 1);
     let mut stream = srv.connect();
     stream.write_all(b"GET /static/stall.bin HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
     // Read nothing: the server must give up on its own.
@@ -591,8 +588,7 @@ fn slow_client_of_a_file_wrapper_body_holds_no_thread() {
     let data: Vec<u8> = (0..SIZE).map(|i| (i % 251) as u8).collect();
     std::fs::write(&path, &data).unwrap();
     let args = ["--http-socket", "127.0.0.1:0", "--wsgi-file", &app("wsgi_features.py")];
-    let srv =
-        Server::start_in(dir, Start { args: args.iter().map(|s| (*s).to_owned()).collect(), env: vec![], workers: 1 });
+    let srv = Server::start_args_in(dir, &args, 1);
     let mut slow = srv.connect();
     let request = format!("GET /file?path={} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", path.display());
     slow.write_all(request.as_bytes()).unwrap();

@@ -8,25 +8,16 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use it::tls::{curl, dir_of, run, start, start_django_https, start_in, url, write_certs, Ca};
-use it::{app, json, Server, Start};
+use it::tls::{
+    curl, dir_of, guestbook_post, python_client, run, start, start_django_https, start_in, url, write_certs, Ca,
+};
+use it::{app, json, Server};
 use sha2::{Digest, Sha256};
 
 /// Python's `ssl` + `http.client` against the server (the test CA trusted), running one of
 /// the operations of `CLIENT`; returns its JSON answer.
 fn python(srv: &Server, args: &[&str]) -> json::Value {
-    let dir = dir_of(srv);
-    let script = dir.join("client.py");
-    std::fs::write(&script, CLIENT).unwrap();
-    let out = run(Command::new(it::venv_python())
-        .arg(&script)
-        .arg(srv.addr().port().to_string())
-        .arg(dir.join("ca.pem"))
-        .args(args)
-        .current_dir(&dir));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "client.py {args:?} failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("client.py printed no JSON ({e}): {stdout}"))
+    python_client(srv, "client.py", CLIENT, args)
 }
 
 const CLIENT: &str = r#"
@@ -210,7 +201,7 @@ fn asgi_app_over_https_sees_the_https_scheme() {
     let https = "127.0.0.1:0,site.crt,site.key".to_owned();
     let args = ["--https", &https, "--chdir", &apps, "--asgi", "asgi_raw:app", "--threads", "2"];
     // Relative certificate paths are read from the start directory, before `chdir`.
-    let srv = Server::start_in(dir, Start { args: args.map(str::to_owned).to_vec(), env: vec![], workers: 1 });
+    let srv = Server::start_args_in(dir, &args, 1);
     let (code, body, err) = curl(&srv, &[&url(&srv, "/scope")]);
     assert_eq!(code, 0, "{err}");
     let scope: json::Value = json::from_slice(&body).unwrap();
@@ -225,7 +216,7 @@ fn asgi_websocket_over_https() {
     let apps = it::repo().join("tests/apps").display().to_string();
     let https = "127.0.0.1:0,site.crt,site.key".to_owned();
     let args = ["--https", &https, "--chdir", &apps, "--asgi", "fastapi_app:app", "--threads", "2"];
-    let srv = Server::start_in(dir, Start { args: args.map(str::to_owned).to_vec(), env: vec![], workers: 1 });
+    let srv = Server::start_args_in(dir, &args, 1);
     let got = python(&srv, &["wss", "/ws"]);
     assert_eq!(got["status"], "HTTP/1.1 101 Switching Protocols", "{got}");
     assert_eq!(got["reply"], "echo: hi over tls", "{got}");
@@ -464,7 +455,7 @@ fn a_stalled_handshake_does_not_hold_the_only_thread() {
         "--socket-timeout",
         "60",
     ];
-    let srv = Server::start_in(dir, Start { args: args.map(str::to_owned).to_vec(), env: vec![], workers: 1 });
+    let srv = Server::start_args_in(dir, &args, 1);
     let mut stalled = it::connect(srv.addr());
     std::io::Write::write_all(&mut stalled, &[0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00]).unwrap();
     let _silent = it::connect(srv.addr());
@@ -494,7 +485,7 @@ fn https_to_http_redirect_by_routing_and_hsts_by_add_header() {
         "--add-header",
         "Strict-Transport-Security: max-age=31536000",
     ];
-    let srv = Server::start_in(dir, Start { args: args.map(str::to_owned).to_vec(), env: vec![], workers: 1 });
+    let srv = Server::start_args_in(dir, &args, 1);
     let r = srv.exchange(b"GET /page?q=1 HTTP/1.1\r\nHost: example.test\r\nConnection: close\r\n\r\n");
     assert_eq!(r.status, 301, "{r:?}");
     assert_eq!(r.header("location"), Some("https://example.test/page?q=1"));
@@ -556,24 +547,8 @@ fn django_example_admin_and_static_files_over_https() {
         assert_eq!(body, std::fs::read(file).unwrap(), "{path}");
     }
     // The guestbook's form round trip, with the CSRF cookie over HTTPS.
-    let jar = srv.dir.path().join("cookies.txt").display().to_string();
-    let (code, body, err) = curl(&srv, &["-c", &jar, &url(&srv, "/")]);
-    assert_eq!(code, 0, "{err}");
-    let page = String::from_utf8_lossy(&body);
-    let token = page
-        .split("name=\"csrfmiddlewaretoken\" value=\"")
-        .nth(1)
-        .and_then(|s| s.split('"').next())
-        .expect("hidden csrf input")
-        .to_owned();
-    let form = format!("csrfmiddlewaretoken={token}&name=Ada&message=over+TLS");
-    let referer = url(&srv, "/");
-    let (code, body, err) = curl(
-        &srv,
-        &["-b", &jar, "-e", &referer, "-o", "/dev/null", "-w", "%{http_code}", "-d", &form, &url(&srv, "/")],
-    );
-    assert_eq!(code, 0, "{err}");
-    assert_eq!(String::from_utf8_lossy(&body), "303", "Django's HTTPS CSRF check (Referer) passes");
+    let posted = guestbook_post(&srv, &[], "name=Ada&message=over+TLS", "%{http_code}");
+    assert_eq!(posted, "303", "Django's HTTPS CSRF check (Referer) passes");
     let (_, body, _) = curl(&srv, &[&url(&srv, "/")]);
     assert!(String::from_utf8_lossy(&body).contains("<strong>Ada</strong>: over TLS"));
 }

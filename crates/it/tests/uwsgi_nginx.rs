@@ -27,10 +27,6 @@ fn pass_all(upstream: &str) -> String {
 }
 
 /// Starts ruwsgi in `dir` (so a unix socket can live there) with `args`.
-fn start_in(dir: tempfile::TempDir, args: &[&str], workers: usize) -> Server {
-    Server::start_in(dir, Start { args: args.iter().map(|s| (*s).to_owned()).collect(), env: vec![], workers })
-}
-
 /// The uwsgi socket's address as nginx's `uwsgi_pass` wants it. The `socket` option is the
 /// only TCP socket in these tests unless they say otherwise.
 fn upstream(srv: &Server) -> String {
@@ -58,24 +54,8 @@ fn env_str<'v>(v: &'v Value, key: &str) -> &'v str {
         .unwrap_or_else(|| panic!("environ has no string {key}: {v:?}"))
 }
 
-/// A uwsgi request packet (modifier1 0) with `vars`, as nginx would send it.
-fn uwsgi_packet(vars: &[(&str, &str)]) -> Vec<u8> {
-    let mut block = Vec::new();
-    for (k, v) in vars {
-        for s in [k, v] {
-            block.extend_from_slice(&u16::try_from(s.len()).unwrap().to_le_bytes());
-            block.extend_from_slice(s.as_bytes());
-        }
-    }
-    let mut out = vec![0];
-    out.extend_from_slice(&u16::try_from(block.len()).unwrap().to_le_bytes());
-    out.push(0);
-    out.extend_from_slice(&block);
-    out
-}
-
 fn valid_get(path: &str) -> Vec<u8> {
-    uwsgi_packet(&[
+    it::uwsgi_packet(&[
         ("REQUEST_METHOD", "GET"),
         ("REQUEST_URI", path),
         ("PATH_INFO", path),
@@ -134,7 +114,8 @@ fn get_post_head_over_unix_socket_with_chmod() {
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("app.sock");
     let sock_s = sock.display().to_string();
-    let srv = start_in(dir, &["--socket", &sock_s, "--chmod-socket", "666", "--wsgi-file", &app("echo.py")], 1);
+    let srv =
+        Server::start_args_in(dir, &["--socket", &sock_s, "--chmod-socket", "666", "--wsgi-file", &app("echo.py")], 1);
     assert!(srv.log().contains(&format!("bound to UNIX address {sock_s}")), "{}", srv.log());
     let mode = std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o666, "chmod-socket 666");
@@ -160,7 +141,7 @@ fn chmod_socket_bare_means_666_and_chown_socket_applies() {
     )
     .unwrap();
     let ini_s = ini.display().to_string();
-    let srv = start_in(dir, &["--ini", &ini_s], 1);
+    let srv = Server::start_args_in(dir, &["--ini", &ini_s], 1);
     let mode = std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o666, "bare chmod-socket means 666");
     let nginx = Nginx::start(&pass_all(&format!("unix:{sock_s}")));
@@ -361,11 +342,7 @@ fn django_example_through_nginx_with_static_and_csrf() {
 
     // The form: CSRF cookie + hidden token, posted back through nginx.
     let cookie = cookie_value(&page, "csrftoken").expect("csrftoken cookie");
-    let token = html
-        .split("name=\"csrfmiddlewaretoken\" value=\"")
-        .nth(1)
-        .and_then(|s| s.split('"').next())
-        .expect("csrfmiddlewaretoken in the form");
+    let token = it::csrf_token(&html);
     let body = format!("csrfmiddlewaretoken={token}&name=nginx&message=hello+through+uwsgi_pass");
     let raw = format!(
         "POST / HTTP/1.1\r\nHost: localhost\r\nCookie: csrftoken={cookie}\r\n\
@@ -458,7 +435,7 @@ fn malformed_packets_close_the_connection_not_the_worker() {
     let pids = srv.worker_pids();
     let valid = valid_get("/ok");
 
-    let mut lying_length = uwsgi_packet(&[("REQUEST_METHOD", "GET")]);
+    let mut lying_length = it::uwsgi_packet(&[("REQUEST_METHOD", "GET")]);
     // The key claims 200 bytes in a block that has 21.
     lying_length[4] = 200;
     let mut unknown_modifier = valid.clone();
@@ -584,7 +561,7 @@ fn seed_form_http_and_socket_in_one_ini() {
     )
     .unwrap();
     let ini_s = ini.display().to_string();
-    let srv = start_in(dir, &["--ini", &ini_s], 2);
+    let srv = Server::start_args_in(dir, &["--ini", &ini_s], 2);
     assert_eq!(srv.addrs.len(), 2, "{}", srv.log());
     let nginx = Nginx::start(&pass_all(&srv.addrs[1].to_string()));
     assert_eq!(http_get(srv.addrs[0], "/pid").status, 200);
@@ -602,7 +579,7 @@ fn stale_unix_socket_is_replaced_and_a_live_one_is_an_error() {
     assert!(sock.exists());
     assert!(UnixStream::connect(&sock).is_err());
     let other = tempfile::tempdir().unwrap();
-    let srv = start_in(dir, &["--socket", &sock_s, "--wsgi-file", &app("echo.py")], 1);
+    let srv = Server::start_args_in(dir, &["--socket", &sock_s, "--wsgi-file", &app("echo.py")], 1);
     assert!(srv.log().contains(&format!("removing stale unix socket {sock_s}")), "{}", srv.log());
     let nginx = Nginx::start(&pass_all(&format!("unix:{sock_s}")));
     assert_eq!(nginx.get("/").status, 200);
@@ -619,7 +596,7 @@ fn vacuum_on(signal: Signal) {
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("app.sock");
     let sock_s = sock.display().to_string();
-    let mut srv = start_in(dir, &["--socket", &sock_s, "--vacuum", "--wsgi-file", &app("echo.py")], 1);
+    let mut srv = Server::start_args_in(dir, &["--socket", &sock_s, "--vacuum", "--wsgi-file", &app("echo.py")], 1);
     assert!(sock.exists());
     srv.signal(signal);
     assert_eq!(srv.wait_exit(SECS), Some(0), "{}", srv.log());
@@ -641,12 +618,12 @@ fn without_vacuum_the_socket_file_stays_and_is_reused() {
     let dir = tempfile::tempdir().unwrap();
     let sock: PathBuf = dir.path().join("app.sock");
     let sock_s = sock.display().to_string();
-    let mut srv = start_in(dir, &["--socket", &sock_s, "--wsgi-file", &app("echo.py")], 1);
+    let mut srv = Server::start_args_in(dir, &["--socket", &sock_s, "--wsgi-file", &app("echo.py")], 1);
     srv.signal(Signal::SIGINT);
     assert_eq!(srv.wait_exit(SECS), Some(0), "{}", srv.log());
     assert!(sock.exists(), "like uWSGI, no vacuum leaves the file");
     let dir2 = tempfile::tempdir().unwrap();
-    let _again = start_in(dir2, &["--socket", &sock_s, "--wsgi-file", &app("echo.py")], 1);
+    let _again = Server::start_args_in(dir2, &["--socket", &sock_s, "--wsgi-file", &app("echo.py")], 1);
     let nginx = Nginx::start(&pass_all(&format!("unix:{sock_s}")));
     assert_eq!(nginx.get("/").status, 200);
 }
@@ -656,7 +633,7 @@ fn abstract_unix_socket_creates_no_file() {
     let dir = tempfile::tempdir().unwrap();
     let name = format!("ruwsgi-it-{}-{}", std::process::id(), it::nginx::free_port());
     let address = format!("@{name}");
-    let srv = start_in(dir, &["--socket", &address, "--vacuum", "--wsgi-file", &app("echo.py")], 1);
+    let srv = Server::start_args_in(dir, &["--socket", &address, "--vacuum", "--wsgi-file", &app("echo.py")], 1);
     assert!(srv.log().contains(&format!("bound to UNIX address {address}")), "{}", srv.log());
     assert!(!srv.dir.path().join(&address).exists(), "an abstract socket is not a file");
     let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
