@@ -339,6 +339,11 @@ struct CloseGuard<'py, 'r> {
 impl Drop for CloseGuard<'_, '_> {
     fn drop(&mut self) {
         let py = self.result.py();
+        // A plain list or tuple (the common result) has no `close`: looking it up would
+        // build and drop an AttributeError on every request.
+        if self.result.is_exact_instance_of::<PyList>() || self.result.is_exact_instance_of::<PyTuple>() {
+            return;
+        }
         if let Ok(close) = self.result.getattr(intern!(py, "close")) {
             if let Err(e) = close.call0() {
                 tracing::error!(
