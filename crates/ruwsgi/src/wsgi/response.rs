@@ -255,7 +255,7 @@ fn header_text(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<String> {
         ))
     })?;
     let text = s.to_cow()?;
-    if text.chars().any(|c| u32::from(c) > 0xFF) {
+    if !text.is_ascii() && text.chars().any(|c| u32::from(c) > 0xFF) {
         return Err(PyValueError::new_err(format!("{what} {text:?} is not latin-1")));
     }
     Ok(text.into_owned())
