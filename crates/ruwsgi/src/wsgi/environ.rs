@@ -19,13 +19,16 @@ const KEY_CACHE_MAX: usize = 512;
 /// Raw names (header or uwsgi var) to their interned environ keys, per thread.
 type KeyCache = RefCell<HashMap<Box<[u8]>, Py<PyString>>>;
 
+/// A value seen last (its text) and the Python string made for it.
+type LastValue = Option<(Box<str>, Py<PyString>)>;
+
 thread_local! {
     /// `HTTP_*` key strings by raw header name.
     static HEADER_KEYS: KeyCache = RefCell::new(HashMap::new());
     /// uwsgi var names (nginx's CGI names) as environ keys.
     static VAR_KEYS: KeyCache = RefCell::new(HashMap::new());
     /// The last `SERVER_NAME`, `SERVER_PORT` and `REMOTE_ADDR` values (see `repeated`).
-    static LAST_VALUES: RefCell<[Option<(Box<str>, Py<PyString>)>; 3]> = const { RefCell::new([None, None, None]) };
+    static LAST_VALUES: RefCell<[LastValue; 3]> = const { RefCell::new([None, None, None]) };
 }
 
 /// Slots of `LAST_VALUES`.
