@@ -182,6 +182,11 @@ impl BodyReader {
         }
     }
 
+    /// Body bytes already read from the socket and not handed out yet.
+    pub fn buffered(&self) -> usize {
+        self.raw.len() - self.pos
+    }
+
     /// Copies body bytes of a `Content-Length` body straight into `buf` (the buffered ones,
     /// else one socket read of up to `buf.len()`), so a caller that knows the size reads it
     /// without a buffer in between. A chunked body answers `Unsupported`.

@@ -59,13 +59,15 @@ impl InputState {
 
     /// The size of the `bytes` a `read` of `until` returns, when it can be read straight
     /// into them: a length read of a `Content-Length` body with nothing pending, at most
-    /// `DIRECT_MAX` bytes (a larger one grows as the bytes arrive, so a client's claimed
-    /// length alone doesn't allocate).
+    /// `DIRECT_MAX` bytes or what has arrived already (a larger one grows as the bytes
+    /// arrive, so a client's claimed length alone doesn't allocate: a thread allocates at
+    /// most `DIRECT_MAX` for bytes that may never come).
     fn direct_size(&self, until: Until) -> Option<usize> {
         let Until::Len(n) = until else { return None };
         let left = self.reader.length_left()?;
         let size = usize::try_from(left).ok()?.min(n);
-        (self.pending.is_empty() && size > 0 && size <= DIRECT_MAX).then_some(size)
+        let limit = DIRECT_MAX.max(self.reader.buffered());
+        (self.pending.is_empty() && size > 0 && size <= limit).then_some(size)
     }
 
     /// Reads until `until` is met. `wait` is called to block (up to `timeout`) for more input.
@@ -133,7 +135,7 @@ impl Input {
 }
 
 /// Largest `read()` filled straight into its `bytes` object (see `direct_size`).
-const DIRECT_MAX: usize = 16 << 20;
+const DIRECT_MAX: usize = 1 << 20;
 
 /// Reads exactly `size` body bytes (`direct_size` said they are due) straight into a new
 /// `bytes` object: one copy from the connection's buffer or the socket, none through
