@@ -471,3 +471,52 @@ def application(environ, start_response):
     assert!(!out.to_ascii_lowercase().contains("content-length: 0"), "{out:?}");
     assert_eq!(out, format!("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n{ok_follow_up}"));
 }
+
+#[test]
+fn objects_an_app_keeps_never_reach_a_later_request() {
+    // write(), start_response and wsgi.input kept by the app past their request stay bound
+    // to it: a late call fails or reads nothing, and never touches the request running now.
+    let dir = tempfile::tempdir().unwrap();
+    let keeper = dir.path().join("keeper.py");
+    std::fs::write(
+        &keeper,
+        r#"
+kept = {}
+
+def application(environ, start_response):
+    if environ["PATH_INFO"] == "/keep":
+        kept["write"] = start_response("200 OK", [("Content-Type", "text/plain")])
+        kept["start_response"] = start_response
+        kept["input"] = environ["wsgi.input"]
+        return [b"kept"]
+    seen = []
+    try:
+        kept["write"](b"LEAK")
+        seen.append("write ok")
+    except Exception as e:
+        seen.append("write " + type(e).__name__)
+    try:
+        kept["start_response"]("500 Leak", [])
+        seen.append("start_response ok")
+    except Exception as e:
+        seen.append("start_response " + type(e).__name__)
+    seen.append("input " + repr(kept["input"].read()))
+    seen.append("body " + repr(environ["wsgi.input"].read()))
+    out = "; ".join(seen).encode()
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(out)))])
+    return [out]
+"#,
+    )
+    .unwrap();
+    let srv = Server::start(&["--http-socket", "127.0.0.1:0", "--wsgi-file", keeper.to_str().unwrap()]);
+    assert_eq!(srv.get("/keep").text(), "kept");
+    for body in ["hello", "again"] {
+        let r = post(&srv, "/late", body.as_bytes());
+        assert_eq!(
+            r.text(),
+            format!("write OSError; start_response AssertionError; input b''; body b'{body}'"),
+            "{}",
+            srv.log()
+        );
+    }
+}

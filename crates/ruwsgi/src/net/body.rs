@@ -172,6 +172,55 @@ impl BodyReader {
         }
     }
 
+    /// Body bytes still to come of a `Content-Length` body (buffered or on the socket);
+    /// `None` for a chunked one.
+    pub fn length_left(&self) -> Option<u64> {
+        match self.framing {
+            Framing::Done => Some(0),
+            Framing::Length { remaining } => Some(remaining + (self.raw.len() - self.pos) as u64),
+            Framing::Chunked(_) => None,
+        }
+    }
+
+    /// Body bytes already read from the socket and not handed out yet.
+    pub fn buffered(&self) -> usize {
+        self.raw.len() - self.pos
+    }
+
+    /// Copies body bytes of a `Content-Length` body straight into `buf` (the buffered ones,
+    /// else one socket read of up to `buf.len()`), so a caller that knows the size reads it
+    /// without a buffer in between. A chunked body answers `Unsupported`.
+    pub fn read_into(&mut self, buf: &mut [u8]) -> io::Result<Progress> {
+        let remaining = match self.framing {
+            Framing::Done => return Ok(Progress::End),
+            Framing::Length { remaining } => remaining,
+            Framing::Chunked(_) => return Err(io::ErrorKind::Unsupported.into()),
+        };
+        if self.pos < self.raw.len() {
+            let n = (self.raw.len() - self.pos).min(buf.len());
+            buf[..n].copy_from_slice(&self.raw[self.pos..self.pos + n]);
+            self.pos += n;
+            if self.pos == self.raw.len() && remaining == 0 {
+                self.framing = Framing::Done;
+            }
+            return Ok(Progress::Data(n));
+        }
+        if remaining == 0 {
+            self.framing = Framing::Done;
+            return Ok(Progress::End);
+        }
+        let want = remaining.min(buf.len() as u64) as usize;
+        match self.socket_read(&mut buf[..want]) {
+            Ok(n) => {
+                let left = remaining - n as u64;
+                self.framing = if left == 0 { Framing::Done } else { Framing::Length { remaining: left } };
+                Ok(Progress::Data(n))
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Progress::WouldBlock),
+            Err(e) => Err(e),
+        }
+    }
+
     fn socket_read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.io.is_closed() {
             return Err(io::Error::new(io::ErrorKind::NotConnected, "request already finished"));

@@ -19,11 +19,38 @@ const KEY_CACHE_MAX: usize = 512;
 /// Raw names (header or uwsgi var) to their interned environ keys, per thread.
 type KeyCache = RefCell<HashMap<Box<[u8]>, Py<PyString>>>;
 
+/// A value seen last (its text) and the Python string made for it.
+type LastValue = Option<(Box<str>, Py<PyString>)>;
+
 thread_local! {
     /// `HTTP_*` key strings by raw header name.
     static HEADER_KEYS: KeyCache = RefCell::new(HashMap::new());
     /// uwsgi var names (nginx's CGI names) as environ keys.
     static VAR_KEYS: KeyCache = RefCell::new(HashMap::new());
+    /// The last `SERVER_NAME`, `SERVER_PORT` and `REMOTE_ADDR` values (see `repeated`).
+    static LAST_VALUES: RefCell<[LastValue; 3]> = const { RefCell::new([None, None, None]) };
+}
+
+/// Slots of `LAST_VALUES`.
+const SERVER_NAME: usize = 0;
+const SERVER_PORT: usize = 1;
+const REMOTE_ADDR: usize = 2;
+
+/// The value `text` as a Python string, the same object as last time when this thread's
+/// last value in `slot` was equal: a listener's name and port never change and most
+/// clients come from a few addresses, so most requests make no string for them.
+fn repeated<'py>(py: Python<'py>, slot: usize, text: &str) -> Bound<'py, PyString> {
+    LAST_VALUES.with(|last| {
+        let mut last = last.borrow_mut();
+        if let Some((seen, value)) = &last[slot] {
+            if **seen == *text {
+                return value.bind(py).clone();
+            }
+        }
+        let value = PyString::new(py, text);
+        last[slot] = Some((text.into(), value.clone().unbind()));
+        value
+    })
 }
 
 /// The constant part of every environ.
@@ -116,13 +143,15 @@ pub fn fill(py: Python<'_>, env: &Bound<'_, PyDict>, origin: &Origin<'_>) -> PyR
         Origin::Http { head, server_name, server_port, remote_addr, remote_port, .. } => {
             env.set_item(intern!(py, "REQUEST_METHOD"), method(py, head.method))?;
             env.set_item(intern!(py, "PATH_INFO"), latin1(py, &http_path_info(head)))?;
-            env.set_item(intern!(py, "QUERY_STRING"), PyString::new(py, head.query()))?;
+            let query = head.query();
+            let query = if query.is_empty() { intern!(py, "").clone() } else { PyString::new(py, query) };
+            env.set_item(intern!(py, "QUERY_STRING"), query)?;
             env.set_item(intern!(py, "REQUEST_URI"), PyString::new(py, head.target))?;
             let protocol = if head.minor_version == 0 { intern!(py, "HTTP/1.0") } else { intern!(py, "HTTP/1.1") };
             env.set_item(intern!(py, "SERVER_PROTOCOL"), protocol)?;
-            env.set_item(intern!(py, "SERVER_NAME"), PyString::new(py, server_name))?;
-            env.set_item(intern!(py, "SERVER_PORT"), PyString::new(py, server_port))?;
-            env.set_item(intern!(py, "REMOTE_ADDR"), PyString::new(py, remote_addr))?;
+            env.set_item(intern!(py, "SERVER_NAME"), repeated(py, SERVER_NAME, server_name))?;
+            env.set_item(intern!(py, "SERVER_PORT"), repeated(py, SERVER_PORT, server_port))?;
+            env.set_item(intern!(py, "REMOTE_ADDR"), repeated(py, REMOTE_ADDR, remote_addr))?;
             env.set_item(intern!(py, "REMOTE_PORT"), PyString::new(py, remote_port))?;
             // The one length the body was framed with: `Content-Length: 5, 5` or two equal
             // fields (RFC 9110 §8.6 lets them collapse) must not reach the app as "5, 5".

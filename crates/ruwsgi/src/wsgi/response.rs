@@ -100,6 +100,8 @@ impl ResponseState {
         };
         let mut head = Vec::new();
         if !self.head_sent {
+            // Room for a typical head at once, instead of growing through four reallocations.
+            head.reserve(256);
             self.encode_head(&mut head, total);
         }
         let mut chunk_line = Vec::new();
@@ -155,7 +157,8 @@ impl ResponseState {
 
     /// Writes the status line and headers into `out` and fixes `mode`.
     fn encode_head(&mut self, out: &mut Vec<u8>, total: Option<u64>) {
-        let status = self.status.clone().unwrap_or_else(|| "500 Internal Server Error".to_owned());
+        // Taken out while the head is built (no copy), put back after.
+        let status = self.status.take();
         let given_length = self
             .headers
             .iter()
@@ -205,9 +208,12 @@ impl ResponseState {
             .map(|(k, v)| (k.as_bytes(), v.as_bytes()))
             .collect();
         let start = out.len();
-        encode_response_head(out, self.minor, status.as_bytes(), &headers, framing, self.keep_alive);
+        let status_line = status.as_deref().unwrap_or("500 Internal Server Error");
+        encode_response_head(out, self.minor, status_line.as_bytes(), &headers, framing, self.keep_alive);
         self.header_bytes = out.len() - start;
         self.header_count = headers.len();
+        drop(headers);
+        self.status = status;
         self.head_sent = true;
     }
 }
@@ -249,7 +255,7 @@ fn header_text(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<String> {
         ))
     })?;
     let text = s.to_cow()?;
-    if text.chars().any(|c| u32::from(c) > 0xFF) {
+    if !text.is_ascii() && text.chars().any(|c| u32::from(c) > 0xFF) {
         return Err(PyValueError::new_err(format!("{what} {text:?} is not latin-1")));
     }
     Ok(text.into_owned())
@@ -339,6 +345,11 @@ struct CloseGuard<'py, 'r> {
 impl Drop for CloseGuard<'_, '_> {
     fn drop(&mut self) {
         let py = self.result.py();
+        // A plain list or tuple (the common result) has no `close`: looking it up would
+        // build and drop an AttributeError on every request.
+        if self.result.is_exact_instance_of::<PyList>() || self.result.is_exact_instance_of::<PyTuple>() {
+            return;
+        }
         if let Ok(close) = self.result.getattr(intern!(py, "close")) {
             if let Err(e) = close.call0() {
                 tracing::error!(
@@ -538,6 +549,10 @@ fn call_app(
         return Ok(());
     }
     if let Ok(list) = result.cast::<PyList>() {
+        if list.len() == 1 {
+            // The common `[body]`: no vector of items.
+            return send_all(py, state, &[list.get_item(0)?]);
+        }
         let items: Vec<Bound<'_, PyAny>> = list.iter().collect();
         return send_all(py, state, &items);
     }
@@ -582,13 +597,21 @@ fn as_bytes<'a>(item: &'a Bound<'_, PyAny>) -> PyResult<&'a [u8]> {
 
 /// A list or tuple: the whole body is known, so it goes out with a Content-Length in one write.
 fn send_all(py: Python<'_>, state: &Shared, items: &[Bound<'_, PyAny>]) -> PyResult<()> {
-    let parts = items.iter().map(as_bytes).collect::<PyResult<Vec<&[u8]>>>()?;
+    let one;
+    let many;
+    let parts: &[&[u8]] = if let [item] = items {
+        one = [as_bytes(item)?];
+        &one
+    } else {
+        many = items.iter().map(as_bytes).collect::<PyResult<Vec<&[u8]>>>()?;
+        &many
+    };
     let total = parts.iter().map(|p| p.len() as u64).sum();
     let mut st = lock(state);
     if st.status.is_none() {
         return Err(PyAssertionError::new_err("the app returned without calling start_response()"));
     }
-    let _ = st.send(py, &parts, Some(total));
+    let _ = st.send(py, parts, Some(total));
     Ok(())
 }
 

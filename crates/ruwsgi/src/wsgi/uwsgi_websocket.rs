@@ -77,8 +77,9 @@ struct Session {
     /// Bytes read, not yet parsed.
     buf: Vec<u8>,
     assembler: Assembler,
-    /// Last time the client sent anything.
-    heard: Instant,
+    /// Last time the client sent anything, from the handshake on (`None` before it: every
+    /// request gets a session, and most never read the clock for it).
+    heard: Option<Instant>,
     /// An unanswered ping of ours.
     ping_sent: Option<Instant>,
     /// We sent a close frame the client hasn't answered yet.
@@ -137,7 +138,7 @@ pub(super) fn begin(
         closing: closing.map(Arc::clone),
         buf: Vec::new(),
         assembler: Assembler::default(),
-        heard: Instant::now(),
+        heard: None,
         ping_sent: None,
         close_sent: false,
         header_bytes: 0,
@@ -241,7 +242,7 @@ fn websocket_handshake(
         s.header_bytes = head.len();
         // The request is a WebSocket from here on, also when the write fails.
         s.state = State::Open;
-        s.heard = Instant::now();
+        s.heard = Some(Instant::now());
         s.client
             .write_all(&[&head], &mut 0, |w| py.detach(|| w.run()))
             .map_err(|e| PyIOError::new_err(format!("unable to complete websocket handshake: {e}")))
@@ -397,11 +398,16 @@ impl Session {
         }
     }
 
+    /// How long the client has been silent (since the handshake at most).
+    fn quiet_for(&self) -> Duration {
+        self.heard.map_or(Duration::ZERO, |at| at.elapsed())
+    }
+
     /// How long a wait may last before pings, pong deadlines or the stop flag need a look.
     fn until_next_check(&self) -> Duration {
         let due = match self.ping_sent {
             Some(at) => self.settings.pong_tolerance.saturating_sub(at.elapsed()),
-            None => self.settings.ping_freq.saturating_sub(self.heard.elapsed()),
+            None => self.settings.ping_freq.saturating_sub(self.quiet_for()),
         };
         due.clamp(Duration::from_millis(10), STOP_CHECK)
     }
@@ -418,7 +424,7 @@ impl Session {
                     return Err(closed());
                 }
                 Ok(n) => {
-                    self.heard = Instant::now();
+                    self.heard = Some(Instant::now());
                     self.ping_sent = None;
                     self.buf.extend_from_slice(&chunk[..n]);
                     if n < chunk.len() {
@@ -451,7 +457,7 @@ impl Session {
                 self.state = State::Closed;
                 Err(closed())
             }
-            None if self.heard.elapsed() >= self.settings.ping_freq => {
+            None if self.quiet_for() >= self.settings.ping_freq => {
                 self.write_frame(py, Opcode::Ping, b"").map_err(|_| closed())?;
                 self.ping_sent = Some(Instant::now());
                 Ok(())
