@@ -269,10 +269,8 @@ pub fn run(ctx: &LoopContext<'_>) -> std::io::Result<()> {
         let me = &ctx.worker.slot().cores[ctx.core];
         let open = if st.polled { conns.len() as u64 } else { u64::MAX };
         me.connections.store(open, Ordering::Relaxed);
-        me.waiting.store(1, Ordering::Relaxed);
         let tick = if st.stop_began.is_some() { STOP_TICK } else { TICK };
         let waited = epoll.wait(&mut events, EpollTimeout::from(tick.as_millis() as u16));
-        me.waiting.store(0, Ordering::Relaxed);
         let n = match waited {
             Ok(n) => n,
             Err(nix::errno::Errno::EINTR) => 0,
@@ -317,7 +315,9 @@ pub fn run(ctx: &LoopContext<'_>) -> std::io::Result<()> {
         if last_sweep.elapsed() >= TICK {
             last_sweep = Instant::now();
             sweep(ctx, &mut conns);
-            if st.polled && st.stop_began.is_none() {
+            // Only the busiest threads: re-registering puts a thread last in the kernel's
+            // wake-up order, where a less busy one must not go (`step_back`).
+            if st.polled && st.stop_began.is_none() && !holds_fewer_than_another(ctx, conns.len()) {
                 ctx.gate.repoll(ctx.epoll, ctx.listeners, |_| true);
             }
             if conns.is_empty() && conns.capacity() > 1024 {
@@ -352,10 +352,18 @@ fn poll_listeners(ctx: &LoopContext<'_>, conns: &Slab<Conn>, st: &mut LoopState)
 /// one waiting thread per connection (EPOLLEXCLUSIVE): the first in the kernel's queue of
 /// waiters, so on its own the same thread would take every keep-alive connection of a
 /// quiet server. A thread that has just kept a new connection open after its first request
-/// and now holds at least two connections more than another thread waiting for work
+/// and now holds at least two connections more than another thread polling the listeners
 /// (`leave_to_another`) re-registers its HTTP listeners, which moves it to the back of that
-/// queue: the next connections wake the others first. Connections closed after one request
-/// (`Connection: close`, uwsgi from nginx) don't make a thread step back: they don't stay.
+/// queue: the next connections wake the others first (one busy at that moment is skipped by
+/// the kernel, so stepping back never leaves a connection waiting). Connections closed after
+/// one request (`Connection: close`, uwsgi from nginx) don't make a thread step back: they
+/// don't stay. Three things keep the order: the other thread need not be asleep in
+/// `epoll_wait` at that instant (it was required once, and a thread busy for a few
+/// milliseconds during a burst then let one thread keep its place and take every
+/// connection); a batch of accepts stops at a kept connection that calls for a step back
+/// (a fast client's next connections were otherwise taken from the queue without a
+/// wake-up); and the timeout sweep's re-registration is left to the busiest threads (an
+/// idle thread's put it behind the busy one).
 // Differs from uWSGI: its workers all wake for each connection (or take turns with
 // `thunder-lock`), and none looks at how many connections another holds.
 fn step_back(ctx: &LoopContext<'_>) {
@@ -583,17 +591,28 @@ fn sweep(ctx: &LoopContext<'_>, conns: &mut Slab<Conn>) {
     });
 }
 
-/// True when another thread (of any worker) sleeping in `epoll_wait` (free to take a
-/// connection now) holds at least two connections fewer than this one, and 1/32 fewer (so
-/// that with thousands of connections the threads don't step back after every accept).
+/// True when another thread (of any worker) polling the listeners holds at least two
+/// connections fewer than this one, and 1/32 fewer (so that with thousands of connections
+/// the threads don't step back after every accept).
 fn leave_to_another(ctx: &LoopContext<'_>, mine: usize) -> bool {
-    let board = ctx.worker.board;
     let mine = mine as u64;
+    any_other(ctx, |theirs| theirs.saturating_add(2 + mine / 32) <= mine)
+}
+
+/// True when another thread (of any worker) polling the listeners holds fewer connections.
+fn holds_fewer_than_another(ctx: &LoopContext<'_>, mine: usize) -> bool {
+    let mine = mine as u64;
+    any_other(ctx, |theirs| theirs < mine)
+}
+
+/// True when `test` holds for the open connections of another thread polling the listeners
+/// (one that isn't has `u64::MAX`).
+fn any_other(ctx: &LoopContext<'_>, test: impl Fn(u64) -> bool) -> bool {
+    let board = ctx.worker.board;
     (1..=ctx.settings.processes).any(|id| {
         board.worker(id).cores[..ctx.settings.threads].iter().enumerate().any(|(core, slot)| {
-            (id, core) != (ctx.worker.id, ctx.core)
-                && slot.waiting.load(Ordering::Relaxed) == 1
-                && slot.connections.load(Ordering::Relaxed).saturating_add(2 + mine / 32) <= mine
+            let theirs = slot.connections.load(Ordering::Relaxed);
+            (id, core) != (ctx.worker.id, ctx.core) && theirs != u64::MAX && test(theirs)
         })
     })
 }
@@ -658,7 +677,14 @@ fn accept_some(ctx: &LoopContext<'_>, conns: &mut Slab<Conn>, st: &mut LoopState
         // and clients mostly send right after connecting: serve now rather than after
         // another trip through epoll_wait. The connection joins the epoll set only if it
         // is still open after that (a one-request uwsgi connection from nginx never does).
-        st.kept |= serve_event(ctx, conns, &mut st.spare, key, token, false);
+        if serve_event(ctx, conns, &mut st.spare, key, token, false) {
+            st.kept = true;
+            if leave_to_another(ctx, conns.len()) {
+                // The next connection goes by the wake-up order (`step_back`), not to
+                // this thread's next accept().
+                return;
+            }
+        }
     }
 }
 
