@@ -45,6 +45,10 @@ const ACCEPT_BATCH: usize = 8;
 /// Longest wait for events: the timeout sweep runs at least this often, so a connection is
 /// closed at most this long after its `http-timeout`/`socket-timeout` ran out.
 const TICK: Duration = Duration::from_millis(250);
+/// How long a thread leaves a new connection to a thread holding fewer, at most (`step_aside`).
+const ASIDE: Duration = Duration::from_millis(10);
+/// How often a thread aside looks whether the balance still calls for it.
+const ASIDE_CHECK: Duration = Duration::from_millis(1);
 /// The loop's tick while the worker stops, so the grace and linger below end on time.
 const STOP_TICK: Duration = Duration::from_millis(20);
 /// A stopping worker keeps an idle keep-alive connection open this long for the next
@@ -250,6 +254,10 @@ struct LoopState {
     /// A connection of this thread's was kept alive after its first request since the
     /// last look at the balance (`step_back`).
     kept: bool,
+    /// Since when the HTTP listeners are out of this thread's epoll set (`step_aside`).
+    aside: Option<Instant>,
+    /// The last step aside ran out with a connection still queued: take the next one.
+    take_next: bool,
 }
 
 /// Runs until `stopping` is set and every connection has finished.
@@ -263,13 +271,27 @@ pub fn run(ctx: &LoopContext<'_>) -> std::io::Result<()> {
     let first_conn = ctx.listeners.len() as u64;
     let mut conns: Slab<Conn> = Slab::new();
     let mut events = vec![EpollEvent::empty(); 256];
-    let mut st = LoopState { polled: true, shortage: None, stop_began: None, spare: ReadBuf::default(), kept: false };
+    let mut st = LoopState {
+        polled: true,
+        shortage: None,
+        stop_began: None,
+        spare: ReadBuf::default(),
+        kept: false,
+        aside: None,
+        take_next: false,
+    };
     let mut last_sweep = Instant::now();
     loop {
         let me = &ctx.worker.slot().cores[ctx.core];
         let open = if st.polled { conns.len() as u64 } else { u64::MAX };
         me.connections.store(open, Ordering::Relaxed);
-        let tick = if st.stop_began.is_some() { STOP_TICK } else { TICK };
+        let tick = if st.stop_began.is_some() {
+            STOP_TICK
+        } else if st.aside.is_some() {
+            ASIDE_CHECK
+        } else {
+            TICK
+        };
         let waited = epoll.wait(&mut events, EpollTimeout::from(tick.as_millis() as u16));
         let n = match waited {
             Ok(n) => n,
@@ -289,6 +311,14 @@ pub fn run(ctx: &LoopContext<'_>) -> std::io::Result<()> {
                 // A stopping worker accepts nothing more, even from a batch of events
                 // gathered before the stop (its listeners may already be closed).
                 if !ctx.stopping.load(Ordering::Relaxed) && st.shortage.is_none() {
+                    if ctx.listeners[token as usize].protocol == SocketProtocol::Http
+                        && !std::mem::take(&mut st.take_next)
+                        && conns.len() >= 2
+                        && leave_to_another(ctx, conns.len(), true)
+                    {
+                        step_aside(ctx, &mut st);
+                        continue;
+                    }
                     accept_some(ctx, &mut conns, &mut st, token as usize, first_conn);
                 }
                 continue;
@@ -318,7 +348,8 @@ pub fn run(ctx: &LoopContext<'_>) -> std::io::Result<()> {
             // Only the busiest threads: re-registering puts a thread last in the kernel's
             // wake-up order, where a less busy one must not go (`step_back`).
             if st.polled && st.stop_began.is_none() && !holds_fewer_than_another(ctx, conns.len()) {
-                ctx.gate.repoll(ctx.epoll, ctx.listeners, |_| true);
+                let aside = st.aside.is_some();
+                ctx.gate.repoll(ctx.epoll, ctx.listeners, |l| !aside || l.protocol != SocketProtocol::Http);
             }
             if conns.is_empty() && conns.capacity() > 1024 {
                 // A burst of connections is over: give the slab's memory back.
@@ -342,9 +373,51 @@ fn poll_listeners(ctx: &LoopContext<'_>, conns: &Slab<Conn>, st: &mut LoopState)
     let want = !full && st.shortage.is_none();
     if want != st.polled && ctx.gate.set_polled(ctx.epoll, ctx.listeners, want) {
         st.polled = want;
+        end_aside(st);
     }
-    if std::mem::take(&mut st.kept) && st.polled && leave_to_another(ctx, conns.len()) {
+    if let Some(since) = st.aside {
+        let over = since.elapsed() >= ASIDE;
+        if (over || !leave_to_another(ctx, conns.len(), true))
+            && ctx.gate.set_polled_where(ctx.epoll, ctx.listeners, true, |l| l.protocol == SocketProtocol::Http)
+        {
+            st.take_next = over && http_backlog(ctx.listeners);
+        }
+        if over || !leave_to_another(ctx, conns.len(), true) {
+            end_aside(st);
+        }
+    }
+    if std::mem::take(&mut st.kept) && st.polled && st.aside.is_none() && leave_to_another(ctx, conns.len(), false) {
         step_back(ctx);
+    }
+}
+
+/// The HTTP listeners are back in this thread's epoll set (or all are out): no longer aside.
+fn end_aside(st: &mut LoopState) {
+    st.aside = None;
+}
+
+/// True when a connection waits in the accept queue of an HTTP listener (one `poll`).
+fn http_backlog(listeners: &[Listener]) -> bool {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let mut fds: Vec<PollFd<'_>> = listeners
+        .iter()
+        .filter(|l| l.protocol == SocketProtocol::Http)
+        .map(|l| PollFd::new(l.fd(), PollFlags::POLLIN))
+        .collect();
+    poll(&mut fds, PollTimeout::ZERO).is_ok_and(|n| n > 0)
+}
+
+/// Woken for a new HTTP connection while another thread, free to take it, holds at least
+/// two connections fewer (`leave_to_another`): the kernel skipped that thread because it
+/// was not asleep in `epoll_wait` at that instant (a short task, or waiting for a CPU on a
+/// loaded machine). This thread takes its HTTP listeners out of its epoll set for `ASIDE`
+/// and leaves the connection queued: the other thread has the listener ready when it next
+/// waits. The listeners come back once the other thread has caught up (looked at every
+/// `ASIDE_CHECK`) or after `ASIDE`, when a connection still queued is taken (`take_next`):
+/// a new connection waits at most `ASIDE` for the other thread.
+fn step_aside(ctx: &LoopContext<'_>, st: &mut LoopState) {
+    if ctx.gate.set_polled_where(ctx.epoll, ctx.listeners, false, |l| l.protocol == SocketProtocol::Http) {
+        st.aside = Some(Instant::now());
     }
 }
 
@@ -594,25 +667,34 @@ fn sweep(ctx: &LoopContext<'_>, conns: &mut Slab<Conn>) {
 /// True when another thread (of any worker) polling the listeners holds at least two
 /// connections fewer than this one, and 1/32 fewer (so that with thousands of connections
 /// the threads don't step back after every accept).
-fn leave_to_another(ctx: &LoopContext<'_>, mine: usize) -> bool {
+fn leave_to_another(ctx: &LoopContext<'_>, mine: usize, free_now: bool) -> bool {
     let mine = mine as u64;
-    any_other(ctx, |theirs| theirs.saturating_add(2 + mine / 32) <= mine)
+    let now = if free_now { now_micros() } else { 0 };
+    any_other(ctx, |slot| {
+        let theirs = slot.connections.load(Ordering::Relaxed);
+        let started = slot.request_start.load(Ordering::Relaxed);
+        theirs.saturating_add(2 + mine / 32) <= mine
+            && (!free_now || started == 0 || now.saturating_sub(started) < ASIDE.as_micros() as u64)
+    })
 }
 
 /// True when another thread (of any worker) polling the listeners holds fewer connections.
 fn holds_fewer_than_another(ctx: &LoopContext<'_>, mine: usize) -> bool {
     let mine = mine as u64;
-    any_other(ctx, |theirs| theirs < mine)
+    any_other(ctx, |slot| slot.connections.load(Ordering::Relaxed) < mine)
 }
 
-/// True when `test` holds for the open connections of another thread polling the listeners
-/// (one that isn't has `u64::MAX`).
-fn any_other(ctx: &LoopContext<'_>, test: impl Fn(u64) -> bool) -> bool {
+/// True when `test` holds for the slot of another thread polling the listeners (one that
+/// isn't has `u64::MAX` connections). A thread aside counts: it holds more than another,
+/// so its count makes a thread holding more still step aside (the one holding fewest never
+/// does), and it is back within `ASIDE_CHECK` when the balance calls for it.
+fn any_other(ctx: &LoopContext<'_>, test: impl Fn(&crate::scoreboard::CoreSlot) -> bool) -> bool {
     let board = ctx.worker.board;
     (1..=ctx.settings.processes).any(|id| {
         board.worker(id).cores[..ctx.settings.threads].iter().enumerate().any(|(core, slot)| {
-            let theirs = slot.connections.load(Ordering::Relaxed);
-            (id, core) != (ctx.worker.id, ctx.core) && theirs != u64::MAX && test(theirs)
+            (id, core) != (ctx.worker.id, ctx.core)
+                && slot.connections.load(Ordering::Relaxed) != u64::MAX
+                && test(slot)
         })
     })
 }
@@ -679,7 +761,7 @@ fn accept_some(ctx: &LoopContext<'_>, conns: &mut Slab<Conn>, st: &mut LoopState
         // is still open after that (a one-request uwsgi connection from nginx never does).
         if serve_event(ctx, conns, &mut st.spare, key, token, false) {
             st.kept = true;
-            if leave_to_another(ctx, conns.len()) {
+            if leave_to_another(ctx, conns.len(), false) {
                 // The next connection goes by the wake-up order (`step_back`), not to
                 // this thread's next accept().
                 return;

@@ -129,7 +129,7 @@ impl ListenGate {
     }
 
     /// `set_polled` for the listeners that `which` picks.
-    fn set_polled_where(
+    pub fn set_polled_where(
         &self,
         epoll: &Epoll,
         listeners: &[Listener],
