@@ -50,8 +50,8 @@ fn wait_for_workers(srv: &Server, n: usize) -> Vec<i32> {
 /// waiting thread woke for each connection and three of them found nothing to accept.
 #[test]
 fn issue_18_a_new_connection_wakes_one_thread_not_all() {
-    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     const CONNECTIONS: u64 = 100;
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let app = it::app("hold.py");
     let srv = Server::start(&[
         "--http-socket",

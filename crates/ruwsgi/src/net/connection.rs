@@ -47,6 +47,9 @@ const ACCEPT_BATCH: usize = 8;
 const TICK: Duration = Duration::from_millis(250);
 /// How long a thread leaves a new connection to a thread holding fewer, at most (`step_aside`).
 const ASIDE: Duration = Duration::from_millis(10);
+/// A thread running a request for longer is busy: no connection is left to it. Longer
+/// than `ASIDE`: on a loaded machine a thread can wait that long for a CPU mid-request.
+const LONG_REQUEST: Duration = Duration::from_millis(100);
 /// How often a thread aside looks whether the balance still calls for it.
 const ASIDE_CHECK: Duration = Duration::from_millis(1);
 /// The loop's tick while the worker stops, so the grace and linger below end on time.
@@ -254,10 +257,20 @@ struct LoopState {
     /// A connection of this thread's was kept alive after its first request since the
     /// last look at the balance (`step_back`).
     kept: bool,
+    /// Where this thread stands in the balance of keep-alive connections.
+    balance: Balance,
+}
+
+/// A thread's part in balancing keep-alive connections (`step_back`, `step_aside`).
+#[derive(Default)]
+struct Balance {
     /// Since when the HTTP listeners are out of this thread's epoll set (`step_aside`).
     aside: Option<Instant>,
     /// The last step aside ran out with a connection still queued: take the next one.
     take_next: bool,
+    /// The last kept connection left this thread holding more than another (`step_back`):
+    /// only then may it step aside, so one-request connections never make it.
+    leaving: bool,
 }
 
 /// Runs until `stopping` is set and every connection has finished.
@@ -277,8 +290,7 @@ pub fn run(ctx: &LoopContext<'_>) -> std::io::Result<()> {
         stop_began: None,
         spare: ReadBuf::default(),
         kept: false,
-        aside: None,
-        take_next: false,
+        balance: Balance::default(),
     };
     let mut last_sweep = Instant::now();
     loop {
@@ -287,7 +299,7 @@ pub fn run(ctx: &LoopContext<'_>) -> std::io::Result<()> {
         me.connections.store(open, Ordering::Relaxed);
         let tick = if st.stop_began.is_some() {
             STOP_TICK
-        } else if st.aside.is_some() {
+        } else if st.balance.aside.is_some() {
             ASIDE_CHECK
         } else {
             TICK
@@ -312,8 +324,8 @@ pub fn run(ctx: &LoopContext<'_>) -> std::io::Result<()> {
                 // gathered before the stop (its listeners may already be closed).
                 if !ctx.stopping.load(Ordering::Relaxed) && st.shortage.is_none() {
                     if ctx.listeners[token as usize].protocol == SocketProtocol::Http
-                        && !std::mem::take(&mut st.take_next)
-                        && conns.len() >= 2
+                        && st.balance.leaving
+                        && !std::mem::take(&mut st.balance.take_next)
                         && leave_to_another(ctx, conns.len(), true)
                     {
                         step_aside(ctx, &mut st);
@@ -348,7 +360,7 @@ pub fn run(ctx: &LoopContext<'_>) -> std::io::Result<()> {
             // Only the busiest threads: re-registering puts a thread last in the kernel's
             // wake-up order, where a less busy one must not go (`step_back`).
             if st.polled && st.stop_began.is_none() && !holds_fewer_than_another(ctx, conns.len()) {
-                let aside = st.aside.is_some();
+                let aside = st.balance.aside.is_some();
                 ctx.gate.repoll(ctx.epoll, ctx.listeners, |l| !aside || l.protocol != SocketProtocol::Http);
             }
             if conns.is_empty() && conns.capacity() > 1024 {
@@ -375,25 +387,28 @@ fn poll_listeners(ctx: &LoopContext<'_>, conns: &Slab<Conn>, st: &mut LoopState)
         st.polled = want;
         end_aside(st);
     }
-    if let Some(since) = st.aside {
+    if let Some(since) = st.balance.aside {
         let over = since.elapsed() >= ASIDE;
         if (over || !leave_to_another(ctx, conns.len(), true))
             && ctx.gate.set_polled_where(ctx.epoll, ctx.listeners, true, |l| l.protocol == SocketProtocol::Http)
         {
-            st.take_next = over && http_backlog(ctx.listeners);
+            st.balance.take_next = over && http_backlog(ctx.listeners);
         }
         if over || !leave_to_another(ctx, conns.len(), true) {
             end_aside(st);
         }
     }
-    if std::mem::take(&mut st.kept) && st.polled && st.aside.is_none() && leave_to_another(ctx, conns.len(), false) {
-        step_back(ctx);
+    if std::mem::take(&mut st.kept) && st.polled && st.balance.aside.is_none() {
+        st.balance.leaving = leave_to_another(ctx, conns.len(), false);
+        if st.balance.leaving {
+            step_back(ctx);
+        }
     }
 }
 
 /// The HTTP listeners are back in this thread's epoll set (or all are out): no longer aside.
 fn end_aside(st: &mut LoopState) {
-    st.aside = None;
+    st.balance.aside = None;
 }
 
 /// True when a connection waits in the accept queue of an HTTP listener (one `poll`).
@@ -417,7 +432,7 @@ fn http_backlog(listeners: &[Listener]) -> bool {
 /// a new connection waits at most `ASIDE` for the other thread.
 fn step_aside(ctx: &LoopContext<'_>, st: &mut LoopState) {
     if ctx.gate.set_polled_where(ctx.epoll, ctx.listeners, false, |l| l.protocol == SocketProtocol::Http) {
-        st.aside = Some(Instant::now());
+        st.balance.aside = Some(Instant::now());
     }
 }
 
@@ -436,7 +451,10 @@ fn step_aside(ctx: &LoopContext<'_>, st: &mut LoopState) {
 /// connection); a batch of accepts stops at a kept connection that calls for a step back
 /// (a fast client's next connections were otherwise taken from the queue without a
 /// wake-up); and the timeout sweep's re-registration is left to the busiest threads (an
-/// idle thread's put it behind the busy one).
+/// idle thread's put it behind the busy one). The order alone can't keep the balance: the
+/// kernel skips a thread not asleep in `epoll_wait` at that instant, and on a loaded
+/// machine the other thread can be off the CPU for a whole burst (1 run in 10 of
+/// `accept_wakeups.rs` gave one worker all 40 connections); `step_aside` covers that.
 // Differs from uWSGI: its workers all wake for each connection (or take turns with
 // `thunder-lock`), and none looks at how many connections another holds.
 fn step_back(ctx: &LoopContext<'_>) {
@@ -666,7 +684,8 @@ fn sweep(ctx: &LoopContext<'_>, conns: &mut Slab<Conn>) {
 
 /// True when another thread (of any worker) polling the listeners holds at least two
 /// connections fewer than this one, and 1/32 fewer (so that with thousands of connections
-/// the threads don't step back after every accept).
+/// the threads don't step back after every accept). `free_now`: and that thread is not
+/// running a request for longer than `LONG_REQUEST`.
 fn leave_to_another(ctx: &LoopContext<'_>, mine: usize, free_now: bool) -> bool {
     let mine = mine as u64;
     let now = if free_now { now_micros() } else { 0 };
@@ -674,7 +693,7 @@ fn leave_to_another(ctx: &LoopContext<'_>, mine: usize, free_now: bool) -> bool 
         let theirs = slot.connections.load(Ordering::Relaxed);
         let started = slot.request_start.load(Ordering::Relaxed);
         theirs.saturating_add(2 + mine / 32) <= mine
-            && (!free_now || started == 0 || now.saturating_sub(started) < ASIDE.as_micros() as u64)
+            && (!free_now || started == 0 || now.saturating_sub(started) < LONG_REQUEST.as_micros() as u64)
     })
 }
 
