@@ -27,8 +27,6 @@ pub struct CoreSlot {
     /// Open connections of this thread, for balancing accepts across threads and workers;
     /// `u64::MAX` while it takes no new ones (not started, stopping, at `max-fd`, gone).
     pub connections: AtomicU64,
-    /// 1 while the thread sleeps in `epoll_wait` (so it can take a new connection now).
-    pub waiting: AtomicU8,
     /// Length of the text in `request_info`.
     pub request_len: AtomicU8,
     /// `METHOD URI` of the request in progress (or the last one), cut to fit. Written by
@@ -207,7 +205,6 @@ impl WorkerSlot {
             core.request_start.store(0, Relaxed);
             core.request_len.store(0, Relaxed);
             core.connections.store(u64::MAX, Relaxed);
-            core.waiting.store(0, Relaxed);
         }
         self.last_spawn.store(now_micros() / 1_000_000, Relaxed);
     }

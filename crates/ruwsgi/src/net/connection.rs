@@ -49,6 +49,13 @@ const ACCEPT_BATCH: usize = 8;
 /// Longest wait for events: the timeout sweep runs at least this often, so a connection is
 /// closed at most this long after its `http-timeout`/`socket-timeout` ran out.
 const TICK: Duration = Duration::from_millis(250);
+/// How long a thread leaves a new connection to a thread holding fewer, at most (`step_aside`).
+const ASIDE: Duration = Duration::from_millis(10);
+/// A thread running a request for longer is busy: no connection is left to it. Longer
+/// than `ASIDE`: on a loaded machine a thread can wait that long for a CPU mid-request.
+const LONG_REQUEST: Duration = Duration::from_millis(100);
+/// How often a thread aside looks whether the balance still calls for it.
+const ASIDE_CHECK: Duration = Duration::from_millis(1);
 /// The loop's tick while the worker stops, so the grace and linger below end on time.
 const STOP_TICK: Duration = Duration::from_millis(20);
 /// A stopping worker keeps an idle keep-alive connection open this long for the next
@@ -302,6 +309,20 @@ struct LoopState {
     /// A connection of this thread's was kept alive after its first request since the
     /// last look at the balance (`step_back`).
     kept: bool,
+    /// Where this thread stands in the balance of keep-alive connections.
+    balance: Balance,
+}
+
+/// A thread's part in balancing keep-alive connections (`step_back`, `step_aside`).
+#[derive(Default)]
+struct Balance {
+    /// Since when the HTTP listeners are out of this thread's epoll set (`step_aside`).
+    aside: Option<Instant>,
+    /// The last step aside ran out with a connection still queued: take the next one.
+    take_next: bool,
+    /// The last kept connection left this thread holding more than another (`step_back`):
+    /// only then may it step aside, so one-request connections never make it.
+    leaving: bool,
 }
 
 /// Runs until `stopping` is set and every connection has finished.
@@ -320,16 +341,27 @@ pub fn run(ctx: &LoopContext<'_>) -> std::io::Result<()> {
     let first_conn = ctx.listeners.len() as u64;
     let mut conns: Slab<Conn> = Slab::new();
     let mut events = vec![EpollEvent::empty(); 256];
-    let mut st = LoopState { polled: true, shortage: None, stop_began: None, spare: ReadBuf::default(), kept: false };
+    let mut st = LoopState {
+        polled: true,
+        shortage: None,
+        stop_began: None,
+        spare: ReadBuf::default(),
+        kept: false,
+        balance: Balance::default(),
+    };
     let mut last_sweep = Instant::now();
     loop {
         let me = &ctx.worker.slot().cores[ctx.core];
         let open = if st.polled { conns.len() as u64 } else { u64::MAX };
         me.connections.store(open, Ordering::Relaxed);
-        me.waiting.store(1, Ordering::Relaxed);
-        let tick = if st.stop_began.is_some() { STOP_TICK } else { TICK };
+        let tick = if st.stop_began.is_some() {
+            STOP_TICK
+        } else if st.balance.aside.is_some() {
+            ASIDE_CHECK
+        } else {
+            TICK
+        };
         let waited = epoll.wait(&mut events, EpollTimeout::from(tick.as_millis() as u16));
-        me.waiting.store(0, Ordering::Relaxed);
         let n = match waited {
             Ok(n) => n,
             Err(nix::errno::Errno::EINTR) => 0,
@@ -357,6 +389,14 @@ pub fn run(ctx: &LoopContext<'_>) -> std::io::Result<()> {
                 // A stopping worker accepts nothing more, even from a batch of events
                 // gathered before the stop (its listeners may already be closed).
                 if !ctx.stopping.load(Ordering::Relaxed) && st.shortage.is_none() {
+                    if ctx.listeners[token as usize].protocol == SocketProtocol::Http
+                        && st.balance.leaving
+                        && !std::mem::take(&mut st.balance.take_next)
+                        && leave_to_another(ctx, conns.len(), true)
+                    {
+                        step_aside(ctx, &mut st);
+                        continue;
+                    }
                     accept_some(ctx, &mut conns, &mut st, token as usize, first_conn);
                 }
                 continue;
@@ -393,8 +433,11 @@ pub fn run(ctx: &LoopContext<'_>) -> std::io::Result<()> {
         if last_sweep.elapsed() >= TICK {
             last_sweep = Instant::now();
             sweep(ctx, &mut conns);
-            if st.polled && st.stop_began.is_none() {
-                ctx.gate.repoll(ctx.epoll, ctx.listeners, |_| true);
+            // Only the busiest threads: re-registering puts a thread last in the kernel's
+            // wake-up order, where a less busy one must not go (`step_back`).
+            if st.polled && st.stop_began.is_none() && !holds_fewer_than_another(ctx, conns.len()) {
+                let aside = st.balance.aside.is_some();
+                ctx.gate.repoll(ctx.epoll, ctx.listeners, |l| !aside || l.protocol != SocketProtocol::Http);
             }
             if conns.is_empty() && conns.capacity() > 1024 {
                 // A burst of connections is over: give the slab's memory back.
@@ -418,9 +461,54 @@ fn poll_listeners(ctx: &LoopContext<'_>, conns: &Slab<Conn>, st: &mut LoopState)
     let want = !full && st.shortage.is_none();
     if want != st.polled && ctx.gate.set_polled(ctx.epoll, ctx.listeners, want) {
         st.polled = want;
+        end_aside(st);
     }
-    if std::mem::take(&mut st.kept) && st.polled && leave_to_another(ctx, conns.len()) {
-        step_back(ctx);
+    if let Some(since) = st.balance.aside {
+        let over = since.elapsed() >= ASIDE;
+        if (over || !leave_to_another(ctx, conns.len(), true))
+            && ctx.gate.set_polled_where(ctx.epoll, ctx.listeners, true, |l| l.protocol == SocketProtocol::Http)
+        {
+            st.balance.take_next = over && http_backlog(ctx.listeners);
+        }
+        if over || !leave_to_another(ctx, conns.len(), true) {
+            end_aside(st);
+        }
+    }
+    if std::mem::take(&mut st.kept) && st.polled && st.balance.aside.is_none() {
+        st.balance.leaving = leave_to_another(ctx, conns.len(), false);
+        if st.balance.leaving {
+            step_back(ctx);
+        }
+    }
+}
+
+/// The HTTP listeners are back in this thread's epoll set (or all are out): no longer aside.
+fn end_aside(st: &mut LoopState) {
+    st.balance.aside = None;
+}
+
+/// True when a connection waits in the accept queue of an HTTP listener (one `poll`).
+fn http_backlog(listeners: &[Listener]) -> bool {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let mut fds: Vec<PollFd<'_>> = listeners
+        .iter()
+        .filter(|l| l.protocol == SocketProtocol::Http)
+        .map(|l| PollFd::new(l.fd(), PollFlags::POLLIN))
+        .collect();
+    poll(&mut fds, PollTimeout::ZERO).is_ok_and(|n| n > 0)
+}
+
+/// Woken for a new HTTP connection while another thread, free to take it, holds at least
+/// two connections fewer (`leave_to_another`): the kernel skipped that thread because it
+/// was not asleep in `epoll_wait` at that instant (a short task, or waiting for a CPU on a
+/// loaded machine). This thread takes its HTTP listeners out of its epoll set for `ASIDE`
+/// and leaves the connection queued: the other thread has the listener ready when it next
+/// waits. The listeners come back once the other thread has caught up (looked at every
+/// `ASIDE_CHECK`) or after `ASIDE`, when a connection still queued is taken (`take_next`):
+/// a new connection waits at most `ASIDE` for the other thread.
+fn step_aside(ctx: &LoopContext<'_>, st: &mut LoopState) {
+    if ctx.gate.set_polled_where(ctx.epoll, ctx.listeners, false, |l| l.protocol == SocketProtocol::Http) {
+        st.balance.aside = Some(Instant::now());
     }
 }
 
@@ -428,10 +516,21 @@ fn poll_listeners(ctx: &LoopContext<'_>, conns: &Slab<Conn>, st: &mut LoopState)
 /// one waiting thread per connection (EPOLLEXCLUSIVE): the first in the kernel's queue of
 /// waiters, so on its own the same thread would take every keep-alive connection of a
 /// quiet server. A thread that has just kept a new connection open after its first request
-/// and now holds at least two connections more than another thread waiting for work
+/// and now holds at least two connections more than another thread polling the listeners
 /// (`leave_to_another`) re-registers its HTTP listeners, which moves it to the back of that
-/// queue: the next connections wake the others first. Connections closed after one request
-/// (`Connection: close`, uwsgi from nginx) don't make a thread step back: they don't stay.
+/// queue: the next connections wake the others first (one busy at that moment is skipped by
+/// the kernel, so stepping back never leaves a connection waiting). Connections closed after
+/// one request (`Connection: close`, uwsgi from nginx) don't make a thread step back: they
+/// don't stay. Three things keep the order: the other thread need not be asleep in
+/// `epoll_wait` at that instant (it was required once, and a thread busy for a few
+/// milliseconds during a burst then let one thread keep its place and take every
+/// connection); a batch of accepts stops at a kept connection that calls for a step back
+/// (a fast client's next connections were otherwise taken from the queue without a
+/// wake-up); and the timeout sweep's re-registration is left to the busiest threads (an
+/// idle thread's put it behind the busy one). The order alone can't keep the balance: the
+/// kernel skips a thread not asleep in `epoll_wait` at that instant, and on a loaded
+/// machine the other thread can be off the CPU for a whole burst (1 run in 10 of
+/// `accept_wakeups.rs` gave one worker all 40 connections); `step_aside` covers that.
 // Differs from uWSGI: its workers all wake for each connection (or take turns with
 // `thunder-lock`), and none looks at how many connections another holds.
 fn step_back(ctx: &LoopContext<'_>) {
@@ -660,17 +759,38 @@ fn sweep(ctx: &LoopContext<'_>, conns: &mut Slab<Conn>) {
     });
 }
 
-/// True when another thread (of any worker) sleeping in `epoll_wait` (free to take a
-/// connection now) holds at least two connections fewer than this one, and 1/32 fewer (so
-/// that with thousands of connections the threads don't step back after every accept).
-fn leave_to_another(ctx: &LoopContext<'_>, mine: usize) -> bool {
-    let board = ctx.worker.board;
+/// True when another thread (of any worker) polling the listeners holds at least two
+/// connections fewer than this one, and 1/32 fewer (so that with thousands of connections
+/// the threads don't step back after every accept). `free_now`: and that thread is not
+/// running a request for longer than `LONG_REQUEST`.
+fn leave_to_another(ctx: &LoopContext<'_>, mine: usize, free_now: bool) -> bool {
     let mine = mine as u64;
+    let now = if free_now { now_micros() } else { 0 };
+    any_other(ctx, |slot| {
+        let theirs = slot.connections.load(Ordering::Relaxed);
+        let started = slot.request_start.load(Ordering::Relaxed);
+        theirs.saturating_add(2 + mine / 32) <= mine
+            && (!free_now || started == 0 || now.saturating_sub(started) < LONG_REQUEST.as_micros() as u64)
+    })
+}
+
+/// True when another thread (of any worker) polling the listeners holds fewer connections.
+fn holds_fewer_than_another(ctx: &LoopContext<'_>, mine: usize) -> bool {
+    let mine = mine as u64;
+    any_other(ctx, |slot| slot.connections.load(Ordering::Relaxed) < mine)
+}
+
+/// True when `test` holds for the slot of another thread polling the listeners (one that
+/// isn't has `u64::MAX` connections). A thread aside counts: it holds more than another,
+/// so its count makes a thread holding more still step aside (the one holding fewest never
+/// does), and it is back within `ASIDE_CHECK` when the balance calls for it.
+fn any_other(ctx: &LoopContext<'_>, test: impl Fn(&crate::scoreboard::CoreSlot) -> bool) -> bool {
+    let board = ctx.worker.board;
     (1..=ctx.settings.processes).any(|id| {
         board.worker(id).cores[..ctx.settings.threads].iter().enumerate().any(|(core, slot)| {
             (id, core) != (ctx.worker.id, ctx.core)
-                && slot.waiting.load(Ordering::Relaxed) == 1
-                && slot.connections.load(Ordering::Relaxed).saturating_add(2 + mine / 32) <= mine
+                && slot.connections.load(Ordering::Relaxed) != u64::MAX
+                && test(slot)
         })
     })
 }
@@ -721,7 +841,14 @@ fn accept_some(ctx: &LoopContext<'_>, conns: &mut Slab<Conn>, st: &mut LoopState
         // and clients mostly send right after connecting: serve now rather than after
         // another trip through epoll_wait. The connection joins the epoll set only if it
         // is still open after that (a one-request uwsgi connection from nginx never does).
-        st.kept |= serve_event(ctx, conns, &mut st.spare, key, token, false);
+        if serve_event(ctx, conns, &mut st.spare, key, token, false) {
+            st.kept = true;
+            if leave_to_another(ctx, conns.len(), false) {
+                // The next connection goes by the wake-up order (`step_back`), not to
+                // this thread's next accept().
+                return;
+            }
+        }
     }
 }
 

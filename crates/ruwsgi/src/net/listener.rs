@@ -129,7 +129,7 @@ impl ListenGate {
     }
 
     /// `set_polled` for the listeners that `which` picks.
-    fn set_polled_where(
+    pub fn set_polled_where(
         &self,
         epoll: &Epoll,
         listeners: &[Listener],
@@ -181,8 +181,8 @@ impl ListenGate {
 /// connection wakes one waiting thread, not every thread of every worker. The kernel
 /// wakes the first waiting thread in the order they registered, so on its own it keeps
 /// picking the same one; HTTP sockets, whose keep-alive connections stay with the thread
-/// that accepted them, are balanced by the busier threads stepping back in that order
-/// (`connection.rs`, `step_back`).
+/// that accepted them, are balanced by the busier threads stepping back in that order, or
+/// aside for a moment (`connection.rs`, `step_back`, `step_aside`).
 fn listen_event(token: u64) -> EpollEvent {
     EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLEXCLUSIVE, token)
 }
