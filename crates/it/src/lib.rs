@@ -444,7 +444,9 @@ pub fn read_until_eof_or_reset(s: &mut impl Read) -> std::io::Result<Vec<u8>> {
             Ok(0) => return Ok(out),
             Ok(n) => out.extend_from_slice(&chunk[..n]),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => return Err(e),
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                return Err(e)
+            }
             Err(_) => return Ok(out),
         }
     }

@@ -126,7 +126,8 @@ fn issue_19_stopping_worker_answers_in_flight_and_pipelined_requests() {
     assert!(is_close(&pid), "{pid:?}");
 
     idle.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let rest = it::read_until_eof_or_reset(&mut idle).expect("idle keep-alive connection closed by the stopping worker");
+    let rest =
+        it::read_until_eof_or_reset(&mut idle).expect("idle keep-alive connection closed by the stopping worker");
     assert!(rest.is_empty(), "{:?}", String::from_utf8_lossy(&rest));
 }
 
