@@ -7,6 +7,7 @@
     /big?n=N         N bytes (a repeating pattern), in 64 KiB pieces without Content-Length
     /endless         16 KiB pieces until the client goes away; then writes "gone after N"
                      to $H2_MARK
+    /pid             the worker's process id
     /sleep?s=N       sleeps N seconds (having touched $H2_MARK.sleeping), then answers
 """
 import hashlib
@@ -55,6 +56,9 @@ def endless():
 def application(environ, start_response):
     path = environ["PATH_INFO"]
     query = {k: v[0] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
+    if path == "/pid":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [str(os.getpid()).encode()]
     if path == "/together":
         met = together(int(query["n"]))
         body = json.dumps({"met": met, "thread": threading.get_ident(), "port": environ["REMOTE_PORT"]}).encode()

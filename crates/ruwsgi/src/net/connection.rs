@@ -8,7 +8,7 @@
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -74,6 +74,14 @@ thread_local! {
     /// This loop thread's doorbell, made when its loop starts (`run`). A thread-local, so
     /// parking a request (`rearm`) needs no new parameter through the loop's functions.
     static DOORBELL: std::cell::OnceCell<Arc<Doorbell>> = const { std::cell::OnceCell::new() };
+    /// HTTP/2 connections this thread accepted and handed to the worker's HTTP/2 thread,
+    /// still open: they count as this thread's in the balance over threads and workers.
+    static HANDED: Arc<AtomicUsize> = Arc::new(AtomicUsize::new(0));
+}
+
+/// Connections this thread holds, for the balance: its own and the HTTP/2 ones it handed on.
+fn held(conns: &Slab<Conn>) -> usize {
+    conns.len() + HANDED.with(|h| h.load(Ordering::Relaxed))
 }
 
 /// Per-loop settings from the config.
@@ -352,7 +360,7 @@ pub fn run(ctx: &LoopContext<'_>) -> std::io::Result<()> {
     let mut last_sweep = Instant::now();
     loop {
         let me = &ctx.worker.slot().cores[ctx.core];
-        let open = if st.polled { conns.len() as u64 } else { u64::MAX };
+        let open = if st.polled { held(&conns) as u64 } else { u64::MAX };
         me.connections.store(open, Ordering::Relaxed);
         let tick = if st.stop_began.is_some() {
             STOP_TICK
@@ -392,7 +400,7 @@ pub fn run(ctx: &LoopContext<'_>) -> std::io::Result<()> {
                     if ctx.listeners[token as usize].protocol == SocketProtocol::Http
                         && st.balance.leaving
                         && !std::mem::take(&mut st.balance.take_next)
-                        && leave_to_another(ctx, conns.len(), true)
+                        && leave_to_another(ctx, held(&conns), true)
                     {
                         step_aside(ctx, &mut st);
                         continue;
@@ -435,7 +443,7 @@ pub fn run(ctx: &LoopContext<'_>) -> std::io::Result<()> {
             sweep(ctx, &mut conns);
             // Only the busiest threads: re-registering puts a thread last in the kernel's
             // wake-up order, where a less busy one must not go (`step_back`).
-            if st.polled && st.stop_began.is_none() && !holds_fewer_than_another(ctx, conns.len()) {
+            if st.polled && st.stop_began.is_none() && !holds_fewer_than_another(ctx, held(&conns)) {
                 let aside = st.balance.aside.is_some();
                 ctx.gate.repoll(ctx.epoll, ctx.listeners, |l| !aside || l.protocol != SocketProtocol::Http);
             }
@@ -465,17 +473,17 @@ fn poll_listeners(ctx: &LoopContext<'_>, conns: &Slab<Conn>, st: &mut LoopState)
     }
     if let Some(since) = st.balance.aside {
         let over = since.elapsed() >= ASIDE;
-        if (over || !leave_to_another(ctx, conns.len(), true))
+        if (over || !leave_to_another(ctx, held(conns), true))
             && ctx.gate.set_polled_where(ctx.epoll, ctx.listeners, true, |l| l.protocol == SocketProtocol::Http)
         {
             st.balance.take_next = over && http_backlog(ctx.listeners);
         }
-        if over || !leave_to_another(ctx, conns.len(), true) {
+        if over || !leave_to_another(ctx, held(conns), true) {
             end_aside(st);
         }
     }
     if std::mem::take(&mut st.kept) && st.polled && st.balance.aside.is_none() {
-        st.balance.leaving = leave_to_another(ctx, conns.len(), false);
+        st.balance.leaving = leave_to_another(ctx, held(conns), false);
         if st.balance.leaving {
             step_back(ctx);
         }
@@ -631,7 +639,8 @@ fn serve_event(
         if let Some(h2) = ctx.http2 {
             let conn = conns.remove(key);
             hand_over(ctx, h2, conn);
-            return false;
+            // It stays open on the HTTP/2 thread, as a kept-alive connection of this one's.
+            return fresh;
         }
     }
     let close = failed || matches!(next, Next::Close | Next::Http2) || over_keepalive;
@@ -665,7 +674,10 @@ fn hand_over(ctx: &LoopContext<'_>, h2: &Http2, conn: Conn) {
         let _ = ctx.epoll.delete(conn.fd.as_fd());
     }
     let buffered = conn.buf.filled().to_vec();
+    let held_by = HANDED.with(Arc::clone);
+    held_by.fetch_add(1, Ordering::Relaxed);
     h2.hand_over(http2::Incoming {
+        held_by,
         fd: conn.fd,
         io: conn.io,
         buffered,
@@ -843,7 +855,7 @@ fn accept_some(ctx: &LoopContext<'_>, conns: &mut Slab<Conn>, st: &mut LoopState
         // is still open after that (a one-request uwsgi connection from nginx never does).
         if serve_event(ctx, conns, &mut st.spare, key, token, false) {
             st.kept = true;
-            if leave_to_another(ctx, conns.len(), false) {
+            if leave_to_another(ctx, held(conns), false) {
                 // The next connection goes by the wake-up order (`step_back`), not to
                 // this thread's next accept().
                 return;

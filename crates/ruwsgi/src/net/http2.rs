@@ -82,6 +82,8 @@ pub struct Incoming {
     pub addr: String,
     /// `REMOTE_PORT`.
     pub port: String,
+    /// The count of the loop thread that handed it on, less one when it closes.
+    pub held_by: Arc<AtomicUsize>,
 }
 
 /// A stream ready to be served by a loop thread: a uwsgi connection.
@@ -180,8 +182,10 @@ impl Http2 {
                     let shared = shared.clone();
                     let counter = Arc::clone(&counter);
                     counter.fetch_add(1, Ordering::Relaxed);
+                    let held_by = Arc::clone(&conn.held_by);
                     tokio::spawn(async move {
                         serve_connection(conn, shared).await;
+                        held_by.fetch_sub(1, Ordering::Relaxed);
                         counter.fetch_sub(1, Ordering::Relaxed);
                     });
                 }
