@@ -276,6 +276,21 @@ struct LogFacts {
     collected: Vec<(String, Vec<u8>)>,
 }
 
+impl LogFacts {
+    /// The request part of its log line.
+    fn logged(&self) -> Logged<'_> {
+        Logged {
+            addr: &self.addr,
+            method: &self.method,
+            uri: &self.uri,
+            protocol: &self.protocol,
+            packet_bytes: self.packet_bytes,
+            request: RequestVars::Captured(&self.captured),
+            modifiers: self.modifiers,
+        }
+    }
+}
+
 /// How far the framing of a pre-buffered chunked body has been checked.
 #[derive(Default)]
 struct ChunkScan {
@@ -1253,16 +1268,7 @@ fn on_parked(ctx: &LoopContext<'_>, conn: &mut Conn, spare: &mut ReadBuf) -> Nex
         Resumed::Done(served, body) => (served, body),
     };
     let Some(p) = conn.parked.take() else { return Next::Close };
-    let log = &p.log;
-    let logged = Logged {
-        addr: &log.addr,
-        method: &log.method,
-        uri: &log.uri,
-        protocol: &log.protocol,
-        packet_bytes: log.packet_bytes,
-        request: RequestVars::Captured(&log.captured),
-        modifiers: log.modifiers,
-    };
+    let logged = p.log.logged();
     served.rest = None;
     end_request(ctx, p.started, &served, &logged);
     let client_keep_alive = p.client_keep_alive;
@@ -1658,16 +1664,7 @@ fn finish_sending(ctx: &LoopContext<'_>, sending: &Sending, complete: bool) -> b
         logvars: sending.log.logvars.clone(),
         collected: sending.log.collected.clone(),
     };
-    let log = &sending.log;
-    let logged = Logged {
-        addr: &log.addr,
-        method: &log.method,
-        uri: &log.uri,
-        protocol: &log.protocol,
-        packet_bytes: log.packet_bytes,
-        request: RequestVars::Captured(&log.captured),
-        modifiers: log.modifiers,
-    };
+    let logged = sending.log.logged();
     if sending.static_file {
         ctx.worker.slot().cores[ctx.core].static_requests.fetch_add(1, Ordering::Relaxed);
     }
