@@ -520,3 +520,16 @@ def application(environ, start_response):
         );
     }
 }
+
+/// PEP 3333: header values are latin-1 text, so `é` goes out as the one byte 0xE9 (as
+/// uWSGI sends it), not as UTF-8's two.
+#[test]
+fn latin1_header_values_go_out_one_byte_per_character() {
+    let srv = serve("latin1_header.py", &[]);
+    let mut s = srv.connect();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let want: &[u8] = b"Content-Disposition: attachment; filename=\"caf\xe9.pdf\"\r\n";
+    assert!(raw.windows(want.len()).any(|w| w == want), "{}", String::from_utf8_lossy(&raw));
+}

@@ -199,13 +199,20 @@ impl ResponseState {
         }
         let pulled = |k: &str| self.collect_headers.iter().any(|r| r.pull && r.header.eq_ignore_ascii_case(k));
         let dropped = |k: &str| self.route_drops.iter().any(|d| d.eq_ignore_ascii_case(k)) || pulled(k);
+        // PEP 3333: the app's header values are latin-1 text, one byte per character on
+        // the wire (`header_text` checked that each fits); rare past ASCII, so copied only then.
+        let latin1: Option<Vec<Vec<u8>>> = self.headers.iter().any(|(_, v)| !v.is_ascii()).then(|| {
+            self.headers.iter().map(|(_, v)| v.chars().map(|c| u8::try_from(c).unwrap_or(b'?')).collect()).collect()
+        });
         let headers: Vec<(&[u8], &[u8])> = self
             .headers
             .iter()
-            .filter(|(k, _)| !dropped(k))
-            .chain(self.route_headers.iter())
-            .chain(self.extra_headers.iter())
-            .map(|(k, v)| (k.as_bytes(), v.as_bytes()))
+            .enumerate()
+            .filter(|(_, (k, _))| !dropped(k))
+            .map(|(i, (k, v))| (k.as_bytes(), latin1.as_ref().map_or(v.as_bytes(), |l| l[i].as_slice())))
+            .chain(
+                self.route_headers.iter().chain(self.extra_headers.iter()).map(|(k, v)| (k.as_bytes(), v.as_bytes())),
+            )
             .collect();
         let start = out.len();
         let status_line = status.as_deref().unwrap_or("500 Internal Server Error");

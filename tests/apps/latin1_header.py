@@ -1,0 +1,10 @@
+"""A response header with a latin-1 character, as Django writes a download's file name
+(crates/it/tests/core_wsgi.rs): PEP 3333 says it goes out as one byte, 0xE9."""
+
+
+def application(environ, start_response):
+    start_response("200 OK", [
+        ("Content-Type", "text/plain"),
+        ("Content-Disposition", 'attachment; filename="caf\u00e9.pdf"'),
+    ])
+    return [b"ok"]
