@@ -1,4 +1,4 @@
-"""A response header with a latin-1 character, as Django writes a download's file name
+"""A response header with a latin-1 character (a download's file name set by hand)
 (crates/it/tests/core_wsgi.rs): PEP 3333 says it goes out as one byte, 0xE9."""
 
 
