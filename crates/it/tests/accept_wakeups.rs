@@ -8,6 +8,23 @@ use std::time::{Duration, Instant};
 
 use it::Server;
 
+/// `hold.py` (it answers with its pid) on an HTTP socket, without a request log.
+fn hold_server(processes: u32, threads: u32) -> Server {
+    let app = it::app("hold.py");
+    let (p, t) = (processes.to_string(), threads.to_string());
+    Server::start(&[
+        "--http-socket",
+        "127.0.0.1:0",
+        "--wsgi-file",
+        &app,
+        "--processes",
+        &p,
+        "--threads",
+        &t,
+        "--disable-logging",
+    ])
+}
+
 /// The two tests count wake-ups and connections per worker: one running beside the other
 /// (its server busy on the same two cores) would skew what the other counts.
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -52,18 +69,7 @@ fn wait_for_workers(srv: &Server, n: usize) -> Vec<i32> {
 fn issue_18_a_new_connection_wakes_one_thread_not_all() {
     const CONNECTIONS: u64 = 100;
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    let app = it::app("hold.py");
-    let srv = Server::start(&[
-        "--http-socket",
-        "127.0.0.1:0",
-        "--wsgi-file",
-        &app,
-        "--processes",
-        "1",
-        "--threads",
-        "4",
-        "--disable-logging",
-    ]);
+    let srv = hold_server(1, 4);
     let worker = wait_for_workers(&srv, 1)[0];
     let deadline = Instant::now() + Duration::from_secs(20);
     while loop_thread_sleeps(worker).len() < 4 && Instant::now() < deadline {
@@ -90,18 +96,7 @@ fn issue_18_a_new_connection_wakes_one_thread_not_all() {
 #[test]
 fn issue_18_keepalive_connections_opened_one_by_one_spread_over_the_workers() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    let app = it::app("hold.py");
-    let srv = Server::start(&[
-        "--http-socket",
-        "127.0.0.1:0",
-        "--wsgi-file",
-        &app,
-        "--processes",
-        "2",
-        "--threads",
-        "1",
-        "--disable-logging",
-    ]);
+    let srv = hold_server(2, 1);
     assert_eq!(wait_for_workers(&srv, 2).len(), 2);
     // Both loops run once each worker has answered a request.
     let deadline = Instant::now() + Duration::from_secs(20);

@@ -389,20 +389,21 @@ fn asgi_app_over_http2() {
     assert_eq!(body, b"part0\npart1\npart2\n");
 }
 
+/// 400 requests of `/env` by h2load over `clients` connections with `streams` each in
+/// flight: whether it exited 0, and what it printed.
+fn h2load(srv: &Server, clients: u32, streams: u32) -> (bool, String) {
+    let url = format!("https://127.0.0.1:{}/env", srv.addr().port());
+    let (c, m) = (clients.to_string(), streams.to_string());
+    let out = run(Command::new("h2load").args(["-n", "400", "-c", &c, "-m", &m, &url]));
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
 #[test]
 fn h2load_bounded_run_over_tls() {
     let srv = start_h2(&[]);
-    let out = run(Command::new("h2load").args([
-        "-n",
-        "400",
-        "-c",
-        "4",
-        "-m",
-        "8",
-        &format!("https://127.0.0.1:{}/env", srv.addr().port()),
-    ]));
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    let (ok, text) = h2load(&srv, 4, 8);
+    assert!(ok, "{text}");
     assert!(text.contains("Application protocol: h2"), "{text}");
     assert!(text.contains("400 succeeded, 0 failed, 0 errored"), "{text}");
     assert!(text.contains("status codes: 400 2xx"), "{text}");
@@ -414,16 +415,7 @@ fn h2load_bounded_run_over_tls() {
 #[test]
 fn a_hundred_streams_at_once_on_one_connection_are_all_answered() {
     let srv = start_h2(&[]);
-    let out = run(Command::new("h2load").args([
-        "-n",
-        "400",
-        "-c",
-        "2",
-        "-m",
-        "100",
-        &format!("https://127.0.0.1:{}/env", srv.addr().port()),
-    ]));
-    let text = String::from_utf8_lossy(&out.stdout);
+    let (_, text) = h2load(&srv, 2, 100);
     assert!(text.contains("400 succeeded, 0 failed, 0 errored"), "{text}");
 }
 
