@@ -871,8 +871,11 @@ fn accept_some(ctx: &LoopContext<'_>, conns: &mut Slab<Conn>, st: &mut LoopState
         // TCP listeners defer accept() until the first bytes arrive (TCP_DEFER_ACCEPT), and
         // clients mostly send right after connecting: serve now rather than after another
         // trip through epoll_wait. The connection joins the epoll set only if it is still
-        // open after that (a one-request uwsgi connection from nginx never does).
-        if serve_event(ctx, conns, &mut st.spare, key, token, false) {
+        // open after that (a one-request uwsgi connection from nginx never does). One
+        // still open counts as kept even before its first response (a TLS handshake takes
+        // round trips): else a burst of TLS connections all went to the first thread woken,
+        // whose batch of accepts found none kept.
+        if serve_event(ctx, conns, &mut st.spare, key, token, false) || conns.contains(key) {
             st.kept = true;
             if leave_to_another(ctx, held(conns), false) {
                 // The next connection goes by the wake-up order (`step_back`), not to
