@@ -165,13 +165,10 @@ fn issue_18_keepalive_connections_opened_at_once_spread_over_the_workers() {
 
 /// Sockets `pid` has open (TCP connections, listeners, socket pairs).
 fn sockets(pid: i32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .map(|d| {
-            d.filter_map(Result::ok)
-                .filter(|e| std::fs::read_link(e.path()).is_ok_and(|l| l.to_string_lossy().starts_with("socket:")))
-                .count()
-        })
-        .unwrap_or(0)
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { return 0 };
+    fds.filter_map(Result::ok)
+        .filter(|e| std::fs::read_link(e.path()).is_ok_and(|l| l.to_string_lossy().starts_with("socket:")))
+        .count()
 }
 
 /// The same over TLS, opened by `h2load -c64 --h1` (which connects all 64 before its first

@@ -317,7 +317,7 @@ fn max_fd_makes_extra_connections_wait_in_the_backlog() {
 }
 
 /// A client that connects and never sends is handled as uWSGI handles it: the kernel holds
-/// the connection back (TCP_DEFER_ACCEPT) until the SYN-ACK retransmit after the defer
+/// the connection back (`TCP_DEFER_ACCEPT`) until the SYN-ACK retransmit after the defer
 /// timeout, then the worker waits `socket-timeout` for a request and closes it without a
 /// byte. It is neither served nor kept for `http-timeout` (60 s here), and the server
 /// answers others meanwhile.
