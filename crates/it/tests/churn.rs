@@ -201,7 +201,14 @@ fn issue_19_out_of_fds_backs_off_logs_once_and_recovers() {
         .status()
         .expect("prlimit (util-linux)");
     assert!(status.success());
-    let held: Vec<TcpStream> = (0..limit).map(|_| srv.connect()).collect();
+    // Each sends part of a request line and stops: connections that hold an fd each.
+    let held: Vec<TcpStream> = (0..limit)
+        .map(|_| {
+            let mut s = srv.connect();
+            s.write_all(b"GET /cou").unwrap();
+            s
+        })
+        .collect();
     assert!(srv.wait_log("Too many open files", Duration::from_secs(5)), "{}", srv.log());
     let cpu = || -> u64 {
         let stat = std::fs::read_to_string(format!("/proc/{worker}/stat")).unwrap();

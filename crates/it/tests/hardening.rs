@@ -286,11 +286,20 @@ fn slowloris_closed_after_socket_timeout_others_unaffected() {
 }
 
 /// `max-fd` caps connections per worker: one more waits in the listen backlog (it is
-/// neither refused nor reset) and is served as soon as a slot frees.
+/// neither refused nor reset) and is served as soon as a slot frees. The two that hold the
+/// slots sent part of a request line and stopped (a connection that sends nothing at all
+/// is not handed over before its first bytes or the defer timeout: see
+/// `silent_connection_is_accepted_after_the_defer_timeout_then_closed`).
 #[test]
 fn max_fd_makes_extra_connections_wait_in_the_backlog() {
     let srv = single_thread_server("counter.py", &["--max-fd", "2"]);
-    let held: Vec<TcpStream> = (0..2).map(|_| it::connect(srv.addr())).collect();
+    let held: Vec<TcpStream> = (0..2)
+        .map(|_| {
+            let mut s = it::connect(srv.addr());
+            s.write_all(b"GET /cou").unwrap();
+            s
+        })
+        .collect();
     thread::sleep(Duration::from_millis(300));
     let mut third = it::connect(srv.addr());
     third.write_all(b"GET /count HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").unwrap();
@@ -304,6 +313,50 @@ fn max_fd_makes_extra_connections_wait_in_the_backlog() {
     drop(held);
     third.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let r = it::read_response(&mut std::io::BufReader::new(third)).expect("served once a slot freed");
+    assert_eq!(r.status, 200);
+}
+
+/// A client that connects and never sends is handled as uWSGI handles it: the kernel holds
+/// the connection back (`TCP_DEFER_ACCEPT`) until the SYN-ACK retransmit after the defer
+/// timeout, then the worker waits `socket-timeout` for a request and closes it without a
+/// byte. It is neither served nor kept for `http-timeout` (60 s here), and the server
+/// answers others meanwhile.
+#[test]
+fn silent_connection_is_accepted_after_the_defer_timeout_then_closed() {
+    let srv = single_thread_server("counter.py", &["--socket-timeout", "2", "--http-timeout", "60"]);
+    let mut silent = it::connect(srv.addr());
+    let since = Instant::now();
+    assert_eq!(srv.get("/count").status, 200);
+    silent.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let (bytes, closed) = read_until_closed(&mut silent);
+    let took = since.elapsed();
+    assert!(closed, "silent connection still open after {took:?}");
+    assert!(bytes.is_empty(), "a reply to nothing: {:?}", String::from_utf8_lossy(&bytes));
+    // Handed over after 1-3 s, then socket-timeout: never before socket-timeout.
+    assert!(took >= Duration::from_secs(2), "closed after {took:?}, before socket-timeout");
+    assert_eq!(srv.get("/count").status, 200);
+}
+
+/// `no-defer-accept`: a connection is handed to a worker before it sends, so a silent one
+/// holds one of the `max-fd` slots at once and the next client waits in the backlog until
+/// it goes.
+#[test]
+fn no_defer_accept_hands_over_silent_connections_at_once() {
+    let srv = single_thread_server("counter.py", &["--max-fd", "1", "--no-defer-accept"]);
+    let silent = it::connect(srv.addr());
+    thread::sleep(Duration::from_millis(300));
+    let mut next = it::connect(srv.addr());
+    next.write_all(b"GET /count HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").unwrap();
+    next.set_read_timeout(Some(Duration::from_millis(700))).unwrap();
+    let mut buf = [0u8; 64];
+    let early = next.read(&mut buf);
+    assert!(
+        matches!(&early, Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)),
+        "served while the silent connection held the only slot: {early:?}"
+    );
+    drop(silent);
+    next.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let r = it::read_response(&mut std::io::BufReader::new(next)).expect("served once the slot freed");
     assert_eq!(r.status, 200);
 }
 

@@ -757,7 +757,8 @@ fn serve_guarded(ctx: &LoopContext<'_>, conn: &mut Conn, spare: &mut ReadBuf) ->
     }
 }
 
-/// Closes connections idle past `http-timeout` or with a request slower than `socket-timeout`.
+/// Closes connections idle past `http-timeout` or with a request (the first one included)
+/// slower than `socket-timeout`.
 fn sweep(ctx: &LoopContext<'_>, conns: &mut Slab<Conn>) {
     let settings = ctx.settings;
     for site in ctx.listeners.iter().filter_map(|l| l.tls.as_ref()) {
@@ -768,8 +769,11 @@ fn sweep(ctx: &LoopContext<'_>, conns: &mut Slab<Conn>) {
             // Its own timeouts apply (`Parked::resume`).
             return true;
         }
-        // A TLS handshake must finish within socket-timeout, as a request must arrive.
-        let busy = c.buf.len() > 0 || c.sending.is_some() || c.io.handshaking();
+        // A TLS handshake must finish within socket-timeout, as a request must arrive, and
+        // so must the first bytes of a new connection (as uWSGI waits for the first request:
+        // a client that connects and never sends is closed after socket-timeout, without a
+        // reply, once TCP_DEFER_ACCEPT handed it over).
+        let busy = c.buf.len() > 0 || c.sending.is_some() || c.io.handshaking() || c.fresh;
         let limit = if busy { settings.request_timeout } else { settings.idle_timeout };
         let keep = c.since.elapsed() < limit;
         if !keep {
@@ -864,11 +868,14 @@ fn accept_some(ctx: &LoopContext<'_>, conns: &mut Slab<Conn>, st: &mut LoopState
         let token = first_conn + entry.key() as u64;
         let key = entry.key();
         entry.insert(Conn::new(fd, io, index, listener.protocol, peer));
-        // TCP uwsgi listeners defer accept() until the first bytes arrive (TCP_DEFER_ACCEPT),
-        // and clients mostly send right after connecting: serve now rather than after
-        // another trip through epoll_wait. The connection joins the epoll set only if it
-        // is still open after that (a one-request uwsgi connection from nginx never does).
-        if serve_event(ctx, conns, &mut st.spare, key, token, false) {
+        // TCP listeners defer accept() until the first bytes arrive (TCP_DEFER_ACCEPT), and
+        // clients mostly send right after connecting: serve now rather than after another
+        // trip through epoll_wait. The connection joins the epoll set only if it is still
+        // open after that (a one-request uwsgi connection from nginx never does). One
+        // still open counts as kept even before its first response (a TLS handshake takes
+        // round trips): else a burst of TLS connections all went to the first thread woken,
+        // whose batch of accepts found none kept.
+        if serve_event(ctx, conns, &mut st.spare, key, token, false) || conns.contains(key) {
             st.kept = true;
             if leave_to_another(ctx, held(conns), false) {
                 // The next connection goes by the wake-up order (`step_back`), not to

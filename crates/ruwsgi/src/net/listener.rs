@@ -300,7 +300,7 @@ fn bind(spec: &SocketSpec, cfg: &Config) -> Result<Listener> {
         )
     } else {
         (
-            bind_tcp(&spec.address, backlog, spec.protocol, cfg.reuse_port)
+            bind_tcp(&spec.address, backlog, cfg.reuse_port, !cfg.no_defer_accept)
                 .with_context(|| format!("cannot bind {}", spec.address))?,
             None,
         )
@@ -336,7 +336,7 @@ fn resolve(address: &str) -> Result<SocketAddr> {
     full.to_socket_addrs()?.next().with_context(|| format!("{address} resolves to no address"))
 }
 
-fn bind_tcp(address: &str, backlog: i32, protocol: SocketProtocol, reuse_port: bool) -> Result<Socket> {
+fn bind_tcp(address: &str, backlog: i32, reuse_port: bool, defer: bool) -> Result<Socket> {
     let addr = resolve(address)?;
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
     socket.set_reuse_address(true)?;
@@ -351,15 +351,21 @@ fn bind_tcp(address: &str, backlog: i32, protocol: SocketProtocol, reuse_port: b
     socket.set_tcp_nodelay(true)?;
     socket.bind(&addr.into())?;
     socket.listen(backlog)?;
-    if protocol == SocketProtocol::Uwsgi {
+    if defer {
         defer_accept(&socket);
     }
     Ok(socket)
 }
 
-/// `TCP_DEFER_ACCEPT` (as uWSGI sets on Linux) for uwsgi sockets: nginx opens a connection
-/// per request and sends at once, so a worker wakes once per request instead of twice.
-/// HTTP sockets don't get it: there `max-fd` and the timeouts see every connection. Best effort.
+/// `TCP_DEFER_ACCEPT` on every TCP listener (uWSGI sets it on all of its TCP sockets unless
+/// `no-defer-accept`): the kernel queues a connection for `accept()` only once its first bytes
+/// arrived, so a worker is woken once per connection, with the request ready to read, instead
+/// of once for the handshake and again for the request (nginx's uwsgi connections and
+/// `Connection: close` clients open a connection per request). A client that connects and
+/// never sends is queued anyway after the SYN-ACK retransmit past the timeout (about 1 s, 3 s
+/// at most), and from then on `max-fd`, `socket-timeout` and `http-timeout` see it as any
+/// other. Differs from uWSGI: the timeout is 1 s, not `socket-timeout` (4 s by default).
+/// Best effort: where the kernel refuses, connections are handed over at once.
 fn defer_accept(socket: &Socket) {
     let seconds: libc::c_int = 1;
     // SAFETY: setsockopt on a socket we own, with a pointer to a c_int that outlives the call
