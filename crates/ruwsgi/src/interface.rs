@@ -96,7 +96,10 @@ impl Doorbell {
     fn ring(&self, token: u64) {
         let mut rung = self.rung.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         rung.push(token);
-        if rung.len() == 1 {
+        let first = rung.len() == 1;
+        // Unlocked before the write: the thread it wakes goes straight for this lock.
+        drop(rung);
+        if first {
             let _ = self.fd.write(1);
         }
     }

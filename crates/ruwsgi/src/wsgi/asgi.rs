@@ -752,13 +752,17 @@ impl Exchange {
         Self::ring(inbox);
     }
 
-    /// Wakes the connection (once until it takes the events), then unlocks.
+    /// Unlocks, then wakes the connection (once until it takes the events). The lock is
+    /// let go first: the woken thread's first step is `take`, which needs it.
     fn ring(mut inbox: MutexGuard<'_, Inbox>) {
-        if !inbox.signalled {
-            inbox.signalled = true;
-            if let Some(waker) = &inbox.waker {
-                waker.wake();
-            }
+        if inbox.signalled {
+            return;
+        }
+        inbox.signalled = true;
+        let waker = inbox.waker.clone();
+        drop(inbox);
+        if let Some(waker) = waker {
+            waker.wake();
         }
     }
 
