@@ -104,6 +104,17 @@ impl Doorbell {
         }
     }
 
+    /// Rings several tokens with at most one write.
+    fn ring_all(&self, tokens: impl IntoIterator<Item = u64>) {
+        let mut rung = self.rung.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let first = rung.is_empty();
+        rung.extend(tokens);
+        drop(rung);
+        if first {
+            let _ = self.fd.write(1);
+        }
+    }
+
     /// The tokens rung since the last call (in the order rung; a token may repeat).
     pub fn take(&self) -> Vec<u64> {
         let _ = self.fd.read();
@@ -127,6 +138,16 @@ impl Waker {
     /// The request has news.
     pub fn wake(&self) {
         self.bell.ring(self.token);
+    }
+
+    /// Wakes each of `wakers`, writing each doorbell's eventfd at most once.
+    pub fn wake_all(wakers: &[Waker]) {
+        for (i, waker) in wakers.iter().enumerate() {
+            if wakers[..i].iter().any(|w| Arc::ptr_eq(&w.bell, &waker.bell)) {
+                continue;
+            }
+            waker.bell.ring_all(wakers[i..].iter().filter(|w| Arc::ptr_eq(&w.bell, &waker.bell)).map(|w| w.token));
+        }
     }
 }
 
