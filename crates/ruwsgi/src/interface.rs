@@ -248,3 +248,31 @@ pub struct FileRest {
     /// Bytes left.
     pub remaining: u64,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wake_all_rings_every_token_with_one_write_per_doorbell() {
+        let a = Arc::new(Doorbell::new().unwrap());
+        let b = Arc::new(Doorbell::new().unwrap());
+        let wakers: Vec<Waker> =
+            [(&a, 1), (&b, 7), (&a, 2), (&a, 3)].iter().map(|(bell, t)| Waker::new(Arc::clone(bell), *t)).collect();
+        Waker::wake_all(&wakers);
+        // An eventfd's read returns the sum of the writes since the last read.
+        assert_eq!(a.fd.read().unwrap(), 1);
+        assert_eq!(b.fd.read().unwrap(), 1);
+        assert_eq!(a.take(), vec![1, 2, 3]);
+        assert_eq!(b.take(), vec![7]);
+    }
+
+    #[test]
+    fn wake_all_adds_to_tokens_not_yet_taken_without_another_write() {
+        let a = Arc::new(Doorbell::new().unwrap());
+        Waker::new(Arc::clone(&a), 5).wake();
+        Waker::wake_all(&[Waker::new(Arc::clone(&a), 6)]);
+        assert_eq!(a.fd.read().unwrap(), 1);
+        assert_eq!(a.take(), vec![5, 6]);
+    }
+}
