@@ -160,3 +160,21 @@ fn asgi_64_websocket_clients_on_2_workers_all_get_their_echoes() {
         assert_eq!(ws.recv().0, 8);
     }
 }
+
+#[test]
+fn asgi_replies_of_many_requests_started_together_all_reach_their_clients() {
+    // The loop's thread holds back the wake-ups of replies made in one batch and writes
+    // the doorbell once for several (`Feed::defer`): with 50 keep-alive clients sending
+    // at once on one thread, every reply must still reach its client, round after round.
+    let srv = asgi_server("asgi_raw:app", &["--processes", "1", "--threads", "1"]);
+    let mut clients: Vec<BufReader<TcpStream>> = (0..N).map(|_| BufReader::new(srv.connect())).collect();
+    for round in 0..20 {
+        for c in &mut clients {
+            c.get_mut().write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+        }
+        for (i, c) in clients.iter_mut().enumerate() {
+            let r = it::read_response(c).unwrap_or_else(|e| panic!("client {i}, round {round}: {e}"));
+            assert_eq!((r.status, &r.body[..]), (200, &b"Hello, ASGI!"[..]), "client {i}, round {round}");
+        }
+    }
+}

@@ -48,6 +48,9 @@ const LIFESPAN_TIMEOUT: f64 = 60.0;
 /// Longest sleep of a thread running a request to its end (`AsgiApp::handle`) between
 /// steps, for the request's timers (WebSocket pings, timeouts).
 const WAIT_TICK: Duration = Duration::from_millis(250);
+/// Wake-ups the loop's thread holds back at most before it writes the doorbells
+/// (`Feed::defer`): bounds how long a reply waits behind other requests' Python.
+const DEFER_MAX: usize = 8;
 
 /// The loaded ASGI app and, in a worker, its event loop.
 pub struct AsgiApp {
@@ -531,12 +534,67 @@ pub(super) enum ToLoop {
 pub(super) struct Feed {
     queue: Mutex<Vec<ToLoop>>,
     fd: EventFd,
+    /// Connections the loop's thread has news for and hasn't woken yet (see `defer`).
+    deferred: Mutex<Deferred>,
+    /// Schedules `PyFeed::flush` on the loop (`loop.call_soon`), set by the runner.
+    flusher: OnceLock<Py<PyAny>>,
+}
+
+/// Wake-ups held back until the loop has run what is ready (`Feed::defer`).
+#[derive(Default)]
+struct Deferred {
+    wakers: Vec<Waker>,
+    /// A `flush` is scheduled on the loop.
+    scheduled: bool,
 }
 
 impl Feed {
     fn new() -> std::io::Result<Self> {
         let fd = EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)?;
-        Ok(Self { queue: Mutex::new(Vec::new()), fd })
+        Ok(Self {
+            queue: Mutex::new(Vec::new()),
+            fd,
+            deferred: Mutex::new(Deferred::default()),
+            flusher: OnceLock::new(),
+        })
+    }
+
+    /// On the loop's thread: wakes `waker`'s connection once the loop has run the
+    /// callbacks ready now (a `flush` queued behind them), or at once when
+    /// `DEFER_MAX` wake-ups wait. One doorbell write then carries the replies of several
+    /// requests, where one write per reply woke the connection thread (which then
+    /// preempted the loop's) once or twice per request.
+    fn defer(&self, waker: Waker) {
+        let Some(flusher) = self.flusher.get() else {
+            waker.wake();
+            return;
+        };
+        let mut due = self.deferred.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        due.wakers.push(waker);
+        if due.wakers.len() >= DEFER_MAX {
+            let wakers = std::mem::take(&mut due.wakers);
+            drop(due);
+            Waker::wake_all(&wakers);
+            return;
+        }
+        if std::mem::replace(&mut due.scheduled, true) {
+            return;
+        }
+        drop(due);
+        let scheduled = Python::attach(|py| flusher.call0(py).map(drop));
+        if let Err(e) = scheduled {
+            tracing::error!("ASGI: cannot schedule the loop's replies: {e}");
+            self.flush();
+        }
+    }
+
+    /// Wakes what `defer` held back.
+    fn flush(&self) {
+        let mut due = self.deferred.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        due.scheduled = false;
+        let wakers = std::mem::take(&mut due.wakers);
+        drop(due);
+        Waker::wake_all(&wakers);
     }
 
     /// Queues `items`; wakes the loop when they are the first since it last looked.
@@ -559,6 +617,16 @@ struct PyFeed(Arc<Feed>);
 impl PyFeed {
     fn fileno(&self) -> i32 {
         self.0.fd.as_fd().as_raw_fd()
+    }
+
+    /// `schedule()` queues `flush` on the loop (called once, by the runner).
+    fn set_flusher(&self, schedule: Py<PyAny>) {
+        let _ = self.0.flusher.set(schedule);
+    }
+
+    /// Wakes the connections the loop's replies wait for (`Feed::defer`).
+    fn flush(&self) {
+        self.0.flush();
     }
 
     /// Called on the loop's thread when the eventfd is readable: starts the queued
@@ -606,7 +674,7 @@ impl AsgiApp {
         websocket: bool,
         first: Option<Vec<u8>>,
     ) -> Arc<Exchange> {
-        let ex = Arc::new(Exchange::new(what.to_owned(), websocket));
+        let ex = Arc::new(Exchange::new(what.to_owned(), websocket, self.feed()));
         let scope = Box::new(ScopeSource::new(&req.origin, websocket, req.client.io().is_tls()));
         match self.feed.get() {
             Some(feed) => feed.push([ToLoop::Start { scope, ex: Arc::clone(&ex), first }]),
@@ -724,10 +792,12 @@ pub(super) struct Exchange {
     pub(super) vars: AtomicUsize,
     /// `GET /path`, for log messages from the loop thread.
     what: String,
+    /// Where the loop's thread defers its wake-ups (`None`: the loop isn't running).
+    feed: Option<Arc<Feed>>,
 }
 
 impl Exchange {
-    pub(super) fn new(what: String, websocket: bool) -> Self {
+    pub(super) fn new(what: String, websocket: bool, feed: Option<Arc<Feed>>) -> Self {
         let inbox = Inbox {
             events: VecDeque::new(),
             queued: 0,
@@ -739,7 +809,7 @@ impl Exchange {
             waker: None,
             signalled: false,
         };
-        Self { inbox: Mutex::new(inbox), vars: AtomicUsize::new(0), what }
+        Self { inbox: Mutex::new(inbox), vars: AtomicUsize::new(0), what, feed }
     }
 
     pub(super) fn lock(&self) -> MutexGuard<'_, Inbox> {
@@ -749,16 +819,23 @@ impl Exchange {
     pub(super) fn push(&self, event: Event) {
         let mut inbox = self.lock();
         inbox.events.push_back(event);
-        Self::ring(inbox);
+        self.ring(inbox);
     }
 
-    /// Wakes the connection (once until it takes the events), then unlocks.
-    fn ring(mut inbox: MutexGuard<'_, Inbox>) {
-        if !inbox.signalled {
-            inbox.signalled = true;
-            if let Some(waker) = &inbox.waker {
-                waker.wake();
-            }
+    /// Unlocks, then wakes the connection (once until it takes the events), through the
+    /// feed's deferred wake-ups: every caller is on the loop's thread. The lock is let
+    /// go first: the woken thread's first step is `take`, which needs it.
+    fn ring(&self, mut inbox: MutexGuard<'_, Inbox>) {
+        if inbox.signalled {
+            return;
+        }
+        inbox.signalled = true;
+        let waker = inbox.waker.clone();
+        drop(inbox);
+        match (waker, &self.feed) {
+            (Some(waker), Some(feed)) => feed.defer(waker),
+            (Some(waker), None) => waker.wake(),
+            (None, _) => {}
         }
     }
 
@@ -804,7 +881,7 @@ impl PyExchange {
             return Ok(());
         }
         inbox.events.push_back(Event::Receive(fut.unbind()));
-        Exchange::ring(inbox);
+        self.ring(inbox);
         Ok(())
     }
 
@@ -824,7 +901,7 @@ impl PyExchange {
         }
         if inbox.websocket {
             let wait = super::asgi_websocket::queue_message(&mut inbox, &kind, message, fut)?;
-            Exchange::ring(inbox);
+            self.ring(inbox);
             return Ok(wait);
         }
         match kind.as_str() {
@@ -872,7 +949,7 @@ impl PyExchange {
                 inbox.queued += data.len();
                 let wait = inbox.queued > HIGH_WATER;
                 inbox.events.push_back(Event::Body { data, more, waiter: wait.then(|| fut.unbind()) });
-                Exchange::ring(inbox);
+                self.ring(inbox);
                 Ok(wait)
             }
             other => Err(PyValueError::new_err(format!("unexpected ASGI message type {other:?} for an http request"))),

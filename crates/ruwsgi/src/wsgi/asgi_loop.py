@@ -9,6 +9,7 @@ is touched on this side, and all Python work happens on this thread.
 """
 
 import asyncio
+import functools
 import sys
 import threading
 import time
@@ -58,6 +59,8 @@ class Runner:
         """Starts the loop thread, watching `feed`, and runs lifespan startup; returns an
         error or None."""
         self.loop, _ = new_loop()
+        # The replies of the callbacks ready now wake their connections together, after them.
+        feed.set_flusher(functools.partial(self.loop.call_soon, feed.flush))
         ready = threading.Event()
         self.thread = threading.Thread(target=self._run, args=(ready,), name="ruwsgi-asgi-loop", daemon=True)
         self.thread.start()
