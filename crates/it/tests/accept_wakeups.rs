@@ -185,15 +185,24 @@ fn issue_18_tls_connections_opened_at_once_spread_over_the_workers() {
     let args = ["--https", "127.0.0.1:0,site.crt,site.key", "--wsgi-file", &app, "--processes", "2", "--threads", "1"];
     let args = args.iter().chain(&["--disable-logging"]).map(|s| (*s).to_owned()).collect();
     let srv = Server::start_in(dir, it::Start { args, env: vec![], workers: 2 });
-    let workers = wait_for_workers(&srv, 2);
-    assert_eq!(workers.len(), 2);
     let url = format!("https://127.0.0.1:{}/", srv.addr().port());
+    let split = burst_split(&srv, &url, CONNECTIONS);
+    eprintln!("TLS connections per worker: {split:?}");
+    assert_eq!(split.iter().sum::<usize>(), CONNECTIONS, "{split:?}");
+    assert!(split.iter().all(|&n| n >= CONNECTIONS / 4), "{split:?}");
+}
+
+/// How `connections` opened at once by `h2load --h1` against `url` split between the two
+/// workers of `srv` (new sockets per worker, counted in `/proc` while h2load holds them).
+fn burst_split(srv: &Server, url: &str, connections: usize) -> Vec<usize> {
+    let workers = wait_for_workers(srv, 2);
+    assert_eq!(workers.len(), 2);
     // Both loops run once each worker has answered a request.
-    let warm = it::tls::run(std::process::Command::new("h2load").args(["--h1", "-n", "40", "-c", "4", &url]));
+    let warm = it::tls::run(std::process::Command::new("h2load").args(["--h1", "-n", "40", "-c", "4", url]));
     assert!(warm.status.success(), "{}", String::from_utf8_lossy(&warm.stdout));
     let idle: Vec<usize> = workers.iter().map(|&p| sockets(p)).collect();
     let mut load = std::process::Command::new("h2load")
-        .args(["--h1", "-c", &CONNECTIONS.to_string(), "-t1", "-D", "4", &url])
+        .args(["--h1", "-c", &connections.to_string(), "-t1", "-D", "4", url])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -202,13 +211,39 @@ fn issue_18_tls_connections_opened_at_once_spread_over_the_workers() {
     let mut split = vec![0; 2];
     while Instant::now() < deadline {
         split = workers.iter().zip(&idle).map(|(&p, &i)| sockets(p).saturating_sub(i)).collect();
-        if split.iter().sum::<usize>() >= CONNECTIONS {
+        if split.iter().sum::<usize>() >= connections {
             break;
         }
         thread::sleep(Duration::from_millis(20));
     }
     load.wait().unwrap();
-    eprintln!("TLS connections per worker: {split:?}");
+    split
+}
+
+/// The same for an ASGI app: its first request on each connection parks in the loop, so the
+/// connection is still open (kept) when the accepting thread looks at the balance. Before,
+/// one worker took all 64 connections of a burst and the other sat idle.
+#[test]
+fn issue_18_asgi_connections_opened_at_once_spread_over_the_workers() {
+    const CONNECTIONS: usize = 64;
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let apps = it::repo().join("tests/apps").display().to_string();
+    let srv = Server::start(&[
+        "--http-socket",
+        "127.0.0.1:0",
+        "--chdir",
+        &apps,
+        "--asgi",
+        "asgi_raw:app",
+        "--processes",
+        "2",
+        "--threads",
+        "1",
+        "--disable-logging",
+    ]);
+    let url = format!("http://127.0.0.1:{}/scope", srv.addr().port());
+    let split = burst_split(&srv, &url, CONNECTIONS);
+    eprintln!("ASGI connections per worker: {split:?}");
     assert_eq!(split.iter().sum::<usize>(), CONNECTIONS, "{split:?}");
     assert!(split.iter().all(|&n| n >= CONNECTIONS / 4), "{split:?}");
 }
