@@ -707,7 +707,7 @@ fn hand_over(ctx: &LoopContext<'_>, h2: &Http2, conn: Conn) {
 fn adopt_stream(ctx: &LoopContext<'_>, conns: &mut Slab<Conn>, st: &mut LoopState, first_conn: u64) {
     let Some(h2) = ctx.http2 else { return };
     let Some(stream) = h2.streams().pop() else { return };
-    if http2::abandoned(&stream.fd) {
+    if stream.abandoned() {
         // Reset by the client before any thread took it: nobody waits for the answer.
         return;
     }

@@ -36,6 +36,7 @@ use bytes::{Bytes, BytesMut};
 use h2::server::SendResponse;
 use h2::{Reason, RecvStream, SendStream};
 use nix::sys::eventfd::{EfdFlags, EventFd};
+use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use ruwsgi_proto::{
     encode_chunk, frame_type, parse_response_head, percent_decode, try_encode_uwsgi_packet, Flood, FrameBudget,
     FrameLimits, FrameScanner, CHUNK_END, H2_PREFACE, LAST_CHUNK,
@@ -96,6 +97,17 @@ pub struct Handed {
     pub addr: String,
     /// `REMOTE_PORT`.
     pub port: String,
+    /// The stream's task has ended (the client reset the stream): nobody waits for the
+    /// answer.
+    gone: Arc<AtomicBool>,
+}
+
+impl Handed {
+    /// The client reset the stream before a loop thread took it: nobody waits for the
+    /// answer.
+    pub fn abandoned(&self) -> bool {
+        self.gone.load(Ordering::Acquire)
+    }
 }
 
 /// The streams waiting for a loop thread. Every loop polls `fd` (a semaphore eventfd: one
@@ -514,11 +526,9 @@ async fn serve_stream(
     };
     // Held until the stream is answered: the pair and the loop thread are taken in turn.
     let Ok(_turn) = shared.in_flight.acquire().await else { return };
-    let (mine, theirs) = match std::os::unix::net::UnixStream::pair().and_then(|(a, b)| {
-        a.set_nonblocking(true)?;
-        b.set_nonblocking(true)?;
-        Ok((a, b))
-    }) {
+    // Non-blocking and close-on-exec as made: no `fcntl`/`ioctl` per stream.
+    let flags = SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC;
+    let (mine, theirs) = match socketpair(AddressFamily::Unix, SockType::Stream, None, flags) {
         Ok(pair) => pair,
         Err(e) => {
             tracing::warn!("HTTP/2 stream from {}: cannot make a socket pair: {e}", facts.addr);
@@ -526,24 +536,28 @@ async fn serve_stream(
             return;
         }
     };
-    let Ok(mine) = tokio::net::UnixStream::from_std(mine) else { return };
-    let (mut from_app, mut to_app) = mine.into_split();
-    if to_app.write_all(&packet).await.is_err() {
+    let Ok(mut mine) = tokio::net::UnixStream::from_std(std::os::unix::net::UnixStream::from(mine)) else { return };
+    if mine.write_all(&packet).await.is_err() {
         return;
     }
+    // Set when this task ends, which closes its end of the pair: a loop thread that takes
+    // the stream after that (the client reset it) leaves it.
+    let answered = Answered::default();
     shared.streams.push(Handed {
-        fd: theirs.into(),
+        fd: theirs,
         listener: facts.listener,
         addr: facts.addr.clone(),
         port: facts.port.clone(),
+        gone: Arc::clone(&answered.0),
     });
-    // No body (a GET): no pump; the writing half stays open all the same (a closed one
-    // would look like a client that went away).
+    let timeout = shared.settings.request_timeout;
+    // No body (a GET): no pump, and the pair stays whole (a half shut for writing would
+    // look like a client that went away, and costs a `shutdown`).
     if body.is_end_stream() {
-        relay_response(&mut from_app, &mut respond, is_head, &facts.addr, shared.settings.request_timeout).await;
-        drop(to_app);
+        relay_response(&mut mine, &mut respond, is_head, &facts.addr, timeout).await;
         return;
     }
+    let (mut from_app, mut to_app) = mine.into_split();
     let pump = tokio::spawn(async move {
         // The body goes to the app as it reads: credit goes back to the client only for
         // what the socket pair took.
@@ -577,8 +591,18 @@ async fn serve_stream(
         // The writing half stays open: a uwsgi request ends at its CONTENT_LENGTH.
         std::future::pending::<()>().await;
     });
-    relay_response(&mut from_app, &mut respond, is_head, &facts.addr, shared.settings.request_timeout).await;
+    relay_response(&mut from_app, &mut respond, is_head, &facts.addr, timeout).await;
     pump.abort();
+}
+
+/// Marks a stream's task as ended (its end of the socket pair closed) when dropped.
+#[derive(Default)]
+struct Answered(Arc<AtomicBool>);
+
+impl Drop for Answered {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Release);
+    }
 }
 
 /// The uwsgi packet of a stream's request, as nginx's `uwsgi_params` would make it, with
@@ -655,7 +679,7 @@ fn is_connection_specific(name: &str) -> bool {
 /// time as the stream has room. Returns when the response has ended, or the client reset
 /// the stream (the socket pair then closes: the app sees a disconnect).
 async fn relay_response(
-    from_app: &mut tokio::net::unix::OwnedReadHalf,
+    from_app: &mut (impl AsyncRead + Unpin),
     respond: &mut SendResponse<Bytes>,
     is_head: bool,
     addr: &str,
@@ -696,6 +720,13 @@ async fn relay_response(
         }
     }
     let no_body = is_head || matches!(head.status, 204 | 304);
+    // With a length, the response ends with its last byte and that piece ends the stream:
+    // no wait for the loop thread to close the pair, no empty closing DATA frame.
+    let mut left = (!no_body)
+        .then(|| head.headers.iter().find(|(name, _)| name.eq_ignore_ascii_case("content-length")))
+        .flatten()
+        .and_then(|(_, value)| std::str::from_utf8(value).ok()?.trim().parse::<u64>().ok());
+    let no_body = no_body || left == Some(0);
     let Ok(mut stream) = respond.send_response(response, no_body) else { return };
     if no_body {
         return;
@@ -707,7 +738,14 @@ async fn relay_response(
     let mut buf = BytesMut::new();
     loop {
         if !piece.is_empty() {
-            match tokio::time::timeout(timeout, send_piece(&mut stream, piece)).await {
+            let last = left.is_some_and(|n| piece.len() as u64 >= n);
+            if let (Some(n), true) = (left, last) {
+                // Bytes past the length (an app that wrote more than it announced) go nowhere.
+                piece.truncate(usize::try_from(n).unwrap_or(usize::MAX));
+            }
+            left = left.map(|n| n.saturating_sub(piece.len() as u64));
+            match tokio::time::timeout(timeout, send_piece(&mut stream, piece, last)).await {
+                Ok(Ok(())) if last => return,
                 Ok(Ok(())) => {}
                 Ok(Err(_)) => return,
                 Err(_) => {
@@ -736,9 +774,9 @@ async fn relay_response(
     }
 }
 
-/// Sends `data` on the stream as its flow-control window and the connection allow (the
-/// caller bounds the wait by `socket-timeout`).
-async fn send_piece(stream: &mut SendStream<Bytes>, mut data: Bytes) -> Result<(), h2::Error> {
+/// Sends `data` on the stream as its flow-control window and the connection allow, its
+/// last frame ending the stream when `last` (the caller bounds the wait by `socket-timeout`).
+async fn send_piece(stream: &mut SendStream<Bytes>, mut data: Bytes, last: bool) -> Result<(), h2::Error> {
     while !data.is_empty() {
         stream.reserve_capacity(data.len());
         let room = poll_fn(|cx| {
@@ -752,7 +790,7 @@ async fn send_piece(stream: &mut SendStream<Bytes>, mut data: Bytes) -> Result<(
             continue;
         }
         let part = data.split_to(room.min(data.len()));
-        stream.send_data(part, false)?;
+        stream.send_data(part, last && data.is_empty())?;
     }
     Ok(())
 }
@@ -772,15 +810,6 @@ pub fn speaks_http2(io: &Io, first_bytes: &[u8], cleartext: bool) -> Option<bool
         return Some(false);
     }
     (n == H2_PREFACE.len()).then_some(true)
-}
-
-/// The other end of a stream's socket pair is gone (the stream was reset before a loop
-/// thread took it): nobody waits for the answer.
-pub fn abandoned(fd: &OwnedFd) -> bool {
-    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-    let mut fds = [PollFd::new(fd.as_fd(), PollFlags::empty())];
-    matches!(poll(&mut fds, PollTimeout::ZERO), Ok(1..))
-        && fds[0].revents().is_some_and(|r| r.contains(PollFlags::POLLHUP))
 }
 
 #[cfg(test)]
