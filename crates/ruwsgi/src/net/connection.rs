@@ -25,6 +25,7 @@ use super::health;
 use super::http2::{self, Http2};
 use super::listener::{ListenGate, Listener};
 use super::read_buf::ReadBuf;
+use super::stream_pipe::PipeEnd;
 use super::transport::Io;
 use crate::interface::{Application, Client, Doorbell, Origin, Parked, Request, Resumed, Served, Started, Waker, Want};
 use crate::log::{format_memory_report, format_request_line, LineFacts, RequestRecord, RequestVars};
@@ -200,6 +201,9 @@ struct Conn {
     /// The worker is stopping and sent its FIN (`shutdown(SHUT_WR)`) at this instant; what
     /// still arrives is read and dropped until the client closes or `LINGER` passes.
     closing: Option<Instant>,
+    /// An HTTP/2 stream's in-memory pipe (`io` reads and writes it; `fd` is its eventfd):
+    /// the response ends when the connection goes.
+    stream: Option<PipeEnd>,
 }
 
 impl Conn {
@@ -220,6 +224,7 @@ impl Conn {
             interest: Interest::Unregistered,
             parked: None,
             closing: None,
+            stream: None,
         }
     }
 }
@@ -629,6 +634,12 @@ fn serve_event(
     let held = conns.len();
     let Some(conn) = conns.get_mut(key) else { return false };
     let fresh = conn.fresh;
+    if conn.interest != Interest::Unregistered {
+        if let Some(pipe) = conn.io.pipe() {
+            // Its eventfd is level-triggered: emptied before the pipe is looked at.
+            pipe.clear_signal();
+        }
+    }
     let mut next = serve_guarded(ctx, conn, spare);
     // Input a TLS session already decrypted makes no epoll event: serve it now. (A bound,
     // though each round consumes input or ends the connection.)
@@ -707,16 +718,18 @@ fn hand_over(ctx: &LoopContext<'_>, h2: &Http2, conn: Conn) {
 fn adopt_stream(ctx: &LoopContext<'_>, conns: &mut Slab<Conn>, st: &mut LoopState, first_conn: u64) {
     let Some(h2) = ctx.http2 else { return };
     let Some(stream) = h2.streams().pop() else { return };
-    if stream.abandoned() {
+    if stream.pipe.abandoned() {
         // Reset by the client before any thread took it: nobody waits for the answer.
         return;
     }
-    let io = Io::plain(stream.fd.as_raw_fd());
+    let io = Io::stream(stream.fd.as_raw_fd(), Arc::clone(&stream.pipe));
     let entry = conns.vacant_entry();
     let key = entry.key();
     let token = first_conn + key as u64;
     let peer = Peer { addr: stream.addr, port: stream.port, awaiting_proxy: false };
-    entry.insert(Conn::new(stream.fd, io, stream.listener, SocketProtocol::Uwsgi, peer));
+    let mut conn = Conn::new(stream.fd, io, stream.listener, SocketProtocol::Uwsgi, peer);
+    conn.stream = Some(PipeEnd(stream.pipe));
+    entry.insert(conn);
     serve_event(ctx, conns, &mut st.spare, key, token, false);
 }
 
@@ -1621,6 +1634,8 @@ fn rearm(epoll: &Epoll, conn: &mut Conn, token: u64) -> bool {
     // No EPOLLRDHUP while sending: a client that half-closed after its request would
     // otherwise wake us in a loop.
     let flags = match want {
+        // An HTTP/2 stream's eventfd is always writable: it signals every change as input.
+        Interest::Input | Interest::Output | Interest::Hangup if conn.io.pipe().is_some() => EpollFlags::EPOLLIN,
         Interest::Output => EpollFlags::EPOLLOUT,
         Interest::Hangup => EpollFlags::EPOLLRDHUP,
         Interest::Silent => EpollFlags::empty(),

@@ -36,14 +36,14 @@ use bytes::{Bytes, BytesMut};
 use h2::server::SendResponse;
 use h2::{Reason, RecvStream, SendStream};
 use nix::sys::eventfd::{EfdFlags, EventFd};
-use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use ruwsgi_proto::{
     encode_chunk, frame_type, parse_response_head, percent_decode, try_encode_uwsgi_packet, Flood, FrameBudget,
     FrameLimits, FrameScanner, CHUNK_END, H2_PREFACE, LAST_CHUNK,
 };
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::mpsc;
 
+use super::stream_pipe::{Response, StreamPipe};
 use super::transport::Io;
 
 /// `SETTINGS_MAX_CONCURRENT_STREAMS`: the value RFC 9113 (6.5.2) recommends as the least,
@@ -57,8 +57,6 @@ const STREAM_WINDOW: u32 = 64 * 1024;
 const CONNECTION_WINDOW: u32 = 1 << 20;
 /// Response bytes one stream may have queued in `h2` beyond what the client accepts.
 const SEND_BUFFER: usize = 64 * 1024;
-/// Largest read from a stream's socket pair (a response piece).
-const READ_PIECE: usize = 64 * 1024;
 /// Streams the client reset before the server accepted them, at most (CVE-2023-44487).
 const PENDING_ACCEPT_RESETS: usize = 20;
 /// Streams the server reset because the client erred (oversized or bad headers), at most
@@ -87,27 +85,18 @@ pub struct Incoming {
     pub held_by: Arc<AtomicUsize>,
 }
 
-/// A stream ready to be served by a loop thread: a uwsgi connection.
+/// A stream ready to be served by a loop thread: a uwsgi connection over a `StreamPipe`.
 pub struct Handed {
-    /// The loop's end of the stream's socket pair.
+    /// The loop's copy of the pipe's eventfd (its epoll and `poll` watch it).
     pub fd: OwnedFd,
+    /// The stream's request and response buffers.
+    pub pipe: Arc<StreamPipe>,
     /// The listener the HTTP/2 connection came in on.
     pub listener: usize,
     /// `REMOTE_ADDR`, for the loop's own log lines.
     pub addr: String,
     /// `REMOTE_PORT`.
     pub port: String,
-    /// The stream's task has ended (the client reset the stream): nobody waits for the
-    /// answer.
-    gone: Arc<AtomicBool>,
-}
-
-impl Handed {
-    /// The client reset the stream before a loop thread took it: nobody waits for the
-    /// answer.
-    pub fn abandoned(&self) -> bool {
-        self.gone.load(Ordering::Acquire)
-    }
 }
 
 /// The streams waiting for a loop thread. Every loop polls `fd` (a semaphore eventfd: one
@@ -524,84 +513,78 @@ async fn serve_stream(
         simple_response(&mut respond, 431);
         return;
     };
-    // Held until the stream is answered: the pair and the loop thread are taken in turn.
+    // Held until the stream is answered: the loop threads are taken in turn.
     let Ok(_turn) = shared.in_flight.acquire().await else { return };
-    // Non-blocking and close-on-exec as made: no `fcntl`/`ioctl` per stream.
-    let flags = SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC;
-    let (mine, theirs) = match socketpair(AddressFamily::Unix, SockType::Stream, None, flags) {
-        Ok(pair) => pair,
+    let (pipe, theirs) = match StreamPipe::new(&packet) {
+        Ok((pipe, fd)) => (Arc::new(pipe), fd),
         Err(e) => {
-            tracing::warn!("HTTP/2 stream from {}: cannot make a socket pair: {e}", facts.addr);
+            tracing::warn!("HTTP/2 stream from {}: cannot make an eventfd: {e}", facts.addr);
             simple_response(&mut respond, 503);
             return;
         }
     };
-    let Ok(mut mine) = tokio::net::UnixStream::from_std(std::os::unix::net::UnixStream::from(mine)) else { return };
-    if mine.write_all(&packet).await.is_err() {
-        return;
-    }
-    // Set when this task ends, which closes its end of the pair: a loop thread that takes
-    // the stream after that (the client reset it) leaves it.
-    let answered = Answered::default();
+    drop(packet);
     shared.streams.push(Handed {
         fd: theirs,
+        pipe: Arc::clone(&pipe),
         listener: facts.listener,
         addr: facts.addr.clone(),
         port: facts.port.clone(),
-        gone: Arc::clone(&answered.0),
     });
+    // When this task ends (answered, or the client reset the stream), the app's next write
+    // fails as for a client that went away, and a loop thread yet to take it leaves it.
+    let _finish = Finish(Arc::clone(&pipe));
     let timeout = shared.settings.request_timeout;
-    // No body (a GET): no pump, and the pair stays whole (a half shut for writing would
-    // look like a client that went away, and costs a `shutdown`).
     if body.is_end_stream() {
-        relay_response(&mut mine, &mut respond, is_head, &facts.addr, timeout).await;
+        relay_response(&pipe, &mut respond, is_head, &facts.addr, timeout).await;
         return;
     }
-    let (mut from_app, mut to_app) = mine.into_split();
+    let to_app = Arc::clone(&pipe);
     let pump = tokio::spawn(async move {
         // The body goes to the app as it reads: credit goes back to the client only for
-        // what the socket pair took.
+        // what the pipe took.
         let mut total = 0u64;
-        let mut chunk_line = Vec::new();
+        let mut framed = Vec::new();
         while let Some(chunk) = body.data().await {
-            let Ok(chunk) = chunk else { return };
-            total += chunk.len() as u64;
-            if length.is_none() {
-                if limit_post > 0 && total > limit_post {
-                    // The app's read fails as for a client that went away mid-body.
-                    tracing::info!("HTTP/2 request body over limit-post ({limit_post}): stream cut");
-                    return;
-                }
-                chunk_line.clear();
-                encode_chunk(&mut chunk_line, chunk.len());
-                if to_app.write_all(&chunk_line).await.is_err() {
-                    return;
-                }
-            }
-            if to_app.write_all(&chunk).await.is_err()
-                || (length.is_none() && to_app.write_all(CHUNK_END).await.is_err())
-            {
+            let Ok(chunk) = chunk else {
+                to_app.cut_request();
                 return;
+            };
+            total += chunk.len() as u64;
+            if length.is_none() && limit_post > 0 && total > limit_post {
+                // The app's read ends early, as for a client that went away mid-body.
+                tracing::info!("HTTP/2 request body over limit-post ({limit_post}): stream cut");
+                to_app.cut_request();
+                return;
+            }
+            if !to_app.request_room().await {
+                return;
+            }
+            if length.is_none() {
+                framed.clear();
+                encode_chunk(&mut framed, chunk.len());
+                framed.extend_from_slice(&chunk);
+                framed.extend_from_slice(CHUNK_END);
+                to_app.push_request(&framed);
+            } else {
+                to_app.push_request(&chunk);
             }
             let _ = body.flow_control().release_capacity(chunk.len());
         }
-        if length.is_none() && to_app.write_all(LAST_CHUNK).await.is_err() {
-            return;
+        if length.is_none() && to_app.request_room().await {
+            to_app.push_request(LAST_CHUNK);
         }
-        // The writing half stays open: a uwsgi request ends at its CONTENT_LENGTH.
-        std::future::pending::<()>().await;
     });
-    relay_response(&mut from_app, &mut respond, is_head, &facts.addr, timeout).await;
+    relay_response(&pipe, &mut respond, is_head, &facts.addr, timeout).await;
     pump.abort();
 }
 
-/// Marks a stream's task as ended (its end of the socket pair closed) when dropped.
-#[derive(Default)]
-struct Answered(Arc<AtomicBool>);
+/// Ends the HTTP/2 side of a stream's pipe when dropped.
+struct Finish(Arc<StreamPipe>);
 
-impl Drop for Answered {
+impl Drop for Finish {
     fn drop(&mut self) {
-        self.0.store(true, Ordering::Release);
+        self.0.finish();
     }
 }
 
@@ -679,13 +662,13 @@ fn is_connection_specific(name: &str) -> bool {
 /// time as the stream has room. Returns when the response has ended, or the client reset
 /// the stream (the socket pair then closes: the app sees a disconnect).
 async fn relay_response(
-    from_app: &mut (impl AsyncRead + Unpin),
+    pipe: &StreamPipe,
     respond: &mut SendResponse<Bytes>,
     is_head: bool,
     addr: &str,
     timeout: Duration,
 ) {
-    let mut buf = BytesMut::with_capacity(READ_PIECE);
+    let mut buf = BytesMut::new();
     let (head, used) = loop {
         match parse_response_head(&buf, 100) {
             Ok(Some((head, used))) => break (head, used),
@@ -697,12 +680,13 @@ async fn relay_response(
             }
         }
         tokio::select! {
-            read = from_app.read_buf(&mut buf) => match read {
-                Ok(0) | Err(_) => {
+            taken = pipe.take_response() => match taken {
+                Response::Closed => {
                     simple_response(respond, 502);
                     return;
                 }
-                Ok(_) => {}
+                Response::Data(data) if buf.is_empty() => buf = data,
+                Response::Data(data) => buf.extend_from_slice(&data),
             },
             _ = poll_fn(|cx| respond.poll_reset(cx)) => return,
         }
@@ -733,9 +717,7 @@ async fn relay_response(
     }
     let mut piece = buf.split_off(used).freeze();
     drop(buf);
-    // Each piece read is handed to `h2` without a copy; the buffer's memory is reused once
-    // `h2` has sent (and dropped) what came before.
-    let mut buf = BytesMut::new();
+    // Each piece taken from the pipe is handed to `h2` without a copy.
     loop {
         if !piece.is_empty() {
             let last = left.is_some_and(|n| piece.len() as u64 >= n);
@@ -756,18 +738,13 @@ async fn relay_response(
                 }
             }
         }
-        buf.reserve(READ_PIECE);
         tokio::select! {
-            read = from_app.read_buf(&mut buf) => match read {
-                Ok(0) => {
+            taken = pipe.take_response() => match taken {
+                Response::Closed => {
                     let _ = stream.send_data(Bytes::new(), true);
                     return;
                 }
-                Ok(_) => piece = buf.split().freeze(),
-                Err(_) => {
-                    stream.send_reset(Reason::INTERNAL_ERROR);
-                    return;
-                }
+                Response::Data(data) => piece = data.freeze(),
             },
             _ = poll_fn(|cx| stream.poll_reset(cx)) => return,
         }
