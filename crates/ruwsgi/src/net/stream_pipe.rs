@@ -30,8 +30,9 @@ use tokio::sync::Notify;
 /// Request bytes queued for the app at most (the HTTP/2 side waits beyond): as the stream's
 /// flow-control window, the body a slow app lets a client have in flight.
 pub const REQUEST_ROOM: usize = 64 * 1024;
-/// Response bytes queued for the client at most (the app's write waits beyond).
-pub const RESPONSE_ROOM: usize = 64 * 1024;
+/// Response bytes queued for the client at most (the app's write waits beyond): room for a
+/// response of a few hundred KiB in one write, as a socket pair's kernel buffer gave.
+pub const RESPONSE_ROOM: usize = 256 * 1024;
 
 /// One stream's two buffers and their wake-ups; shared (`Arc`) by both sides.
 pub struct StreamPipe {
