@@ -168,6 +168,7 @@ def tls_label(key, app):
     http = "HTTP/2" if app.h2 else "HTTP/1.1"
     return {
         "ruwsgi": f"ruwsgi https ({http})",
+        "ruwsgi-base": f"ruwsgi https ({http}), baseline build",
         "granian": f"Granian wsgi, own TLS (--http {2 if app.h2 else 1})",
         "ruwsgi-nginx": f"nginx TLS ({http}) + ruwsgi uwsgi_pass",
     }[key]

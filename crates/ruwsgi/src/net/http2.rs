@@ -7,17 +7,17 @@
 //! that drives hyper's `h2` crate for every HTTP/2 connection of the worker.
 //!
 //! Each stream becomes one request for the worker's loop threads, as uWSGI's HTTP router
-//! turned each SPDY stream into a uwsgi request: the HTTP/2 thread writes the request as a
-//! uwsgi packet into one end of a Unix socket pair (`SERVER_PROTOCOL=HTTP/2`, `HTTPS=on`,
-//! the client's address) and queues the other end (`StreamQueue`); a loop thread picks it up
-//! as a uwsgi connection and serves it through the same `Application`, routing, static
-//! files, request log, scoreboard and harakiri as any request. The socket pair is the
+//! turned each SPDY stream into a uwsgi request: the HTTP/2 thread puts the request as a
+//! uwsgi packet (`SERVER_PROTOCOL=HTTP/2`, `HTTPS=on`, the client's address) into the
+//! stream's in-memory pipe (`stream_pipe.rs`) and queues it (`StreamQueue`); a loop thread
+//! picks it up as a uwsgi connection and serves it through the same `Application`, routing,
+//! static files, request log, scoreboard and harakiri as any request. The pipe is the
 //! stream's bounded channel both ways: the request body goes in as the app reads it (the
-//! stream's flow-control credit is released only once the bytes are in the pair, so a slow
-//! app slows the client), and the response is read out only as the stream has send
-//! capacity (a slow client fills the pair and holds the app's writes, as a full socket
-//! does on HTTP/1.1). A stream the client resets (`RST_STREAM`) closes its end of the
-//! pair: the app's next write fails as it does for a client that disconnected.
+//! stream's flow-control credit is released only once the bytes are in the pipe, so a slow
+//! app slows the client), and the response is taken out only as the stream has send
+//! capacity (a slow client fills the pipe and holds the app's writes, as a full socket
+//! does on HTTP/1.1). A stream the client resets (`RST_STREAM`) ends the HTTP/2 side of
+//! the pipe: the app's next write fails as it does for a client that disconnected.
 //!
 //! Differs from uWSGI: uWSGI 2.0 has no HTTP/2 (its HTTP router spoke SPDY/3); ruwsgi
 //! serves HTTP/2 on `https` sockets and, with its own `http2-cleartext`, on `http-socket`s.
