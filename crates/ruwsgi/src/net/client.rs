@@ -44,8 +44,11 @@ impl Client {
     }
 
     /// The socket's fd, for `uwsgi.connection_fd()` (an app that wants it may only use it
-    /// while its request runs).
+    /// while its request runs); -1 for an HTTP/2 stream, which has no socket of its own.
     pub fn raw_fd(&self) -> RawFd {
+        if self.io.pipe().is_some() {
+            return -1;
+        }
         self.io.fd()
     }
 

@@ -25,6 +25,7 @@ use super::health;
 use super::http2::{self, Http2};
 use super::listener::{ListenGate, Listener};
 use super::read_buf::ReadBuf;
+use super::socket_io;
 use super::stream_pipe::PipeEnd;
 use super::transport::Io;
 use crate::interface::{Application, Client, Doorbell, Origin, Parked, Request, Resumed, Served, Started, Waker, Want};
@@ -168,8 +169,9 @@ struct Peer {
 
 /// One client connection.
 struct Conn {
-    /// The socket, non-blocking.
-    fd: OwnedFd,
+    /// The socket, non-blocking; `None` for an HTTP/2 stream (epoll watches its pipe's
+    /// eventfd, `io.fd()`, made only if it has to wait).
+    fd: Option<OwnedFd>,
     /// The stream over it: the socket itself, or TLS on an `https` listener.
     io: Io,
     /// Index into `listeners`.
@@ -208,7 +210,7 @@ struct Conn {
 
 impl Conn {
     /// A connection just accepted (or an HTTP/2 stream just adopted), before its first byte.
-    fn new(fd: OwnedFd, io: Io, listener: usize, protocol: SocketProtocol, peer: Peer) -> Self {
+    fn new(fd: Option<OwnedFd>, io: Io, listener: usize, protocol: SocketProtocol, peer: Peer) -> Self {
         Conn {
             fd,
             io,
@@ -603,7 +605,9 @@ fn wind_down(ctx: &LoopContext<'_>, conns: &mut Slab<Conn>, spare: &mut ReadBuf,
 /// when the client closes too or after `LINGER`.
 fn begin_close(conn: &mut Conn) {
     conn.io.close_notify();
-    let _ = nix::sys::socket::shutdown(conn.fd.as_raw_fd(), nix::sys::socket::Shutdown::Write);
+    if let Some(fd) = &conn.fd {
+        let _ = nix::sys::socket::shutdown(fd.as_raw_fd(), nix::sys::socket::Shutdown::Write);
+    }
     conn.closing = Some(Instant::now());
 }
 
@@ -696,15 +700,17 @@ fn serve_event(
 
 /// Gives an HTTP/2 connection, with what was read of it, to the worker's HTTP/2 thread.
 fn hand_over(ctx: &LoopContext<'_>, h2: &Http2, conn: Conn) {
+    // Only a socket speaks HTTP/2 (a stream never comes back here).
+    let Some(fd) = conn.fd else { return };
     if conn.interest != Interest::Unregistered {
-        let _ = ctx.epoll.delete(conn.fd.as_fd());
+        let _ = ctx.epoll.delete(fd.as_fd());
     }
     let buffered = conn.buf.filled().to_vec();
     let held_by = HANDED.with(Arc::clone);
     held_by.fetch_add(1, Ordering::Relaxed);
     h2.hand_over(http2::Incoming {
         held_by,
-        fd: conn.fd,
+        fd,
         io: conn.io,
         buffered,
         listener: conn.listener,
@@ -722,12 +728,12 @@ fn adopt_stream(ctx: &LoopContext<'_>, conns: &mut Slab<Conn>, st: &mut LoopStat
         // Reset by the client before any thread took it: nobody waits for the answer.
         return;
     }
-    let io = Io::stream(stream.fd.as_raw_fd(), Arc::clone(&stream.pipe));
+    let io = Io::stream(Arc::clone(&stream.pipe));
     let entry = conns.vacant_entry();
     let key = entry.key();
     let token = first_conn + key as u64;
     let peer = Peer { addr: stream.addr, port: stream.port, awaiting_proxy: false };
-    let mut conn = Conn::new(stream.fd, io, stream.listener, SocketProtocol::Uwsgi, peer);
+    let mut conn = Conn::new(None, io, stream.listener, SocketProtocol::Uwsgi, peer);
     conn.stream = Some(PipeEnd(stream.pipe));
     entry.insert(conn);
     serve_event(ctx, conns, &mut st.spare, key, token, false);
@@ -876,7 +882,7 @@ fn accept_some(ctx: &LoopContext<'_>, conns: &mut Slab<Conn>, st: &mut LoopState
         let entry = conns.vacant_entry();
         let token = first_conn + entry.key() as u64;
         let key = entry.key();
-        entry.insert(Conn::new(fd, io, index, listener.protocol, peer));
+        entry.insert(Conn::new(Some(fd), io, index, listener.protocol, peer));
         // TCP uwsgi listeners defer accept() until the first bytes arrive (TCP_DEFER_ACCEPT),
         // and clients mostly send right after connecting: serve now rather than after
         // another trip through epoll_wait. The connection joins the epoll set only if it
@@ -1642,10 +1648,11 @@ fn rearm(epoll: &Epoll, conn: &mut Conn, token: u64) -> bool {
         _ => EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP,
     };
     let mut event = EpollEvent::new(flags, token);
+    let fd = conn.fd.as_ref().map_or_else(|| conn.io.fd(), AsRawFd::as_raw_fd);
     let done = if conn.interest == Interest::Unregistered {
-        epoll.add(conn.fd.as_fd(), event)
+        epoll.add(socket_io::borrow(fd), event)
     } else {
-        epoll.modify(conn.fd.as_fd(), &mut event)
+        epoll.modify(socket_io::borrow(fd), &mut event)
     };
     match done {
         Ok(()) => {

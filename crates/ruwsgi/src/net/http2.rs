@@ -87,8 +87,6 @@ pub struct Incoming {
 
 /// A stream ready to be served by a loop thread: a uwsgi connection over a `StreamPipe`.
 pub struct Handed {
-    /// The loop's copy of the pipe's eventfd (its epoll and `poll` watch it).
-    pub fd: OwnedFd,
     /// The stream's request and response buffers.
     pub pipe: Arc<StreamPipe>,
     /// The listener the HTTP/2 connection came in on.
@@ -515,17 +513,9 @@ async fn serve_stream(
     };
     // Held until the stream is answered: the loop threads are taken in turn.
     let Ok(_turn) = shared.in_flight.acquire().await else { return };
-    let (pipe, theirs) = match StreamPipe::new(&packet) {
-        Ok((pipe, fd)) => (Arc::new(pipe), fd),
-        Err(e) => {
-            tracing::warn!("HTTP/2 stream from {}: cannot make an eventfd: {e}", facts.addr);
-            simple_response(&mut respond, 503);
-            return;
-        }
-    };
+    let pipe = Arc::new(StreamPipe::new(&packet));
     drop(packet);
     shared.streams.push(Handed {
-        fd: theirs,
         pipe: Arc::clone(&pipe),
         listener: facts.listener,
         addr: facts.addr.clone(),

@@ -11,7 +11,9 @@
 //!   socket does), and fails once the HTTP/2 side is gone (a client that went away).
 //!   `wait` blocks on a condition variable; an eventfd (`signal`) stands for the stream in
 //!   the loop's epoll set and in `poll`, readable whenever the HTTP/2 side changed
-//!   something (the loop re-checks the buffers then; it is never writable-only).
+//!   something (the loop re-checks the buffers then; it is never writable-only). It is made
+//!   only when the loop first needs it (a body still on its way, an ASGI request, a static
+//!   file): most streams are served without one.
 //! - The HTTP/2 side awaits tokio `Notify`s: the response has bytes (or the loop closed its
 //!   end: the response is complete), the request buffer has room again (the body's
 //!   flow-control credit goes back to the client only for what the buffer took).
@@ -19,7 +21,7 @@
 //! No I/O besides the eventfd; no knowledge of HTTP/2 or of the app.
 
 use std::io::{self, IoSlice};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -39,9 +41,6 @@ pub struct StreamPipe {
     state: Mutex<PipeState>,
     /// Wakes a loop thread blocked in `wait`.
     changed: Condvar,
-    /// Readable when the HTTP/2 side changed something; the loop thread's connection holds
-    /// a duplicate of it (its epoll and `poll` watch that).
-    signal: EventFd,
     /// Wakes the HTTP/2 task that relays the response.
     response_ready: Notify,
     /// Wakes the HTTP/2 task that pumps the request body.
@@ -64,6 +63,9 @@ struct PipeState {
     closed: bool,
     /// Loop-side threads blocked in `wait` (the condition variable is signalled only then).
     waiters: usize,
+    /// Readable when the HTTP/2 side changed something (the loop's epoll and `poll` watch
+    /// it); made when the loop first asks for it, and open as long as the pipe.
+    signal: Option<EventFd>,
 }
 
 /// What the HTTP/2 side finds in the response buffer.
@@ -75,20 +77,15 @@ pub enum Response {
 }
 
 impl StreamPipe {
-    /// A pipe whose request buffer starts with `request` (the uwsgi packet), and the loop
-    /// side's duplicate of its eventfd.
-    pub fn new(request: &[u8]) -> io::Result<(Self, OwnedFd)> {
-        let signal = EventFd::from_value_and_flags(0, EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC)?;
-        let theirs = signal.as_fd().try_clone_to_owned()?;
+    /// A pipe whose request buffer starts with `request` (the uwsgi packet).
+    pub fn new(request: &[u8]) -> Self {
         let state = PipeState { request: BytesMut::from(request), ..PipeState::default() };
-        let pipe = Self {
+        Self {
             state: Mutex::new(state),
             changed: Condvar::new(),
-            signal,
             response_ready: Notify::new(),
             request_room: Notify::new(),
-        };
-        Ok((pipe, theirs))
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, PipeState> {
@@ -100,9 +97,21 @@ impl StreamPipe {
         if st.waiters > 0 {
             self.changed.notify_all();
         }
-        if !st.closed {
-            let _ = self.signal.write(1);
+        if let (false, Some(signal)) = (st.closed, &st.signal) {
+            let _ = signal.write(1);
         }
+    }
+
+    /// The eventfd the loop watches the stream with (`-1` if none can be made: the caller's
+    /// epoll or `poll` then fails and the stream is closed). Made readable at once: the
+    /// HTTP/2 side may have changed something before it existed, so the loop looks again.
+    pub fn signal_fd(&self) -> RawFd {
+        let mut st = self.lock();
+        if st.signal.is_none() {
+            let flags = EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC;
+            st.signal = EventFd::from_value_and_flags(1, flags).ok();
+        }
+        st.signal.as_ref().map_or(-1, |s| s.as_fd().as_raw_fd())
     }
 
     // ---- the loop thread's side (through `transport::Io`) ----
@@ -182,13 +191,20 @@ impl StreamPipe {
 
     /// Empties the eventfd (the loop is about to look at the buffers).
     pub fn clear_signal(&self) {
-        let _ = self.signal.read();
+        if let Some(signal) = &self.lock().signal {
+            let _ = signal.read();
+        }
     }
 
-    /// The loop thread is done with the stream: the response is complete.
+    /// The loop thread is done with the stream: the response is complete. Its eventfd is
+    /// left empty and written no more, so an epoll set it stays in (until the HTTP/2 side
+    /// drops the pipe and it closes) never reports it again.
     pub fn close(&self) {
         let mut st = self.lock();
         st.closed = true;
+        if let Some(signal) = &st.signal {
+            let _ = signal.read();
+        }
         drop(st);
         self.response_ready.notify_one();
     }
@@ -261,12 +277,6 @@ impl StreamPipe {
     pub fn abandoned(&self) -> bool {
         self.lock().gone
     }
-
-    /// The eventfd, for tests.
-    #[cfg(test)]
-    fn signal_fd(&self) -> std::os::fd::BorrowedFd<'_> {
-        self.signal.as_fd()
-    }
 }
 
 /// The loop thread's hold on a stream: dropped with its connection, which ends the response.
@@ -280,7 +290,7 @@ impl Drop for PipeEnd {
 
 impl std::fmt::Debug for StreamPipe {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "StreamPipe({})", self.signal.as_fd().as_raw_fd())
+        f.write_str("StreamPipe")
     }
 }
 
@@ -295,7 +305,7 @@ mod tests {
 
     #[test]
     fn the_loop_reads_the_packet_then_waits_and_sees_end_of_stream_once_the_http2_side_is_gone() {
-        let (pipe, _fd) = StreamPipe::new(b"packet").unwrap();
+        let pipe = StreamPipe::new(b"packet");
         let mut buf = [0u8; 4];
         assert_eq!(pipe.try_read(&mut buf).unwrap(), 4);
         assert_eq!(pipe.try_read(&mut buf).unwrap(), 2);
@@ -306,25 +316,52 @@ mod tests {
         assert!(pipe.abandoned() && pipe.hung_up());
     }
 
+    fn readable(fd: RawFd) -> bool {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        let mut fds = [PollFd::new(crate::net::socket_io::borrow(fd), PollFlags::POLLIN)];
+        poll(&mut fds, PollTimeout::ZERO).unwrap() == 1
+    }
+
+    #[test]
+    fn a_signal_made_late_is_readable_at_once_and_silent_once_the_loop_closed() {
+        let pipe = StreamPipe::new(b"");
+        // Body bytes came before the loop made its eventfd: it must look again.
+        pipe.push_request(b"body");
+        let fd = pipe.signal_fd();
+        assert_eq!(fd, pipe.signal_fd(), "made once");
+        assert!(readable(fd));
+        pipe.clear_signal();
+        assert!(!readable(fd));
+        pipe.push_request(b"more");
+        assert!(readable(fd));
+        pipe.close();
+        assert!(!readable(fd));
+        pipe.finish();
+        assert!(!readable(fd), "a closed loop end is told nothing more");
+    }
+
     #[test]
     fn response_writes_stop_at_the_room_and_go_on_once_taken() {
-        let (pipe, _fd) = StreamPipe::new(b"").unwrap();
+        let pipe = StreamPipe::new(b"");
         let big = vec![7u8; RESPONSE_ROOM + 10];
         assert_eq!(pipe.try_write(&[IoSlice::new(&big)]).unwrap(), RESPONSE_ROOM);
         assert_eq!(pipe.try_write(&[IoSlice::new(b"x")]).unwrap_err().kind(), io::ErrorKind::WouldBlock);
         assert!(!pipe.is_ready(true));
+        let fd = pipe.signal_fd();
+        pipe.clear_signal();
         let Response::Data(data) = block_on(pipe.take_response()) else { panic!("no data") };
         assert_eq!(data.len(), RESPONSE_ROOM);
         // Room again: the loop side was told through its eventfd.
         assert!(pipe.is_ready(true));
-        assert_eq!(nix::unistd::read(pipe.signal_fd(), &mut [0u8; 8]).unwrap(), 8);
+        let signal = crate::net::socket_io::borrow(fd);
+        assert_eq!(nix::unistd::read(signal, &mut [0u8; 8]).unwrap(), 8);
         pipe.close();
         assert!(matches!(block_on(pipe.take_response()), Response::Closed));
     }
 
     #[test]
     fn a_blocked_writer_wakes_when_the_response_is_taken_and_a_wait_times_out() {
-        let (pipe, _fd) = StreamPipe::new(b"").unwrap();
+        let pipe = StreamPipe::new(b"");
         let pipe = Arc::new(pipe);
         assert_eq!(pipe.wait(false, Duration::from_millis(20)).unwrap_err().kind(), io::ErrorKind::TimedOut);
         pipe.try_write(&[IoSlice::new(&vec![0u8; RESPONSE_ROOM])]).unwrap();
@@ -338,7 +375,7 @@ mod tests {
 
     #[test]
     fn the_body_pump_waits_for_room_until_the_app_reads() {
-        let (pipe, _fd) = StreamPipe::new(b"").unwrap();
+        let pipe = StreamPipe::new(b"");
         pipe.push_request(&vec![1u8; REQUEST_ROOM]);
         let pipe = Arc::new(pipe);
         let reader = {

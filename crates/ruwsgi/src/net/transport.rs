@@ -22,7 +22,7 @@ pub struct Io {
     fd: RawFd,
     /// The TLS session, on an `https` socket.
     tls: Option<Arc<Mutex<Session>>>,
-    /// An HTTP/2 stream's pipe (then `fd` is its eventfd, for epoll and `poll` only).
+    /// An HTTP/2 stream's pipe (then `fd()` is its eventfd, for epoll and `poll` only).
     pipe: Option<Arc<StreamPipe>>,
 }
 
@@ -56,9 +56,9 @@ impl Io {
         Self { fd, tls: Some(Arc::new(Mutex::new(session))), pipe: None }
     }
 
-    /// An HTTP/2 stream's `pipe`, whose eventfd (as the loop's connection holds it) is `fd`.
-    pub fn stream(fd: RawFd, pipe: Arc<StreamPipe>) -> Self {
-        Self { fd, tls: None, pipe: Some(pipe) }
+    /// An HTTP/2 stream's `pipe`.
+    pub fn stream(pipe: Arc<StreamPipe>) -> Self {
+        Self { fd: -1, tls: None, pipe: Some(pipe) }
     }
 
     /// No connection (a finished request's): every read or write fails.
@@ -71,14 +71,14 @@ impl Io {
         self.pipe.as_deref()
     }
 
-    /// The socket.
+    /// The socket (an HTTP/2 stream's eventfd, made on this first call).
     pub fn fd(&self) -> RawFd {
-        self.fd
+        self.pipe.as_ref().map_or(self.fd, |pipe| pipe.signal_fd())
     }
 
     /// True for `Io::closed`.
     pub fn is_closed(&self) -> bool {
-        self.fd < 0
+        self.fd < 0 && self.pipe.is_none()
     }
 
     fn session(&self) -> Option<MutexGuard<'_, Session>> {
