@@ -203,8 +203,8 @@ struct Conn {
     /// The worker is stopping and sent its FIN (`shutdown(SHUT_WR)`) at this instant; what
     /// still arrives is read and dropped until the client closes or `LINGER` passes.
     closing: Option<Instant>,
-    /// An HTTP/2 stream's in-memory pipe (`io` reads and writes it; `fd` is its eventfd):
-    /// the response ends when the connection goes.
+    /// An HTTP/2 stream's in-memory pipe (`io` reads and writes it): the response ends
+    /// when the connection goes.
     stream: Option<PipeEnd>,
 }
 
@@ -674,7 +674,13 @@ fn serve_event(
         }
     }
     let close = failed || matches!(next, Next::Close | Next::Http2) || over_keepalive;
-    if close && !failed && conn.closing.is_none() && conn.sending.is_none() && ctx.winding_down.load(Ordering::Relaxed)
+    // An HTTP/2 stream has no FIN to send: its response ends when the connection goes.
+    if close
+        && !failed
+        && conn.closing.is_none()
+        && conn.sending.is_none()
+        && conn.stream.is_none()
+        && ctx.winding_down.load(Ordering::Relaxed)
     {
         // A stopping worker's last response (`Connection: close`) is followed by a FIN and
         // a short linger, so a request the client sent meanwhile can't reset it away.
