@@ -106,6 +106,59 @@ elif op == "stall":  # stall: ask for a big response, never open the stream's wi
     with client() as c:
         after = c.get(base + "/env").status_code
     print(json.dumps({"status": status, "reset": reset, "after": after}))
+elif op in ("stall_one", "cancel_upload"):
+    # stall_one: a big response on stream 1 whose window is never opened, and /env on stream 3
+    # of the same connection meanwhile. cancel_upload: 200 KB of a 10 MB upload on stream 1,
+    # then RST_STREAM, and /env on stream 3.
+    import h2.config, h2.connection, h2.events
+    ctx = ssl.create_default_context(cafile=cafile)
+    ctx.set_alpn_protocols(["h2"])
+    sock = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), 20), server_hostname="localhost")
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
+    conn.initiate_connection()
+    def request(sid, method, path, end, extra=()):
+        conn.send_headers(sid, [(":method", method), (":scheme", "https"), (":authority", "localhost"), (":path", path), *extra], end_stream=end)
+    if op == "stall_one":
+        request(1, "GET", "/big?n=10000000", True)
+    else:
+        request(1, "POST", "/upload", False, [("content-length", "10000000")])
+        sent = 0
+        while sent < 200_000:
+            room = min(conn.local_flow_control_window(1), conn.max_outbound_frame_size, 200_000 - sent)
+            if room == 0:
+                sock.sendall(conn.data_to_send())
+                for ev in conn.receive_data(sock.recv(65536)):
+                    pass
+                continue
+            conn.send_data(1, b"u" * room)
+            sent += room
+        sock.sendall(conn.data_to_send())
+        time.sleep(0.5)  # the app is reading the body now (or waits for more)
+        conn.reset_stream(1)
+    request(3, "GET", "/env", True)
+    sock.sendall(conn.data_to_send())
+    sock.settimeout(20)
+    got = {1: 0, 3: 0}
+    status, ended = {}, set()
+    while 3 not in ended:
+        data = sock.recv(65536)
+        if not data:
+            break
+        for ev in conn.receive_data(data):
+            if isinstance(ev, h2.events.ResponseReceived):
+                status[ev.stream_id] = dict(ev.headers)[":status"]
+            elif isinstance(ev, h2.events.DataReceived):
+                got[ev.stream_id] = got.get(ev.stream_id, 0) + len(ev.data)
+                if ev.stream_id == 1:
+                    # Connection credit back, never the stream's own.
+                    conn.increment_flow_control_window(ev.flow_controlled_length)
+                else:
+                    conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+            elif isinstance(ev, h2.events.StreamEnded):
+                ended.add(ev.stream_id)
+        sock.sendall(conn.data_to_send())
+    print(json.dumps({"status": status.get(3), "env_bytes": got[3], "stalled_bytes": got[1],
+                      "stalled_ended": 1 in ended, "env_ended": 3 in ended}))
 elif op == "flood":  # flood KIND COUNT: flood one connection, serve another meanwhile
     kind, count = args[0], int(args[1])
     import h2.config, h2.connection
@@ -275,6 +328,28 @@ fn a_response_the_client_grants_no_window_is_reset_after_socket_timeout() {
     assert_eq!(got["reset"], 8, "RST_STREAM CANCEL: {got}");
     // The app's only thread was freed (its write timed out as for a client that doesn't read).
     assert_eq!(got["after"], 200, "{got}");
+}
+
+#[test]
+fn a_stream_whose_client_never_reads_holds_its_app_thread_but_not_the_connections_other_streams() {
+    let srv = start_h2(&["--threads", "2"]);
+    let got = python(&srv, &["stall_one"]);
+    assert_eq!(got["status"], "200", "{got}");
+    assert_eq!(got["env_ended"], true, "{got}");
+    assert!(got["env_bytes"].as_u64().unwrap() > 100, "{got}");
+    // The stalled stream got at most its window's worth (64 KiB), and did not end.
+    assert_eq!(got["stalled_ended"], false, "{got}");
+    assert!(got["stalled_bytes"].as_u64().unwrap() <= 65_535, "{got}");
+}
+
+#[test]
+fn a_stream_reset_mid_upload_ends_the_apps_read_and_frees_its_thread() {
+    // One thread, and a socket-timeout longer than the client waits: the next stream is
+    // answered only if the reset ended the app's read.
+    let srv = start_h2(&["--threads", "1", "--socket-timeout", "60"]);
+    let got = python(&srv, &["cancel_upload"]);
+    assert_eq!(got["status"], "200", "{got}");
+    assert_eq!(got["env_ended"], true, "{got}");
 }
 
 #[test]

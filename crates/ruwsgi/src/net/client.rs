@@ -44,8 +44,11 @@ impl Client {
     }
 
     /// The socket's fd, for `uwsgi.connection_fd()` (an app that wants it may only use it
-    /// while its request runs).
+    /// while its request runs); -1 for an HTTP/2 stream, which has no socket of its own.
     pub fn raw_fd(&self) -> RawFd {
+        if self.io.pipe().is_some() {
+            return -1;
+        }
         self.io.fd()
     }
 
@@ -102,6 +105,24 @@ impl Client {
             // Decrypted input already waits in the TLS session.
             return Ok(false);
         }
+        if let Some(pipe) = self.io.pipe() {
+            // An HTTP/2 stream: its eventfd is readable on any change; the pipe says which.
+            let ready = match want {
+                Want::Input => pipe.is_ready(false),
+                Want::Output => pipe.is_ready(true),
+                Want::Hangup => pipe.hung_up(),
+                Want::Nothing => false,
+            };
+            if !ready {
+                let me = socket_io::borrow(self.io.fd());
+                let mut fds = [PollFd::new(wake, PollFlags::POLLIN), PollFd::new(me, PollFlags::POLLIN)];
+                match poll(&mut fds, PollTimeout::try_from(timeout).unwrap_or(PollTimeout::MAX)) {
+                    Ok(_) | Err(nix::errno::Errno::EINTR) => pipe.clear_signal(),
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            return Ok(pipe.hung_up());
+        }
         let flags = match want {
             Want::Input => PollFlags::POLLIN,
             Want::Output => PollFlags::POLLOUT,
@@ -121,6 +142,9 @@ impl Client {
     /// The peer closed its end or the connection failed (checked without blocking and
     /// without reading: bytes waiting to be read don't count).
     pub fn hung_up(&self) -> bool {
+        if let Some(pipe) = self.io.pipe() {
+            return pipe.hung_up();
+        }
         socket_io::hung_up(self.io.fd())
     }
 }

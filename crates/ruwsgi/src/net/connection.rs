@@ -25,6 +25,8 @@ use super::health;
 use super::http2::{self, Http2};
 use super::listener::{ListenGate, Listener};
 use super::read_buf::ReadBuf;
+use super::socket_io;
+use super::stream_pipe::PipeEnd;
 use super::transport::Io;
 use crate::interface::{Application, Client, Doorbell, Origin, Parked, Request, Resumed, Served, Started, Waker, Want};
 use crate::log::{format_memory_report, format_request_line, LineFacts, RequestRecord, RequestVars};
@@ -167,8 +169,9 @@ struct Peer {
 
 /// One client connection.
 struct Conn {
-    /// The socket, non-blocking.
-    fd: OwnedFd,
+    /// The socket, non-blocking; `None` for an HTTP/2 stream (epoll watches its pipe's
+    /// eventfd, `io.fd()`, made only if it has to wait).
+    fd: Option<OwnedFd>,
     /// The stream over it: the socket itself, or TLS on an `https` listener.
     io: Io,
     /// Index into `listeners`.
@@ -200,11 +203,14 @@ struct Conn {
     /// The worker is stopping and sent its FIN (`shutdown(SHUT_WR)`) at this instant; what
     /// still arrives is read and dropped until the client closes or `LINGER` passes.
     closing: Option<Instant>,
+    /// An HTTP/2 stream's in-memory pipe (`io` reads and writes it): the response ends
+    /// when the connection goes.
+    stream: Option<PipeEnd>,
 }
 
 impl Conn {
     /// A connection just accepted (or an HTTP/2 stream just adopted), before its first byte.
-    fn new(fd: OwnedFd, io: Io, listener: usize, protocol: SocketProtocol, peer: Peer) -> Self {
+    fn new(fd: Option<OwnedFd>, io: Io, listener: usize, protocol: SocketProtocol, peer: Peer) -> Self {
         Conn {
             fd,
             io,
@@ -220,6 +226,7 @@ impl Conn {
             interest: Interest::Unregistered,
             parked: None,
             closing: None,
+            stream: None,
         }
     }
 }
@@ -598,7 +605,9 @@ fn wind_down(ctx: &LoopContext<'_>, conns: &mut Slab<Conn>, spare: &mut ReadBuf,
 /// when the client closes too or after `LINGER`.
 fn begin_close(conn: &mut Conn) {
     conn.io.close_notify();
-    let _ = nix::sys::socket::shutdown(conn.fd.as_raw_fd(), nix::sys::socket::Shutdown::Write);
+    if let Some(fd) = &conn.fd {
+        let _ = nix::sys::socket::shutdown(fd.as_raw_fd(), nix::sys::socket::Shutdown::Write);
+    }
     conn.closing = Some(Instant::now());
 }
 
@@ -629,6 +638,12 @@ fn serve_event(
     let held = conns.len();
     let Some(conn) = conns.get_mut(key) else { return false };
     let fresh = conn.fresh;
+    if conn.interest != Interest::Unregistered {
+        if let Some(pipe) = conn.io.pipe() {
+            // Its eventfd is level-triggered: emptied before the pipe is looked at.
+            pipe.clear_signal();
+        }
+    }
     let mut next = serve_guarded(ctx, conn, spare);
     // Input a TLS session already decrypted makes no epoll event: serve it now. (A bound,
     // though each round consumes input or ends the connection.)
@@ -659,7 +674,13 @@ fn serve_event(
         }
     }
     let close = failed || matches!(next, Next::Close | Next::Http2) || over_keepalive;
-    if close && !failed && conn.closing.is_none() && conn.sending.is_none() && ctx.winding_down.load(Ordering::Relaxed)
+    // An HTTP/2 stream has no FIN to send: its response ends when the connection goes.
+    if close
+        && !failed
+        && conn.closing.is_none()
+        && conn.sending.is_none()
+        && conn.stream.is_none()
+        && ctx.winding_down.load(Ordering::Relaxed)
     {
         // A stopping worker's last response (`Connection: close`) is followed by a FIN and
         // a short linger, so a request the client sent meanwhile can't reset it away.
@@ -685,15 +706,17 @@ fn serve_event(
 
 /// Gives an HTTP/2 connection, with what was read of it, to the worker's HTTP/2 thread.
 fn hand_over(ctx: &LoopContext<'_>, h2: &Http2, conn: Conn) {
+    // Only a socket speaks HTTP/2 (a stream never comes back here).
+    let Some(fd) = conn.fd else { return };
     if conn.interest != Interest::Unregistered {
-        let _ = ctx.epoll.delete(conn.fd.as_fd());
+        let _ = ctx.epoll.delete(fd.as_fd());
     }
     let buffered = conn.buf.filled().to_vec();
     let held_by = HANDED.with(Arc::clone);
     held_by.fetch_add(1, Ordering::Relaxed);
     h2.hand_over(http2::Incoming {
         held_by,
-        fd: conn.fd,
+        fd,
         io: conn.io,
         buffered,
         listener: conn.listener,
@@ -707,16 +730,18 @@ fn hand_over(ctx: &LoopContext<'_>, h2: &Http2, conn: Conn) {
 fn adopt_stream(ctx: &LoopContext<'_>, conns: &mut Slab<Conn>, st: &mut LoopState, first_conn: u64) {
     let Some(h2) = ctx.http2 else { return };
     let Some(stream) = h2.streams().pop() else { return };
-    if http2::abandoned(&stream.fd) {
+    if stream.pipe.abandoned() {
         // Reset by the client before any thread took it: nobody waits for the answer.
         return;
     }
-    let io = Io::plain(stream.fd.as_raw_fd());
+    let io = Io::stream(Arc::clone(&stream.pipe));
     let entry = conns.vacant_entry();
     let key = entry.key();
     let token = first_conn + key as u64;
     let peer = Peer { addr: stream.addr, port: stream.port, awaiting_proxy: false };
-    entry.insert(Conn::new(stream.fd, io, stream.listener, SocketProtocol::Uwsgi, peer));
+    let mut conn = Conn::new(None, io, stream.listener, SocketProtocol::Uwsgi, peer);
+    conn.stream = Some(PipeEnd(stream.pipe));
+    entry.insert(conn);
     serve_event(ctx, conns, &mut st.spare, key, token, false);
 }
 
@@ -867,7 +892,7 @@ fn accept_some(ctx: &LoopContext<'_>, conns: &mut Slab<Conn>, st: &mut LoopState
         let entry = conns.vacant_entry();
         let token = first_conn + entry.key() as u64;
         let key = entry.key();
-        entry.insert(Conn::new(fd, io, index, listener.protocol, peer));
+        entry.insert(Conn::new(Some(fd), io, index, listener.protocol, peer));
         // TCP listeners defer accept() until the first bytes arrive (TCP_DEFER_ACCEPT), and
         // clients mostly send right after connecting: serve now rather than after another
         // trip through epoll_wait. The connection joins the epoll set only if it is still
@@ -1628,16 +1653,19 @@ fn rearm(epoll: &Epoll, conn: &mut Conn, token: u64) -> bool {
     // No EPOLLRDHUP while sending: a client that half-closed after its request would
     // otherwise wake us in a loop.
     let flags = match want {
+        // An HTTP/2 stream's eventfd is always writable: it signals every change as input.
+        Interest::Input | Interest::Output | Interest::Hangup if conn.io.pipe().is_some() => EpollFlags::EPOLLIN,
         Interest::Output => EpollFlags::EPOLLOUT,
         Interest::Hangup => EpollFlags::EPOLLRDHUP,
         Interest::Silent => EpollFlags::empty(),
         _ => EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP,
     };
     let mut event = EpollEvent::new(flags, token);
+    let fd = conn.fd.as_ref().map_or_else(|| conn.io.fd(), AsRawFd::as_raw_fd);
     let done = if conn.interest == Interest::Unregistered {
-        epoll.add(conn.fd.as_fd(), event)
+        epoll.add(socket_io::borrow(fd), event)
     } else {
-        epoll.modify(conn.fd.as_fd(), &mut event)
+        epoll.modify(socket_io::borrow(fd), &mut event)
     };
     match done {
         Ok(()) => {

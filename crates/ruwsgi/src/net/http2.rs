@@ -7,17 +7,17 @@
 //! that drives hyper's `h2` crate for every HTTP/2 connection of the worker.
 //!
 //! Each stream becomes one request for the worker's loop threads, as uWSGI's HTTP router
-//! turned each SPDY stream into a uwsgi request: the HTTP/2 thread writes the request as a
-//! uwsgi packet into one end of a Unix socket pair (`SERVER_PROTOCOL=HTTP/2`, `HTTPS=on`,
-//! the client's address) and queues the other end (`StreamQueue`); a loop thread picks it up
-//! as a uwsgi connection and serves it through the same `Application`, routing, static
-//! files, request log, scoreboard and harakiri as any request. The socket pair is the
+//! turned each SPDY stream into a uwsgi request: the HTTP/2 thread puts the request as a
+//! uwsgi packet (`SERVER_PROTOCOL=HTTP/2`, `HTTPS=on`, the client's address) into the
+//! stream's in-memory pipe (`stream_pipe.rs`) and queues it (`StreamQueue`); a loop thread
+//! picks it up as a uwsgi connection and serves it through the same `Application`, routing,
+//! static files, request log, scoreboard and harakiri as any request. The pipe is the
 //! stream's bounded channel both ways: the request body goes in as the app reads it (the
-//! stream's flow-control credit is released only once the bytes are in the pair, so a slow
-//! app slows the client), and the response is read out only as the stream has send
-//! capacity (a slow client fills the pair and holds the app's writes, as a full socket
-//! does on HTTP/1.1). A stream the client resets (`RST_STREAM`) closes its end of the
-//! pair: the app's next write fails as it does for a client that disconnected.
+//! stream's flow-control credit is released only once the bytes are in the pipe, so a slow
+//! app slows the client), and the response is taken out only as the stream has send
+//! capacity (a slow client fills the pipe and holds the app's writes, as a full socket
+//! does on HTTP/1.1). A stream the client resets (`RST_STREAM`) ends the HTTP/2 side of
+//! the pipe: the app's next write fails as it does for a client that disconnected.
 //!
 //! Differs from uWSGI: uWSGI 2.0 has no HTTP/2 (its HTTP router spoke SPDY/3); ruwsgi
 //! serves HTTP/2 on `https` sockets and, with its own `http2-cleartext`, on `http-socket`s.
@@ -40,9 +40,10 @@ use ruwsgi_proto::{
     encode_chunk, frame_type, parse_response_head, percent_decode, try_encode_uwsgi_packet, Flood, FrameBudget,
     FrameLimits, FrameScanner, CHUNK_END, H2_PREFACE, LAST_CHUNK,
 };
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::mpsc;
 
+use super::stream_pipe::{Response, StreamPipe};
 use super::transport::Io;
 
 /// `SETTINGS_MAX_CONCURRENT_STREAMS`: the value RFC 9113 (6.5.2) recommends as the least,
@@ -56,8 +57,6 @@ const STREAM_WINDOW: u32 = 64 * 1024;
 const CONNECTION_WINDOW: u32 = 1 << 20;
 /// Response bytes one stream may have queued in `h2` beyond what the client accepts.
 const SEND_BUFFER: usize = 64 * 1024;
-/// Largest read from a stream's socket pair (a response piece).
-const READ_PIECE: usize = 64 * 1024;
 /// Streams the client reset before the server accepted them, at most (CVE-2023-44487).
 const PENDING_ACCEPT_RESETS: usize = 20;
 /// Streams the server reset because the client erred (oversized or bad headers), at most
@@ -86,10 +85,10 @@ pub struct Incoming {
     pub held_by: Arc<AtomicUsize>,
 }
 
-/// A stream ready to be served by a loop thread: a uwsgi connection.
+/// A stream ready to be served by a loop thread: a uwsgi connection over a `StreamPipe`.
 pub struct Handed {
-    /// The loop's end of the stream's socket pair.
-    pub fd: OwnedFd,
+    /// The stream's request and response buffers.
+    pub pipe: Arc<StreamPipe>,
     /// The listener the HTTP/2 connection came in on.
     pub listener: usize,
     /// `REMOTE_ADDR`, for the loop's own log lines.
@@ -512,73 +511,71 @@ async fn serve_stream(
         simple_response(&mut respond, 431);
         return;
     };
-    // Held until the stream is answered: the pair and the loop thread are taken in turn.
+    // Held until the stream is answered: the loop threads are taken in turn.
     let Ok(_turn) = shared.in_flight.acquire().await else { return };
-    let (mine, theirs) = match std::os::unix::net::UnixStream::pair().and_then(|(a, b)| {
-        a.set_nonblocking(true)?;
-        b.set_nonblocking(true)?;
-        Ok((a, b))
-    }) {
-        Ok(pair) => pair,
-        Err(e) => {
-            tracing::warn!("HTTP/2 stream from {}: cannot make a socket pair: {e}", facts.addr);
-            simple_response(&mut respond, 503);
-            return;
-        }
-    };
-    let Ok(mine) = tokio::net::UnixStream::from_std(mine) else { return };
-    let (mut from_app, mut to_app) = mine.into_split();
-    if to_app.write_all(&packet).await.is_err() {
-        return;
-    }
+    let pipe = Arc::new(StreamPipe::new(&packet));
+    drop(packet);
     shared.streams.push(Handed {
-        fd: theirs.into(),
+        pipe: Arc::clone(&pipe),
         listener: facts.listener,
         addr: facts.addr.clone(),
         port: facts.port.clone(),
     });
-    // No body (a GET): no pump; the writing half stays open all the same (a closed one
-    // would look like a client that went away).
+    // When this task ends (answered, or the client reset the stream), the app's next write
+    // fails as for a client that went away, and a loop thread yet to take it leaves it.
+    let _finish = Finish(Arc::clone(&pipe));
+    let timeout = shared.settings.request_timeout;
     if body.is_end_stream() {
-        relay_response(&mut from_app, &mut respond, is_head, &facts.addr, shared.settings.request_timeout).await;
-        drop(to_app);
+        relay_response(&pipe, &mut respond, is_head, &facts.addr, timeout).await;
         return;
     }
+    let to_app = Arc::clone(&pipe);
     let pump = tokio::spawn(async move {
         // The body goes to the app as it reads: credit goes back to the client only for
-        // what the socket pair took.
+        // what the pipe took.
         let mut total = 0u64;
-        let mut chunk_line = Vec::new();
+        let mut framed = Vec::new();
         while let Some(chunk) = body.data().await {
-            let Ok(chunk) = chunk else { return };
-            total += chunk.len() as u64;
-            if length.is_none() {
-                if limit_post > 0 && total > limit_post {
-                    // The app's read fails as for a client that went away mid-body.
-                    tracing::info!("HTTP/2 request body over limit-post ({limit_post}): stream cut");
-                    return;
-                }
-                chunk_line.clear();
-                encode_chunk(&mut chunk_line, chunk.len());
-                if to_app.write_all(&chunk_line).await.is_err() {
-                    return;
-                }
-            }
-            if to_app.write_all(&chunk).await.is_err()
-                || (length.is_none() && to_app.write_all(CHUNK_END).await.is_err())
-            {
+            let Ok(chunk) = chunk else {
+                to_app.cut_request();
                 return;
+            };
+            total += chunk.len() as u64;
+            if length.is_none() && limit_post > 0 && total > limit_post {
+                // The app's read ends early, as for a client that went away mid-body.
+                tracing::info!("HTTP/2 request body over limit-post ({limit_post}): stream cut");
+                to_app.cut_request();
+                return;
+            }
+            if !to_app.request_room().await {
+                return;
+            }
+            if length.is_none() {
+                framed.clear();
+                encode_chunk(&mut framed, chunk.len());
+                framed.extend_from_slice(&chunk);
+                framed.extend_from_slice(CHUNK_END);
+                to_app.push_request(&framed);
+            } else {
+                to_app.push_request(&chunk);
             }
             let _ = body.flow_control().release_capacity(chunk.len());
         }
-        if length.is_none() && to_app.write_all(LAST_CHUNK).await.is_err() {
-            return;
+        if length.is_none() && to_app.request_room().await {
+            to_app.push_request(LAST_CHUNK);
         }
-        // The writing half stays open: a uwsgi request ends at its CONTENT_LENGTH.
-        std::future::pending::<()>().await;
     });
-    relay_response(&mut from_app, &mut respond, is_head, &facts.addr, shared.settings.request_timeout).await;
+    relay_response(&pipe, &mut respond, is_head, &facts.addr, timeout).await;
     pump.abort();
+}
+
+/// Ends the HTTP/2 side of a stream's pipe when dropped.
+struct Finish(Arc<StreamPipe>);
+
+impl Drop for Finish {
+    fn drop(&mut self) {
+        self.0.finish();
+    }
 }
 
 /// The uwsgi packet of a stream's request, as nginx's `uwsgi_params` would make it, with
@@ -655,13 +652,13 @@ fn is_connection_specific(name: &str) -> bool {
 /// time as the stream has room. Returns when the response has ended, or the client reset
 /// the stream (the socket pair then closes: the app sees a disconnect).
 async fn relay_response(
-    from_app: &mut tokio::net::unix::OwnedReadHalf,
+    pipe: &StreamPipe,
     respond: &mut SendResponse<Bytes>,
     is_head: bool,
     addr: &str,
     timeout: Duration,
 ) {
-    let mut buf = BytesMut::with_capacity(READ_PIECE);
+    let mut buf = BytesMut::new();
     let (head, used) = loop {
         match parse_response_head(&buf, 100) {
             Ok(Some((head, used))) => break (head, used),
@@ -673,12 +670,13 @@ async fn relay_response(
             }
         }
         tokio::select! {
-            read = from_app.read_buf(&mut buf) => match read {
-                Ok(0) | Err(_) => {
+            taken = pipe.take_response() => match taken {
+                Response::Closed => {
                     simple_response(respond, 502);
                     return;
                 }
-                Ok(_) => {}
+                Response::Data(data) if buf.is_empty() => buf = data,
+                Response::Data(data) => buf.extend_from_slice(&data),
             },
             _ = poll_fn(|cx| respond.poll_reset(cx)) => return,
         }
@@ -696,18 +694,30 @@ async fn relay_response(
         }
     }
     let no_body = is_head || matches!(head.status, 204 | 304);
+    // With a length, the response ends with its last byte and that piece ends the stream:
+    // no wait for the loop thread to close the pair, no empty closing DATA frame.
+    let mut left = (!no_body)
+        .then(|| head.headers.iter().find(|(name, _)| name.eq_ignore_ascii_case("content-length")))
+        .flatten()
+        .and_then(|(_, value)| std::str::from_utf8(value).ok()?.trim().parse::<u64>().ok());
+    let no_body = no_body || left == Some(0);
     let Ok(mut stream) = respond.send_response(response, no_body) else { return };
     if no_body {
         return;
     }
     let mut piece = buf.split_off(used).freeze();
     drop(buf);
-    // Each piece read is handed to `h2` without a copy; the buffer's memory is reused once
-    // `h2` has sent (and dropped) what came before.
-    let mut buf = BytesMut::new();
+    // Each piece taken from the pipe is handed to `h2` without a copy.
     loop {
         if !piece.is_empty() {
-            match tokio::time::timeout(timeout, send_piece(&mut stream, piece)).await {
+            let last = left.is_some_and(|n| piece.len() as u64 >= n);
+            if let (Some(n), true) = (left, last) {
+                // Bytes past the length (an app that wrote more than it announced) go nowhere.
+                piece.truncate(usize::try_from(n).unwrap_or(usize::MAX));
+            }
+            left = left.map(|n| n.saturating_sub(piece.len() as u64));
+            match tokio::time::timeout(timeout, send_piece(&mut stream, piece, last)).await {
+                Ok(Ok(())) if last => return,
                 Ok(Ok(())) => {}
                 Ok(Err(_)) => return,
                 Err(_) => {
@@ -718,27 +728,22 @@ async fn relay_response(
                 }
             }
         }
-        buf.reserve(READ_PIECE);
         tokio::select! {
-            read = from_app.read_buf(&mut buf) => match read {
-                Ok(0) => {
+            taken = pipe.take_response() => match taken {
+                Response::Closed => {
                     let _ = stream.send_data(Bytes::new(), true);
                     return;
                 }
-                Ok(_) => piece = buf.split().freeze(),
-                Err(_) => {
-                    stream.send_reset(Reason::INTERNAL_ERROR);
-                    return;
-                }
+                Response::Data(data) => piece = data.freeze(),
             },
             _ = poll_fn(|cx| stream.poll_reset(cx)) => return,
         }
     }
 }
 
-/// Sends `data` on the stream as its flow-control window and the connection allow (the
-/// caller bounds the wait by `socket-timeout`).
-async fn send_piece(stream: &mut SendStream<Bytes>, mut data: Bytes) -> Result<(), h2::Error> {
+/// Sends `data` on the stream as its flow-control window and the connection allow, its
+/// last frame ending the stream when `last` (the caller bounds the wait by `socket-timeout`).
+async fn send_piece(stream: &mut SendStream<Bytes>, mut data: Bytes, last: bool) -> Result<(), h2::Error> {
     while !data.is_empty() {
         stream.reserve_capacity(data.len());
         let room = poll_fn(|cx| {
@@ -752,7 +757,7 @@ async fn send_piece(stream: &mut SendStream<Bytes>, mut data: Bytes) -> Result<(
             continue;
         }
         let part = data.split_to(room.min(data.len()));
-        stream.send_data(part, false)?;
+        stream.send_data(part, last && data.is_empty())?;
     }
     Ok(())
 }
@@ -772,15 +777,6 @@ pub fn speaks_http2(io: &Io, first_bytes: &[u8], cleartext: bool) -> Option<bool
         return Some(false);
     }
     (n == H2_PREFACE.len()).then_some(true)
-}
-
-/// The other end of a stream's socket pair is gone (the stream was reset before a loop
-/// thread took it): nobody waits for the answer.
-pub fn abandoned(fd: &OwnedFd) -> bool {
-    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-    let mut fds = [PollFd::new(fd.as_fd(), PollFlags::empty())];
-    matches!(poll(&mut fds, PollTimeout::ZERO), Ok(1..))
-        && fds[0].revents().is_some_and(|r| r.contains(PollFlags::POLLHUP))
 }
 
 #[cfg(test)]

@@ -10,5 +10,6 @@ pub mod http2;
 pub mod listener;
 mod read_buf;
 pub mod socket_io;
+pub mod stream_pipe;
 pub mod tls;
 pub mod transport;

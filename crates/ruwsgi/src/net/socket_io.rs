@@ -71,8 +71,13 @@ pub fn wait(fd: RawFd, writable: bool, timeout: Duration) -> io::Result<()> {
 /// Writes all of `bufs`, waiting (via `wait_fn`, which the caller may run without the GIL)
 /// whenever the socket is full. `sent` grows by every byte written, also when an error or
 /// a timeout stops the write part way (the request log counts what went out).
-pub fn write_all(
-    fd: RawFd,
+pub fn write_all(fd: RawFd, bufs: &[&[u8]], sent: &mut u64, wait_fn: impl FnMut() -> io::Result<()>) -> io::Result<()> {
+    write_all_with(|slices| try_write(fd, slices), bufs, sent, wait_fn)
+}
+
+/// `write_all` over any non-blocking vectored `write` (an HTTP/2 stream's `StreamPipe`).
+pub fn write_all_with(
+    mut write: impl FnMut(&[IoSlice<'_>]) -> io::Result<usize>,
     bufs: &[&[u8]],
     sent: &mut u64,
     mut wait_fn: impl FnMut() -> io::Result<()>,
@@ -91,7 +96,7 @@ pub fn write_all(
             slices[i] = IoSlice::new(if i == 0 { &b[off..] } else { b });
             n_slices += 1;
         }
-        match try_write(fd, &slices[..n_slices]) {
+        match write(&slices[..n_slices]) {
             Ok(mut n) => {
                 *sent += n as u64;
                 while n > 0 {

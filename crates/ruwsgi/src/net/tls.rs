@@ -443,6 +443,12 @@ impl Write for Fd {
         socket_io::try_write(self.0, &[io::IoSlice::new(buf)])
     }
 
+    /// rustls hands over every queued record at once: one `sendmsg` for all of them, not
+    /// one per record (a 64 KiB write is four or more records).
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        socket_io::try_write(self.0, bufs)
+    }
+
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }

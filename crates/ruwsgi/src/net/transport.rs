@@ -3,6 +3,8 @@
 //! call is non-blocking (`WouldBlock` when the socket can't go on); `wait` blocks for
 //! readiness and is what `wsgi/` runs without the GIL. Over TLS, `sendfile` becomes read +
 //! encrypt, and a write is done only once its records have left (`write_all` flushes).
+//! An HTTP/2 stream served by a loop thread is a third kind: no socket, but the in-memory
+//! `StreamPipe` to the HTTP/2 thread, with the same non-blocking calls.
 
 use std::io::{self, IoSlice};
 use std::os::fd::{BorrowedFd, RawFd};
@@ -10,6 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use super::socket_io;
+use super::stream_pipe::{StreamPipe, RESPONSE_ROOM};
 use super::tls::{ClientCert, Session, WRITE_CHUNK};
 
 /// A connection's stream; cheap to clone (the TLS session is shared).
@@ -19,11 +22,20 @@ pub struct Io {
     fd: RawFd,
     /// The TLS session, on an `https` socket.
     tls: Option<Arc<Mutex<Session>>>,
+    /// An HTTP/2 stream's pipe (then `fd()` is its eventfd, for epoll and `poll` only).
+    pipe: Option<Arc<StreamPipe>>,
 }
 
 impl std::fmt::Debug for Io {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Io({}{})", self.fd, if self.tls.is_some() { ", tls" } else { "" })
+        let kind = if self.tls.is_some() {
+            ", tls"
+        } else if self.pipe.is_some() {
+            ", http2 stream"
+        } else {
+            ""
+        };
+        write!(f, "Io({}{kind})", self.fd)
     }
 }
 
@@ -36,27 +48,37 @@ pub struct TlsFacts {
 impl Io {
     /// The plain socket `fd`.
     pub fn plain(fd: RawFd) -> Self {
-        Self { fd, tls: None }
+        Self { fd, tls: None, pipe: None }
     }
 
     /// TLS over `fd`.
     pub fn tls(fd: RawFd, session: Session) -> Self {
-        Self { fd, tls: Some(Arc::new(Mutex::new(session))) }
+        Self { fd, tls: Some(Arc::new(Mutex::new(session))), pipe: None }
+    }
+
+    /// An HTTP/2 stream's `pipe`.
+    pub fn stream(pipe: Arc<StreamPipe>) -> Self {
+        Self { fd: -1, tls: None, pipe: Some(pipe) }
     }
 
     /// No connection (a finished request's): every read or write fails.
     pub fn closed() -> Self {
-        Self { fd: -1, tls: None }
+        Self { fd: -1, tls: None, pipe: None }
     }
 
-    /// The socket.
+    /// The HTTP/2 stream's pipe, when this is one.
+    pub fn pipe(&self) -> Option<&StreamPipe> {
+        self.pipe.as_deref()
+    }
+
+    /// The socket (an HTTP/2 stream's eventfd, made on this first call).
     pub fn fd(&self) -> RawFd {
-        self.fd
+        self.pipe.as_ref().map_or(self.fd, |pipe| pipe.signal_fd())
     }
 
     /// True for `Io::closed`.
     pub fn is_closed(&self) -> bool {
-        self.fd < 0
+        self.fd < 0 && self.pipe.is_none()
     }
 
     fn session(&self) -> Option<MutexGuard<'_, Session>> {
@@ -65,6 +87,9 @@ impl Io {
 
     /// One non-blocking read. `Ok(0)` is end of stream; `WouldBlock` when nothing is there.
     pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(pipe) = &self.pipe {
+            return pipe.try_read(buf);
+        }
         match self.session() {
             Some(mut s) => s.try_read(self.fd, buf),
             None => socket_io::try_read(self.fd, buf),
@@ -78,6 +103,9 @@ impl Io {
 
     /// `try_write`; `more` (plain sockets: `MSG_MORE`) says more data follows at once.
     pub fn try_send(&self, bufs: &[IoSlice<'_>], more: bool) -> io::Result<usize> {
+        if let Some(pipe) = &self.pipe {
+            return pipe.try_write(bufs);
+        }
         match self.session() {
             Some(mut s) => s.try_write(self.fd, bufs),
             None => socket_io::try_send(self.fd, bufs, more),
@@ -87,22 +115,24 @@ impl Io {
     /// Sends up to `len` bytes of `file` from `*offset`, which advances by what went out:
     /// `sendfile` on a plain socket, read + encrypt over TLS.
     pub fn try_send_file(&self, file: BorrowedFd<'_>, offset: &mut u64, len: u64) -> io::Result<usize> {
+        if let Some(pipe) = &self.pipe {
+            if !pipe.is_ready(true) {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            let chunk = read_at(file, *offset, len.min(RESPONSE_ROOM as u64))?;
+            let taken = pipe.try_write(&[IoSlice::new(&chunk)])?;
+            *offset += taken as u64;
+            return Ok(taken);
+        }
         let Some(mut s) = self.session() else { return socket_io::try_send_file(self.fd, file, offset, len) };
         if !s.flush(self.fd)? {
             return Err(io::ErrorKind::WouldBlock.into());
         }
-        let mut chunk = vec![0u8; len.min(WRITE_CHUNK as u64) as usize];
-        let n = loop {
-            match nix::sys::uio::pread(file, &mut chunk, *offset as i64) {
-                Ok(n) => break n,
-                Err(nix::errno::Errno::EINTR) => {}
-                Err(e) => return Err(e.into()),
-            }
-        };
-        if n == 0 {
+        let chunk = read_at(file, *offset, len.min(WRITE_CHUNK as u64))?;
+        if chunk.is_empty() {
             return Ok(0);
         }
-        let taken = s.try_write(self.fd, &[IoSlice::new(&chunk[..n])])?;
+        let taken = s.try_write(self.fd, &[IoSlice::new(&chunk)])?;
         *offset += taken as u64;
         Ok(taken)
     }
@@ -110,6 +140,9 @@ impl Io {
     /// Waits until the stream is readable (or writable) or `timeout` passes. Decrypted
     /// plaintext not yet read counts as readable.
     pub fn wait(&self, writable: bool, timeout: Duration) -> io::Result<()> {
+        if let Some(pipe) = &self.pipe {
+            return pipe.wait(writable, timeout);
+        }
         if !writable && self.session().is_some_and(|mut s| s.has_plaintext()) {
             return Ok(());
         }
@@ -125,6 +158,9 @@ impl Io {
         sent: &mut u64,
         mut wait_fn: impl FnMut() -> io::Result<()>,
     ) -> io::Result<()> {
+        if let Some(pipe) = &self.pipe {
+            return socket_io::write_all_with(|slices| pipe.try_write(slices), bufs, sent, wait_fn);
+        }
         let Some(tls) = &self.tls else { return socket_io::write_all(self.fd, bufs, sent, wait_fn) };
         let (mut idx, mut off) = (0, 0);
         while idx < bufs.len() {
@@ -199,5 +235,20 @@ impl Io {
     /// True on a TLS connection.
     pub fn is_tls(&self) -> bool {
         self.tls.is_some()
+    }
+}
+
+/// Up to `len` bytes of `file` from `offset` (fewer at its end).
+fn read_at(file: BorrowedFd<'_>, offset: u64, len: u64) -> io::Result<Vec<u8>> {
+    let mut chunk = vec![0u8; usize::try_from(len).unwrap_or(usize::MAX)];
+    loop {
+        match nix::sys::uio::pread(file, &mut chunk, offset as i64) {
+            Ok(n) => {
+                chunk.truncate(n);
+                return Ok(chunk);
+            }
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(e.into()),
+        }
     }
 }
