@@ -215,6 +215,8 @@ pub struct Config {
     pub so_keepalive: bool,
     /// `reuse-port`: `SO_REUSEPORT` on TCP listeners.
     pub reuse_port: bool,
+    /// `socket-sndbuf`: `SO_SNDBUF` of the bound sockets (0 = not set, the kernel tunes it).
+    pub socket_sndbuf: usize,
     /// `health-path` (ruwsgi only): the path answered 200/503 without entering Python.
     pub health_path: Option<String>,
     /// `drain-delay` (ruwsgi only): seconds a graceful stop keeps serving, unhealthy, before
@@ -453,6 +455,7 @@ impl Default for Config {
             log_master_bufsize: 65536,
             so_keepalive: false,
             reuse_port: false,
+            socket_sndbuf: 0,
             health_path: None,
             drain_delay: 0,
             tcp_nodelay: false,

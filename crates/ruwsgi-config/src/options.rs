@@ -319,6 +319,7 @@ pub static OPTIONS: &[OptionSpec] = &[
     s("umask", Text, "", "process umask (octal), set before sockets and files are created"),
     s("reuse-port", Bool, "false", "SO_REUSEPORT on TCP listeners: several instances bind the same port and the kernel spreads connections over them"),
     s("so-keepalive", Bool, "false", "TCP keepalive probes (`SO_KEEPALIVE`) on accepted connections"),
+    s("socket-sndbuf", Bytes, "0", "`SO_SNDBUF` of the sockets ruwsgi binds, inherited by their connections (0 = the kernel's autotuning)"),
     row("tcp-nodelay", &[], None, Bool, false, "false", SupportedWithDifference(
         "always on: every TCP listener has TCP_NODELAY and its connections inherit it"),
         "TCP_NODELAY on accepted connections"),

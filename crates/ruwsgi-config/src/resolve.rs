@@ -607,6 +607,7 @@ fn apply(
         "log-master-bufsize" => c.log_master_bufsize = size()?.max(1),
         "so-keepalive" => c.so_keepalive = flag,
         "reuse-port" => c.reuse_port = flag,
+        "socket-sndbuf" => c.socket_sndbuf = size()?,
         // `healthz` means `/healthz`: request paths always start with a slash.
         "health-path" => c.health_path = Some(format!("/{}", text()?.trim_start_matches('/'))),
         "drain-delay" => c.drain_delay = num()?,
