@@ -16,7 +16,7 @@ use super::Origin;
 const KEY_CACHE_MAX: usize = 512;
 
 /// Raw names (header or uwsgi var) to their interned environ keys, per thread. foldhash,
-/// not std's SipHash: a lookup per request header cost ~320 instructions with SipHash. It
+/// not the std hasher: a lookup per request header cost ~320 instructions with `SipHash`. It
 /// is seeded per process, and the cache is bounded (`KEY_CACHE_MAX`) either way.
 type KeyCache = RefCell<foldhash::HashMap<Box<[u8]>, Py<PyString>>>;
 

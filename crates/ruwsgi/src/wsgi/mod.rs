@@ -285,8 +285,8 @@ impl WsgiApp {
             }
             let template = environ::template(py, processes > 1, threads > 1, !cfg.wsgi_disable_file_wrapper)
                 .map_err(|e| LoadError(format!("cannot build the environ: {e}")))?;
-            let http_template = environ::http_template(&template)
-                .map_err(|e| LoadError(format!("cannot build the environ: {e}")))?;
+            let http_template =
+                environ::http_template(&template).map_err(|e| LoadError(format!("cannot build the environ: {e}")))?;
             Ok(WsgiApp {
                 http_template: http_template.unbind(),
                 callables: loaded.callables.into_iter().map(Bound::unbind).collect(),

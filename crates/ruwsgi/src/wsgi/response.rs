@@ -208,9 +208,10 @@ impl ResponseState {
         let dropped = |k: &str| self.route_drops.iter().any(|d| d.eq_ignore_ascii_case(k)) || pulled(k);
         // PEP 3333: the app's header values are latin-1 text, one byte per character on
         // the wire (`header_text` checked that each fits); rare past ASCII, so copied only then.
-        let latin1: Option<Vec<Vec<u8>>> = texts.iter().any(|(_, v)| !v.is_ascii()).then(|| {
-            texts.iter().map(|(_, v)| v.chars().map(|c| u8::try_from(c).unwrap_or(b'?')).collect()).collect()
-        });
+        let latin1: Option<Vec<Vec<u8>>> = texts
+            .iter()
+            .any(|(_, v)| !v.is_ascii())
+            .then(|| texts.iter().map(|(_, v)| v.chars().map(|c| u8::try_from(c).unwrap_or(b'?')).collect()).collect());
         let headers: Vec<(&[u8], &[u8])> = texts
             .iter()
             .enumerate()
@@ -479,7 +480,8 @@ pub fn handle(py: Python<'_>, app: &WsgiApp, req: &Request<'_>, body: BodyReader
         } else {
             st.status = Some("500 Internal Server Error".to_owned());
             st.code = 500;
-            st.headers = vec![(intern!(py, "Content-Type").clone().unbind(), intern!(py, "text/plain").clone().unbind())];
+            st.headers =
+                vec![(intern!(py, "Content-Type").clone().unbind(), intern!(py, "text/plain").clone().unbind())];
             let _ = st.send(py, &[ERROR_BODY], Some(ERROR_BODY.len() as u64));
         }
     } else if !st.head_sent && !st.broken {
