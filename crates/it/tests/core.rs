@@ -210,6 +210,22 @@ fn so_keepalive_arms_tcp_keepalive_on_connections() {
 }
 
 #[test]
+fn socket_sndbuf_sets_the_send_buffer_of_connections() {
+    let sndbuf = app("sndbuf.py");
+    let size_of = |extra: &[&str]| {
+        let mut args = vec!["--http-socket", "127.0.0.1:0", "--wsgi-file", &sndbuf];
+        args.extend_from_slice(extra);
+        let srv = Server::start(&args);
+        let reply = srv.get("/");
+        assert_eq!(reply.status, 200, "{extra:?}");
+        String::from_utf8(reply.body).unwrap().parse::<usize>().unwrap()
+    };
+    // Linux doubles what is set (room for its bookkeeping), as for every SO_SNDBUF.
+    assert_eq!(size_of(&["--socket-sndbuf", "65536"]), 2 * 65536);
+    assert_ne!(size_of(&[]), 2 * 65536);
+}
+
+#[test]
 fn add_header_goes_on_app_and_static_responses() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("a.txt"), "static\n").unwrap();

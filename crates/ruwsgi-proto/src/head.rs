@@ -7,6 +7,8 @@
 //! runtime never sees it. No I/O: the connection loop in the runtime owns the buffer and
 //! calls [`parse_request_head`] again when more bytes arrive.
 
+use std::mem::MaybeUninit;
+
 use crate::syntax::{is_token, list_elements, trim_ows};
 
 /// Default for [`Limits::max_head`]: uWSGI's default `buffer-size`.
@@ -196,16 +198,18 @@ const STACK_HEADER_SLOTS: usize = 128;
 pub fn parse_request_head<'b>(buf: &'b [u8], limits: &Limits) -> Result<Option<(RequestHead<'b>, usize)>, HeadError> {
     let window = &buf[..buf.len().min(limits.max_head)];
     // Header slots live on the stack for the usual limits: this runs for every request.
-    let mut stack = [httparse::EMPTY_HEADER; STACK_HEADER_SLOTS];
+    // Left uninitialised (httparse fills the ones it uses): zeroing 128 slots was 4 KiB
+    // of stores per request.
+    let mut stack = [const { MaybeUninit::<httparse::Header<'b>>::uninit() }; STACK_HEADER_SLOTS];
     let mut heap_slots;
     let slots = if limits.max_headers <= STACK_HEADER_SLOTS {
         &mut stack[..limits.max_headers]
     } else {
-        heap_slots = vec![httparse::EMPTY_HEADER; limits.max_headers];
+        heap_slots = vec![MaybeUninit::uninit(); limits.max_headers];
         &mut heap_slots[..]
     };
-    let mut req = httparse::Request::new(slots);
-    let used = match req.parse(window) {
+    let mut req = httparse::Request::new(&mut []);
+    let used = match req.parse_with_uninit_headers(window, slots) {
         Ok(httparse::Status::Complete(used)) => used,
         Ok(httparse::Status::Partial) if buf.len() > limits.max_head => return Err(HeadError::TooLarge),
         Ok(httparse::Status::Partial) => return Ok(None),
@@ -420,12 +424,10 @@ fn check_target<'b>(method: &str, target: &'b str) -> Result<Option<&'b str>, He
 
 /// Rejects an LF not preceded by CR. httparse already rejects a CR not followed by LF.
 fn reject_bare_lf(head: &[u8]) -> Result<(), HeadError> {
-    let mut prev = 0u8;
-    for &b in head {
-        if b == b'\n' && prev != b'\r' {
-            return Err(HeadError::Malformed("bare LF line ending"));
-        }
-        prev = b;
+    // Only the line feeds are looked at (found a vector at a time): a byte-by-byte scan
+    // was ~8 instructions per byte of every head.
+    if memchr::memchr_iter(b'\n', head).any(|i| i == 0 || head[i - 1] != b'\r') {
+        return Err(HeadError::Malformed("bare LF line ending"));
     }
     Ok(())
 }

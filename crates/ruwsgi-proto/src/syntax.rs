@@ -4,20 +4,36 @@
 //! parser, the chunked decoder and the response-header validator can't drift apart.
 
 /// `tchar` (RFC 9110 §5.6.2): the bytes allowed in a token such as a field name.
+#[inline]
 pub(crate) fn is_tchar(b: u8) -> bool {
-    matches!(b,
-        b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9'
-        | b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+'
-        | b'-' | b'.' | b'^' | b'_' | b'`' | b'|' | b'~')
+    TCHAR[usize::from(b)]
 }
 
+/// `is_tchar` as a table: one load per byte of every response header name.
+static TCHAR: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        #[allow(clippy::cast_possible_truncation, reason = "b < 256")]
+        let c = b as u8;
+        table[b] = matches!(c,
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9'
+            | b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+'
+            | b'-' | b'.' | b'^' | b'_' | b'`' | b'|' | b'~');
+        b += 1;
+    }
+    table
+};
+
 /// A non-empty run of `tchar`.
+#[inline]
 pub(crate) fn is_token(bytes: &[u8]) -> bool {
     !bytes.is_empty() && bytes.iter().all(|&b| is_tchar(b))
 }
 
 /// A byte allowed inside a field value (RFC 9110 §5.5): HTAB, SP, visible ASCII, obs-text.
 /// Excludes NUL, CR, LF, DEL and every other control byte.
+#[inline]
 pub(crate) fn is_field_value_byte(b: u8) -> bool {
     b == b'\t' || (b' '..=b'~').contains(&b) || b >= 0x80
 }

@@ -305,6 +305,13 @@ fn bind(spec: &SocketSpec, cfg: &Config) -> Result<Listener> {
             None,
         )
     };
+    if cfg.socket_sndbuf > 0 {
+        // As uWSGI: set on the sockets it binds (not inherited ones); accepted connections
+        // inherit it, and the kernel no longer grows their send buffers (tcp_wmem).
+        socket.set_send_buffer_size(cfg.socket_sndbuf).with_context(|| {
+            format!("socket-sndbuf = {}: cannot set SO_SNDBUF on {}", cfg.socket_sndbuf, spec.address)
+        })?;
+    }
     listening(socket, spec, unix_path, false)
 }
 

@@ -3,7 +3,6 @@
 
 use std::borrow::Cow;
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::thread::LocalKey;
 
 use pyo3::intern;
@@ -16,29 +15,33 @@ use super::Origin;
 /// Most distinct header names cached per thread (bounded: names come from clients).
 const KEY_CACHE_MAX: usize = 512;
 
-/// Raw names (header or uwsgi var) to their interned environ keys, per thread.
-type KeyCache = RefCell<HashMap<Box<[u8]>, Py<PyString>>>;
+/// Raw names (header or uwsgi var) to their interned environ keys, per thread. foldhash,
+/// not the std hasher: a lookup per request header cost ~320 instructions with `SipHash`. It
+/// is seeded per process, and the cache is bounded (`KEY_CACHE_MAX`) either way.
+type KeyCache = RefCell<foldhash::HashMap<Box<[u8]>, Py<PyString>>>;
 
 /// A value seen last (its text) and the Python string made for it.
 type LastValue = Option<(Box<str>, Py<PyString>)>;
 
 thread_local! {
     /// `HTTP_*` key strings by raw header name.
-    static HEADER_KEYS: KeyCache = RefCell::new(HashMap::new());
+    static HEADER_KEYS: KeyCache = RefCell::new(foldhash::HashMap::default());
     /// uwsgi var names (nginx's CGI names) as environ keys.
-    static VAR_KEYS: KeyCache = RefCell::new(HashMap::new());
-    /// The last `SERVER_NAME`, `SERVER_PORT` and `REMOTE_ADDR` values (see `repeated`).
-    static LAST_VALUES: RefCell<[LastValue; 3]> = const { RefCell::new([None, None, None]) };
+    static VAR_KEYS: KeyCache = RefCell::new(foldhash::HashMap::default());
+    /// The last `SERVER_NAME`, `SERVER_PORT`, `REMOTE_ADDR` and `Host` values (see `repeated`).
+    static LAST_VALUES: RefCell<[LastValue; 4]> = const { RefCell::new([None, None, None, None]) };
 }
 
 /// Slots of `LAST_VALUES`.
 const SERVER_NAME: usize = 0;
 const SERVER_PORT: usize = 1;
 const REMOTE_ADDR: usize = 2;
+const HOST: usize = 3;
 
 /// The value `text` as a Python string, the same object as last time when this thread's
 /// last value in `slot` was equal: a listener's name and port never change and most
-/// clients come from a few addresses, so most requests make no string for them.
+/// clients come from a few addresses and name a few hosts, so most requests make no
+/// string for them.
 fn repeated<'py>(py: Python<'py>, slot: usize, text: &str) -> Bound<'py, PyString> {
     LAST_VALUES.with(|last| {
         let mut last = last.borrow_mut();
@@ -72,6 +75,32 @@ pub fn template(
         d.set_item(intern!(py, "wsgi.file_wrapper"), py.get_type::<super::FileWrapper>())?;
     }
     d.set_item(intern!(py, "SCRIPT_NAME"), intern!(py, ""))?;
+    Ok(d)
+}
+
+/// Keys every HTTP request's environ gets (`fill` and the `wsgi.input` of `call_app`).
+const HTTP_KEYS: [&str; 10] = [
+    "REQUEST_METHOD",
+    "PATH_INFO",
+    "QUERY_STRING",
+    "REQUEST_URI",
+    "SERVER_PROTOCOL",
+    "SERVER_NAME",
+    "SERVER_PORT",
+    "REMOTE_ADDR",
+    "REMOTE_PORT",
+    "wsgi.input",
+];
+
+/// The template for HTTP requests: `template` plus a `None` for each of `HTTP_KEYS`, which
+/// every HTTP request replaces. Its copy then has room for them: filling a copy of the bare
+/// template grew the new dict's table once or twice per request.
+pub fn http_template<'py>(template: &Bound<'py, PyDict>) -> PyResult<Bound<'py, PyDict>> {
+    let py = template.py();
+    let d = template.copy()?;
+    for key in HTTP_KEYS {
+        d.set_item(PyString::intern(py, key), py.None())?;
+    }
     Ok(d)
 }
 
@@ -142,11 +171,15 @@ pub fn fill(py: Python<'_>, env: &Bound<'_, PyDict>, origin: &Origin<'_>) -> PyR
     match origin {
         Origin::Http { head, server_name, server_port, remote_addr, remote_port, .. } => {
             env.set_item(intern!(py, "REQUEST_METHOD"), method(py, head.method))?;
-            env.set_item(intern!(py, "PATH_INFO"), latin1(py, &http_path_info(head)))?;
+            let target = PyString::new(py, head.target);
+            let plain = head.authority.is_none() && !head.target.contains(['?', '%']);
+            // The usual target (no query, nothing escaped) is its own PATH_INFO: one string.
+            let path_info = if plain { target.clone() } else { latin1(py, &http_path_info(head)) };
+            env.set_item(intern!(py, "PATH_INFO"), path_info)?;
             let query = head.query();
             let query = if query.is_empty() { intern!(py, "").clone() } else { PyString::new(py, query) };
             env.set_item(intern!(py, "QUERY_STRING"), query)?;
-            env.set_item(intern!(py, "REQUEST_URI"), PyString::new(py, head.target))?;
+            env.set_item(intern!(py, "REQUEST_URI"), target)?;
             let protocol = if head.minor_version == 0 { intern!(py, "HTTP/1.0") } else { intern!(py, "HTTP/1.1") };
             env.set_item(intern!(py, "SERVER_PROTOCOL"), protocol)?;
             env.set_item(intern!(py, "SERVER_NAME"), repeated(py, SERVER_NAME, server_name))?;
@@ -185,6 +218,9 @@ pub fn fill(py: Python<'_>, env: &Bound<'_, PyDict>, origin: &Origin<'_>) -> PyR
                     combined.push_str(sep);
                     combined.push_str(&latin1(py, value).to_cow()?);
                     env.set_item(key, combined)?;
+                } else if name.eq_ignore_ascii_case("host") && value.is_ascii() {
+                    // ASCII is valid UTF-8.
+                    env.set_item(key, repeated(py, HOST, std::str::from_utf8(value).unwrap_or_default()))?;
                 } else {
                     env.set_item(key, latin1(py, value))?;
                 }

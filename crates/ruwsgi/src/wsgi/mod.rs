@@ -96,6 +96,8 @@ pub struct WsgiApp {
     mounts: MountTable,
     /// Environ entries that never change; copied for each request.
     template: Py<PyDict>,
+    /// The same for HTTP requests, with room for the keys each of them sets.
+    http_template: Py<PyDict>,
     /// `add-header`: appended to every response's headers.
     pub(crate) extra_headers: std::sync::Arc<[(String, String)]>,
     /// `collect-header` / `pull-header`.
@@ -283,7 +285,10 @@ impl WsgiApp {
             }
             let template = environ::template(py, processes > 1, threads > 1, !cfg.wsgi_disable_file_wrapper)
                 .map_err(|e| LoadError(format!("cannot build the environ: {e}")))?;
+            let http_template =
+                environ::http_template(&template).map_err(|e| LoadError(format!("cannot build the environ: {e}")))?;
             Ok(WsgiApp {
+                http_template: http_template.unbind(),
                 callables: loaded.callables.into_iter().map(Bound::unbind).collect(),
                 mounts: MountTable::new(loaded.mountpoints, cfg.manage_script_name, cfg.no_default_app, cfg.vhost),
                 template: template.unbind(),

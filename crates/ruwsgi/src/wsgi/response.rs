@@ -51,8 +51,9 @@ struct ResponseState {
     status: Option<String>,
     /// Status code parsed from `status`.
     code: u16,
-    /// Headers given by the app.
-    headers: Vec<(String, String)>,
+    /// Headers given by the app, as its own `str` objects (checked by `start_response`;
+    /// their text is borrowed, not copied, when the head is written).
+    headers: Vec<(Py<PyString>, Py<PyString>)>,
     /// The head has been written.
     head_sent: bool,
     /// Body framing, fixed when the head is written.
@@ -102,7 +103,7 @@ impl ResponseState {
         if !self.head_sent {
             // Room for a typical head at once, instead of growing through four reallocations.
             head.reserve(256);
-            self.encode_head(&mut head, total);
+            self.encode_head(py, &mut head, total);
         }
         let mut chunk_line = Vec::new();
         let mut parts: Vec<&[u8]> = Vec::with_capacity(body.len() + 3);
@@ -156,11 +157,17 @@ impl ResponseState {
     }
 
     /// Writes the status line and headers into `out` and fixes `mode`.
-    fn encode_head(&mut self, out: &mut Vec<u8>, total: Option<u64>) {
+    fn encode_head(&mut self, py: Python<'_>, out: &mut Vec<u8>, total: Option<u64>) {
         // Taken out while the head is built (no copy), put back after.
         let status = self.status.take();
-        let given_length = self
-            .headers
+        let app_headers = std::mem::take(&mut self.headers);
+        // `start_response` took only strings whose text `to_str` gives, so the default
+        // (an empty text) is never used.
+        let texts: Vec<(&str, &str)> = app_headers
+            .iter()
+            .map(|(k, v)| (k.bind(py).to_str().unwrap_or_default(), v.bind(py).to_str().unwrap_or_default()))
+            .collect();
+        let given_length = texts
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
             .and_then(|(_, v)| v.trim().parse::<u64>().ok());
@@ -193,19 +200,19 @@ impl ResponseState {
             self.route_drops.append(&mut self.head_effects.del_headers);
         }
         for rule in self.collect_headers.iter() {
-            if let Some((_, v)) = self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(&rule.header)) {
-                self.collected.push((rule.var.clone(), v.clone().into_bytes()));
+            if let Some((_, v)) = texts.iter().find(|(k, _)| k.eq_ignore_ascii_case(&rule.header)) {
+                self.collected.push((rule.var.clone(), v.as_bytes().to_vec()));
             }
         }
         let pulled = |k: &str| self.collect_headers.iter().any(|r| r.pull && r.header.eq_ignore_ascii_case(k));
         let dropped = |k: &str| self.route_drops.iter().any(|d| d.eq_ignore_ascii_case(k)) || pulled(k);
         // PEP 3333: the app's header values are latin-1 text, one byte per character on
         // the wire (`header_text` checked that each fits); rare past ASCII, so copied only then.
-        let latin1: Option<Vec<Vec<u8>>> = self.headers.iter().any(|(_, v)| !v.is_ascii()).then(|| {
-            self.headers.iter().map(|(_, v)| v.chars().map(|c| u8::try_from(c).unwrap_or(b'?')).collect()).collect()
-        });
-        let headers: Vec<(&[u8], &[u8])> = self
-            .headers
+        let latin1: Option<Vec<Vec<u8>>> = texts
+            .iter()
+            .any(|(_, v)| !v.is_ascii())
+            .then(|| texts.iter().map(|(_, v)| v.chars().map(|c| u8::try_from(c).unwrap_or(b'?')).collect()).collect());
+        let headers: Vec<(&[u8], &[u8])> = texts
             .iter()
             .enumerate()
             .filter(|(_, (k, _))| !dropped(k))
@@ -220,6 +227,8 @@ impl ResponseState {
         self.header_bytes = out.len() - start;
         self.header_count = headers.len();
         drop(headers);
+        drop(texts);
+        self.headers = app_headers;
         self.status = status;
         self.head_sent = true;
     }
@@ -253,19 +262,20 @@ fn is_hop_by_hop(name: &str) -> bool {
     .any(|h| name.eq_ignore_ascii_case(h))
 }
 
-/// Latin-1 text of a header name or value (PEP 3333 "native strings").
-fn header_text(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<String> {
+/// A header name or value (or the status) checked to be a latin-1 `str` (PEP 3333
+/// "native strings") whose text `to_str` gives.
+fn header_text<'py>(obj: &Bound<'py, PyAny>, what: &str) -> PyResult<Bound<'py, PyString>> {
     let s = obj.cast::<PyString>().map_err(|_| {
         PyTypeError::new_err(format!(
             "{what} must be a str, not {}",
             obj.get_type().name().map(|n| n.to_string()).unwrap_or_default()
         ))
     })?;
-    let text = s.to_cow()?;
+    let text = s.to_str()?;
     if !text.is_ascii() && text.chars().any(|c| u32::from(c) > 0xFF) {
         return Err(PyValueError::new_err(format!("{what} {text:?} is not latin-1")));
     }
-    Ok(text.into_owned())
+    Ok(s.clone())
 }
 
 #[pymethods]
@@ -279,7 +289,7 @@ impl StartResponse {
         exc_info: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Py<Writer>> {
         let exc_info = exc_info.filter(|e| !e.is_none());
-        let status = header_text(status, "status")?;
+        let status = header_text(status, "status")?.to_str()?.to_owned();
         let code = parse_status(&status)?;
         let mut parsed = Vec::new();
         for item in headers.try_iter()? {
@@ -292,15 +302,16 @@ impl StartResponse {
             }
             let name = header_text(&pair.get_item(0)?, "header name")?;
             let value = header_text(&pair.get_item(1)?, "header value")?;
-            if let Err(e) = validate_response_header(name.as_bytes(), value.as_bytes()) {
-                return Err(PyValueError::new_err(format!("invalid header {name:?}: {e}")));
+            let (name_text, value_text) = (name.to_str()?, value.to_str()?);
+            if let Err(e) = validate_response_header(name_text.as_bytes(), value_text.as_bytes()) {
+                return Err(PyValueError::new_err(format!("invalid header {name_text:?}: {e}")));
             }
-            if is_hop_by_hop(&name) {
+            if is_hop_by_hop(name_text) {
                 return Err(PyAssertionError::new_err(format!(
-                    "hop-by-hop header {name:?} is not allowed in a WSGI response"
+                    "hop-by-hop header {name_text:?} is not allowed in a WSGI response"
                 )));
             }
-            parsed.push((name, value));
+            parsed.push((name.unbind(), value.unbind()));
         }
         let mut st = lock(&self.state);
         if let Some(exc) = exc_info {
@@ -469,7 +480,8 @@ pub fn handle(py: Python<'_>, app: &WsgiApp, req: &Request<'_>, body: BodyReader
         } else {
             st.status = Some("500 Internal Server Error".to_owned());
             st.code = 500;
-            st.headers = vec![("Content-Type".to_owned(), "text/plain".to_owned())];
+            st.headers =
+                vec![(intern!(py, "Content-Type").clone().unbind(), intern!(py, "text/plain").clone().unbind())];
             let _ = st.send(py, &[ERROR_BODY], Some(ERROR_BODY.len() as u64));
         }
     } else if !st.head_sent && !st.broken {
@@ -518,7 +530,8 @@ fn call_app(
     input_state: &input::SharedInput,
     served: &mut Served,
 ) -> PyResult<()> {
-    let env = app.template.bind(py).copy()?;
+    let template = if matches!(req.origin, Origin::Http { .. }) { &app.http_template } else { &app.template };
+    let env = template.bind(py).copy()?;
     environ::fill(py, &env, &req.origin)?;
     if let Some(tls) = req.client.io().tls_facts() {
         environ::fill_tls(py, &env, &tls)?;
