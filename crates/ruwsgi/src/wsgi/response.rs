@@ -49,7 +49,7 @@ struct ResponseState {
     /// The connection may be kept open after this response.
     keep_alive: bool,
     /// Status line text given by the app, e.g. `200 OK`.
-    status: Option<String>,
+    status: Option<Py<PyString>>,
     /// Status code parsed from `status`.
     code: u16,
     /// Headers given by the app, as its own `str` objects (checked by `start_response`;
@@ -224,7 +224,9 @@ impl ResponseState {
             )
             .collect();
         let start = out.len();
-        let status_line = status.as_deref().unwrap_or("500 Internal Server Error");
+        // Checked by `start_response` as the headers are, so the default is never used.
+        let status_line =
+            status.as_ref().map_or("500 Internal Server Error", |s| s.bind(py).to_str().unwrap_or_default());
         encode_response_head(out, self.minor, status_line.as_bytes(), &headers, framing, self.keep_alive);
         self.header_bytes = out.len() - start;
         self.header_count = headers.len();
@@ -252,18 +254,18 @@ struct Writer {
 
 /// PEP 3333: an app must not set hop-by-hop headers; the server owns the connection.
 fn is_hop_by_hop(name: &str) -> bool {
-    [
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "trailers",
-        "transfer-encoding",
-        "upgrade",
-    ]
-    .iter()
-    .any(|h| name.eq_ignore_ascii_case(h))
+    // By length first: most names (`Content-Type`...) are no hop-by-hop name's length.
+    let same_length: &[&str] = match name.len() {
+        2 => &["te"],
+        7 => &["upgrade"],
+        8 => &["trailers"],
+        10 => &["connection", "keep-alive"],
+        17 => &["transfer-encoding"],
+        18 => &["proxy-authenticate"],
+        19 => &["proxy-authorization"],
+        _ => return false,
+    };
+    same_length.iter().any(|h| name.eq_ignore_ascii_case(h))
 }
 
 /// A header name or value (or the status) checked to be a latin-1 `str` (PEP 3333
@@ -293,10 +295,17 @@ impl StartResponse {
         exc_info: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Py<Writer>> {
         let exc_info = exc_info.filter(|e| !e.is_none());
-        let status = header_text(status, "status")?.to_str()?.to_owned();
-        let code = parse_status(&status)?;
+        let status = header_text(status, "status")?;
+        let code = parse_status(status.to_str()?)?;
         let mut parsed = Vec::new();
-        for item in headers.try_iter()? {
+        // A list (the usual headers) is read by index: no iterator object.
+        let list = headers.cast::<PyList>().ok();
+        let iter = match list {
+            Some(_) => None,
+            None => Some(headers.try_iter()?),
+        };
+        let items = list.into_iter().flat_map(|l| l.iter().map(Ok)).chain(iter.into_iter().flatten());
+        for item in items {
             let item = item?;
             let pair = item
                 .cast::<PyTuple>()
@@ -329,7 +338,7 @@ impl StartResponse {
         } else if st.status.is_some() {
             return Err(PyAssertionError::new_err("start_response() called again without exc_info"));
         }
-        st.status = Some(status);
+        st.status = Some(status.unbind());
         st.code = code;
         st.headers = parsed;
         drop(st);
@@ -492,7 +501,7 @@ pub fn handle(py: Python<'_>, app: &WsgiApp, req: &Request<'_>, body: BodyReader
             // Too late for a 500: close so the client sees a truncated response.
             st.keep_alive = false;
         } else {
-            st.status = Some("500 Internal Server Error".to_owned());
+            st.status = Some(intern!(py, "500 Internal Server Error").clone().unbind());
             st.code = 500;
             st.headers =
                 vec![(intern!(py, "Content-Type").clone().unbind(), intern!(py, "text/plain").clone().unbind())];
