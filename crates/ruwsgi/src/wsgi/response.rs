@@ -548,31 +548,33 @@ struct PerRequest {
     input: Py<Input>,
 }
 
+/// The objects a thread kept from its last request (see `PerRequest`).
+#[derive(Default)]
+struct Spare {
+    start_response: Option<Py<StartResponse>>,
+    input: Option<Py<Input>>,
+}
+
 thread_local! {
-    /// The objects this thread kept from its last request (see `PerRequest`).
-    static SPARE: RefCell<(Option<Py<StartResponse>>, Option<Py<Input>>)> = const { RefCell::new((None, None)) };
+    static SPARE: RefCell<Spare> = const { RefCell::new(Spare { start_response: None, input: None }) };
 }
 
 impl PerRequest {
     /// The thread's kept objects with the new request's state, or new ones.
     fn take(py: Python<'_>, state: ResponseState, input: InputState) -> PyResult<Self> {
-        let (start_response, kept_input) = SPARE.with(|s| std::mem::take(&mut *s.borrow_mut()));
-        let start_response = match start_response {
-            Some(kept) => {
-                *lock(&kept.get().writer.get().state) = state;
-                kept
-            }
-            None => {
-                let writer = Py::new(py, Writer { state: Mutex::new(state) })?;
-                Py::new(py, StartResponse { writer })?
-            }
+        let spare = SPARE.with(|s| std::mem::take(&mut *s.borrow_mut()));
+        let start_response = if let Some(kept) = spare.start_response {
+            *lock(&kept.get().writer.get().state) = state;
+            kept
+        } else {
+            let writer = Py::new(py, Writer { state: Mutex::new(state) })?;
+            Py::new(py, StartResponse { writer })?
         };
-        let input = match kept_input {
-            Some(kept) => {
-                *input::lock(&kept.get().state) = input;
-                kept
-            }
-            None => Py::new(py, Input { state: Mutex::new(input) })?,
+        let input = if let Some(kept) = spare.input {
+            *input::lock(&kept.get().state) = input;
+            kept
+        } else {
+            Py::new(py, Input { state: Mutex::new(input) })?
         };
         Ok(Self { start_response, input })
     }
@@ -583,7 +585,7 @@ impl PerRequest {
             && only_reference(&self.start_response.get().writer))
         .then_some(self.start_response);
         let input = only_reference(&self.input).then_some(self.input);
-        SPARE.with(|s| *s.borrow_mut() = (start_response, input));
+        SPARE.with(|s| *s.borrow_mut() = Spare { start_response, input });
     }
 }
 
