@@ -476,6 +476,8 @@ def application(environ, start_response):
 fn objects_an_app_keeps_never_reach_a_later_request() {
     // write(), start_response and wsgi.input kept by the app past their request stay bound
     // to it: a late call fails or reads nothing, and never touches the request running now.
+    // A thread reuses these objects for its next request when the app kept none of them
+    // (`/plain` before `/keep`): the ones kept are never reused.
     let dir = tempfile::tempdir().unwrap();
     let keeper = dir.path().join("keeper.py");
     std::fs::write(
@@ -484,6 +486,9 @@ fn objects_an_app_keeps_never_reach_a_later_request() {
 kept = {}
 
 def application(environ, start_response):
+    if environ["PATH_INFO"] == "/plain":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"plain"]
     if environ["PATH_INFO"] == "/keep":
         kept["write"] = start_response("200 OK", [("Content-Type", "text/plain")])
         kept["start_response"] = start_response
@@ -508,7 +513,11 @@ def application(environ, start_response):
 "#,
     )
     .unwrap();
-    let srv = Server::start(&["--http-socket", "127.0.0.1:0", "--wsgi-file", keeper.to_str().unwrap()]);
+    let srv =
+        Server::start(&["--http-socket", "127.0.0.1:0", "--wsgi-file", keeper.to_str().unwrap(), "--processes", "1"]);
+    for _ in 0..2 {
+        assert_eq!(srv.get("/plain").text(), "plain");
+    }
     assert_eq!(srv.get("/keep").text(), "kept");
     for body in ["hello", "again"] {
         let r = post(&srv, "/late", body.as_bytes());

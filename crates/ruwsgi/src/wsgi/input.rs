@@ -1,7 +1,7 @@
 //! `wsgi.input` (a stream over the request body that never reads past it) and
 //! `wsgi.file_wrapper`. Socket waits happen with the GIL released.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use pyo3::exceptions::{PyIOError, PyStopIteration};
@@ -18,18 +18,19 @@ pub struct InputState {
     pending: Vec<u8>,
     /// Bytes the app has read, for the log.
     pub consumed: u64,
+    /// How long to wait for a stalled client.
+    timeout: Duration,
 }
 
-/// Shared between the `wsgi.input` object and the request that owns the body.
-pub type SharedInput = Arc<Mutex<InputState>>;
-
-/// Makes the shared state for a request.
-pub fn shared(reader: BodyReader) -> SharedInput {
-    Arc::new(Mutex::new(InputState { reader, pending: Vec::new(), consumed: 0 }))
+impl InputState {
+    /// A request's body, waited for at most `timeout` at a time.
+    pub fn new(reader: BodyReader, timeout: Duration) -> Self {
+        Self { reader, pending: Vec::new(), consumed: 0, timeout }
+    }
 }
 
 /// Locks, ignoring poisoning (a panic elsewhere leaves the state usable: it holds only bytes).
-pub fn lock(s: &SharedInput) -> MutexGuard<'_, InputState> {
+pub fn lock(s: &Mutex<InputState>) -> MutexGuard<'_, InputState> {
     s.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
@@ -97,20 +98,19 @@ impl InputState {
     }
 }
 
-/// The `wsgi.input` object.
+/// The `wsgi.input` object. Its state is the request's: the request reads the body reader
+/// back from it when the app returns.
 #[pyclass(frozen, module = "ruwsgi")]
 pub struct Input {
     /// The request body.
-    pub state: SharedInput,
-    /// How long to wait for a stalled client.
-    pub timeout: Duration,
+    pub state: Mutex<InputState>,
 }
 
 impl Input {
     fn read_py<'py>(&self, py: Python<'py>, until: Until) -> PyResult<Bound<'py, PyBytes>> {
-        let timeout = self.timeout;
         // Fast path: bytes already here (the common small body), no GIL release.
         if let Ok(mut st) = self.state.try_lock() {
+            let timeout = st.timeout;
             if let Some(size) = st.direct_size(until) {
                 return read_direct(py, &mut st, size, timeout);
             }
@@ -126,7 +126,11 @@ impl Input {
             }
         }
         let state = &self.state;
-        let r = py.detach(|| lock(state).read(until, timeout, Wait::run));
+        let r = py.detach(|| {
+            let mut st = lock(state);
+            let timeout = st.timeout;
+            st.read(until, timeout, Wait::run)
+        });
         match r {
             Ok(bytes) => Ok(PyBytes::new(py, &bytes)),
             Err(e) => Err(PyIOError::new_err(format!("error reading the request body: {e}"))),

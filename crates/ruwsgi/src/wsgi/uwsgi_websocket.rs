@@ -42,44 +42,60 @@ const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
 thread_local! {
     /// The request running on this thread, as the `websocket_*` functions see it.
-    static SESSION: RefCell<Option<Session>> = const { RefCell::new(None) };
+    static CURRENT: RefCell<Option<Current>> = const { RefCell::new(None) };
 }
 
 /// Where a request's WebSocket is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
-    /// No handshake yet: a plain HTTP request so far.
-    Http,
     Open,
     /// Closed (by either side, or the connection failed): every call raises.
     Closed,
 }
 
+/// The request running on this thread: a plain HTTP request until the handshake, which
+/// makes its session. Most requests never shake hands, so what every request sets up is
+/// kept small (the session with its buffers and clocks is made only by the handshake).
+enum Current {
+    Http(Request),
+    Upgraded(Box<Session>),
+}
+
+/// What the handshake needs of a request.
+struct Request {
+    client: Client,
+    /// `None` for a request with none of the headers the handshake reads.
+    offer: Option<Box<Offer>>,
+    settings: Settings,
+    extra_headers: Arc<[(String, String)]>,
+    /// The worker's stop flag.
+    closing: Option<Arc<AtomicBool>>,
+}
+
 /// The request's headers the handshake reads (`HTTP_SEC_WEBSOCKET_KEY`, `HTTP_ORIGIN`,
-/// `HTTP_SEC_WEBSOCKET_PROTOCOL`), copied only when the request carries a key.
+/// `HTTP_SEC_WEBSOCKET_PROTOCOL`).
 #[derive(Debug, Default)]
 struct Offer {
     key: Option<Vec<u8>>,
     origin: Option<Vec<u8>>,
     protocol: Option<Vec<u8>>,
+    /// `GET /path`, for the log (only for requests with a key).
+    what: String,
 }
 
 struct Session {
     client: Client,
     state: State,
-    offer: Offer,
     /// `GET /path`, for the log (only for requests with a key).
     what: String,
     settings: Settings,
-    extra_headers: Arc<[(String, String)]>,
     /// The worker's stop flag.
     closing: Option<Arc<AtomicBool>>,
     /// Bytes read, not yet parsed.
     buf: Vec<u8>,
     assembler: Assembler,
-    /// Last time the client sent anything, from the handshake on (`None` before it: every
-    /// request gets a session, and most never read the clock for it).
-    heard: Option<Instant>,
+    /// Last time the client sent anything, from the handshake on.
+    heard: Instant,
     /// An unanswered ping of ours.
     ping_sent: Option<Instant>,
     /// We sent a close frame the client hasn't answered yet.
@@ -105,14 +121,14 @@ pub(super) fn begin(
     extra_headers: &Arc<[(String, String)]>,
     closing: Option<&Arc<AtomicBool>>,
 ) {
-    let mut offer = Offer::default();
+    let mut offer: Option<Box<Offer>> = None;
     let mut take = |name: &[u8], value: &[u8]| {
         let slot = if name.eq_ignore_ascii_case(b"sec-websocket-key") {
-            &mut offer.key
+            &mut offer.get_or_insert_default().key
         } else if name.eq_ignore_ascii_case(b"origin") {
-            &mut offer.origin
+            &mut offer.get_or_insert_default().origin
         } else if name.eq_ignore_ascii_case(b"sec-websocket-protocol") {
-            &mut offer.protocol
+            &mut offer.get_or_insert_default().protocol
         } else {
             return;
         };
@@ -127,34 +143,18 @@ pub(super) fn begin(
             _ => {}
         }),
     }
-    let what = if offer.key.is_some() { super::response::describe(origin) } else { String::new() };
-    let session = Session {
-        client,
-        state: State::Http,
-        offer,
-        what,
-        settings,
-        extra_headers: Arc::clone(extra_headers),
-        closing: closing.map(Arc::clone),
-        buf: Vec::new(),
-        assembler: Assembler::default(),
-        heard: None,
-        ping_sent: None,
-        close_sent: false,
-        header_bytes: 0,
-        header_count: 0,
-        body_bytes: 0,
-    };
-    SESSION.with(|s| *s.borrow_mut() = Some(session));
+    if let Some(offer) = offer.as_mut().filter(|o| o.key.is_some()) {
+        offer.what = super::response::describe(origin);
+    }
+    let request =
+        Request { client, offer, settings, extra_headers: Arc::clone(extra_headers), closing: closing.map(Arc::clone) };
+    CURRENT.with(|c| *c.borrow_mut() = Some(Current::Http(request)));
 }
 
 /// Ends the request on this thread. `Some` when it became a WebSocket: a session still open
 /// is closed (1000, or 1011 when the app raised) and the connection must not be reused.
 pub(super) fn end(py: Python<'_>, app_error: bool) -> Option<Upgraded> {
-    let mut s = SESSION.with(|s| s.borrow_mut().take())?;
-    if s.state == State::Http {
-        return None;
-    }
+    let Some(Current::Upgraded(mut s)) = CURRENT.with(|c| c.borrow_mut().take()) else { return None };
     if s.state == State::Open {
         s.close(py, if app_error { 1011 } else { 1000 });
     }
@@ -166,15 +166,21 @@ pub(super) fn end(py: Python<'_>, app_error: bool) -> Option<Upgraded> {
 
 /// The request on this thread did the handshake.
 pub(super) fn upgraded() -> bool {
-    SESSION.with(|s| s.borrow().as_ref().is_some_and(|s| s.state != State::Http))
+    CURRENT.with(|c| matches!(*c.borrow(), Some(Current::Upgraded(_))))
 }
 
-/// Runs `f` on this thread's request.
-fn with_session<T>(what: &str, f: impl FnOnce(&mut Session) -> PyResult<T>) -> PyResult<T> {
-    SESSION.with(|s| match s.borrow_mut().as_mut() {
-        Some(session) => f(session),
-        None => Err(PyIOError::new_err(format!("{what}(): no request is running on this thread"))),
+/// Runs `f` on this thread's request once it is a WebSocket; `not_yet` is the error
+/// before the handshake.
+fn with_session<T>(what: &str, not_yet: &str, f: impl FnOnce(&mut Session) -> PyResult<T>) -> PyResult<T> {
+    CURRENT.with(|c| match c.borrow_mut().as_mut() {
+        Some(Current::Upgraded(session)) => f(session),
+        Some(Current::Http(_)) => Err(PyIOError::new_err(not_yet.to_owned())),
+        None => Err(no_request(what)),
     })
+}
+
+fn no_request(what: &str) -> PyErr {
+    PyIOError::new_err(format!("{what}(): no request is running on this thread"))
 }
 
 /// bytes or str (uWSGI's `s#`).
@@ -206,19 +212,27 @@ fn websocket_handshake(
     proto: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<()> {
     let (key, origin, proto) = (optional(key)?, optional(origin)?, optional(proto)?);
-    with_session("websocket_handshake", |s| {
-        if s.state != State::Http {
-            return Err(PyIOError::new_err("unable to complete websocket handshake: the handshake was already done"));
-        }
-        let Some(key) = key.or_else(|| s.offer.key.clone()) else {
+    CURRENT.with(|c| {
+        let mut current = c.borrow_mut();
+        let req = match current.as_mut() {
+            Some(Current::Http(req)) => req,
+            Some(Current::Upgraded(_)) => {
+                return Err(PyIOError::new_err(
+                    "unable to complete websocket handshake: the handshake was already done",
+                ))
+            }
+            None => return Err(no_request("websocket_handshake")),
+        };
+        let offer = req.offer.as_deref();
+        let Some(key) = key.or_else(|| offer.and_then(|o| o.key.clone())) else {
             return Err(PyIOError::new_err(
                 "unable to complete websocket handshake: the request has no Sec-WebSocket-Key",
             ));
         };
-        let origin = origin.or_else(|| s.offer.origin.clone()).unwrap_or_else(|| b"*".to_vec());
+        let origin = origin.or_else(|| offer.and_then(|o| o.origin.clone())).unwrap_or_else(|| b"*".to_vec());
         // The client offers a list; the server answers one of them.
         let proto = proto.or_else(|| {
-            let offered = s.offer.protocol.as_deref()?;
+            let offered = offer?.protocol.as_deref()?;
             let first = offered.split(|&b| b == b',').next()?.trim_ascii();
             (!first.is_empty()).then(|| first.to_vec())
         });
@@ -230,7 +244,7 @@ fn websocket_handshake(
         }
         let accept = websocket_accept_key(&key);
         lines.push((b"Sec-WebSocket-Accept", accept.as_bytes()));
-        lines.extend(s.extra_headers.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes())));
+        lines.extend(req.extra_headers.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes())));
         for (name, value) in &lines {
             head.extend_from_slice(name);
             head.extend_from_slice(b": ");
@@ -238,29 +252,43 @@ fn websocket_handshake(
             head.extend_from_slice(b"\r\n");
         }
         head.extend_from_slice(b"\r\n");
-        s.header_count = lines.len() + 2;
-        s.header_bytes = head.len();
         // The request is a WebSocket from here on, also when the write fails.
-        s.state = State::Open;
-        s.heard = Some(Instant::now());
-        s.client
+        let mut s = Box::new(Session {
+            client: req.client.clone(),
+            state: State::Open,
+            what: req.offer.as_mut().map(|o| std::mem::take(&mut o.what)).unwrap_or_default(),
+            settings: req.settings,
+            closing: req.closing.take(),
+            buf: Vec::new(),
+            assembler: Assembler::default(),
+            heard: Instant::now(),
+            ping_sent: None,
+            close_sent: false,
+            header_bytes: head.len(),
+            header_count: lines.len() + 2,
+            body_bytes: 0,
+        });
+        let sent = s
+            .client
             .write_all(&[&head], &mut 0, |w| py.detach(|| w.run()))
             .map_err(|e| PyIOError::new_err(format!("unable to complete websocket handshake: {e}")))
-            .inspect_err(|_| s.state = State::Closed)
+            .inspect_err(|_| s.state = State::Closed);
+        *current = Some(Current::Upgraded(s));
+        sent
     })
 }
 
 /// `uwsgi.websocket_recv()`: waits for the next message (bytes).
 #[pyfunction]
 fn websocket_recv(py: Python<'_>) -> PyResult<Py<PyBytes>> {
-    let msg = with_session("websocket_recv", |s| s.recv(py, true))?;
+    let msg = with_session("websocket_recv", NOT_OPEN, |s| s.recv(py, true))?;
     Ok(PyBytes::new(py, &msg.unwrap_or_default()).unbind())
 }
 
 /// `uwsgi.websocket_recv_nb()`: the next message if one is there, else `b""`.
 #[pyfunction]
 fn websocket_recv_nb(py: Python<'_>) -> PyResult<Py<PyBytes>> {
-    let msg = with_session("websocket_recv_nb", |s| s.recv(py, false))?;
+    let msg = with_session("websocket_recv_nb", NOT_OPEN, |s| s.recv(py, false))?;
     Ok(PyBytes::new(py, &msg.unwrap_or_default()).unbind())
 }
 
@@ -268,16 +296,16 @@ fn websocket_recv_nb(py: Python<'_>) -> PyResult<Py<PyBytes>> {
 #[pyfunction]
 fn websocket_send(py: Python<'_>, msg: &Bound<'_, PyAny>) -> PyResult<()> {
     let data = text_or_bytes(msg)?;
-    with_session("websocket_send", |s| s.send_message(py, Opcode::Text, &data, "unable to send websocket message"))
+    let failed = "unable to send websocket message";
+    with_session("websocket_send", failed, |s| s.send_message(py, Opcode::Text, &data, failed))
 }
 
 /// `uwsgi.websocket_send_binary(msg)`: a binary message.
 #[pyfunction]
 fn websocket_send_binary(py: Python<'_>, msg: &Bound<'_, PyAny>) -> PyResult<()> {
     let data = text_or_bytes(msg)?;
-    with_session("websocket_send_binary", |s| {
-        s.send_message(py, Opcode::Binary, &data, "unable to send websocket binary message")
-    })
+    let failed = "unable to send websocket binary message";
+    with_session("websocket_send_binary", failed, |s| s.send_message(py, Opcode::Binary, &data, failed))
 }
 
 /// Adds the functions to the `uwsgi` module.
@@ -289,9 +317,11 @@ pub(super) fn add(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(websocket_send_binary, m)?)
 }
 
-/// Why a session ended, as the app sees it.
+/// Why a session ended (or never began), as the app sees it.
+const NOT_OPEN: &str = "unable to receive websocket message";
+
 fn closed() -> PyErr {
-    PyIOError::new_err("unable to receive websocket message")
+    PyIOError::new_err(NOT_OPEN)
 }
 
 impl Session {
@@ -400,7 +430,7 @@ impl Session {
 
     /// How long the client has been silent (since the handshake at most).
     fn quiet_for(&self) -> Duration {
-        self.heard.map_or(Duration::ZERO, |at| at.elapsed())
+        self.heard.elapsed()
     }
 
     /// How long a wait may last before pings, pong deadlines or the stop flag need a look.
@@ -424,7 +454,7 @@ impl Session {
                     return Err(closed());
                 }
                 Ok(n) => {
-                    self.heard = Some(Instant::now());
+                    self.heard = Instant::now();
                     self.ping_sent = None;
                     self.buf.extend_from_slice(&chunk[..n]);
                     if n < chunk.len() {
