@@ -102,17 +102,21 @@ pub struct Handed {
 }
 
 /// The streams waiting for a loop thread. A loop thread looks at the queue before it waits
-/// in epoll (`sleep`); a stream queued while some thread waits also counts once on `fd` (a
-/// semaphore eventfd every loop polls; each count it reads lets it take one stream), up to
-/// one count per waiting thread (each woken thread takes the rest before it waits again).
-/// So a stream queued while every loop thread is busy costs no eventfd write and no
-/// wake-up: the first thread to finish takes it. A count may outlive its stream (taken
-/// before the woken thread looked); that thread then finds the queue empty and waits again.
+/// in epoll (`sleep`), so a stream queued while every loop thread is busy costs no eventfd
+/// write and no wake-up: the first thread to finish takes it. Loop threads that wait are
+/// woken through `fd` (a semaphore eventfd every loop polls; each count it reads lets it
+/// take one stream), one count per stream up to one per waiting thread (each woken thread
+/// takes the rest before it waits again), written once per round of the HTTP/2 thread's
+/// work (`wake_sleepers`): a woken thread that preempts the HTTP/2 thread then finds every
+/// stream of the round, not one. A count may outlive its stream (taken before the woken
+/// thread looked); that thread then finds the queue empty and waits again.
 pub struct StreamQueue {
     queue: Mutex<VecDeque<Handed>>,
     event: EventFd,
     /// Loop threads in (or about to enter) their epoll wait.
     sleepers: AtomicUsize,
+    /// Streams were queued since `wake_sleepers` last looked.
+    pushed: tokio::sync::Notify,
 }
 
 impl StreamQueue {
@@ -122,19 +126,28 @@ impl StreamQueue {
             queue: Mutex::new(VecDeque::new()),
             event: EventFd::from_value_and_flags(0, flags)?,
             sleepers: AtomicUsize::new(0),
+            pushed: tokio::sync::Notify::new(),
         })
     }
 
+    /// Queues a stream (on the HTTP/2 thread); `wake_sleepers` wakes a loop thread for it.
     fn push(&self, handed: Handed) {
-        let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
-        queue.push_back(handed);
-        let waiting = queue.len();
-        drop(queue);
-        // After the push (the lock orders it with `sleep`'s look): a thread that counted
-        // itself asleep before then either saw the stream or, having seen the queue empty,
-        // is woken by the first stream queued since (`waiting` 1).
-        if waiting <= self.sleepers.load(Ordering::SeqCst) {
-            let _ = self.event.write(1);
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner).push_back(handed);
+        self.pushed.notify_one();
+    }
+
+    /// Runs on the HTTP/2 thread for the worker's life: after the tasks that were ready when
+    /// a stream was queued have run (they may queue more), wakes the loop threads waiting
+    /// in epoll, one per stream waiting. A thread counted asleep (`sleep`) before a stream
+    /// was queued either took it or is still counted here (it looks again after any wake).
+    pub async fn wake_sleepers(&self) {
+        loop {
+            self.pushed.notified().await;
+            let waiting = self.queue.lock().unwrap_or_else(PoisonError::into_inner).len();
+            let wake = waiting.min(self.sleepers.load(Ordering::SeqCst));
+            if wake > 0 {
+                let _ = self.event.write(wake as u64);
+            }
         }
     }
 
@@ -224,6 +237,8 @@ impl Http2 {
             runtime.block_on(async move {
                 let bell = Arc::clone(&shared.bell);
                 tokio::spawn(async move { bell.serve().await });
+                let streams = Arc::clone(&shared.streams);
+                tokio::spawn(async move { streams.wake_sleepers().await });
                 while let Some(conn) = incoming.recv().await {
                     let shared = shared.clone();
                     let counter = Arc::clone(&counter);
@@ -909,38 +924,56 @@ mod tests {
 
     #[test]
     fn a_stream_queued_while_no_loop_thread_sleeps_is_taken_without_an_eventfd_count() {
-        let queue = StreamQueue::new().unwrap();
-        queue.push(handed(b"a"));
-        assert!(queue.event.read().is_err(), "nobody waits: no count");
-        // The next thread to go to sleep takes it instead, and stays awake.
-        assert_eq!(queue.sleep().unwrap().head, b"a");
-        assert_eq!(queue.sleepers.load(Ordering::SeqCst), 0);
-        // A thread asleep is woken once for the streams queued meanwhile, and takes the
-        // others before it sleeps again.
-        assert!(queue.sleep().is_none());
-        queue.push(handed(b"b"));
-        queue.push(handed(b"c"));
-        queue.woke();
-        assert_eq!(queue.pop().unwrap().head, b"b");
-        assert!(queue.pop().is_none(), "one count for one sleeper");
-        assert_eq!(queue.sleep().unwrap().head, b"c");
-        // Two threads asleep: two counts.
-        assert!(queue.sleep().is_none() && queue.sleep().is_none());
-        queue.push(handed(b"e"));
-        queue.push(handed(b"f"));
-        queue.push(handed(b"g"));
-        queue.woke();
-        queue.woke();
-        assert_eq!(queue.pop().unwrap().head, b"e");
-        assert_eq!(queue.pop().unwrap().head, b"f");
-        assert!(queue.pop().is_none());
-        assert_eq!(queue.sleep().unwrap().head, b"g");
-        // A count whose stream another thread took finds the queue empty.
-        assert!(queue.sleep().is_none());
-        queue.push(handed(b"d"));
-        queue.woke();
-        assert_eq!(queue.sleep().unwrap().head, b"d");
-        assert!(queue.pop().is_none());
+        let queue = Arc::new(StreamQueue::new().unwrap());
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        runtime.block_on(async {
+            let waking = tokio::spawn({
+                let queue = Arc::clone(&queue);
+                async move { queue.wake_sleepers().await }
+            });
+            // The HTTP/2 thread's round ends: `wake_sleepers` runs.
+            let round = || async {
+                for _ in 0..4 {
+                    tokio::task::yield_now().await;
+                }
+            };
+            queue.push(handed(b"a"));
+            round().await;
+            assert!(queue.event.read().is_err(), "nobody waits: no count");
+            // The next thread to go to sleep takes it instead, and stays awake.
+            assert_eq!(queue.sleep().unwrap().head, b"a");
+            assert_eq!(queue.sleepers.load(Ordering::SeqCst), 0);
+            // A thread asleep is woken once for the streams of a round, and takes the
+            // others before it sleeps again.
+            assert!(queue.sleep().is_none());
+            queue.push(handed(b"b"));
+            queue.push(handed(b"c"));
+            round().await;
+            queue.woke();
+            assert_eq!(queue.pop().unwrap().head, b"b");
+            assert!(queue.pop().is_none(), "one count for one sleeper");
+            assert_eq!(queue.sleep().unwrap().head, b"c");
+            // Two threads asleep: two counts.
+            assert!(queue.sleep().is_none() && queue.sleep().is_none());
+            for tag in [b"e", b"f", b"g"] {
+                queue.push(handed(tag));
+            }
+            round().await;
+            queue.woke();
+            queue.woke();
+            assert_eq!(queue.pop().unwrap().head, b"e");
+            assert_eq!(queue.pop().unwrap().head, b"f");
+            assert!(queue.pop().is_none());
+            assert_eq!(queue.sleep().unwrap().head, b"g");
+            // A count whose stream another thread took finds the queue empty.
+            assert!(queue.sleep().is_none());
+            queue.push(handed(b"d"));
+            round().await;
+            queue.woke();
+            assert_eq!(queue.sleep().unwrap().head, b"d");
+            assert!(queue.pop().is_none());
+            waking.abort();
+        });
     }
 
     #[test]
