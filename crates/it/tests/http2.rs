@@ -504,11 +504,7 @@ fn streams_queued_while_the_only_thread_is_busy_are_all_answered_once() {
     let out = run(Command::new("h2load").args(["-n", "120", "-c", "2", "-m", "30", &url]));
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(text.contains("120 succeeded, 0 failed, 0 errored"), "{text}");
-    assert!(
-        srv.wait_for(Duration::from_secs(10), |log| log.matches("(HTTP/2 200)").count() == 120),
-        "{}",
-        srv.log()
-    );
+    assert!(srv.wait_for(Duration::from_secs(10), |log| log.matches("(HTTP/2 200)").count() == 120), "{}", srv.log());
     assert!(srv.log().contains("|req: 120/120]"), "{}", srv.log());
 }
 

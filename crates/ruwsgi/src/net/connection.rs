@@ -403,13 +403,11 @@ pub fn run(ctx: &LoopContext<'_>) -> std::io::Result<()> {
         let mut asleep = None;
         if let Some(h2) = ctx.http2 {
             for _ in 0..STREAMS_IN_A_ROW {
-                match h2.streams().sleep() {
-                    Some(stream) => adopt_stream(ctx, &mut conns, &mut st, first_conn, stream),
-                    None => {
-                        asleep = Some(h2.streams());
-                        break;
-                    }
-                }
+                let Some(stream) = h2.streams().sleep() else {
+                    asleep = Some(h2.streams());
+                    break;
+                };
+                adopt_stream(ctx, &mut conns, &mut st, first_conn, stream);
             }
         }
         // Still awake (more streams wait): only a look at the other connections.

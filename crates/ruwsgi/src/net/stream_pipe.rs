@@ -23,8 +23,8 @@
 //!
 //! No I/O besides the eventfd; no knowledge of HTTP/2 or of the app.
 
-use std::io::{self, IoSlice};
 use std::future::poll_fn;
+use std::io::{self, IoSlice};
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
@@ -124,12 +124,7 @@ pub enum Response {
 impl StreamPipe {
     /// An empty pipe whose HTTP/2 side is woken through `bell`.
     pub fn new(bell: Arc<Bell>) -> Self {
-        Self {
-            state: Mutex::new(PipeState::default()),
-            changed: Condvar::new(),
-            bell,
-            request_room: Notify::new(),
-        }
+        Self { state: Mutex::new(PipeState::default()), changed: Condvar::new(), bell, request_room: Notify::new() }
     }
 
     fn lock(&self) -> MutexGuard<'_, PipeState> {
@@ -456,7 +451,9 @@ mod tests {
                         pipe.try_write(&[IoSlice::new(b"HTTP/1.1 200 OK\r\n\r\n")]).unwrap();
                     }
                     // Closing after the bytes wakes nobody more: each relay was woken once.
-                    pipes.iter().for_each(|pipe| pipe.close());
+                    for pipe in &pipes {
+                        pipe.close();
+                    }
                 })
             };
             for relay in relays {
