@@ -115,6 +115,9 @@ pub struct StreamQueue {
     event: EventFd,
     /// Loop threads in (or about to enter) their epoll wait.
     sleepers: AtomicUsize,
+    /// Counts written to `event` and not read yet: a sleeper woken and not yet back needs
+    /// no second one.
+    signalled: AtomicUsize,
     /// Streams were queued since `wake_sleepers` last looked.
     pushed: tokio::sync::Notify,
 }
@@ -126,6 +129,7 @@ impl StreamQueue {
             queue: Mutex::new(VecDeque::new()),
             event: EventFd::from_value_and_flags(0, flags)?,
             sleepers: AtomicUsize::new(0),
+            signalled: AtomicUsize::new(0),
             pushed: tokio::sync::Notify::new(),
         })
     }
@@ -144,8 +148,11 @@ impl StreamQueue {
         loop {
             self.pushed.notified().await;
             let waiting = self.queue.lock().unwrap_or_else(PoisonError::into_inner).len();
-            let wake = waiting.min(self.sleepers.load(Ordering::SeqCst));
+            let wanted = waiting.min(self.sleepers.load(Ordering::SeqCst));
+            let wake = wanted.saturating_sub(self.signalled.load(Ordering::SeqCst));
             if wake > 0 {
+                // Counted before the write, so a read never finds the count short.
+                self.signalled.fetch_add(wake, Ordering::SeqCst);
                 let _ = self.event.write(wake as u64);
             }
         }
@@ -155,6 +162,7 @@ impl StreamQueue {
     /// may have been quicker).
     pub fn pop(&self) -> Option<Handed> {
         self.event.read().ok()?;
+        self.signalled.fetch_sub(1, Ordering::SeqCst);
         self.take()
     }
 
