@@ -494,6 +494,20 @@ fn a_hundred_streams_at_once_on_one_connection_are_all_answered() {
     assert!(text.contains("400 succeeded, 0 failed, 0 errored"), "{text}");
 }
 
+/// Streams that arrive while the worker's only loop thread is in the app are queued without
+/// waking anyone (no thread waits in epoll); the thread takes them one after another before
+/// it waits again, so none is left behind (nor served twice).
+#[test]
+fn streams_queued_while_the_only_thread_is_busy_are_all_answered_once() {
+    let srv = start_h2(&["--threads", "1"]);
+    let url = format!("https://127.0.0.1:{}/sleep?s=0.002", srv.addr().port());
+    let out = run(Command::new("h2load").args(["-n", "120", "-c", "2", "-m", "30", &url]));
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("120 succeeded, 0 failed, 0 errored"), "{text}");
+    assert!(srv.wait_for(Duration::from_secs(10), |log| log.matches("(HTTP/2 200)").count() == 120), "{}", srv.log());
+    assert!(srv.log().contains("|req: 120/120]"), "{}", srv.log());
+}
+
 /// HTTP/2 connections leave the loop threads for the worker's HTTP/2 thread; they still
 /// count in the balance of connections over the workers, so one worker doesn't take them
 /// all (with 2 workers it served 3,650 req/s to some h2load clients and 370 to others).

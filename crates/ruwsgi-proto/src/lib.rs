@@ -54,8 +54,8 @@ pub use spool::{
     spool_routing, SpoolError, SpoolName, SpoolRouting, SpoolTask, MAX_SPOOL_VARS, SPOOL_FILE_PREFIX, SPOOL_MODIFIER1,
 };
 pub use uwsgi::{
-    encode_uwsgi_packet, parse_uwsgi_packet, try_encode_uwsgi_packet, PacketError, UwsgiPacket, UwsgiVar,
-    UWSGI_HEADER_LEN,
+    encode_uwsgi_packet, parse_uwsgi_packet, try_encode_uwsgi_packet, PacketError, UwsgiPacket, UwsgiPacketWriter,
+    UwsgiVar, UWSGI_HEADER_LEN,
 };
 pub use websocket::{
     encode_close_payload, encode_compressed_frame, encode_frame, frame_extent, negotiate_deflate, parse_close_payload,

@@ -167,9 +167,91 @@ pub fn encode_uwsgi_packet(modifier1: u8, modifier2: u8, vars: &[(&[u8], &[u8])]
     }
 }
 
+/// Encodes a uwsgi packet one variable at a time into one buffer, for a caller whose keys
+/// are made on the fly (the `HTTP_*` names of an HTTP/2 request's headers): no list of
+/// pairs, no allocation per key. `finish` fills in the header's size.
+#[derive(Debug)]
+pub struct UwsgiPacketWriter {
+    out: Vec<u8>,
+    /// A key or value did not fit a u16 length.
+    overflow: bool,
+}
+
+impl UwsgiPacketWriter {
+    /// A packet with these modifiers, with room for `capacity` bytes of variables.
+    #[must_use]
+    pub fn new(modifier1: u8, modifier2: u8, capacity: usize) -> Self {
+        let mut out = Vec::with_capacity(UWSGI_HEADER_LEN + capacity);
+        out.extend_from_slice(&[modifier1, 0, 0, modifier2]);
+        Self { out, overflow: false }
+    }
+
+    fn string(&mut self, len: usize, put: impl FnOnce(&mut Vec<u8>)) {
+        let Ok(len16) = u16::try_from(len) else {
+            self.overflow = true;
+            return;
+        };
+        self.out.extend_from_slice(&len16.to_le_bytes());
+        put(&mut self.out);
+    }
+
+    /// Appends the variable `key` = `value`.
+    pub fn var(&mut self, key: &[u8], value: &[u8]) {
+        self.string(key.len(), |out| out.extend_from_slice(key));
+        self.string(value.len(), |out| out.extend_from_slice(value));
+    }
+
+    /// Appends a variable whose key is `prefix` then `name` with each byte mapped by `map`
+    /// (`HTTP_` + a header name upper-cased, `-` as `_`).
+    pub fn var_mapped(&mut self, prefix: &[u8], name: &[u8], map: impl Fn(u8) -> u8, value: &[u8]) {
+        self.string(prefix.len() + name.len(), |out| {
+            out.extend_from_slice(prefix);
+            out.extend(name.iter().map(|&b| map(b)));
+        });
+        self.string(value.len(), |out| out.extend_from_slice(value));
+    }
+
+    /// The packet, or why it can't be one (as [`try_encode_uwsgi_packet`]).
+    ///
+    /// # Errors
+    /// `EncodeTooLarge` when the vars block, or a key or value, doesn't fit a u16 length.
+    pub fn finish(mut self) -> Result<Vec<u8>, PacketError> {
+        let size = self.out.len() - UWSGI_HEADER_LEN;
+        match u16::try_from(size) {
+            Ok(datasize) if !self.overflow => {
+                self.out[1..3].copy_from_slice(&datasize.to_le_bytes());
+                Ok(self.out)
+            }
+            _ => Err(PacketError::EncodeTooLarge { size }),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_writer_makes_the_packet_the_encoder_makes() {
+        let mut w = UwsgiPacketWriter::new(0, 0, 64);
+        w.var(b"REQUEST_METHOD", b"GET");
+        w.var_mapped(b"HTTP_", b"x-forwarded-for", |b| if b == b'-' { b'_' } else { b.to_ascii_uppercase() }, b"1");
+        w.var(b"EMPTY", b"");
+        let vars: &[(&[u8], &[u8])] = &[(b"REQUEST_METHOD", b"GET"), (b"HTTP_X_FORWARDED_FOR", b"1"), (b"EMPTY", b"")];
+        assert_eq!(w.finish().unwrap(), encode_uwsgi_packet(0, 0, vars));
+    }
+
+    #[test]
+    fn the_writer_refuses_what_does_not_fit_a_packet() {
+        let big = vec![b'x'; 40_000];
+        let mut w = UwsgiPacketWriter::new(0, 0, 0);
+        w.var(b"A", &big);
+        w.var(b"B", &big);
+        assert!(matches!(w.finish(), Err(PacketError::EncodeTooLarge { .. })));
+        let mut w = UwsgiPacketWriter::new(0, 0, 0);
+        w.var(b"A", &vec![b'x'; 70_000]);
+        assert!(w.finish().is_err());
+    }
 
     #[test]
     fn parses_nginx_style_packet_and_leaves_body() {

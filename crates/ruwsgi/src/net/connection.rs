@@ -22,7 +22,7 @@ use slab::Slab;
 
 use super::body::BodyReader;
 use super::health;
-use super::http2::{self, Http2};
+use super::http2::{self, Handed, Http2};
 use super::listener::{ListenGate, Listener};
 use super::read_buf::ReadBuf;
 use super::socket_io;
@@ -42,6 +42,9 @@ const UNREAD_BODY_DRAIN: u64 = 4 << 20;
 const STOP_TOKEN: u64 = u64::MAX;
 /// Token of the HTTP/2 streams' eventfd (`http2::StreamQueue`) in every thread's epoll.
 const HTTP2_TOKEN: u64 = u64::MAX - 1;
+/// HTTP/2 streams a thread takes from the queue one after another before it looks at its
+/// other connections (`run`).
+const STREAMS_IN_A_ROW: usize = 8;
 /// Token of the thread's doorbell (`interface::Doorbell`) in its epoll set: its parked
 /// requests ring it with their connection's token.
 const DOORBELL_TOKEN: u64 = u64::MAX - 2;
@@ -206,6 +209,9 @@ struct Conn {
     /// An HTTP/2 stream's in-memory pipe (`io` reads and writes it): the response ends
     /// when the connection goes.
     stream: Option<PipeEnd>,
+    /// An HTTP/2 stream's uwsgi packet, handed over with it: its first read takes this
+    /// instead of reading the pipe (which carries only the body).
+    handed: Option<Vec<u8>>,
 }
 
 impl Conn {
@@ -227,6 +233,7 @@ impl Conn {
             parked: None,
             closing: None,
             stream: None,
+            handed: None,
         }
     }
 }
@@ -391,7 +398,24 @@ pub fn run(ctx: &LoopContext<'_>) -> std::io::Result<()> {
         } else {
             TICK
         };
+        // HTTP/2 streams queued while this thread was busy are served before it waits (a
+        // few, then the other connections get their turn): no wake-up for them.
+        let mut asleep = None;
+        if let Some(h2) = ctx.http2 {
+            for _ in 0..STREAMS_IN_A_ROW {
+                let Some(stream) = h2.streams().sleep() else {
+                    asleep = Some(h2.streams());
+                    break;
+                };
+                adopt_stream(ctx, &mut conns, &mut st, first_conn, stream);
+            }
+        }
+        // Still awake (more streams wait): only a look at the other connections.
+        let tick = if asleep.is_some() || ctx.http2.is_none() { tick } else { Duration::ZERO };
         let waited = epoll.wait(&mut events, EpollTimeout::from(tick.as_millis() as u16));
+        if let Some(queue) = asleep {
+            queue.woke();
+        }
         let n = match waited {
             Ok(n) => n,
             Err(nix::errno::Errno::EINTR) => 0,
@@ -403,7 +427,9 @@ pub fn run(ctx: &LoopContext<'_>) -> std::io::Result<()> {
                 continue;
             }
             if token == HTTP2_TOKEN {
-                adopt_stream(ctx, &mut conns, &mut st, first_conn);
+                if let Some(stream) = ctx.http2.and_then(|h2| h2.streams().pop()) {
+                    adopt_stream(ctx, &mut conns, &mut st, first_conn, stream);
+                }
                 continue;
             }
             if token == DOORBELL_TOKEN {
@@ -725,11 +751,9 @@ fn hand_over(ctx: &LoopContext<'_>, h2: &Http2, conn: Conn) {
     });
 }
 
-/// Takes one HTTP/2 stream from the worker's queue (`http2.rs`) and serves it as a uwsgi
-/// connection, as `accept_some` serves a new one.
-fn adopt_stream(ctx: &LoopContext<'_>, conns: &mut Slab<Conn>, st: &mut LoopState, first_conn: u64) {
-    let Some(h2) = ctx.http2 else { return };
-    let Some(stream) = h2.streams().pop() else { return };
+/// Serves an HTTP/2 stream taken from the worker's queue (`http2.rs`) as a uwsgi connection
+/// that has sent its packet, as `accept_some` serves a new one.
+fn adopt_stream(ctx: &LoopContext<'_>, conns: &mut Slab<Conn>, st: &mut LoopState, first_conn: u64, stream: Handed) {
     if stream.pipe.abandoned() {
         // Reset by the client before any thread took it: nobody waits for the answer.
         return;
@@ -741,6 +765,7 @@ fn adopt_stream(ctx: &LoopContext<'_>, conns: &mut Slab<Conn>, st: &mut LoopStat
     let peer = Peer { addr: stream.addr, port: stream.port, awaiting_proxy: false };
     let mut conn = Conn::new(None, io, stream.listener, SocketProtocol::Uwsgi, peer);
     conn.stream = Some(PipeEnd(stream.pipe));
+    conn.handed = Some(stream.head);
     entry.insert(conn);
     serve_event(ctx, conns, &mut st.spare, key, token, false);
 }
@@ -946,7 +971,11 @@ fn fd_shortage_ended(ctx: &LoopContext<'_>) {
 fn on_readable(ctx: &LoopContext<'_>, conn: &mut Conn, spare: &mut ReadBuf) -> Next {
     let idle = conn.buf.len() == 0;
     conn.buf.borrow_spare(spare);
-    let next = match conn.buf.read_from(&conn.io) {
+    let read = match conn.handed.take() {
+        Some(head) => Ok(conn.buf.put(&head)),
+        None => conn.buf.read_from(&conn.io),
+    };
+    let next = match read {
         Ok(0) => Next::Close,
         Ok(_) => {
             if idle {

@@ -7,11 +7,12 @@
 //! that drives hyper's `h2` crate for every HTTP/2 connection of the worker.
 //!
 //! Each stream becomes one request for the worker's loop threads, as uWSGI's HTTP router
-//! turned each SPDY stream into a uwsgi request: the HTTP/2 thread puts the request as a
-//! uwsgi packet (`SERVER_PROTOCOL=HTTP/2`, `HTTPS=on`, the client's address) into the
-//! stream's in-memory pipe (`stream_pipe.rs`) and queues it (`StreamQueue`); a loop thread
-//! picks it up as a uwsgi connection and serves it through the same `Application`, routing,
-//! static files, request log, scoreboard and harakiri as any request. The pipe is the
+//! turned each SPDY stream into a uwsgi request: the HTTP/2 thread makes the request's uwsgi
+//! packet (`SERVER_PROTOCOL=HTTP/2`, `HTTPS=on`, the client's address) and queues it with
+//! the stream's in-memory pipe (`stream_pipe.rs`) in the `StreamQueue`; a loop thread picks
+//! it up as a uwsgi connection that has sent its packet and serves it through the same
+//! `Application`, routing, static files, request log, scoreboard and harakiri as any
+//! request. The pipe is the
 //! stream's bounded channel both ways: the request body goes in as the app reads it (the
 //! stream's flow-control credit is released only once the bytes are in the pipe, so a slow
 //! app slows the client), and the response is taken out only as the stream has send
@@ -37,13 +38,13 @@ use h2::server::SendResponse;
 use h2::{Reason, RecvStream, SendStream};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 use ruwsgi_proto::{
-    encode_chunk, frame_type, parse_response_head, percent_decode, try_encode_uwsgi_packet, Flood, FrameBudget,
-    FrameLimits, FrameScanner, CHUNK_END, H2_PREFACE, LAST_CHUNK,
+    encode_chunk, frame_type, parse_response_head, percent_decode, Flood, FrameBudget, FrameLimits, FrameScanner,
+    UwsgiPacketWriter, CHUNK_END, H2_PREFACE, LAST_CHUNK,
 };
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::mpsc;
 
-use super::stream_pipe::{Response, StreamPipe};
+use super::stream_pipe::{Bell, Response, StreamPipe};
 use super::transport::Io;
 
 /// `SETTINGS_MAX_CONCURRENT_STREAMS`: the value RFC 9113 (6.5.2) recommends as the least,
@@ -87,7 +88,10 @@ pub struct Incoming {
 
 /// A stream ready to be served by a loop thread: a uwsgi connection over a `StreamPipe`.
 pub struct Handed {
-    /// The stream's request and response buffers.
+    /// The request's uwsgi packet, handed over as it is: the loop thread takes it as the
+    /// connection's first input (it never goes through the pipe).
+    pub head: Vec<u8>,
+    /// The stream's request body and response buffers.
     pub pipe: Arc<StreamPipe>,
     /// The listener the HTTP/2 connection came in on.
     pub listener: usize,
@@ -97,28 +101,89 @@ pub struct Handed {
     pub port: String,
 }
 
-/// The streams waiting for a loop thread. Every loop polls `fd` (a semaphore eventfd: one
-/// count per stream) and takes one stream per count it reads.
+/// The streams waiting for a loop thread. A loop thread looks at the queue before it waits
+/// in epoll (`sleep`), so a stream queued while every loop thread is busy costs no eventfd
+/// write and no wake-up: the first thread to finish takes it. Loop threads that wait are
+/// woken through `fd` (a semaphore eventfd every loop polls; each count it reads lets it
+/// take one stream), one count per stream up to one per waiting thread (each woken thread
+/// takes the rest before it waits again), written once per round of the HTTP/2 thread's
+/// work (`wake_sleepers`): a woken thread that preempts the HTTP/2 thread then finds every
+/// stream of the round, not one. A count may outlive its stream (taken before the woken
+/// thread looked); that thread then finds the queue empty and waits again.
 pub struct StreamQueue {
     queue: Mutex<VecDeque<Handed>>,
     event: EventFd,
+    /// Loop threads in (or about to enter) their epoll wait.
+    sleepers: AtomicUsize,
+    /// Counts written to `event` and not read yet: a sleeper woken and not yet back needs
+    /// no second one.
+    signalled: AtomicUsize,
+    /// Streams were queued since `wake_sleepers` last looked.
+    pushed: tokio::sync::Notify,
 }
 
 impl StreamQueue {
     fn new() -> io::Result<Self> {
         let flags = EfdFlags::EFD_SEMAPHORE | EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC;
-        Ok(Self { queue: Mutex::new(VecDeque::new()), event: EventFd::from_value_and_flags(0, flags)? })
+        Ok(Self {
+            queue: Mutex::new(VecDeque::new()),
+            event: EventFd::from_value_and_flags(0, flags)?,
+            sleepers: AtomicUsize::new(0),
+            signalled: AtomicUsize::new(0),
+            pushed: tokio::sync::Notify::new(),
+        })
     }
 
+    /// Queues a stream (on the HTTP/2 thread); `wake_sleepers` wakes a loop thread for it.
     fn push(&self, handed: Handed) {
         self.queue.lock().unwrap_or_else(PoisonError::into_inner).push_back(handed);
-        let _ = self.event.write(1);
+        self.pushed.notify_one();
     }
 
-    /// Takes one stream, if one is waiting (another loop may have been quicker).
+    /// Runs on the HTTP/2 thread for the worker's life: after the tasks that were ready when
+    /// a stream was queued have run (they may queue more), wakes the loop threads waiting
+    /// in epoll, one per stream waiting. A thread counted asleep (`sleep`) before a stream
+    /// was queued either took it or is still counted here (it looks again after any wake).
+    pub async fn wake_sleepers(&self) {
+        loop {
+            self.pushed.notified().await;
+            let waiting = self.queue.lock().unwrap_or_else(PoisonError::into_inner).len();
+            let wanted = waiting.min(self.sleepers.load(Ordering::SeqCst));
+            let wake = wanted.saturating_sub(self.signalled.load(Ordering::SeqCst));
+            if wake > 0 {
+                // Counted before the write, so a read never finds the count short.
+                self.signalled.fetch_add(wake, Ordering::SeqCst);
+                let _ = self.event.write(wake as u64);
+            }
+        }
+    }
+
+    /// Takes one stream after `fd` was readable, if one is waiting (another loop thread
+    /// may have been quicker).
     pub fn pop(&self) -> Option<Handed> {
         self.event.read().ok()?;
+        self.signalled.fetch_sub(1, Ordering::SeqCst);
+        self.take()
+    }
+
+    fn take(&self) -> Option<Handed> {
         self.queue.lock().unwrap_or_else(PoisonError::into_inner).pop_front()
+    }
+
+    /// A loop thread is about to wait in epoll: a waiting stream, if any (the thread stays
+    /// awake to serve it); otherwise the thread counts as asleep until `woke`.
+    pub fn sleep(&self) -> Option<Handed> {
+        self.sleepers.fetch_add(1, Ordering::SeqCst);
+        let stream = self.take();
+        if stream.is_some() {
+            self.sleepers.fetch_sub(1, Ordering::SeqCst);
+        }
+        stream
+    }
+
+    /// The thread `sleep` counted is back from its wait.
+    pub fn woke(&self) {
+        self.sleepers.fetch_sub(1, Ordering::SeqCst);
     }
 
     /// Readable while streams wait.
@@ -162,6 +227,7 @@ pub struct Http2 {
 impl Http2 {
     /// Starts the worker's HTTP/2 thread.
     pub fn start(settings: Http2Settings) -> io::Result<Self> {
+        keep_freed_memory();
         let settings = Arc::new(settings);
         let streams = Arc::new(StreamQueue::new()?);
         let (conns, mut incoming) = mpsc::unbounded_channel::<Incoming>();
@@ -173,10 +239,15 @@ impl Http2 {
             streams: Arc::clone(&streams),
             stopping: Arc::clone(&stopping),
             in_flight: Arc::new(tokio::sync::Semaphore::new(settings.streams_in_flight)),
+            bell: Arc::new(Bell::default()),
         };
         let counter = Arc::clone(&open);
         std::thread::Builder::new().name("ruwsgi-http2".into()).spawn(move || {
             runtime.block_on(async move {
+                let bell = Arc::clone(&shared.bell);
+                tokio::spawn(async move { bell.serve().await });
+                let streams = Arc::clone(&shared.streams);
+                tokio::spawn(async move { streams.wake_sleepers().await });
                 while let Some(conn) = incoming.recv().await {
                     let shared = shared.clone();
                     let counter = Arc::clone(&counter);
@@ -220,6 +291,24 @@ impl Http2 {
     }
 }
 
+/// glibc gives the free memory at the top of a thread's heap back to the kernel once it
+/// passes 128 KiB. HTTP/2 responses cross the stream pipe in buffers of up to a few hundred
+/// KiB that a loop thread allocates and the HTTP/2 thread frees, several at a time: with
+/// that default the loop thread's heap was trimmed and its pages faulted in again about 13
+/// times per 64 KiB response (a third of the worker's CPU). Up to 8 MiB of free memory now
+/// stays with each heap, and blocks below 32 MiB (the ceiling of glibc's own moving mmap
+/// threshold, which any setting switches off) come from the heaps.
+fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    #[allow(unsafe_code)]
+    // SAFETY: `mallopt` only sets two allocator parameters (values glibc accepts); it takes
+    // the allocator's own lock, so concurrent allocations are unaffected.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 8 << 20);
+    }
+}
+
 /// What each connection task shares.
 #[derive(Clone)]
 struct Shared {
@@ -228,6 +317,8 @@ struct Shared {
     stopping: Arc<AtomicBool>,
     /// One permit per stream handed to the loop threads (`streams_in_flight`).
     in_flight: Arc<tokio::sync::Semaphore>,
+    /// Wakes the streams' relay tasks for the loop threads (`stream_pipe::Bell`).
+    bell: Arc<Bell>,
 }
 
 /// Set by the transport when the client floods frames.
@@ -321,8 +412,7 @@ impl AsyncRead for Transport {
             }
         };
         let filled = buf.filled();
-        let fresh = filled[filled.len() - n..].to_vec();
-        this.scan(&fresh);
+        this.scan(&filled[filled.len() - n..]);
         Poll::Ready(Ok(()))
     }
 }
@@ -507,15 +597,15 @@ async fn serve_stream(
         simple_response(&mut respond, 413);
         return;
     }
-    let Some(packet) = request_packet(&parts, length, facts) else {
+    let Some(head) = request_packet(&parts, length, facts) else {
         simple_response(&mut respond, 431);
         return;
     };
     // Held until the stream is answered: the loop threads are taken in turn.
     let Ok(_turn) = shared.in_flight.acquire().await else { return };
-    let pipe = Arc::new(StreamPipe::new(&packet));
-    drop(packet);
+    let pipe = Arc::new(StreamPipe::new(Arc::clone(&shared.bell)));
     shared.streams.push(Handed {
+        head,
         pipe: Arc::clone(&pipe),
         listener: facts.listener,
         addr: facts.addr.clone(),
@@ -583,36 +673,34 @@ impl Drop for Finish {
 fn request_packet(parts: &http::request::Parts, length: Option<u64>, facts: &ConnFacts) -> Option<Vec<u8>> {
     let target = parts.uri.path_and_query().map_or("/", http::uri::PathAndQuery::as_str);
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    let length_text = length.map(|n| n.to_string());
-    let decoded = percent_decode(path.as_bytes());
-    let mut vars: Vec<(Vec<u8>, &[u8])> = vec![
-        (b"REQUEST_METHOD".to_vec(), parts.method.as_str().as_bytes()),
-        (b"REQUEST_URI".to_vec(), target.as_bytes()),
-        (b"PATH_INFO".to_vec(), &decoded),
-        (b"QUERY_STRING".to_vec(), query.as_bytes()),
-        (b"SERVER_PROTOCOL".to_vec(), b"HTTP/2"),
-        (b"SCRIPT_NAME".to_vec(), b""),
-        (b"SERVER_NAME".to_vec(), facts.server_name.as_bytes()),
-        (b"SERVER_PORT".to_vec(), facts.server_port.as_bytes()),
-        (b"REMOTE_ADDR".to_vec(), facts.addr.as_bytes()),
-        (b"REMOTE_PORT".to_vec(), facts.port.as_bytes()),
-    ];
-    match &length_text {
-        Some(n) if n != "0" || parts.headers.contains_key(http::header::CONTENT_LENGTH) => {
-            vars.push((b"CONTENT_LENGTH".to_vec(), n.as_bytes()));
+    let headers_size: usize = parts.headers.iter().map(|(k, v)| 9 + k.as_str().len() + v.len()).sum();
+    let mut w = UwsgiPacketWriter::new(0, 0, 256 + target.len() * 2 + headers_size);
+    w.var(b"REQUEST_METHOD", parts.method.as_str().as_bytes());
+    w.var(b"REQUEST_URI", target.as_bytes());
+    w.var(b"PATH_INFO", &percent_decode(path.as_bytes()));
+    w.var(b"QUERY_STRING", query.as_bytes());
+    w.var(b"SERVER_PROTOCOL", b"HTTP/2");
+    w.var(b"SCRIPT_NAME", b"");
+    w.var(b"SERVER_NAME", facts.server_name.as_bytes());
+    w.var(b"SERVER_PORT", facts.server_port.as_bytes());
+    w.var(b"REMOTE_ADDR", facts.addr.as_bytes());
+    w.var(b"REMOTE_PORT", facts.port.as_bytes());
+    match length {
+        Some(n) if n != 0 || parts.headers.contains_key(http::header::CONTENT_LENGTH) => {
+            w.var(b"CONTENT_LENGTH", n.to_string().as_bytes());
         }
         Some(_) => {}
         // No length: the body follows chunked, as an HTTP/1.1 chunked request's does.
-        None => vars.push((b"HTTP_TRANSFER_ENCODING".to_vec(), b"chunked")),
+        None => w.var(b"HTTP_TRANSFER_ENCODING", b"chunked"),
     }
     if facts.tls {
-        vars.push((b"HTTPS".to_vec(), b"on"));
+        w.var(b"HTTPS", b"on");
     }
     for (name, value) in &facts.cert_vars {
-        vars.push((name.as_bytes().to_vec(), value));
+        w.var(name.as_bytes(), value);
     }
     if let Some(authority) = parts.uri.authority() {
-        vars.push((b"HTTP_HOST".to_vec(), authority.as_str().as_bytes()));
+        w.var(b"HTTP_HOST", authority.as_str().as_bytes());
     }
     for (name, value) in &parts.headers {
         let name = name.as_str();
@@ -620,18 +708,15 @@ fn request_packet(parts: &http::request::Parts, length: Option<u64>, facts: &Con
             // Differs from uWSGI (as the HTTP listener): headers with '_' are dropped.
             continue;
         }
-        let key = if name == "content-type" {
-            b"CONTENT_TYPE".to_vec()
-        } else {
-            let mut key = b"HTTP_".to_vec();
-            key.extend(name.bytes().map(|b| if b == b'-' { b'_' } else { b.to_ascii_uppercase() }));
-            key
-        };
         // Repeated fields (HTTP/2 splits `cookie`) are combined by the environ.
-        vars.push((key, value.as_bytes()));
+        if name == "content-type" {
+            w.var(b"CONTENT_TYPE", value.as_bytes());
+        } else {
+            let key = |b: u8| if b == b'-' { b'_' } else { b.to_ascii_uppercase() };
+            w.var_mapped(b"HTTP_", name.as_bytes(), key, value.as_bytes());
+        }
     }
-    let vars: Vec<(&[u8], &[u8])> = vars.iter().map(|(k, v)| (k.as_slice(), *v)).collect();
-    try_encode_uwsgi_packet(0, 0, &vars).ok()
+    w.finish().ok()
 }
 
 /// A response with no body (the request never reached the app).
@@ -857,6 +942,65 @@ mod tests {
         let big = "x".repeat(40_000);
         let p = parts("/", &[("x-a", &big), ("x-b", &big)]);
         assert!(request_packet(&p, Some(0), &facts(true)).is_none());
+    }
+
+    fn handed(tag: &[u8]) -> Handed {
+        let pipe = Arc::new(StreamPipe::new(Arc::new(Bell::default())));
+        Handed { head: tag.to_vec(), pipe, listener: 0, addr: String::new(), port: String::new() }
+    }
+
+    #[test]
+    fn a_stream_queued_while_no_loop_thread_sleeps_is_taken_without_an_eventfd_count() {
+        let queue = Arc::new(StreamQueue::new().unwrap());
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        runtime.block_on(async {
+            let waking = tokio::spawn({
+                let queue = Arc::clone(&queue);
+                async move { queue.wake_sleepers().await }
+            });
+            // The HTTP/2 thread's round ends: `wake_sleepers` runs.
+            let round = || async {
+                for _ in 0..4 {
+                    tokio::task::yield_now().await;
+                }
+            };
+            queue.push(handed(b"a"));
+            round().await;
+            assert!(queue.event.read().is_err(), "nobody waits: no count");
+            // The next thread to go to sleep takes it instead, and stays awake.
+            assert_eq!(queue.sleep().unwrap().head, b"a");
+            assert_eq!(queue.sleepers.load(Ordering::SeqCst), 0);
+            // A thread asleep is woken once for the streams of a round, and takes the
+            // others before it sleeps again.
+            assert!(queue.sleep().is_none());
+            queue.push(handed(b"b"));
+            queue.push(handed(b"c"));
+            round().await;
+            queue.woke();
+            assert_eq!(queue.pop().unwrap().head, b"b");
+            assert!(queue.pop().is_none(), "one count for one sleeper");
+            assert_eq!(queue.sleep().unwrap().head, b"c");
+            // Two threads asleep: two counts.
+            assert!(queue.sleep().is_none() && queue.sleep().is_none());
+            for tag in [b"e", b"f", b"g"] {
+                queue.push(handed(tag));
+            }
+            round().await;
+            queue.woke();
+            queue.woke();
+            assert_eq!(queue.pop().unwrap().head, b"e");
+            assert_eq!(queue.pop().unwrap().head, b"f");
+            assert!(queue.pop().is_none());
+            assert_eq!(queue.sleep().unwrap().head, b"g");
+            // A count whose stream another thread took finds the queue empty.
+            assert!(queue.sleep().is_none());
+            queue.push(handed(b"d"));
+            round().await;
+            queue.woke();
+            assert_eq!(queue.sleep().unwrap().head, b"d");
+            assert!(queue.pop().is_none());
+            waking.abort();
+        });
     }
 
     #[test]

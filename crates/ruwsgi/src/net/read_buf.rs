@@ -79,6 +79,16 @@ impl ReadBuf {
         Ok(n)
     }
 
+    /// Appends `bytes` as if read (an HTTP/2 stream's request head, handed over as a value).
+    pub fn put(&mut self, bytes: &[u8]) -> usize {
+        if self.data.len() < self.end + bytes.len() {
+            self.data.resize((self.end + bytes.len()).max(MIN_READ), 0);
+        }
+        self.data[self.end..self.end + bytes.len()].copy_from_slice(bytes);
+        self.end += bytes.len();
+        bytes.len()
+    }
+
     /// Borrows the thread's `spare` allocation for a read on a connection that holds none.
     pub fn borrow_spare(&mut self, spare: &mut ReadBuf) {
         if self.data.is_empty() {

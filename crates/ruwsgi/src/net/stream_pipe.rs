@@ -1,6 +1,7 @@
 //! The in-memory stream between the HTTP/2 thread (`http2.rs`) and the loop thread that
-//! serves one HTTP/2 stream (`connection.rs`): the request (its uwsgi packet, then its
-//! body) one way, the app's HTTP/1.1 response the other, in two bounded buffers.
+//! serves one HTTP/2 stream (`connection.rs`): the request body one way, the app's HTTP/1.1
+//! response the other, in two bounded buffers. (The request's head is handed over with the
+//! stream itself, as a value: `http2::Handed`.)
 //!
 //! It stands where a Unix socket pair stood, with the same semantics and without a socket,
 //! its reads and writes through the kernel, or the reactor registration of the HTTP/2 side:
@@ -14,15 +15,19 @@
 //!   something (the loop re-checks the buffers then; it is never writable-only). It is made
 //!   only when the loop first needs it (a body still on its way, an ASGI request, a static
 //!   file): most streams are served without one.
-//! - The HTTP/2 side awaits tokio `Notify`s: the response has bytes (or the loop closed its
-//!   end: the response is complete), the request buffer has room again (the body's
-//!   flow-control credit goes back to the client only for what the buffer took).
+//! - The HTTP/2 side awaits the response (bytes, or the loop closed its end: the response is
+//!   complete) with a waker the loop hands to the worker's `Bell`, so responses finished
+//!   while the HTTP/2 thread is busy wake it once, not once each; and the request buffer's
+//!   room with a tokio `Notify` (the body's flow-control credit goes back to the client only
+//!   for what the buffer took).
 //!
 //! No I/O besides the eventfd; no knowledge of HTTP/2 or of the app.
 
+use std::future::poll_fn;
 use std::io::{self, IoSlice};
 use std::os::fd::{AsFd, AsRawFd, RawFd};
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
@@ -36,13 +41,51 @@ pub const REQUEST_ROOM: usize = 64 * 1024;
 /// response of a few hundred KiB in one write, as a socket pair's kernel buffer gave.
 pub const RESPONSE_ROOM: usize = 256 * 1024;
 
+/// The HTTP/2 thread's doorbell for the loop threads: they hand it the wakers of HTTP/2
+/// tasks their writes made ready. A tokio task woken from another thread costs an eventfd
+/// write and a turn of the runtime's epoll each time; here only the first waker of a batch
+/// does (`rung`), and the HTTP/2 thread's `serve` task wakes the batch from inside the
+/// runtime, where a wake is a queue push.
+#[derive(Default)]
+pub struct Bell {
+    /// Wakers handed over since `serve` last took them.
+    wakers: Mutex<Vec<Waker>>,
+    /// Rung when `wakers` stops being empty.
+    rung: Notify,
+}
+
+impl Bell {
+    /// Wakes `waker` from the HTTP/2 thread.
+    fn ring(&self, waker: Waker) {
+        let mut wakers = self.wakers.lock().unwrap_or_else(PoisonError::into_inner);
+        let first = wakers.is_empty();
+        wakers.push(waker);
+        drop(wakers);
+        if first {
+            self.rung.notify_one();
+        }
+    }
+
+    /// Runs on the HTTP/2 thread for the worker's life: wakes what the loop threads handed.
+    pub async fn serve(&self) {
+        let mut batch = Vec::new();
+        loop {
+            self.rung.notified().await;
+            std::mem::swap(&mut *self.wakers.lock().unwrap_or_else(PoisonError::into_inner), &mut batch);
+            for waker in batch.drain(..) {
+                waker.wake();
+            }
+        }
+    }
+}
+
 /// One stream's two buffers and their wake-ups; shared (`Arc`) by both sides.
 pub struct StreamPipe {
     state: Mutex<PipeState>,
     /// Wakes a loop thread blocked in `wait`.
     changed: Condvar,
-    /// Wakes the HTTP/2 task that relays the response.
-    response_ready: Notify,
+    /// Wakes the HTTP/2 task that relays the response (`PipeState::relay`).
+    bell: Arc<Bell>,
     /// Wakes the HTTP/2 task that pumps the request body.
     request_room: Notify,
 }
@@ -66,6 +109,8 @@ struct PipeState {
     /// Readable when the HTTP/2 side changed something (the loop's epoll and `poll` watch
     /// it); made when the loop first asks for it, and open as long as the pipe.
     signal: Option<EventFd>,
+    /// The HTTP/2 task waiting for the response (bytes, or the loop's close).
+    relay: Option<Waker>,
 }
 
 /// What the HTTP/2 side finds in the response buffer.
@@ -77,15 +122,9 @@ pub enum Response {
 }
 
 impl StreamPipe {
-    /// A pipe whose request buffer starts with `request` (the uwsgi packet).
-    pub fn new(request: &[u8]) -> Self {
-        let state = PipeState { request: BytesMut::from(request), ..PipeState::default() };
-        Self {
-            state: Mutex::new(state),
-            changed: Condvar::new(),
-            response_ready: Notify::new(),
-            request_room: Notify::new(),
-        }
+    /// An empty pipe whose HTTP/2 side is woken through `bell`.
+    pub fn new(bell: Arc<Bell>) -> Self {
+        Self { state: Mutex::new(PipeState::default()), changed: Condvar::new(), bell, request_room: Notify::new() }
     }
 
     fn lock(&self) -> MutexGuard<'_, PipeState> {
@@ -142,7 +181,6 @@ impl StreamPipe {
         if room == 0 {
             return Err(io::ErrorKind::WouldBlock.into());
         }
-        let was_empty = st.response.is_empty();
         let mut n = 0;
         for buf in bufs {
             let take = buf.len().min(room);
@@ -153,8 +191,10 @@ impl StreamPipe {
                 break;
             }
         }
-        if was_empty && n > 0 {
-            self.response_ready.notify_one();
+        let relay = if n > 0 { st.relay.take() } else { None };
+        drop(st);
+        if let Some(relay) = relay {
+            self.bell.ring(relay);
         }
         Ok(n)
     }
@@ -205,8 +245,11 @@ impl StreamPipe {
         if let Some(signal) = &st.signal {
             let _ = signal.read();
         }
+        let relay = st.relay.take();
         drop(st);
-        self.response_ready.notify_one();
+        if let Some(relay) = relay {
+            self.bell.ring(relay);
+        }
     }
 
     // ---- the HTTP/2 thread's side ----
@@ -243,23 +286,27 @@ impl StreamPipe {
 
     /// Waits for response bytes (all that are queued) or for the loop to close its end.
     pub async fn take_response(&self) -> Response {
-        loop {
-            {
-                let mut st = self.lock();
-                if !st.response.is_empty() {
-                    let was_full = st.response.len() >= RESPONSE_ROOM;
-                    let data = st.response.split();
-                    if was_full {
-                        self.wake_loop(&st);
-                    }
-                    return Response::Data(data);
-                }
-                if st.closed {
-                    return Response::Closed;
-                }
+        poll_fn(|cx| self.poll_response(cx)).await
+    }
+
+    fn poll_response(&self, cx: &mut Context<'_>) -> Poll<Response> {
+        let mut st = self.lock();
+        if !st.response.is_empty() {
+            let was_full = st.response.len() >= RESPONSE_ROOM;
+            let data = st.response.split();
+            if was_full {
+                self.wake_loop(&st);
             }
-            self.response_ready.notified().await;
+            return Poll::Ready(Response::Data(data));
         }
+        if st.closed {
+            return Poll::Ready(Response::Closed);
+        }
+        match &mut st.relay {
+            Some(waker) if waker.will_wake(cx.waker()) => {}
+            relay => *relay = Some(cx.waker().clone()),
+        }
+        Poll::Pending
     }
 
     /// The HTTP/2 side is done with the stream (answered, or reset by the client).
@@ -303,9 +350,14 @@ mod tests {
         tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
     }
 
+    fn pipe() -> StreamPipe {
+        StreamPipe::new(Arc::new(Bell::default()))
+    }
+
     #[test]
-    fn the_loop_reads_the_packet_then_waits_and_sees_end_of_stream_once_the_http2_side_is_gone() {
-        let pipe = StreamPipe::new(b"packet");
+    fn the_loop_reads_the_body_then_waits_and_sees_end_of_stream_once_the_http2_side_is_gone() {
+        let pipe = pipe();
+        pipe.push_request(b"packet");
         let mut buf = [0u8; 4];
         assert_eq!(pipe.try_read(&mut buf).unwrap(), 4);
         assert_eq!(pipe.try_read(&mut buf).unwrap(), 2);
@@ -324,7 +376,7 @@ mod tests {
 
     #[test]
     fn a_signal_made_late_is_readable_at_once_and_silent_once_the_loop_closed() {
-        let pipe = StreamPipe::new(b"");
+        let pipe = pipe();
         // Body bytes came before the loop made its eventfd: it must look again.
         pipe.push_request(b"body");
         let fd = pipe.signal_fd();
@@ -342,7 +394,7 @@ mod tests {
 
     #[test]
     fn response_writes_stop_at_the_room_and_go_on_once_taken() {
-        let pipe = StreamPipe::new(b"");
+        let pipe = pipe();
         let big = vec![7u8; RESPONSE_ROOM + 10];
         assert_eq!(pipe.try_write(&[IoSlice::new(&big)]).unwrap(), RESPONSE_ROOM);
         assert_eq!(pipe.try_write(&[IoSlice::new(b"x")]).unwrap_err().kind(), io::ErrorKind::WouldBlock);
@@ -361,7 +413,7 @@ mod tests {
 
     #[test]
     fn a_blocked_writer_wakes_when_the_response_is_taken_and_a_wait_times_out() {
-        let pipe = StreamPipe::new(b"");
+        let pipe = pipe();
         let pipe = Arc::new(pipe);
         assert_eq!(pipe.wait(false, Duration::from_millis(20)).unwrap_err().kind(), io::ErrorKind::TimedOut);
         pipe.try_write(&[IoSlice::new(&vec![0u8; RESPONSE_ROOM])]).unwrap();
@@ -374,8 +426,48 @@ mod tests {
     }
 
     #[test]
+    fn responses_written_by_another_thread_wake_their_relays_through_the_bell() {
+        let bell = Arc::new(Bell::default());
+        let pipes: Vec<Arc<StreamPipe>> = (0..3).map(|_| Arc::new(StreamPipe::new(Arc::clone(&bell)))).collect();
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        runtime.block_on(async {
+            let serving = tokio::spawn({
+                let bell = Arc::clone(&bell);
+                async move { bell.serve().await }
+            });
+            let relays: Vec<_> = pipes
+                .iter()
+                .map(|pipe| {
+                    let pipe = Arc::clone(pipe);
+                    tokio::spawn(async move { matches!(pipe.take_response().await, Response::Data(_)) })
+                })
+                .collect();
+            // Every relay is waiting before the loop thread answers.
+            tokio::task::yield_now().await;
+            let loop_side = {
+                let pipes = pipes.clone();
+                std::thread::spawn(move || {
+                    for pipe in &pipes {
+                        pipe.try_write(&[IoSlice::new(b"HTTP/1.1 200 OK\r\n\r\n")]).unwrap();
+                    }
+                    // Closing after the bytes wakes nobody more: each relay was woken once.
+                    for pipe in &pipes {
+                        pipe.close();
+                    }
+                })
+            };
+            for relay in relays {
+                assert!(relay.await.unwrap(), "a relay got the response bytes");
+            }
+            loop_side.join().unwrap();
+            serving.abort();
+        });
+        assert!(bell.wakers.lock().unwrap().is_empty());
+    }
+
+    #[test]
     fn the_body_pump_waits_for_room_until_the_app_reads() {
-        let pipe = StreamPipe::new(b"");
+        let pipe = pipe();
         pipe.push_request(&vec![1u8; REQUEST_ROOM]);
         let pipe = Arc::new(pipe);
         let reader = {
