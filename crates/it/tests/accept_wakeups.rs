@@ -51,6 +51,19 @@ fn loop_thread_sleeps(pid: i32) -> Vec<u64> {
     out
 }
 
+/// `hold_server(2, 1)` once each of its two workers has answered a request (so both loops
+/// run and wait for connections).
+fn warm_two_workers() -> Server {
+    let srv = hold_server(2, 1);
+    assert_eq!(wait_for_workers(&srv, 2).len(), 2);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = std::collections::HashSet::new();
+    while seen.len() < 2 && Instant::now() < deadline {
+        seen.insert(srv.get("/").text());
+    }
+    srv
+}
+
 fn wait_for_workers(srv: &Server, n: usize) -> Vec<i32> {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -96,14 +109,7 @@ fn issue_18_a_new_connection_wakes_one_thread_not_all() {
 #[test]
 fn issue_18_keepalive_connections_opened_one_by_one_spread_over_the_workers() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    let srv = hold_server(2, 1);
-    assert_eq!(wait_for_workers(&srv, 2).len(), 2);
-    // Both loops run once each worker has answered a request.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut seen = std::collections::HashSet::new();
-    while seen.len() < 2 && Instant::now() < deadline {
-        seen.insert(srv.get("/").text());
-    }
+    let srv = warm_two_workers();
     let mut held = Vec::new();
     let mut per_worker: HashMap<String, usize> = HashMap::new();
     for _ in 0..40 {
@@ -129,13 +135,7 @@ fn issue_18_keepalive_connections_opened_one_by_one_spread_over_the_workers() {
 fn issue_18_keepalive_connections_opened_at_once_spread_over_the_workers() {
     const CONNECTIONS: usize = 64;
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    let srv = hold_server(2, 1);
-    assert_eq!(wait_for_workers(&srv, 2).len(), 2);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut seen = std::collections::HashSet::new();
-    while seen.len() < 2 && Instant::now() < deadline {
-        seen.insert(srv.get("/").text());
-    }
+    let srv = warm_two_workers();
     let addr = srv.addr();
     let start = std::sync::Arc::new(std::sync::Barrier::new(CONNECTIONS));
     let clients: Vec<_> = (0..CONNECTIONS)
