@@ -10,6 +10,8 @@ alternation: round 1 runs every server once, then round 2, ... Figures per run: 
 latency, errors, server CPU time per request (utime+stime of the whole process group from /proc
 before/after the wrk run), total RSS of the group; once per cell, h2load's per-client req/s
 (fairness across 64 keep-alive connections). Servers are stopped by PID: SIGTERM, then SIGKILL.
+The connection-scaling cells (hello-64, hello-1k, hello-10k) are loaded by `h2load --h1`
+instead, every connection opened and busy for BENCH_STEADY_WARMUP s before the measured window.
 
 Environment: BENCH_DURATION (s, default 10), BENCH_ROUNDS (3), BENCH_WARMUP (s, 1),
 BENCH_CONNECTIONS (64), BENCH_FAIRNESS (target seconds of the h2load run, 2; 0 = skip),
@@ -999,7 +1001,9 @@ def main():
 
     cells = sum(len(ss) for ss in ctx.matrix.values())
     est = cells * (ctx.rounds * (ctx.duration + 0.4) + ctx.warmup + ctx.fair_s + 1.5) \
-        + len(ctx.matrix) * 8
+        + len(ctx.matrix) * 8 \
+        + sum(len(ss) for a, ss in ctx.matrix.items() if APP_BY_KEY[a].connections) \
+        * (ctx.rounds + 1) * STEADY_WARMUP
     print(f"bench: {cells} cells x {ctx.rounds} rounds x {ctx.duration} s "
           f"(+{ctx.warmup} s warm-up, fairness ~{ctx.fair_s:g} s); estimate {fmt_dur(est)}",
           flush=True)
