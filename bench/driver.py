@@ -188,7 +188,7 @@ def tls_label(key, app):
 
 
 # Which servers run for which app (full run; `--plan` prints the cells and an estimate:
-# 89 cells, ~58 minutes at 3 rounds x 10 s, about half that with BENCH_DURATION=5): every
+# 89 cells, ~59 minutes at 3 rounds x 10 s, ~37 with BENCH_DURATION=5): every
 # server on hello; the nginx fronts and the uWSGI router on hello and
 # (nginx) Django; bjoern (no threads) is left out of the sleep app, and its one-process
 # form (bjoern-1p) runs on hello only, for reference.
