@@ -222,6 +222,14 @@ QUICK_MATRIX = {
 }
 
 
+def scaling_backlog(app):
+    """`listen 1024` for ruwsgi and uWSGI in the 1k/10k cells: their default backlog (100, as
+    uWSGI's) overflows when thousands of connections open at once, while bjoern (1024),
+    Granian (1024) and Gunicorn (2048) start with a larger one. A uWSGI user serving that
+    many connections raises `listen` the same way."""
+    return ["--listen", "1024"] if (app.connections or 0) > 64 else []
+
+
 def app_argv(key, app, port):
     """argv of the app-server process for server `key` (listening on `port`)."""
     bind = f"{HOST}:{port}"
@@ -242,13 +250,13 @@ def app_argv(key, app, port):
             argv += ["--disable-logging"]
         if app.static:
             argv += ["--static-map", f"/static={app.static_dir}"]
-        return argv
+        return argv + scaling_backlog(app)
     if key.startswith("uwsgi"):
         flag = {"uwsgi": "--http-socket", "uwsgi-http11": "--http11-socket",
                 "uwsgi-http": "--http", "uwsgi-nginx": "--socket"}[key]
         return [str(VENV_BIN / "uwsgi"), flag, bind, "--chdir", str(app.dir),
                 "--module", app.target, "--master", "--processes", "2", "--threads", "1",
-                "--disable-logging", "--die-on-term", "--need-app"]
+                "--disable-logging", "--die-on-term", "--need-app"] + scaling_backlog(app)
     if key == "uvicorn":
         return [str(VENV_BIN / "uvicorn"), "--workers", "2", "--loop", "uvloop", "--http",
                 "httptools", "--host", HOST, "--port", str(port), "--app-dir", str(app.dir),
