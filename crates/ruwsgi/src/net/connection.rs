@@ -28,7 +28,7 @@ use super::read_buf::ReadBuf;
 use super::socket_io;
 use super::stream_pipe::PipeEnd;
 use super::transport::Io;
-use crate::interface::{Application, Client, Doorbell, Origin, Parked, Request, Resumed, Served, Started, Waker, Want};
+use crate::interface::{Application, BodyRest, Client, Doorbell, Origin, Parked, Request, Resumed, Served, Started, Waker, Want};
 use crate::log::{format_memory_report, format_request_line, LineFacts, RequestRecord, RequestVars};
 use crate::routing::{HttpVars, Outcome, RouteState, Router, UwsgiVars};
 use crate::scoreboard::now_micros;
@@ -1230,9 +1230,9 @@ fn serve_http(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
     resume_parked(ctx, conn, parked, keep_alive)
 }
 
-/// Ends an app request whose `wsgi.file_wrapper` body the client didn't take at once: the
-/// rest is parked, to go out from this loop and be logged when sent. Any other request is
-/// logged now. Returns the parked reply.
+/// Ends an app request whose body (a `wsgi.file_wrapper` file, or the app's last bytes)
+/// the client didn't take at once: the rest is parked, to go out from this loop and be
+/// logged when sent. Any other request is logged now. Returns the parked reply.
 fn park_file_rest(
     ctx: &LoopContext<'_>,
     started: u64,
@@ -1243,14 +1243,19 @@ fn park_file_rest(
         end_request(ctx, started, served, logged);
         return None;
     };
-    let transfer = Transfer::file_rest(rest.file, rest.offset, rest.remaining, served.header_bytes, served.body_bytes);
+    let transfer = match rest {
+        BodyRest::File(rest) => {
+            Transfer::file_rest(rest.file, rest.offset, rest.remaining, served.header_bytes, served.body_bytes)
+        }
+        BodyRest::Memory(rest) => Transfer::memory_rest(rest, served.header_bytes, served.body_bytes),
+    };
     Some(Box::new(Sending {
         reply: Reply {
             transfer,
             status: served.status,
             header_count: served.header_count,
             keep_alive: served.keep_alive,
-            sendfile: true,
+            sendfile: served.sendfile,
         },
         started,
         log: LogFacts {
