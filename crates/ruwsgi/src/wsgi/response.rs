@@ -655,8 +655,9 @@ impl ResponseState {
     ) -> io::Result<()> {
         let total: u64 = parts.iter().map(|p| p.len() as u64).sum();
         let before_last = total - last.as_bytes().len() as u64;
+        // The whole of `parts` at first (no copy of the list: most responses go at once).
+        let mut left = std::borrow::Cow::Borrowed(parts);
         loop {
-            let left = unsent(parts, *n);
             let mut full: Option<Wait> = None;
             let mut done = 0;
             let written = client.write_all(&left, &mut done, |wait| {
@@ -674,6 +675,7 @@ impl ResponseState {
                         return Ok(());
                     }
                     py.detach(|| wait.run())?;
+                    left = std::borrow::Cow::Owned(unsent(parts, *n));
                 }
                 (written, _) => return written,
             }
