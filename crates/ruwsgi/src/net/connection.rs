@@ -28,7 +28,9 @@ use super::read_buf::ReadBuf;
 use super::socket_io;
 use super::stream_pipe::PipeEnd;
 use super::transport::Io;
-use crate::interface::{Application, BodyRest, Client, Doorbell, Origin, Parked, Request, Resumed, Served, Started, Waker, Want};
+use crate::interface::{
+    Application, BodyRest, Client, Doorbell, Origin, Parked, Request, Resumed, Served, Started, Waker, Want,
+};
 use crate::log::{format_memory_report, format_request_line, LineFacts, RequestRecord, RequestVars};
 use crate::routing::{HttpVars, Outcome, RouteState, Router, UwsgiVars};
 use crate::scoreboard::now_micros;
@@ -195,8 +197,9 @@ struct Conn {
     /// No request was served on it yet. A stopping worker still serves the first request
     /// of a connection it accepted (as uWSGI does) but closes idle keep-alive ones.
     fresh: bool,
-    /// A static-file response still going out; while set, the connection waits for
-    /// EPOLLOUT instead of input, so a slow download never blocks the thread.
+    /// A static-file response (or the rest of an app's body) still going out; while set,
+    /// the connection waits for EPOLLOUT instead of input, so a slow download never
+    /// blocks the thread.
     sending: Option<Box<Sending>>,
     /// What the epoll set watches this connection for.
     interest: Interest,
@@ -238,8 +241,8 @@ impl Conn {
     }
 }
 
-/// A file response (a static file, or the rest of a `wsgi.file_wrapper` body) parked until
-/// the socket is writable.
+/// A response (a static file, or the rest of an app's body: a `wsgi.file_wrapper` file or
+/// its last bytes) parked until the socket is writable.
 struct Sending {
     /// What is left to send.
     reply: Reply,

@@ -329,7 +329,7 @@ fn bind(spec: &SocketSpec, cfg: &Config) -> Result<Listener> {
 /// `SO_SNDBUF` of TCP sockets bound to a loopback address when `socket-sndbuf` isn't given.
 const LOOPBACK_SNDBUF: usize = 256 * 1024;
 
-/// The socket is bound to 127.0.0.0/8 or ::1, so every peer is on this host.
+/// The socket is bound to 127.0.0.0/8 or `::1`, so every peer is on this host.
 fn bound_to_loopback(socket: &Socket) -> bool {
     socket.local_addr().ok().and_then(|a| a.as_socket()).is_some_and(|a| a.ip().is_loopback())
 }

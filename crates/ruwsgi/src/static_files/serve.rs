@@ -363,7 +363,16 @@ pub(super) fn error_reply(req: &StaticRequest<'_>, status: u16, reason: &str) ->
         head.extend_from_slice(body.as_bytes());
     }
     Reply {
-        transfer: Transfer { head, head_len, written: 0, file: None, offset: 0, remaining: 0, file_sent: 0, memory: None },
+        transfer: Transfer {
+            head,
+            head_len,
+            written: 0,
+            file: None,
+            offset: 0,
+            remaining: 0,
+            file_sent: 0,
+            memory: None,
+        },
         status,
         header_count: 2 + count_connection_header(req),
         keep_alive: req.keep_alive,

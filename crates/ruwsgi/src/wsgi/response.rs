@@ -670,8 +670,7 @@ impl ResponseState {
                     if *n >= before_last {
                         // Usize: `n - before_last` is at most the length of `last`.
                         let offset = (*n - before_last) as usize;
-                        self.parked =
-                            Some(MemoryRest { bytes: Box::new(PyBackedBytes::from(last.clone())), offset });
+                        self.parked = Some(MemoryRest { bytes: Box::new(PyBackedBytes::from(last.clone())), offset });
                         return Ok(());
                     }
                     py.detach(|| wait.run())?;
@@ -838,7 +837,8 @@ fn send_file(py: Python<'_>, state: &Shared, wrapper: &FileWrapper, served: &mut
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 match file_fd.try_clone_to_owned() {
                     Ok(dup) => {
-                        served.rest = Some(BodyRest::File(FileRest { file: dup.into(), offset: next, remaining: left }));
+                        served.rest =
+                            Some(BodyRest::File(FileRest { file: dup.into(), offset: next, remaining: left }));
                     }
                     Err(_) => st.broken = true,
                 }
