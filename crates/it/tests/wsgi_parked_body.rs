@@ -101,3 +101,26 @@ fn issue_18_graceful_stop_finishes_a_parked_body() {
     assert!(is_pattern(&r.body), "the body arrives whole ({} bytes)", r.body.len());
     assert_eq!(srv.wait_exit(Duration::from_secs(20)), Some(0), "{}", srv.log());
 }
+
+/// Over TLS the session already took all of a body and left its records to the loop (so
+/// this passed on main too); the parked end must still arrive whole.
+#[test]
+fn issue_18_parked_body_over_tls_to_a_slow_reader() {
+    use it::tls::{curl, start, url};
+    let srv = start("site.crt,site.key", "wsgi_features.py", &["--threads", "1", "--socket-timeout", "60"]);
+    let slow_url = url(&srv, "/big-list?mb=8");
+    // 8 MiB at 2 MB/s: about 4 s of downloading.
+    let slow = std::thread::scope(|scope| {
+        let slow = scope.spawn(|| curl(&srv, &["--limit-rate", "2M", "-o", "/dev/stdout", &slow_url]));
+        std::thread::sleep(Duration::from_millis(500));
+        let (code, body, err) = curl(&srv, &[&url(&srv, "/pid")]);
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(String::from_utf8_lossy(&body).parse::<i32>().ok(), Some(srv.worker_pids()[0]));
+        assert!(!slow.is_finished(), "answered only after the slow download ended");
+        slow.join().unwrap()
+    });
+    let (code, body, err) = slow;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(body.len(), 8 << 20);
+    assert!(body.iter().enumerate().all(|(p, &b)| usize::from(b) == p % 251), "the body arrives whole and in order");
+}
