@@ -16,6 +16,8 @@ Well-behaved routes:
   /sleep?s=N        time.sleep(N) (float ok), then b"slept N" (formatted with %g)
   /big?mb=N         N MiB (float ok) in 64 KiB chunks, with Content-Length;
                     byte at offset p is (p % 251)
+  /big-list?mb=N    the same N MiB as one bytes object in a list (the server adds the
+                    Content-Length); the list's close() bumps the /close-count counter
   /threadlocal      JSON {"count", "thread", "pid"}; count is a threading.local()
                     counter, incremented per call on the same thread
   /pid              os.getpid() as text/plain
@@ -197,6 +199,20 @@ def big(environ, start_response):
     return gen()
 
 
+class _ClosingList(list):
+    def close(self):
+        global close_count
+        with _close_lock:
+            close_count += 1
+
+
+def big_list(environ, start_response):
+    total = int(_query(environ, "mb", 1.0) * MIB)
+    start_response("200 OK", [("Content-Type", "application/octet-stream")])
+    reps = total // 251 + 1
+    return _ClosingList([(_PATTERN[:251] * reps)[:total]])
+
+
 def threadlocal(environ, start_response):
     _local.count = getattr(_local, "count", 0) + 1
     body = json.dumps(
@@ -247,6 +263,7 @@ ROUTES = {
     "/segfault": segfault,
     "/sleep": sleep,
     "/big": big,
+    "/big-list": big_list,
     "/threadlocal": threadlocal,
     "/pid": pid,
     "/spawn": spawn,

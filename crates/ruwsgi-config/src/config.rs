@@ -217,8 +217,9 @@ pub struct Config {
     pub reuse_port: bool,
     /// `no-defer-accept`: no `TCP_DEFER_ACCEPT` on TCP listeners.
     pub no_defer_accept: bool,
-    /// `socket-sndbuf`: `SO_SNDBUF` of the bound sockets (0 = not set, the kernel tunes it).
-    pub socket_sndbuf: usize,
+    /// `socket-sndbuf`: `SO_SNDBUF` of the bound sockets (0: not set, the kernel tunes
+    /// it). Not given: ruwsgi's default, which depends on the address bound.
+    pub socket_sndbuf: Option<usize>,
     /// `health-path` (ruwsgi only): the path answered 200/503 without entering Python.
     pub health_path: Option<String>,
     /// `drain-delay` (ruwsgi only): seconds a graceful stop keeps serving, unhealthy, before
@@ -458,7 +459,7 @@ impl Default for Config {
             so_keepalive: false,
             reuse_port: false,
             no_defer_accept: false,
-            socket_sndbuf: 0,
+            socket_sndbuf: None,
             health_path: None,
             drain_delay: 0,
             tcp_nodelay: false,

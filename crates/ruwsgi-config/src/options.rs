@@ -320,7 +320,9 @@ pub static OPTIONS: &[OptionSpec] = &[
     s("reuse-port", Bool, "false", "SO_REUSEPORT on TCP listeners: several instances bind the same port and the kernel spreads connections over them"),
     s("no-defer-accept", Bool, "false", "no TCP_DEFER_ACCEPT on TCP listeners: hand a connection to a worker at once, before its first bytes arrive"),
     s("so-keepalive", Bool, "false", "TCP keepalive probes (`SO_KEEPALIVE`) on accepted connections"),
-    s("socket-sndbuf", Bytes, "0", "`SO_SNDBUF` of the sockets ruwsgi binds, inherited by their connections (0 = the kernel's autotuning)"),
+    row("socket-sndbuf", &[], None, Bytes, false, "", SupportedWithDifference(
+        "unset, TCP sockets bound to a loopback address get 262144 (uWSGI: never set)"),
+        "`SO_SNDBUF` of the sockets ruwsgi binds, inherited by their connections (0 = the kernel's autotuning)"),
     row("tcp-nodelay", &[], None, Bool, false, "false", SupportedWithDifference(
         "always on: every TCP listener has TCP_NODELAY and its connections inherit it"),
         "TCP_NODELAY on accepted connections"),

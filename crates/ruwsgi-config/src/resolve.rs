@@ -608,7 +608,7 @@ fn apply(
         "so-keepalive" => c.so_keepalive = flag,
         "reuse-port" => c.reuse_port = flag,
         "no-defer-accept" => c.no_defer_accept = flag,
-        "socket-sndbuf" => c.socket_sndbuf = size()?,
+        "socket-sndbuf" => c.socket_sndbuf = Some(size()?),
         // `healthz` means `/healthz`: request paths always start with a slash.
         "health-path" => c.health_path = Some(format!("/{}", text()?.trim_start_matches('/'))),
         "drain-delay" => c.drain_delay = num()?,

@@ -233,9 +233,35 @@ pub struct Served {
     /// Response headers kept by `collect-header`/`pull-header`: (variable, value), for
     /// `%(var.NAME)` in a `log-format`.
     pub collected: Vec<(String, Vec<u8>)>,
-    /// The rest of a `wsgi.file_wrapper` body the client didn't take at once: the
-    /// connection's event loop sends it, so a slow client doesn't hold the app's thread.
-    pub rest: Option<FileRest>,
+    /// The rest of a body the client didn't take at once (a `wsgi.file_wrapper` file, or
+    /// the last bytes the app returned): the connection's event loop sends it, so a slow
+    /// client doesn't hold the app's thread.
+    pub rest: Option<BodyRest>,
+}
+
+/// The unsent end of a response body, handed from the app's thread to the connection loop.
+#[derive(Debug)]
+pub enum BodyRest {
+    /// From a file (`wsgi.file_wrapper`).
+    File(FileRest),
+    /// From memory the app side owns (the app's last `bytes` object).
+    Memory(MemoryRest),
+}
+
+/// The unsent end of a body in memory. Nothing follows it in the response (its framing,
+/// a Content-Length, is complete once it is sent).
+pub struct MemoryRest {
+    /// The bytes, kept alive by the app side's handle (dropped on whatever thread ends
+    /// the send: the app side must allow that).
+    pub bytes: Box<dyn AsRef<[u8]> + Send>,
+    /// Bytes of it already sent.
+    pub offset: usize,
+}
+
+impl std::fmt::Debug for MemoryRest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryRest").field("len", &(*self.bytes).as_ref().len()).field("offset", &self.offset).finish()
+    }
 }
 
 /// The unsent part of a file body, on a file descriptor of its own.

@@ -28,7 +28,9 @@ use super::read_buf::ReadBuf;
 use super::socket_io;
 use super::stream_pipe::PipeEnd;
 use super::transport::Io;
-use crate::interface::{Application, Client, Doorbell, Origin, Parked, Request, Resumed, Served, Started, Waker, Want};
+use crate::interface::{
+    Application, BodyRest, Client, Doorbell, Origin, Parked, Request, Resumed, Served, Started, Waker, Want,
+};
 use crate::log::{format_memory_report, format_request_line, LineFacts, RequestRecord, RequestVars};
 use crate::routing::{HttpVars, Outcome, RouteState, Router, UwsgiVars};
 use crate::scoreboard::now_micros;
@@ -195,8 +197,9 @@ struct Conn {
     /// No request was served on it yet. A stopping worker still serves the first request
     /// of a connection it accepted (as uWSGI does) but closes idle keep-alive ones.
     fresh: bool,
-    /// A static-file response still going out; while set, the connection waits for
-    /// EPOLLOUT instead of input, so a slow download never blocks the thread.
+    /// A static-file response (or the rest of an app's body) still going out; while set,
+    /// the connection waits for EPOLLOUT instead of input, so a slow download never
+    /// blocks the thread.
     sending: Option<Box<Sending>>,
     /// What the epoll set watches this connection for.
     interest: Interest,
@@ -238,8 +241,8 @@ impl Conn {
     }
 }
 
-/// A file response (a static file, or the rest of a `wsgi.file_wrapper` body) parked until
-/// the socket is writable.
+/// A response (a static file, or the rest of an app's body: a `wsgi.file_wrapper` file or
+/// its last bytes) parked until the socket is writable.
 struct Sending {
     /// What is left to send.
     reply: Reply,
@@ -1230,9 +1233,9 @@ fn serve_http(ctx: &LoopContext<'_>, conn: &mut Conn) -> Step {
     resume_parked(ctx, conn, parked, keep_alive)
 }
 
-/// Ends an app request whose `wsgi.file_wrapper` body the client didn't take at once: the
-/// rest is parked, to go out from this loop and be logged when sent. Any other request is
-/// logged now. Returns the parked reply.
+/// Ends an app request whose body (a `wsgi.file_wrapper` file, or the app's last bytes)
+/// the client didn't take at once: the rest is parked, to go out from this loop and be
+/// logged when sent. Any other request is logged now. Returns the parked reply.
 fn park_file_rest(
     ctx: &LoopContext<'_>,
     started: u64,
@@ -1243,14 +1246,19 @@ fn park_file_rest(
         end_request(ctx, started, served, logged);
         return None;
     };
-    let transfer = Transfer::file_rest(rest.file, rest.offset, rest.remaining, served.header_bytes, served.body_bytes);
+    let transfer = match rest {
+        BodyRest::File(rest) => {
+            Transfer::file_rest(rest.file, rest.offset, rest.remaining, served.header_bytes, served.body_bytes)
+        }
+        BodyRest::Memory(rest) => Transfer::memory_rest(rest, served.header_bytes, served.body_bytes),
+    };
     Some(Box::new(Sending {
         reply: Reply {
             transfer,
             status: served.status,
             header_count: served.header_count,
             keep_alive: served.keep_alive,
-            sendfile: true,
+            sendfile: served.sendfile,
         },
         started,
         log: LogFacts {

@@ -305,14 +305,33 @@ fn bind(spec: &SocketSpec, cfg: &Config) -> Result<Listener> {
             None,
         )
     };
-    if cfg.socket_sndbuf > 0 {
+    if let Some(size) = cfg.socket_sndbuf.filter(|&size| size > 0) {
         // As uWSGI: set on the sockets it binds (not inherited ones); accepted connections
         // inherit it, and the kernel no longer grows their send buffers (tcp_wmem).
-        socket.set_send_buffer_size(cfg.socket_sndbuf).with_context(|| {
-            format!("socket-sndbuf = {}: cannot set SO_SNDBUF on {}", cfg.socket_sndbuf, spec.address)
-        })?;
+        socket
+            .set_send_buffer_size(size)
+            .with_context(|| format!("socket-sndbuf = {size}: cannot set SO_SNDBUF on {}", spec.address))?;
+    } else if cfg.socket_sndbuf.is_none() && bound_to_loopback(&socket) {
+        // Differs from uWSGI: a TCP socket bound to a loopback address (every peer is on
+        // this host: a proxy, a benchmark) gets a fixed send buffer unless `socket-sndbuf`
+        // is given. Autotuned loopback buffers grow to 4 MiB each, and 64 of them hold more
+        // than the L3 cache, so copying bodies into them runs cache-cold; a fixed 256 KiB
+        // (the kernel doubles it) is plenty at loopback round-trip times. A body the buffer
+        // can't take waits in the connection loop (`BodyRest`), not in the app's thread.
+        // docs/benchmarks.md, "Parked response bodies and the loopback send buffer".
+        if let Err(e) = socket.set_send_buffer_size(LOOPBACK_SNDBUF) {
+            tracing::warn!("cannot set SO_SNDBUF on {}: {e}; the kernel's autotuning applies", spec.address);
+        }
     }
     listening(socket, spec, unix_path, false)
+}
+
+/// `SO_SNDBUF` of TCP sockets bound to a loopback address when `socket-sndbuf` isn't given.
+const LOOPBACK_SNDBUF: usize = 256 * 1024;
+
+/// The socket is bound to 127.0.0.0/8 or `::1`, so every peer is on this host.
+fn bound_to_loopback(socket: &Socket) -> bool {
+    socket.local_addr().ok().and_then(|a| a.as_socket()).is_some_and(|a| a.ip().is_loopback())
 }
 
 /// The listener for `spec` on a bound (or inherited) `socket`, made non-blocking; TLS, if

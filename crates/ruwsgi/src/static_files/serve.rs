@@ -16,6 +16,7 @@ use ruwsgi_proto::{encode_response_head, ResponseFraming};
 
 use super::resolve::{self, FileFacts, Plan, Refusal};
 use super::{StaticFiles, StaticRequest};
+use crate::interface::MemoryRest;
 use crate::net::transport::Io;
 
 /// Most body bytes one [`Transfer::advance`] sends before yielding, so one fast download
@@ -64,7 +65,8 @@ pub enum Progress {
     Blocked,
 }
 
-/// A response on its way out: head (plus any small inline body), then a file range.
+/// A response on its way out: head (plus any small inline body), then a file range or the
+/// unsent end of a body in memory.
 pub struct Transfer {
     /// Head bytes, followed by the inline body, if any.
     head: Vec<u8>,
@@ -78,8 +80,10 @@ pub struct Transfer {
     offset: u64,
     /// File bytes still to send.
     remaining: u64,
-    /// File bytes sent so far.
+    /// File (or `memory`) bytes sent so far.
     file_sent: u64,
+    /// The unsent end of an app's body in memory (instead of a file).
+    memory: Option<MemoryRest>,
 }
 
 /// Done once the TLS records (if any) have left too.
@@ -99,6 +103,22 @@ impl Transfer {
             offset,
             remaining,
             file_sent: sent,
+            memory: None,
+        }
+    }
+
+    /// The unsent end of an in-memory body whose head (`head_bytes` long) and first `sent`
+    /// body bytes already went out: the app's thread handed it over.
+    pub fn memory_rest(rest: MemoryRest, head_bytes: usize, sent: u64) -> Self {
+        Transfer {
+            head: Vec::new(),
+            head_len: head_bytes,
+            written: head_bytes,
+            file: None,
+            offset: 0,
+            remaining: 0,
+            file_sent: sent,
+            memory: Some(rest),
         }
     }
 
@@ -111,6 +131,26 @@ impl Transfer {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Progress::Blocked),
                 Err(e) => return Err(e),
             }
+        }
+        if let Some(rest) = &mut self.memory {
+            let bytes = (*rest.bytes).as_ref();
+            let mut this_turn = 0u64;
+            while rest.offset < bytes.len() {
+                if this_turn >= SEND_SLICE {
+                    return Ok(Progress::Blocked);
+                }
+                match io.try_write(&[IoSlice::new(&bytes[rest.offset..])]) {
+                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                    Ok(n) => {
+                        rest.offset += n;
+                        self.file_sent += n as u64;
+                        this_turn += n as u64;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Progress::Blocked),
+                    Err(e) => return Err(e),
+                }
+            }
+            return flushed(io);
         }
         let Some(file) = &self.file else {
             return flushed(io);
@@ -291,6 +331,7 @@ impl StaticFiles {
                 offset,
                 remaining,
                 file_sent: 0,
+                memory: None,
             },
             status: match plan {
                 Plan::NotModified => 304,
@@ -322,7 +363,16 @@ pub(super) fn error_reply(req: &StaticRequest<'_>, status: u16, reason: &str) ->
         head.extend_from_slice(body.as_bytes());
     }
     Reply {
-        transfer: Transfer { head, head_len, written: 0, file: None, offset: 0, remaining: 0, file_sent: 0 },
+        transfer: Transfer {
+            head,
+            head_len,
+            written: 0,
+            file: None,
+            offset: 0,
+            remaining: 0,
+            file_sent: 0,
+            memory: None,
+        },
         status,
         header_count: 2 + count_connection_header(req),
         keep_alive: req.keep_alive,

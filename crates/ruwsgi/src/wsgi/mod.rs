@@ -24,7 +24,7 @@ use pyo3::types::{PyDict, PyList};
 use ruwsgi_config::{Config, MountedApp};
 use ruwsgi_proto::UwsgiPacket;
 
-use crate::interface::{Application, BodyReader, FileRest, Origin, Request, Served};
+use crate::interface::{Application, BodyReader, Origin, Request, Served};
 use mount::{MountTable, Route};
 
 pub use input::FileWrapper;

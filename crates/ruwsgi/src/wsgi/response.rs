@@ -12,12 +12,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use pyo3::exceptions::{PyAssertionError, PyIOError, PyTypeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
 use ruwsgi_proto::{encode_chunk, encode_response_head, validate_response_header, ResponseFraming, LAST_CHUNK};
 
 use super::input::{self, Input, InputState};
-use super::{environ, format_exception, FileRest, FileWrapper, Origin, Request, Selected, Served, WsgiApp};
-use crate::interface::{BodyReader, Client};
+use super::{environ, format_exception, FileWrapper, Origin, Request, Selected, Served, WsgiApp};
+use crate::interface::{BodyReader, BodyRest, Client, FileRest, MemoryRest, Wait};
 
 /// How the body is delimited once the head is out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +83,9 @@ struct ResponseState {
     head_rules: Option<Arc<crate::routing::HeadRules>>,
     /// What they did (their `donotlog` and `logvar`s go to the request log).
     head_effects: crate::routing::HeadEffects,
+    /// The end of the body the socket didn't take at once, left for the connection loop
+    /// to send (see `write_or_park`); nothing is written after it.
+    parked: Option<MemoryRest>,
 }
 
 /// The response state, inside the `write()` callable that `start_response` returns.
@@ -93,8 +97,17 @@ fn lock(s: &Shared) -> MutexGuard<'_, ResponseState> {
 
 impl ResponseState {
     /// Decides the framing and writes the head plus `body` in one vectored write.
-    /// `total` is the whole body length when the caller knows it.
-    fn send(&mut self, py: Python<'_>, body: &[&[u8]], total: Option<u64>) -> io::Result<()> {
+    /// `total` is the whole body length when the caller knows it. `last`: the app's
+    /// `bytes` object whose whole text is the last of `body`; when it ends the body (its
+    /// Content-Length is reached) and the socket is full, its unsent end is parked for the
+    /// connection loop instead of waited for.
+    fn send(
+        &mut self,
+        py: Python<'_>,
+        body: &[&[u8]],
+        total: Option<u64>,
+        last: Option<&Bound<'_, PyBytes>>,
+    ) -> io::Result<()> {
         if self.broken {
             return Err(io::Error::new(io::ErrorKind::BrokenPipe, "client gone"));
         }
@@ -145,8 +158,18 @@ impl ResponseState {
         let before_body = (head.len() + chunk_line.len()) as u64;
         let body_len =
             parts.iter().map(|p| p.len() as u64).sum::<u64>() - before_body - if chunk_line.is_empty() { 0 } else { 2 };
+        // Parked only when nothing may follow (the Content-Length is reached with this
+        // write) and `last` is whole at the end of `parts`.
+        let last = last.filter(|b| {
+            self.mode == BodyMode::Length(0)
+                && body.last().is_some_and(|l| l.len() == b.as_bytes().len())
+                && parts.last().is_some_and(|p| p.len() == b.as_bytes().len())
+        });
         let mut n = 0;
-        let sent = client.write_all(&parts, &mut n, |wait| py.detach(|| wait.run()));
+        let sent = match last {
+            Some(last) => self.write_or_park(py, &client, &parts, last, &mut n),
+            None => client.write_all(&parts, &mut n, |wait| py.detach(|| wait.run())),
+        };
         self.body_bytes += n.saturating_sub(before_body).min(body_len);
         match sent {
             Ok(()) => Ok(()),
@@ -354,7 +377,7 @@ impl Writer {
         if st.status.is_none() {
             return Err(PyAssertionError::new_err("write() called before start_response()"));
         }
-        st.send(py, &[bytes.as_bytes()], None).map_err(|e| PyIOError::new_err(format!("write error: {e}")))
+        st.send(py, &[bytes.as_bytes()], None, None).map_err(|e| PyIOError::new_err(format!("write error: {e}")))
     }
 }
 
@@ -444,6 +467,7 @@ pub fn handle(py: Python<'_>, app: &WsgiApp, req: &Request<'_>, body: BodyReader
         closing: req.closing.map(Arc::clone),
         head_rules: req.route.and_then(|r| r.head_rules.clone()),
         head_effects: crate::routing::HeadEffects::default(),
+        parked: None,
     };
     let objects = match PerRequest::take(py, state, InputState::new(body, req.client.timeout())) {
         Ok(objects) => objects,
@@ -505,10 +529,10 @@ pub fn handle(py: Python<'_>, app: &WsgiApp, req: &Request<'_>, body: BodyReader
             st.code = 500;
             st.headers =
                 vec![(intern!(py, "Content-Type").clone().unbind(), intern!(py, "text/plain").clone().unbind())];
-            let _ = st.send(py, &[ERROR_BODY], Some(ERROR_BODY.len() as u64));
+            let _ = st.send(py, &[ERROR_BODY], Some(ERROR_BODY.len() as u64), None);
         }
     } else if !st.head_sent && !st.broken {
-        let _ = st.send(py, &[], Some(0));
+        let _ = st.send(py, &[], Some(0), None);
     }
     if st.head_sent && !st.broken {
         match st.mode {
@@ -531,6 +555,7 @@ pub fn handle(py: Python<'_>, app: &WsgiApp, req: &Request<'_>, body: BodyReader
     served.donotlog |= st.head_effects.donotlog;
     served.logvars.append(&mut st.head_effects.logvars);
     served.collected.append(&mut st.collected);
+    served.rest = st.parked.take().map(BodyRest::Memory).or(served.rest.take());
     drop(st);
     let reader = std::mem::replace(&mut input::lock(&objects.input.get().state).reader, BodyReader::empty());
     objects.keep();
@@ -589,6 +614,22 @@ impl PerRequest {
     }
 }
 
+/// What of `parts` is left after the first `sent` bytes.
+fn unsent<'a>(parts: &[&'a [u8]], mut sent: u64) -> Vec<&'a [u8]> {
+    let mut left = Vec::with_capacity(parts.len());
+    for part in parts {
+        let len = part.len() as u64;
+        if sent >= len {
+            sent -= len;
+            continue;
+        }
+        // Usize: `sent` is below the length of `part` here.
+        left.push(&part[sent as usize..]);
+        sent = 0;
+    }
+    left
+}
+
 /// True when `obj` is referred to by nothing but `obj` (the app kept no reference).
 fn only_reference<T>(obj: &Py<T>) -> bool {
     // SAFETY: `obj` holds a reference to a live object, so its header can be read; the
@@ -600,6 +641,46 @@ fn only_reference<T>(obj: &Py<T>) -> bool {
 }
 
 impl ResponseState {
+    /// Writes `parts`, whose last is the whole of `last`; once the socket is full with only
+    /// (part of) `last` left, that end is parked in `self.parked` (held by reference, not
+    /// copied) and the thread goes on, so a client that reads slowly doesn't hold it. Waits
+    /// (without the GIL) while earlier parts are unsent. `n` counts the bytes written.
+    fn write_or_park(
+        &mut self,
+        py: Python<'_>,
+        client: &Client,
+        parts: &[&[u8]],
+        last: &Bound<'_, PyBytes>,
+        n: &mut u64,
+    ) -> io::Result<()> {
+        let total: u64 = parts.iter().map(|p| p.len() as u64).sum();
+        let before_last = total - last.as_bytes().len() as u64;
+        // The whole of `parts` at first (no copy of the list: most responses go at once).
+        let mut left = std::borrow::Cow::Borrowed(parts);
+        loop {
+            let mut full: Option<Wait> = None;
+            let mut done = 0;
+            let written = client.write_all(&left, &mut done, |wait| {
+                full = Some(wait);
+                Err(io::ErrorKind::WouldBlock.into())
+            });
+            *n += done;
+            match (written, full) {
+                (Err(e), Some(wait)) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if *n >= before_last {
+                        // Usize: `n - before_last` is at most the length of `last`.
+                        let offset = (*n - before_last) as usize;
+                        self.parked = Some(MemoryRest { bytes: Box::new(PyBackedBytes::from(last.clone())), offset });
+                        return Ok(());
+                    }
+                    py.detach(|| wait.run())?;
+                    left = std::borrow::Cow::Owned(unsent(parts, *n));
+                }
+                (written, _) => return written,
+            }
+        }
+    }
+
     /// Writes framing bytes (the last chunk) outside the body accounting.
     fn send_raw(&mut self, py: Python<'_>, bytes: &[u8]) -> io::Result<()> {
         let Some(client) = self.client.clone() else { return Ok(()) };
@@ -682,7 +763,7 @@ fn call_app(
         if st.status.is_none() {
             return Err(PyAssertionError::new_err("the app yielded body data before calling start_response()"));
         }
-        if st.send(py, &[bytes], None).is_err() {
+        if st.send(py, &[bytes], None, item.cast::<PyBytes>().ok()).is_err() {
             tracing::debug!("{}: client disconnected", describe(&req.origin));
             break;
         }
@@ -715,7 +796,7 @@ fn send_all(py: Python<'_>, state: &Shared, items: &[Bound<'_, PyAny>]) -> PyRes
     if st.status.is_none() {
         return Err(PyAssertionError::new_err("the app returned without calling start_response()"));
     }
-    let _ = st.send(py, parts, Some(total));
+    let _ = st.send(py, parts, Some(total), items.last().and_then(|i| i.cast::<PyBytes>().ok()));
     Ok(())
 }
 
@@ -740,7 +821,7 @@ fn send_file(py: Python<'_>, state: &Shared, wrapper: &FileWrapper, served: &mut
     if st.status.is_none() {
         return Err(PyAssertionError::new_err("the app returned without calling start_response()"));
     }
-    if st.send(py, &[], Some(len)).is_err() {
+    if st.send(py, &[], Some(len), None).is_err() {
         return Ok(true);
     }
     // A known total always gives a Content-Length head, so the body is never chunked here.
@@ -755,7 +836,10 @@ fn send_file(py: Python<'_>, state: &Shared, wrapper: &FileWrapper, served: &mut
             Ok(n) => left -= n as u64,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 match file_fd.try_clone_to_owned() {
-                    Ok(dup) => served.rest = Some(FileRest { file: dup.into(), offset: next, remaining: left }),
+                    Ok(dup) => {
+                        served.rest =
+                            Some(BodyRest::File(FileRest { file: dup.into(), offset: next, remaining: left }));
+                    }
                     Err(_) => st.broken = true,
                 }
                 break;
@@ -766,7 +850,10 @@ fn send_file(py: Python<'_>, state: &Shared, wrapper: &FileWrapper, served: &mut
             }
         }
     }
-    let handed_over = served.rest.as_ref().map_or(0, |r| r.remaining);
+    let handed_over = match &served.rest {
+        Some(BodyRest::File(r)) => r.remaining,
+        _ => 0,
+    };
     st.body_bytes += to_send - left;
     // Sent or handed over, the body is accounted for; a short file leaves `left` unsent.
     st.mode = BodyMode::Length(declared - (to_send - left) - handed_over);
