@@ -556,7 +556,6 @@ fn handle_on(
     served.donotlog |= st.head_effects.donotlog;
     served.logvars.append(&mut st.head_effects.logvars);
     served.collected.append(&mut st.collected);
-    st.release_app_strings(py);
     drop(st);
     let reader = std::mem::replace(&mut input::lock(&objects.input.get().state).reader, BodyReader::empty());
     objects.keep(thread);
@@ -590,7 +589,8 @@ impl PerRequest {
     fn take(py: Python<'_>, thread: &super::PerThread, state: ResponseState, input: InputState) -> PyResult<Self> {
         let spare = std::mem::take(&mut *thread.spare.borrow_mut());
         let start_response = if let Some(kept) = spare.start_response {
-            *lock(&kept.get().writer.get().state) = state;
+            let last = std::mem::replace(&mut *lock(&kept.get().writer.get().state), state);
+            last.release_app_strings(py);
             kept
         } else {
             let writer = Py::new(py, Writer { state: Mutex::new(state) })?;
@@ -626,11 +626,12 @@ fn only_reference<T>(obj: &Py<T>) -> bool {
 }
 
 impl ResponseState {
-    /// Lets go of the app's status and header strings once the request is over. They go as
-    /// `Bound`s, which are released at once: a `Py`'s drop first looks up pyo3's
+    /// Drops the state of a kept object's last request. The app's status and header
+    /// strings go as `Bound`s, released at once: a `Py`'s drop first looks up pyo3's
     /// thread-local count of GIL holds (a `__tls_get_addr` call in this `dlopen`ed library),
-    /// five of them for a response with two headers.
-    fn release_app_strings(&mut self, py: Python<'_>) {
+    /// five of them for a response with two headers. (The status stays until then: a late
+    /// `start_response` on an object the app kept must still see that it was called.)
+    fn release_app_strings(mut self, py: Python<'_>) {
         for (name, value) in self.headers.drain(..) {
             drop((name.into_bound(py), value.into_bound(py)));
         }
