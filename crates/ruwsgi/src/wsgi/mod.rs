@@ -38,7 +38,7 @@ pub use uwsgi_module::{
 /// and the WebSocket functions see it, and the objects kept for its next request. One
 /// thread-local for all three: the extension is a `dlopen`ed library, so each thread-local
 /// access is a `__tls_get_addr` call, and `response::handle` reaches it once per request
-/// and hands it on (seven accesses before, one per cache).
+/// and hands it on (seven accesses per request before).
 struct PerThread {
     /// `uwsgi_module`'s view of the request.
     uwsgi: RefCell<Option<uwsgi_module::CurrentRequest>>,
