@@ -980,23 +980,34 @@ fn on_readable(ctx: &LoopContext<'_>, conn: &mut Conn, spare: &mut ReadBuf) -> N
     };
     let next = match read {
         Ok(0) => Next::Close,
-        Ok(_) => {
-            if idle {
-                conn.since = Instant::now();
+        // Bytes on an idle connection start its socket-timeout clock. `drive` reads the
+        // clock only when they don't complete a request: answering one restarts the clock
+        // anyway, so a request costs one clock read fewer.
+        Ok(_) => match conn.peer.awaiting_proxy.then(|| take_proxy_header(conn)).flatten() {
+            Some(next) => {
+                if idle {
+                    conn.since = Instant::now();
+                }
+                next
             }
-            match conn.peer.awaiting_proxy.then(|| take_proxy_header(conn)).flatten() {
-                Some(next) => next,
-                None if ctx.http2.is_some() && conn.fresh && conn.protocol == SocketProtocol::Http => {
-                    let cleartext = ctx.http2.is_some_and(Http2::cleartext);
-                    match http2::speaks_http2(&conn.io, conn.buf.filled(), cleartext) {
-                        Some(true) => Next::Http2,
-                        Some(false) => drive(ctx, conn),
-                        None => Next::Wait,
+            None if ctx.http2.is_some() && conn.fresh && conn.protocol == SocketProtocol::Http => {
+                let cleartext = ctx.http2.is_some_and(Http2::cleartext);
+                let speaks = http2::speaks_http2(&conn.io, conn.buf.filled(), cleartext);
+                if speaks == Some(false) {
+                    drive(ctx, conn, idle)
+                } else {
+                    if idle {
+                        conn.since = Instant::now();
+                    }
+                    if speaks == Some(true) {
+                        Next::Http2
+                    } else {
+                        Next::Wait
                     }
                 }
-                None => drive(ctx, conn),
             }
-        }
+            None => drive(ctx, conn, idle),
+        },
         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Next::Wait,
         Err(_) => Next::Close,
     };
@@ -1029,9 +1040,14 @@ fn take_proxy_header(conn: &mut Conn) -> Option<Next> {
 }
 
 /// Serves every complete request in the buffer (pipelining), then waits for more input.
-fn drive(ctx: &LoopContext<'_>, conn: &mut Conn) -> Next {
+/// `arrived`: the bytes came to an idle connection and `since` is still the idle one; it
+/// becomes now when they don't complete a request (an answered one sets it itself).
+fn drive(ctx: &LoopContext<'_>, conn: &mut Conn, mut arrived: bool) -> Next {
     loop {
         if conn.buf.len() == 0 {
+            if arrived {
+                conn.since = Instant::now();
+            }
             return Next::Wait;
         }
         let step = match conn.protocol {
@@ -1040,6 +1056,7 @@ fn drive(ctx: &LoopContext<'_>, conn: &mut Conn) -> Next {
         };
         match step {
             Step::Served { keep_alive: true } => {
+                arrived = false;
                 conn.fresh = false;
                 conn.since = Instant::now();
                 conn.continue_sent = false;
@@ -1048,7 +1065,13 @@ fn drive(ctx: &LoopContext<'_>, conn: &mut Conn) -> Next {
                 // last buffered one is answered with `Connection: close`.
             }
             Step::Served { keep_alive: false } | Step::Reject => return Next::Close,
-            Step::Incomplete | Step::Sending | Step::Parked => return Next::Wait,
+            Step::Incomplete => {
+                if arrived {
+                    conn.since = Instant::now();
+                }
+                return Next::Wait;
+            }
+            Step::Sending | Step::Parked => return Next::Wait,
         }
     }
 }
@@ -1354,7 +1377,7 @@ fn on_parked(ctx: &LoopContext<'_>, conn: &mut Conn, spare: &mut ReadBuf) -> Nex
     conn.since = Instant::now();
     conn.continue_sent = false;
     conn.chunk_scan = None;
-    let next = drive(ctx, conn);
+    let next = drive(ctx, conn, false);
     conn.buf.settle(spare);
     next
 }
@@ -1635,7 +1658,7 @@ fn on_writable(ctx: &LoopContext<'_>, conn: &mut Conn, spare: &mut ReadBuf) -> N
         return Next::Close;
     }
     conn.since = Instant::now();
-    let next = drive(ctx, conn);
+    let next = drive(ctx, conn, false);
     conn.buf.settle(spare);
     next
 }

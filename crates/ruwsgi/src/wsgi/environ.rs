@@ -3,7 +3,6 @@
 
 use std::borrow::Cow;
 use std::cell::RefCell;
-use std::thread::LocalKey;
 
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -18,42 +17,47 @@ const KEY_CACHE_MAX: usize = 512;
 /// Raw names (header or uwsgi var) to their interned environ keys, per thread. foldhash,
 /// not the std hasher: a lookup per request header cost ~320 instructions with `SipHash`. It
 /// is seeded per process, and the cache is bounded (`KEY_CACHE_MAX`) either way.
-type KeyCache = RefCell<foldhash::HashMap<Box<[u8]>, Py<PyString>>>;
+type KeyCache = foldhash::HashMap<Box<[u8]>, Py<PyString>>;
 
 /// A value seen last (its text) and the Python string made for it.
 type LastValue = Option<(Box<str>, Py<PyString>)>;
 
-thread_local! {
+/// What a thread keeps from one environ to the next. One thread-local, reached once per
+/// request: the extension is a `dlopen`ed library, so every thread-local access is a call
+/// to `__tls_get_addr`, and with a thread-local per cache a request made five of them.
+#[derive(Default)]
+struct Caches {
     /// `HTTP_*` key strings by raw header name.
-    static HEADER_KEYS: KeyCache = RefCell::new(foldhash::HashMap::default());
+    header_keys: KeyCache,
     /// uwsgi var names (nginx's CGI names) as environ keys.
-    static VAR_KEYS: KeyCache = RefCell::new(foldhash::HashMap::default());
+    var_keys: KeyCache,
     /// The last `SERVER_NAME`, `SERVER_PORT`, `REMOTE_ADDR` and `Host` values (see `repeated`).
-    static LAST_VALUES: RefCell<[LastValue; 4]> = const { RefCell::new([None, None, None, None]) };
+    last: [LastValue; 4],
 }
 
-/// Slots of `LAST_VALUES`.
+thread_local! {
+    static CACHES: RefCell<Caches> = RefCell::new(Caches::default());
+}
+
+/// Slots of `Caches::last`.
 const SERVER_NAME: usize = 0;
 const SERVER_PORT: usize = 1;
 const REMOTE_ADDR: usize = 2;
 const HOST: usize = 3;
 
 /// The value `text` as a Python string, the same object as last time when this thread's
-/// last value in `slot` was equal: a listener's name and port never change and most
+/// last value in `last` was equal: a listener's name and port never change and most
 /// clients come from a few addresses and name a few hosts, so most requests make no
 /// string for them.
-fn repeated<'py>(py: Python<'py>, slot: usize, text: &str) -> Bound<'py, PyString> {
-    LAST_VALUES.with(|last| {
-        let mut last = last.borrow_mut();
-        if let Some((seen, value)) = &last[slot] {
-            if **seen == *text {
-                return value.bind(py).clone();
-            }
+fn repeated<'py>(py: Python<'py>, last: &mut LastValue, text: &str) -> Bound<'py, PyString> {
+    if let Some((seen, value)) = last {
+        if **seen == *text {
+            return value.bind(py).clone();
         }
-        let value = PyString::new(py, text);
-        last[slot] = Some((text.into(), value.clone().unbind()));
-        value
-    })
+    }
+    let value = PyString::new(py, text);
+    *last = Some((text.into(), value.clone().unbind()));
+    value
 }
 
 /// The constant part of every environ.
@@ -116,8 +120,8 @@ pub fn latin1<'py>(py: Python<'py>, bytes: &[u8]) -> Bound<'py, PyString> {
 }
 
 /// `HTTP_` + upper-cased name with `-` as `_`.
-fn header_key<'py>(py: Python<'py>, name: &str) -> Bound<'py, PyString> {
-    cached_key(&HEADER_KEYS, py, name.as_bytes(), || {
+fn header_key<'py>(cache: &mut KeyCache, py: Python<'py>, name: &str) -> Bound<'py, PyString> {
+    cached_key(cache, py, name.as_bytes(), || {
         let mut key = String::with_capacity(5 + name.len());
         key.push_str("HTTP_");
         key.extend(name.chars().map(|c| if c == '-' { '_' } else { c.to_ascii_uppercase() }));
@@ -127,22 +131,19 @@ fn header_key<'py>(py: Python<'py>, name: &str) -> Bound<'py, PyString> {
 
 /// The interned key for `raw` from `cache`, made by `make` (and cached) on a miss.
 fn cached_key<'py>(
-    cache: &'static LocalKey<KeyCache>,
+    cache: &mut KeyCache,
     py: Python<'py>,
     raw: &[u8],
     make: impl FnOnce() -> String,
 ) -> Bound<'py, PyString> {
-    cache.with(|cache| {
-        let mut cache = cache.borrow_mut();
-        if let Some(k) = cache.get(raw) {
-            return k.bind(py).clone();
-        }
-        let s = PyString::intern(py, &make());
-        if cache.len() < KEY_CACHE_MAX {
-            cache.insert(raw.into(), s.clone().unbind());
-        }
-        s
-    })
+    if let Some(k) = cache.get(raw) {
+        return k.bind(py).clone();
+    }
+    let s = PyString::intern(py, &make());
+    if cache.len() < KEY_CACHE_MAX {
+        cache.insert(raw.into(), s.clone().unbind());
+    }
+    s
 }
 
 /// `PATH_INFO` of an HTTP request, as `fill` sets it (percent-decoded bytes).
@@ -166,8 +167,14 @@ pub fn fill_tls(py: Python<'_>, env: &Bound<'_, PyDict>, tls: &crate::net::trans
     Ok(())
 }
 
-/// Fills `env` (a template copy) for one request; returns the number of entries.
+/// Fills `env` (a template copy) for one request.
 pub fn fill(py: Python<'_>, env: &Bound<'_, PyDict>, origin: &Origin<'_>) -> PyResult<()> {
+    // No Python code runs while the caches are borrowed (dict items with `str` keys, new
+    // strings, and the drop of a replaced `str` call none), so `fill` can't re-enter.
+    CACHES.with(|caches| fill_with(py, env, origin, &mut caches.borrow_mut()))
+}
+
+fn fill_with(py: Python<'_>, env: &Bound<'_, PyDict>, origin: &Origin<'_>, caches: &mut Caches) -> PyResult<()> {
     match origin {
         Origin::Http { head, server_name, server_port, remote_addr, remote_port, .. } => {
             env.set_item(intern!(py, "REQUEST_METHOD"), method(py, head.method))?;
@@ -182,9 +189,9 @@ pub fn fill(py: Python<'_>, env: &Bound<'_, PyDict>, origin: &Origin<'_>) -> PyR
             env.set_item(intern!(py, "REQUEST_URI"), target)?;
             let protocol = if head.minor_version == 0 { intern!(py, "HTTP/1.0") } else { intern!(py, "HTTP/1.1") };
             env.set_item(intern!(py, "SERVER_PROTOCOL"), protocol)?;
-            env.set_item(intern!(py, "SERVER_NAME"), repeated(py, SERVER_NAME, server_name))?;
-            env.set_item(intern!(py, "SERVER_PORT"), repeated(py, SERVER_PORT, server_port))?;
-            env.set_item(intern!(py, "REMOTE_ADDR"), repeated(py, REMOTE_ADDR, remote_addr))?;
+            env.set_item(intern!(py, "SERVER_NAME"), repeated(py, &mut caches.last[SERVER_NAME], server_name))?;
+            env.set_item(intern!(py, "SERVER_PORT"), repeated(py, &mut caches.last[SERVER_PORT], server_port))?;
+            env.set_item(intern!(py, "REMOTE_ADDR"), repeated(py, &mut caches.last[REMOTE_ADDR], remote_addr))?;
             env.set_item(intern!(py, "REMOTE_PORT"), PyString::new(py, remote_port))?;
             // The one length the body was framed with: `Content-Length: 5, 5` or two equal
             // fields (RFC 9110 §8.6 lets them collapse) must not reach the app as "5, 5".
@@ -207,7 +214,7 @@ pub fn fill(py: Python<'_>, env: &Bound<'_, PyDict>, origin: &Origin<'_>) -> PyR
                     // so `X_User` can't pose as a proxy's `X-User` once both become HTTP_X_USER.
                     continue;
                 } else {
-                    header_key(py, name)
+                    header_key(&mut caches.header_keys, py, name)
                 };
                 let seen_before = head.headers[..i].iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
                 if seen_before {
@@ -220,7 +227,10 @@ pub fn fill(py: Python<'_>, env: &Bound<'_, PyDict>, origin: &Origin<'_>) -> PyR
                     env.set_item(key, combined)?;
                 } else if name.eq_ignore_ascii_case("host") && value.is_ascii() {
                     // ASCII is valid UTF-8.
-                    env.set_item(key, repeated(py, HOST, std::str::from_utf8(value).unwrap_or_default()))?;
+                    env.set_item(
+                        key,
+                        repeated(py, &mut caches.last[HOST], std::str::from_utf8(value).unwrap_or_default()),
+                    )?;
                 } else {
                     env.set_item(key, latin1(py, value))?;
                 }
@@ -228,7 +238,7 @@ pub fn fill(py: Python<'_>, env: &Bound<'_, PyDict>, origin: &Origin<'_>) -> PyR
         }
         Origin::Uwsgi { packet, .. } => {
             for (k, v) in &packet.vars {
-                let key = cached_key(&VAR_KEYS, py, k, || k.iter().map(|&b| char::from(b)).collect());
+                let key = cached_key(&mut caches.var_keys, py, k, || k.iter().map(|&b| char::from(b)).collect());
                 let value = latin1(py, v);
                 // nginx before 1.23 sends each header line as its own var: combine repeated
                 // HTTP_* vars as the HTTP listener combines repeated headers (RFC 9110 §5.3),

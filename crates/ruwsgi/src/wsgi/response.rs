@@ -3,7 +3,6 @@
 //! `close()` on the result on every path. Socket writes are tried without blocking while
 //! the GIL is held; waits for a full socket release it.
 
-use std::cell::RefCell;
 use std::io;
 use std::os::fd::{BorrowedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -186,16 +185,15 @@ impl ResponseState {
         // Taken out while the head is built (no copy), put back after.
         let status = self.status.take();
         let app_headers = std::mem::take(&mut self.headers);
-        // `start_response` took only strings whose text `to_str` gives, so the default
-        // (an empty text) is never used.
-        let texts: Vec<(&str, &str)> = app_headers
+        // One vector for the head's lines: the app's headers first (as `start_response`
+        // checked them), then the routes' and `add-header`'s.
+        let mut headers: Vec<(&[u8], &[u8])> =
+            Vec::with_capacity(app_headers.len() + self.route_headers.len() + self.extra_headers.len());
+        headers.extend(app_headers.iter().map(|(k, v)| (str_bytes(py, k), str_bytes(py, v))));
+        let given_length = headers
             .iter()
-            .map(|(k, v)| (k.bind(py).to_str().unwrap_or_default(), v.bind(py).to_str().unwrap_or_default()))
-            .collect();
-        let given_length = texts
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-            .and_then(|(_, v)| v.trim().parse::<u64>().ok());
+            .find(|(k, _)| k.eq_ignore_ascii_case(b"content-length"))
+            .and_then(|(_, v)| std::str::from_utf8(v).ok()?.trim().parse::<u64>().ok());
         let no_body = self.is_head || self.code == 204 || self.code == 304 || (100..200).contains(&self.code);
         let (framing, mode) = match (given_length, total) {
             (Some(n), _) => (ResponseFraming::AsGiven, BodyMode::Length(n)),
@@ -225,27 +223,32 @@ impl ResponseState {
             self.route_drops.append(&mut self.head_effects.del_headers);
         }
         for rule in self.collect_headers.iter() {
-            if let Some((_, v)) = texts.iter().find(|(k, _)| k.eq_ignore_ascii_case(&rule.header)) {
-                self.collected.push((rule.var.clone(), v.as_bytes().to_vec()));
+            if let Some((_, v)) = headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(rule.header.as_bytes())) {
+                self.collected.push((rule.var.clone(), v.to_vec()));
             }
         }
-        let pulled = |k: &str| self.collect_headers.iter().any(|r| r.pull && r.header.eq_ignore_ascii_case(k));
-        let dropped = |k: &str| self.route_drops.iter().any(|d| d.eq_ignore_ascii_case(k)) || pulled(k);
+        let pulled =
+            |k: &[u8]| self.collect_headers.iter().any(|r| r.pull && r.header.as_bytes().eq_ignore_ascii_case(k));
+        let dropped = |k: &[u8]| self.route_drops.iter().any(|d| d.as_bytes().eq_ignore_ascii_case(k)) || pulled(k);
         // PEP 3333: the app's header values are latin-1 text, one byte per character on
         // the wire (`header_text` checked that each fits); rare past ASCII, so copied only then.
-        let latin1: Option<Vec<Vec<u8>>> = texts
-            .iter()
-            .any(|(_, v)| !v.is_ascii())
-            .then(|| texts.iter().map(|(_, v)| v.chars().map(|c| u8::try_from(c).unwrap_or(b'?')).collect()).collect());
-        let headers: Vec<(&[u8], &[u8])> = texts
-            .iter()
-            .enumerate()
-            .filter(|(_, (k, _))| !dropped(k))
-            .map(|(i, (k, v))| (k.as_bytes(), latin1.as_ref().map_or(v.as_bytes(), |l| l[i].as_slice())))
-            .chain(
-                self.route_headers.iter().chain(self.extra_headers.iter()).map(|(k, v)| (k.as_bytes(), v.as_bytes())),
-            )
-            .collect();
+        let latin1: Vec<Vec<u8>>;
+        if headers.iter().any(|(_, v)| !v.is_ascii()) {
+            latin1 = headers
+                .iter()
+                .map(|(_, v)| {
+                    let text = std::str::from_utf8(v).unwrap_or_default();
+                    text.chars().map(|c| u8::try_from(c).unwrap_or(b'?')).collect()
+                })
+                .collect();
+            for ((_, v), l) in headers.iter_mut().zip(&latin1) {
+                *v = l;
+            }
+        }
+        headers.retain(|(k, _)| !dropped(k));
+        headers.extend(
+            self.route_headers.iter().chain(self.extra_headers.iter()).map(|(k, v)| (k.as_bytes(), v.as_bytes())),
+        );
         let start = out.len();
         // Checked by `start_response` as the headers are, so the default is never used.
         let status_line =
@@ -254,11 +257,16 @@ impl ResponseState {
         self.header_bytes = out.len() - start;
         self.header_count = headers.len();
         drop(headers);
-        drop(texts);
         self.headers = app_headers;
         self.status = status;
         self.head_sent = true;
     }
+}
+
+/// The UTF-8 text of an app's status or header string. `start_response` took only strings
+/// whose text `to_str` gives, so the default (an empty text) is never used.
+fn str_bytes<'a>(py: Python<'a>, s: &'a Py<PyString>) -> &'a [u8] {
+    s.bind(py).to_str().unwrap_or_default().as_bytes()
 }
 
 /// The `start_response` callable. It returns its `write()` callable, which holds the
@@ -436,6 +444,16 @@ pub(super) fn describe(origin: &Origin<'_>) -> String {
 
 /// The WSGI call for one request.
 pub fn handle(py: Python<'_>, app: &WsgiApp, req: &Request<'_>, body: BodyReader) -> (Served, BodyReader) {
+    super::PER_THREAD.with(|thread| handle_on(py, thread, app, req, body))
+}
+
+fn handle_on(
+    py: Python<'_>,
+    thread: &super::PerThread,
+    app: &WsgiApp,
+    req: &Request<'_>,
+    body: BodyReader,
+) -> (Served, BodyReader) {
     let (minor, is_head, keep_alive, uwsgi) = match &req.origin {
         Origin::Http { head, .. } => (head.minor_version, head.method == "HEAD", head.keep_alive, false),
         Origin::Uwsgi { packet, .. } => {
@@ -469,7 +487,7 @@ pub fn handle(py: Python<'_>, app: &WsgiApp, req: &Request<'_>, body: BodyReader
         head_effects: crate::routing::HeadEffects::default(),
         parked: None,
     };
-    let objects = match PerRequest::take(py, state, InputState::new(body, req.client.timeout())) {
+    let objects = match PerRequest::take(py, thread, state, InputState::new(body, req.client.timeout())) {
         Ok(objects) => objects,
         Err(e) => {
             // Python is out of memory: not even a 500 can be built. The body reader went
@@ -488,14 +506,21 @@ pub fn handle(py: Python<'_>, app: &WsgiApp, req: &Request<'_>, body: BodyReader
         logvars: req.route.map(|r| r.logvars.clone()).unwrap_or_default(),
         ..Served::default()
     };
-    super::uwsgi_module::begin_request(req.client.raw_fd(), std::mem::take(&mut served.logvars));
-    super::uwsgi_websocket::begin(req.client.clone(), &req.origin, app.websockets, &app.extra_headers, req.closing);
+    super::uwsgi_module::begin_request(thread, req.client.raw_fd(), std::mem::take(&mut served.logvars));
+    super::uwsgi_websocket::begin(
+        thread,
+        req.client.clone(),
+        &req.origin,
+        app.websockets,
+        &app.extra_headers,
+        req.closing,
+    );
     let outcome = match &selected {
-        Some(selected) => call_app(py, app, selected, req, &objects, &mut served).map_err(Some),
+        Some(selected) => call_app(py, thread, app, selected, req, &objects, &mut served).map_err(Some),
         None => Err(None),
     };
-    served.logvars = super::uwsgi_module::end_request();
-    let upgraded = super::uwsgi_websocket::end(py, matches!(outcome, Err(Some(_))));
+    served.logvars = super::uwsgi_module::end_request(thread);
+    let upgraded = super::uwsgi_websocket::end(thread, py, matches!(outcome, Err(Some(_))));
     let mut st = lock(state);
     if let Some(ws) = upgraded {
         // The 101 and the frames went out: nothing more is written, and the connection
@@ -558,7 +583,7 @@ pub fn handle(py: Python<'_>, app: &WsgiApp, req: &Request<'_>, body: BodyReader
     served.rest = st.parked.take().map(BodyRest::Memory).or(served.rest.take());
     drop(st);
     let reader = std::mem::replace(&mut input::lock(&objects.input.get().state).reader, BodyReader::empty());
-    objects.keep();
+    objects.keep(thread);
     (served, reader)
 }
 
@@ -575,21 +600,22 @@ struct PerRequest {
 
 /// The objects a thread kept from its last request (see `PerRequest`).
 #[derive(Default)]
-struct Spare {
+pub(super) struct Spare {
     start_response: Option<Py<StartResponse>>,
     input: Option<Py<Input>>,
 }
 
-thread_local! {
-    static SPARE: RefCell<Spare> = const { RefCell::new(Spare { start_response: None, input: None }) };
+impl Spare {
+    pub(super) const EMPTY: Spare = Spare { start_response: None, input: None };
 }
 
 impl PerRequest {
     /// The thread's kept objects with the new request's state, or new ones.
-    fn take(py: Python<'_>, state: ResponseState, input: InputState) -> PyResult<Self> {
-        let spare = SPARE.with(|s| std::mem::take(&mut *s.borrow_mut()));
+    fn take(py: Python<'_>, thread: &super::PerThread, state: ResponseState, input: InputState) -> PyResult<Self> {
+        let spare = std::mem::take(&mut *thread.spare.borrow_mut());
         let start_response = if let Some(kept) = spare.start_response {
-            *lock(&kept.get().writer.get().state) = state;
+            let last = std::mem::replace(&mut *lock(&kept.get().writer.get().state), state);
+            last.release_app_strings(py);
             kept
         } else {
             let writer = Py::new(py, Writer { state: Mutex::new(state) })?;
@@ -605,12 +631,12 @@ impl PerRequest {
     }
 
     /// Keeps the objects only this one refers to for the thread's next request.
-    fn keep(self) {
+    fn keep(self, thread: &super::PerThread) {
         let start_response = (only_reference(&self.start_response)
             && only_reference(&self.start_response.get().writer))
         .then_some(self.start_response);
         let input = only_reference(&self.input).then_some(self.input);
-        SPARE.with(|s| *s.borrow_mut() = Spare { start_response, input });
+        *thread.spare.borrow_mut() = Spare { start_response, input };
     }
 }
 
@@ -681,6 +707,20 @@ impl ResponseState {
         }
     }
 
+    /// Drops the state of a kept object's last request. The app's status and header
+    /// strings go as `Bound`s, released at once: a `Py`'s drop first looks up pyo3's
+    /// thread-local count of GIL holds (a `__tls_get_addr` call in this `dlopen`ed library),
+    /// five of them for a response with two headers. (The status stays until then: a late
+    /// `start_response` on an object the app kept must still see that it was called.)
+    fn release_app_strings(mut self, py: Python<'_>) {
+        for (name, value) in self.headers.drain(..) {
+            drop((name.into_bound(py), value.into_bound(py)));
+        }
+        if let Some(status) = self.status.take() {
+            drop(status.into_bound(py));
+        }
+    }
+
     /// Writes framing bytes (the last chunk) outside the body accounting.
     fn send_raw(&mut self, py: Python<'_>, bytes: &[u8]) -> io::Result<()> {
         let Some(client) = self.client.clone() else { return Ok(()) };
@@ -690,6 +730,7 @@ impl ResponseState {
 
 fn call_app(
     py: Python<'_>,
+    thread: &super::PerThread,
     app: &WsgiApp,
     selected: &Selected<'_>,
     req: &Request<'_>,
@@ -728,7 +769,7 @@ fn call_app(
     served.vars = env.len();
     let result = app.callables[selected.id].bind(py).call1((env, objects.start_response.bind(py)))?;
     let _guard = CloseGuard { result: result.clone(), origin: &req.origin };
-    if super::uwsgi_websocket::upgraded() {
+    if super::uwsgi_websocket::upgraded(thread) {
         // The request became a WebSocket: what the app returns (usually `[]`, no
         // start_response) is not a response.
         return Ok(());

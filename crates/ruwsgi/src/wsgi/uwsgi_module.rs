@@ -11,7 +11,6 @@
 //! Other parts of the API (spooler, mules) add their functions in `add_parts` and take
 //! their names out of `NOT_PROVIDED`.
 
-use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering::Relaxed};
@@ -172,13 +171,10 @@ static HANDLERS: Mutex<BTreeMap<u8, Py<PyAny>>> = Mutex::new(BTreeMap::new());
 static USER_HARAKIRI: Mutex<Vec<(std::thread::ThreadId, Instant)>> = Mutex::new(Vec::new());
 
 /// The request a thread is running, for `connection_fd()` and `set_logvar()`.
-struct CurrentRequest {
+/// It lives in the thread's `PerThread`.
+pub(super) struct CurrentRequest {
     fd: i32,
     logvars: Vec<(String, String)>,
-}
-
-thread_local! {
-    static CURRENT: RefCell<Option<CurrentRequest>> = const { RefCell::new(None) };
 }
 
 /// Builds the `uwsgi` module and registers it (and `uwsgidecorators`) in `sys.modules`.
@@ -328,13 +324,13 @@ fn call_hook(name: &str) {
 
 /// Starts tracking a request on this thread (`connection_fd`, `set_logvar`); `logvars` are
 /// the ones routing already set.
-pub fn begin_request(fd: i32, logvars: Vec<(String, String)>) {
-    CURRENT.with(|c| *c.borrow_mut() = Some(CurrentRequest { fd, logvars }));
+pub(super) fn begin_request(thread: &super::PerThread, fd: i32, logvars: Vec<(String, String)>) {
+    *thread.uwsgi.borrow_mut() = Some(CurrentRequest { fd, logvars });
 }
 
 /// Ends it; returns the request's log variables for the log line.
-pub fn end_request() -> Vec<(String, String)> {
-    CURRENT.with(|c| c.borrow_mut().take().map(|r| r.logvars).unwrap_or_default())
+pub(super) fn end_request(thread: &super::PerThread) -> Vec<(String, String)> {
+    thread.uwsgi.borrow_mut().take().map(|r| r.logvars).unwrap_or_default()
 }
 
 #[pyfunction]
@@ -450,8 +446,8 @@ fn log(line: &str) -> bool {
 /// Sets a request-log variable (`%(NAME)` in a `log-format`) for the current request.
 #[pyfunction]
 fn set_logvar(key: &str, value: &str) {
-    CURRENT.with(|c| {
-        if let Some(r) = c.borrow_mut().as_mut() {
+    super::PER_THREAD.with(|t| {
+        if let Some(r) = t.uwsgi.borrow_mut().as_mut() {
             r.logvars.retain(|(k, _)| k != key);
             r.logvars.push((key.to_owned(), value.to_owned()));
         }
@@ -461,8 +457,8 @@ fn set_logvar(key: &str, value: &str) {
 /// A request-log variable of the current request (bytes), or None.
 #[pyfunction]
 fn get_logvar(py: Python<'_>, key: &str) -> Py<PyAny> {
-    let value = CURRENT.with(|c| {
-        c.borrow().as_ref().and_then(|r| r.logvars.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.clone()))
+    let value = super::PER_THREAD.with(|t| {
+        t.uwsgi.borrow().as_ref().and_then(|r| r.logvars.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.clone()))
     });
     value.map_or_else(|| py.None(), |v| PyBytes::new(py, v.as_bytes()).into_any().unbind())
 }
@@ -470,8 +466,8 @@ fn get_logvar(py: Python<'_>, key: &str) -> Py<PyAny> {
 /// The current request's socket.
 #[pyfunction]
 fn connection_fd() -> PyResult<i32> {
-    CURRENT
-        .with(|c| c.borrow().as_ref().map(|r| r.fd))
+    super::PER_THREAD
+        .with(|t| t.uwsgi.borrow().as_ref().map(|r| r.fd))
         .ok_or_else(|| PyIOError::new_err("connection_fd(): no request is running on this thread"))
 }
 

@@ -16,7 +16,6 @@
 //! argument the handshake answers the first protocol the client offers (uWSGI echoes the
 //! whole list); permessage-deflate is not negotiated (as in uWSGI).
 
-use std::cell::RefCell;
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -40,11 +39,6 @@ const STOP_CHECK: Duration = Duration::from_secs(1);
 /// How long the request waits for the client's close frame after sending its own.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
-thread_local! {
-    /// The request running on this thread, as the `websocket_*` functions see it.
-    static CURRENT: RefCell<Option<Current>> = const { RefCell::new(None) };
-}
-
 /// Where a request's WebSocket is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -56,13 +50,14 @@ enum State {
 /// The request running on this thread: a plain HTTP request until the handshake, which
 /// makes its session. Most requests never shake hands, so what every request sets up is
 /// kept small (the session with its buffers and clocks is made only by the handshake).
-enum Current {
+/// It lives in the thread's `PerThread`.
+pub(super) enum Current {
     Http(Request),
     Upgraded(Box<Session>),
 }
 
 /// What the handshake needs of a request.
-struct Request {
+pub(super) struct Request {
     client: Client,
     /// `None` for a request with none of the headers the handshake reads.
     offer: Option<Box<Offer>>,
@@ -83,7 +78,7 @@ struct Offer {
     what: String,
 }
 
-struct Session {
+pub(super) struct Session {
     client: Client,
     state: State,
     /// `GET /path`, for the log (only for requests with a key).
@@ -115,6 +110,7 @@ pub(super) struct Upgraded {
 
 /// Starts a request on this thread: the `websocket_*` functions act on `client`.
 pub(super) fn begin(
+    thread: &super::PerThread,
     client: Client,
     origin: &Origin<'_>,
     settings: Settings,
@@ -148,13 +144,13 @@ pub(super) fn begin(
     }
     let request =
         Request { client, offer, settings, extra_headers: Arc::clone(extra_headers), closing: closing.map(Arc::clone) };
-    CURRENT.with(|c| *c.borrow_mut() = Some(Current::Http(request)));
+    *thread.websocket.borrow_mut() = Some(Current::Http(request));
 }
 
 /// Ends the request on this thread. `Some` when it became a WebSocket: a session still open
 /// is closed (1000, or 1011 when the app raised) and the connection must not be reused.
-pub(super) fn end(py: Python<'_>, app_error: bool) -> Option<Upgraded> {
-    let Some(Current::Upgraded(mut s)) = CURRENT.with(|c| c.borrow_mut().take()) else { return None };
+pub(super) fn end(thread: &super::PerThread, py: Python<'_>, app_error: bool) -> Option<Upgraded> {
+    let Some(Current::Upgraded(mut s)) = thread.websocket.borrow_mut().take() else { return None };
     if s.state == State::Open {
         s.close(py, if app_error { 1011 } else { 1000 });
     }
@@ -165,14 +161,14 @@ pub(super) fn end(py: Python<'_>, app_error: bool) -> Option<Upgraded> {
 }
 
 /// The request on this thread did the handshake.
-pub(super) fn upgraded() -> bool {
-    CURRENT.with(|c| matches!(*c.borrow(), Some(Current::Upgraded(_))))
+pub(super) fn upgraded(thread: &super::PerThread) -> bool {
+    matches!(*thread.websocket.borrow(), Some(Current::Upgraded(_)))
 }
 
 /// Runs `f` on this thread's request once it is a WebSocket; `not_yet` is the error
 /// before the handshake.
 fn with_session<T>(what: &str, not_yet: &str, f: impl FnOnce(&mut Session) -> PyResult<T>) -> PyResult<T> {
-    CURRENT.with(|c| match c.borrow_mut().as_mut() {
+    super::PER_THREAD.with(|t| match t.websocket.borrow_mut().as_mut() {
         Some(Current::Upgraded(session)) => f(session),
         Some(Current::Http(_)) => Err(PyIOError::new_err(not_yet.to_owned())),
         None => Err(no_request(what)),
@@ -212,8 +208,8 @@ fn websocket_handshake(
     proto: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<()> {
     let (key, origin, proto) = (optional(key)?, optional(origin)?, optional(proto)?);
-    CURRENT.with(|c| {
-        let mut current = c.borrow_mut();
+    super::PER_THREAD.with(|t| {
+        let mut current = t.websocket.borrow_mut();
         let req = match current.as_mut() {
             Some(Current::Http(req)) => req,
             Some(Current::Upgraded(_)) => {
