@@ -35,6 +35,9 @@ const RELOAD_CHECK: Duration = Duration::from_secs(1);
 /// Most plaintext bytes encrypted per write: about four TLS records, so a slow client
 /// holds at most this much beyond what the socket took.
 pub const WRITE_CHUNK: usize = 64 * 1024;
+/// Most TLS record bytes `Session::queue` holds before they must be sent: a round of HTTP/2
+/// frames (a 64 KiB response is four DATA frames and its HEADERS) goes out in one `sendmsg`.
+pub const QUEUE_LIMIT: usize = 256 * 1024;
 
 /// The TLS side of one `https` listener.
 #[derive(Debug)]
@@ -587,6 +590,18 @@ impl Session {
         let taken = conn.writer().write_vectored(&slices)?;
         self.flush(fd)?;
         Ok(taken)
+    }
+
+    /// Encrypts some of `bufs` into the queue of records to send, without sending them
+    /// (`flush` does): an HTTP/2 connection writes one frame at a time and sends all the
+    /// frames of a round in one `sendmsg`. Returns the plaintext bytes taken: `Ok(0)` once
+    /// `QUEUE_LIMIT` bytes of records are queued (send them first).
+    pub fn queue(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        let State::Open(conn) = &mut self.state else {
+            return Err(io::Error::new(io::ErrorKind::NotConnected, "no TLS session"));
+        };
+        conn.set_buffer_limit(Some(QUEUE_LIMIT));
+        conn.writer().write_vectored(bufs)
     }
 
     /// Records still waiting for room in the socket.
