@@ -382,7 +382,7 @@ impl Wire {
 /// The connection as `h2` reads and writes it; every frame header the client sends is
 /// counted on its way in. Over TLS, `h2`'s writes (one per frame) are encrypted into the
 /// session's queue and sent together after `h2`'s round (`Wire::poll_send`): a 64 KiB
-/// response's five frames cost one `sendmsg`, not five.
+/// response's frames cost one `sendmsg`, not one each.
 struct Transport {
     wire: Arc<Wire>,
     buffered: Vec<u8>,
@@ -587,16 +587,11 @@ async fn serve_connection(conn: Incoming, shared: Shared) {
     loop {
         tokio::select! {
             accepted = poll_fn(|cx| with_send(&wire, cx, |cx| h2conn.poll_accept(cx))) => match accepted {
-                Err(e) => {
-                    tracing::debug!("HTTP/2 connection from {}: {e}", facts.addr);
-                    return;
-                }
-                Ok(accepted) => match accepted {
-                Some(Ok((request, respond))) => {
+                Ok(Some(Ok((request, respond)))) => {
                     let (facts, shared) = (Arc::clone(&facts), shared.clone());
                     tokio::spawn(async move { serve_stream(request, respond, &facts, &shared).await });
                 }
-                Some(Err(e)) => {
+                Ok(Some(Err(e))) => {
                     tracing::debug!("HTTP/2 connection from {}: {e}", facts.addr);
                     if e.reason() == Some(Reason::ENHANCE_YOUR_CALM) {
                         let why = alarm.library_reason();
@@ -604,8 +599,11 @@ async fn serve_connection(conn: Incoming, shared: Shared) {
                     }
                     return;
                 }
-                None => return,
-                },
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::debug!("HTTP/2 connection from {}: {e}", facts.addr);
+                    return;
+                }
             },
             () = alarm.notify.notified() => {
                 let flood = alarm.flood.get().map_or("flood", |f| f.describe());

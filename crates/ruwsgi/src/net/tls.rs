@@ -614,7 +614,8 @@ impl Session {
     /// an HTTP/2 connection writes one frame at a time and sends all the frames of a round
     /// in one `sendmsg`. Whole records are encrypted at once; what is short of one waits in
     /// `tail` for the next write or the flush. Returns the bytes taken: all of them, or
-    /// `Ok(0)` once `QUEUE_LIMIT` bytes wait to be sent (send them first).
+    /// `Ok(0)` once `QUEUE_LIMIT` bytes wait to be sent (send them first; so at most that
+    /// and one write wait).
     pub fn queue(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
         let State::Open(conn) = &mut self.state else {
             return Err(io::Error::new(io::ErrorKind::NotConnected, "no TLS session"));

@@ -195,8 +195,8 @@ impl Io {
         Ok(())
     }
 
-    /// TLS only: encrypts some of `bufs` without sending (`flush` sends); `Ok(0)` when
-    /// `tls::QUEUE_LIMIT` bytes of records wait already.
+    /// TLS only: takes `bufs` for the session's queue of records without sending them
+    /// (`flush` sends); `Ok(0)` when `tls::QUEUE_LIMIT` bytes wait already.
     pub fn queue(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         match self.session() {
             Some(mut s) => s.queue(bufs),
