@@ -5,6 +5,7 @@
                      they met, and the thread it ran on
     /upload          reads wsgi.input in 64 KiB pieces; answers its length and sha256
     /big?n=N         N bytes (a repeating pattern), in 64 KiB pieces without Content-Length
+    /sized?n=N       N bytes of the pattern with Content-Length, in one piece
     /endless         16 KiB pieces until the client goes away; then writes "gone after N"
                      to $H2_MARK
     /pid             the worker's process id
@@ -80,6 +81,11 @@ def application(environ, start_response):
         n = int(query["n"])
         start_response("200 OK", [("Content-Type", "application/octet-stream")])
         return (PATTERN[: min(65536, n - i)] for i in range(0, n, 65536))
+    if path == "/sized":
+        n = int(query["n"])
+        body = (PATTERN * (n // len(PATTERN) + 1))[:n]
+        start_response("200 OK", [("Content-Type", "application/octet-stream"), ("Content-Length", str(n))])
+        return [body]
     if path == "/sleep":
         open(os.environ["H2_MARK"] + ".sleeping", "w").close()
         time.sleep(float(query["s"]))

@@ -159,6 +159,97 @@ elif op in ("stall_one", "cancel_upload"):
         sock.sendall(conn.data_to_send())
     print(json.dumps({"status": status.get(3), "env_bytes": got[3], "stalled_bytes": got[1],
                       "stalled_ended": 1 in ended, "env_ended": 3 in ended}))
+elif op == "late_reader":  # late_reader N SIZE: N big responses at once, read only after a pause
+    n, size = int(args[0]), int(args[1])
+    import h2.config, h2.connection, h2.events, h2.settings
+    ctx = ssl.create_default_context(cafile=cafile)
+    ctx.set_alpn_protocols(["h2"])
+    sock = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), 20), server_hostname="localhost")
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
+    conn.initiate_connection()
+    # Windows that never stop the server: only the socket (unread for a while) holds it back.
+    conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 2**31 - 1})
+    conn.increment_flow_control_window(2**31 - 1 - 65535)
+    sids = [1 + 2 * i for i in range(n)]
+    for sid in sids:
+        conn.send_headers(sid, [(":method", "GET"), (":scheme", "https"), (":authority", "localhost"), (":path", "/big?n=%d" % size)], end_stream=True)
+    sock.sendall(conn.data_to_send())
+    time.sleep(1.5)  # the server's socket buffer fills meanwhile
+    sock.settimeout(30)
+    bodies = {sid: bytearray() for sid in sids}
+    ended = set()
+    while len(ended) < n:
+        data = sock.recv(1 << 20)
+        if not data:
+            break
+        for ev in conn.receive_data(data):
+            if isinstance(ev, h2.events.DataReceived):
+                bodies[ev.stream_id] += ev.data
+            elif isinstance(ev, h2.events.StreamEnded):
+                ended.add(ev.stream_id)
+        out = conn.data_to_send()
+        if out:
+            sock.sendall(out)
+    want = (PATTERN * (size // len(PATTERN) + 1))[:size]
+    print(json.dumps({"ended": len(ended), "lens": sorted({len(b) for b in bodies.values()}),
+                      "same": all(bytes(b) == want for b in bodies.values())}))
+elif op == "records":  # records N: the TLS records that carry a response of N bytes
+    n = int(args[0])
+    import h2.config, h2.connection, h2.events, h2.settings
+    ctx = ssl.create_default_context(cafile=cafile)
+    ctx.set_alpn_protocols(["h2"])
+    raw = socket.create_connection(("127.0.0.1", port), 20)
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = ctx.wrap_bio(incoming, outgoing, server_hostname="localhost")
+    pending = b""
+    def pump():
+        global pending
+        out = outgoing.read()
+        if out:
+            raw.sendall(out)
+        data = raw.recv(1 << 20)
+        if not data:
+            raise SystemExit("closed")
+        pending += data
+        sizes = []
+        while len(pending) >= 5 and len(pending) >= 5 + int.from_bytes(pending[3:5], "big"):
+            size = int.from_bytes(pending[3:5], "big")
+            sizes.append(size)
+            incoming.write(pending[:5 + size])
+            pending = pending[5 + size:]
+        return sizes
+    while True:
+        try:
+            tls.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            pump()
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
+    conn.initiate_connection()
+    conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 2**31 - 1})
+    conn.increment_flow_control_window(2**31 - 1 - 65535)
+    def exchange(sid, path):
+        conn.send_headers(sid, [(":method", "GET"), (":scheme", "https"), (":authority", "localhost"), (":path", path)], end_stream=True)
+        tls.write(conn.data_to_send())
+        sizes, body = [], b""
+        while True:
+            sizes += pump()
+            while True:
+                try:
+                    data = tls.read(1 << 20)
+                except ssl.SSLWantReadError:
+                    break
+                for ev in conn.receive_data(data):
+                    if isinstance(ev, h2.events.DataReceived):
+                        body += ev.data
+                    elif isinstance(ev, h2.events.StreamEnded) and ev.stream_id == sid:
+                        return sizes, body
+                out = conn.data_to_send()
+                if out:
+                    tls.write(out)
+    exchange(1, "/env")  # settings and session tickets come before this one ends
+    sizes, body = exchange(3, "/sized?n=%d" % n)
+    print(json.dumps({"records": sizes, "len": len(body), "same": body == (PATTERN * (n // len(PATTERN) + 1))[:n]}))
 elif op == "flood":  # flood KIND COUNT: flood one connection, serve another meanwhile
     kind, count = args[0], int(args[1])
     import h2.config, h2.connection
@@ -400,6 +491,34 @@ fn large_upload_and_download_over_http2_with_flow_control() {
     assert_eq!(got["down_same"], true, "{got}");
     assert_eq!(got["unsized_len"], 5_000_000, "{got}");
     assert_eq!(got["unsized_same"], true, "{got}");
+}
+
+#[test]
+fn many_big_responses_to_a_client_that_reads_late_arrive_whole() {
+    // Responses are encrypted into the connection's TLS queue and sent after each round
+    // of frames: with windows that never stop the server, the queue fills past its bound
+    // and the socket fills while the client doesn't read; every byte still arrives, in
+    // order, once it does.
+    let srv = start_h2(&[]);
+    let got = python(&srv, &["late_reader", "8", "1500000"]);
+    assert_eq!(got["ended"], 8, "{got}");
+    assert_eq!(got["lens"], json::json!([1_500_000]), "{got}");
+    assert_eq!(got["same"], true, "{got}");
+}
+
+#[test]
+fn a_64k_response_fills_whole_tls_records() {
+    // `h2` writes a 16 KiB DATA frame and the 9-byte header of the next at a time; the
+    // bytes short of a full record wait for the next frame instead of making a record of
+    // their own: the HEADERS, four full records and one small one (there were four small
+    // ones more, one after each frame).
+    let srv = start_h2(&[]);
+    let got = python(&srv, &["records", "65536"]);
+    assert_eq!(got["len"], 65536, "{got}");
+    assert_eq!(got["same"], true, "{got}");
+    let sizes: Vec<u64> = got["records"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
+    let small = sizes.iter().filter(|&&n| n < 1024).count();
+    assert!(small <= 2 && sizes.len() <= 6, "records: {sizes:?}");
 }
 
 #[test]

@@ -24,7 +24,7 @@
 //! serves HTTP/2 on `https` sockets and, with its own `http2-cleartext`, on `http-socket`s.
 
 use std::collections::VecDeque;
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::io::{self, IoSlice};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::pin::Pin;
@@ -345,14 +345,46 @@ impl FloodAlarm {
     }
 }
 
-/// The connection as `h2` reads and writes it: the plain socket or the TLS session over
-/// it, on tokio's reactor; every frame header the client sends is counted on its way in.
-struct Transport {
+/// An HTTP/2 connection's socket and the stream over it (TLS session or plain), shared by
+/// the `Transport` that `h2` reads and writes and the connection task, which sends the TLS
+/// records `h2`'s writes queued once `h2` is done for the round (`poll_send`).
+struct Wire {
     /// The socket, registered with tokio's reactor. tokio's `TcpStream` serves only as that
     /// registration (readiness and `try_io`): the bytes go through `io`, so a Unix socket
     /// (`https` on a unix path) works the same.
     sock: tokio::net::TcpStream,
     io: Io,
+}
+
+impl Wire {
+    /// Runs `op` once the socket is writable, again after each `WouldBlock`.
+    fn poll_io<T>(&self, cx: &mut Context<'_>, mut op: impl FnMut(&Io) -> io::Result<T>) -> Poll<io::Result<T>> {
+        loop {
+            ready!(self.sock.poll_write_ready(cx))?;
+            let io = &self.io;
+            match self.sock.try_io(tokio::io::Interest::WRITABLE, || op(io)) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                result => return Poll::Ready(result),
+            }
+        }
+    }
+
+    /// Sends the TLS records queued (one `sendmsg` for all of them, as far as the socket takes
+    /// them); pending while the socket is full, and the task is woken when it has room.
+    fn poll_send(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if !self.io.wants_write() {
+            return Poll::Ready(Ok(()));
+        }
+        self.poll_io(cx, |io| if io.flush()? { Ok(()) } else { Err(io::ErrorKind::WouldBlock.into()) })
+    }
+}
+
+/// The connection as `h2` reads and writes it; every frame header the client sends is
+/// counted on its way in. Over TLS, `h2`'s writes (one per frame) are encrypted into the
+/// session's queue and sent together after `h2`'s round (`Wire::poll_send`): a 64 KiB
+/// response's frames cost one `sendmsg`, not one each.
+struct Transport {
+    wire: Arc<Wire>,
     buffered: Vec<u8>,
     pos: usize,
     scanner: FrameScanner,
@@ -393,15 +425,15 @@ impl AsyncRead for Transport {
             buf.put_slice(&this.buffered[this.pos..this.pos + n]);
             this.pos += n;
             n
-        } else if this.io.has_plaintext() {
-            let n = this.io.try_read(buf.initialize_unfilled())?;
+        } else if this.wire.io.has_plaintext() {
+            let n = this.wire.io.try_read(buf.initialize_unfilled())?;
             buf.advance(n);
             n
         } else {
+            let wire = &this.wire;
             loop {
-                ready!(this.sock.poll_read_ready(cx))?;
-                let io = &this.io;
-                match this.sock.try_io(tokio::io::Interest::READABLE, || io.try_read(buf.initialize_unfilled())) {
+                ready!(wire.sock.poll_read_ready(cx))?;
+                match wire.sock.try_io(tokio::io::Interest::READABLE, || wire.io.try_read(buf.initialize_unfilled())) {
                     Ok(n) => {
                         buf.advance(n);
                         break n;
@@ -417,22 +449,9 @@ impl AsyncRead for Transport {
     }
 }
 
-impl Transport {
-    fn poll_io<T>(&mut self, cx: &mut Context<'_>, mut op: impl FnMut(&Io) -> io::Result<T>) -> Poll<io::Result<T>> {
-        loop {
-            ready!(self.sock.poll_write_ready(cx))?;
-            let io = &self.io;
-            match self.sock.try_io(tokio::io::Interest::WRITABLE, || op(io)) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                result => return Poll::Ready(result),
-            }
-        }
-    }
-}
-
 impl AsyncWrite for Transport {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        self.get_mut().poll_io(cx, |io| io.try_write(&[IoSlice::new(buf)]))
+        self.poll_write_vectored(cx, &[IoSlice::new(buf)])
     }
 
     fn poll_write_vectored(
@@ -440,22 +459,48 @@ impl AsyncWrite for Transport {
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        self.get_mut().poll_io(cx, |io| io.try_write(bufs))
+        let wire = &self.get_mut().wire;
+        if !wire.io.is_tls() {
+            return wire.poll_io(cx, |io| io.try_write(bufs));
+        }
+        loop {
+            let n = wire.io.queue(bufs)?;
+            if n > 0 || bufs.iter().all(|b| b.is_empty()) {
+                return Poll::Ready(Ok(n));
+            }
+            // The queue is full: send it now.
+            ready!(wire.poll_send(cx))?;
+        }
     }
 
     fn is_write_vectored(&self) -> bool {
         true
     }
 
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.get_mut().poll_io(cx, |io| if io.flush()? { Ok(()) } else { Err(io::ErrorKind::WouldBlock.into()) })
+    /// Ready at once: what the writes queued goes out after `h2`'s round, when the
+    /// connection task calls `Wire::poll_send` (a plain socket has nothing queued).
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        ready!(this.poll_io(cx, |io| if io.flush()? { Ok(()) } else { Err(io::ErrorKind::WouldBlock.into()) }))?;
-        this.io.close_notify();
+        let wire = &self.get_mut().wire;
+        ready!(wire.poll_send(cx))?;
+        wire.io.close_notify();
         Poll::Ready(Ok(()))
+    }
+}
+
+/// Polls the connection's `h2` future (`poll`), then sends what that round queued.
+fn with_send<T>(
+    wire: &Wire,
+    cx: &mut Context<'_>,
+    poll: impl FnOnce(&mut Context<'_>) -> Poll<T>,
+) -> Poll<Result<T, io::Error>> {
+    let polled = poll(cx);
+    match wire.poll_send(cx) {
+        Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+        _ => polled.map(Ok),
     }
 }
 
@@ -499,9 +544,9 @@ async fn serve_connection(conn: Incoming, shared: Shared) {
         }
     };
     let alarm = Arc::new(FloodAlarm::default());
+    let wire = Arc::new(Wire { sock, io: conn.io });
     let transport = Transport {
-        sock,
-        io: conn.io,
+        wire: Arc::clone(&wire),
         buffered: conn.buffered,
         pos: 0,
         scanner: FrameScanner::new(),
@@ -518,9 +563,16 @@ async fn serve_connection(conn: Incoming, shared: Shared) {
         .max_send_buffer_size(SEND_BUFFER)
         .max_pending_accept_reset_streams(PENDING_ACCEPT_RESETS)
         .max_local_error_reset_streams(Some(LOCAL_ERROR_RESETS));
-    let mut h2conn = match tokio::time::timeout(settings.request_timeout, builder.handshake(transport)).await {
-        Ok(Ok(h2conn)) => h2conn,
+    // Every poll of the connection (here and below) sends what it queued (`with_send`).
+    let mut handshake = std::pin::pin!(builder.handshake(transport));
+    let handshake = poll_fn(|cx| with_send(&wire, cx, |cx| handshake.as_mut().poll(cx)));
+    let mut h2conn = match tokio::time::timeout(settings.request_timeout, handshake).await {
+        Ok(Ok(Ok(h2conn))) => h2conn,
         Ok(Err(e)) => {
+            tracing::debug!("HTTP/2 connection from {}: {e}", facts.addr);
+            return;
+        }
+        Ok(Ok(Err(e))) => {
             tracing::debug!("HTTP/2 connection from {}: {e}", facts.addr);
             return;
         }
@@ -534,12 +586,12 @@ async fn serve_connection(conn: Incoming, shared: Shared) {
     let mut going_away = false;
     loop {
         tokio::select! {
-            accepted = h2conn.accept() => match accepted {
-                Some(Ok((request, respond))) => {
+            accepted = poll_fn(|cx| with_send(&wire, cx, |cx| h2conn.poll_accept(cx))) => match accepted {
+                Ok(Some(Ok((request, respond)))) => {
                     let (facts, shared) = (Arc::clone(&facts), shared.clone());
                     tokio::spawn(async move { serve_stream(request, respond, &facts, &shared).await });
                 }
-                Some(Err(e)) => {
+                Ok(Some(Err(e))) => {
                     tracing::debug!("HTTP/2 connection from {}: {e}", facts.addr);
                     if e.reason() == Some(Reason::ENHANCE_YOUR_CALM) {
                         let why = alarm.library_reason();
@@ -547,13 +599,17 @@ async fn serve_connection(conn: Incoming, shared: Shared) {
                     }
                     return;
                 }
-                None => return,
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::debug!("HTTP/2 connection from {}: {e}", facts.addr);
+                    return;
+                }
             },
             () = alarm.notify.notified() => {
                 let flood = alarm.flood.get().map_or("flood", |f| f.describe());
                 tracing::warn!("HTTP/2 connection from {} closed: {flood} (GOAWAY ENHANCE_YOUR_CALM)", facts.addr);
                 h2conn.abrupt_shutdown(Reason::ENHANCE_YOUR_CALM);
-                let _ = tokio::time::timeout(CLOSE_GRACE, poll_fn(|cx| h2conn.poll_closed(cx))).await;
+                let _ = tokio::time::timeout(CLOSE_GRACE, poll_fn(|cx| with_send(&wire, cx, |cx| h2conn.poll_closed(cx)))).await;
                 return;
             }
             _ = tick.tick() => {

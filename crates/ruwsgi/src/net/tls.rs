@@ -35,6 +35,10 @@ const RELOAD_CHECK: Duration = Duration::from_secs(1);
 /// Most plaintext bytes encrypted per write: about four TLS records, so a slow client
 /// holds at most this much beyond what the socket took.
 pub const WRITE_CHUNK: usize = 64 * 1024;
+/// Most plaintext `Session::queue` encrypts before its records must be sent: a round of
+/// HTTP/2 frames (a 64 KiB response is four DATA frames and its HEADERS) goes out in one
+/// `sendmsg`.
+pub const QUEUE_LIMIT: usize = 256 * 1024;
 
 /// The TLS side of one `https` listener.
 #[derive(Debug)]
@@ -114,7 +118,13 @@ impl TlsSite {
 
     /// A new connection's session: it reads the `ClientHello` before picking a context.
     pub fn session(self: &Arc<Self>) -> Session {
-        Session { site: Arc::clone(self), state: State::Accepting(Box::default()), client: None }
+        Session {
+            site: Arc::clone(self),
+            state: State::Accepting(Box::default()),
+            client: None,
+            tail: Vec::new(),
+            queued: 0,
+        }
     }
 
     /// `https-export-cert`.
@@ -407,7 +417,16 @@ pub struct Session {
     state: State,
     /// The client certificate's facts, worked out on the first request that needs them.
     client: Option<Arc<ClientCert>>,
+    /// Plaintext `queue` took and has not encrypted yet: what is short of a full record, so
+    /// that the next write fills the same record (`h2` writes a 16 KiB frame and its 9-byte
+    /// header at a time: one full record and one of 9 bytes each without it).
+    tail: Vec<u8>,
+    /// Plaintext `queue` encrypted since the queue of records was last empty.
+    queued: usize,
 }
+
+/// Most plaintext in one TLS record (TLS 1.2 and 1.3; rustls's default fragment size).
+const RECORD: usize = 16 * 1024;
 
 enum State {
     /// Reading the `ClientHello`, to pick the context by its server name.
@@ -553,6 +572,7 @@ impl Session {
 
     /// Writes queued TLS records. `Ok(true)`: nothing left; `Ok(false)`: the socket is full.
     pub fn flush(&mut self, fd: RawFd) -> io::Result<bool> {
+        self.seal_tail()?;
         let State::Open(conn) = &mut self.state else { return Ok(true) };
         while conn.wants_write() {
             match conn.write_tls(&mut Fd(fd)) {
@@ -561,6 +581,7 @@ impl Session {
                 Err(e) => return Err(e),
             }
         }
+        self.queued = 0;
         Ok(true)
     }
 
@@ -589,9 +610,65 @@ impl Session {
         Ok(taken)
     }
 
+    /// Takes `bufs` for the queue of records to send, without sending them (`flush` does):
+    /// an HTTP/2 connection writes one frame at a time and sends all the frames of a round
+    /// in one `sendmsg`. Whole records are encrypted at once; what is short of one waits in
+    /// `tail` for the next write or the flush. Returns the bytes taken: all of them, or
+    /// `Ok(0)` once `QUEUE_LIMIT` bytes wait to be sent (send them first; so at most that
+    /// and one write wait).
+    pub fn queue(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        let State::Open(conn) = &mut self.state else {
+            return Err(io::Error::new(io::ErrorKind::NotConnected, "no TLS session"));
+        };
+        if self.queued >= QUEUE_LIMIT {
+            return Ok(0);
+        }
+        let total: usize = bufs.iter().map(|b| b.len()).sum();
+        let whole = (self.tail.len() + total) / RECORD * RECORD;
+        // Bytes of `bufs` that go into records now (after the tail).
+        let mut from_bufs = whole.saturating_sub(self.tail.len());
+        if whole > 0 {
+            let mut slices = Vec::with_capacity(bufs.len() + 1);
+            slices.push(io::IoSlice::new(&self.tail));
+            let mut left = from_bufs;
+            for b in bufs {
+                let take = b.len().min(left);
+                slices.push(io::IoSlice::new(&b[..take]));
+                left -= take;
+            }
+            conn.set_buffer_limit(None);
+            if conn.writer().write_vectored(&slices)? != whole {
+                return Err(io::Error::other("TLS session took only part of a write"));
+            }
+            self.queued += whole;
+            self.tail.clear();
+        }
+        for b in bufs {
+            let skip = b.len().min(from_bufs);
+            from_bufs -= skip;
+            self.tail.extend_from_slice(&b[skip..]);
+        }
+        Ok(total)
+    }
+
+    /// Encrypts what `queue` left in `tail` (one record).
+    fn seal_tail(&mut self) -> io::Result<()> {
+        if self.tail.is_empty() {
+            return Ok(());
+        }
+        let State::Open(conn) = &mut self.state else { return Ok(()) };
+        conn.set_buffer_limit(None);
+        if conn.writer().write(&self.tail)? != self.tail.len() {
+            return Err(io::Error::other("TLS session took only part of a write"));
+        }
+        self.queued += self.tail.len();
+        self.tail.clear();
+        Ok(())
+    }
+
     /// Records still waiting for room in the socket.
     pub fn wants_write(&self) -> bool {
-        matches!(&self.state, State::Open(conn) if conn.wants_write())
+        !self.tail.is_empty() || matches!(&self.state, State::Open(conn) if conn.wants_write())
     }
 
     /// Plaintext already decrypted and not yet read.
@@ -619,6 +696,8 @@ impl Session {
     /// Queues `close_notify` and sends what the socket takes (best effort: the connection
     /// is closing).
     pub fn close_notify(&mut self, fd: RawFd) {
+        // What `queue` holds goes first.
+        let _ = self.seal_tail();
         if let State::Open(conn) = &mut self.state {
             if !conn.is_handshaking() {
                 conn.send_close_notify();

@@ -195,6 +195,15 @@ impl Io {
         Ok(())
     }
 
+    /// TLS only: takes `bufs` for the session's queue of records without sending them
+    /// (`flush` sends); `Ok(0)` when `tls::QUEUE_LIMIT` bytes wait already.
+    pub fn queue(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        match self.session() {
+            Some(mut s) => s.queue(bufs),
+            None => Err(io::Error::new(io::ErrorKind::Unsupported, "not a TLS connection")),
+        }
+    }
+
     /// TLS records are waiting for room in the socket (the loop then waits for EPOLLOUT).
     pub fn wants_write(&self) -> bool {
         self.session().is_some_and(|s| s.wants_write())
