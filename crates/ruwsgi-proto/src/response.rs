@@ -37,13 +37,13 @@ pub enum HeaderError {
     HopByHop,
 }
 
-/// Hop-by-hop headers an app may not set: the server owns connection management.
+/// Hop-by-hop headers no app may set, WSGI or ASGI: the server owns connection management.
 ///
-/// `Transfer-Encoding` is deliberately allowed (PEP 3333 lists it, wsgiref rejects it): an
-/// app that sends its own `Transfer-Encoding: chunked` body keeps working as under uWSGI,
-/// which passes headers through; the runtime must then use [`ResponseFraming::AsGiven`].
-/// `Proxy-Authenticate` and `Proxy-Authorization` are allowed too: RFC 9110 treats them as
-/// ordinary fields an origin (for example a proxy written in Python) may send.
+/// `Transfer-Encoding`, `Proxy-Authenticate` and `Proxy-Authorization` are not here: the
+/// interfaces differ on them. A WSGI app is refused all three as well, by PEP 3333's own
+/// list (`is_hop_by_hop` in the server's WSGI response, as wsgiref); an ASGI app's
+/// `Transfer-Encoding` is dropped (the server frames the body) and the two `Proxy-*`
+/// fields pass, as RFC 9110 lets an origin (a proxy written in Python, say) send them.
 const HOP_BY_HOP: &[&str] = &["connection", "keep-alive", "proxy-connection", "te", "trailer", "trailers", "upgrade"];
 
 /// Checks one header from `start_response`: a token name, a value without CR, LF, NUL or

@@ -283,7 +283,9 @@ struct Writer {
     state: Shared,
 }
 
-/// PEP 3333: an app must not set hop-by-hop headers; the server owns the connection.
+/// PEP 3333's hop-by-hop headers (wsgiref's list), which a WSGI app must not set: the
+/// server owns the connection. `validate_response_header` already refused the ones ASGI
+/// apps are refused too; this adds `Transfer-Encoding` and the two `Proxy-*` fields.
 fn is_hop_by_hop(name: &str) -> bool {
     // By length first: most names (`Content-Type`...) are no hop-by-hop name's length.
     let same_length: &[&str] = match name.len() {
