@@ -245,6 +245,14 @@ def leak(environ, start_response):
     return _text(start_response, "leaked %g MiB" % total)
 
 
+def header(environ, start_response):
+    """Answers with the header `name: value` from the query string added."""
+    query = parse_qs(environ.get("QUERY_STRING", ""))
+    name, value = query["name"][0], query.get("value", ["1"])[0]
+    start_response("200 OK", [("Content-Type", "text/plain"), (name, value)])
+    return [b"header set\n"]
+
+
 def not_found(environ, start_response):
     return _text(start_response, "not found\n", status="404 Not Found")
 
@@ -269,6 +277,7 @@ ROUTES = {
     "/spawn": spawn,
     "/head": head,
     "/leak": leak,
+    "/header": header,
 }
 
 

@@ -542,3 +542,30 @@ fn latin1_header_values_go_out_one_byte_per_character() {
     let want: &[u8] = b"Content-Disposition: attachment; filename=\"caf\xe9.pdf\"\r\n";
     assert!(raw.windows(want.len()).any(|w| w == want), "{}", String::from_utf8_lossy(&raw));
 }
+
+#[test]
+fn hop_by_hop_headers_from_the_app_are_refused_with_a_500_naming_the_header() {
+    // PEP 3333 (wsgiref's list): a WSGI app may not set hop-by-hop headers. Every one of
+    // them, in any case, is refused whichever of the two checks catches it; an ordinary
+    // header of the same length passes.
+    let srv = serve("wsgi_features.py", &[]);
+    for name in [
+        "Connection",
+        "keep-alive",
+        "TE",
+        "Trailers",
+        "Upgrade",
+        "Transfer-Encoding",
+        "Proxy-Authenticate",
+        "PROXY-AUTHORIZATION",
+    ] {
+        let r = srv.get(&format!("/header?name={name}&value=x"));
+        assert_eq!(r.status, 500, "{name}: {}", r.text());
+        assert!(srv.wait_log(&format!("{name:?}"), SECS), "{name}: the log names the header:\n{}", srv.log());
+    }
+    for name in ["X-Connection", "Transfer-Encodinx", "Proxy-Authenticatx", "X-Proxy-Authorizat"] {
+        let r = srv.get(&format!("/header?name={name}&value=x"));
+        assert_eq!(r.status, 200, "{name}: {}", r.text());
+        assert_eq!(r.header(name), Some("x"), "{name}");
+    }
+}

@@ -283,22 +283,18 @@ struct Writer {
     state: Shared,
 }
 
-/// PEP 3333's hop-by-hop headers (wsgiref's list), which a WSGI app must not set: the
-/// server owns the connection. `validate_response_header` already refused the ones ASGI
-/// apps are refused too; this adds `Transfer-Encoding` and the two `Proxy-*` fields.
+/// PEP 3333's hop-by-hop headers (wsgiref's list), which a WSGI app must not set, beyond
+/// those `validate_response_header` refuses to every app: `Transfer-Encoding` and the two
+/// `Proxy-*` fields. The server owns the connection and frames the body.
 fn is_hop_by_hop(name: &str) -> bool {
-    // By length first: most names (`Content-Type`...) are no hop-by-hop name's length.
-    let same_length: &[&str] = match name.len() {
-        2 => &["te"],
-        7 => &["upgrade"],
-        8 => &["trailers"],
-        10 => &["connection", "keep-alive"],
-        17 => &["transfer-encoding"],
-        18 => &["proxy-authenticate"],
-        19 => &["proxy-authorization"],
+    // By length first: most names (`Content-Type`...) are no such name's length.
+    let hop = match name.len() {
+        17 => "transfer-encoding",
+        18 => "proxy-authenticate",
+        19 => "proxy-authorization",
         _ => return false,
     };
-    same_length.iter().any(|h| name.eq_ignore_ascii_case(h))
+    name.eq_ignore_ascii_case(hop)
 }
 
 /// A header name or value (or the status) checked to be a latin-1 `str` (PEP 3333
