@@ -6,6 +6,8 @@
 //! reads, pipelined requests answered in one write. Only the standard library is used; the
 //! few epoll calls are declared here against the C library that std already links.
 //!
+//! Its threads run as `SCHED_BATCH`, as ruwsgi's workers do by default (`sched-batch`).
+//!
 //! Usage: `ceiling [ADDR] [THREADS]` (default `127.0.0.1:8000`, 2 threads).
 
 use std::collections::HashMap;
@@ -13,8 +15,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
 
-const RESPONSE: &[u8] =
-    b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\nHello, World!";
+const RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\nHello, World!";
 
 const EPOLLIN: u32 = 0x001;
 const EPOLLERR: u32 = 0x008;
@@ -38,13 +39,14 @@ extern "C" {
     fn epoll_create1(flags: i32) -> i32;
     fn epoll_ctl(epfd: i32, op: i32, fd: i32, event: *mut EpollEvent) -> i32;
     fn epoll_wait(epfd: i32, events: *mut EpollEvent, maxevents: i32, timeout: i32) -> i32;
+    fn sched_setscheduler(pid: i32, policy: i32, param: *const i32) -> i32;
 }
 
+/// Linux's `SCHED_BATCH`.
+const SCHED_BATCH: i32 = 3;
+
 fn add(epfd: RawFd, fd: RawFd, events: u32) -> std::io::Result<()> {
-    let mut ev = EpollEvent {
-        events,
-        data: u64::try_from(fd).expect("fd >= 0"),
-    };
+    let mut ev = EpollEvent { events, data: u64::try_from(fd).expect("fd >= 0") };
     // SAFETY: valid epoll fd and socket fd; `ev` outlives the call.
     if unsafe { epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &raw mut ev) } < 0 {
         return Err(std::io::Error::last_os_error());
@@ -107,13 +109,7 @@ fn serve(listener: &TcpListener) -> std::io::Result<()> {
                             stream.set_nodelay(true)?;
                             let cfd = stream.as_raw_fd();
                             add(epfd, cfd, EPOLLIN | EPOLLRDHUP)?;
-                            conns.insert(
-                                cfd,
-                                Conn {
-                                    stream,
-                                    pending: Vec::new(),
-                                },
-                            );
+                            conns.insert(cfd, Conn { stream, pending: Vec::new() });
                         }
                         Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                         Err(e) if e.kind() == ErrorKind::Interrupted => {}
@@ -180,10 +176,14 @@ fn main() {
         eprintln!("ceiling: cannot bind {addr}: {e}");
         std::process::exit(1);
     });
-    listener
-        .set_nonblocking(true)
-        .expect("non-blocking listener");
-    eprintln!("ceiling: listening on {addr} with {threads} threads");
+    listener.set_nonblocking(true).expect("non-blocking listener");
+    // As a ruwsgi worker (its `sched-batch` default): threads started below inherit it.
+    let priority = 0i32;
+    // SAFETY: the calling thread (pid 0); `struct sched_param` is one int.
+    if unsafe { sched_setscheduler(0, SCHED_BATCH, &raw const priority) } != 0 {
+        eprintln!("ceiling: cannot switch to SCHED_BATCH: {}", std::io::Error::last_os_error());
+    }
+    eprintln!("ceiling: listening on {addr} with {threads} threads (SCHED_BATCH)");
     std::thread::scope(|s| {
         for _ in 0..threads {
             s.spawn(|| {

@@ -268,3 +268,34 @@ fn startup_banner_names_config_file_binary_and_python() {
     let _ = at("your processes number limit is ");
     assert!(at("detected binary path: /") < at("Python version: 3."), "{log}");
 }
+
+/// The scheduling policy of a process's main thread (field 41 of `/proc/PID/stat`).
+fn sched_policy(pid: i32) -> u32 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let (_, fields) = stat.rsplit_once(") ").unwrap();
+    fields.split_whitespace().nth(41 - 3).unwrap().parse().unwrap()
+}
+
+/// `sched-batch` (on unless set false; issue 18): every thread of a worker, the ones that
+/// run the app included, is `SCHED_BATCH` (3); the master keeps the default policy (0).
+#[test]
+fn workers_run_as_sched_batch_unless_it_is_set_false() {
+    let sched = app("sched.py");
+    let start = |extra: &[&str]| {
+        let mut args = vec!["--http-socket", "127.0.0.1:0", "--wsgi-file", &sched, "--master", "--processes", "2"];
+        args.extend_from_slice(&["--threads", "2"]);
+        args.extend_from_slice(extra);
+        Server::start(&args)
+    };
+    let srv = start(&[]);
+    for _ in 0..4 {
+        assert_eq!(srv.get("/").text(), "3");
+    }
+    assert_eq!(sched_policy(srv.pid()), 0, "the master");
+    let workers = srv.worker_pids();
+    assert_eq!(workers.len(), 2);
+    assert!(workers.iter().all(|&w| sched_policy(w) == 3), "{workers:?}");
+    let srv = start(&["--sched-batch=false"]);
+    assert_eq!(srv.get("/").text(), "0");
+    assert!(srv.worker_pids().iter().all(|&w| sched_policy(w) == 0));
+}

@@ -220,6 +220,8 @@ pub struct Config {
     /// `socket-sndbuf`: `SO_SNDBUF` of the bound sockets (0: not set, the kernel tunes
     /// it). Not given: ruwsgi's default, which depends on the address bound.
     pub socket_sndbuf: Option<usize>,
+    /// `sched-batch` (ruwsgi only): workers run as `SCHED_BATCH`.
+    pub sched_batch: bool,
     /// `health-path` (ruwsgi only): the path answered 200/503 without entering Python.
     pub health_path: Option<String>,
     /// `drain-delay` (ruwsgi only): seconds a graceful stop keeps serving, unhealthy, before
@@ -460,6 +462,7 @@ impl Default for Config {
             reuse_port: false,
             no_defer_accept: false,
             socket_sndbuf: None,
+            sched_batch: true,
             health_path: None,
             drain_delay: 0,
             tcp_nodelay: false,
