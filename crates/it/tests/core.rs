@@ -277,33 +277,44 @@ fn sched_policy(pid: i32) -> u32 {
     fields.split_whitespace().nth(41 - 3).unwrap().parse().unwrap()
 }
 
-/// `sched-batch` (on unless set false; issue 18): every thread of a worker, the ones that
-/// run the app included, is `SCHED_BATCH` (3); the master keeps the default policy (0).
+/// `sched-batch` (issue 18): unset, every thread of a worker with one request thread, the
+/// app's own included, is `SCHED_BATCH` (3); with more threads the workers keep the default
+/// policy (0), as the master always does; set, it decides either way.
 #[test]
-fn workers_run_as_sched_batch_unless_it_is_set_false() {
+fn workers_run_as_sched_batch_with_one_thread_unless_set() {
     let sched = app("sched.py");
-    let start = |extra: &[&str]| {
+    let start = |threads: &str, extra: &[&str]| {
         let mut args = vec!["--http-socket", "127.0.0.1:0", "--wsgi-file", &sched, "--master", "--processes", "2"];
-        args.extend_from_slice(&["--threads", "2"]);
+        args.extend_from_slice(&["--threads", threads]);
         args.extend_from_slice(extra);
         Server::start(&args)
     };
-    let srv = start(&[]);
+    // Every worker, once started (one switches right after its fork: the second may still
+    // be starting when the first answers).
+    let workers_are = |srv: &Server, policy: u32| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let all = || {
+            let workers = srv.worker_pids();
+            workers.len() == 2 && workers.iter().all(|&w| sched_policy(w) == policy)
+        };
+        while !all() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(all(), "{:?}", srv.worker_pids().iter().map(|&w| (w, sched_policy(w))).collect::<Vec<_>>());
+    };
+    let srv = start("1", &[]);
     for _ in 0..4 {
         assert_eq!(srv.get("/").text(), "3");
     }
     assert_eq!(sched_policy(srv.pid()), 0, "the master");
-    // A worker switches right after its fork: the second may still be starting.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let batch = || {
-        let workers = srv.worker_pids();
-        workers.len() == 2 && workers.iter().all(|&w| sched_policy(w) == 3)
-    };
-    while !batch() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(batch(), "{:?}", srv.worker_pids().iter().map(|&w| (w, sched_policy(w))).collect::<Vec<_>>());
-    let srv = start(&["--sched-batch=false"]);
+    workers_are(&srv, 3);
+    let srv = start("1", &["--sched-batch=false"]);
     assert_eq!(srv.get("/").text(), "0");
-    assert!(srv.worker_pids().iter().all(|&w| sched_policy(w) == 0));
+    workers_are(&srv, 0);
+    let srv = start("2", &[]);
+    assert_eq!(srv.get("/").text(), "0");
+    workers_are(&srv, 0);
+    let srv = start("2", &["--sched-batch"]);
+    assert_eq!(srv.get("/").text(), "3");
+    workers_are(&srv, 3);
 }
