@@ -1188,6 +1188,12 @@ def fmt_num(v, digits=0, suffix=""):
     return f"{v:,.{digits}f}{suffix}"
 
 
+def fmt_cpu(v):
+    """CPU µs/req: tenths below 100 µs, where one change to the request path moves it by
+    less than a microsecond."""
+    return fmt_num(v, 1 if v is not None and v < 100 else 0)
+
+
 def errors_text(md):
     if not md["errors"]:
         return "0"
@@ -1410,7 +1416,7 @@ def https_section(result, json_path):
                 f"| {label} | {fmt_num(md['rps'])} | {spread} | "
                 f"{fmt_num(md['x_ruwsgi'], 2, '×')} | "
                 f"{fmt_num(md['p50_ms'], 2, ' ms')} | {fmt_num(md['p99_ms'], 2, ' ms')} | "
-                f"{errors_text(md)} | {fmt_num(md['cpu_us'], 0)} | "
+                f"{errors_text(md)} | {fmt_cpu(md['cpu_us'])} | "
                 f"{fmt_num(md.get('rss_total_mib'), 1)} | {fmt_num(md.get('pss_total_mib'), 1)} "
                 f"| {fairness_text(cell.get('fairness'))} | {alpn} |")
         lines.append("")
@@ -1518,7 +1524,7 @@ def write_markdown(result, path, json_path):
             lines.append(
                 f"| {label} | {fmt_num(md['rps'])} | {fmt_num(md['x_ruwsgi'], 2, '×')} | "
                 f"{fmt_num(md['p50_ms'], 2, ' ms')} | {fmt_num(md['p99_ms'], 2, ' ms')} | "
-                f"{errors_text(md)} | {fmt_num(md['cpu_us'], 0)} | {fmt_num(md['rss_mib'], 1)} | "
+                f"{errors_text(md)} | {fmt_cpu(md['cpu_us'])} | {fmt_num(md['rss_mib'], 1)} | "
                 f"{fmt_num(md.get('pss_mib'), 1)} | {fairness_text(cell.get('fairness'))} |")
         lines.append("")
     # ratio table: ruwsgi / peer
