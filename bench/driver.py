@@ -204,9 +204,9 @@ MATRIX = {
     "sleep": ["ruwsgi", "ruwsgi-t4", "uwsgi", "gunicorn-gthread", "granian"],
     # No uWSGI http-socket in the keep-alive scaling cells: it closes every connection, so
     # it holds none open (wrk measured its reconnects there; h2load doesn't reconnect).
-    "hello-64": ["ruwsgi", "gunicorn-gthread", "granian", "bjoern"],
-    "hello-1k": ["ruwsgi", "gunicorn-gthread", "granian", "bjoern"],
-    "hello-10k": ["ruwsgi", "gunicorn-gthread", "granian", "bjoern"],
+    "hello-64": ["ruwsgi", "gunicorn-gthread", "granian", "bjoern", "ceiling"],
+    "hello-1k": ["ruwsgi", "gunicorn-gthread", "granian", "bjoern", "ceiling"],
+    "hello-10k": ["ruwsgi", "gunicorn-gthread", "granian", "bjoern", "ceiling"],
     "hello-close": ["ruwsgi", "uwsgi", "gunicorn-gthread", "granian", "bjoern"],
     "asgi-hello": ASGI_SERVERS,
     "asgi-fastapi": ASGI_SERVERS,

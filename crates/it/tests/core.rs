@@ -277,11 +277,11 @@ fn sched_policy(pid: i32) -> u32 {
     fields.split_whitespace().nth(41 - 3).unwrap().parse().unwrap()
 }
 
-/// `sched-batch` (issue 18): unset, every thread of a worker with one request thread, the
-/// app's own included, is `SCHED_BATCH` (3); with more threads the workers keep the default
-/// policy (0), as the master always does; set, it decides either way.
+/// `sched-batch` (issue 18): unset, every thread of every worker, the app's own included,
+/// is `SCHED_BATCH` (3), whatever the thread count; the master keeps the default policy (0);
+/// `false` keeps the workers at the default too.
 #[test]
-fn workers_run_as_sched_batch_with_one_thread_unless_set() {
+fn workers_run_as_sched_batch_unless_turned_off() {
     let sched = app("sched.py");
     let start = |threads: &str, extra: &[&str]| {
         let mut args = vec!["--http-socket", "127.0.0.1:0", "--wsgi-file", &sched, "--master", "--processes", "2"];
@@ -311,7 +311,10 @@ fn workers_run_as_sched_batch_with_one_thread_unless_set() {
     let srv = start("1", &["--sched-batch=false"]);
     assert_eq!(srv.get("/").text(), "0");
     workers_are(&srv, 0);
-    let srv = start("2", &[]);
+    let srv = start("4", &[]);
+    assert_eq!(srv.get("/").text(), "3");
+    workers_are(&srv, 3);
+    let srv = start("2", &["--sched-batch=false"]);
     assert_eq!(srv.get("/").text(), "0");
     workers_are(&srv, 0);
     let srv = start("2", &["--sched-batch"]);

@@ -220,9 +220,8 @@ pub struct Config {
     /// `socket-sndbuf`: `SO_SNDBUF` of the bound sockets (0: not set, the kernel tunes
     /// it). Not given: ruwsgi's default, which depends on the address bound.
     pub socket_sndbuf: Option<usize>,
-    /// `sched-batch` (ruwsgi only): workers run as `SCHED_BATCH`. Not given: when `threads`
-    /// is 1 (`Config::sched_batch`).
-    pub sched_batch: Option<bool>,
+    /// `sched-batch` (ruwsgi only, default on): workers run as `SCHED_BATCH`.
+    pub sched_batch: bool,
     /// `health-path` (ruwsgi only): the path answered 200/503 without entering Python.
     pub health_path: Option<String>,
     /// `drain-delay` (ruwsgi only): seconds a graceful stop keeps serving, unhealthy, before
@@ -389,17 +388,6 @@ pub struct Config {
     pub touch_signal: Vec<(PathBuf, u8)>,
 }
 
-impl Config {
-    /// `sched-batch`, or its default: on with one thread per worker. With several, a
-    /// woken thread that doesn't preempt also waits longer for the GIL its sibling hands
-    /// it: in the hello cell with `threads = 4`, p99 went from ~50 to ~90 ms for no gain in
-    /// requests per second.
-    #[must_use]
-    pub fn sched_batch(&self) -> bool {
-        self.sched_batch.unwrap_or(self.threads == 1)
-    }
-}
-
 /// Most user locks `locks` may ask for (ruwsgi's limit; lock 0 always exists).
 pub const MAX_LOCKS: u32 = 64;
 
@@ -474,7 +462,7 @@ impl Default for Config {
             reuse_port: false,
             no_defer_accept: false,
             socket_sndbuf: None,
-            sched_batch: None,
+            sched_batch: true,
             health_path: None,
             drain_delay: 0,
             tcp_nodelay: false,

@@ -609,7 +609,7 @@ fn apply(
         "reuse-port" => c.reuse_port = flag,
         "no-defer-accept" => c.no_defer_accept = flag,
         "socket-sndbuf" => c.socket_sndbuf = Some(size()?),
-        "sched-batch" => c.sched_batch = Some(flag),
+        "sched-batch" => c.sched_batch = flag,
         // `healthz` means `/healthz`: request paths always start with a slash.
         "health-path" => c.health_path = Some(format!("/{}", text()?.trim_start_matches('/'))),
         "drain-delay" => c.drain_delay = num()?,

@@ -88,7 +88,7 @@ fn serve(id: usize, cfg: &Config, listeners: &[Listener], app: Option<&App>, boa
             );
         }
     }
-    if cfg.sched_batch() {
+    if cfg.sched_batch {
         if let Err(e) = sched_batch() {
             tracing::warn!("worker {id} (pid: {pid}): sched-batch: cannot switch to SCHED_BATCH ({e}); serving with the default policy");
         }
