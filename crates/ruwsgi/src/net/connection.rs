@@ -470,16 +470,19 @@ pub fn run(ctx: &LoopContext<'_>) -> std::io::Result<()> {
             }
             st.kept |= serve_event(ctx, &mut conns, &mut st.spare, key, token, failed);
         }
-        if n > 0 {
+        if n > 0 && ctx.http2.is_none() {
             // A round of work done: the CPU goes to a task waiting for it (another worker,
             // a sibling thread), if any, before this thread looks for more. `SCHED_BATCH`
             // workers never preempt on wake-up, so without this a worker kept busy by its
             // connections holds its CPU for a whole scheduler tick (4 ms at HZ=250) while
-            // the other's connections wait; with it they wait for one round. Costs one
-            // system call per round, which returns at once when nothing else is runnable.
-            // Hello world, 2 workers on 2 CPUs beside wrk: p99 ~5 → ~3 ms, and at half
-            // load (64k req/s) ~2.1 → ~1.0 ms; with 4 threads, ~45 → ~3.5 ms
-            // (docs/benchmarks.md, "Yielding the CPU after each round").
+            // the other's connections wait, and a thread of several can keep the GIL from
+            // its siblings as long. Costs one system call per round, which returns at once
+            // when nothing else is runnable. Not in a worker that serves HTTP/2 (`https`,
+            // `http2-cleartext`), whose streams go back and forth between this thread and
+            // its HTTP/2 thread: there it cost a fifth of the requests per second. Hello
+            // world, 2 workers on 2 CPUs beside
+            // wrk: p99 ~5 → ~3 ms; with 4 threads, ~45 → ~3.5 ms (docs/benchmarks.md,
+            // "Taking turns after each round").
             let _ = nix::sched::sched_yield();
         }
         if ctx.stopping.load(Ordering::Relaxed) {
