@@ -328,7 +328,7 @@ pub static OPTIONS: &[OptionSpec] = &[
         "TCP_NODELAY on accepted connections"),
     planned("freebind", Bool, "IP_FREEBIND on listeners"),
     row("sched-batch", &[], None, Bool, false, "true", SupportedWithDifference("ruwsgi only, not a uWSGI option"),
-        "workers run as `SCHED_BATCH`: a worker woken by a request doesn't preempt the task running on its CPU (the proxy in front, another worker), which keeps going with its own batch; on a saturated machine each wake-up then finds more requests. Each worker thread gives its CPU back after every round of events, so workers sharing a CPU take turns round by round. `false`: the kernel's default policy, as uWSGI"),
+        "workers run as `SCHED_BATCH`: a worker woken by a request doesn't preempt the task running on its CPU (the proxy in front, another worker), which keeps going with its own batch; on a saturated machine each wake-up then finds more requests. `false`: the kernel's default policy, as uWSGI (either way, worker threads give their CPU back after each round of events, except in workers that serve HTTP/2: docs/operations.md)"),
     row("health-path", &[], None, Text, false, "", SupportedWithDifference("ruwsgi only, not a uWSGI option"),
         "answer this path (any query string) without entering Python: 200 while serving, 503 once a graceful stop began"),
     row("drain-delay", &[], None, Seconds, false, "0", SupportedWithDifference("ruwsgi only, not a uWSGI option"),
