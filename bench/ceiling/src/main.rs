@@ -6,7 +6,7 @@
 //! reads, pipelined requests answered in one write. Only the standard library is used; the
 //! few epoll calls are declared here against the C library that std already links.
 //!
-//! Its threads run as `SCHED_BATCH`, as ruwsgi's one-thread workers do by default (`sched-batch`).
+//! Its threads run as `SCHED_BATCH`, as ruwsgi's workers do by default (`sched-batch`).
 //!
 //! Usage: `ceiling [ADDR] [THREADS]` (default `127.0.0.1:8000`, 2 threads).
 
@@ -177,7 +177,7 @@ fn main() {
         std::process::exit(1);
     });
     listener.set_nonblocking(true).expect("non-blocking listener");
-    // As a one-thread ruwsgi worker (`sched-batch`): the threads started below inherit it.
+    // As a ruwsgi worker (`sched-batch`): the threads started below inherit it.
     let priority = 0i32;
     // SAFETY: the calling thread (pid 0); `struct sched_param` is one int.
     if unsafe { sched_setscheduler(0, SCHED_BATCH, &raw const priority) } != 0 {

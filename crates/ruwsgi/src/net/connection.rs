@@ -480,9 +480,8 @@ pub fn run(ctx: &LoopContext<'_>) -> std::io::Result<()> {
             // when nothing else is runnable. Not in a worker that serves HTTP/2 (`https`,
             // `http2-cleartext`), whose streams go back and forth between this thread and
             // its HTTP/2 thread: there it cost a fifth of the requests per second. Hello
-            // world, 2 workers on 2 CPUs beside
-            // wrk: p99 ~5 → ~3 ms; with 4 threads, ~45 → ~3.5 ms (docs/benchmarks.md,
-            // "Taking turns after each round").
+            // world, 2 workers on 2 CPUs beside wrk: p99 ~5 → ~3 ms; with 4 threads,
+            // ~45 → ~3.5 ms (docs/benchmarks.md, "Taking turns after each round").
             let _ = nix::sched::sched_yield();
         }
         if ctx.stopping.load(Ordering::Relaxed) {
