@@ -1274,8 +1274,17 @@ def targets(result):
     for app in ("hello-1k", "hello-10k"):
         # Against hello-64: the same load generator and warm-up, 64 connections. The Rust-only
         # ceiling's own ratio is what the kernel and the load generator lose without Python.
+        # CPU µs/req against hello-64's, for both: what each connection more costs the server
+        # itself, whichever side (server or h2load) limits the req/s.
+        def cpu_growth(key):
+            a, b = get(result, app, key, "cpu_us"), get(result, "hello-64", key, "cpu_us")
+            return f"CPU µs/req {a / b:.2f}× hello-64's" if a and b else None
+
         c, c64 = get(result, app, "ceiling", "rps"), get(result, "hello-64", "ceiling", "rps")
-        ref = f" (Rust-only ceiling: {c / c64:.2f}×)" if c and c64 else ""
+        mine, theirs = cpu_growth("ruwsgi"), cpu_growth("ceiling")
+        ref = f" (Rust-only ceiling: {c / c64:.2f}×" + (f", {theirs}" if theirs else "") + ")" \
+            if c and c64 else ""
+        ref = (f", {mine}" if mine else "") + ref
         ratio_row(f"{APP_BY_KEY[app].label}: req/s ≥ 0.9× the 64-connection figure (hello-64)",
                   get(result, app, "ruwsgi", "rps"), get(result, "hello-64", "ruwsgi", "rps"),
                   0.9, x)
