@@ -322,7 +322,7 @@ pub static OPTIONS: &[OptionSpec] = &[
     s("so-keepalive", Bool, "false", "TCP keepalive probes (`SO_KEEPALIVE`) on accepted connections"),
     row("socket-sndbuf", &[], None, Bytes, false, "", SupportedWithDifference(
         "unset, TCP sockets bound to a loopback address get 262144 (uWSGI: never set)"),
-        "`SO_SNDBUF` of the sockets ruwsgi binds, inherited by their connections (0 = the kernel's autotuning)"),
+        "`SO_SNDBUF` of the sockets ruwsgi binds, inherited by their connections (0 = the kernel's autotuning). The kernel doubles the value; at 32768 or less (a buffer no larger than one 64 KiB loopback packet) large responses over loopback stall on the client's delayed ACKs, ~2 req/s for 1 MiB, in uWSGI too"),
     row("tcp-nodelay", &[], None, Bool, false, "false", SupportedWithDifference(
         "always on: every TCP listener has TCP_NODELAY and its connections inherit it"),
         "TCP_NODELAY on accepted connections"),
