@@ -34,6 +34,7 @@ import os
 import platform
 import random
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -935,8 +936,16 @@ def run_wsload(ctx, app, port, duration):
     return res
 
 
+def generator_cpu_s():
+    """CPU seconds of the reaped children: the load generators (servers are reaped only
+    when stopped, after their cell)."""
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
 def measure(ctx, srv, duration):
     before = srv.snapshot()
+    gen_before = generator_cpu_s()
     if srv.app.ws:
         res = run_wsload(ctx, srv.app, srv.port, duration)
     elif srv.app.h2 or srv.app.connections:
@@ -947,6 +956,12 @@ def measure(ctx, srv, duration):
     after = srv.snapshot()
     app_name = srv.procs[0].name
     req = res.get("requests", 0)
+    # Over loopback the kernel's TCP work for a connection runs in whichever process handles
+    # its packets: a server whose sends queue behind the client's ACKs has them transmitted
+    # in the client's context. The load generator's CPU per request shows that share (not in
+    # the connection-scaling cells: their generator CPU includes the warm-up).
+    gen = generator_cpu_s() - gen_before
+    res["gen_cpu_us_per_req"] = gen * 1e6 / req if req and not srv.app.connections else None
     cpu = {}
     for name in after:
         ticks = after[name][0] - before.get(name, (0, 0, 0))[0]
@@ -1179,6 +1194,7 @@ def summarize(result):
                 "rss_total_mib": med([r.get("rss_total_mib") for r in runs]),
                 "pss_total_mib": med([r.get("pss_total_mib") for r in runs]),
                 "busiest_share": med([r.get("busiest_share") for r in runs]),
+                "gen_cpu_us": med([r.get("gen_cpu_us_per_req") for r in runs]),
                 "errors": sum(r.get("errors", 0) for r in runs),
                 "error_kinds": {
                     kind: sum(r.get("socket_error_kinds", {}).get(kind, 0) for r in runs)
@@ -1280,6 +1296,18 @@ def targets(result):
         ratio_row(f"{APP_BY_KEY[app].label}: CPU µs/req ≤ every peer's"
                   + (f" (best: {result['servers'][best[1]]})" if best[1] else ""),
                   get(result, app, "ruwsgi", "cpu_us"), best[0], -1.0, x)
+    # The 1 MiB cell's server CPU alone can drop by moving TCP work to the client (see
+    # `measure`): the machine's CPU per request, server + load generator, can't.
+    def both(key):
+        server, generator = get(result, "big", key, "cpu_us"), get(result, "big", key, "gen_cpu_us")
+        return server + generator if server and generator else None
+
+    peers = [(both(k), k) for k in PEER_KEYS]
+    peers = [p for p in peers if p[0]]
+    best = min(peers) if peers else (None, None)
+    ratio_row(f"{APP_BY_KEY['big'].label}: server + load generator CPU µs/req ≤ every peer's"
+              + (f" (best: {result['servers'][best[1]]})" if best[1] else ""),
+              both("ruwsgi"), best[0], -1.0, x)
     for app in ("post64k", "django"):
         peers = [(get(result, app, k, "rps"), k) for k in PEER_KEYS]
         peers = [p for p in peers if p[0]]
