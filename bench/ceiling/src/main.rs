@@ -1,10 +1,14 @@
 //! The benchmark ceiling: a tiny HTTP/1.1 keep-alive server without Python that answers every
 //! request with the same bytes as the hello-world WSGI app (`200`, `text/plain`, 13-byte body).
 //!
-//! Same shape as a ruwsgi worker thread: N threads, each with its own epoll instance, all
-//! watching one shared non-blocking listener with `EPOLLEXCLUSIVE`; edge-free (level-triggered)
-//! reads, pipelined requests answered in one write. Only the standard library is used; the
-//! few epoll calls are declared here against the C library that std already links.
+//! Same shape as a ruwsgi worker thread: N threads, each with its own epoll instance;
+//! edge-free (level-triggered) reads, pipelined requests answered in one write. Each thread
+//! has its own `SO_REUSEPORT` listener on the address, so the kernel spreads new connections
+//! over the threads by their addresses' hash, as ruwsgi balances its keep-alive connections
+//! over its workers. (Threads sharing one listener race for a burst of connections, and the
+//! winner takes them all: one thread then serves a benchmark's 64 connections alone, a
+//! different server from ruwsgi's two busy workers.) The few epoll calls are declared here
+//! against the C library that std already links.
 //!
 //! Its threads run as `SCHED_BATCH`, as ruwsgi's workers do by default (`sched-batch`).
 //!
@@ -12,7 +16,7 @@
 
 use std::collections::HashMap;
 use std::io::{ErrorKind, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
 
 const RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\nHello, World!";
@@ -21,7 +25,6 @@ const EPOLLIN: u32 = 0x001;
 const EPOLLERR: u32 = 0x008;
 const EPOLLHUP: u32 = 0x010;
 const EPOLLRDHUP: u32 = 0x2000;
-const EPOLLEXCLUSIVE: u32 = 1 << 28;
 const EPOLL_CTL_ADD: i32 = 1;
 const EPOLL_CLOEXEC: i32 = 0o2_000_000;
 const EINTR: i32 = 4;
@@ -83,7 +86,7 @@ fn serve(listener: &TcpListener) -> std::io::Result<()> {
         return Err(std::io::Error::last_os_error());
     }
     let lfd = listener.as_raw_fd();
-    add(epfd, lfd, EPOLLIN | EPOLLEXCLUSIVE)?;
+    add(epfd, lfd, EPOLLIN)?;
     let mut conns: HashMap<RawFd, Conn> = HashMap::new();
     let mut events = [EpollEvent { events: 0, data: 0 }; 64];
     let mut buf = vec![0u8; 16 * 1024];
@@ -168,15 +171,31 @@ fn handle(conn: &mut Conn, buf: &mut [u8], out: &mut Vec<u8>) -> bool {
     }
 }
 
+/// A non-blocking `SO_REUSEPORT` listener on `addr`, backlog 1024 (the connection-scaling
+/// cells open thousands at once; ruwsgi gets `listen = 1024` there).
+fn listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let addr = args.next().unwrap_or_else(|| "127.0.0.1:8000".to_owned());
     let threads: usize = args.next().and_then(|t| t.parse().ok()).unwrap_or(2);
-    let listener = TcpListener::bind(&addr).unwrap_or_else(|e| {
-        eprintln!("ceiling: cannot bind {addr}: {e}");
-        std::process::exit(1);
-    });
-    listener.set_nonblocking(true).expect("non-blocking listener");
+    let listeners: Vec<TcpListener> = addr
+        .parse()
+        .map_err(|e| format!("{e}"))
+        .and_then(|a| (0..threads).map(|_| listener(a).map_err(|e| e.to_string())).collect())
+        .unwrap_or_else(|e| {
+            eprintln!("ceiling: cannot bind {addr}: {e}");
+            std::process::exit(1);
+        });
     // As a ruwsgi worker (`sched-batch`): the threads started below inherit it.
     let priority = 0i32;
     // SAFETY: the calling thread (pid 0); `struct sched_param` is one int.
@@ -185,9 +204,9 @@ fn main() {
     }
     eprintln!("ceiling: listening on {addr} with {threads} threads (SCHED_BATCH)");
     std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| {
-                if let Err(e) = serve(&listener) {
+        for listener in &listeners {
+            s.spawn(move || {
+                if let Err(e) = serve(listener) {
                     eprintln!("ceiling: {e}");
                     std::process::exit(1);
                 }
