@@ -970,10 +970,9 @@ def measure(ctx, srv, duration):
     res["cpu_us_per_req"] = (sum(cpu.values()) * 1e6 / req) if req else None
     # The share of the app server's CPU its busiest process had: ~1/N when its N processes
     # split the connections, near 1 when one process accepted (nearly) all of them.
-    ticks = {pid: t - before.get(app_name, (0, 0, 0, {}))[3].get(pid, 0)
-             for pid, t in after[app_name][3].items()}
-    res["busiest_share"] = max(ticks.values()) / sum(ticks.values()) \
-        if sum(ticks.values()) > 0 else None
+    per_pid = [t - before.get(app_name, (0, 0, 0, {}))[3].get(pid, 0)
+               for pid, t in after[app_name][3].items()]
+    res["busiest_share"] = max(per_pid) / sum(per_pid) if sum(per_pid) > 0 else None
     res["rss_bytes"] = {name: v[1] for name, v in after.items()}
     res["nprocs"] = {name: v[2] for name, v in after.items()}
     # RSS of the app server (master + workers); for nginx-only cells, nginx's
@@ -1254,6 +1253,12 @@ def get(result, app, key, field):
     return cell["median"].get(field)
 
 
+def cpu_growth(result, app, key):
+    """", CPU µs/req N× hello-64's" for server `key` in `app`, or "" if either is missing."""
+    a, b = get(result, app, key, "cpu_us"), get(result, "hello-64", key, "cpu_us")
+    return f", CPU µs/req {a / b:.2f}× hello-64's" if a and b else ""
+
+
 def targets(result):
     """[(target, measured, verdict)] for issue 18's targets (ratios from this run)."""
     rows = []
@@ -1299,7 +1304,8 @@ def targets(result):
     # The 1 MiB cell's server CPU alone can drop by moving TCP work to the client (see
     # `measure`): the machine's CPU per request, server + load generator, can't.
     def both(key):
-        server, generator = get(result, "big", key, "cpu_us"), get(result, "big", key, "gen_cpu_us")
+        server = get(result, "big", key, "cpu_us")
+        generator = get(result, "big", key, "gen_cpu_us")
         return server + generator if server and generator else None
 
     peers = [(both(k), k) for k in PEER_KEYS]
@@ -1320,15 +1326,10 @@ def targets(result):
         # ceiling's own ratio is what the kernel and the load generator lose without Python.
         # CPU µs/req against hello-64's, for both: what each connection more costs the server
         # itself, whichever side (server or h2load) limits the req/s.
-        def cpu_growth(key):
-            a, b = get(result, app, key, "cpu_us"), get(result, "hello-64", key, "cpu_us")
-            return f"CPU µs/req {a / b:.2f}× hello-64's" if a and b else None
-
         c, c64 = get(result, app, "ceiling", "rps"), get(result, "hello-64", "ceiling", "rps")
-        mine, theirs = cpu_growth("ruwsgi"), cpu_growth("ceiling")
-        ref = f" (Rust-only ceiling: {c / c64:.2f}×" + (f", {theirs}" if theirs else "") + ")" \
-            if c and c64 else ""
-        ref = (f", {mine}" if mine else "") + ref
+        ref = cpu_growth(result, app, "ruwsgi")
+        if c and c64:
+            ref += f" (Rust-only ceiling: {c / c64:.2f}×{cpu_growth(result, app, 'ceiling')})"
         ratio_row(f"{APP_BY_KEY[app].label}: req/s ≥ 0.9× the 64-connection figure (hello-64)",
                   get(result, app, "ruwsgi", "rps"), get(result, "hello-64", "ruwsgi", "rps"),
                   0.9, x)
