@@ -188,14 +188,14 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let addr = args.next().unwrap_or_else(|| "127.0.0.1:8000".to_owned());
     let threads: usize = args.next().and_then(|t| t.parse().ok()).unwrap_or(2);
-    let listeners: Vec<TcpListener> = addr
-        .parse()
-        .map_err(|e| format!("{e}"))
-        .and_then(|a| (0..threads).map(|_| listener(a).map_err(|e| e.to_string())).collect())
-        .unwrap_or_else(|e| {
-            eprintln!("ceiling: cannot bind {addr}: {e}");
-            std::process::exit(1);
-        });
+    let bound = addr
+        .parse::<SocketAddr>()
+        .map_err(std::io::Error::other)
+        .and_then(|a| (0..threads).map(|_| listener(a)).collect::<std::io::Result<Vec<TcpListener>>>());
+    let listeners = bound.unwrap_or_else(|e| {
+        eprintln!("ceiling: cannot bind {addr}: {e}");
+        std::process::exit(1);
+    });
     // As a ruwsgi worker (`sched-batch`): the threads started below inherit it.
     let priority = 0i32;
     // SAFETY: the calling thread (pid 0); `struct sched_param` is one int.
