@@ -962,15 +962,16 @@ def measure(ctx, srv, duration):
     # the connection-scaling cells: their generator CPU includes the warm-up).
     gen = generator_cpu_s() - gen_before
     res["gen_cpu_us_per_req"] = gen * 1e6 / req if req and not srv.app.connections else None
+    unseen = (0, 0, 0, {})  # a group that had no process yet when `before` was taken
     cpu = {}
     for name in after:
-        ticks = after[name][0] - before.get(name, (0, 0, 0))[0]
+        ticks = after[name][0] - before.get(name, unseen)[0]
         cpu[name] = ticks / TICKS
     res["cpu_s"] = cpu
     res["cpu_us_per_req"] = (sum(cpu.values()) * 1e6 / req) if req else None
     # The share of the app server's CPU its busiest process had: ~1/N when its N processes
     # split the connections, near 1 when one process accepted (nearly) all of them.
-    per_pid = [t - before.get(app_name, (0, 0, 0, {}))[3].get(pid, 0)
+    per_pid = [t - before.get(app_name, unseen)[3].get(pid, 0)
                for pid, t in after[app_name][3].items()]
     res["busiest_share"] = max(per_pid) / sum(per_pid) if sum(per_pid) > 0 else None
     res["rss_bytes"] = {name: v[1] for name, v in after.items()}
